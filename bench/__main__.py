@@ -1,0 +1,5 @@
+"""`python -m bench ...` entry point."""
+
+from bench.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,161 @@
+"""Command-line interface: `python -m bench COMMAND ...`.
+
+Why this file is thin: argparse objects never leave it. Each command is a plain function
+in a ``bench.cmd_*`` module taking explicit keyword arguments, so it can be called from
+tests and other code, and so heavy imports (torch, tensorflow, kserve) happen only for the
+command that needs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.config import ConfigError, load_config
+from bench.console import Console
+
+__all__ = ["main"]
+
+
+def _csv_ints(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _csv_words(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="servebench: benchmark one MNIST model across deployment targets.",
+    )
+    parser.add_argument("--config", default="bench.toml", help="path to bench.toml (default: %(default)s)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress display, fewer messages")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("train", help="train the shared MNIST model and export TorchScript + SavedModel")
+    p.add_argument("--force", action="store_true", help="retrain even if artifacts for this config exist")
+
+    sub.add_parser("targets", help="list configured targets (adapter, local/remote, URL)")
+
+    p = sub.add_parser("serve", help="start one target's local stand-in in the foreground until Ctrl-C")
+    p.add_argument("target")
+
+    p = sub.add_parser("manifests", help="render the manifests that create a target on a real cluster")
+    p.add_argument("target")
+    p.add_argument("-o", "--output", type=Path, default=None, help="folder to write into (default: print)")
+
+    p = sub.add_parser("calibrate", help="measure each load-generator engine's own ceiling")
+    p.add_argument("--engines", type=_csv_words, default=None, help="comma-separated engines (default: all)")
+    p.add_argument("--duration", type=float, default=3.0, help="seconds per measurement (default: %(default)s)")
+    p.add_argument("--concurrency", type=_csv_ints, default=None, help="e.g. 1,8,64")
+    p.add_argument("-o", "--output", type=Path, default=None, help="JSON file to write")
+
+    p = sub.add_parser("run", help="run the benchmark sweep: `run all` or `run TARGET...`")
+    p.add_argument("targets", nargs="+", help="'all' or target names")
+    p.add_argument("--requests", type=_csv_ints, default=None, help="override [sweep] n_requests, e.g. 1,4,8")
+    p.add_argument("--modes", type=_csv_words, default=None, help="override [sweep] modes")
+    p.add_argument("--trials", type=int, default=None, help="override [sweep] trials")
+    p.add_argument("--engine", default=None, help="override [loadgen] engine")
+    p.add_argument("--run-id", default=None, help="name of the results folder (default: time-based)")
+    p.add_argument("--no-report", action="store_true", help="skip writing the report")
+
+    p = sub.add_parser("report", help="regenerate tables and figures from result CSVs")
+    p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")
+    p.add_argument("--no-study-overlay", action="store_true", help="leave the study's numbers off Figure 21")
+
+    p = sub.add_parser("compare", help="compare two runs with statistics (pyperf-style verdicts)")
+    p.add_argument("a", help="reference run folder or summary.csv")
+    p.add_argument("b", help="new run folder or summary.csv")
+    p.add_argument("--threshold", type=float, default=5.0, help="minimum effect in %% that counts (default: %(default)s)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default: %(default)s)")
+    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 on a significant slow-down")
+    p.add_argument("--format", choices=("table", "md", "csv"), default="table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console(quiet=args.quiet)
+    try:
+        return _dispatch(args, console)
+    except ConfigError as exc:
+        console.error(f"bad configuration: {exc}")
+        return 2
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return 130
+
+
+def _dispatch(args: argparse.Namespace, console: Console) -> int:
+    config = load_config(args.config)
+    if args.command == "train":
+        from bench.cmd_train import train
+
+        return train(config, force=args.force, console=console)
+    if args.command == "targets":
+        from bench.cmd_targets import list_targets
+
+        return list_targets(config, console=console)
+    if args.command == "serve":
+        from bench.cmd_targets import serve
+
+        return asyncio.run(serve(config, args.target, console=console))
+    if args.command == "manifests":
+        from bench.cmd_targets import write_manifests
+
+        return write_manifests(config, args.target, output=args.output, console=console)
+    if args.command == "calibrate":
+        from bench.cmd_calibrate import calibrate
+
+        return calibrate(
+            config,
+            engines=args.engines,
+            duration_s=args.duration,
+            concurrencies=args.concurrency,
+            output=args.output,
+            console=console,
+        )
+    if args.command == "run":
+        from bench.cmd_run import run
+
+        return run(
+            config,
+            targets=args.targets,
+            n_requests=args.requests,
+            modes=args.modes,
+            trials=args.trials,
+            engine=args.engine,
+            run_id=args.run_id,
+            write_report=not args.no_report,
+            console=console,
+        )
+    if args.command == "report":
+        from bench.cmd_report import report
+
+        return report(config, runs=args.runs, study_overlay=not args.no_study_overlay, console=console)
+    if args.command == "compare":
+        from bench.cmd_compare import compare
+
+        return compare(
+            config,
+            a=args.a,
+            b=args.b,
+            threshold_pct=args.threshold,
+            alpha=args.alpha,
+            fail_on_regression=args.fail_on_regression,
+            fmt=args.format,
+            console=console,
+        )
+    raise AssertionError(f"unhandled command {args.command}")  # argparse guarantees a command
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+"""CPU placement: keep the load generator and the local stand-ins off each other's cores.
+
+Why: on a small machine the client and the servers compete for CPU, and every cycle the
+client burns is stolen from what is measured. With two or more CPUs we give the client
+its own core(s) and the stand-ins the rest (the study's client and servers were on
+different machines).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["CpuPlan", "available_cpus", "pin_current_process", "plan_cpus"]
+
+
+@dataclass(frozen=True)
+class CpuPlan:
+    client: tuple[int, ...]  # empty = not pinned
+    standins: tuple[int, ...]  # empty = not pinned
+
+    def describe(self) -> dict[str, list[int]]:
+        return {"client": list(self.client), "standins": list(self.standins)}
+
+
+def available_cpus() -> tuple[int, ...]:
+    """CPUs this process may run on (respects taskset/cgroups), sorted."""
+    try:
+        return tuple(sorted(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return tuple(range(os.cpu_count() or 1))
+
+
+def plan_cpus(setting: str | Sequence[int], cpus: Sequence[int] | None = None) -> CpuPlan:
+    """Split CPUs between client and stand-ins.
+
+    ``"auto"``: the client takes the last CPU, the stand-ins all others (no pinning on a
+    one-CPU machine). ``"none"``: nobody is pinned. A list: the client gets exactly those
+    CPUs and the stand-ins the rest (or all, if the list covers every CPU).
+    """
+    cpus = tuple(sorted(cpus if cpus is not None else available_cpus()))
+    if setting == "none" or len(cpus) < 2 and setting == "auto":
+        return CpuPlan((), ())
+    if setting == "auto":
+        return CpuPlan((cpus[-1],), cpus[:-1])
+    if isinstance(setting, str):
+        raise ValueError(f"cpus must be 'auto', 'none' or a list of CPU numbers, got {setting!r}")
+    client = tuple(sorted(set(int(c) for c in setting)))
+    unknown = [c for c in client if c not in cpus]
+    if unknown:
+        raise ValueError(f"loadgen.cpus names CPUs {unknown} that this process cannot use (has {list(cpus)})")
+    rest = tuple(c for c in cpus if c not in client)
+    return CpuPlan(client, rest or cpus)
+
+
+def pin_current_process(cpus: Sequence[int]) -> None:
+    """Restrict this process (all its threads) to ``cpus``; no-op for an empty set."""
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, set(cpus))

@@ -1,0 +1,96 @@
+"""Raw per-request records and the step they belong to: the data everything else derives from.
+
+Why: statistics, reports and comparisons are computed *afterwards* from raw records
+(vegeta, pyperf), so nothing is lost to early aggregation and any figure can be
+recomputed. Times are seconds relative to the start of the step, from a monotonic clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal
+
+__all__ = [
+    "ERROR_CLASSES",
+    "RECORD_COLUMNS",
+    "ErrorClass",
+    "RequestRecord",
+    "StepKey",
+    "StepResult",
+]
+
+# Why each failure is classified: "the target is down" (refused), "the target is slow"
+# (timeout) and "the target is wrong" (http_5xx, undecodable) call for different actions.
+ErrorClass = Literal[
+    "",  # success: a 2xx response whose body decoded to a digit
+    "refused",  # TCP connection refused (nothing listening)
+    "reset",  # connection reset or closed by the peer before a full response
+    "timeout",  # no complete response within the timeout
+    "http_4xx",
+    "http_5xx",
+    "http_other",  # 1xx/3xx final status
+    "protocol",  # malformed HTTP response
+    "undecodable",  # 2xx whose body the adapter could not decode into a digit
+    "other",
+]
+ERROR_CLASSES: tuple[str, ...] = (
+    "refused", "reset", "timeout", "http_4xx", "http_5xx", "http_other", "protocol", "undecodable", "other",
+)
+
+
+@dataclass(frozen=True)
+class StepKey:
+    """One measured step of a sweep: target x mode x request count x trial."""
+
+    target: str
+    mode: str
+    n_requests: int
+    concurrency: int  # in-flight limit (1 for sequential; for rate mode the connection cap)
+    rate: float  # req/s for rate mode, 0 otherwise
+    trial: int
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """One request as it happened.
+
+    ``intended_s``: when the schedule wanted it sent (== ``sent_s`` in closed-loop modes).
+    ``latency_s``: completion minus *intended* time, so open-loop latencies include time a
+    request waited behind a stalled server (no coordinated omission).
+    ``service_s``: completion minus actual send time.
+    ``predicted`` is -1 when no digit was decoded.
+    """
+
+    seq: int
+    intended_s: float
+    sent_s: float
+    latency_s: float
+    service_s: float
+    status: int  # HTTP status, 0 when no response
+    error: str  # an ErrorClass
+    error_detail: str
+    bytes_out: int
+    bytes_in: int
+    label: int
+    predicted: int
+
+    @property
+    def ok(self) -> bool:
+        return self.error == ""
+
+    @property
+    def correct(self) -> bool:
+        return self.error == "" and self.predicted == self.label
+
+
+RECORD_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRecord))
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """The records of one step plus its wall time (first intended send to last completion)."""
+
+    key: StepKey
+    records: tuple[RequestRecord, ...]
+    total_s: float
+    started_at: float  # wall-clock epoch seconds, for meta and plots over time

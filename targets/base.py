@@ -1,0 +1,137 @@
+"""The Target contract: what every deployment target adapter provides.
+
+Why this shape: the load generator must know nothing about Flask, Kubernetes or KServe.
+A target turns one 28x28 MNIST image into an HTTP request blueprint (``encode``), turns a
+response body back into a digit (``decode``), and manages its own lifetime (``start`` /
+``stop``): a *local stand-in* spawns real serving software on 127.0.0.1, a *remote*
+target only checks that the configured endpoint is ready.  Request bodies are encoded
+once per image by the caller and reused, so encoding cost never lands in a timing.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+__all__ = [
+    "DecodeError",
+    "Request",
+    "Target",
+    "TargetContext",
+    "TargetError",
+]
+
+
+class TargetError(RuntimeError):
+    """A target could not be started, reached or stopped; the message names it."""
+
+
+class DecodeError(ValueError):
+    """A response body is not a valid prediction (counted as ``undecodable``)."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """An HTTP request blueprint, built once and sent many times (cf. vegeta's Target).
+
+    ``path`` is relative to the target's ``base_url`` and includes any query string.
+    ``headers`` never include Content-Length or Host unless a target needs a specific
+    Host (Istio ingress routing); engines add Content-Length themselves.
+    """
+
+    method: str
+    path: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TargetContext:
+    """What a target needs from the run around it (not from its own table).
+
+    ``artifacts_dir``: the trained model's folder (model.json, TorchScript, SavedModel).
+    ``cpus``: CPUs a local stand-in may use (empty = no pinning).
+    ``log_dir``: where stand-in logs go (their tail is shown when start-up fails).
+    ``bind_host``: the address local stand-ins listen on; loopback unless a user asks.
+    """
+
+    artifacts_dir: Any  # pathlib.Path; Any keeps this module free of heavy imports
+    log_dir: Any
+    cpus: tuple[int, ...] = ()
+    bind_host: str = "127.0.0.1"
+    ready_timeout_s: float = 120.0
+
+
+class Target(abc.ABC):
+    """Base class of every adapter.
+
+    Subclasses set ``adapter`` (the built-in name) and ``Settings`` (a frozen dataclass
+    parsed from the target's bench.toml table with :func:`bench.tables.parse_table`), and
+    implement the abstract methods.  ``start``/``stop`` must be safe to call in any order
+    and more than once; ``stop`` must leave no process behind.
+    """
+
+    adapter: ClassVar[str] = ""
+    Settings: ClassVar[type] = object
+
+    def __init__(self, name: str, settings: Any, context: TargetContext) -> None:
+        self.name = name
+        self.settings = settings
+        self.context = context
+        self.base_url: str = ""
+
+    # -- lifetime ---------------------------------------------------------------------
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Local: spawn the stand-in and wait until it answers. Remote: check readiness.
+
+        Sets ``base_url``. Raises :class:`TargetError` naming the target, the URL and what
+        it answered (plus the stand-in's log tail) when it does not become ready.
+        """
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop everything ``start`` spawned (process group: SIGTERM, then SIGKILL)."""
+
+    async def __aenter__(self) -> Target:
+        try:
+            await self.start()
+        except BaseException:
+            await self.stop()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @property
+    @abc.abstractmethod
+    def is_remote(self) -> bool:
+        """True when the target points at an existing endpoint and starts nothing."""
+
+    # -- requests ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def encode(self, image: np.ndarray) -> Request:
+        """One uint8 28x28 image (0..255) -> the request that asks for its digit."""
+
+    @abc.abstractmethod
+    def decode(self, status: int, body: bytes) -> int:
+        """A 2xx response -> the predicted digit; raise :class:`DecodeError` otherwise."""
+
+    # -- deployment -------------------------------------------------------------------
+    @abc.abstractmethod
+    def manifests(self) -> dict[str, str]:
+        """File name -> text of what creates this target on a real cluster."""
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for meta.json and ``bench targets``. Never includes a secret value."""
+        return {
+            "name": self.name,
+            "adapter": self.adapter,
+            "mode": "remote" if self.is_remote else "local",
+            "base_url": self.base_url,
+        }
