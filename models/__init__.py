@@ -1,1 +1,9 @@
-"""servebench package."""
+"""The one shared MNIST model: data (``data``), network (``net``), training (``train``),
+export with a parity check (``export``), the artifacts folder (``artifacts``) and loading
+helpers for servers and tests (``predict``).  ``trial`` and ``hpo`` run the study's
+hyperparameter search on the same network and data.
+
+``import models.data`` and ``import models.artifacts`` need only numpy; torch is imported
+by ``net``/``train``/``export``/``predict``, tensorflow only when a SavedModel is built or
+loaded.
+"""

@@ -30,3 +30,19 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def trained_model():
+    """The default bench.toml model's artifacts (models.artifacts.ModelArtifacts).
+
+    Trains and exports once into the git-ignored artifacts folder named in bench.toml (about
+    20-60 s on two cores), then every later session reuses it: ``ensure_model`` checks the
+    recorded config and every file's sha256 in model.json, and a file lock makes
+    concurrent sessions wait for one training instead of racing.
+    """
+    from bench.config import load_config
+    from models.artifacts import ensure_model
+
+    config = load_config(REPO_ROOT / "bench.toml")
+    return ensure_model(config.model, config.artifacts_dir, root=config.root)

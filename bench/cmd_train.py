@@ -1,0 +1,81 @@
+"""`python -m bench train [--force]`: train the shared model once and export both formats.
+
+Why a thin command: the work (and the decision to skip it) lives in
+:func:`models.artifacts.ensure_model`, which servers and tests call too; this module only
+shows progress and the summary a user needs to trust the artifacts (accuracy of each
+exported file, parity figures, time, where they are).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+from bench.config import BenchConfig
+from bench.console import Console
+
+__all__ = ["train"]
+
+
+def train(config: BenchConfig, *, force: bool, console: Console) -> int:
+    """Ensure the artifacts for ``config.model`` exist (retrain if ``force``); 0 on success."""
+    # OpenMP threads that spin while waiting turn a 10 s training into minutes when another
+    # process shares the cores (measured here, 2 torch threads at load ~6: 129 s spinning,
+    # 34 s passive; identical weights).  Must be set before torch loads OpenMP.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    from models.artifacts import ArtifactsError, ensure_model  # lazy: torch
+    from models.data import DataError
+    from models.export import ParityError
+
+    cfg = config.model
+    start = time.perf_counter()
+    try:
+        with console.progress(f"training {cfg.name}") as progress:
+
+            def on_progress(epoch: int, epochs: int, loss: float, acc: float) -> None:
+                label = f"training {cfg.name}"
+                if not math.isnan(acc):
+                    label += f"  loss {loss:.4f}  test acc {acc:.2%}"
+                progress.update(epoch, epochs, label)
+
+            artifacts = ensure_model(
+                cfg, config.artifacts_dir, force=force, on_progress=on_progress, on_stage=console.info, root=config.root
+            )
+    except ParityError as exc:
+        console.error(f"export failed the parity check: {exc}")
+        return 1
+    except DataError as exc:
+        console.error(f"cannot load the {cfg.dataset} data set: {exc}")
+        return 1
+    except (ArtifactsError, OSError) as exc:
+        console.error(f"cannot write the model artifacts in {config.artifacts_dir}: {exc}")
+        return 1
+    info = artifacts.info
+    elapsed = time.perf_counter() - start
+    if artifacts.trained:
+        console.info(f"trained and exported in {elapsed:.1f} s")
+    else:
+        console.info(
+            f"up to date: {artifacts.model_json_path} matches this config and every file's sha256 "
+            f"(trained {info['created']}); use --force to retrain"
+        )
+    acc = info["accuracy"]
+    parity = info["parity"]
+    console.table(
+        f"model {info['name']} ({info['dataset']}: {info['split']['train']} train / {info['split']['test']} test, "
+        f"seed {info['seed']}, {info['epochs']} epochs, {info['parameters']:,} parameters)",
+        ("format", "file", "test accuracy"),
+        [
+            ("TorchScript", artifacts.torchscript_path.relative_to(artifacts.dir), f"{acc['torchscript']:.2%}"),
+            ("SavedModel", artifacts.savedmodel_dir.relative_to(artifacts.dir), f"{acc['savedmodel']:.2%}"),
+        ],
+    )
+    console.print(
+        f"parity: {parity['agreement']:.2%} digit agreement, max |logit diff| {parity['max_abs_logit_diff']:.2e} "
+        f"on {parity['n_images']} test images (need >= {parity['min_agreement']:.1%}, "
+        f"<= {parity['max_abs_logit_diff_allowed']:g})"
+    )
+    console.print(f"training: {info['training_seconds']:.1f} s; export + parity: {info['export_seconds']:.1f} s")
+    console.print(f"artifacts: {artifacts.dir}")
+    return 0
