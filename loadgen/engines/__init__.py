@@ -1,0 +1,59 @@
+"""Engine registry: engine names -> classes, imported only when asked for.
+
+Why lazy: each engine pulls in its own client library (httpx, aiohttp, uvloop +
+httptools); a run needs one of them, and `bench calibrate` all.  ``engine_class`` is the
+single place that maps the ``[loadgen] engine`` setting to code.  The choice of the
+*default* engine ("auto") belongs to calibration, not to this module.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from loadgen.engine import Engine
+
+__all__ = ["ENGINE_NAMES", "EngineUnavailable", "available_engines", "engine_class"]
+
+_ENGINES: dict[str, str] = {
+    "fast": "loadgen.engines.fast_engine:FastEngine",
+    "aiohttp": "loadgen.engines.aiohttp_engine:AiohttpEngine",
+    "httpx": "loadgen.engines.httpx_engine:HttpxEngine",
+}
+ENGINE_NAMES: tuple[str, ...] = tuple(_ENGINES)
+
+
+class EngineUnavailable(ImportError):
+    """A known engine whose module or library cannot be imported here."""
+
+
+def engine_class(name: str) -> type[Engine]:
+    """The Engine subclass registered as ``name``.
+
+    Raises ValueError for an unknown name (listing the known ones) and
+    :class:`EngineUnavailable` when the engine's module cannot be imported.
+    """
+    try:
+        ref = _ENGINES[name]
+    except KeyError:
+        raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(ENGINE_NAMES)}") from None
+    module_name, _, attr = ref.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise EngineUnavailable(f"engine {name!r} is not available here: {exc}") from exc
+    cls = getattr(module, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, Engine)):
+        raise EngineUnavailable(f"engine {name!r}: {ref} is not an Engine subclass")
+    return cls
+
+
+def available_engines() -> tuple[str, ...]:
+    """Names of the engines that import on this machine, in registry order."""
+    names = []
+    for name in ENGINE_NAMES:
+        try:
+            engine_class(name)
+        except EngineUnavailable:
+            continue
+        names.append(name)
+    return tuple(names)

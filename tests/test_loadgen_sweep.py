@@ -1,0 +1,167 @@
+"""The sweep API: plan, order, warm-up, seeded images, label checks, a target that dies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import numpy as np
+import pytest
+from loadgen_helpers import FakeTarget, TinyServer, answer_digit, digit_images
+
+from bench.config import LoadgenConfig, SweepConfig
+from loadgen.engines import engine_class
+from loadgen.records import StepResult
+from loadgen.stats import summarize
+from loadgen.sweep import SweepPlan, run_sweep
+
+LABELS = np.random.default_rng(5).integers(0, 10, size=40)
+IMAGES = digit_images(LABELS)
+
+
+def _sweep(handler, plan: SweepPlan, engine: str = "aiohttp", stop_after: int | None = None):
+    """Run a sweep against a TinyServer; ``stop_after`` steps, the server dies."""
+
+    async def main() -> tuple[list[StepResult], TinyServer, FakeTarget]:
+        async with TinyServer(handler) as server:
+            target = FakeTarget(server.base_url)
+            results = []
+            async for step in run_sweep(target, engine_class(engine), plan, IMAGES, LABELS):
+                results.append(step)
+                if stop_after is not None and len(results) == stop_after:
+                    await server.stop()
+            return results, server, target
+
+    return asyncio.run(main())
+
+
+def test_plan_from_config_with_overrides() -> None:
+    loadgen = LoadgenConfig(timeout_s=7.0, max_rps=3.0)
+    plan = SweepPlan.from_config(SweepConfig(), loadgen, n_requests=[1, 4], trials=None)
+    assert plan.n_requests == (1, 4) and plan.trials == 1 and plan.modes == ("sequential", "concurrent")
+    assert plan.timeout_s == 7.0 and plan.max_rps == 3.0 and plan.warmup == 5
+    assert plan.describe()["n_requests"] == [1, 4]
+    with pytest.raises(TypeError, match="unknown SweepPlan field"):
+        SweepPlan.from_config(SweepConfig(), LoadgenConfig(), requests=[1])
+    with pytest.raises(ValueError, match="unknown mode"):
+        SweepPlan(n_requests=(1,), modes=("burst",))
+    with pytest.raises(ValueError, match="n_requests"):
+        SweepPlan(n_requests=(0,))
+
+
+def test_plan_steps_order_and_concurrency() -> None:
+    plan = SweepPlan(n_requests=(1, 8), modes=("sequential", "concurrent", "rate"), trials=2, rate_rps=20.0)
+    keys = plan.steps("t")
+    assert len(keys) == 12
+    assert [(k.trial, k.mode, k.n_requests) for k in keys[:6]] == [
+        (1, "sequential", 1), (1, "sequential", 8), (1, "concurrent", 1),
+        (1, "concurrent", 8), (1, "rate", 1), (1, "rate", 8),
+    ]  # fmt: skip
+    assert [k.concurrency for k in keys[:6]] == [1, 1, 1, 8, 1, 8]
+    assert [k.rate for k in keys[:6]] == [0, 0, 0, 0, 20.0, 20.0]
+    capped = SweepPlan(n_requests=(2, 100), modes=("concurrent",), concurrency=16)
+    assert [k.concurrency for k in capped.steps("t")] == [2, 16]
+
+
+def test_plan_seeds_are_separate_and_reproducible() -> None:
+    plan = SweepPlan(n_requests=(5,), arrival="poisson", seed=1)
+    np.testing.assert_array_equal(plan.image_order(40, 1), plan.image_order(40, 1))
+    assert not np.array_equal(plan.image_order(40, 1), plan.image_order(40, 2))
+    np.testing.assert_array_equal(plan.offsets(5, 1), plan.offsets(5, 1))
+    assert not np.array_equal(plan.offsets(5, 1), plan.offsets(5, 2))
+    other = SweepPlan(n_requests=(5,), arrival="poisson", seed=2)
+    assert not np.array_equal(plan.image_order(40, 1), other.image_order(40, 1))
+
+
+def test_sweep_runs_every_step_with_warmup_and_checks_every_label() -> None:
+    plan = SweepPlan(n_requests=(1, 4, 50), modes=("sequential", "concurrent", "rate"), trials=2, warmup=3,
+                     rate_rps=400.0, arrival="poisson", seed=3)  # fmt: skip
+    results, server, target = _sweep(answer_digit, plan)
+    assert [r.key for r in results] == plan.steps("fake")
+    assert server.requests == 2 * 3 * (1 + 4 + 50) + len(results) * 3  # warm-up excluded but sent
+    for step in results:
+        assert len(step.records) == step.key.n_requests
+        assert all(r.ok and r.correct for r in step.records), step.key
+        row = summarize(step)
+        assert row["accuracy"] == 1.0 and row["errors"] == 0 and row["lat_p50_s"] > 0
+    # every mode of a trial sends the same images (labels) for the same N, in a seeded order
+    by_key = {(s.key.trial, s.key.mode, s.key.n_requests): [r.label for r in s.records] for s in results}
+    order = plan.image_order(len(IMAGES), 1)
+    expected = [int(LABELS[order[i % len(order)]]) for i in range(50)]
+    for mode in plan.modes:
+        assert by_key[(1, mode, 50)] == expected
+    assert by_key[(2, "sequential", 50)] != expected
+    # N=50 > 40 images: cyclic; blueprints encoded once per image for the whole sweep
+    assert target.encoded <= len(IMAGES)
+    # open loop: intended times follow the plan's schedule
+    rate_step = next(s for s in results if s.key == plan.steps("fake")[-1])
+    np.testing.assert_allclose([r.intended_s for r in rate_step.records], plan.offsets(50, 2))
+
+
+def test_a_wrong_digit_lowers_accuracy_and_is_not_an_error() -> None:
+    async def sometimes_wrong(path: str, body: bytes, w: asyncio.StreamWriter) -> None:
+        digit = json.loads(body)["v"]
+        answer = (digit + 1) % 10 if digit % 2 else digit
+        w.write(f"HTTP/1.1 200 OK\r\nContent-Length: {len(str(answer)) + 11}\r\n\r\n{{\"digit\": {answer}}}".encode())
+
+    plan = SweepPlan(n_requests=(40,), modes=("concurrent",), warmup=0, concurrency=8)
+    (step,), _, _ = _sweep(sometimes_wrong, plan)
+    row = summarize(step)
+    odd = sum(1 for r in step.records if r.label % 2)
+    assert row["errors"] == 0 and row["n_ok"] == 40
+    assert row["accuracy"] == pytest.approx((40 - odd) / 40) and 0 < odd < 40
+    for r in step.records:
+        assert r.predicted == ((r.label + 1) % 10 if r.label % 2 else r.label)
+        assert r.correct == (r.label % 2 == 0)
+
+
+@pytest.mark.parametrize("engine", ["httpx", "aiohttp"])
+def test_a_dying_target_yields_refused_records_and_the_sweep_goes_on(engine: str) -> None:
+    plan = SweepPlan(n_requests=(3, 5), modes=("sequential", "concurrent"), warmup=1, timeout_s=2.0)
+    results, _, _ = _sweep(answer_digit, plan, engine=engine, stop_after=1)
+    assert len(results) == 4
+    assert all(r.ok for r in results[0].records)
+    for step in results[1:]:
+        assert {r.error for r in step.records} == {"refused"}, step.key
+        assert summarize(step)["errors_by_class"] == f"refused:{step.key.n_requests}"
+
+
+def test_sweep_refuses_an_unstarted_target_or_mismatched_labels() -> None:
+    plan = SweepPlan(n_requests=(1,))
+    target = FakeTarget("")
+
+    async def first(images, labels):
+        async for step in run_sweep(target, engine_class("aiohttp"), plan, images, labels):
+            return step
+
+    with pytest.raises(ValueError, match="start it"):
+        asyncio.run(first(IMAGES, LABELS))
+    target.base_url = "http://127.0.0.1:9"
+    with pytest.raises(ValueError, match="one label per image"):
+        asyncio.run(first(IMAGES, LABELS[:3]))
+
+
+@pytest.mark.parametrize("engine", ["httpx", "aiohttp"])
+def test_a_target_dying_mid_step_fails_fast_and_is_recorded(engine: str) -> None:
+    """The server dies while answering request 5: reset for it, refused for the rest."""
+    box: dict[str, TinyServer] = {}
+
+    async def dies_at_five(path: str, body: bytes, w: asyncio.StreamWriter) -> None:
+        if box["server"].requests == 5:
+            await box["server"].stop()
+            return
+        await answer_digit(path, body, w)
+
+    async def main() -> StepResult:
+        async with TinyServer(dies_at_five) as server:
+            box["server"] = server
+            target = FakeTarget(server.base_url)
+            plan = SweepPlan(n_requests=(10,), modes=("sequential",), warmup=0, timeout_s=5.0)
+            async for step in run_sweep(target, engine_class(engine), plan, IMAGES, LABELS):
+                return step
+        raise AssertionError("no step")
+
+    step = asyncio.run(main())
+    errors = [r.error for r in step.records]
+    assert errors == [""] * 4 + ["reset"] + ["refused"] * 5, [r.error_detail for r in step.records]
+    assert step.total_s < 2.0  # fails fast: no timeouts
