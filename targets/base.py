@@ -113,6 +113,11 @@ class Target(abc.ABC):
     def is_remote(self) -> bool:
         """True when the target points at an existing endpoint and starts nothing."""
 
+    @property
+    def verify_tls(self) -> bool:
+        """Whether engines check the endpoint's TLS certificate (``verify_tls`` setting)."""
+        return bool(getattr(self.settings, "verify_tls", True))
+
     # -- requests ---------------------------------------------------------------------
     @abc.abstractmethod
     def encode(self, image: np.ndarray) -> Request:

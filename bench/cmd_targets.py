@@ -1,0 +1,159 @@
+"""`bench targets`, `bench serve TARGET`, `bench manifests TARGET`: looking at targets.
+
+Why together: all three build targets from bench.toml the same way (adapter resolved,
+table validated, a :class:`targets.base.TargetContext` from the config) and only differ in
+what they do with them: list, run one in the foreground, or render its deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from bench.config import BenchConfig, ConfigError
+from bench.console import Console
+from bench.cpus import plan_cpus
+from targets.base import Target, TargetContext, TargetError
+from targets.registry import build_target
+
+__all__ = ["list_targets", "serve", "standin_context", "write_manifests"]
+
+
+def standin_context(config: BenchConfig, name: str) -> TargetContext:
+    """The context a command gives target ``name``: model folder, log folder, stand-in CPUs."""
+    return TargetContext(
+        artifacts_dir=config.artifacts_dir,
+        log_dir=(config.root / ".cache" / "logs").resolve(),
+        cpus=plan_cpus(config.loadgen.cpus).standins,
+    )
+
+
+def _build(config: BenchConfig, name: str) -> Target:
+    if name not in config.targets:
+        known = ", ".join(config.targets) or "(none)"
+        raise ConfigError(f"targets.{name}", f"no such target in bench.toml; configured targets: {known}")
+    return build_target(config.targets[name], standin_context(config, name))
+
+
+def list_targets(config: BenchConfig, *, console: Console) -> int:
+    """Print one row per configured target: name, adapter, local/remote, URL, details."""
+    rows = []
+    for name, spec in config.targets.items():
+        target = _build(config, name)
+        facts = target.describe()
+        url = target.base_url if target.is_remote else "(started on demand)"
+        details = ", ".join(
+            f"{key}={facts[key]}" for key in ("model_loading", "workers", "replicas", "protocol") if key in facts
+        )
+        rows.append((name, spec.adapter, "remote" if target.is_remote else "local", url, details))
+    if not rows:
+        console.warn("no targets configured in bench.toml")
+        return 0
+    console.table("targets", ("name", "adapter", "mode", "URL", "settings"), rows)
+    return 0
+
+
+def _curl_example(target: Target, config: BenchConfig, console: Console) -> None:
+    """Write one real test image's request body to a file and show the curl that sends it."""
+    from models.data import load_dataset
+
+    split = load_dataset(config.model)
+    request = target.encode(split.test_x[0])
+    body_path = (config.root / ".cache" / f"request-{target.name}.json").resolve()
+    body_path.parent.mkdir(parents=True, exist_ok=True)
+    body_path.write_bytes(request.body)
+    headers = " ".join(f"-H '{k}: {v}'" for k, v in request.headers.items() if k.lower() == "content-type")
+    console.print(
+        f"try:  curl -s -X {request.method} {target.base_url}{request.path} {headers} "
+        f"--data-binary @{body_path}"
+    )
+    console.print(f"      (test image 0, label {int(split.test_y[0])})")
+
+
+async def serve(config: BenchConfig, name: str, *, console: Console) -> int:
+    """Start one target's local stand-in, print its URL, serve until Ctrl-C or SIGTERM."""
+    target = _build(config, name)
+    if target.is_remote:
+        console.error(
+            f"target {name!r} is remote ({target.base_url}); `serve` only starts local stand-ins "
+            "(remove `endpoint` from its table to get one)"
+        )
+        return 2
+    from models.artifacts import ensure_model  # lazy: torch
+
+    with console.progress("training the model (once)") as progress:
+        artifacts = ensure_model(
+            config.model,
+            config.artifacts_dir,
+            on_progress=lambda epoch, epochs, _loss, _acc: progress.update(epoch, epochs),
+            on_stage=console.info,
+            root=config.root,
+        )
+    console.info(f"model: {artifacts.dir}")
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    main_task = asyncio.current_task()
+    serving = False
+    received: list[str] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig.name)
+        stop.set()
+        if not serving and main_task is not None:
+            main_task.cancel()  # still starting: abandon the start, cleanup runs in __aexit__
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, sig)
+    try:
+        console.info(f"starting {name} ({target.adapter}) ...")
+        async with target:
+            serving = True
+            console.print(f"{name} is serving at {target.base_url}")
+            _curl_example(target, config, console)
+            console.info("press Ctrl-C to stop")
+            code = await _serve_until_stopped(target, stop)
+            if code:
+                console.error(f"{name}: a stand-in process exited on its own; stopping")
+        console.info(f"stopped {name}" + (f" ({received[0]})" if received else ""))
+        return code
+    except asyncio.CancelledError:
+        console.info(f"interrupted while starting {name}; stopped")
+        return 130
+    except TargetError as exc:
+        console.error(str(exc))
+        return 1
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _serve_until_stopped(target: Target, stop: asyncio.Event) -> int:
+    """Wait for a signal; return 1 early if the stand-in's processes die by themselves."""
+    processes = list(getattr(target, "processes", []) or [])
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+        except TimeoutError:
+            pass
+        if any(getattr(p, "returncode", None) is not None for p in processes):
+            return 1
+    return 0
+
+
+def write_manifests(config: BenchConfig, name: str, *, output: Path | None, console: Console) -> int:
+    """Render the files that create ``name`` on a real host/cluster; print or write them."""
+    target = _build(config, name)
+    files = target.manifests()
+    if output is None:
+        for filename, text in files.items():
+            console.print(f"# --- {filename} ---")
+            console.print(text.rstrip("\n"))
+        return 0
+    output.mkdir(parents=True, exist_ok=True)
+    for filename, text in files.items():
+        (output / filename).write_text(text, encoding="utf-8")
+        console.print(str(output / filename))
+    console.info(f"{len(files)} files for {name} written to {output}")
+    return 0

@@ -1,0 +1,160 @@
+"""The KServe stand-in: the real ``kserve`` ModelServer serving the MNIST SavedModel.
+
+Run as ``python -m targets.kserve_server --model-dir artifacts/model/savedmodel --http-port 8080``.
+
+Why not plain ``ModelServer().start()``: kserve 0.21 has no host option -- its REST server
+binds 0.0.0.0 and its gRPC server ``[::]`` -- and it logs about four lines per request
+(access log, two timing lines, a latency line), which on a benchmark costs time and
+fills disks.  This module keeps everything else of kserve (FastAPI app, V1 and V2
+endpoints, DataPlane, exception handlers, the multi-process worker model) and changes
+only that:
+
+* REST binds ``--host`` (127.0.0.1 by default); gRPC is not started (the benchmark speaks
+  REST; a gRPC port would be one more listener on all interfaces);
+* the access and timing loggers are set to WARNING, start-up messages stay;
+* request bodies above ``--max-body-bytes`` get a 413 JSON error before they are read
+  whole, and non-JSON content types a 415 (kserve would hand them to the model as bytes).
+
+Argument parsing happens only in :func:`main` (this is a program of its own); note that
+``kserve.model_server`` also parses ``sys.argv`` at import, with ``parse_known_args``, so
+our option names avoid its underscore spellings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "ServerOptions", "main", "quiet_log_config", "resolve_savedmodel_dir", "serve"]
+
+#: 4 MiB, as the Flask app: room for MAX_INSTANCES (512) images at ~6.3 KB of JSON each.
+DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
+
+@dataclass(frozen=True)
+class ServerOptions:
+    """Everything the stand-in needs; built by :func:`main` or by a caller directly."""
+
+    model_dir: str
+    model_name: str = "mnist"
+    host: str = "127.0.0.1"
+    http_port: int = 8080
+    workers: int = 1
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    tf_threads: int = 0
+    access_log: bool = False
+
+
+def resolve_savedmodel_dir(path: str | os.PathLike[str], model_name: str = "") -> Path:
+    """Find the folder holding ``saved_model.pb``.
+
+    Accepts the version folder itself (``savedmodel/mnist/1``), a TF-Serving model base
+    (``savedmodel/mnist`` with numeric version folders: the highest wins, as TF Serving
+    does) or the ``savedmodel/`` folder plus ``model_name``.  Raises ``FileNotFoundError``
+    naming what was looked for, so a wrong ``--model-dir`` fails before any port opens.
+    """
+    base = Path(path)
+    candidates = [base]
+    if model_name:
+        candidates.append(base / model_name)
+    for folder in candidates:
+        if (folder / "saved_model.pb").is_file():
+            return folder
+        if folder.is_dir():
+            versions = sorted(
+                (int(p.name), p) for p in folder.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()
+            )
+            if versions:
+                return versions[-1][1]
+    looked = ", ".join(str(c) for c in candidates)
+    raise FileNotFoundError(f"no SavedModel (saved_model.pb) in {looked} or its numeric version folders")
+
+
+def quiet_log_config(access_log: bool = False) -> dict[str, Any]:
+    """kserve's own logging config with the per-request loggers turned down to WARNING."""
+    from kserve.logging import KSERVE_LOG_CONFIG
+
+    config: dict[str, Any] = {**KSERVE_LOG_CONFIG, "loggers": {k: dict(v) for k, v in KSERVE_LOG_CONFIG["loggers"].items()}}
+    config["loggers"]["kserve.trace"]["level"] = "WARNING"
+    config["filters"] = {"one_line_client_errors": {"()": "targets.kserve_loopback.OneLineClientErrors"}}
+    config["handlers"] = {k: dict(v) for k, v in KSERVE_LOG_CONFIG["handlers"].items()}
+    config["handlers"]["kserve"]["filters"] = ["one_line_client_errors"]
+    if not access_log:
+        config["loggers"]["uvicorn.access"]["level"] = "WARNING"
+    return config
+
+
+def serve(options: ServerOptions) -> int:
+    """Load the model and serve until SIGTERM/SIGINT (blocks); the exit status."""
+    from targets import kserve_loopback  # kserve imported here, after argv is settled
+    from targets.kserve_model import MnistSavedModel
+
+    resolve_savedmodel_dir(options.model_dir, options.model_name)  # fail before any port opens
+    model = MnistSavedModel(options.model_name, options.model_dir, tf_threads=options.tf_threads)
+    if options.workers == 1:
+        model.load()
+    else:
+        # The parent of several workers never predicts: it holds the socket and supervises.
+        # Each spawned worker loads the model itself, so loading it here too would only
+        # add a TensorFlow import (6-10 s, ~0.5 GB) to the start-up; kserve just needs the
+        # model marked ready to register it.
+        model.ready = True
+    server = kserve_loopback.LoopbackModelServer(
+        host=options.host,
+        max_body_bytes=options.max_body_bytes,
+        log_config=quiet_log_config(options.access_log),
+        http_port=options.http_port,
+        workers=options.workers,
+    )
+    server.start([model])
+    return 1 if server.failed else 0
+
+
+def _parse(argv: Sequence[str] | None) -> ServerOptions:
+    parser = argparse.ArgumentParser(
+        prog="python -m targets.kserve_server",
+        description="KServe ModelServer serving the MNIST SavedModel (V1 and V2 REST), loopback by default.",
+    )
+    parser.add_argument("--model-dir", required=True, help="SavedModel folder, TF-Serving model base, or savedmodel/")
+    parser.add_argument("--model-name", default="mnist", help="name in /v1/models/<name> and /v2/models/<name>")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
+    parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (each loads the model)")
+    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument("--tf-threads", type=int, default=0, help="TF intra/inter-op threads (0 = TF default)")
+    parser.add_argument("--access-log", action="store_true", help="log one line per request")
+    ns = parser.parse_args(argv)
+    if ns.workers < 1 or not 0 < ns.http_port < 65536 or ns.max_body_bytes < 1 or ns.tf_threads < 0:
+        parser.error("--workers and --max-body-bytes must be >= 1, --http-port in 1..65535, --tf-threads >= 0")
+    return ServerOptions(
+        model_dir=ns.model_dir,
+        model_name=ns.model_name,
+        host=ns.host,
+        http_port=ns.http_port,
+        workers=ns.workers,
+        max_body_bytes=ns.max_body_bytes,
+        tf_threads=ns.tf_threads,
+        access_log=ns.access_log,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    options = _parse(argv)
+    try:
+        return serve(options)
+    except FileNotFoundError as exc:
+        print(f"kserve_server: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    # Re-import under the real module name so that classes pickled into kserve's spawned
+    # workers resolve as ``targets.kserve_server``/``targets.kserve_loopback``, not __main__.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from targets.kserve_server import main as _main
+
+    sys.exit(_main())

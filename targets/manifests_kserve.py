@@ -1,0 +1,81 @@
+"""InferenceService manifests (and the custom predictor's Dockerfile) for ``kserve`` targets.
+
+Why templates plus JSON-encoded values: the YAML files in ``targets/templates/kserve/``
+carry the comments a user needs next to ``kubectl apply``, and every value is inserted as
+a JSON scalar/list/map (valid YAML flow syntax), so a name or URI can never break the
+document's structure.  The result is validated in the tests against KServe's own
+InferenceService CRD schema.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import metadata
+from typing import TYPE_CHECKING
+
+from bench.tables import ConfigError
+from targets.manifests import dns_label, render
+
+if TYPE_CHECKING:
+    from targets.kserve_target import KServeSettings
+
+__all__ = ["RAW_DEPLOYMENT_ANNOTATION", "render_kserve_manifests"]
+
+RAW_DEPLOYMENT_ANNOTATION = {"serving.kserve.io/deploymentMode": "RawDeployment"}
+
+
+def _version(dist: str, fallback: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return fallback
+
+
+def render_kserve_manifests(target: str, s: KServeSettings) -> dict[str, str]:
+    """File name -> text: ``inferenceservice.yaml`` (+ ``Dockerfile.kserve-predictor``).
+
+    KServe's tensorflow runtime is TF Serving, which speaks V1 only; a ``v2`` target must
+    use the custom container (our predictor answers both), else this raises a
+    :class:`ConfigError` naming the key rather than render a service that cannot deploy.
+    """
+    j = json.dumps
+    common = {
+        "target": target,
+        "target_label": j(dns_label(target)),
+        "name": j(s.model_name),
+        "namespace": j(s.namespace),
+        "annotations": j(RAW_DEPLOYMENT_ANNOTATION if s.raw_deployment else {}),
+        "replicas": s.workers,
+        "storage_uri": j(s.storage_uri),
+        "cpu": j(s.cpu),
+        "memory": j(s.memory),
+    }
+    if not s.custom_container:
+        comments = {"plain_name": s.model_name, "plain_namespace": s.namespace}
+        if s.protocol != "v1":
+            raise ConfigError(
+                f"targets.{target}.protocol",
+                "KServe's tensorflow runtime (TF Serving) speaks V1 only; "
+                "set custom_container = true to deploy a V2 predictor",
+            )
+        isvc = render("kserve/inferenceservice-tensorflow.yaml", {**common, **comments, "protocol": j(s.protocol)})
+        return {"inferenceservice.yaml": isvc}
+    # One server process per pod: replicas (minReplicas) give the parallelism on a cluster.
+    args = ["--model-dir", "/mnt/models", "--model-name", s.model_name,
+            "--host", "0.0.0.0", "--http-port", "8080", "--workers", "1"]  # fmt: skip
+    isvc = render(
+        "kserve/inferenceservice-custom.yaml",
+        {**common, "image": j(s.image), "args": j(args), "health_path": j("/v2/health/ready")},
+    )
+    dockerfile = render(
+        "kserve/Dockerfile.kserve-predictor",
+        {
+            "target": target,
+            "image": s.image,
+            "model_name": s.model_name,
+            "workers": 1,
+            "tensorflow_version": _version("tensorflow-cpu", "2.21.0"),
+            "kserve_version": _version("kserve", "0.21.0"),
+        },
+    )
+    return {"inferenceservice.yaml": isvc, "Dockerfile.kserve-predictor": dockerfile}

@@ -1,0 +1,48 @@
+"""The data behind the target contract suite (tests/test_target_contract.py).
+
+Why a separate file: every adapter must pass the same contract, so adding one is adding a
+:class:`ContractCase` here (name, adapter reference, bench.toml table), not writing tests.
+Built-in adapters are listed by name; the example adapter under ``examples/`` is listed by
+its ``module:Class`` path (its folder is put on ``sys.path`` by ``EXAMPLE_DIR``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CASES", "EXAMPLE_ADAPTER", "EXAMPLE_DIR", "ContractCase"]
+
+EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "examples" / "aiohttp_target"
+EXAMPLE_ADAPTER = "servebench_aiohttp_example.target:AiohttpTarget"
+
+
+@dataclass(frozen=True)
+class ContractCase:
+    """One adapter configuration the contract suite starts and checks.
+
+    ``min_agreement``: share of the 100 test images whose digit must equal the in-process
+    TorchScript model's (1.0 for adapters serving the TorchScript file itself; a SavedModel
+    server may differ on a near-tie, see models/export.py's parity check).
+    ``oversized_bytes``: size of the body that must be refused with a 4xx.
+    ``extra_sys_path``: folders to import the adapter from (examples not pip-installed).
+    """
+
+    id: str
+    adapter: str
+    table: dict[str, Any] = field(default_factory=dict)
+    min_agreement: float = 1.0
+    oversized_bytes: int = 8 * 1024 * 1024
+    extra_sys_path: tuple[Path, ...] = ()
+
+
+CASES: list[ContractCase] = [
+    ContractCase("flask-per-request", "flask", {"model_loading": "per-request", "workers": 1}),
+    ContractCase("k8s-2-replicas", "k8s", {"model_loading": "startup", "replicas": 2}),
+    ContractCase("example-aiohttp", EXAMPLE_ADAPTER, {}, extra_sys_path=(EXAMPLE_DIR,)),
+    # KServe ModelServer over the SavedModel: compared with the TorchScript reference, a
+    # near-tie may flip (export parity is checked on logits, not on every argmax).
+    ContractCase("kserve-v1", "kserve", {"protocol": "v1", "workers": 1}, min_agreement=0.99),
+    ContractCase("kserve-v2", "kserve", {"protocol": "v2", "workers": 1}, min_agreement=0.99),
+]
