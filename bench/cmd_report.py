@@ -1,0 +1,54 @@
+"""`python -m bench report [RUN ...]`: regenerate tables and figures from result CSVs.
+
+Why from files only: a report must be reproducible after the fact, on another machine,
+with no target running; everything it shows comes from summary.csv, requests.csv.gz and
+meta.json of the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.config import BenchConfig
+from bench.console import Console
+from bench.results import ResultsError, latest_run, load_run, resolve_run
+
+__all__ = ["report", "write_report"]
+
+
+def write_report(config: BenchConfig, run_dir: Path, *, study_overlay: bool, console: Console) -> Path:
+    """Build one run's report into ``reports/<run-id>/``; returns that folder."""
+    from bench.reference import STUDY_MODE, study_table3
+    from bench.report.build import build_report
+
+    run = load_run(run_dir)
+    if run.summary.empty:
+        raise ResultsError(f"{run_dir} has no measured rows yet; nothing to report")
+    study = None
+    if study_overlay:
+        try:
+            study = study_table3()
+        except FileNotFoundError as exc:
+            console.warn(f"{exc}; drawing the figures without the study overlay")
+    files = build_report(run, config.reports_dir / run.run_id, study=study, study_mode=STUDY_MODE)
+    return files.directory
+
+
+def report(config: BenchConfig, *, runs: list[str], study_overlay: bool, console: Console) -> int:
+    """Regenerate reports for the given runs (default: the latest run)."""
+    try:
+        dirs = [resolve_run(r, config.results_dir) for r in runs] or [latest_run(config.results_dir)]
+    except ResultsError as exc:
+        console.error(str(exc))
+        return 2
+    status = 0
+    for run_dir in dirs:
+        try:
+            out = write_report(config, run_dir, study_overlay=study_overlay, console=console)
+        except ResultsError as exc:
+            console.error(str(exc))
+            status = 2
+            continue
+        console.print(f"report for {run_dir.name}: {out / 'report.html'}")
+        console.info(f"  tables: {out / 'table3.md'}, {out / 'report.md'}; figures: {out / 'figures'}")
+    return status

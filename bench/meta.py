@@ -1,0 +1,149 @@
+"""meta.json: the facts that make a run's numbers interpretable and comparable later.
+
+Why: a latency figure means little without the machine, versions, engine, client ceiling and
+exact config behind it (pyperf stores such metadata with every result). Everything here is
+collected from the environment and from objects' own ``describe()``; nothing reads a secret,
+and :func:`scrub` drops keys that look like one as a second line of defence.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "git_commit",
+    "host_facts",
+    "new_meta",
+    "package_versions",
+    "scrub",
+    "utc_iso",
+]
+
+# Bump when summary.csv / requests.csv.gz columns or their meaning change; `bench compare`
+# refuses to compare runs of different schema versions.
+SCHEMA_VERSION = 1
+
+_PACKAGES = (
+    "servebench", "numpy", "pandas", "scipy", "torch", "tensorflow-cpu", "keras", "kserve",
+    "flask", "gunicorn", "httpx", "aiohttp", "uvloop", "httptools", "matplotlib",
+)
+_SECRETISH = re.compile(r"(secret|password|passwd|token|cookie|authorization|api[_-]?key)", re.I)
+_SECRET_NAME_OK = re.compile(r"_env$")  # names of env vars holding secrets are fine to record
+
+
+def utc_iso(epoch_s: float | None = None) -> str:
+    """ISO-8601 UTC with seconds, e.g. 2026-11-28T21:40:03Z."""
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if epoch_s is None else epoch_s))
+
+
+def host_facts() -> dict[str, Any]:
+    """CPU model and counts, OS and Python: the 'on what machine' of every figure."""
+    cpu_model = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count() or 1
+    return {
+        "hostname": platform.node(),
+        "cpu_model": cpu_model,
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": usable,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": sys.version.split()[0],
+        "python_implementation": platform.python_implementation(),
+    }
+
+
+def package_versions(names: tuple[str, ...] = _PACKAGES) -> dict[str, str]:
+    """Installed versions of the packages that shape the numbers ('' when absent)."""
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            versions[name] = ""
+    return versions
+
+
+def git_commit(root: Path) -> dict[str, Any]:
+    """The checkout's commit and whether the tree has local changes ({} when not a git repo)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root, capture_output=True, text=True, timeout=10, check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"commit": commit, "dirty": bool(dirty)}
+
+
+def scrub(value: Any) -> Any:
+    """Recursively drop mapping keys that look like secrets (except ``*_env`` variable names)."""
+    if isinstance(value, Mapping):
+        return {
+            str(k): scrub(v)
+            for k, v in value.items()
+            if not (_SECRETISH.search(str(k)) and not _SECRET_NAME_OK.search(str(k)))
+        }
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    return value
+
+
+def new_meta(
+    *,
+    run_id: str,
+    root: Path,
+    config_sha256: str,
+    config_path: str,
+    sweep: Mapping[str, Any],
+    targets: list[str],
+) -> dict[str, Any]:
+    """The meta.json written at the start of a run (``complete: false`` until the end)."""
+    now = time.time()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "serving",
+        "run_id": run_id,
+        "complete": False,
+        "status": "running",
+        "started_at": now,
+        "started_utc": utc_iso(now),
+        "finished_at": None,
+        "finished_utc": None,
+        "host": host_facts(),
+        "versions": package_versions(),
+        "git": git_commit(root),
+        "config": {"path": config_path, "sha256": config_sha256},
+        "sweep": dict(sweep),
+        "targets_order": list(targets),
+        "targets": {},
+        "target_errors": {},
+        "model": {},
+        "engine": {},
+        "calibration": None,
+        "client_ceiling": None,
+        "cpu_plan": {},
+        "execution": "targets run one at a time (start, sweep, stop) so they never compete for CPU",
+        "command": " ".join(sys.argv),
+    }

@@ -1,0 +1,272 @@
+"""Orchestration of ``bench run``: targets one at a time, rows written as they are measured.
+
+Why one target at a time (start, sweep, stop): on a small machine two stand-ins would
+compete for the same cores and each would slow the other; the study measured each
+platform on its own. Why keep going after a failure: a target that cannot start or dies
+mid-run must not cost the measurements of the others. Its state is recorded in meta.json,
+the steps already measured stay on disk, and the command exits non-zero naming it.
+
+Nothing here prints: progress and messages go through :class:`RunEvents` callbacks that
+``bench.cmd_run`` connects to the console.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.meta import utc_iso
+from bench.results import RunWriter
+from loadgen.records import StepKey, StepResult
+from loadgen.stats import parse_error_counts, summarize
+from targets.base import Target
+
+__all__ = [
+    "DEATH_CLASSES",
+    "RunEvents",
+    "TargetOutcome",
+    "ceiling_from_calibration",
+    "default_run_id",
+    "finish_meta",
+    "model_facts",
+    "run_coroutine",
+    "sweep_targets",
+]
+
+# A step in which every request failed with one of these means nothing is listening any
+# more: the target died. Timeouts or 5xx mean it is slow or broken, which is measured.
+DEATH_CLASSES = frozenset({"refused", "reset"})
+
+
+@dataclass
+class TargetOutcome:
+    """What happened to one target; ``status`` is ok | errors | start_failed | died | failed | interrupted."""
+
+    name: str
+    status: str = "pending"
+    message: str = ""
+    steps: int = 0
+    requests: int = 0
+    errors: int = 0
+    error_classes: dict[str, int] = field(default_factory=dict)
+    start_s: float | None = None
+
+    @property
+    def problem(self) -> bool:
+        return self.status not in ("ok", "pending")
+
+    def as_meta(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class RunEvents:
+    """Callbacks from the runner to whoever displays progress (all optional)."""
+
+    on_target_start: Callable[[str], None] = lambda name: None
+    on_target_ready: Callable[[str, Mapping[str, Any]], None] = lambda name, desc: None
+    on_progress: Callable[[StepKey, int, int], None] = lambda key, done, total: None
+    on_step: Callable[[Mapping[str, Any]], None] = lambda row: None
+    on_target_done: Callable[[TargetOutcome], None] = lambda outcome: None
+
+
+def default_run_id(now: float | None = None) -> str:
+    """Time-based, sortable, UTC: ``20261128-214003``."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
+
+
+def run_coroutine(coro: Any) -> Any:
+    """Run the async part on uvloop when available (the fast engine's loop helper)."""
+    try:
+        from loadgen.engines.fast_engine import new_event_loop
+    except ImportError:
+        return asyncio.run(coro)
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(coro)
+
+
+def model_facts(artifacts: Any) -> dict[str, Any]:
+    """meta.json's model section: where, which files (sha256), and how good the model is."""
+    info = dict(artifacts.info)
+    facts: dict[str, Any] = {
+        "dir": str(artifacts.dir),
+        "trained_by_this_run": bool(getattr(artifacts, "trained", False)),
+        "model_json_sha256": hashlib.sha256(artifacts.model_json_path.read_bytes()).hexdigest(),
+        "sha256": dict(info.pop("sha256", {})),
+    }
+    ts = next((h for f, h in facts["sha256"].items() if f.endswith("model.pt")), None)
+    facts["torchscript_sha256"] = ts
+    for key, value in info.items():
+        if isinstance(value, str | int | float | bool) or key in ("accuracy", "parity", "test_accuracy"):
+            facts[key] = value
+    return facts
+
+
+def ceiling_from_calibration(calibration: Any, engine: str) -> dict[str, Any] | None:
+    """Normalise a calibration result into ``{"engine", "rps_by_concurrency": {c: req/s}}``.
+
+    Accepts the calibration module's object or its JSON form: any list of measurement
+    records carrying an engine name, a concurrency and a req/s figure.
+    """
+    if calibration is None:
+        return None
+    data = calibration.to_dict() if hasattr(calibration, "to_dict") else calibration
+    if not isinstance(data, Mapping):
+        try:
+            data = asdict(data)
+        except TypeError:
+            return None
+    points: dict[str, float] = {}
+
+    def visit(node: Any) -> None:
+        if isinstance(node, Mapping):
+            name = node.get("engine") or node.get("name")
+            conc = node.get("concurrency")
+            rps = next((node[k] for k in ("rps", "req_per_s", "requests_per_s", "throughput_rps", "max_rps")
+                        if k in node), None)
+            if name == engine and conc is not None and isinstance(rps, int | float) and rps > 0:
+                points[str(int(conc))] = max(float(rps), points.get(str(int(conc)), 0.0))
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list | tuple):
+            for value in node:
+                visit(value)
+
+    visit(data)
+    if not points:
+        return None
+    return {"engine": engine, "rps_by_concurrency": dict(sorted(points.items(), key=lambda kv: int(kv[0])))}
+
+
+def finish_meta(meta: dict[str, Any], outcomes: Sequence[TargetOutcome], status: str) -> dict[str, Any]:
+    """Final status, per-target outcomes and problems, finish time."""
+    now = time.time()
+    meta["status"] = status
+    meta["complete"] = status == "complete"
+    meta["finished_at"] = now
+    meta["finished_utc"] = utc_iso(now)
+    for o in outcomes:
+        if o.status == "pending":
+            o.status, o.message = "not_run", f"not run: the run ended ({status}) before this target"
+    meta["outcomes"] = {o.name: o.as_meta() for o in outcomes}
+    meta["target_errors"] = {o.name: f"{o.status}: {o.message}" for o in outcomes if o.problem}
+    return meta
+
+
+def _is_dead(row: Mapping[str, Any]) -> bool:
+    classes = parse_error_counts(row.get("errors_by_class") or "")
+    return int(row.get("n_ok", 0)) == 0 and bool(classes) and set(classes) <= DEATH_CLASSES
+
+
+async def _sweep_one(target: Target, outcome: TargetOutcome, run_sweep: Callable[..., Any],
+                     engine_factory: Callable[[], Any], plan: Any, images: np.ndarray, labels: np.ndarray,
+                     writer: RunWriter, events: RunEvents) -> None:
+    classes: Counter[str] = Counter()
+    sweep = run_sweep(target, engine_factory, plan, images, labels, on_progress=events.on_progress)
+    try:
+        async for step in sweep:
+            row = summarize(step)
+            writer.append_summary(row)
+            writer.append_requests(step.key, step.records)
+            outcome.steps += 1
+            outcome.requests += len(step.records)
+            outcome.errors += int(row["errors"])
+            classes.update(parse_error_counts(row["errors_by_class"] or ""))
+            outcome.error_classes = dict(classes)
+            events.on_step(row)
+            if _is_dead(row):
+                outcome.status = "died"
+                outcome.message = (f"every request of step {step.key.mode} N={step.key.n_requests} failed "
+                                   f"({row['errors_by_class']}): the target stopped answering; "
+                                   "its remaining steps were skipped")
+                return
+    finally:
+        await sweep.aclose()
+    if outcome.errors:
+        outcome.status = "errors"
+        outcome.message = (f"{outcome.errors} of {outcome.requests} requests failed ("
+                           + ", ".join(f"{k}: {v}" for k, v in classes.items()) + ")")
+    else:
+        outcome.status = "ok"
+
+
+async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutcome], *, run_sweep: Callable[..., Any],
+                        engine_factory: Callable[[], Any], plan: Any, images: np.ndarray, labels: np.ndarray,
+                        writer: RunWriter, meta: dict[str, Any], events: RunEvents) -> list[TargetOutcome]:
+    """Start, sweep and stop each target in turn; never let one target's failure stop the rest.
+
+    Cancellation (Ctrl-C / SIGTERM) stops the current target and marks it interrupted; the
+    caller finalises meta.json. meta.json is rewritten after every target. ``outcomes``
+    (one per target, same order) is filled in place, so it is complete even when a
+    KeyboardInterrupt unwinds the event loop before this coroutine returns.
+    """
+    meta["outcomes"] = {o.name: o.as_meta() for o in outcomes}
+    loop = asyncio.get_running_loop()
+    main_task = asyncio.current_task()
+    previous_sigterm = signal.getsignal(signal.SIGTERM)
+    try:
+        loop.add_signal_handler(signal.SIGTERM, main_task.cancel)  # type: ignore[union-attr]
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
+        pass
+    try:
+        for target, outcome in zip(targets, outcomes):
+            events.on_target_start(target.name)
+            t0 = time.perf_counter()
+            try:
+                try:
+                    await target.start()
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any start failure is recorded, not fatal
+                    outcome.status = "start_failed"
+                    outcome.message = f"could not start: {type(exc).__name__}: {exc}"
+                    continue
+                outcome.start_s = round(time.perf_counter() - t0, 3)
+                desc = target.describe()
+                meta["targets"][target.name] = {**desc, "start_s": outcome.start_s}
+                events.on_target_ready(target.name, desc)
+                try:
+                    await _sweep_one(target, outcome, run_sweep, engine_factory, plan, images, labels,
+                                     writer, events)
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - a crashed sweep is recorded, the others go on
+                    outcome.status = "failed"
+                    outcome.message = f"sweep failed after {outcome.steps} steps: {type(exc).__name__}: {exc}"
+            except asyncio.CancelledError:
+                outcome.status = "interrupted"
+                outcome.message = f"interrupted after {outcome.steps} steps"
+                raise
+            finally:
+                try:
+                    await asyncio.shield(target.stop())
+                except Exception as exc:  # noqa: BLE001
+                    outcome.message += f"; stop failed: {exc}"
+                meta["outcomes"] = {o.name: o.as_meta() for o in outcomes}
+                meta["target_errors"] = {o.name: f"{o.status}: {o.message}" for o in outcomes if o.problem}
+                writer.write_meta(meta)
+                if outcome.status != "pending":
+                    events.on_target_done(outcome)
+    finally:
+        try:
+            loop.remove_signal_handler(signal.SIGTERM)
+            signal.signal(signal.SIGTERM, previous_sigterm)  # e.g. targets.process's safety net
+        except (NotImplementedError, RuntimeError, ValueError, TypeError):
+            pass
+    return outcomes
+
+
+def artifacts_log_dir(run_dir: Path) -> Path:
+    """Stand-in logs live beside the results, so a failure's log tail can be read later."""
+    path = run_dir / "logs"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

@@ -1,0 +1,68 @@
+"""Pure pieces of the run orchestration: death detection, meta finalisation, ceilings."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bench.meta import SCHEMA_VERSION, new_meta
+from bench.runner import (
+    TargetOutcome,
+    _is_dead,
+    ceiling_from_calibration,
+    default_run_id,
+    finish_meta,
+)
+from bench.results import ResultsError, latest_run, validate_run_id
+
+
+def test_dead_only_when_every_request_failed_to_connect():
+    assert _is_dead({"n_ok": 0, "errors_by_class": "refused:8"})
+    assert _is_dead({"n_ok": 0, "errors_by_class": "refused:3;reset:5"})
+    assert not _is_dead({"n_ok": 1, "errors_by_class": "refused:7"})  # killed mid-step: not yet
+    assert not _is_dead({"n_ok": 0, "errors_by_class": "timeout:8"})  # slow is measured, not dead
+    assert not _is_dead({"n_ok": 0, "errors_by_class": "http_5xx:8"})
+    assert not _is_dead({"n_ok": 8, "errors_by_class": ""})
+
+
+def test_finish_meta_names_problems_and_unrun_targets(tmp_path):
+    meta = new_meta(run_id="r", root=tmp_path, config_sha256="x", config_path="bench.toml", sweep={}, targets=["a", "b", "c"])
+    assert meta["schema_version"] == SCHEMA_VERSION and meta["complete"] is False
+    outcomes = [TargetOutcome("a", status="ok"), TargetOutcome("b", status="died", message="gone\nlog tail"),
+                TargetOutcome("c")]
+    finish_meta(meta, outcomes, "interrupted")
+    assert meta["complete"] is False and meta["status"] == "interrupted" and meta["finished_utc"]
+    assert set(meta["target_errors"]) == {"b", "c"} and meta["outcomes"]["c"]["status"] == "not_run"
+    finish_meta(meta, [TargetOutcome("a", status="ok")], "complete")
+    assert meta["complete"] is True and meta["target_errors"] == {}
+    json.dumps(meta)  # serialisable as is
+
+
+def test_ceiling_from_calibration_json_shape():
+    calibration = {"engines": {
+        "fast": {"works": True, "points": [{"engine": "fast", "concurrency": 1, "req_per_s": 2500.0},
+                                          {"engine": "fast", "concurrency": 64, "req_per_s": 19000.0}]},
+        "httpx": {"works": True, "points": [{"engine": "httpx", "concurrency": 1, "req_per_s": 500.0}]},
+    }}
+    assert ceiling_from_calibration(calibration, "fast") == {
+        "engine": "fast", "rps_by_concurrency": {"1": 2500.0, "64": 19000.0}}
+    assert ceiling_from_calibration(calibration, "httpx")["rps_by_concurrency"] == {"1": 500.0}
+    assert ceiling_from_calibration(calibration, "aiohttp") is None
+    assert ceiling_from_calibration(None, "fast") is None
+
+
+def test_default_run_id_is_valid_and_sortable():
+    assert default_run_id(0) == "19700101-000000"
+    rid = default_run_id(1_795_900_000)
+    assert validate_run_id(rid) == rid
+    assert default_run_id(1_795_900_061) > rid  # later runs sort after earlier ones
+
+
+def test_reference_and_calibration_are_not_runs(tmp_path):
+
+    (tmp_path / "reference").mkdir()
+    (tmp_path / "reference" / "table3_inference_time.csv").write_text("n_requests\n1\n")
+    (tmp_path / "calibration.json").write_text("{}")
+    with pytest.raises(ResultsError, match="no runs"):
+        latest_run(tmp_path)
