@@ -1,0 +1,285 @@
+"""Client self-calibration: each engine's own ceiling against a null endpoint, as data.
+
+Why: a benchmark client that burns more CPU than the server measures itself (DESIGN.md
+§4). Before trusting a sweep we measure, on the machine at hand, what each engine can
+do against a server that costs (almost) nothing: max req/s at a few concurrencies,
+client CPU per request, p50/p99 latency, and the latency the engine adds at concurrency 1.
+``bench run`` picks the cheapest engine from this (engine ``auto``), records the
+calibration in meta.json and marks sweep points whose throughput nears the ceiling.
+
+Definitions (stated once, used everywhere):
+
+* **req/s**: successful responses / wall time of the measurement window (closed loop,
+  C workers each sending its next request when the previous one completed).
+* **CPU ms/request**: ``time.process_time()`` delta of the client process (user + sys,
+  all threads) over the window / requests completed. The null endpoint runs in another
+  process, pinned to other CPUs, so none of its work is counted.
+* **p50/p99**: exact percentiles of the per-request times (send call to full body).
+* **added latency at c=1**: engine p50 minus the p50 of a raw blocking-socket round trip
+  (``sendall`` of the same pre-built bytes, ``recv`` until the response is complete) in
+  the same process, against the same endpoint: what the engine adds on top of the
+  kernel's loopback round trip and the server's own time. It can be slightly negative
+  (the event loop's epoll wake-up is sometimes quicker than a blocking ``recv``).
+
+Functions here are pure of printing; progress goes through an ``on_progress`` callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from loadgen.measure import (
+    MAX_CONCURRENCY,
+    MAX_DURATION_S,
+    host_facts,
+    measure_engine_point,
+    mnist_payload,
+    pinned,
+    raw_socket_p50,
+)
+
+__all__ = [
+    "DEFAULT_CONCURRENCIES",
+    "MAX_CONCURRENCY",
+    "MAX_DURATION_S",
+    "QUICK_CONCURRENCIES",
+    "SCHEMA",
+    "calibration_summary",
+    "choose_engine",
+    "host_facts",
+    "load_or_run_calibration",
+    "measure_engine_point",
+    "mnist_payload",
+    "pinned",
+    "raw_socket_p50",
+    "run_calibration",
+    "write_calibration",
+]
+
+SCHEMA = "servebench.calibration/1"
+DEFAULT_CONCURRENCIES: tuple[int, ...] = (1, 8, 64)
+QUICK_CONCURRENCIES: tuple[int, ...] = (1, 64)
+
+Progress = Callable[[str], None]
+
+
+# -- the whole calibration -----------------------------------------------------------------
+def run_calibration(
+    *,
+    engines: Sequence[str] | None = None,
+    concurrencies: Sequence[int] = DEFAULT_CONCURRENCIES,
+    duration_s: float = 3.0,
+    cpus: str | Sequence[int] = "auto",
+    endpoint: str = "auto",
+    quick: bool = False,
+    on_progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Measure every engine against a null endpoint started for the purpose; return JSON data.
+
+    Synchronous: it runs its own event loop (uvloop when available, like ``bench run``),
+    so call it before entering a loop. ``cpus`` is the ``[loadgen] cpus`` setting: the
+    client is pinned to its share for the duration and the endpoint to the rest.
+    ``endpoint``: ``"auto"`` (nginx when installed, else the Python null server),
+    ``"python"`` or ``"nginx"``. Engines that cannot be imported are listed as unavailable.
+    """
+    from bench.cpus import plan_cpus
+    from loadgen.engines import ENGINE_NAMES, EngineUnavailable, engine_class
+    from loadgen.engines.fast_engine import loop_name, new_event_loop
+    from loadgen.nullserver import NullEndpoint
+
+    names = list(dict.fromkeys(engines or ENGINE_NAMES))
+    unknown = [n for n in names if n not in ENGINE_NAMES]
+    if unknown:
+        raise ValueError(f"unknown engine(s) {unknown}; engines: {', '.join(ENGINE_NAMES)}")
+    levels = sorted(set(int(c) for c in concurrencies))
+    if not levels or any(not 1 <= c <= MAX_CONCURRENCY for c in levels):
+        raise ValueError(f"concurrencies must be in 1..{MAX_CONCURRENCY}, got {list(concurrencies)}")
+    if not 0 < duration_s <= MAX_DURATION_S:
+        raise ValueError(f"duration must be in (0, {MAX_DURATION_S:g}] s, got {duration_s}")
+    plan = plan_cpus(cpus if isinstance(cpus, str) else list(cpus))
+    say = on_progress or (lambda _msg: None)
+    request, payload_source = mnist_payload()
+    created = time.time()
+    data: dict[str, Any] = {
+        "schema": SCHEMA,
+        "created_at": created,
+        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+        "quick": quick,
+        "duration_s": duration_s,
+        "concurrencies": levels,
+        "host": host_facts(),
+        "client": {"cpus": list(plan.client), "loop": loop_name(), "python": sys.version.split()[0]},
+        "payload": {"bytes": len(request.body), "source": payload_source, "method": "POST"},
+        "definitions": {
+            "req_per_s": "successful responses / wall seconds, closed loop of C workers",
+            "cpu_ms_per_request": "client process CPU (user+sys) / requests; endpoint in another process",
+            "added_latency_ms": "engine p50 at c=1 minus raw blocking-socket p50, same endpoint",
+        },
+        "engines": {},
+    }
+    with NullEndpoint(endpoint, cpus=plan.standins) as null, pinned(plan.client):
+        data["endpoint"] = null.describe()
+        from loadgen.engines.fast_engine import build_request_bytes
+
+        say(f"baseline: raw socket round trips against {null.kind} at {null.url}")
+        data["baseline"] = raw_socket_p50(null.url, build_request_bytes(request, null.url), min(duration_s, 1.0))
+        for name in names:
+            entry: dict[str, Any] = {"available": False, "works": False, "version": "", "error": "", "points": []}
+            data["engines"][name] = entry
+            try:
+                cls = engine_class(name)
+            except EngineUnavailable as exc:
+                entry["error"] = str(exc)
+                say(f"{name}: unavailable ({exc})")
+                continue
+            entry["available"] = True
+            entry["version"] = cls.version()
+            for level in levels:
+                say(f"{name}: concurrency {level} for {duration_s:g} s")
+                try:
+                    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+                        point = runner.run(measure_engine_point(cls, null.url, request, level, duration_s))
+                except Exception as exc:  # noqa: BLE001 -- a broken engine is a finding, not a crash
+                    entry["error"] = f"concurrency {level}: {type(exc).__name__}: {exc}"
+                    break
+                point["engine"] = name
+                entry["points"].append(point)
+            _finish_entry(entry, data["baseline"], levels)
+    try:
+        data["chosen"] = choose_engine(data)
+    except ValueError as exc:
+        data["chosen"] = ""
+        data["choice_error"] = str(exc)
+    data["choice_rule"] = ("lowest mean client CPU ms/request over the concurrencies every working engine "
+                           "measured; an engine works when every point completed with no error")
+    return data
+
+
+def _finish_entry(entry: dict[str, Any], baseline: dict[str, Any], levels: Sequence[int]) -> None:
+    points = entry["points"]
+    entry["works"] = (
+        not entry["error"] and len(points) == len(levels)
+        and all(p["requests"] > 0 and not p["errors"] for p in points)
+    )
+    costs = [p["cpu_ms_per_request"] for p in points if p["cpu_ms_per_request"] is not None]
+    entry["cpu_ms_per_request"] = round(float(np.mean(costs)), 5) if costs else None
+    entry["max_req_per_s"] = max((p["req_per_s"] for p in points), default=0.0)
+    c1 = next((p for p in points if p["concurrency"] == 1 and p["p50_ms"] is not None), None)
+    base = baseline.get("p50_ms")
+    entry["added_latency_ms"] = round(c1["p50_ms"] - base, 4) if c1 and base is not None else None
+    if not entry["works"] and not entry["error"]:
+        bad = [p for p in points if p["errors"] or not p["requests"]]
+        entry["error"] = "; ".join(f"c={p['concurrency']}: errors {p['errors']}" for p in bad) or "incomplete"
+
+
+# -- using a calibration -------------------------------------------------------------------
+def choose_engine(calibration: dict[str, Any]) -> str:
+    """The working engine with the lowest mean CPU ms/request over the common concurrencies.
+
+    Ties (within 1 %) go to the registry order (fast, aiohttp, httpx). Raises ValueError
+    when no engine worked.
+    """
+    engines = calibration.get("engines", {})
+    working = {n: e for n, e in engines.items() if e.get("works") and e.get("points")}
+    if not working:
+        problems = "; ".join(f"{n}: {e.get('error') or 'no data'}" for n, e in engines.items()) or "none measured"
+        raise ValueError(f"no engine worked in the calibration ({problems})")
+    common = set.intersection(*({p["concurrency"] for p in e["points"]} for e in working.values()))
+    if not common:
+        raise ValueError("the working engines share no measured concurrency")
+
+    def cost(entry: dict[str, Any]) -> float:
+        return float(np.mean([p["cpu_ms_per_request"] for p in entry["points"] if p["concurrency"] in common]))
+
+    costs = {n: cost(e) for n, e in working.items()}
+    best = min(costs.values())
+    order = ["fast", "aiohttp", "httpx"]
+    near = [n for n, c in costs.items() if c <= best * 1.01]
+    return sorted(near, key=lambda n: order.index(n) if n in order else len(order))[0]
+
+
+def calibration_summary(calibration: dict[str, Any], path: str | Path | None = None) -> dict[str, Any]:
+    """A compact, secret-free form for meta.json: choice, per-engine figures, provenance."""
+    summary: dict[str, Any] = {
+        "schema": calibration.get("schema"),
+        "created_utc": calibration.get("created_utc"),
+        "quick": calibration.get("quick"),
+        "path": str(path) if path else None,
+        "chosen": calibration.get("chosen"),
+        "choice_rule": calibration.get("choice_rule"),
+        "endpoint": {k: calibration.get("endpoint", {}).get(k) for k in ("kind", "version", "cpus")},
+        "client": calibration.get("client"),
+        "baseline_p50_ms": calibration.get("baseline", {}).get("p50_ms"),
+        "engines": {},
+    }
+    for name, entry in calibration.get("engines", {}).items():
+        summary["engines"][name] = {
+            "version": entry.get("version"),
+            "works": entry.get("works"),
+            "cpu_ms_per_request": entry.get("cpu_ms_per_request"),
+            "added_latency_ms": entry.get("added_latency_ms"),
+            "points": [{k: p[k] for k in ("engine", "concurrency", "req_per_s", "cpu_ms_per_request", "p50_ms",
+                                          "p99_ms")} for p in entry.get("points", [])],
+        }
+    return summary
+
+
+def _still_valid(data: Any, max_age_s: float) -> bool:
+    if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+        return False
+    age = time.time() - float(data.get("created_at", 0))
+    here = host_facts()
+    host = data.get("host", {})
+    same_host = all(host.get(k) == here[k] for k in ("hostname", "cpu_model", "cpu_count"))
+    return 0 <= age <= max_age_s and same_host and bool(data.get("engines"))
+
+
+def load_or_run_calibration(
+    path: str | Path,
+    max_age_s: float,
+    quick: bool = True,
+    *,
+    cpus: str | Sequence[int] = "auto",
+    engines: Sequence[str] | None = None,
+    on_progress: Progress | None = None,
+) -> dict[str, Any]:
+    """The calibration at ``path`` if it is recent and from this host; else measure one.
+
+    A fresh measurement is written to ``path`` (so the next run reuses it). ``quick``:
+    ~0.5 s per point at concurrency 1 and 64 (about 1 s per engine, plus start-up);
+    otherwise the full 3 s x (1, 8, 64). Synchronous: call it before the event loop.
+    """
+    path = Path(path)
+    if path.is_file():
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            data = None
+        if _still_valid(data, max_age_s):
+            return data  # type: ignore[return-value]
+    if quick:
+        data = run_calibration(engines=engines, concurrencies=QUICK_CONCURRENCIES, duration_s=0.5, cpus=cpus,
+                               quick=True, on_progress=on_progress)
+    else:
+        data = run_calibration(engines=engines, cpus=cpus, on_progress=on_progress)
+    write_calibration(data, path)
+    return data
+
+
+def write_calibration(data: dict[str, Any], path: str | Path) -> Path:
+    """Write calibration JSON atomically (a crash never leaves half a file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
