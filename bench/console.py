@@ -42,6 +42,8 @@ class Console:
 
     def __init__(self, quiet: bool = False, file: Any = None) -> None:
         self.out = RichConsole(file=file or sys.stdout, highlight=False, soft_wrap=True)
+        if not self.out.is_terminal:  # piped output: wide enough that tables do not fold
+            self.out.width = max(self.out.width, 160)
         self.err = RichConsole(file=sys.stderr, highlight=False, soft_wrap=True)
         self.quiet = quiet
         self.show_progress = not quiet and self.err.is_terminal

@@ -195,9 +195,12 @@ async def run_sweep(
                 max_connections=key.concurrency,
                 timeout_s=plan.timeout_s,
                 connect_timeout_s=plan.connect_timeout_s,
-                verify_tls=plan.verify_tls,
+                verify_tls=plan.verify_tls and target.verify_tls,
             )
         )
+        prepare = getattr(engine, "prepare", None)
+        if prepare is not None:  # engines that pre-build request bytes do it outside the timing
+            prepare(warm_requests + requests)
         try:
             if warm_requests:
                 warm_c = min(len(warm_requests), key.concurrency)

@@ -37,6 +37,7 @@ __all__ = [
     "Probe",
     "free_port",
     "group_pids",
+    "proc_table",
     "http_probe",
     "live_processes",
     "log_tail",
@@ -82,20 +83,16 @@ def log_tail(path: str | os.PathLike[str] | None, n: int = 30) -> str:
     return "\n".join(lines[-n:])
 
 
-def group_pids(pgid: int) -> list[int]:
-    """PIDs of live (non-zombie) processes in process group ``pgid`` (Linux /proc scan).
+def proc_table() -> list[tuple[int, int, int]]:
+    """``(pid, ppid, pgrp)`` of every live, non-zombie process, from /proc (Linux).
 
-    Used to prove that ``stop`` left nothing behind: the leader exiting is not enough,
-    a worker could outlive it.
+    One parser for /proc/PID/stat, shared by :func:`group_pids` and the tests that prove
+    no process outlives a stop. Empty where /proc does not exist.
     """
-    pids: list[int] = []
+    table: list[tuple[int, int, int]] = []
     proc = Path("/proc")
-    if not proc.is_dir():  # not Linux: best effort via killpg(0)
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [pgid]
+    if not proc.is_dir():
+        return table
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
@@ -105,9 +102,24 @@ def group_pids(pgid: int) -> list[int]:
             continue
         # Format: pid (comm) state ppid pgrp ...; comm may contain spaces/parens.
         rest = stat[stat.rfind(")") + 2 :].split()
-        if len(rest) >= 3 and rest[0] != "Z" and int(rest[2]) == pgid:
-            pids.append(int(entry.name))
-    return sorted(pids)
+        if len(rest) >= 3 and rest[0] != "Z":
+            table.append((int(entry.name), int(rest[1]), int(rest[2])))
+    return table
+
+
+def group_pids(pgid: int) -> list[int]:
+    """PIDs of live (non-zombie) processes in process group ``pgid`` (Linux /proc scan).
+
+    Used to prove that ``stop`` left nothing behind: the leader exiting is not enough,
+    a worker could outlive it.
+    """
+    if not Path("/proc").is_dir():  # not Linux: best effort via killpg(0)
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [pgid]
+    return sorted(pid for pid, _ppid, pgrp in proc_table() if pgrp == pgid)
 
 
 class ManagedProcess:
@@ -338,6 +350,7 @@ async def wait_ready(
     url = probe if isinstance(probe, str) else ""
     check = http_probe(probe) if isinstance(probe, str) else probe
     processes = [] if process is None else [process] if isinstance(process, ManagedProcess) else list(process)
+    explicit_log = log_path is not None
     if log_path is None and processes:
         log_path = processes[0].log_path
     label = f"{what} " if what else ""
@@ -348,9 +361,11 @@ async def wait_ready(
         for proc in processes:
             code = proc.returncode
             if code is not None:
+                # Show the log of the process that died, not of its first sibling.
+                died_log = log_path if explicit_log else proc.log_path
                 raise TargetError(
                     f"{label}exited with code {code} before it was ready{at}; "
-                    f"last answer: {answer}{_tail_block(log_path)}"
+                    f"last answer: {answer}{_tail_block(died_log)}"
                 )
         ready, answer = await check()
         if ready:

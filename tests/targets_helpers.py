@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from targets.base import Request
+from targets.process import proc_table
 
 __all__ = [
     "bad_bodies",
@@ -114,17 +115,8 @@ def bad_bodies(valid: bytes, oversized_bytes: int) -> dict[str, tuple[bytes, str
 def descendants(pid: int) -> set[int]:
     """All live descendants of ``pid`` (children, grandchildren, ...), from /proc."""
     children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        rest = stat[stat.rfind(")") + 2 :].split()
-        if rest[0] == "Z":
-            continue
-        children.setdefault(int(rest[1]), []).append(int(entry.name))
+    for child, parent, _pgrp in proc_table():
+        children.setdefault(parent, []).append(child)
     found: set[int] = set()
     todo = [pid]
     while todo:

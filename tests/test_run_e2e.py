@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
+from targets.process import proc_table
 from synthetic_runs import scale_run
 
 pytestmark = pytest.mark.slow
@@ -47,18 +49,7 @@ def _bench(config: Path, *args: str, timeout: float = 900) -> subprocess.Complet
 
 
 def _children(pid: int) -> list[int]:
-    kids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid:
-            kids.append(int(entry.name))
-    return kids
+    return [child for child, parent, _pgrp in proc_table() if parent == pid]
 
 
 def _cmdline(pid: int) -> str:

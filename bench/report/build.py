@@ -189,7 +189,7 @@ def _document(run: RunData, targets: list[str], modes: list[str], study: pd.Data
         "total time: from the first request's intended send to the last completion of the step (seconds).",
         "latency: completion minus intended send time of one request; percentiles over successful requests, "
         "exact from raw records.",
-        "throughput: requests in the step / total time.",
+        "throughput: successful requests in the step / total time (failures are not counted as served).",
         "sequential: one request at a time (the study's method); concurrent: N in flight at once (a burst); "
         "rate: open loop at a fixed request rate.",
         f"client ceiling: {ceiling_text(ceiling)}.",
