@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default=None, help="override [loadgen] engine")
     p.add_argument("--run-id", default=None, help="name of the results folder (default: time-based)")
     p.add_argument("--no-report", action="store_true", help="skip writing the report")
+    hpo = p.add_argument_group("hyperparameter tuning (`run hpo`, the study's Tables 1-2)")
+    hpo.add_argument("--algorithms", type=_csv_words, default=None, help="e.g. grid,random,bayesian")
+    hpo.add_argument("--max-trials", type=_csv_ints, default=None, help="e.g. 5,10,15")
+    hpo.add_argument("--parallel", type=int, default=None, help="parallel trials (Katib's parallelTrialCount)")
+    hpo.add_argument("--epochs", type=int, default=None, help="training epochs per trial")
+    hpo.add_argument("--repeats", type=int, default=None, help="repeats of each algorithm x max-trials")
 
     p = sub.add_parser("report", help="regenerate tables and figures from result CSVs")
     p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")
@@ -108,7 +114,7 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         from bench.cmd_targets import serve
 
         return asyncio.run(serve(config, args.target, console=console))
-    if args.command == "manifests":
+    if args.command == "manifests" and args.target != "hpo":
         from bench.cmd_targets import write_manifests
 
         return write_manifests(config, args.target, output=args.output, console=console)
@@ -123,6 +129,24 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
             output=args.output,
             console=console,
         )
+    if args.command == "run" and args.targets == ["hpo"]:
+        from bench.cmd_hpo import run_hpo
+
+        return run_hpo(
+            config,
+            algorithms=args.algorithms,
+            max_trials=args.max_trials,
+            parallel=args.parallel,
+            epochs=args.epochs,
+            repeats=args.repeats,
+            run_id=args.run_id,
+            write_report=not args.no_report,
+            console=console,
+        )
+    if args.command == "manifests" and args.target == "hpo":
+        from bench.cmd_hpo import write_hpo_manifests
+
+        return write_hpo_manifests(config, output=args.output, console=console)
     if args.command == "run":
         from bench.cmd_run import run
 
