@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.config import BenchConfig
 from bench.console import Console
-from bench.results import ResultsError, latest_run, load_run, resolve_run
+from bench.results import HPO_TRIALS_FILE, ResultsError, latest_run, load_run, resolve_run
 
 __all__ = ["report", "write_report"]
 
@@ -43,6 +43,9 @@ def report(config: BenchConfig, *, runs: list[str], study_overlay: bool, console
         return 2
     status = 0
     for run_dir in dirs:
+        if (run_dir / HPO_TRIALS_FILE).is_file():  # a `bench run hpo` run: Tables 1-2, Figure 20
+            status = max(status, _hpo_report(config, run_dir, console))
+            continue
         try:
             out = write_report(config, run_dir, study_overlay=study_overlay, console=console)
         except ResultsError as exc:
@@ -52,3 +55,19 @@ def report(config: BenchConfig, *, runs: list[str], study_overlay: bool, console
         console.print(f"report for {run_dir.name}: {out / 'report.html'}")
         console.info(f"  tables: {out / 'table3.md'}, {out / 'report.md'}; figures: {out / 'figures'}")
     return status
+
+
+def _hpo_report(config: BenchConfig, run_dir: Path, console: Console) -> int:
+    """Regenerate a tuning run's tables and figures from its CSVs alone."""
+    from models.hpo.report import render_hpo_report
+
+    out = config.reports_dir / run_dir.name
+    try:
+        paths = render_hpo_report(run_dir, out)
+    except (OSError, ValueError, KeyError) as exc:
+        console.error(f"cannot build the tuning report of {run_dir}: {type(exc).__name__}: {exc}")
+        return 2
+    console.print(f"tuning report for {run_dir.name}: {out}")
+    for path in paths:
+        console.info(f"  {path}")
+    return 0

@@ -44,6 +44,7 @@ __all__ = [
     "write_json_atomic",
 ]
 
+HPO_TRIALS_FILE = "hpo_trials.csv"  # written by `bench run hpo` (models/hpo/results.py)
 SUMMARY_FILE = "summary.csv"
 REQUESTS_FILE = "requests.csv.gz"
 META_FILE = "meta.json"
@@ -245,7 +246,11 @@ def load_run(ref: str | Path, *, with_requests: bool = True) -> RunData:
 def _run_dirs(results_dir: Path) -> list[Path]:
     if not results_dir.is_dir():
         return []
-    return [p for p in results_dir.iterdir() if p.is_dir() and (p / SUMMARY_FILE).is_file()]
+    # Load runs (summary.csv) and tuning runs (hpo_trials.csv, from `bench run hpo`).
+    return [
+        p for p in results_dir.iterdir()
+        if p.is_dir() and ((p / SUMMARY_FILE).is_file() or (p / HPO_TRIALS_FILE).is_file())
+    ]
 
 
 def latest_run(results_dir: Path) -> Path:
