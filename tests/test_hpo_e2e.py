@@ -61,6 +61,13 @@ def test_quick_mode_end_to_end(tmp_path: Path, repo_root: Path, capsys) -> None:
     again = render_hpo_report(run_dir, tmp_path / "again")
     assert (tmp_path / "again" / "table2.md").read_text() == (report / "table2.md").read_text()
     assert len(again) == 4
+    # `bench report` recognises a tuning run (by name, and as the latest run) and rebuilds it.
+    (report / "table1.md").unlink()
+    assert main(["--config", str(config), "-q", "report", "quick"]) == 0
+    assert (report / "table1.md").is_file()
+    (report / "table2.md").unlink()
+    assert main(["--config", str(config), "-q", "report"]) == 0
+    assert (report / "table2.md").read_text() == (tmp_path / "again" / "table2.md").read_text()
     pd.testing.assert_frame_equal(summarize_hpo(trials, studies), summarize_hpo(*read_hpo(run_dir)))
     # Trials are seeded and single-threaded: re-running the best trial gives the same loss, bit for bit.
     best = trials.sort_values("loss").iloc[0]
