@@ -61,30 +61,10 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _meta(config: BenchConfig, run_id: str, settings: dict) -> dict:
-    import importlib.metadata
+    from bench.meta import run_header
 
-    from bench.meta import SCHEMA_VERSION, git_commit, host_facts, package_versions, utc_iso
-
-    now = time.time()
-    versions = package_versions()
-    for extra in ("optuna", "torch"):
-        try:
-            versions[extra] = importlib.metadata.version(extra)
-        except importlib.metadata.PackageNotFoundError:
-            versions[extra] = ""
     return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "hpo",
-        "run_id": run_id,
-        "complete": False,
-        "status": "running",
-        "started_at": now,
-        "started_utc": utc_iso(now),
-        "finished_at": None,
-        "finished_utc": None,
-        "host": host_facts(),
-        "versions": versions,
-        "git": git_commit(config.root),
+        **run_header(kind="hpo", run_id=run_id, root=config.root, extra_packages=("optuna", "torch")),
         "config": {"root": str(config.root), "sha256": config.sha256},
         "hpo": settings,
         "model": {k: v for k, v in asdict(config.model).items()},

@@ -25,6 +25,7 @@ __all__ = [
     "host_facts",
     "new_meta",
     "package_versions",
+    "run_header",
     "scrub",
     "utc_iso",
 ]
@@ -110,6 +111,31 @@ def scrub(value: Any) -> Any:
     return value
 
 
+def run_header(
+    *, kind: str, run_id: str, root: Path, extra_packages: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The fields every run's meta.json starts with, whatever the kind of run.
+
+    Why shared: load runs (``kind = "serving"``) and tuning runs (``"hpo"``) are read by the
+    same tools (``bench report``, ``latest_run``), which rely on these keys.
+    """
+    now = time.time()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": kind,
+        "run_id": run_id,
+        "complete": False,
+        "status": "running",
+        "started_at": now,
+        "started_utc": utc_iso(now),
+        "finished_at": None,
+        "finished_utc": None,
+        "host": host_facts(),
+        "versions": package_versions(tuple(dict.fromkeys(_PACKAGES + extra_packages))),
+        "git": git_commit(root),
+    }
+
+
 def new_meta(
     *,
     run_id: str,
@@ -120,20 +146,8 @@ def new_meta(
     targets: list[str],
 ) -> dict[str, Any]:
     """The meta.json written at the start of a run (``complete: false`` until the end)."""
-    now = time.time()
     return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "serving",
-        "run_id": run_id,
-        "complete": False,
-        "status": "running",
-        "started_at": now,
-        "started_utc": utc_iso(now),
-        "finished_at": None,
-        "finished_utc": None,
-        "host": host_facts(),
-        "versions": package_versions(),
-        "git": git_commit(root),
+        **run_header(kind="serving", run_id=run_id, root=root),
         "config": {"path": config_path, "sha256": config_sha256},
         "sweep": dict(sweep),
         "targets_order": list(targets),

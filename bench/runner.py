@@ -26,7 +26,7 @@ import numpy as np
 
 from bench.meta import utc_iso
 from bench.results import RunWriter
-from loadgen.records import StepKey, StepResult
+from loadgen.records import StepKey
 from loadgen.stats import parse_error_counts, summarize
 from targets.base import Target
 

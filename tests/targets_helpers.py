@@ -12,7 +12,6 @@ import json
 import math
 import re
 import subprocess
-from pathlib import Path
 from typing import Any
 
 import httpx
