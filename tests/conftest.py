@@ -46,3 +46,13 @@ def trained_model():
 
     config = load_config(REPO_ROOT / "bench.toml")
     return ensure_model(config.model, config.artifacts_dir, root=config.root)
+
+
+@pytest.fixture(scope="session")
+def mnist(repo_root: Path):
+    """The first 100 images and labels of the default config's held-out split (uint8, int)."""
+    from bench.config import load_config
+    from models.data import load_dataset
+
+    split = load_dataset(load_config(repo_root / "bench.toml").model)
+    return split.test_x[:100], split.test_y[:100]

@@ -20,9 +20,8 @@ import httpx
 import numpy as np
 import pytest
 
-from bench.config import load_config
 from bench.tables import parse_table
-from models.data import load_dataset, wire_pixels
+from models.data import wire_pixels
 from targets.base import TargetContext, TargetError
 from targets.kserve_target import KServeSettings, KServeTarget
 from targets.process import group_pids
@@ -31,17 +30,11 @@ from targets_helpers import listening_addresses, send
 
 pytestmark = pytest.mark.slow
 
-N_IMAGES = 100
+N_IMAGES = 100  # the `mnist` fixture (tests/conftest.py): the first 100 test images
 
 
 def make_target(name: str, context: TargetContext, **table: object) -> KServeTarget:
     return KServeTarget(name, parse_table(KServeSettings, table, f"targets.{name}"), context)
-
-
-@pytest.fixture(scope="module")
-def mnist(repo_root: Path) -> tuple[np.ndarray, np.ndarray]:
-    split = load_dataset(load_config(repo_root / "bench.toml").model)
-    return split.test_x[:N_IMAGES], split.test_y[:N_IMAGES]
 
 
 @pytest.fixture(scope="module")

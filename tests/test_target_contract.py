@@ -12,13 +12,12 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-from bench.config import TargetSpec, load_config
-from models.data import load_dataset, wire_pixels
+from bench.config import TargetSpec
+from models.data import wire_pixels
 from targets.base import Target, TargetContext
 from targets.process import group_pids
 from targets.registry import build_target
@@ -28,13 +27,7 @@ from targets_helpers import bad_bodies, listening_addresses, send
 
 pytestmark = pytest.mark.slow
 
-N_IMAGES = 100
-
-
-@pytest.fixture(scope="module")
-def mnist(repo_root: Path) -> tuple[np.ndarray, np.ndarray]:
-    split = load_dataset(load_config(repo_root / "bench.toml").model)
-    return split.test_x[:N_IMAGES], split.test_y[:N_IMAGES]
+N_IMAGES = 100  # the `mnist` fixture (tests/conftest.py): the first 100 test images
 
 
 @pytest.fixture(scope="module")
