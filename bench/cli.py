@@ -73,6 +73,14 @@ def _parser() -> argparse.ArgumentParser:
     hpo.add_argument("--epochs", type=int, default=None, help="training epochs per trial")
     hpo.add_argument("--repeats", type=int, default=None, help="repeats of each algorithm x max-trials")
 
+    pipe = p.add_argument_group("pipeline (`run pipeline`, the study's E2E pipeline: tune, train, export, serve, smoke)")
+    pipe.add_argument("--pipeline", default="servebench", help="which pipeline (default: %(default)s)")
+
+    p = sub.add_parser("pipeline", help="Kubeflow Pipelines helpers: `pipeline compile [-o FILE]`")
+    p.add_argument("action", choices=("compile",))
+    p.add_argument("-o", "--output", type=Path, default=Path("servebench-pipeline.yaml"),
+                   help="IR YAML file to write (default: %(default)s)")
+
     p = sub.add_parser("report", help="regenerate tables and figures from result CSVs")
     p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")
     p.add_argument("--no-study-overlay", action="store_true", help="leave the study's numbers off Figure 21")
@@ -143,6 +151,15 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
             write_report=not args.no_report,
             console=console,
         )
+    if args.command == "run" and args.targets == ["pipeline"]:
+        from bench.cmd_pipeline import run_pipeline
+
+        return run_pipeline(config, pipeline=args.pipeline, run_id=args.run_id, console=console)
+    if args.command == "pipeline":
+        from bench.cmd_pipeline import compile_pipeline
+
+        console.print(f"wrote {compile_pipeline(args.output)}")
+        return 0
     if args.command == "manifests" and args.target == "hpo":
         from bench.cmd_hpo import write_hpo_manifests
 

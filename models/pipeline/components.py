@@ -1,0 +1,151 @@
+"""The five KFP v2 lightweight components: tune -> train -> export -> serve -> smoke.
+
+Why the imports are inside each body: KFP serialises the function source and runs it in a
+fresh interpreter (``kfp.local.SubprocessRunner(use_venv=False)`` locally, a container on a
+cluster); servebench is pip-installed editable, so the body can import it there.
+No ``from __future__ import annotations`` here: KFP reads the annotations as types.
+Each body is wrapped in :func:`models.pipeline.timing.stage_timer`.
+
+``serve`` and ``smoke`` each start their own KServe stand-in: a running server cannot be
+passed between KFP tasks (each task is its own process), so ``serve`` measures
+start-to-first-correct-prediction and stops, and ``smoke`` starts it again for a short sweep.
+"""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Input, Metrics, Model, Output
+
+__all__ = ["BASE_IMAGE", "STAGES", "export", "serve", "smoke", "train", "tune"]
+
+#: Lightweight components need an image with servebench installed on a cluster; locally unused.
+BASE_IMAGE = "python:3.11"
+
+STAGES = ("tune", "train", "export", "serve", "smoke")
+
+
+@dsl.component(base_image=BASE_IMAGE)
+def tune(
+    trials: int, epochs: int, train_size: int, test_size: int, seed: int,
+    timing_path: str, fail_stage: str, metrics: Output[Metrics],
+) -> NamedTuple("Best", lr=float, batch_size=int):
+    """Optuna TPE search over the study's range (lr 0.01-0.05, batch 80-100); Katib stand-in."""
+    from collections import namedtuple
+
+    from models.pipeline.timing import stage_timer
+
+    with stage_timer(timing_path, "tune", fail_stage):
+        import optuna
+
+        from bench.config import ModelConfig
+        from models.data import load_dataset
+        from models.trial import run_trial
+
+        cfg = ModelConfig(train_size=train_size, test_size=test_size, seed=seed, torch_threads=1)
+        split = load_dataset(cfg)
+
+        def objective(trial: optuna.Trial) -> float:
+            lr = trial.suggest_float("lr", 0.01, 0.05)
+            bs = trial.suggest_int("batch_size", 80, 100)
+            return run_trial(split, cfg, lr=lr, batch_size=bs, epochs=epochs).loss
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
+        study.optimize(objective, n_trials=trials)
+        best = study.best_params
+        metrics.log_metric("best_loss", float(study.best_value))
+    return namedtuple("Best", ["lr", "batch_size"])(float(best["lr"]), int(best["batch_size"]))
+
+
+@dsl.component(base_image=BASE_IMAGE)
+def train(
+    lr: float, batch_size: int, epochs: int, train_size: int, test_size: int, seed: int,
+    timing_path: str, fail_stage: str, model: Output[Model], metrics: Output[Metrics],
+):
+    """Train the shared LeNet with the best parameters (SGD, as the trials did); TFJob stand-in."""
+    from models.pipeline.timing import stage_timer
+
+    with stage_timer(timing_path, "train", fail_stage):
+        from dataclasses import replace
+
+        import torch
+
+        from bench.config import ModelConfig
+        from models.data import load_dataset
+        from models.train import train_model
+
+        cfg = ModelConfig(train_size=train_size, test_size=test_size, seed=seed)
+        cfg = replace(cfg, learning_rate=lr, batch_size=batch_size, epochs=epochs)
+        net, result = train_model(
+            load_dataset(cfg), cfg,
+            make_optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=lr, momentum=0.5),
+        )
+        torch.save(net.state_dict(), model.path)
+        metrics.log_metric("accuracy", float(result.final.accuracy))
+        model.metadata.update({"lr": lr, "batch_size": batch_size, "epochs": epochs})
+
+
+@dsl.component(base_image=BASE_IMAGE)
+def export(
+    model_name: str, train_size: int, test_size: int, seed: int,
+    timing_path: str, fail_stage: str, model: Input[Model], exported: Output[Model], metrics: Output[Metrics],
+):
+    """TorchScript + state_dict + SavedModel, with the TorchScript/SavedModel parity check."""
+    from models.pipeline.timing import stage_timer
+
+    with stage_timer(timing_path, "export", fail_stage):
+        import json
+        from pathlib import Path
+
+        import torch
+
+        from bench.config import ModelConfig
+        from models.data import load_dataset
+        from models.export import export_all
+        from models.net import LeNet
+
+        cfg = ModelConfig(train_size=train_size, test_size=test_size, seed=seed)
+        split = load_dataset(cfg)
+        net = LeNet()
+        net.load_state_dict(torch.load(model.path, weights_only=True))
+        net.eval()
+        out = Path(exported.path)
+        report = export_all(net, out, model_name, split.test_x, split.test_y)
+        (out / "model.json").write_text(json.dumps({"name": model_name, "parity": report.as_dict()}))
+        for key, value in report.as_dict().items():
+            if isinstance(value, (int, float)):
+                metrics.log_metric(key, float(value))
+
+
+@dsl.component(base_image=BASE_IMAGE)
+def serve(
+    train_size: int, test_size: int, seed: int,
+    timing_path: str, fail_stage: str, exported: Input[Model], metrics: Output[Metrics],
+) -> float:
+    """Start the KServe stand-in on the SavedModel; return seconds to its first CORRECT answer."""
+    from models.pipeline.timing import stage_timer
+
+    with stage_timer(timing_path, "serve", fail_stage):
+        from models.pipeline.local import first_correct_prediction
+
+        seconds = first_correct_prediction(exported.path, train_size=train_size, test_size=test_size, seed=seed)
+        metrics.log_metric("first_correct_s", seconds)
+    return seconds
+
+
+@dsl.component(base_image=BASE_IMAGE)
+def smoke(
+    n_requests: int, train_size: int, test_size: int, seed: int,
+    timing_path: str, fail_stage: str, exported: Input[Model], metrics: Output[Metrics],
+) -> float:
+    """A short sequential + concurrent sweep through loadgen; return the accuracy of the answers."""
+    from models.pipeline.timing import stage_timer
+
+    with stage_timer(timing_path, "smoke", fail_stage):
+        from models.pipeline.local import smoke_sweep
+
+        summary = smoke_sweep(exported.path, n_requests=n_requests, train_size=train_size,
+                              test_size=test_size, seed=seed)
+        for key, value in summary.items():
+            metrics.log_metric(key, float(value))
+    return float(summary["accuracy"])

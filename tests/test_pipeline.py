@@ -1,0 +1,115 @@
+"""The KFP v2 pipeline (issue 8, local slice): compile, a tiny local run, a forced failure.
+
+The local runs use kfp.local's SubprocessRunner with this interpreter: real components,
+real training/export, a real KServe stand-in on loopback.  No Kubeflow cluster is used.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from bench.cmd_pipeline import (
+    STAGE_COLUMNS,
+    STAGES_FILE,
+    compile_pipeline,
+    run_pipeline,
+)
+from bench.config import parse_config
+from bench.console import Console
+from models.pipeline.components import STAGES
+from models.pipeline.timing import read_rows, stage_timer
+
+TINY = {"trials": 2, "tune_epochs": 1, "epochs": 1, "train_size": 1000, "test_size": 200, "smoke_requests": 4}
+
+
+def _config(tmp_path: Path):
+    return parse_config('[paths]\nresults_dir = "results"\nreports_dir = "reports"\n', tmp_path)
+
+
+def _rows(run_dir: Path) -> list[dict[str, str]]:
+    with open(run_dir / STAGES_FILE, newline="") as fh:
+        reader = csv.DictReader(fh)
+        assert tuple(reader.fieldnames or ()) == STAGE_COLUMNS
+        return list(reader)
+
+
+def test_compiled_yaml_names_the_five_components(tmp_path: Path) -> None:
+    path = compile_pipeline(tmp_path / "sub" / "pipeline.yaml")
+    doc = yaml.safe_load(path.read_text())
+    assert sorted(doc["components"]) == sorted(f"comp-{s}" for s in STAGES)
+    tasks = doc["root"]["dag"]["tasks"]
+    assert set(tasks) == set(STAGES)
+    # artifacts flow as KFP artifacts: train's model feeds export, export's model feeds serve and smoke
+    assert tasks["export"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]["producerTask"] == "train"
+    for stage in ("serve", "smoke"):
+        assert tasks[stage]["inputs"]["artifacts"]["exported"]["taskOutputArtifact"]["producerTask"] == "export"
+    assert "serve" in tasks["smoke"]["dependentTasks"]
+
+
+def test_stage_timer_records_ok_and_failed_rows(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl"
+    with stage_timer(str(path), "a"):
+        pass
+    with pytest.raises(RuntimeError, match="'b'"), stage_timer(str(path), "b", fail_stage="b"):
+        pass
+    rows = read_rows(path)
+    assert [(r["stage"], r["status"]) for r in rows] == [("a", "ok"), ("b", "failed")]
+    assert all(r["end"] >= r["start"] and r["seconds"] >= 0 for r in rows)
+
+
+def test_bad_input_is_refused(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    quiet = Console(quiet=True)
+    assert run_pipeline(config, pipeline="nope", run_id="x1", console=quiet) == 2
+    assert run_pipeline(config, pipeline="servebench", run_id="x2", console=quiet, settings={"epoch": 1}) == 2
+    assert run_pipeline(config, pipeline="servebench", run_id="../x", console=quiet) == 2
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_local_run_times_every_stage(tmp_path: Path) -> None:
+    config = _config(tmp_path)
+    assert run_pipeline(config, pipeline="servebench", run_id="ok", console=Console(quiet=True), settings=TINY) == 0
+    run_dir = config.results_dir / "ok"
+    rows = _rows(run_dir)
+    assert [r["stage"] for r in rows] == [*STAGES, "total"]
+    assert all(r["status"] == "ok" and float(r["seconds"]) > 0 and r["pipeline"] == "servebench" for r in rows)
+    stage_sum = sum(float(r["seconds"]) for r in rows[:-1])
+    assert float(rows[-1]["seconds"]) >= stage_sum
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["kind"] == "pipeline" and meta["complete"] is True and meta["failed_stage"] is None
+    # the exported artifact lives in the KFP pipeline root, not in a side folder
+    assert list((run_dir / "kfp").glob("*/export/exported/savedmodel/mnist/1/saved_model.pb"))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_forced_failure_names_the_stage_and_keeps_earlier_rows(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config = _config(tmp_path)
+    rc = run_pipeline(config, pipeline="servebench", run_id="bad", console=Console(quiet=True),
+                      settings={**TINY, "fail_stage": "train"})
+    assert rc == 1
+    assert "stage 'train' failed" in capsys.readouterr().err
+    rows = _rows(config.results_dir / "bad")
+    assert [(r["stage"], r["status"]) for r in rows] == [("tune", "ok"), ("train", "failed"), ("total", "failed")]
+    assert float(rows[0]["seconds"]) > 0
+    meta = json.loads((config.results_dir / "bad" / "meta.json").read_text())
+    assert meta["failed_stage"] == "train" and meta["complete"] is False and meta["status"] == "failed"
+
+
+def test_cli_compiles_and_refuses_an_unknown_pipeline(tmp_path: Path, repo_root: Path, capsys) -> None:
+    from bench.cli import main
+
+    out = tmp_path / "pipeline.yaml"
+    assert main(["--config", str(repo_root / "bench.toml"), "pipeline", "compile", "-o", str(out)]) == 0
+    assert {f"comp-{stage}" for stage in STAGES} <= set(yaml.safe_load(out.read_text())["components"])
+    config = tmp_path / "bench.toml"
+    config.write_text((repo_root / "bench.toml").read_text()
+                      + f'\n[paths]\nresults_dir = "{tmp_path / "results"}"\nreports_dir = "{tmp_path / "reports"}"\n')
+    assert main(["--config", str(config), "run", "pipeline", "--pipeline", "nope"]) == 2
+    assert "nope" in capsys.readouterr().err
