@@ -105,7 +105,7 @@ def run_hpo(
     """Run every study, write results/<run-id>/hpo_*.csv + meta.json, then the report. 0 = ok."""
     import optuna
 
-    from bench.results import ResultsError, validate_run_id, write_json_atomic
+    from bench.results import ResultsError, fresh_run_dir, write_json_atomic
     from models.data import DataError, load_dataset
     from models.hpo.results import (
         STUDIES_FILE,
@@ -137,16 +137,15 @@ def run_hpo(
     for name, value in (("--parallel", parallel), ("--epochs", epochs), ("--repeats", repeats)):
         if value < 1:
             raise ConfigError(name, f"must be >= 1, got {value}")
-    run_id = run_id or time.strftime("%Y%m%d-%H%M%S-hpo", time.gmtime())
     try:
-        validate_run_id(run_id)
+        run_dir = fresh_run_dir(config.results_dir, run_id, "hpo")
     except ResultsError as exc:
         console.error(str(exc))
         return 2
-    run_dir = config.results_dir / run_id
-    if (run_dir / TRIALS_FILE).exists() or (run_dir / "meta.json").exists():
+    if (run_dir / TRIALS_FILE).exists():
         console.error(f"{run_dir} already holds a run; choose another --run-id")
         return 2
+    run_id = run_dir.name
     try:
         split = load_dataset(config.model)  # fail fast here rather than once per trial
     except DataError as exc:

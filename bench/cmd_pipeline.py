@@ -70,7 +70,7 @@ def run_pipeline(
     come from ``[model]`` in bench.toml and the pipeline definition.
     """
     from bench.meta import run_header, utc_iso
-    from bench.results import ResultsError, validate_run_id, write_json_atomic
+    from bench.results import ResultsError, fresh_run_dir, write_json_atomic
 
     if pipeline not in PIPELINES:
         console.error(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)} (custom is not implemented yet)")
@@ -79,16 +79,12 @@ def run_pipeline(
     if unknown:
         console.error(f"unknown pipeline setting(s) {unknown}; known: {', '.join(_PARAMS)}")
         return 2
-    run_id = run_id or time.strftime("%Y%m%d-%H%M%S-pipeline", time.gmtime())
     try:
-        validate_run_id(run_id)
+        run_dir = fresh_run_dir(config.results_dir, run_id, "pipeline")
     except ResultsError as exc:
         console.error(str(exc))
         return 2
-    run_dir = config.results_dir / run_id
-    if (run_dir / "meta.json").exists():
-        console.error(f"{run_dir} already holds a run; choose another --run-id")
-        return 2
+    run_id = run_dir.name
     run_dir.mkdir(parents=True, exist_ok=True)
     timings = run_dir / TIMINGS_FILE
     timings.unlink(missing_ok=True)

@@ -16,6 +16,7 @@ import io
 import json
 import os
 import re
+import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -61,6 +62,19 @@ def validate_run_id(run_id: str) -> str:
     if not _RUN_ID.match(run_id):
         raise ResultsError(f"run id {run_id!r} must be 1-100 characters of letters, digits, '.', '_' or '-'")
     return run_id
+
+
+def fresh_run_dir(results_dir: Path, run_id: str | None, kind: str) -> Path:
+    """The folder for a new run: ``run_id`` checked (or a UTC-time id ending in ``-kind``).
+
+    Refuses a folder that already holds a run (its meta.json), so a run never overwrites
+    another's results. Raises :class:`ResultsError`; the folder is not created here.
+    """
+    run_id = validate_run_id(run_id or time.strftime(f"%Y%m%d-%H%M%S-{kind}", time.gmtime()))
+    run_dir = results_dir / run_id
+    if (run_dir / "meta.json").exists():
+        raise ResultsError(f"{run_dir} already holds a run; choose another --run-id")
+    return run_dir
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
