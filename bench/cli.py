@@ -49,8 +49,18 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("target")
 
     p = sub.add_parser("manifests", help="render the manifests that create a target on a real cluster")
-    p.add_argument("target")
+    p.add_argument("target", help="a target name, 'hpo' (Katib Experiments), 'pipeline' (TFJob, "
+                   "InferenceService, pipeline IR) or 'ui' (the digit page)")
     p.add_argument("-o", "--output", type=Path, default=None, help="folder to write into (default: print)")
+    p.add_argument("--predict-url", default=None,
+                   help="`manifests ui` only: the model URL nginx proxies /api/predict to "
+                        "(default: the first kserve target's cluster-local InferenceService URL)")
+
+    p = sub.add_parser("ui", help="serve the digit-recognition page (the study's section 5.4) for one target")
+    p.add_argument("--target", default=None, help="target name (default: the first flask target)")
+    p.add_argument("--port", type=int, default=8765, help="port on 127.0.0.1, 0 = a free one (default: %(default)s)")
+    p.add_argument("--no-start", action="store_true",
+                   help="do not start or contact the target: serve the page only (predictions off)")
 
     p = sub.add_parser("calibrate", help="measure each load-generator engine's own ceiling")
     p.add_argument("--engines", type=_csv_words, default=None, help="comma-separated engines (default: all)")
@@ -73,13 +83,20 @@ def _parser() -> argparse.ArgumentParser:
     hpo.add_argument("--epochs", type=int, default=None, help="training epochs per trial")
     hpo.add_argument("--repeats", type=int, default=None, help="repeats of each algorithm x max-trials")
 
-    pipe = p.add_argument_group("pipeline (`run pipeline`, the study's E2E pipeline: tune, train, export, serve, smoke)")
-    pipe.add_argument("--pipeline", default="servebench", help="which pipeline (default: %(default)s)")
+    pipe = p.add_argument_group("pipeline (`run pipeline`, the study's pipelines: Table 5 E2E, Table 4 custom model)")
+    pipe.add_argument("--pipeline", default="servebench",
+                      help="servebench (E2E, Table 5) or custom (the study's custom model, Table 4; "
+                           "default: %(default)s)")
+    pipe.add_argument("--target", default=None,
+                      help="submit to this target's Kubeflow Pipelines API (its kfp_endpoint) instead of kfp.local")
+    pipe.add_argument("--timeout", type=float, default=None,
+                      help="seconds to wait for the remote run (default: the target's kfp_timeout_s)")
 
     p = sub.add_parser("pipeline", help="Kubeflow Pipelines helpers: `pipeline compile [-o FILE]`")
     p.add_argument("action", choices=("compile",))
-    p.add_argument("-o", "--output", type=Path, default=Path("servebench-pipeline.yaml"),
-                   help="IR YAML file to write (default: %(default)s)")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="IR YAML file to write (default: PIPELINE-pipeline.yaml)")
+    p.add_argument("--pipeline", default="servebench", help="servebench or custom (default: %(default)s)")
 
     p = sub.add_parser("report", help="regenerate tables and figures from result CSVs")
     p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")
@@ -122,7 +139,20 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         from bench.cmd_targets import serve
 
         return asyncio.run(serve(config, args.target, console=console))
-    if args.command == "manifests" and args.target != "hpo":
+    if args.command == "manifests" and args.target != "ui" and args.predict_url is not None:
+        console.error("--predict-url belongs to `manifests ui` (the digit page's nginx proxy)")
+        return 2
+    if args.command == "manifests" and args.target == "ui":
+        from bench.cmd_ui import write_ui_manifests
+
+        return write_ui_manifests(config, output=args.output, predict_url=args.predict_url, console=console)
+    if args.command == "ui":
+        from bench.cmd_ui import ui
+
+        return asyncio.run(
+            ui(config, target_name=args.target, port=args.port, start=not args.no_start, console=console)
+        )
+    if args.command == "manifests" and args.target not in ("hpo", "pipeline"):
         from bench.cmd_targets import write_manifests
 
         return write_manifests(config, args.target, output=args.output, console=console)
@@ -151,15 +181,33 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
             write_report=not args.no_report,
             console=console,
         )
+    if args.command == "run" and args.targets == ["pipeline"] and args.timeout is not None and not args.target:
+        console.error("--timeout is the wait for a remote run: give --target NAME too")
+        return 2
+    if args.command == "run" and args.targets == ["pipeline"] and args.target:
+        from bench.cmd_pipeline_remote import run_remote_pipeline
+
+        return run_remote_pipeline(config, target=args.target, pipeline=args.pipeline, run_id=args.run_id,
+                                   timeout_s=args.timeout, console=console)
     if args.command == "run" and args.targets == ["pipeline"]:
         from bench.cmd_pipeline import run_pipeline
 
-        return run_pipeline(config, pipeline=args.pipeline, run_id=args.run_id, console=console)
+        return run_pipeline(config, pipeline=args.pipeline, run_id=args.run_id, console=console,
+                            write_report=not args.no_report)
     if args.command == "pipeline":
         from bench.cmd_pipeline import compile_pipeline
 
-        console.print(f"wrote {compile_pipeline(args.output)}")
+        try:
+            path = compile_pipeline(args.output or Path(f"{args.pipeline}-pipeline.yaml"), pipeline=args.pipeline)
+        except ValueError as exc:
+            console.error(str(exc))
+            return 2
+        console.print(f"wrote {path}")
         return 0
+    if args.command == "manifests" and args.target == "pipeline":
+        from bench.cmd_pipeline_manifests import write_pipeline_manifests
+
+        return write_pipeline_manifests(config, output=args.output, console=console)
     if args.command == "manifests" and args.target == "hpo":
         from bench.cmd_hpo import write_hpo_manifests
 

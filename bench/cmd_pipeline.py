@@ -7,7 +7,13 @@ Why not kfp.local's own output: it logs task status but no machine-readable star
 and a failed task yields no outputs.  The whole run is timed around ``kfp.local``; its
 ``total`` row therefore includes kfp.local's own per-task overhead (interpreter start-up).
 
-Only the local path exists so far: no ``kfp.Client`` submission, no ``custom`` pipeline.
+Pipelines (:mod:`models.pipeline.registry`): ``servebench``, the study's E2E pipeline (its
+Table 5), and ``custom``, its custom-model pipeline (Table 4).  From the stage rows the run
+also writes ``pipeline_summary.csv`` (the study's Table 4/5 quantities, docs/pipeline.md)
+and, unless told not to, the report (:mod:`models.pipeline.report`).
+
+Remote submission (``bench run pipeline --target NAME``, ``kfp.Client``) lives in
+:mod:`bench.cmd_pipeline_remote`; it writes the same stage file from the run's task details.
 """
 
 from __future__ import annotations
@@ -20,28 +26,46 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from models.pipeline.registry import (
+    OUTPUT_NAMES,
+    PIPELINES,
+    default_parameters,
+    settings_for,
+)
+
 if TYPE_CHECKING:
     from bench.config import BenchConfig
     from bench.console import Console
 
 __all__ = ["PIPELINES", "STAGES_FILE", "STAGE_COLUMNS", "compile_pipeline", "run_pipeline"]
 
-PIPELINES = ("servebench",)
 STAGES_FILE = "pipeline_stages.csv"
 TIMINGS_FILE = "stage_timings.jsonl"
 STAGE_COLUMNS = ("pipeline", "stage", "start", "end", "seconds", "status")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours task names in its messages
 
-#: Pipeline parameters a caller may override (``settings``); everything else is fixed.
-_PARAMS = ("trials", "tune_epochs", "epochs", "train_size", "test_size", "seed", "smoke_requests", "fail_stage")
+
+def compile_pipeline(output: str | Path, pipeline: str = "servebench") -> Path:
+    """Write ``pipeline``'s KFP IR YAML to ``output``; returns the path (ValueError: unknown pipeline)."""
+    from models.pipeline.registry import compile_named
+
+    return compile_named(pipeline, output)
 
 
-def compile_pipeline(output: str | Path) -> Path:
-    """Write the servebench pipeline's KFP IR YAML to ``output``; returns the path."""
-    from models.pipeline.definition import compile_pipeline as _compile
+def _write_summary(run_dir: Path, pipeline: str, task: Any) -> dict[str, float]:
+    """``pipeline_summary.csv`` from the stage file just written; returns the pipeline's outputs."""
+    from models.pipeline.stages import (
+        SUMMARY_FILE,
+        read_stages,
+        summary_rows,
+        write_summary,
+    )
 
-    return _compile(output)
+    outputs = {k: float(v) for k, v in (getattr(task, "outputs", None) or {}).items() if isinstance(v, int | float)}
+    extra = {OUTPUT_NAMES[pipeline]: outputs["Output"]} if pipeline in OUTPUT_NAMES and "Output" in outputs else {}
+    write_summary(run_dir / SUMMARY_FILE, summary_rows(pipeline, read_stages(run_dir / STAGES_FILE), extra))
+    return outputs
 
 
 def _write_stages(path: Path, pipeline: str, rows: list[dict[str, Any]]) -> None:
@@ -62,22 +86,24 @@ def run_pipeline(
     run_id: str | None,
     console: Console,
     settings: Mapping[str, Any] | None = None,
+    write_report: bool = True,
 ) -> int:
     """Run ``pipeline`` with kfp.local (subprocess runner, this interpreter); 0 ok, 1 stage failed, 2 bad input.
 
-    ``settings`` overrides pipeline parameters (``trials``, ``tune_epochs``, ``epochs``,
-    ``train_size``, ``test_size``, ``seed``, ``smoke_requests``, ``fail_stage``); defaults
-    come from ``[model]`` in bench.toml and the pipeline definition.
+    ``settings`` overrides pipeline parameters (names per pipeline:
+    :func:`models.pipeline.registry.settings_for`; ``fail_stage`` forces that stage to fail);
+    defaults come from ``[model]`` in bench.toml and the pipeline definition.  The report
+    goes to ``reports/<run-id>/`` unless ``write_report`` is false.
     """
     from bench.meta import run_header, utc_iso
     from bench.results import ResultsError, fresh_run_dir, write_json_atomic
 
     if pipeline not in PIPELINES:
-        console.error(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)} (custom is not implemented yet)")
+        console.error(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
         return 2
-    unknown = sorted(set(settings or {}) - set(_PARAMS))
+    unknown = sorted(set(settings or {}) - set(settings_for(pipeline)))
     if unknown:
-        console.error(f"unknown pipeline setting(s) {unknown}; known: {', '.join(_PARAMS)}")
+        console.error(f"unknown setting(s) {unknown} for pipeline {pipeline!r}; known: {', '.join(settings_for(pipeline))}")
         return 2
     try:
         run_dir = fresh_run_dir(config.results_dir, run_id, "pipeline")
@@ -88,9 +114,7 @@ def run_pipeline(
     run_dir.mkdir(parents=True, exist_ok=True)
     timings = run_dir / TIMINGS_FILE
     timings.unlink(missing_ok=True)
-    m = config.model
-    params: dict[str, Any] = {"trials": 4, "tune_epochs": 1, "smoke_requests": 8, "epochs": m.epochs, "train_size": m.train_size, "test_size": m.test_size,
-                              "seed": m.seed, "model_name": m.name}
+    params = default_parameters(pipeline, config.model)
     params.update(settings or {})
     params["timing_path"] = str(timings)
     meta = {**run_header(kind="pipeline", run_id=run_id, root=config.root, extra_packages=("kfp", "optuna", "kserve")),
@@ -101,12 +125,13 @@ def run_pipeline(
 
     import kfp.local
 
-    from models.pipeline.components import STAGES
-    from models.pipeline.definition import servebench_pipeline
+    from models.pipeline.registry import pipeline_function, stages_for
     from models.pipeline.timing import read_rows
 
+    stages = stages_for(pipeline)
+
     kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "kfp"))
-    console.info(f"pipeline {pipeline}: stages {' -> '.join(STAGES)} (kfp.local, results in {run_dir})")
+    console.info(f"pipeline {pipeline}: stages {' -> '.join(stages)} (kfp.local, results in {run_dir})")
     # The component subprocesses must import the same servebench source tree as this
     # process, whatever the editable install points at: prepend it to PYTHONPATH for the run.
     old_path = os.environ.get("PYTHONPATH")
@@ -114,8 +139,9 @@ def run_pipeline(
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (source_tree, old_path) if p)
     t0 = time.time()
     error = ""
+    task = None
     try:
-        servebench_pipeline(**params)
+        task = pipeline_function(pipeline)(**params)
     except Exception as exc:  # noqa: BLE001  kfp.local raises RuntimeError; anything else is a failure too
         text = _ANSI.sub("", str(exc)).strip()
         error = text.splitlines()[0] if text else type(exc).__name__
@@ -129,14 +155,19 @@ def run_pipeline(
     failed = next((r["stage"] for r in rows if r["status"] != "ok"), "")
     if error and not failed:
         done = {r["stage"] for r in rows}
-        failed = next((s for s in STAGES if s not in done), "unknown")
+        failed = next((s for s in stages if s not in done), "unknown")
     rows.append({"stage": "total", "start": t0, "end": t1, "seconds": t1 - t0, "status": "failed" if error else "ok"})
     _write_stages(run_dir / STAGES_FILE, pipeline, rows)
+    outputs = _write_summary(run_dir, pipeline, task)
     for r in rows:
-        console.info(f"  {r['stage']:<7} {r['seconds']:8.2f} s  {r['status']}")
+        console.info(f"  {r['stage']:<9} {r['seconds']:8.2f} s  {r['status']}")
     meta.update({"complete": not error, "status": "failed" if error else "ok", "finished_at": t1,
-                 "finished_utc": utc_iso(t1), "failed_stage": failed or None, "error": error or None})
+                 "finished_utc": utc_iso(t1), "failed_stage": failed or None, "error": error or None, "outputs": outputs})
     write_json_atomic(run_dir / "meta.json", meta)
+    if write_report:
+        from bench.cmd_report import pipeline_report
+
+        pipeline_report(config, run_dir, console)
     if error:
         console.error(f"pipeline {pipeline} stopped: stage {failed!r} failed ({error}); "
                       f"timings so far in {run_dir / STAGES_FILE}")

@@ -11,9 +11,17 @@ from pathlib import Path
 
 from bench.config import BenchConfig
 from bench.console import Console
-from bench.results import HPO_TRIALS_FILE, ResultsError, latest_run, load_run, resolve_run
+from bench.results import (
+    HPO_TRIALS_FILE,
+    PIPELINE_STAGES_FILE,
+    ResultsError,
+    latest_run,
+    load_run,
+    read_meta,
+    resolve_run,
+)
 
-__all__ = ["report", "write_report"]
+__all__ = ["pipeline_report", "report", "write_report"]
 
 
 def write_report(config: BenchConfig, run_dir: Path, *, study_overlay: bool, console: Console) -> Path:
@@ -46,6 +54,9 @@ def report(config: BenchConfig, *, runs: list[str], study_overlay: bool, console
         if (run_dir / HPO_TRIALS_FILE).is_file():  # a `bench run hpo` run: Tables 1-2, Figure 20
             status = max(status, _hpo_report(config, run_dir, console))
             continue
+        if _is_pipeline_run(run_dir):  # a `bench run pipeline` run: Table 4 or 5, Figure 22 or 23
+            status = max(status, pipeline_report(config, run_dir, console))
+            continue
         try:
             out = write_report(config, run_dir, study_overlay=study_overlay, console=console)
         except ResultsError as exc:
@@ -68,6 +79,31 @@ def _hpo_report(config: BenchConfig, run_dir: Path, console: Console) -> int:
         console.error(f"cannot build the tuning report of {run_dir}: {type(exc).__name__}: {exc}")
         return 2
     console.print(f"tuning report for {run_dir.name}: {out}")
+    for path in paths:
+        console.info(f"  {path}")
+    return 0
+
+
+def _is_pipeline_run(run_dir: Path) -> bool:
+    if (run_dir / PIPELINE_STAGES_FILE).is_file():
+        return True
+    try:
+        return read_meta(run_dir).get("kind") == "pipeline"
+    except ResultsError:
+        return False
+
+
+def pipeline_report(config: BenchConfig, run_dir: Path, console: Console) -> int:
+    """Render a pipeline run's report (models/pipeline/report.py) into reports/<run-id>/; 0 ok, 2 unreadable."""
+    from models.pipeline.report import render_pipeline_report
+
+    out = config.reports_dir / run_dir.name
+    try:
+        paths = render_pipeline_report(run_dir, out)
+    except (OSError, ValueError, KeyError) as exc:
+        console.error(f"cannot build the pipeline report of {run_dir}: {type(exc).__name__}: {exc}")
+        return 2
+    console.print(f"pipeline report for {run_dir.name}: {out / 'report.md'}")
     for path in paths:
         console.info(f"  {path}")
     return 0

@@ -46,6 +46,7 @@ __all__ = [
 ]
 
 HPO_TRIALS_FILE = "hpo_trials.csv"  # written by `bench run hpo` (models/hpo/results.py)
+PIPELINE_STAGES_FILE = "pipeline_stages.csv"  # written by `bench run pipeline` (bench/cmd_pipeline.py)
 SUMMARY_FILE = "summary.csv"
 REQUESTS_FILE = "requests.csv.gz"
 META_FILE = "meta.json"
@@ -245,6 +246,9 @@ def load_run(ref: str | Path, *, with_requests: bool = True) -> RunData:
         requests_path = path / REQUESTS_FILE if with_requests else None
     else:
         raise ResultsError(f"{ref} is neither a run folder nor a summary CSV")
+    if not summary_path.is_file() and (directory / PIPELINE_STAGES_FILE).is_file():
+        raise ResultsError(f"{directory} is a pipeline run (it has {PIPELINE_STAGES_FILE}), not a serving "
+                           f"benchmark: it has no {SUMMARY_FILE}; `bench report` renders it, `bench compare` cannot")
     if not summary_path.is_file() and read_meta(directory).get("kind") not in (None, "serving"):
         kind = read_meta(directory).get("kind")
         raise ResultsError(f"{directory} is a {kind!r} run, not a serving benchmark: it has no {SUMMARY_FILE}")
@@ -260,11 +264,10 @@ def load_run(ref: str | Path, *, with_requests: bool = True) -> RunData:
 def _run_dirs(results_dir: Path) -> list[Path]:
     if not results_dir.is_dir():
         return []
-    # Load runs (summary.csv) and tuning runs (hpo_trials.csv, from `bench run hpo`).
-    return [
-        p for p in results_dir.iterdir()
-        if p.is_dir() and ((p / SUMMARY_FILE).is_file() or (p / HPO_TRIALS_FILE).is_file())
-    ]
+    # Load runs (summary.csv), tuning runs (hpo_trials.csv, `bench run hpo`) and pipeline runs
+    # (pipeline_stages.csv, `bench run pipeline`; written when the pipeline ends, ok or failed).
+    markers = (SUMMARY_FILE, HPO_TRIALS_FILE, PIPELINE_STAGES_FILE)
+    return [p for p in results_dir.iterdir() if p.is_dir() and any((p / m).is_file() for m in markers)]
 
 
 def latest_run(results_dir: Path) -> Path:

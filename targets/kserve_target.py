@@ -25,7 +25,14 @@ from typing import Any, Literal
 import numpy as np
 
 from targets.base import DecodeError, Request, Target, TargetContext, TargetError
-from targets.remote import RemoteAccess, RemoteSettings, check_remote_ready, open_remote, public_remote_settings
+from targets.kfp_settings import KfpSettings
+from targets.remote import (
+    RemoteAccess,
+    RemoteSettings,
+    check_remote_ready,
+    open_remote,
+    public_remote_settings,
+)
 
 __all__ = ["KServeSettings", "KServeTarget", "find_savedmodel"]
 
@@ -36,8 +43,11 @@ _WORKER_READY = "Application startup complete"
 
 
 @dataclass(frozen=True)
-class KServeSettings(RemoteSettings):
-    """A ``kserve`` target's table in bench.toml (remote-mode keys inherited).
+class KServeSettings(RemoteSettings, KfpSettings):
+    """A ``kserve`` target's table in bench.toml (remote-mode and ``kfp_*`` keys inherited).
+
+    The ``kfp_*`` keys (:class:`targets.kfp_settings.KfpSettings`) name the cluster's
+    Kubeflow Pipelines API for ``bench run pipeline --target``.
 
     ``protocol``: "v1" (``/v1/models/<name>:predict``, TF-Serving rows) or "v2" (Open
     Inference Protocol, ``/v2/models/<name>/infer``).
@@ -71,6 +81,7 @@ class KServeSettings(RemoteSettings):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.check_kfp()
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.tf_threads < 0:
@@ -289,4 +300,4 @@ def _workers_started(log_path: Path | None) -> int:
 
     text = log_tail(log_path, 400)
     marker = text.rfind("--- servebench spawn:")
-    return text[marker if marker >= 0 else 0 :].count(_WORKER_READY)
+    return text[max(marker, 0) :].count(_WORKER_READY)

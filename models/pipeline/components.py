@@ -29,31 +29,38 @@ def tune(
     trials: int, epochs: int, train_size: int, test_size: int, seed: int,
     timing_path: str, fail_stage: str, metrics: Output[Metrics],
 ) -> NamedTuple("Best", lr=float, batch_size=int):
-    """Optuna TPE search over the study's range (lr 0.01-0.05, batch 80-100); Katib stand-in."""
+    """The study's Katib random search (lr 0.01-0.05, batch 80-100), run as ``bench run hpo`` runs it.
+
+    Same engine as the tuning study (:func:`models.hpo.search.run_study`: Katib's stop rules,
+    ``random`` as the study's pipeline used), trials in-process one at a time (1 torch thread).
+    """
     from collections import namedtuple
 
     from models.pipeline.timing import stage_timer
 
     with stage_timer(timing_path, "tune", fail_stage):
-        import optuna
-
         from bench.config import ModelConfig
         from models.data import load_dataset
+        from models.hpo.search import TrialOutcome, run_study
+        from models.hpo.space import SearchSpace, TrialParams
         from models.trial import run_trial
 
         cfg = ModelConfig(train_size=train_size, test_size=test_size, seed=seed, torch_threads=1)
         split = load_dataset(cfg)
 
-        def objective(trial: optuna.Trial) -> float:
-            lr = trial.suggest_float("lr", 0.01, 0.05)
-            bs = trial.suggest_int("batch_size", 80, 100)
-            return run_trial(split, cfg, lr=lr, batch_size=bs, epochs=epochs).loss
+        def objective(params: TrialParams) -> TrialOutcome:
+            result = run_trial(split, cfg, lr=params.lr, batch_size=params.batch_size, epochs=epochs)
+            return TrialOutcome(loss=result.loss, accuracy=result.accuracy)
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        study = optuna.create_study(direction="minimize", sampler=optuna.samplers.TPESampler(seed=seed))
-        study.optimize(objective, n_trials=trials)
-        best = study.best_params
-        metrics.log_metric("best_loss", float(study.best_value))
+        study = run_study("random", objective, space=SearchSpace(), max_trials=trials, parallel=1, seed=seed)
+        best = study.best
+        if best is None:
+            raise RuntimeError(f"tuning: all {len(study.trials)} trials failed; first error: {study.trials[0].error}")
+        metrics.log_metric("best_loss", float(best.loss))
+        metrics.log_metric("best_accuracy", float(best.accuracy))
+        metrics.log_metric("trials", float(len(study.trials)))
+        metrics.log_metric("failed_trials", float(study.n_failed))
+        best = {"lr": best.lr, "batch_size": best.batch_size}
     return namedtuple("Best", ["lr", "batch_size"])(float(best["lr"]), int(best["batch_size"]))
 
 

@@ -1,0 +1,94 @@
+"""Figure 22 / Figure 23 style grouped bar charts: our pipeline beside the study's two clouds.
+
+Why log scale by default: our local runs take seconds to a minute, the study's Kubeflow
+runs took hundreds of seconds (pod scheduling, image pulls, cloud storage), so on a
+linear axis our bars would be invisible.  When the plotted values span 10x or more the
+y axis is logarithmic and every bar carries its value, so the numbers -- not bar heights --
+are what a reader compares.  A failed stage is drawn hatched and labelled, a stage that
+never ran gets a "not run" label instead of a bar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+__all__ = ["Series", "grouped_bars", "needs_log_scale"]
+
+_COLORS = ("tab:green", "tab:blue", "tab:orange", "tab:purple")
+
+
+@dataclass(frozen=True)
+class Series:
+    """One group member: a label, one value per category (``None`` = no bar), and per-bar notes."""
+
+    label: str
+    values: Sequence[float | None]
+    notes: Sequence[str] = ()
+    hatched: Sequence[bool] = ()
+
+
+def needs_log_scale(values: Sequence[float | None], ratio: float = 10.0) -> bool:
+    """True when the positive values span ``ratio`` or more (max / min)."""
+    positive = [v for v in values if v is not None and v > 0]
+    return bool(positive) and max(positive) / min(positive) >= ratio
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
+def grouped_bars(
+    categories: Sequence[str], series: Sequence[Series], *, title: str, caption: str, path: Path,
+    ylabel: str = "seconds",
+) -> Path:
+    """Draw one group of bars per category, one bar per series; save a PNG at ``path``."""
+    all_values = [v for s in series for v in s.values]
+    log = needs_log_scale(all_values)
+    x = np.arange(len(categories))
+    width = 0.8 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.9 * len(categories) + 2.5), 4.8))
+    positive = [v for v in all_values if v is not None and v > 0]
+    floor = min(positive) / 3 if log and positive else 0.0  # where "not run" labels sit on a log axis
+    for i, s in enumerate(series):
+        offset = (i - (len(series) - 1) / 2) * width
+        labelled = False  # the legend entry goes on the series' first drawn bar
+        for j, value in enumerate(s.values):
+            note = s.notes[j] if j < len(s.notes) else ""
+            hatched = s.hatched[j] if j < len(s.hatched) else False
+            xpos = x[j] + offset
+            if value is None:
+                ax.text(xpos, floor if log else 0, note or "not run", ha="center", va="bottom",
+                        rotation=90, fontsize=8, color="dimgray")
+                continue
+            ax.bar(xpos, value, width, color=_COLORS[i % len(_COLORS)], edgecolor="black", linewidth=0.5,
+                   hatch="//" if hatched else None, label=None if labelled else s.label)
+            labelled = True
+            text = _fmt(value) + (f"\n{note}" if note else "")
+            ax.annotate(text, (xpos, value), xytext=(0, 2), textcoords="offset points",
+                        ha="center", va="bottom", fontsize=8)
+    if log:
+        ax.set_yscale("log")
+        ax.set_ylim(floor / 1.5, max(positive) * 12)  # head room for the labels and the legend
+        ylabel += " (log scale)"
+    elif positive:
+        ax.set_ylim(0, max(positive) * 1.35)
+    ax.set_xticks(x, categories)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=11)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(loc="upper center", ncol=len(series), fontsize=8)
+    fig.text(0.01, 0.01, caption, fontsize=7.5, ha="left", va="bottom", wrap=True, color="dimgray")
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120, metadata={"Software": "servebench"})
+    plt.close(fig)
+    return path
