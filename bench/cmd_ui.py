@@ -1,0 +1,181 @@
+"""`bench ui` and `bench manifests ui`: the study's digit-recognition page (section 5.4).
+
+Why here and not in webui/: this module is the CLI side -- it picks the target from
+bench.toml, starts (and always stops) its stand-in, runs the page's server until Ctrl-C
+and prints; :mod:`webui` holds the page, the server and the manifests and never prints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+from bench.cmd_targets import standin_context
+from bench.config import BenchConfig, ConfigError
+from bench.console import Console
+from targets.base import TargetError
+from targets.registry import build_target
+
+__all__ = ["default_ui_target", "ui", "write_ui_manifests"]
+
+
+def default_ui_target(config: BenchConfig) -> str:
+    """The first ``flask`` target in bench.toml (the study's page called the Flask app), else the first target."""
+    for name, spec in config.targets.items():
+        if spec.adapter == "flask":
+            return name
+    if not config.targets:
+        raise ConfigError("targets", "no targets configured in bench.toml: the page needs one to ask")
+    return next(iter(config.targets))
+
+
+async def ui(
+    config: BenchConfig,
+    *,
+    target_name: str | None,
+    port: int,
+    start: bool,
+    console: Console,
+) -> int:
+    """Start the target's stand-in, serve the page, wait for Ctrl-C; 0 on a clean stop.
+
+    A remote target is only checked for readiness; with ``start`` False nothing is
+    started or contacted and the page's proxy answers 502.  Exit codes: 1 when the
+    target cannot start or dies, or the port is taken; 2 on bad input; 130 when
+    interrupted while starting.
+
+    Everything started here is stopped on the way out, also when start-up fails or the
+    user interrupts it half-way.
+    """
+    from webui.pageconfig import UnsupportedTarget, api_mode_for_target
+    from webui.server import create_app, start_server
+
+    name = target_name or default_ui_target(config)
+    if name not in config.targets:
+        known = ", ".join(config.targets) or "(none)"
+        raise ConfigError(f"targets.{name}", f"no such target in bench.toml; configured targets: {known}")
+    if not 0 <= port <= 65535:
+        console.error(f"--port must be 0..65535 (0 = a free port), got {port}")
+        return 2
+    target = build_target(config.targets[name], standin_context(config, name))
+    try:
+        api_mode_for_target(target)  # refuse an unsupported adapter before starting anything
+    except UnsupportedTarget as exc:
+        console.error(str(exc))
+        return 2
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    main_task = asyncio.current_task()
+    starting = True
+
+    def on_signal() -> None:
+        stop.set()
+        if starting and main_task is not None:
+            main_task.cancel()  # abandon a slow start; the finally blocks stop what started
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        # Everything entered on the stack is undone on the way out, in reverse order:
+        # the page's server first, then the target (`async with target`, as `bench serve`).
+        async with contextlib.AsyncExitStack() as stack:
+            if start:
+                if not target.is_remote:
+                    _ensure_model(config, console)
+                what = "checking remote" if target.is_remote else "starting"
+                console.info(f"{what} {name} ({target.adapter}) ...")
+                stack.callback(console.info, f"stopped {name}")
+                await stack.enter_async_context(target)  # a failed start stops what it spawned
+                console.info(f"{name} is answering at {target.base_url}")
+            else:
+                console.warn(f"--no-start: {name} is not started; the page's predict button stays off")
+            try:
+                runner, url = await start_server(create_app(target, forward=start), port=port)
+            except OSError as exc:
+                console.error(f"cannot serve the page on 127.0.0.1:{port}: {exc.strerror or exc}")
+                return 1
+            stack.push_async_callback(runner.cleanup)
+            starting = False
+            console.print(f"digit page for {name}: {url}")
+            console.info("press Ctrl-C to stop")
+            code = await _wait(target, stop)
+            if code:
+                console.error(f"{name}: a stand-in process exited on its own; stopping")
+            return code
+    except asyncio.CancelledError:
+        console.info("interrupted while starting; stopped what was started")
+        return 130
+    except TargetError as exc:
+        console.error(str(exc))
+        return 1
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _ensure_model(config: BenchConfig, console: Console) -> None:
+    """Train and export the model if it is missing or stale (the local stand-ins serve it)."""
+    from models.artifacts import ensure_model  # lazy: torch
+
+    with console.progress("training the model (once)") as progress:
+        ensure_model(
+            config.model,
+            config.artifacts_dir,
+            on_progress=lambda epoch, epochs, _loss, _acc: progress.update(epoch, epochs),
+            on_stage=console.info,
+            root=config.root,
+        )
+
+
+async def _wait(target: object, stop: asyncio.Event) -> int:
+    """Until a signal: 0; or 1 as soon as a local stand-in's process dies by itself."""
+    processes = list(getattr(target, "processes", []) or [])
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+        except TimeoutError:
+            pass
+        if any(getattr(p, "returncode", None) is not None for p in processes):
+            return 1
+    return 0
+
+
+def write_ui_manifests(
+    config: BenchConfig,
+    *,
+    output: Path | None,
+    predict_url: str | None,
+    console: Console,
+) -> int:
+    """Render the nginx image, Pod and LoadBalancer Service of the page; print or write them."""
+    from webui.manifests import (
+        ManifestError,
+        build_context_files,
+        default_predict_url,
+        render_ui_manifests,
+    )
+
+    try:
+        url = predict_url or default_predict_url(config)
+        files = render_ui_manifests(predict_url=url)
+    except ManifestError as exc:
+        console.error(str(exc))
+        return 2
+    if output is None:
+        for filename, text in files.items():
+            console.print(f"# --- {filename} ---")
+            console.print(text.rstrip("\n"))
+        console.info("(the page's static files are written too with -o DIR: the Dockerfile's build context)")
+        return 0
+    blobs = {name: text.encode("utf-8") for name, text in files.items()} | build_context_files()
+    output.mkdir(parents=True, exist_ok=True)
+    for filename, data in blobs.items():
+        path = output / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        console.print(str(path))
+    console.info(f"{len(blobs)} files for the digit page written to {output} (proxying /api/predict to {url})")
+    return 0

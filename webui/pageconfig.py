@@ -1,0 +1,115 @@
+"""What the digit page must know about its target: ``config.json``, built in one place.
+
+Why a file the page fetches instead of constants in the JavaScript: the page converts
+photos to model input itself for KServe targets, and that conversion must equal the
+servers' (``models.data.normalize``, ``targets.flask_app.preprocess_photo``).  Taking the
+numbers from the Python modules at serve/render time means a change there reaches the
+page, and the browser tests compare the page's pixels with ``preprocess_photo``'s.
+
+The same document is served by :mod:`webui.server` and baked into the nginx image by
+:mod:`webui.manifests`.  It never holds a secret: only names, the API mode, public URLs
+and numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from models.data import MEAN, STD
+
+__all__ = [
+    "API_MODES",
+    "INK_THRESHOLD",
+    "WIRE_DECIMALS",
+    "ApiMode",
+    "UnsupportedTarget",
+    "api_mode_for_target",
+    "api_mode_for_url",
+    "page_config",
+]
+
+ApiMode = Literal["multipart", "kserve-v1", "kserve-v2"]
+
+#: ``multipart``: POST the photo as multipart field ``file`` (the Flask app preprocesses
+#: it, ``flask`` and ``k8s`` targets); ``kserve-v1`` / ``kserve-v2``: the page converts the
+#: photo to 28x28 normalised pixels and POSTs a V1 ``{"instances": ...}`` / V2 body.
+API_MODES: tuple[str, ...] = ("multipart", "kserve-v1", "kserve-v2")
+
+#: A pixel is ink when brighter than this after inversion (``preprocess_photo``: grey > 30).
+INK_THRESHOLD = 30
+#: Decimals of each pixel on the wire (``models.data.wire_pixels`` rounds to 4).
+WIRE_DECIMALS = 4
+#: The MNIST layout: the digit's box is resized to 20x20 and centred in 28x28.
+DIGIT_BOX = 20
+IMAGE_SIDE = 28
+
+
+class UnsupportedTarget(ValueError):
+    """The page cannot talk to this target's API (an adapter it does not know)."""
+
+
+def api_mode_for_target(target: Any) -> ApiMode:
+    """The page's API mode for a built target: Flask app (``flask``/``k8s``) or KServe V1/V2.
+
+    Decided by class (``K8sTarget`` is a ``FlaskTarget``), so subclasses of the built-ins
+    work; any other adapter's wire format is unknown to the page and is refused by name.
+    """
+    from targets.flask_target import FlaskTarget
+    from targets.kserve_target import KServeTarget
+
+    if isinstance(target, FlaskTarget):
+        return "multipart"
+    if isinstance(target, KServeTarget):
+        return "kserve-v1" if target.settings.protocol == "v1" else "kserve-v2"
+    raise UnsupportedTarget(
+        f"target {target.name!r} (adapter {target.adapter or type(target).__name__!r}) is not supported by the "
+        "digit page: it speaks the Flask app's API (adapters flask, k8s) or KServe V1/V2 (adapter kserve)"
+    )
+
+
+def api_mode_for_url(url: str) -> ApiMode:
+    """The API mode a predict URL implies: ``/v1/models/M:predict``, ``/v2/models/M/infer``, else Flask."""
+    path = url.split("?", 1)[0]
+    if "/v1/models/" in path and path.endswith(":predict"):
+        return "kserve-v1"
+    if "/v2/models/" in path and path.endswith("/infer"):
+        return "kserve-v2"
+    return "multipart"
+
+
+def page_config(
+    *,
+    target: str,
+    adapter: str,
+    api: ApiMode,
+    where: str,
+    upstream: str,
+    max_upload_bytes: int,
+    forwarding: bool = True,
+) -> dict[str, Any]:
+    """The ``config.json`` document (no secrets: ``upstream`` is a URL without credentials).
+
+    ``where``: "local stand-in", "remote" or "cluster" (shown on the page).  ``forwarding``
+    is False when the page's server was told not to start the target (``--no-start``).
+    """
+    if api not in API_MODES:
+        raise ValueError(f"api must be one of {API_MODES}, got {api!r}")
+    from targets.flask_app import MAX_PHOTO_PIXELS
+
+    return {
+        "target": target,
+        "adapter": adapter,
+        "api": api,
+        "where": where,
+        "upstream": upstream,
+        "predict_path": "api/predict",
+        "forwarding": forwarding,
+        "max_upload_bytes": max_upload_bytes,
+        "preprocess": {
+            "ink_threshold": INK_THRESHOLD,
+            "digit_box": DIGIT_BOX,
+            "side": IMAGE_SIDE,
+            "max_pixels": MAX_PHOTO_PIXELS,
+        },
+        "normalize": {"mean": MEAN, "std": STD, "decimals": WIRE_DECIMALS},
+    }
