@@ -56,3 +56,34 @@ def mnist(repo_root: Path):
 
     split = load_dataset(load_config(repo_root / "bench.toml").model)
     return split.test_x[:100], split.test_y[:100]
+
+
+def _uses_browser(module: object) -> bool:
+    """True when a test module imported the browser helper (tests/browser.py)."""
+    import sys
+
+    helper = sys.modules.get("browser")
+    if helper is None or module is None:
+        return False
+    return any(value is helper or getattr(value, "__module__", None) == helper.__name__
+               for value in vars(module).values())
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark every test of a module that uses tests/browser.py as ``browser``, so
+    ``python -m pytest -m browser`` runs exactly the real-browser tests."""
+    for item in items:
+        if _uses_browser(getattr(item, "module", None)):
+            item.add_marker(pytest.mark.browser)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
+    """Say loudly, at the very end, when browser tests were skipped (and why): a green run
+    without a browser has not checked the HTML at all."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if "BROWSER TESTS SKIPPED" in str(getattr(r, "longrepr", ""))]
+    if skipped:
+        first = skipped[0].longrepr
+        reason = str(first[-1] if isinstance(first, tuple) else first).removeprefix("Skipped: ")
+        terminalreporter.section("BROWSER TESTS SKIPPED", sep="!", red=True, bold=True)
+        terminalreporter.line(f"{len(skipped)} browser test(s) did not run: {reason}", red=True, bold=True)
