@@ -18,7 +18,6 @@ Remote submission (``bench run pipeline --target NAME``, ``kfp.Client``) lives i
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 import time
@@ -32,6 +31,7 @@ from models.pipeline.registry import (
     default_parameters,
     settings_for,
 )
+from models.pipeline.stages import STAGE_COLUMNS, STAGES_FILE, write_stages
 
 if TYPE_CHECKING:
     from bench.config import BenchConfig
@@ -39,9 +39,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PIPELINES", "STAGES_FILE", "STAGE_COLUMNS", "compile_pipeline", "run_pipeline"]
 
-STAGES_FILE = "pipeline_stages.csv"
 TIMINGS_FILE = "stage_timings.jsonl"
-STAGE_COLUMNS = ("pipeline", "stage", "start", "end", "seconds", "status")
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours task names in its messages
 
@@ -66,17 +64,6 @@ def _write_summary(run_dir: Path, pipeline: str, task: Any) -> dict[str, float]:
     extra = {OUTPUT_NAMES[pipeline]: outputs["Output"]} if pipeline in OUTPUT_NAMES and "Output" in outputs else {}
     write_summary(run_dir / SUMMARY_FILE, summary_rows(pipeline, read_stages(run_dir / STAGES_FILE), extra))
     return outputs
-
-
-def _write_stages(path: Path, pipeline: str, rows: list[dict[str, Any]]) -> None:
-    from bench.meta import utc_iso
-
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(STAGE_COLUMNS)
-        for r in rows:
-            writer.writerow([pipeline, r["stage"], utc_iso(r["start"]), utc_iso(r["end"]),
-                             f"{r['seconds']:.3f}", r["status"]])
 
 
 def run_pipeline(
@@ -157,7 +144,7 @@ def run_pipeline(
         done = {r["stage"] for r in rows}
         failed = next((s for s in stages if s not in done), "unknown")
     rows.append({"stage": "total", "start": t0, "end": t1, "seconds": t1 - t0, "status": "failed" if error else "ok"})
-    _write_stages(run_dir / STAGES_FILE, pipeline, rows)
+    write_stages(run_dir / STAGES_FILE, pipeline, rows)
     outputs = _write_summary(run_dir, pipeline, task)
     for r in rows:
         console.info(f"  {r['stage']:<9} {r['seconds']:8.2f} s  {r['status']}")

@@ -14,10 +14,8 @@ not found in the details; 2 bad input.  The token/cookie never reach ``results/`
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -27,19 +25,6 @@ if TYPE_CHECKING:
 __all__ = ["PACKAGE_FILE", "run_remote_pipeline"]
 
 PACKAGE_FILE = "pipeline.yaml"  # the compiled IR as submitted (image override applied), kept with the results
-
-
-def _write_stages(path: Path, pipeline: str, rows: list[dict[str, Any]]) -> None:
-    """The local ``pipeline_stages.csv`` format (bench/cmd_pipeline.py): UTC ISO times, seconds to ms."""
-    from bench.meta import utc_iso
-    from models.pipeline.stages import STAGE_COLUMNS
-
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(STAGE_COLUMNS)
-        for r in rows:
-            writer.writerow([pipeline, r["stage"], utc_iso(r["start"]), utc_iso(r["end"]),
-                             f"{r['seconds']:.3f}", r["status"]])
 
 
 def _kfp_settings(config: BenchConfig, target: str) -> Any:
@@ -99,6 +84,7 @@ def run_remote_pipeline(
         SUMMARY_FILE,
         read_stages,
         summary_rows,
+        write_stages,
         write_summary,
     )
 
@@ -160,7 +146,7 @@ def run_remote_pipeline(
         write_json_atomic(run_dir / "meta.json", meta)
         console.error(str(exc))
         return 1
-    _write_stages(run_dir / STAGES_FILE, pipeline, timings.rows)
+    write_stages(run_dir / STAGES_FILE, pipeline, timings.rows)
     write_summary(run_dir / SUMMARY_FILE, summary_rows(pipeline, read_stages(run_dir / STAGES_FILE)))
     for r in timings.rows:
         console.info(f"  {r['stage']:<7} {r['seconds']:8.2f} s  {r['status']}")

@@ -7,6 +7,7 @@ meta.json of the run.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from bench.config import BenchConfig
@@ -68,20 +69,26 @@ def report(config: BenchConfig, *, runs: list[str], study_overlay: bool, console
     return status
 
 
+def _side_report(
+    what: str, render: Callable[[Path, Path], list[Path]], run_dir: Path, out: Path, console: Console, shown: str
+) -> int:
+    """Render a non-serving run's report with ``render(run_dir, out)``; 0 ok, 2 unreadable input."""
+    try:
+        paths = render(run_dir, out)
+    except (OSError, ValueError, KeyError) as exc:
+        console.error(f"cannot build the {what} report of {run_dir}: {type(exc).__name__}: {exc}")
+        return 2
+    console.print(f"{what} report for {run_dir.name}: {out / shown if shown else out}")
+    for path in paths:
+        console.info(f"  {path}")
+    return 0
+
+
 def _hpo_report(config: BenchConfig, run_dir: Path, console: Console) -> int:
     """Regenerate a tuning run's tables and figures from its CSVs alone."""
     from models.hpo.report import render_hpo_report
 
-    out = config.reports_dir / run_dir.name
-    try:
-        paths = render_hpo_report(run_dir, out)
-    except (OSError, ValueError, KeyError) as exc:
-        console.error(f"cannot build the tuning report of {run_dir}: {type(exc).__name__}: {exc}")
-        return 2
-    console.print(f"tuning report for {run_dir.name}: {out}")
-    for path in paths:
-        console.info(f"  {path}")
-    return 0
+    return _side_report("tuning", render_hpo_report, run_dir, config.reports_dir / run_dir.name, console, "")
 
 
 def _is_pipeline_run(run_dir: Path) -> bool:
@@ -98,12 +105,4 @@ def pipeline_report(config: BenchConfig, run_dir: Path, console: Console) -> int
     from models.pipeline.report import render_pipeline_report
 
     out = config.reports_dir / run_dir.name
-    try:
-        paths = render_pipeline_report(run_dir, out)
-    except (OSError, ValueError, KeyError) as exc:
-        console.error(f"cannot build the pipeline report of {run_dir}: {type(exc).__name__}: {exc}")
-        return 2
-    console.print(f"pipeline report for {run_dir.name}: {out / 'report.md'}")
-    for path in paths:
-        console.info(f"  {path}")
-    return 0
+    return _side_report("pipeline", render_pipeline_report, run_dir, out, console, "report.md")

@@ -17,7 +17,7 @@ from bench.cpus import plan_cpus
 from targets.base import Target, TargetContext, TargetError
 from targets.registry import build_target
 
-__all__ = ["list_targets", "serve", "standin_context", "write_manifests"]
+__all__ = ["list_targets", "serve", "serve_until_stopped", "standin_context", "write_manifests"]
 
 
 def standin_context(config: BenchConfig, name: str) -> TargetContext:
@@ -113,7 +113,7 @@ async def serve(config: BenchConfig, name: str, *, console: Console) -> int:
             console.print(f"{name} is serving at {target.base_url}")
             _curl_example(target, config, console)
             console.info("press Ctrl-C to stop")
-            code = await _serve_until_stopped(target, stop)
+            code = await serve_until_stopped(target, stop)
             if code:
                 console.error(f"{name}: a stand-in process exited on its own; stopping")
         console.info(f"stopped {name}" + (f" ({received[0]})" if received else ""))
@@ -129,7 +129,7 @@ async def serve(config: BenchConfig, name: str, *, console: Console) -> int:
             loop.remove_signal_handler(sig)
 
 
-async def _serve_until_stopped(target: Target, stop: asyncio.Event) -> int:
+async def serve_until_stopped(target: Target, stop: asyncio.Event) -> int:
     """Wait for a signal; return 1 early if the stand-in's processes die by themselves."""
     processes = list(getattr(target, "processes", []) or [])
     while not stop.is_set():

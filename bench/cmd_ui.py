@@ -12,7 +12,7 @@ import contextlib
 import signal
 from pathlib import Path
 
-from bench.cmd_targets import standin_context
+from bench.cmd_targets import serve_until_stopped, standin_context
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
 from targets.base import TargetError
@@ -101,7 +101,7 @@ async def ui(
             starting = False
             console.print(f"digit page for {name}: {url}")
             console.info("press Ctrl-C to stop")
-            code = await _wait(target, stop)
+            code = await serve_until_stopped(target, stop)
             if code:
                 console.error(f"{name}: a stand-in process exited on its own; stopping")
             return code
@@ -128,19 +128,6 @@ def _ensure_model(config: BenchConfig, console: Console) -> None:
             on_stage=console.info,
             root=config.root,
         )
-
-
-async def _wait(target: object, stop: asyncio.Event) -> int:
-    """Until a signal: 0; or 1 as soon as a local stand-in's process dies by itself."""
-    processes = list(getattr(target, "processes", []) or [])
-    while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=1.0)
-        except TimeoutError:
-            pass
-        if any(getattr(p, "returncode", None) is not None for p in processes):
-            return 1
-    return 0
 
 
 def write_ui_manifests(

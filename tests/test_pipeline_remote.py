@@ -157,18 +157,6 @@ def test_succeeded_run_writes_the_local_stage_format(tmp_path: Path, capsys, cap
     assert "root-driver" in meta["unmapped_tasks"] and meta["missing_stages"] == []
 
 
-def test_written_rows_equal_the_local_writer(tmp_path: Path) -> None:
-    """Same rows through the local run's writer and ours -> the same bytes."""
-    import bench.cmd_pipeline as local
-    from bench.cmd_pipeline_remote import _write_stages
-
-    rows = [{"stage": "tune", "start": 1.7e9, "end": 1.7e9 + 12.3456, "seconds": 12.3456, "status": "ok"},
-            {"stage": "total", "start": 1.7e9 - 2, "end": 1.7e9 + 20, "seconds": 22.0, "status": "failed"}]
-    local._write_stages(tmp_path / "a.csv", "servebench", rows)
-    _write_stages(tmp_path / "b.csv", "servebench", rows)
-    assert (tmp_path / "a.csv").read_bytes() == (tmp_path / "b.csv").read_bytes()
-
-
 def test_failed_task_names_the_stage_and_keeps_rows(tmp_path: Path, capsys) -> None:
     with FakeKfp(["run-failed.json"], token=TOKEN) as fake:
         config = _config(tmp_path, fake.url)

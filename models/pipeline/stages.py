@@ -35,6 +35,7 @@ __all__ = [
     "read_summary_values",
     "study_metrics",
     "summary_rows",
+    "write_stages",
     "write_summary",
 ]
 
@@ -89,6 +90,23 @@ class StudyMetric:
     @property
     def from_stages(self) -> str:
         return "+".join(self.stages)
+
+
+def write_stages(path: Path, pipeline: str, rows: list[dict]) -> Path:
+    """Write ``pipeline_stages.csv``: one writer for local and remote runs, so the format is one.
+
+    ``rows``: dicts with ``stage``, ``start``/``end`` (epoch seconds), ``seconds``, ``status``;
+    times are written as UTC ISO strings, seconds to the millisecond.
+    """
+    from bench.meta import utc_iso
+
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(STAGE_COLUMNS)
+        for r in rows:
+            writer.writerow([pipeline, r["stage"], utc_iso(r["start"]), utc_iso(r["end"]),
+                             f"{r['seconds']:.3f}", r["status"]])
+    return path
 
 
 def read_stages(path: Path) -> list[StageRow]:
