@@ -18,12 +18,15 @@ Remote submission (``bench run pipeline --target NAME``, ``kfp.Client``) lives i
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self, TextIO
 
 from models.pipeline.registry import (
     OUTPUT_NAMES,
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 __all__ = ["PIPELINES", "STAGES_FILE", "STAGE_COLUMNS", "compile_pipeline", "run_pipeline"]
 
 TIMINGS_FILE = "stage_timings.jsonl"
+KFP_LOG_FILE = "kfp.log"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours task names in its messages
 
@@ -64,6 +68,67 @@ def _write_summary(run_dir: Path, pipeline: str, task: Any) -> dict[str, float]:
     extra = {OUTPUT_NAMES[pipeline]: outputs["Output"]} if pipeline in OUTPUT_NAMES and "Output" in outputs else {}
     write_summary(run_dir / SUMMARY_FILE, summary_rows(pipeline, read_stages(run_dir / STAGES_FILE), extra))
     return outputs
+
+
+class _AnsiStripper(io.TextIOBase):
+    """A text stream that writes to ``target`` without kfp.local's colour codes."""
+
+    def __init__(self, target: TextIO) -> None:
+        self.target = target
+
+    def write(self, text: str) -> int:
+        self.target.write(_ANSI.sub("", text))
+        return len(text)
+
+    def flush(self) -> None:
+        self.target.flush()
+
+
+class _StageWatcher:
+    """Shows each stage's row on the console as soon as its component appends it.
+
+    Why a thread: kfp.local blocks until the whole pipeline ends; the rows arrive in the
+    timings file from the component subprocesses meanwhile.
+    """
+
+    def __init__(self, timings: Path, console: Console, poll_s: float = 0.5) -> None:
+        self.timings, self.console, self.poll_s = timings, console, poll_s
+        self.shown = 0
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="pipeline-stages", daemon=True)
+
+    def _show_new(self) -> None:
+        from models.pipeline.timing import read_rows
+
+        try:
+            rows = read_rows(self.timings)
+        except ValueError:  # a line being written right now: next poll
+            return
+        for r in rows[self.shown:]:
+            self.console.info(f"  {r['stage']:<9} {r['seconds']:8.2f} s  {r['status']}")
+        self.shown = max(self.shown, len(rows))
+
+    def _run(self) -> None:
+        while not self.stop.wait(self.poll_s):
+            self._show_new()
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+        self._show_new()
+
+
+def _tail(path: Path, lines: int) -> list[str]:
+    """The last non-empty ``lines`` of a text file (a failed task's traceback ends there)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if line.strip()][-lines:]
 
 
 def run_pipeline(
@@ -124,19 +189,25 @@ def run_pipeline(
     old_path = os.environ.get("PYTHONPATH")
     source_tree = str(Path(__file__).resolve().parents[1])
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (source_tree, old_path) if p)
+    log_path = run_dir / KFP_LOG_FILE
+    console.info(f"  kfp.local's own log (task output, tracebacks): {log_path}")
     t0 = time.time()
     error = ""
     task = None
-    try:
-        task = pipeline_function(pipeline)(**params)
-    except Exception as exc:  # noqa: BLE001  kfp.local raises RuntimeError; anything else is a failure too
-        text = _ANSI.sub("", str(exc)).strip()
-        error = text.splitlines()[0] if text else type(exc).__name__
-    finally:
-        if old_path is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old_path
+    # kfp.local prints every task's output to stdout (its logging handler and builtins.print):
+    # that goes to kfp.log, and the console shows one line per stage as each one ends.
+    with open(log_path, "w", encoding="utf-8") as log, _StageWatcher(timings, console):
+        try:
+            with contextlib.redirect_stdout(_AnsiStripper(log)):
+                task = pipeline_function(pipeline)(**params)
+        except Exception as exc:  # noqa: BLE001  kfp.local raises RuntimeError; anything else is a failure too
+            text = _ANSI.sub("", str(exc)).strip()
+            error = text.splitlines()[0] if text else type(exc).__name__
+        finally:
+            if old_path is None:
+                os.environ.pop("PYTHONPATH", None)
+            else:
+                os.environ["PYTHONPATH"] = old_path
     t1 = time.time()
     rows = read_rows(timings)
     failed = next((r["stage"] for r in rows if r["status"] != "ok"), "")
@@ -146,8 +217,7 @@ def run_pipeline(
     rows.append({"stage": "total", "start": t0, "end": t1, "seconds": t1 - t0, "status": "failed" if error else "ok"})
     write_stages(run_dir / STAGES_FILE, pipeline, rows)
     outputs = _write_summary(run_dir, pipeline, task)
-    for r in rows:
-        console.info(f"  {r['stage']:<9} {r['seconds']:8.2f} s  {r['status']}")
+    console.info(f"  {'total':<9} {t1 - t0:8.2f} s  {'failed' if error else 'ok'}")
     meta.update({"complete": not error, "status": "failed" if error else "ok", "finished_at": t1,
                  "finished_utc": utc_iso(t1), "failed_stage": failed or None, "error": error or None, "outputs": outputs})
     write_json_atomic(run_dir / "meta.json", meta)
@@ -156,8 +226,10 @@ def run_pipeline(
 
         pipeline_report(config, run_dir, console)
     if error:
+        for line in _tail(log_path, 12):
+            console.info(f"  | {line}")
         console.error(f"pipeline {pipeline} stopped: stage {failed!r} failed ({error}); "
-                      f"timings so far in {run_dir / STAGES_FILE}")
+                      f"timings so far in {run_dir / STAGES_FILE}, full log in {log_path}")
         return 1
     console.info(f"pipeline {pipeline} finished in {t1 - t0:.1f} s; {run_dir / STAGES_FILE}")
     return 0
