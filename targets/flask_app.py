@@ -141,8 +141,9 @@ def _as_batch(items: Any, key: str, max_instances: int) -> np.ndarray:
 def preprocess_photo(data: bytes) -> np.ndarray:
     """A PNG/JPEG digit photo -> float32 (1, 28, 28) normalised model input.
 
-    MNIST-like: grey, inverted when the background is light (ink must be bright), the ink's
-    bounding box padded to a square, resized to 20x20 and centred in 28x28.
+    MNIST-like: grey, inverted when the background is light (ink must be bright), the
+    background level (lower median) subtracted, the ink's bounding box padded to a square,
+    resized to 20x20 and centred in 28x28.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -158,6 +159,11 @@ def preprocess_photo(data: bytes) -> np.ndarray:
     grey = np.asarray(img.convert("L"), dtype=np.uint8)
     if grey.mean() > 127:
         grey = 255 - grey
+    # Paper is rarely pure white: take the background level (the lower median -- most of a
+    # digit photo is background) off every pixel, so the ink sits on black as in MNIST.
+    background = int(np.sort(grey, axis=None)[(grey.size - 1) // 2])
+    if background:
+        grey = (grey.astype(np.int16) - background).clip(0, 255).astype(np.uint8)
     ink = np.argwhere(grey > 30)
     out = np.zeros((28, 28), dtype=np.uint8)
     if len(ink):

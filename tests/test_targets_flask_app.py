@@ -100,6 +100,18 @@ def test_photo_preprocessing_is_mnist_like() -> None:
     assert back[14, 14] > 200 and back[0, 0] < 1 and back[14, 2] < 1  # bright ink centred, dark border
 
 
+
+def test_grey_paper_becomes_black_background() -> None:
+    """Paper at grey 220 (not white): the background level is taken off, so the model sees black around the ink."""
+    image = np.zeros((28, 28), dtype=np.uint8)
+    image[6:22, 8:20] = 255  # a wide block: the crop keeps a lot of paper in its box
+    image[9:19, 11:17] = 0
+    paper = Image.fromarray(np.where(image > 0, 0, 220).astype(np.uint8)).resize((280, 280), Image.Resampling.NEAREST)
+    back = (preprocess_photo(_encode(paper, "PNG"))[0] * 0.3081 + 0.1307) * 255
+    hole = back[10:18, 12:16]  # paper inside the ring; without levelling it would be ~35
+    assert hole.max() < 8, f"paper inside the digit should be black (LANCZOS ringing <= 5), got up to {hole.max():.1f}"
+    assert back.max() > 200  # the ink keeps its contrast (255 - 35 = 220)
+
 def _encode(img: Image.Image, fmt: str) -> bytes:
     buf = io.BytesIO()
     img.convert("L").save(buf, format=fmt)

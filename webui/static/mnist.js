@@ -110,14 +110,27 @@ window.servebenchMnist = (() => {
 
   /**
    * Grey photo -> 28x28 MNIST-like pixels (preprocess_photo): invert when the mean is over
-   * 127, crop the pixels over the ink threshold, pad to a centred square, resize to 20x20,
+   * 127, subtract the background level (lower median), crop the pixels over the ink threshold, pad to a centred square, resize to 20x20,
    * centre in 28x28.  Returns {pixels: Uint8Array(784), ink: number of ink pixels}.
    */
   function mnistPixels(greyIn, width, height, pre) {
     const n = width * height;
     let sum = 0;
     for (let i = 0; i < n; i += 1) sum += greyIn[i];
-    const grey = sum / n > 127 ? greyIn.map((v) => 255 - v) : greyIn;
+    const inverted = sum / n > 127 ? greyIn.map((v) => 255 - v) : greyIn;
+    // Background level = the lower median (most of a photo is paper), taken off every pixel.
+    const hist = new Uint32Array(256);
+    for (let i = 0; i < n; i += 1) hist[inverted[i]] += 1;
+    const k = Math.floor((n - 1) / 2);
+    let background = 0;
+    for (let v = 0, seen = 0; v < 256; v += 1) {
+      seen += hist[v];
+      if (seen > k) {
+        background = v;
+        break;
+      }
+    }
+    const grey = background ? inverted.map((v) => (v > background ? v - background : 0)) : inverted;
     let top = height;
     let left = width;
     let bottom = -1;
