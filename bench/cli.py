@@ -99,7 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pipeline", default="servebench", help="servebench or custom (default: %(default)s)")
 
     p = sub.add_parser("report", help="regenerate tables and figures from result CSVs")
-    p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run)")
+    p.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run); 2-6 pipeline runs of "
+                   "one pipeline also get a side-by-side report in reports/A--vs--B/")
     p.add_argument("--no-study-overlay", action="store_true", help="leave the study's numbers off Figure 21")
 
     p = sub.add_parser("compare", help="compare two runs with statistics (pyperf-style verdicts)")

@@ -2,7 +2,8 @@
 
 Why from files only: a report must be reproducible after the fact, on another machine,
 with no target running; everything it shows comes from summary.csv, requests.csv.gz and
-meta.json of the run.
+meta.json of the run.  Two or more pipeline runs given together also get one side-by-side
+report (the study's Tables 4-5 compare two clusters), written after their own reports.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bench.results import (
     resolve_run,
 )
 
-__all__ = ["pipeline_report", "report", "write_report"]
+__all__ = ["combined_pipeline_report", "pipeline_report", "report", "write_report"]
 
 
 def write_report(config: BenchConfig, run_dir: Path, *, study_overlay: bool, console: Console) -> Path:
@@ -51,12 +52,14 @@ def report(config: BenchConfig, *, runs: list[str], study_overlay: bool, console
         console.error(str(exc))
         return 2
     status = 0
+    pipeline_dirs: list[Path] = []
     for run_dir in dirs:
         if (run_dir / HPO_TRIALS_FILE).is_file():  # a `bench run hpo` run: Tables 1-2, Figure 20
             status = max(status, _hpo_report(config, run_dir, console))
             continue
         if _is_pipeline_run(run_dir):  # a `bench run pipeline` run: Table 4 or 5, Figure 22 or 23
             status = max(status, pipeline_report(config, run_dir, console))
+            pipeline_dirs.append(run_dir)
             continue
         try:
             out = write_report(config, run_dir, study_overlay=study_overlay, console=console)
@@ -66,6 +69,8 @@ def report(config: BenchConfig, *, runs: list[str], study_overlay: bool, console
             continue
         console.print(f"report for {run_dir.name}: {out / 'report.html'}")
         console.info(f"  tables: {out / 'table3.md'}, {out / 'report.md'}; figures: {out / 'figures'}")
+    if len(pipeline_dirs) >= 2:  # several pipeline runs: also one report with a column per run
+        status = max(status, combined_pipeline_report(config, pipeline_dirs, console))
     return status
 
 
@@ -106,3 +111,31 @@ def pipeline_report(config: BenchConfig, run_dir: Path, console: Console) -> int
 
     out = config.reports_dir / run_dir.name
     return _side_report("pipeline", render_pipeline_report, run_dir, out, console, "report.md")
+
+
+def combined_pipeline_report(config: BenchConfig, run_dirs: list[Path], console: Console) -> int:
+    """Render pipeline runs side by side into reports/<A>--vs--<B>/; 0 ok, 2 mixed pipelines or unreadable.
+
+    Called after each run's own report was written, so a refusal here (e.g. a servebench and a
+    custom run) leaves those in place.
+    """
+    from models.pipeline.combined import (
+        MixedPipelinesError,
+        combined_dir_name,
+        render_pipeline_comparison,
+    )
+
+    try:
+        out = config.reports_dir / combined_dir_name([d.name for d in run_dirs])
+        paths = render_pipeline_comparison(run_dirs, out)
+    except MixedPipelinesError as exc:
+        console.error(f"no combined pipeline report: {exc} (each run's own report was written)")
+        return 2
+    except (OSError, ValueError, KeyError) as exc:
+        names = ", ".join(d.name for d in run_dirs)
+        console.error(f"cannot build the combined pipeline report of {names}: {type(exc).__name__}: {exc}")
+        return 2
+    console.print(f"pipeline runs side by side: {out / 'report.md'}")
+    for path in paths:
+        console.info(f"  {path}")
+    return 0

@@ -6,6 +6,10 @@ linear axis our bars would be invisible.  When the plotted values span 10x or mo
 y axis is logarithmic and every bar carries its value, so the numbers -- not bar heights --
 are what a reader compares.  A failed stage is drawn hatched and labelled, a stage that
 never ran gets a "not run" label instead of a bar.
+
+Colours: runs of ours take greens and other cool colours, the study keeps blue (GCP) and orange
+(IBM Cloud) in every figure, so a run's report and a side-by-side report of several runs read
+the same way.
 """
 
 from __future__ import annotations
@@ -20,9 +24,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
-__all__ = ["Series", "grouped_bars", "needs_log_scale"]
+__all__ = ["RUN_COLORS", "STUDY_COLORS", "Series", "grouped_bars", "needs_log_scale"]
 
-_COLORS = ("tab:green", "tab:blue", "tab:orange", "tab:purple")
+#: our runs, in order (the first is the green every single-run figure uses)
+RUN_COLORS = ("tab:green", "tab:purple", "tab:cyan", "tab:olive", "tab:brown", "tab:pink")
+#: the study's GCP and IBM Cloud bars
+STUDY_COLORS = ("tab:blue", "tab:orange")
+_DEFAULT_COLORS = ("tab:green", "tab:blue", "tab:orange", "tab:purple")
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,7 @@ class Series:
     values: Sequence[float | None]
     notes: Sequence[str] = ()
     hatched: Sequence[bool] = ()
+    color: str | None = None  # None: by position in the figure
 
 
 def needs_log_scale(values: Sequence[float | None], ratio: float = 10.0) -> bool:
@@ -43,6 +52,22 @@ def needs_log_scale(values: Sequence[float | None], ratio: float = 10.0) -> bool
 
 def _fmt(value: float) -> str:
     return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
+def _legend_layout(labels: Sequence[str], width_in: float) -> tuple[int, int]:
+    """(columns, rows) for the legend: as many columns as fit the figure's width.
+
+    Why: run labels carry the run id and the remote host, so four or more side by side would run
+    off the figure.  Widths are estimated at ~17 characters per inch (8-pt legend text) plus the
+    marker, against the axes' width (the figure's minus ~1.3 inches of y labels and margins);
+    columns are split as matplotlib splits them (``np.array_split``).
+    """
+    budget = (width_in - 1.3) * 17
+    for ncol in range(len(labels), 1, -1):
+        parts = [p for p in np.array_split(np.array(labels, dtype=object), ncol) if len(p)]
+        if sum(max(len(str(label)) for label in p) + 8 for p in parts) <= budget:
+            return ncol, max(len(p) for p in parts)
+    return 1, max(len(labels), 1)
 
 
 def grouped_bars(
@@ -68,23 +93,26 @@ def grouped_bars(
                 ax.text(xpos, floor if log else 0, note or "not run", ha="center", va="bottom",
                         rotation=90, fontsize=8, color="dimgray")
                 continue
-            ax.bar(xpos, value, width, color=_COLORS[i % len(_COLORS)], edgecolor="black", linewidth=0.5,
+            color = s.color or _DEFAULT_COLORS[i % len(_DEFAULT_COLORS)]
+            ax.bar(xpos, value, width, color=color, edgecolor="black", linewidth=0.5,
                    hatch="//" if hatched else None, label=None if labelled else s.label)
             labelled = True
             text = _fmt(value) + (f"\n{note}" if note else "")
             ax.annotate(text, (xpos, value), xytext=(0, 2), textcoords="offset points",
                         ha="center", va="bottom", fontsize=8)
+    ncol, rows = _legend_layout([s.label for s in series], fig.get_figwidth())
+    extra_rows = rows - 1  # legend rows beyond the first need head room too
     if log:
         ax.set_yscale("log")
-        ax.set_ylim(floor / 1.5, max(positive) * 12)  # head room for the labels and the legend
+        ax.set_ylim(floor / 1.5, max(positive) * 12 * 1.6**extra_rows)  # head room for labels and legend
         ylabel += " (log scale)"
     elif positive:
-        ax.set_ylim(0, max(positive) * 1.35)
+        ax.set_ylim(0, max(positive) * (1.35 + 0.15 * extra_rows))
     ax.set_xticks(x, categories)
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=11)
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(loc="upper center", ncol=len(series), fontsize=8)
+    ax.legend(loc="upper center", ncol=ncol, fontsize=8)
     fig.text(0.01, 0.01, caption, fontsize=7.5, ha="left", va="bottom", wrap=True, color="dimgray")
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     path = Path(path)

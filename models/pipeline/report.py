@@ -6,11 +6,17 @@ the fact (``bench report RUN``), for local and remote runs alike.  Inputs:
 status, where it ran, the custom pipeline's accuracy).  The study's numbers come from
 ``results/reference/`` (transcriptions, labelled as such).  A run with a failed stage is
 rendered with the rows it has, and the failure is marked in every table and figure.
+
+The table and figure functions take a *sequence* of runs: one for a run's own report, several
+for the side-by-side report of :mod:`models.pipeline.combined` (one column and one bar per
+run, plus ratio columns against the first run) -- one renderer, so the two cannot drift apart.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +30,22 @@ from models.pipeline.stages import (
     study_metrics,
 )
 
-__all__ = ["render_pipeline_report", "stages_markdown", "study_table_markdown"]
+__all__ = [
+    "STUDY_TABLE",
+    "PipelineRun",
+    "figure_name",
+    "load_pipeline_run",
+    "load_study",
+    "ratio_cell",
+    "render_pipeline_report",
+    "stages_markdown",
+    "study_figure",
+    "study_table_markdown",
+    "where_label",
+]
 
-_STUDY_TABLE = {"custom": 4, "servebench": 5}
+#: pipeline -> the study's table number (the two pipelines the study timed)
+STUDY_TABLE = {"custom": 4, "servebench": 5}
 _KEY_COLUMN = {4: "metric", 5: "step"}
 _DEFINITIONS = {
     "total_pipeline_time": "`total` row: wall time of the whole pipeline run",
@@ -41,17 +60,95 @@ _TITLES = {
     5: "Table 5: time per step of the end-to-end pipeline (seconds)",
 }
 
+Study = dict[str, tuple[float, float]]
 
-def _study(table: int, reference_dir: Path | None) -> dict[str, tuple[float, float]] | None:
-    """``key -> (gcp_s, ibm_s)`` from results/reference, or None when the file is missing."""
+
+@dataclass(frozen=True)
+class PipelineRun:
+    """One pipeline run as read from its files: everything its tables and figures show."""
+
+    run_id: str
+    pipeline: str
+    where: str  # "local kfp.local", "remote <host> (target NAME)", ...
+    rows: tuple[StageRow, ...]
+    metrics: tuple[StudyMetric, ...]
+    status: str
+    failed: tuple[str, ...]  # stages that failed
+    meta: dict[str, Any]
+    accuracy: float | None = None
+
+    @property
+    def label(self) -> str:
+        """Column header / legend text: the run id and where it ran."""
+        return f"{self.run_id} ({self.where})"
+
+
+def where_label(meta: dict[str, Any]) -> str:
+    """Where a run ran, from its meta.json: ``local kfp.local`` or the remote KFP host and target.
+
+    Why not just ``runner``: a remote run's runner is ``kfp.Client`` for every cluster; what
+    tells two clusters apart is the host of ``kfp_endpoint`` (``meta["kfp"]["kfp_host"]``,
+    written by bench/cmd_pipeline_remote.py) and the target name.
+    """
+    if not meta:
+        return "unknown (no meta.json)"
+    runner = str(meta.get("runner") or "")
+    if meta.get("mode") == "remote" or runner == "kfp.Client":
+        kfp = meta.get("kfp") if isinstance(meta.get("kfp"), dict) else {}
+        host, target = kfp.get("kfp_host"), meta.get("target")
+        if host:
+            return f"remote {host}" + (f", target {target}" if target else "")
+        return f"remote, target {target}" if target else "remote (host not recorded)"
+    if runner.startswith("kfp.local"):
+        return "local kfp.local"
+    for key in ("runner", "target", "endpoint"):
+        if meta.get(key):
+            return str(meta[key])
+    return "unknown (meta.json names no runner)"
+
+
+def load_pipeline_run(run_dir: Path) -> PipelineRun:
+    """Read one run's ``pipeline_stages.csv`` (+ optional meta.json, pipeline_summary.csv).
+
+    Raises ValueError when the stage file is missing or malformed, or names no pipeline.
+    """
+    run_dir = Path(run_dir)
+    rows = read_stages(run_dir / STAGES_FILE)
+    meta_path = run_dir / "meta.json"
+    try:
+        meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{meta_path} is not valid JSON: {exc}") from None
+    pipeline = rows[0].pipeline if rows else str(meta.get("pipeline") or "")
+    if not pipeline:
+        raise ValueError(f"{run_dir / STAGES_FILE} has no rows and meta.json names no pipeline")
+    failed = tuple(r.stage for r in rows if r.status != "ok" and r.stage != "total") or (
+        (str(meta["failed_stage"]),) if meta.get("failed_stage") else ())
+    accuracy = read_summary_values(run_dir / SUMMARY_FILE).get("accuracy") if pipeline == "custom" else None
+    return PipelineRun(
+        run_id=str(meta.get("run_id") or run_dir.name), pipeline=pipeline, where=where_label(meta),
+        rows=tuple(rows), metrics=tuple(study_metrics(pipeline, rows)),
+        status=str(meta.get("status") or ("failed" if failed else "ok")), failed=failed, meta=meta,
+        accuracy=accuracy,
+    )
+
+
+def load_study(pipeline: str, reference_dir: Path | None = None) -> Study | None:
+    """``key -> (gcp_s, ibm_s)`` of the study's Table 4/5 from results/reference; None when missing."""
     from bench.reference import load_reference
 
+    table = STUDY_TABLE[pipeline]
     try:
         frame = load_reference(table, reference_dir)
     except FileNotFoundError:
         return None
     key = _KEY_COLUMN[table]
     return {str(r[key]): (float(r["gcp_s"]), float(r["ibm_s"])) for _, r in frame.iterrows()}
+
+
+def figure_name(pipeline: str) -> str:
+    """``figure22_pipeline_custom.png`` / ``figure23_pipeline_servebench.png``."""
+    return f"figure{22 if pipeline == 'custom' else 23}_pipeline_{pipeline}.png"
 
 
 def _cell(m: StudyMetric) -> str:
@@ -65,34 +162,71 @@ def _cell(m: StudyMetric) -> str:
     return text
 
 
-def _where(meta: dict[str, Any]) -> str:
-    for key in ("runner", "target", "endpoint"):
-        if meta.get(key):
-            return str(meta[key])
-    return "unknown (no meta.json)"
+def ratio_cell(a: float | None, a_state: str, b: float | None, b_state: str, *,
+               a_name: str = "A", b_name: str = "B") -> str:
+    """``b / a`` to two decimals, or ``–`` with the reason when either side is not a complete time.
+
+    Why refuse partial times: a failed stage's seconds are "time until the failure", and a
+    ratio of that to a finished stage would look like a speed-up that never happened.
+    """
+    for name, value, state in ((a_name, a, a_state), (b_name, b, b_state)):
+        if value is None or state != "ok":
+            return f"– ({name} {'not run' if value is None else state})"
+    if not a:  # 0 s (or None, excluded above): no meaningful ratio
+        return f"– ({a_name} is 0 s)"
+    return f"{(b or 0.0) / a:.2f}"
 
 
-def study_table_markdown(pipeline: str, run_id: str, metrics: list[StudyMetric],
-                         study: dict[str, tuple[float, float]] | None, *, where: str,
-                         accuracy: float | None = None) -> str:
-    """Table 4 (``custom``) or Table 5 (``servebench``): ours, the study's GCP and IBM, our definition."""
-    table = _STUDY_TABLE[pipeline]
-    lines = [
-        f"# {_TITLES[table]}",
-        "",
-        f"Run `{run_id}` (pipeline `{pipeline}`, ran with {where}) beside the study's Kubeflow runs.",
-        "",
-        ("| study row | servebench, this run (s) | study: Kubeflow on GCP (s) | study: Kubeflow on IBM Cloud (s) "
-         "| our stages (definition) |"),
-        "|---|---:|---:|---:|---|",
-    ]
-    for m in metrics:
+def _num(value: float | None) -> str:
+    return "–" if value is None else f"{value:g}"
+
+
+def study_table_markdown(pipeline: str, runs: Sequence[PipelineRun], study: Study | None) -> str:
+    """Table 4 (``custom``) or Table 5 (``servebench``): one column per run, the study's GCP and IBM.
+
+    With two or more runs, a ``B / A`` column per later run (its seconds over the first run's)
+    and the study's own IBM / GCP ratio follow, so a cluster-vs-cluster comparison of ours
+    reads against the study's.
+    """
+    if not runs:
+        raise ValueError("study_table_markdown needs at least one run")
+    table, first, later = STUDY_TABLE[pipeline], runs[0], runs[1:]
+    header = ["study row", *(f"`{r.run_id}`: {r.where} (s)" for r in runs),
+              *(f"`{r.run_id}` / `{first.run_id}`" for r in later),
+              "study: Kubeflow on GCP (s)", "study: Kubeflow on IBM Cloud (s)"]
+    header += ["study: IBM / GCP"] if later else []
+    header.append("our stages (definition)")
+    if len(runs) == 1:
+        intro = f"Run `{first.run_id}` (pipeline `{pipeline}`, ran with {first.where}) beside the study's Kubeflow runs."
+    else:
+        listed = ", ".join(f"`{r.run_id}` ({r.where})" for r in runs)
+        intro = (f"Runs {listed} of pipeline `{pipeline}` side by side, beside the study's Kubeflow runs. "
+                 f"`X` / `{first.run_id}` = run X's seconds divided by `{first.run_id}`'s: below 1 means X was "
+                 "faster. A ratio is given only where both runs completed every stage of the row.")
+    lines = [f"# {_TITLES[table]}", "", intro, "", "| " + " | ".join(header) + " |",
+             "|---|" + "---:|" * (len(header) - 2) + "---|"]
+    for i, m in enumerate(first.metrics):
         gcp, ibm = study.get(m.key, (None, None)) if study else (None, None)
-        lines.append(f"| {m.label} | {_cell(m)} | {'–' if gcp is None else f'{gcp:g}'} "
-                     f"| {'–' if ibm is None else f'{ibm:g}'} | {_DEFINITIONS[m.key]} |")
+        cells = [m.label, *(_cell(r.metrics[i]) for r in runs),
+                 *(ratio_cell(m.seconds, m.status, r.metrics[i].seconds, r.metrics[i].status,
+                             a_name=f"`{first.run_id}`", b_name=f"`{r.run_id}`") for r in later),
+                 _num(gcp), _num(ibm)]
+        if later:
+            cells.append("–" if gcp is None or ibm is None or gcp <= 0 else f"{ibm / gcp:.2f}")
+        cells.append(_DEFINITIONS[m.key])
+        lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
-    if accuracy is not None:
-        lines += [f"Held-out accuracy of the trained model (`evaluate`, KFP Metrics): {accuracy:.4f}.", ""]
+    for r in runs:
+        if r.status != "ok":
+            error = r.meta.get("error")
+            lines.append(f"**Run `{r.run_id}` {r.status}**" + (f" (stage {', '.join(r.failed)})" if r.failed else "")
+                         + (f": {error}" if error else "") + ". Its cells show the rows it has.")
+    accuracies = [(r.run_id, r.accuracy) for r in runs if r.accuracy is not None]
+    if len(runs) == 1 and accuracies:
+        lines += [f"Held-out accuracy of the trained model (`evaluate`, KFP Metrics): {accuracies[0][1]:.4f}.", ""]
+    elif accuracies:
+        lines += ["Held-out accuracy of the trained model (`evaluate`, KFP Metrics): "
+                  + ", ".join(f"`{run_id}` {acc:.4f}" for run_id, acc in accuracies) + ".", ""]
     if study is None:
         lines.append(f"The study's Table {table} was not found in results/reference/; only our times are shown.")
     else:
@@ -113,7 +247,7 @@ def study_table_markdown(pipeline: str, run_id: str, metrics: list[StudyMetric],
     return "\n".join(lines) + "\n"
 
 
-def stages_markdown(rows: list[StageRow], expected: tuple[str, ...] = ()) -> str:
+def stages_markdown(rows: Sequence[StageRow], expected: tuple[str, ...] = ()) -> str:
     """Every stage row as written, then any ``expected`` stage that has no row, as 'not run'."""
     lines = ["| stage | start (UTC) | end (UTC) | seconds | status |", "|---|---|---|---:|---|"]
     for r in rows:
@@ -126,33 +260,36 @@ def stages_markdown(rows: list[StageRow], expected: tuple[str, ...] = ()) -> str
     return "\n".join(lines) + "\n"
 
 
-def _figure(pipeline: str, run_id: str, metrics: list[StudyMetric], study: dict[str, tuple[float, float]] | None,
-            path: Path) -> Path:
-    from models.pipeline.figures import Series, grouped_bars
+def study_figure(pipeline: str, runs: Sequence[PipelineRun], study: Study | None, path: Path) -> Path:
+    """Figure 22 / 23: one bar group per study row; one bar per run, then the study's GCP and IBM bars."""
+    from models.pipeline.figures import RUN_COLORS, STUDY_COLORS, Series, grouped_bars
 
+    metrics = runs[0].metrics
     if pipeline == "custom":
         number, what = 22, "custom-model pipeline: total pipeline time and model running time"
         categories = [m.label for m in metrics]
     else:
         number, what = 23, "end-to-end pipeline: time per study step"
         categories = [f"{m.label}\n(ours: {m.from_stages})" for m in metrics]
-    ours = Series(
-        f"servebench, run {run_id}",
-        [m.seconds for m in metrics],
-        notes=["failed" if m.status == "failed" else "incomplete" if m.status == "incomplete" else
-               "not run" if m.seconds is None else "" for m in metrics],
-        hatched=[m.status != "ok" for m in metrics],
-    )
-    series = [ours]
+    series = [
+        Series(f"servebench, run {r.label}", [m.seconds for m in r.metrics],
+               notes=["failed" if m.status == "failed" else "incomplete" if m.status == "incomplete" else
+                      "not run" if m.seconds is None else "" for m in r.metrics],
+               hatched=[m.status != "ok" for m in r.metrics], color=RUN_COLORS[i % len(RUN_COLORS)])
+        for i, r in enumerate(runs)
+    ]
     if study is not None:
+        notes = ["not in study" if m.key not in study else "" for m in metrics]
         series += [Series("study: Kubeflow on GCP", [study.get(m.key, (None, None))[0] for m in metrics],
-                          notes=["not in study" if m.key not in study else "" for m in metrics]),
+                          notes=notes, color=STUDY_COLORS[0]),
                    Series("study: Kubeflow on IBM Cloud", [study.get(m.key, (None, None))[1] for m in metrics],
-                          notes=["not in study" if m.key not in study else "" for m in metrics])]
-    caption = ("Ours: this run's stage times from pipeline_stages.csv. Study: its Table "
-               f"{_STUDY_TABLE[pipeline]} (transcribed). Values are printed on the bars; a log axis is used when "
-               "they differ by 10x or more. Hatched = a stage failed (time until the failure).")
-    title = f"Figure {number}: {what}\nservebench (this run) vs the study's Kubeflow on GCP and IBM Cloud"
+                          notes=notes, color=STUDY_COLORS[1])]
+    ours = "this run's stage times" if len(runs) == 1 else "each run's stage times"
+    caption = (f"Ours: {ours} from pipeline_stages.csv. Study: its Table {STUDY_TABLE[pipeline]} (transcribed). "
+               "Values are printed on the bars; a log axis is used when they differ by 10x or more. "
+               "Hatched = a stage failed (time until the failure).")
+    who = "servebench (this run)" if len(runs) == 1 else f"{len(runs)} servebench runs"
+    title = f"Figure {number}: {what}\n{who} vs the study's Kubeflow on GCP and IBM Cloud"
     return grouped_bars(categories, series, title=title, caption=caption, path=path)
 
 
@@ -164,44 +301,31 @@ def render_pipeline_report(run_dir: Path, out_dir: Path, *, reference_dir: Path 
     """
     from models.pipeline.registry import PIPELINES, stages_for
 
-    run_dir, out_dir = Path(run_dir), Path(out_dir)
-    rows = read_stages(run_dir / STAGES_FILE)
-    meta_path = run_dir / "meta.json"
-    meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
-    pipeline = rows[0].pipeline if rows else str(meta.get("pipeline") or "")
-    if not pipeline:
-        raise ValueError(f"{run_dir / STAGES_FILE} has no rows and meta.json names no pipeline")
-    run_id = str(meta.get("run_id") or run_dir.name)
-    where = _where(meta)
+    run = load_pipeline_run(run_dir)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths: list[Path] = []
     listing: list[str] = []
-    if pipeline in _STUDY_TABLE:
-        table = _STUDY_TABLE[pipeline]
-        metrics = study_metrics(pipeline, rows)
-        study = _study(table, reference_dir)
-        accuracy = read_summary_values(run_dir / SUMMARY_FILE).get("accuracy") if pipeline == "custom" else None
+    if run.pipeline in STUDY_TABLE:
+        table = STUDY_TABLE[run.pipeline]
+        study = load_study(run.pipeline, reference_dir)
         md = out_dir / f"table{table}.md"
-        md.write_text(study_table_markdown(pipeline, run_id, metrics, study, where=where, accuracy=accuracy),
-                      encoding="utf-8")
-        number = 22 if pipeline == "custom" else 23
-        png = _figure(pipeline, run_id, metrics, study, out_dir / f"figure{number}_pipeline_{pipeline}.png")
+        md.write_text(study_table_markdown(run.pipeline, [run], study), encoding="utf-8")
+        png = study_figure(run.pipeline, [run], study, out_dir / figure_name(run.pipeline))
         paths += [md, png]
         listing += [f"- [{md.name}]({md.name}) -- the study's Table {table} with this run beside it",
-                    f"- [{png.name}]({png.name}) -- Figure {number}: the same numbers as grouped bars"]
-    failed = [r.stage for r in rows if r.status != "ok" and r.stage != "total"] or (
-        [str(meta["failed_stage"])] if meta.get("failed_stage") else [])
-    status = str(meta.get("status") or ("failed" if failed else "ok"))
-    expected = stages_for(pipeline) if pipeline in PIPELINES else ()
-    lines = [f"# Pipeline run {run_id}", "",
-             f"- pipeline: `{pipeline}`; where: {where}; status: **{status}**",
+                    f"- [{png.name}]({png.name}) -- Figure {22 if table == 4 else 23}: the same numbers as grouped bars"]
+    meta = run.meta
+    expected = stages_for(run.pipeline) if run.pipeline in PIPELINES else ()
+    lines = [f"# Pipeline run {run.run_id}", "",
+             f"- pipeline: `{run.pipeline}`; where: {run.where}; status: **{run.status}**",
              f"- started: {meta.get('started_utc', '–')}; finished: {meta.get('finished_utc') or '–'}"]
-    if failed:
-        lines.append(f"- **failed stage: {', '.join(failed)}**" + (f" ({meta['error']})" if meta.get("error") else "")
+    if run.failed:
+        lines.append(f"- **failed stage: {', '.join(run.failed)}**" + (f" ({meta['error']})" if meta.get("error") else "")
                      + " -- the rows that exist are shown; later stages did not run")
-    if pipeline not in _STUDY_TABLE:
-        lines.append(f"- the study has no table for a pipeline named `{pipeline}`; only the stage times are shown")
-    lines += ["", *listing, "", "## Stage times", "", stages_markdown(rows, expected)]
+    if run.pipeline not in STUDY_TABLE:
+        lines.append(f"- the study has no table for a pipeline named `{run.pipeline}`; only the stage times are shown")
+    lines += ["", *listing, "", "## Stage times", "", stages_markdown(run.rows, expected)]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines), encoding="utf-8")
     return [*paths, report]
