@@ -140,7 +140,7 @@ def run_pipeline(
     settings: Mapping[str, Any] | None = None,
     write_report: bool = True,
 ) -> int:
-    """Run ``pipeline`` with kfp.local (subprocess runner, this interpreter); 0 ok, 1 stage failed, 2 bad input.
+    """Run ``pipeline`` with kfp.local (subprocess runner, this interpreter); 0 ok, 1 stage failed, 2 bad input, 130 interrupted.
 
     ``settings`` overrides pipeline parameters (names per pipeline:
     :func:`models.pipeline.registry.settings_for`; ``fail_stage`` forces that stage to fail);
@@ -193,6 +193,7 @@ def run_pipeline(
     console.info(f"  kfp.local's own log (task output, tracebacks): {log_path}")
     t0 = time.time()
     error = ""
+    interrupted = False
     task = None
     # kfp.local prints every task's output to stdout (its logging handler and builtins.print):
     # that goes to kfp.log, and the console shows one line per stage as each one ends.
@@ -203,6 +204,8 @@ def run_pipeline(
         except Exception as exc:  # noqa: BLE001  kfp.local raises RuntimeError; anything else is a failure too
             text = _ANSI.sub("", str(exc)).strip()
             error = text.splitlines()[0] if text else type(exc).__name__
+        except KeyboardInterrupt:  # Ctrl-C reaches the task processes too (same process group)
+            interrupted, error = True, "interrupted"
         finally:
             if old_path is None:
                 os.environ.pop("PYTHONPATH", None)
@@ -214,17 +217,22 @@ def run_pipeline(
     if error and not failed:
         done = {r["stage"] for r in rows}
         failed = next((s for s in stages if s not in done), "unknown")
-    rows.append({"stage": "total", "start": t0, "end": t1, "seconds": t1 - t0, "status": "failed" if error else "ok"})
+    status = "interrupted" if interrupted else "failed" if error else "ok"
+    rows.append({"stage": "total", "start": t0, "end": t1, "seconds": t1 - t0, "status": status})
     write_stages(run_dir / STAGES_FILE, pipeline, rows)
     outputs = _write_summary(run_dir, pipeline, task)
-    console.info(f"  {'total':<9} {t1 - t0:8.2f} s  {'failed' if error else 'ok'}")
-    meta.update({"complete": not error, "status": "failed" if error else "ok", "finished_at": t1,
+    console.info(f"  {'total':<9} {t1 - t0:8.2f} s  {status}")
+    meta.update({"complete": not error, "status": status, "finished_at": t1,
                  "finished_utc": utc_iso(t1), "failed_stage": failed or None, "error": error or None, "outputs": outputs})
     write_json_atomic(run_dir / "meta.json", meta)
     if write_report:
         from bench.cmd_report import pipeline_report
 
         pipeline_report(config, run_dir, console)
+    if interrupted:
+        console.error(f"pipeline {pipeline} interrupted during stage {failed!r}; timings so far in "
+                      f"{run_dir / STAGES_FILE}; meta.json says interrupted")
+        return 130
     if error:
         for line in _tail(log_path, 12):
             console.info(f"  | {line}")

@@ -118,3 +118,58 @@ def test_cli_compiles_and_refuses_an_unknown_pipeline(tmp_path: Path, repo_root:
                       + f'\n[paths]\nresults_dir = "{tmp_path / "results"}"\nreports_dir = "{tmp_path / "reports"}"\n')
     assert main(["--config", str(config), "run", "pipeline", "--pipeline", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_ctrl_c_keeps_stage_rows_marks_meta_and_leaves_no_process(tmp_path: Path, repo_root: Path) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group) mid-pipeline: exit 130, rows kept, nothing left running."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = tmp_path / "bench.toml"
+    config.write_text('[paths]\nresults_dir = "results"\nreports_dir = "reports"\n')
+    run_dir = tmp_path / "results" / "intr"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "--config", str(config), "run", "pipeline", "--run-id", "intr", "--no-report"],
+        cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not read_rows(run_dir / "stage_timings.jsonl") and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.2)
+        assert read_rows(run_dir / "stage_timings.jsonl"), "tune never finished"
+        time.sleep(3.0)  # kfp.local starts the train task (~2 s), then its body runs ~10 s
+        os.killpg(proc.pid, signal.SIGINT)
+        _out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted during stage 'train'" in err
+    rows = _rows(run_dir)
+    # SIGINT lands in train's body (its timer writes a failed row) or in kfp.local's start-up of
+    # that task (no row yet); either way tune's row is kept and the run is marked interrupted.
+    stages = [(r["stage"], r["status"]) for r in rows]
+    assert stages in ([("tune", "ok"), ("train", "failed"), ("total", "interrupted")],
+                      [("tune", "ok"), ("total", "interrupted")]), stages
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert meta["status"] == "interrupted" and meta["complete"] is False and meta["failed_stage"] == "train"
+    # the whole group, kfp's task processes included, is gone (zombies awaiting their reaper aside)
+    deadline = time.monotonic() + 10
+    while (alive := _live_group_members(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert alive == [], alive
+
+
+def _live_group_members(pgid: int) -> list[str]:
+    """``pid state cmd`` of the processes in group ``pgid`` that are not zombies."""
+    import subprocess
+
+    out = subprocess.run(["ps", "-eo", "pid=,pgid=,stat=,args="], capture_output=True, text=True, check=True).stdout
+    return [line.strip()[:200] for line in out.splitlines()
+            if line.split()[1] == str(pgid) and not line.split()[2].startswith("Z")]
