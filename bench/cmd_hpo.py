@@ -245,15 +245,8 @@ def run_hpo(
 
 def write_hpo_manifests(config: BenchConfig, *, output: Path | None, console: Console) -> int:
     """Render one Katib Experiment per configured algorithm; print them or write them to ``output``."""
+    from bench.cmd_targets import emit_files
     from models.hpo.katib import render_experiments
 
-    docs = render_experiments(config.hpo, model_name=config.model.name)
-    if output is None:
-        console.print("\n---\n".join(text.rstrip("\n") for text in docs.values()))
-        return 0
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    for name, text in docs.items():
-        (output / name).write_text(text, encoding="utf-8")
-        console.print(str(output / name))
+    emit_files(render_experiments(config.hpo, model_name=config.model.name), output, console)
     return 0

@@ -114,12 +114,7 @@ def write_pipeline_manifests(config: BenchConfig, *, output: Path | None, consol
     except ValueError as exc:
         console.error(str(exc))
         return 1
-    if output is None:
-        console.print("\n---\n".join(text.rstrip("\n") for text in files.values()))
-        return 0
-    output = Path(output)
-    output.mkdir(parents=True, exist_ok=True)
-    for name, text in files.items():
-        (output / name).write_text(text, encoding="utf-8")
-        console.print(str(output / name))
+    from bench.cmd_targets import emit_files
+
+    emit_files(files, output, console)
     return 0

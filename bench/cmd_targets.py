@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from collections.abc import Mapping
 from pathlib import Path
 
 from bench.config import BenchConfig, ConfigError
@@ -17,7 +18,7 @@ from bench.cpus import plan_cpus
 from targets.base import Target, TargetContext, TargetError
 from targets.registry import build_target
 
-__all__ = ["list_targets", "serve", "serve_until_stopped", "standin_context", "write_manifests"]
+__all__ = ["emit_files", "list_targets", "serve", "serve_until_stopped", "standin_context", "write_manifests"]
 
 
 def standin_context(config: BenchConfig, name: str) -> TargetContext:
@@ -142,18 +143,36 @@ async def serve_until_stopped(target: Target, stop: asyncio.Event) -> int:
     return 0
 
 
+def emit_files(files: Mapping[str, str | bytes], output: Path | None, console: Console) -> None:
+    """Print rendered files, or write them under ``output`` (sub-folders created).
+
+    Printed, an all-YAML set becomes one multi-document stream (``| kubectl apply -f -``
+    works); a mixed set (a Dockerfile, nginx.conf) gets a ``# --- name ---`` line per file.
+    Binary contents are only written, never printed.
+    """
+    if output is None:
+        texts = {name: data for name, data in files.items() if isinstance(data, str)}
+        if all(name.endswith((".yaml", ".yml")) for name in texts):
+            console.print("\n---\n".join(text.rstrip("\n") for text in texts.values()))
+            return
+        for filename, text in texts.items():
+            console.print(f"# --- {filename} ---")
+            console.print(text.rstrip("\n"))
+        return
+    output = Path(output)
+    output.mkdir(parents=True, exist_ok=True)
+    for filename, data in files.items():
+        path = output / filename
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data if isinstance(data, bytes) else data.encode("utf-8"))
+        console.print(str(path))
+
+
 def write_manifests(config: BenchConfig, name: str, *, output: Path | None, console: Console) -> int:
     """Render the files that create ``name`` on a real host/cluster; print or write them."""
     target = _build(config, name)
     files = target.manifests()
-    if output is None:
-        for filename, text in files.items():
-            console.print(f"# --- {filename} ---")
-            console.print(text.rstrip("\n"))
-        return 0
-    output.mkdir(parents=True, exist_ok=True)
-    for filename, text in files.items():
-        (output / filename).write_text(text, encoding="utf-8")
-        console.print(str(output / filename))
-    console.info(f"{len(files)} files for {name} written to {output}")
+    emit_files(files, output, console)
+    if output is not None:
+        console.info(f"{len(files)} files for {name} written to {output}")
     return 0

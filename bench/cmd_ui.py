@@ -12,7 +12,7 @@ import contextlib
 import signal
 from pathlib import Path
 
-from bench.cmd_targets import serve_until_stopped, standin_context
+from bench.cmd_targets import emit_files, serve_until_stopped, standin_context
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
 from targets.base import TargetError
@@ -152,17 +152,10 @@ def write_ui_manifests(
         console.error(str(exc))
         return 2
     if output is None:
-        for filename, text in files.items():
-            console.print(f"# --- {filename} ---")
-            console.print(text.rstrip("\n"))
+        emit_files(files, None, console)
         console.info("(the page's static files are written too with -o DIR: the Dockerfile's build context)")
         return 0
     blobs = {name: text.encode("utf-8") for name, text in files.items()} | build_context_files()
-    output.mkdir(parents=True, exist_ok=True)
-    for filename, data in blobs.items():
-        path = output / filename
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-        console.print(str(path))
+    emit_files(blobs, output, console)
     console.info(f"{len(blobs)} files for the digit page written to {output} (proxying /api/predict to {url})")
     return 0
