@@ -33,8 +33,10 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from bench.config import ModelConfig
     from models.data import Split
+    from models.net import LeNet
+    from models.train import TrainResult
 
-__all__ = ["TrialResult", "format_metrics", "main", "run_trial"]
+__all__ = ["TrialResult", "format_metrics", "main", "run_trial", "train_sgd"]
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,38 @@ class TrialResult:
     accuracy: float
     train_loss: float
     seconds: float
+
+
+def train_sgd(
+    split: Split,
+    model_config: ModelConfig,
+    *,
+    lr: float,
+    batch_size: int,
+    epochs: int,
+    momentum: float = 0.5,
+    threads: int | None = None,
+) -> tuple[LeNet, TrainResult]:
+    """The recipe the search tunes: SGD(lr, momentum) at ``batch_size`` for ``epochs``.
+
+    One place for it, because a trial (:func:`run_trial`), the pipeline's ``train`` component
+    and the TFJob entrypoint (:mod:`models.pipeline.train_job`) must train the same way for
+    the tuned parameters to mean anything.  ``threads`` None keeps ``model_config``'s.
+    """
+    import torch
+
+    from models.train import train_model
+
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive number, got {lr}")
+    if batch_size < 1 or epochs < 1 or (threads is not None and threads < 1):
+        raise ValueError(f"batch_size, epochs and threads must be >= 1, got {batch_size}, {epochs}, {threads}")
+    cfg = replace(model_config, learning_rate=lr, batch_size=batch_size, epochs=epochs)
+    if threads is not None:
+        cfg = replace(cfg, torch_threads=threads)
+    return train_model(
+        split, cfg, make_optimizer=lambda model: torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    )
 
 
 def run_trial(
@@ -62,20 +96,8 @@ def run_trial(
     The weight seed is the same for every trial, so two trials differ only in their
     hyperparameters.  ``threads`` is 1 by default: trials run several at a time.
     """
-    import torch
-
-    from models.train import train_model
-
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive number, got {lr}")
-    if batch_size < 1 or epochs < 1 or threads < 1:
-        raise ValueError(f"batch_size, epochs and threads must be >= 1, got {batch_size}, {epochs}, {threads}")
-    cfg = replace(model_config, learning_rate=lr, batch_size=batch_size, epochs=epochs, torch_threads=threads)
-    _, result = train_model(
-        split,
-        cfg,
-        make_optimizer=lambda model: torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum),
-    )
+    _, result = train_sgd(split, model_config, lr=lr, batch_size=batch_size, epochs=epochs,
+                          momentum=momentum, threads=threads)
     return TrialResult(
         loss=result.final.loss,
         accuracy=result.final.accuracy,

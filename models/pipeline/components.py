@@ -73,20 +73,14 @@ def train(
     from models.pipeline.timing import stage_timer
 
     with stage_timer(timing_path, "train", fail_stage):
-        from dataclasses import replace
-
         import torch
 
         from bench.config import ModelConfig
         from models.data import load_dataset
-        from models.train import train_model
+        from models.trial import train_sgd
 
         cfg = ModelConfig(train_size=train_size, test_size=test_size, seed=seed)
-        cfg = replace(cfg, learning_rate=lr, batch_size=batch_size, epochs=epochs)
-        net, result = train_model(
-            load_dataset(cfg), cfg,
-            make_optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=lr, momentum=0.5),
-        )
+        net, result = train_sgd(load_dataset(cfg), cfg, lr=lr, batch_size=batch_size, epochs=epochs)
         torch.save(net.state_dict(), model.path)
         metrics.log_metric("accuracy", float(result.final.accuracy))
         model.metadata.update({"lr": lr, "batch_size": batch_size, "epochs": epochs})

@@ -48,26 +48,23 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 after exporting; 2 on bad arguments or data.  Progress goes to stderr."""
     args = parser().parse_args(argv)
-    import torch
-
     from bench.config import ConfigError, ModelConfig, load_config
     from models.data import DataError, load_dataset
     from models.export import export_all
-    from models.train import train_model
+    from models.trial import train_sgd
 
     try:
         cfg = load_config(args.config).model if args.config else ModelConfig()
         sizes = {k: v for k, v in (("train_size", args.train_size), ("test_size", args.test_size)) if v is not None}
-        cfg = replace(cfg, **sizes, learning_rate=args.lr, batch_size=args.batch_size, epochs=args.epochs,
-                      torch_threads=args.threads)
+        cfg = replace(cfg, **sizes)
         split = load_dataset(cfg)
     except (ConfigError, DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"train_job: lr {args.lr:g}, batch size {args.batch_size}, epochs {args.epochs}, "
           f"{len(split.train_y)} training images", file=sys.stderr)
-    net, result = train_model(
-        split, cfg, make_optimizer=lambda m: torch.optim.SGD(m.parameters(), lr=args.lr, momentum=args.momentum))
+    net, result = train_sgd(split, cfg, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
+                            momentum=args.momentum, threads=args.threads)
     net.eval()
     out = Path(args.output)
     report = export_all(net, out, args.model_name, split.test_x, split.test_y)
