@@ -32,7 +32,7 @@ __all__ = [
 
 # Bump when summary.csv / requests.csv.gz columns or their meaning change; `bench compare`
 # refuses to compare runs of different schema versions.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: summary.csv gained the open-loop columns, `saturated` and `flags`
 
 _PACKAGES = (
     "servebench", "numpy", "pandas", "scipy", "torch", "tensorflow-cpu", "keras", "kserve",

@@ -16,10 +16,20 @@ Definitions (one row per step, columns :data:`SUMMARY_COLUMNS`):
 - ``accuracy``: correct / n_requests (an error is never correct); ``accuracy_ok``:
   correct / n_ok (the model's accuracy on the answers that came back).
 - ``bytes_out``/``bytes_in``: sums over the step's requests.
+- Open loop (``rate`` mode; NaN in closed-loop modes): ``offered_rps`` (the configured
+  rate), ``achieved_rps`` (successful completions per second of ``total_s``),
+  ``send_lag_p50_s``/``send_lag_max_s`` (actual minus intended send time: the client's own
+  delay), ``lag_growth_s`` (median send lag of the last quarter of the schedule minus that
+  of the first quarter: a lag that grows over the step means someone is falling behind).
+- ``saturated``: the open loop did not keep up (:func:`open_loop_stats`); always False in
+  closed-loop modes.
+- ``flags``: why the row must not be read as a plain result, ``;``-joined from
+  :data:`STEP_FLAGS` (``""`` for a clean step); :func:`step_flags` reads it back.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -30,9 +40,16 @@ from loadgen.records import ERROR_CLASSES, RequestRecord, StepResult
 
 __all__ = [
     "LATENCY_PERCENTILES",
+    "FLAG_ALL_FAILED",
+    "FLAG_ERRORS",
+    "FLAG_SATURATED",
+    "STEP_FLAGS",
     "SUMMARY_COLUMNS",
     "error_counts",
+    "open_loop_stats",
+    "step_flags",
     "format_error_counts",
+    "format_flags",
     "latency_stats",
     "parse_error_counts",
     "percentile",
@@ -70,7 +87,20 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "accuracy_ok",
     "bytes_out",
     "bytes_in",
+    "offered_rps",
+    "achieved_rps",
+    "send_lag_p50_s",
+    "send_lag_max_s",
+    "lag_growth_s",
+    "saturated",
+    "flags",
 )
+
+# Why a step is flagged: a flagged row is never shown, compared or plotted as a plain result.
+FLAG_ERRORS = "errors"  # some requests failed: latency statistics describe the survivors only
+FLAG_ALL_FAILED = "all_failed"  # no request succeeded: there is no result, only a failure
+FLAG_SATURATED = "saturated"  # open loop: the offered rate was not sustained
+STEP_FLAGS: tuple[str, ...] = (FLAG_ERRORS, FLAG_ALL_FAILED, FLAG_SATURATED)
 
 
 def percentile(values: Sequence[float] | np.ndarray, q: float | Sequence[float]) -> float | np.ndarray:
@@ -132,6 +162,98 @@ def parse_error_counts(text: str) -> dict[str, int]:
     return counts
 
 
+def _truthy(value: Any) -> bool:
+    """A CSV cell read back as bool ('True', 'true', '1', 1, True); NaN and '' are False."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes")
+    try:
+        return bool(value) and not (isinstance(value, float) and math.isnan(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def step_flags(row: Mapping[str, Any]) -> frozenset[str]:
+    """The flags of one summary row, from any schema version.
+
+    Errors are derived from the counts (``errors``, ``n_ok``) so rows written before the
+    ``flags`` column existed are flagged the same way; ``saturated`` comes from its column
+    or from ``flags``.
+    """
+    flags: set[str] = set()
+    text = row.get("flags")
+    if isinstance(text, str) and text.strip():
+        flags.update(part.strip() for part in text.split(";") if part.strip())
+    errors = _as_int(row.get("errors"))
+    n_ok = _as_int(row.get("n_ok"))
+    n_requests = _as_int(row.get("n_requests"))
+    if errors:
+        flags.add(FLAG_ERRORS)
+    if n_requests and n_ok == 0:
+        flags.update((FLAG_ERRORS, FLAG_ALL_FAILED))
+    if _truthy(row.get("saturated")):
+        flags.add(FLAG_SATURATED)
+    return frozenset(flags)
+
+
+def _as_int(value: Any) -> int | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else int(number)
+
+
+def format_flags(flags: Iterable[str]) -> str:
+    """Flags in :data:`STEP_FLAGS` order, ``;``-joined (the ``flags`` column)."""
+    present = set(flags)
+    return ";".join([f for f in STEP_FLAGS if f in present] + sorted(present - set(STEP_FLAGS)))
+
+
+# A step whose completions fall this far below the offered rate did not keep up.
+SATURATION_ACHIEVED_FRACTION = 0.95
+
+
+def open_loop_stats(step: StepResult) -> dict[str, Any]:
+    """Offered vs achieved rate and the client's send lag of an open-loop step.
+
+    Why: an open loop that the target (or the client) cannot keep up with still produces
+    numbers -- they just describe a queue, not the service. The step is ``saturated`` when
+    successful completions per second fall below :data:`SATURATION_ACHIEVED_FRACTION` of the
+    rate the schedule actually offered (n over the span of intended send times, so a short
+    Poisson schedule that happened to come out sparse is not held against the target), or
+    when the send lag grows over the step.
+    """
+    nan = float("nan")
+    empty = {"offered_rps": nan, "achieved_rps": nan, "send_lag_p50_s": nan, "send_lag_max_s": nan,
+             "lag_growth_s": nan, "saturated": False}
+    if step.key.mode != "rate":
+        return empty
+    records = sorted(step.records, key=lambda r: r.intended_s)
+    n = len(records)
+    n_ok = sum(1 for r in records if r.ok)
+    out = dict(empty)
+    out["offered_rps"] = float(step.key.rate)
+    out["achieved_rps"] = n_ok / step.total_s if step.total_s > 0 else nan
+    lags = np.array([r.sent_s - r.intended_s for r in records], dtype=np.float64)
+    sent = lags[~np.isnan(lags)]
+    if sent.size:
+        out["send_lag_p50_s"] = float(np.median(sent))
+        out["send_lag_max_s"] = float(np.max(sent))
+    if n >= 8:
+        quarter = n // 4
+        first, last = lags[:quarter], lags[-quarter:]
+        first, last = first[~np.isnan(first)], last[~np.isnan(last)]
+        if first.size and last.size:
+            out["lag_growth_s"] = float(np.median(last) - np.median(first))
+    intended = np.array([r.intended_s for r in records], dtype=np.float64)
+    span = float(intended[-1] - intended[0]) if n >= 2 else 0.0
+    realized = (n - 1) / span if span > 0 else float(step.key.rate)
+    achieved = out["achieved_rps"]
+    slow = not math.isnan(achieved) and achieved < SATURATION_ACHIEVED_FRACTION * min(realized, step.key.rate)
+    out["saturated"] = bool(slow)
+    return out
+
+
 def summarize(step: StepResult) -> dict[str, Any]:
     """One summary row (keys :data:`SUMMARY_COLUMNS`, in that order) for a step."""
     records = step.records
@@ -160,6 +282,8 @@ def summarize(step: StepResult) -> dict[str, Any]:
         "accuracy_ok": n_correct / n_ok if n_ok else float("nan"),
         "bytes_out": sum(r.bytes_out for r in records),
         "bytes_in": sum(r.bytes_in for r in records),
+        **open_loop_stats(step),
     }
+    row["flags"] = format_flags(step_flags(row))
     assert tuple(row) == SUMMARY_COLUMNS, "summary row and SUMMARY_COLUMNS drifted apart"
     return row
