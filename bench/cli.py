@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,15 +21,67 @@ from bench.console import Console
 __all__ = ["main"]
 
 
+def _csv_parts(text: str, what: str) -> list[str]:
+    """The comma-separated items of ``text``; an empty item (``1,,4``, ``1,4,``) is an error,
+    not silently dropped: it is a typo whose intent nobody can guess. argparse prefixes the
+    message with the flag's name (``argument --requests: ...``)."""
+    parts = [part.strip() for part in text.split(",")]
+    empty = [i for i, part in enumerate(parts, 1) if not part]
+    if empty:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated {what}, got {text!r}: item {empty[0]} of {len(parts)} is empty")
+    return parts
+
+
 def _csv_ints(text: str) -> list[int]:
+    parts = _csv_parts(text, "integers")
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        return [int(part) for part in parts]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _csv_counts(text: str) -> list[int]:
+    """Comma-separated counts >= 1 (request counts)."""
+    counts = _csv_ints(text)
+    if any(n < 1 for n in counts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated counts >= 1, got {text!r}")
+    return counts
+
+
 def _csv_words(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
+    return _csv_parts(text, "names")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    """A finite number > 0 (``inf`` and ``nan`` are numbers to float(), not to a benchmark)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -70,9 +123,20 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", help="run the benchmark sweep: `run all` or `run TARGET...`")
     p.add_argument("targets", nargs="+", help="'all' or target names")
-    p.add_argument("--requests", type=_csv_ints, default=None, help="override [sweep] n_requests, e.g. 1,4,8")
-    p.add_argument("--modes", type=_csv_words, default=None, help="override [sweep] modes")
-    p.add_argument("--trials", type=int, default=None, help="override [sweep] trials")
+    p.add_argument("--requests", type=_csv_counts, default=None, help="override [sweep] n_requests, e.g. 1,4,8")
+    p.add_argument("--modes", type=_csv_words, default=None,
+                   help="override [sweep] modes: sequential, concurrent, rate (comma-separated)")
+    p.add_argument("--trials", type=_positive_int, default=None, help="override [sweep] trials")
+    p.add_argument("--rate", type=_positive_float, default=None, metavar="R",
+                   help="open-loop rate in req/s (override [sweep] rate_rps); implies --modes rate "
+                        "unless --modes is given")
+    p.add_argument("--duration", type=_positive_float, default=None, metavar="S",
+                   help="seconds per rate step (override [sweep] duration_s): each rate step sends "
+                        "round(R x S) requests instead of --requests (at most 100000); implies --modes rate "
+                        "unless --modes is given")
+    p.add_argument("--concurrency", type=_non_negative_int, default=None, metavar="C",
+                   help="override [sweep] concurrency: requests in flight in concurrent mode, connection cap "
+                        "in rate mode (0 = N)")
     p.add_argument("--engine", default=None, help="override [loadgen] engine")
     p.add_argument("--run-id", default=None, help="name of the results folder (default: time-based)")
     p.add_argument("--no-report", action="store_true", help="skip writing the report")
@@ -222,6 +286,9 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
             n_requests=args.requests,
             modes=args.modes,
             trials=args.trials,
+            rate_rps=args.rate,
+            duration_s=args.duration,
+            concurrency=args.concurrency,
             engine=args.engine,
             run_id=args.run_id,
             write_report=not args.no_report,

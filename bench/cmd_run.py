@@ -14,12 +14,13 @@ died, crashed or had failed requests (named in the message; every measured row i
 from __future__ import annotations
 
 import asyncio
+import resource
 import time
 from pathlib import Path
 from typing import Any
 
 from bench.config import BenchConfig
-from bench.console import Console
+from bench.console import Console, open_loop_text, saturation_warning, step_label
 from bench.cpus import pin_current_process, plan_cpus
 from bench.meta import new_meta
 from bench.results import ResultsError, RunWriter, load_run, validate_run_id
@@ -34,7 +35,14 @@ from bench.runner import (
     sweep_targets,
 )
 
-__all__ = ["CALIBRATION_MAX_AGE_S", "choose_run_engine", "print_table3", "run"]
+__all__ = [
+    "CALIBRATION_MAX_AGE_S",
+    "choose_run_engine",
+    "connection_limit_warning",
+    "print_table3",
+    "run",
+    "sweep_overrides",
+]
 
 CALIBRATION_MAX_AGE_S = 24 * 3600.0
 
@@ -100,8 +108,55 @@ def _names(config: BenchConfig, targets: list[str]) -> list[str]:
     return list(dict.fromkeys(targets))
 
 
+def sweep_overrides(config: BenchConfig, *, n_requests: list[int] | None = None, modes: list[str] | None = None,
+                    trials: int | None = None, rate_rps: float | None = None, duration_s: float | None = None,
+                    concurrency: int | None = None) -> dict[str, Any]:
+    """The ``bench run`` flags as :meth:`SweepPlan.from_config` overrides of ``[sweep]``.
+
+    One path: bench.toml's values, each replaced by its flag when given (None = not given).
+    ``--rate``/``--duration`` mean rate mode: without ``--modes`` they select it alone; with
+    a ``--modes`` that lacks it they are a mistake. A ``--requests`` that no step would use
+    (rate mode only, counts from the duration) is one too. Raises ValueError naming the flag.
+    """
+    rate_flags = [flag for flag, value in (("--rate", rate_rps), ("--duration", duration_s)) if value is not None]
+    if rate_flags and modes is None:
+        modes = ["rate"]
+    elif rate_flags and modes is not None and "rate" not in modes:
+        raise ValueError(f"{' and '.join(rate_flags)} set the load of rate mode, but --modes "
+                         f"{','.join(modes)} does not include rate")
+    effective_modes = modes if modes is not None else list(config.sweep.modes)
+    effective_duration = duration_s if duration_s is not None else config.sweep.duration_s
+    if n_requests is not None and effective_duration > 0 and set(effective_modes) == {"rate"}:
+        source = "--duration" if duration_s is not None else "[sweep] duration_s"
+        raise ValueError(f"--requests has no effect: with {source} each rate step sends round(rate x duration) "
+                         "requests, and no closed-loop mode is selected")
+    return {"n_requests": n_requests, "modes": modes, "trials": trials, "rate_rps": rate_rps,
+            "duration_s": duration_s, "concurrency": concurrency}
+
+
+def connection_limit_warning(plan: Any, open_files: int | None = None) -> str:
+    """A warning when a step may open more connections than this process may open files.
+
+    Rate steps cap connections at ``concurrency``, or at N when it is 0: ``--rate 1000
+    --duration 10`` against a slow target may want 10,000 sockets, and past ``ulimit -n``
+    the extra requests fail (``other`` errors) instead of measuring anything.
+    """
+    if open_files is None:
+        open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if open_files == resource.RLIM_INFINITY or open_files <= 0:
+        return ""
+    widest = max((key.concurrency for key in plan.steps("")), default=0)
+    spare = 64  # the engine, log files, the event loop, stand-in pipes
+    if widest + spare <= open_files:
+        return ""
+    return (f"a step may open up to {widest} connections, but this process may open only {open_files} files "
+            f"(ulimit -n): requests beyond that will fail; cap connections with --concurrency (or [sweep] "
+            f"concurrency) below {max(1, open_files - spare)}, or raise the limit")
+
+
 def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None, modes: list[str] | None,
-        trials: int | None, engine: str | None, run_id: str | None, write_report: bool, console: Console) -> int:
+        trials: int | None, engine: str | None, run_id: str | None, write_report: bool, console: Console,
+        rate_rps: float | None = None, duration_s: float | None = None, concurrency: int | None = None) -> int:
     """Run the sweep against the named targets (or ``all``) and write results/<run-id>/."""
     from loadgen.engines import ENGINE_NAMES, engine_class
     from loadgen.sweep import SweepPlan, run_sweep
@@ -110,7 +165,12 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
 
     started = time.perf_counter()
     try:
-        plan = SweepPlan.from_config(config.sweep, config.loadgen, n_requests=n_requests, modes=modes, trials=trials)
+        overrides = sweep_overrides(config, n_requests=n_requests, modes=modes, trials=trials, rate_rps=rate_rps,
+                                    duration_s=duration_s, concurrency=concurrency)
+        try:
+            plan = SweepPlan.from_config(config.sweep, config.loadgen, **overrides)
+        except ValueError as exc:
+            raise ValueError(f"sweep settings ([sweep] in bench.toml, with the run flags over them): {exc}") from None
         run_id = validate_run_id(run_id or default_run_id())
         cpu_plan = plan_cpus(config.loadgen.cpus)
     except (ValueError, ResultsError) as exc:
@@ -120,6 +180,9 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     if engine_name not in ("auto", *ENGINE_NAMES):
         console.error(f"unknown engine {engine_name!r}; engines: auto, {', '.join(ENGINE_NAMES)}")
         return 2
+    limit_warning = connection_limit_warning(plan)
+    if limit_warning:
+        console.warn(limit_warning)
     names = _names(config, targets)
     if not names:
         console.error("no targets configured in bench.toml ([targets.NAME] tables)")
@@ -176,9 +239,8 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
             events = RunEvents(
                 on_target_start=lambda name: console.info(f"[{name}] starting ..."),
                 on_target_ready=lambda name, desc: console.info(f"[{name}] ready at {desc.get('base_url', '?')}"),
-                on_progress=lambda key, done, total: bar.update(
-                    done, total, f"{key.target} {key.mode} N={key.n_requests} trial {key.trial}"),
-                on_step=lambda row: console.info(_step_line(row)),
+                on_progress=lambda key, done, total: bar.update(done, total, step_label(key)),
+                on_step=lambda row: _show_step(row, console),
                 on_target_done=lambda o: (console.error if o.problem else console.info)(
                     f"[{o.name}] {o.status}: {o.message or f'{o.steps} steps, {o.requests} requests'}"),
             )
@@ -249,10 +311,18 @@ def _calibration_json(calibration: Any, path: Path) -> Any:
         return str(calibration)
 
 
+def _show_step(row: dict[str, Any], console: Console) -> None:
+    """The step's line; a saturated rate step also gets a warning (shown even with --quiet)."""
+    console.info(_step_line(row))
+    warning = saturation_warning(row)
+    if warning:
+        console.warn(warning)
+
+
 def _step_line(row: dict[str, Any]) -> str:
     p50 = row.get("lat_p50_s")
     p50_text = f"{p50 * 1000:.2f} ms" if isinstance(p50, float) and p50 == p50 else "-"
     errors = f", errors {row['errors']} ({row['errors_by_class']})" if row.get("errors") else ""
     return (f"  {row['target']} {row['mode']} N={row['n_requests']} trial {row['trial']}: "
             f"total {row['total_s']:.4f} s, p50 {p50_text}, {row['throughput_rps']:.1f} req/s, "
-            f"accuracy {row['accuracy']:.3f}{errors}")
+            f"accuracy {row['accuracy']:.3f}{errors}{open_loop_text(row)}")

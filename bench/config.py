@@ -10,6 +10,7 @@ settings (an adapter added by a user must need no edit of this file).
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -90,21 +91,29 @@ class SweepConfig:
     )
     trials: int = 1
     warmup: int = 5
-    concurrency: int = 0  # 0 = C equals N (a burst of N), the study-compatible default
+    # closed loop: requests in flight; rate mode: the connection cap. 0 = N (a burst of N,
+    # the study-compatible default; in rate mode one connection per request if need be)
+    concurrency: int = 0
     rate_rps: float = 50.0
+    duration_s: float = 0.0  # > 0: each rate step sends round(rate_rps x duration_s) requests, not n_requests
     arrival: Literal["uniform", "poisson"] = "poisson"
     seed: int = 0
     max_duration_s: float = 600.0  # hard cap on any one step, so a run always ends
 
     def __post_init__(self) -> None:
+        """Checks of each value on its own; the checks across values (request caps, a rate
+        schedule within max_duration_s) are loadgen.sweep.SweepPlan's, which also sees the
+        command-line overrides -- one place, whichever way a value came in."""
         if not self.n_requests or any(n < 1 for n in self.n_requests):
             raise ValueError("n_requests must be a non-empty list of counts >= 1")
         if not self.modes:
             raise ValueError("modes must not be empty")
         if self.trials < 1 or self.warmup < 0 or self.concurrency < 0:
             raise ValueError("trials must be >= 1, warmup and concurrency >= 0")
-        if self.rate_rps <= 0 or self.max_duration_s <= 0:
-            raise ValueError("rate_rps and max_duration_s must be > 0")
+        if not (0 < self.rate_rps < math.inf and 0 < self.max_duration_s < math.inf):
+            raise ValueError("rate_rps and max_duration_s must be finite numbers > 0")
+        if not 0 <= self.duration_s < math.inf:
+            raise ValueError("duration_s must be a finite number >= 0 (0: rate steps send n_requests)")
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,9 @@ is piped or ``--quiet`` is given, so logs stay clean in CI.
 
 from __future__ import annotations
 
+import math
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,7 +17,10 @@ from rich.console import Console as RichConsole
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-__all__ = ["Console", "ProgressHandle"]
+from loadgen.saturation import FLAG_CLIENT_BEHIND, FLAG_CONNECTION_CAP, FLAG_TARGET_BEHIND, SATURATION_DETAILS
+from loadgen.stats import FLAG_SATURATED, step_flags
+
+__all__ = ["Console", "ProgressHandle", "open_loop_text", "saturation_warning", "step_label"]
 
 
 class ProgressHandle:
@@ -84,6 +88,60 @@ class Console:
             transient=False,
         ) as progress:
             yield ProgressHandle(progress, description)
+
+
+def step_label(key: Any) -> str:
+    """The progress bar's label for a step (a StepKey); rate steps show their offered rate."""
+    rate = f" @ {key.rate:g} req/s" if key.mode == "rate" else ""
+    return f"{key.target} {key.mode} N={key.n_requests}{rate} trial {key.trial}"
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def open_loop_text(row: Mapping[str, Any]) -> str:
+    """``, offered 1500.0 req/s, achieved 680.6 req/s, send lag p50 0.21 ms`` for a rate row, else ``""``."""
+    if row.get("mode") != "rate":
+        return ""
+    offered, achieved = _number(row.get("offered_rps")), _number(row.get("achieved_rps"))
+    lag = _number(row.get("send_lag_p50_s"))
+    parts = [f"offered {offered:.1f} req/s" if offered is not None else f"rate {row.get('rate')} req/s"]
+    if achieved is not None:
+        parts.append(f"achieved {achieved:.1f} req/s")
+    if lag is not None:
+        parts.append(f"send lag p50 {lag * 1000:.2f} ms")
+    return ", " + ", ".join(parts)
+
+
+_CAUSES = {
+    FLAG_CLIENT_BEHIND: "the sends fell behind the schedule (send lag grew by {growth}): the load generator "
+                        "could not send this rate here, so the step measured the client, not the target",
+    FLAG_TARGET_BEHIND: "requests were sent on time but the answers fell behind: the target did not sustain "
+                        "this rate",
+    FLAG_CONNECTION_CAP: "more than {concurrency} requests were in flight, so some waited for one of the step's "
+                         "{concurrency} connections (--concurrency)",
+}
+
+
+def saturation_warning(row: Mapping[str, Any]) -> str:
+    """A sentence for a ``saturated`` rate row (``""`` otherwise): what was offered and who fell behind."""
+    flags = step_flags(row)
+    if FLAG_SATURATED not in flags:
+        return ""
+    offered, achieved, growth = (_number(row.get(c)) for c in ("offered_rps", "achieved_rps", "lag_growth_s"))
+    rates = (f"achieved {achieved:.1f} of {offered:.1f} req/s offered" if offered is not None and achieved is not None
+             else "the offered rate was not sustained")
+    values = {"growth": f"{growth * 1000:.0f} ms" if growth is not None else "?",
+              "concurrency": row.get("concurrency")}
+    causes = [_CAUSES[f].format(**values) for f in SATURATION_DETAILS if f in flags]
+    return (f"{row.get('target')} rate N={row.get('n_requests')} trial {row.get('trial')} is SATURATED: {rates}; "
+            + ("; ".join(causes) or "the open loop did not keep up")
+            + ". Its latencies describe a growing queue, not the service.")
 
 
 def _escape(text: str) -> str:

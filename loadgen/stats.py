@@ -16,15 +16,21 @@ Definitions (one row per step, columns :data:`SUMMARY_COLUMNS`):
 - ``accuracy``: correct / n_requests (an error is never correct); ``accuracy_ok``:
   correct / n_ok (the model's accuracy on the answers that came back).
 - ``bytes_out``/``bytes_in``: sums over the step's requests.
-- Open loop (``rate`` mode; NaN in closed-loop modes): ``offered_rps`` (the configured
-  rate), ``achieved_rps`` (successful completions per second of ``total_s``),
-  ``send_lag_p50_s``/``send_lag_max_s`` (actual minus intended send time: the client's own
-  delay), ``lag_growth_s`` (median send lag of the last quarter of the schedule minus that
-  of the first quarter: a lag that grows over the step means someone is falling behind).
-- ``saturated``: the open loop did not keep up (:func:`open_loop_stats`); always False in
-  closed-loop modes.
+- Open loop (``rate`` mode; NaN in closed-loop modes), defined in :mod:`loadgen.saturation`:
+  ``offered_rps`` (requests per second the schedule actually offered -- a short Poisson
+  schedule differs from ``rate`` by chance), ``achieved_rps`` (successful answers per
+  second, measured like the offered rate, so a target that keeps up achieves it however
+  slow each answer), ``send_lag_p50_s``/``send_lag_max_s`` (actual minus intended send
+  time: the client's own delay), ``lag_growth_s`` (median send lag of the last quarter of
+  the schedule minus that of the first quarter: a growing send lag means the client fell
+  behind; ``inf`` when most of the last quarter was never sent before the step ended).
+- ``saturated``: the open loop did not keep up -- the answers or the sends fell behind
+  the schedule by more than ``max(50 ms, 5.3 %)`` of the step (answers at < 95 % of the
+  offered rate); always False in closed-loop modes.
 - ``flags``: why the row must not be read as a plain result, ``;``-joined from
-  :data:`STEP_FLAGS` (``""`` for a clean step); :func:`step_flags` reads it back.
+  :data:`STEP_FLAGS` (``""`` for a clean step), and next to ``saturated`` who fell behind
+  (:data:`loadgen.saturation.SATURATION_DETAILS`: ``client_behind``, ``target_behind``,
+  ``connection_cap``); :func:`step_flags` reads it back.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from loadgen.records import ERROR_CLASSES, RequestRecord, StepResult
+from loadgen.saturation import SATURATION_DETAILS, analyze_open_loop
 
 __all__ = [
     "LATENCY_PERCENTILES",
@@ -204,54 +211,28 @@ def _as_int(value: Any) -> int | None:
 
 
 def format_flags(flags: Iterable[str]) -> str:
-    """Flags in :data:`STEP_FLAGS` order, ``;``-joined (the ``flags`` column)."""
+    """Flags in :data:`STEP_FLAGS` order, then the saturation details, ``;``-joined (the ``flags`` column)."""
     present = set(flags)
-    return ";".join([f for f in STEP_FLAGS if f in present] + sorted(present - set(STEP_FLAGS)))
-
-
-# A step whose completions fall this far below the offered rate did not keep up.
-SATURATION_ACHIEVED_FRACTION = 0.95
+    known = STEP_FLAGS + SATURATION_DETAILS
+    return ";".join([f for f in known if f in present] + sorted(present - set(known)))
 
 
 def open_loop_stats(step: StepResult) -> dict[str, Any]:
-    """Offered vs achieved rate and the client's send lag of an open-loop step.
+    """The open-loop columns of a step, plus its saturation details as ``flags`` text.
 
-    Why: an open loop that the target (or the client) cannot keep up with still produces
-    numbers -- they just describe a queue, not the service. The step is ``saturated`` when
-    successful completions per second fall below :data:`SATURATION_ACHIEVED_FRACTION` of the
-    rate the schedule actually offered (n over the span of intended send times, so a short
-    Poisson schedule that happened to come out sparse is not held against the target), or
-    when the send lag grows over the step.
+    ``rate`` steps get offered and achieved rate, send lag and the ``saturated`` verdict of
+    :func:`loadgen.saturation.analyze_open_loop` (the criterion is documented there);
+    ``flags`` then holds ``saturated`` and who fell behind (``client_behind``,
+    ``target_behind``, ``connection_cap``). Closed-loop modes offer no rate: NaN columns,
+    ``saturated`` False, no flags.
     """
-    nan = float("nan")
-    empty = {"offered_rps": nan, "achieved_rps": nan, "send_lag_p50_s": nan, "send_lag_max_s": nan,
-             "lag_growth_s": nan, "saturated": False}
-    if step.key.mode != "rate":
-        return empty
-    records = sorted(step.records, key=lambda r: r.intended_s)
-    n = len(records)
-    n_ok = sum(1 for r in records if r.ok)
-    out = dict(empty)
-    out["offered_rps"] = float(step.key.rate)
-    out["achieved_rps"] = n_ok / step.total_s if step.total_s > 0 else nan
-    lags = np.array([r.sent_s - r.intended_s for r in records], dtype=np.float64)
-    sent = lags[~np.isnan(lags)]
-    if sent.size:
-        out["send_lag_p50_s"] = float(np.median(sent))
-        out["send_lag_max_s"] = float(np.max(sent))
-    if n >= 8:
-        quarter = n // 4
-        first, last = lags[:quarter], lags[-quarter:]
-        first, last = first[~np.isnan(first)], last[~np.isnan(last)]
-        if first.size and last.size:
-            out["lag_growth_s"] = float(np.median(last) - np.median(first))
-    intended = np.array([r.intended_s for r in records], dtype=np.float64)
-    span = float(intended[-1] - intended[0]) if n >= 2 else 0.0
-    realized = (n - 1) / span if span > 0 else float(step.key.rate)
-    achieved = out["achieved_rps"]
-    slow = not math.isnan(achieved) and achieved < SATURATION_ACHIEVED_FRACTION * min(realized, step.key.rate)
-    out["saturated"] = bool(slow)
-    return out
+    verdict = analyze_open_loop(step)
+    if verdict is None:
+        nan = float("nan")
+        return {"offered_rps": nan, "achieved_rps": nan, "send_lag_p50_s": nan, "send_lag_max_s": nan,
+                "lag_growth_s": nan, "saturated": False, "flags": ""}
+    flags = ((FLAG_SATURATED,) if verdict.saturated else ()) + verdict.details
+    return {**verdict.columns(), "flags": format_flags(flags)}
 
 
 def summarize(step: StepResult) -> dict[str, Any]:

@@ -21,6 +21,12 @@ Choices, so that numbers mean one thing:
   trial sees the same images for the same N, so modes compare like for like.
 - **Schedule** (``rate`` mode): its own RNG ``[seed, 1, trial, N]``, separate from the
   image order (MLPerf LoadGen's separate seeds).
+- **Rate steps by duration**: with ``duration_s > 0`` every ``rate`` step sends
+  ``round(rate_rps * duration_s)`` requests (vegeta's ``-rate`` and ``-duration``) instead
+  of the ``n_requests`` counts, which then apply to the closed-loop modes only.
+- **Bounds**: no step sends more than :data:`MAX_STEP_REQUESTS` requests (records are
+  kept in memory and every one is written out), and a rate step's schedule must fit in
+  ``max_duration_s`` -- otherwise its tail would be cut off by design, not by the target.
 - **Blueprints**: ``target.encode`` runs once per image for the whole sweep; the same
   :class:`~targets.base.Request` objects are re-sent.
 """
@@ -28,6 +34,7 @@ Choices, so that numbers mean one thing:
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,7 +47,17 @@ from loadgen.pacing import ARRIVALS, schedule
 from loadgen.records import StepKey, StepResult
 from targets.base import Request, Target
 
-__all__ = ["EngineFactory", "SweepPlan", "run_sweep"]
+__all__ = ["MAX_STEP_REQUESTS", "EngineFactory", "SweepPlan", "requests_for", "run_sweep"]
+
+# The most requests one step may send: 100 000 records (~10 MB in memory, ~2 MB gzipped
+# in requests.csv.gz) is more than any sweep needs; a typo such as --rate 100000
+# --duration 60 (six million requests) must fail at once, not after filling the disk.
+MAX_STEP_REQUESTS = 100_000
+
+
+def requests_for(rate_rps: float, duration_s: float) -> int:
+    """Requests of a rate step of ``duration_s`` seconds at ``rate_rps``: R x S rounded half up."""
+    return int(math.floor(rate_rps * duration_s + 0.5))
 
 EngineFactory = Callable[[], Engine]  # an Engine subclass or any zero-argument factory
 
@@ -55,6 +72,7 @@ class SweepPlan:
     warmup: int = 5
     concurrency: int = 0  # 0: C = N in concurrent mode; for rate mode, the connection cap (0: N)
     rate_rps: float = 50.0
+    duration_s: float = 0.0  # > 0: each rate step sends round(rate_rps * duration_s) requests
     arrival: str = "poisson"
     seed: int = 0
     max_duration_s: float = 600.0
@@ -76,10 +94,35 @@ class SweepPlan:
         if self.trials < 1 or self.warmup < 0 or self.concurrency < 0:
             raise ValueError("trials must be >= 1, warmup and concurrency >= 0")
         for name in ("rate_rps", "max_duration_s", "timeout_s", "connect_timeout_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+            if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
+                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
+        if not (self.duration_s >= 0 and math.isfinite(self.duration_s)):
+            raise ValueError(f"duration_s must be a finite number >= 0 (0: rate steps use n_requests), "
+                             f"got {self.duration_s}")
         if self.max_rps < 0:
             raise ValueError(f"max_rps must be >= 0, got {self.max_rps}")
+        self._check_step_sizes()
+
+    def _check_step_sizes(self) -> None:
+        """Every step within :data:`MAX_STEP_REQUESTS`; every rate schedule within ``max_duration_s``."""
+        too_many = [n for n in self.n_requests if n > MAX_STEP_REQUESTS]
+        if too_many:
+            raise ValueError(f"n_requests {too_many[0]} is more than the {MAX_STEP_REQUESTS} requests one step "
+                             "may send")
+        if "rate" not in self.modes:
+            return
+        if self.duration_s > 0:
+            n = requests_for(self.rate_rps, self.duration_s)
+            if not 1 <= n <= MAX_STEP_REQUESTS:
+                raise ValueError(
+                    f"a rate step sends round(rate_rps x duration_s) = round({self.rate_rps:g} x "
+                    f"{self.duration_s:g}) = {n} requests; it must be 1 to {MAX_STEP_REQUESTS}")
+        for n in self.rate_counts():
+            span = (n - 1) / self.rate_rps  # the uniform schedule's; a Poisson one is as long on average
+            if span > self.max_duration_s:
+                raise ValueError(
+                    f"a rate step of {n} requests at {self.rate_rps:g} req/s is scheduled over {span:g} s, "
+                    f"longer than max_duration_s = {self.max_duration_s:g} s, which would cut it off")
 
     @classmethod
     def from_config(cls, sweep: Any, loadgen: Any, **overrides: Any) -> SweepPlan:
@@ -95,6 +138,7 @@ class SweepPlan:
             "warmup": sweep.warmup,
             "concurrency": sweep.concurrency,
             "rate_rps": sweep.rate_rps,
+            "duration_s": sweep.duration_s,
             "arrival": sweep.arrival,
             "seed": sweep.seed,
             "max_duration_s": sweep.max_duration_s,
@@ -116,6 +160,16 @@ class SweepPlan:
             return 1
         return min(self.concurrency, n) if self.concurrency else n
 
+    def rate_counts(self) -> tuple[int, ...]:
+        """Request counts of the ``rate`` steps: ``round(rate_rps * duration_s)``, or ``n_requests``."""
+        if self.duration_s > 0:
+            return (requests_for(self.rate_rps, self.duration_s),)
+        return self.n_requests
+
+    def counts_for(self, mode: str) -> tuple[int, ...]:
+        """Request counts of the steps of ``mode``."""
+        return self.rate_counts() if mode == "rate" else self.n_requests
+
     def steps(self, target: str) -> list[StepKey]:
         """Every step of the sweep, in the order it runs."""
         return [
@@ -129,7 +183,7 @@ class SweepPlan:
             )
             for trial in range(1, self.trials + 1)
             for mode in self.modes
-            for n in self.n_requests
+            for n in self.counts_for(mode)
         ]
 
     def total_requests(self) -> int:

@@ -1,4 +1,4 @@
-"""bench.toml parsing: every mistake names the table and the key."""
+"""bench.toml parsing, and the `bench run` flags over [sweep]: every mistake names the key or the flag."""
 
 from __future__ import annotations
 
@@ -86,3 +86,152 @@ def test_cpu_plan_keeps_client_and_standins_apart(setting, cpus, client, standin
 def test_cpu_plan_rejects_unknown_cpus() -> None:
     with pytest.raises(ValueError, match="cannot use"):
         plan_cpus((7,), (0, 1))
+
+
+# --- [sweep] and the `bench run` flags over it (one path: flags override the parsed values) ---
+
+RATE_ONLY = "[sweep]\nmodes = ['rate']\n"
+
+
+def _run_args(*argv: str):
+    from bench.cli import _parser
+
+    return _parser().parse_args(["run", "greene-linserv", *argv])
+
+
+def _plan(config, *argv: str):
+    from bench.cmd_run import sweep_overrides
+    from loadgen.sweep import SweepPlan
+
+    args = _run_args(*argv)
+    overrides = sweep_overrides(config, n_requests=args.requests, modes=args.modes, trials=args.trials,
+                                rate_rps=args.rate, duration_s=args.duration, concurrency=args.concurrency)
+    return SweepPlan.from_config(config.sweep, config.loadgen, **overrides)
+
+
+def test_sweep_duration_parses_and_reaches_the_plan() -> None:
+    config = _parse("[sweep]\nmodes = ['sequential', 'rate']\nrate_rps = 40\nduration_s = 2.5\nconcurrency = 8\n")
+    assert config.sweep.duration_s == 2.5
+    plan = _plan(config)
+    assert plan.rate_rps == 40.0 and plan.duration_s == 2.5 and plan.concurrency == 8
+    keys = plan.steps("t")
+    assert {k.n_requests for k in keys if k.mode == "rate"} == {100}  # round(40 x 2.5)
+    assert [k.n_requests for k in keys if k.mode == "sequential"] == list(STUDY_REQUEST_COUNTS)
+    assert [k.concurrency for k in keys if k.mode == "rate"] == [8]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("[sweep]\nduration_s = -1.0\n", "duration_s must be a finite number >= 0"),
+        ("[sweep]\nrate_rps = 0\n", "rate_rps and max_duration_s must be finite numbers > 0"),
+        ("[sweep]\nrate_rps = inf\n", "rate_rps and max_duration_s must be finite numbers > 0"),
+        ("[sweep]\nrate_rps = nan\n", "rate_rps and max_duration_s must be finite numbers > 0"),
+    ],
+)
+def test_sweep_rate_values_are_checked(text: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem):
+        _parse(text)
+
+
+def test_the_flags_override_the_config_and_rate_implies_rate_mode() -> None:
+    config = _parse("[sweep]\nrate_rps = 50\nconcurrency = 4\n")
+    plan = _plan(config, "--rate", "1500", "--duration", "2", "--concurrency", "64")
+    assert plan.modes == ("rate",) and plan.rate_rps == 1500.0 and plan.duration_s == 2.0
+    assert [(k.mode, k.n_requests, k.concurrency, k.rate) for k in plan.steps("t")] == [("rate", 3000, 64, 1500.0)]
+    # --duration alone: the configured rate, rate mode
+    plan = _plan(config, "--duration", "0.5")
+    assert plan.modes == ("rate",) and plan.rate_counts() == (25,) and plan.concurrency == 4
+    # --rate alone: rate steps of the n_requests counts
+    plan = _plan(config, "--rate", "200", "--requests", "10,20")
+    assert [(k.n_requests, k.rate) for k in plan.steps("t")] == [(10, 200.0), (20, 200.0)]
+    # --modes given: it decides; --requests then feeds the closed-loop modes only
+    plan = _plan(config, "--rate", "100", "--duration", "1", "--modes", "sequential,rate", "--requests", "1,4")
+    assert [(k.mode, k.n_requests) for k in plan.steps("t")] == [("sequential", 1), ("sequential", 4), ("rate", 100)]
+    # nothing given: the config as parsed
+    plan = _plan(config)
+    assert plan.modes == ("sequential", "concurrent") and plan.rate_rps == 50.0 and plan.duration_s == 0.0
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (("--rate", "100", "--modes", "sequential"), "--rate set the load of rate mode, but --modes sequential"),
+        (("--duration", "2", "--modes", "concurrent"), "--duration set the load of rate mode"),
+        (("--rate", "100", "--duration", "2", "--requests", "1,4"), "--requests has no effect: with --duration"),
+        (("--rate", "1000", "--duration", "101"), "it must be 1 to 100000"),
+        (("--rate", "0.1", "--duration", "1"), r"round\(0.1 x 1\) = 0 requests"),
+        (("--rate", "0.5", "--requests", "600"), "longer than max_duration_s = 600 s"),
+        (("--requests", "100001",), "more than the 100000 requests one step may send"),
+    ],
+)
+def test_flag_combinations_that_cannot_mean_anything_are_errors(argv: tuple[str, ...], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        _plan(_parse(""), *argv)
+
+
+def test_requests_with_a_configured_duration_and_only_rate_mode_is_an_error() -> None:
+    with pytest.raises(ValueError, match=r"with \[sweep\] duration_s each rate step"):
+        _plan(_parse(RATE_ONLY + "duration_s = 1.0\n"), "--requests", "5")
+
+
+@pytest.mark.parametrize(
+    ("argv", "flag", "problem"),
+    [
+        (("--requests", "1,,4"), "--requests", "item 2 of 3 is empty"),
+        (("--requests", "1,4,"), "--requests", "item 3 of 3 is empty"),
+        (("--requests", "abc"), "--requests", "expected comma-separated integers"),
+        (("--requests", "0,4"), "--requests", "counts >= 1"),
+        (("--modes", "sequential,,rate"), "--modes", "item 2 of 3 is empty"),
+        (("--max-trials", "5,,10"), "--max-trials", "item 2 of 3 is empty"),
+        (("--algorithms", ",grid"), "--algorithms", "item 1 of 2 is empty"),
+        (("--rate", "0"), "--rate", "expected a finite number > 0"),
+        (("--rate", "-5"), "--rate", "expected a finite number > 0"),
+        (("--rate", "inf"), "--rate", "expected a finite number > 0"),
+        (("--rate", "nan"), "--rate", "expected a finite number > 0"),
+        (("--rate", "fast"), "--rate", "expected a number > 0"),
+        (("--duration", "0"), "--duration", "expected a finite number > 0"),
+        (("--concurrency", "-1"), "--concurrency", "expected an integer >= 0"),
+        (("--concurrency", "4.5"), "--concurrency", "expected an integer >= 0"),
+        (("--trials", "0"), "--trials", "expected an integer >= 1"),
+    ],
+)
+def test_bad_flag_values_are_usage_errors_naming_the_flag(capsys, argv, flag: str, problem: str) -> None:
+    with pytest.raises(SystemExit) as excinfo:
+        _run_args(*argv)
+    assert excinfo.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {flag}: " in err and problem in err, err
+
+
+def test_other_list_flags_reject_empty_items_too(capsys) -> None:
+    from bench.cli import _parser
+
+    for argv in (["calibrate", "--concurrency", "1,,8"], ["calibrate", "--engines", "fast,"]):
+        with pytest.raises(SystemExit):
+            _parser().parse_args(argv)
+        assert "is empty" in capsys.readouterr().err
+
+
+def test_bad_sweep_flags_exit_2_before_anything_starts(tmp_path: Path, capsys) -> None:
+    from bench.cli import main
+
+    config = tmp_path / "bench.toml"
+    config.write_text("[targets.x]\nadapter = 'flask'\n")
+    assert main(["--config", str(config), "run", "x", "--rate", "100", "--modes", "sequential"]) == 2
+    assert "--modes sequential does not include rate" in capsys.readouterr().err
+    assert main(["--config", str(config), "run", "x", "--rate", "2000", "--duration", "60"]) == 2
+    err = capsys.readouterr().err
+    assert "sweep settings" in err and "120000 requests" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_connection_limit_warning_names_the_flag() -> None:
+    from bench.cmd_run import connection_limit_warning
+    from loadgen.sweep import SweepPlan
+
+    wide = SweepPlan(n_requests=(1,), modes=("rate",), rate_rps=1000.0, duration_s=5.0)
+    assert "--concurrency" in connection_limit_warning(wide, open_files=1024)
+    assert connection_limit_warning(wide, open_files=20_000) == ""
+    capped = SweepPlan(n_requests=(1,), modes=("rate",), rate_rps=1000.0, duration_s=5.0, concurrency=64)
+    assert connection_limit_warning(capped, open_files=1024) == ""

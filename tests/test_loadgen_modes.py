@@ -170,3 +170,41 @@ def test_open_loop_counts_latency_from_the_intended_time_through_a_stall(engine_
     assert (closed_latency > 0.5).sum() == 1
     assert closed_latency.max() == pytest.approx(stall, abs=0.15)
     assert np.percentile(closed_latency, 90) < 0.2 and p90_open > 0.5
+
+
+class OneAtATime:
+    """Answers the digit after ``service_s``, one request at a time (a single sync worker)."""
+
+    def __init__(self, service_s: float) -> None:
+        self.service_s = service_s
+        self.lock = asyncio.Lock()
+
+    async def __call__(self, path: str, body: bytes, w: asyncio.StreamWriter) -> None:
+        async with self.lock:
+            await asyncio.sleep(self.service_s)
+        await answer_digit(path, body, w)
+
+
+def test_an_open_loop_faster_than_the_target_is_flagged_target_behind() -> None:
+    """400 req/s offered to a server that manages at most 50: the answers fall behind the
+    sends by seconds (the margin is 8x, so a busy machine does not change the verdict)."""
+    from loadgen.saturation import FLAG_TARGET_BEHIND, analyze_open_loop
+
+    step = _step(OneAtATime(0.02), "rate", 60, rate=400.0)
+    assert all(r.ok for r in step.records)
+    verdict = analyze_open_loop(step)
+    assert verdict is not None and verdict.saturated and FLAG_TARGET_BEHIND in verdict.details
+    assert verdict.achieved_rps < 0.5 * verdict.offered_rps
+
+
+def test_a_client_that_cannot_send_the_rate_is_flagged_client_behind() -> None:
+    """The politeness cap holds the client to 10 req/s (10 per 1-s window) while the schedule
+    asks 1000: the send lag grows by a second while the server answers at once."""
+    from loadgen.saturation import FLAG_CLIENT_BEHIND, FLAG_TARGET_BEHIND, analyze_open_loop
+
+    step = _step(answer_digit, "rate", 20, rate=1000.0, max_rps=10.0)
+    assert all(r.ok for r in step.records)
+    verdict = analyze_open_loop(step)
+    assert verdict is not None and verdict.saturated
+    assert FLAG_CLIENT_BEHIND in verdict.details and FLAG_TARGET_BEHIND not in verdict.details
+    assert verdict.lag_growth_s > 0.5

@@ -165,3 +165,41 @@ def test_a_target_dying_mid_step_fails_fast_and_is_recorded(engine: str) -> None
     errors = [r.error for r in step.records]
     assert errors == [""] * 4 + ["reset"] + ["refused"] * 5, [r.error_detail for r in step.records]
     assert step.total_s < 2.0  # fails fast: no timeouts
+
+
+def test_rate_steps_sized_by_duration_and_bounded() -> None:
+    from loadgen.sweep import MAX_STEP_REQUESTS, requests_for
+
+    assert requests_for(1500.0, 2.0) == 3000 and requests_for(0.1, 30.0) == 3 and requests_for(5.0, 0.5) == 3
+    plan = SweepPlan(n_requests=(1, 4), modes=("sequential", "rate"), rate_rps=200.0, duration_s=0.25)
+    assert plan.rate_counts() == (50,) and plan.counts_for("sequential") == (1, 4)
+    assert [(k.mode, k.n_requests, k.concurrency) for k in plan.steps("t")] == [
+        ("sequential", 1, 1), ("sequential", 4, 1), ("rate", 50, 50),
+    ]  # fmt: skip
+    assert plan.total_requests() == 1 + 4 + 50 + 3 * plan.warmup
+    assert plan.describe()["duration_s"] == 0.25
+    assert SweepPlan.from_config(SweepConfig(duration_s=2.0), LoadgenConfig()).duration_s == 2.0
+    # without rate mode the duration sizes nothing, and nothing is checked against it
+    assert SweepPlan(n_requests=(1,), duration_s=10_000.0).rate_counts() == (500_000,)
+    for bad, match in [
+        (dict(rate_rps=float("inf")), "rate_rps must be a finite number > 0"),
+        (dict(rate_rps=1000.0, duration_s=MAX_STEP_REQUESTS / 1000 + 1), "it must be 1 to 100000"),
+        (dict(duration_s=-1.0), "duration_s must be a finite number >= 0"),
+        (dict(rate_rps=1.0, max_duration_s=10.0, duration_s=20.0), "longer than max_duration_s = 10 s"),
+        (dict(n_requests=(MAX_STEP_REQUESTS + 1,)), "more than the 100000 requests"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            SweepPlan(**{"n_requests": (1,), "modes": ("rate",), **bad})
+
+
+def test_a_duration_sized_rate_step_runs_round_r_times_s_requests() -> None:
+    plan = SweepPlan(n_requests=(3,), modes=("sequential", "rate"), rate_rps=400.0, duration_s=0.1, warmup=1,
+                     concurrency=4)  # fmt: skip
+    results, server, _ = _sweep(answer_digit, plan)
+    assert [(s.key.mode, s.key.n_requests) for s in results] == [("sequential", 3), ("rate", 40)]
+    rate_step = results[1]
+    assert rate_step.key.concurrency == 4 and rate_step.key.rate == 400.0
+    assert all(r.ok for r in rate_step.records)
+    np.testing.assert_allclose([r.intended_s for r in rate_step.records], plan.offsets(40, 1))
+    row = summarize(rate_step)
+    assert row["offered_rps"] > 0 and row["achieved_rps"] > 0
