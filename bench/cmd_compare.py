@@ -16,6 +16,7 @@ from bench.config import BenchConfig
 from bench.console import Console
 from bench.report.tables import markdown_table
 from bench.results import ResultsError, load_run, resolve_run
+from bench.runstate import HostView, resolve_status, run_warnings
 
 __all__ = ["compare", "render_rows"]
 
@@ -71,6 +72,9 @@ def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha:
         console.info("metric: median per-request latency (Mann-Whitney U) where both runs kept requests.csv.gz, "
                      "else mean total_s over trials (Welch's t-test, >= 2 trials each), else no test. "
                      "B/A > 1 means B is slower.")
+    for run in (run_a, run_b):  # abandoned or still-running runs, busy hosts (bench.runstate)
+        for warning in run_warnings(resolve_status(run.meta, HostView.current())):
+            console.warn(warning)
     slower = [c for c in comparisons if c.is_regression]
     faster = [c for c in comparisons if c.verdict == "faster"]
     console.info(f"{len(comparisons)} steps compared: {len(slower)} significantly slower, "

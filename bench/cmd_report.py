@@ -9,10 +9,12 @@ report (the study's Tables 4-5 compare two clusters), written after their own re
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from bench.config import BenchConfig
 from bench.console import Console
+from bench.runstate import HostView, resolve_status, run_warnings
 from bench.results import (
     HPO_TRIALS_FILE,
     PIPELINE_STAGES_FILE,
@@ -32,6 +34,7 @@ def write_report(config: BenchConfig, run_dir: Path, *, study_overlay: bool, con
     from bench.report.build import build_report
 
     run = load_run(run_dir)
+    run = replace(run, meta=resolve_status(run.meta, HostView.current()))  # running vs abandoned
     if run.summary.empty:
         raise ResultsError(f"{run_dir} has no measured rows yet; nothing to report")
     study = None
@@ -62,6 +65,8 @@ def report(config: BenchConfig, *, runs: list[str], study_overlay: bool, console
             pipeline_dirs.append(run_dir)
             continue
         try:
+            for warning in run_warnings(resolve_status(read_meta(run_dir), HostView.current())):
+                console.warn(warning)
             out = write_report(config, run_dir, study_overlay=study_overlay, console=console)
         except ResultsError as exc:
             console.error(str(exc))

@@ -22,6 +22,7 @@ from typing import Any
 from bench.config import BenchConfig
 from bench.console import Console, open_loop_text, saturation_warning, step_label
 from bench.cpus import pin_current_process, plan_cpus
+from bench.hostload import noise_warnings, run_start_load
 from bench.meta import new_meta
 from bench.results import ResultsError, RunWriter, load_run, validate_run_id
 from bench.runner import (
@@ -164,6 +165,7 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     from targets.registry import build_targets
 
     started = time.perf_counter()
+    load_at_start = run_start_load()  # before training/calibration: the host's own load
     try:
         overrides = sweep_overrides(config, n_requests=n_requests, modes=modes, trials=trials, rate_rps=rate_rps,
                                     duration_s=duration_s, concurrency=concurrency)
@@ -218,7 +220,8 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     writer = RunWriter(run_dir, run_id, _summary_columns())
     log_dir.mkdir(parents=True, exist_ok=True)
     meta = new_meta(run_id=run_id, root=config.root, config_sha256=config.sha256,
-                    config_path=str(config.root / "bench.toml"), sweep=plan.describe(), targets=names)
+                    config_path=str(config.root / "bench.toml"), sweep=plan.describe(), targets=names,
+                    load_at_start=load_at_start)
     meta["model"] = model_facts(artifacts)
     meta["test_split"] = {"images": int(len(split.test_x)), "dataset": config.model.dataset}
     meta["engine"] = {"name": engine_name, "version": engine_cls.version(), "chosen_by": chosen_by,
@@ -263,6 +266,8 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
 
         out = build(config, run_dir, study_overlay=True, console=console)
         console.print(f"report: {out / 'report.html'}")
+    for warning in noise_warnings(meta):
+        console.warn(warning)
     if status == "interrupted":
         console.error(f"interrupted: rows measured so far are kept in {run_dir}; meta.json says interrupted")
         return 130

@@ -19,6 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from bench.hostload import run_start_load
+from bench.runstate import writer_facts
+
 __all__ = [
     "SCHEMA_VERSION",
     "git_commit",
@@ -131,6 +134,7 @@ def run_header(
         "finished_at": None,
         "finished_utc": None,
         "host": host_facts(),
+        "writer": writer_facts(),  # so a reader can tell a live run from an abandoned one
         "versions": package_versions(tuple(dict.fromkeys(_PACKAGES + extra_packages))),
         "git": git_commit(root),
     }
@@ -144,8 +148,13 @@ def new_meta(
     config_path: str,
     sweep: Mapping[str, Any],
     targets: list[str],
+    load_at_start: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The meta.json written at the start of a run (``complete: false`` until the end)."""
+    """The meta.json written at the start of a run (``complete: false`` until the end).
+
+    ``load_at_start`` is :func:`bench.hostload.run_start_load` taken before the run did any
+    work (training, calibration); sampled here when not given.
+    """
     return {
         **run_header(kind="serving", run_id=run_id, root=root),
         "config": {"path": config_path, "sha256": config_sha256},
@@ -158,6 +167,7 @@ def new_meta(
         "calibration": None,
         "client_ceiling": None,
         "cpu_plan": {},
+        "host_noise": {"at_start": dict(load_at_start or run_start_load()), "targets": {}},
         "execution": "targets run one at a time (start, sweep, stop) so they never compete for CPU",
         "command": " ".join(sys.argv),
     }

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.hostload import TargetNoiseProbe
 from bench.meta import utc_iso
 from bench.results import RunWriter
 from loadgen.records import StepKey
@@ -49,7 +50,12 @@ DEATH_CLASSES = frozenset({"refused", "reset"})
 
 @dataclass
 class TargetOutcome:
-    """What happened to one target; ``status`` is ok | errors | start_failed | died | failed | interrupted."""
+    """What happened to one target.
+
+    ``status``: pending (not started yet) | running (being measured: written to meta.json
+    when the target starts, so a run killed mid-target says which one) | ok | errors |
+    start_failed | died | failed | interrupted | not_run.
+    """
 
     name: str
     status: str = "pending"
@@ -62,7 +68,7 @@ class TargetOutcome:
 
     @property
     def problem(self) -> bool:
-        return self.status not in ("ok", "pending")
+        return self.status not in ("ok", "pending", "running")
 
     def as_meta(self) -> dict[str, Any]:
         return asdict(self)
@@ -157,6 +163,8 @@ def finish_meta(meta: dict[str, Any], outcomes: Sequence[TargetOutcome], status:
     for o in outcomes:
         if o.status == "pending":
             o.status, o.message = "not_run", f"not run: the run ended ({status}) before this target"
+        elif o.status == "running":  # left mid-target by an exception no handler named
+            o.status, o.message = status, f"the run ended ({status}) while measuring this target"
     meta["outcomes"] = {o.name: o.as_meta() for o in outcomes}
     meta["target_errors"] = {o.name: f"{o.status}: {o.message}" for o in outcomes if o.problem}
     return meta
@@ -205,11 +213,14 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
     """Start, sweep and stop each target in turn; never let one target's failure stop the rest.
 
     Cancellation (Ctrl-C / SIGTERM) stops the current target and marks it interrupted; the
-    caller finalises meta.json. meta.json is rewritten after every target. ``outcomes``
+    caller finalises meta.json. meta.json is rewritten when each target starts (its
+    outcome ``running``) and after it (its outcome and host-noise facts, see
+    :mod:`bench.hostload`). ``outcomes``
     (one per target, same order) is filled in place, so it is complete even when a
     KeyboardInterrupt unwinds the event loop before this coroutine returns.
     """
     meta["outcomes"] = {o.name: o.as_meta() for o in outcomes}
+    noise = meta.setdefault("host_noise", {}).setdefault("targets", {})
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
     previous_sigterm = signal.getsignal(signal.SIGTERM)
@@ -220,6 +231,10 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
     try:
         for target, outcome in zip(targets, outcomes):
             events.on_target_start(target.name)
+            outcome.status = "running"
+            _write_progress(meta, outcomes, writer)
+            probe = TargetNoiseProbe()
+            probe.before_start()
             t0 = time.perf_counter()
             try:
                 try:
@@ -234,6 +249,7 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
                 desc = target.describe()
                 meta["targets"][target.name] = {**desc, "start_s": outcome.start_s}
                 events.on_target_ready(target.name, desc)
+                probe.window_start(_pgids(target))
                 try:
                     await _sweep_one(target, outcome, run_sweep, engine_factory, plan, images, labels,
                                      writer, events)
@@ -247,13 +263,14 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
                 outcome.message = f"interrupted after {outcome.steps} steps"
                 raise
             finally:
+                probe.window_end(_pgids(target))
                 try:
                     await asyncio.shield(target.stop())
                 except Exception as exc:  # noqa: BLE001
                     outcome.message += f"; stop failed: {exc}"
-                meta["outcomes"] = {o.name: o.as_meta() for o in outcomes}
-                meta["target_errors"] = {o.name: f"{o.status}: {o.message}" for o in outcomes if o.problem}
-                writer.write_meta(meta)
+                probe.after_stop()
+                noise[target.name] = probe.facts()
+                _write_progress(meta, outcomes, writer)
                 if outcome.status != "pending":
                     events.on_target_done(outcome)
     finally:
@@ -263,6 +280,17 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
         except (NotImplementedError, RuntimeError, ValueError, TypeError):
             pass
     return outcomes
+
+
+def _pgids(target: Target) -> list[int]:
+    """Process groups of a local stand-in (empty for remote targets): its CPU is servebench's."""
+    return [p.pgid for p in (getattr(target, "processes", None) or []) if getattr(p, "pgid", None)]
+
+
+def _write_progress(meta: dict[str, Any], outcomes: Sequence[TargetOutcome], writer: RunWriter) -> None:
+    meta["outcomes"] = {o.name: o.as_meta() for o in outcomes}
+    meta["target_errors"] = {o.name: f"{o.status}: {o.message}" for o in outcomes if o.problem}
+    writer.write_meta(meta)
 
 
 def artifacts_log_dir(run_dir: Path) -> Path:

@@ -4,15 +4,22 @@ Why a module of its own: every local stand-in (gunicorn for Flask and the k8s re
 the KServe ModelServer) has the same lifetime problems, and getting them wrong leaves
 servers running after a benchmark or a failed test.  So:
 
-* each stand-in starts in a **new session / process group** (``start_new_session=True``)
-  so that ``stop`` can signal the whole tree (gunicorn master + workers, kserve workers)
-  with one ``killpg``: SIGTERM, wait, then SIGKILL;
+* each stand-in starts under a small **watchdog** (:mod:`targets.lifeline`) that leads a
+  **new session / process group** (``start_new_session=True``), so that ``stop`` can
+  signal the whole tree (watchdog, gunicorn master + workers, kserve workers) with one
+  ``killpg``: SIGTERM, wait, then SIGKILL;
+* the watchdog holds a **lifeline pipe** to this process: when servebench dies in a way
+  no ``finally`` survives (SIGKILL, a crash, the OOM killer), the kernel closes the pipe
+  and the watchdog stops the whole group within seconds (see :mod:`targets.lifeline` for
+  why ``PR_SET_PDEATHSIG`` alone cannot do this);
 * stdout and stderr go to a **log file** whose tail is put into the error message when the
   stand-in dies or never becomes ready (the first thing anyone needs to see);
-* CPU pinning uses ``taskset`` (or ``sched_setaffinity`` right after spawn when taskset is
-  missing) instead of ``preexec_fn``, which is unsafe in a process that has threads;
-* a registry of live processes plus an ``atexit`` hook and a SIGTERM/SIGHUP handler is a
-  safety net for paths where no ``finally`` runs (Ctrl-C in odd places, a killed CLI).
+* CPU pinning is done by the watchdog on itself before it starts the stand-in, so the
+  stand-in is pinned from its first instruction (no ``preexec_fn`` here, which is unsafe
+  in a process that has threads);
+* a registry of live processes plus an ``atexit`` hook and a SIGTERM/SIGHUP handler stop
+  the stand-ins gracefully on the paths where Python still runs (a killed CLI, Ctrl-C in
+  odd places); the lifeline is the net under that net.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -33,6 +41,7 @@ from typing import Any
 from targets.base import TargetError
 
 __all__ = [
+    "LIFELINE_SCRIPT",
     "ManagedProcess",
     "Probe",
     "free_port",
@@ -123,17 +132,21 @@ def group_pids(pgid: int) -> list[int]:
 
 
 class ManagedProcess:
-    """One spawned stand-in process and its process group.
+    """One spawned stand-in (under its watchdog) and its process group.
 
-    ``stop`` is idempotent and safe from any thread; ``astop`` runs it off the event loop.
+    ``pid`` and ``pgid`` are the watchdog's (it leads the group); ``returncode`` is the
+    stand-in's, passed through by the watchdog. ``stop`` is idempotent and safe from any
+    thread; ``astop`` runs it off the event loop.
     """
 
-    def __init__(self, popen: subprocess.Popen[bytes], argv: Sequence[str], log_path: Path) -> None:
+    def __init__(self, popen: subprocess.Popen[bytes], argv: Sequence[str], log_path: Path,
+                 lifeline_fd: int | None = None) -> None:
         self.popen = popen
         self.argv = list(argv)
         self.log_path = log_path
         self.pid = popen.pid
-        self.pgid = popen.pid  # start_new_session=True: the child leads its own group
+        self.pgid = popen.pid  # start_new_session=True: the watchdog leads its own group
+        self._lifeline_fd = lifeline_fd  # write end; closing it tells the watchdog to stop the group
         self._stopped = False
         self._lock = threading.Lock()
 
@@ -180,9 +193,19 @@ class ManagedProcess:
                     time.sleep(0.05)
             finally:
                 self._stopped = True
+                self.close_lifeline()
                 with _LIVE_LOCK:
                     _LIVE.pop(self.pid, None)
             return self.popen.returncode
+
+    def close_lifeline(self) -> None:
+        """Close our end of the lifeline: a watchdog still running then stops its group."""
+        fd, self._lifeline_fd = self._lifeline_fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     async def astop(self, timeout: float = 10.0) -> int | None:
         """``stop`` without blocking the event loop."""
@@ -200,6 +223,24 @@ def _killpg(pgid: int, sig: int) -> None:
         pass
 
 
+#: The watchdog every stand-in runs under (standard library only; see its docstring).
+LIFELINE_SCRIPT = Path(__file__).with_name("lifeline.py")
+
+
+def _resolve_program(program: str, env: Mapping[str, str] | None) -> str:
+    """The executable ``program`` names, or a TargetError saying it cannot be started.
+
+    Checked here because the watchdog starts the program: a missing binary would
+    otherwise show up only as exit code 127 in the log.
+    """
+    path_var = (env if env is not None else os.environ).get("PATH", os.defpath)
+    found = shutil.which(program, path=path_var)
+    if found is None:
+        where = "" if os.sep in program else f" (not on PATH={path_var})"
+        raise TargetError(f"cannot start {program!r}: no such executable{where}")
+    return found
+
+
 def spawn(
     argv: Sequence[str],
     *,
@@ -208,25 +249,28 @@ def spawn(
     log_path: str | os.PathLike[str],
     cpus: Sequence[int] = (),
 ) -> ManagedProcess:
-    """Start ``argv`` in a new process group, output appended to ``log_path``.
+    """Start ``argv`` under a lifeline watchdog in a new process group, output appended to ``log_path``.
 
     ``env`` replaces the environment when given (callers usually pass
     ``{**os.environ, ...}``). ``cpus`` pins the process and everything it forks.
+    The stand-in, its workers and the watchdog die with this process, however it dies.
     """
     if not argv:
         raise ValueError("spawn: empty argv")
     log_path = Path(log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     cpus = tuple(sorted(set(int(c) for c in cpus)))
-    full_argv = list(argv)
-    taskset = shutil.which("taskset") if cpus else None
-    if taskset:
-        full_argv = [taskset, "-c", ",".join(str(c) for c in cpus), *full_argv]
+    _resolve_program(str(argv[0]), env)
+    read_end, write_end = os.pipe()  # both non-inheritable: only the watchdog gets read_end
+    full_argv = [sys.executable, "-I", "-S", str(LIFELINE_SCRIPT), "--fd", str(read_end)]
+    if cpus:
+        full_argv += ["--cpus", ",".join(str(c) for c in cpus)]
+    full_argv += ["--", *argv]
     _install_safety_net()
-    with open(log_path, "ab") as log:
-        log.write(f"--- servebench spawn: {' '.join(argv)}\n".encode())
-        log.flush()
-        try:
+    try:
+        with open(log_path, "ab") as log:
+            log.write(f"--- servebench spawn: {' '.join(argv)}\n".encode())
+            log.flush()
             popen = subprocess.Popen(
                 full_argv,
                 stdin=subprocess.DEVNULL,
@@ -236,15 +280,14 @@ def spawn(
                 cwd=cwd,
                 start_new_session=True,
                 close_fds=True,
+                pass_fds=(read_end,),
             )
-        except OSError as exc:
-            raise TargetError(f"cannot start {argv[0]!r}: {exc}") from exc
-    if cpus and not taskset and hasattr(os, "sched_setaffinity"):
-        try:
-            os.sched_setaffinity(popen.pid, set(cpus))
-        except OSError:
-            pass
-    proc = ManagedProcess(popen, argv, log_path)
+    except OSError as exc:
+        os.close(write_end)
+        raise TargetError(f"cannot start {argv[0]!r}: {exc}") from exc
+    finally:
+        os.close(read_end)
+    proc = ManagedProcess(popen, argv, log_path, lifeline_fd=write_end)
     with _LIVE_LOCK:
         _LIVE[proc.pid] = proc
     return proc

@@ -1,20 +1,50 @@
 """targets.process: process groups die whole, readiness failures explain themselves.
 
-These spawn short-lived plain processes (no servers, no model), so they are quick.
+These spawn short-lived plain processes (no servers, no model), so they are quick. The
+lifeline tests kill a parent with SIGKILL (no handler, no atexit runs) and check that the
+watchdog (targets/lifeline.py) takes the whole group along; waits are bounded polls.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import socket
+import subprocess
 import sys
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from targets.base import TargetError
-from targets.process import free_port, group_pids, live_processes, log_tail, spawn, wait_ready
+from targets.process import free_port, group_pids, live_processes, log_tail, proc_table, spawn, wait_ready
+
+REPO = Path(__file__).resolve().parents[1]
+GONE_WITHIN_S = 15.0  # generous bound for a loaded 2-core machine; typical is well under 4 s
+
+
+def _wait_until(predicate, timeout: float = GONE_WITHIN_S, interval: float = 0.02) -> float | None:
+    """Seconds until ``predicate()`` held, or None if it did not within ``timeout``."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if predicate():
+            return time.monotonic() - started
+        time.sleep(interval)
+    return None
+
+
+def _children_of(pid: int) -> list[int]:
+    return [child for child, parent, _pgrp in proc_table() if parent == pid]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 def test_free_port_is_bindable_on_loopback() -> None:
@@ -69,6 +99,9 @@ def test_cpu_pinning(tmp_path) -> None:
                 pass
             time.sleep(0.02)
         assert os.sched_getaffinity(proc.pid) == {cpu}
+        assert _wait_until(lambda: any("sleep" in _cmdline(c).split()[0] for c in _children_of(proc.pid)), 5)
+        (child,) = _children_of(proc.pid)  # the stand-in itself, pinned from its start by the watchdog
+        assert os.sched_getaffinity(child) == {cpu}
     finally:
         proc.stop()
 
@@ -137,3 +170,95 @@ def test_sigterm_to_the_parent_stops_its_standins(tmp_path) -> None:
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def _parent_with_standin(tmp_path, script: str) -> tuple[subprocess.Popen[str], int]:
+    """A separate Python process that spawns ``bash -c script`` and sleeps; returns it and the pgid."""
+    code = (
+        "import sys, time; from targets.process import spawn;"
+        f"p = spawn(['bash', '-c', {script!r}], log_path={str(tmp_path / 'parent.log')!r});"
+        "print(p.pgid, flush=True); time.sleep(300)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, env=env)
+    return parent, int(parent.stdout.readline())
+
+
+def test_sigkill_of_the_parent_takes_the_whole_group_along(tmp_path) -> None:
+    """No finally, no atexit, no handler runs on SIGKILL: the lifeline pipe closing is all there is."""
+    # A master with three workers, one of which ignores SIGTERM (it must get SIGKILL).
+    parent, pgid = _parent_with_standin(tmp_path, "sleep 300 & (trap '' TERM; sleep 300) & sleep 300 & wait")
+    try:
+        assert _wait_until(lambda: len(group_pids(pgid)) >= 5, 10), group_pids(pgid)  # watchdog, bash, 3 sleeps
+        parent.kill()
+        parent.wait(timeout=10)
+        took = _wait_until(lambda: group_pids(pgid) == [])
+        assert took is not None, f"still alive {GONE_WITHIN_S} s after SIGKILL of the parent: {group_pids(pgid)}"
+        print(f"group gone {took:.2f} s after SIGKILL of its parent (one member ignored SIGTERM)")
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        os.killpg(pgid, signal.SIGKILL) if group_pids(pgid) else None
+
+
+def test_the_spawning_thread_ending_does_not_stop_the_standin(tmp_path) -> None:
+    """PR_SET_PDEATHSIG fires when the parent *thread* exits; the lifeline must not."""
+    spawned = []
+    thread = threading.Thread(target=lambda: spawned.append(spawn(["sleep", "300"], log_path=tmp_path / "t.log")))
+    thread.start()
+    thread.join()
+    (proc,) = spawned
+    try:
+        assert _wait_until(lambda: len(group_pids(proc.pgid)) == 2, 5)  # watchdog and sleep
+        assert _wait_until(lambda: len(group_pids(proc.pgid)) < 2, 1.0) is None  # still both, a second later
+        assert proc.alive()
+    finally:
+        proc.stop()
+    assert group_pids(proc.pgid) == []
+
+
+def test_a_killed_watchdog_takes_the_standin_along(tmp_path) -> None:
+    """The stand-in's main process has PR_SET_PDEATHSIG=SIGKILL towards the watchdog."""
+    proc = spawn(["sleep", "300"], log_path=tmp_path / "w.log")
+    try:
+        assert _wait_until(lambda: len(_children_of(proc.pid)) == 1, 5)
+        (child,) = _children_of(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert _wait_until(lambda: not Path(f"/proc/{child}").exists() or child not in group_pids(proc.pgid))
+        assert proc.popen.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        proc.stop()
+    assert group_pids(proc.pgid) == []
+
+
+def test_exit_codes_and_signals_pass_through_the_watchdog(tmp_path) -> None:
+    proc = spawn(["bash", "-c", "exit 3"], log_path=tmp_path / "e.log")
+    assert proc.popen.wait(timeout=10) == 3
+    proc.stop()
+    proc = spawn(["sleep", "300"], log_path=tmp_path / "k.log")
+    try:
+        assert _wait_until(lambda: len(_children_of(proc.pid)) == 1, 5)
+        os.kill(_children_of(proc.pid)[0], signal.SIGKILL)  # the stand-in, not its watchdog
+        assert proc.popen.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        proc.stop()
+
+
+def test_a_master_that_exits_leaves_no_workers(tmp_path) -> None:
+    """Workers orphaned by their master are the watchdog's (a subreaper) and die with it."""
+    proc = spawn(["bash", "-c", "sleep 300 & sleep 300 & echo READY; sleep 0.5; exit 4"], log_path=tmp_path / "m.log")
+    try:
+        assert proc.popen.wait(timeout=15) == 4
+        assert group_pids(proc.pgid) == []
+    finally:
+        proc.stop()
+
+
+def test_stop_closes_the_lifeline(tmp_path) -> None:
+    proc = spawn(["sleep", "300"], log_path=tmp_path / "l.log")
+    fd = proc._lifeline_fd
+    assert fd is not None and os.get_inheritable(fd) is False  # no other child may hold it open
+    proc.stop()
+    assert proc._lifeline_fd is None
+    with pytest.raises(OSError):
+        os.fstat(fd)

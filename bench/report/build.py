@@ -27,6 +27,7 @@ from bench.report.tables import (
     target_summary_table,
 )
 from bench.results import RunData
+from bench.runstate import run_warnings
 
 __all__ = ["ReportFiles", "build_report", "ceiling_text", "table3_markdown"]
 
@@ -143,6 +144,10 @@ def _document(run: RunData, targets: list[str], modes: list[str], study: pd.Data
         doc.add("p", "**Targets with problems:**")
         doc.add("ul", items=[f"`{t}`: {_first_line(msg)}" for t, msg in errors.items()])
         doc.add("p", "Full messages (with the stand-ins' log tails) are in the run's meta.json and logs/ folder.")
+    warnings = run_warnings(meta)  # abandoned / still running, busy host (bench.runstate, bench.hostload)
+    if warnings:
+        doc.add("h2", "Warnings")
+        doc.add("ul", items=warnings)
     doc.add("h2", "Run")
     doc.add("table", columns=["fact", "value"], rows=_meta_rows(meta), align="ll")
     descs = meta.get("targets") or {}

@@ -1,0 +1,86 @@
+"""A run's effective status: running only while its recorded writer is alive (bench.runstate)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from bench.runstate import (
+    HostView,
+    effective_status,
+    process_start_ticks,
+    resolve_status,
+    run_warnings,
+    writer_facts,
+)
+
+WRITER = {"host": "box", "boot_id": "boot-1", "pid": 4242, "start_ticks": 1000}
+
+
+def _here(alive: dict[int, int], host: str = "box", boot: str = "boot-1") -> HostView:
+    return HostView(host, boot, alive.get)
+
+
+def _meta(status: str = "running", writer: dict | None = WRITER) -> dict:
+    meta = {"run_id": "r", "status": status, "complete": status == "complete",
+            "outcomes": {"a": {"name": "a", "status": "ok", "message": "", "steps": 4},
+                         "b": {"name": "b", "status": "running", "message": "", "steps": 2},
+                         "c": {"name": "c", "status": "pending", "message": "", "steps": 0}},
+            "target_errors": {}}
+    if writer is not None:
+        meta["writer"] = dict(writer)
+    return meta
+
+
+def test_running_only_while_that_pid_with_that_start_time_lives() -> None:
+    assert effective_status(_meta(), _here({4242: 1000}))[0] == "running"
+    status, why = effective_status(_meta(), _here({}))
+    assert status == "abandoned" and "(pid 4242 on host box) is gone" in why
+    status, why = effective_status(_meta(), _here({4242: 5555}))  # pid recycled by another process
+    assert status == "abandoned" and "another process" in why
+    status, why = effective_status(_meta(), _here({4242: 1000}, boot="boot-2"))  # rebooted since
+    assert status == "abandoned" and "rebooted" in why
+
+
+def test_other_host_or_no_writer_is_unknown_and_final_statuses_stay() -> None:
+    status, why = effective_status(_meta(), _here({}, host="elsewhere"))
+    assert status == "unknown" and "cannot be checked from host elsewhere" in why
+    assert effective_status(_meta(writer=None), _here({}))[0] == "unknown"
+    for final in ("complete", "failed", "interrupted", "crashed"):
+        assert effective_status(_meta(final), _here({})) == (final, "")
+    assert effective_status({}, _here({})) == ("", "")  # no status recorded at all: nothing to say
+    assert run_warnings({"run_id": "x"}) == []
+
+
+def test_resolve_marks_the_target_being_measured_and_the_unstarted_ones() -> None:
+    meta = _meta()
+    resolved = resolve_status(meta, _here({}))
+    assert meta["status"] == "running" and meta["outcomes"]["b"]["status"] == "running"  # input untouched
+    assert resolved["status"] == "abandoned" and resolved["recorded_status"] == "running"
+    outcomes = resolved["outcomes"]
+    assert outcomes["a"]["status"] == "ok"
+    assert outcomes["b"]["status"] == "abandoned" and "died while measuring" in outcomes["b"]["message"]
+    assert outcomes["c"]["status"] == "not_run"
+    assert set(resolved["target_errors"]) == {"b", "c"}
+    (warning,) = run_warnings(resolved)
+    assert warning.startswith("run r was abandoned while measuring target b: its writer (pid 4242")
+    alive = resolve_status(meta, _here({4242: 1000}))
+    assert alive["status"] == "running" and "recorded_status" not in alive
+    assert run_warnings(alive)[0].startswith("run r is still running")
+
+
+def test_writer_facts_describe_this_live_process() -> None:
+    facts = writer_facts()
+    assert facts["pid"] == os.getpid() and facts["start_ticks"] == process_start_ticks(os.getpid())
+    assert facts["start_ticks"] is not None and facts["host"]
+    assert effective_status({"status": "running", "writer": facts}, HostView.current())[0] == "running"
+
+
+def test_a_dead_writer_is_abandoned_on_the_real_host() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    ticks = process_start_ticks(child.pid)
+    child.wait()
+    facts = {**writer_facts(), "pid": child.pid, "start_ticks": ticks}
+    assert process_start_ticks(child.pid) is None or process_start_ticks(child.pid) != ticks
+    assert effective_status({"status": "running", "writer": facts}, HostView.current())[0] == "abandoned"
