@@ -192,6 +192,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, console: Console) -> int:
     config = load_config(args.config)
+    from bench.redaction import redactor_for
+
+    redactor_for(config, console)  # from here on nothing printed shows a configured secret
     if args.command == "train":
         from bench.cmd_train import train
 

@@ -148,6 +148,7 @@ def run_pipeline(
     goes to ``reports/<run-id>/`` unless ``write_report`` is false.
     """
     from bench.meta import run_header, utc_iso
+    from bench.redaction import redact_file, redactor_for
     from bench.results import ResultsError, fresh_run_dir, write_json_atomic
 
     if pipeline not in PIPELINES:
@@ -173,7 +174,8 @@ def run_pipeline(
             "config": {"root": str(config.root), "sha256": config.sha256},
             "pipeline": pipeline, "runner": "kfp.local.SubprocessRunner(use_venv=False)",
             "parameters": {k: v for k, v in params.items() if k != "timing_path"}}
-    write_json_atomic(run_dir / "meta.json", meta)
+    redactor = redactor_for(config, console)  # the tasks inherit the environment: keep its secrets out
+    write_json_atomic(run_dir / "meta.json", meta, redactor)
 
     import kfp.local
 
@@ -212,6 +214,7 @@ def run_pipeline(
             else:
                 os.environ["PYTHONPATH"] = old_path
     t1 = time.time()
+    redact_file(log_path, redactor)  # kfp.log is complete: every task process has ended
     rows = read_rows(timings)
     failed = next((r["stage"] for r in rows if r["status"] != "ok"), "")
     if error and not failed:
@@ -224,7 +227,7 @@ def run_pipeline(
     console.info(f"  {'total':<9} {t1 - t0:8.2f} s  {status}")
     meta.update({"complete": not error, "status": status, "finished_at": t1,
                  "finished_utc": utc_iso(t1), "failed_stage": failed or None, "error": error or None, "outputs": outputs})
-    write_json_atomic(run_dir / "meta.json", meta)
+    write_json_atomic(run_dir / "meta.json", meta, redactor)
     if write_report:
         from bench.cmd_report import pipeline_report
 

@@ -9,7 +9,9 @@ local format, so ``bench report`` treats a local and a cluster run alike.
 
 Exit codes as ``bench run``: 0 the run succeeded and every stage was timed; 1 the API
 failed, the run failed (its stage named, rows kept), the wait timed out, or a stage was
-not found in the details; 2 bad input.  The token/cookie never reach ``results/``.
+not found in the details; 2 bad input.  The token/cookie never reach ``results/``: every
+``meta.json`` write and every console line passes the configuration's redactor
+(:mod:`bench.redaction`) merged with the KFP access's own.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ def run_remote_pipeline(
     parameters as for the local run.
     """
     from bench.meta import run_header, utc_iso
+    from bench.redaction import redactor_for
     from bench.results import ResultsError, fresh_run_dir, write_json_atomic
     from bench.tables import ConfigError
     from models.pipeline.kfp_run import display_names, run_timings
@@ -105,6 +108,8 @@ def run_remote_pipeline(
     except (ConfigError, KfpError, ResultsError) as exc:
         console.error(str(exc))
         return 2
+    redactor = redactor_for(config, console, environ=environ).merge(access.redactor)
+    console.redactor = console.redactor.merge(access.redactor)
     timeout = float(timeout_s if timeout_s is not None else kfp.kfp_timeout_s)
     run_id = run_dir.name
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -122,7 +127,7 @@ def run_remote_pipeline(
         "parameters": {k: v for k, v in params.items() if k != "timing_path"}, "enable_caching": False,
         "package": PACKAGE_FILE,
     }
-    write_json_atomic(run_dir / "meta.json", meta)
+    write_json_atomic(run_dir / "meta.json", meta, redactor)
     if not kfp.kfp_image:
         console.warn("kfp_image is not set: the steps run in the compiled image (python:3.11), "
                      "which lacks servebench; set kfp_image to an image with servebench installed")
@@ -132,7 +137,7 @@ def run_remote_pipeline(
         session = KfpSession(access)
         kfp_run_id = session.submit(run_dir / PACKAGE_FILE, arguments=params, run_name=f"servebench-{run_id}")
         meta["kfp_run_id"] = kfp_run_id
-        write_json_atomic(run_dir / "meta.json", meta)
+        write_json_atomic(run_dir / "meta.json", meta, redactor)
         for link in session.links:
             console.info(f"  {link}")
         console.info(f"run {kfp_run_id} submitted; waiting up to {timeout:.0f} s")
@@ -143,7 +148,7 @@ def run_remote_pipeline(
             timings = run_timings(session.get_run(kfp_run_id), names, stage_order)
     except KfpError as exc:
         meta.update({"complete": False, "status": "failed", "error": str(exc), "finished_utc": utc_iso()})
-        write_json_atomic(run_dir / "meta.json", meta)
+        write_json_atomic(run_dir / "meta.json", meta, redactor)
         console.error(str(exc))
         return 1
     write_stages(run_dir / STAGES_FILE, pipeline, timings.rows)
@@ -166,7 +171,7 @@ def run_remote_pipeline(
                  "failed_stage": timings.failed_stage or None, "error": message or None,
                  "missing_stages": timings.missing, "unmapped_tasks": timings.unmapped,
                  "finished_utc": utc_iso()})
-    write_json_atomic(run_dir / "meta.json", meta)
+    write_json_atomic(run_dir / "meta.json", meta, redactor)
     if message:
         console.error(f"pipeline {pipeline}: {message}; {run_dir / STAGES_FILE}")
         return 1

@@ -4,6 +4,9 @@ Why from files only: a report must be reproducible after the fact, on another ma
 with no target running; everything it shows comes from summary.csv, requests.csv.gz and
 meta.json of the run.  Two or more pipeline runs given together also get one side-by-side
 report (the study's Tables 4-5 compare two clusters), written after their own reports.
+Configured secrets are redacted from what a report reads (serving runs) or from the files it
+wrote (tuning and pipeline runs), so even a run recorded before redaction existed cannot
+carry one into a report.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from bench.config import BenchConfig
 from bench.console import Console
 from bench.runstate import HostView, resolve_status, run_warnings
+from bench.redaction import redact_tree, redactor_for
 from bench.results import (
     HPO_TRIALS_FILE,
     PIPELINE_STAGES_FILE,
@@ -33,7 +37,7 @@ def write_report(config: BenchConfig, run_dir: Path, *, study_overlay: bool, con
     from bench.reference import STUDY_MODE, study_table3
     from bench.report.build import build_report
 
-    run = load_run(run_dir)
+    run = load_run(run_dir, redactor=redactor_for(config, console))
     run = replace(run, meta=resolve_status(run.meta, HostView.current()))  # running vs abandoned
     if run.summary.empty:
         raise ResultsError(f"{run_dir} has no measured rows yet; nothing to report")
@@ -80,7 +84,8 @@ def report(config: BenchConfig, *, runs: list[str], study_overlay: bool, console
 
 
 def _side_report(
-    what: str, render: Callable[[Path, Path], list[Path]], run_dir: Path, out: Path, console: Console, shown: str
+    what: str, render: Callable[[Path, Path], list[Path]], run_dir: Path, out: Path, console: Console, shown: str,
+    config: BenchConfig,
 ) -> int:
     """Render a non-serving run's report with ``render(run_dir, out)``; 0 ok, 2 unreadable input."""
     try:
@@ -88,6 +93,7 @@ def _side_report(
     except (OSError, ValueError, KeyError) as exc:
         console.error(f"cannot build the {what} report of {run_dir}: {type(exc).__name__}: {exc}")
         return 2
+    redact_tree(out, redactor_for(config, console))
     console.print(f"{what} report for {run_dir.name}: {out / shown if shown else out}")
     for path in paths:
         console.info(f"  {path}")
@@ -98,7 +104,7 @@ def _hpo_report(config: BenchConfig, run_dir: Path, console: Console) -> int:
     """Regenerate a tuning run's tables and figures from its CSVs alone."""
     from models.hpo.report import render_hpo_report
 
-    return _side_report("tuning", render_hpo_report, run_dir, config.reports_dir / run_dir.name, console, "")
+    return _side_report("tuning", render_hpo_report, run_dir, config.reports_dir / run_dir.name, console, "", config)
 
 
 def _is_pipeline_run(run_dir: Path) -> bool:
@@ -115,7 +121,7 @@ def pipeline_report(config: BenchConfig, run_dir: Path, console: Console) -> int
     from models.pipeline.report import render_pipeline_report
 
     out = config.reports_dir / run_dir.name
-    return _side_report("pipeline", render_pipeline_report, run_dir, out, console, "report.md")
+    return _side_report("pipeline", render_pipeline_report, run_dir, out, console, "report.md", config)
 
 
 def combined_pipeline_report(config: BenchConfig, run_dirs: list[Path], console: Console) -> int:
@@ -133,6 +139,7 @@ def combined_pipeline_report(config: BenchConfig, run_dirs: list[Path], console:
     try:
         out = config.reports_dir / combined_dir_name([d.name for d in run_dirs])
         paths = render_pipeline_comparison(run_dirs, out)
+        redact_tree(out, redactor_for(config, console))
     except MixedPipelinesError as exc:
         console.error(f"no combined pipeline report: {exc} (each run's own report was written)")
         return 2

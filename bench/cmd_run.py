@@ -24,6 +24,7 @@ from bench.console import Console, open_loop_text, saturation_warning, step_labe
 from bench.cpus import pin_current_process, plan_cpus
 from bench.hostload import noise_warnings, run_start_load
 from bench.meta import new_meta
+from bench.redaction import redact_tree, redactor_for
 from bench.results import ResultsError, RunWriter, load_run, validate_run_id
 from bench.runner import (
     RunEvents,
@@ -217,7 +218,8 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     except (OSError, RuntimeError, ValueError, ImportError) as exc:
         console.error(f"cannot prepare the run: {type(exc).__name__}: {exc}")
         return 1
-    writer = RunWriter(run_dir, run_id, _summary_columns())
+    redactor = redactor_for(config, console)  # every configured secret, out of all that is written
+    writer = RunWriter(run_dir, run_id, _summary_columns(), redactor=redactor)
     log_dir.mkdir(parents=True, exist_ok=True)
     meta = new_meta(run_id=run_id, root=config.root, config_sha256=config.sha256,
                     config_path=str(config.root / "bench.toml"), sweep=plan.describe(), targets=names,
@@ -256,6 +258,7 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     finally:
         writer.write_meta(finish_meta(meta, outcomes, status))
         writer.close()
+        redact_tree(log_dir, redactor)  # stand-ins wrote their logs themselves; all are stopped now
 
     console.info(f"wall time {time.perf_counter() - started:.1f} s; {writer.rows_written} summary rows, "
                  f"{writer.requests_written} requests in {run_dir}")

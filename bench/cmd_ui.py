@@ -49,6 +49,7 @@ async def ui(
     Everything started here is stopped on the way out, also when start-up fails or the
     user interrupts it half-way.
     """
+    from bench.redaction import redact_tree, redactor_for
     from webui.pageconfig import UnsupportedTarget, api_mode_for_target
     from webui.server import create_app, start_server
 
@@ -59,7 +60,9 @@ async def ui(
     if not 0 <= port <= 65535:
         console.error(f"--port must be 0..65535 (0 = a free port), got {port}")
         return 2
-    target = build_target(config.targets[name], standin_context(config, name))
+    context = standin_context(config, name)
+    target = build_target(config.targets[name], context)
+    redactor = redactor_for(config, console)  # the page's answers and this console hold no secret
     try:
         api_mode_for_target(target)  # refuse an unsupported adapter before starting anything
     except UnsupportedTarget as exc:
@@ -82,6 +85,7 @@ async def ui(
         # Everything entered on the stack is undone on the way out, in reverse order:
         # the page's server first, then the target (`async with target`, as `bench serve`).
         async with contextlib.AsyncExitStack() as stack:
+            stack.callback(redact_tree, Path(context.log_dir), redactor)  # last: after the stand-in stopped
             if start:
                 if not target.is_remote:
                     _ensure_model(config, console)
@@ -93,7 +97,7 @@ async def ui(
             else:
                 console.warn(f"--no-start: {name} is not started; the page's predict button stays off")
             try:
-                runner, url = await start_server(create_app(target, forward=start), port=port)
+                runner, url = await start_server(create_app(target, forward=start, redactor=redactor), port=port)
             except OSError as exc:
                 console.error(f"cannot serve the page on 127.0.0.1:{port}: {exc.strerror or exc}")
                 return 1

@@ -3,6 +3,10 @@
 Why: library code (models, loadgen, targets, report) reports through callbacks; only the
 CLI decides how that looks. Progress bars appear on a terminal and disappear when output
 is piped or ``--quiet`` is given, so logs stay clean in CI.
+
+Every message, table cell and progress label passes through the console's
+:class:`loadgen.redact.Redactor` (set by :func:`bench.redaction.redactor_for` from the
+configuration), so a secret an endpoint echoed into an error never reaches the terminal.
 """
 
 from __future__ import annotations
@@ -20,15 +24,18 @@ from rich.table import Table
 from loadgen.saturation import FLAG_CLIENT_BEHIND, FLAG_CONNECTION_CAP, FLAG_TARGET_BEHIND, SATURATION_DETAILS
 from loadgen.stats import FLAG_SATURATED, step_flags
 
+from loadgen.redact import Redactor
+
 __all__ = ["Console", "ProgressHandle", "open_loop_text", "saturation_warning", "step_label"]
 
 
 class ProgressHandle:
     """A callback-friendly progress task: ``update(done, total, label)``."""
 
-    def __init__(self, progress: Progress | None, description: str) -> None:
+    def __init__(self, progress: Progress | None, description: str, redactor: Redactor | None = None) -> None:
         self._progress = progress
-        self._task = progress.add_task(description, total=None) if progress else None
+        self._redactor = redactor or Redactor()
+        self._task = progress.add_task(self._redactor.redact(description), total=None) if progress else None
 
     def update(self, done: int, total: int | None = None, label: str | None = None) -> None:
         if self._progress is None or self._task is None:
@@ -37,7 +44,7 @@ class ProgressHandle:
         if total is not None:
             kwargs["total"] = total
         if label is not None:
-            kwargs["description"] = label
+            kwargs["description"] = self._redactor.redact(label)
         self._progress.update(self._task, **kwargs)
 
 
@@ -51,33 +58,38 @@ class Console:
         self.err = RichConsole(file=sys.stderr, highlight=False, soft_wrap=True)
         self.quiet = quiet
         self.show_progress = not quiet and self.err.is_terminal
+        #: applied to everything printed; :func:`bench.redaction.redactor_for` extends it
+        self.redactor = Redactor()
+
+    def _r(self, text: Any) -> str:
+        return self.redactor.redact(str(text))
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            self.err.print(message, markup=False)
+            self.err.print(self._r(message), markup=False)
 
     def warn(self, message: str) -> None:
-        self.err.print(f"[bold yellow]warning:[/] {_escape(message)}")
+        self.err.print(f"[bold yellow]warning:[/] {_escape(self._r(message))}")
 
     def error(self, message: str) -> None:
-        self.err.print(f"[bold red]error:[/] {_escape(message)}")
+        self.err.print(f"[bold red]error:[/] {_escape(self._r(message))}")
 
     def print(self, text: str) -> None:
         """Primary output (tables, URLs, results): always shown, on stdout."""
-        self.out.print(text, markup=False)
+        self.out.print(self._r(text), markup=False)
 
     def table(self, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        table = Table(title=title, show_lines=False)
+        table = Table(title=self._r(title), show_lines=False)
         for i, column in enumerate(columns):
-            table.add_column(column, justify="left" if i == 0 else "right")
+            table.add_column(self._r(column), justify="left" if i == 0 else "right")
         for row in rows:
-            table.add_row(*(str(cell) for cell in row))
+            table.add_row(*(self._r(cell) for cell in row))
         self.out.print(table)
 
     @contextmanager
     def progress(self, description: str) -> Iterator[ProgressHandle]:
         if not self.show_progress:
-            yield ProgressHandle(None, description)
+            yield ProgressHandle(None, description, self.redactor)
             return
         with Progress(
             TextColumn("{task.description}"),
@@ -87,7 +99,7 @@ class Console:
             console=self.err,
             transient=False,
         ) as progress:
-            yield ProgressHandle(progress, description)
+            yield ProgressHandle(progress, description, self.redactor)
 
 
 def step_label(key: Any) -> str:

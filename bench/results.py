@@ -6,6 +6,12 @@ appended and flushed per step; ``requests.csv.gz`` gets one complete gzip *membe
 (concatenated members are one valid gzip stream), so a crash can at worst truncate the
 member being written, and :func:`read_requests` keeps every complete line before it.
 ``meta.json`` is replaced atomically (write temp, rename).
+
+Every writer here takes a :class:`loadgen.redact.Redactor` (``bench.redaction.redactor_for``)
+and applies it to every text it writes -- ``error_detail`` of each request (where a remote
+endpoint's echo of a token would otherwise land), summary cells, ``meta.json`` -- so all
+the paths that produce such text pass one rule at the one place they all reach.  Readers
+take one too, so a report of a run written before redaction existed shows no secret either.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import pandas as pd
 
 from bench.meta import SCHEMA_VERSION, scrub
 from loadgen.records import RECORD_COLUMNS, StepKey
+from loadgen.redact import Redactor
 
 __all__ = [
     "META_FILE",
@@ -78,17 +85,29 @@ def fresh_run_dir(results_dir: Path, run_id: str | None, kind: str) -> Path:
     return run_dir
 
 
-def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    """Write JSON to a temp file then rename, so readers never see half a file."""
+def write_json_atomic(path: Path, data: Mapping[str, Any], redactor: Redactor | None = None) -> None:
+    """Write JSON to a temp file then rename, so readers never see half a file.
+
+    With ``redactor``, the serialised text is redacted (every string, whatever its type was).
+    """
+    text = json.dumps(data, indent=2, sort_keys=False, default=str)
+    if redactor:
+        text = json.dumps(redactor.redact_data(json.loads(text)), indent=2, sort_keys=False)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(text + "\n", encoding="utf-8")
     os.replace(tmp, path)
 
 
 class RunWriter:
-    """Appends measured rows to one run folder; created empty (refuses to overwrite a run)."""
+    """Appends measured rows to one run folder; created empty (refuses to overwrite a run).
 
-    def __init__(self, directory: Path, run_id: str, summary_columns: Sequence[str]) -> None:
+    ``redactor`` is applied to every text cell and to meta.json before they are written.
+    """
+
+    def __init__(
+        self, directory: Path, run_id: str, summary_columns: Sequence[str], redactor: Redactor | None = None
+    ) -> None:
+        self.redactor = redactor or Redactor()
         self.directory = Path(directory)
         self.run_id = validate_run_id(run_id)
         self.summary_columns = ("run_id", *[c for c in summary_columns if c != "run_id"])
@@ -107,7 +126,11 @@ class RunWriter:
         self.requests_written = 0
 
     def write_meta(self, meta: Mapping[str, Any]) -> None:
-        write_json_atomic(self.meta_path, scrub(meta))
+        write_json_atomic(self.meta_path, scrub(meta), self.redactor)
+
+    def _text(self, value: Any) -> Any:
+        cell = _cell(value)
+        return self.redactor.redact(cell) if isinstance(cell, str) and cell else cell
 
     def append_summary(self, row: Mapping[str, Any]) -> None:
         """One summary row (missing columns are written empty), flushed to disk at once."""
@@ -115,7 +138,7 @@ class RunWriter:
         unknown = set(full) - set(self.summary_columns)
         if unknown:
             raise ResultsError(f"summary row has columns not in the header: {sorted(unknown)}")
-        csv.writer(self._summary).writerow([_cell(full.get(c, "")) for c in self.summary_columns])
+        csv.writer(self._summary).writerow([self._text(full.get(c, "")) for c in self.summary_columns])
         self._summary.flush()
         os.fsync(self._summary.fileno())
         self.rows_written += 1
@@ -129,7 +152,7 @@ class RunWriter:
         prefix = [self.run_id, key.target, key.mode, key.n_requests, key.concurrency, key.rate, key.trial]
         count = 0
         for record in records:
-            writer.writerow(prefix + [_cell(getattr(record, c)) for c in RECORD_COLUMNS])
+            writer.writerow(prefix + [self._text(getattr(record, c)) for c in RECORD_COLUMNS])
             count += 1
         member = gzip.compress(text.getvalue().encode("utf-8"), compresslevel=6, mtime=0)
         with self.requests_path.open("ab") as handle:
@@ -236,8 +259,13 @@ def read_requests(path: Path) -> pd.DataFrame | None:
     return frame
 
 
-def load_run(ref: str | Path, *, with_requests: bool = True) -> RunData:
-    """A run folder, or a ``summary.csv`` path (then only that file and a sibling meta.json)."""
+def load_run(ref: str | Path, *, with_requests: bool = True, redactor: Redactor | None = None) -> RunData:
+    """A run folder, or a ``summary.csv`` path (then only that file and a sibling meta.json).
+
+    With ``redactor``, meta.json and the requests' text columns come back redacted, so
+    whatever is rendered from them (reports) holds no configured secret, even for a run
+    written before redaction existed.
+    """
     path = Path(ref)
     if path.is_file():
         directory, summary_path, requests_path = path.parent, path, None
@@ -258,6 +286,12 @@ def load_run(ref: str | Path, *, with_requests: bool = True) -> RunData:
         meta = {"schema_version": SCHEMA_VERSION if "run_id" in summary.columns else None}
     run_id = str(meta.get("run_id") or (summary["run_id"].iloc[0] if "run_id" in summary and len(summary) else directory.name))
     requests = read_requests(requests_path) if requests_path is not None else None
+    if redactor:
+        meta = redactor.redact_data(meta)
+        if requests is not None:
+            for column in ("error_detail", "error"):
+                if column in requests.columns:
+                    requests[column] = [redactor.redact(v) if isinstance(v, str) else v for v in requests[column]]
     return RunData(path=directory, run_id=run_id, summary=summary, requests=requests, meta=meta)
 
 

@@ -8,9 +8,13 @@ KServe InferenceService) differs from a local stand-in only in *where* requests 
   secret values, so bench.toml can be committed;
 * the values are read once at ``start()``; a missing variable is an error naming the
   variable, never showing a value;
-* ``describe()`` and error messages never include the values (``redact`` scrubs any
-  answer text that might echo them back);
+* ``describe()`` and error messages never include the values: ``RemoteAccess.redact``
+  applies servebench's one redaction rule (:class:`loadgen.redact.Redactor`) to any answer
+  text that might echo them back, before that text is cut short;
 * ``start()`` only checks readiness and fails naming the URL and what it answered.
+
+Every field ending in ``_env`` names a secret-holding variable (:mod:`targets.secrets`), so
+``bench`` redacts these values from everything it writes, whichever sink the text reaches.
 
 Adapters put :class:`RemoteSettings` fields into their own ``Settings`` by inheriting it.
 """
@@ -23,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from loadgen.redact import Redactor
 from targets.base import TargetError
 
 __all__ = [
@@ -89,19 +94,17 @@ class RemoteAccess:
     """Resolved access to an endpoint: URL, headers to send, TLS checking.
 
     ``headers`` may hold secrets: it is excluded from ``repr`` and must never be logged.
+    ``redactor`` holds the secret values, labelled by their variable names.
     """
 
     base_url: str
     headers: Mapping[str, str] = field(repr=False)
     verify_tls: bool = True
-    _secrets: tuple[str, ...] = field(default=(), repr=False)
+    redactor: Redactor = field(default_factory=Redactor, repr=False)
 
     def redact(self, text: str) -> str:
-        """``text`` with every secret value replaced by ``***`` (for error messages)."""
-        for secret in self._secrets:
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """``text`` with every secret value replaced by ``[REDACTED:VARIABLE]`` (for error messages)."""
+        return self.redactor.redact(text)
 
 
 def _env_value(target: str, key: str, var: str, environ: Mapping[str, str]) -> str:
@@ -130,18 +133,44 @@ def open_remote(
     env = os.environ if environ is None else environ
     url = normalize_endpoint(base_url if base_url is not None else settings.endpoint)
     headers: dict[str, str] = {}
-    secrets: list[str] = []
+    secrets: dict[str, str] = {}
     if settings.host_header:
         headers["Host"] = settings.host_header
     if settings.bearer_token_env:
         token = _env_value(target, "bearer_token_env", settings.bearer_token_env, env)
         headers["Authorization"] = f"Bearer {token}"
-        secrets.append(token)
+        secrets[settings.bearer_token_env] = token
     if settings.cookie_env:
         cookie = _env_value(target, "cookie_env", settings.cookie_env, env)
         headers["Cookie"] = cookie
-        secrets.append(cookie)
-    return RemoteAccess(base_url=url, headers=headers, verify_tls=settings.verify_tls, _secrets=tuple(secrets))
+        secrets[settings.cookie_env] = cookie
+    return RemoteAccess(base_url=url, headers=headers, verify_tls=settings.verify_tls, redactor=Redactor(secrets))
+
+
+#: Characters of a readiness answer kept for the error message (after redaction).
+ANSWER_LIMIT = 300
+
+
+def _redacting_probe(url: str, access: RemoteAccess, ok_statuses: tuple[int, ...]) -> Any:
+    """``GET url`` with the access headers; (ready, answer) with the answer redacted, then cut.
+
+    Why not :func:`targets.process.http_probe`: it cuts the body to 300 characters first,
+    and a cut through an echoed secret would leave a piece that no longer matches it.
+    Here the whole body is redacted before it is shortened.
+    """
+
+    async def probe() -> tuple[bool, str]:
+        import httpx  # lazy: keeps `bench targets` light
+
+        try:
+            async with httpx.AsyncClient(verify=access.verify_tls, timeout=2.0, trust_env=False) as client:
+                resp = await client.get(url, headers=dict(access.headers))
+        except httpx.HTTPError as exc:
+            return False, access.redact(f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
+        text = access.redact(resp.text).strip()[:ANSWER_LIMIT].strip()
+        return resp.status_code in ok_statuses, f"HTTP {resp.status_code} {text}".strip()
+
+    return probe
 
 
 async def check_remote_ready(
@@ -157,17 +186,12 @@ async def check_remote_ready(
     Raises :class:`TargetError` naming the target, the URL and what it answered (secrets
     redacted) after ``timeout_s``.
     """
-    from targets.process import http_probe, wait_ready
+    from targets.process import wait_ready
 
     url = access.base_url + health_path
-    probe = http_probe(url, headers=access.headers, verify_tls=access.verify_tls, ok_statuses=ok_statuses)
-
-    async def redacted_probe() -> tuple[bool, str]:
-        ok, answer = await probe()
-        return ok, access.redact(answer)
-
+    probe = _redacting_probe(url, access, ok_statuses)
     try:
-        return await wait_ready(redacted_probe, timeout=timeout_s, what=f"remote target {target!r} at {url}")
+        return await wait_ready(probe, timeout=timeout_s, what=f"remote target {target!r} at {url}")
     except TargetError as exc:
         raise TargetError(access.redact(str(exc))) from None
 

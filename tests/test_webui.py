@@ -128,7 +128,7 @@ def test_non_json_answer_becomes_a_json_error_without_secrets(tmp_path, token_en
     assert resp.status_code == 503
     doc = resp.json()
     assert doc["source"] == "proxy" and "HTTP 503" in doc["error"] and "text/html" in doc["error"]
-    assert TOKEN not in resp.text and "***" in doc["error"]
+    assert TOKEN not in resp.text and "[REDACTED:Authorization]" in doc["error"]
 
 
 def test_oversized_body_gets_413_json_and_is_not_forwarded(tmp_path) -> None:

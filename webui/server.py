@@ -13,7 +13,11 @@ Rules kept here: bound to 127.0.0.1; bodies over ``max_body_bytes`` get a 413 JS
 other method than POST a 405, an unreachable target a 502 JSON naming it (504 on a
 timeout); every error is JSON; no CORS header anywhere; requests whose ``Origin`` or
 ``Host`` is not this server are refused (another site in the same browser must not use
-the credentials through us); credentials never reach the page, a log or an error text.
+the credentials through us); credentials never reach the page, a log or an error text:
+every answer the page gets -- the target's JSON body, the headers passed on, the excerpt
+of a non-JSON answer, every error -- goes through one :class:`loadgen.redact.Redactor`
+(the configuration's secrets, from ``bench ui``, plus the credential headers the adapter
+sends), so a target that echoes a token or cookie back cannot hand it to the page.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 import numpy as np
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 
+from loadgen.redact import Redactor
 from webui.pageconfig import api_mode_for_target, page_config
 
 __all__ = [
@@ -57,6 +62,10 @@ CSP = (
 )
 _LOCAL_HOSTS = {"127.0.0.1", "localhost", "[::1]"}
 _PASSED_RESPONSE_HEADERS = ("X-Replica",)
+#: Request headers whose values are credentials (redacted even when no variable names them).
+_CREDENTIAL_HEADERS = ("authorization", "cookie", "proxy-authorization")
+#: Characters of a non-JSON answer quoted in the proxy's error (after redaction).
+SNIPPET_CHARS = 300
 
 
 @dataclass(frozen=True)
@@ -64,20 +73,21 @@ class Upstream:
     """Where ``/api/predict`` forwards, and the target's own request headers.
 
     ``headers`` may hold credentials (``Authorization``, ``Cookie``): excluded from repr,
-    never sent to the page, scrubbed from error texts by :meth:`redact`.
+    never sent to the page, scrubbed from error texts by :meth:`redact`.  ``redactor``
+    holds those header values (labelled by header name) unless one is given.
     """
 
     url: str
     headers: Mapping[str, str] = field(repr=False)
     verify_tls: bool = True
+    redactor: Redactor = field(default_factory=Redactor, repr=False)
+
+    def __post_init__(self) -> None:
+        own = Redactor({k.replace("-", "_"): v for k, v in self.headers.items() if k.lower() in _CREDENTIAL_HEADERS})
+        object.__setattr__(self, "redactor", self.redactor.merge(own))
 
     def redact(self, text: str) -> str:
-        for key, value in self.headers.items():
-            if key.lower() in ("authorization", "cookie") and value:
-                text = text.replace(value, "***")
-                if value.lower().startswith("bearer "):
-                    text = text.replace(value[7:], "***")
-        return text
+        return self.redactor.redact(text)
 
 
 def upstream_for(target: Any) -> Upstream:
@@ -131,9 +141,12 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
 class _Proxy:
     """``POST /api/predict`` -> the target's predict URL, and its answer back."""
 
-    def __init__(self, target: Any, upstream: Upstream | None, max_body_bytes: int, timeout_s: float) -> None:
+    def __init__(
+        self, target: Any, upstream: Upstream | None, max_body_bytes: int, timeout_s: float, redactor: Redactor
+    ) -> None:
         self.target = target
         self.upstream = upstream
+        self.redactor = redactor.merge(upstream.redactor if upstream is not None else None)
         self.max_body_bytes = max_body_bytes
         self.timeout_s = timeout_s
         self.session: ClientSession | None = None
@@ -186,17 +199,21 @@ class _Proxy:
         except TimeoutError:
             return _json_error(504, f"target {name!r} at {self.upstream.url} did not answer within {self.timeout_s:g} s")
         except (ClientError, OSError) as exc:
-            detail = self.upstream.redact(f"{type(exc).__name__}: {exc}")
+            detail = self.redactor.redact(f"{type(exc).__name__}: {exc}")
             return _json_error(502, f"target {name!r} at {self.upstream.url} is unreachable ({detail})")
+        passed = self.redactor.redact_headers(passed)
         if "json" not in content_type.lower():
-            snippet = self.upstream.redact(answer[:300].decode("utf-8", "replace")).strip()
+            # Redact the whole answer before cutting it: a cut through a secret would leave
+            # a piece that no longer matches it.
+            snippet = self.redactor.redact(answer.decode("utf-8", "replace")).strip()[:SNIPPET_CHARS].strip()
             return _json_error(
                 502 if status < 400 else status,
-                f"target {name!r} answered HTTP {status} with {content_type or 'no content type'}, "
-                f"not JSON: {snippet!r}",
+                self.redactor.redact(f"target {name!r} answered HTTP {status} with "
+                                     f"{content_type or 'no content type'}, not JSON: {snippet!r}"),
                 upstream_status=status,
             )
-        return web.Response(body=answer, status=status, content_type="application/json", headers=passed)
+        return web.Response(body=self.redactor.redact_bytes(answer), status=status, content_type="application/json",
+                            headers=passed)
 
 
 def create_app(
@@ -206,11 +223,13 @@ def create_app(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     timeout_s: float = 30.0,
     static_dir: Path = STATIC_DIR,
+    redactor: Redactor | None = None,
 ) -> web.Application:
     """The page, its ``config.json`` and the proxy for ``target``.
 
     ``forward``: the target is started (its ``base_url`` and credentials are known); when
-    False the proxy answers 502 naming why.  Raises
+    False the proxy answers 502 naming why.  ``redactor``: the configuration's secrets
+    (``bench.redaction.redactor_for``); the adapter's credential headers are added.  Raises
     :class:`webui.pageconfig.UnsupportedTarget` for an adapter the page cannot talk to.
     """
     api = api_mode_for_target(target)
@@ -224,8 +243,8 @@ def create_app(
         max_upload_bytes=max_body_bytes,
         forwarding=forward,
     )
-    config_bytes = json.dumps(config, indent=1).encode()
-    proxy = _Proxy(target, upstream, max_body_bytes, timeout_s)
+    proxy = _Proxy(target, upstream, max_body_bytes, timeout_s, redactor or Redactor())
+    config_bytes = json.dumps(proxy.redactor.redact_data(config), indent=1).encode()
     app = web.Application(middlewares=[_guard], client_max_size=max_body_bytes)
     app.cleanup_ctx.append(proxy.open)
 

@@ -10,7 +10,8 @@ answer (``tests/kfp_fake.py``); no live Kubeflow was reachable while writing it.
 Credentials: the token and cookie come from environment variables named in the target's
 table (:class:`targets.kfp_settings.KfpSettings`) and are handed to ``kfp.Client``
 (``existing_token`` -> ``Authorization: Bearer``, ``cookies`` -> ``Cookie``).  They are
-excluded from ``repr`` and every error text passes through :meth:`KfpAccess.redact`.
+excluded from ``repr`` and every error text passes through :meth:`KfpAccess.redact`
+(servebench's one redaction rule, :class:`loadgen.redact.Redactor`).
 ``kfp.Client`` prints experiment/run links to stdout; they are captured and returned
 (library code never prints).
 """
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from loadgen.redact import Redactor
 from models.pipeline.kfp_run import FINISHED_STATES
 from targets.kfp_settings import KfpSettings, normalize_kfp_endpoint
 
@@ -51,12 +53,16 @@ class KfpAccess:
     verify_tls: bool = True
     token: str = field(default="", repr=False)
     cookie: str = field(default="", repr=False)
+    #: the token and cookie labelled by their variable names (``[REDACTED:KFP_TOKEN]``)
+    redactor: Redactor = field(default_factory=Redactor, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.redactor and (self.token or self.cookie):  # built without open_kfp: generic labels
+            object.__setattr__(self, "redactor", Redactor({"kfp_token": self.token, "kfp_cookie": self.cookie}))
 
     def redact(self, text: str) -> str:
-        for secret in (self.token, self.cookie):
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        """``text`` with the token and cookie (and their encodings) replaced."""
+        return self.redactor.redact(text)
 
 
 def _env(target: str, key: str, var: str, environ: Mapping[str, str]) -> str:
@@ -76,8 +82,10 @@ def open_kfp(target: str, settings: KfpSettings, *, verify_tls: bool = True,
     env = os.environ if environ is None else environ
     token = _env(target, "kfp_token_env", settings.kfp_token_env, env) if settings.kfp_token_env else ""
     cookie = _env(target, "kfp_cookie_env", settings.kfp_cookie_env, env) if settings.kfp_cookie_env else ""
+    redactor = Redactor({settings.kfp_token_env or "kfp_token": token, settings.kfp_cookie_env or "kfp_cookie": cookie})
     return KfpAccess(host=normalize_kfp_endpoint(settings.kfp_endpoint), namespace=settings.kfp_namespace,
-                     experiment=settings.kfp_experiment, verify_tls=verify_tls, token=token, cookie=cookie)
+                     experiment=settings.kfp_experiment, verify_tls=verify_tls, token=token, cookie=cookie,
+                     redactor=redactor)
 
 
 def compile_for_cluster(pipeline_func: Callable[..., Any], path: Path, image: str = "") -> dict[str, Any]:
