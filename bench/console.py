@@ -21,10 +21,9 @@ from rich.console import Console as RichConsole
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from loadgen.redact import Redactor
 from loadgen.saturation import FLAG_CLIENT_BEHIND, FLAG_CONNECTION_CAP, FLAG_TARGET_BEHIND, SATURATION_DETAILS
 from loadgen.stats import FLAG_SATURATED, step_flags
-
-from loadgen.redact import Redactor
 
 __all__ = ["Console", "ProgressHandle", "open_loop_text", "saturation_warning", "step_label"]
 

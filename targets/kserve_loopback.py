@@ -1,18 +1,23 @@
-"""kserve's ModelServer, bound to one host, quiet, with request-body guards.
+"""kserve's ModelServer, bound to one host, quiet, serving the inference protocol only.
 
 Why subclasses and not a patch of kserve's module globals: ``ModelServer.start`` builds
 its REST server(s) inline with ``host="0.0.0.0"``, and in multi-worker mode it pickles
 the REST server into *spawned* processes that rebuild the FastAPI app there.  So the
-host, the body guard and the log config have to live in picklable objects whose classes
-import by a real module path (this one).  Everything else -- the FastAPI app, the V1/V2
-endpoints, DataPlane, kserve's exception handlers, worker supervision -- is kserve's own.
-gRPC is never started: kserve 0.21 binds it to ``[::]`` with no option, and the
-benchmark speaks REST.
+host, the guards, the header limit and the log config have to live in picklable objects
+whose classes import by a real module path (this one).  Everything else -- the FastAPI
+app, the V1/V2 endpoints, DataPlane, kserve's exception handlers, worker supervision --
+is kserve's own.  gRPC is never started: kserve 0.21 binds it to ``[::]`` with no
+option, and the benchmark speaks REST.
+
+What is added around kserve (see :mod:`targets.kserve_guards`, :mod:`targets.kserve_http`):
+the model repository extension (load/unload) is refused twice -- 403 before routing, and
+an extension object that refuses -- so no request can change what is served; request
+heads are limited (431); bodies are limited (413) and must be JSON (415); a wrong method
+on a predict path is a 405 with ``Allow``; every error is ``{"error": "..."}`` JSON.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import warnings
 from typing import Any
@@ -20,25 +25,24 @@ from typing import Any
 from kserve import ModelServer
 from kserve.errors import InvalidInput, ModelNotFound
 from kserve.logging import logger
+from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RESTServerProcess
 from kserve.protocol.rest.server import RESTServer
 
+from targets.kserve_guards import BodyGuard, EndpointGuard, RepositoryDisabled
+from targets.kserve_http import DEFAULT_MAX_HEADER_BYTES, limit_request_heads
+
 __all__ = [
     "BodyGuard",
+    "InferenceOnlyRepository",
     "LoopbackModelServer",
     "LoopbackRESTServer",
     "LoopbackRESTServerMultiProcess",
     "OneLineClientErrors",
 ]
 
-_JSON_TYPES = ("application/json", "application/cloudevents+json")
 #: Respawns allowed per worker before a multi-worker server gives up and exits.
 _MAX_RESPAWNS = 3
-
-
-#: Past this many bytes an oversized body is no longer read and discarded before the 413:
-#: the connection is simply closed after the answer (a client may then see a reset).
-_DRAIN_CAP = 64 * 1024 * 1024
 
 
 def _quiet_warnings() -> None:
@@ -63,118 +67,98 @@ class OneLineClientErrors(logging.Filter):
         return True
 
 
-class _TooLarge(Exception):
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"request body exceeds the limit of {limit} bytes")
+class InferenceOnlyRepository(ModelRepositoryExtension):
+    """kserve's model repository extension with load and unload refused.
 
-
-async def _drain(receive: Any, already: int = 0) -> None:
-    """Read and discard the rest of a request body (up to ``_DRAIN_CAP`` bytes).
-
-    Answering before the client has finished sending makes the server close a socket
-    with unread data, which the client sees as a connection reset instead of our 413.
-    """
-    seen = already
-    while seen <= _DRAIN_CAP:
-        message = await receive()
-        if message["type"] != "http.request":
-            return
-        seen += len(message.get("body", b""))
-        if not message.get("more_body", False):
-            return
-
-
-async def _reply(send: Any, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
-
-
-class BodyGuard:
-    """ASGI middleware: 413 for bodies over the limit, 415 for non-JSON POST bodies.
-
-    kserve reads whole bodies with no limit, and hands a non-JSON body to the model as
-    raw bytes.  The declared Content-Length is checked first (nothing is read), then the
-    bytes actually received are counted, so a chunked upload cannot exceed it either.
-    A request without a Content-Type is let through: kserve parses it as JSON.
+    Behind :class:`targets.kserve_guards.EndpointGuard` no request reaches it; this is
+    the second wall, so that no route kserve adds in a later version can unload a model.
     """
 
-    def __init__(self, app: Any, max_body_bytes: int) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
+    async def load(self, model_name: str) -> None:
+        raise RepositoryDisabled(model_name)
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope.get("method") not in ("POST", "PUT"):
-            await self.app(scope, receive, send)
-            return
-        headers = dict(scope.get("headers") or [])
-        limit = self.max_body_bytes
-        declared = headers.get(b"content-length")
-        if declared is not None:
-            if not declared.isdigit():
-                await _reply(send, 400, f"invalid Content-Length {declared.decode('latin-1')!r}")
-                return
-            if int(declared) > limit:
-                await _drain(receive)
-                await _reply(send, 413, f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes")
-                return
-        ctype = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1").lower()
-        if ctype and ctype not in _JSON_TYPES:
-            await _drain(receive)
-            await _reply(send, 415, f"unsupported Content-Type {ctype!r}; send application/json")
-            return
-        received = 0
-        started = False
+    async def unload(self, model_name: str) -> None:
+        raise RepositoryDisabled(model_name)
 
-        async def counting_receive() -> dict[str, Any]:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
-                received += len(message.get("body", b""))
-                if received > limit:
-                    if message.get("more_body", False):
-                        await _drain(receive, received)
-                    raise _TooLarge(limit)
-            return message
 
-        async def tracking_send(message: dict[str, Any]) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+def _json_error(status: int, message: str, headers: dict[str, str] | None = None) -> Any:
+    from fastapi.responses import JSONResponse
 
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _TooLarge as exc:
-            if started:
-                raise
-            await _reply(send, 413, str(exc))
+    return JSONResponse(status_code=status, content={"error": message}, headers=headers)
 
 
 async def _validation_error_handler(_request: Any, exc: Any) -> Any:
-    from fastapi.responses import JSONResponse
+    """FastAPI's 422 ``{"detail": [...]}`` for a V2 body -> 400 ``{"error": "..."}``.
 
+    kserve's V2 endpoint takes ``InferenceRequest | bytes``, so pydantic reports every
+    problem twice, once per alternative; the ``bytes`` one says nothing useful to a client.
+    """
     problems = []
-    for error in exc.errors()[:5]:
-        where = ".".join(str(part) for part in error.get("loc", ()))
-        problems.append(f"{where}: {error.get('msg', 'invalid')}")
-    return JSONResponse(status_code=422, content={"error": "invalid inference request: " + "; ".join(problems)})
+    for error in exc.errors():
+        if error.get("type") == "json_invalid":
+            reason = str((error.get("ctx") or {}).get("error", "malformed"))[:80]
+            at = error.get("loc", ("body", "?"))[-1]
+            return _json_error(400, f"invalid inference request: the body is not JSON ({reason} at character {at})")
+        loc = [str(part) for part in error.get("loc", ())]
+        if loc[:2] == ["body", "bytes"]:
+            continue
+        if loc[:2] == ["body", "InferenceRequest"]:
+            loc = loc[2:]
+        elif loc[:1] == ["body"]:
+            loc = loc[1:]
+        where = ".".join(loc) or "body"
+        message = str(error.get("msg", "invalid"))
+        problems.append(f"{where[:60]}: {message[:120]}")
+        if len(problems) == 3:
+            break
+    detail = "; ".join(problems) or "the body is not an inference request"
+    return _json_error(400, f"invalid inference request: {detail}")
+
+
+_UNPARSED = "Unrecognized request format: "
+
+
+async def _invalid_input_handler(_request: Any, exc: Any) -> Any:
+    """kserve's 400 for ``InvalidInput``, with its JSON-decoding message made plainer.
+
+    A V1 body that orjson refuses (``NaN``, ``Infinity``, ``1e400``, ``10**400`` written
+    out) reached the client as "Unrecognized request format: number is infinity when
+    parsed as double"; the rewrite says it is the JSON and which numbers are refused.
+    """
+    logger.error("Exception:", exc_info=exc)  # one line, by OneLineClientErrors
+    message = str(exc)
+    if message.startswith(_UNPARSED):
+        message = (
+            f"request body is not valid JSON ({message[len(_UNPARSED):][:200]}); NaN, Infinity and "
+            "numbers beyond the 64-bit float range (such as 1e400 or 10**400) are refused"
+        )
+    return _json_error(400, message)
+
+
+async def _http_exception_handler(_request: Any, exc: Any) -> Any:
+    """Starlette's own errors (e.g. a body that is not JSON) in the ``{"error"}`` shape."""
+    detail = exc.detail if isinstance(exc.detail, str) else "bad request"
+    if exc.status_code == 400 and detail == "There was an error parsing the body":
+        detail = "could not parse the request body as JSON (malformed, or nested too deeply)"
+    return _json_error(exc.status_code, detail, headers=getattr(exc, "headers", None))
+
+
+async def _repository_disabled_handler(_request: Any, exc: Any) -> Any:
+    return _json_error(403, str(exc))
 
 
 class LoopbackRESTServer(RESTServer):
     """kserve's RESTServer listening on ``host`` and guarding request bodies."""
 
-    def __init__(self, *args: Any, host: str, max_body_bytes: int, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, host: str, max_body_bytes: int, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        **kwargs: Any,
+    ) -> None:  # fmt: skip
         super().__init__(*args, **kwargs)
         # uvicorn.Server holds this same Config object, so this is the address it binds
         # (single process), and the one RESTServerMultiProcess binds its shared socket to.
         self.config.host = host
+        limit_request_heads(self.config, max_header_bytes)
         self.max_body_bytes = max_body_bytes
 
     def run(self, sockets: Any = None) -> None:
@@ -192,16 +176,23 @@ class LoopbackRESTServer(RESTServer):
 
     def _add_exception_handlers(self, app: Any) -> None:
         super()._add_exception_handlers(app)
-        # FastAPI answers a V2 body that fails parsing with 422 {"detail": [...]}; the Open
-        # Inference Protocol's error shape is {"error": "<message>"}, like every other
-        # kserve error, so a client needs one way to read errors.
+        # FastAPI answers a V2 body that fails parsing with 422 {"detail": [...]} and its
+        # own errors with {"detail": "..."}; the Open Inference Protocol's error shape is
+        # {"error": "<message>"}, like every other kserve error, so a client needs one way
+        # to read errors.
         from fastapi.exceptions import RequestValidationError
+        from starlette.exceptions import HTTPException
 
+        app.add_exception_handler(InvalidInput, _invalid_input_handler)
         app.add_exception_handler(RequestValidationError, _validation_error_handler)
+        app.add_exception_handler(HTTPException, _http_exception_handler)
+        app.add_exception_handler(RepositoryDisabled, _repository_disabled_handler)
 
     def _add_middlewares(self, app: Any) -> None:
         super()._add_middlewares(app)
         # Runs in every worker: spawned workers rebuild the app from this pickled object.
+        # The last added runs first: BodyGuard, then EndpointGuard, then kserve's.
+        app.add_middleware(EndpointGuard)
         app.add_middleware(BodyGuard, max_body_bytes=self.max_body_bytes)
 
 
@@ -210,7 +201,7 @@ class LoopbackRESTServerMultiProcess(RESTServerMultiProcess):
 
     gave_up = False  # set when workers kept exiting and the server stopped
 
-    def __init__(self, *args: Any, host: str, max_body_bytes: int, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, host: str, max_body_bytes: int, max_header_bytes: int, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         inner = self._rest_server
         self._rest_server = LoopbackRESTServer(
@@ -222,6 +213,7 @@ class LoopbackRESTServerMultiProcess(RESTServerMultiProcess):
             timeout_keep_alive=inner.config.timeout_keep_alive,
             host=host,
             max_body_bytes=max_body_bytes,
+            max_header_bytes=max_header_bytes,
         )
 
     async def keep_subprocess_alive(self, sockets: list[Any]) -> None:
@@ -261,6 +253,7 @@ class LoopbackModelServer(ModelServer):
         *,
         host: str,
         max_body_bytes: int,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         log_config: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -276,8 +269,11 @@ class LoopbackModelServer(ModelServer):
         kwargs.setdefault("enable_grpc", False)
         kwargs.setdefault("enable_latency_logging", False)
         super().__init__(**kwargs)
+        # kserve 0.21 always routes /v2/repository/models/<name>/load|unload to this object.
+        self.model_repository_extension = InferenceOnlyRepository(model_registry=self.registered_models)
         self.host = host
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
         self._log_config = log_config
 
     @property
@@ -300,6 +296,7 @@ class LoopbackModelServer(ModelServer):
             timeout_keep_alive=self.timeout_keep_alive,
             host=self.host,
             max_body_bytes=self.max_body_bytes,
+            max_header_bytes=self.max_header_bytes,
         )
         positional = ("kserve.model_server:app", self.dataplane, self.model_repository_extension, self.http_port)
         if self.workers > 1:

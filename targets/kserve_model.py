@@ -7,121 +7,51 @@ pickle, so the pickled state is only the path and settings and every worker load
 SavedModel itself (see ``targets.kserve_loopback.LoopbackRESTServer.run``) -- the same
 as one pod per replica on a cluster.
 
-Request validation lives here too, as pure functions that raise kserve's ``InvalidInput``
-(which the ModelServer maps to a 400 JSON error): a wrong shape, NaN/inf, too many
-instances or a non-JSON body must never reach TensorFlow and never take the server down.
+Request validation (:mod:`targets.kserve_inputs`) raises kserve's ``InvalidInput``, which
+the ModelServer answers as a 400 JSON error.  V2 model metadata (``GET /v2/models/<name>``)
+lists the serving signature's real input and output tensors, so a V2 client can build a
+request from the metadata alone; kserve's default is empty lists.
 """
 
 from __future__ import annotations
 
-import math
 import os
 from typing import Any
 
 import numpy as np
 from kserve import Model
-from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
+from targets.kserve_inputs import MAX_INSTANCES, instances_to_array, v2_inputs_to_array
 from targets.kserve_server import resolve_savedmodel_dir
 
 __all__ = [
     "MAX_INSTANCES",
+    "OUTPUT_NAME",
     "MnistSavedModel",
     "instances_to_array",
+    "tensor_metadata",
     "v2_inputs_to_array",
 ]
 
-#: Upper bound on images per request: one image is ~6 KB of JSON, and a bound keeps one
-#: request from monopolising a worker (the body-size limit in the server backs it up).
-MAX_INSTANCES = 512
+#: The V2 output tensor's name (the signature's own is TF's generic ``output_0``).
+OUTPUT_NAME = "logits"
 
-_V2_DATATYPES = {"FP32", "FP64", "FP16", "INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
-
-
-def _to_images(array: np.ndarray, what: str) -> np.ndarray:
-    """(N,28,28) or (N,784) numbers -> finite float32 (N,28,28), else ``InvalidInput``."""
-    if array.ndim == 3 and array.shape[1:] == (28, 28):
-        images = array
-    elif array.ndim == 2 and array.shape[1] == 784:
-        images = array.reshape(-1, 28, 28)
-    else:
-        raise InvalidInput(f"{what} must be a list of 28x28 or 784-value images, got shape {list(array.shape)}")
-    if images.shape[0] == 0:
-        raise InvalidInput(f"{what} is empty")
-    if images.shape[0] > MAX_INSTANCES:
-        raise InvalidInput(f"{what} holds {images.shape[0]} images; at most {MAX_INSTANCES} per request")
-    with np.errstate(over="ignore"):  # overflow to inf is caught just below
-        images = images.astype(np.float32, copy=False)
-    if not np.isfinite(images).all():
-        raise InvalidInput(f"{what} contains NaN, infinite or null values (or numbers too large for float32)")
-    return images
+#: TensorFlow dtype name -> Open Inference Protocol datatype.
+_V2_TYPE_OF = {
+    "float16": "FP16", "float32": "FP32", "float64": "FP64", "bool": "BOOL",
+    "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
+    "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
+}  # fmt: skip
 
 
-def _as_float_array(values: Any, what: str) -> np.ndarray:
-    if isinstance(values, (str, bytes)) or values is None:
-        raise InvalidInput(f"{what} must be a list of numbers, got {type(values).__name__}")
-    try:
-        array = np.asarray(values, dtype=np.float64)
-    except (ValueError, TypeError) as exc:
-        # Ragged nesting, strings, nulls or objects inside the list.
-        raise InvalidInput(f"{what} must be a rectangular list of numbers ({exc})") from None
-    return array
-
-
-def instances_to_array(payload: Any) -> np.ndarray:
-    """A V1 request body (``{"instances": [...]}``) -> float32 images (N,28,28).
-
-    The V1 protocol (TF Serving's row format, which KServe's tensorflow runtime speaks)
-    puts one model input per element of ``instances``; for MNIST that is an image of
-    normalized pixels.  ``inputs`` (TF Serving's columnar format) is accepted too.
-    """
-    if isinstance(payload, (bytes, bytearray, str)):
-        raise InvalidInput("request body must be JSON (Content-Type: application/json) with an 'instances' list")
-    if not isinstance(payload, dict):
-        raise InvalidInput(f"request body must be a JSON object with an 'instances' list, got {type(payload).__name__}")
-    key = "instances" if "instances" in payload else "inputs" if "inputs" in payload else None
-    if key is None:
-        raise InvalidInput("request body has no 'instances' list")
-    values = payload[key]
-    if not isinstance(values, list):
-        raise InvalidInput(f"'{key}' must be a list of images, got {type(values).__name__}")
-    if not values:
-        raise InvalidInput(f"'{key}' is empty")
-    if len(values) > MAX_INSTANCES:
-        raise InvalidInput(f"'{key}' holds {len(values)} images; at most {MAX_INSTANCES} per request")
-    # Image by image, so 28x28 and 784-value images may be mixed in one request.
-    images = []
-    for i, value in enumerate(values):
-        what = f"'{key}'[{i}]"
-        array = _as_float_array(value, what)
-        if array.shape not in ((28, 28), (784,)):
-            raise InvalidInput(f"{what} must be a 28x28 or 784-value image, got shape {list(array.shape)}")
-        images.append(array.reshape(28, 28))
-    return _to_images(np.stack(images), f"'{key}'")
-
-
-def v2_inputs_to_array(request: InferRequest) -> np.ndarray:
-    """A V2 / Open Inference Protocol request -> float32 images (N,28,28).
-
-    Exactly one input tensor, shape [N,28,28] or [N,784], a numeric datatype, and data
-    (flat or nested) whose element count matches the shape.
-    """
-    if len(request.inputs) != 1:
-        raise InvalidInput(f"expected exactly one input tensor, got {len(request.inputs)}")
-    tensor = request.inputs[0]
-    what = f"input '{tensor.name}'"
-    if tensor.datatype not in _V2_DATATYPES:
-        raise InvalidInput(f"{what} has datatype {tensor.datatype!r}; expected a numeric type such as FP32")
-    shape = [int(d) for d in tensor.shape]
-    if any(d < 0 for d in shape):
-        raise InvalidInput(f"{what} has a negative dimension in shape {shape}")
-    data = tensor.data
-    array = data if isinstance(data, np.ndarray) else _as_float_array(data, what)
-    expected = math.prod(shape)
-    if array.size != expected:
-        raise InvalidInput(f"{what} has {array.size} values but shape {shape} needs {expected}")
-    return _to_images(np.asarray(array, dtype=np.float64).reshape(shape), what)
+def tensor_metadata(name: str, spec: Any) -> dict[str, Any]:
+    """V2 metadata of one signature tensor: name, datatype, shape (-1 for a free dimension)."""
+    dtype = spec.dtype.name
+    if dtype not in _V2_TYPE_OF:
+        raise ValueError(f"tensor {name!r} has dtype {dtype}, which the V2 protocol cannot name")
+    shape = [-1 if d is None else int(d) for d in spec.shape.as_list()]
+    return {"name": name, "datatype": _V2_TYPE_OF[dtype], "shape": shape}
 
 
 class MnistSavedModel(Model):
@@ -139,6 +69,8 @@ class MnistSavedModel(Model):
         self._signature: Any = None
         self._input_name = ""
         self._output_name = ""
+        self._inputs_metadata: list[dict[str, Any]] = []
+        self._outputs_metadata: list[dict[str, Any]] = []
 
     # -- lifetime ---------------------------------------------------------------------
     def load(self) -> bool:
@@ -161,6 +93,9 @@ class MnistSavedModel(Model):
         self._signature = signature
         self._input_name = next(iter(kwargs))
         self._output_name = next(iter(signature.structured_outputs))
+        self._inputs_metadata = [tensor_metadata(self._input_name, kwargs[self._input_name])]
+        output_spec = signature.structured_outputs[self._output_name]
+        self._outputs_metadata = [tensor_metadata(OUTPUT_NAME, output_spec)]
         # One warm-up call so the first measured request does not pay for tracing.
         self._logits(np.zeros((1, 28, 28), dtype=np.float32))
         self.ready = True
@@ -183,6 +118,15 @@ class MnistSavedModel(Model):
         self.__dict__.update(state)
         self._signature = None
 
+    # -- metadata (GET /v2/models/<name>) ------------------------------------------------
+    def get_input_types(self) -> list[dict[str, Any]]:
+        """The signature's input: e.g. ``pixels``, FP32, [-1, 28, 28] ([N, 784] is accepted too)."""
+        return [dict(t) for t in self._inputs_metadata]
+
+    def get_output_types(self) -> list[dict[str, Any]]:
+        """The output the responses carry: ``logits``, FP32, [-1, 10]."""
+        return [dict(t) for t in self._outputs_metadata]
+
     # -- inference --------------------------------------------------------------------
     def _logits(self, images: np.ndarray) -> np.ndarray:
         import tensorflow as tf
@@ -193,8 +137,8 @@ class MnistSavedModel(Model):
     def predict(self, payload: dict | InferRequest, headers: dict[str, str] | None = None) -> dict | InferResponse:
         """Validate, run the signature, answer in the protocol the request came in."""
         if isinstance(payload, InferRequest):
-            logits = self._logits(v2_inputs_to_array(payload))
-            output = InferOutput(name="logits", shape=list(logits.shape), datatype="FP32")
+            logits = self._logits(v2_inputs_to_array(payload, self._input_name))
+            output = InferOutput(name=OUTPUT_NAME, shape=list(logits.shape), datatype="FP32")
             output.set_data_from_numpy(logits.astype(np.float32), binary_data=False)
             return InferResponse(
                 response_id=payload.id or "",

@@ -13,7 +13,10 @@ only that:
   REST; a gRPC port would be one more listener on all interfaces);
 * the access and timing loggers are set to WARNING, start-up messages stay;
 * request bodies above ``--max-body-bytes`` get a 413 JSON error before they are read
-  whole, and non-JSON content types a 415 (kserve would hand them to the model as bytes).
+  whole, and non-JSON content types a 415 (kserve would hand them to the model as bytes);
+* request heads above ``--max-header-bytes`` get a 431 JSON error before they are parsed;
+* only the inference protocol is served: the model repository extension (load/unload)
+  answers 403 and cannot change what is served, a wrong method on a known path 405.
 
 Argument parsing happens only in :func:`main` (this is a program of its own); note that
 ``kserve.model_server`` also parses ``sys.argv`` at import, with ``parse_known_args``, so
@@ -30,7 +33,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "ServerOptions", "main", "quiet_log_config", "resolve_savedmodel_dir", "serve"]
+from targets.kserve_http import DEFAULT_MAX_HEADER_BYTES  # uvicorn only; kserve is imported later
+
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "DEFAULT_MAX_HEADER_BYTES",
+    "ServerOptions",
+    "main",
+    "quiet_log_config",
+    "resolve_savedmodel_dir",
+    "serve",
+]
 
 #: 4 MiB, as the Flask app: room for MAX_INSTANCES (512) images at ~6.3 KB of JSON each.
 DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -45,6 +58,7 @@ class ServerOptions:
     http_port: int = 8080
     workers: int = 1
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     tf_threads: int = 0
     access_log: bool = False
 
@@ -106,6 +120,7 @@ def serve(options: ServerOptions) -> int:
     server = kserve_loopback.LoopbackModelServer(
         host=options.host,
         max_body_bytes=options.max_body_bytes,
+        max_header_bytes=options.max_header_bytes,
         log_config=quiet_log_config(options.access_log),
         http_port=options.http_port,
         workers=options.workers,
@@ -125,11 +140,21 @@ def _parse(argv: Sequence[str] | None) -> ServerOptions:
     parser.add_argument("--http-port", type=int, default=8080)
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (each loads the model)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
+    parser.add_argument(
+        "--max-header-bytes", type=int, default=DEFAULT_MAX_HEADER_BYTES,
+        help="limit on the request line plus all headers; larger heads get a 431 (default: %(default)s)",
+    )  # fmt: skip
     parser.add_argument("--tf-threads", type=int, default=0, help="TF intra/inter-op threads (0 = TF default)")
     parser.add_argument("--access-log", action="store_true", help="log one line per request")
     ns = parser.parse_args(argv)
-    if ns.workers < 1 or not 0 < ns.http_port < 65536 or ns.max_body_bytes < 1 or ns.tf_threads < 0:
-        parser.error("--workers and --max-body-bytes must be >= 1, --http-port in 1..65535, --tf-threads >= 0")
+    if (
+        ns.workers < 1 or not 0 < ns.http_port < 65536 or ns.max_body_bytes < 1 or ns.max_header_bytes < 1024
+        or ns.tf_threads < 0
+    ):  # fmt: skip
+        parser.error(
+            "--workers and --max-body-bytes must be >= 1, --max-header-bytes >= 1024, "
+            "--http-port in 1..65535, --tf-threads >= 0"
+        )
     return ServerOptions(
         model_dir=ns.model_dir,
         model_name=ns.model_name,
@@ -137,6 +162,7 @@ def _parse(argv: Sequence[str] | None) -> ServerOptions:
         http_port=ns.http_port,
         workers=ns.workers,
         max_body_bytes=ns.max_body_bytes,
+        max_header_bytes=ns.max_header_bytes,
         tf_threads=ns.tf_threads,
         access_log=ns.access_log,
     )

@@ -277,9 +277,13 @@ class KServeTarget(Target):
 
     # -- deployment -------------------------------------------------------------------
     def manifests(self) -> dict[str, str]:
-        from targets.manifests_kserve import render_kserve_manifests
+        """The InferenceService (+ predictor Dockerfile) and the Istio policy that keeps
+        the predictor to the inference protocol (no model load/unload over HTTP)."""
+        from targets.manifests_kserve import render_inference_only_policy, render_kserve_manifests
 
-        return render_kserve_manifests(self.name, self.settings)
+        files = render_kserve_manifests(self.name, self.settings)
+        files["authorizationpolicy.yaml"] = render_inference_only_policy(self.name, self.settings)
+        return files
 
     def describe(self) -> dict[str, Any]:
         facts = super().describe()

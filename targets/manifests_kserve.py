@@ -5,6 +5,11 @@ carry the comments a user needs next to ``kubectl apply``, and every value is in
 a JSON scalar/list/map (valid YAML flow syntax), so a name or URI can never break the
 document's structure.  The result is validated in the tests against KServe's own
 InferenceService CRD schema.
+
+:func:`render_inference_only_policy` renders the Istio AuthorizationPolicy that denies the
+model repository extension (load/unload) on the predictor pods: on a cluster the mesh
+protects those endpoints, as the stand-in's own guard does locally
+(:mod:`targets.kserve_guards`).
 """
 
 from __future__ import annotations
@@ -19,9 +24,20 @@ from targets.manifests import dns_label, render
 if TYPE_CHECKING:
     from targets.kserve_target import KServeSettings
 
-__all__ = ["RAW_DEPLOYMENT_ANNOTATION", "render_kserve_manifests"]
+__all__ = ["DENIED_PATHS", "RAW_DEPLOYMENT_ANNOTATION", "render_inference_only_policy", "render_kserve_manifests"]
 
 RAW_DEPLOYMENT_ANNOTATION = {"serving.kserve.io/deploymentMode": "RawDeployment"}
+
+#: Istio path patterns (exact, ``prefix*`` or ``*suffix``: the forms Istio matches) of the
+#: model repository extension in every spelling, and TF Serving's gRPC config reload.
+DENIED_PATHS = (
+    "/v2/repository/*",
+    "*/load",
+    "*/unload",
+    "*:load",
+    "*:unload",
+    "/tensorflow.serving.ModelService/HandleReloadConfigRequest",
+)
 
 
 def _version(dist: str, fallback: str) -> str:
@@ -65,7 +81,7 @@ def render_kserve_manifests(target: str, s: KServeSettings) -> dict[str, str]:
             "--host", "0.0.0.0", "--http-port", "8080", "--workers", "1"]  # fmt: skip
     isvc = render(
         "kserve/inferenceservice-custom.yaml",
-        {**common, "image": j(s.image), "args": j(args), "health_path": j("/v2/health/ready")},
+        {**common, "plain_name": s.model_name, "image": j(s.image), "args": j(args), "health_path": j("/v2/health/ready")},
     )
     dockerfile = render(
         "kserve/Dockerfile.kserve-predictor",
@@ -79,3 +95,24 @@ def render_kserve_manifests(target: str, s: KServeSettings) -> dict[str, str]:
         },
     )
     return {"inferenceservice.yaml": isvc, "Dockerfile.kserve-predictor": dockerfile}
+
+
+def render_inference_only_policy(target: str, s: KServeSettings) -> str:
+    """``authorizationpolicy.yaml``: Istio DENY of :data:`DENIED_PATHS` on the predictor pods.
+
+    The pods are selected by the label KServe puts on every pod of an InferenceService
+    (``serving.kserve.io/inferenceservice: <name>``), in the service's namespace.
+    """
+    j = json.dumps
+    return render(
+        "kserve/authorizationpolicy.yaml",
+        {
+            "target": target,
+            "target_label": j(dns_label(target)),
+            "plain_name": s.model_name,
+            "name": j(s.model_name),
+            "namespace": j(s.namespace),
+            "policy_name": j(f"{s.model_name}-inference-only"),
+            "denied_paths": j(list(DENIED_PATHS)),
+        },
+    )

@@ -1,8 +1,10 @@
 """InferenceService manifests validate against KServe's own CRD schema (offline).
 
-The CRD lives in the team's shared folder (``<repo>/../shared/schemas``); without it these
-tests skip with a message saying so.  The schema check must also *reject* a wrong type,
-or a passing validation would prove nothing.
+The CRD lives in the team's shared folder (``shared/schemas`` beside the checkout, or
+beside a folder holding it, e.g. a git worktree's parent); without it these tests skip
+with a message saying so.  The schema check must also *reject* a wrong type, or a passing
+validation would prove nothing.  The Istio AuthorizationPolicy rendered beside the
+InferenceService is checked in tests/test_kserve_policy.py.
 """
 
 from __future__ import annotations
@@ -18,7 +20,18 @@ from bench.tables import ConfigError, parse_table
 from targets.base import TargetContext
 from targets.kserve_target import KServeSettings, KServeTarget
 
-CRD = Path(__file__).resolve().parents[1].parent / "shared" / "schemas" / "serving.kserve.io_inferenceservices.yaml"
+_CRD_NAME = Path("shared") / "schemas" / "serving.kserve.io_inferenceservices.yaml"
+
+
+def _find_crd() -> Path:
+    """The first ``shared/schemas/<crd>`` in a folder above the checkout (the nearest wins)."""
+    for folder in Path(__file__).resolve().parents[1].parents:
+        if (folder / _CRD_NAME).is_file():
+            return folder / _CRD_NAME
+    return Path(__file__).resolve().parents[2] / _CRD_NAME  # where it is expected; absent
+
+
+CRD = _find_crd()
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +60,7 @@ def isvc(files: dict[str, str]) -> dict[str, Any]:
 
 def test_tensorflow_predictor_validates(isvc_schema: dict[str, Any]) -> None:
     files = render(workers=2, storage_uri="gs://my-bucket/models/mnist")
-    assert set(files) == {"inferenceservice.yaml"}
+    assert set(files) == {"inferenceservice.yaml", "authorizationpolicy.yaml"}
     doc = isvc(files)
     validate(doc, isvc_schema)
     assert (doc["apiVersion"], doc["kind"]) == ("serving.kserve.io/v1beta1", "InferenceService")
@@ -70,7 +83,7 @@ def test_raw_deployment_annotation(isvc_schema: dict[str, Any]) -> None:
 
 def test_custom_container_form_and_dockerfile(isvc_schema: dict[str, Any]) -> None:
     files = render(protocol="v2", custom_container=True, image="registry.example.com/sb/predictor:1")
-    assert set(files) == {"inferenceservice.yaml", "Dockerfile.kserve-predictor"}
+    assert set(files) == {"inferenceservice.yaml", "Dockerfile.kserve-predictor", "authorizationpolicy.yaml"}
     doc = isvc(files)
     validate(doc, isvc_schema)
     (container,) = doc["spec"]["predictor"]["containers"]
@@ -81,7 +94,8 @@ def test_custom_container_form_and_dockerfile(isvc_schema: dict[str, Any]) -> No
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     dockerfile = files["Dockerfile.kserve-predictor"]
     assert "ENTRYPOINT [\"python\", \"-m\", \"targets.kserve_server\"]" in dockerfile
-    for module in ("kserve_server.py", "kserve_loopback.py", "kserve_model.py"):
+    for module in ("kserve_server.py", "kserve_loopback.py", "kserve_model.py", "kserve_inputs.py",
+                   "kserve_guards.py", "kserve_http.py"):  # fmt: skip
         assert f"targets/{module}" in dockerfile
     assert "{{" not in dockerfile and "{{" not in files["inferenceservice.yaml"]
 
@@ -158,3 +172,13 @@ def test_manifest_equals_one_built_with_kserve_sdk_classes() -> None:
     # KServe names it itself, so the manifest leaves it out.
     assert expected["spec"]["predictor"]["model"].pop("name") == ""
     assert expected == doc
+
+
+@pytest.mark.parametrize("table", [{}, {"protocol": "v2", "custom_container": True}])
+def test_inferenceservice_notes_say_how_the_cluster_protects_the_model(table: dict[str, object]) -> None:
+    """The comments a user reads before ``kubectl apply`` name the risk and the policy."""
+    text = render(**table)["inferenceservice.yaml"]
+    notes = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
+    for needle in ("/v2/repository/models/<name>/load|unload", "authorizationpolicy.yaml", "Istio",
+                   "serving.kserve.io/inferenceservice: mnist", "docs/remote-targets.md"):  # fmt: skip
+        assert needle in notes, needle

@@ -128,8 +128,8 @@ def test_rejects_bad_requests_with_json_errors(server: KServeTarget, mnist) -> N
         "unknown model": ("/v1/models/nope:predict", valid.body, "application/json", 404),
         "form body": (valid.path, valid.body, "application/x-www-form-urlencoded", 415),
         "too many images": (valid.path, json.dumps({"instances": [[0.0] * 784] * 513}).encode(), "application/json", 400),
-        "v2 not a tensor": ("/v2/models/mnist/infer", b'{"inputs": 5}', "application/json", 422),
-        "v2 bad json": ("/v2/models/mnist/infer", b'{"inputs": [', "application/json", 422),
+        "v2 not a tensor": ("/v2/models/mnist/infer", b'{"inputs": 5}', "application/json", 400),
+        "v2 bad json": ("/v2/models/mnist/infer", b'{"inputs": [', "application/json", 400),
     }
     for what, (path, body, ctype, status) in cases.items():
         response = send(server.base_url, valid, body=body, headers={"Content-Type": ctype}) if path == valid.path else (

@@ -148,7 +148,7 @@ def test_instances_to_array_accepts_28x28_and_784() -> None:
         ({"instances": [[1, 2, 3]]}, "28x28 or 784"),
         ({"instances": [[[0.0] * 28] * 27]}, "28x28 or 784"),
         ({"instances": [[0.0] * 783 + [[1]]]}, "rectangular"),
-        ({"instances": [[0.0] * 783 + ["x"]]}, "rectangular"),
+        ({"instances": [[0.0] * 783 + ["x"]]}, "not strings"),
         ({"instances": [[0.0] * 783 + [None]]}, "null"),
         ({"instances": [[0.0] * 783 + [float("nan")]]}, "NaN"),
         ({"instances": [[0.0] * 783 + [float("inf")]]}, "NaN"),
@@ -169,7 +169,7 @@ def test_instances_to_array_rejects_bad_input(payload: object, needle: str) -> N
 def _v2(shape: list[int], data: object, datatype: str = "FP32", n_inputs: int = 1):  # -> InferRequest
     from kserve.protocol.infer_type import InferInput, InferRequest
 
-    inputs = [InferInput(name=f"x{i}", shape=shape, datatype=datatype, data=data) for i in range(n_inputs)]
+    inputs = [InferInput(name="pixels", shape=shape, datatype=datatype, data=data) for i in range(n_inputs)]
     return InferRequest(model_name="mnist", infer_inputs=inputs)
 
 
@@ -188,7 +188,7 @@ def test_v2_inputs_to_array_accepts_flat_and_nested() -> None:
         (([1, 28, 28], [0.5] * 784, "FP32", 2), "exactly one input"),
         (([1, 28, 28], ["a"] * 784, "BYTES", 1), "datatype"),
         (([1, 28, 28], [0.5] * 783, "FP32", 1), "783 values"),
-        (([1, 28, 27], [0.5] * 756, "FP32", 1), "28x28 or 784"),
+        (([1, 28, 27], [0.5] * 756, "FP32", 1), "expected [N, 28, 28] or [N, 784]"),
         (([1, 28, 28], [float("nan")] * 784, "FP32", 1), "NaN"),
     ],
 )
