@@ -88,7 +88,14 @@ def choose_run_engine(config: BenchConfig, requested: str, console: Console) -> 
 
 
 def print_table3(run_dir: Path, console: Console) -> None:
-    """The study's layout per mode: rows N, columns targets, cells total seconds."""
+    """The study's layout per mode: rows N, columns targets, cells total seconds.
+
+    A cell of a step with failed requests carries ``✗failed/sent``; a step where every
+    request failed shows ``failed: n/n class`` instead of a total; a saturated open-loop step
+    carries ``⚠ saturated``. The marks used are explained, and the flagged steps named,
+    below the tables.
+    """
+    from bench.report.flags import flag_legend, flag_sentences
     from bench.report.tables import modes_in, table3_rows
 
     run = load_run(run_dir, with_requests=False)
@@ -96,12 +103,32 @@ def print_table3(run_dir: Path, console: Console) -> None:
         console.warn("no step was measured: no table to print")
         return
     ceiling = run.meta.get("client_ceiling")
-    for mode in modes_in(run.summary):
+    modes = modes_in(run.summary)
+    cells: list[str] = []
+    for mode in modes:
         columns, rows = table3_rows(run.summary, mode, run.targets, ceiling)
-        console.table(f"Total time (s) to answer N requests, mode {mode} (run {run.run_id})", columns, rows)
-    if ceiling and any(cell.endswith("*") for mode in modes_in(run.summary)
-                       for row in table3_rows(run.summary, mode, run.targets, ceiling)[1] for cell in row):
+        cells += [cell for row in rows for cell in row[1:]]
+        console.table(f"Total time (s) to answer N requests, mode {mode} (run {run.run_id})", columns,
+                      [[_printable(cell, console) for cell in row] for row in rows])
+    if ceiling and any("*" in cell for cell in cells):
         console.info("* throughput >= 50 % of the client's calibrated ceiling: the client may be the limit there")
+    legend = flag_legend(cells)
+    if legend:
+        for line in legend:
+            console.print(_printable(line, console))
+        console.print("flagged steps:")
+        for sentence in flag_sentences(run.summary, run.targets, modes):
+            console.print(_printable("  " + sentence.replace("`", ""), console))
+
+
+def _printable(text: str, console: Console) -> str:
+    """The flag marks, spelt in ASCII when the terminal's encoding cannot show them."""
+    encoding = getattr(console.out, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+        return text
+    except (UnicodeEncodeError, LookupError):
+        return text.replace("✗", "x").replace("⚠", "!")
 
 
 def _names(config: BenchConfig, targets: list[str]) -> list[str]:

@@ -24,7 +24,7 @@ from browser import (
     screenshot_dir,
     watch,
 )
-from synthetic_runs import write_synthetic_run
+from synthetic_runs import write_flagged_run, write_synthetic_run
 
 from bench.cmd_report import report
 from bench.config import parse_config
@@ -118,12 +118,37 @@ def check_report_page(browser: Any, report_dir: Path, viewport: dict[str, int], 
 def test_synthetic_report_at_laptop_width(browser, synthetic_report):
     facts = check_report_page(browser, synthetic_report, LAPTOP_VIEWPORT, "report-laptop.png")
     assert facts["figureCount"] == 5  # Figure 21, percentiles, throughput, CDF, errors/accuracy
-    # Run facts, two Table 3s, the study beside it, two per-target summaries, errors/accuracy.
-    assert len(facts["tables"]) == 7
+    # Run facts, sweep settings, two Table 3s, the study beside it, two per-target summaries, errors/accuracy.
+    assert len(facts["tables"]) == 8
 
 
 def test_synthetic_report_at_narrow_width(browser, synthetic_report):
     check_report_page(browser, synthetic_report, NARROW_VIEWPORT, "report-narrow.png")
+
+
+@pytest.fixture(scope="module")
+def flagged_report(tmp_path_factory) -> Path:
+    """reports/<id>/ from a synthetic run with failed, all-failed and saturated steps and a rate mode."""
+    config = _config(tmp_path_factory.mktemp("browser-flagged"))
+    write_flagged_run(config.results_dir, "flagged")
+    assert report(config, runs=["flagged"], study_overlay=True, console=Console(quiet=True)) == 0
+    return config.reports_dir / "flagged"
+
+
+def test_flagged_report_in_browser(browser, flagged_report):
+    """The warnings box and the flag marks are on the page, and the page still fits."""
+    facts = check_report_page(browser, flagged_report, LAPTOP_VIEWPORT, "report-flagged-laptop.png")
+    assert facts["figureCount"] == 6  # + the open-loop figure (latency and achieved vs offered rate)
+    page = browser.new_page(viewport=NARROW_VIEWPORT)
+    try:
+        page.goto((flagged_report / "report.html").as_uri(), wait_until="load")
+        box = page.locator("div.warnings")
+        assert box.is_visible() and "step(s) are flagged" in box.inner_text()
+        cells = page.locator("td").all_inner_texts()
+    finally:
+        page.close()
+    assert "failed: 16/16 refused" in cells and any(c.endswith("✗2/16") for c in cells)
+    assert any(c.endswith("⚠ saturated") for c in cells)
 
 
 def test_checks_catch_overflow_and_broken_images(browser):

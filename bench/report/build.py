@@ -3,11 +3,15 @@
 Why a separate step from measuring: raw rows first, statistics second, rendering last. A
 report can be regenerated at any time, with other figures or the study overlay switched
 off, and regenerating must give identical tables (nothing here reads the clock).
+
+What the document says, top to bottom: warnings about the run (:func:`bench.report.runfacts.run_warnings`
+is the one place to add one), the run's facts and sweep settings, Table 3 per mode, the
+flagged steps in words, figures, per-target summaries, definitions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +19,12 @@ from typing import Any
 import pandas as pd
 
 from bench.report import figures
-from bench.report.document import Document, kv_rows, to_html, to_markdown
+from bench.report.document import Document, to_html, to_markdown
+from bench.report.flags import annotate_flags, flag_legend, flag_sentences
+from bench.report.runfacts import ceiling_text, meta_rows, run_warnings, sweep_rows
 from bench.report.tables import (
     FLAG_FRACTION,
+    MIN_OK_FOR_PERCENTILE,
     error_accuracy_table,
     markdown_table,
     modes_in,
@@ -27,11 +34,11 @@ from bench.report.tables import (
     target_summary_table,
 )
 from bench.results import RunData
-from bench.runstate import run_warnings
 
-__all__ = ["ReportFiles", "build_report", "ceiling_text", "table3_markdown"]
+__all__ = ["ReportFiles", "build_report", "ceiling_text", "closed_loop_modes", "table3_markdown"]
 
 FIGURE_DIR = "figures"
+OPEN_LOOP_MODES = ("rate",)
 
 
 @dataclass(frozen=True)
@@ -43,69 +50,60 @@ class ReportFiles:
     report_html: Path
 
 
+def closed_loop_modes(modes: Sequence[str]) -> list[str]:
+    """Modes plotted against N (every mode but the open loop, which is plotted against rate)."""
+    return [m for m in modes if m not in OPEN_LOOP_MODES]
+
+
+def _mode_note(summary: pd.DataFrame, mode: str) -> str:
+    if mode == "sequential":
+        return " (the study's method: one request after another)"
+    if mode == "rate" and "rate" in summary:
+        rates = sorted(set(summary.loc[summary["mode"] == "rate", "rate"]))
+        return (" (open loop at " + ", ".join(f"{r:g}" for r in rates) + " req/s; the total is mostly the "
+                "schedule, N / rate)")
+    return ""
+
+
 def table3_markdown(run: RunData) -> str:
-    """table3.md: the study's layout, one table per mode, sequential first."""
+    """table3.md: the study's layout, one table per mode, sequential first, flags explained below."""
     ceiling = run.meta.get("client_ceiling")
     parts = [f"# Table 3 (servebench run `{run.run_id}`)\n",
              "Rows: number of requests N; columns: targets; cells: total seconds to answer all N "
              "requests (first send to last answer), mean over trials."
              + (f" `*` = throughput >= {FLAG_FRACTION:.0%} of the client's calibrated ceiling." if ceiling else "")
              + "\n"]
+    cells: list[str] = []
     for mode in modes_in(run.summary):
         columns, rows = table3_rows(run.summary, mode, run.targets, ceiling)
-        note = " (the study's method: one request after another)" if mode == "sequential" else ""
-        if mode == "rate" and "rate" in run.summary:
-            rates = sorted(set(run.summary.loc[run.summary["mode"] == "rate", "rate"]))
-            note = " (open loop at " + ", ".join(f"{r:g}" for r in rates) + " req/s)"
-        parts.append(f"## mode: {mode}{note}\n")
+        cells += [c for row in rows for c in row[1:]]
+        parts.append(f"## mode: {mode}{_mode_note(run.summary, mode)}\n")
         parts.append(markdown_table(columns, rows))
+    legend = flag_legend(cells)
+    if legend:
+        parts.append("Marks:\n\n" + "\n".join(f"- {line}" for line in legend) + "\n")
+        sentences = flag_sentences(run.summary, run.targets, modes_in(run.summary))
+        parts.append("Flagged steps:\n\n" + "\n".join(f"- {s}" for s in sentences) + "\n")
     return "\n".join(parts)
 
 
-def ceiling_text(ceiling: Mapping[str, Any] | None) -> str:
-    if not ceiling:
-        return "not measured (no calibration recorded): near-ceiling points cannot be flagged"
-    points = ", ".join(f"c={k}: {float(v):,.0f} req/s" for k, v in sorted(
-        (ceiling.get("rps_by_concurrency") or {}).items(), key=lambda kv: float(kv[0])))
-    return f"{ceiling.get('engine', '?')} engine: {points}"
-
-
-def _first_line(text: str, limit: int = 300) -> str:
-    line = str(text).strip().splitlines()[0] if str(text).strip() else ""
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _meta_rows(meta: Mapping[str, Any]) -> list[list[str]]:
-    host = meta.get("host") or {}
-    engine = meta.get("engine") or {}
-    model = meta.get("model") or {}
-    git = meta.get("git") or {}
-    sweep = meta.get("sweep") or {}
-    facts = {
-        "run id": meta.get("run_id", "?"),
-        "status": f"{meta.get('status', '?')} (complete: {meta.get('complete')})",
-        "started (UTC)": meta.get("started_utc", "?"),
-        "finished (UTC)": meta.get("finished_utc") or "-",
-        "host CPU": f"{host.get('cpu_model', '?')} ({host.get('cpu_count', '?')} CPUs, {host.get('cpus_usable', '?')} usable)",
-        "OS / Python": f"{host.get('os', '?')} / Python {host.get('python', '?')}",
-        "engine": f"{engine.get('name', '?')} {engine.get('version', '')} (chosen: {engine.get('chosen_by', '?')})",
-        "client ceiling": ceiling_text(meta.get("client_ceiling")),
-        "CPU plan": str(meta.get("cpu_plan") or "-"),
-        "execution": meta.get("execution", "-"),
-        "sweep": ", ".join(f"{k}={v}" for k, v in sweep.items()) or "-",
-        "config sha256": (meta.get("config") or {}).get("sha256", "?"),
-        "model": f"{model.get('dir', '?')} (TorchScript sha256 {str(model.get('torchscript_sha256', '?'))[:16]}...)",
-        "git": f"{git.get('commit', '?')}{' (dirty tree)' if git.get('dirty') else ''}",
-    }
-    return kv_rows(facts)
+def _model_accuracy(meta: Mapping[str, Any]) -> float | None:
+    accuracy = (meta.get("model") or {}).get("accuracy")
+    try:
+        return float(accuracy["torch"]) if isinstance(accuracy, Mapping) and "torch" in accuracy else None
+    except (TypeError, ValueError):
+        return None
 
 
 def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = None,
                  study_mode: str = "sequential") -> ReportFiles:
     """Write table3.md, figures (PNG + SVG), report.md and a self-contained report.html."""
+    from bench.report.figures_rate import fig_rate
+
     out_dir.mkdir(parents=True, exist_ok=True)
     fig_dir = out_dir / FIGURE_DIR
     summary, targets, modes = run.summary, run.targets, modes_in(run.summary)
+    closed = closed_loop_modes(modes)
     ceiling = run.meta.get("client_ceiling")
     means = step_means(summary)
     study = study[study["target"].isin(targets)] if study is not None else None
@@ -116,16 +114,32 @@ def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = No
     table3_path.write_text(table3_markdown(run), encoding="utf-8")
 
     made: list[Path] = []
-    made += figures.save_figure(
-        figures.fig_total_time(means, targets, modes, study, study_mode, ceiling), fig_dir, "fig21_total_time")
-    made += figures.save_figure(figures.fig_latency_percentiles(means, targets, modes), fig_dir, "latency_percentiles")
-    made += figures.save_figure(figures.fig_throughput(means, targets, modes, ceiling), fig_dir, "throughput")
+    shown: list[tuple[str, str]] = []  # (stem, caption) in document order
+
+    def save(fig: Any, stem: str, caption: str) -> None:
+        made.extend(figures.save_figure(fig, fig_dir, stem))
+        shown.append((stem, caption))
+
+    if closed:
+        save(figures.fig_total_time(means, targets, closed, study, study_mode, ceiling), "fig21_total_time",
+             "Figure 21 style: total time vs number of requests (log-log)"
+             + ("; dashed = the study's Table 3" if study is not None and study_mode in closed else ""))
+        need = ", ".join(f"{k} from {v}" for k, v in MIN_OK_FOR_PERCENTILE.items() if v > 1)
+        save(figures.fig_latency_percentiles(means, targets, closed), "latency_percentiles",
+             f"Per-request latency p50/p90/p99 vs N (percentiles drawn where a step has enough answers: {need})")
+        save(figures.fig_throughput(means, targets, closed, ceiling), "throughput",
+             "Throughput vs N (dotted: the client's calibrated ceiling)")
+    if "rate" in modes:
+        save(fig_rate(means, targets), "rate_response",
+             "Open loop: latency p50/p99 and achieved throughput vs offered rate")
     has_cdf = run.requests is not None and not run.requests.empty
     if has_cdf:
-        made += figures.save_figure(figures.fig_latency_cdf(run.requests, targets, modes), fig_dir, "latency_cdf")
-    made += figures.save_figure(figures.fig_errors_accuracy(summary, targets, modes), fig_dir, "errors_accuracy")
+        save(figures.fig_latency_cdf(run.requests, targets, modes), "latency_cdf",
+             "Latency CDF at the largest N (successful requests)")
+    save(figures.fig_errors_accuracy(summary, targets, modes, _model_accuracy(run.meta)), "errors_accuracy",
+         "Failed requests and accuracy of the answers per target")
 
-    doc = _document(run, targets, modes, study, study_mode, ceiling, has_cdf)
+    doc = _document(run, targets, modes, study, study_mode, ceiling, shown, has_cdf)
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     md_path.write_text(to_markdown(doc, FIGURE_DIR), encoding="utf-8")
     html_path.write_text(to_html(doc, fig_dir), encoding="utf-8")
@@ -133,74 +147,103 @@ def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = No
 
 
 def _document(run: RunData, targets: list[str], modes: list[str], study: pd.DataFrame | None,
-              study_mode: str, ceiling: Mapping[str, Any] | None, has_cdf: bool) -> Document:
+              study_mode: str, ceiling: Mapping[str, Any] | None, shown: list[tuple[str, str]],
+              has_cdf: bool) -> Document:
     meta = run.meta
     doc = Document(f"servebench report: run {run.run_id}")
-    if not meta.get("complete", True):
-        doc.add("p", f"**INCOMPLETE RUN** (status: {meta.get('status', 'unknown')}): the tables hold only the "
-                     "steps measured before it stopped.")
-    errors = meta.get("target_errors") or {}
-    if errors:
-        doc.add("p", "**Targets with problems:**")
-        doc.add("ul", items=[f"`{t}`: {_first_line(msg)}" for t, msg in errors.items()])
-        doc.add("p", "Full messages (with the stand-ins' log tails) are in the run's meta.json and logs/ folder.")
-    warnings = run_warnings(meta)  # abandoned / still running, busy host (bench.runstate, bench.hostload)
+    flagged = annotate_flags(run.summary)
+    n_flagged = int((flagged["flag_errors"] | flagged["flag_saturated"]).sum())
+    warnings = run_warnings(meta, n_flagged)
     if warnings:
-        doc.add("h2", "Warnings")
-        doc.add("ul", items=warnings)
+        doc.add("warnings", "Warnings about this run:", items=warnings)
+
     doc.add("h2", "Run")
-    doc.add("table", columns=["fact", "value"], rows=_meta_rows(meta), align="ll")
+    doc.add("table", columns=["fact", "value"], rows=meta_rows(meta), align="ll")
+    if meta.get("sweep"):
+        doc.add("table", "Sweep settings:", columns=["setting", "value"], rows=sweep_rows(meta["sweep"]), align="ll")
     descs = meta.get("targets") or {}
     if descs:
         doc.add("table", "Targets as described when they started:", columns=["target", "description"],
                 rows=[[t, ", ".join(f"{k}={v}" for k, v in d.items() if k != "name")] for t, d in descs.items()],
                 align="ll")
 
+    _table3_section(doc, run, targets, modes, study, study_mode, ceiling)
+    _flagged_section(doc, run, targets, modes)
+
+    doc.add("h2", "Figures")
+    for stem, caption in shown:
+        doc.add("figure", caption, image=stem)
+    if not has_cdf:
+        doc.add("p", "No requests.csv.gz in this run: the latency CDF needs per-request records.")
+
+    doc.add("h2", "Per-target summary")
+    for mode in modes:
+        columns, rows = target_summary_table(run.summary, mode, targets, ceiling)
+        what = ("offered and achieved rate; " if mode == "rate" else "") + "means over trials; latency over " \
+            "successful requests, '-' where a step has too few answers for that percentile"
+        doc.add("table", f"mode `{mode}` ({what}):", columns=columns, rows=rows)
+    columns, rows = error_accuracy_table(run.summary, targets)
+    doc.add("table", "Failed requests and accuracy over all steps (accuracy = correct answers / requests sent; "
+                     "accuracy of answers = correct / answered; a wrong digit is not an error but lowers "
+                     "accuracy):", columns=columns, rows=rows)
+    _definitions(doc, meta, ceiling)
+    return doc
+
+
+def _table3_section(doc: Document, run: RunData, targets: list[str], modes: list[str], study: pd.DataFrame | None,
+                    study_mode: str, ceiling: Mapping[str, Any] | None) -> None:
     doc.add("h2", "Table 3: total time to answer N requests")
     doc.add("p", "Rows: number of requests N; columns: targets; cells: seconds from the first send to the last "
                  "answer, mean over trials (the study's Table 3 layout)."
                  + (f" `*` marks points whose throughput is >= {FLAG_FRACTION:.0%} of the client's calibrated "
                     "ceiling: there the load generator, not the target, may be the limit." if ceiling else ""))
+    cells: list[str] = []
     for mode in modes:
         columns, rows = table3_rows(run.summary, mode, targets, ceiling)
-        doc.add("table", f"mode `{mode}`:", columns=columns, rows=rows)
+        cells += [c for row in rows for c in row[1:]]
+        note = _mode_note(run.summary, mode) if mode in OPEN_LOOP_MODES else ""
+        doc.add("table", f"mode `{mode}`{note}:", columns=columns, rows=rows,
+                align="l" + "r" * (len(columns) - 1))
+    legend = flag_legend(cells)
+    if legend:
+        doc.add("p", "Marks in the cells (the steps are listed under \"Flagged steps\"):")
+        doc.add("ul", items=legend)
+    else:
+        doc.add("p", "No cell is flagged: every request of every step was answered"
+                     + (" and every open-loop step kept up with its offered rate." if "rate" in modes else "."))
     if study is not None and study_mode in modes:
         columns, rows = study_side_by_side(run.summary, study, [t for t in targets if t in set(study["target"])], study_mode)
         doc.add("table", f"This run beside the study's Table 3 (mode `{study_mode}`; the study's numbers are "
-                         "transcribed from the paper, measured on its clouds, not here):", columns=columns, rows=rows)
+                         "transcribed from the paper, measured on its clouds, not here):", columns=columns, rows=rows,
+                align="l" + "r" * (len(columns) - 1))
 
-    doc.add("h2", "Figures")
-    doc.add("figure", "Figure 21 style: total time vs number of requests (log-log)"
-                      + ("; dashed = the study's Table 3" if study is not None else ""), image="fig21_total_time")
-    doc.add("figure", "Per-request latency p50/p90/p99 vs N", image="latency_percentiles")
-    doc.add("figure", "Throughput vs N (dotted: the client's calibrated ceiling)", image="throughput")
-    if has_cdf:
-        doc.add("figure", "Latency CDF at the largest N (successful requests)", image="latency_cdf")
-    else:
-        doc.add("p", "No requests.csv.gz in this run: the latency CDF needs per-request records.")
-    doc.add("figure", "Errors and accuracy per target", image="errors_accuracy")
 
-    doc.add("h2", "Per-target summary")
-    for mode in modes:
-        columns, rows = target_summary_table(run.summary, mode, targets, ceiling)
-        doc.add("table", f"mode `{mode}` (means over trials; latency over successful requests):",
-                columns=columns, rows=rows)
-    columns, rows = error_accuracy_table(run.summary, targets)
-    doc.add("table", "Errors and accuracy over all steps (accuracy = correct answers / requests sent; "
-                     "a wrong digit is not an error but lowers accuracy):", columns=columns, rows=rows)
+def _flagged_section(doc: Document, run: RunData, targets: list[str], modes: list[str]) -> None:
+    sentences = flag_sentences(run.summary, targets, modes)
+    if not sentences:
+        return
+    doc.add("h2", "Flagged steps")
+    doc.add("p", "These steps must not be read as plain results. A step with some failed requests keeps its "
+                 "numbers, which describe only the requests that succeeded (marked ✗ in tables, hollow in "
+                 "figures); a step where every request failed has no result at all (\"failed: ...\" in tables, an "
+                 "X edged red on the bottom edge of figures); a saturated open-loop step measured a queue (⚠ in tables, "
+                 "crossed in figures). Averaged cells are flagged when any of their trials is.")
+    doc.add("ul", items=sentences)
 
+
+def _definitions(doc: Document, meta: Mapping[str, Any], ceiling: Mapping[str, Any] | None) -> None:
     doc.add("h2", "Definitions")
     doc.add("ul", items=[
         "total time: from the first request's intended send to the last completion of the step (seconds).",
         "latency: completion minus intended send time of one request; percentiles over successful requests, "
-        "exact from raw records.",
+        "exact from raw records; p90 needs at least 10 and p99 at least 100 answers in a step, otherwise they "
+        "would only repeat the slowest request (the max column).",
         "throughput: successful requests in the step / total time (failures are not counted as served).",
         "sequential: one request at a time (the study's method); concurrent: N in flight at once (a burst); "
-        "rate: open loop at a fixed request rate.",
+        "rate: open loop at a fixed offered rate (achieved = successful answers per second; saturated = "
+        "the target did not keep up).",
         f"client ceiling: {ceiling_text(ceiling)}.",
-        "CPU plan: the load generator runs on the client CPUs, every stand-in on the stand-in CPUs "
-        f"({(meta.get('cpu_plan') or {}).get('standins') or 'unpinned'}); workers or replicas beyond the number "
-        "of stand-in CPUs share them and add no parallelism.",
+        "CPU plan: the load generator runs on the client CPUs, every stand-in on the stand-in CPUs; workers or "
+        "replicas beyond the number of stand-in CPUs share them and add no parallelism.",
         "targets ran one at a time (start, sweep, stop), so they never competed for CPU.",
     ])
-    return doc

@@ -25,7 +25,10 @@ __all__ = ["Block", "Document", "column_align", "kv_rows", "slug", "to_html", "t
 
 @dataclass(frozen=True)
 class Block:
-    """kind: 'h1' | 'h2' | 'h3' | 'p' | 'ul' | 'table' | 'figure' | 'pre'."""
+    """kind: 'h1' | 'h2' | 'h3' | 'p' | 'ul' | 'table' | 'figure' | 'pre' | 'warnings'.
+
+    'warnings' is a highlighted list (``items``) with ``text`` as its heading: what a
+    reader must know before trusting the numbers."""
 
     kind: str
     text: str = ""
@@ -56,6 +59,9 @@ class Document:
 # A cell that reads as a number (optionally with a '*' flag, a unit-less ratio expression
 # such as "0.03 / 0.24 = 0.137", or a dash for "none"): right-aligned so digits line up.
 _NUMERIC = re.compile(r"^[\s\d.,:+\-/=*%e]*$|^–$")
+# Step flags (bench.report.flags) inside a number cell: "4.21 ✗3/512", "⚠ saturated", or a
+# cell that is only "failed: 100/100 refused". They do not make a number column text.
+_FLAG_MARKS = re.compile(r"✗\d+/\d+|⚠ saturated|^failed: \d+/\d+.*$")
 
 
 def column_align(columns: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> str:
@@ -65,7 +71,7 @@ def column_align(columns: Sequence[str], rows: Sequence[Sequence[Any]], align: s
         return align
     out = []
     for i in range(len(columns)):
-        cells = [str(row[i]) for row in rows if i < len(row)]
+        cells = [_FLAG_MARKS.sub("", str(row[i])) for row in rows if i < len(row)]
         numeric = any(c.strip() for c in cells) and all(_NUMERIC.match(c) for c in cells)
         out.append("l" if i == 0 or not numeric else "r")
     return "".join(out)
@@ -107,6 +113,8 @@ def to_markdown(doc: Document, figure_dir: str = "figures") -> str:
                        f"([PNG]({figure_dir}/{b.image}.png), [SVG]({figure_dir}/{b.image}.svg))\n")
         elif b.kind == "pre":
             out.append("```\n" + b.text.rstrip("\n") + "\n```\n")
+        elif b.kind == "warnings":
+            out.append(f"> **{b.text}**\n>\n" + "\n".join(f"> - {item}" for item in b.items) + "\n")
     return "\n".join(out)
 
 
@@ -150,6 +158,9 @@ figcaption{font-style:italic;color:#555;margin-top:.3em}
 figcaption .n{font-style:normal;font-weight:600;color:#333}
 pre{background:#f6f6f6;padding:.6em;overflow-x:auto}
 ul{padding-left:1.4em}
+.warnings{background:#fff6e0;border:1px solid #e8c36a;border-left:5px solid #d99a00;border-radius:4px;
+ padding:.5em 1em;margin:1em 0 1.5em}
+.warnings p{margin:.2em 0}
 li{margin:.15em 0}
 """
 
@@ -182,6 +193,9 @@ def to_html(doc: Document, figure_dir: Path) -> str:
                        "</figcaption></figure>")
         elif b.kind == "pre":
             out.append(f"<pre>{e(b.text)}</pre>")
+        elif b.kind == "warnings":
+            out.append(f'<div class="warnings" role="note"><p><strong>{e(b.text)}</strong></p><ul>'
+                       + "".join(f"<li>{_inline(i)}</li>" for i in b.items) + "</ul></div>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 

@@ -1,12 +1,18 @@
-"""Report figures (matplotlib, Agg): Figure-21-style total time, latency, throughput, CDF, errors.
+"""Report figures of the closed-loop modes (matplotlib, Agg): Figure-21-style total time,
+latency percentiles, throughput, latency CDF, errors and accuracy.
 
 Why these choices: request counts span 1..512 and times span milliseconds to minutes, so
-time-vs-N plots are log-log (a straight line of slope 1 = constant cost per request). Each
-target keeps one colour in every figure; the study's numbers are dashed and labelled
-"study"; points near the client's calibrated ceiling get a red ring so nobody mistakes the
-load generator's limit for the target's. Figures are built from DataFrames only (no I/O
-except :func:`save_figure`), and saved as PNG and SVG with fixed metadata so that
-regeneration is reproducible.
+time-vs-N plots are log-log (a straight line of slope 1 = constant cost per request), with
+every N labelled. Each target keeps one colour in every figure; the study's numbers are
+dashed and labelled "study". Flagged steps are drawn by :mod:`bench.report.plotting`'s
+rules (hollow = some requests failed, an X on the bottom edge = all failed, ringed =
+near the client's ceiling). A percentile is drawn only where the step has enough answers
+for it to differ from the maximum (:data:`bench.report.tables.MIN_OK_FOR_PERCENTILE`).
+Open-loop (``rate``) steps are plotted against their offered rate in
+:mod:`bench.report.figures_rate`, not against N.
+
+Figures are built from DataFrames only (no I/O except :func:`save_figure`), and saved as
+PNG and SVG with fixed metadata so that regeneration is reproducible.
 """
 
 from __future__ import annotations
@@ -15,16 +21,25 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter, NullLocator  # noqa: E402
-
-from bench.report.tables import FLAG_FRACTION, ceiling_for, flag_near_ceiling  # noqa: E402
+from bench.report.plotting import (
+    GID_ALL_FAILED,
+    axes_row,
+    finish_legend,
+    flag_handles,
+    log_value_axis,
+    plain_log_axes,
+    plot_steps,
+    plt,
+    room_for_failed,
+    target_colors,
+)
+from bench.report.tables import MIN_OK_FOR_PERCENTILE, ceiling_for, percentile_shown
 
 __all__ = [
     "fig_errors_accuracy",
@@ -36,62 +51,9 @@ __all__ = [
     "target_colors",
 ]
 
-plt.rcParams.update({
-    "svg.hashsalt": "servebench",  # stable SVG ids across regenerations
-    "font.size": 10,
-    "axes.titlesize": 11,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "legend.fontsize": 8,
-})
-_FLAG_STYLE = dict(marker="o", s=140, facecolors="none", edgecolors="red", linewidths=1.5, zorder=5)
 
-
-def _plain_log_axes(ax: Any, ns: Sequence[float], y_log: bool = True) -> None:
-    """Log axes labelled with plain numbers: the request counts on x, '0.1 / 1 / 10' on y."""
-    ax.set_xscale("log")
-    ticks = sorted({int(n) for n in ns})
-    if ticks:
-        labels, last = [], None
-        for t in ticks:  # drop a label that would collide with its neighbour (100 next to 128)
-            close = last is not None and t / last < 1.4
-            labels.append("" if close else str(t))
-            last = last if close else t
-        ax.set_xticks(ticks, labels)
-        ax.xaxis.set_minor_locator(NullLocator())
-        if len(ticks) > 8:
-            ax.tick_params(axis="x", labelrotation=45)
-    if y_log:
-        ax.set_yscale("log")
-        low, high = ax.get_ylim()
-        if low > 0 and high / low < 5:  # under a decade: widen so that labelled ticks exist
-            mid = (low * high) ** 0.5
-            ax.set_ylim(mid / 2.5, mid * 2.5)
-        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-        ax.yaxis.set_minor_formatter(NullFormatter())
-
-
-def target_colors(targets: Sequence[str]) -> dict[str, Any]:
-    cmap = plt.get_cmap("tab10")
-    return {t: cmap(i % 10) for i, t in enumerate(targets)}
-
-
-def _axes_row(n: int, width: float = 6.0, height: float = 4.6) -> tuple[Figure, list[Any]]:
-    fig, axes = plt.subplots(1, n, figsize=(width * n, height), squeeze=False)
-    return fig, list(axes[0])
-
-
-def _mark_flags(ax: Any, frame: pd.DataFrame, ycol: str, ceiling: Mapping[str, Any] | None) -> bool:
-    flags = flag_near_ceiling(frame, ceiling)
-    if flags.any():
-        ax.scatter(frame.loc[flags, "n_requests"], frame.loc[flags, ycol], **_FLAG_STYLE)
-        return True
-    return False
-
-
-def _flag_legend(ax: Any) -> None:
-    ax.scatter([], [], label=f"near client ceiling (>= {FLAG_FRACTION:.0%})", **_FLAG_STYLE)
+def _part(means: pd.DataFrame, target: str, mode: str) -> pd.DataFrame:
+    return means[(means["target"] == target) & (means["mode"] == mode)].sort_values("n_requests")
 
 
 def fig_total_time(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[str],
@@ -99,155 +61,241 @@ def fig_total_time(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[
                    ceiling: Mapping[str, Any] | None = None) -> Figure:
     """Figure 21: total time to answer N requests vs N, one line per target, per mode."""
     colors = target_colors(targets)
-    fig, axes = _axes_row(len(modes))
+    fig, axes = axes_row(len(modes), height=5.8)
     for ax, mode in zip(axes, modes):
-        flagged = False
+        drawn: set[str] = set()
+        overlay = study is not None and mode == study_mode
         for t in targets:
-            part = means[(means["target"] == t) & (means["mode"] == mode)].sort_values("n_requests")
+            part = _part(means, t, mode)
             if part.empty:
                 continue
-            ax.plot(part["n_requests"], part["total_s"], marker="o", color=colors[t], label=t)
-            flagged |= _mark_flags(ax, part, "total_s", ceiling)
-            if study is not None and mode == study_mode:
+            drawn |= plot_steps(ax, part, "n_requests", "total_s", color=colors[t], label=t, ceiling=ceiling)
+            if overlay:
                 ref = study[study["target"] == t].sort_values("n_requests")
                 if not ref.empty:
                     ax.plot(ref["n_requests"], ref["total_s"], linestyle="--", marker="x", alpha=0.8,
                             color=colors[t], label=f"{t} (study)")
-        if flagged:
-            _flag_legend(ax)
         ns = list(means.loc[means["mode"] == mode, "n_requests"])
-        if study is not None and mode == study_mode:
+        if overlay:
             ns += list(study["n_requests"])
-        _plain_log_axes(ax, ns)
+        plain_log_axes(ax, ns)
         ax.set_xlabel("number of requests N")
         ax.set_ylabel("total time to answer all N requests (s)")
-        ax.set_title(f"{mode}: total time vs N" + (" (dashed: study, Table 3)" if study is not None and mode == study_mode else ""))
-        ax.legend(loc="upper left")
+        ax.set_title(f"{mode}: total time vs N" + (" (dashed: study, Table 3)" if overlay else ""))
+        finish_legend(ax, drawn, below=True)
     fig.tight_layout()
     return fig
 
 
+_PERCENTILE_STYLES = (("p50", "-"), ("p90", "--"), ("p99", ":"))
+
+
 def fig_latency_percentiles(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[str]) -> Figure:
-    """Per-request latency p50/p90/p99 (ms) vs N: one panel per mode x target; y shared per mode."""
-    fig, grid = plt.subplots(len(modes), len(targets), figsize=(4.2 * len(targets), 3.6 * len(modes)),
-                             squeeze=False, sharey="row")
-    styles = (("lat_p50_s", "p50", "-"), ("lat_p90_s", "p90", "--"), ("lat_p99_s", "p99", ":"))
+    """Per-request latency p50/p90/p99 (ms) vs N: one panel per mode x target; y shared per mode.
+
+    A percentile is left out at steps with fewer successful requests than it needs
+    (p90: 10, p99: 100): there it would only repeat the slowest request.
+    """
+    fig, grid = plt.subplots(len(modes), len(targets), figsize=(4.2 * len(targets), 3.6 * len(modes) + 0.8),
+                             squeeze=False, sharex="row", sharey="row")
     colors = target_colors(targets)
+    drawn: set[str] = set()
     for i, mode in enumerate(modes):
         for j, t in enumerate(targets):
             ax = grid[i][j]
-            part = means[(means["target"] == t) & (means["mode"] == mode)].sort_values("n_requests")
-            for col, label, ls in styles:
-                if col in part and part[col].notna().any():
-                    ax.plot(part["n_requests"], part[col] * 1000, linestyle=ls, marker="o", markersize=3,
-                            color=colors[t], label=label)
-            ax.set_yscale("log")
+            part = _part(means, t, mode)
+            for suffix, ls in _PERCENTILE_STYLES:
+                col = f"lat_{suffix}_s"
+                if col not in part or part.empty:
+                    continue
+                n_ok = part["n_ok"] if "n_ok" in part else part["n_requests"]
+                shown = part.assign(**{col: [v if percentile_shown(suffix, ok) else np.nan
+                                             for v, ok in zip(part[col], n_ok)]})
+                if suffix != "p50":  # steps with no answers are marked once per panel, on p50
+                    if not shown[col].notna().any():
+                        continue
+                    shown = shown.assign(flag_all_failed=False)
+                drawn |= plot_steps(ax, shown, "n_requests", col, scale=1000, color=colors[t], label=suffix,
+                                    linestyle=ls, markersize=4)
             ax.set_title(f"{t} / {mode}")
             ax.set_xlabel("number of requests N")
             if j == 0:
                 ax.set_ylabel("latency (ms)")
-            if part.notna().any().any():
-                ax.legend(loc="upper left")
+            if part.empty:
+                ax.text(0.5, 0.5, "not measured", transform=ax.transAxes, ha="center", va="center", color="grey")
     for i, mode in enumerate(modes):  # after all panels are drawn: the y axis is shared per row
         for ax in grid[i]:
-            _plain_log_axes(ax, means.loc[means["mode"] == mode, "n_requests"])
-    fig.tight_layout()
+            plain_log_axes(ax, means.loc[means["mode"] == mode, "n_requests"])
+        if any(line.get_gid() == GID_ALL_FAILED for ax in grid[i] for line in ax.lines):
+            room_for_failed(grid[i][0])  # shared y: once per row
+    # One legend for every panel (colours are named in the titles): the line styles drawn
+    # anywhere, then the flag marks drawn anywhere.
+    styles = {line.get_label(): line.get_linestyle() for ax in grid.flat for line in ax.lines
+              if line.get_label() in dict(_PERCENTILE_STYLES)}
+    lines = [Line2D([], [], color="black", linestyle=ls, marker="o", markersize=4, label=name)
+             for name, ls in _PERCENTILE_STYLES if name in styles]
+    marks = flag_handles(drawn)
+    need = ", ".join(f"{k} from {v} answers" for k, v in MIN_OK_FOR_PERCENTILE.items() if v > 1)
+    inch = 1.0 / fig.get_figheight()  # legend rows are placed in inches from the bottom edge
+    if lines:
+        fig.legend(handles=lines, loc="lower center", ncol=len(lines), frameon=False,
+                   bbox_to_anchor=(0.5, (0.5 if marks else 0.25) * inch))
+    if marks:
+        fig.legend(handles=marks, loc="lower center", ncol=len(marks), frameon=False, bbox_to_anchor=(0.5, 0.22 * inch))
+    fig.text(0.5, 0.02 * inch, f"percentiles drawn only where a step has enough successful requests ({need})",
+             ha="center", va="bottom", fontsize=8, color="#444")
+    fig.tight_layout(rect=(0, (0.8 if marks else 0.55) * inch, 1, 1))
     return fig
 
 
 def fig_throughput(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[str],
                    ceiling: Mapping[str, Any] | None = None) -> Figure:
-    """Throughput (requests per second of step wall time) vs N, with the client ceiling dotted."""
+    """Throughput (successful requests per second of step wall time) vs N, with the client ceiling dotted."""
     colors = target_colors(targets)
-    fig, axes = _axes_row(len(modes), height=5.4)
+    fig, axes = axes_row(len(modes), height=5.4)
     for ax, mode in zip(axes, modes):
-        flagged = False
-        ns: list[float] = []
-        conc = None
+        drawn: set[str] = set()
         for t in targets:
-            part = means[(means["target"] == t) & (means["mode"] == mode)].sort_values("n_requests")
+            part = _part(means, t, mode)
             if part.empty or "throughput_rps" not in part:
                 continue
-            ax.plot(part["n_requests"], part["throughput_rps"], marker="o", color=colors[t], label=t)
-            flagged |= _mark_flags(ax, part, "throughput_rps", ceiling)
-            ns = sorted(set(ns) | set(part["n_requests"]))
-            conc = part.set_index("n_requests")["concurrency"] if "concurrency" in part else None
-        if ceiling and ns and conc is not None:
+            drawn |= plot_steps(ax, part, "n_requests", "throughput_rps", color=colors[t], label=t, ceiling=ceiling)
+        steps = means[means["mode"] == mode]
+        ns = sorted(set(steps["n_requests"]))
+        if ceiling and ns and "concurrency" in steps:
+            conc = steps.groupby("n_requests")["concurrency"].max()
             limit = [ceiling_for(conc.get(n, 1), ceiling) for n in ns]
             if any(v is not None for v in limit):
                 ax.plot(ns, [np.nan if v is None else v for v in limit], color="grey", linestyle=":",
                         label=f"client ceiling ({ceiling.get('engine', '?')} engine)")
-        if flagged:
-            _flag_legend(ax)
-        _plain_log_axes(ax, means.loc[means["mode"] == mode, "n_requests"])
+        plain_log_axes(ax, ns)
         ax.set_xlabel("number of requests N")
         ax.set_ylabel("throughput (successful requests/s)")
         ax.set_title(f"{mode}: throughput vs N")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
+        finish_legend(ax, drawn, below=True)
     fig.tight_layout()
     return fig
 
 
 def fig_latency_cdf(requests: pd.DataFrame, targets: Sequence[str], modes: Sequence[str]) -> Figure:
-    """Empirical CDF of successful requests' latency (ms) at the largest N of each mode."""
+    """Empirical CDF of successful requests' latency (ms) at the largest N of each mode
+    (for ``rate``: the largest N at the highest offered rate)."""
     colors = target_colors(targets)
-    fig, axes = _axes_row(len(modes))
+    fig, axes = axes_row(len(modes))
     for ax, mode in zip(axes, modes):
-        sub = requests[(requests["mode"] == mode) & (requests["error"].isin(["", "nan"]))]
-        n_max = int(sub["n_requests"].max()) if not sub.empty else 0
+        steps = requests[requests["mode"] == mode]
+        where = ""
+        if mode == "rate" and "rate" in steps and not steps.empty:
+            top = steps["rate"].max()
+            steps = steps[steps["rate"] == top]
+            where = f" at {top:g} req/s"
+        n_max = int(steps["n_requests"].max()) if not steps.empty else 0
+        at_n = steps[steps["n_requests"] == n_max]
+        ok = at_n[at_n["error"].fillna("").astype(str).isin(["", "nan"])]
         for t in targets:
-            lat = np.sort(sub.loc[(sub["target"] == t) & (sub["n_requests"] == n_max), "latency_s"].to_numpy(float))
+            sent = int((at_n["target"] == t).sum())
+            lat = np.sort(ok.loc[ok["target"] == t, "latency_s"].to_numpy(float))
             if lat.size == 0:
+                if sent:  # a target whose every request failed has no curve: say so in the legend
+                    ax.plot([], [], color=colors[t], linestyle="none", marker="x", label=f"{t}: 0 of {sent} ok")
                 continue
             y = np.arange(1, lat.size + 1) / lat.size
-            ax.step(lat * 1000, y, where="post", color=colors[t], label=f"{t} ({lat.size} ok)")
-        ax.set_xscale("log")
-        low, high = ax.get_xlim()
-        if low > 0 and high / low < 5:
-            mid = (low * high) ** 0.5
-            ax.set_xlim(mid / 2.5, mid * 2.5)
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
+            label = f"{t} ({lat.size} ok)" if lat.size == sent else f"{t} ({lat.size} of {sent} ok)"
+            ax.step(lat * 1000, y, where="post", color=colors[t], label=label)
+        if ax.lines and any(len(line.get_xdata()) for line in ax.lines):
+            log_value_axis(ax, "x")
         ax.set_ylim(0, 1.02)
         ax.set_xlabel("latency (ms)")
         ax.set_ylabel("fraction of requests answered within")
-        ax.set_title(f"{mode}: latency CDF at N = {n_max}")
-        ax.legend(loc="lower right")
+        ax.set_title(f"{mode}: latency CDF at N = {n_max}{where}")
+        finish_legend(ax, set(), loc="lower right")
     fig.tight_layout()
     return fig
 
 
-def fig_errors_accuracy(summary: pd.DataFrame, targets: Sequence[str], modes: Sequence[str]) -> Figure:
-    """Errors (count over all steps) and accuracy (correct / sent) per target, bars per mode."""
-    fig, (ax_err, ax_acc) = _axes_row(2)
+def fig_errors_accuracy(summary: pd.DataFrame, targets: Sequence[str], modes: Sequence[str],
+                        model_accuracy: float | None = None) -> Figure:
+    """Left: failed requests per target and mode (or "0 errors" when there are none);
+    right: accuracy of the answers (correct / answered) on an axis zoomed to the data, with
+    the model's own test accuracy dotted."""
+    fig, (ax_err, ax_acc) = axes_row(2, height=5.2)
     x = np.arange(len(targets))
     width = 0.8 / max(len(modes), 1)
+    mode_colors = {m: plt.get_cmap("Set2")(i) for i, m in enumerate(modes)}
+    total_sent = int(summary["n_requests"].sum())
+    total_failed = int(summary["errors"].sum()) if "errors" in summary else 0
+    accs: list[float] = []
     for k, mode in enumerate(modes):
-        errs, accs = [], []
+        offs = x + (k - (len(modes) - 1) / 2) * width
+        errs, labels, acc = [], [], []
         for t in targets:
             part = summary[(summary["target"] == t) & (summary["mode"] == mode)]
-            sent = part["n_requests"].sum()
-            errs.append(part["errors"].sum() if "errors" in part else 0)
-            accs.append((part["accuracy"] * part["n_requests"]).sum() / sent if sent else np.nan)
-        offs = x + (k - (len(modes) - 1) / 2) * width
-        bars = ax_err.bar(offs, errs, width, label=mode)
-        ax_err.bar_label(bars, fmt="%d", fontsize=8)
-        bars = ax_acc.bar(offs, accs, width, label=mode)
-        ax_acc.bar_label(bars, fmt="%.3f", fontsize=8)
+            failed = int(part["errors"].sum()) if "errors" in part else 0
+            answered = int(part["n_requests"].sum()) - failed
+            errs.append(failed)
+            labels.append(_classes_label(part, failed))
+            correct = part["n_correct"].sum() if "n_correct" in part else np.nan
+            acc.append(float(correct) / answered if answered else np.nan)
+        if total_failed:
+            bars = ax_err.bar(offs, errs, width, label=mode, color=mode_colors[mode])
+            ax_err.bar_label(bars, labels=labels, fontsize=8)
+        shown = ~np.isnan(np.asarray(acc, dtype=float))
+        if shown.any():
+            ax_acc.plot(offs[shown], np.asarray(acc)[shown], linestyle="none", marker="o", markersize=8,
+                        color=mode_colors[mode], label=mode)
+            for xo, a in zip(offs[shown], np.asarray(acc)[shown]):
+                ax_acc.annotate(f"{a:.3f}", (xo, a), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
+            accs += list(np.asarray(acc)[shown])
     for ax in (ax_err, ax_acc):
         ax.set_xticks(x, list(targets), rotation=15)
-        ax.legend(loc="upper center", ncol=max(len(modes), 1))
-    top = max([b.get_height() for b in ax_err.patches] + [0])
-    ax_err.set_ylim(0, max(1.0, top) * 1.25)
-    ax_err.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax_err.set_ylabel("failed requests (count, all steps)")
-    ax_err.set_title("errors per target")
-    ax_acc.set_ylabel("accuracy (correct / requests sent)")
-    ax_acc.set_ylim(0, 1.25)
-    ax_acc.set_title("accuracy per target")
+        ax.set_xlim(-0.6, len(targets) - 0.4)
+    ax_err.set_title("failed requests per target")
+    if total_failed:
+        top = max([b.get_height() for b in ax_err.patches] + [1])
+        ax_err.set_ylim(0, top * 1.25)
+        ax_err.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax_err.set_ylabel("failed requests (count, all steps)")
+        ax_err.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(modes), title="mode")
+    else:
+        ax_err.set_yticks([])
+        ax_err.grid(False)
+        ax_err.text(0.5, 0.5, f"0 errors\n(all {total_sent:,} requests answered)", transform=ax_err.transAxes,
+                    ha="center", va="center", fontsize=14, color="#2a7a2a")
+    _accuracy_axis(ax_acc, accs, model_accuracy)
     fig.tight_layout()
     return fig
+
+
+def _classes_label(part: pd.DataFrame, failed: int) -> str:
+    """Bar label: the count, with the error class when a single class explains it."""
+    if not failed:
+        return "0"
+    from bench.report.flags import merge_error_classes
+
+    classes = merge_error_classes(part["errors_by_class"]) if "errors_by_class" in part else {}
+    return f"{failed} {next(iter(classes))}" if len(classes) == 1 else str(failed)
+
+
+def _accuracy_axis(ax: Any, accs: list[float], model_accuracy: float | None) -> None:
+    """Zoom the accuracy axis to the values (and the model's own accuracy): differences of
+    a fraction of a percent are what matters, and bars from 0 would hide them."""
+    ax.set_title("accuracy of the answers (correct / answered)")
+    ax.set_ylabel("accuracy")
+    values = list(accs)
+    if model_accuracy is not None:
+        ax.axhline(model_accuracy, color="grey", linestyle=":",
+                   label=f"the model's test accuracy ({model_accuracy:.3f})")
+        values.append(model_accuracy)
+    if not values:
+        ax.set_yticks([])
+        ax.text(0.5, 0.5, "no answers", transform=ax.transAxes, ha="center", va="center", color="grey")
+        return
+    low, high = min(values), max(values)
+    pad = max((high - low) * 0.25, 0.005)
+    ax.set_ylim(max(low - pad, 0.0), min(high + pad, 1.0) + pad * 0.5)
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.3f"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(ax.get_legend_handles_labels()[0]))
 
 
 def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:

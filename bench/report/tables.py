@@ -15,8 +15,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.report.flags import annotate_flags, flag_cell, merge_error_classes, offered_rate, step_keys
+
 __all__ = [
     "FLAG_FRACTION",
+    "MIN_OK_FOR_PERCENTILE",
     "MODE_ORDER",
     "ceiling_for",
     "error_accuracy_table",
@@ -24,6 +27,8 @@ __all__ = [
     "format_seconds",
     "markdown_table",
     "modes_in",
+    "percentile_shown",
+    "row_labels",
     "step_means",
     "study_side_by_side",
     "table3",
@@ -44,23 +49,65 @@ def modes_in(summary: pd.DataFrame) -> list[str]:
 
 
 def step_means(summary: pd.DataFrame) -> pd.DataFrame:
-    """Trials averaged per (target, mode, n_requests): means of every numeric column, plus
-    ``trials`` and ``total_s_std`` (sample std over trials; NaN for one trial)."""
-    keys = ["target", "mode", "n_requests"]
-    numeric = [c for c in summary.columns if c not in keys and pd.api.types.is_numeric_dtype(summary[c])]
-    grouped = summary.groupby(keys, sort=True)
-    means = grouped[numeric].mean()
-    means["trials"] = grouped.size()
-    means["total_s_std"] = grouped["total_s"].std(ddof=1)
-    return means.reset_index()
+    """One row per step (target, mode, N, rate) averaged over trials, with its flags.
+
+    Numeric columns are means over the trials that answered at least one request (a trial
+    in which every request failed measured nothing, so it is left out of every average);
+    ``total_s_std`` is their sample std (NaN for one). Added per step: ``trials`` (all of
+    them), ``sent`` and ``failed`` (requests summed over all trials), ``error_classes``
+    (class -> count, all trials) and the flags ``flag_errors`` / ``flag_saturated`` (any
+    trial) and ``flag_all_failed`` (every trial failed completely: the step has no result).
+    """
+    keys = step_keys(summary)
+    frame = annotate_flags(summary)
+    frame["failed_"] = _failed_counts(frame)
+    numeric = [c for c in summary.columns if c not in keys and c not in ("saturated", "trial")
+               and pd.api.types.is_numeric_dtype(summary[c]) and not pd.api.types.is_bool_dtype(summary[c])]
+    groups = frame.groupby(keys, sort=True, dropna=False)
+    out = pd.DataFrame({
+        "trials": groups.size(),
+        "sent": groups["n_requests"].sum(),
+        "failed": groups["failed_"].sum(),
+        "flag_errors": groups["flag_errors"].any(),
+        "flag_all_failed": groups["flag_all_failed"].all(),
+        "flag_saturated": groups["flag_saturated"].any(),
+    })
+    column = frame["errors_by_class"] if "errors_by_class" in frame else pd.Series("", index=frame.index)
+    out["error_classes"] = [merge_error_classes(column.loc[idx]) for idx in groups.groups.values()]
+    usable = frame[~frame["flag_all_failed"]].groupby(keys, sort=True, dropna=False)
+    means = usable[numeric].mean()
+    means["total_s_std"] = usable["total_s"].std(ddof=1)
+    return out.join(means, how="left").reset_index()
+
+
+def _failed_counts(frame: pd.DataFrame) -> pd.Series:
+    """Failed requests per row: ``errors``, or N minus ``n_ok`` where errors is missing."""
+    if "errors" in frame:
+        errors = pd.to_numeric(frame["errors"], errors="coerce")
+    else:
+        errors = pd.Series(np.nan, index=frame.index)
+    if "n_ok" in frame:
+        errors = errors.fillna(frame["n_requests"] - pd.to_numeric(frame["n_ok"], errors="coerce"))
+    return errors.fillna(0).astype(int)
+
+
+def row_labels(means: pd.DataFrame) -> list[tuple[str, tuple[Any, ...]]]:
+    """(label, step key) per table row, in order: 'N', or 'N @ R req/s' when a mode ran at
+    several offered rates (then N alone would name two steps)."""
+    has_rate = "rate" in means and means["rate"].nunique(dropna=False) > 1
+    keys = sorted({(float(r) if has_rate else 0.0, int(n)) for n, r in
+                   zip(means["n_requests"], means["rate"] if "rate" in means else [0.0] * len(means))})
+    return [(f"{n} @ {r:g} req/s" if has_rate else str(n), (n, r)) for r, n in keys]
 
 
 def table3(summary: pd.DataFrame, mode: str, targets: Sequence[str]) -> pd.DataFrame:
-    """Rows: number of requests; columns: targets; cells: total seconds (mean over trials)."""
+    """Rows: number of requests; columns: targets; cells: total seconds (mean over trials
+    that answered; NaN for a step where every request failed)."""
     means = step_means(summary[summary["mode"] == mode])
-    wide = means.pivot(index="n_requests", columns="target", values="total_s")
-    wide = wide.reindex(columns=[t for t in targets if t in wide.columns]).sort_index()
-    wide.index.name = "n_requests"
+    index = ["n_requests", "rate"] if "rate" in means and means["rate"].nunique(dropna=False) > 1 else ["n_requests"]
+    wide = means.pivot_table(index=index, columns="target", values="total_s", aggfunc="first", dropna=False)
+    wide = wide.reindex(columns=[t for t in targets if t in set(means["target"])]).sort_index()
+    wide.columns.name = "target"
     return wide
 
 
@@ -115,71 +162,117 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], align:
     return "\n".join(lines) + "\n"
 
 
+def _cells_by_key(means: pd.DataFrame) -> dict[tuple[str, int, float], dict[str, Any]]:
+    """(target, N, rate) -> the step's row as a dict (rate 0 for closed-loop modes)."""
+    rates = means["rate"] if "rate" in means else pd.Series(0.0, index=means.index)
+    has_rate = "rate" in means and means["rate"].nunique(dropna=False) > 1
+    return {(str(t), int(n), float(r) if has_rate else 0.0): row
+            for t, n, r, row in zip(means["target"], means["n_requests"], rates, means.to_dict("records"))}
+
+
 def table3_rows(
     summary: pd.DataFrame, mode: str, targets: Sequence[str], ceiling: Mapping[str, Any] | None = None
 ) -> tuple[list[str], list[list[str]]]:
-    """Table 3 as text cells; a trailing '*' marks points near the client ceiling."""
-    wide = table3(summary, mode, targets)
+    """Table 3 as text cells: total seconds, '*' near the client ceiling, and the step flags
+    (``✗k/n``, ``⚠ saturated``; ``failed: n/n class`` instead of a total when nothing succeeded)."""
     means = step_means(summary[summary["mode"] == mode])
-    flagged = set()
-    if ceiling:
-        flags = flag_near_ceiling(means, ceiling)
-        flagged = {(r.target, int(r.n_requests)) for r, f in zip(means.itertuples(), flags) if f}
-    columns = ["No of Req", *wide.columns]
+    means = means.assign(near_=flag_near_ceiling(means, ceiling).to_numpy())
+    present = [t for t in targets if t in set(means["target"])]
+    cells = _cells_by_key(means)
     rows = []
-    for n, row in wide.iterrows():
-        cells = [str(int(n))]
-        for t in wide.columns:
-            cell = format_seconds(row[t])
-            cells.append(cell + ("*" if (t, int(n)) in flagged else ""))
-        rows.append(cells)
-    return columns, rows
+    for label, (n, rate) in row_labels(means):
+        row = [label]
+        for t in present:
+            cell = cells.get((t, n, rate))
+            if cell is None:
+                row.append("-")
+                continue
+            total = format_seconds(cell.get("total_s")) + ("*" if cell["near_"] else "")
+            row.append(flag_cell(total, cell))
+        rows.append(row)
+    return ["No of Req", *present], rows
 
 
 def study_side_by_side(summary: pd.DataFrame, study: pd.DataFrame, targets: Sequence[str], mode: str) -> tuple[list[str], list[list[str]]]:
-    """Per N and target: 'this run / the study = ratio' of total seconds (one compact cell)."""
-    ours = step_means(summary[summary["mode"] == mode]).set_index(["target", "n_requests"])["total_s"]
+    """Per N and target: 'this run / the study = ratio' of total seconds (one compact cell);
+    a flagged step keeps its mark, and a step with no result has no ratio."""
+    means = step_means(summary[summary["mode"] == mode])
+    cells = _cells_by_key(means)
     theirs = study.set_index(["target", "n_requests"])["total_s"]
     columns = ["No of Req", *[f"{t}: run / study = ratio" for t in targets]]
     ns = sorted(set(int(n) for n in summary.loc[summary["mode"] == mode, "n_requests"]))
     rows = []
     for n in ns:
-        cells = [str(n)]
+        row = [str(n)]
         for t in targets:
-            a = float(ours.get((t, n), np.nan))
+            cell = cells.get((t, n, 0.0)) or {}
+            a = float(cell.get("total_s", np.nan))
             b = float(theirs.get((t, n), np.nan))
             ratio = a / b if b and not np.isnan(a) and not np.isnan(b) else np.nan
-            cells.append(f"{format_seconds(a)} / {format_seconds(b)} = " + ("-" if np.isnan(ratio) else f"{ratio:.3f}"))
-        rows.append(cells)
+            ours = flag_cell(format_seconds(a), cell) if cell else format_seconds(a)
+            row.append(f"{ours} / {format_seconds(b)} = " + ("-" if np.isnan(ratio) else f"{ratio:.3f}"))
+        rows.append(row)
     return columns, rows
+
+
+# A percentile needs this many successful requests in a step before it is more than the
+# slowest request: p90 of 4 values is an interpolation towards the maximum, p99 of 64 too.
+MIN_OK_FOR_PERCENTILE = {"p50": 1, "p90": 10, "p99": 100}
+
+
+def percentile_shown(suffix: str, n_ok: Any) -> bool:
+    """Whether ``lat_<suffix>_s`` means something for a step with ``n_ok`` successful requests."""
+    try:
+        return float(n_ok) >= MIN_OK_FOR_PERCENTILE.get(suffix, 1)
+    except (TypeError, ValueError):
+        return False
 
 
 def target_summary_table(summary: pd.DataFrame, mode: str, targets: Sequence[str],
                          ceiling: Mapping[str, Any] | None = None) -> tuple[list[str], list[list[str]]]:
-    """Per target x N: total, throughput, p50/p90/p99 latency (ms), errors, accuracy."""
+    """Per target x step: total (or achieved vs offered rate in ``rate`` mode), latency
+    percentiles (ms; '-' where the step has too few answers for one), failures, accuracy.
+
+    The main number carries the step's flags (see :func:`bench.report.flags.flag_cell`); a
+    'notes' column appears only when some step is near the client's ceiling.
+    """
     means = step_means(summary[summary["mode"] == mode])
-    flags = flag_near_ceiling(means, ceiling)
-    columns = ["target", "N", "total (s)", "throughput (req/s)", "p50 (ms)", "p90 (ms)", "p99 (ms)",
-               "errors", "accuracy", "near ceiling"]
+    means = means.assign(near_=flag_near_ceiling(means, ceiling).to_numpy(),
+                         order_=means["target"].map({t: i for i, t in enumerate(targets)}))
+    open_loop = mode == "rate"
+    lat = ["p50 (ms)", "p90 (ms)", "p99 (ms)", "max (ms)"]
+    if open_loop:
+        columns = ["target", "offered (req/s)", "N", "achieved (req/s)", *lat, "send lag p50 (ms)"]
+        order = ["order_", "rate", "n_requests"] if "rate" in means else ["order_", "n_requests"]
+    else:
+        columns = ["target", "N", "total (s)", "throughput (req/s)", *lat]
+        order = ["order_", "n_requests"]
+    columns += ["failed", "accuracy"]
+    notes = bool(means["near_"].any())
     rows = []
-    order = {t: i for i, t in enumerate(targets)}
-    means = means.assign(flag_=flags.values, order_=means["target"].map(order))
-    for r in means.sort_values(["order_", "n_requests"]).itertuples():
-        rows.append([
-            r.target, str(int(r.n_requests)), format_seconds(r.total_s),
-            _fmt(getattr(r, "throughput_rps", np.nan), 1),
-            _ms(getattr(r, "lat_p50_s", np.nan)), _ms(getattr(r, "lat_p90_s", np.nan)),
-            _ms(getattr(r, "lat_p99_s", np.nan)),
-            _fmt(getattr(r, "errors", np.nan), 1 if r.trials > 1 else 0),
-            _fmt(getattr(r, "accuracy", np.nan), 3),
-            "yes" if r.flag_ else "",
-        ])
-    return columns, rows
+    for r in means.sort_values(order).to_dict("records"):
+        latency = [_ms(r.get(f"lat_{s}_s")) if percentile_shown(s, r.get("n_ok")) else "-" for s in ("p50", "p90", "p99")]
+        latency.append(_ms(r.get("lat_max_s")))
+        if open_loop:
+            offered = offered_rate(r)
+            achieved = r.get("achieved_rps")
+            achieved = achieved if achieved is not None and not pd.isna(achieved) else r.get("throughput_rps")
+            row = [r["target"], "-" if offered is None else f"{offered:g}", str(int(r["n_requests"])),
+                   flag_cell(_fmt(achieved, 1), r), *latency, _ms(r.get("send_lag_p50_s"))]
+        else:
+            row = [r["target"], str(int(r["n_requests"])), flag_cell(format_seconds(r.get("total_s")), r),
+                   _fmt(r.get("throughput_rps"), 1), *latency]
+        row += [f"{int(r['failed'])}/{int(r['sent'])}" if r["failed"] else "0", _fmt(r.get("accuracy"), 3)]
+        if notes:
+            row.append("near client ceiling" if r["near_"] else "")
+        rows.append(row)
+    return columns + (["notes"] if notes else []), rows
 
 
 def error_accuracy_table(summary: pd.DataFrame, targets: Sequence[str]) -> tuple[list[str], list[list[str]]]:
-    """Per target x mode over all steps: requests, errors by class, accuracy (correct / sent)."""
-    columns = ["target", "mode", "requests", "errors", "error classes", "accuracy"]
+    """Per target x mode over all steps: requests, failures by class, accuracy (correct /
+    sent) and accuracy of the answers (correct / answered)."""
+    columns = ["target", "mode", "requests", "failed", "error classes", "accuracy", "accuracy of answers"]
     rows = []
     for t in targets:
         for mode in modes_in(summary):
@@ -187,26 +280,15 @@ def error_accuracy_table(summary: pd.DataFrame, targets: Sequence[str]) -> tuple
             if part.empty:
                 continue
             sent = int(part["n_requests"].sum())
-            errors = int(part["errors"].sum()) if "errors" in part else 0
-            correct = float((part["accuracy"] * part["n_requests"]).sum()) if "accuracy" in part else np.nan
-            rows.append([t, mode, str(sent), str(errors), _merge_classes(part.get("errors_by_class")),
-                         _fmt(correct / sent if sent else np.nan, 4)])
+            failed = int(_failed_counts(part).sum())
+            correct = float(part["n_correct"].sum()) if "n_correct" in part else (
+                float((part["accuracy"] * part["n_requests"]).sum()) if "accuracy" in part else np.nan)
+            answered = sent - failed
+            classes = merge_error_classes(part["errors_by_class"]) if "errors_by_class" in part else {}
+            rows.append([t, mode, str(sent), str(failed), ", ".join(f"{k}: {v}" for k, v in classes.items()),
+                         _fmt(correct / sent if sent else np.nan, 4),
+                         _fmt(correct / answered if answered else np.nan, 4)])
     return columns, rows
-
-
-def _merge_classes(column: pd.Series | None) -> str:
-    if column is None:
-        return ""
-    totals: dict[str, int] = {}
-    for text in column.dropna().astype(str):
-        for part in text.split(";"):
-            if ":" in part:
-                name, count = part.split(":", 1)
-                try:
-                    totals[name.strip()] = totals.get(name.strip(), 0) + int(float(count))
-                except ValueError:
-                    continue
-    return ", ".join(f"{k}: {v}" for k, v in sorted(totals.items()))
 
 
 def _fmt(value: Any, digits: int) -> str:

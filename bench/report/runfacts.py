@@ -1,0 +1,160 @@
+"""meta.json in words: the run's status, CPU plan, sweep settings and warnings, as a reader
+wants them (not as Python dicts).
+
+Why a module of its own: report.md/html open with these facts; they must be readable
+sentences and small tables, and a new fact (a host-noise warning, a new sweep setting)
+should have one obvious place to go -- :func:`run_warnings` for anything the reader must
+see before trusting the numbers, :func:`sweep_rows` for settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from bench.runstate import run_warnings as state_warnings
+
+__all__ = ["ceiling_text", "cpu_plan_text", "meta_rows", "run_warnings", "status_text", "sweep_rows"]
+
+_STATUS = {
+    "complete": "complete: every planned target was run",
+    "interrupted": "interrupted (Ctrl-C or SIGTERM): the tables hold only the steps measured before it stopped",
+    "crashed": "crashed on an unexpected error: the tables hold only the steps measured before it",
+    "abandoned": "abandoned: the run's process ended without finishing it; the tables hold the steps "
+                 "measured before",
+    "running": "running: the process writing it is still measuring; the tables hold the steps so far",
+    "unknown": "unknown: meta.json says running, but it was written on another host or by an older "
+               "servebench, so whether its writer is alive cannot be told",
+}
+
+
+def status_text(meta: Mapping[str, Any]) -> str:
+    """How the run ended, in words (plus how many targets had problems)."""
+    status = str(meta.get("status") or "")
+    if not status:
+        text = ("unfinished: meta.json was never finalised (the run is still going, or its process was killed)"
+                if meta.get("complete") is False else "unknown (meta.json has no status)")
+    else:
+        text = _STATUS.get(status, status + ("" if meta.get("complete", True) else " (incomplete)"))
+    problems = meta.get("target_errors") or {}
+    if problems:
+        text += f"; {len(problems)} target(s) had problems: {', '.join(problems)}"
+    return text
+
+
+def cpu_plan_text(plan: Mapping[str, Any] | None) -> str:
+    """'load generator on CPU 1; stand-ins on CPU 0 (shared by all of them)'."""
+    client = list((plan or {}).get("client") or [])
+    standins = list((plan or {}).get("standins") or [])
+    if not client and not standins:
+        return "not pinned: the load generator and the stand-ins share every CPU"
+
+    def cpus(values: Sequence[Any]) -> str:
+        return ("CPU " if len(values) == 1 else "CPUs ") + ", ".join(str(v) for v in values)
+
+    text = f"load generator on {cpus(client) if client else 'any CPU'}; stand-ins on {cpus(standins) if standins else 'any CPU'}"
+    if len(standins) == 1:
+        text += " (all stand-ins share that one core: extra workers or replicas add no parallelism)"
+    return text
+
+
+def ceiling_text(ceiling: Mapping[str, Any] | None) -> str:
+    if not ceiling:
+        return "not measured (no calibration recorded): near-ceiling points cannot be flagged"
+    points = ", ".join(f"c={k}: {float(v):,.0f} req/s" for k, v in sorted(
+        (ceiling.get("rps_by_concurrency") or {}).items(), key=lambda kv: float(kv[0])))
+    return f"{ceiling.get('engine', '?')} engine: {points}"
+
+
+def _seconds(value: Any) -> str:
+    try:
+        return f"{float(value):g} s"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def sweep_rows(sweep: Mapping[str, Any]) -> list[list[str]]:
+    """[setting, value] rows for the sweep table; settings it does not know are listed as they are."""
+    s = dict(sweep)
+    rows: list[list[str]] = []
+
+    def take(name: str, label: str, text: Any) -> None:
+        if name in s:
+            s.pop(name)
+            rows.append([label, str(text)])
+
+    modes = list(s.get("modes") or [])
+    take("n_requests", "requests per step (N)", ", ".join(str(n) for n in s.get("n_requests") or []))
+    take("modes", "modes", ", ".join(modes))
+    take("trials", "trials (each step repeated)", s.get("trials"))
+    take("warmup", "warm-up requests before each step (not counted)", s.get("warmup"))
+    conc = s.get("concurrency")
+    take("concurrency", "in flight in concurrent mode", "N (a burst of all N)" if not conc else f"at most {conc}")
+    if "rate" in modes:
+        take("rate_rps", "offered rate (rate mode)", f"{s.get('rate_rps')} req/s")
+        take("arrival", "arrivals (rate mode)", s.get("arrival"))
+    else:
+        s.pop("rate_rps", None)
+        s.pop("arrival", None)
+    take("seed", "seed (image order, rate schedule)", s.get("seed"))
+    take("max_duration_s", "longest a step may run", _seconds(s.get("max_duration_s")))
+    if "timeout_s" in s or "connect_timeout_s" in s:
+        rows.append(["request timeout (connect)",
+                     f"{_seconds(s.pop('timeout_s', '?'))} ({_seconds(s.pop('connect_timeout_s', '?'))})"])
+    rate_cap = s.get("max_rps")
+    take("max_rps", "request rate cap", "none" if not rate_cap else f"{rate_cap} req/s")
+    take("verify_tls", "TLS certificates verified (remote targets)", "yes" if s.get("verify_tls") else "no")
+    rows += [[str(k), ", ".join(map(str, v)) if isinstance(v, list | tuple) else str(v)] for k, v in s.items()]
+    return rows
+
+
+def meta_rows(meta: Mapping[str, Any]) -> list[list[str]]:
+    """[fact, value] rows for the report's Run table."""
+    host = meta.get("host") or {}
+    engine = meta.get("engine") or {}
+    model = meta.get("model") or {}
+    git = meta.get("git") or {}
+    accuracy = (model.get("accuracy") or {}) if isinstance(model.get("accuracy"), Mapping) else {}
+    facts = {
+        "run id": meta.get("run_id", "?"),
+        "status": status_text(meta),
+        "started / finished (UTC)": f"{meta.get('started_utc', '?')} / {meta.get('finished_utc') or '-'}",
+        "host CPU": f"{host.get('cpu_model', '?')} ({host.get('cpu_count', '?')} CPUs, {host.get('cpus_usable', '?')} usable)",
+        "OS / Python": f"{host.get('os', '?')} / Python {host.get('python', '?')}",
+        "engine": f"{engine.get('name', '?')} ({engine.get('version', '?')}); chosen: {engine.get('chosen_by', '?')}",
+        "client ceiling": ceiling_text(meta.get("client_ceiling")),
+        "CPU plan": cpu_plan_text(meta.get("cpu_plan")),
+        "execution": meta.get("execution", "-"),
+        "model": f"{model.get('dir', '?')} (TorchScript sha256 {str(model.get('torchscript_sha256', '?'))[:16]}...)"
+                 + (f"; test accuracy {float(accuracy['torch']):.3f}" if "torch" in accuracy else ""),
+        "config sha256": (meta.get("config") or {}).get("sha256", "?"),
+        "git": f"{git.get('commit', '?')}{' (dirty tree)' if git.get('dirty') else ''}",
+    }
+    if meta.get("synthetic"):
+        facts["synthetic"] = str(meta["synthetic"])
+    return [[str(k), str(v)] for k, v in facts.items()]
+
+
+def _first_line(text: str, limit: int = 300) -> str:
+    line = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+def run_warnings(meta: Mapping[str, Any], flagged_steps: int = 0) -> list[str]:
+    """Everything a reader must know before trusting this run's numbers, one sentence each.
+
+    Rendered as a box at the top of report.md/html (the document's "warnings" block). This
+    is the one place to add a new kind of warning about a run (e.g. a noisy host).
+    """
+    warnings = []
+    if not meta.get("complete", True):
+        warnings.append(f"**INCOMPLETE RUN** (status: {meta.get('status', 'unknown')}): the tables hold only "
+                        "the steps measured before it stopped.")
+    for target, message in (meta.get("target_errors") or {}).items():
+        warnings.append(f"Target `{target}` had a problem: {_first_line(message)} (full message and the "
+                        "stand-in's log tail: the run's meta.json and logs/ folder).")
+    warnings.extend(state_warnings(meta))  # abandoned / still running, busy host (bench.runstate, bench.hostload)
+    if flagged_steps:
+        warnings.append(f"{flagged_steps} step(s) are flagged (failed requests or a saturated open loop): they "
+                        "are marked in every table and figure, and listed under \"Flagged steps\".")
+    return warnings
