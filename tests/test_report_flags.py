@@ -187,7 +187,7 @@ def test_figures_mark_flagged_steps(flagged):
     fig = fig_rate(means, TARGETS)
     lat, tp = fig.axes[:2]
     crossed = _lines(tp, GID_SATURATED)
-    assert len(crossed) == 1 and list(crossed[0].get_xdata()) == [40.0]
+    assert len(crossed) == 1 and list(crossed[0].get_xdata()) == pytest.approx([40.0], rel=0.05)  # realised offered rate
     assert any("saturated" in t for t in _legend_texts(tp))
     plt.close(fig)
 
