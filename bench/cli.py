@@ -167,12 +167,25 @@ def _parser() -> argparse.ArgumentParser:
                    "one pipeline also get a side-by-side report in reports/A--vs--B/")
     p.add_argument("--no-study-overlay", action="store_true", help="leave the study's numbers off Figure 21")
 
-    p = sub.add_parser("compare", help="compare two runs with statistics (pyperf-style verdicts)")
-    p.add_argument("a", help="reference run folder or summary.csv")
-    p.add_argument("b", help="new run folder or summary.csv")
-    p.add_argument("--threshold", type=float, default=5.0, help="minimum effect in %% that counts (default: %(default)s)")
+    p = sub.add_parser("compare", help="compare two runs over their trials (per-step and per-target verdicts)",
+                       description="Compare run B against reference run A. Each trial is one sample; record "
+                       "gateable runs with `bench run ... --trials 3` or more. See docs/compare.md.")
+    p.add_argument("a", help="reference run folder, id or summary.csv")
+    p.add_argument("b", help="new run folder, id or summary.csv")
+    p.add_argument("--metric", choices=("median", "mean", "p90", "p99", "total"), default="median",
+                   help="per-trial statistic of each step (default: %(default)s latency; total = the step's total_s)")
+    p.add_argument("--threshold", type=float, default=5.0,
+                   help="minimum effect in %% that counts; the noise floor measured between trials can raise "
+                        "it (default: %(default)s)")
     p.add_argument("--alpha", type=float, default=0.05, help="significance level (default: %(default)s)")
-    p.add_argument("--fail-on-regression", action="store_true", help="exit 1 on a significant slow-down")
+    p.add_argument("--correction", choices=("holm", "bh"), default="holm",
+                   help="multiple-comparison correction across steps: Holm-Bonferroni or "
+                        "Benjamini-Hochberg (default: %(default)s)")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when a target (or with --gate step, a step) is slower")
+    p.add_argument("--gate", choices=("target", "step"), default="target",
+                   help="what --fail-on-regression judges: each target's geometric mean (default) or every step")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap confidence intervals (default: %(default)s)")
     p.add_argument("--format", choices=("table", "md", "csv"), default="table")
     return parser
 
@@ -313,6 +326,10 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
             fail_on_regression=args.fail_on_regression,
             fmt=args.format,
             console=console,
+            metric=args.metric,
+            correction=args.correction,
+            gate=args.gate,
+            seed=args.seed,
         )
     raise AssertionError(f"unhandled command {args.command}")  # argparse guarantees a command
 

@@ -1,86 +1,106 @@
-"""`python -m bench compare A B`: the rendering side of :mod:`bench.compare`.
+"""`python -m bench compare A B`: load two runs, print the comparison, set the exit code.
 
-Why separate: statistics are pure functions tested on their own; this module only loads the
-runs, turns comparisons into a terminal table, Markdown or CSV, and sets the exit code
-(1 on a significant regression when ``--fail-on-regression`` is given, 2 on bad input).
+Why this thin: the statistics live in :mod:`bench.compare` (+ :mod:`bench.compare_stats`)
+and the wording in :mod:`bench.compare_render`; this module only loads the runs, picks a
+format (terminal table, Markdown or CSV -- legend and summary go to stdout in all three)
+and decides the exit code: 1 on a regression when ``--fail-on-regression`` is given
+(per target by default, per step with ``gate="step"``), 2 on bad input, else 0.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-
-from bench.compare import COMPARISON_COLUMNS, CompareError, Comparison, compare_runs, has_regression, verdict_text
+from bench.compare import GATES, CompareError, CompareResult, CompareSettings, compare_runs, regressions
+from bench.compare_render import (
+    STEP_COLUMNS,
+    TARGET_COLUMNS,
+    csv_text,
+    legend_lines,
+    step_cells,
+    summary_lines,
+    target_cells,
+)
 from bench.config import BenchConfig
 from bench.console import Console
 from bench.report.tables import markdown_table
-from bench.results import ResultsError, load_run, resolve_run
-from bench.runstate import HostView, resolve_status, run_warnings
+from bench.results import ResultsError, RunData, load_run, resolve_run
+from bench.runstate import HostView, resolve_status
+from bench.runstate import run_warnings as state_warnings
 
-__all__ = ["compare", "render_rows"]
-
-_COLUMNS = ["target", "mode", "N", "metric", "A", "B", "B/A", "test n(A/B)", "p", "verdict"]
-_TEST_SHORT = {"mann-whitney": "MWU", "welch": "Welch", "no test": "none"}
-_METRIC_SHORT = {"median latency": "median", "mean total_s": "total"}
+__all__ = ["compare", "run_warnings"]
 
 
-def _fmt_s(value: float) -> str:
-    if math.isnan(value):
-        return "-"
-    return f"{value * 1000:.2f} ms" if value < 1 else f"{value:.3f} s"
+def run_warnings(run_a: RunData, run_b: RunData) -> list[str]:
+    """Warnings about the runs themselves, printed before the summary in every format.
+
+    The place for facts that make a comparison less trustworthy than its statistics say:
+    an abandoned or still-running run, a busy host (:mod:`bench.runstate`, :mod:`bench.hostload`).
+    """
+    host = HostView.current()
+    return [w for run in (run_a, run_b) for w in state_warnings(resolve_status(run.meta, host))]
 
 
-def render_rows(comparisons: list[Comparison]) -> list[list[str]]:
-    """Cells for the terminal and Markdown tables (metric: 'median' latency or mean 'total' time)."""
-    return [
-        [c.target, c.mode, str(c.n_requests), _METRIC_SHORT.get(c.metric, c.metric), _fmt_s(c.a_value),
-         _fmt_s(c.b_value),
-         "-" if math.isnan(c.ratio) else f"{c.ratio:.3f}", f"{_TEST_SHORT.get(c.test, c.test)} {c.n_a}/{c.n_b}",
-         "-" if math.isnan(c.p_value) else f"{c.p_value:.2g}", verdict_text(c)]
-        for c in comparisons
-    ]
+def _gate_lines(result: CompareResult, gate: str) -> list[str]:
+    """Which targets or steps the gate cannot judge (too few trials): a gate must not pass silently."""
+    if gate == "target":
+        blind = [t.target for t in result.targets if t.verdict == "too few trials"]
+    else:
+        blind = [s.label for s in result.steps if s.verdict == "too few trials"]
+    if not blind:
+        return []
+    return [f"the {gate} gate cannot judge {', '.join(blind)}: too few trials; "
+            "record both runs with `python -m bench run ... --trials 3` (or more)"]
 
 
-def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha: float,
-            fail_on_regression: bool, fmt: str, console: Console) -> int:
+def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha: float, fail_on_regression: bool,
+            fmt: str, console: Console, metric: str = "median", correction: str = "holm", gate: str = "target",
+            seed: int = 0) -> int:
     """Compare run B against reference run A; exit 1 on regression if asked, 2 on bad input."""
     try:
+        settings = CompareSettings(metric=metric, threshold_pct=threshold_pct, alpha=alpha, correction=correction,
+                                   seed=seed)
+        if gate not in GATES:
+            raise CompareError(f"unknown gate {gate!r}; gates: {', '.join(GATES)}")
         run_a = load_run(resolve_run(a, config.results_dir))
         run_b = load_run(resolve_run(b, config.results_dir))
-        comparisons = compare_runs(run_a, run_b, threshold_pct=threshold_pct, alpha=alpha)
+        result = compare_runs(run_a, run_b, settings)
     except (CompareError, ResultsError) as exc:
         console.error(str(exc))
         return 2
+    title = (f"A = {run_a.run_id} ({run_a.path})  vs  B = {run_b.run_id} ({run_b.path}); "
+             f"metric {settings.metric}, threshold {threshold_pct:g} %, alpha {alpha:g}, {correction}")
+    legend = [] if console.quiet else legend_lines(result, settings.column)
+    warnings = run_warnings(run_a, run_b) + result.notes + (_gate_lines(result, gate) if fail_on_regression else [])
+    summary = summary_lines(result)
+    failing = regressions(result, gate)
+    verdict = (f"regression ({gate} gate): {', '.join(failing)}" if failing
+               else f"no regression ({gate} gate)")
     if fmt == "csv":
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(COMPARISON_COLUMNS)
-        for c in comparisons:
-            row = c.as_row()
-            writer.writerow([row[k] for k in COMPARISON_COLUMNS])
-        console.print(out.getvalue().rstrip("\n"))
+        comments = [title, *legend, *(f"warning: {w}" for w in warnings), *summary, verdict]
+        console.print(csv_text(result, comments))
+    elif fmt == "md":
+        parts = [f"**{title}**", markdown_table(STEP_COLUMNS, step_cells(result)), *legend_md(legend),
+                 *(f"**warning:** {w}" for w in warnings),
+                 markdown_table(TARGET_COLUMNS, target_cells(result)), "\n".join(f"- {line}" for line in summary),
+                 f"**{verdict}**"]
+        console.print("\n\n".join(p for p in parts if p))
     else:
-        title = (f"A = {run_a.run_id} ({run_a.path})  vs  B = {run_b.run_id} ({run_b.path}); "
-                 f"threshold {threshold_pct:g} %, alpha {alpha:g}")
-        if fmt == "md":
-            console.print(f"**{title}**\n\n" + markdown_table(_COLUMNS, render_rows(comparisons)))
-        else:
-            if not console.out.is_terminal:  # piped: rich would fold the table into 80 columns
-                console.out.width = max(console.out.width, 150)
-            console.table(title, _COLUMNS, render_rows(comparisons))
-        console.info("metric: median per-request latency (Mann-Whitney U) where both runs kept requests.csv.gz, "
-                     "else mean total_s over trials (Welch's t-test, >= 2 trials each), else no test. "
-                     "B/A > 1 means B is slower.")
-    for run in (run_a, run_b):  # abandoned or still-running runs, busy hosts (bench.runstate)
-        for warning in run_warnings(resolve_status(run.meta, HostView.current())):
-            console.warn(warning)
-    slower = [c for c in comparisons if c.is_regression]
-    faster = [c for c in comparisons if c.verdict == "faster"]
-    console.info(f"{len(comparisons)} steps compared: {len(slower)} significantly slower, "
-                 f"{len(faster)} significantly faster (beyond {threshold_pct:g} %)")
-    if fail_on_regression and has_regression(comparisons):
-        console.error("regression: " + "; ".join(f"{c.target}/{c.mode}/N={c.n_requests} {verdict_text(c)}"
-                                                 for c in slower))
+        if not console.out.is_terminal:  # piped: rich would fold the table into 80 columns
+            console.out.width = max(console.out.width, 170)
+        console.table(title, STEP_COLUMNS, step_cells(result))
+        for line in legend:
+            console.print(line)
+        for line in warnings:
+            console.print(f"warning: {line}")
+        console.table("per target: geometric mean of B/A over clean steps", TARGET_COLUMNS, target_cells(result))
+        for line in summary:
+            console.print(line)
+        console.print(verdict)
+    if fail_on_regression and failing:
+        console.error(verdict)
         return 1
     return 0
+
+
+def legend_md(legend: list[str]) -> list[str]:
+    """The legend as one Markdown bullet list (empty when quiet)."""
+    return ["\n".join(f"- {line}" for line in legend)] if legend else []

@@ -1,218 +1,383 @@
-"""Compare two runs step by step with statistics, not eyeballing (cf. pyperf's compare_to).
+"""Compare two runs: per-step and per-target verdicts over *trials*, not requests.
 
-Why these tests: per-request latencies are skewed and heavy-tailed, so where both runs kept
-raw records the comparison uses the rank-based Mann-Whitney U test on the latencies of
-successful requests, and the ratio is of the **median latency** (B / A). Where only summary
-rows exist, each trial's ``total_s`` is one sample: Welch's t-test (unequal variances) needs
-at least two trials on each side, and the ratio is of the **mean total_s**. Where neither
-applies, the ratio is still shown and the verdict says "no test". An effect smaller than
-``threshold_pct`` never counts, however significant. Everything here is pure: rows in,
-rows out; rendering lives in :mod:`bench.cmd_compare`.
+Why this design (issue 13; the full reasoning is in docs/compare.md): identical
+back-to-back runs compared with a per-request Mann-Whitney test "regressed" in half of
+the comparisons, because requests of one run are not independent samples -- the run's
+process placement, caches and neighbours shift all of them together. So:
+
+- **One sample per trial.** A step's statistic (default: the trial's median latency,
+  ``lat_p50_s``) from each trial is one sample. Tests need >= 2 trials per side; with
+  fewer the verdict is "too few trials" and only the ratio is shown.
+- **Noise floor.** The change that two *single* trials of identical code show by chance,
+  from the spread between trials (per target: the median over its steps, so neither one
+  noisy step nor one step whose few trials happened to agree sets it). The *effective
+  threshold* is the larger of ``--threshold`` and the floor.
+- **Steps**: Welch's t-test on log values, p-values adjusted across all tested steps
+  (Holm by default); slower/faster only when significant *and* beyond the threshold.
+- **Targets**: the geometric mean of B/A over the target's clean steps with a seeded
+  bootstrap CI over whole trials (level 1 - alpha / targets tested). Slower when the
+  whole CI lies above 1 + effective threshold (faster: below 1 / (1 + threshold));
+  "within threshold" when it lies between the two, "inconclusive" when it crosses one.
+  ``--fail-on-regression`` gates on this by default.
+- **Nothing silently dropped**: steps or targets in one run only are listed; failed or
+  saturated steps are reported as such, never as faster or slower, and left out of the
+  geometric mean.
+
+Pure: RunData in, :class:`CompareResult` out. Rendering is in :mod:`bench.compare_render`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any
+import zlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 
 import numpy as np
-import pandas as pd
-from scipy import stats
 
+from bench.compare_data import (
+    CompareError,
+    Side,
+    StepKey,
+    check_schemas,
+    order_keys,
+    read_sides,
+    request_latencies,
+    step_label,
+)
+from bench.compare_stats import (
+    MIN_TRIALS,
+    bh_adjust,
+    bootstrap_mean_diff_ci,
+    holm_adjust,
+    mannwhitney_p,
+    noise_floor_pct,
+    pooled_log_sd,
+    welch_log_p,
+)
 from bench.results import RunData
+from loadgen.stats import FLAG_ALL_FAILED, FLAG_ERRORS, FLAG_SATURATED
 
 __all__ = [
-    "COMPARISON_COLUMNS",
+    "CORRECTIONS",
+    "DEFAULT_NOISE_FLOOR_PCT",
+    "GATES",
+    "METRICS",
     "CompareError",
-    "Comparison",
-    "check_comparable",
+    "CompareResult",
+    "CompareSettings",
+    "StepComparison",
+    "TargetSummary",
     "compare_runs",
-    "compare_samples",
-    "has_regression",
-    "verdict_text",
+    "regressions",
+    "step_label",
 ]
 
+# --metric name -> summary.csv column holding one value per trial (present in schema 1 and 2).
+METRICS: dict[str, str] = {
+    "median": "lat_p50_s",
+    "mean": "lat_mean_s",
+    "p90": "lat_p90_s",
+    "p99": "lat_p99_s",
+    "total": "total_s",
+}
+CORRECTIONS = ("holm", "bh")
+GATES = ("target", "step")
 
-class CompareError(ValueError):
-    """The two runs cannot be compared (schema versions differ, nothing in common, ...)."""
+# The noise floor (%) where a side has a single trial, so the spread between trials cannot
+# be measured. Provisional, from issue 13's A/A figures (identical back-to-back one-trial
+# runs differed by up to 1.14x at a step); benchmarks/aa_study.py prints the figure
+# measured on a quiet machine, and docs/compare.md records where the value comes from.
+DEFAULT_NOISE_FLOOR_PCT = 15.0
+
+BOOTSTRAP_RESAMPLES = 4000
 
 
 @dataclass(frozen=True)
-class Comparison:
+class CompareSettings:
+    """Everything that decides a verdict; printed with the output so a verdict can be re-derived."""
+
+    metric: str = "median"
+    threshold_pct: float = 5.0
+    alpha: float = 0.05
+    correction: str = "holm"
+    seed: int = 0
+    resamples: int = BOOTSTRAP_RESAMPLES
+    default_noise_floor_pct: float = DEFAULT_NOISE_FLOOR_PCT
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise CompareError(f"unknown metric {self.metric!r}; metrics: {', '.join(METRICS)}")
+        if not 0 < self.alpha < 1:
+            raise CompareError(f"alpha must be between 0 and 1, got {self.alpha}")
+        if not self.threshold_pct >= 0:
+            raise CompareError(f"threshold must be >= 0 %, got {self.threshold_pct}")
+        if self.correction not in CORRECTIONS:
+            raise CompareError(f"unknown correction {self.correction!r}; corrections: {', '.join(CORRECTIONS)}")
+        if self.resamples < 100:
+            raise CompareError(f"bootstrap resamples must be >= 100, got {self.resamples}")
+
+    @property
+    def column(self) -> str:
+        return METRICS[self.metric]
+
+
+@dataclass(frozen=True)
+class StepComparison:
+    """One step (target, mode, N, concurrency, rate) of A against B."""
+
     target: str
     mode: str
     n_requests: int
-    metric: str  # "median latency" | "mean total_s"
-    test: str  # "mann-whitney" | "welch" | "no test"
-    a_value: float  # seconds
+    concurrency: int
+    rate: float
+    n_a: int  # clean trials on each side
+    n_b: int
+    a_value: float  # geometric mean over trials of the per-trial statistic, seconds (NaN if none)
     b_value: float
     ratio: float  # b / a: > 1 means B is slower
-    p_value: float  # NaN when no test
-    n_a: int  # samples on each side (requests or trials)
-    n_b: int
-    significant: bool
-    beyond_threshold: bool
-    verdict: str  # "slower" | "faster" | "not significant" | "below threshold" | "no test"
+    p_value: float  # Welch on log per-trial values; NaN when not tested
+    p_adjusted: float  # after the correction across all tested steps
+    p_requests: float  # Mann-Whitney over pooled per-request latencies: a detail, never the verdict
+    trial_sd: float  # pooled within-side sd of log per-trial values (NaN when not tested)
+    noise_floor_pct: float
+    floor_source: str  # "trials" (measured) | "default" (a side has < 2 trials) | "" (not applicable)
+    threshold_pct: float  # effective: max(--threshold, noise floor)
+    verdict: str  # slower|faster|within noise|not significant|too few trials|failed|saturated|only in A|only in B
+    detail: str = ""  # counts for failed/saturated steps, trials for only-in steps
 
     @property
-    def is_regression(self) -> bool:
-        return self.verdict == "slower"
+    def key(self) -> StepKey:
+        return (self.target, self.mode, self.n_requests, self.concurrency, self.rate)
 
-    def as_row(self) -> dict[str, Any]:
-        return {**asdict(self), "verdict_text": verdict_text(self)}
+    @property
+    def label(self) -> str:
+        return step_label(self.key)
 
-
-COMPARISON_COLUMNS = (
-    "target", "mode", "n_requests", "metric", "test", "a_value", "b_value", "ratio", "p_value",
-    "n_a", "n_b", "significant", "beyond_threshold", "verdict", "verdict_text",
-)
-
-
-def _decide(a_value: float, b_value: float, p_value: float, test: str, alpha: float,
-            threshold_pct: float) -> tuple[float, bool, bool, str]:
-    ratio = b_value / a_value if a_value > 0 else math.nan
-    effect = abs(ratio - 1.0) * 100 if not math.isnan(ratio) else math.nan
-    beyond = bool(not math.isnan(effect) and effect >= threshold_pct and effect > 0)
-    if test == "no test":
-        return ratio, False, beyond, "no test"
-    significant = bool(not math.isnan(p_value) and p_value < alpha)
-    if not significant:
-        return ratio, False, beyond, "not significant"
-    if not beyond:
-        return ratio, True, False, "below threshold"
-    return ratio, True, True, "slower" if ratio > 1 else "faster"
+    @property
+    def in_geomean(self) -> bool:
+        return self.verdict not in ("failed", "saturated", "only in A", "only in B")
 
 
-def compare_samples(a: np.ndarray, b: np.ndarray, *, kind: str, alpha: float,
-                    threshold_pct: float) -> tuple[str, str, float, float, float, float, bool, bool, str]:
-    """Test two samples. ``kind``: 'latency' (Mann-Whitney, medians) or 'trials'
-    (Welch, means). Returns (metric, test, a_value, b_value, ratio, p, significant, beyond, verdict)."""
-    a = np.asarray(a, dtype=float)
-    b = np.asarray(b, dtype=float)
-    a, b = a[~np.isnan(a)], b[~np.isnan(b)]
-    if kind == "latency":
-        metric = "median latency"
-        a_value = float(np.median(a)) if a.size else math.nan
-        b_value = float(np.median(b)) if b.size else math.nan
-        if a.size >= 1 and b.size >= 1 and a.size + b.size >= 3:
-            test = "mann-whitney"
-            p = _mannwhitney_p(a, b)
-        else:
-            test, p = "no test", math.nan
-    else:
-        metric = "mean total_s"
-        a_value = float(np.mean(a)) if a.size else math.nan
-        b_value = float(np.mean(b)) if b.size else math.nan
-        if a.size >= 2 and b.size >= 2:
-            test = "welch"
-            p = _welch_p(a, b)
-        else:
-            test, p = "no test", math.nan
-    ratio, significant, beyond, verdict = _decide(a_value, b_value, p, test, alpha, threshold_pct)
-    return metric, test, a_value, b_value, ratio, p, significant, beyond, verdict
+@dataclass(frozen=True)
+class TargetSummary:
+    """One target: the geometric mean of B/A over its clean steps, with a bootstrap CI."""
+
+    target: str
+    steps: int  # steps in the geometric mean
+    excluded: int  # steps of this target left out (failed, saturated, in one run only)
+    n_a: int  # trials per side over those steps
+    n_b: int
+    ratio: float  # geometric mean of B/A; NaN without steps
+    ci_low: float  # NaN when not tested
+    ci_high: float
+    ci_level: float
+    noise_floor_pct: float
+    floor_source: str
+    threshold_pct: float
+    verdict: str  # slower|faster|within threshold|inconclusive|too few trials|no clean steps|only in A|only in B
+    detail: str = ""
 
 
-def _mannwhitney_p(a: np.ndarray, b: np.ndarray) -> float:
-    if np.array_equal(np.sort(a), np.sort(b)):
-        return 1.0  # identical samples: no evidence of any difference
-    try:
-        return float(stats.mannwhitneyu(a, b, alternative="two-sided").pvalue)
-    except ValueError:  # e.g. every value identical across both samples
-        return 1.0
+@dataclass(frozen=True)
+class CompareResult:
+    settings: CompareSettings
+    steps: list[StepComparison]
+    targets: list[TargetSummary]
+    only_in_a: list[str]  # "target X (N steps)" or step labels
+    only_in_b: list[str]
+    notes: list[str] = field(default_factory=list)  # e.g. schema differences
 
 
-def _welch_p(a: np.ndarray, b: np.ndarray) -> float:
-    if np.var(a) == 0 and np.var(b) == 0:
-        # No spread on either side: the difference is exact, or there is none.
-        return 1.0 if np.mean(a) == np.mean(b) else 0.0
-    return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+# --- steps ---------------------------------------------------------------------------------
 
 
-def check_comparable(a: RunData, b: RunData) -> list[tuple[str, str, int]]:
-    """The (target, mode, n_requests) steps both runs share; CompareError otherwise."""
-    va, vb = a.schema_version, b.schema_version
-    if va is not None and vb is not None and va != vb:
-        raise CompareError(
-            f"schema versions differ: {a.path} has schema {va}, {b.path} has schema {vb}; "
-            "re-run one of them with the same servebench version"
-        )
-    targets = set(a.summary["target"]) & set(b.summary["target"])
-    if not targets:
-        raise CompareError(f"the runs share no target (A: {sorted(set(a.summary['target']))}, "
-                           f"B: {sorted(set(b.summary['target']))})")
-    modes = set(a.summary["mode"]) & set(b.summary["mode"])
-    if not modes:
-        raise CompareError(f"the runs share no mode (A: {sorted(set(a.summary['mode']))}, "
-                           f"B: {sorted(set(b.summary['mode']))})")
-    keys_a = set(zip(a.summary["target"], a.summary["mode"], a.summary["n_requests"].astype(int)))
-    keys_b = set(zip(b.summary["target"], b.summary["mode"], b.summary["n_requests"].astype(int)))
-    common = sorted(keys_a & keys_b, key=lambda k: (k[0], k[1], k[2]))
-    if not common:
-        raise CompareError("the runs share targets and modes but no request count N")
-    return common
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _ok_latencies(requests: pd.DataFrame | None) -> dict[tuple[str, str, int], np.ndarray]:
-    if requests is None or requests.empty:
-        return {}
-    ok = requests[requests["error"].isin(["", "nan"])]
-    return {(t, m, int(n)): g["latency_s"].to_numpy(float)
-            for (t, m, n), g in ok.groupby(["target", "mode", "n_requests"])}
+def _flag_verdict(sa: Side, sb: Side) -> tuple[str, str] | None:
+    """('failed' | 'saturated', 'failed in B (3/64 requests failed in 1 of 3 trials)') or None."""
+    parts, verdict = [], None
+    for what, flagset in (("failed", {FLAG_ERRORS, FLAG_ALL_FAILED}), ("saturated", {FLAG_SATURATED})):
+        for name, side in (("A", sa), ("B", sb)):
+            if side.flags & flagset:
+                verdict = verdict or what
+                counts = f"{side.flagged_trials} of {_plural(side.trials, 'trial')}"
+                if what == "failed":
+                    counts = f"{side.failed_requests}/{side.requests} requests failed in {counts}"
+                parts.append(f"{what} in {name} ({counts})")
+    return (verdict, "; ".join(parts)) if verdict else None
 
 
-def compare_runs(a: RunData, b: RunData, *, threshold_pct: float = 5.0, alpha: float = 0.05) -> list[Comparison]:
-    """One :class:`Comparison` per step the two runs share, ordered by target, mode, N."""
-    if not 0 < alpha < 1:
-        raise CompareError(f"alpha must be between 0 and 1, got {alpha}")
-    if threshold_pct < 0:
-        raise CompareError(f"threshold must be >= 0 %, got {threshold_pct}")
-    common = check_comparable(a, b)
-    order_a = {t: i for i, t in enumerate(a.targets)}
-    common.sort(key=lambda k: (order_a.get(k[0], 1 << 30), k[0], _mode_rank(k[1]), k[2]))
-    lat_a, lat_b = _ok_latencies(a.requests), _ok_latencies(b.requests)
-    results = []
-    for key in common:
-        target, mode, n = key
-        if key in lat_a and key in lat_b:
-            outcome = compare_samples(lat_a[key], lat_b[key], kind="latency", alpha=alpha,
-                                      threshold_pct=threshold_pct)
-            n_a, n_b = len(lat_a[key]), len(lat_b[key])
-        else:
-            ta = _totals(a.summary, key)
-            tb = _totals(b.summary, key)
-            outcome = compare_samples(ta, tb, kind="trials", alpha=alpha, threshold_pct=threshold_pct)
-            n_a, n_b = len(ta), len(tb)
-        metric, test, av, bv, ratio, p, sig, beyond, verdict = outcome
-        results.append(Comparison(target, mode, n, metric, test, av, bv, ratio, p, n_a, n_b, sig, beyond, verdict))
-    return results
+def _geomean(values: Iterable[float]) -> float:
+    data = np.asarray(list(values), dtype=np.float64)
+    return float(np.exp(np.mean(np.log(data)))) if data.size else math.nan
 
 
-def _mode_rank(mode: str) -> int:
-    return {"sequential": 0, "concurrent": 1, "rate": 2}.get(mode, 3)
+def _step(key: StepKey, sa: Side, sb: Side, settings: CompareSettings,
+          lat_a: np.ndarray | None, lat_b: np.ndarray | None) -> StepComparison:
+    """A step's numbers and its provisional verdict (floors and adjusted p come later)."""
+    a_vals, b_vals = list(sa.values.values()), list(sb.values.values())
+    av, bv = _geomean(a_vals), _geomean(b_vals)
+    nan = math.nan
+    step = StepComparison(
+        *key, n_a=len(a_vals), n_b=len(b_vals), a_value=av, b_value=bv,
+        ratio=bv / av if av > 0 and bv > 0 else nan, p_value=nan, p_adjusted=nan,
+        p_requests=mannwhitney_p(lat_a, lat_b) if lat_a is not None and lat_b is not None else nan,
+        trial_sd=nan, noise_floor_pct=nan, floor_source="", threshold_pct=settings.threshold_pct,
+        verdict="not significant")
+    flagged = _flag_verdict(sa, sb)
+    if flagged:
+        return replace(step, verdict=flagged[0], detail=flagged[1])
+    if min(len(a_vals), len(b_vals)) < MIN_TRIALS:
+        floor = settings.default_noise_floor_pct
+        return replace(step, noise_floor_pct=floor, floor_source="default",
+                       threshold_pct=max(settings.threshold_pct, floor), verdict="too few trials")
+    return replace(step, p_value=welch_log_p(a_vals, b_vals), trial_sd=pooled_log_sd(a_vals, b_vals),
+                   floor_source="trials")
 
 
-def _totals(summary: pd.DataFrame, key: tuple[str, str, int]) -> np.ndarray:
-    t, m, n = key
-    part = summary[(summary["target"] == t) & (summary["mode"] == m) & (summary["n_requests"].astype(int) == n)]
-    return part["total_s"].to_numpy(float)
+def _only_in(key: StepKey, sa: Side | None, sb: Side | None, settings: CompareSettings) -> StepComparison:
+    side = sa or sb
+    assert side is not None
+    value, nan = _geomean(side.values.values()), math.nan
+    return StepComparison(*key, n_a=len(sa.values) if sa else 0, n_b=len(sb.values) if sb else 0,
+                          a_value=value if sa else nan, b_value=value if sb else nan, ratio=nan, p_value=nan,
+                          p_adjusted=nan, p_requests=nan, trial_sd=nan, noise_floor_pct=nan, floor_source="",
+                          threshold_pct=settings.threshold_pct, verdict="only in A" if sa else "only in B",
+                          detail=_plural(side.trials, "trial"))
 
 
-def verdict_text(c: Comparison) -> str:
-    """pyperf-style: '1.50x slower', '1.10x faster', 'Not significant', ..."""
-    if math.isnan(c.ratio):
-        return "no data"
-    factor = c.ratio if c.ratio >= 1 else 1 / c.ratio
-    direction = "slower" if c.ratio > 1 else "faster"
-    if c.verdict in ("slower", "faster"):
-        return f"{factor:.2f}x {c.verdict}"
-    if c.verdict == "below threshold":
-        return f"Below threshold ({factor:.2f}x {direction})" if c.ratio != 1 else "Below threshold (same)"
-    if c.verdict == "not significant":
-        return "Not significant"
-    return f"no test ({factor:.2f}x {direction})" if c.ratio != 1 else "no test (same)"
+def target_trial_sd(steps: list[StepComparison]) -> float:
+    """The target's typical between-trial spread: the median of its tested steps' trial_sd."""
+    sds = [s.trial_sd for s in steps if not math.isnan(s.trial_sd)]
+    return float(np.median(sds)) if sds else math.nan
 
 
-def has_regression(comparisons: list[Comparison]) -> bool:
-    """True when any step is significantly slower beyond the threshold (for CI gating)."""
-    return any(c.is_regression for c in comparisons)
+def _decide_steps(steps: list[StepComparison], settings: CompareSettings,
+                  target_sd: dict[str, float]) -> list[StepComparison]:
+    """Each tested step's floor (its own spread, at least its target's), adjusted p and verdict."""
+    adjust = holm_adjust if settings.correction == "holm" else bh_adjust
+    adjusted = adjust([s.p_value for s in steps])
+    out = []
+    for step, p_adj in zip(steps, adjusted, strict=True):
+        if math.isnan(step.p_value):
+            out.append(step)
+            continue
+        sd = max(step.trial_sd, target_sd[step.target])
+        floor = noise_floor_pct(sd, sd, settings.alpha)
+        threshold = max(settings.threshold_pct, floor)
+        bound = 1 + threshold / 100
+        verdict = "not significant"
+        if p_adj < settings.alpha:
+            verdict = "slower" if step.ratio > bound else "faster" if step.ratio < 1 / bound else "within noise"
+        out.append(replace(step, p_adjusted=p_adj, noise_floor_pct=floor, threshold_pct=threshold, verdict=verdict))
+    return out
+
+
+# --- targets -------------------------------------------------------------------------------
+
+
+def _log_matrix(sides: list[Side]) -> np.ndarray:
+    """trials x steps log values; rows are trial numbers, so one row is one pass of the sweep."""
+    trials = sorted({t for s in sides for t in s.values})
+    row = {t: i for i, t in enumerate(trials)}
+    matrix = np.full((len(trials), len(sides)), np.nan)
+    for j, side in enumerate(sides):
+        for t, value in side.values.items():
+            matrix[row[t], j] = math.log(value)
+    return matrix
+
+
+def _target(target: str, steps: list[StepComparison], sides_a: dict[StepKey, Side], sides_b: dict[StepKey, Side],
+            settings: CompareSettings, level: float, sd: float) -> TargetSummary:
+    used = [s for s in steps if s.in_geomean]
+    nan = math.nan
+    base = TargetSummary(target, len(used), len(steps) - len(used), 0, 0, nan, nan, nan, level, nan, "",
+                         settings.threshold_pct, "no clean steps")
+    if not used:
+        return replace(base, detail="every step failed, saturated or is in one run only")
+    la = _log_matrix([sides_a[s.key] for s in used])
+    lb = _log_matrix([sides_b[s.key] for s in used])
+    with np.errstate(invalid="ignore"):
+        ratio = math.exp(float(np.mean(np.nanmean(lb, axis=0) - np.nanmean(la, axis=0))))
+    base = replace(base, n_a=la.shape[0], n_b=lb.shape[0], ratio=ratio)
+    floor, source = noise_floor_pct(sd, sd, settings.alpha), "trials"
+    if math.isnan(floor):
+        floor, source = settings.default_noise_floor_pct, "default"
+    base = replace(base, noise_floor_pct=floor, floor_source=source,
+                   threshold_pct=max(settings.threshold_pct, floor))
+    if min(base.n_a, base.n_b) < MIN_TRIALS:
+        return replace(base, verdict="too few trials")
+    seed = [settings.seed, zlib.crc32(target.encode("utf-8"))]  # repeatable, independent of target order
+    estimate, low, high = bootstrap_mean_diff_ci(la, lb, level=level, resamples=settings.resamples, seed=seed)
+    bound = math.log1p(base.threshold_pct / 100)
+    if low > bound or high < -bound:
+        verdict = "slower" if low > bound else "faster"
+    else:  # the CI lies inside the threshold band (a change smaller than it) or crosses its edge
+        verdict = "within threshold" if -bound <= low and high <= bound else "inconclusive"
+    return replace(base, ratio=math.exp(estimate), ci_low=math.exp(low), ci_high=math.exp(high), verdict=verdict)
+
+
+def _testable(steps: list[StepComparison], sides_a: dict[StepKey, Side], sides_b: dict[StepKey, Side]) -> bool:
+    """Whether a target gets a CI (counted for the split of alpha across targets)."""
+    used = [s.key for s in steps if s.in_geomean]
+    trials_a = {t for k in used for t in sides_a[k].values}
+    trials_b = {t for k in used for t in sides_b[k].values}
+    return bool(used) and min(len(trials_a), len(trials_b)) >= MIN_TRIALS
+
+
+# --- the whole comparison ------------------------------------------------------------------
+
+
+def compare_runs(a: RunData, b: RunData, settings: CompareSettings | None = None) -> CompareResult:
+    """Compare run B against reference run A; see the module docstring for the rules."""
+    settings = settings or CompareSettings()
+    notes = check_schemas(a, b)
+    sides_a = read_sides(a, settings.column, "A")
+    sides_b = read_sides(b, settings.column, "B")
+    targets_a, targets_b = a.targets, b.targets
+    shared = [t for t in targets_a if t in set(targets_b)]
+    if not shared:
+        raise CompareError(f"the runs share no target (A: {sorted(targets_a)}, B: {sorted(targets_b)})")
+    order = targets_a + [t for t in targets_b if t not in set(targets_a)]
+    keys = [k for k in order_keys(set(sides_a) | set(sides_b), order) if k[0] in set(shared)]
+    if not any(k in sides_a and k in sides_b for k in keys):
+        raise CompareError("the runs share targets but no step (mode, N, concurrency, rate): only in A: "
+                           + ", ".join(step_label(k) for k in keys if k in sides_a) + "; only in B: "
+                           + ", ".join(step_label(k) for k in keys if k in sides_b))
+    lat_a, lat_b = request_latencies(a), request_latencies(b)
+    steps = [_step(k, sides_a[k], sides_b[k], settings, lat_a.get(k), lat_b.get(k))
+             if k in sides_a and k in sides_b else _only_in(k, sides_a.get(k), sides_b.get(k), settings)
+             for k in keys]
+    by_target = {t: [s for s in steps if s.target == t] for t in shared}
+    target_sd = {t: target_trial_sd(by_target[t]) for t in shared}
+    steps = _decide_steps(steps, settings, target_sd)
+    by_target = {t: [s for s in steps if s.target == t] for t in shared}
+    tested = sum(1 for t in shared if _testable(by_target[t], sides_a, sides_b))
+    level = 1 - settings.alpha / max(tested, 1)
+    summaries, only_in_a, only_in_b = [], [], []
+    for target in order:
+        if target in by_target:
+            summaries.append(_target(target, by_target[target], sides_a, sides_b, settings, level,
+                                     target_sd[target]))
+            continue
+        side, sides, listing = ("A", sides_a, only_in_a) if target in targets_a else ("B", sides_b, only_in_b)
+        count = _plural(sum(1 for k in sides if k[0] == target), "step")
+        listing.append(f"target {target} ({count})")
+        nan = math.nan
+        summaries.append(TargetSummary(target, 0, 0, 0, 0, nan, nan, nan, level, nan, "", settings.threshold_pct,
+                                       f"only in {side}", count))
+    only_in_a += [s.label for s in steps if s.verdict == "only in A"]
+    only_in_b += [s.label for s in steps if s.verdict == "only in B"]
+    return CompareResult(settings, steps, summaries, only_in_a, only_in_b, notes)
+
+
+def regressions(result: CompareResult, gate: str = "target") -> list[str]:
+    """What fails ``--fail-on-regression``: slower targets (``gate='target'``) or slower steps (``'step'``)."""
+    if gate not in GATES:
+        raise CompareError(f"unknown gate {gate!r}; gates: {', '.join(GATES)}")
+    if gate == "target":
+        return [t.target for t in result.targets if t.verdict == "slower"]
+    return [s.label for s in result.steps if s.verdict == "slower"]

@@ -117,22 +117,21 @@ def test_run_all_report_compare(tmp_path, trained_model):
 
     same = _bench(config, "compare", "e2e", "e2e", "--fail-on-regression", "--format", "csv", timeout=300)
     assert same.returncode == 0, same.stderr
-    rows = pd.read_csv(pd.io.common.StringIO(same.stdout))
-    assert len(rows) == 24 and (rows["ratio"] == 1.0).all()
-    assert set(rows.loc[rows["n_requests"] >= 4, "verdict"]) == {"not significant"}
-    assert set(rows.loc[rows["n_requests"] == 1, "verdict"]) == {"no test"}  # one latency per side
+    rows = pd.read_csv(pd.io.common.StringIO(same.stdout), comment="#")
+    steps = rows[rows["level"] == "step"]
+    assert len(steps) == 24 and (steps["ratio"] == 1.0).all()
+    # one trial per run: no test (bench compare's sample is the trial), the ratio is shown
+    assert set(steps["verdict"]) == {"too few trials"}
 
     scale_run(run_dir, tmp_path / "results" / "e2e-slow", 1.5)
     slow = _bench(config, "compare", "e2e", "e2e-slow", "--fail-on-regression", "--format", "csv", timeout=300)
-    assert slow.returncode == 1, slow.stdout + slow.stderr
-    rows = pd.read_csv(pd.io.common.StringIO(slow.stdout))
-    tested = rows[rows["test"] == "mann-whitney"]
-    assert (tested["ratio"].round(6) == 1.5).all()
-    # With 4 or 8 requests per side, a 1.5x shift is significant only where the latencies are
-    # tight (e.g. sequential); widely spread bursts may honestly stay "not significant".
-    assert (tested["verdict"] == "slower").any()
-    assert set(tested["verdict"]) <= {"slower", "not significant"}  # never "faster"
-    assert "regression" in slow.stderr
+    # the gate cannot judge one-trial runs: it says so and passes rather than guess
+    assert slow.returncode == 0, slow.stdout + slow.stderr
+    assert "# warning: the target gate cannot judge" in slow.stdout
+    rows = pd.read_csv(pd.io.common.StringIO(slow.stdout), comment="#")
+    steps = rows[rows["level"] == "step"]
+    assert (steps["ratio"].round(6) == 1.5).all()
+    assert set(steps["verdict_text"]) == {"too few trials (n=1): 1.50x slower"}
 
 
 def _start_run(config: Path, *args: str) -> subprocess.Popen:
