@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.capacity_run import with_capacity
+from bench.cmd_capacity import capacity_phase, plan_capacity
 from bench.config import BenchConfig
 from bench.console import Console
 from bench.cpus import pin_current_process, plan_cpus
@@ -79,11 +81,13 @@ def choose_run_engine(config: BenchConfig, requested: str, console: Console) -> 
 
 def print_table3(run_dir: Path, console: Console) -> None:
     """The study's layout per mode: rows N, columns targets, cells total seconds."""
+    from bench.cmd_capacity import print_capacity
     from bench.report.tables import modes_in, table3_rows
 
-    run = load_run(run_dir, with_requests=False)
+    run, capacity_shown = print_capacity(load_run(run_dir, with_requests=False), console)  # its own table
     if run.summary.empty:
-        console.warn("no step was measured: no table to print")
+        if not capacity_shown:
+            console.warn("no step was measured: no table to print")
         return
     ceiling = run.meta.get("client_ceiling")
     for mode in modes_in(run.summary):
@@ -101,7 +105,8 @@ def _names(config: BenchConfig, targets: list[str]) -> list[str]:
 
 
 def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None, modes: list[str] | None,
-        trials: int | None, engine: str | None, run_id: str | None, write_report: bool, console: Console) -> int:
+        trials: int | None, engine: str | None, run_id: str | None, write_report: bool, console: Console,
+        slo: str | None = None) -> int:
     """Run the sweep against the named targets (or ``all``) and write results/<run-id>/."""
     from loadgen.engines import ENGINE_NAMES, engine_class
     from loadgen.sweep import SweepPlan, run_sweep
@@ -110,7 +115,9 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
 
     started = time.perf_counter()
     try:
-        plan = SweepPlan.from_config(config.sweep, config.loadgen, n_requests=n_requests, modes=modes, trials=trials)
+        modes, capacity = plan_capacity(config, modes, slo)  # `--modes capacity` (bench/cmd_capacity.py)
+        plan = None if modes == [] else SweepPlan.from_config(config.sweep, config.loadgen, n_requests=n_requests,
+                                                              modes=modes, trials=trials)
         run_id = validate_run_id(run_id or default_run_id())
         cpu_plan = plan_cpus(config.loadgen.cpus)
     except (ValueError, ResultsError) as exc:
@@ -155,7 +162,7 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     writer = RunWriter(run_dir, run_id, _summary_columns())
     log_dir.mkdir(parents=True, exist_ok=True)
     meta = new_meta(run_id=run_id, root=config.root, config_sha256=config.sha256,
-                    config_path=str(config.root / "bench.toml"), sweep=plan.describe(), targets=names)
+                    config_path=str(config.root / "bench.toml"), sweep=plan.describe() if plan else {}, targets=names)
     meta["model"] = model_facts(artifacts)
     meta["test_split"] = {"images": int(len(split.test_x)), "dataset": config.model.dataset}
     meta["engine"] = {"name": engine_name, "version": engine_cls.version(), "chosen_by": chosen_by,
@@ -182,7 +189,9 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
                 on_target_done=lambda o: (console.error if o.problem else console.info)(
                     f"[{o.name}] {o.status}: {o.message or f'{o.steps} steps, {o.requests} requests'}"),
             )
-            run_coroutine(sweep_targets(built, outcomes, run_sweep=run_sweep, engine_factory=engine_cls,
+            phase = capacity_phase(capacity, config, writer, meta, outcomes, console, bar) if capacity else None
+            run_coroutine(sweep_targets(built, outcomes, run_sweep=with_capacity(run_sweep, phase),
+                                        engine_factory=engine_cls,
                                         plan=plan, images=split.test_x, labels=split.test_y,
                                         writer=writer, meta=meta, events=events))
         status = "complete"
