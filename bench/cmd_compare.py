@@ -11,6 +11,7 @@ import csv
 import io
 import math
 
+from bench.cmd_compare_capacity import show_capacity, split_capacity_runs
 from bench.compare import COMPARISON_COLUMNS, CompareError, Comparison, compare_runs, has_regression, verdict_text
 from bench.config import BenchConfig
 from bench.console import Console
@@ -47,10 +48,16 @@ def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha:
     try:
         run_a = load_run(resolve_run(a, config.results_dir))
         run_b = load_run(resolve_run(b, config.results_dir))
-        comparisons = compare_runs(run_a, run_b, threshold_pct=threshold_pct, alpha=alpha)
+        run_a, run_b, capacity = split_capacity_runs(run_a, run_b, threshold_pct=threshold_pct, console=console)
+        comparisons = [] if capacity is not None and (run_a.summary.empty or run_b.summary.empty) else \
+            compare_runs(run_a, run_b, threshold_pct=threshold_pct, alpha=alpha)
     except (CompareError, ResultsError) as exc:
         console.error(str(exc))
         return 2
+    capacity_lower = show_capacity(capacity, title=f"A = {run_a.run_id} vs B = {run_b.run_id}", fmt=fmt,
+                                   threshold_pct=threshold_pct, fail_on_regression=fail_on_regression, console=console)
+    if capacity is not None and not comparisons:  # capacity searches only (bench/cmd_compare_capacity.py)
+        return 1 if fail_on_regression and capacity_lower else 0
     if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
@@ -75,6 +82,8 @@ def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha:
     faster = [c for c in comparisons if c.verdict == "faster"]
     console.info(f"{len(comparisons)} steps compared: {len(slower)} significantly slower, "
                  f"{len(faster)} significantly faster (beyond {threshold_pct:g} %)")
+    if fail_on_regression and capacity_lower and not has_regression(comparisons):
+        return 1
     if fail_on_regression and has_regression(comparisons):
         console.error("regression: " + "; ".join(f"{c.target}/{c.mode}/N={c.n_requests} {verdict_text(c)}"
                                                  for c in slower))

@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report import figures
+from bench.report.capacity import add_capacity_section, capacity_only_report, split_capacity
 from bench.report.document import Document, kv_rows, to_html, to_markdown
 from bench.report.tables import (
     FLAG_FRACTION,
@@ -104,6 +105,9 @@ def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = No
     """Write table3.md, figures (PNG + SVG), report.md and a self-contained report.html."""
     out_dir.mkdir(parents=True, exist_ok=True)
     fig_dir = out_dir / FIGURE_DIR
+    run, capacity = split_capacity(run)  # capacity-search rows are not Table 3 steps (bench/report/capacity.py)
+    if run.summary.empty:
+        return ReportFiles(out_dir, *capacity_only_report(run, capacity, out_dir, _meta_rows(run.meta)))
     summary, targets, modes = run.summary, run.targets, modes_in(run.summary)
     ceiling = run.meta.get("client_ceiling")
     means = step_means(summary)
@@ -125,6 +129,7 @@ def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = No
     made += figures.save_figure(figures.fig_errors_accuracy(summary, targets, modes), fig_dir, "errors_accuracy")
 
     doc = _document(run, targets, modes, study, study_mode, ceiling, has_cdf)
+    made += add_capacity_section(doc, capacity, targets, fig_dir, run.run_id)  # also writes capacity.md
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     md_path.write_text(to_markdown(doc, FIGURE_DIR), encoding="utf-8")
     html_path.write_text(to_html(doc, fig_dir), encoding="utf-8")
