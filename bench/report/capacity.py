@@ -201,7 +201,7 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
     closed = cap.concurrency[cap.concurrency["target"] == target].sort_values("concurrency")
     summary = cap.capacity[cap.capacity["target"] == target]
     panels = 2 + (0 if closed.empty else 1)
-    fig, axes = plt.subplots(1, panels, figsize=(5.6 * panels, 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, panels, figsize=(5.6 * panels, 5.2), squeeze=False)
     axes = list(axes[0])
     color = target_colors([target])[target]
     label = f"p{_num(summary['percentile'].iloc[0]):g}" if not summary.empty else "objective"
@@ -231,7 +231,7 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
     ax.set_ylabel("latency from intended send (ms)")
     found = "" if not math.isnan(capacity) or probes.empty else " (no rate met the objective)"
     ax.set_title(f"{target}: latency vs offered rate{found}")
-    ax.legend(loc="best")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
 
     ax = axes[1]
     if not probes.empty:
@@ -246,7 +246,7 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
     ax.set_xlabel("offered rate (req/s)")
     ax.set_ylabel("achieved rate (successful req/s)")
     ax.set_title(f"{target}: achieved vs offered")
-    ax.legend(loc="best")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
 
     if not closed.empty:
         ax = axes[2]
@@ -267,7 +267,7 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
         twin.grid(False)
         lines = ax.get_legend_handles_labels()
         more = twin.get_legend_handles_labels()
-        ax.legend(lines[0] + more[0], lines[1] + more[1], loc="lower right")
+        ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     fig.tight_layout()
     return fig
 
