@@ -140,6 +140,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default=None, help="override [loadgen] engine")
     p.add_argument("--run-id", default=None, help="name of the results folder (default: time-based)")
     p.add_argument("--no-report", action="store_true", help="skip writing the report")
+    p.add_argument("--slo", default=None, help="with --modes capacity: the latency objective, e.g. p99=100ms "
+                   "(default: [capacity] percentile and bound_ms; docs/capacity.md)")
     hpo = p.add_argument_group("hyperparameter tuning (`run hpo`, the study's Tables 1-2)")
     hpo.add_argument("--algorithms", type=_csv_words, default=None, help="e.g. grid,random,bayesian")
     hpo.add_argument("--max-trials", type=_csv_ints, default=None, help="e.g. 5,10,15")
@@ -309,6 +311,7 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
             run_id=args.run_id,
             write_report=not args.no_report,
             console=console,
+            slo=args.slo,
         )
     if args.command == "report":
         from bench.cmd_report import report

@@ -9,6 +9,7 @@ and decides the exit code: 1 on a regression when ``--fail-on-regression`` is gi
 
 from __future__ import annotations
 
+from bench.cmd_compare_capacity import show_capacity, split_capacity_runs
 from bench.compare import GATES, CompareError, CompareResult, CompareSettings, compare_runs, regressions
 from bench.compare_render import (
     STEP_COLUMNS,
@@ -62,10 +63,16 @@ def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha:
             raise CompareError(f"unknown gate {gate!r}; gates: {', '.join(GATES)}")
         run_a = load_run(resolve_run(a, config.results_dir))
         run_b = load_run(resolve_run(b, config.results_dir))
-        result = compare_runs(run_a, run_b, settings)
+        run_a, run_b, capacity = split_capacity_runs(run_a, run_b, threshold_pct=threshold_pct, console=console)
+        capacity_only = capacity is not None and (run_a.summary.empty or run_b.summary.empty)
+        result = None if capacity_only else compare_runs(run_a, run_b, settings)
     except (CompareError, ResultsError) as exc:
         console.error(str(exc))
         return 2
+    capacity_lower = show_capacity(capacity, title=f"A = {run_a.run_id} vs B = {run_b.run_id}", fmt=fmt,
+                                   threshold_pct=threshold_pct, fail_on_regression=fail_on_regression, console=console)
+    if result is None:  # capacity searches only (bench/cmd_compare_capacity.py)
+        return 1 if fail_on_regression and capacity_lower else 0
     title = (f"A = {run_a.run_id} ({run_a.path})  vs  B = {run_b.run_id} ({run_b.path}); "
              f"metric {settings.metric}, threshold {threshold_pct:g} %, alpha {alpha:g}, {correction}")
     legend = [] if console.quiet else legend_lines(result, settings.column)
@@ -97,6 +104,8 @@ def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha:
         console.print(verdict)
     if fail_on_regression and failing:
         console.error(verdict)
+        return 1
+    if fail_on_regression and capacity_lower:
         return 1
     return 0
 

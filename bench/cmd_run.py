@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.capacity_run import with_capacity
+from bench.cmd_capacity import capacity_phase, plan_capacity
 from bench.config import BenchConfig
 from bench.console import Console, open_loop_text, saturation_warning, step_label
 from bench.cpus import pin_current_process, plan_cpus
@@ -95,12 +97,14 @@ def print_table3(run_dir: Path, console: Console) -> None:
     carries ``⚠ saturated``. The marks used are explained, and the flagged steps named,
     below the tables.
     """
+    from bench.cmd_capacity import print_capacity
     from bench.report.flags import flag_legend, flag_sentences
     from bench.report.tables import modes_in, table3_rows
 
-    run = load_run(run_dir, with_requests=False)
+    run, capacity_shown = print_capacity(load_run(run_dir, with_requests=False), console)  # its own table
     if run.summary.empty:
-        console.warn("no step was measured: no table to print")
+        if not capacity_shown:
+            console.warn("no step was measured: no table to print")
         return
     ceiling = run.meta.get("client_ceiling")
     modes = modes_in(run.summary)
@@ -185,7 +189,8 @@ def connection_limit_warning(plan: Any, open_files: int | None = None) -> str:
 
 def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None, modes: list[str] | None,
         trials: int | None, engine: str | None, run_id: str | None, write_report: bool, console: Console,
-        rate_rps: float | None = None, duration_s: float | None = None, concurrency: int | None = None) -> int:
+        rate_rps: float | None = None, duration_s: float | None = None, concurrency: int | None = None,
+        slo: str | None = None) -> int:
     """Run the sweep against the named targets (or ``all``) and write results/<run-id>/."""
     from loadgen.engines import ENGINE_NAMES, engine_class
     from loadgen.sweep import SweepPlan, run_sweep
@@ -195,10 +200,11 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     started = time.perf_counter()
     load_at_start = run_start_load()  # before training/calibration: the host's own load
     try:
+        modes, capacity = plan_capacity(config, modes, slo)  # `--modes capacity` (bench/cmd_capacity.py)
         overrides = sweep_overrides(config, n_requests=n_requests, modes=modes, trials=trials, rate_rps=rate_rps,
                                     duration_s=duration_s, concurrency=concurrency)
         try:
-            plan = SweepPlan.from_config(config.sweep, config.loadgen, **overrides)
+            plan = None if modes == [] else SweepPlan.from_config(config.sweep, config.loadgen, **overrides)
         except ValueError as exc:
             raise ValueError(f"sweep settings ([sweep] in bench.toml, with the run flags over them): {exc}") from None
         run_id = validate_run_id(run_id or default_run_id())
@@ -210,7 +216,7 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     if engine_name not in ("auto", *ENGINE_NAMES):
         console.error(f"unknown engine {engine_name!r}; engines: auto, {', '.join(ENGINE_NAMES)}")
         return 2
-    limit_warning = connection_limit_warning(plan)
+    limit_warning = connection_limit_warning(plan) if plan else None
     if limit_warning:
         console.warn(limit_warning)
     names = _names(config, targets)
@@ -249,7 +255,7 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     writer = RunWriter(run_dir, run_id, _summary_columns(), redactor=redactor)
     log_dir.mkdir(parents=True, exist_ok=True)
     meta = new_meta(run_id=run_id, root=config.root, config_sha256=config.sha256,
-                    config_path=str(config.root / "bench.toml"), sweep=plan.describe(), targets=names,
+                    config_path=str(config.root / "bench.toml"), sweep=plan.describe() if plan else {}, targets=names,
                     load_at_start=load_at_start)
     meta["model"] = model_facts(artifacts)
     meta["test_split"] = {"images": int(len(split.test_x)), "dataset": config.model.dataset}
@@ -276,7 +282,9 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
                 on_target_done=lambda o: (console.error if o.problem else console.info)(
                     f"[{o.name}] {o.status}: {o.message or f'{o.steps} steps, {o.requests} requests'}"),
             )
-            run_coroutine(sweep_targets(built, outcomes, run_sweep=run_sweep, engine_factory=engine_cls,
+            phase = capacity_phase(capacity, config, writer, meta, outcomes, console, bar) if capacity else None
+            run_coroutine(sweep_targets(built, outcomes, run_sweep=with_capacity(run_sweep, phase),
+                                        engine_factory=engine_cls,
                                         plan=plan, images=split.test_x, labels=split.test_y,
                                         writer=writer, meta=meta, events=events))
         status = "complete"

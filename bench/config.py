@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from bench.capacity_config import CapacityConfig
 from bench.tables import ConfigError, parse_table
 
 __all__ = [
@@ -189,6 +190,7 @@ class BenchConfig:
     results_dir: Path
     reports_dir: Path
     hpo: HpoConfig = field(default_factory=HpoConfig)
+    capacity: CapacityConfig = field(default_factory=CapacityConfig)
 
     @property
     def sha256(self) -> str:
@@ -206,7 +208,7 @@ class _Paths:
     reports_dir: str = "reports"
 
 
-_TOP_LEVEL = ("model", "loadgen", "sweep", "targets", "paths", "hpo")
+_TOP_LEVEL = ("model", "loadgen", "sweep", "targets", "paths", "hpo", "capacity")
 
 
 def parse_config(source: str, root: Path) -> BenchConfig:
@@ -244,6 +246,7 @@ def parse_config(source: str, root: Path) -> BenchConfig:
         results_dir=(root / paths.results_dir).resolve(),
         reports_dir=(root / paths.reports_dir).resolve(),
         hpo=parse_table(HpoConfig, data.get("hpo"), "hpo"),
+        capacity=parse_table(CapacityConfig, data.get("capacity"), "capacity"),
     )
 
 

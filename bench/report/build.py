@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from bench.report import figures
+from bench.report.capacity import add_capacity_section, capacity_only_report, split_capacity
 from bench.report.document import Document, to_html, to_markdown
 from bench.report.flags import annotate_flags, flag_legend, flag_sentences
 from bench.report.runfacts import ceiling_text, meta_rows, run_warnings, sweep_rows
@@ -102,6 +103,9 @@ def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = No
 
     out_dir.mkdir(parents=True, exist_ok=True)
     fig_dir = out_dir / FIGURE_DIR
+    run, capacity = split_capacity(run)  # capacity-search rows are not Table 3 steps (bench/report/capacity.py)
+    if run.summary.empty:
+        return ReportFiles(out_dir, *capacity_only_report(run, capacity, out_dir, meta_rows(run.meta)))
     summary, targets, modes = run.summary, run.targets, modes_in(run.summary)
     closed = closed_loop_modes(modes)
     ceiling = run.meta.get("client_ceiling")
@@ -140,6 +144,7 @@ def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = No
          "Failed requests and accuracy of the answers per target")
 
     doc = _document(run, targets, modes, study, study_mode, ceiling, shown, has_cdf)
+    made += add_capacity_section(doc, capacity, targets, fig_dir, run.run_id)  # also writes capacity.md
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     md_path.write_text(to_markdown(doc, FIGURE_DIR), encoding="utf-8")
     html_path.write_text(to_html(doc, fig_dir), encoding="utf-8")

@@ -1,0 +1,57 @@
+"""``[capacity]`` in bench.toml: the latency objective and the bounds of a capacity search.
+
+Why a module of its own: the table belongs to one feature (``bench run --modes capacity``,
+docs/capacity.md); bench/config.py only registers it, and it is parsed like every other
+table by :func:`bench.tables.parse_table`, so a misspelt key is an error naming it.
+
+The defaults aim at a search of all four local stand-ins in under ~5 minutes on a 2-core
+machine: per target at most ``closed_loop_seconds`` for the concurrency sweep plus
+``max_seconds`` per search (typically 20-40 s are used), plus the stand-in's start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from loadgen.capacity import Objective
+
+__all__ = ["CapacityConfig"]
+
+
+@dataclass(frozen=True)
+class CapacityConfig:
+    """What a capacity search aims for and how long it may take."""
+
+    percentile: float = 99.0  # the objective: this latency percentile ...
+    bound_ms: float = 100.0  # ... of successful requests stays at or under this many ms
+    precision: float = 0.1  # bisect until first bad / last good <= 1 + precision
+    growth: float = 2.0  # the ramp multiplies the offered rate by this while the objective holds
+    start_rps: float = 0.0  # first offered rate; 0 = half the closed-loop throughput at concurrency 1
+    min_requests: int = 200  # every probe sends at least this many requests ...
+    min_seconds: float = 2.0  # ... and at least this many seconds of arrivals
+    max_probes: int = 12  # open-loop probes per search, the confirmation included
+    max_seconds: float = 45.0  # seconds of probing per search (a probe starts only if it fits)
+    repeats: int = 1  # searches per target (>= 2 shows their spread; `bench compare` uses it)
+    max_concurrency: int = 32  # closed-loop sweep: 1, 2, 4, ... up to this (1: concurrency 1 only)
+    closed_loop_seconds: float = 10.0  # seconds for the closed-loop sweep per target
+
+    def __post_init__(self) -> None:
+        Objective(self.percentile, self.bound_ms / 1000.0)  # raises ValueError naming the problem
+        if not 0 < self.precision < 1:
+            raise ValueError(f"precision must be in (0, 1), got {self.precision}")
+        if not self.growth > 1:
+            raise ValueError(f"growth must be > 1, got {self.growth}")
+        if self.start_rps < 0:
+            raise ValueError(f"start_rps must be >= 0 (0 = automatic), got {self.start_rps}")
+        for key in ("min_requests", "repeats", "max_concurrency"):
+            if getattr(self, key) < 1:
+                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if self.max_probes < 2:
+            raise ValueError(f"max_probes must be >= 2 (a search probe and the confirmation), got {self.max_probes}")
+        for key in ("min_seconds", "max_seconds", "closed_loop_seconds"):
+            if not getattr(self, key) > 0:
+                raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
+
+    @property
+    def objective(self) -> Objective:
+        return Objective(self.percentile, self.bound_ms / 1000.0)

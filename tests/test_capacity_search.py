@@ -1,0 +1,277 @@
+"""The pure capacity search (loadgen/capacity.py) against deterministic models of a server.
+
+Why models, not servers: the search's decisions (which rate next, when to stop, VALID or
+INVALID) must be checked exactly; a fake probe computes each probe's outcome from a
+formula (a hard knee, an M/M/1 queue, a server that drifts slower), so the true capacity
+is known and every assertion is about the logic, never about timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import numpy as np
+import pytest
+
+from loadgen.capacity import (
+    CLIENT_BOUND_FRACTION,
+    Objective,
+    ProbeOutcome,
+    ProbeSpec,
+    SearchSettings,
+    find_capacity,
+    parse_objective,
+    violation,
+)
+
+P99_100MS = Objective(99.0, 0.100)
+
+
+def outcome(spec: ProbeSpec, latency_s: float, *, errors: int = 0, saturated: bool = False,
+            fatal: bool = False, duration_s: float | None = None) -> ProbeOutcome:
+    achieved = spec.rate * (0.5 if saturated else 1.0)
+    return ProbeOutcome(rate=spec.rate, n_requests=spec.n_requests, latency_s=latency_s, p50_s=latency_s / 3,
+                        achieved_rps=achieved, errors=errors, saturated=saturated,
+                        duration_s=spec.planned_s if duration_s is None else duration_s, fatal=fatal,
+                        error_classes="timeout:1" if errors else "")
+
+
+def knee(capacity: float):
+    """Latency 5 ms up to ``capacity`` req/s, then 1 s (a queue that never drains)."""
+    calls: list[ProbeSpec] = []
+
+    async def probe(spec: ProbeSpec) -> ProbeOutcome:
+        calls.append(spec)
+        return outcome(spec, 0.005 if spec.rate <= capacity else 1.0)
+
+    return probe, calls
+
+
+def mm1(mu: float):
+    """M/M/1 with service rate ``mu``: p99 of the sojourn time is ln(100) / (mu - rate);
+    at or above mu the queue grows without bound (saturated)."""
+    async def probe(spec: ProbeSpec) -> ProbeOutcome:
+        if spec.rate >= mu:
+            return outcome(spec, 5.0, saturated=True)
+        return outcome(spec, math.log(100) / (mu - spec.rate))
+
+    return probe
+
+
+def search(probe, objective: Objective = P99_100MS, **settings) -> object:
+    settings.setdefault("start_rps", 10.0)
+    settings.setdefault("max_seconds", 1e9)
+    settings.setdefault("max_probes", 50)
+    return asyncio.run(find_capacity(probe, objective, SearchSettings(**settings)))
+
+
+@pytest.mark.parametrize("capacity", [13.0, 100.0, 157.0, 1234.5])
+@pytest.mark.parametrize("precision", [0.05, 0.1, 0.25])
+def test_a_hard_knee_is_found_within_the_precision(capacity: float, precision: float) -> None:
+    probe, calls = knee(capacity)
+    result = search(probe, precision=precision)
+    assert result.capacity_rps <= capacity < result.upper_rps
+    assert result.upper_rps / result.capacity_rps <= 1 + precision
+    assert result.precision_reached and result.verdict == "VALID"
+    assert calls[-1].phase == "confirm" and calls[-1].rate == result.capacity_rps
+    assert [c.index for c in calls] == list(range(1, len(calls) + 1))
+
+
+def test_an_mm1_queue_capacity_matches_the_formula() -> None:
+    mu = 500.0
+    true = mu - math.log(100) / 0.100  # the rate whose p99 is exactly 100 ms: ~453.9 req/s
+    result = search(mm1(mu), precision=0.02, start_rps=20.0)
+    assert result.capacity_rps <= true < result.upper_rps
+    assert result.upper_rps / result.capacity_rps <= 1.02
+    assert result.verdict == "VALID"
+    at = result.at_capacity.outcome
+    assert at.latency_s <= 0.100 and at.rate == result.capacity_rps
+
+
+def test_ramp_is_geometric_then_bisection_is_geometric() -> None:
+    probe, calls = knee(100.0)
+    search(probe, start_rps=10.0, growth=2.0, precision=0.1)
+    ramp = [c.rate for c in calls if c.phase == "ramp"]
+    assert ramp == [10.0, 20.0, 40.0, 80.0, 160.0]
+    first_bisect = next(c for c in calls if c.phase == "bisect")
+    assert first_bisect.rate == pytest.approx(math.sqrt(80.0 * 160.0))
+
+
+def test_a_start_above_capacity_ramps_down() -> None:
+    probe, calls = knee(30.0)
+    result = search(probe, start_rps=200.0)
+    ramp = [c.rate for c in calls if c.phase == "ramp"]
+    assert ramp[:4] == [200.0, 100.0, 50.0, 25.0]
+    assert result.capacity_rps <= 30.0 < result.upper_rps and result.verdict == "VALID"
+
+
+def test_confirmation_that_fails_is_invalid() -> None:
+    # the server gets slower with every probe (a noisy neighbour arrives): the rate found
+    # by the search no longer holds when it is offered again
+    async def drifting(spec: ProbeSpec) -> ProbeOutcome:
+        capacity = 200.0 - 4.0 * spec.index
+        return outcome(spec, 0.005 if spec.rate <= capacity else 1.0)
+
+    result = search(drifting, precision=0.05)
+    assert result.verdict == "INVALID"
+    assert not result.confirmation.met and "p99" in result.confirmation.violation
+    assert not math.isnan(result.capacity_rps)  # the number is reported, with its verdict
+
+
+def test_no_rate_meets_the_objective() -> None:
+    async def slow(spec: ProbeSpec) -> ProbeOutcome:
+        return outcome(spec, 0.5)
+
+    result = search(slow, max_probes=6)
+    assert result.verdict == "NOT_FOUND" and math.isnan(result.capacity_rps)
+    assert len(result.probes) <= 6 and all(not p.met for p in result.probes)
+    assert result.confirmation is None
+
+
+@pytest.mark.parametrize("max_probes", [2, 3, 5, 8])
+def test_the_probe_cap_is_respected_and_keeps_room_for_the_confirmation(max_probes: int) -> None:
+    probe, calls = knee(1e9)  # never violates: only the caps stop the ramp
+    result = search(probe, max_probes=max_probes)
+    assert len(calls) == len(result.probes) <= max_probes
+    assert result.confirmation is not None and result.verdict == "VALID"
+    assert "probe cap" in result.stop_reason
+
+
+@pytest.mark.parametrize("max_seconds", [5.0, 12.0, 30.0])
+def test_the_time_cap_is_respected(max_seconds: float) -> None:
+    probe, calls = knee(1e9)
+    result = search(probe, start_rps=100.0, max_seconds=max_seconds, min_seconds=2.0, min_requests=50)
+    assert result.seconds <= max_seconds
+    assert "time cap" in result.stop_reason
+    assert result.confirmation is not None  # the reserve kept room for it
+
+
+def test_a_slow_low_rate_probe_is_not_started_beyond_the_time_cap() -> None:
+    # 200 requests at 1 req/s would take 200 s: the search refuses it rather than overrun
+    probe, calls = knee(0.5)
+    result = search(probe, start_rps=1.0, min_requests=200, max_seconds=60.0)
+    assert calls == [] and result.verdict == "NOT_FOUND" and "time cap" in result.stop_reason
+
+
+def test_errors_stop_the_ramp_even_when_latency_is_fine() -> None:
+    async def fails_above_60(spec: ProbeSpec) -> ProbeOutcome:
+        return outcome(spec, 0.005, errors=3 if spec.rate > 60 else 0)
+
+    result = search(fails_above_60)
+    assert result.capacity_rps <= 60 < result.upper_rps
+    bad = [p for p in result.probes if not p.met]
+    assert bad and all("requests failed" in p.violation for p in bad)
+    assert all(p.spec.rate > 60 for p in bad)
+
+
+def test_saturation_is_a_violation_even_under_the_bound() -> None:
+    async def saturates_above_90(spec: ProbeSpec) -> ProbeOutcome:
+        return outcome(spec, 0.010, saturated=spec.rate > 90)
+
+    result = search(saturates_above_90)
+    assert result.capacity_rps <= 90 < result.upper_rps
+    assert any(p.violation.startswith("saturated") for p in result.probes)
+
+
+def test_a_target_that_stops_answering_ends_the_search_at_once() -> None:
+    calls: list[ProbeSpec] = []
+
+    async def dies(spec: ProbeSpec) -> ProbeOutcome:
+        calls.append(spec)
+        dead = spec.rate >= 40
+        return outcome(spec, math.nan if dead else 0.005, errors=spec.n_requests if dead else 0, fatal=dead)
+
+    result = search(dies)
+    assert calls[-1].rate == 40.0 and len(calls) == 3  # 10, 20, 40: nothing after the fatal probe
+    assert result.fatal and result.verdict == "UNCONFIRMED" and "stopped answering" in result.stop_reason
+    assert result.capacity_rps == 20.0
+
+
+def test_the_offered_rate_never_exceeds_the_cap_and_a_capped_search_says_so() -> None:
+    probe, calls = knee(1e9)
+    result = search(probe, max_rate_rps=150.0, max_rate_reason="the [loadgen] max_rps politeness cap")
+    assert max(c.rate for c in calls) == 150.0
+    assert result.capacity_rps == 150.0 and math.isnan(result.upper_rps)
+    assert "max_rps" in result.stop_reason and not result.precision_reached
+
+
+@pytest.mark.parametrize(("ceiling", "bound"), [(150.0, True), (1000.0, False), (None, False)])
+def test_client_bound_flag(ceiling: float | None, bound: bool) -> None:
+    probe, _ = knee(100.0)
+    result = search(probe, client_ceiling_rps=ceiling)
+    assert result.client_bound is bound
+    if ceiling:
+        assert (result.capacity_rps >= CLIENT_BOUND_FRACTION * ceiling) is bound
+
+
+def test_a_capacity_at_the_client_ceiling_is_flagged_not_silently_reported() -> None:
+    probe, calls = knee(1e9)
+    result = search(probe, max_rate_rps=800.0, max_rate_reason="the client's calibrated ceiling",
+                    client_ceiling_rps=800.0)
+    assert result.client_bound and result.capacity_rps == 800.0
+    assert "client's calibrated ceiling" in result.stop_reason
+
+
+def noisy(mu: float):
+    """M/M/1 with multiplicative noise drawn from the probe's own seed."""
+    async def probe(spec: ProbeSpec) -> ProbeOutcome:
+        noise = np.random.default_rng(spec.seed).lognormal(0.0, 0.3)
+        if spec.rate >= mu:
+            return outcome(spec, 5.0, saturated=True)
+        return outcome(spec, noise * math.log(100) / (mu - spec.rate))
+
+    return probe
+
+
+def test_seeded_searches_repeat_exactly_and_seeds_differ_per_probe() -> None:
+    a = search(noisy(300.0), seed=7)
+    b = search(noisy(300.0), seed=7)
+    assert [(p.spec.rate, p.spec.seed, p.outcome.latency_s) for p in a.probes] == \
+        [(p.spec.rate, p.spec.seed, p.outcome.latency_s) for p in b.probes]
+    assert a.capacity_rps == b.capacity_rps and a.verdict == b.verdict
+    assert len({p.spec.seed for p in a.probes}) == len(a.probes)
+    c = search(noisy(300.0), seed=8)
+    assert [p.spec.seed for p in c.probes] != [p.spec.seed for p in a.probes]
+
+
+def test_probe_sizes_follow_min_requests_and_min_seconds() -> None:
+    s = SearchSettings(start_rps=10.0, min_requests=200, min_seconds=2.0)
+    assert s.requests_for(10.0) == 200 and s.planned_seconds(10.0) == pytest.approx(20.0)
+    assert s.requests_for(500.0) == 1000 and s.planned_seconds(500.0) == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize(("text", "pct", "bound"), [
+    ("p99=100ms", 99.0, 0.1), ("p99<=0.25s", 99.0, 0.25), ("p99.9:250ms", 99.9, 0.25),
+    ("p50=800us", 50.0, 0.0008), (" P95 = 20 MS ", 95.0, 0.02),
+])
+def test_parse_objective(text: str, pct: float, bound: float) -> None:
+    objective = parse_objective(text)
+    assert objective.percentile == pct and objective.bound_s == pytest.approx(bound)
+
+
+@pytest.mark.parametrize("text", ["p99", "99=100ms", "p99=100", "p100=1s", "p0=1s", "p99=0ms", "p99=fast", ""])
+def test_parse_objective_rejects_malformed_or_impossible_objectives(text: str) -> None:
+    with pytest.raises(ValueError, match="objective"):
+        parse_objective(text)
+
+
+def test_objective_describe() -> None:
+    assert Objective(99.0, 0.1).describe() == "p99 <= 100 ms"
+    assert Objective(99.9, 12.0).describe() == "p99.9 <= 12 s"
+
+
+def test_violation_texts() -> None:
+    spec = ProbeSpec(index=1, phase="ramp", rate=100.0, n_requests=200, planned_s=2.0, seed=0)
+    assert violation(outcome(spec, 0.05), P99_100MS) == ""
+    assert "p99 150 ms > 100 ms" == violation(outcome(spec, 0.15), P99_100MS)
+    assert violation(outcome(spec, math.nan, errors=200), P99_100MS) == "no request succeeded"
+    assert violation(outcome(spec, 0.05, saturated=True), P99_100MS).startswith("saturated")
+
+
+@pytest.mark.parametrize("bad", [dict(start_rps=0.0), dict(growth=1.0), dict(precision=0.0), dict(precision=1.0),
+                                 dict(max_probes=1), dict(max_seconds=0.0), dict(min_requests=0)])
+def test_settings_reject_nonsense(bad: dict) -> None:
+    args = dict(start_rps=10.0) | bad
+    with pytest.raises(ValueError):
+        SearchSettings(**args)
