@@ -14,16 +14,24 @@ Requests:
 * ``POST /predict`` JSON ``{"images": [p, ...]}``: raw 0..255 pixels, normalised here with
   ``models.data.normalize``;
 * ``POST /predict`` with a PNG/JPEG photo of a digit (multipart field ``file``, or a raw
-  ``image/png`` / ``image/jpeg`` body), as the study's web page sent;
+  ``image/png`` / ``image/jpeg`` body), as the study's web page sent (which bytes are
+  accepted: :mod:`targets.photo`);
 * ``GET /healthz``: ``{"status": "ok", "replica": ..., "pid": ..., "model_loading": ...}``.
 
 Answers ``{"predictions": [digit, ...]}`` with an ``X-Replica`` header naming the replica
 (so the k8s stand-in's traffic spreading can be counted).
 
+Bodies: the app reads the body itself (:func:`_read_body`) instead of Werkzeug's
+``get_data``, which stops at ``MAX_CONTENT_LENGTH`` on a chunked body and returns the
+prefix as if it were the whole body; here a body one byte over the limit is a 413, and
+a body the server cannot de-frame (a bad chunk) is a 400, never a 500.  The stand-ins'
+worker (:mod:`targets.gunicorn_worker`) refuses most of that before the app runs; these
+checks keep the app right under any other server.
+
 For gunicorn, ``targets.flask_app:app`` builds the app from environment variables
 (``SERVEBENCH_ARTIFACTS_DIR``, ``SERVEBENCH_MODEL_LOADING``, ``SERVEBENCH_REPLICA``,
-``SERVEBENCH_MAX_INSTANCES``, ``SERVEBENCH_TORCH_THREADS``) on first access, so importing
-this module stays cheap.
+``SERVEBENCH_MAX_INSTANCES``, ``SERVEBENCH_MAX_BODY_BYTES``, ``SERVEBENCH_TORCH_THREADS``)
+on first access, so importing this module stays cheap.
 """
 
 from __future__ import annotations
@@ -31,26 +39,41 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from flask import Flask, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.formparser import FormDataParser
 
 from models.data import normalize
+from targets.http_framing import Limits
+from targets.photo import MAX_PHOTO_PIXELS, PhotoError, preprocess_photo
 
-__all__ = ["ENV_PREFIX", "MODEL_LOADINGS", "BadInput", "create_app", "create_app_from_env", "preprocess_photo"]
+__all__ = [
+    "DEFAULT_MAX_BODY",
+    "ENV_PREFIX",
+    "MAX_PHOTO_PIXELS",
+    "MODEL_LOADINGS",
+    "BadInput",
+    "create_app",
+    "create_app_from_env",
+    "preprocess_photo",
+]
 
 ENV_PREFIX = "SERVEBENCH_"
 MODEL_LOADINGS = ("per-request", "startup")
-MAX_PHOTO_PIXELS = 4096 * 4096
-#: The largest request body accepted: 64 images of full-precision floats fit comfortably.
-DEFAULT_MAX_BODY = 4 * 1024 * 1024
+#: The largest request body accepted (the buffering worker's limit too): 64 images of
+#: full-precision floats fit comfortably.
+DEFAULT_MAX_BODY = Limits.max_body_bytes
 #: Any normalised MNIST pixel lies in about [-0.43, 2.83]; far outside means wrong input.
 INSTANCE_ABS_LIMIT = 1000.0
-#: Up to this much of an oversized body is read and discarded so the 413 answer arrives.
-DRAIN_LIMIT = 64 * 1024 * 1024
+#: A JSON integer longer than this is not a pixel (and Python refuses > 4300 digits itself).
+MAX_INT_DIGITS = 20
+_READ_STEP = 1024 * 1024
+_REPR = re.compile(r"<[^<>]*\bat 0x[0-9a-fA-F]+>|\b0x[0-9a-fA-F]{6,}\b")
 
 
 class BadInput(ValueError):
@@ -96,18 +119,75 @@ class _Model:
         return [int(d) for d in logits.argmax(dim=1).tolist()]
 
 
+def _clean(message: str) -> str:
+    """No object repr or memory address ever reaches a client."""
+    return _REPR.sub("<object>", message)
+
+
+# -- the body ----------------------------------------------------------------------------
+def _too_large(limit: int) -> BadInput:
+    return BadInput(f"body too large: the limit is {limit} bytes", 413)
+
+
+def _read_body(limit: int) -> bytes:
+    """The whole request body: 413 past ``limit`` (never cut short), 400 if it cannot be de-framed.
+
+    With a Content-Length, Werkzeug's stream stops at it; a chunked body (the server
+    sets ``wsgi.input_terminated``) is read from the raw input up to ``limit + 1`` bytes,
+    so one byte too many is seen and refused.  Without either there is no body.
+    """
+    length = request.content_length
+    if length is not None and length > limit:
+        raise _too_large(limit)
+    environ = request.environ
+    if length is not None:
+        stream, want = request.stream, length
+    elif environ.get("wsgi.input_terminated"):
+        stream, want = environ["wsgi.input"], limit + 1
+    else:
+        return b""
+    parts: list[bytes] = []
+    got = 0
+    try:
+        while got < want:
+            piece = stream.read(min(_READ_STEP, want - got))
+            if not piece:
+                break
+            parts.append(piece)
+            got += len(piece)
+    except RequestEntityTooLarge:
+        raise _too_large(limit) from None
+    except Exception as exc:  # the server's de-framing failed (e.g. a bad chunk): the client's bytes
+        raise BadInput(f"malformed request body: the server could not read it ({type(exc).__name__})") from None
+    if got > limit:
+        raise _too_large(limit)
+    if length is not None and got < length:
+        raise BadInput(f"request body ended early: {got} of {length} bytes")
+    return b"".join(parts)
+
+
 def _reject_constant(name: str) -> float:
     raise BadInput(f"{name} is not a valid JSON number (NaN/Infinity are not allowed)")
+
+
+def _parse_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise BadInput(f"a JSON integer has {len(text.lstrip('-'))} digits: pixel values are small numbers")
+    return int(text)
 
 
 def _parse_json(body: bytes) -> Any:
     if not body.strip():
         raise BadInput("empty body: expected JSON {\"instances\": [...]} or {\"images\": [...]}")
     try:
-        return json.loads(body, parse_constant=_reject_constant)
+        return json.loads(body, parse_constant=_reject_constant, parse_int=_parse_int)
     except BadInput:
         raise
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise BadInput("malformed JSON: nested too deeply") from None
+    except UnicodeDecodeError:
+        raise BadInput("malformed JSON: the body is not UTF-8 text") from None
+    except ValueError as exc:
         raise BadInput(f"malformed JSON: {exc}") from None
 
 
@@ -138,51 +218,36 @@ def _as_batch(items: Any, key: str, max_instances: int) -> np.ndarray:
     return np.stack(batch)
 
 
-def preprocess_photo(data: bytes) -> np.ndarray:
-    """A PNG/JPEG digit photo -> float32 (1, 28, 28) normalised model input.
-
-    MNIST-like: grey, inverted when the background is light (ink must be bright), the
-    background level (lower median) subtracted, the ink's bounding box padded to a square,
-    resized to 20x20 and centred in 28x28.
-    """
-    from PIL import Image, UnidentifiedImageError
-
+def _multipart_file(body: bytes, limit: int) -> tuple[bytes, str]:
+    """The ``file`` part of a multipart body: (bytes, its declared Content-Type)."""
+    parser = FormDataParser(max_form_memory_size=limit, max_content_length=limit, silent=False, max_form_parts=100)
     try:
-        img = Image.open(io.BytesIO(data))
-        if img.width * img.height > MAX_PHOTO_PIXELS:
-            raise BadInput(f"image too large: {img.width}x{img.height} pixels", 413)
-        img.load()
-    except BadInput:
-        raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise BadInput(f"cannot decode image: {exc}") from None
-    grey = np.asarray(img.convert("L"), dtype=np.uint8)
-    if grey.mean() > 127:
-        grey = 255 - grey
-    # Paper is rarely pure white: take the background level (the lower median -- most of a
-    # digit photo is background) off every pixel, so the ink sits on black as in MNIST.
-    background = int(np.sort(grey, axis=None)[(grey.size - 1) // 2])
-    if background:
-        grey = (grey.astype(np.int16) - background).clip(0, 255).astype(np.uint8)
-    ink = np.argwhere(grey > 30)
-    out = np.zeros((28, 28), dtype=np.uint8)
-    if len(ink):
-        (top, left), (bottom, right) = ink.min(axis=0), ink.max(axis=0) + 1
-        crop = grey[top:bottom, left:right]
-        side = max(crop.shape)
-        square = np.zeros((side, side), dtype=np.uint8)
-        oy, ox = (side - crop.shape[0]) // 2, (side - crop.shape[1]) // 2
-        square[oy : oy + crop.shape[0], ox : ox + crop.shape[1]] = crop
-        small = Image.fromarray(square).resize((20, 20), Image.Resampling.LANCZOS)
-        out[4:24, 4:24] = np.asarray(small, dtype=np.uint8)
-    return normalize(out)[None, :, :]
+        _, _, files = parser.parse(io.BytesIO(body), "multipart/form-data", len(body), request.mimetype_params)
+    except RequestEntityTooLarge:
+        raise _too_large(limit) from None
+    except ValueError:
+        raise BadInput("malformed multipart/form-data body") from None
+    upload = files.get("file")
+    if upload is None:
+        raise BadInput("multipart upload must have a 'file' field with a PNG or JPEG image")
+    data = upload.read()
+    if not data:
+        raise BadInput("empty body: the uploaded 'file' is empty")
+    return data, upload.mimetype or ""
 
 
-def _read_input(max_instances: int) -> np.ndarray:
+def _read_input(max_instances: int, max_body: int) -> np.ndarray:
     """The request -> float32 (N, 28, 28) model input, or :class:`BadInput`."""
     mimetype = request.mimetype
+    if mimetype not in ("application/json", "multipart/form-data", "image/png", "image/jpeg"):
+        shown = mimetype or "(none)"
+        raise BadInput(
+            f"unsupported Content-Type {shown}: use application/json, multipart/form-data, image/png or image/jpeg",
+            415,
+        )
+    body = _read_body(max_body)
     if mimetype == "application/json":
-        doc = _parse_json(request.get_data(cache=False))
+        doc = _parse_json(body)
         if not isinstance(doc, dict):
             raise BadInput(f"expected a JSON object, got {type(doc).__name__}")
         keys = [k for k in ("instances", "images") if k in doc]
@@ -198,45 +263,11 @@ def _read_input(max_instances: int) -> np.ndarray:
             raise BadInput(f"'instances' values must be normalised pixels (|x| <= {INSTANCE_ABS_LIMIT:g})")
         return batch.astype(np.float32)
     if mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is None:
-            raise BadInput("multipart upload must have a 'file' field with a PNG or JPEG image")
-        data = upload.read()
-        if not data:
-            raise BadInput("empty body: the uploaded 'file' is empty")
-        return preprocess_photo(data)
-    if mimetype in ("image/png", "image/jpeg"):
-        data = request.get_data(cache=False)
-        if not data:
-            raise BadInput("empty body: expected a PNG or JPEG image")
-        return preprocess_photo(data)
-    shown = mimetype or "(none)"
-    raise BadInput(
-        f"unsupported Content-Type {shown}: use application/json, multipart/form-data, image/png or image/jpeg",
-        415,
-    )
-
-
-def _drain_body(limit: int = DRAIN_LIMIT) -> None:
-    """Read and discard an unread request body (up to ``limit`` bytes).
-
-    Why: a sync worker closes the connection after answering; closing with unread bytes in
-    the socket makes the kernel send a TCP reset, and the client then sees "connection
-    reset" instead of our 413 JSON.  Draining a few MB on loopback costs milliseconds.
-    """
-    stream = request.environ.get("wsgi.input")
-    if stream is None:
-        return
-    length = request.content_length
-    remaining = min(length, limit) if length is not None else limit
-    try:
-        while remaining > 0:
-            chunk = stream.read(min(65536, remaining))
-            if not chunk:
-                break
-            remaining -= len(chunk)
-    except OSError:
-        pass
+        data, declared = _multipart_file(body, max_body)
+        return preprocess_photo(data, declared)
+    if not body:
+        raise BadInput("empty body: expected a PNG or JPEG image")
+    return preprocess_photo(body, mimetype)
 
 
 def create_app(
@@ -265,20 +296,20 @@ def create_app(
 
     @app.post("/predict")
     def predict() -> Response:
-        x = _read_input(max_instances)
+        x = _read_input(max_instances, max_body_bytes)
         return jsonify(predictions=model.predict(x))
 
     @app.errorhandler(BadInput)
-    def bad_input(exc: BadInput) -> tuple[Response, int]:
-        return jsonify(error=str(exc)), exc.status
+    @app.errorhandler(PhotoError)
+    def bad_input(exc: BadInput | PhotoError) -> tuple[Response, int]:
+        return jsonify(error=_clean(str(exc))), exc.status
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
         message = exc.description or exc.name
         if exc.code == 413:
             message = f"body too large: the limit is {max_body_bytes} bytes"
-            _drain_body()
-        return jsonify(error=message), exc.code or 500
+        return jsonify(error=_clean(message)), exc.code or 500
 
     @app.errorhandler(Exception)
     def server_error(exc: Exception) -> tuple[Response, int]:
@@ -329,4 +360,3 @@ def __getattr__(name: str) -> Any:
             _APP = create_app_from_env()
         return _APP
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-

@@ -1,6 +1,8 @@
 """Adapter ``flask``: the study's bare-metal Flask app (target ``greene-linserv``).
 
-Local stand-in: ``targets.flask_app`` under gunicorn with ``workers`` sync workers on a free
+Local stand-in: ``targets.flask_app`` under gunicorn with ``workers`` buffering sync workers
+(:class:`targets.gunicorn_worker.BufferingSyncWorker`: each request is read in full, under
+``header_timeout_s`` / ``body_timeout_s`` deadlines, before the app runs it) on a free
 loopback port.  Remote: any deployment of the same app (``endpoint``), e.g. the systemd +
 nginx setup that :meth:`FlaskTarget.manifests` renders.
 
@@ -34,6 +36,11 @@ from targets.wire import dumps_compact, wire_instance
 __all__ = ["AppSettings", "FlaskSettings", "FlaskTarget", "GunicornStandIn", "decode_predictions"]
 
 TORCH_VERSION = "2.13.0"
+#: gunicorn's worker class for the stand-ins and the rendered manifests (module docstring).
+WORKER_CLASS = "targets.gunicorn_worker.BufferingSyncWorker"
+#: The gunicorn the rendered Dockerfile installs: the worker uses gunicorn's sync-worker
+#: internals (RequestParser, handle_request) and is tested with this version.
+GUNICORN_VERSION = "27.0.1"
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,9 @@ class AppSettings(RemoteSettings):
     ``workers``: gunicorn sync workers per server process.  ``cpus``: pin the stand-in to
     these CPUs instead of the run's stand-in CPUs.  ``image``: container image named by the
     rendered manifests.
+    ``header_timeout_s`` / ``body_timeout_s``: how long a client may take to send its
+    request head / body before it is answered 408 (a slow client never holds the worker
+    meanwhile; these only free its connection slot).
     """
 
     model_loading: Literal["per-request", "startup"] = "per-request"
@@ -54,11 +64,16 @@ class AppSettings(RemoteSettings):
     torch_threads: int = 1
     max_instances: int = 64
     image: str = "servebench-mnist:latest"
+    header_timeout_s: float = 5.0
+    body_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.workers < 1 or self.torch_threads < 1 or self.max_instances < 1:
             raise ValueError("workers, torch_threads and max_instances must be >= 1")
+        for key in ("header_timeout_s", "body_timeout_s"):
+            if not 0 < getattr(self, key) <= 600:
+                raise ValueError(f"{key} must be in (0, 600] seconds, got {getattr(self, key)}")
         for key in ("path", "health_path"):
             if not getattr(self, key).startswith("/"):
                 raise ValueError(f"{key} must start with '/', got {getattr(self, key)!r}")
@@ -122,7 +137,7 @@ class GunicornStandIn:
             sys.executable, "-m", "gunicorn",
             "--bind", f"{host}:{port}",
             "--workers", str(self.settings.workers),
-            "--worker-class", "sync",
+            "--worker-class", WORKER_CLASS,
             "--no-control-socket",
             "--timeout", "120",
             "--graceful-timeout", "5",
@@ -141,6 +156,8 @@ class GunicornStandIn:
             "SERVEBENCH_REPLICA": f"{self.name}-{replica}",
             "SERVEBENCH_MAX_INSTANCES": str(self.settings.max_instances),
             "SERVEBENCH_TORCH_THREADS": threads,
+            "SERVEBENCH_HEADER_TIMEOUT_S": repr(float(self.settings.header_timeout_s)),
+            "SERVEBENCH_BODY_TIMEOUT_S": repr(float(self.settings.body_timeout_s)),
             "OMP_NUM_THREADS": threads,
             "PYTHONUNBUFFERED": "1",
         }
@@ -281,7 +298,7 @@ class FlaskTarget(Target):
             model_loading=self.settings.model_loading,
             workers=self.settings.workers,
             replicas=self.replicas,
-            server="gunicorn (sync workers) + Flask, TorchScript model",
+            server="gunicorn (buffering sync workers) + Flask, TorchScript model",
         )
         facts.update(public_remote_settings(self.settings))
         return facts
@@ -293,6 +310,7 @@ class FlaskTarget(Target):
             "model_loading": self.settings.model_loading,
             "workers": self.settings.workers,
             "torch_threads": self.settings.torch_threads,
+            "worker_class": WORKER_CLASS,
         }
 
     def _artifacts_rel(self) -> str:
@@ -309,12 +327,17 @@ class FlaskTarget(Target):
         return {
             "Dockerfile": render(
                 "Dockerfile.flask",
-                {**base, "torch_version": TORCH_VERSION, "artifacts_rel": self._artifacts_rel()},
+                {
+                    **base,
+                    "torch_version": TORCH_VERSION,
+                    "gunicorn_version": GUNICORN_VERSION,
+                    "artifacts_rel": self._artifacts_rel(),
+                },
             ),
             unit: render(
                 "linserv-gunicorn.service",
                 {
-                    **{k: base[k] for k in ("target", "model_loading", "workers", "torch_threads")},
+                    **{k: base[k] for k in ("target", "model_loading", "workers", "torch_threads", "worker_class")},
                     "unit_name": unit,
                     "artifacts_rel": self._artifacts_rel(),
                     "app_port": self.settings.app_port,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from targets.base import TargetContext
-from targets.flask_target import TORCH_VERSION, AppSettings, FlaskTarget
+from targets.flask_target import GUNICORN_VERSION, TORCH_VERSION, WORKER_CLASS, AppSettings, FlaskTarget
 from targets.manifests import dns_label, render
 
 __all__ = ["K8sSettings", "K8sTarget"]
@@ -72,7 +72,7 @@ class K8sTarget(FlaskTarget):
     def describe(self) -> dict[str, Any]:
         facts = super().describe()
         facts["server"] = (
-            f"{self.replicas} gunicorn processes (sync workers) sharing one port via SO_REUSEPORT, "
+            f"{self.replicas} gunicorn processes (buffering sync workers) sharing one port via SO_REUSEPORT, "
             "Flask, TorchScript model"
             if not self.is_remote
             else "Kubernetes Deployment behind a LoadBalancer Service"
@@ -94,6 +94,8 @@ class K8sTarget(FlaskTarget):
                     "workers": s.workers,
                     "torch_threads": s.torch_threads,
                     "torch_version": TORCH_VERSION,
+                    "gunicorn_version": GUNICORN_VERSION,
+                    "worker_class": WORKER_CLASS,
                     "artifacts_rel": self._artifacts_rel(),
                 },
             ),

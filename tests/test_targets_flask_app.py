@@ -173,3 +173,178 @@ def test_bad_artifacts_fail_at_creation(tmp_path) -> None:
         create_app(tmp_path, "per-request")
     with pytest.raises(ValueError, match="model_loading"):
         create_app(tmp_path, "lazy")
+
+
+# -- bodies: never cut, never a 500 --------------------------------------------------------
+def _run_wsgi(app, body_stream, content_type: str = "application/json") -> tuple[int, dict]:
+    """Call the app as a server would for a chunked body: no CONTENT_LENGTH, input terminated."""
+    from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+    environ = EnvironBuilder(path="/predict", method="POST", content_type=content_type).get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ["wsgi.input"] = body_stream
+    environ["wsgi.input_terminated"] = True
+    app_iter, status, _headers = run_wsgi_app(app, environ, buffered=True)
+    return int(status.split()[0]), json.loads(b"".join(app_iter))
+
+
+def test_chunked_body_over_the_limit_is_413_not_cut(artifacts) -> None:
+    """Werkzeug's get_data stops at MAX_CONTENT_LENGTH on a chunked body; the app must not."""
+    app = create_app(artifacts, "startup", max_body_bytes=200_000)
+    padded = ONE[:-1] + " " * (200_000 - len(ONE)) + ONE[-1:]  # exactly the limit: valid
+    status, doc = _run_wsgi(app, io.BytesIO(padded.encode()))
+    assert status == 200 and len(doc["predictions"]) == 1
+    status, doc = _run_wsgi(app, io.BytesIO(padded.encode() + b"garbage"))  # a valid prefix + more
+    assert status == 413 and "body too large" in doc["error"]
+
+
+def test_body_the_server_cannot_deframe_is_400(artifacts) -> None:
+    class BadChunks(io.RawIOBase):
+        def read(self, size: int = -1) -> bytes:
+            raise ValueError("Invalid chunk size")  # what a server's de-chunking raises
+
+    status, doc = _run_wsgi(create_app(artifacts, "startup"), BadChunks())
+    assert status == 400 and "malformed request body" in doc["error"]
+
+
+# -- photos: the bytes decide, a declared type must agree -----------------------------------
+def _photo(fmt: str) -> bytes:
+    big = Image.fromarray(255 - _image(3)).resize((112, 112), Image.Resampling.NEAREST)
+    buf = io.BytesIO()
+    big.convert("RGB" if fmt in ("JPEG", "WEBP") else "L").save(buf, format=fmt)
+    return buf.getvalue()
+
+
+def _multipart(client, data: bytes, content_type: str):
+    return client.post(
+        "/predict", data={"file": (io.BytesIO(data), "photo.bin", content_type)}, content_type="multipart/form-data"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP", "TIFF", "WEBP"])
+def test_other_image_formats_are_415_whatever_they_are_declared(client, fmt: str) -> None:
+    data = _photo(fmt)
+    for resp in (client.post("/predict", data=data, content_type="image/png"), _multipart(client, data, "image/png")):
+        assert resp.status_code == 415, resp.text
+        assert f"unsupported image format {fmt}" in resp.get_json()["error"]
+
+
+def test_svg_is_415_and_no_message_holds_an_object_repr(client) -> None:
+    svg = b'<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg"><text>7</text></svg>'
+    for resp in (client.post("/predict", data=svg, content_type="image/png"), _multipart(client, svg, "image/svg+xml")):
+        assert resp.status_code == 415
+        message = resp.get_json()["error"]
+        assert "SVG" in message and "0x" not in message and "object" not in message
+
+
+def test_declared_type_must_match_the_bytes(client) -> None:
+    png, jpeg = _photo("PNG"), _photo("JPEG")
+    resp = client.post("/predict", data=jpeg, content_type="image/png")
+    assert resp.status_code == 400 and "declared image/png but the body is a JPEG image" in resp.get_json()["error"]
+    assert _multipart(client, png, "image/jpeg").status_code == 400
+    # Undeclared (octet-stream) parts and the browsers' image/jpg alias are judged by the bytes.
+    assert _multipart(client, png, "application/octet-stream").status_code == 200
+    assert _multipart(client, jpeg, "image/jpg").status_code == 200
+
+
+@pytest.mark.parametrize(("width", "height"), [(100_000, 100_000), (5000, 5000), (4097, 4096)])
+def test_image_bombs_are_413_before_decoding(client, width: int, height: int) -> None:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))  # fmt: skip
+    assert len(bomb) < 200
+    resp = client.post("/predict", data=bomb, content_type="image/png")
+    assert resp.status_code == 413 and "image too large" in resp.get_json()["error"]
+
+
+def test_truncated_photo_is_400(client) -> None:
+    png = _photo("PNG")
+    resp = client.post("/predict", data=png[: len(png) // 2], content_type="image/png")
+    assert resp.status_code == 400 and "PNG data is truncated or corrupt" in resp.get_json()["error"]
+
+
+def test_json_integers_with_too_many_digits_are_400(client) -> None:
+    for digits in (21, 5000):  # 5000: past Python's own int-conversion limit
+        resp = client.post("/predict", data=ONE.replace("0.0", "9" * digits, 1), content_type="application/json")
+        assert resp.status_code == 400 and f"has {digits} digits" in resp.get_json()["error"]
+
+
+# -- the stand-in's buffering worker: deadlines, 100-continue ---------------------------------
+@pytest.mark.slow
+def test_worker_deadlines_and_expect_continue(trained_model, tmp_path) -> None:
+    """Through gunicorn with 1 s deadlines: silent, slow-head and slow-body clients are cut off
+    (close, 408, 408) while a valid request is answered; ``Expect: 100-continue`` works.
+    Bounds are generous (10 s) so a loaded machine cannot make this flaky."""
+    import asyncio
+    import socket
+    import time
+
+    from bench.config import TargetSpec
+    from targets.base import TargetContext
+    from targets.process import group_pids
+    from targets.registry import build_target
+
+    table = {"model_loading": "startup", "header_timeout_s": 1.0, "body_timeout_s": 1.0}
+    context = TargetContext(artifacts_dir=trained_model.dir, log_dir=tmp_path, ready_timeout_s=180.0)
+    target = build_target(TargetSpec("deadlines", "flask", table), context)
+    asyncio.run(target.start())
+    try:
+        host, port = target.base_url.removeprefix("http://").rsplit(":", 1)
+        address = (host, int(port))
+        pids = {pid for p in target.processes for pid in group_pids(p.pgid)}
+        body = ONE.encode()
+        head = (f"POST /predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\nConnection: close\r\n").encode()  # fmt: skip
+
+        def answer_of(sock: socket.socket) -> bytes:
+            sock.settimeout(10)
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+            return data
+
+        silent = [socket.create_connection(address) for _ in range(20)]
+        slow_head = socket.create_connection(address)
+        slow_head.sendall(head[:20])
+        slow_body = socket.create_connection(address)
+        slow_body.sendall(head + b"\r\n" + body[:10])
+        start = time.monotonic()
+        with socket.create_connection(address) as valid:  # answered while all of those wait
+            valid.sendall(head + b"\r\n" + body)
+            assert answer_of(valid).startswith(b"HTTP/1.1 200")
+        assert time.monotonic() - start < 10
+        for sock, expected in ((slow_head, b"request head did not arrive within 1 s"),
+                               (slow_body, b"request body did not arrive within 1 s")):  # fmt: skip
+            with sock:
+                answer = answer_of(sock)
+                assert answer.startswith(b"HTTP/1.1 408") and b"application/json" in answer and expected in answer
+        for sock in silent:
+            with sock:
+                assert answer_of(sock) == b""  # closed without an answer: it asked nothing
+        with socket.create_connection(address) as expecting:
+            expecting.sendall(head + b"Expect: 100-continue\r\n\r\n")
+            expecting.settimeout(10)
+            assert expecting.recv(1024) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            expecting.sendall(body)
+            assert answer_of(expecting).startswith(b"HTTP/1.1 200")
+        assert {pid for p in target.processes for pid in group_pids(p.pgid)} == pids
+    finally:
+        asyncio.run(target.stop())
+
+
+def test_deadline_settings_are_checked(tmp_path) -> None:
+    from bench.config import TargetSpec
+    from targets.base import TargetContext
+    from targets.registry import build_target
+
+    context = TargetContext(artifacts_dir=tmp_path, log_dir=tmp_path)
+    target = build_target(TargetSpec("t", "flask", {"header_timeout_s": 2.5}), context)
+    assert target.settings.header_timeout_s == 2.5 and target.settings.body_timeout_s == 10.0
+    for key in ("header_timeout_s", "body_timeout_s"):
+        with pytest.raises(Exception, match=key):
+            build_target(TargetSpec("t", "k8s", {key: 0}), context)

@@ -17,6 +17,7 @@ import yaml
 from bench.config import TargetSpec, load_config
 from models.data import load_dataset
 from targets.base import TargetContext
+from targets.flask_target import WORKER_CLASS
 from targets.process import group_pids
 from targets.registry import build_target
 
@@ -67,11 +68,12 @@ def test_dockerfile_copies_files_that_exist(tmp_path, repo_root) -> None:
     for path in copied:
         assert (repo_root / path).is_file(), path
     assert "targets.flask_app:app" in dockerfile and "--no-control-socket" in dockerfile
+    assert f"--worker-class {WORKER_CLASS}" in dockerfile
     assert "{{" not in dockerfile
 
 
 def test_dockerfile_copies_everything_the_app_imports(tmp_path, repo_root) -> None:
-    """Import the app from a folder holding ONLY the files the Dockerfile copies."""
+    """Import the app and its gunicorn worker from a folder holding ONLY the files the Dockerfile copies."""
     import shutil
     import subprocess
     import sys
@@ -85,7 +87,8 @@ def test_dockerfile_copies_everything_the_app_imports(tmp_path, repo_root) -> No
             for source in sources:
                 shutil.copy(repo_root / source, image_root / dest)
     code = (
-        "import sys, targets.flask_app as app, models.data as data;"
+        "import sys, targets.flask_app as app, models.data as data, targets.gunicorn_worker as worker;"
+        f"assert worker.{WORKER_CLASS.rsplit('.', 1)[1]};"
         "mods = sorted(m for m in sys.modules if m.split('.')[0] in ('targets', 'models', 'bench', 'loadgen'));"
         "print(app.__file__, data.__file__, mods)"
     )
@@ -94,7 +97,10 @@ def test_dockerfile_copies_everything_the_app_imports(tmp_path, repo_root) -> No
     assert out.returncode == 0, out.stderr
     app_file, data_file, mods = out.stdout.split(" ", 2)
     assert app_file.startswith(str(image_root)) and data_file.startswith(str(image_root))
-    assert mods.strip() == "['models', 'models.data', 'targets', 'targets.flask_app']"
+    assert mods.strip() == (
+        "['models', 'models.data', 'targets', 'targets.flask_app', 'targets.gunicorn_worker', "
+        "'targets.http_framing', 'targets.photo']"
+    )
 
 
 def test_target_name_becomes_a_valid_resource_name(tmp_path) -> None:
