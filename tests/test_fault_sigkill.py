@@ -162,7 +162,7 @@ def test_sigkill_of_bench_run_leaves_nothing_and_the_run_is_abandoned(workdir, t
     assert report.returncode == 0, report.stderr
     assert f"run {run_id} was abandoned while measuring target {target}" in report.stderr
     md = (workdir / "reports" / run_id / "report.md").read_text()
-    assert "abandoned (complete: False)" in md  # the run facts table's status row
+    assert "abandoned: the run's process ended without finishing it" in md  # the run facts table's status row
     assert f"run {run_id} was abandoned while measuring target {target}" in md
 
 
