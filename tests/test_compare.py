@@ -18,7 +18,7 @@ from compare_synth import synthetic_run
 from synthetic_runs import copy_run, scale_run, write_synthetic_run
 
 from bench.cmd_compare import compare
-from bench.compare import CompareError, CompareSettings, compare_runs, regressions
+from bench.compare import DEFAULT_NOISE_FLOOR_PCT, CompareError, CompareSettings, compare_runs, regressions
 from bench.compare_stats import holm_adjust
 from bench.config import parse_config
 from bench.console import Console
@@ -76,7 +76,7 @@ def test_one_trial_runs_are_too_few_trials_with_the_ratio_shown():
     assert {s.verdict for s in result.steps} == {"too few trials"}
     assert {t.verdict for t in result.targets} == {"too few trials"}
     assert all(math.isnan(s.p_value) and s.ratio > 1.2 for s in result.steps)
-    assert all(t.floor_source == "default" and t.threshold_pct == 15.0 for t in result.targets)
+    assert all(t.floor_source == "default" and t.threshold_pct == DEFAULT_NOISE_FLOOR_PCT for t in result.targets)
     assert not regressions(result, "target") and not regressions(result, "step")
     # one side with trials is not enough either
     mixed = compare_runs(a, synthetic_run("c", rng, trials=3))
