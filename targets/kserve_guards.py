@@ -26,6 +26,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+
 __all__ = [
     "INFERENCE_ENDPOINTS",
     "BodyGuard",
@@ -180,7 +182,8 @@ class EndpointGuard:
         """Call kserve; an exception no handler took becomes a 500 JSON answer.
 
         Starlette's last-resort handler answers too, but then re-raises, and uvicorn closes
-        the connection -- a keep-alive client saw its *next* request reset.
+        the connection -- a keep-alive client saw its *next* request reset.  A request
+        whose body ended in a disconnect gets no answer and no error log.
         """
         started = False
 
@@ -194,6 +197,10 @@ class EndpointGuard:
             await self.app(scope, receive, tracking_send)
         except _TooLarge:
             raise  # BodyGuard's own signal, answered there
+        except ClientDisconnect:
+            # The body never arrived whole: the client went away, or the HTTP layer
+            # abandoned the request on a framing error and answers it itself.
+            return
         except Exception:
             if started:
                 raise

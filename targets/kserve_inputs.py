@@ -10,8 +10,9 @@ Checked here: the body's structure (object, ``instances`` list, one V2 tensor wi
 model's input name), shapes ([N,28,28] or [N,784], 1 <= N <= MAX_INSTANCES; a shape field
 of 10**400 is reported, not multiplied out), nesting depth (so a 1000-deep list costs
 nothing), element types (numbers only: no strings, nulls, booleans, objects), numeric
-range (an integer like 10**400 or a float like 1e400 / inf / NaN is refused, and values
-must fit the declared V2 datatype, e.g. INT8 in -128..127) and the element count.
+range (an integer like 10**400 or a float like 1e400 / inf / NaN is refused, values must
+fit the declared V2 datatype, e.g. INT8 in -128..127, and be plausible normalised pixels,
+within +-1000) and the element count.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from kserve.errors import InvalidInput
 __all__ = [
     "IMAGE_SHAPES",
     "MAX_INSTANCES",
+    "PIXEL_ABS_LIMIT",
     "V2_DATATYPES",
     "instances_to_array",
     "v2_inputs_to_array",
@@ -37,10 +39,16 @@ MAX_INSTANCES = 512
 #: What one image may look like (without the batch dimension).
 IMAGE_SHAPES = ((28, 28), (784,))
 
+#: Any normalised MNIST pixel lies in about [-0.43, 2.83] ((x/255 - 0.1307) / 0.3081); a value
+#: far outside is not this model's input (e.g. raw 0..255 pixels scaled wrongly, or 10**30),
+#: and its logits (1e27) would mean nothing.  The same bound as the Flask app's.
+PIXEL_ABS_LIMIT = 1000.0
+
 #: Numeric V2 datatypes and the range of values each can hold.
 _INT_TYPES = {"INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
               "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64}  # fmt: skip
 _FLOAT_MAX = {"FP16": float(np.finfo(np.float16).max), "FP32": float(np.finfo(np.float32).max), "FP64": math.inf}
+_FLOAT_NAME = {"FP16": "float16", "FP32": "float32", "FP64": "float64"}
 V2_DATATYPES = frozenset(_INT_TYPES) | frozenset(_FLOAT_MAX)
 
 _HUGE = "holds an integer too large to convert to a float (such as 10**400)"
@@ -140,6 +148,12 @@ def _to_images(array: np.ndarray, what: str, datatype: str | None = None) -> np.
         out = images.astype(np.float32, copy=False)
     if not np.isfinite(out).all():
         raise InvalidInput(f"{what} contains numbers too large for float32 (beyond +-3.4e38)")
+    largest = float(np.abs(images).max())
+    if largest > PIXEL_ABS_LIMIT:
+        raise InvalidInput(
+            f"{what} holds a value of magnitude {largest:.3g}; this model takes normalised pixels "
+            f"(about -0.43..2.83), so values must lie within +-{PIXEL_ABS_LIMIT:g}"
+        )
     return out
 
 
@@ -152,7 +166,10 @@ def _check_range(values: np.ndarray, what: str, datatype: str) -> None:
         if values.min() < info.min or values.max() > info.max:
             raise InvalidInput(f"{what} is declared {datatype} but holds values outside {info.min}..{info.max}")
     elif np.abs(values).max(initial=0.0) > _FLOAT_MAX[datatype]:
-        raise InvalidInput(f"{what} is declared {datatype} but holds values beyond +-{_FLOAT_MAX[datatype]:.6g}")
+        raise InvalidInput(
+            f"{what} is declared {datatype} ({_FLOAT_NAME[datatype]}) but holds values beyond "
+            f"+-{_FLOAT_MAX[datatype]:.6g}"
+        )
 
 
 def instances_to_array(payload: Any) -> np.ndarray:
@@ -192,9 +209,12 @@ def _check_v2_shape(shape: Any, what: str) -> list[int]:
     dims = list(shape)
     if not all(isinstance(d, int) and not isinstance(d, bool) for d in dims):
         raise InvalidInput(f"{what} has a shape of non-integers: {_shape_text(dims)}")
+    expected = f"expected [N, 28, 28] or [N, 784] with N from 1 to {MAX_INSTANCES}"
+    if any(d < 0 for d in dims):
+        raise InvalidInput(f"{what} has a negative dimension in shape {_shape_text(dims)}; {expected}")
     if len(dims) not in (2, 3) or tuple(dims[1:]) not in IMAGE_SHAPES or not 1 <= dims[0] <= MAX_INSTANCES:
         raise InvalidInput(
-            f"{what} has shape {_shape_text(dims)}; expected [N, 28, 28] or [N, 784] with N from 1 to {MAX_INSTANCES}"
+            f"{what} has shape {_shape_text(dims)}; {expected}"
         )
     return dims
 

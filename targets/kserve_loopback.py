@@ -12,8 +12,9 @@ option, and the benchmark speaks REST.
 What is added around kserve (see :mod:`targets.kserve_guards`, :mod:`targets.kserve_http`):
 the model repository extension (load/unload) is refused twice -- 403 before routing, and
 an extension object that refuses -- so no request can change what is served; request
-heads are limited (431); bodies are limited (413) and must be JSON (415); a wrong method
-on a predict path is a 405 with ``Allow``; every error is ``{"error": "..."}`` JSON.
+heads are limited (431) and malformed HTTP is refused (400); bodies are limited (413) and
+must be JSON (415); a wrong method on a predict path is a 405 with ``Allow``; every error
+is ``{"error": "..."}`` JSON.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RES
 from kserve.protocol.rest.server import RESTServer
 
 from targets.kserve_guards import BodyGuard, EndpointGuard, RepositoryDisabled
-from targets.kserve_http import DEFAULT_MAX_HEADER_BYTES, limit_request_heads
+from targets.kserve_http import DEFAULT_MAX_HEADER_BYTES, HttpLimits, guard_http
 
 __all__ = [
     "BodyGuard",
@@ -158,7 +159,7 @@ class LoopbackRESTServer(RESTServer):
         # uvicorn.Server holds this same Config object, so this is the address it binds
         # (single process), and the one RESTServerMultiProcess binds its shared socket to.
         self.config.host = host
-        limit_request_heads(self.config, max_header_bytes)
+        guard_http(self.config, HttpLimits(max_header_bytes=max_header_bytes, max_body_bytes=max_body_bytes))
         self.max_body_bytes = max_body_bytes
 
     def run(self, sockets: Any = None) -> None:

@@ -13,8 +13,11 @@ only that:
   REST; a gRPC port would be one more listener on all interfaces);
 * the access and timing loggers are set to WARNING, start-up messages stay;
 * request bodies above ``--max-body-bytes`` get a 413 JSON error before they are read
-  whole, and non-JSON content types a 415 (kserve would hand them to the model as bytes);
+  whole (at once when the Content-Length says so), and non-JSON content types a 415
+  (kserve would hand them to the model as bytes);
 * request heads above ``--max-header-bytes`` get a 431 JSON error before they are parsed;
+  malformed HTTP (bad chunk sizes, conflicting lengths, no ``Host``, ...) a 400 JSON error
+  instead of uvicorn's text/plain one (:mod:`targets.kserve_http`);
 * only the inference protocol is served: the model repository extension (load/unload)
   answers 403 and cannot change what is served, a wrong method on a known path 405.
 
@@ -33,7 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from targets.kserve_http import DEFAULT_MAX_HEADER_BYTES  # uvicorn only; kserve is imported later
+# Constants only: kserve itself is imported later, after argv is settled.
+from targets.kserve_http_rules import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -45,8 +49,6 @@ __all__ = [
     "serve",
 ]
 
-#: 4 MiB, as the Flask app: room for MAX_INSTANCES (512) images at ~6.3 KB of JSON each.
-DEFAULT_MAX_BODY_BYTES = 4 * 1024 * 1024
 
 @dataclass(frozen=True)
 class ServerOptions:

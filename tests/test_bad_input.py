@@ -39,36 +39,6 @@ pytestmark = pytest.mark.slow
 TARGETS = ("greene-linserv", "k8s-ibm", "kubeflow-gcp", "kubeflow-ibm")
 FAMILY = {"flask": "flask", "k8s": "flask", "kserve": "kserve"}
 
-#: Cases that fail on the KServe stand-ins (kubeflow-gcp, kubeflow-ibm) on this branch,
-#: marked xfail(strict=False) until the KServe hardening branch is merged; the lead
-#: deletes this set after merging it.  The first group is in that branch's stated scope
-#: (repository extension 403/404, overflow -> 400, header limit 431, GET on predict ->
-#: 405); the rest were found by this suite and are NOT in its stated scope -- if they
-#: still fail after the merge, they are real KServe stand-in gaps, not test errors.
-NEEDS_KSERVE_HARDENING: frozenset[str] = frozenset({
-    # -- stated scope of the hardening branch
-    "v2-repository-index",       # 404 {"detail"}: no "error" message
-    "v2-repository-unload",      # 200: any client can unload the model
-    "huge-int-10e30",            # 200 with logits of 1e27: out-of-range pixels accepted
-    "huge-header-100KB",         # 200: no header limit
-    "too-many-headers-500",      # 200
-    "url-10KB",                  # 200
-    "get-on-predict",            # 404 "Model with name mnist:predict does not exist"
-    # -- beyond its stated scope (found here)
-    "delete-on-predict",         # 405 {"detail": "Method Not Allowed"}: not an "error" message
-    "unknown-path",              # 404 {"detail": "Not Found"}
-    "path-traversal",            # 404 {"detail": "Not Found"}
-    "missing-host",              # 200: HTTP/1.1 without Host is accepted (RFC 9112: 400)
-    "content-length-over-limit-never-sent",  # no answer: the 413 waits for a body that never comes
-    "content-length-10e30",      # uvicorn's text/plain 400, not a JSON 413
-    "chunk-size-2e80",           # uvicorn's text/plain 400, not a JSON 413
-    # uvicorn answers these framing errors with text/plain "Invalid HTTP request received."
-    "chunk-size-zz", "chunk-size-negative", "chunk-data-longer-than-size", "content-length-not-a-number",
-    "content-length-negative", "content-length-twice-different", "content-length-and-chunked",
-    "transfer-encoding-gzip", "garbage-request-line", "http-version-9.9", "header-name-with-space",
-    "header-obs-fold", "invalid-method-token",
-})  # fmt: skip
-
 _REPR = re.compile(r"0x[0-9a-fA-F]{4,}|<[^<>]*\bobject\b[^<>]*>")
 
 
@@ -130,8 +100,8 @@ def standins(repo_root, trained_model, mnist, tmp_path_factory) -> Iterator[dict
     """Each target started on first use and kept for the whole module, then stopped.
 
     Why not a parametrized module-scoped fixture: the cases are parametrized together
-    with the target (so an xfail mark can name one combination), and pytest would then
-    treat every combination as a new fixture parameter and restart the stand-in per test.
+    with the target (so a failure names one combination), and pytest would then treat
+    every combination as a new fixture parameter and restart the stand-in per test.
     """
     class Lazy(dict):
         def __missing__(self, name: str) -> Running:
@@ -223,10 +193,7 @@ def _params() -> list:
         for case in CASES:
             if case.expect(family) is None:
                 continue
-            marks = []
-            if family == "kserve" and case.id in NEEDS_KSERVE_HARDENING:
-                marks.append(pytest.mark.xfail(strict=False, reason="needs kserve hardening branch"))
-            params.append(pytest.param(name, case, id=f"{name}-{case.id}", marks=marks))
+            params.append(pytest.param(name, case, id=f"{name}-{case.id}"))
     return params
 
 
@@ -252,8 +219,3 @@ def test_every_target_family_is_known(repo_root) -> None:
         "greene-linserv": "flask", "k8s-ibm": "flask", "kubeflow-gcp": "kserve", "kubeflow-ibm": "kserve"
     }  # fmt: skip
 
-
-def test_xfail_set_names_real_kserve_cases() -> None:
-    """A misspelt name in NEEDS_KSERVE_HARDENING would silently mark nothing."""
-    kserve_ids = {case.id for case in CASES if case.kserve is not None}
-    assert NEEDS_KSERVE_HARDENING <= kserve_ids, sorted(NEEDS_KSERVE_HARDENING - kserve_ids)

@@ -2,9 +2,9 @@
 
 What a real stand-in does with them is in tests/test_kserve_hardening.py (slow); here
 each piece is pinned down on its own: the endpoint guard (403/404/405/500 as JSON), the
-repository extension that refuses, the request-head limit on uvicorn's httptools
-protocol (fed bytes through a fake transport), the V2 validation-error rewriting, the
-input validation for overflow/non-finite/shape/datatype/nesting, and the V2 metadata.
+repository extension that refuses, the V2 validation-error rewriting, the input
+validation for overflow/non-finite/shape/datatype/nesting, and the V2 metadata.  The
+HTTP layer (uvicorn's httptools protocol with limits) is in tests/test_kserve_http.py.
 """
 
 from __future__ import annotations
@@ -118,6 +118,26 @@ def test_an_unexpected_exception_becomes_a_500_json_without_repr() -> None:
     assert "deadbeef" not in doc["error"]
 
 
+def test_a_body_ending_in_a_disconnect_gets_no_answer_and_no_error_log(caplog: pytest.LogCaptureFixture) -> None:
+    """The HTTP layer abandons a request whose chunked framing broke and answers it itself."""
+    from starlette.requests import ClientDisconnect
+
+    async def reads_body(scope, receive, send):  # noqa: ANN001 - ASGI
+        raise ClientDisconnect()
+
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/models/mnist:predict", "headers": []}
+    asyncio.run(EndpointGuard(reads_body)(scope, receive, send))
+    assert sent == [] and not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
 def test_inference_only_repository_refuses_and_keeps_the_model() -> None:
     from kserve.model_repository import ModelRepository
 
@@ -152,105 +172,6 @@ def test_v2_validation_errors_become_one_clear_400() -> None:
     assert doc == {"error": "invalid inference request: inputs.0.data: Input should be a valid list"}
 
 
-# -- the request-head limit (uvicorn's httptools protocol, fake transport) --------------
-class _Transport(asyncio.Transport):
-    def __init__(self) -> None:
-        super().__init__()
-        self.out = bytearray()
-        self.closed = self.eof = False
-
-    def write(self, data: bytes) -> None:
-        self.out += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None:
-        self.eof = True
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"sockname": ("127.0.0.1", 8080), "peername": ("127.0.0.1", 50000)}.get(name, default)
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-
-def _serve_bytes(chunks: list[bytes], limit: int = 1024) -> tuple[bytes, _Transport, list[str]]:
-    """Feed ``chunks`` to a head-limited protocol around a tiny app -> (answer bytes, transport, paths seen)."""
-    import uvicorn
-    from uvicorn.server import ServerState
-
-    from targets.kserve_http import HeadLimitedHttpToolsProtocol, limit_request_heads
-
-    seen: list[str] = []
-
-    async def app(scope, receive, send):  # noqa: ANN001 - ASGI
-        seen.append(scope["path"])
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
-        await send({"type": "http.response.body", "body": b"{}"})
-
-    async def run() -> _Transport:
-        config = uvicorn.Config(app, log_config=None, lifespan="off")
-        limit_request_heads(config, limit)
-        config.load()
-        assert config.http_protocol_class is HeadLimitedHttpToolsProtocol
-        protocol = config.http_protocol_class(config=config, server_state=ServerState(), app_state={})
-        transport = _Transport()
-        protocol.connection_made(transport)
-        for chunk in chunks:
-            protocol.data_received(chunk)
-            await asyncio.sleep(0.01)  # let the app task answer
-        return transport
-
-    transport = asyncio.run(run())
-    return bytes(transport.out), transport, seen
-
-
-def test_head_within_the_limit_is_served() -> None:
-    head = b"GET /a HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * 900 + b"\r\n\r\n"
-    out, transport, seen = _serve_bytes([head[:500], head[500:]])
-    assert out.startswith(b"HTTP/1.1 200") and seen == ["/a"] and not transport.eof
-
-
-@pytest.mark.parametrize(
-    "chunks",
-    [
-        [b"GET /a HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 5000],  # one huge header, in one read
-        [b"GET /a HTTP/1.1\r\nHost: x\r\n"] + [b"X-H: " + b"b" * 100 + b"\r\n"] * 12,  # many small ones
-        [b"GET /a?" + b"q" * 2000 + b" HTTP/1.1\r\n"],  # a huge request line
-        [b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n", b"GET /b HTTP/1.1\r\nX-Big: " + b"a" * 3000, b"a" * 3000],
-    ],
-    ids=["one-header", "many-headers", "request-line", "second-keep-alive-request"],
-)
-def test_oversized_head_gets_431_json_and_is_not_parsed(chunks: list[bytes]) -> None:
-    out, transport, seen = _serve_bytes(chunks + [b"c" * 10000, b"\r\n\r\n"])
-    answers = re.findall(rb"HTTP/1\.1 (\d{3})", out)
-    assert answers[-1] == b"431", out[:200]
-    assert b"/b" not in b"".join(s.encode() for s in seen) and "/a" not in seen[1:]
-    head, body = out[out.rindex(b"HTTP/1.1 431"):].split(b"\r\n\r\n", 1)
-    assert b"connection: close" in head.lower() and b"application/json" in head
-    assert "1024 bytes" in json.loads(body)["error"]
-    assert transport.eof, "the refusal half-closes, so the client reads it instead of a reset"
-
-
-def test_limit_request_heads_rejects_a_nonsense_limit() -> None:
-    import uvicorn
-
-    from targets.kserve_http import limit_request_heads
-
-    with pytest.raises(ValueError, match="max_header_bytes"):
-        limit_request_heads(uvicorn.Config(_ok_app), 0)
-
-
 # -- input validation: every bad value is InvalidInput with a clear message -------------
 def _v2(data: Any, shape: list[Any] | None = None, datatype: str = "FP32", name: str = "pixels") -> Any:
     from kserve.protocol.infer_type import InferInput, InferRequest
@@ -271,7 +192,9 @@ V2_BAD = {
     "INT32 fraction": (_v2([0.5] * 784, datatype="INT32"), "non-integer"),
     "FP16 overflow": (_v2([70000.0] + _FLAT[1:], datatype="FP16"), "FP16"),
     "huge shape field": (_v2(_FLAT, shape=[1, 10**400, 28]), "<401-digit number>"),
-    "negative shape": (_v2(_FLAT, shape=[-1, 28, 28]), "expected [N, 28, 28]"),
+    "negative shape": (_v2(_FLAT, shape=[-1, 28, 28]), "negative dimension in shape [-1, 28, 28]; expected [N, 28"),
+    "FP32 value beyond float32": (_v2([1e39] + _FLAT[1:]), "FP32 (float32)"),
+    "INT32 value far from a pixel": (_v2([5000] + [0] * 783, datatype="INT32"), "normalised pixels"),
     "4-d shape": (_v2(_FLAT, shape=[1, 1, 28, 28]), "expected [N, 28, 28]"),
     "too many images": (_v2(_FLAT, shape=[513, 784]), "from 1 to 512"),
     "count mismatch": (_v2(_FLAT[:10]), "10 values"),
@@ -304,6 +227,8 @@ V1_BAD = {
     "integer 10**400": ({"instances": [[10**400] + _FLAT[1:]]}, "too large to convert"),
     "integer 10**400 mixed in floats": ({"instances": [[0.5, 10**400] + _FLAT[2:]]}, "too large to convert"),
     "inf": ({"instances": [[float("inf")] + _FLAT[1:]]}, "infinite"),
+    "integer 10**30 (fits float32, not a pixel)": ({"instances": [[10**30] + _FLAT[1:]]}, "within +-1000"),
+    "float -2000": ({"instances": [[-2000.0] + _FLAT[1:]]}, "magnitude 2e+03"),
     "deep nesting": ({"instances": [json.loads("[" * 900 + "]" * 900)]}, "nested more than 2"),
     "image not a list": ({"instances": [{"pixels": _FLAT}]}, "must be a list of numbers"),
     "instances not a list": ({"instances": 5}, "must be a list"),

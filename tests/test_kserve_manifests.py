@@ -95,7 +95,7 @@ def test_custom_container_form_and_dockerfile(isvc_schema: dict[str, Any]) -> No
     dockerfile = files["Dockerfile.kserve-predictor"]
     assert "ENTRYPOINT [\"python\", \"-m\", \"targets.kserve_server\"]" in dockerfile
     for module in ("kserve_server.py", "kserve_loopback.py", "kserve_model.py", "kserve_inputs.py",
-                   "kserve_guards.py", "kserve_http.py"):  # fmt: skip
+                   "kserve_guards.py", "kserve_http.py", "kserve_http_rules.py"):  # fmt: skip
         assert f"targets/{module}" in dockerfile
     assert "{{" not in dockerfile and "{{" not in files["inferenceservice.yaml"]
 
