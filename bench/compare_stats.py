@@ -70,6 +70,13 @@ def welch_log_p(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarray
     return float(2 * special.stdtr(dof, -abs(t)))
 
 
+def _tested_in_order(p_values: Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(p as floats, NaN-filled output, indices of the tested p-values sorted ascending)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    idx = np.flatnonzero(~np.isnan(p))
+    return p, np.full(p.shape, np.nan), idx[np.argsort(p[idx], kind="stable")]
+
+
 def holm_adjust(p_values: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (NaN entries stay NaN and do not count in m).
 
@@ -77,13 +84,8 @@ def holm_adjust(p_values: Sequence[float]) -> list[float]:
     Rejecting where adj < alpha keeps the chance of *any* false rejection <= alpha under
     any dependence between the tests.
     """
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    idx = np.flatnonzero(~np.isnan(p))
-    m = idx.size
-    if m == 0:
-        return out.tolist()
-    order = idx[np.argsort(p[idx], kind="stable")]
+    p, out, order = _tested_in_order(p_values)
+    m = order.size
     running = 0.0
     for rank, i in enumerate(order):
         running = max(running, min(1.0, (m - rank) * p[i]))
@@ -97,13 +99,8 @@ def bh_adjust(p_values: Sequence[float]) -> list[float]:
     adj_(i) = min_{j >= i} min(1, m / j * p_(j)). Controls the expected share of false
     discoveries among the rejections (valid for independent or positively dependent tests).
     """
-    p = np.asarray(p_values, dtype=np.float64)
-    out = np.full(p.shape, np.nan)
-    idx = np.flatnonzero(~np.isnan(p))
-    m = idx.size
-    if m == 0:
-        return out.tolist()
-    order = idx[np.argsort(p[idx], kind="stable")]
+    p, out, order = _tested_in_order(p_values)
+    m = order.size
     running = 1.0
     for rank in range(m - 1, -1, -1):
         i = order[rank]

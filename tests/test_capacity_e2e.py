@@ -12,17 +12,16 @@ import gzip
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+from e2e_helpers import e2e_config, run_bench
 from loadgen.capacity import VERDICTS
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 CAPS = """
 [capacity]
 min_requests = 30
@@ -35,22 +34,11 @@ closed_loop_seconds = 2.0
 
 
 def _config(tmp_path: Path, trained_model) -> Path:
-    text = (REPO / "bench.toml").read_text()
-    text = text.replace('artifacts_dir = "artifacts/model"', f'artifacts_dir = "{trained_model.dir}"')
-    assert str(trained_model.dir) in text, "bench.toml's artifacts_dir line changed; update this test"
-    text += CAPS + '\n[paths]\nresults_dir = "results"\nreports_dir = "reports"\n'
-    path = tmp_path / "bench.toml"
-    path.write_text(text)
-    calibration = REPO / "results" / "calibration.json"
-    if calibration.is_file():  # reused only if fresh and from this host; else measured again
-        (tmp_path / "results").mkdir()
-        shutil.copy(calibration, tmp_path / "results" / "calibration.json")
-    return path
+    return e2e_config(tmp_path, trained_model, CAPS)
 
 
 def _bench(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return run_bench(config, *args, timeout=timeout)
 
 
 def test_capacity_mode_end_to_end(tmp_path, trained_model):

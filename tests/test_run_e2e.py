@@ -22,30 +22,19 @@ import pytest
 
 from targets.process import proc_table
 from synthetic_runs import scale_run
+from e2e_helpers import REPO, e2e_config, run_bench
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _config(tmp_path: Path, trained_model) -> Path:
     """bench.toml as shipped, with results/reports in tmp_path and the shared model folder."""
-    text = (REPO / "bench.toml").read_text()
-    text = text.replace('artifacts_dir = "artifacts/model"', f'artifacts_dir = "{trained_model.dir}"')
-    assert str(trained_model.dir) in text, "bench.toml's artifacts_dir line changed; update this test"
-    text += '\n[paths]\nresults_dir = "results"\nreports_dir = "reports"\n'
-    path = tmp_path / "bench.toml"
-    path.write_text(text)
-    calibration = REPO / "results" / "calibration.json"
-    if calibration.is_file():  # reused only if fresh and from this host; else measured again
-        (tmp_path / "results").mkdir()
-        shutil.copy(calibration, tmp_path / "results" / "calibration.json")
-    return path
+    return e2e_config(tmp_path, trained_model)
 
 
 def _bench(config: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return run_bench(config, *args, timeout=timeout)
 
 
 def _children(pid: int) -> list[int]:
