@@ -72,3 +72,15 @@ def test_report_run_section_reads_as_text(tmp_path):
     assert "Sweep settings:" in run_section and "| requests per step (N) | 1, 4 |" in run_section
     assert "{'" not in run_section and "complete: False" not in run_section
     assert md.index("INCOMPLETE RUN") < md.index("## Run")
+
+
+def test_sweep_rows_word_the_rate_duration_and_hide_it_without_rate_mode():
+    from bench.report.runfacts import sweep_rows
+
+    closed = sweep_rows({"n_requests": [1, 4], "modes": ["sequential"], "duration_s": 0.0})
+    assert not any("duration" in label for label, _ in closed)
+    rate = dict(sweep_rows({"n_requests": [1], "modes": ["rate"], "rate_rps": 40, "arrival": "poisson",
+                            "duration_s": 5.0}))
+    assert rate["seconds of arrivals per rate step"] == "5 s"
+    unset = dict(sweep_rows({"n_requests": [1], "modes": ["rate"], "rate_rps": 40, "duration_s": 0.0}))
+    assert unset["seconds of arrivals per rate step"].startswith("not set")

@@ -93,9 +93,12 @@ def sweep_rows(sweep: Mapping[str, Any]) -> list[list[str]]:
     if "rate" in modes:
         take("rate_rps", "offered rate (rate mode)", f"{s.get('rate_rps')} req/s")
         take("arrival", "arrivals (rate mode)", s.get("arrival"))
+        duration = s.get("duration_s")
+        take("duration_s", "seconds of arrivals per rate step",
+             _seconds(duration) if duration else "not set (N from the request counts)")
     else:
-        s.pop("rate_rps", None)
-        s.pop("arrival", None)
+        for name in ("rate_rps", "arrival", "duration_s"):  # rate-mode settings of a run without it
+            s.pop(name, None)
     take("seed", "seed (image order, rate schedule)", s.get("seed"))
     take("max_duration_s", "longest a step may run", _seconds(s.get("max_duration_s")))
     if "timeout_s" in s or "connect_timeout_s" in s:
