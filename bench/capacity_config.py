@@ -2,7 +2,7 @@
 
 Why a module of its own: the table belongs to one feature (``bench run --modes capacity``,
 docs/capacity.md); bench/config.py only registers it, and it is parsed like every other
-table by :func:`bench.tables.parse_table`, so a misspelt key is an error naming it.
+table by :func:`ground.tables.parse_table`, so a misspelt key is an error naming it.
 
 The defaults aim at a search of all four local stand-ins in under ~5 minutes on a 2-core
 machine: per target at most ``closed_loop_seconds`` for the concurrency sweep plus

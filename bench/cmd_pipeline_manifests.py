@@ -52,7 +52,7 @@ def best_parameters(config: BenchConfig) -> tuple[float, int, str]:
 
 
 def _kserve_target(config: BenchConfig) -> tuple[str, Any]:
-    from bench.tables import parse_table
+    from ground.tables import parse_table
     from targets.kserve_target import KServeSettings, KServeTarget
     from targets.registry import resolve_adapter
 
@@ -105,7 +105,7 @@ def render_pipeline_manifests(config: BenchConfig) -> dict[str, str]:
 
 def write_pipeline_manifests(config: BenchConfig, *, output: Path | None, console: Console) -> int:
     """Print the manifests, or write them into ``output``; 1 if the TFJob would be invalid."""
-    from bench.tables import ConfigError
+    from ground.tables import ConfigError
 
     try:
         files = render_pipeline_manifests(config)

@@ -31,7 +31,7 @@ PACKAGE_FILE = "pipeline.yaml"  # the compiled IR as submitted (image override a
 
 def _kfp_settings(config: BenchConfig, target: str) -> Any:
     """The target's parsed settings if they carry a kfp_endpoint; ConfigError naming the problem otherwise."""
-    from bench.tables import ConfigError, parse_table
+    from ground.tables import ConfigError, parse_table
     from targets.kfp_settings import KfpSettings
     from targets.registry import resolve_adapter
 
@@ -68,7 +68,7 @@ def run_remote_pipeline(
     from bench.meta import run_header, utc_iso
     from bench.redaction import redactor_for
     from bench.results import ResultsError, fresh_run_dir, write_json_atomic
-    from bench.tables import ConfigError
+    from ground.tables import ConfigError
     from models.pipeline.kfp_run import display_names, run_timings
     from models.pipeline.registry import (
         PIPELINES,

@@ -34,7 +34,7 @@ __all__ = ["combined_pipeline_report", "pipeline_report", "report", "write_repor
 
 def write_report(config: BenchConfig, run_dir: Path, *, study_overlay: bool, console: Console) -> Path:
     """Build one run's report into ``reports/<run-id>/``; returns that folder."""
-    from bench.reference import STUDY_MODE, study_table3
+    from ground.reference import STUDY_MODE, study_table3
     from bench.report.build import build_report
 
     run = load_run(run_dir, redactor=redactor_for(config, console))

@@ -23,7 +23,7 @@ from bench.capacity_run import with_capacity
 from bench.cmd_capacity import capacity_phase, plan_capacity
 from bench.config import BenchConfig
 from bench.console import Console, open_loop_text, saturation_warning, step_label
-from bench.cpus import pin_current_process, plan_cpus
+from ground.cpus import pin_current_process, plan_cpus
 from bench.hostload import noise_warnings, run_start_load
 from bench.meta import new_meta
 from bench.redaction import redact_tree, redactor_for

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
-from bench.cpus import plan_cpus
+from ground.cpus import plan_cpus
 from targets.base import Target, TargetContext, TargetError
 from targets.registry import build_target
 

@@ -2,7 +2,7 @@
 
 Why a module of its own: every command (train, run, serve, manifests, calibrate) reads the
 same file, and every mistake in it must be reported the same way, naming the key
-(see :mod:`bench.tables`).  Target tables are only checked for their ``adapter`` key
+(see :mod:`ground.tables`).  Target tables are only checked for their ``adapter`` key
 here; each adapter validates the rest of its table itself, because only it knows its
 settings (an adapter added by a user must need no edit of this file).
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bench.capacity_config import CapacityConfig
-from bench.tables import ConfigError, parse_table
+from ground.tables import ConfigError, parse_table
 
 __all__ = [
     "BenchConfig",

@@ -2,7 +2,7 @@
 
 Why here: ``bench/`` is the layer that has both the configuration (which targets name which
 environment variables) and the environment; it builds the one
-:class:`loadgen.redact.Redactor` and hands it to each sink -- the console, the results
+:class:`ground.redact.Redactor` and hands it to each sink -- the console, the results
 writer, ``meta.json``, stand-in logs, ``kfp.log``, reports, the digit page's proxy.
 
 Which settings name secrets is each adapter's own declaration (:mod:`targets.secrets`:
@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from loadgen.redact import MIN_SECRET_CHARS, Redactor
+from ground.redact import MIN_SECRET_CHARS, Redactor
 from targets.secrets import SECRET_ENV_SUFFIX, read_secret_values, secret_env_names
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ __all__ = ["configured_secret_variables", "redact_file", "redact_tree", "redacto
 
 def configured_secret_variables(config: BenchConfig) -> list[str]:
     """Every environment variable NAME the configuration's target tables declare as a secret."""
-    from bench.tables import ConfigError, parse_table
+    from ground.tables import ConfigError, parse_table
     from targets.registry import resolve_adapter
 
     names: list[str] = []
@@ -56,7 +56,7 @@ def redactor_for(
 
     With ``console``, it is also added to the console's own redactor (everything printed
     is redacted from then on), with one warning per secret shorter than
-    :data:`loadgen.redact.MIN_SECRET_CHARS`: it is still redacted, but ordinary text that
+    :data:`ground.redact.MIN_SECRET_CHARS`: it is still redacted, but ordinary text that
     contains it is redacted too.  Calling it again adds nothing new and warns no more.
     """
     redactor = Redactor(read_secret_values(configured_secret_variables(config), environ))

@@ -7,7 +7,7 @@ appended and flushed per step; ``requests.csv.gz`` gets one complete gzip *membe
 member being written, and :func:`read_requests` keeps every complete line before it.
 ``meta.json`` is replaced atomically (write temp, rename).
 
-Every writer here takes a :class:`loadgen.redact.Redactor` (``bench.redaction.redactor_for``)
+Every writer here takes a :class:`ground.redact.Redactor` (``bench.redaction.redactor_for``)
 and applies it to every text it writes -- ``error_detail`` of each request (where a remote
 endpoint's echo of a token would otherwise land), summary cells, ``meta.json`` -- so all
 the paths that produce such text pass one rule at the one place they all reach.  Readers
@@ -33,7 +33,7 @@ import pandas as pd
 
 from bench.meta import SCHEMA_VERSION, scrub
 from loadgen.records import RECORD_COLUMNS, StepKey
-from loadgen.redact import Redactor
+from ground.redact import Redactor
 
 __all__ = [
     "META_FILE",

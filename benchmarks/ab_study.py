@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from study_common import Scratch, busy_competitor, loadavg, loaded, stop, target_line, write_json  # noqa: E402
 
 from bench.console import Console  # noqa: E402
-from bench.cpus import plan_cpus  # noqa: E402
+from ground.cpus import plan_cpus  # noqa: E402
 
 DETECTION_SHARE = 0.9  # "detected in >= 9 of 10 pairs"
 

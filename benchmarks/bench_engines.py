@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.console import Console  # noqa: E402
-from bench.cpus import plan_cpus  # noqa: E402
+from ground.cpus import plan_cpus  # noqa: E402
 from loadgen import calibration as cal  # noqa: E402
 from loadgen.engines import ENGINE_NAMES, EngineUnavailable, engine_class  # noqa: E402
 from loadgen.engines.fast_engine import build_request_bytes, loop_name, run  # noqa: E402

@@ -12,7 +12,7 @@ pass for the change.  Per tree and round it starts the target's stand-in (bench.
 sends ``--requests`` predicts one after the other on ONE keep-alive connection (server
 work per request, no connection set-up) and ``--requests`` on fresh connections (what
 bench_slow_client.py measures), after 20 warm-up requests, and stops it.  The stand-in
-and this client are pinned to separate CPUs (``bench.cpus.plan_cpus``), as in a run.
+and this client are pinned to separate CPUs (``ground.cpus.plan_cpus``), as in a run.
 
 The stand-in runs the tree's ``targets`` package: the server process is started with
 that tree as its working directory and PYTHONPATH.  The model is the one in this
@@ -143,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.config import load_config
     from bench.console import Console
-    from bench.cpus import pin_current_process, plan_cpus
+    from ground.cpus import pin_current_process, plan_cpus
 
     console = Console()
     config = load_config(args.config)

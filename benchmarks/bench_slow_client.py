@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench.config import load_config
     from bench.console import Console
-    from bench.cpus import pin_current_process, plan_cpus
+    from ground.cpus import pin_current_process, plan_cpus
 
     console = Console()
     config = load_config(args.config)

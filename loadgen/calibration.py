@@ -91,7 +91,7 @@ def run_calibration(
     ``endpoint``: ``"auto"`` (nginx when installed, else the Python null server),
     ``"python"`` or ``"nginx"``. Engines that cannot be imported are listed as unavailable.
     """
-    from bench.cpus import plan_cpus
+    from ground.cpus import plan_cpus
     from loadgen.engines import ENGINE_NAMES, EngineUnavailable, engine_class
     from loadgen.engines.fast_engine import loop_name, new_event_loop
     from loadgen.nullserver import NullEndpoint

@@ -52,7 +52,7 @@ def host_facts() -> dict[str, Any]:
                     break
     except OSError:
         pass
-    from bench.cpus import available_cpus
+    from ground.cpus import available_cpus
 
     return {
         "hostname": platform.node(),

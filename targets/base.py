@@ -70,7 +70,7 @@ class Target(abc.ABC):
     """Base class of every adapter.
 
     Subclasses set ``adapter`` (the built-in name) and ``Settings`` (a frozen dataclass
-    parsed from the target's bench.toml table with :func:`bench.tables.parse_table`), and
+    parsed from the target's bench.toml table with :func:`ground.tables.parse_table`), and
     implement the abstract methods.  ``start``/``stop`` must be safe to call in any order
     and more than once; ``stop`` must leave no process behind.
     """

@@ -3,7 +3,7 @@
 Why on the *target*: in the study each platform (MiniKF on GCP, Kubeflow on IBM Cloud) ran
 both the pipeline and the KServe endpoint, so a ``kubeflow-*`` target names its cluster's
 KFP API beside its serving endpoint, and ``bench run pipeline --target NAME`` submits there.
-The adapter's ``Settings`` inherit :class:`KfpSettings`; ``bench.tables.parse_table``
+The adapter's ``Settings`` inherit :class:`KfpSettings`; ``ground.tables.parse_table``
 then reports a misspelt key or a wrong type as ``targets.NAME.KEY: problem``.
 
 As for serving credentials (:mod:`targets.remote`), the table names environment

@@ -18,7 +18,7 @@ import json
 from importlib import metadata
 from typing import TYPE_CHECKING
 
-from bench.tables import ConfigError
+from ground.tables import ConfigError
 from targets.manifests import dns_label, render
 
 if TYPE_CHECKING:

@@ -6,9 +6,9 @@ Why: adding a deployment target must need no edit of servebench.  A user writes 
 ``servebench.targets`` (then ``adapter = "myname"``).  Built-ins are imported lazily so
 that ``bench targets`` never pays for torch or tensorflow.
 
-Every mistake is reported as a :class:`bench.tables.ConfigError` naming the target and the
+Every mistake is reported as a :class:`ground.tables.ConfigError` naming the target and the
 key: an unknown adapter, a path that does not import, a class that is not a Target, and
-(through :func:`bench.tables.parse_table`) a missing, misspelt or wrongly typed setting.
+(through :func:`ground.tables.parse_table`) a missing, misspelt or wrongly typed setting.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING
 
-from bench.tables import ConfigError, parse_table
+from ground.tables import ConfigError, parse_table
 from targets.base import Target, TargetContext
 
 if TYPE_CHECKING:

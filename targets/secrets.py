@@ -1,6 +1,6 @@
 """Which settings of a target name environment variables that hold secrets.
 
-Why a declaration instead of a list in servebench: redaction (:mod:`loadgen.redact`) must
+Why a declaration instead of a list in servebench: redaction (:mod:`ground.redact`) must
 cover every credential a target is configured with, including those of an adapter a user
 adds without editing servebench.  So the adapter's own ``Settings`` dataclass says which
 of its fields name secret-holding environment variables:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import STUDY_REQUEST_COUNTS, ConfigError, load_config, parse_config
-from bench.cpus import plan_cpus
+from ground.cpus import plan_cpus
 
 
 def _parse(text: str):

@@ -29,7 +29,7 @@ import httpx
 import numpy as np
 import pytest
 
-from bench.tables import parse_table
+from ground.tables import parse_table
 from models.data import wire_pixels
 from targets.base import TargetContext
 from targets.kserve_target import KServeSettings, KServeTarget

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.tables import ConfigError, parse_table
+from ground.tables import ConfigError, parse_table
 from targets.base import TargetContext
 from targets.kserve_target import KServeSettings, KServeTarget
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.tables import parse_table
+from ground.tables import parse_table
 from targets.base import TargetContext
 from targets.kserve_guards import is_repository_path
 from targets.kserve_target import KServeSettings, KServeTarget

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.tables import ConfigError, parse_table
+from ground.tables import ConfigError, parse_table
 from targets.base import DecodeError, TargetContext, TargetError
 from targets.kserve_target import KServeSettings, KServeTarget, find_savedmodel
 

@@ -306,7 +306,7 @@ def test_commented_bench_toml_examples_parse(repo_root: Path) -> None:
     import re
     import tomllib
 
-    from bench.tables import parse_table
+    from ground.tables import parse_table
     from targets.kserve_target import KServeSettings
 
     text = (repo_root / "bench.toml").read_text()

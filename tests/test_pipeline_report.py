@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from bench.cmd_pipeline import STAGE_COLUMNS as CMD_COLUMNS
-from bench.reference import load_reference
+from ground.reference import load_reference
 from models.pipeline.figures import needs_log_scale
 from models.pipeline.report import render_pipeline_report
 from models.pipeline.stages import (

@@ -39,7 +39,7 @@ from bench.redaction import configured_secret_variables, redact_file, redact_tre
 from bench.results import RunWriter, load_run, write_json_atomic
 from loadgen.classify import classify_response
 from loadgen.records import RequestRecord, StepKey
-from loadgen.redact import MIN_SECRET_CHARS, PARTIAL_MIN_CHARS, Redactor
+from ground.redact import MIN_SECRET_CHARS, PARTIAL_MIN_CHARS, Redactor
 from loadgen.stats import SUMMARY_COLUMNS
 from targets.base import Request, Target, TargetContext, TargetError
 from targets.registry import build_target

@@ -11,7 +11,7 @@ from synthetic_runs import write_synthetic_run
 from bench.cmd_report import report
 from bench.config import parse_config
 from bench.console import Console
-from bench.reference import STUDY_COLUMNS, load_reference, study_table3
+from ground.reference import STUDY_COLUMNS, load_reference, study_table3
 from bench.report.tables import ceiling_for, flag_near_ceiling, step_means, table3
 from bench.results import load_run
 

@@ -202,7 +202,7 @@ def test_clean_figures_have_no_flag_legend(tmp_path):
 
 
 def test_every_n_is_labelled_on_the_x_axis(tmp_path):
-    from bench.reference import study_table3
+    from ground.reference import study_table3
 
     run = load_run(write_synthetic_run(tmp_path, "ns", ns=(1, 4, 8, 16, 64, 128), trials=1))
     fig = fig_total_time(step_means(run.summary), run.targets, ["sequential"], study=study_table3())

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench.config import TargetSpec, parse_config
-from bench.tables import ConfigError
+from ground.tables import ConfigError
 from targets.base import TargetContext
 from targets.flask_target import FlaskTarget
 from targets.k8s_target import K8sTarget

@@ -71,7 +71,7 @@ def kserve_cluster_url(model_name: str, namespace: str, protocol: str = "v1", ra
 
 def default_predict_url(config: BenchConfig) -> str:
     """The first ``kserve`` target's cluster-local URL (KServe's defaults when there is none)."""
-    from bench.tables import parse_table
+    from ground.tables import parse_table
     from targets.kserve_target import KServeSettings
 
     for name, spec in config.targets.items():

@@ -15,7 +15,7 @@ timeout); every error is JSON; no CORS header anywhere; requests whose ``Origin`
 ``Host`` is not this server are refused (another site in the same browser must not use
 the credentials through us); credentials never reach the page, a log or an error text:
 every answer the page gets -- the target's JSON body, the headers passed on, the excerpt
-of a non-JSON answer, every error -- goes through one :class:`loadgen.redact.Redactor`
+of a non-JSON answer, every error -- goes through one :class:`ground.redact.Redactor`
 (the configuration's secrets, from ``bench ui``, plus the credential headers the adapter
 sends), so a target that echoes a token or cookie back cannot hand it to the page.
 """
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 
-from loadgen.redact import Redactor
+from ground.redact import Redactor
 from webui.pageconfig import api_mode_for_target, page_config
 
 __all__ = [

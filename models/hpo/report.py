@@ -26,7 +26,7 @@ _COLORS = {"random": "tab:blue", "bayesian": "tab:orange", "grid": "tab:green"}
 
 def _study_table(number: int) -> pd.DataFrame | None:
     try:
-        from bench.reference import load_reference
+        from ground.reference import load_reference
 
         return load_reference(number)
     except (FileNotFoundError, ImportError):

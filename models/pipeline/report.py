@@ -135,7 +135,7 @@ def load_pipeline_run(run_dir: Path) -> PipelineRun:
 
 def load_study(pipeline: str, reference_dir: Path | None = None) -> Study | None:
     """``key -> (gcp_s, ibm_s)`` of the study's Table 4/5 from results/reference; None when missing."""
-    from bench.reference import load_reference
+    from ground.reference import load_reference
 
     table = STUDY_TABLE[pipeline]
     try:

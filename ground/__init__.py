@@ -1,0 +1,9 @@
+"""Ground modules every servebench package may import; they import none of ours.
+
+Why: the CLI layer (bench/), the serving adapters (targets/), the load generator
+(loadgen/) and the model code (models/) all need the same few facts and helpers --
+parsing a TOML table with errors that name the key, planning and pinning CPUs, scrubbing
+credentials, the study's reference numbers.  Keeping them here lets every other package
+point only downwards (see docs/architecture.md and the import-linter contracts in
+pyproject.toml).
+"""
