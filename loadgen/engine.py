@@ -10,7 +10,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 
-from targets.base import Request
+from loadgen.request import Request
 
 __all__ = ["Engine", "EngineError", "EngineOptions", "Response"]
 

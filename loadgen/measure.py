@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import numpy as np
 
 from loadgen.engine import Engine, EngineError, EngineOptions
-from targets.base import Request
+from loadgen.request import Request
 
 __all__ = [
     "MAX_CONCURRENCY",

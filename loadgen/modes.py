@@ -35,7 +35,7 @@ from loadgen.engine import Engine, EngineError
 from loadgen.pacing import pace
 from loadgen.records import RequestRecord, StepKey, StepResult
 from loadgen.throttle import make_throttle
-from targets.base import Request
+from loadgen.request import Request
 
 __all__ = ["MODES", "ProgressCallback", "run_step"]
 

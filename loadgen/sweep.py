@@ -45,7 +45,7 @@ from loadgen.engine import Engine, EngineOptions
 from loadgen.modes import MODES, ProgressCallback, run_step
 from loadgen.pacing import ARRIVALS, schedule
 from loadgen.records import StepKey, StepResult
-from targets.base import Request, Target
+from loadgen.request import Request, SweepSubject
 
 __all__ = ["MAX_STEP_REQUESTS", "EngineFactory", "SweepPlan", "requests_for", "run_sweep"]
 
@@ -207,7 +207,7 @@ class SweepPlan:
 
 
 async def run_sweep(
-    target: Target,
+    target: SweepSubject,
     engine_cls_or_factory: EngineFactory,
     plan: SweepPlan,
     images: np.ndarray,

@@ -1,8 +1,9 @@
 """The Target contract: what every deployment target adapter provides.
 
 Why this shape: the load generator must know nothing about Flask, Kubernetes or KServe.
-A target turns one 28x28 MNIST image into an HTTP request blueprint (``encode``), turns a
-response body back into a digit (``decode``), and manages its own lifetime (``start`` /
+A target is a ``loadgen.request.Codec``: it turns one 28x28 MNIST image into an HTTP
+request blueprint (``encode``), turns a response body back into a digit (``decode``) --
+and, beyond the codec, manages its own lifetime (``start`` /
 ``stop``): a *local stand-in* spawns real serving software on 127.0.0.1, a *remote*
 target only checks that the configured endpoint is ready.  Request bodies are encoded
 once per image by the caller and reused, so encoding cost never lands in a timing.
@@ -11,11 +12,12 @@ once per image by the caller and reused, so encoding cost never lands in a timin
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+
+from loadgen.request import DecodeError, Request
 
 __all__ = [
     "DecodeError",
@@ -28,25 +30,6 @@ __all__ = [
 
 class TargetError(RuntimeError):
     """A target could not be started, reached or stopped; the message names it."""
-
-
-class DecodeError(ValueError):
-    """A response body is not a valid prediction (counted as ``undecodable``)."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """An HTTP request blueprint, built once and sent many times (cf. vegeta's Target).
-
-    ``path`` is relative to the target's ``base_url`` and includes any query string.
-    ``headers`` never include Content-Length or Host unless a target needs a specific
-    Host (Istio ingress routing); engines add Content-Length themselves.
-    """
-
-    method: str
-    path: str
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from yarl import URL
 
 from loadgen.classify import classify_os_error, describe_exception
 from loadgen.engine import Engine, EngineError, EngineOptions, Response
-from targets.base import Request
+from loadgen.request import Request
 
 __all__ = ["AiohttpEngine", "map_aiohttp_error"]
 

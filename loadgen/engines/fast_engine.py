@@ -54,7 +54,7 @@ import httptools
 from loadgen.classify import classify_os_error, describe_exception
 from loadgen.engine import Engine, EngineError, EngineOptions, Response
 from loadgen.engines.fast_http import HttpConnection, build_request_bytes, default_port
-from targets.base import Request
+from loadgen.request import Request
 
 __all__ = ["FastEngine", "build_request_bytes", "loop_name", "new_event_loop", "run"]
 

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 import httptools
 
 from loadgen.engine import EngineError, Response
-from targets.base import Request
+from loadgen.request import Request
 
 __all__ = ["HttpConnection", "build_request_bytes", "default_port"]
 

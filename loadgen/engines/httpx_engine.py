@@ -15,7 +15,7 @@ import httpx
 
 from loadgen.classify import classify_os_error, describe_exception
 from loadgen.engine import Engine, EngineError, EngineOptions, Response
-from targets.base import Request
+from loadgen.request import Request
 
 __all__ = ["HttpxEngine", "map_httpx_error"]
 
