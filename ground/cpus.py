@@ -9,10 +9,11 @@ different machines).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["CpuPlan", "available_cpus", "pin_current_process", "plan_cpus"]
+__all__ = ["CpuPlan", "available_cpus", "pin_current_process", "pin_process", "pinned", "plan_cpus"]
 
 
 @dataclass(frozen=True)
@@ -56,5 +57,36 @@ def plan_cpus(setting: str | Sequence[int], cpus: Sequence[int] | None = None) -
 
 def pin_current_process(cpus: Sequence[int]) -> None:
     """Restrict this process (all its threads) to ``cpus``; no-op for an empty set."""
-    if cpus and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, set(cpus))
+    pin_process(0, cpus)
+
+
+def pin_process(pid: int, cpus: Sequence[int]) -> bool:
+    """Restrict process ``pid`` (0 = this one) to ``cpus``; no-op for an empty set or off Linux.
+
+    Returns False when the process is already gone (its starter reports that, not this).
+    """
+    if not cpus or not hasattr(os, "sched_setaffinity"):
+        return True
+    try:
+        os.sched_setaffinity(pid, set(cpus))
+    except ProcessLookupError:
+        return False
+    return True
+
+
+@contextmanager
+def pinned(cpus: Sequence[int]) -> Iterator[None]:
+    """Pin this process to ``cpus`` for the block, then restore its previous CPU set.
+
+    Why restore: a calibration inside ``bench run`` pins the client for its measurement
+    only; the run decides its own placement afterwards.
+    """
+    if not cpus or not hasattr(os, "sched_setaffinity"):
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, set(cpus))
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
