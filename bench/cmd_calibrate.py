@@ -48,6 +48,7 @@ def calibrate(
 ) -> int:
     """Run the calibration, print its table, write its JSON; 0 when at least one engine works."""
     from loadgen.calibration import DEFAULT_CONCURRENCIES, MAX_DURATION_S, run_calibration, write_calibration
+    from targets.wire import mnist_payload
 
     if not 0 < duration_s <= MAX_DURATION_S:
         console.error(f"--duration must be in (0, {MAX_DURATION_S:g}] seconds, got {duration_s:g}")
@@ -61,7 +62,7 @@ def calibrate(
     console.info(f"calibrating engines against a null endpoint on loopback (~{total:.0f} s of load)")
     try:
         data = run_calibration(engines=engines, concurrencies=levels, duration_s=duration_s,
-                               cpus=config.loadgen.cpus, on_progress=console.info)
+                               cpus=config.loadgen.cpus, payload=mnist_payload(), on_progress=console.info)
     except ValueError as exc:
         console.error(str(exc))
         return 2

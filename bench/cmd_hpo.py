@@ -222,7 +222,7 @@ def run_hpo(
             status=status, complete=status == "complete", finished_at=time.time(),
             totals={"wall_s": round(time.perf_counter() - t_start, 3), "trials": done_trials},
         )
-        from bench.meta import utc_iso
+        from ground.clock import utc_iso
 
         meta["finished_utc"] = utc_iso(meta["finished_at"])
         write_json_atomic(run_dir / "meta.json", meta)

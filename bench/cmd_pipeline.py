@@ -147,7 +147,8 @@ def run_pipeline(
     defaults come from ``[model]`` in bench.toml and the pipeline definition.  The report
     goes to ``reports/<run-id>/`` unless ``write_report`` is false.
     """
-    from bench.meta import run_header, utc_iso
+    from bench.meta import run_header
+    from ground.clock import utc_iso
     from bench.redaction import redact_file, redactor_for
     from bench.results import ResultsError, fresh_run_dir, write_json_atomic
 

@@ -65,7 +65,8 @@ def run_remote_pipeline(
     ``timeout_s`` overrides the target's ``kfp_timeout_s``; ``settings`` overrides pipeline
     parameters as for the local run.
     """
-    from bench.meta import run_header, utc_iso
+    from bench.meta import run_header
+    from ground.clock import utc_iso
     from bench.redaction import redactor_for
     from bench.results import ResultsError, fresh_run_dir, write_json_atomic
     from ground.tables import ConfigError

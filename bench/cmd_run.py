@@ -70,8 +70,11 @@ def choose_run_engine(config: BenchConfig, requested: str, console: Console) -> 
         try:
             console.info(f"client calibration: {path} (reused when under {CALIBRATION_MAX_AGE_S / 3600:g} h old "
                          "and from this host; else a quick one is measured now)")
+            from targets.wire import mnist_payload
+
             calibration = load_or_run_calibration(path, max_age_s=CALIBRATION_MAX_AGE_S, quick=True,
-                                                  cpus=config.loadgen.cpus, on_progress=console.info)
+                                                  cpus=config.loadgen.cpus, payload=mnist_payload(),
+                                                  on_progress=console.info)
         except Exception as exc:  # noqa: BLE001 - a failed calibration must not stop the benchmark
             console.warn(f"client calibration failed ({type(exc).__name__}: {exc}); no ceiling recorded")
     if requested != "auto":

@@ -9,8 +9,6 @@ and :func:`scrub` drops keys that look like one as a second line of defence.
 from __future__ import annotations
 
 import importlib.metadata
-import os
-import platform
 import re
 import subprocess
 import sys
@@ -21,16 +19,16 @@ from typing import Any
 
 from bench.hostload import run_start_load
 from bench.runstate import writer_facts
+from ground.clock import utc_iso
+from ground.hostfacts import host_facts
 
 __all__ = [
     "SCHEMA_VERSION",
     "git_commit",
-    "host_facts",
     "new_meta",
     "package_versions",
     "run_header",
     "scrub",
-    "utc_iso",
 ]
 
 # Bump when summary.csv / requests.csv.gz columns or their meaning change. Readers accept
@@ -44,36 +42,6 @@ _PACKAGES = (
 )
 _SECRETISH = re.compile(r"(secret|password|passwd|token|cookie|authorization|api[_-]?key)", re.I)
 _SECRET_NAME_OK = re.compile(r"_env$")  # names of env vars holding secrets are fine to record
-
-
-def utc_iso(epoch_s: float | None = None) -> str:
-    """ISO-8601 UTC with seconds, e.g. 2026-11-28T21:40:03Z."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() if epoch_s is None else epoch_s))
-
-
-def host_facts() -> dict[str, Any]:
-    """CPU model and counts, OS and Python: the 'on what machine' of every figure."""
-    cpu_model = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.lower().startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 1
-    return {
-        "hostname": platform.node(),
-        "cpu_model": cpu_model,
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": usable,
-        "os": f"{platform.system()} {platform.release()}",
-        "python": sys.version.split()[0],
-        "python_implementation": platform.python_implementation(),
-    }
 
 
 def package_versions(names: tuple[str, ...] = _PACKAGES) -> dict[str, str]:

@@ -22,7 +22,6 @@ import io
 import json
 import os
 import re
-import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,8 +31,9 @@ from typing import Any
 import pandas as pd
 
 from bench.meta import SCHEMA_VERSION, scrub
-from loadgen.records import RECORD_COLUMNS, StepKey
+from ground.clock import utc_stamp
 from ground.redact import Redactor
+from loadgen.records import RECORD_COLUMNS, StepKey
 
 __all__ = [
     "META_FILE",
@@ -78,7 +78,7 @@ def fresh_run_dir(results_dir: Path, run_id: str | None, kind: str) -> Path:
     Refuses a folder that already holds a run (its meta.json), so a run never overwrites
     another's results. Raises :class:`ResultsError`; the folder is not created here.
     """
-    run_id = validate_run_id(run_id or time.strftime(f"%Y%m%d-%H%M%S-{kind}", time.gmtime()))
+    run_id = validate_run_id(run_id or f"{utc_stamp()}-{kind}")
     run_dir = results_dir / run_id
     if (run_dir / "meta.json").exists():
         raise ResultsError(f"{run_dir} already holds a run; choose another --run-id")

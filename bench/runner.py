@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from bench.hostload import TargetNoiseProbe
-from bench.meta import utc_iso
 from bench.results import RunWriter
+from ground.clock import utc_iso, utc_stamp
 from loadgen.records import StepKey
 from loadgen.stats import parse_error_counts, summarize
 from targets.base import Target
@@ -87,7 +87,7 @@ class RunEvents:
 
 def default_run_id(now: float | None = None) -> str:
     """Time-based, sortable, UTC: ``20261128-214003``."""
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(time.time() if now is None else now))
+    return utc_stamp(now)
 
 
 def run_coroutine(coro: Any) -> Any:

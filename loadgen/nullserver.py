@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ground.cpus import pin_current_process, pin_process
+
 __all__ = ["NULL_BODY", "NullEndpoint", "nginx_available", "serve_forever"]
 
 NULL_BODY = b'{"predictions": [0]}'
@@ -84,8 +86,7 @@ def serve_forever(host: str = "127.0.0.1", port: int = 0, cpus: Sequence[int] = 
 
     Prints ``NULLSERVER READY <port>`` on stdout once listening (the parent waits for it).
     """
-    if cpus and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, set(cpus))
+    pin_current_process(cpus)
     from loadgen.engines.fast_engine import run
 
     run(_serve(host, port, body))
@@ -223,11 +224,7 @@ class NullEndpoint:
     # internals ---------------------------------------------------------------------
     def _popen(self, argv: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
         proc = subprocess.Popen(argv, start_new_session=True, stdin=subprocess.DEVNULL, **kwargs)
-        if self.cpus and hasattr(os, "sched_setaffinity"):
-            try:
-                os.sched_setaffinity(proc.pid, set(self.cpus))
-            except ProcessLookupError:
-                pass  # it died at once; start() reports that
+        pin_process(proc.pid, self.cpus)  # False when it died at once; start() reports that
         return proc
 
     def _start_python(self, ready_timeout_s: float) -> None:

@@ -15,9 +15,12 @@ import pytest
 
 from bench.config import load_config
 from bench.console import Console
+from ground.hostfacts import host_facts
 from loadgen import calibration as cal
 from loadgen.engines.fast_engine import FastEngine, build_request_bytes, run
+from loadgen.measure import synthetic_payload
 from loadgen.nullserver import NULL_BODY, NullEndpoint, nginx_available
+from targets.wire import mnist_payload
 
 
 def _point(engine: str, c: int, cpu: float, rps: float = 1000.0, errors: dict[str, int] | None = None) -> dict[str, Any]:
@@ -90,15 +93,16 @@ def test_summary_is_compact_and_keeps_the_choice() -> None:
 
 
 def test_stale_or_foreign_calibration_is_not_reused() -> None:
-    fresh = {"schema": cal.SCHEMA, "created_at": time.time(), "host": cal.host_facts(), "engines": {"fast": {}}}
+    fresh = {"schema": cal.SCHEMA, "created_at": time.time(), "host": host_facts(), "engines": {"fast": {}}}
     assert cal._still_valid(fresh, 3600)
     assert not cal._still_valid({**fresh, "created_at": time.time() - 7200}, 3600)
     assert not cal._still_valid({**fresh, "host": {**fresh["host"], "cpu_model": "another CPU"}}, 3600)
     assert not cal._still_valid({**fresh, "schema": "v0"}, 3600)
 
 
-def test_payload_is_the_study_sized_mnist_json() -> None:
-    request, source = cal.mnist_payload()
+@pytest.mark.parametrize("make", [mnist_payload, synthetic_payload], ids=["mnist", "synthetic"])
+def test_payload_is_the_study_sized_mnist_json(make) -> None:
+    request, source = make()
     doc = json.loads(request.body)
     assert len(doc["instances"][0]) == 28 and len(doc["instances"][0][0]) == 28
     assert 4_000 < len(request.body) < 9_000, len(request.body)  # ~6 KB as in the DESIGN
@@ -159,7 +163,7 @@ def test_null_endpoint_rejects_bad_kinds() -> None:
 
 @pytest.mark.slow
 def test_measure_point_and_raw_baseline_against_the_null_server() -> None:
-    request, _ = cal.mnist_payload()
+    request, _ = mnist_payload()
     with NullEndpoint("python") as endpoint:
         point = run(cal.measure_engine_point(FastEngine, endpoint.url, request, 4, 0.3, warmup_s=0.05))
         baseline = cal.raw_socket_p50(endpoint.url, build_request_bytes(request, endpoint.url), 0.2)
@@ -173,7 +177,7 @@ def test_measure_point_and_raw_baseline_against_the_null_server() -> None:
 
 @pytest.mark.slow
 def test_measure_point_counts_refused_requests_as_errors() -> None:
-    request, _ = cal.mnist_payload()
+    request, _ = mnist_payload()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -35,6 +35,7 @@ from bench.report.tables import (
     target_summary_table,
 )
 from bench.results import RunData
+from ground.figures import save_figure
 
 __all__ = ["ReportFiles", "build_report", "ceiling_text", "closed_loop_modes", "table3_markdown"]
 
@@ -121,7 +122,7 @@ def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = No
     shown: list[tuple[str, str]] = []  # (stem, caption) in document order
 
     def save(fig: Any, stem: str, caption: str) -> None:
-        made.extend(figures.save_figure(fig, fig_dir, stem))
+        made.extend(save_figure(fig, fig_dir / stem, figures.REPORT_FORMATS))
         shown.append((stem, caption))
 
     if closed:

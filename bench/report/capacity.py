@@ -5,7 +5,7 @@ Table 3 steps -- their request counts follow the offered rate, not the study's N
 they are split off before Table 3 is drawn (:func:`split_capacity`) and rendered here from
 capacity.csv, capacity_probes.csv and capacity_concurrency.csv alone (``bench report``
 regenerates them). Tables are pure text cells; figures are built from frames; only
-:func:`save_figure` (shared with the other figures) writes files.
+:func:`ground.figures.save_figure` (shared with every other figure) writes files.
 
 Per target one figure with up to three panels: latency versus offered rate (p50 and the
 objective's percentile per probe, the bound as a line, the capacity marked -- the curve
@@ -273,13 +273,14 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
 
 
 def _figures(cap: CapacityData, targets: Sequence[str], fig_dir: Path) -> list[tuple[str, str, list[Path]]]:
-    from bench.report.figures import save_figure
+    from bench.report.figures import REPORT_FORMATS
+    from ground.figures import save_figure
 
     out = []
     for target in targets:
         if (cap.probes["target"] == target).any() or (cap.concurrency["target"] == target).any():
             stem = f"capacity_{_safe(target)}"
-            out.append((target, stem, save_figure(fig_capacity(cap, target), fig_dir, stem)))
+            out.append((target, stem, save_figure(fig_capacity(cap, target), fig_dir / stem, REPORT_FORMATS)))
     return out
 
 

@@ -11,14 +11,14 @@ for it to differ from the maximum (:data:`bench.report.tables.MIN_OK_FOR_PERCENT
 Open-loop (``rate``) steps are plotted against their offered rate in
 :mod:`bench.report.figures_rate`, not against N.
 
-Figures are built from DataFrames only (no I/O except :func:`save_figure`), and saved as
-PNG and SVG with fixed metadata so that regeneration is reproducible.
+Figures are built from DataFrames only (no I/O here); :func:`ground.figures.save_figure`
+writes them as PNG and SVG (:data:`REPORT_FORMATS`) with fixed metadata so that
+regeneration is reproducible.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -42,14 +42,17 @@ from bench.report.plotting import (
 from bench.report.tables import MIN_OK_FOR_PERCENTILE, ceiling_for, percentile_shown
 
 __all__ = [
+    "REPORT_FORMATS",
     "fig_errors_accuracy",
     "fig_latency_cdf",
     "fig_latency_percentiles",
     "fig_throughput",
     "fig_total_time",
-    "save_figure",
     "target_colors",
 ]
+
+#: Every report figure is written in both: PNG for viewers, SVG for the HTML report.
+REPORT_FORMATS: tuple[str, ...] = ("png", "svg")
 
 
 def _part(means: pd.DataFrame, target: str, mode: str) -> pd.DataFrame:
@@ -296,13 +299,3 @@ def _accuracy_axis(ax: Any, accs: list[float], model_accuracy: float | None) -> 
     ax.yaxis.set_major_formatter(FormatStrFormatter("%.3f"))
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(ax.get_legend_handles_labels()[0]))
-
-
-def save_figure(fig: Figure, out_dir: Path, stem: str) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` (no timestamps inside) and close the figure."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    png, svg = out_dir / f"{stem}.png", out_dir / f"{stem}.svg"
-    fig.savefig(png, dpi=110, metadata={"Software": None})
-    fig.savefig(svg, metadata={"Date": None, "Creator": None})
-    plt.close(fig)
-    return [png, svg]

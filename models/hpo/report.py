@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ground.figures import save_figure
 from models.hpo.results import SUMMARY_FILE, best_so_far, read_hpo, summarize_hpo
 
 if TYPE_CHECKING:
@@ -176,9 +177,7 @@ def _figure20(summary: pd.DataFrame, study: pd.DataFrame | None, path: Path) -> 
         ax2.legend()
     fig.suptitle("Figure 20: time taken by each hyperparameter tuning algorithm")
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path.with_suffix(""), ("png",), dpi=120)[0]
 
 
 def _convergence(trials: pd.DataFrame, path: Path) -> Path:
@@ -213,9 +212,7 @@ def _convergence(trials: pd.DataFrame, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path.with_suffix(""), ("png",), dpi=120)[0]
 
 
 def render_hpo_report(run_dir: Path, out_dir: Path) -> list[Path]:

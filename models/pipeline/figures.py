@@ -24,6 +24,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ground.figures import save_figure
+
 __all__ = ["RUN_COLORS", "STUDY_COLORS", "Series", "grouped_bars", "needs_log_scale"]
 
 #: our runs, in order (the first is the green every single-run figure uses)
@@ -116,7 +118,5 @@ def grouped_bars(
     fig.text(0.01, 0.01, caption, fontsize=7.5, ha="left", va="bottom", wrap=True, color="dimgray")
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120, metadata={"Software": "servebench"})
-    plt.close(fig)
-    return path
+    (saved,) = save_figure(fig, path.with_suffix(""), (path.suffix.lstrip(".") or "png",), dpi=120)
+    return saved
