@@ -235,7 +235,7 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     def context(name: str) -> TargetContext:
         return TargetContext(artifacts_dir=config.artifacts_dir, log_dir=log_dir / name, cpus=cpu_plan.standins)
 
-    built = build_targets(config, names, context)  # validates every table before anything starts
+    built = build_targets(config.targets, names, context)  # validates every table before anything starts
 
     from models.artifacts import ensure_model
     from models.data import load_dataset

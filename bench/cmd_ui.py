@@ -150,7 +150,7 @@ def write_ui_manifests(
     )
 
     try:
-        url = predict_url or default_predict_url(config)
+        url = predict_url or default_predict_url(config.targets)
         files = render_ui_manifests(predict_url=url)
     except ManifestError as exc:
         console.error(str(exc))

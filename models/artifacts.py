@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from models.data import MEAN, STD
 
 if TYPE_CHECKING:
-    from bench.config import ModelConfig
+    from models.config import ModelConfig
     from models.train import ProgressCallback
 
 __all__ = [

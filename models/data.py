@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from bench.config import ModelConfig
+    from models.config import ModelConfig
 
 __all__ = [
     "IDX_FILES",

@@ -31,7 +31,7 @@ from models.data import Split, normalize, wire_pixels
 from models.net import LeNet
 
 if TYPE_CHECKING:
-    from bench.config import ModelConfig
+    from models.config import ModelConfig
 
 __all__ = [
     "MAX_SHIFT",

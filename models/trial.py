@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from bench.config import ModelConfig
+    from models.config import ModelConfig
     from models.data import Split
     from models.net import LeNet
     from models.train import TrainResult
@@ -151,11 +151,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line trial.  Exit 0 with the metric lines; exit 2 on bad arguments or data."""
     args = _parser().parse_args(argv)
-    from bench.config import ConfigError, ModelConfig, load_config
+    from ground.tables import ConfigError
+    from models.config import ModelConfig, read_model_config
     from models.data import DataError, load_dataset
 
     try:
-        model_config = load_config(args.config).model if args.config else ModelConfig()
+        model_config = read_model_config(args.config) if args.config else ModelConfig()
         given = (("dataset", args.dataset), ("idx_dir", args.idx_dir), ("seed", args.seed))
         overrides = {k: v for k, v in given if v is not None}
         model_config = replace(model_config, **overrides)

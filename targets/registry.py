@@ -14,15 +14,12 @@ key: an unknown adapter, a path that does not import, a class that is not a Targ
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING
 
 from ground.tables import ConfigError, parse_table
 from targets.base import Target, TargetContext
-
-if TYPE_CHECKING:
-    from bench.config import BenchConfig, TargetSpec
+from targets.spec import TargetSpec
 
 __all__ = [
     "BUILTIN_ADAPTERS",
@@ -105,22 +102,22 @@ def build_target(spec: TargetSpec, context: TargetContext) -> Target:
 
 
 def build_targets(
-    config: BenchConfig,
+    specs: Mapping[str, TargetSpec],
     names: Iterable[str],
     context_factory: Callable[[str], TargetContext],
 ) -> list[Target]:
-    """Build targets by name (``["all"]`` = every configured target, in file order).
+    """Build targets by name from the configured ``specs`` (``["all"]`` = every one, in file order).
 
     All tables are validated before anything is started, so a typo in the last target
     fails the run at once rather than after an hour of benchmarking the first.
     """
     names = list(names)
     if names == ["all"]:
-        names = list(config.targets)
-    unknown = [n for n in names if n not in config.targets]
+        names = list(specs)
+    unknown = [n for n in names if n not in specs]
     if unknown:
         raise ConfigError(
             f"targets.{unknown[0]}",
-            f"no such target in bench.toml; configured targets: {', '.join(config.targets) or '(none)'}",
+            f"no such target in bench.toml; configured targets: {', '.join(specs) or '(none)'}",
         )
-    return [build_target(config.targets[n], context_factory(n)) for n in names]
+    return [build_target(specs[n], context_factory(n)) for n in names]

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from bench.cli import main
-from bench.config import HpoConfig, load_config
+from bench.config import load_config
+from models.hpo.config import HpoConfig
 from models.hpo.katib import diff_paths, experiment_filename, render_experiment, render_experiments, trial_job
 from models.hpo.runner import parse_metrics
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import ModelConfig
+from models.config import ModelConfig
 from models.hpo.runner import ProcessTrialRunner, parse_metrics
 from models.hpo.space import TrialParams
 

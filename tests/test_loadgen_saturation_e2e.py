@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.config import TargetSpec
+from targets.spec import TargetSpec
 from bench.runner import run_coroutine
 from loadgen.engines import engine_class
 from loadgen.records import StepResult

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import ModelConfig
+from models.config import ModelConfig
 from models import artifacts as art
 from models.export import ParityError
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.config import ModelConfig
+from models.config import ModelConfig
 from models.data import (
     IDX_FILES,
     MEAN,

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.config import ModelConfig
+from models.config import ModelConfig
 from models.data import Split, load_dataset, wire_pixels
 from models.export import ParityError, check_parity, export_all, export_savedmodel, export_torchscript
 from models.net import LeNet, build_keras, copy_torch_to_keras, count_parameters

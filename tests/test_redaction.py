@@ -33,7 +33,7 @@ import pytest
 from echo_http import CUT_PADDING, VARIANTS, EchoServer
 from webui_helpers import serve_app
 
-from bench.config import TargetSpec, parse_config
+from bench.config import parse_config
 from bench.console import Console
 from bench.redaction import configured_secret_variables, redact_file, redact_tree, redactor_for
 from bench.results import RunWriter, load_run, write_json_atomic
@@ -45,6 +45,7 @@ from targets.base import Request, Target, TargetContext, TargetError
 from targets.registry import build_target
 from targets.remote import RemoteSettings
 from targets.secrets import read_secret_values, secret_env_fields, secret_env_names
+from targets.spec import TargetSpec
 
 REPO = Path(__file__).resolve().parents[1]
 TOKEN = "tK9/q+Zx=Vb3mW7pLr2NsY8dHf4Jc6"  # "/", "+", "=": URL-encoding changes it

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from bench.config import TargetSpec
+from targets.spec import TargetSpec
 from models.data import wire_pixels
 from targets.base import Target, TargetContext
 from targets.process import group_pids

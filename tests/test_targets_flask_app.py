@@ -284,7 +284,7 @@ def test_worker_deadlines_and_expect_continue(trained_model, tmp_path) -> None:
     import socket
     import time
 
-    from bench.config import TargetSpec
+    from targets.spec import TargetSpec
     from targets.base import TargetContext
     from targets.process import group_pids
     from targets.registry import build_target
@@ -338,7 +338,7 @@ def test_worker_deadlines_and_expect_continue(trained_model, tmp_path) -> None:
 
 
 def test_deadline_settings_are_checked(tmp_path) -> None:
-    from bench.config import TargetSpec
+    from targets.spec import TargetSpec
     from targets.base import TargetContext
     from targets.registry import build_target
 

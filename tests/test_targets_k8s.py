@@ -14,12 +14,13 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bench.config import TargetSpec, load_config
+from bench.config import load_config
 from models.data import load_dataset
 from targets.base import TargetContext
 from targets.flask_target import WORKER_CLASS
 from targets.process import group_pids
 from targets.registry import build_target
+from targets.spec import TargetSpec
 
 from targets_helpers import listening_addresses, send
 

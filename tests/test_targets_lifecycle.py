@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import TargetSpec
+from targets.spec import TargetSpec
 from targets.base import TargetContext, TargetError
 from targets.process import live_processes
 from targets.registry import build_target

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import TargetSpec, parse_config
+from bench.config import parse_config
 from ground.tables import ConfigError
 from targets.base import TargetContext
 from targets.flask_target import FlaskTarget
 from targets.k8s_target import K8sTarget
 from targets.registry import ENTRY_POINT_GROUP, build_target, build_targets, resolve_adapter
+from targets.spec import TargetSpec
 
 from target_cases import EXAMPLE_ADAPTER, EXAMPLE_DIR
 
@@ -115,13 +116,13 @@ adapter = "k8s"
 replicas = 3
 """
     config = parse_config(source, tmp_path)
-    built = build_targets(config, ["all"], lambda name: CTX)
+    built = build_targets(config.targets, ["all"], lambda name: CTX)
     assert [t.name for t in built] == ["a", "b"] and built[1].settings.replicas == 3
     with pytest.raises(ConfigError, match=r"targets\.nope: no such target"):
-        build_targets(config, ["a", "nope"], lambda name: CTX)
+        build_targets(config.targets, ["a", "nope"], lambda name: CTX)
     bad = parse_config(source + 'workerz = 2\n', tmp_path)
     with pytest.raises(ConfigError, match=r"targets\.b\.workerz"):
-        build_targets(bad, ["all"], lambda name: CTX)
+        build_targets(bad.targets, ["all"], lambda name: CTX)
 
 
 def test_registry_import_is_light() -> None:
@@ -129,7 +130,7 @@ def test_registry_import_is_light() -> None:
     import subprocess
 
     code = (
-        "import sys; from targets.registry import resolve_adapter; from bench.config import TargetSpec;"
+        "import sys; from targets.registry import resolve_adapter; from targets.spec import TargetSpec;"
         "resolve_adapter(TargetSpec('a','flask',{})); resolve_adapter(TargetSpec('b','k8s',{}));"
         "print(sorted(m for m in ('torch','tensorflow','flask') if m in sys.modules))"
     )

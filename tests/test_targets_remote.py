@@ -17,11 +17,12 @@ from urllib.parse import urlsplit
 import numpy as np
 import pytest
 
-from bench.config import TargetSpec, load_config
+from bench.config import load_config
 from models.data import load_dataset
 from targets.base import TargetContext, TargetError
 from targets.registry import build_target
 from targets.remote import RemoteSettings, open_remote
+from targets.spec import TargetSpec
 
 TOKEN = "tok-9f8e7d6c5b4a-SECRET"
 COOKIE = "authservice_session=cookie-1a2b3c-SECRET"

@@ -26,7 +26,7 @@ import pytest
 import yaml
 from webui_helpers import StubUpstream, serve_app
 
-from bench.config import TargetSpec
+from targets.spec import TargetSpec
 from models.data import MEAN, STD
 from targets.base import TargetContext
 from targets.process import free_port
@@ -285,7 +285,7 @@ def test_page_references_only_local_assets(tmp_path) -> None:
 def test_manifests_validate_and_wire_the_page_to_the_inferenceservice(repo_root) -> None:
     from bench.config import load_config
 
-    url = default_predict_url(load_config(repo_root / "bench.toml"))
+    url = default_predict_url(load_config(repo_root / "bench.toml").targets)
     assert url == "http://mnist.kubeflow-user-example-com.svc.cluster.local/v1/models/mnist:predict"
     files = render_ui_manifests(predict_url=url)
     assert set(files) == {"Dockerfile", "nginx.conf", "config.json", "pod.yaml", "service.yaml"}

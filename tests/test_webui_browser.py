@@ -29,7 +29,7 @@ from browser import LAPTOP_VIEWPORT, browser_or_skip, screenshot_dir, watch
 from PIL import Image
 from webui_helpers import serve_app
 
-from bench.config import TargetSpec
+from targets.spec import TargetSpec
 from models.data import normalize
 from targets.base import Target, TargetContext
 from targets.flask_app import preprocess_photo

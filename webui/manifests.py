@@ -22,15 +22,13 @@ from __future__ import annotations
 
 import json
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import yaml
 
+from targets.spec import TargetSpec
 from webui.pageconfig import API_MODES, ApiMode, api_mode_for_url, page_config
-
-if TYPE_CHECKING:
-    from bench.config import BenchConfig
 
 __all__ = [
     "DEFAULT_IMAGE",
@@ -69,12 +67,15 @@ def kserve_cluster_url(model_name: str, namespace: str, protocol: str = "v1", ra
     return f"http://{host}.{namespace}.svc.cluster.local{path}"
 
 
-def default_predict_url(config: BenchConfig) -> str:
-    """The first ``kserve`` target's cluster-local URL (KServe's defaults when there is none)."""
+def default_predict_url(targets: Mapping[str, TargetSpec]) -> str:
+    """The first ``kserve`` target's cluster-local URL (KServe's defaults when there is none).
+
+    ``targets``: the configured target tables (``BenchConfig.targets``), in file order.
+    """
     from ground.tables import parse_table
     from targets.kserve_target import KServeSettings
 
-    for name, spec in config.targets.items():
+    for name, spec in targets.items():
         if spec.adapter == "kserve":
             s = parse_table(KServeSettings, spec.settings, f"targets.{name}")
             return kserve_cluster_url(s.model_name, s.namespace, s.protocol, s.raw_deployment)

@@ -21,7 +21,7 @@ from models.hpo.search import KATIB_ALGORITHMS
 from models.hpo.space import SearchSpace
 
 if TYPE_CHECKING:
-    from bench.config import HpoConfig
+    from models.hpo.config import HpoConfig
 
 __all__ = [
     "TRIAL_CONTAINER",

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import optuna
 
-    from bench.config import HpoConfig
+    from models.hpo.config import HpoConfig
 
 __all__ = ["PARAM_NAMES", "SearchSpace", "TrialParams"]
 

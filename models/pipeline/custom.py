@@ -54,7 +54,7 @@ def load_data(
     with stage_timer(timing_path, "load_data", fail_stage):
         import numpy as np
 
-        from bench.config import ModelConfig
+        from models.config import ModelConfig
         from models.data import load_dataset, normalize
 
         split = load_dataset(ModelConfig(train_size=train_size, test_size=test_size, seed=seed))

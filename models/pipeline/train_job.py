@@ -48,13 +48,14 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Exit 0 after exporting; 2 on bad arguments or data.  Progress goes to stderr."""
     args = parser().parse_args(argv)
-    from bench.config import ConfigError, ModelConfig, load_config
+    from ground.tables import ConfigError
+    from models.config import ModelConfig, read_model_config
     from models.data import DataError, load_dataset
     from models.export import export_all
     from models.trial import train_sgd
 
     try:
-        cfg = load_config(args.config).model if args.config else ModelConfig()
+        cfg = read_model_config(args.config) if args.config else ModelConfig()
         sizes = {k: v for k, v in (("train_size", args.train_size), ("test_size", args.test_size)) if v is not None}
         cfg = replace(cfg, **sizes)
         split = load_dataset(cfg)
