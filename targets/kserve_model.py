@@ -23,7 +23,7 @@ from kserve import Model
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 from targets.kserve_inputs import MAX_INSTANCES, instances_to_array, v2_inputs_to_array
-from targets.kserve_server import resolve_savedmodel_dir
+from targets.savedmodel import resolve_savedmodel_dir
 
 __all__ = [
     "MAX_INSTANCES",

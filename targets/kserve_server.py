@@ -33,11 +33,11 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-# Constants only: kserve itself is imported later, after argv is settled.
+# Constants and a path helper only: kserve itself is imported later, after argv is settled.
 from targets.kserve_http_rules import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES
+from targets.savedmodel import resolve_savedmodel_dir
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -45,7 +45,6 @@ __all__ = [
     "ServerOptions",
     "main",
     "quiet_log_config",
-    "resolve_savedmodel_dir",
     "serve",
 ]
 
@@ -63,31 +62,6 @@ class ServerOptions:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     tf_threads: int = 0
     access_log: bool = False
-
-
-def resolve_savedmodel_dir(path: str | os.PathLike[str], model_name: str = "") -> Path:
-    """Find the folder holding ``saved_model.pb``.
-
-    Accepts the version folder itself (``savedmodel/mnist/1``), a TF-Serving model base
-    (``savedmodel/mnist`` with numeric version folders: the highest wins, as TF Serving
-    does) or the ``savedmodel/`` folder plus ``model_name``.  Raises ``FileNotFoundError``
-    naming what was looked for, so a wrong ``--model-dir`` fails before any port opens.
-    """
-    base = Path(path)
-    candidates = [base]
-    if model_name:
-        candidates.append(base / model_name)
-    for folder in candidates:
-        if (folder / "saved_model.pb").is_file():
-            return folder
-        if folder.is_dir():
-            versions = sorted(
-                (int(p.name), p) for p in folder.iterdir() if p.name.isdigit() and (p / "saved_model.pb").is_file()
-            )
-            if versions:
-                return versions[-1][1]
-    looked = ", ".join(str(c) for c in candidates)
-    raise FileNotFoundError(f"no SavedModel (saved_model.pb) in {looked} or its numeric version folders")
 
 
 def quiet_log_config(access_log: bool = False) -> dict[str, Any]:

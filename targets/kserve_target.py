@@ -16,88 +16,27 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from targets.base import DecodeError, Request, Target, TargetContext, TargetError
-from targets.kfp_settings import KfpSettings
+from targets.kserve_settings import KServeSettings
 from targets.remote import (
     RemoteAccess,
-    RemoteSettings,
     check_remote_ready,
     open_remote,
     public_remote_settings,
 )
 
+# KServeSettings is defined in targets.kserve_settings (shared with the manifest renderer)
+# and stays importable from here, where adapters are looked up.
 __all__ = ["KServeSettings", "KServeTarget", "find_savedmodel"]
-
-_DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
 
 #: Log line uvicorn prints once per serving process when it is ready to accept.
 _WORKER_READY = "Application startup complete"
-
-
-@dataclass(frozen=True)
-class KServeSettings(RemoteSettings, KfpSettings):
-    """A ``kserve`` target's table in bench.toml (remote-mode and ``kfp_*`` keys inherited).
-
-    The ``kfp_*`` keys (:class:`targets.kfp_settings.KfpSettings`) name the cluster's
-    Kubeflow Pipelines API for ``bench run pipeline --target``.
-
-    ``protocol``: "v1" (``/v1/models/<name>:predict``, TF-Serving rows) or "v2" (Open
-    Inference Protocol, ``/v2/models/<name>/infer``).
-    ``workers``: ModelServer processes of the local stand-in; in the manifest, the fixed
-    replica count (min = max, so autoscaling never changes what is measured).
-    ``model_name``: name in the URL; on a cluster it is the InferenceService name.
-    ``storage_uri``: where the cluster finds the SavedModel's model base (the folder that
-    holds the numeric version folder ``1/``): copy ``artifacts/model/savedmodel/<name>``
-    there.  The default is a placeholder PVC (``pvc://<claim>/<path>``); ``gs://`` or
-    ``s3://`` URIs work the same way.
-    ``raw_deployment``: add ``serving.kserve.io/deploymentMode: RawDeployment`` (a plain
-    Deployment instead of a Knative service: no scale-to-zero, no activator hop).
-    ``custom_container``: the manifest runs our predictor image (this stand-in) instead of
-    KServe's tensorflow runtime; ``image`` names it.
-    ``cpus``: CPUs for the stand-in, overriding the run's plan (empty = the plan's).
-    ``tf_threads``: TensorFlow threads per worker (0 = one per CPU the stand-in may use).
-    """
-
-    protocol: Literal["v1", "v2"] = "v1"
-    workers: int = 1
-    model_name: str = "mnist"
-    namespace: str = "kubeflow-user-example-com"
-    storage_uri: str = "pvc://servebench-models/savedmodel/mnist"
-    raw_deployment: bool = False
-    custom_container: bool = False
-    image: str = "servebench-kserve-predictor:0.1.0"
-    cpu: str = "1"
-    memory: str = "2Gi"
-    cpus: list[int] = ()  # type: ignore[assignment]  # parse_table gives a tuple
-    tf_threads: int = 0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.check_kfp()
-        if self.workers < 1:
-            raise ValueError(f"workers must be >= 1, got {self.workers}")
-        if self.tf_threads < 0:
-            raise ValueError(f"tf_threads must be >= 0, got {self.tf_threads}")
-        for key in ("model_name", "namespace"):
-            if not _DNS_LABEL.fullmatch(getattr(self, key)):
-                raise ValueError(
-                    f"{key} must be a lowercase DNS label (model_name is the InferenceService name), "
-                    f"got {getattr(self, key)!r}"
-                )
-        for key in ("namespace", "storage_uri", "image", "cpu", "memory"):
-            value = getattr(self, key)
-            if not value or any(c.isspace() or c in "\"'`$" for c in value):
-                raise ValueError(f"{key} must be non-empty, without spaces, quotes or '$', got {value!r}")
-        if "://" not in self.storage_uri:
-            raise ValueError(f"storage_uri must be a URI like pvc://claim/path or gs://bucket/path, got {self.storage_uri!r}")
 
 
 def find_savedmodel(artifacts_dir: str | os.PathLike[str]) -> Path:
@@ -106,7 +45,7 @@ def find_savedmodel(artifacts_dir: str | os.PathLike[str]) -> Path:
     ``savedmodel/<name>/<version>/saved_model.pb``: the name recorded in ``model.json``
     wins, else the only model folder; the highest version is served, as TF Serving does.
     """
-    from targets.kserve_server import resolve_savedmodel_dir
+    from targets.savedmodel import resolve_savedmodel_dir
 
     base = Path(artifacts_dir) / "savedmodel"
     hint = "train and export the model first: python -m bench train"

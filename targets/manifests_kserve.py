@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import json
 from importlib import metadata
-from typing import TYPE_CHECKING
 
 from ground.tables import ConfigError
+from targets.kserve_settings import KServeSettings
 from targets.manifests import dns_label, render
-
-if TYPE_CHECKING:
-    from targets.kserve_target import KServeSettings
 
 __all__ = ["DENIED_PATHS", "RAW_DEPLOYMENT_ANNOTATION", "render_inference_only_policy", "render_kserve_manifests"]
 

@@ -6,6 +6,11 @@ KFP API beside its serving endpoint, and ``bench run pipeline --target NAME`` su
 The adapter's ``Settings`` inherit :class:`KfpSettings`; ``ground.tables.parse_table``
 then reports a misspelt key or a wrong type as ``targets.NAME.KEY: problem``.
 
+Why the module lives in ``models/pipeline/`` although the keys sit in a target's table:
+both the pipeline submission (:mod:`models.pipeline.remote`) and the ``kserve`` adapter's
+settings need it, and the target layer may import the model layer below it, not the
+other way round.
+
 As for serving credentials (:mod:`targets.remote`), the table names environment
 *variables*, never secret values: ``kfp_token_env`` (sent as ``Authorization: Bearer``,
 e.g. a GCP/IBM IAM access token) and ``kfp_cookie_env`` (a ``Cookie`` header value, e.g.

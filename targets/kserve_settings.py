@@ -1,0 +1,78 @@
+"""The ``kserve`` adapter's settings: one target's table in bench.toml, checked.
+
+Why a module of its own: the adapter (:mod:`targets.kserve_target`) and the manifest
+renderer (:mod:`targets.manifests_kserve`) both read these settings, and the adapter calls
+the renderer; with the settings in either of them the two modules would import each
+other.  Here both import downwards.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from models.pipeline.kfp_settings import KfpSettings
+from targets.remote import RemoteSettings
+
+__all__ = ["KServeSettings"]
+
+_DNS_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class KServeSettings(RemoteSettings, KfpSettings):
+    """A ``kserve`` target's table in bench.toml (remote-mode and ``kfp_*`` keys inherited).
+
+    The ``kfp_*`` keys (:class:`models.pipeline.kfp_settings.KfpSettings`) name the cluster's
+    Kubeflow Pipelines API for ``bench run pipeline --target``.
+
+    ``protocol``: "v1" (``/v1/models/<name>:predict``, TF-Serving rows) or "v2" (Open
+    Inference Protocol, ``/v2/models/<name>/infer``).
+    ``workers``: ModelServer processes of the local stand-in; in the manifest, the fixed
+    replica count (min = max, so autoscaling never changes what is measured).
+    ``model_name``: name in the URL; on a cluster it is the InferenceService name.
+    ``storage_uri``: where the cluster finds the SavedModel's model base (the folder that
+    holds the numeric version folder ``1/``): copy ``artifacts/model/savedmodel/<name>``
+    there.  The default is a placeholder PVC (``pvc://<claim>/<path>``); ``gs://`` or
+    ``s3://`` URIs work the same way.
+    ``raw_deployment``: add ``serving.kserve.io/deploymentMode: RawDeployment`` (a plain
+    Deployment instead of a Knative service: no scale-to-zero, no activator hop).
+    ``custom_container``: the manifest runs our predictor image (this stand-in) instead of
+    KServe's tensorflow runtime; ``image`` names it.
+    ``cpus``: CPUs for the stand-in, overriding the run's plan (empty = the plan's).
+    ``tf_threads``: TensorFlow threads per worker (0 = one per CPU the stand-in may use).
+    """
+
+    protocol: Literal["v1", "v2"] = "v1"
+    workers: int = 1
+    model_name: str = "mnist"
+    namespace: str = "kubeflow-user-example-com"
+    storage_uri: str = "pvc://servebench-models/savedmodel/mnist"
+    raw_deployment: bool = False
+    custom_container: bool = False
+    image: str = "servebench-kserve-predictor:0.1.0"
+    cpu: str = "1"
+    memory: str = "2Gi"
+    cpus: list[int] = ()  # type: ignore[assignment]  # parse_table gives a tuple
+    tf_threads: int = 0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_kfp()
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.tf_threads < 0:
+            raise ValueError(f"tf_threads must be >= 0, got {self.tf_threads}")
+        for key in ("model_name", "namespace"):
+            if not _DNS_LABEL.fullmatch(getattr(self, key)):
+                raise ValueError(
+                    f"{key} must be a lowercase DNS label (model_name is the InferenceService name), "
+                    f"got {getattr(self, key)!r}"
+                )
+        for key in ("namespace", "storage_uri", "image", "cpu", "memory"):
+            value = getattr(self, key)
+            if not value or any(c.isspace() or c in "\"'`$" for c in value):
+                raise ValueError(f"{key} must be non-empty, without spaces, quotes or '$', got {value!r}")
+        if "://" not in self.storage_uri:
+            raise ValueError(f"storage_uri must be a URI like pvc://claim/path or gs://bucket/path, got {self.storage_uri!r}")
