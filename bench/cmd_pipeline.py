@@ -7,8 +7,9 @@ Why not kfp.local's own output: it logs task status but no machine-readable star
 and a failed task yields no outputs.  The whole run is timed around ``kfp.local``; its
 ``total`` row therefore includes kfp.local's own per-task overhead (interpreter start-up).
 
-Pipelines (:mod:`models.pipeline.registry`): ``servebench``, the study's E2E pipeline (its
-Table 5), and ``custom``, its custom-model pipeline (Table 4).  From the stage rows the run
+Pipelines (:mod:`models.pipeline.registry`; the functions from :mod:`bench.pipeline_definition`):
+``servebench``, the study's E2E pipeline (its Table 5), and ``custom``, its custom-model
+pipeline (Table 4).  From the stage rows the run
 also writes ``pipeline_summary.csv`` (the study's Table 4/5 quantities, docs/pipeline.md)
 and, unless told not to, the report (:mod:`models.pipeline.report`).
 
@@ -50,7 +51,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours task names in its mes
 
 def compile_pipeline(output: str | Path, pipeline: str = "servebench") -> Path:
     """Write ``pipeline``'s KFP IR YAML to ``output``; returns the path (ValueError: unknown pipeline)."""
-    from models.pipeline.registry import compile_named
+    from bench.pipeline_definition import compile_named
 
     return compile_named(pipeline, output)
 
@@ -180,7 +181,8 @@ def run_pipeline(
 
     import kfp.local
 
-    from models.pipeline.registry import pipeline_function, stages_for
+    from bench.pipeline_definition import pipeline_function
+    from models.pipeline.registry import stages_for
     from models.pipeline.timing import read_rows
 
     stages = stages_for(pipeline)

@@ -32,7 +32,7 @@ PACKAGE_FILE = "pipeline.yaml"  # the compiled IR as submitted (image override a
 def _kfp_settings(config: BenchConfig, target: str) -> Any:
     """The target's parsed settings if they carry a kfp_endpoint; ConfigError naming the problem otherwise."""
     from ground.tables import ConfigError, parse_table
-    from targets.kfp_settings import KfpSettings
+    from models.pipeline.kfp_settings import KfpSettings
     from targets.registry import resolve_adapter
 
     if target not in config.targets:
@@ -66,15 +66,15 @@ def run_remote_pipeline(
     parameters as for the local run.
     """
     from bench.meta import run_header
-    from ground.clock import utc_iso
+    from bench.pipeline_definition import pipeline_function
     from bench.redaction import redactor_for
     from bench.results import ResultsError, fresh_run_dir, write_json_atomic
+    from ground.clock import utc_iso
     from ground.tables import ConfigError
     from models.pipeline.kfp_run import display_names, run_timings
     from models.pipeline.registry import (
         PIPELINES,
         default_parameters,
-        pipeline_function,
         settings_for,
     )
     from models.pipeline.remote import (

@@ -1,6 +1,8 @@
 """What the ``serve`` and ``smoke`` components do with the exported model, as plain functions.
 
 Why here and not in the component bodies: testable without KFP, and the bodies stay short.
+Why in ``bench/``: both start a deployment target and ``smoke`` sweeps it with the load
+generator -- orchestration over the layers below, which only the CLI layer may do.
 The stand-in is :class:`targets.kserve_target.KServeTarget` (the real kserve ModelServer
 on loopback) pointed at the component's exported-model artifact folder.
 """
@@ -24,7 +26,7 @@ def _target(exported: str | Path, log_dir: str):
 
 
 def _split(train_size: int, test_size: int, seed: int):
-    from bench.config import ModelConfig
+    from models.config import ModelConfig
     from models.data import load_dataset
 
     return load_dataset(ModelConfig(train_size=train_size, test_size=test_size, seed=seed))

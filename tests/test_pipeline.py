@@ -21,7 +21,7 @@ from bench.cmd_pipeline import (
 )
 from bench.config import parse_config
 from bench.console import Console
-from models.pipeline.components import STAGES
+from bench.pipeline_definition import STAGES
 from models.pipeline.timing import read_rows, stage_timer
 
 TINY = {"trials": 2, "tune_epochs": 1, "epochs": 1, "train_size": 1000, "test_size": 200, "smoke_requests": 4}

@@ -1,3 +1,9 @@
-"""The KFP v2 pipeline of issue 8 (components, definition, local helpers, timing rows)."""
+"""The KFP v2 pipelines' model side (issue 8): the model's components, the custom-model
+pipeline, stage timing rows, reports, KFP submission and manifests.
 
-__all__ = ["components", "definition", "local", "timing"]
+The servebench pipeline's ``serve`` and ``smoke`` stages and its definition start targets
+and send load, so they live in the CLI layer (``bench/pipeline_definition.py``,
+``bench/pipeline_serving.py``); nothing here imports them.
+"""
+
+__all__ = ["components", "custom", "registry", "stages", "timing"]

@@ -1,14 +1,15 @@
-"""The five KFP v2 lightweight components: tune -> train -> export -> serve -> smoke.
+"""The model's KFP v2 lightweight components of the servebench pipeline: tune -> train -> export.
+
+The pipeline's last two stages, ``serve`` and ``smoke``, start a deployment target and
+send it load: that is orchestration across targets and the load generator, so they and
+the pipeline definition live in the CLI layer (:mod:`bench.pipeline_definition`); the
+components here use the model code only.
 
 Why the imports are inside each body: KFP serialises the function source and runs it in a
 fresh interpreter (``kfp.local.SubprocessRunner(use_venv=False)`` locally, a container on a
 cluster); servebench is pip-installed editable, so the body can import it there.
 No ``from __future__ import annotations`` here: KFP reads the annotations as types.
 Each body is wrapped in :func:`models.pipeline.timing.stage_timer`.
-
-``serve`` and ``smoke`` each start their own KServe stand-in: a running server cannot be
-passed between KFP tasks (each task is its own process), so ``serve`` measures
-start-to-first-correct-prediction and stops, and ``smoke`` starts it again for a short sweep.
 """
 
 from typing import NamedTuple
@@ -16,12 +17,10 @@ from typing import NamedTuple
 from kfp import dsl
 from kfp.dsl import Input, Metrics, Model, Output
 
-__all__ = ["BASE_IMAGE", "STAGES", "export", "serve", "smoke", "train", "tune"]
+__all__ = ["BASE_IMAGE", "export", "train", "tune"]
 
 #: Lightweight components need an image with servebench installed on a cluster; locally unused.
 BASE_IMAGE = "python:3.11"
-
-STAGES = ("tune", "train", "export", "serve", "smoke")
 
 
 @dsl.component(base_image=BASE_IMAGE)
@@ -39,7 +38,7 @@ def tune(
     from models.pipeline.timing import stage_timer
 
     with stage_timer(timing_path, "tune", fail_stage):
-        from bench.config import ModelConfig
+        from models.config import ModelConfig
         from models.data import load_dataset
         from models.hpo.search import TrialOutcome, run_study
         from models.hpo.space import SearchSpace, TrialParams
@@ -75,7 +74,7 @@ def train(
     with stage_timer(timing_path, "train", fail_stage):
         import torch
 
-        from bench.config import ModelConfig
+        from models.config import ModelConfig
         from models.data import load_dataset
         from models.trial import train_sgd
 
@@ -100,7 +99,7 @@ def export(
 
         import torch
 
-        from bench.config import ModelConfig
+        from models.config import ModelConfig
         from models.data import load_dataset
         from models.export import export_all
         from models.net import LeNet
@@ -116,37 +115,3 @@ def export(
         for key, value in report.as_dict().items():
             if isinstance(value, (int, float)):
                 metrics.log_metric(key, float(value))
-
-
-@dsl.component(base_image=BASE_IMAGE)
-def serve(
-    train_size: int, test_size: int, seed: int,
-    timing_path: str, fail_stage: str, exported: Input[Model], metrics: Output[Metrics],
-) -> float:
-    """Start the KServe stand-in on the SavedModel; return seconds to its first CORRECT answer."""
-    from models.pipeline.timing import stage_timer
-
-    with stage_timer(timing_path, "serve", fail_stage):
-        from models.pipeline.local import first_correct_prediction
-
-        seconds = first_correct_prediction(exported.path, train_size=train_size, test_size=test_size, seed=seed)
-        metrics.log_metric("first_correct_s", seconds)
-    return seconds
-
-
-@dsl.component(base_image=BASE_IMAGE)
-def smoke(
-    n_requests: int, train_size: int, test_size: int, seed: int,
-    timing_path: str, fail_stage: str, exported: Input[Model], metrics: Output[Metrics],
-) -> float:
-    """A short sequential + concurrent sweep through loadgen; return the accuracy of the answers."""
-    from models.pipeline.timing import stage_timer
-
-    with stage_timer(timing_path, "smoke", fail_stage):
-        from models.pipeline.local import smoke_sweep
-
-        summary = smoke_sweep(exported.path, n_requests=n_requests, train_size=train_size,
-                              test_size=test_size, seed=seed)
-        for key, value in summary.items():
-            metrics.log_metric(key, float(value))
-    return float(summary["accuracy"])

@@ -1,20 +1,20 @@
-"""The pipelines ``bench run pipeline --pipeline NAME`` knows: stages, settings, defaults, compile.
+"""The pipelines ``bench run pipeline --pipeline NAME`` knows: stages, settings, defaults.
 
 Why a registry: ``bench/cmd_pipeline.py`` runs, times and reports any of them the same way
 (kfp.local, ``stage_timer`` rows, ``pipeline_stages.csv``); only what differs per pipeline
-lives here.  KFP is imported only when a pipeline function is asked for.
+lives here, as plain data the reports can read without KFP.  The pipeline functions
+themselves are handed out by :func:`bench.pipeline_definition.pipeline_function` (the
+servebench pipeline deploys and loads a target, which is the CLI layer's to orchestrate).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from bench.config import ModelConfig
+    from models.config import ModelConfig
 
-__all__ = ["OUTPUT_NAMES", "PIPELINES", "compile_named", "default_parameters", "pipeline_function", "settings_for", "stages_for"]
+__all__ = ["OUTPUT_NAMES", "PIPELINES", "check_pipeline", "default_parameters", "settings_for", "stages_for"]
 
 #: ``servebench``: the study's E2E pipeline (Table 5); ``custom``: its custom-model pipeline (Table 4).
 PIPELINES = ("servebench", "custom")
@@ -34,7 +34,8 @@ _SETTINGS = {
 }
 
 
-def _check(name: str) -> str:
+def check_pipeline(name: str) -> str:
+    """``name`` if it is a known pipeline, else ValueError listing the known ones."""
     if name not in PIPELINES:
         raise ValueError(f"unknown pipeline {name!r}; known: {', '.join(PIPELINES)}")
     return name
@@ -42,12 +43,12 @@ def _check(name: str) -> str:
 
 def stages_for(name: str) -> tuple[str, ...]:
     """The stage names in run order (``pipeline_stages.csv`` rows, before ``total``)."""
-    return _STAGES[_check(name)]
+    return _STAGES[check_pipeline(name)]
 
 
 def settings_for(name: str) -> tuple[str, ...]:
     """The parameter names ``run_pipeline(settings=...)`` accepts for this pipeline."""
-    return _SETTINGS[_check(name)]
+    return _SETTINGS[check_pipeline(name)]
 
 
 def default_parameters(name: str, model: ModelConfig) -> dict[str, Any]:
@@ -58,29 +59,7 @@ def default_parameters(name: str, model: ModelConfig) -> dict[str, Any]:
     torch one-cycle recipe in ``[model]`` is not what the study's TF code ran.
     """
     split = {"train_size": model.train_size, "test_size": model.test_size, "seed": model.seed}
-    if _check(name) == "servebench":
+    if check_pipeline(name) == "servebench":
         return {"trials": 4, "tune_epochs": 1, "smoke_requests": 8, "epochs": model.epochs, **split,
                 "model_name": model.name}
     return dict(split)
-
-
-def pipeline_function(name: str) -> Callable[..., Any]:
-    """The ``@dsl.pipeline`` function; calling it after ``kfp.local.init`` runs it locally."""
-    if _check(name) == "servebench":
-        from models.pipeline.definition import servebench_pipeline
-
-        return servebench_pipeline
-    from models.pipeline.custom import custom_pipeline
-
-    return custom_pipeline
-
-
-def compile_named(name: str, output: str | Path) -> Path:
-    """Write pipeline ``name``'s KFP IR YAML to ``output``; returns the path."""
-    if _check(name) == "servebench":
-        from models.pipeline.definition import compile_pipeline
-
-        return compile_pipeline(output)
-    from models.pipeline.custom import compile_custom
-
-    return compile_custom(output)

@@ -8,7 +8,7 @@ fake KFP REST server on loopback that serves a recorded ``GET /apis/v2beta1/runs
 answer (``tests/kfp_fake.py``); no live Kubeflow was reachable while writing it.
 
 Credentials: the token and cookie come from environment variables named in the target's
-table (:class:`targets.kfp_settings.KfpSettings`) and are handed to ``kfp.Client``
+table (:class:`models.pipeline.kfp_settings.KfpSettings`) and are handed to ``kfp.Client``
 (``existing_token`` -> ``Authorization: Bearer``, ``cookies`` -> ``Cookie``).  They are
 excluded from ``repr`` and every error text passes through :meth:`KfpAccess.redact`
 (servebench's one redaction rule, :class:`ground.redact.Redactor`).
@@ -30,7 +30,7 @@ from typing import Any
 
 from ground.redact import Redactor
 from models.pipeline.kfp_run import FINISHED_STATES
-from targets.kfp_settings import KfpSettings, normalize_kfp_endpoint
+from models.pipeline.kfp_settings import KfpSettings, normalize_kfp_endpoint
 
 __all__ = ["KfpAccess", "KfpError", "KfpSession", "compile_for_cluster", "open_kfp", "preflight"]
 
