@@ -15,6 +15,7 @@ import numpy as np
 
 from bench.meta import SCHEMA_VERSION
 from bench.results import RunData
+from loadgen.modes import MODES
 from loadgen.stats import step_flags
 
 __all__ = [
@@ -30,7 +31,7 @@ __all__ = [
 
 StepKey = tuple[str, str, int, int, float]  # target, mode, n_requests, concurrency, rate
 
-_MODE_RANK = {"sequential": 0, "concurrent": 1, "rate": 2}
+_MODE_RANK = {mode: rank for rank, mode in enumerate(MODES)}  # loadgen.modes.Mode order
 
 
 class CompareError(ValueError):

@@ -7,15 +7,15 @@ here; each adapter validates the rest of its table itself, because only it knows
 settings (an adapter added by a user must need no edit of this file).
 
 The tables' types live with the code that reads them -- ``[model]`` in
-:mod:`models.config`, ``[hpo]`` in :mod:`models.hpo.config`, a target's table as a
-:class:`targets.spec.TargetSpec` -- and this module composes them, so that no lower layer
-imports the CLI layer for its settings.
+:mod:`models.config`, ``[hpo]`` in :mod:`models.hpo.config`, ``[sweep]`` in
+:mod:`loadgen.sweep_settings` (checked by the same code as the ``bench run`` flags), a
+target's table as a :class:`targets.spec.TargetSpec` -- and this module composes them, so
+that no lower layer imports the CLI layer for its settings.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 from bench.capacity_config import CapacityConfig
 from ground.tables import ConfigError, parse_table
+from loadgen.sweep_settings import SweepSettings
 from models.config import ModelConfig
 from models.hpo.config import HpoConfig
 from targets.spec import TargetSpec
@@ -32,12 +33,9 @@ __all__ = [
     "BenchConfig",
     "ConfigError",
     "LoadgenConfig",
-    "SweepConfig",
     "load_config",
     "parse_config",
 ]
-
-STUDY_REQUEST_COUNTS: tuple[int, ...] = (1, 4, 8, 16, 32, 64, 100, 128, 256, 512)
 
 
 @dataclass(frozen=True)
@@ -62,41 +60,6 @@ class LoadgenConfig:
 
 
 @dataclass(frozen=True)
-class SweepConfig:
-    """What load to send: the study's sweep of request counts, modes and trials."""
-
-    n_requests: list[int] = field(default_factory=lambda: STUDY_REQUEST_COUNTS)
-    modes: list[Literal["sequential", "concurrent", "rate"]] = field(
-        default_factory=lambda: ("sequential", "concurrent")
-    )
-    trials: int = 1
-    warmup: int = 5
-    # closed loop: requests in flight; rate mode: the connection cap. 0 = N (a burst of N,
-    # the study-compatible default; in rate mode one connection per request if need be)
-    concurrency: int = 0
-    rate_rps: float = 50.0
-    duration_s: float = 0.0  # > 0: each rate step sends round(rate_rps x duration_s) requests, not n_requests
-    arrival: Literal["uniform", "poisson"] = "poisson"
-    seed: int = 0
-    max_duration_s: float = 600.0  # hard cap on any one step, so a run always ends
-
-    def __post_init__(self) -> None:
-        """Checks of each value on its own; the checks across values (request caps, a rate
-        schedule within max_duration_s) are loadgen.sweep.SweepPlan's, which also sees the
-        command-line overrides -- one place, whichever way a value came in."""
-        if not self.n_requests or any(n < 1 for n in self.n_requests):
-            raise ValueError("n_requests must be a non-empty list of counts >= 1")
-        if not self.modes:
-            raise ValueError("modes must not be empty")
-        if self.trials < 1 or self.warmup < 0 or self.concurrency < 0:
-            raise ValueError("trials must be >= 1, warmup and concurrency >= 0")
-        if not (0 < self.rate_rps < math.inf and 0 < self.max_duration_s < math.inf):
-            raise ValueError("rate_rps and max_duration_s must be finite numbers > 0")
-        if not 0 <= self.duration_s < math.inf:
-            raise ValueError("duration_s must be a finite number >= 0 (0: rate steps send n_requests)")
-
-
-@dataclass(frozen=True)
 class BenchConfig:
     """The whole parsed bench.toml plus where it came from."""
 
@@ -104,7 +67,7 @@ class BenchConfig:
     source: str
     model: ModelConfig
     loadgen: LoadgenConfig
-    sweep: SweepConfig
+    sweep: SweepSettings
     targets: Mapping[str, TargetSpec]
     results_dir: Path
     reports_dir: Path
@@ -160,7 +123,7 @@ def parse_config(source: str, root: Path) -> BenchConfig:
         source=source,
         model=parse_table(ModelConfig, data.get("model"), "model"),
         loadgen=parse_table(LoadgenConfig, data.get("loadgen"), "loadgen"),
-        sweep=parse_table(SweepConfig, data.get("sweep"), "sweep"),
+        sweep=parse_table(SweepSettings, data.get("sweep"), "sweep"),
         targets=targets,
         results_dir=(root / paths.results_dir).resolve(),
         reports_dir=(root / paths.reports_dir).resolve(),

@@ -64,9 +64,10 @@ def first_correct_prediction(exported: str | Path, *, train_size: int, test_size
 
 async def _sweep(exported: str | Path, n_requests: int, images, labels) -> dict[str, float]:
     from loadgen.engines import engine_class
+    from loadgen.modes import Mode
     from loadgen.sweep import SweepPlan, run_sweep
 
-    plan = SweepPlan(n_requests=(n_requests,), modes=("sequential", "concurrent"), warmup=1, max_duration_s=60.0)
+    plan = SweepPlan(n_requests=(n_requests,), modes=(Mode.SEQUENTIAL, Mode.CONCURRENT), warmup=1, max_duration_s=60.0)
     records = []
     with tempfile.TemporaryDirectory(prefix="sb-smoke-") as logs:
         target = _target(exported, logs)

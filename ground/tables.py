@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import enum
 import types
 import typing
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ class ConfigError(ValueError):
 
 def _type_name(tp: Any) -> str:
     origin = get_origin(tp)
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):
+        return " | ".join(repr(m.value) for m in tp)
     if origin is Literal:
         return " | ".join(repr(a) for a in get_args(tp))
     if origin in (typing.Union, types.UnionType):
@@ -52,6 +55,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     origin = get_origin(tp)
     if tp is Any:
         return value
+    if isinstance(tp, type) and issubclass(tp, enum.Enum):  # e.g. loadgen.modes.Mode: by value
+        allowed = [m.value for m in tp]
+        if isinstance(value, bool) or value not in allowed:
+            raise ConfigError(where, f"must be one of {', '.join(repr(a) for a in allowed)}, got {value!r}")
+        return tp(value)
     if origin is Literal:
         allowed = get_args(tp)
         if value not in allowed:

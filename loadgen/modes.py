@@ -27,6 +27,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Sequence
+from enum import StrEnum
 
 import numpy as np
 
@@ -37,9 +38,30 @@ from loadgen.records import RequestRecord, StepKey, StepResult
 from loadgen.throttle import make_throttle
 from loadgen.request import Request
 
-__all__ = ["MODES", "ProgressCallback", "run_step"]
+__all__ = ["MODES", "Mode", "ProgressCallback", "run_step"]
 
-MODES: tuple[str, ...] = ("sequential", "concurrent", "rate")
+
+class Mode(StrEnum):
+    """The load modes, in the order every table and figure lists them.
+
+    The one list of modes (bench.toml's ``[sweep] modes``, the sweep, the report's order
+    and ``bench compare``'s sort all use it).  A ``StrEnum``: members are the strings
+    written to summary.csv, so ``Mode.RATE == "rate"`` and rows read back as plain
+    strings compare equal to them.
+    """
+
+    SEQUENTIAL = "sequential"
+    CONCURRENT = "concurrent"
+    RATE = "rate"  # the open loop
+
+    @property
+    def open_loop(self) -> bool:
+        """Whether requests go out on a schedule whatever the target does (``rate``)."""
+        return self is Mode.RATE
+
+
+#: The mode names as plain strings, in order (derived from :class:`Mode`, not a second list).
+MODES: tuple[str, ...] = tuple(m.value for m in Mode)
 
 ProgressCallback = Callable[[StepKey, int, int], None]
 _PROGRESS_INTERVAL_S = 0.05  # at most 20 progress callbacks a second: the display is not the load

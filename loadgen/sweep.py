@@ -24,11 +24,12 @@ Choices, so that numbers mean one thing:
 - **Rate steps by duration**: with ``duration_s > 0`` every ``rate`` step sends
   ``round(rate_rps * duration_s)`` requests (vegeta's ``-rate`` and ``-duration``) instead
   of the ``n_requests`` counts, which then apply to the closed-loop modes only.
-- **Bounds**: no step sends more than :data:`MAX_STEP_REQUESTS` requests (records are
+- **Bounds**: no step sends more than
+  :data:`~loadgen.sweep_settings.MAX_STEP_REQUESTS` requests (records are
   kept in memory and every one is written out), and a rate step's schedule must fit in
   ``max_duration_s`` -- otherwise its tail would be cut off by design, not by the target.
 - **Blueprints**: ``target.encode`` runs once per image for the whole sweep; the same
-  :class:`~targets.base.Request` objects are re-sent.
+  :class:`~loadgen.request.Request` objects are re-sent.
 """
 
 from __future__ import annotations
@@ -42,110 +43,49 @@ from typing import Any
 import numpy as np
 
 from loadgen.engine import Engine, EngineOptions
-from loadgen.modes import MODES, ProgressCallback, run_step
-from loadgen.pacing import ARRIVALS, schedule
-from loadgen.records import StepKey, StepResult
+from loadgen.modes import Mode, ProgressCallback, run_step
+from loadgen.records import StepResult
 from loadgen.request import Request, SweepSubject
+from loadgen.sweep_settings import SweepSettings
 
-__all__ = ["MAX_STEP_REQUESTS", "EngineFactory", "SweepPlan", "requests_for", "run_sweep"]
-
-# The most requests one step may send: 100 000 records (~10 MB in memory, ~2 MB gzipped
-# in requests.csv.gz) is more than any sweep needs; a typo such as --rate 100000
-# --duration 60 (six million requests) must fail at once, not after filling the disk.
-MAX_STEP_REQUESTS = 100_000
-
-
-def requests_for(rate_rps: float, duration_s: float) -> int:
-    """Requests of a rate step of ``duration_s`` seconds at ``rate_rps``: R x S rounded half up."""
-    return int(math.floor(rate_rps * duration_s + 0.5))
+__all__ = ["EngineFactory", "SweepPlan", "run_sweep"]
 
 EngineFactory = Callable[[], Engine]  # an Engine subclass or any zero-argument factory
 
 
 @dataclass(frozen=True)
-class SweepPlan:
-    """Everything that decides what a sweep sends; frozen, so a run can record it whole."""
+class SweepPlan(SweepSettings):
+    """Everything that decides what a sweep sends; frozen, so a run can record it whole.
 
-    n_requests: tuple[int, ...]
-    modes: tuple[str, ...] = ("sequential", "concurrent")
-    trials: int = 1
-    warmup: int = 5
-    concurrency: int = 0  # 0: C = N in concurrent mode; for rate mode, the connection cap (0: N)
-    rate_rps: float = 50.0
-    duration_s: float = 0.0  # > 0: each rate step sends round(rate_rps * duration_s) requests
-    arrival: str = "poisson"
-    seed: int = 0
-    max_duration_s: float = 600.0
+    The sweep settings (:class:`~loadgen.sweep_settings.SweepSettings`, bench.toml's
+    ``[sweep]`` with the command line's overrides, checked by the same code) plus the
+    client's limits from ``[loadgen]``.
+    """
+
     timeout_s: float = 30.0
     connect_timeout_s: float = 5.0
     max_rps: float = 0.0
     verify_tls: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "n_requests", tuple(int(n) for n in self.n_requests))
-        object.__setattr__(self, "modes", tuple(self.modes))
-        if not self.n_requests or any(n < 1 for n in self.n_requests):
-            raise ValueError(f"n_requests must be a non-empty list of counts >= 1, got {list(self.n_requests)}")
-        unknown = [m for m in self.modes if m not in MODES]
-        if not self.modes or unknown:
-            raise ValueError(f"unknown mode(s) {unknown or '(none given)'}; modes: {', '.join(MODES)}")
-        if self.arrival not in ARRIVALS:
-            raise ValueError(f"arrival must be one of {', '.join(ARRIVALS)}, got {self.arrival!r}")
-        if self.trials < 1 or self.warmup < 0 or self.concurrency < 0:
-            raise ValueError("trials must be >= 1, warmup and concurrency >= 0")
-        for name in ("rate_rps", "max_duration_s", "timeout_s", "connect_timeout_s"):
+        super().__post_init__()
+        for name in ("timeout_s", "connect_timeout_s"):
             if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
-        if not (self.duration_s >= 0 and math.isfinite(self.duration_s)):
-            raise ValueError(f"duration_s must be a finite number >= 0 (0: rate steps use n_requests), "
-                             f"got {self.duration_s}")
         if self.max_rps < 0:
             raise ValueError(f"max_rps must be >= 0, got {self.max_rps}")
-        self._check_step_sizes()
-
-    def _check_step_sizes(self) -> None:
-        """Every step within :data:`MAX_STEP_REQUESTS`; every rate schedule within ``max_duration_s``."""
-        too_many = [n for n in self.n_requests if n > MAX_STEP_REQUESTS]
-        if too_many:
-            raise ValueError(f"n_requests {too_many[0]} is more than the {MAX_STEP_REQUESTS} requests one step "
-                             "may send")
-        if "rate" not in self.modes:
-            return
-        if self.duration_s > 0:
-            n = requests_for(self.rate_rps, self.duration_s)
-            if not 1 <= n <= MAX_STEP_REQUESTS:
-                raise ValueError(
-                    f"a rate step sends round(rate_rps x duration_s) = round({self.rate_rps:g} x "
-                    f"{self.duration_s:g}) = {n} requests; it must be 1 to {MAX_STEP_REQUESTS}")
-        for n in self.rate_counts():
-            span = (n - 1) / self.rate_rps  # the uniform schedule's; a Poisson one is as long on average
-            if span > self.max_duration_s:
-                raise ValueError(
-                    f"a rate step of {n} requests at {self.rate_rps:g} req/s is scheduled over {span:g} s, "
-                    f"longer than max_duration_s = {self.max_duration_s:g} s, which would cut it off")
 
     @classmethod
-    def from_config(cls, sweep: Any, loadgen: Any, **overrides: Any) -> SweepPlan:
-        """Build from ``[sweep]`` (SweepConfig) and ``[loadgen]`` (LoadgenConfig).
+    def from_config(cls, sweep: SweepSettings, loadgen: Any, **overrides: Any) -> SweepPlan:
+        """Build from ``[sweep]`` (:class:`SweepSettings`) and ``[loadgen]`` (``LoadgenConfig``).
 
         ``overrides`` replace fields (e.g. ``n_requests=[1, 4]`` from ``--requests``);
         a None value means "no override", so CLI options can be passed through as is.
+        The result is checked whole again: a flag can make valid settings invalid.
         """
-        values: dict[str, Any] = {
-            "n_requests": tuple(sweep.n_requests),
-            "modes": tuple(sweep.modes),
-            "trials": sweep.trials,
-            "warmup": sweep.warmup,
-            "concurrency": sweep.concurrency,
-            "rate_rps": sweep.rate_rps,
-            "duration_s": sweep.duration_s,
-            "arrival": sweep.arrival,
-            "seed": sweep.seed,
-            "max_duration_s": sweep.max_duration_s,
-            "timeout_s": loadgen.timeout_s,
-            "connect_timeout_s": loadgen.connect_timeout_s,
-            "max_rps": loadgen.max_rps,
-        }
+        values: dict[str, Any] = {f.name: getattr(sweep, f.name) for f in dataclasses.fields(SweepSettings)}
+        values.update(timeout_s=loadgen.timeout_s, connect_timeout_s=loadgen.connect_timeout_s,
+                      max_rps=loadgen.max_rps)
         known = {f.name for f in dataclasses.fields(cls)}
         for name, value in overrides.items():
             if name not in known:
@@ -153,57 +93,6 @@ class SweepPlan:
             if value is not None:
                 values[name] = value
         return cls(**values)
-
-    def concurrency_for(self, mode: str, n: int) -> int:
-        """In-flight limit of a step: 1 for sequential, else ``concurrency`` or N."""
-        if mode == "sequential":
-            return 1
-        return min(self.concurrency, n) if self.concurrency else n
-
-    def rate_counts(self) -> tuple[int, ...]:
-        """Request counts of the ``rate`` steps: ``round(rate_rps * duration_s)``, or ``n_requests``."""
-        if self.duration_s > 0:
-            return (requests_for(self.rate_rps, self.duration_s),)
-        return self.n_requests
-
-    def counts_for(self, mode: str) -> tuple[int, ...]:
-        """Request counts of the steps of ``mode``."""
-        return self.rate_counts() if mode == "rate" else self.n_requests
-
-    def steps(self, target: str) -> list[StepKey]:
-        """Every step of the sweep, in the order it runs."""
-        return [
-            StepKey(
-                target=target,
-                mode=mode,
-                n_requests=n,
-                concurrency=self.concurrency_for(mode, n),
-                rate=self.rate_rps if mode == "rate" else 0.0,
-                trial=trial,
-            )
-            for trial in range(1, self.trials + 1)
-            for mode in self.modes
-            for n in self.counts_for(mode)
-        ]
-
-    def total_requests(self) -> int:
-        """Requests the whole sweep sends per target, warm-up included (for progress bars)."""
-        return sum(key.n_requests + self.warmup for key in self.steps(""))
-
-    def image_order(self, n_images: int, trial: int) -> np.ndarray:
-        """The seeded permutation of test-split indices used in ``trial``."""
-        return np.random.default_rng([self.seed, 0, trial]).permutation(n_images)
-
-    def offsets(self, n: int, trial: int) -> np.ndarray:
-        """Intended send offsets of a ``rate`` step of ``n`` requests in ``trial``."""
-        return schedule(n, self.rate_rps, self.arrival, seed=[self.seed, 1, trial, n])  # type: ignore[arg-type]
-
-    def describe(self) -> dict[str, Any]:
-        """Plain-data form for meta.json."""
-        data = dataclasses.asdict(self)
-        data["n_requests"] = list(self.n_requests)
-        data["modes"] = list(self.modes)
-        return data
 
 
 async def run_sweep(
@@ -241,7 +130,7 @@ async def run_sweep(
         warm = order[::-1][np.arange(plan.warmup) % len(order)]
         requests = [blueprint(int(i)) for i in picks]
         warm_requests = [blueprint(int(i)) for i in warm]
-        offsets = plan.offsets(key.n_requests, key.trial) if key.mode == "rate" else None
+        offsets = plan.offsets(key.n_requests, key.trial) if key.mode == Mode.RATE else None
         engine = engine_cls_or_factory()
         await engine.open(
             EngineOptions(
@@ -259,7 +148,7 @@ async def run_sweep(
             if warm_requests:
                 warm_c = min(len(warm_requests), key.concurrency)
                 warm_key = dataclasses.replace(
-                    key, mode="concurrent", n_requests=len(warm_requests), concurrency=warm_c
+                    key, mode=Mode.CONCURRENT, n_requests=len(warm_requests), concurrency=warm_c
                 )
                 await run_step(
                     engine, warm_key, warm_requests, labels_arr[warm], target.decode,

@@ -23,12 +23,13 @@ from loadgen_helpers import FakeTarget, TinyServer, answer_digit, digit_images
 from bench.capacity_config import CapacityConfig
 from bench.capacity_results import CAPACITY_FILE, CONCURRENCY_FILE, PROBES_FILE, load_capacity
 from bench.capacity_run import CapacityEvents, CapacityPhase, capacity_config, split_modes, with_capacity
-from bench.config import ConfigError, LoadgenConfig, SweepConfig, parse_config
+from bench.config import ConfigError, LoadgenConfig, parse_config
 from bench.meta import new_meta
 from bench.results import RunWriter, load_run, write_json_atomic
 from loadgen.engines import engine_class
 from loadgen.stats import SUMMARY_COLUMNS, step_flags
 from loadgen.sweep import SweepPlan, run_sweep
+from loadgen.sweep_settings import SweepSettings
 
 LABELS = np.random.default_rng(5).integers(0, 10, size=40)
 IMAGES = digit_images(LABELS)
@@ -47,7 +48,7 @@ def _capacity_run(tmp_path: Path, run_id: str, config: CapacityConfig = SMALL, *
         async with TinyServer(answer_digit) as server:
             target = FakeTarget(server.base_url)
             writer = RunWriter(run_dir, run_id, SUMMARY_COLUMNS)
-            phase = CapacityPhase(config, sweep=SweepConfig(seed=seed), loadgen=LoadgenConfig(), writer=writer,
+            phase = CapacityPhase(config, sweep=SweepSettings(seed=seed), loadgen=LoadgenConfig(), writer=writer,
                                   ceiling=CEILING, events=CapacityEvents(
                                       on_probe=lambda t, r, rec: events.append(("probe", r, rec)),
                                       on_level=lambda t, rec: events.append(("level", rec)),

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from bench.config import STUDY_REQUEST_COUNTS, ConfigError, load_config, parse_config
+from bench.config import ConfigError, load_config, parse_config
 from ground.cpus import plan_cpus
+from loadgen.sweep_settings import STUDY_REQUEST_COUNTS
 
 
 def _parse(text: str):
@@ -124,14 +125,32 @@ def test_sweep_duration_parses_and_reaches_the_plan() -> None:
     ("text", "problem"),
     [
         ("[sweep]\nduration_s = -1.0\n", "duration_s must be a finite number >= 0"),
-        ("[sweep]\nrate_rps = 0\n", "rate_rps and max_duration_s must be finite numbers > 0"),
-        ("[sweep]\nrate_rps = inf\n", "rate_rps and max_duration_s must be finite numbers > 0"),
-        ("[sweep]\nrate_rps = nan\n", "rate_rps and max_duration_s must be finite numbers > 0"),
+        ("[sweep]\nrate_rps = 0\n", "rate_rps must be a finite number > 0"),
+        ("[sweep]\nrate_rps = inf\n", "rate_rps must be a finite number > 0"),
+        ("[sweep]\nrate_rps = nan\n", "rate_rps must be a finite number > 0"),
+        ("[sweep]\nmax_duration_s = 0\n", "max_duration_s must be a finite number > 0"),
+        # the checks across values hold in bench.toml too, not only for the flags
+        ("[sweep]\nn_requests = [100001]\n", "more than the 100000 requests one step may send"),
+        ("[sweep]\nmodes = ['rate']\nrate_rps = 0.5\nn_requests = [600]\n", "longer than max_duration_s = 600 s"),
+        ("[sweep]\nmodes = ['rate']\nrate_rps = 1000\nduration_s = 101\n", "it must be 1 to 100000"),
     ],
 )
-def test_sweep_rate_values_are_checked(text: str, problem: str) -> None:
-    with pytest.raises(ConfigError, match=problem):
+def test_sweep_values_are_checked_and_the_error_names_the_table(text: str, problem: str) -> None:
+    with pytest.raises(ConfigError, match=problem) as excinfo:
         _parse(text)
+    assert excinfo.value.where == "sweep"
+
+
+def test_sweep_settings_are_one_type_for_the_file_and_the_flags() -> None:
+    from loadgen.modes import Mode
+    from loadgen.sweep import SweepPlan
+    from loadgen.sweep_settings import SweepSettings
+
+    config = _parse("[sweep]\nmodes = ['rate', 'sequential']\n")
+    assert type(config.sweep) is SweepSettings and issubclass(SweepPlan, SweepSettings)
+    assert config.sweep.modes == (Mode.RATE, Mode.SEQUENTIAL) == ("rate", "sequential")
+    plan = _plan(config)
+    assert plan.modes == config.sweep.modes and plan.describe()["modes"] == ["rate", "sequential"]
 
 
 def test_the_flags_override_the_config_and_rate_implies_rate_mode() -> None:

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 from loadgen_helpers import FakeTarget, TinyServer, answer_digit, digit_images
 
-from bench.config import LoadgenConfig, SweepConfig
+from bench.config import LoadgenConfig
 from loadgen.engines import engine_class
 from loadgen.records import StepResult
 from loadgen.stats import summarize
 from loadgen.sweep import SweepPlan, run_sweep
+from loadgen.sweep_settings import SweepSettings
 
 LABELS = np.random.default_rng(5).integers(0, 10, size=40)
 IMAGES = digit_images(LABELS)
@@ -37,12 +38,12 @@ def _sweep(handler, plan: SweepPlan, engine: str = "aiohttp", stop_after: int | 
 
 def test_plan_from_config_with_overrides() -> None:
     loadgen = LoadgenConfig(timeout_s=7.0, max_rps=3.0)
-    plan = SweepPlan.from_config(SweepConfig(), loadgen, n_requests=[1, 4], trials=None)
+    plan = SweepPlan.from_config(SweepSettings(), loadgen, n_requests=[1, 4], trials=None)
     assert plan.n_requests == (1, 4) and plan.trials == 1 and plan.modes == ("sequential", "concurrent")
     assert plan.timeout_s == 7.0 and plan.max_rps == 3.0 and plan.warmup == 5
     assert plan.describe()["n_requests"] == [1, 4]
     with pytest.raises(TypeError, match="unknown SweepPlan field"):
-        SweepPlan.from_config(SweepConfig(), LoadgenConfig(), requests=[1])
+        SweepPlan.from_config(SweepSettings(), LoadgenConfig(), requests=[1])
     with pytest.raises(ValueError, match="unknown mode"):
         SweepPlan(n_requests=(1,), modes=("burst",))
     with pytest.raises(ValueError, match="n_requests"):
@@ -168,7 +169,7 @@ def test_a_target_dying_mid_step_fails_fast_and_is_recorded(engine: str) -> None
 
 
 def test_rate_steps_sized_by_duration_and_bounded() -> None:
-    from loadgen.sweep import MAX_STEP_REQUESTS, requests_for
+    from loadgen.sweep_settings import MAX_STEP_REQUESTS, requests_for
 
     assert requests_for(1500.0, 2.0) == 3000 and requests_for(0.1, 30.0) == 3 and requests_for(5.0, 0.5) == 3
     plan = SweepPlan(n_requests=(1, 4), modes=("sequential", "rate"), rate_rps=200.0, duration_s=0.25)
@@ -178,7 +179,7 @@ def test_rate_steps_sized_by_duration_and_bounded() -> None:
     ]  # fmt: skip
     assert plan.total_requests() == 1 + 4 + 50 + 3 * plan.warmup
     assert plan.describe()["duration_s"] == 0.25
-    assert SweepPlan.from_config(SweepConfig(duration_s=2.0), LoadgenConfig()).duration_s == 2.0
+    assert SweepPlan.from_config(SweepSettings(duration_s=2.0), LoadgenConfig()).duration_s == 2.0
     # without rate mode the duration sizes nothing, and nothing is checked against it
     assert SweepPlan(n_requests=(1,), duration_s=10_000.0).rate_counts() == (500_000,)
     for bad, match in [

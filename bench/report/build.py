@@ -36,11 +36,12 @@ from bench.report.tables import (
 )
 from bench.results import RunData
 from ground.figures import save_figure
+from loadgen.modes import Mode
 
 __all__ = ["ReportFiles", "build_report", "ceiling_text", "closed_loop_modes", "table3_markdown"]
 
 FIGURE_DIR = "figures"
-OPEN_LOOP_MODES = ("rate",)
+OPEN_LOOP_MODES = tuple(m.value for m in Mode if m.open_loop)
 
 
 @dataclass(frozen=True)

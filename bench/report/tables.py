@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report.flags import annotate_flags, flag_cell, merge_error_classes, offered_rate, step_keys
+from loadgen.modes import MODES
 
 __all__ = [
     "FLAG_FRACTION",
@@ -39,7 +40,7 @@ __all__ = [
 # A point whose throughput reaches this share of the client's calibrated ceiling may be
 # measuring the load generator rather than the target; reports flag it.
 FLAG_FRACTION = 0.5
-MODE_ORDER = ("sequential", "concurrent", "rate")
+MODE_ORDER = MODES  # loadgen.modes.Mode, in order
 
 
 def modes_in(summary: pd.DataFrame) -> list[str]:
