@@ -142,9 +142,6 @@ def run_hpo(
     except ResultsError as exc:
         console.error(str(exc))
         return 2
-    if (run_dir / TRIALS_FILE).exists():
-        console.error(f"{run_dir} already holds a run; choose another --run-id")
-        return 2
     run_id = run_dir.name
     try:
         split = load_dataset(config.model)  # fail fast here rather than once per trial

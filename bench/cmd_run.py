@@ -27,7 +27,7 @@ from ground.cpus import pin_current_process, plan_cpus
 from bench.hostload import noise_warnings, run_start_load
 from bench.meta import new_meta
 from bench.redaction import redact_tree, redactor_for
-from bench.results import ResultsError, RunWriter, load_run, validate_run_id
+from bench.results import ResultsError, RunWriter, load_run, refuse_existing_run, validate_run_id
 from bench.runner import (
     RunEvents,
     TargetOutcome,
@@ -227,8 +227,10 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
         console.error("no targets configured in bench.toml ([targets.NAME] tables)")
         return 2
     run_dir = config.results_dir / run_id
-    if (run_dir / "summary.csv").exists() or (run_dir / "meta.json").exists():
-        console.error(f"{run_dir} already holds a run; choose another --run-id")
+    try:
+        refuse_existing_run(run_dir)
+    except ResultsError as exc:
+        console.error(str(exc))
         return 2
     log_dir = run_dir / "logs"
 

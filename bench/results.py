@@ -39,14 +39,17 @@ __all__ = [
     "META_FILE",
     "REQUESTS_FILE",
     "REQUEST_KEY_COLUMNS",
+    "RUN_MARKERS",
     "RunData",
     "RunWriter",
     "SUMMARY_FILE",
     "ResultsError",
+    "holds_run",
     "latest_run",
     "load_run",
     "read_meta",
     "read_requests",
+    "refuse_existing_run",
     "resolve_run",
     "validate_run_id",
     "write_json_atomic",
@@ -60,6 +63,13 @@ META_FILE = "meta.json"
 REQUEST_KEY_COLUMNS: tuple[str, ...] = ("run_id", "target", "mode", "n_requests", "concurrency", "rate", "trial")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
+#: Files of a run's results: load runs (summary.csv), tuning runs (hpo_trials.csv, ``bench
+#: run hpo``), pipeline runs (pipeline_stages.csv, written when the pipeline ends, ok or failed).
+RESULT_MARKERS: tuple[str, ...] = (SUMMARY_FILE, HPO_TRIALS_FILE, PIPELINE_STAGES_FILE)
+#: Files whose presence means a folder already holds a run of some kind: every kind writes
+#: meta.json first; the results files also catch folders of older versions.
+RUN_MARKERS: tuple[str, ...] = (META_FILE, *RESULT_MARKERS)
+
 
 class ResultsError(ValueError):
     """A results folder or file is missing, unreadable or of an unexpected shape."""
@@ -72,16 +82,26 @@ def validate_run_id(run_id: str) -> str:
     return run_id
 
 
+def holds_run(run_dir: Path) -> bool:
+    """Whether ``run_dir`` already holds a run (any of :data:`RUN_MARKERS`): the one check."""
+    return any((Path(run_dir) / name).exists() for name in RUN_MARKERS)
+
+
+def refuse_existing_run(run_dir: Path) -> None:
+    """Raise :class:`ResultsError` when ``run_dir`` already holds a run, so none is overwritten."""
+    if holds_run(run_dir):
+        raise ResultsError(f"{run_dir} already holds a run; choose another --run-id")
+
+
 def fresh_run_dir(results_dir: Path, run_id: str | None, kind: str) -> Path:
     """The folder for a new run: ``run_id`` checked (or a UTC-time id ending in ``-kind``).
 
-    Refuses a folder that already holds a run (its meta.json), so a run never overwrites
-    another's results. Raises :class:`ResultsError`; the folder is not created here.
+    Refuses a folder that already holds a run (:func:`refuse_existing_run`), so a run never
+    overwrites another's results. Raises :class:`ResultsError`; the folder is not created here.
     """
     run_id = validate_run_id(run_id or f"{utc_stamp()}-{kind}")
     run_dir = results_dir / run_id
-    if (run_dir / "meta.json").exists():
-        raise ResultsError(f"{run_dir} already holds a run; choose another --run-id")
+    refuse_existing_run(run_dir)
     return run_dir
 
 
@@ -112,8 +132,7 @@ class RunWriter:
         self.run_id = validate_run_id(run_id)
         self.summary_columns = ("run_id", *[c for c in summary_columns if c != "run_id"])
         self.request_columns = (*REQUEST_KEY_COLUMNS, *RECORD_COLUMNS)
-        if (self.directory / SUMMARY_FILE).exists() or (self.directory / META_FILE).exists():
-            raise ResultsError(f"{self.directory} already holds a run; choose another --run-id")
+        refuse_existing_run(self.directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.summary_path = self.directory / SUMMARY_FILE
         self.requests_path = self.directory / REQUESTS_FILE
@@ -298,10 +317,7 @@ def load_run(ref: str | Path, *, with_requests: bool = True, redactor: Redactor 
 def _run_dirs(results_dir: Path) -> list[Path]:
     if not results_dir.is_dir():
         return []
-    # Load runs (summary.csv), tuning runs (hpo_trials.csv, `bench run hpo`) and pipeline runs
-    # (pipeline_stages.csv, `bench run pipeline`; written when the pipeline ends, ok or failed).
-    markers = (SUMMARY_FILE, HPO_TRIALS_FILE, PIPELINE_STAGES_FILE)
-    return [p for p in results_dir.iterdir() if p.is_dir() and any((p / m).is_file() for m in markers)]
+    return [p for p in results_dir.iterdir() if p.is_dir() and any((p / m).is_file() for m in RESULT_MARKERS)]
 
 
 def latest_run(results_dir: Path) -> Path:

@@ -11,8 +11,11 @@ from synthetic_runs import make_step, write_synthetic_run
 
 from bench.meta import SCHEMA_VERSION, scrub
 from bench.results import (
+    RUN_MARKERS,
     ResultsError,
     RunWriter,
+    fresh_run_dir,
+    holds_run,
     latest_run,
     load_run,
     read_requests,
@@ -86,6 +89,20 @@ def test_writer_refuses_to_overwrite_and_bad_ids(tmp_path):
     for bad in ("../x", "a/b", "", ".hidden", "x" * 101):
         with pytest.raises(ResultsError, match="run id"):
             validate_run_id(bad)
+
+
+@pytest.mark.parametrize("marker", RUN_MARKERS)
+def test_every_kind_of_run_is_refused_by_the_one_check(tmp_path, marker):
+    """A load, tuning or pipeline run in the folder: the writer and fresh_run_dir both refuse it."""
+    folder = tmp_path / "taken"
+    folder.mkdir()
+    assert not holds_run(folder)
+    (folder / marker).write_text("x")
+    assert holds_run(folder)
+    with pytest.raises(ResultsError, match="already holds a run"):
+        fresh_run_dir(tmp_path, "taken", "hpo")
+    with pytest.raises(ResultsError, match="already holds a run"):
+        RunWriter(folder, "taken", SUMMARY_COLUMNS)
 
 
 def test_unknown_summary_column_is_an_error(tmp_path):
