@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from bench.config import ConfigError, load_config
 from bench.console import Console
@@ -141,6 +143,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="skip writing the report")
     p.add_argument("--slo", default=None, help="with --modes capacity: the latency objective, e.g. p99=100ms "
                    "(default: [capacity] percentile and bound_ms; docs/capacity.md)")
+    _add_shard_arguments(p)
     hpo = p.add_argument_group("hyperparameter tuning (`run hpo`, the study's Tables 1-2)")
     hpo.add_argument("--algorithms", type=_csv_words, default=None, help="e.g. grid,random,bayesian")
     hpo.add_argument("--max-trials", type=_csv_ints, default=None, help="e.g. 5,10,15")
@@ -156,6 +159,8 @@ def _parser() -> argparse.ArgumentParser:
                       help="submit to this target's Kubeflow Pipelines API (its kfp_endpoint) instead of kfp.local")
     pipe.add_argument("--timeout", type=float, default=None,
                       help="seconds to wait for the remote run (default: the target's kfp_timeout_s)")
+
+    _add_merge_parser(sub)
 
     p = sub.add_parser("pipeline", help="Kubeflow Pipelines helpers: `pipeline compile [-o FILE]`")
     p.add_argument("action", choices=("compile",))
@@ -191,6 +196,88 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shard_spec(text: str) -> tuple[Any, bool]:
+    """``--shard I/N`` or ``auto/N`` (index from $JOB_COMPLETION_INDEX, as an Indexed Job sets it):
+    (ShardSpec, whether the index came from the environment)."""
+    from loadgen.shard import ShardError, parse_shard
+
+    try:
+        return parse_shard(text, os.environ), text.strip().lower().startswith("auto")
+    except ShardError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _start_at(text: str) -> float:
+    from loadgen.shard import ShardError, parse_start_at
+
+    try:
+        return parse_start_at(text)
+    except ShardError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_shard_arguments(p: argparse.ArgumentParser) -> None:
+    """`run`'s sharded-load flags (docs/loadgen-in-cluster.md)."""
+    group = p.add_argument_group("sharded load (one target; docs/loadgen-in-cluster.md)")
+    group.add_argument("--shard", type=_shard_spec, default=None, metavar="I/N",
+                       help="run shard I (0..N-1) of N of the plan: concurrent mode splits the requests and the "
+                            "in-flight count, rate mode the offered rate; auto/N takes I from $JOB_COMPLETION_INDEX")
+    group.add_argument("--start-at", type=_start_at, default=None, metavar="EPOCH",
+                       help="with --shard: start step k at EPOCH + k x --step-interval (Unix seconds or ISO 8601 "
+                            "with a zone), the same on every shard; measured start skew recorded")
+    group.add_argument("--step-interval", type=_positive_float, default=None, metavar="S",
+                       help="with --start-at and more than one step: seconds from one step's start to the next")
+    group.add_argument("--clients", type=_positive_int, default=None, metavar="N",
+                       help="run N shard processes on this machine (one stand-in for all), then merge them")
+    group.add_argument("--endpoint", default=None, metavar="URL",
+                       help="send to this URL instead of starting the target's stand-in (remote mode)")
+    group.add_argument("--out", type=Path, default=None, metavar="DIR",
+                       help="write the run's folder under DIR instead of the results folder")
+
+
+def _add_merge_parser(sub: Any) -> None:
+    p = sub.add_parser("merge", help="merge shard runs (`run TARGET --shard I/N`) into one run",
+                       description="Merge the shard runs of one plan into one ordinary run: raw records "
+                       "concatenated (with a shard column), statistics recomputed from their union. See "
+                       "docs/loadgen-in-cluster.md.")
+    p.add_argument("shards", nargs="+", metavar="SHARD_RUN", help="shard run folders or ids, one per shard")
+    p.add_argument("-o", "--output", required=True, metavar="RUN",
+                   help="the merged run: a folder path, or a run id under the results folder")
+
+
+def _run_clients(args: argparse.Namespace, config: Any, console: Console) -> int:
+    """`run TARGET --clients N` (bench/clients.py)."""
+    from bench.clients import run_clients
+
+    try:
+        _shard_options(args)
+    except ValueError as exc:
+        console.error(str(exc))
+        return 2
+    return run_clients(
+        config, config_path=Path(args.config), target_names=args.targets, clients=args.clients,
+        n_requests=args.requests, modes=args.modes, trials=args.trials, rate_rps=args.rate,
+        duration_s=args.duration, concurrency=args.concurrency, engine=args.engine, run_id=args.run_id,
+        step_interval_s=args.step_interval, start_at=args.start_at, endpoint=args.endpoint, out=args.out,
+        write_report=not args.no_report, slo=args.slo, console=console,
+    )
+
+
+def _shard_options(args: argparse.Namespace) -> Any:
+    """The ShardOptions of a `run --shard`, or None; ValueError for flags that do not go together."""
+    from bench.shard_run import ShardOptions, check_schedule_flags
+    from loadgen.barrier import StartSchedule
+
+    check_schedule_flags(args.start_at, args.step_interval, shard=args.shard is not None,
+                         clients=args.clients is not None)
+    if args.clients is not None and args.shard is not None:
+        raise ValueError("--clients N runs shards 0..N-1 itself: give --clients or --shard, not both")
+    if args.shard is None:
+        return None
+    spec, from_env = args.shard
+    return ShardOptions(spec, StartSchedule(args.start_at, args.step_interval or 0.0), index_from_env=from_env)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console(quiet=args.quiet)
@@ -209,6 +296,10 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
     from bench.redaction import redactor_for
 
     redactor_for(config, console)  # from here on nothing printed shows a configured secret
+    if args.command == "merge":
+        from bench.cmd_merge import merge
+
+        return merge(config, shards=args.shards, output=args.output, console=console)
     if args.command == "train":
         from bench.cmd_train import train
 
@@ -294,9 +385,16 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         from bench.cmd_hpo import write_hpo_manifests
 
         return write_hpo_manifests(config, output=args.output, console=console)
+    if args.command == "run" and args.clients is not None:
+        return _run_clients(args, config, console)
     if args.command == "run":
         from bench.cmd_run import run
 
+        try:
+            shard = _shard_options(args)
+        except ValueError as exc:
+            console.error(str(exc))
+            return 2
         return run(
             config,
             targets=args.targets,
@@ -311,6 +409,9 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
             write_report=not args.no_report,
             console=console,
             slo=args.slo,
+            shard=shard,
+            endpoint=args.endpoint,
+            out=args.out,
         )
     if args.command == "report":
         from bench.cmd_report import report

@@ -14,6 +14,8 @@ died, crashed or had failed requests (named in the message; every measured row i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import resource
 import time
 from pathlib import Path
@@ -28,6 +30,7 @@ from bench.hostload import noise_warnings, run_start_load
 from bench.meta import new_meta
 from bench.redaction import redact_tree, redactor_for
 from bench.results import ResultsError, RunWriter, load_run, validate_run_id
+from bench.shard_run import ShardOptions, check_shard_run, shard_cpu_plan, shard_meta, shard_run_id, with_endpoint
 from bench.runner import (
     RunEvents,
     TargetOutcome,
@@ -190,8 +193,14 @@ def connection_limit_warning(plan: Any, open_files: int | None = None) -> str:
 def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None, modes: list[str] | None,
         trials: int | None, engine: str | None, run_id: str | None, write_report: bool, console: Console,
         rate_rps: float | None = None, duration_s: float | None = None, concurrency: int | None = None,
-        slo: str | None = None) -> int:
-    """Run the sweep against the named targets (or ``all``) and write results/<run-id>/."""
+        slo: str | None = None, shard: ShardOptions | None = None, endpoint: str | None = None,
+        out: Path | None = None) -> int:
+    """Run the sweep against the named targets (or ``all``) and write results/<run-id>/.
+
+    ``shard``: run only that shard's share of the plan (:mod:`bench.shard_run`);
+    ``endpoint``: send to this URL instead of starting the (one) target's stand-in;
+    ``out``: the folder the run's folder goes in (instead of ``[paths] results_dir``).
+    """
     from loadgen.engines import ENGINE_NAMES, engine_class
     from loadgen.sweep import SweepPlan, run_sweep
     from targets.base import TargetContext
@@ -207,8 +216,17 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
             plan = None if modes == [] else SweepPlan.from_config(config.sweep, config.loadgen, **overrides)
         except ValueError as exc:
             raise ValueError(f"sweep settings ([sweep] in bench.toml, with the run flags over them): {exc}") from None
+        if shard is not None:
+            check_shard_run(plan, _names(config, targets), shard, capacity=capacity is not None)
+            run_id = shard_run_id(run_id, shard)
+        if endpoint is not None:
+            if len(_names(config, targets)) != 1:
+                raise ValueError("--endpoint points one target at a URL: name exactly one target")
+            config = with_endpoint(config, _names(config, targets)[0], endpoint)
+        if out is not None:
+            config = dataclasses.replace(config, results_dir=Path(out).resolve())
         run_id = validate_run_id(run_id or default_run_id())
-        cpu_plan = plan_cpus(config.loadgen.cpus)
+        cpu_plan = shard_cpu_plan(config.loadgen.cpus) if shard is not None else plan_cpus(config.loadgen.cpus)
     except (ValueError, ResultsError) as exc:
         console.error(str(exc))
         return 2
@@ -233,6 +251,11 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
         return TargetContext(artifacts_dir=config.artifacts_dir, log_dir=log_dir / name, cpus=cpu_plan.standins)
 
     built = build_targets(config, names, context)  # validates every table before anything starts
+    if shard is not None and not built[0].is_remote:
+        console.error(f"shard {shard.spec.label}: the shards must all send to one {names[0]!r}, but it is a local "
+                      "stand-in that each shard would start for itself; set its endpoint in bench.toml, give "
+                      "--endpoint URL, or let --clients N start one stand-in for all its shards")
+        return 2
 
     from models.artifacts import ensure_model
     from models.data import load_dataset
@@ -264,6 +287,11 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     meta["calibration"] = _calibration_json(calibration, config.results_dir / "calibration.json")
     meta["client_ceiling"] = ceiling_from_calibration(calibration, engine_name)
     meta["cpu_plan"] = cpu_plan.describe()
+    if shard is not None:
+        shard_run = shard.new_run()
+        meta["shard"] = shard_meta(shard, shard_run)  # its steps list fills in as the steps run
+        run_sweep = functools.partial(run_sweep, shard=shard_run)
+        write_report = False  # a shard is raw material for `bench merge`
     writer.write_meta(meta)
     pin_current_process(cpu_plan.client)  # after host facts were taken, so they show every CPU
     console.info(f"run {run_id}: {len(names)} target(s) {', '.join(names)}; engine {engine_name} "
