@@ -6,10 +6,12 @@ missing shard, an output that already holds a run) -- the message names the prob
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench.cli_args import Command
 from bench.config import BenchConfig
 from bench.console import Console
 from bench.merge import MergeError, MergeResult, merge_runs
@@ -17,7 +19,7 @@ from bench.results import ResultsError, resolve_run
 from bench.shard_run import sharding_warnings
 from loadgen.stats import summarize
 
-__all__ = ["merge", "output_dir", "print_merge", "shard_rows"]
+__all__ = ["MERGE", "merge", "output_dir", "print_merge", "shard_rows"]
 
 
 def output_dir(output: str, results_dir: Path) -> Path:
@@ -76,3 +78,21 @@ def merge(config: BenchConfig, *, shards: Sequence[str], output: str, console: C
     print_merge(result, console)
     console.print(f"merged run: {result.run_dir} (`python -m bench report {result.run_dir}` renders it)")
     return 0
+
+
+# --- `python -m bench merge` (registered in bench/cli.py) ---
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Merge the shard runs of one plan into one ordinary run: raw records concatenated (with a "
+                     "shard column), statistics recomputed from their union. See docs/loadgen-in-cluster.md.")
+    p.add_argument("shards", nargs="+", metavar="SHARD_RUN", help="shard run folders or ids, one per shard")
+    p.add_argument("-o", "--output", required=True, metavar="RUN",
+                   help="the merged run: a folder path, or a run id under the results folder")
+
+
+def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
+    return merge(config, shards=args.shards, output=args.output, console=console)
+
+
+MERGE = Command(_add_arguments, _main)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.cli import _parser, main
+from bench.cli import main, parse_args
 from bench.clients import place_clients, shard_argv
 from bench.shard_run import check_schedule_flags
 from e2e_helpers import REPO, e2e_config, run_bench
@@ -59,7 +59,7 @@ def test_shard_argv_is_the_documented_run_command_and_parses(tmp_path: Path) -> 
                       endpoint="http://127.0.0.1:9", engine="fast",
                       overrides={"modes": ["rate"], "rate_rps": 200.0, "duration_s": 5.0, "n_requests": None})
     assert argv[1:3] == ["-m", "bench"]
-    args = _parser().parse_args(argv[3:])
+    args = parse_args(argv[3:])
     assert args.command == "run" and args.targets == ["kubeflow-gcp"]
     assert args.shard[0] == ShardSpec(1, 3) and args.start_at == 1767225600.5 and args.step_interval == 12.0
     assert args.out == tmp_path / "out" and args.run_id == "r1" and args.endpoint == "http://127.0.0.1:9"
@@ -68,11 +68,11 @@ def test_shard_argv_is_the_documented_run_command_and_parses(tmp_path: Path) -> 
 
 def test_shard_auto_reads_the_indexed_job_variable(monkeypatch) -> None:
     monkeypatch.setenv(SHARD_INDEX_ENV, "2")
-    args = _parser().parse_args(["run", "t", "--shard", "auto/4", "--start-at", "2026-01-01T00:00:00Z"])
+    args = parse_args(["run", "t", "--shard", "auto/4", "--start-at", "2026-01-01T00:00:00Z"])
     assert args.shard == (ShardSpec(2, 4), True) and args.start_at == 1767225600.0
     monkeypatch.delenv(SHARD_INDEX_ENV)
     with pytest.raises(SystemExit):
-        _parser().parse_args(["run", "t", "--shard", "auto/4"])
+        parse_args(["run", "t", "--shard", "auto/4"])
 
 
 # --- refusals before anything starts (no servers, no training) ----------------------------
