@@ -40,6 +40,7 @@ __all__ = [
     "REQUESTS_FILE",
     "REQUEST_KEY_COLUMNS",
     "RUN_MARKERS",
+    "SHARDS_DIR",
     "RunData",
     "RunWriter",
     "SUMMARY_FILE",
@@ -60,6 +61,7 @@ PIPELINE_STAGES_FILE = "pipeline_stages.csv"  # written by `bench run pipeline` 
 SUMMARY_FILE = "summary.csv"
 REQUESTS_FILE = "requests.csv.gz"
 META_FILE = "meta.json"
+SHARDS_DIR = "shards"  # a `bench run --clients N` run's shard runs, before and after their merge
 REQUEST_KEY_COLUMNS: tuple[str, ...] = ("run_id", "target", "mode", "n_requests", "concurrency", "rate", "trial")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -67,8 +69,9 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 #: run hpo``), pipeline runs (pipeline_stages.csv, written when the pipeline ends, ok or failed).
 RESULT_MARKERS: tuple[str, ...] = (SUMMARY_FILE, HPO_TRIALS_FILE, PIPELINE_STAGES_FILE)
 #: Files whose presence means a folder already holds a run of some kind: every kind writes
-#: meta.json first; the results files also catch folders of older versions.
-RUN_MARKERS: tuple[str, ...] = (META_FILE, *RESULT_MARKERS)
+#: meta.json first (a ``--clients`` run its shards folder); the results files also catch
+#: folders of older versions.
+RUN_MARKERS: tuple[str, ...] = (META_FILE, SHARDS_DIR, *RESULT_MARKERS)
 
 
 class ResultsError(ValueError):
@@ -122,16 +125,20 @@ class RunWriter:
     """Appends measured rows to one run folder; created empty (refuses to overwrite a run).
 
     ``redactor`` is applied to every text cell and to meta.json before they are written.
+    ``extra_request_columns`` follow the record columns in requests.csv.gz (``bench merge``
+    adds ``shard``); their cells come with each :meth:`append_requests`.
     """
 
     def __init__(
-        self, directory: Path, run_id: str, summary_columns: Sequence[str], redactor: Redactor | None = None
+        self, directory: Path, run_id: str, summary_columns: Sequence[str], redactor: Redactor | None = None,
+        extra_request_columns: Sequence[str] = (),
     ) -> None:
         self.redactor = redactor or Redactor()
         self.directory = Path(directory)
         self.run_id = validate_run_id(run_id)
         self.summary_columns = ("run_id", *[c for c in summary_columns if c != "run_id"])
-        self.request_columns = (*REQUEST_KEY_COLUMNS, *RECORD_COLUMNS)
+        self.request_columns = (*REQUEST_KEY_COLUMNS, *RECORD_COLUMNS, *extra_request_columns)
+        self._extra_columns = len(extra_request_columns)
         refuse_existing_run(self.directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.summary_path = self.directory / SUMMARY_FILE
@@ -162,16 +169,24 @@ class RunWriter:
         os.fsync(self._summary.fileno())
         self.rows_written += 1
 
-    def append_requests(self, key: StepKey, records: Iterable[Any]) -> None:
-        """All records of one step as one complete gzip member appended to requests.csv.gz."""
+    def append_requests(self, key: StepKey, records: Iterable[Any],
+                        extra_cells: Sequence[Sequence[Any]] | None = None) -> None:
+        """All records of one step as one complete gzip member appended to requests.csv.gz.
+
+        ``extra_cells[i]`` holds record ``i``'s values of the extra request columns.
+        """
+        if (extra_cells is None) != (self._extra_columns == 0):
+            raise ResultsError(f"requests.csv.gz has {self._extra_columns} extra column(s); give their cells "
+                               "with every step, and only then")
         text = io.StringIO()
         writer = csv.writer(text)
         if not self._requests_header_written:
             writer.writerow(self.request_columns)
         prefix = [self.run_id, key.target, key.mode, key.n_requests, key.concurrency, key.rate, key.trial]
         count = 0
-        for record in records:
-            writer.writerow(prefix + [self._text(getattr(record, c)) for c in RECORD_COLUMNS])
+        for i, record in enumerate(records):
+            extra = [self._text(v) for v in extra_cells[i]] if extra_cells is not None else []
+            writer.writerow(prefix + [self._text(getattr(record, c)) for c in RECORD_COLUMNS] + extra)
             count += 1
         member = gzip.compress(text.getvalue().encode("utf-8"), compresslevel=6, mtime=0)
         with self.requests_path.open("ab") as handle:

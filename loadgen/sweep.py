@@ -30,6 +30,9 @@ Choices, so that numbers mean one thing:
   ``max_duration_s`` -- otherwise its tail would be cut off by design, not by the target.
 - **Blueprints**: ``target.encode`` runs once per image for the whole sweep; the same
   :class:`~loadgen.request.Request` objects are re-sent.
+- **Shards** (``bench run --shard I/N``): the same loop sends only the shard's share of
+  each step and starts it at a wall-clock instant shared by all shards
+  (:mod:`loadgen.shard` says what a share is, :mod:`loadgen.barrier` when it starts).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ from typing import Any
 
 import numpy as np
 
+from loadgen.barrier import ShardRun
 from loadgen.engine import Engine, EngineOptions
 from loadgen.modes import Mode, ProgressCallback, run_step
 from loadgen.records import StepResult
@@ -103,12 +107,15 @@ async def run_sweep(
     labels: Sequence[int] | np.ndarray,
     *,
     on_progress: ProgressCallback | None = None,
+    shard: ShardRun | None = None,
 ) -> AsyncIterator[StepResult]:
     """Run ``plan`` against a started ``target``; yield one StepResult per step.
 
     ``images`` is the test split (uint8, (N, 28, 28)) and ``labels`` its digits.
     ``engine_cls_or_factory()`` must return a fresh, unopened Engine; it is called once
-    per step (see the module docstring for why).
+    per step (see the module docstring for why).  With ``shard``, each step sends only
+    that shard's share and starts at the shard schedule's instant, after its warm-up
+    (:mod:`loadgen.shard`, :mod:`loadgen.barrier`).
     """
     if not target.base_url:
         raise ValueError(f"target {target.name!r} has no base_url: start it before sweeping")
@@ -124,13 +131,19 @@ async def run_sweep(
             request = blueprints[index] = target.encode(images[index])
         return request
 
-    for key in plan.steps(target.name):
+    for index, whole in enumerate(plan.steps(target.name)):
+        share = shard.share(plan, whole) if shard is not None else None
+        key = share.sent if share is not None else whole  # what this client sends
+        first = share.first if share is not None else 0
         order = plan.image_order(len(images), key.trial)
-        picks = order[np.arange(key.n_requests) % len(order)]
+        picks = order[(first + np.arange(key.n_requests)) % len(order)]
         warm = order[::-1][np.arange(plan.warmup) % len(order)]
         requests = [blueprint(int(i)) for i in picks]
         warm_requests = [blueprint(int(i)) for i in warm]
-        offsets = plan.offsets(key.n_requests, key.trial) if key.mode == Mode.RATE else None
+        if share is not None:
+            offsets = share.offsets
+        else:
+            offsets = plan.offsets(key.n_requests, key.trial) if key.mode == Mode.RATE else None
         engine = engine_cls_or_factory()
         await engine.open(
             EngineOptions(
@@ -154,6 +167,8 @@ async def run_sweep(
                     engine, warm_key, warm_requests, labels_arr[warm], target.decode,
                     max_duration_s=plan.max_duration_s, max_rps=plan.max_rps,
                 )  # fmt: skip
+            if shard is not None:
+                await shard.wait(index)
             result = await run_step(
                 engine, key, requests, labels_arr[picks], target.decode,
                 offsets=offsets, max_duration_s=plan.max_duration_s, max_rps=plan.max_rps,
@@ -161,4 +176,4 @@ async def run_sweep(
             )  # fmt: skip
         finally:
             await engine.close()
-        yield result
+        yield shard.finish(index, share, result) if shard is not None and share is not None else result
