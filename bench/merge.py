@@ -33,7 +33,7 @@ from typing import Any
 from bench.hostload import target_busy_reasons
 from bench.merge_records import MergedStep, ShardStep, merge_step, records_from_frame
 from bench.report.tables import ceiling_for
-from bench.results import RunData, RunWriter, ResultsError, holds_run, load_run, validate_run_id
+from bench.results import SHARDS_DIR, RunData, RunWriter, ResultsError, holds_run, load_run, validate_run_id
 from bench.runstate import writer_facts
 from bench.shard_run import describe_share_rule
 from ground.clock import utc_iso
@@ -346,7 +346,7 @@ def merge_runs(paths: Sequence[Path], run_dir: Path, *, redactor: Redactor | Non
     records its CPU placement and stand-in there).
     """
     run_id = validate_run_id(Path(run_dir).name)
-    if holds_run(Path(run_dir)):
+    if holds_run(Path(run_dir), ignoring=(SHARDS_DIR,)):  # --clients merges beside its shards
         raise ResultsError(f"{run_dir} already holds a run; choose another output")
     shards = read_shards(paths)
     check_shards(shards)
@@ -362,7 +362,7 @@ def merge_runs(paths: Sequence[Path], run_dir: Path, *, redactor: Redactor | Non
     meta = merged_meta(ordered, run_id, steps, rows, cpu_groups)
     meta.update(copy.deepcopy(dict(extra_meta or {})))
     with RunWriter(run_dir, run_id, SUMMARY_COLUMNS, redactor=redactor,
-                   extra_request_columns=(SHARD_COLUMN,)) as writer:
+                   extra_request_columns=(SHARD_COLUMN,), expected=(SHARDS_DIR,)) as writer:
         for step, row in zip(steps, rows):
             writer.append_summary(row)
             writer.append_requests(step.result.key, step.result.records,

@@ -85,14 +85,18 @@ def validate_run_id(run_id: str) -> str:
     return run_id
 
 
-def holds_run(run_dir: Path) -> bool:
-    """Whether ``run_dir`` already holds a run (any of :data:`RUN_MARKERS`): the one check."""
-    return any((Path(run_dir) / name).exists() for name in RUN_MARKERS)
+def holds_run(run_dir: Path, *, ignoring: Sequence[str] = ()) -> bool:
+    """Whether ``run_dir`` already holds a run (any of :data:`RUN_MARKERS`): the one check.
+
+    ``ignoring``: markers that are expected there (``bench run --clients`` merges its shard
+    runs into the folder that holds them, so the merge ignores :data:`SHARDS_DIR`).
+    """
+    return any((Path(run_dir) / name).exists() for name in RUN_MARKERS if name not in ignoring)
 
 
-def refuse_existing_run(run_dir: Path) -> None:
+def refuse_existing_run(run_dir: Path, *, ignoring: Sequence[str] = ()) -> None:
     """Raise :class:`ResultsError` when ``run_dir`` already holds a run, so none is overwritten."""
-    if holds_run(run_dir):
+    if holds_run(run_dir, ignoring=ignoring):
         raise ResultsError(f"{run_dir} already holds a run; choose another --run-id")
 
 
@@ -126,12 +130,13 @@ class RunWriter:
 
     ``redactor`` is applied to every text cell and to meta.json before they are written.
     ``extra_request_columns`` follow the record columns in requests.csv.gz (``bench merge``
-    adds ``shard``); their cells come with each :meth:`append_requests`.
+    adds ``shard``); their cells come with each :meth:`append_requests`.  ``expected``: run
+    markers the folder may already hold (``bench merge`` writes beside :data:`SHARDS_DIR`).
     """
 
     def __init__(
         self, directory: Path, run_id: str, summary_columns: Sequence[str], redactor: Redactor | None = None,
-        extra_request_columns: Sequence[str] = (),
+        extra_request_columns: Sequence[str] = (), expected: Sequence[str] = (),
     ) -> None:
         self.redactor = redactor or Redactor()
         self.directory = Path(directory)
@@ -139,7 +144,7 @@ class RunWriter:
         self.summary_columns = ("run_id", *[c for c in summary_columns if c != "run_id"])
         self.request_columns = (*REQUEST_KEY_COLUMNS, *RECORD_COLUMNS, *extra_request_columns)
         self._extra_columns = len(extra_request_columns)
-        refuse_existing_run(self.directory)
+        refuse_existing_run(self.directory, ignoring=expected)  # ``expected``: see holds_run's ``ignoring``
         self.directory.mkdir(parents=True, exist_ok=True)
         self.summary_path = self.directory / SUMMARY_FILE
         self.requests_path = self.directory / REQUESTS_FILE

@@ -12,6 +12,7 @@ from synthetic_runs import make_step, write_synthetic_run
 from bench.meta import SCHEMA_VERSION, scrub
 from bench.results import (
     RUN_MARKERS,
+    SHARDS_DIR,
     ResultsError,
     RunWriter,
     fresh_run_dir,
@@ -103,6 +104,15 @@ def test_every_kind_of_run_is_refused_by_the_one_check(tmp_path, marker):
         fresh_run_dir(tmp_path, "taken", "hpo")
     with pytest.raises(ResultsError, match="already holds a run"):
         RunWriter(folder, "taken", SUMMARY_COLUMNS)
+
+
+def test_a_merge_may_write_beside_its_shards_but_nowhere_else_taken(tmp_path):
+    folder = tmp_path / "clients"
+    (folder / SHARDS_DIR).mkdir(parents=True)
+    assert holds_run(folder) and not holds_run(folder, ignoring=(SHARDS_DIR,))
+    RunWriter(folder, "clients", SUMMARY_COLUMNS, expected=(SHARDS_DIR,)).close()
+    with pytest.raises(ResultsError, match="already holds a run"):  # now it holds the merged run too
+        RunWriter(folder, "clients", SUMMARY_COLUMNS, expected=(SHARDS_DIR,))
 
 
 def test_unknown_summary_column_is_an_error(tmp_path):
