@@ -230,7 +230,8 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     log_dir = run_dir / "logs"
 
     def context(name: str) -> TargetContext:
-        return TargetContext(artifacts_dir=config.artifacts_dir, log_dir=log_dir / name, cpus=cpu_plan.standins)
+        return TargetContext(artifacts_dir=config.artifacts_dir, log_dir=log_dir / name, cpus=cpu_plan.standins,
+                             config_dir=config.root)
 
     built = build_targets(config, names, context)  # validates every table before anything starts
 
