@@ -114,6 +114,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-start", action="store_true",
                    help="do not start or contact the target: serve the page only (predictions off)")
 
+    p = sub.add_parser("check-target", help="run the target contract suite against one configured adapter",
+                       description="Start TARGET's local stand-in and check it against the contract every "
+                       "adapter passes (docs/adding-a-target.md); exit 1 when a check fails.")
+    p.add_argument("target", help="a target name from bench.toml (any adapter: built-in, module:Class, entry point)")
+    p.add_argument("--config", default=argparse.SUPPRESS, help="path to bench.toml (same as the global --config)")
+    p.add_argument("--min-agreement", type=float, default=1.0, metavar="SHARE",
+                   help="share of test images whose digit must equal the in-process TorchScript model's "
+                        "(default: %(default)s; 0.99 for a server of the SavedModel export)")
+    p.add_argument("--images", type=_positive_int, default=100, help="test images sent (default: %(default)s)")
+
     p = sub.add_parser("calibrate", help="measure each load-generator engine's own ceiling")
     p.add_argument("--engines", type=_csv_words, default=None, help="comma-separated engines (default: all)")
     p.add_argument("--duration", type=float, default=3.0, help="seconds per measurement (default: %(default)s)")
@@ -238,6 +248,11 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         from bench.cmd_targets import write_manifests
 
         return write_manifests(config, args.target, output=args.output, console=console)
+    if args.command == "check-target":
+        from bench.cmd_check_target import check_target
+
+        return check_target(config, args.target, min_agreement=args.min_agreement, n_images=args.images,
+                            console=console)
     if args.command == "calibrate":
         from bench.cmd_calibrate import calibrate
 
