@@ -49,6 +49,8 @@ COMMANDS: tuple[Registration, ...] = (
     Registration("manifests", "bench.cmd_manifests:MANIFESTS",
                  "render the manifests that create a target (or hpo, pipeline, ui) on a real cluster"),
     Registration("ui", "bench.cmd_ui:UI", "serve the digit-recognition page (the study's section 5.4) for one target"),
+    Registration("check-target", "bench.cmd_check_target:CHECK_TARGET",
+                 "run the target contract suite against one configured adapter (in-tree or not)"),
     Registration("calibrate", "bench.cmd_calibrate:CALIBRATE", "measure each load-generator engine's own ceiling"),
     Registration("run", "bench.cmd_run:RUN", "run the benchmark sweep: `run all` or `run TARGET...`"),
     Registration("hpo", "bench.cmd_hpo:HPO", "the study's hyperparameter tuning, Tables 1-2 (also `run hpo`)"),

@@ -38,6 +38,7 @@ def standin_context(config: BenchConfig, name: str) -> TargetContext:
         artifacts_dir=config.artifacts_dir,
         log_dir=(config.root / ".cache" / "logs").resolve(),
         cpus=plan_cpus(config.loadgen.cpus).standins,
+        config_dir=config.root,
     )
 
 

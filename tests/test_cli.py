@@ -38,6 +38,7 @@ CHOICES: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {
     ("serve",): {},
     ("manifests",): {"target": ("TARGET", *SPECIAL)},
     ("ui",): {},
+    ("check-target",): {},
     ("calibrate",): {"--engines": ENGINE_NAMES},
     ("run",): {"--modes": (*MODES, CAPACITY_MODE), "--engine": ("auto", *ENGINE_NAMES)},
     ("hpo",): {"--algorithms": ALGORITHMS},
