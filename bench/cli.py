@@ -107,6 +107,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--predict-url", default=None,
                    help="`manifests ui` only: the model URL nginx proxies /api/predict to "
                         "(default: the first kserve target's cluster-local InferenceService URL)")
+    lg = p.add_argument_group("`manifests loadgen TARGET`: the load generator as an Indexed Job in the cluster "
+                              "(docs/loadgen-in-cluster.md)")
+    lg.add_argument("subject", nargs="?", default=None, metavar="TARGET", help="the target the shards load")
+    lg.add_argument("--clients", type=_positive_int, default=None, metavar="N", help="shard pods (parallelism)")
+    lg.add_argument("--pvc", default=None, help="PersistentVolumeClaim the shard runs are copied to "
+                    "(default: servebench-results)")
+    lg.add_argument("--namespace", default=None, help="namespace of the Job (default: the target's)")
+    lg.add_argument("--image", default=None, help="image with servebench installed (default: [hpo] image)")
+    lg.add_argument("--start-in", type=_positive_float, default=None, metavar="S",
+                    help="seconds from now to the shards' common start (default: 180)")
+    lg.add_argument("--step-interval", type=_positive_float, default=None, metavar="S",
+                    help="seconds from one step's common start to the next (needed when the plan has several "
+                         "steps; longer than any step takes)")
 
     p = sub.add_parser("ui", help="serve the digit-recognition page (the study's section 5.4) for one target")
     p.add_argument("--target", default=None, help="target name (default: the first flask target)")
@@ -223,6 +236,20 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
         return asyncio.run(serve(config, args.target, console=console))
     if args.command == "manifests" and args.target != "ui" and args.predict_url is not None:
         console.error("--predict-url belongs to `manifests ui` (the digit page's nginx proxy)")
+        return 2
+    if args.command == "manifests" and (args.target == "loadgen" or args.subject is not None):
+        from bench.cmd_loadgen_manifests import write_loadgen_manifests
+
+        if args.target != "loadgen":
+            console.error(f"`manifests {args.target}` takes one name; `manifests loadgen TARGET` renders the load Job")
+            return 2
+        return write_loadgen_manifests(config, target=args.subject, clients=args.clients, pvc=args.pvc,
+                                       namespace=args.namespace, image=args.image, start_in_s=args.start_in,
+                                       output=args.output, console=console, step_interval_s=args.step_interval)
+    if args.command == "manifests" and any(getattr(args, flag) is not None for flag in (
+            "clients", "pvc", "namespace", "image", "start_in", "step_interval")):
+        console.error("--clients, --pvc, --namespace, --image, --start-in and --step-interval belong to "
+                      "`manifests loadgen TARGET`")
         return 2
     if args.command == "manifests" and args.target == "ui":
         from bench.cmd_ui import write_ui_manifests
