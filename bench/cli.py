@@ -102,7 +102,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("manifests", help="render the manifests that create a target on a real cluster")
     p.add_argument("target", help="a target name, 'hpo' (Katib Experiments), 'pipeline' (TFJob, "
-                   "InferenceService, pipeline IR) or 'ui' (the digit page)")
+                   "InferenceService, pipeline IR), 'ui' (the digit page) or 'loadgen' (then TARGET: the load "
+                   "generator as an Indexed Job)")
     p.add_argument("-o", "--output", type=Path, default=None, help="folder to write into (default: print)")
     p.add_argument("--predict-url", default=None,
                    help="`manifests ui` only: the model URL nginx proxies /api/predict to "

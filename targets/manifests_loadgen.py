@@ -315,7 +315,7 @@ def _steps(job: LoadgenJob) -> str:
         f"  kubectl wait -n {ns} --for=condition=complete job/{job.job_name} --timeout=24h\n"
         f"  kubectl cp {ns}/{pod}:/data/runs/{job.run_id} results/{job.run_id}-shards\n"
         f"  python -m bench merge results/{job.run_id}-shards/{job.run_id}-shard* -o {job.run_id}\n"
-        f"  kubectl delete pod -n {ns} {pod}\n"
+        f"  kubectl delete -n {ns} pod/{pod} job/{job.job_name} configmap/{job.job_name}\n"
     )
 
 
