@@ -67,6 +67,7 @@ DATA_DIR = "data"
 SHARDABLE_MODES = ("concurrent", "rate")
 MAX_CLIENTS = 256
 
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 _IMAGE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/:@-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -100,7 +101,7 @@ class LoadgenJob:
             raise ValueError(f"--clients must be in 1..{MAX_CLIENTS}, got {self.clients}")
         if not _DNS_SUBDOMAIN.match(self.pvc):
             raise ValueError(f"--pvc must be a PersistentVolumeClaim name (lowercase DNS name), got {self.pvc!r}")
-        if dns_label(self.namespace) != self.namespace:
+        if not _DNS_LABEL.match(self.namespace):
             raise ValueError(f"--namespace must be a lowercase DNS label, got {self.namespace!r}")
         if not _IMAGE.match(self.image):
             raise ValueError(f"--image must be a container image reference, got {self.image!r}")
@@ -130,13 +131,14 @@ class LoadgenJob:
     def secret_vars(self) -> tuple[str, ...]:
         """Variable NAMES the shard's target table names (credentials), in table order."""
         secret = set(secret_env_fields(type(self.target.settings)))
-        names = [str(v) for k, v in self._target_table().items() if k in secret and isinstance(v, str) and v]
+        names = [str(v) for k, v in self.shard_target_table().items() if k in secret and isinstance(v, str) and v]
         for name in names:
             if not _ENV_NAME.match(name):
                 raise ValueError(f"targets.{self.target.name}: {name!r} is not an environment variable name")
         return tuple(dict.fromkeys(names))
 
-    def _target_table(self) -> dict[str, Any]:
+    def shard_target_table(self) -> dict[str, Any]:
+        """The target's table for the shards: as written, minus the ``kfp_*`` keys, at the cluster address."""
         written = self.tables.get("targets", {}).get(self.target.name, {})
         kept = {k: v for k, v in written.items() if k not in _PIPELINE_KEYS and k not in ("endpoint", "host_header")}
         kept["endpoint"] = self.endpoint.url
@@ -171,7 +173,7 @@ def shard_bench_toml(job: LoadgenJob) -> str:
             "loadgen": loadgen,
             "sweep": sweep,
             "paths": {"results_dir": "results", "reports_dir": "reports"},
-            "targets": {job.target.name: job._target_table()},
+            "targets": {job.target.name: job.shard_target_table()},
         },
         header=header,
     )
