@@ -39,6 +39,7 @@ def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str
     several steps without ``step_interval_s``: the shards share no channel, only the clock,
     so step k starts at ``start_at + k x step_interval_s`` on every one of them.
     """
+    from loadgen.shard import check_shardable
     from loadgen.sweep import SweepPlan
 
     from targets.cluster_endpoint import cluster_endpoint
@@ -56,8 +57,9 @@ def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str
                          f"{' and '.join(SHARDABLE_MODES)}; sequential sends one request at a time)")
     try:
         plan = SweepPlan.from_config(config.sweep, config.loadgen, modes=modes)
+        check_shardable(plan, clients)  # every shard needs a request (and one in flight) in every step
     except ValueError as exc:
-        raise ValueError(f"sweep settings ([sweep] in bench.toml): {exc}") from None
+        raise ValueError(f"sweep settings ([sweep] in bench.toml) for {clients} shards: {exc}") from None
     steps = len(plan.steps(target_name))
     if steps > 1 and step_interval_s is None:
         raise ValueError(f"the shards' plan has {steps} steps ([sweep] {', '.join(modes)} x n_requests x trials): "

@@ -179,7 +179,7 @@ def test_credentials_stay_variable_names_filled_from_a_secret(tmp_path, monkeypa
 
 def test_names_fit_kubernetes_limits_for_long_target_names(tmp_path) -> None:
     long_name = "a-very-long-target-name-that-goes-on-and-on-and-on-for-ever"
-    source = CONFIG + f'\n[targets.{long_name}]\nadapter = "k8s"\n'
+    source = CONFIG.replace("n_requests = [8, 16]", "n_requests = [16, 32]") + f'\n[targets.{long_name}]\nadapter = "k8s"\n'
     job = loadgen_job(_config(tmp_path, source), long_name, clients=12, start_at=START, step_interval_s=30.0)
     assert len(f"{job.job_name}-11") <= 63 and len(job.job_name) <= 56  # an Indexed pod's host name
     for doc in render_loadgen_manifests(job).values():
@@ -198,6 +198,11 @@ def test_what_cannot_become_a_working_job_is_refused_naming_it(tmp_path, target,
     kwargs = {"clients": 2, "step_interval_s": 30.0, **kwargs}
     with pytest.raises(ValueError, match=message):
         loadgen_job(_config(tmp_path), target, start_at=START, **kwargs)
+
+
+def test_a_step_smaller_than_the_shard_count_is_refused_when_rendering(tmp_path) -> None:
+    with pytest.raises(ValueError, match="N=8 cannot be split over 10 shards"):
+        loadgen_job(_config(tmp_path), "k8s-ibm", clients=10, start_at=START, step_interval_s=30.0)
 
 
 def test_a_sequential_only_plan_is_refused(tmp_path) -> None:

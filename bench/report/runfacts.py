@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench.runstate import run_warnings as state_warnings
+from bench.shard_run import sharding_text, sharding_warnings
 
 __all__ = ["ceiling_text", "cpu_plan_text", "meta_rows", "run_warnings", "status_text", "sweep_rows"]
 
@@ -135,6 +136,8 @@ def meta_rows(meta: Mapping[str, Any]) -> list[list[str]]:
     }
     if meta.get("synthetic"):
         facts["synthetic"] = str(meta["synthetic"])
+    if sharding_text(meta):  # a run merged from shards (bench merge)
+        facts["shards"] = sharding_text(meta)
     return [[str(k), str(v)] for k, v in facts.items()]
 
 
@@ -157,6 +160,7 @@ def run_warnings(meta: Mapping[str, Any], flagged_steps: int = 0) -> list[str]:
         warnings.append(f"Target `{target}` had a problem: {_first_line(message)} (full message and the "
                         "stand-in's log tail: the run's meta.json and logs/ folder).")
     warnings.extend(state_warnings(meta))  # abandoned / still running, busy host (bench.runstate, bench.hostload)
+    warnings.extend(sharding_warnings(meta))  # merged shards: start skew, unsynchronised clocks
     if flagged_steps:
         warnings.append(f"{flagged_steps} step(s) are flagged (failed requests or a saturated open loop): they "
                         "are marked in every table and figure, and listed under \"Flagged steps\".")
