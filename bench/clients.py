@@ -299,7 +299,7 @@ def run_clients(config: BenchConfig, *, config_path: Path, target_names: list[st
 
         def context(cpus: tuple[int, ...]) -> Any:
             return lambda _: TargetContext(artifacts_dir=config.artifacts_dir, log_dir=run_dir / "logs" / name,
-                                           cpus=cpus)
+                                           cpus=cpus, config_dir=config.root)
 
         local = not build_targets(config.targets, [name], context(()))[0].is_remote  # the stand-in's CPUs depend on it
         placement = place_clients(clients, config.loadgen.cpus, available_cpus(), local_target=local)

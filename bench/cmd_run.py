@@ -120,7 +120,7 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
 
     def context(name: str) -> TargetContext:
         return TargetContext(artifacts_dir=config.artifacts_dir, log_dir=checked.log_dir / name,
-                             cpus=checked.cpu_plan.standins)
+                             cpus=checked.cpu_plan.standins, config_dir=config.root)
 
     built = build_targets(config.targets, checked.names, context)  # validates every table before anything starts
     if shard is not None and not built[0].is_remote:

@@ -49,9 +49,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from loadgen.modes import Mode
 from loadgen.records import StepKey
 
 __all__ = [
+    "SHARDABLE_MODES",
     "SHARD_INDEX_ENV",
     "ShardError",
     "ShardSpec",
@@ -68,6 +70,8 @@ __all__ = [
 #: Where ``--shard auto/N`` reads its index: the variable a Kubernetes Indexed Job
 #: (``completionMode: Indexed``) sets in every pod to that pod's completion index.
 SHARD_INDEX_ENV = "JOB_COMPLETION_INDEX"
+#: Modes a shard can run: one request at a time (sequential) cannot be split over clients.
+SHARDABLE_MODES: tuple[str, ...] = tuple(m.value for m in Mode if m is not Mode.SEQUENTIAL)
 
 # A stream family of its own for shard schedules: RNG [seed, 0, trial] orders the images,
 # [seed, 1, trial, N] is the one-client schedule (loadgen.sweep); shards use [seed, 2, ...].
@@ -179,7 +183,7 @@ def check_shardable(plan: _PlanLike, count: int, *, capacity: bool = False) -> N
         raise ShardError("capacity search cannot be sharded: each probe's rate is chosen from the previous "
                          "probe's result, a decision a single client takes; run --modes capacity without "
                          "--shard/--clients")
-    if "sequential" in plan.modes:
+    if Mode.SEQUENTIAL in plan.modes:
         raise ShardError("sequential mode cannot be sharded: it sends one request at a time, and K clients "
                          "would send K at a time; choose --modes concurrent and/or rate")
     for key in plan.steps(""):

@@ -9,9 +9,11 @@ Choices, so that numbers mean one thing:
 
 - **Order**: ``for trial: for mode: for n`` -- trials are spread over the run, so slow
   drift (a warming cache, a noisy neighbour) hits every request count alike.
-- **Connections**: a fresh engine (connection pool) per step, capped at the step's
-  concurrency; steps are independent of what ran before them and of their order.
-  Within the step, connections are kept alive and reused.
+- **Connections**: a fresh engine (connection pool) per step, made with that step's
+  options (connection cap = its concurrency) and opened/closed by ``async with``, so a
+  step that fails or is cancelled still closes its connections; steps are independent
+  of what ran before them and of their order.  Within the step, connections are kept
+  alive and reused.  ``engine.prepare`` builds the step's requests before any timing.
 - **Warm-up**: ``warmup`` requests before every step, over that step's pool (so up to
   ``min(warmup, C)`` connections are already open when measuring starts), sent as a
   closed loop of ``min(warmup, C)`` and excluded from the records.
@@ -54,7 +56,7 @@ from loadgen.sweep_settings import SweepSettings
 
 __all__ = ["EngineFactory", "SweepPlan", "run_sweep"]
 
-EngineFactory = Callable[[], Engine]  # an Engine subclass or any zero-argument factory
+EngineFactory = Callable[[EngineOptions], Engine]  # an Engine subclass, or any function of the options
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ class SweepPlan(SweepSettings):
 
 async def run_sweep(
     target: SweepSubject,
-    engine_cls_or_factory: EngineFactory,
+    engine_factory: EngineFactory,
     plan: SweepPlan,
     images: np.ndarray,
     labels: Sequence[int] | np.ndarray,
@@ -112,10 +114,11 @@ async def run_sweep(
     """Run ``plan`` against a started ``target``; yield one StepResult per step.
 
     ``images`` is the test split (uint8, (N, 28, 28)) and ``labels`` its digits.
-    ``engine_cls_or_factory()`` must return a fresh, unopened Engine; it is called once
-    per step (see the module docstring for why).  With ``shard``, each step sends only
-    that shard's share and starts at the shard schedule's instant, after its warm-up
-    (:mod:`loadgen.shard`, :mod:`loadgen.barrier`).
+    ``engine_factory(options)`` -- an Engine class, or any function of
+    :class:`~loadgen.engine.EngineOptions` -- must return a fresh, unopened Engine; it is
+    called once per step with that step's options (see the module docstring for why).
+    With ``shard``, each step sends only that shard's share and starts at the shard
+    schedule's instant, after its warm-up (:mod:`loadgen.shard`, :mod:`loadgen.barrier`).
     """
     if not target.base_url:
         raise ValueError(f"target {target.name!r} has no base_url: start it before sweeping")
@@ -144,8 +147,7 @@ async def run_sweep(
             offsets = share.offsets
         else:
             offsets = plan.offsets(key.n_requests, key.trial) if key.mode == Mode.RATE else None
-        engine = engine_cls_or_factory()
-        await engine.open(
+        engine = engine_factory(
             EngineOptions(
                 base_url=target.base_url,
                 max_connections=key.concurrency,
@@ -154,10 +156,8 @@ async def run_sweep(
                 verify_tls=plan.verify_tls and target.verify_tls,
             )
         )
-        prepare = getattr(engine, "prepare", None)
-        if prepare is not None:  # engines that pre-build request bytes do it outside the timing
-            prepare(warm_requests + requests)
-        try:
+        async with engine:
+            engine.prepare(warm_requests + requests)  # encoding work stays outside the timed part
             if warm_requests:
                 warm_c = min(len(warm_requests), key.concurrency)
                 warm_key = dataclasses.replace(
@@ -174,6 +174,4 @@ async def run_sweep(
                 offsets=offsets, max_duration_s=plan.max_duration_s, max_rps=plan.max_rps,
                 on_progress=on_progress,
             )  # fmt: skip
-        finally:
-            await engine.close()
         yield shard.finish(index, share, result) if shard is not None and share is not None else result
