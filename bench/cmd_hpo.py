@@ -25,6 +25,7 @@ from typing import Any
 
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
+from ground.runmeta import KIND_HPO, RunMeta, RunStatus
 
 __all__ = ["run_hpo", "write_hpo_manifests"]
 
@@ -60,21 +61,21 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _meta(config: BenchConfig, run_id: str, settings: dict) -> dict:
+def _meta(config: BenchConfig, run_id: str, settings: dict) -> RunMeta:
     from bench.meta import run_header
 
-    return {
-        **run_header(kind="hpo", run_id=run_id, root=config.root, extra_packages=("optuna", "torch")),
-        "config": {"root": str(config.root), "sha256": config.sha256},
-        "hpo": settings,
-        "model": {k: v for k, v in asdict(config.model).items()},
-        "execution": (
+    return run_header(
+        kind=KIND_HPO, run_id=run_id, root=config.root, extra_packages=("optuna", "torch"),
+        config={"root": str(config.root), "sha256": config.sha256},
+        hpo=settings,
+        model={k: v for k, v in asdict(config.model).items()},
+        execution=(
             "each trial is a `python -m models.trial` process (1 torch thread) whose loss=/accuracy= lines are "
             "parsed like Katib's StdOut collector; `parallel` trials at a time; studies run one after another, "
             "algorithms interleaved within each (repeat, max_trials)"
         ),
-        "totals": {},
-    }
+        totals={},
+    )
 
 
 def _num(value: float, spec: str) -> str:
@@ -105,7 +106,7 @@ def run_hpo(
     """Run every study, write results/<run-id>/hpo_*.csv + meta.json, then the report. 0 = ok."""
     import optuna
 
-    from bench.results import ResultsError, fresh_run_dir, write_json_atomic
+    from bench.results import ResultsError, fresh_run_dir, write_meta_file
     from models.data import DataError, load_dataset
     from models.hpo.results import (
         STUDIES_FILE,
@@ -164,7 +165,7 @@ def run_hpo(
         "held_out_images": int(len(split.test_y)),
     }
     meta = _meta(config, run_id, settings)
-    write_json_atomic(run_dir / "meta.json", meta)
+    write_meta_file(run_dir, meta)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     plan = [(r, mt, alg) for r in range(repeats) for mt in max_trials for alg in algorithms]
     total_trials = repeats * len(algorithms) * sum(max_trials)
@@ -175,7 +176,7 @@ def run_hpo(
     )
     done_trials = 0
     t_start = time.perf_counter()
-    status = "interrupted"
+    status, error = RunStatus.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM)"
     trials_csv = CsvAppender(run_dir / TRIALS_FILE, TRIAL_COLUMNS)
     studies_csv = CsvAppender(run_dir / STUDIES_FILE, STUDY_COLUMNS)
     try:
@@ -209,23 +210,18 @@ def run_hpo(
                              if best else "no completed trial")
                 console.info(f"{label}: {study.wall_s:.1f} s, {len(study.trials)} trials ({study.n_failed} failed), "
                              f"{best_text}, stopped: {study.stop_reason}")
-        status = "complete"
+        status, error = RunStatus.COMPLETE, None
     except KeyboardInterrupt:
-        raise  # status stays "interrupted"; the CLI reports it and exits 130
+        raise  # status stays interrupted; the CLI reports it and exits 130
     except Exception as exc:
-        status = f"error: {type(exc).__name__}: {exc}"
+        status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
         raise
     finally:
         trials_csv.close()
         studies_csv.close()
-        meta.update(
-            status=status, complete=status == "complete", finished_at=time.time(),
-            totals={"wall_s": round(time.perf_counter() - t_start, 3), "trials": done_trials},
-        )
-        from bench.meta import utc_iso
-
-        meta["finished_utc"] = utc_iso(meta["finished_at"])
-        write_json_atomic(run_dir / "meta.json", meta)
+        meta.details["totals"] = {"wall_s": round(time.perf_counter() - t_start, 3), "trials": done_trials}
+        meta.finish(status, error=error)
+        write_meta_file(run_dir, meta)
     trials, studies = read_hpo(run_dir)
     summary = summarize_hpo(trials, studies)
     summary.to_csv(run_dir / SUMMARY_FILE, index=False)
@@ -234,7 +230,7 @@ def run_hpo(
         ["algorithm", "max trials", "wall s", "± sd", "failed", "best loss", "best lr", "best batch", "trials to 1 %"],
         [_summary_cells(row) for row in summary.itertuples()],
     )
-    console.print(f"hpo run {run_id}: total {meta['totals']['wall_s']:.1f} s; results in {run_dir}")
+    console.print(f"hpo run {run_id}: total {meta.details['totals']['wall_s']:.1f} s; results in {run_dir}")
     if write_report:
         from models.hpo.report import render_hpo_report
 

@@ -34,6 +34,7 @@ from models.pipeline.registry import (
     default_parameters,
     settings_for,
 )
+from ground.runmeta import KIND_PIPELINE, RunStatus
 from models.pipeline.stages import STAGE_COLUMNS, STAGES_FILE, write_stages
 
 if TYPE_CHECKING:
@@ -147,9 +148,9 @@ def run_pipeline(
     defaults come from ``[model]`` in bench.toml and the pipeline definition.  The report
     goes to ``reports/<run-id>/`` unless ``write_report`` is false.
     """
-    from bench.meta import run_header, utc_iso
+    from bench.meta import run_header
     from bench.redaction import redact_file, redactor_for
-    from bench.results import ResultsError, fresh_run_dir, write_json_atomic
+    from bench.results import ResultsError, fresh_run_dir, write_meta_file
 
     if pipeline not in PIPELINES:
         console.error(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
@@ -170,12 +171,12 @@ def run_pipeline(
     params = default_parameters(pipeline, config.model)
     params.update(settings or {})
     params["timing_path"] = str(timings)
-    meta = {**run_header(kind="pipeline", run_id=run_id, root=config.root, extra_packages=("kfp", "optuna", "kserve")),
-            "config": {"root": str(config.root), "sha256": config.sha256},
-            "pipeline": pipeline, "runner": "kfp.local.SubprocessRunner(use_venv=False)",
-            "parameters": {k: v for k, v in params.items() if k != "timing_path"}}
+    meta = run_header(kind=KIND_PIPELINE, run_id=run_id, root=config.root, extra_packages=("kfp", "optuna", "kserve"),
+                      config={"root": str(config.root), "sha256": config.sha256},
+                      pipeline=pipeline, runner="kfp.local.SubprocessRunner(use_venv=False)",
+                      parameters={k: v for k, v in params.items() if k != "timing_path"})
     redactor = redactor_for(config, console)  # the tasks inherit the environment: keep its secrets out
-    write_json_atomic(run_dir / "meta.json", meta, redactor)
+    write_meta_file(run_dir, meta, redactor)
 
     import kfp.local
 
@@ -220,14 +221,15 @@ def run_pipeline(
     if error and not failed:
         done = {r["stage"] for r in rows}
         failed = next((s for s in stages if s not in done), "unknown")
-    status = "interrupted" if interrupted else "failed" if error else "ok"
-    rows.append({"stage": "total", "start": t0, "end": t1, "seconds": t1 - t0, "status": status})
+    status = RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED if error else RunStatus.COMPLETE
+    stage_status = "ok" if status is RunStatus.COMPLETE else status.value  # pipeline_stages.csv's own words
+    rows.append({"stage": "total", "start": t0, "end": t1, "seconds": t1 - t0, "status": stage_status})
     write_stages(run_dir / STAGES_FILE, pipeline, rows)
     outputs = _write_summary(run_dir, pipeline, task)
-    console.info(f"  {'total':<9} {t1 - t0:8.2f} s  {status}")
-    meta.update({"complete": not error, "status": status, "finished_at": t1,
-                 "finished_utc": utc_iso(t1), "failed_stage": failed or None, "error": error or None, "outputs": outputs})
-    write_json_atomic(run_dir / "meta.json", meta, redactor)
+    console.info(f"  {'total':<9} {t1 - t0:8.2f} s  {stage_status}")
+    meta.details.update(failed_stage=failed or None, outputs=outputs)
+    meta.finish(status, error=error or None, now=t1)
+    write_meta_file(run_dir, meta, redactor)
     if write_report:
         from bench.cmd_report import pipeline_report
 

@@ -20,6 +20,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from ground.runmeta import KIND_PIPELINE, RunStatus
+
 if TYPE_CHECKING:
     from bench.config import BenchConfig
     from bench.console import Console
@@ -65,9 +67,9 @@ def run_remote_pipeline(
     ``timeout_s`` overrides the target's ``kfp_timeout_s``; ``settings`` overrides pipeline
     parameters as for the local run.
     """
-    from bench.meta import run_header, utc_iso
+    from bench.meta import run_header
     from bench.redaction import redactor_for
-    from bench.results import ResultsError, fresh_run_dir, write_json_atomic
+    from bench.results import ResultsError, fresh_run_dir, write_meta_file
     from ground.tables import ConfigError
     from models.pipeline.kfp_run import display_names, run_timings
     from models.pipeline.registry import (
@@ -119,15 +121,15 @@ def run_remote_pipeline(
     doc = compile_for_cluster(pipeline_function(pipeline), run_dir / PACKAGE_FILE, kfp.kfp_image)
     names = display_names(doc)
     stage_order = list(doc["root"]["dag"]["tasks"])
-    meta: dict[str, Any] = {
-        **run_header(kind="pipeline", run_id=run_id, root=config.root, extra_packages=("kfp", "kfp-server-api")),
-        "config": {"root": str(config.root), "sha256": config.sha256},
-        "pipeline": pipeline, "mode": "remote", "target": target, "runner": "kfp.Client",
-        "kfp": kfp.public_kfp_settings(), "timeout_s": timeout, "poll_s": kfp.kfp_poll_s,
-        "parameters": {k: v for k, v in params.items() if k != "timing_path"}, "enable_caching": False,
-        "package": PACKAGE_FILE,
-    }
-    write_json_atomic(run_dir / "meta.json", meta, redactor)
+    meta = run_header(
+        kind=KIND_PIPELINE, run_id=run_id, root=config.root, extra_packages=("kfp", "kfp-server-api"),
+        config={"root": str(config.root), "sha256": config.sha256},
+        pipeline=pipeline, mode="remote", target=target, runner="kfp.Client",
+        kfp=kfp.public_kfp_settings(), timeout_s=timeout, poll_s=kfp.kfp_poll_s,
+        parameters={k: v for k, v in params.items() if k != "timing_path"}, enable_caching=False,
+        package=PACKAGE_FILE,
+    )
+    write_meta_file(run_dir, meta, redactor)
     if not kfp.kfp_image:
         console.warn("kfp_image is not set: the steps run in the compiled image (python:3.11), "
                      "which lacks servebench; set kfp_image to an image with servebench installed")
@@ -136,8 +138,8 @@ def run_remote_pipeline(
     try:
         session = KfpSession(access)
         kfp_run_id = session.submit(run_dir / PACKAGE_FILE, arguments=params, run_name=f"servebench-{run_id}")
-        meta["kfp_run_id"] = kfp_run_id
-        write_json_atomic(run_dir / "meta.json", meta, redactor)
+        meta.details["kfp_run_id"] = kfp_run_id
+        write_meta_file(run_dir, meta, redactor)
         for link in session.links:
             console.info(f"  {link}")
         console.info(f"run {kfp_run_id} submitted; waiting up to {timeout:.0f} s")
@@ -147,8 +149,8 @@ def run_remote_pipeline(
             time.sleep(kfp.kfp_poll_s)  # task details can trail the run state by one persistence-agent sync
             timings = run_timings(session.get_run(kfp_run_id), names, stage_order)
     except KfpError as exc:
-        meta.update({"complete": False, "status": "failed", "error": str(exc), "finished_utc": utc_iso()})
-        write_json_atomic(run_dir / "meta.json", meta, redactor)
+        meta.finish(RunStatus.FAILED, error=str(exc))
+        write_meta_file(run_dir, meta, redactor)
         console.error(str(exc))
         return 1
     write_stages(run_dir / STAGES_FILE, pipeline, timings.rows)
@@ -156,22 +158,20 @@ def run_remote_pipeline(
     for r in timings.rows:
         console.info(f"  {r['stage']:<7} {r['seconds']:8.2f} s  {r['status']}")
     error = access.redact(timings.error)
-    if timed_out:
-        status, message = "timeout", (f"run {kfp_run_id} still {timings.state} after {timeout:g} s; it keeps "
-                                      "running on the cluster (finished stages are in the CSV)")
+    if timed_out:  # failed here; kfp_state says the run itself is still going
+        message = (f"timed out: run {kfp_run_id} still {timings.state} after {timeout:g} s; it keeps "
+                   "running on the cluster (finished stages are in the CSV)")
     elif timings.state != "SUCCEEDED":
-        status = "failed"
         message = f"run {kfp_run_id} {timings.state}: stage {timings.failed_stage!r} failed" + (f" ({error})" if error else "")
     elif timings.missing:
-        status, message = "failed", (f"run {kfp_run_id} succeeded but its task details lack stage(s) {timings.missing} "
-                                     f"(task names seen: {timings.unmapped})")
+        message = (f"run {kfp_run_id} succeeded but its task details lack stage(s) {timings.missing} "
+                   f"(task names seen: {timings.unmapped})")
     else:
-        status, message = "ok", ""
-    meta.update({"complete": status == "ok", "status": status, "kfp_state": timings.state,
-                 "failed_stage": timings.failed_stage or None, "error": message or None,
-                 "missing_stages": timings.missing, "unmapped_tasks": timings.unmapped,
-                 "finished_utc": utc_iso()})
-    write_json_atomic(run_dir / "meta.json", meta, redactor)
+        message = ""
+    meta.details.update(kfp_state=timings.state, failed_stage=timings.failed_stage or None,
+                        missing_stages=timings.missing, unmapped_tasks=timings.unmapped)
+    meta.finish(RunStatus.FAILED if message else RunStatus.COMPLETE, error=message or None)
+    write_meta_file(run_dir, meta, redactor)
     if message:
         console.error(f"pipeline {pipeline}: {message}; {run_dir / STAGES_FILE}")
         return 1

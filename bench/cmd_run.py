@@ -17,7 +17,7 @@ import asyncio
 import resource
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.capacity_run import with_capacity
 from bench.cmd_capacity import capacity_phase, plan_capacity
@@ -31,13 +31,16 @@ from bench.results import ResultsError, RunWriter, load_run, validate_run_id
 from bench.runner import (
     RunEvents,
     TargetOutcome,
-    ceiling_from_calibration,
     default_run_id,
     finish_meta,
     model_facts,
     run_coroutine,
     sweep_targets,
 )
+from ground.runmeta import RunStatus
+
+if TYPE_CHECKING:
+    from loadgen.calibration import CalibrationResult
 
 __all__ = [
     "CALIBRATION_MAX_AGE_S",
@@ -106,7 +109,7 @@ def print_table3(run_dir: Path, console: Console) -> None:
         if not capacity_shown:
             console.warn("no step was measured: no table to print")
         return
-    ceiling = run.meta.get("client_ceiling")
+    ceiling = run.meta.details.get("client_ceiling")
     modes = modes_in(run.summary)
     cells: list[str] = []
     for mode in modes:
@@ -257,13 +260,15 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     meta = new_meta(run_id=run_id, root=config.root, config_sha256=config.sha256,
                     config_path=str(config.root / "bench.toml"), sweep=plan.describe() if plan else {}, targets=names,
                     load_at_start=load_at_start)
-    meta["model"] = model_facts(artifacts)
-    meta["test_split"] = {"images": int(len(split.test_x)), "dataset": config.model.dataset}
-    meta["engine"] = {"name": engine_name, "version": engine_cls.version(), "chosen_by": chosen_by,
-                      "loop": _loop_name()}
-    meta["calibration"] = _calibration_json(calibration, config.results_dir / "calibration.json")
-    meta["client_ceiling"] = ceiling_from_calibration(calibration, engine_name)
-    meta["cpu_plan"] = cpu_plan.describe()
+    ceiling = calibration.ceiling(engine_name) if calibration is not None else None
+    meta.details.update(
+        model=model_facts(artifacts),
+        test_split={"images": int(len(split.test_x)), "dataset": config.model.dataset},
+        engine={"name": engine_name, "version": engine_cls.version(), "chosen_by": chosen_by, "loop": _loop_name()},
+        calibration=_calibration_json(calibration, config.results_dir / "calibration.json"),
+        client_ceiling=ceiling.to_json() if ceiling else None,
+        cpu_plan=cpu_plan.describe(),
+    )
     writer.write_meta(meta)
     pin_current_process(cpu_plan.client)  # after host facts were taken, so they show every CPU
     console.info(f"run {run_id}: {len(names)} target(s) {', '.join(names)}; engine {engine_name} "
@@ -271,7 +276,7 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
                  f"{list(cpu_plan.standins) or 'any'}; results in {run_dir}")
 
     outcomes = [TargetOutcome(t.name) for t in built]
-    status = "crashed"
+    status, error = RunStatus.FAILED, "the run stopped on an unexpected error (its traceback is on the console)"
     try:
         with console.progress("sweep") as bar:
             events = RunEvents(
@@ -287,11 +292,14 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
                                         engine_factory=engine_cls,
                                         plan=plan, images=split.test_x, labels=split.test_y,
                                         writer=writer, meta=meta, events=events))
-        status = "complete"
+        status, error = RunStatus.COMPLETE, None
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM (cancels the main task)
-        status = "interrupted"
+        status, error = RunStatus.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM)"
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
-        writer.write_meta(finish_meta(meta, outcomes, status))
+        writer.write_meta(finish_meta(meta, outcomes, status, error))
         writer.close()
         redact_tree(log_dir, redactor)  # stand-ins wrote their logs themselves; all are stopped now
 
@@ -306,7 +314,7 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
         console.print(f"report: {out / 'report.html'}")
     for warning in noise_warnings(meta):
         console.warn(warning)
-    if status == "interrupted":
+    if status is RunStatus.INTERRUPTED:
         console.error(f"interrupted: rows measured so far are kept in {run_dir}; meta.json says interrupted")
         return 130
     problems = [o for o in outcomes if o.problem]
@@ -333,25 +341,13 @@ def _loop_name() -> str:
         return "asyncio"
 
 
-def _calibration_json(calibration: Any, path: Path) -> Any:
+def _calibration_json(calibration: CalibrationResult | None, path: Path) -> dict[str, Any] | None:
+    """meta.json's ``calibration``: the summary of the calibration the run used (None without one)."""
     if calibration is None:
         return None
-    try:
-        from loadgen.calibration import calibration_summary
+    from loadgen.calibration import calibration_summary
 
-        return calibration_summary(calibration, path)
-    except (ImportError, AttributeError, KeyError, TypeError):
-        pass
-    if hasattr(calibration, "to_dict"):
-        return calibration.to_dict()
-    if isinstance(calibration, dict):
-        return calibration
-    try:
-        from dataclasses import asdict
-
-        return asdict(calibration)
-    except TypeError:
-        return str(calibration)
+    return calibration_summary(calibration, path)
 
 
 def _show_step(row: dict[str, Any], console: Console) -> None:
