@@ -39,8 +39,9 @@ __all__ = [
 ]
 
 # Bump when summary.csv / requests.csv.gz columns or their meaning change. Readers accept
-# older versions where the data allows (`loadgen.stats.step_flags` derives flags from the
-# counts; `bench compare` compares schema 1 with 2) and refuse only newer ones.
+# older versions where the data allows (`loadgen.readers` gives missing columns None or
+# derives them, flags from the counts; `bench compare` compares schema 1 with 2) and refuse
+# only newer ones.
 SCHEMA_VERSION = 2  # 2: summary.csv gained the open-loop columns, `saturated` and `flags`
 
 _PACKAGES = (
