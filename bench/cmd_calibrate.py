@@ -8,16 +8,18 @@ choose the ``auto`` engine. See :mod:`loadgen.calibration` for the definitions.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.cli_args import Command, choice_list, csv_ints, csv_words
 from bench.config import BenchConfig
 from bench.console import Console
 
 if TYPE_CHECKING:
     from loadgen.calibration import CalibrationResult
 
-__all__ = ["calibrate", "calibration_rows"]
+__all__ = ["CALIBRATE", "calibrate", "calibration_rows"]
 
 _COLUMNS = ("engine", "c", "req/s", "CPU ms/req", "p50 ms", "p99 ms", "errors")
 
@@ -94,3 +96,24 @@ def calibrate(
     console.print(f"cheapest engine here: {result.chosen} ({data['choice_rule']})")
     console.print(f"wrote {path}")
     return 0
+
+
+# --- `python -m bench calibrate` (registered in bench/cli.py) ---
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    from loadgen.engines import ENGINE_NAMES
+
+    parser.add_argument("--engines", type=csv_words, default=None, metavar=choice_list(ENGINE_NAMES),
+                        help="comma-separated engines (default: all)")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement (default: %(default)s)")
+    parser.add_argument("--concurrency", type=csv_ints, default=None, help="e.g. 1,8,64")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="JSON file to write")
+
+
+def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
+    return calibrate(config, engines=args.engines, duration_s=args.duration, concurrencies=args.concurrency,
+                     output=args.output, console=console)
+
+
+CALIBRATE = Command(_add_arguments, _main)

@@ -9,6 +9,9 @@ and decides the exit code: 1 on a regression when ``--fail-on-regression`` is gi
 
 from __future__ import annotations
 
+import argparse
+
+from bench.cli_args import Command
 from bench.cmd_compare_capacity import show_capacity, split_capacity_runs
 from bench.compare import GATES, CompareError, CompareResult, CompareSettings, compare_runs, regressions
 from bench.compare_render import (
@@ -27,7 +30,7 @@ from bench.results import ResultsError, RunData, load_run, resolve_run
 from bench.runstate import HostView, resolve_status
 from bench.runstate import run_warnings as state_warnings
 
-__all__ = ["compare", "run_warnings"]
+__all__ = ["COMPARE", "compare", "run_warnings"]
 
 
 def run_warnings(run_a: RunData, run_b: RunData) -> list[str]:
@@ -113,3 +116,38 @@ def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha:
 def legend_md(legend: list[str]) -> list[str]:
     """The legend as one Markdown bullet list (empty when quiet)."""
     return ["\n".join(f"- {line}" for line in legend)] if legend else []
+
+
+# --- `python -m bench compare A B` (registered in bench/cli.py) ---
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    p.description = ("Compare run B against reference run A. Each trial is one sample; record gateable runs "
+                     "with `bench run ... --trials 3` or more. See docs/compare.md.")
+    p.add_argument("a", help="reference run folder, id or summary.csv")
+    p.add_argument("b", help="new run folder, id or summary.csv")
+    p.add_argument("--metric", choices=("median", "mean", "p90", "p99", "total"), default="median",
+                   help="per-trial statistic of each step (default: %(default)s latency; total = the step's total_s)")
+    p.add_argument("--threshold", type=float, default=5.0,
+                   help="minimum effect in %% that counts; the noise floor measured between trials can raise "
+                        "it (default: %(default)s)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default: %(default)s)")
+    p.add_argument("--correction", choices=("holm", "bh"), default="holm",
+                   help="multiple-comparison correction across steps: Holm-Bonferroni or "
+                        "Benjamini-Hochberg (default: %(default)s)")
+    p.add_argument("--fail-on-regression", action="store_true",
+                   help="exit 1 when a target (or with --gate step, a step) is slower")
+    p.add_argument("--gate", choices=GATES, default="target",
+                   help="what --fail-on-regression judges: each target's geometric mean (default) or every step")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the bootstrap confidence intervals (default: %(default)s)")
+    p.add_argument("--format", choices=("table", "md", "csv"), default="table", help="(default: %(default)s)")
+
+
+def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
+    return compare(config, a=args.a, b=args.b, threshold_pct=args.threshold, alpha=args.alpha,
+                   fail_on_regression=args.fail_on_regression, fmt=args.format, console=console, metric=args.metric,
+                   correction=args.correction, gate=args.gate, seed=args.seed)
+
+
+COMPARE = Command(_add_arguments, _main)

@@ -1,4 +1,4 @@
-"""``bench run pipeline`` and ``bench pipeline compile``: the KFP v2 pipeline, run locally and timed.
+"""``bench pipeline run`` (also ``run pipeline``) and ``bench pipeline compile``: the KFP v2 pipeline, run and timed.
 
 How stages are timed (local run): every component wraps its body in
 :func:`models.pipeline.timing.stage_timer`, which appends one JSON line (stage, start, end,
@@ -12,36 +12,39 @@ Table 5), and ``custom``, its custom-model pipeline (Table 4).  From the stage r
 also writes ``pipeline_summary.csv`` (the study's Table 4/5 quantities, docs/pipeline.md)
 and, unless told not to, the report (:mod:`models.pipeline.report`).
 
-Remote submission (``bench run pipeline --target NAME``, ``kfp.Client``) lives in
+Remote submission (``bench pipeline run --target NAME``, ``kfp.Client``) lives in
 :mod:`bench.cmd_pipeline_remote`; it writes the same stage file from the run's task details.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import io
 import os
 import re
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TextIO
 
+from bench.cli_args import Command, choices_metavar
+from ground.runmeta import KIND_PIPELINE, RunMeta, RunStatus
 from models.pipeline.registry import (
     OUTPUT_NAMES,
     PIPELINES,
     default_parameters,
     settings_for,
 )
-from ground.runmeta import KIND_PIPELINE, RunStatus
 from models.pipeline.stages import STAGE_COLUMNS, STAGES_FILE, write_stages
 
 if TYPE_CHECKING:
     from bench.config import BenchConfig
     from bench.console import Console
 
-__all__ = ["PIPELINES", "STAGES_FILE", "STAGE_COLUMNS", "compile_pipeline", "run_pipeline"]
+__all__ = ["PIPELINE", "PIPELINES", "STAGES_FILE", "STAGE_COLUMNS", "compile_pipeline", "run_pipeline"]
 
 TIMINGS_FILE = "stage_timings.jsonl"
 KFP_LOG_FILE = "kfp.log"
@@ -148,50 +151,97 @@ def run_pipeline(
     defaults come from ``[model]`` in bench.toml and the pipeline definition.  The report
     goes to ``reports/<run-id>/`` unless ``write_report`` is false.
     """
-    from bench.meta import run_header
-    from bench.redaction import redact_file, redactor_for
+    from bench.redaction import redactor_for
     from bench.results import ResultsError, fresh_run_dir, write_meta_file
 
-    if pipeline not in PIPELINES:
-        console.error(f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}")
-        return 2
-    unknown = sorted(set(settings or {}) - set(settings_for(pipeline)))
-    if unknown:
-        console.error(f"unknown setting(s) {unknown} for pipeline {pipeline!r}; known: {', '.join(settings_for(pipeline))}")
+    problem = _request_problem(pipeline, settings)
+    if problem:
+        console.error(problem)
         return 2
     try:
         run_dir = fresh_run_dir(config.results_dir, run_id, "pipeline")
     except ResultsError as exc:
         console.error(str(exc))
         return 2
-    run_id = run_dir.name
+    params, meta = _start_run(config, pipeline, run_dir, settings)
+    redactor = redactor_for(config, console)  # the tasks inherit the environment: keep its secrets out
+    write_meta_file(run_dir, meta, redactor)
+    outcome = _execute(pipeline, params, run_dir, console)
+    failed = _record(pipeline, run_dir, outcome, meta, redactor, console)
+    if write_report:
+        from bench.cmd_report import pipeline_report
+
+        pipeline_report(config, run_dir, console)
+    return _exit_code(pipeline, run_dir, outcome, failed, console)
+
+
+def _request_problem(pipeline: str, settings: Mapping[str, Any] | None) -> str:
+    """Why ``pipeline`` with ``settings`` cannot run ("" when it can): an unknown pipeline or setting."""
+    if pipeline not in PIPELINES:
+        return f"unknown pipeline {pipeline!r}; known: {', '.join(PIPELINES)}"
+    unknown = sorted(set(settings or {}) - set(settings_for(pipeline)))
+    if unknown:
+        return f"unknown setting(s) {unknown} for pipeline {pipeline!r}; known: {', '.join(settings_for(pipeline))}"
+    return ""
+
+
+def _start_run(config: BenchConfig, pipeline: str, run_dir: Path,
+               settings: Mapping[str, Any] | None) -> tuple[dict[str, Any], RunMeta]:
+    """Create the run's folder; (the pipeline's parameters, the run's metadata)."""
+    from bench.meta import run_header
+
     run_dir.mkdir(parents=True, exist_ok=True)
     timings = run_dir / TIMINGS_FILE
     timings.unlink(missing_ok=True)
     params = default_parameters(pipeline, config.model)
     params.update(settings or {})
     params["timing_path"] = str(timings)
-    meta = run_header(kind=KIND_PIPELINE, run_id=run_id, root=config.root, extra_packages=("kfp", "optuna", "kserve"),
+    meta = run_header(kind=KIND_PIPELINE, run_id=run_dir.name, root=config.root,
+                      extra_packages=("kfp", "optuna", "kserve"),
                       config={"root": str(config.root), "sha256": config.sha256},
                       pipeline=pipeline, runner="kfp.local.SubprocessRunner(use_venv=False)",
                       parameters={k: v for k, v in params.items() if k != "timing_path"})
-    redactor = redactor_for(config, console)  # the tasks inherit the environment: keep its secrets out
-    write_meta_file(run_dir, meta, redactor)
+    return params, meta
 
-    import kfp.local
 
-    from models.pipeline.registry import pipeline_function, stages_for
-    from models.pipeline.timing import read_rows
+@dataclass(frozen=True)
+class _Outcome:
+    """How the kfp.local run ended: its task (outputs), the first error line, Ctrl-C, wall-clock times."""
 
-    stages = stages_for(pipeline)
+    stages: list[str]
+    log_path: Path
+    t0: float
+    t1: float
+    task: Any = None
+    error: str = ""
+    interrupted: bool = False
 
-    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "kfp"))
-    console.info(f"pipeline {pipeline}: stages {' -> '.join(stages)} (kfp.local, results in {run_dir})")
-    # The component subprocesses must import the same servebench source tree as this
-    # process, whatever the editable install points at: prepend it to PYTHONPATH for the run.
+
+@contextlib.contextmanager
+def _source_tree_on_pythonpath() -> Iterator[None]:
+    """The component subprocesses must import the same servebench source tree as this
+    process, whatever the editable install points at: prepend it to PYTHONPATH for the run."""
     old_path = os.environ.get("PYTHONPATH")
     source_tree = str(Path(__file__).resolve().parents[1])
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (source_tree, old_path) if p)
+    try:
+        yield
+    finally:
+        if old_path is None:
+            os.environ.pop("PYTHONPATH", None)
+        else:
+            os.environ["PYTHONPATH"] = old_path
+
+
+def _execute(pipeline: str, params: dict[str, Any], run_dir: Path, console: Console) -> _Outcome:
+    """Run the pipeline under kfp.local, its output in kfp.log, a console line per stage as it ends."""
+    import kfp.local
+
+    from models.pipeline.registry import pipeline_function, stages_for
+
+    stages = stages_for(pipeline)
+    kfp.local.init(runner=kfp.local.SubprocessRunner(use_venv=False), pipeline_root=str(run_dir / "kfp"))
+    console.info(f"pipeline {pipeline}: stages {' -> '.join(stages)} (kfp.local, results in {run_dir})")
     log_path = run_dir / KFP_LOG_FILE
     console.info(f"  kfp.local's own log (task output, tracebacks): {log_path}")
     t0 = time.time()
@@ -200,7 +250,8 @@ def run_pipeline(
     task = None
     # kfp.local prints every task's output to stdout (its logging handler and builtins.print):
     # that goes to kfp.log, and the console shows one line per stage as each one ends.
-    with open(log_path, "w", encoding="utf-8") as log, _StageWatcher(timings, console):
+    with (_source_tree_on_pythonpath(), open(log_path, "w", encoding="utf-8") as log,
+          _StageWatcher(run_dir / TIMINGS_FILE, console)):
         try:
             with contextlib.redirect_stdout(_AnsiStripper(log)):
                 task = pipeline_function(pipeline)(**params)
@@ -209,40 +260,116 @@ def run_pipeline(
             error = text.splitlines()[0] if text else type(exc).__name__
         except KeyboardInterrupt:  # Ctrl-C reaches the task processes too (same process group)
             interrupted, error = True, "interrupted"
-        finally:
-            if old_path is None:
-                os.environ.pop("PYTHONPATH", None)
-            else:
-                os.environ["PYTHONPATH"] = old_path
-    t1 = time.time()
-    redact_file(log_path, redactor)  # kfp.log is complete: every task process has ended
-    rows = read_rows(timings)
-    failed = next((r["stage"] for r in rows if r["status"] != "ok"), "")
-    if error and not failed:
-        done = {r["stage"] for r in rows}
-        failed = next((s for s in stages if s not in done), "unknown")
-    status = RunStatus.INTERRUPTED if interrupted else RunStatus.FAILED if error else RunStatus.COMPLETE
+    return _Outcome(stages, log_path, t0, time.time(), task, error, interrupted)
+
+
+def _record(pipeline: str, run_dir: Path, outcome: _Outcome, meta: RunMeta, redactor: Any,
+            console: Console) -> str:
+    """Redact kfp.log; write the stage rows (with ``total``), the summary and the final meta.json; the failed stage."""
+    from bench.redaction import redact_file
+    from bench.results import write_meta_file
+    from models.pipeline.timing import read_rows
+
+    redact_file(outcome.log_path, redactor)  # kfp.log is complete: every task process has ended
+    rows = read_rows(run_dir / TIMINGS_FILE)
+    failed = _failed_stage(outcome, rows)
+    status = _status(outcome)
     stage_status = "ok" if status is RunStatus.COMPLETE else status.value  # pipeline_stages.csv's own words
+    t0, t1 = outcome.t0, outcome.t1
     rows.append({"stage": "total", "start": t0, "end": t1, "seconds": t1 - t0, "status": stage_status})
     write_stages(run_dir / STAGES_FILE, pipeline, rows)
-    outputs = _write_summary(run_dir, pipeline, task)
+    outputs = _write_summary(run_dir, pipeline, outcome.task)
     console.info(f"  {'total':<9} {t1 - t0:8.2f} s  {stage_status}")
     meta.details.update(failed_stage=failed or None, outputs=outputs)
-    meta.finish(status, error=error or None, now=t1)
+    meta.finish(status, error=outcome.error or None, now=t1)
     write_meta_file(run_dir, meta, redactor)
-    if write_report:
-        from bench.cmd_report import pipeline_report
+    return failed
 
-        pipeline_report(config, run_dir, console)
-    if interrupted:
+
+def _status(outcome: _Outcome) -> RunStatus:
+    return RunStatus.INTERRUPTED if outcome.interrupted else RunStatus.FAILED if outcome.error else RunStatus.COMPLETE
+
+
+def _failed_stage(outcome: _Outcome, rows: list[dict[str, Any]]) -> str:
+    """The first stage not ``ok`` in the rows; after an error without one, the first stage with no row."""
+    failed = next((r["stage"] for r in rows if r["status"] != "ok"), "")
+    if outcome.error and not failed:
+        done = {r["stage"] for r in rows}
+        failed = next((s for s in outcome.stages if s not in done), "unknown")
+    return failed
+
+
+def _exit_code(pipeline: str, run_dir: Path, outcome: _Outcome, failed: str, console: Console) -> int:
+    """130 interrupted, 1 a stage failed (the log's tail shown), 0 ok; the message says where the rows are."""
+    if outcome.interrupted:
         console.error(f"pipeline {pipeline} interrupted during stage {failed!r}; timings so far in "
                       f"{run_dir / STAGES_FILE}; meta.json says interrupted")
         return 130
-    if error:
-        for line in _tail(log_path, 12):
+    if outcome.error:
+        for line in _tail(outcome.log_path, 12):
             console.info(f"  | {line}")
-        console.error(f"pipeline {pipeline} stopped: stage {failed!r} failed ({error}); "
-                      f"timings so far in {run_dir / STAGES_FILE}, full log in {log_path}")
+        console.error(f"pipeline {pipeline} stopped: stage {failed!r} failed ({outcome.error}); "
+                      f"timings so far in {run_dir / STAGES_FILE}, full log in {outcome.log_path}")
         return 1
-    console.info(f"pipeline {pipeline} finished in {t1 - t0:.1f} s; {run_dir / STAGES_FILE}")
+    console.info(f"pipeline {pipeline} finished in {outcome.t1 - outcome.t0:.1f} s; {run_dir / STAGES_FILE}")
     return 0
+
+
+# --- `python -m bench pipeline run|compile`; `run pipeline` means `pipeline run` (registered in bench/cli.py) ---
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = ("The study's Kubeflow pipelines: servebench (E2E, Table 5) and custom (its custom model, "
+                          "Table 4). See docs/pipeline.md and docs/remote-pipelines.md.")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="{run,compile}")
+    run = actions.add_parser("run", help="run a pipeline via kfp.local, or on a target's Kubeflow (also spelt "
+                             "`python -m bench run pipeline`)")
+    _add_pipeline_flag(run)
+    run.add_argument("--target", default=None,
+                     help="submit to this target's Kubeflow Pipelines API (its kfp_endpoint) instead of kfp.local")
+    run.add_argument("--timeout", type=float, default=None,
+                     help="seconds to wait for the remote run (default: the target's kfp_timeout_s)")
+    run.add_argument("--run-id", default=None, help="name of the results folder (default: time-based)")
+    run.add_argument("--no-report", action="store_true", help="skip writing the report (local runs)")
+    run.set_defaults(pipeline_main=_run_main)
+    compile_ = actions.add_parser("compile", help="write a pipeline's KFP IR YAML")
+    compile_.add_argument("-o", "--output", type=Path, default=None,
+                          help="IR YAML file to write (default: PIPELINE-pipeline.yaml)")
+    _add_pipeline_flag(compile_)
+    compile_.set_defaults(pipeline_main=_compile_main)
+
+
+def _add_pipeline_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--pipeline", default="servebench", metavar=choices_metavar(PIPELINES),
+                        help="servebench (E2E, Table 5) or custom (the study's custom model, Table 4; "
+                             "default: %(default)s)")
+
+
+def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
+    return args.pipeline_main(args, config, console)
+
+
+def _run_main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
+    if args.target:
+        from bench.cmd_pipeline_remote import run_remote_pipeline
+
+        return run_remote_pipeline(config, target=args.target, pipeline=args.pipeline, run_id=args.run_id,
+                                   timeout_s=args.timeout, console=console)
+    if args.timeout is not None:
+        console.error("--timeout is the wait for a remote run: give --target NAME too")
+        return 2
+    return run_pipeline(config, pipeline=args.pipeline, run_id=args.run_id, console=console,
+                        write_report=not args.no_report)
+
+
+def _compile_main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
+    try:
+        path = compile_pipeline(args.output or Path(f"{args.pipeline}-pipeline.yaml"), pipeline=args.pipeline)
+    except ValueError as exc:
+        console.error(str(exc))
+        return 2
+    console.print(f"wrote {path}")
+    return 0
+
+
+PIPELINE = Command(_add_arguments, _main)

@@ -13,23 +13,40 @@ died, crashed or had failed requests (named in the message; every measured row i
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import dataclasses
+import functools
 import resource
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from bench.capacity_run import with_capacity
+from bench.cli_args import (
+    Command,
+    choice_list,
+    choices_metavar,
+    csv_counts,
+    csv_words,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from bench.cmd_capacity import capacity_phase, plan_capacity
 from bench.config import BenchConfig
-from bench.console import Console, open_loop_text, saturation_warning, step_label
-from ground.cpus import pin_current_process, plan_cpus
+from bench.console import Console
+from ground.cpus import CpuPlan, pin_current_process, plan_cpus
 from bench.hostload import noise_warnings, run_start_load
 from bench.meta import new_meta
 from bench.redaction import redact_tree, redactor_for
-from bench.results import ResultsError, RunWriter, load_run, validate_run_id
+from bench.results import ResultsError, RunWriter, validate_run_id
+from bench.shard_args import add_shard_arguments, run_clients_from_args, shard_options
+from bench.shard_run import ShardOptions, check_shard_run, shard_cpu_plan, shard_meta, shard_run_id, with_endpoint
+from bench.run_console import print_table3, run_events
+from bench.run_engine import CALIBRATION_MAX_AGE_S, calibration_json, choose_run_engine, event_loop_name
 from bench.runner import (
-    RunEvents,
     TargetOutcome,
     default_run_id,
     finish_meta,
@@ -37,105 +54,17 @@ from bench.runner import (
     run_coroutine,
     sweep_targets,
 )
-from ground.runmeta import RunStatus
-
-if TYPE_CHECKING:
-    from loadgen.calibration import CalibrationResult
+from ground.runmeta import RunMeta, RunStatus
 
 __all__ = [
     "CALIBRATION_MAX_AGE_S",
+    "RUN",
     "choose_run_engine",
     "connection_limit_warning",
     "print_table3",
     "run",
     "sweep_overrides",
 ]
-
-CALIBRATION_MAX_AGE_S = 24 * 3600.0
-
-
-def choose_run_engine(config: BenchConfig, requested: str, console: Console) -> tuple[str, str, Any]:
-    """(engine name, how it was chosen, calibration or None).
-
-    ``auto`` takes the engine the calibration measured cheapest here; a named engine is used
-    as is, but the calibration is still loaded (or quickly measured) for the client ceiling.
-    """
-    from loadgen.engines import available_engines
-
-    calibration = None
-    try:
-        from loadgen.calibration import choose_engine, load_or_run_calibration
-    except ImportError as exc:
-        console.warn(f"calibration is not available ({exc}): the client ceiling will not be recorded")
-        choose_engine = load_or_run_calibration = None  # type: ignore[assignment]
-    if load_or_run_calibration is not None:
-        path = config.results_dir / "calibration.json"
-        try:
-            console.info(f"client calibration: {path} (reused when under {CALIBRATION_MAX_AGE_S / 3600:g} h old "
-                         "and from this host; else a quick one is measured now)")
-            calibration = load_or_run_calibration(path, max_age_s=CALIBRATION_MAX_AGE_S, quick=True,
-                                                  cpus=config.loadgen.cpus, on_progress=console.info)
-        except Exception as exc:  # noqa: BLE001 - a failed calibration must not stop the benchmark
-            console.warn(f"client calibration failed ({type(exc).__name__}: {exc}); no ceiling recorded")
-    if requested != "auto":
-        return requested, "configured", calibration
-    if calibration is not None and choose_engine is not None:
-        try:
-            return choose_engine(calibration), "auto: cheapest CPU per request in the calibration", calibration
-        except Exception as exc:  # noqa: BLE001
-            console.warn(f"could not choose an engine from the calibration: {exc}")
-    available = available_engines()
-    if not available:
-        raise RuntimeError("no load-generator engine can be imported here")
-    fallback = "fast" if "fast" in available else available[0]
-    console.warn(f"engine 'auto' without a calibration: using {fallback!r}")
-    return fallback, "auto: fallback without calibration", calibration
-
-
-def print_table3(run_dir: Path, console: Console) -> None:
-    """The study's layout per mode: rows N, columns targets, cells total seconds.
-
-    A cell of a step with failed requests carries ``✗failed/sent``; a step where every
-    request failed shows ``failed: n/n class`` instead of a total; a saturated open-loop step
-    carries ``⚠ saturated``. The marks used are explained, and the flagged steps named,
-    below the tables.
-    """
-    from bench.cmd_capacity import print_capacity
-    from bench.report.flags import flag_legend, flag_sentences
-    from bench.report.tables import modes_in, table3_rows
-
-    run, capacity_shown = print_capacity(load_run(run_dir, with_requests=False), console)  # its own table
-    if run.summary.empty:
-        if not capacity_shown:
-            console.warn("no step was measured: no table to print")
-        return
-    ceiling = run.meta.details.get("client_ceiling")
-    modes = modes_in(run.summary)
-    cells: list[str] = []
-    for mode in modes:
-        columns, rows = table3_rows(run.summary, mode, run.targets, ceiling)
-        cells += [cell for row in rows for cell in row[1:]]
-        console.table(f"Total time (s) to answer N requests, mode {mode} (run {run.run_id})", columns,
-                      [[_printable(cell, console) for cell in row] for row in rows])
-    if ceiling and any("*" in cell for cell in cells):
-        console.info("* throughput >= 50 % of the client's calibrated ceiling: the client may be the limit there")
-    legend = flag_legend(cells)
-    if legend:
-        for line in legend:
-            console.print(_printable(line, console))
-        console.print("flagged steps:")
-        for sentence in flag_sentences(run.summary, run.targets, modes):
-            console.print(_printable("  " + sentence.replace("`", ""), console))
-
-
-def _printable(text: str, console: Console) -> str:
-    """The flag marks, spelt in ASCII when the terminal's encoding cannot show them."""
-    encoding = getattr(console.out, "encoding", None) or "utf-8"
-    try:
-        text.encode(encoding)
-        return text
-    except (UnicodeEncodeError, LookupError):
-        return text.replace("✗", "x").replace("⚠", "!")
 
 
 def _names(config: BenchConfig, targets: list[str]) -> list[str]:
@@ -193,105 +122,216 @@ def connection_limit_warning(plan: Any, open_files: int | None = None) -> str:
 def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None, modes: list[str] | None,
         trials: int | None, engine: str | None, run_id: str | None, write_report: bool, console: Console,
         rate_rps: float | None = None, duration_s: float | None = None, concurrency: int | None = None,
-        slo: str | None = None) -> int:
-    """Run the sweep against the named targets (or ``all``) and write results/<run-id>/."""
-    from loadgen.engines import ENGINE_NAMES, engine_class
-    from loadgen.sweep import SweepPlan, run_sweep
+        slo: str | None = None, shard: ShardOptions | None = None, endpoint: str | None = None,
+        out: Path | None = None) -> int:
+    """Run the sweep against the named targets (or ``all``) and write results/<run-id>/.
+
+    ``shard``: run only that shard's share of the plan (:mod:`bench.shard_run`);
+    ``endpoint``: send to this URL instead of starting the (one) target's stand-in;
+    ``out``: the folder the run's folder goes in (instead of ``[paths] results_dir``).
+    """
     from targets.base import TargetContext
     from targets.registry import build_targets
 
     started = time.perf_counter()
     load_at_start = run_start_load()  # before training/calibration: the host's own load
     try:
-        modes, capacity = plan_capacity(config, modes, slo)  # `--modes capacity` (bench/cmd_capacity.py)
-        overrides = sweep_overrides(config, n_requests=n_requests, modes=modes, trials=trials, rate_rps=rate_rps,
-                                    duration_s=duration_s, concurrency=concurrency)
-        try:
-            plan = None if modes == [] else SweepPlan.from_config(config.sweep, config.loadgen, **overrides)
-        except ValueError as exc:
-            raise ValueError(f"sweep settings ([sweep] in bench.toml, with the run flags over them): {exc}") from None
-        run_id = validate_run_id(run_id or default_run_id())
-        cpu_plan = plan_cpus(config.loadgen.cpus)
+        config = _retarget(config, targets, endpoint=endpoint, out=out)
+        checked = _check_run(config, targets=targets, n_requests=n_requests, modes=modes, trials=trials,
+                             rate_rps=rate_rps, duration_s=duration_s, concurrency=concurrency, slo=slo,
+                             engine=engine, run_id=run_id, console=console, shard=shard)
     except (ValueError, ResultsError) as exc:
         console.error(str(exc))
         return 2
+
+    def context(name: str) -> TargetContext:
+        return TargetContext(artifacts_dir=config.artifacts_dir, log_dir=checked.log_dir / name,
+                             cpus=checked.cpu_plan.standins, config_dir=config.root)
+
+    built = build_targets(config, checked.names, context)  # validates every table before anything starts
+    if shard is not None and not built[0].is_remote:
+        console.error(f"shard {shard.spec.label}: the shards must all send to one {checked.names[0]!r}, but it is a "
+                      "local stand-in that each shard would start for itself; set its endpoint in bench.toml, give "
+                      "--endpoint URL, or let --clients N start one stand-in for all its shards")
+        return 2
+    try:
+        prepared = _prepare_run(config, checked.engine_name, console)
+    except (OSError, RuntimeError, ValueError, ImportError) as exc:
+        console.error(f"cannot prepare the run: {type(exc).__name__}: {exc}")
+        return 1
+    opened = _open_run(config, checked, prepared, load_at_start, console, shard=shard)
+    if shard is not None:
+        write_report = False  # a shard is raw material for `bench merge`
+    outcomes = [TargetOutcome(t.name) for t in built]
+    status = _sweep(config, checked, prepared, opened, built, outcomes, console)
+    writer = opened.writer
+    console.info(f"wall time {time.perf_counter() - started:.1f} s; {writer.rows_written} summary rows, "
+                 f"{writer.requests_written} requests in {checked.run_dir}")
+    if writer.rows_written:
+        _show_results(config, checked.run_dir, write_report, console)
+    for warning in noise_warnings(opened.meta):
+        console.warn(warning)
+    return _exit_code(checked, outcomes, status, console)
+
+
+@dataclass(frozen=True)
+class _CheckedRun:
+    """Everything about a run that is checked before the model is trained or anything started."""
+
+    plan: Any  # the SweepPlan; None when only the capacity search runs
+    capacity: Any  # the capacity search's settings; None without `--modes capacity`
+    run_id: str
+    cpu_plan: CpuPlan
+    engine_name: str  # as asked: "auto" or an engine's name
+    names: list[str]
+    run_dir: Path
+
+    @property
+    def log_dir(self) -> Path:
+        return self.run_dir / "logs"
+
+
+@dataclass(frozen=True)
+class _PreparedRun:
+    """The model, the test images and the engine, ready for the sweep."""
+
+    artifacts: Any
+    split: Any
+    engine_name: str
+    chosen_by: str
+    calibration: Any
+    engine_cls: Any
+
+
+@dataclass(frozen=True)
+class _OpenRun:
+    """The results folder's writer, its metadata and the redactor of everything written."""
+
+    writer: RunWriter
+    meta: RunMeta
+    redactor: Any
+    shard_run: Any = None  # a sharded run's ShardRun (its steps' measured starts), else None
+
+
+def _check_run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None, modes: list[str] | None,
+               trials: int | None, rate_rps: float | None, duration_s: float | None, concurrency: int | None,
+               slo: str | None, engine: str | None, run_id: str | None, console: Console,
+               shard: ShardOptions | None = None) -> _CheckedRun:
+    """Sweep plan, run id, CPU split, engine name, targets, results folder; ValueError/ResultsError naming the problem.
+
+    The connection-limit warning is printed here, in its place among the checks.
+    """
+    from loadgen.engines import ENGINE_NAMES
+    from loadgen.sweep import SweepPlan
+
+    modes, capacity = plan_capacity(config, modes, slo)  # `--modes capacity` (bench/cmd_capacity.py)
+    overrides = sweep_overrides(config, n_requests=n_requests, modes=modes, trials=trials, rate_rps=rate_rps,
+                                duration_s=duration_s, concurrency=concurrency)
+    try:
+        plan = None if modes == [] else SweepPlan.from_config(config.sweep, config.loadgen, **overrides)
+    except ValueError as exc:
+        raise ValueError(f"sweep settings ([sweep] in bench.toml, with the run flags over them): {exc}") from None
+    if shard is not None:
+        check_shard_run(plan, _names(config, targets), shard, capacity=capacity is not None)
+        run_id = shard_run_id(run_id, shard)
+    run_id = validate_run_id(run_id or default_run_id())
+    cpu_plan = shard_cpu_plan(config.loadgen.cpus) if shard is not None else plan_cpus(config.loadgen.cpus)
     engine_name = engine or config.loadgen.engine
     if engine_name not in ("auto", *ENGINE_NAMES):
-        console.error(f"unknown engine {engine_name!r}; engines: auto, {', '.join(ENGINE_NAMES)}")
-        return 2
+        raise ValueError(f"unknown engine {engine_name!r}; engines: auto, {', '.join(ENGINE_NAMES)}")
     limit_warning = connection_limit_warning(plan) if plan else None
     if limit_warning:
         console.warn(limit_warning)
     names = _names(config, targets)
     if not names:
-        console.error("no targets configured in bench.toml ([targets.NAME] tables)")
-        return 2
+        raise ValueError("no targets configured in bench.toml ([targets.NAME] tables)")
     run_dir = config.results_dir / run_id
     if (run_dir / "summary.csv").exists() or (run_dir / "meta.json").exists():
-        console.error(f"{run_dir} already holds a run; choose another --run-id")
-        return 2
-    log_dir = run_dir / "logs"
+        raise ValueError(f"{run_dir} already holds a run; choose another --run-id")
+    return _CheckedRun(plan, capacity, run_id, cpu_plan, engine_name, names, run_dir)
 
-    def context(name: str) -> TargetContext:
-        return TargetContext(artifacts_dir=config.artifacts_dir, log_dir=log_dir / name, cpus=cpu_plan.standins)
 
-    built = build_targets(config, names, context)  # validates every table before anything starts
+def _retarget(config: BenchConfig, targets: list[str], *, endpoint: str | None, out: Path | None) -> BenchConfig:
+    """``--endpoint URL`` (one target, sent to that URL) and ``--out DIR`` (the run's folder goes under DIR)."""
+    if endpoint is not None:
+        names = _names(config, targets)
+        if len(names) != 1:
+            raise ValueError("--endpoint points one target at a URL: name exactly one target")
+        config = with_endpoint(config, names[0], endpoint)
+    if out is not None:
+        config = dataclasses.replace(config, results_dir=Path(out).resolve())
+    return config
 
+
+def _prepare_run(config: BenchConfig, engine_name: str, console: Console) -> _PreparedRun:
+    """Train the model if needed, load the test images, choose the engine (calibration)."""
+    from loadgen.engines import engine_class
     from models.artifacts import ensure_model
     from models.data import load_dataset
 
-    try:
-        with console.progress("model") as bar:
-            artifacts = ensure_model(
-                config.model, config.artifacts_dir,
-                on_progress=lambda epoch, epochs, loss, acc: bar.update(
-                    epoch, epochs, f"training: epoch {epoch}/{epochs}, loss {loss:.3f}, acc {acc:.3f}"),
-                on_stage=console.info, root=config.root,
-            )
-        split = load_dataset(config.model)
-        engine_name, chosen_by, calibration = choose_run_engine(config, engine_name, console)
-        engine_cls = engine_class(engine_name)
-    except (OSError, RuntimeError, ValueError, ImportError) as exc:
-        console.error(f"cannot prepare the run: {type(exc).__name__}: {exc}")
-        return 1
+    with console.progress("model") as bar:
+        artifacts = ensure_model(
+            config.model, config.artifacts_dir,
+            on_progress=lambda epoch, epochs, loss, acc: bar.update(
+                epoch, epochs, f"training: epoch {epoch}/{epochs}, loss {loss:.3f}, acc {acc:.3f}"),
+            on_stage=console.info, root=config.root,
+        )
+    split = load_dataset(config.model)
+    engine_name, chosen_by, calibration = choose_run_engine(config, engine_name, console)
+    return _PreparedRun(artifacts, split, engine_name, chosen_by, calibration, engine_class(engine_name))
+
+
+def _open_run(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun, load_at_start: Any,
+              console: Console, shard: ShardOptions | None = None) -> _OpenRun:
+    """Create the results folder and its first meta.json, pin this process to the client CPUs."""
     redactor = redactor_for(config, console)  # every configured secret, out of all that is written
-    writer = RunWriter(run_dir, run_id, _summary_columns(), redactor=redactor)
-    log_dir.mkdir(parents=True, exist_ok=True)
-    meta = new_meta(run_id=run_id, root=config.root, config_sha256=config.sha256,
-                    config_path=str(config.root / "bench.toml"), sweep=plan.describe() if plan else {}, targets=names,
-                    load_at_start=load_at_start)
+    writer = RunWriter(checked.run_dir, checked.run_id, _summary_columns(), redactor=redactor)
+    checked.log_dir.mkdir(parents=True, exist_ok=True)
+    plan, engine_name, calibration = checked.plan, prepared.engine_name, prepared.calibration
+    meta = new_meta(run_id=checked.run_id, root=config.root, config_sha256=config.sha256,
+                    config_path=str(config.root / "bench.toml"), sweep=plan.describe() if plan else {},
+                    targets=checked.names, load_at_start=load_at_start)
     ceiling = calibration.ceiling(engine_name) if calibration is not None else None
     meta.details.update(
-        model=model_facts(artifacts),
-        test_split={"images": int(len(split.test_x)), "dataset": config.model.dataset},
-        engine={"name": engine_name, "version": engine_cls.version(), "chosen_by": chosen_by, "loop": _loop_name()},
-        calibration=_calibration_json(calibration, config.results_dir / "calibration.json"),
+        model=model_facts(prepared.artifacts),
+        test_split={"images": int(len(prepared.split.test_x)), "dataset": config.model.dataset},
+        engine={"name": engine_name, "version": prepared.engine_cls.version(), "chosen_by": prepared.chosen_by,
+                "loop": event_loop_name()},
+        calibration=calibration_json(calibration, config.results_dir / "calibration.json"),
         client_ceiling=ceiling.to_json() if ceiling else None,
-        cpu_plan=cpu_plan.describe(),
+        cpu_plan=checked.cpu_plan.describe(),
     )
+    shard_run = None
+    if shard is not None:
+        shard_run = shard.new_run()
+        meta.details["shard"] = shard_meta(shard, shard_run)  # its steps list fills in as the steps run
     writer.write_meta(meta)
+    cpu_plan = checked.cpu_plan
     pin_current_process(cpu_plan.client)  # after host facts were taken, so they show every CPU
-    console.info(f"run {run_id}: {len(names)} target(s) {', '.join(names)}; engine {engine_name} "
-                 f"({chosen_by}); CPUs client {list(cpu_plan.client) or 'any'}, stand-ins "
-                 f"{list(cpu_plan.standins) or 'any'}; results in {run_dir}")
+    console.info(f"run {checked.run_id}: {len(checked.names)} target(s) {', '.join(checked.names)}; engine "
+                 f"{engine_name} ({prepared.chosen_by}); CPUs client {list(cpu_plan.client) or 'any'}, stand-ins "
+                 f"{list(cpu_plan.standins) or 'any'}; results in {checked.run_dir}")
+    return _OpenRun(writer, meta, redactor, shard_run)
 
-    outcomes = [TargetOutcome(t.name) for t in built]
+
+def _sweep(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun, opened: _OpenRun, built: list[Any],
+           outcomes: list[TargetOutcome], console: Console) -> RunStatus:
+    """Sweep every target in turn; the run's status. meta.json is final and the logs redacted, also on Ctrl-C."""
+    from loadgen.sweep import run_sweep
+
+    if opened.shard_run is not None:
+        run_sweep = functools.partial(run_sweep, shard=opened.shard_run)
+    writer, meta = opened.writer, opened.meta
     status, error = RunStatus.FAILED, "the run stopped on an unexpected error (its traceback is on the console)"
     try:
         with console.progress("sweep") as bar:
-            events = RunEvents(
-                on_target_start=lambda name: console.info(f"[{name}] starting ..."),
-                on_target_ready=lambda name, desc: console.info(f"[{name}] ready at {desc.get('base_url', '?')}"),
-                on_progress=lambda key, done, total: bar.update(done, total, step_label(key)),
-                on_step=lambda row: _show_step(row, console),
-                on_target_done=lambda o: (console.error if o.problem else console.info)(
-                    f"[{o.name}] {o.status}: {o.message or f'{o.steps} steps, {o.requests} requests'}"),
-            )
+            events = run_events(console, bar)
+            capacity = checked.capacity
             phase = capacity_phase(capacity, config, writer, meta, outcomes, console, bar) if capacity else None
             run_coroutine(sweep_targets(built, outcomes, run_sweep=with_capacity(run_sweep, phase),
-                                        engine_factory=engine_cls,
-                                        plan=plan, images=split.test_x, labels=split.test_y,
-                                        writer=writer, meta=meta, events=events))
+                                        engine_factory=prepared.engine_cls,
+                                        plan=checked.plan, images=prepared.split.test_x,
+                                        labels=prepared.split.test_y, writer=writer, meta=meta, events=events))
         status, error = RunStatus.COMPLETE, None
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM (cancels the main task)
         status, error = RunStatus.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM)"
@@ -301,27 +341,30 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     finally:
         writer.write_meta(finish_meta(meta, outcomes, status, error))
         writer.close()
-        redact_tree(log_dir, redactor)  # stand-ins wrote their logs themselves; all are stopped now
+        redact_tree(checked.log_dir, opened.redactor)  # stand-ins wrote their logs themselves; all are stopped now
+    return status
 
-    console.info(f"wall time {time.perf_counter() - started:.1f} s; {writer.rows_written} summary rows, "
-                 f"{writer.requests_written} requests in {run_dir}")
-    if writer.rows_written:
-        print_table3(run_dir, console)
-    if write_report and writer.rows_written:
+
+def _show_results(config: BenchConfig, run_dir: Path, write_report: bool, console: Console) -> None:
+    """The Table-3-style tables, then (if asked) the report."""
+    print_table3(run_dir, console)
+    if write_report:
         from bench.cmd_report import write_report as build
 
         out = build(config, run_dir, study_overlay=True, console=console)
         console.print(f"report: {out / 'report.html'}")
-    for warning in noise_warnings(meta):
-        console.warn(warning)
+
+
+def _exit_code(checked: _CheckedRun, outcomes: list[TargetOutcome], status: RunStatus, console: Console) -> int:
+    """130 interrupted, 1 a target had a problem (named), else 0."""
     if status is RunStatus.INTERRUPTED:
-        console.error(f"interrupted: rows measured so far are kept in {run_dir}; meta.json says interrupted")
+        console.error(f"interrupted: rows measured so far are kept in {checked.run_dir}; meta.json says interrupted")
         return 130
     problems = [o for o in outcomes if o.problem]
     if problems:
         console.error("problems with target(s): " + "; ".join(
             f"{o.name} ({o.status}: {o.message.splitlines()[0] if o.message else ''})" for o in problems)
-            + f" -- details in {run_dir / 'meta.json'} and {log_dir}")
+            + f" -- details in {checked.run_dir / 'meta.json'} and {checked.log_dir}")
         return 1
     return 0
 
@@ -332,36 +375,59 @@ def _summary_columns() -> tuple[str, ...]:
     return SUMMARY_COLUMNS
 
 
-def _loop_name() -> str:
+# --- `python -m bench run` (registered in bench/cli.py) ---
+
+
+def _add_arguments(p: argparse.ArgumentParser) -> None:
+    from bench.capacity_run import CAPACITY_MODE
+    from loadgen.engines import ENGINE_NAMES
+    from loadgen.modes import MODES
+
+    p.description = ("Run the benchmark sweep against `all` targets or the named ones. The study's tuning is "
+                     "`python -m bench hpo` (also spelt `run hpo`), its pipelines `python -m bench pipeline run` "
+                     "(also spelt `run pipeline`); each has its own --help.")
+    p.add_argument("targets", nargs="+", help="'all' or target names")
+    p.add_argument("--requests", type=csv_counts, default=None, help="override [sweep] n_requests, e.g. 1,4,8")
+    p.add_argument("--modes", type=csv_words, default=None, metavar=choice_list((*MODES, CAPACITY_MODE)),
+                   help="override [sweep] modes (comma-separated); capacity = the capacity search (docs/capacity.md)")
+    p.add_argument("--trials", type=positive_int, default=None, help="override [sweep] trials")
+    p.add_argument("--rate", type=positive_float, default=None, metavar="R",
+                   help="open-loop rate in req/s (override [sweep] rate_rps); implies --modes rate "
+                        "unless --modes is given")
+    p.add_argument("--duration", type=positive_float, default=None, metavar="S",
+                   help="seconds per rate step (override [sweep] duration_s): each rate step sends "
+                        "round(R x S) requests instead of --requests (at most 100000); implies --modes rate "
+                        "unless --modes is given")
+    p.add_argument("--concurrency", type=non_negative_int, default=None, metavar="C",
+                   help="override [sweep] concurrency: requests in flight in concurrent mode, connection cap "
+                        "in rate mode (0 = N)")
+    p.add_argument("--engine", default=None, metavar=choices_metavar(("auto", *ENGINE_NAMES)),
+                   help="override [loadgen] engine")
+    p.add_argument("--run-id", default=None, help="name of the results folder (default: time-based)")
+    p.add_argument("--no-report", action="store_true", help="skip writing the report")
+    p.add_argument("--slo", default=None, help="with --modes capacity: the latency objective, e.g. p99=100ms "
+                   "(default: [capacity] percentile and bound_ms; docs/capacity.md)")
+    add_shard_arguments(p)
+
+
+def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
+    if len(args.targets) == 1 and args.targets[0] in ("hpo", "pipeline") and args.targets[0] not in config.targets:
+        word = args.targets[0]  # e.g. `run --run-id x hpo`: the alias applies to the word right after `run` only
+        console.error(f"{word!r} is not a target: write `python -m bench run {word} ...` with {word} right after "
+                      f"run (see `python -m bench {word} --help`)")
+        return 2
+    if args.clients is not None:
+        return run_clients_from_args(args, config, console)
     try:
-        from loadgen.engines.fast_engine import loop_name
-
-        return loop_name()
-    except ImportError:
-        return "asyncio"
-
-
-def _calibration_json(calibration: CalibrationResult | None, path: Path) -> dict[str, Any] | None:
-    """meta.json's ``calibration``: the summary of the calibration the run used (None without one)."""
-    if calibration is None:
-        return None
-    from loadgen.calibration import calibration_summary
-
-    return calibration_summary(calibration, path)
+        shard = shard_options(args)
+    except ValueError as exc:
+        console.error(str(exc))
+        return 2
+    return run(config, targets=args.targets, n_requests=args.requests, modes=args.modes, trials=args.trials,
+               rate_rps=args.rate, duration_s=args.duration, concurrency=args.concurrency, engine=args.engine,
+               run_id=args.run_id, write_report=not args.no_report, console=console, slo=args.slo,
+               shard=shard, endpoint=args.endpoint, out=args.out)
 
 
-def _show_step(row: dict[str, Any], console: Console) -> None:
-    """The step's line; a saturated rate step also gets a warning (shown even with --quiet)."""
-    console.info(_step_line(row))
-    warning = saturation_warning(row)
-    if warning:
-        console.warn(warning)
-
-
-def _step_line(row: dict[str, Any]) -> str:
-    p50 = row.get("lat_p50_s")
-    p50_text = f"{p50 * 1000:.2f} ms" if isinstance(p50, float) and p50 == p50 else "-"
-    errors = f", errors {row['errors']} ({row['errors_by_class']})" if row.get("errors") else ""
-    return (f"  {row['target']} {row['mode']} N={row['n_requests']} trial {row['trial']}: "
-            f"total {row['total_s']:.4f} s, p50 {p50_text}, {row['throughput_rps']:.1f} req/s, "
-            f"accuracy {row['accuracy']:.3f}{errors}{open_loop_text(row)}")
+RUN = Command(_add_arguments, _main, hint="tuning flags belong to `python -m bench hpo` (also `run hpo`), "
+              "pipeline flags to `python -m bench pipeline run` (also `run pipeline`)")

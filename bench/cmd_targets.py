@@ -7,18 +7,29 @@ what they do with them: list, run one in the foreground, or render its deploymen
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 from collections.abc import Mapping
 from pathlib import Path
 
+from bench.cli_args import Command
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
 from ground.cpus import plan_cpus
 from targets.base import Target, TargetContext, TargetError
 from targets.registry import build_target
 
-__all__ = ["emit_files", "list_targets", "serve", "serve_until_stopped", "standin_context", "write_manifests"]
+__all__ = [
+    "SERVE",
+    "TARGETS",
+    "emit_files",
+    "list_targets",
+    "serve",
+    "serve_until_stopped",
+    "standin_context",
+    "write_manifests",
+]
 
 
 def standin_context(config: BenchConfig, name: str) -> TargetContext:
@@ -27,6 +38,7 @@ def standin_context(config: BenchConfig, name: str) -> TargetContext:
         artifacts_dir=config.artifacts_dir,
         log_dir=(config.root / ".cache" / "logs").resolve(),
         cpus=plan_cpus(config.loadgen.cpus).standins,
+        config_dir=config.root,
     )
 
 
@@ -176,3 +188,26 @@ def write_manifests(config: BenchConfig, name: str, *, output: Path | None, cons
     if output is not None:
         console.info(f"{len(files)} files for {name} written to {output}")
     return 0
+
+
+# --- `python -m bench targets` and `python -m bench serve TARGET` (registered in bench/cli.py) ---
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    """`targets` takes no flags of its own."""
+
+
+def _list_main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
+    return list_targets(config, console=console)
+
+
+def _serve_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("target", help="a target name from bench.toml (`python -m bench targets` lists them)")
+
+
+def _serve_main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
+    return asyncio.run(serve(config, args.target, console=console))
+
+
+TARGETS = Command(_no_arguments, _list_main)
+SERVE = Command(_serve_arguments, _serve_main)

@@ -8,14 +8,16 @@ exported file, parity figures, time, where they are).
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import time
 
+from bench.cli_args import Command
 from bench.config import BenchConfig
 from bench.console import Console
 
-__all__ = ["train"]
+__all__ = ["TRAIN", "train"]
 
 
 def train(config: BenchConfig, *, force: bool, console: Console) -> int:
@@ -79,3 +81,17 @@ def train(config: BenchConfig, *, force: bool, console: Console) -> int:
     console.print(f"training: {info['training_seconds']:.1f} s; export + parity: {info['export_seconds']:.1f} s")
     console.print(f"artifacts: {artifacts.dir}")
     return 0
+
+
+# --- `python -m bench train` (registered in bench/cli.py) ---
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true", help="retrain even if artifacts for this config exist")
+
+
+def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
+    return train(config, force=args.force, console=console)
+
+
+TRAIN = Command(_add_arguments, _main)

@@ -7,18 +7,20 @@ and prints; :mod:`webui` holds the page, the server and the manifests and never 
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import signal
 from pathlib import Path
 
+from bench.cli_args import Command
 from bench.cmd_targets import emit_files, serve_until_stopped, standin_context
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
 from targets.base import TargetError
 from targets.registry import build_target
 
-__all__ = ["default_ui_target", "ui", "write_ui_manifests"]
+__all__ = ["UI", "default_ui_target", "ui", "write_ui_manifests"]
 
 
 def default_ui_target(config: BenchConfig) -> str:
@@ -163,3 +165,21 @@ def write_ui_manifests(
     emit_files(blobs, output, console)
     console.info(f"{len(blobs)} files for the digit page written to {output} (proxying /api/predict to {url})")
     return 0
+
+
+# --- `python -m bench ui` (registered in bench/cli.py; `manifests ui` is in bench/cmd_manifests.py) ---
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", default=None, help="target name (default: the first flask target)")
+    parser.add_argument("--port", type=int, default=8765,
+                        help="port on 127.0.0.1, 0 = a free one (default: %(default)s)")
+    parser.add_argument("--no-start", action="store_true",
+                        help="do not start or contact the target: serve the page only (predictions off)")
+
+
+def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
+    return asyncio.run(ui(config, target_name=args.target, port=args.port, start=not args.no_start, console=console))
+
+
+UI = Command(_add_arguments, _main)

@@ -124,16 +124,20 @@ class RunWriter:
     """Appends measured rows to one run folder; created empty (refuses to overwrite a run).
 
     ``redactor`` is applied to every text cell and to meta.json before they are written.
+    ``extra_request_columns`` follow the record columns in requests.csv.gz (``bench merge``
+    adds ``shard``); their cells come with each :meth:`append_requests`.
     """
 
     def __init__(
-        self, directory: Path, run_id: str, summary_columns: Sequence[str], redactor: Redactor | None = None
+        self, directory: Path, run_id: str, summary_columns: Sequence[str], redactor: Redactor | None = None,
+        extra_request_columns: Sequence[str] = (),
     ) -> None:
         self.redactor = redactor or Redactor()
         self.directory = Path(directory)
         self.run_id = validate_run_id(run_id)
         self.summary_columns = ("run_id", *[c for c in summary_columns if c != "run_id"])
-        self.request_columns = (*REQUEST_KEY_COLUMNS, *RECORD_COLUMNS)
+        self.request_columns = (*REQUEST_KEY_COLUMNS, *RECORD_COLUMNS, *extra_request_columns)
+        self._extra_columns = len(extra_request_columns)
         if (self.directory / SUMMARY_FILE).exists() or (self.directory / META_FILE).exists():
             raise ResultsError(f"{self.directory} already holds a run; choose another --run-id")
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -165,16 +169,24 @@ class RunWriter:
         os.fsync(self._summary.fileno())
         self.rows_written += 1
 
-    def append_requests(self, key: StepKey, records: Iterable[Any]) -> None:
-        """All records of one step as one complete gzip member appended to requests.csv.gz."""
+    def append_requests(self, key: StepKey, records: Iterable[Any],
+                        extra_cells: Sequence[Sequence[Any]] | None = None) -> None:
+        """All records of one step as one complete gzip member appended to requests.csv.gz.
+
+        ``extra_cells[i]`` holds record ``i``'s values of the extra request columns.
+        """
+        if (extra_cells is None) != (self._extra_columns == 0):
+            raise ResultsError(f"requests.csv.gz has {self._extra_columns} extra column(s); give their cells "
+                               "with every step, and only then")
         text = io.StringIO()
         writer = csv.writer(text)
         if not self._requests_header_written:
             writer.writerow(self.request_columns)
         prefix = [self.run_id, key.target, key.mode, key.n_requests, key.concurrency, key.rate, key.trial]
         count = 0
-        for record in records:
-            writer.writerow(prefix + [self._text(getattr(record, c)) for c in RECORD_COLUMNS])
+        for i, record in enumerate(records):
+            extra = [self._text(v) for v in extra_cells[i]] if extra_cells is not None else []
+            writer.writerow(prefix + [self._text(getattr(record, c)) for c in RECORD_COLUMNS] + extra)
             count += 1
         member = gzip.compress(text.getvalue().encode("utf-8"), compresslevel=6, mtime=0)
         with self.requests_path.open("ab") as handle:

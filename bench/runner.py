@@ -141,7 +141,7 @@ def _is_dead(row: Mapping[str, Any]) -> bool:
 
 
 async def _sweep_one(target: Target, outcome: TargetOutcome, run_sweep: Callable[..., Any],
-                     engine_factory: Callable[[], Any], plan: Any, images: np.ndarray, labels: np.ndarray,
+                     engine_factory: Callable[[Any], Any], plan: Any, images: np.ndarray, labels: np.ndarray,
                      writer: RunWriter, events: RunEvents) -> None:
     classes: Counter[str] = Counter()
     sweep = run_sweep(target, engine_factory, plan, images, labels, on_progress=events.on_progress)
@@ -173,7 +173,7 @@ async def _sweep_one(target: Target, outcome: TargetOutcome, run_sweep: Callable
 
 
 async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutcome], *, run_sweep: Callable[..., Any],
-                        engine_factory: Callable[[], Any], plan: Any, images: np.ndarray, labels: np.ndarray,
+                        engine_factory: Callable[[Any], Any], plan: Any, images: np.ndarray, labels: np.ndarray,
                         writer: RunWriter, meta: RunMeta, events: RunEvents) -> list[TargetOutcome]:
     """Start, sweep and stop each target in turn; never let one target's failure stop the rest.
 

@@ -96,7 +96,7 @@ def _percentile_ms(values: np.ndarray, q: float) -> float | None:
 
 
 async def measure_engine_point(
-    engine_cls: type[Engine] | Callable[[], Engine],
+    engine_cls: type[Engine] | Callable[[EngineOptions], Engine],
     url: str,
     request: Request,
     concurrency: int,
@@ -110,9 +110,9 @@ async def measure_engine_point(
         raise ValueError(f"duration must be in (0, {MAX_DURATION_S:g}] s, got {duration_s}")
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ValueError(f"concurrency must be in 1..{MAX_CONCURRENCY}, got {concurrency}")
-    engine = engine_cls()
-    await engine.open(EngineOptions(base_url=url, max_connections=concurrency, timeout_s=timeout_s,
-                                    connect_timeout_s=min(5.0, timeout_s)))
+    engine = engine_cls(EngineOptions(base_url=url, max_connections=concurrency, timeout_s=timeout_s,
+                                      connect_timeout_s=min(5.0, timeout_s)))
+    engine.prepare([request])
     latencies: list[float] = []
     errors: dict[str, int] = {}
     clock = time.perf_counter
@@ -133,14 +133,12 @@ async def measure_engine_point(
                 else:
                     latencies.append(clock() - start)
 
-    try:
+    async with engine:
         await asyncio.gather(*(worker(clock() + warmup_s, False) for _ in range(concurrency)))
         gc.collect()
         cpu0, wall0 = time.process_time(), clock()
         await asyncio.gather(*(worker(wall0 + duration_s, True) for _ in range(concurrency)))
         wall, cpu = clock() - wall0, time.process_time() - cpu0
-    finally:
-        await engine.close()
     lat = np.asarray(latencies)
     done = len(lat) + sum(errors.values())
     return {

@@ -13,7 +13,9 @@ Why these three (DESIGN.md §3, after MLPerf LoadGen and perf_analyzer):
 
 Times: ``sent_s`` is when a request was handed to the engine (after the politeness cap);
 any wait inside the engine for a free connection counts as service time, because a
-real client would wait there too.
+real client would wait there too.  Every time is read from ``engine.clock()``
+(``time.perf_counter`` for the network engines; virtual time for the in-memory test
+engine, so the same code gives exact times in tests).
 
 Every step is bounded by ``max_duration_s``: when it is reached, requests in flight are
 recorded as ``timeout`` and requests never sent as ``other``, each with a detail saying
@@ -46,7 +48,7 @@ _PROGRESS_INTERVAL_S = 0.05  # at most 20 progress callbacks a second: the displ
 
 
 class _Step:
-    """Mutable per-request bookkeeping of one running step (times from perf_counter)."""
+    """Mutable per-request bookkeeping of one running step (times from ``engine.clock()``)."""
 
     def __init__(
         self,
@@ -58,6 +60,7 @@ class _Step:
     ) -> None:
         n = len(requests)
         self.engine = engine
+        self.clock = engine.clock
         self.key = key
         self.requests = requests
         self.intended = np.full(n, np.nan)
@@ -77,7 +80,7 @@ class _Step:
         """Send request ``seq``; ``intended`` is None in closed loops (intended = sent)."""
         if self.throttle is not None:
             await self.throttle.acquire()
-        sent = time.perf_counter()
+        sent = self.clock()
         self.sent[seq] = sent
         self.intended[seq] = sent if intended is None else intended
         try:
@@ -88,7 +91,7 @@ class _Step:
             self.error[seq], self.detail[seq] = "other", describe_exception(exc)
         else:
             self.status[seq], self.body[seq], self.bytes_in[seq] = response.status, response.body, response.bytes_in
-        now = time.perf_counter()
+        now = self.clock()
         self.done[seq] = now
         self.completed += 1
         if self.on_progress is not None and (
@@ -111,7 +114,7 @@ class _Step:
         """Launch each request at ``t0 + offsets[i]`` (or at once if overdue), then wait for all."""
         loop = asyncio.get_running_loop()
         for seq in range(len(self.requests)):
-            wait, stop = pace(offsets, time.perf_counter() - t0, seq)
+            wait, stop = pace(offsets, self.clock() - t0, seq)
             if stop:
                 break
             if wait > 0:
@@ -162,7 +165,7 @@ async def run_step(
     tasks: set[asyncio.Task[None]] = set()
     stopped_by_deadline = False
     started_at = time.time()
-    t0 = time.perf_counter()
+    t0 = step.clock()
     try:
         async with asyncio.timeout(max_duration_s):
             if key.mode == "rate":
@@ -177,7 +180,7 @@ async def run_step(
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-    t_stop = time.perf_counter()
+    t_stop = step.clock()
     records = _records(step, labels, decode, t0, t_stop, offsets if key.mode == "rate" else None, max_duration_s)
     ends = [t_stop] if stopped_by_deadline else [t for t in step.done if not math.isnan(t)]
     total_s = (max(ends) if ends else t_stop) - t0

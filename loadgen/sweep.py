@@ -9,9 +9,11 @@ Choices, so that numbers mean one thing:
 
 - **Order**: ``for trial: for mode: for n`` -- trials are spread over the run, so slow
   drift (a warming cache, a noisy neighbour) hits every request count alike.
-- **Connections**: a fresh engine (connection pool) per step, capped at the step's
-  concurrency; steps are independent of what ran before them and of their order.
-  Within the step, connections are kept alive and reused.
+- **Connections**: a fresh engine (connection pool) per step, made with that step's
+  options (connection cap = its concurrency) and opened/closed by ``async with``, so a
+  step that fails or is cancelled still closes its connections; steps are independent
+  of what ran before them and of their order.  Within the step, connections are kept
+  alive and reused.  ``engine.prepare`` builds the step's requests before any timing.
 - **Warm-up**: ``warmup`` requests before every step, over that step's pool (so up to
   ``min(warmup, C)`` connections are already open when measuring starts), sent as a
   closed loop of ``min(warmup, C)`` and excluded from the records.
@@ -28,7 +30,10 @@ Choices, so that numbers mean one thing:
   kept in memory and every one is written out), and a rate step's schedule must fit in
   ``max_duration_s`` -- otherwise its tail would be cut off by design, not by the target.
 - **Blueprints**: ``target.encode`` runs once per image for the whole sweep; the same
-  :class:`~targets.base.Request` objects are re-sent.
+  :class:`~loadgen.request.Request` objects are re-sent.
+- **Shards** (``bench run --shard I/N``): the same loop sends only the shard's share of
+  each step and starts it at a wall-clock instant shared by all shards
+  (:mod:`loadgen.shard` says what a share is, :mod:`loadgen.barrier` when it starts).
 """
 
 from __future__ import annotations
@@ -41,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from loadgen.barrier import ShardRun
 from loadgen.engine import Engine, EngineOptions
 from loadgen.modes import MODES, ProgressCallback, run_step
 from loadgen.pacing import ARRIVALS, schedule
@@ -59,7 +65,7 @@ def requests_for(rate_rps: float, duration_s: float) -> int:
     """Requests of a rate step of ``duration_s`` seconds at ``rate_rps``: R x S rounded half up."""
     return int(math.floor(rate_rps * duration_s + 0.5))
 
-EngineFactory = Callable[[], Engine]  # an Engine subclass or any zero-argument factory
+EngineFactory = Callable[[EngineOptions], Engine]  # an Engine subclass, or any function of the options
 
 
 @dataclass(frozen=True)
@@ -208,18 +214,22 @@ class SweepPlan:
 
 async def run_sweep(
     target: SweepSubject,
-    engine_cls_or_factory: EngineFactory,
+    engine_factory: EngineFactory,
     plan: SweepPlan,
     images: np.ndarray,
     labels: Sequence[int] | np.ndarray,
     *,
     on_progress: ProgressCallback | None = None,
+    shard: ShardRun | None = None,
 ) -> AsyncIterator[StepResult]:
     """Run ``plan`` against a started ``target``; yield one StepResult per step.
 
     ``images`` is the test split (uint8, (N, 28, 28)) and ``labels`` its digits.
-    ``engine_cls_or_factory()`` must return a fresh, unopened Engine; it is called once
-    per step (see the module docstring for why).
+    ``engine_factory(options)`` -- an Engine class, or any function of
+    :class:`~loadgen.engine.EngineOptions` -- must return a fresh, unopened Engine; it is
+    called once per step with that step's options (see the module docstring for why).
+    With ``shard``, each step sends only that shard's share and starts at the shard
+    schedule's instant, after its warm-up (:mod:`loadgen.shard`, :mod:`loadgen.barrier`).
     """
     if not target.base_url:
         raise ValueError(f"target {target.name!r} has no base_url: start it before sweeping")
@@ -235,15 +245,20 @@ async def run_sweep(
             request = blueprints[index] = target.encode(images[index])
         return request
 
-    for key in plan.steps(target.name):
+    for index, whole in enumerate(plan.steps(target.name)):
+        share = shard.share(plan, whole) if shard is not None else None
+        key = share.sent if share is not None else whole  # what this client sends
+        first = share.first if share is not None else 0
         order = plan.image_order(len(images), key.trial)
-        picks = order[np.arange(key.n_requests) % len(order)]
+        picks = order[(first + np.arange(key.n_requests)) % len(order)]
         warm = order[::-1][np.arange(plan.warmup) % len(order)]
         requests = [blueprint(int(i)) for i in picks]
         warm_requests = [blueprint(int(i)) for i in warm]
-        offsets = plan.offsets(key.n_requests, key.trial) if key.mode == "rate" else None
-        engine = engine_cls_or_factory()
-        await engine.open(
+        if share is not None:
+            offsets = share.offsets
+        else:
+            offsets = plan.offsets(key.n_requests, key.trial) if key.mode == "rate" else None
+        engine = engine_factory(
             EngineOptions(
                 base_url=target.base_url,
                 max_connections=key.concurrency,
@@ -252,10 +267,8 @@ async def run_sweep(
                 verify_tls=plan.verify_tls and target.verify_tls,
             )
         )
-        prepare = getattr(engine, "prepare", None)
-        if prepare is not None:  # engines that pre-build request bytes do it outside the timing
-            prepare(warm_requests + requests)
-        try:
+        async with engine:
+            engine.prepare(warm_requests + requests)  # encoding work stays outside the timed part
             if warm_requests:
                 warm_c = min(len(warm_requests), key.concurrency)
                 warm_key = dataclasses.replace(
@@ -265,11 +278,11 @@ async def run_sweep(
                     engine, warm_key, warm_requests, labels_arr[warm], target.decode,
                     max_duration_s=plan.max_duration_s, max_rps=plan.max_rps,
                 )  # fmt: skip
+            if shard is not None:
+                await shard.wait(index)
             result = await run_step(
                 engine, key, requests, labels_arr[picks], target.decode,
                 offsets=offsets, max_duration_s=plan.max_duration_s, max_rps=plan.max_rps,
                 on_progress=on_progress,
             )  # fmt: skip
-        finally:
-            await engine.close()
-        yield result
+        yield shard.finish(index, share, result) if shard is not None and share is not None else result

@@ -12,8 +12,11 @@ once per image by the caller and reused, so encoding cost never lands in a timin
 from __future__ import annotations
 
 import abc
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -22,6 +25,7 @@ from loadgen.request import DecodeError, Request
 __all__ = [
     "DecodeError",
     "Request",
+    "StandInProcess",
     "Target",
     "TargetContext",
     "TargetError",
@@ -40,6 +44,8 @@ class TargetContext:
     ``cpus``: CPUs a local stand-in may use (empty = no pinning).
     ``log_dir``: where stand-in logs go (their tail is shown when start-up fails).
     ``bind_host``: the address local stand-ins listen on; loopback unless a user asks.
+    ``config_dir``: the folder of bench.toml, which relative paths in a target's table are
+    relative to (:meth:`path`); None = the working directory.
     """
 
     artifacts_dir: Any  # pathlib.Path; Any keeps this module free of heavy imports
@@ -47,6 +53,32 @@ class TargetContext:
     cpus: tuple[int, ...] = ()
     bind_host: str = "127.0.0.1"
     ready_timeout_s: float = 120.0
+    config_dir: Any = None
+
+    def path(self, value: str | os.PathLike[str]) -> Path:
+        """A path setting from the target's table, resolved the way bench.toml's own are.
+
+        Why: ``bench`` may run from any folder (``--config elsewhere/bench.toml``); a path
+        in the table means the same file wherever the command is started.
+        """
+        path = Path(value).expanduser()
+        if path.is_absolute():
+            return path
+        return (Path(self.config_dir) if self.config_dir is not None else Path.cwd()).joinpath(path).resolve()
+
+
+class StandInProcess(Protocol):
+    """What servebench needs of a stand-in process (``targets.process.ManagedProcess`` is one).
+
+    ``pgid`` lets the contract suite and the run's host-load accounting find every process
+    of the group; ``returncode`` is None while it runs.
+    """
+
+    @property
+    def pgid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
 
 
 class Target(abc.ABC):
@@ -56,6 +88,10 @@ class Target(abc.ABC):
     parsed from the target's bench.toml table with :func:`ground.tables.parse_table`), and
     implement the abstract methods.  ``start``/``stop`` must be safe to call in any order
     and more than once; ``stop`` must leave no process behind.
+
+    An adapter whose local stand-in is a server process should subclass
+    :class:`targets.local_server.LocalServerTarget` instead: it implements the lifetime,
+    remote mode and ``processes`` and leaves the command line and the wire format.
     """
 
     adapter: ClassVar[str] = ""
@@ -92,9 +128,31 @@ class Target(abc.ABC):
         await self.stop()
 
     @property
-    @abc.abstractmethod
     def is_remote(self) -> bool:
-        """True when the target points at an existing endpoint and starts nothing."""
+        """True when the target points at an existing endpoint and starts nothing.
+
+        The default reads the ``endpoint`` setting (:class:`targets.remote.RemoteSettings`).
+        """
+        return bool(getattr(self.settings, "endpoint", ""))
+
+    @property
+    def processes(self) -> Sequence[StandInProcess]:
+        """The local stand-in's live processes (empty when remote or stopped).
+
+        The contract suite proves with it that ``stop`` leaves no process of these groups,
+        ``bench serve`` notices a stand-in that died, and a run counts its CPU time.
+        """
+        return []
+
+    @property
+    def page_protocol(self) -> str | None:
+        """Which request/answer shape the digit page (``bench ui``) may use with this target.
+
+        One of :data:`targets.page_protocols.PAGE_PROTOCOLS`, or None when the page cannot
+        talk to it (then ``bench ui`` refuses the target by name).  A class attribute
+        ``page_protocol = "kserve-v1"`` in a subclass is enough.
+        """
+        return None
 
     @property
     def verify_tls(self) -> bool:

@@ -10,30 +10,27 @@ nginx setup that :meth:`FlaskTarget.manifests` renders.
 model on every request (its insights, section 7), and that cost is part of what its
 Table 3 measured.  ``"startup"`` loads it once per worker.
 
-:class:`GunicornStandIn` is shared with the ``k8s`` adapter, whose stand-in is several of
-these processes sharing one port.
+The ``k8s`` adapter subclasses :class:`FlaskTarget`: its stand-in is several of these
+processes sharing one port.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from targets.base import DecodeError, Request, Target, TargetContext, TargetError
+from targets.base import DecodeError, Request
+from targets.local_server import LocalServerSettings, LocalServerTarget, SpawnSpec
 from targets.manifests import render
-from targets.process import ManagedProcess, Probe, free_port, http_probe, spawn, wait_ready
-from targets.remote import RemoteAccess, RemoteSettings, check_remote_ready, open_remote, public_remote_settings
-from targets.wire import dumps_compact, wire_instance
+from targets.process import Probe, http_probe
+from targets.wire import instances_body
 
-__all__ = ["AppSettings", "FlaskSettings", "FlaskTarget", "GunicornStandIn", "decode_predictions"]
+__all__ = ["AppSettings", "FlaskSettings", "FlaskTarget", "decode_predictions"]
 
 TORCH_VERSION = "2.13.0"
 #: gunicorn's worker class for the stand-ins and the rendered manifests (module docstring).
@@ -44,7 +41,7 @@ GUNICORN_VERSION = "27.0.1"
 
 
 @dataclass(frozen=True)
-class AppSettings(RemoteSettings):
+class AppSettings(LocalServerSettings):
     """Keys shared by the adapters that serve ``targets.flask_app`` (``flask``, ``k8s``).
 
     ``model_loading``: "per-request" (the study's app) or "startup" (once per worker).
@@ -60,7 +57,6 @@ class AppSettings(RemoteSettings):
     workers: int = 1
     path: str = "/predict"
     health_path: str = "/healthz"
-    cpus: tuple[int, ...] = ()
     torch_threads: int = 1
     max_instances: int = 64
     image: str = "servebench-mnist:latest"
@@ -77,8 +73,6 @@ class AppSettings(RemoteSettings):
         for key in ("path", "health_path"):
             if not getattr(self, key).startswith("/"):
                 raise ValueError(f"{key} must start with '/', got {getattr(self, key)!r}")
-        if any(c < 0 for c in self.cpus):
-            raise ValueError(f"cpus must be CPU numbers >= 0, got {list(self.cpus)}")
 
 
 @dataclass(frozen=True)
@@ -116,23 +110,32 @@ def decode_predictions(status: int, body: bytes) -> int:
     return digit
 
 
-class GunicornStandIn:
-    """``replicas`` independent gunicorn masters of ``targets.flask_app:app`` on one port.
+class FlaskTarget(LocalServerTarget):
+    """The Flask app under gunicorn (local) or an existing deployment of it (remote).
 
-    With one replica this is the plain Flask stand-in; with more, each binds the same
-    loopback port with ``--reuse-port`` (SO_REUSEPORT) and the kernel spreads incoming
-    connections over them, as kube-proxy spreads them over pods.
+    Local stand-in: ``replicas`` independent gunicorn masters of ``targets.flask_app:app``
+    on one port.  With one replica this is the plain Flask stand-in; with more (the ``k8s``
+    adapter), each binds the same loopback port with ``--reuse-port`` (SO_REUSEPORT) and
+    the kernel spreads incoming connections over them, as kube-proxy spreads them over pods.
     """
 
-    def __init__(self, name: str, settings: AppSettings, context: TargetContext, replicas: int = 1) -> None:
-        self.name = name
-        self.settings = settings
-        self.context = context
-        self.replicas = replicas
-        self.processes: list[ManagedProcess] = []
-        self.base_url = ""
+    adapter: ClassVar[str] = "flask"
+    Settings: ClassVar[type] = FlaskSettings
+    settings: FlaskSettings
+    #: The app converts a photo itself (multipart field ``file``): the digit page sends it as is.
+    page_protocol = "multipart"
 
-    def _argv(self, host: str, port: int) -> list[str]:
+    @property
+    def health_path(self) -> str:  # type: ignore[override]
+        return self.settings.health_path
+
+    @property
+    def replicas(self) -> int:
+        """Server processes of the local stand-in (1 here; the k8s adapter has more)."""
+        return 1
+
+    # -- the stand-in ---------------------------------------------------------------------
+    def command(self, host: str, port: int) -> list[str]:
         argv = [
             sys.executable, "-m", "gunicorn",
             "--bind", f"{host}:{port}",
@@ -147,26 +150,38 @@ class GunicornStandIn:
             argv.append("--reuse-port")
         return [*argv, "targets.flask_app:app"]
 
-    def _env(self, artifacts: Path, replica: int) -> dict[str, str]:
+    def environment(self) -> dict[str, str]:
         threads = str(self.settings.torch_threads)
         return {
-            **os.environ,
-            "SERVEBENCH_ARTIFACTS_DIR": str(artifacts),
+            "SERVEBENCH_ARTIFACTS_DIR": str(Path(self.context.artifacts_dir).resolve()),
             "SERVEBENCH_MODEL_LOADING": self.settings.model_loading,
-            "SERVEBENCH_REPLICA": f"{self.name}-{replica}",
             "SERVEBENCH_MAX_INSTANCES": str(self.settings.max_instances),
             "SERVEBENCH_TORCH_THREADS": threads,
             "SERVEBENCH_HEADER_TIMEOUT_S": repr(float(self.settings.header_timeout_s)),
             "SERVEBENCH_BODY_TIMEOUT_S": repr(float(self.settings.body_timeout_s)),
             "OMP_NUM_THREADS": threads,
-            "PYTHONUNBUFFERED": "1",
         }
 
-    def _replica_probe(self, url: str) -> Probe:
-        """Ready once every replica has answered /healthz (fresh connection per probe)."""
+    def spawn_plan(self, host: str, port: int) -> list[SpawnSpec]:
+        """One gunicorn master per replica; each names itself (``X-Replica``, /healthz)."""
+        self.model_file("torchscript/model.pt", "TorchScript model")
+        argv, env = self.command(host, port), self.environment()
+        return [
+            SpawnSpec(
+                argv,
+                {**env, "SERVEBENCH_REPLICA": f"{self.name}-{i}"},
+                f"{self.name}-replica{i}" if self.replicas > 1 else self.name,
+            )
+            for i in range(self.replicas)
+        ]
+
+    def readiness_probe(self, url: str) -> Probe:
+        """Ready once every replica has answered /healthz (a fresh connection per probe)."""
+        probe = http_probe(url)
+        if self.replicas == 1:
+            return probe
         seen: set[str] = set()
         wanted = {f"{self.name}-{i}" for i in range(self.replicas)}
-        probe = http_probe(url)
 
         async def check() -> tuple[bool, str]:
             ok, answer = await probe()
@@ -179,114 +194,9 @@ class GunicornStandIn:
 
         return check
 
-    async def start(self) -> str:
-        artifacts = Path(self.context.artifacts_dir).resolve()
-        model = artifacts / "torchscript" / "model.pt"
-        if not model.is_file():
-            raise TargetError(
-                f"target {self.name!r}: TorchScript model not found at {model} (run `python -m bench train`)"
-            )
-        host = self.context.bind_host
-        port = free_port(host)
-        log_dir = Path(self.context.log_dir or tempfile.gettempdir())
-        cpus = tuple(self.settings.cpus) or tuple(self.context.cpus)
-        try:
-            for i in range(self.replicas):
-                suffix = f"-replica{i}" if self.replicas > 1 else ""
-                self.processes.append(
-                    spawn(
-                        self._argv(host, port),
-                        env=self._env(artifacts, i),
-                        log_path=log_dir / f"{self.name}{suffix}.log",
-                        cpus=cpus,
-                    )
-                )
-            url_host = f"[{host}]" if ":" in host else host
-            self.base_url = f"http://{url_host}:{port}"
-            health = self.base_url + self.settings.health_path
-            timeout = self.settings.ready_timeout_s or self.context.ready_timeout_s
-            what = f"target {self.name!r} stand-in"
-            probe: str | Probe = health
-            if self.replicas > 1:  # a callable probe: name the URL ourselves
-                probe, what = self._replica_probe(health), f"{what} ({self.replicas} replicas at {health})"
-            await wait_ready(probe, timeout=timeout, process=self.processes, what=what)
-        except BaseException:
-            await self.stop()
-            raise
-        return self.base_url
-
-    async def stop(self) -> None:
-        procs, self.processes = self.processes, []
-        if procs:
-            await asyncio.gather(*(p.astop() for p in procs))
-
-    @property
-    def pgids(self) -> list[int]:
-        return [p.pgid for p in self.processes]
-
-
-class FlaskTarget(Target):
-    """The Flask app under gunicorn (local) or an existing deployment of it (remote)."""
-
-    adapter: ClassVar[str] = "flask"
-    Settings: ClassVar[type] = FlaskSettings
-    settings: FlaskSettings
-
-    def __init__(self, name: str, settings: FlaskSettings, context: TargetContext) -> None:
-        super().__init__(name, settings, context)
-        self._standin: GunicornStandIn | None = None
-        self._access: RemoteAccess | None = None
-        self._headers: dict[str, str] | None = None
-        if self.is_remote:
-            self.base_url = settings.endpoint.rstrip("/")
-
-    @property
-    def is_remote(self) -> bool:
-        return bool(self.settings.endpoint)
-
-    @property
-    def replicas(self) -> int:
-        """Server processes of the local stand-in (1 here; the k8s adapter has more)."""
-        return 1
-
-    @property
-    def processes(self) -> list[ManagedProcess]:
-        """The local stand-in's live processes (empty for remote or stopped targets)."""
-        return list(self._standin.processes) if self._standin else []
-
-    # -- lifetime ---------------------------------------------------------------------
-    async def start(self) -> None:
-        if self.is_remote:
-            self._access = open_remote(self.name, self.settings)
-            self._headers = None
-            timeout = self.settings.ready_timeout_s or self.context.ready_timeout_s
-            await check_remote_ready(self.name, self._access, self.settings.health_path, timeout_s=timeout)
-            return
-        if self._standin is not None:
-            return
-        standin = GunicornStandIn(self.name, self.settings, self.context, replicas=self.replicas)
-        self.base_url = await standin.start()
-        self._standin = standin
-
-    async def stop(self) -> None:
-        standin, self._standin = self._standin, None
-        if standin is not None:
-            await standin.stop()
-
     # -- requests ---------------------------------------------------------------------
-    def _request_headers(self) -> dict[str, str]:
-        if self._headers is None:
-            headers = {"Content-Type": "application/json"}
-            if self.is_remote:
-                if self._access is None:  # encode() before start(): read the env now
-                    self._access = open_remote(self.name, self.settings)
-                headers.update(self._access.headers)
-            self._headers = headers
-        return self._headers
-
     def encode(self, image: np.ndarray) -> Request:
-        body = dumps_compact({"instances": [wire_instance(image)]})
-        return Request("POST", self.settings.path, body, self._request_headers())
+        return Request("POST", self.settings.path, instances_body(image), self.request_headers())
 
     def decode(self, status: int, body: bytes) -> int:
         return decode_predictions(status, body)
@@ -300,7 +210,6 @@ class FlaskTarget(Target):
             replicas=self.replicas,
             server="gunicorn (buffering sync workers) + Flask, TorchScript model",
         )
-        facts.update(public_remote_settings(self.settings))
         return facts
 
     def _manifest_values(self) -> dict[str, object]:

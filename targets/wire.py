@@ -5,6 +5,12 @@ print each value with ~17 digits (``0.42419999837875366``), tripling the payload
 ~6 KB figure is based on.  Rounding the float64 copy to 4 decimals prints ``0.4242``, and
 that text parsed and cast back to float32 is bit-identical to ``wire_pixels(image)``, so a
 server's answer and an in-process reference prediction see the same input.
+
+The built-in adapters speak one JSON shape (TF Serving's / KServe V1's row format):
+``{"instances": [image]}`` in (:func:`instances_body`) and ``{"predictions": [answer]}``
+out -- the Flask app answers the digit, KServe the 10 logits (:func:`decode_v1_logits`).
+A new server that speaks it needs no wire code of its own, and the digit page
+(``page_protocol = "kserve-v1"``) can talk to it.
 """
 
 from __future__ import annotations
@@ -14,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from loadgen.request import DecodeError
 from models.data import wire_pixels
 
-__all__ = ["dumps_compact", "wire_instance"]
+__all__ = ["argmax_logits", "decode_v1_logits", "dumps_compact", "instances_body", "wire_instance"]
 
 
 def wire_instance(image: np.ndarray) -> list[list[float]]:
@@ -27,3 +34,34 @@ def wire_instance(image: np.ndarray) -> list[list[float]]:
 def dumps_compact(doc: Any) -> bytes:
     """JSON without spaces (every byte is sent N times in a benchmark)."""
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def instances_body(image: np.ndarray) -> bytes:
+    """``{"instances": [wire_instance(image)]}`` as compact JSON: one image, V1 row format."""
+    return dumps_compact({"instances": [wire_instance(image)]})
+
+
+def decode_v1_logits(status: int, body: bytes) -> int:
+    """``{"predictions": [[10 logits]]}`` -> their argmax; anything else -> DecodeError.
+
+    Strict on purpose: a wrong shape is a broken server, not a wrong digit.
+    """
+    if not 200 <= status < 300:
+        raise DecodeError(f"HTTP {status} is not a prediction: {body[:200]!r}")
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DecodeError(f"response is not JSON: {exc}") from None
+    preds = doc.get("predictions") if isinstance(doc, dict) else None
+    if not isinstance(preds, list) or len(preds) != 1:
+        raise DecodeError(f'expected {{"predictions": [[10 logits]]}} for one image, got {body[:200]!r}')
+    return argmax_logits(preds[0])
+
+
+def argmax_logits(logits: Any) -> int:
+    """10 numeric logits -> the digit with the largest; anything else -> DecodeError."""
+    if not isinstance(logits, list) or len(logits) != 10 or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in logits
+    ):
+        raise DecodeError("expected 10 numeric logits for one image")
+    return int(np.argmax(np.asarray(logits, dtype=np.float64)))

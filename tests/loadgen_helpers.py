@@ -1,9 +1,14 @@
-"""Test doubles for the loadgen tests: a tiny real HTTP server and a trivial Target.
+"""Test doubles for the loadgen tests: a tiny real HTTP server, its in-memory twin, a trivial Target.
 
 Why a hand-written asyncio server instead of a framework: the tests need a server that
 misbehaves on purpose (never answers, closes mid-response, sends garbage, stalls once),
 which frameworks make hard.  It binds 127.0.0.1 on an ephemeral port and runs in the
 test's own event loop, so it is gone when the test's ``asyncio.run`` returns.
+
+Tests of what the sweep and modes *record* (counts, order, labels, flags) use the
+``memory`` engine instead (:class:`MemoryServer` as its handler, run with
+``run_virtual``): no socket, virtual time, the same answers every run.  The real server
+stays for what only a network engine can show (resets, refusals, the connection cap).
 """
 
 from __future__ import annotations
@@ -17,9 +22,13 @@ from typing import Any
 
 import numpy as np
 
+from loadgen.engine import EngineError
 from targets.base import DecodeError, Request, Target, TargetContext
 
-__all__ = ["FakeTarget", "TinyServer", "closed_port", "digit_images", "http_response"]
+__all__ = ["MEMORY_URL", "FakeTarget", "MemoryServer", "SingleWorker", "TinyServer", "closed_port", "digit_answer", "digit_images",
+           "http_response"]
+
+MEMORY_URL = "http://memory.invalid"  # FakeTarget's base_url under the memory engine (nothing is contacted)
 
 # handler(path, body, writer) -> None; it writes (or does not write) the response itself
 Handler = Callable[[str, bytes, asyncio.StreamWriter], Awaitable[None]]
@@ -40,6 +49,50 @@ async def answer_digit(path: str, body: bytes, writer: asyncio.StreamWriter) -> 
     writer.write(http_response(200, json.dumps({"digit": digit_of(body)}).encode()))
 
 
+def digit_answer(request: Request) -> tuple[int, bytes]:
+    """The well-behaved in-memory server (a memory-engine handler): answers the request's digit."""
+    return 200, json.dumps({"digit": digit_of(request.body)}).encode()
+
+
+class MemoryServer:
+    """A memory-engine handler that counts requests; after :meth:`stop` it refuses (a dead target).
+
+    It outlives the engines (the sweep makes one per step), as a real server would.
+    """
+
+    def __init__(self, answer: Callable[[Request], Any] = digit_answer) -> None:
+        self.answer = answer
+        self.requests = 0
+        self.stopped = False
+
+    def stop(self) -> None:
+        self.stopped = True
+
+    async def __call__(self, request: Request) -> tuple[int, bytes]:
+        if self.stopped:
+            raise EngineError("refused", "in-memory server stopped")
+        self.requests += 1
+        answer = self.answer(request)
+        return await answer if asyncio.iscoroutine(answer) else answer
+
+
+class SingleWorker:
+    """A memory-engine handler modelling one sync worker: digits answered one at a time, ``service_s`` each.
+
+    Its capacity is exactly ``1 / service_s`` req/s (virtual time), so an open loop above
+    that falls behind by a known amount.
+    """
+
+    def __init__(self, service_s: float) -> None:
+        self.service_s = service_s
+        self.lock = asyncio.Lock()
+
+    async def __call__(self, request: Request) -> tuple[int, bytes]:
+        async with self.lock:
+            await asyncio.sleep(self.service_s)
+        return digit_answer(request)
+
+
 class TinyServer:
     """HTTP/1.1 keep-alive server on 127.0.0.1:<ephemeral> calling ``handler`` per request."""
 
@@ -54,6 +107,11 @@ class TinyServer:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections the server still holds (a closed engine leaves none)."""
+        return len(self._writers)
 
     async def __aenter__(self) -> TinyServer:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)

@@ -1,9 +1,11 @@
-"""The data behind the target contract suite (tests/test_target_contract.py).
+"""The adapters the in-repo contract suite runs over (tests/test_target_contract.py).
 
-Why a separate file: every adapter must pass the same contract, so adding one is adding a
-:class:`ContractCase` here (name, adapter reference, bench.toml table), not writing tests.
-Built-in adapters are listed by name; the example adapter under ``examples/`` is listed by
-its ``module:Class`` path (its folder is put on ``sys.path`` by ``EXAMPLE_DIR``).
+Why a separate file: every adapter must pass the same contract (:mod:`targets.contract`,
+also what ``python -m bench check-target NAME`` runs for any configured adapter, without
+editing this file), so covering another adapter in servebench's own tests is adding a
+:class:`ContractCase` here, not writing tests.  Built-in adapters are listed by name; the
+example adapters under ``examples/`` by their ``module:Class`` path (their folders are put
+on ``sys.path`` through ``extra_sys_path``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CASES", "EXAMPLE_ADAPTER", "EXAMPLE_DIR", "ContractCase"]
+from targets.contract_tools import OVERSIZED_BYTES
 
-EXAMPLE_DIR = Path(__file__).resolve().parents[1] / "examples" / "aiohttp_target"
+__all__ = ["CASES", "EXAMPLE_ADAPTER", "EXAMPLE_DIR", "FASTAPI_ADAPTER", "FASTAPI_DIR", "ContractCase"]
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLE_DIR = EXAMPLES / "aiohttp_target"
 EXAMPLE_ADAPTER = "servebench_aiohttp_example.target:AiohttpTarget"
+FASTAPI_DIR = EXAMPLES / "fastapi_target"
+FASTAPI_ADAPTER = "servebench_fastapi_example.target:FastAPITarget"
 
 
 @dataclass(frozen=True)
@@ -33,7 +40,7 @@ class ContractCase:
     adapter: str
     table: dict[str, Any] = field(default_factory=dict)
     min_agreement: float = 1.0
-    oversized_bytes: int = 8 * 1024 * 1024
+    oversized_bytes: int = OVERSIZED_BYTES
     extra_sys_path: tuple[Path, ...] = ()
 
 
@@ -41,6 +48,7 @@ CASES: list[ContractCase] = [
     ContractCase("flask-per-request", "flask", {"model_loading": "per-request", "workers": 1}),
     ContractCase("k8s-2-replicas", "k8s", {"model_loading": "startup", "replicas": 2}),
     ContractCase("example-aiohttp", EXAMPLE_ADAPTER, {}, extra_sys_path=(EXAMPLE_DIR,)),
+    ContractCase("example-fastapi", FASTAPI_ADAPTER, {}, extra_sys_path=(FASTAPI_DIR,)),
     # KServe ModelServer over the SavedModel: compared with the TorchScript reference, a
     # near-tie may flip (export parity is checked on logits, not on every argmax).
     ContractCase("kserve-v1", "kserve", {"protocol": "v1", "workers": 1}, min_agreement=0.99),

@@ -1,15 +1,15 @@
-"""The capacity mode's plumbing: real probes through the sweep code path, files, report, compare.
+"""The capacity mode's plumbing: probes through the real sweep code path, files, report, compare.
 
-Why against an in-process TinyServer on loopback with tiny caps: these tests check what
+Why through the in-memory engine on virtual time with tiny caps: these tests check what
 is written and rendered (every probe's records and summary row, the three capacity
-files agreeing with each other, the report and the comparison built from them) -- never
-which rate was found, which depends on the machine. The search logic itself is tested
-exactly with models in test_capacity_search.py; real stand-ins in test_capacity_e2e.py.
+files agreeing with each other, the report and the comparison built from them), so the
+"server" is a model -- one worker, 2 ms per request -- that no machine load can change.
+The search logic itself is tested exactly with models in test_capacity_search.py; real
+stand-ins over real sockets in test_capacity_e2e.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import gzip
 import math
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from loadgen_helpers import FakeTarget, TinyServer, answer_digit, digit_images
+from loadgen_helpers import MEMORY_URL, FakeTarget, SingleWorker, digit_images
 
 from bench.capacity_config import CapacityConfig
 from bench.capacity_results import CAPACITY_FILE, CONCURRENCY_FILE, PROBES_FILE, load_capacity
@@ -27,7 +27,8 @@ from bench.config import ConfigError, LoadgenConfig, SweepConfig, parse_config
 from bench.meta import new_meta
 from bench.results import RunWriter, load_run, write_meta_file
 from ground.runmeta import RunStatus
-from loadgen.engines import engine_class
+from loadgen.engines.memory_engine import MemoryEngine
+from loadgen.engines.virtual_time import run_virtual
 from loadgen.stats import SUMMARY_COLUMNS, step_flags
 from loadgen.sweep import SweepPlan, run_sweep
 
@@ -40,34 +41,34 @@ CEILING = {"engine": "aiohttp", "rps_by_concurrency": {"1": 900.0, "64": 4000.0}
 
 def _capacity_run(tmp_path: Path, run_id: str, config: CapacityConfig = SMALL, *, plan: SweepPlan | None = None,
                   seed: int = 0) -> tuple[Path, CapacityPhase, list]:
-    """A run folder written by the real phase against a TinyServer, with meta.json."""
+    """A run folder written by the real phase through the memory engine, with meta.json."""
     run_dir = tmp_path / run_id
     events: list = []
 
     async def main() -> CapacityPhase:
-        async with TinyServer(answer_digit) as server:
-            target = FakeTarget(server.base_url)
-            writer = RunWriter(run_dir, run_id, SUMMARY_COLUMNS)
-            phase = CapacityPhase(config, sweep=SweepConfig(seed=seed), loadgen=LoadgenConfig(), writer=writer,
-                                  ceiling=CEILING, events=CapacityEvents(
-                                      on_probe=lambda t, r, rec: events.append(("probe", r, rec)),
-                                      on_level=lambda t, rec: events.append(("level", rec)),
-                                      on_search=lambda t, r, res: events.append(("search", r, res))))
-            sweep = with_capacity(run_sweep, phase)(target, engine_class("aiohttp"), plan, IMAGES, LABELS)
-            async for step in sweep:
-                from loadgen.stats import summarize
+        target = FakeTarget(MEMORY_URL)
+        engines = MemoryEngine.factory(SingleWorker(0.002))  # one model server for the whole run
+        writer = RunWriter(run_dir, run_id, SUMMARY_COLUMNS)
+        phase = CapacityPhase(config, sweep=SweepConfig(seed=seed), loadgen=LoadgenConfig(), writer=writer,
+                              ceiling=CEILING, events=CapacityEvents(
+                                  on_probe=lambda t, r, rec: events.append(("probe", r, rec)),
+                                  on_level=lambda t, rec: events.append(("level", rec)),
+                                  on_search=lambda t, r, res: events.append(("search", r, res))))
+        sweep = with_capacity(run_sweep, phase)(target, engines, plan, IMAGES, LABELS)
+        async for step in sweep:
+            from loadgen.stats import summarize
 
-                writer.append_summary(summarize(step))
-                writer.append_requests(step.key, step.records)
-            writer.close()
-            meta = new_meta(run_id=run_id, root=tmp_path, config_sha256="0" * 64, config_path="test",
-                            sweep=plan.describe() if plan else {}, targets=["fake"])
-            meta.details.update(client_ceiling=CEILING, capacity=phase.describe())
-            meta.finish(RunStatus.COMPLETE)
-            write_meta_file(run_dir, meta)
-            return phase
+            writer.append_summary(summarize(step))
+            writer.append_requests(step.key, step.records)
+        writer.close()
+        meta = new_meta(run_id=run_id, root=tmp_path, config_sha256="0" * 64, config_path="test",
+                        sweep=plan.describe() if plan else {}, targets=["fake"])
+        meta.details.update(client_ceiling=CEILING, capacity=phase.describe())
+        meta.finish(RunStatus.COMPLETE)
+        write_meta_file(run_dir, meta)
+        return phase
 
-    return run_dir, asyncio.run(main()), events
+    return run_dir, run_virtual(main()), events
 
 
 @pytest.fixture(scope="module")

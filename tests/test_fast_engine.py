@@ -31,12 +31,9 @@ def _run(coro: Awaitable[object], loop: str = "default") -> object:
 
 
 async def _with_engine(url: str, body: Callable[[FastEngine], Awaitable[object]], **options: object) -> object:
-    engine = FastEngine()
-    await engine.open(EngineOptions(base_url=url, **{"max_connections": 4, "timeout_s": 5.0, **options}))  # type: ignore[arg-type]
-    try:
+    options = EngineOptions(base_url=url, **{"max_connections": 4, "timeout_s": 5.0, **options})  # type: ignore[arg-type]
+    async with FastEngine(options) as engine:
         return await body(engine)
-    finally:
-        await engine.close()
 
 
 def _send_one(url: str, request: Request = POST, loop: str = "default", **options: object) -> Response:
@@ -373,9 +370,11 @@ def test_cancelled_send_drops_its_connection_and_the_engine_recovers() -> None:
 
 def test_send_before_open_is_a_clear_error() -> None:
     with pytest.raises(RuntimeError, match="before open"):
-        _run(FastEngine().send(POST))
+        _run(FastEngine(EngineOptions(base_url="http://127.0.0.1:1", max_connections=1)).send(POST))
     with pytest.raises(ValueError, match="max_connections"):
-        _run(FastEngine().open(EngineOptions(base_url="http://127.0.0.1:1", max_connections=0)))
+        FastEngine(EngineOptions(base_url="http://127.0.0.1:1", max_connections=0))
+    with pytest.raises(ValueError, match="base_url must be http"):  # checked when the engine is made
+        FastEngine(EngineOptions(base_url="ftp://127.0.0.1:1", max_connections=1))
 
 
 def test_stub_server_records_requests() -> None:

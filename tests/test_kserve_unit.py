@@ -114,15 +114,21 @@ def test_decode_is_strict(tmp_path: Path, protocol: str, status: int, body: byte
 
 
 # -- remote mode without a server -------------------------------------------------------
-def test_remote_encode_needs_start_and_describe_hides_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_remote_encode_reads_credentials_and_describe_hides_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like every LocalServerTarget, encode() before start() reads the variables itself."""
     monkeypatch.setenv("SB_TEST_TOKEN", "s3cr3t-value")
     target = make_target(
         tmp_path, endpoint="https://kubeflow.example.com", host_header="mnist.kubeflow-user.example.com",
         bearer_token_env="SB_TEST_TOKEN",
     )  # fmt: skip
     assert target.is_remote
-    with pytest.raises(TargetError, match="start"):
-        target.encode(digit_image())
+    headers = target.encode(digit_image()).headers
+    assert headers["Authorization"] == "Bearer s3cr3t-value" and headers["Host"] == "mnist.kubeflow-user.example.com"
+    monkeypatch.delenv("SB_TEST_TOKEN")
+    with pytest.raises(TargetError, match="SB_TEST_TOKEN"):  # a missing variable is named, never a value
+        make_target(tmp_path, endpoint="https://kubeflow.example.com", bearer_token_env="SB_TEST_TOKEN").encode(
+            digit_image()
+        )
     facts = json.dumps(target.describe())
     assert "SB_TEST_TOKEN" in facts and "s3cr3t-value" not in facts
     assert "mnist.kubeflow-user.example.com" in facts

@@ -10,7 +10,7 @@ import pytest
 from loadgen_helpers import FakeTarget, TinyServer, answer_digit, closed_port, http_response, reset_connection
 
 from loadgen.engine import EngineOptions
-from loadgen.engines import ENGINE_NAMES, available_engines, engine_class
+from loadgen.engines import ENGINE_NAMES, TEST_ENGINE_NAMES, available_engines, engine_class
 from loadgen.modes import run_step
 from loadgen.records import StepKey
 from targets.base import Request
@@ -73,13 +73,10 @@ CASES = {
 async def _run(engine_name: str, base_url: str, n: int = 3, timeout_s: float = 0.4):
     target = FakeTarget(base_url)
     requests = [target.encode(np.full((28, 28), d, dtype=np.uint8)) for d in range(n)]
-    engine = engine_class(engine_name)()
-    await engine.open(EngineOptions(base_url=base_url, max_connections=1, timeout_s=timeout_s, connect_timeout_s=0.4))
-    try:
+    options = EngineOptions(base_url=base_url, max_connections=1, timeout_s=timeout_s, connect_timeout_s=0.4)
+    async with engine_class(engine_name)(options) as engine:
         key = StepKey(target="fake", mode="sequential", n_requests=n, concurrency=1, rate=0.0, trial=1)
         return await run_step(engine, key, requests, list(range(n)), target.decode, max_duration_s=10.0)
-    finally:
-        await engine.close()
 
 
 @pytest.mark.parametrize("engine_name", ENGINES)
@@ -119,13 +116,12 @@ def test_engine_sends_the_blueprint_as_is_and_reuses_the_connection(engine_name:
 
     async def main():
         async with TinyServer(handler) as server:
-            engine = engine_class(engine_name)()
-            await engine.open(EngineOptions(base_url=server.base_url, max_connections=1))
-            try:
-                request = Request("POST", "/v1/models/m:predict?x=1", json.dumps({"v": 7}).encode(), {"X-Test": "1"})
+            request = Request("POST", "/v1/models/m:predict?x=1", json.dumps({"v": 7}).encode(), {"X-Test": "1"})
+            engine = engine_class(engine_name)(EngineOptions(base_url=server.base_url, max_connections=1))
+            engine.prepare([request])  # before open(): allowed, and the same blueprint is then sent as is
+            async with engine:
+                engine.prepare([request])  # and again after: idempotent
                 responses = [await engine.send(request) for _ in range(5)]
-            finally:
-                await engine.close()
             return responses, server.connections
 
     responses, connections = asyncio.run(main())
@@ -138,10 +134,12 @@ def test_engine_sends_the_blueprint_as_is_and_reuses_the_connection(engine_name:
 def test_registry_names_and_errors() -> None:
     assert set(ENGINE_NAMES) == {"fast", "aiohttp", "httpx"}
     assert {"httpx", "aiohttp"} <= set(ENGINES)
-    for name in ENGINES:
+    for name in (*ENGINES, *TEST_ENGINE_NAMES):
         cls = engine_class(name)
         assert cls.name == name and cls.version()
-    with pytest.raises(ValueError, match="known engines"):
+    # the in-memory engine is selectable by name but is never a candidate for measuring a target
+    assert TEST_ENGINE_NAMES == ("memory",) and "memory" not in ENGINES
+    with pytest.raises(ValueError, match="known engines: fast, aiohttp, httpx, memory"):
         engine_class("curl")
 
 
@@ -162,16 +160,86 @@ def test_engine_honours_the_connection_cap(engine_name: str) -> None:
             target = FakeTarget(server.base_url)
             labels = [i % 10 for i in range(60)]
             requests = [target.encode(np.full((28, 28), d, dtype=np.uint8)) for d in labels]
-            engine = engine_class(engine_name)()
-            await engine.open(EngineOptions(base_url=server.base_url, max_connections=20))
-            try:
+            async with engine_class(engine_name)(EngineOptions(base_url=server.base_url, max_connections=20)) as engine:
                 # 60 requests all at once through a 20-connection engine: the rest queue in the pool
                 key = StepKey(target="fake", mode="concurrent", n_requests=60, concurrency=60, rate=0.0, trial=1)
                 step = await run_step(engine, key, requests, labels, target.decode)
-            finally:
-                await engine.close()
             return step, server.connections
 
     step, connections = asyncio.run(main())
     assert all(r.ok and r.correct for r in step.records)
     assert state["peak"] == 20 and connections == 20
+
+
+@pytest.mark.parametrize(("options", "problem"), [
+    (dict(base_url="", max_connections=1), "base_url must be a non-empty URL"),
+    (dict(base_url="http://127.0.0.1:1", max_connections=0), "max_connections must be an integer >= 1"),
+    (dict(base_url="http://127.0.0.1:1", max_connections=2.5), "max_connections must be an integer >= 1"),
+    (dict(base_url="http://127.0.0.1:1", max_connections=1, timeout_s=0), "timeout_s must be a finite number > 0"),
+    (dict(base_url="http://127.0.0.1:1", max_connections=1, connect_timeout_s=float("inf")),
+     "connect_timeout_s must be a finite number > 0"),
+])
+def test_bad_options_fail_when_made_not_when_used(options: dict, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        EngineOptions(**options)
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_options_are_given_once_at_construction(engine_name: str) -> None:
+    cls = engine_class(engine_name)
+    options = EngineOptions(base_url="http://127.0.0.1:1", max_connections=3, timeout_s=2.0)
+    assert cls(options).options is options
+    with pytest.raises(TypeError, match="takes an EngineOptions"):
+        cls({"base_url": "http://127.0.0.1:1", "max_connections": 3})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+@pytest.mark.parametrize("ending", ["error", "cancel"])
+def test_async_with_closes_the_connections_on_error_and_on_cancellation(engine_name: str, ending: str) -> None:
+    """The server sees the engine's kept-alive connections closed however the block ends."""
+    entered = asyncio.Event()
+
+    async def main() -> tuple[int, int, bool]:
+        async with TinyServer(answer_digit) as server:
+            options = EngineOptions(base_url=server.base_url, max_connections=2)
+            request = Request("POST", "/predict", json.dumps({"v": 3}).encode())
+
+            async def use() -> None:
+                async with engine_class(engine_name)(options) as engine:
+                    await asyncio.gather(engine.send(request), engine.send(request))
+                    entered.set()
+                    if ending == "error":
+                        raise RuntimeError("boom")
+                    await asyncio.sleep(3600)  # cancelled here
+
+            task = asyncio.create_task(use())
+            await entered.wait()
+            held = server.open_connections
+            if ending == "cancel":
+                task.cancel()
+            with pytest.raises(RuntimeError if ending == "error" else asyncio.CancelledError):
+                await task
+            for _ in range(200):  # the server notices the close within a few loop turns
+                if server.open_connections == 0:
+                    break
+                await asyncio.sleep(0.01)
+            return held, server.open_connections, task.done()
+
+    held, left, done = asyncio.run(main())
+    assert held >= 1 and left == 0 and done
+
+
+@pytest.mark.parametrize("engine_name", ENGINES)
+def test_send_needs_an_open_engine_and_close_is_idempotent(engine_name: str) -> None:
+    async def main() -> None:
+        engine = engine_class(engine_name)(EngineOptions(base_url="http://127.0.0.1:1", max_connections=1))
+        await engine.close()  # never opened: nothing to do
+        with pytest.raises(RuntimeError, match="before open"):
+            await engine.send(Request("GET", "/", b""))
+        async with engine:
+            pass
+        await engine.close()
+        with pytest.raises(RuntimeError, match="after close"):
+            await engine.send(Request("GET", "/", b""))
+
+    asyncio.run(main())

@@ -1,4 +1,9 @@
-"""The sweep API: plan, order, warm-up, seeded images, label checks, a target that dies."""
+"""The sweep API: plan, order, warm-up, seeded images, label checks, a target that dies.
+
+What the sweep records (counts, order, labels, schedules) is checked with the in-memory
+engine on virtual time (no socket, nothing timed by the machine); how a *network* engine
+sees a target die (refused, reset) is checked against a real loopback server.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +12,30 @@ import json
 
 import numpy as np
 import pytest
-from loadgen_helpers import FakeTarget, TinyServer, answer_digit, digit_images
+from loadgen_helpers import MEMORY_URL, FakeTarget, MemoryServer, TinyServer, answer_digit, digit_images, digit_of
 
 from bench.config import LoadgenConfig, SweepConfig
+from loadgen.engine import EngineOptions
 from loadgen.engines import engine_class
+from loadgen.engines.memory_engine import MemoryEngine
+from loadgen.engines.virtual_time import run_virtual
 from loadgen.records import StepResult
 from loadgen.stats import summarize
 from loadgen.sweep import SweepPlan, run_sweep
 
 LABELS = np.random.default_rng(5).integers(0, 10, size=40)
 IMAGES = digit_images(LABELS)
+
+
+def _memory_sweep(server: MemoryServer, plan: SweepPlan, latency: float = 0.001) -> tuple[list[StepResult], FakeTarget]:
+    """Run a sweep through the memory engine on virtual time (``latency`` s per request)."""
+
+    async def main() -> list[StepResult]:
+        return [step async for step in run_sweep(target, MemoryEngine.factory(server, latency=latency), plan, IMAGES,
+                                                 LABELS)]
+
+    target = FakeTarget(MEMORY_URL)
+    return run_virtual(main()), target
 
 
 def _sweep(handler, plan: SweepPlan, engine: str = "aiohttp", stop_after: int | None = None):
@@ -76,14 +95,17 @@ def test_plan_seeds_are_separate_and_reproducible() -> None:
 def test_sweep_runs_every_step_with_warmup_and_checks_every_label() -> None:
     plan = SweepPlan(n_requests=(1, 4, 50), modes=("sequential", "concurrent", "rate"), trials=2, warmup=3,
                      rate_rps=400.0, arrival="poisson", seed=3)  # fmt: skip
-    results, server, target = _sweep(answer_digit, plan)
+    server = MemoryServer()
+    results, target = _memory_sweep(server, plan)
     assert [r.key for r in results] == plan.steps("fake")
     assert server.requests == 2 * 3 * (1 + 4 + 50) + len(results) * 3  # warm-up excluded but sent
     for step in results:
         assert len(step.records) == step.key.n_requests
         assert all(r.ok and r.correct for r in step.records), step.key
         row = summarize(step)
-        assert row["accuracy"] == 1.0 and row["errors"] == 0 and row["lat_p50_s"] > 0
+        assert row["accuracy"] == 1.0 and row["errors"] == 0 and row["flags"] == ""
+        # virtual time: no step queues (C = N, or one at a time), so every latency is the 1 ms service time
+        assert [r.latency_s for r in step.records] == pytest.approx([0.001] * step.key.n_requests), step.key
     # every mode of a trial sends the same images (labels) for the same N, in a seeded order
     by_key = {(s.key.trial, s.key.mode, s.key.n_requests): [r.label for r in s.records] for s in results}
     order = plan.image_order(len(IMAGES), 1)
@@ -96,16 +118,17 @@ def test_sweep_runs_every_step_with_warmup_and_checks_every_label() -> None:
     # open loop: intended times follow the plan's schedule
     rate_step = next(s for s in results if s.key == plan.steps("fake")[-1])
     np.testing.assert_allclose([r.intended_s for r in rate_step.records], plan.offsets(50, 2))
+    np.testing.assert_allclose([r.sent_s for r in rate_step.records], plan.offsets(50, 2), atol=1e-9)  # on time
 
 
 def test_a_wrong_digit_lowers_accuracy_and_is_not_an_error() -> None:
-    async def sometimes_wrong(path: str, body: bytes, w: asyncio.StreamWriter) -> None:
-        digit = json.loads(body)["v"]
+    def sometimes_wrong(request) -> tuple[int, bytes]:
+        digit = digit_of(request.body)
         answer = (digit + 1) % 10 if digit % 2 else digit
-        w.write(f"HTTP/1.1 200 OK\r\nContent-Length: {len(str(answer)) + 11}\r\n\r\n{{\"digit\": {answer}}}".encode())
+        return 200, json.dumps({"digit": answer}).encode()
 
     plan = SweepPlan(n_requests=(40,), modes=("concurrent",), warmup=0, concurrency=8)
-    (step,), _, _ = _sweep(sometimes_wrong, plan)
+    (step,), _ = _memory_sweep(MemoryServer(sometimes_wrong), plan)
     row = summarize(step)
     odd = sum(1 for r in step.records if r.label % 2)
     assert row["errors"] == 0 and row["n_ok"] == 40
@@ -131,14 +154,14 @@ def test_sweep_refuses_an_unstarted_target_or_mismatched_labels() -> None:
     target = FakeTarget("")
 
     async def first(images, labels):
-        async for step in run_sweep(target, engine_class("aiohttp"), plan, images, labels):
+        async for step in run_sweep(target, MemoryEngine, plan, images, labels):
             return step
 
     with pytest.raises(ValueError, match="start it"):
-        asyncio.run(first(IMAGES, LABELS))
-    target.base_url = "http://127.0.0.1:9"
+        run_virtual(first(IMAGES, LABELS))
+    target.base_url = MEMORY_URL
     with pytest.raises(ValueError, match="one label per image"):
-        asyncio.run(first(IMAGES, LABELS[:3]))
+        run_virtual(first(IMAGES, LABELS[:3]))
 
 
 @pytest.mark.parametrize("engine", ["httpx", "aiohttp"])
@@ -195,7 +218,9 @@ def test_rate_steps_sized_by_duration_and_bounded() -> None:
 def test_a_duration_sized_rate_step_runs_round_r_times_s_requests() -> None:
     plan = SweepPlan(n_requests=(3,), modes=("sequential", "rate"), rate_rps=400.0, duration_s=0.1, warmup=1,
                      concurrency=4)  # fmt: skip
-    results, server, _ = _sweep(answer_digit, plan)
+    server = MemoryServer()
+    results, _ = _memory_sweep(server, plan)
+    assert server.requests == 3 + 40 + 2 * plan.warmup
     assert [(s.key.mode, s.key.n_requests) for s in results] == [("sequential", 3), ("rate", 40)]
     rate_step = results[1]
     assert rate_step.key.concurrency == 4 and rate_step.key.rate == 400.0
@@ -203,3 +228,97 @@ def test_a_duration_sized_rate_step_runs_round_r_times_s_requests() -> None:
     np.testing.assert_allclose([r.intended_s for r in rate_step.records], plan.offsets(40, 1))
     row = summarize(rate_step)
     assert row["offered_rps"] > 0 and row["achieved_rps"] > 0
+    assert row["send_lag_max_s"] == pytest.approx(0.0, abs=1e-9) and not row["saturated"]  # 1 ms answers keep up
+
+
+class _RecordingEngine(MemoryEngine):
+    """The memory engine, noting what the sweep asks of the engine interface."""
+
+    made: list[_RecordingEngine] = []
+
+    def __init__(self, options: EngineOptions, handler) -> None:
+        super().__init__(options, handler, latency=0.001)
+        self.prepared = 0
+        self.state = "made"
+        _RecordingEngine.made.append(self)
+
+    def prepare(self, requests) -> None:
+        assert self.state == "open", "the sweep prepares an opened engine, before its step"
+        self.prepared += len(list(requests))
+
+    async def open(self) -> None:
+        await super().open()
+        self.state = "open"
+
+    async def close(self) -> None:
+        await super().close()
+        self.state = "closed"
+
+
+def _recording_factory(handler):
+    _RecordingEngine.made = []
+    return lambda options: _RecordingEngine(options, handler)
+
+
+def test_each_step_gets_a_fresh_engine_made_with_its_options_prepared_and_closed() -> None:
+    plan = SweepPlan(n_requests=(2, 6), modes=("sequential", "concurrent"), warmup=3, concurrency=4, timeout_s=7.0,
+                     connect_timeout_s=2.0, verify_tls=False)  # fmt: skip
+
+    async def main() -> list[StepResult]:
+        factory = _recording_factory(MemoryServer())
+        return [step async for step in run_sweep(FakeTarget(MEMORY_URL), factory, plan, IMAGES, LABELS)]
+
+    results = run_virtual(main())
+    engines = _RecordingEngine.made
+    assert len(engines) == len(results) == 4 and len({id(e) for e in engines}) == 4
+    for engine, step in zip(engines, results):
+        assert engine.options == EngineOptions(base_url=MEMORY_URL, max_connections=step.key.concurrency,
+                                               timeout_s=7.0, connect_timeout_s=2.0, verify_tls=False)
+        assert engine.prepared == step.key.n_requests + plan.warmup  # warm-up and step, before either runs
+        assert engine.state == "closed"
+        assert engine.sent == step.key.n_requests + plan.warmup
+
+
+def test_a_step_that_fails_or_is_cancelled_still_closes_its_engine() -> None:
+    plan = SweepPlan(n_requests=(3,), modes=("sequential", "concurrent"), warmup=0)
+
+    def fail_in_second_step(key, done: int, total: int) -> None:
+        if key.mode == "concurrent":
+            raise RuntimeError("display broke")
+
+    async def failing() -> None:
+        factory = _recording_factory(MemoryServer())
+        async for _ in run_sweep(FakeTarget(MEMORY_URL), factory, plan, IMAGES, LABELS, on_progress=fail_in_second_step):
+            pass
+
+    with pytest.raises(RuntimeError, match="display broke"):
+        run_virtual(failing())
+    assert [e.state for e in _RecordingEngine.made] == ["closed", "closed"]
+
+    reached = asyncio.Event()
+
+    async def hangs_on_fifth(request) -> tuple[int, bytes]:
+        if server.requests == 5:  # the second step's second request: nobody answers it
+            reached.set()
+            await asyncio.sleep(3600)
+        return 200, json.dumps({"digit": digit_of(request.body)}).encode()
+
+    server = MemoryServer(hangs_on_fifth)
+
+    async def cancelled() -> bool:
+        factory = _recording_factory(server)
+
+        async def consume() -> None:
+            async for _ in run_sweep(FakeTarget(MEMORY_URL), factory, plan, IMAGES, LABELS):
+                pass
+
+        task = asyncio.create_task(consume())
+        await reached.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return True
+
+    assert run_virtual(cancelled())
+    assert [e.state for e in _RecordingEngine.made] == ["closed", "closed"]
+    assert [e.in_flight for e in _RecordingEngine.made] == [0, 0]

@@ -216,15 +216,47 @@ def test_foreign_origin_and_host_are_refused(tmp_path) -> None:
     assert len(stub.requests) == 1  # only the same-origin request went through
 
 
-def test_unsupported_adapter_is_refused_by_name(tmp_path) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "aiohttp_target"))
+def _example_target(name: str, adapter: str, folder: str, tmp_path: Path, **table: object):
+    """An out-of-tree example adapter (examples/FOLDER, imported by path as a user would)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / folder))
     try:
-        spec = TargetSpec("plugin", "servebench_aiohttp_example.target:AiohttpTarget", {})
-        target = build_target(spec, TargetContext(artifacts_dir=tmp_path, log_dir=tmp_path))
+        spec = TargetSpec(name, adapter, dict(table))
+        return build_target(spec, TargetContext(artifacts_dir=tmp_path, log_dir=tmp_path, ready_timeout_s=10))
     finally:
         sys.path.pop(0)
-    with pytest.raises(UnsupportedTarget, match="'plugin'.*flask, k8s.*kserve"):
+
+
+def test_adapter_without_a_page_protocol_is_refused_by_name(tmp_path) -> None:
+    target = _example_target("plugin", "servebench_aiohttp_example.target:AiohttpTarget", "aiohttp_target", tmp_path)
+    with pytest.raises(UnsupportedTarget, match="'plugin'.*no page_protocol.*multipart, kserve-v1, kserve-v2"):
         create_app(target, forward=False)
+
+
+def test_unknown_page_protocol_is_refused_by_name(tmp_path) -> None:
+    target = _example_target("plugin", "servebench_fastapi_example.target:FastAPITarget", "fastapi_target", tmp_path)
+    target.page_protocol = "kserve-v9"  # an adapter with a typo in its declaration
+    with pytest.raises(UnsupportedTarget, match="'plugin'.*page_protocol 'kserve-v9'.*does not speak"):
+        create_app(target, forward=False)
+
+
+def test_out_of_tree_adapter_declaring_kserve_v1_gets_the_page(tmp_path) -> None:
+    """The FastAPI example is no built-in: its page_protocol alone makes the page work with it."""
+    stub = StubUpstream(body=json.dumps({"predictions": [[0.0] * 3 + [5.0] + [0.0] * 6]}).encode())
+    body = json.dumps({"instances": [[[0.5] * 28] * 28]})
+    with serve_app(stub.app()) as upstream_url:
+        target = _example_target("fast", "servebench_fastapi_example.target:FastAPITarget", "fastapi_target",
+                                 tmp_path, endpoint=upstream_url.rstrip("/"))  # fmt: skip
+        asyncio.run(target.start())  # readiness check against the stub (GET /health)
+        try:
+            with serve_app(create_app(target)) as page_url, _client() as client:
+                config = client.get(page_url + "config.json").json()
+                resp = client.post(page_url + "api/predict", content=body, headers={"Content-Type": "application/json"})
+        finally:
+            asyncio.run(target.stop())
+    assert config["api"] == "kserve-v1" and config["adapter"] == "fastapi-example"
+    assert resp.status_code == 200 and resp.json()["predictions"][0][3] == 5.0
+    (seen,) = stub.requests
+    assert seen.path == "/v1/predict" and seen.body == body.encode()
 
 
 # ------------------------------------------------------------------- config & page --

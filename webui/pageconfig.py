@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from models.data import MEAN, STD
+from targets.page_protocols import PAGE_PROTOCOLS
 
 __all__ = [
     "API_MODES",
@@ -30,10 +31,12 @@ __all__ = [
 
 ApiMode = Literal["multipart", "kserve-v1", "kserve-v2"]
 
-#: ``multipart``: POST the photo as multipart field ``file`` (the Flask app preprocesses
-#: it, ``flask`` and ``k8s`` targets); ``kserve-v1`` / ``kserve-v2``: the page converts the
-#: photo to 28x28 normalised pixels and POSTs a V1 ``{"instances": ...}`` / V2 body.
-API_MODES: tuple[str, ...] = ("multipart", "kserve-v1", "kserve-v2")
+#: The page protocols (:mod:`targets.page_protocols`): ``multipart``: POST the photo as
+#: multipart field ``file`` (the Flask app preprocesses it, ``flask`` and ``k8s`` targets);
+#: ``kserve-v1`` / ``kserve-v2``: the page converts the photo to 28x28 normalised pixels
+#: and POSTs a V1 ``{"instances": ...}`` / V2 body.  An adapter declares which one its
+#: server answers (``Target.page_protocol``).
+API_MODES: tuple[str, ...] = tuple(PAGE_PROTOCOLS)
 
 #: A pixel is ink when brighter than this after inversion (``preprocess_photo``: grey > 30).
 INK_THRESHOLD = 30
@@ -49,22 +52,26 @@ class UnsupportedTarget(ValueError):
 
 
 def api_mode_for_target(target: Any) -> ApiMode:
-    """The page's API mode for a built target: Flask app (``flask``/``k8s``) or KServe V1/V2.
+    """The page's API mode for a built target: the page protocol its adapter declares.
 
-    Decided by class (``K8sTarget`` is a ``FlaskTarget``), so subclasses of the built-ins
-    work; any other adapter's wire format is unknown to the page and is refused by name.
+    Any adapter works, in-tree or not, when it sets ``page_protocol`` (the built-ins do:
+    ``flask``/``k8s`` "multipart", ``kserve`` "kserve-v1"/"kserve-v2"); one that declares
+    none, or a protocol the page does not speak, is refused by name.
     """
-    from targets.flask_target import FlaskTarget
-    from targets.kserve_target import KServeTarget
-
-    if isinstance(target, FlaskTarget):
-        return "multipart"
-    if isinstance(target, KServeTarget):
-        return "kserve-v1" if target.settings.protocol == "v1" else "kserve-v2"
-    raise UnsupportedTarget(
-        f"target {target.name!r} (adapter {target.adapter or type(target).__name__!r}) is not supported by the "
-        "digit page: it speaks the Flask app's API (adapters flask, k8s) or KServe V1/V2 (adapter kserve)"
-    )
+    protocol = getattr(target, "page_protocol", None)
+    adapter = target.adapter or type(target).__name__
+    known = ", ".join(API_MODES)
+    if protocol is None:
+        raise UnsupportedTarget(
+            f"target {target.name!r} (adapter {adapter!r}) is not supported by the digit page: its adapter declares "
+            f"no page_protocol (the page speaks {known}; see docs/adding-a-target.md)"
+        )
+    if protocol not in API_MODES:
+        raise UnsupportedTarget(
+            f"target {target.name!r} (adapter {adapter!r}) declares page_protocol {protocol!r}, which the digit "
+            f"page does not speak (it speaks {known})"
+        )
+    return protocol  # type: ignore[no-any-return]
 
 
 def api_mode_for_url(url: str) -> ApiMode:

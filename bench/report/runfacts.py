@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench.runstate import run_warnings as state_warnings
+from bench.shard_run import sharding_text, sharding_warnings
 from ground.runmeta import RunMeta, RunStatus
 
 __all__ = ["ceiling_text", "cpu_plan_text", "meta_rows", "run_warnings", "status_text", "sweep_rows"]
@@ -135,6 +136,8 @@ def meta_rows(meta: RunMeta) -> list[list[str]]:
     }
     if details.get("synthetic"):
         facts["synthetic"] = str(details["synthetic"])
+    if sharding_text(details):  # a run merged from shards (bench merge)
+        facts["shards"] = sharding_text(details)
     return [[str(k), str(v)] for k, v in facts.items()]
 
 
@@ -157,6 +160,7 @@ def run_warnings(meta: RunMeta, flagged_steps: int = 0) -> list[str]:
         warnings.append(f"Target `{target}` had a problem: {_first_line(message)} (full message and the "
                         "stand-in's log tail: the run's meta.json and logs/ folder).")
     warnings.extend(state_warnings(meta))  # abandoned / still running, busy host (bench.runstate, bench.hostload)
+    warnings.extend(sharding_warnings(meta.details))  # merged shards: start skew, unsynchronised clocks
     if flagged_steps:
         warnings.append(f"{flagged_steps} step(s) are flagged (failed requests or a saturated open loop): they "
                         "are marked in every table and figure, and listed under \"Flagged steps\".")

@@ -4,6 +4,13 @@ Why lazy: each engine pulls in its own client library (httpx, aiohttp, uvloop +
 httptools); a run needs one of them, and `bench calibrate` all.  ``engine_class`` is the
 single place that maps the ``[loadgen] engine`` setting to code.  The choice of the
 *default* engine ("auto") belongs to calibration, not to this module.
+
+Two kinds of engine are registered: the network engines (:data:`ENGINE_NAMES`, the ones
+``bench run``, ``[loadgen] engine`` and calibration choose from) and the in-process
+``memory`` engine (:data:`TEST_ENGINE_NAMES`), which sends nothing anywhere and exists so
+tests can run the real sweep and mode code on virtual time.  ``engine_class`` resolves
+both; ``available_engines`` lists only network engines, so nothing ever measures a
+target with the memory engine by accident.
 """
 
 from __future__ import annotations
@@ -12,14 +19,19 @@ import importlib
 
 from loadgen.engine import Engine
 
-__all__ = ["ENGINE_NAMES", "EngineUnavailable", "available_engines", "engine_class"]
+__all__ = ["ENGINE_NAMES", "TEST_ENGINE_NAMES", "EngineUnavailable", "available_engines", "engine_class"]
 
-_ENGINES: dict[str, str] = {
+_NETWORK_ENGINES: dict[str, str] = {
     "fast": "loadgen.engines.fast_engine:FastEngine",
     "aiohttp": "loadgen.engines.aiohttp_engine:AiohttpEngine",
     "httpx": "loadgen.engines.httpx_engine:HttpxEngine",
 }
-ENGINE_NAMES: tuple[str, ...] = tuple(_ENGINES)
+_TEST_ENGINES: dict[str, str] = {
+    "memory": "loadgen.engines.memory_engine:MemoryEngine",
+}
+_ENGINES: dict[str, str] = {**_NETWORK_ENGINES, **_TEST_ENGINES}
+ENGINE_NAMES: tuple[str, ...] = tuple(_NETWORK_ENGINES)  # what runs and calibration may use
+TEST_ENGINE_NAMES: tuple[str, ...] = tuple(_TEST_ENGINES)
 
 
 class EngineUnavailable(ImportError):
@@ -35,7 +47,7 @@ def engine_class(name: str) -> type[Engine]:
     try:
         ref = _ENGINES[name]
     except KeyError:
-        raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(ENGINE_NAMES)}") from None
+        raise ValueError(f"unknown engine {name!r}; known engines: {', '.join(_ENGINES)}") from None
     module_name, _, attr = ref.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -48,7 +60,7 @@ def engine_class(name: str) -> type[Engine]:
 
 
 def available_engines() -> tuple[str, ...]:
-    """Names of the engines that import on this machine, in registry order."""
+    """Names of the network engines that import on this machine, in registry order."""
     names = []
     for name in ENGINE_NAMES:
         try:

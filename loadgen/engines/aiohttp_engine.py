@@ -9,6 +9,7 @@ are taken from the environment.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 import aiohttp
 from yarl import URL
@@ -41,22 +42,19 @@ class AiohttpEngine(Engine):
 
     name = "aiohttp"
 
-    def __init__(self) -> None:
+    def __init__(self, options: EngineOptions) -> None:
+        super().__init__(options)
         self._session: aiohttp.ClientSession | None = None
-        self._base = ""
-        self._timeout_s = 0.0
+        self._base = options.base_url.rstrip("/")
         self._urls: dict[str, URL] = {}  # path -> parsed URL: parsed once, not per request
 
     @classmethod
     def version(cls) -> str:
         return aiohttp.__version__
 
-    async def open(self, options: EngineOptions) -> None:
-        if options.max_connections < 1:
-            raise ValueError(f"max_connections must be >= 1, got {options.max_connections}")
-        self._base = options.base_url.rstrip("/")
-        self._urls = {}
-        self._timeout_s = options.timeout_s
+    async def open(self) -> None:
+        await self.close()
+        options = self.options
         connector = aiohttp.TCPConnector(
             limit=options.max_connections,
             limit_per_host=0,  # `limit` is the one cap
@@ -64,24 +62,37 @@ class AiohttpEngine(Engine):
             ssl=None if options.verify_tls else False,
             force_close=False,
         )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            timeout=aiohttp.ClientTimeout(
-                total=options.timeout_s,  # includes waiting for a free connection
-                connect=options.connect_timeout_s,
-            ),
-            trust_env=False,
-            auto_decompress=True,
-            skip_auto_headers=("User-Agent",),
-        )
+        try:
+            self._session = aiohttp.ClientSession(
+                connector=connector,
+                timeout=aiohttp.ClientTimeout(
+                    total=options.timeout_s,  # includes waiting for a free connection
+                    connect=options.connect_timeout_s,
+                ),
+                trust_env=False,
+                auto_decompress=True,
+                skip_auto_headers=("User-Agent",),
+            )
+        except BaseException:
+            await connector.close()
+            raise
+
+    def prepare(self, requests: Iterable[Request]) -> None:
+        """Parse each distinct path's URL now (yarl parsing is not free), outside the timing."""
+        for request in requests:
+            self._url(request.path)
+
+    def _url(self, path: str) -> URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = URL(self._base + path)
+        return url
 
     async def send(self, request: Request) -> Response:
         session = self._session
         if session is None:
-            raise RuntimeError("AiohttpEngine.send() before open()")
-        url = self._urls.get(request.path)
-        if url is None:
-            url = self._urls[request.path] = URL(self._base + request.path)
+            raise RuntimeError("AiohttpEngine.send() called before open() or after close()")
+        url = self._url(request.path)
         try:
             async with session.request(
                 request.method,
@@ -94,7 +105,7 @@ class AiohttpEngine(Engine):
                 head = 17 + len(response.reason or "") + sum(len(k) + len(v) + 4 for k, v in response.raw_headers)
                 return Response(status=response.status, body=body, bytes_in=head + len(body))
         except TimeoutError as exc:  # ClientTimeout.total (aiohttp raises asyncio.TimeoutError)
-            detail = f"no complete response within timeout_s={self._timeout_s:g} s"
+            detail = f"no complete response within timeout_s={self.options.timeout_s:g} s"
             if str(exc):  # aiohttp's own timeouts say which phase (connect, socket read)
                 detail = describe_exception(exc)
             raise EngineError("timeout", detail) from exc

@@ -118,64 +118,48 @@ class FastEngine(Engine):
 
     name = "fast"
 
-    def __init__(self) -> None:
-        self._options: EngineOptions | None = None
-        self._base_url = ""
+    def __init__(self, options: EngineOptions) -> None:
+        super().__init__(options)
+        url = urlsplit(options.base_url)
+        if url.scheme not in ("http", "https") or not url.hostname:
+            raise ValueError(f"base_url must be http(s)://host[:port][/prefix], got {options.base_url!r}")
+        self._base_url = options.base_url
+        self._host = url.hostname
+        self._port = url.port or default_port(url.scheme)
+        self._ssl: ssl.SSLContext | None = _ssl_context(options.verify_tls) if url.scheme == "https" else None
+        self._server_hostname: str | None = url.hostname if url.scheme == "https" else None
+        self._tick_s = min(0.05, max(0.005, options.timeout_s / 20))
         self._idle: list[HttpConnection] = []
         self._open: set[HttpConnection] = set()
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self._host = ""
-        self._port = 0
-        self._ssl: ssl.SSLContext | None = None
-        self._server_hostname: str | None = None
         self._ticker: asyncio.TimerHandle | None = None
-        self._loop: asyncio.AbstractEventLoop = None  # type: ignore[assignment]  # set by open()
-        self._tick_s = 0.05
+        self._loop: asyncio.AbstractEventLoop | None = None  # set by open(): the loop the engine serves
         self.connections_made = 0  # for tests and calibration: how often we (re)connected
 
     @classmethod
     def version(cls) -> str:
         return f"httptools {httptools.__version__}; {loop_name()}"
 
-    async def open(self, options: EngineOptions) -> None:
-        if options.max_connections < 1:
-            raise ValueError(f"max_connections must be >= 1, got {options.max_connections}")
-        if not options.timeout_s > 0 or not options.connect_timeout_s > 0:
-            raise ValueError("timeout_s and connect_timeout_s must be > 0")
-        url = urlsplit(options.base_url)
-        if url.scheme not in ("http", "https") or not url.hostname:
-            raise ValueError(f"base_url must be http(s)://host[:port][/prefix], got {options.base_url!r}")
-        self._options = options
-        self._host = url.hostname
-        self._port = url.port or default_port(url.scheme)
-        if url.scheme == "https":
-            self._ssl = _ssl_context(options.verify_tls)
-            self._server_hostname = url.hostname
-        self._base_url = options.base_url
-        self._tick_s = min(0.05, max(0.005, options.timeout_s / 20))
+    async def open(self) -> None:
+        await self.close()
         loop = self._loop = asyncio.get_running_loop()  # an engine serves the loop that opened it
-        if self._ticker is not None:
-            self._ticker.cancel()
         self._ticker = loop.call_later(self._tick_s, self._expire, loop)
 
     def prepare(self, requests: Iterable[Request]) -> None:
-        """Build and cache the bytes of ``requests`` now, outside any timing (optional).
+        """Build and cache the bytes of ``requests`` now, outside any timing.
 
         Without it the bytes are built on a blueprint's first send (once per blueprint
         and base URL for the whole process, not per engine instance).
         """
-        if self._options is None:
-            raise RuntimeError("FastEngine.prepare() called before open()")
         for request in requests:
             self._bytes_for(request)
 
     async def send(self, request: Request) -> Response:
-        options = self._options
-        if options is None:
-            raise RuntimeError("FastEngine.send() called before open()")
-        wire, idempotent = self._bytes_for(request)
         loop = self._loop
-        deadline = loop.time() + options.timeout_s
+        if loop is None:
+            raise RuntimeError("FastEngine.send() called before open() or after close()")
+        wire, idempotent = self._bytes_for(request)
+        deadline = loop.time() + self.options.timeout_s
         for attempt in (1, 2):
             conn = None
             idle = self._idle
@@ -210,6 +194,9 @@ class FastEngine(Engine):
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+        if self._loop is None:
+            return  # never opened, or already closed
+        self._loop = None
         for conn in list(self._open):
             conn._fail("other", "engine closed")
         self._open.clear()
@@ -224,7 +211,7 @@ class FastEngine(Engine):
     def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
         """The ticker: fail every in-flight request past its deadline, then re-arm."""
         now = loop.time()
-        timeout = self._options.timeout_s if self._options else 0.0
+        timeout = self.options.timeout_s
         for conn in [c for c in self._open if c.waiter is not None and c.deadline <= now]:
             conn.on_timeout(timeout)
         self._ticker = loop.call_later(self._tick_s, self._expire, loop)
@@ -248,7 +235,7 @@ class FastEngine(Engine):
                 if not conn.closed:
                     return conn
                 self._open.discard(conn)
-            if len(self._open) < self._options.max_connections:  # type: ignore[union-attr]
+            if len(self._open) < self.options.max_connections:
                 return await self._connect(deadline, loop)
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiters.append(waiter)
@@ -260,8 +247,7 @@ class FastEngine(Engine):
                 raise
 
     async def _connect(self, deadline: float, loop: asyncio.AbstractEventLoop) -> HttpConnection:
-        options = self._options
-        assert options is not None
+        options = self.options
         conn = HttpConnection()
         self._open.add(conn)  # reserve the slot while connecting
         limit = max(0.0, min(options.connect_timeout_s, deadline - loop.time()))
@@ -286,7 +272,10 @@ class FastEngine(Engine):
         return conn
 
     def _release(self, conn: HttpConnection) -> None:
-        if conn.closed or conn.waiter is not None:
+        if self._loop is None:  # the engine closed while this exchange ran: no socket outlives it
+            conn._drop()
+            self._open.discard(conn)
+        elif conn.closed or conn.waiter is not None:
             self._open.discard(conn)
         else:
             conn.idle_since = time.monotonic()

@@ -10,6 +10,7 @@ are all overridden: a benchmark must not inherit silent caps.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 import httpx
 
@@ -61,7 +62,8 @@ class HttpxEngine(Engine):
     every request is still sent by an ``httpx.AsyncClient``.
 
     Each blueprint is turned into an ``httpx.Request`` once per shard (cached by
-    identity) and re-sent, so per-request work is httpx's own, not ours.  The whole
+    identity; :meth:`prepare` does it before the step, else the first send does) and
+    re-sent, so per-request work is httpx's own, not ours.  The whole
     request is also bounded by ``timeout_s`` (httpx's timeouts are per phase: a server
     trickling bytes would otherwise never time out).
     """
@@ -69,21 +71,20 @@ class HttpxEngine(Engine):
     name = "httpx"
     SHARD_SIZE = 8
 
-    def __init__(self) -> None:
+    def __init__(self, options: EngineOptions) -> None:
+        super().__init__(options)
         self._clients: list[httpx.AsyncClient] = []
         self._in_flight: list[int] = []
-        self._options: EngineOptions | None = None
         self._built: list[dict[int, tuple[Request, httpx.Request]]] = []
+        self._pending: list[Request] = []  # prepared before open(): built when the shards exist
 
     @classmethod
     def version(cls) -> str:
         return httpx.__version__
 
-    async def open(self, options: EngineOptions) -> None:
-        if options.max_connections < 1:
-            raise ValueError(f"max_connections must be >= 1, got {options.max_connections}")
+    async def open(self) -> None:
         await self.close()
-        self._options = options
+        options = self.options
         budget = options.max_connections
         while budget > 0:
             size = min(self.SHARD_SIZE, budget)
@@ -105,6 +106,20 @@ class HttpxEngine(Engine):
             )
         self._in_flight = [0] * len(self._clients)
         self._built = [{} for _ in self._clients]
+        pending, self._pending = self._pending, []
+        self.prepare(pending)
+
+    def prepare(self, requests: Iterable[Request]) -> None:
+        """Build each blueprint's ``httpx.Request`` on every shard now, outside the timing.
+
+        Before :meth:`open` the blueprints are kept and built when the shards exist.
+        """
+        if not self._clients:
+            self._pending.extend(requests)
+            return
+        for request in requests:
+            for shard in range(len(self._clients)):
+                self._request(shard, request)
 
     def _request(self, shard: int, request: Request) -> httpx.Request:
         built = self._built[shard]
@@ -119,16 +134,16 @@ class HttpxEngine(Engine):
         return httpx_request
 
     async def send(self, request: Request) -> Response:
-        if not self._clients or self._options is None:
-            raise RuntimeError("HttpxEngine.send() before open()")
+        if not self._clients:
+            raise RuntimeError("HttpxEngine.send() called before open() or after close()")
         in_flight = self._in_flight
         shard = in_flight.index(min(in_flight)) if len(in_flight) > 1 else 0
         in_flight[shard] += 1
         try:
-            async with asyncio.timeout(self._options.timeout_s):
+            async with asyncio.timeout(self.options.timeout_s):
                 response = await self._clients[shard].send(self._request(shard, request))
         except TimeoutError as exc:  # the whole-request bound above
-            detail = f"no complete response within timeout_s={self._options.timeout_s:g} s"
+            detail = f"no complete response within timeout_s={self.options.timeout_s:g} s"
             raise EngineError("timeout", detail) from exc
         except (httpx.HTTPError, OSError) as exc:
             raise map_httpx_error(exc) from exc
@@ -141,5 +156,6 @@ class HttpxEngine(Engine):
     async def close(self) -> None:
         clients, self._clients = self._clients, []
         self._built = []
+        self._in_flight = []
         for client in clients:
             await client.aclose()

@@ -1,0 +1,128 @@
+"""What every command module shares with ``bench/cli.py``: the ``Command`` record and flag value types.
+
+Why a module of its own: each ``bench/cmd_*.py`` builds its own subcommand parser (so
+``bench run --help`` shows run's flags only, and a new command is one module plus one
+registration line in ``bench/cli.py``), and all of them need the same argparse types --
+comma lists that refuse empty items, bounded numbers -- with errors that argparse prefixes
+with the flag's name (``argument --requests: ...``). argparse stays in the CLI layer: this
+module, ``bench/cli.py`` and the ``Command`` parts of the ``cmd_*`` modules. The functions a
+command calls receive plain values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bench.config import BenchConfig
+    from bench.console import Console
+
+__all__ = [
+    "Command",
+    "choice_list",
+    "choices_metavar",
+    "csv_counts",
+    "csv_ints",
+    "csv_words",
+    "int_at_least",
+    "non_negative_int",
+    "positive_float",
+    "positive_int",
+]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: the flags it takes and the function that runs it.
+
+    ``add_arguments`` fills the subcommand's own parser (it may set ``description`` or add
+    nested subparsers); ``main`` gets the parsed flags, the loaded configuration and the
+    console, and returns the exit code. ``hint`` is added to the "unrecognized arguments"
+    error, e.g. to say which other command owns a flag given here by mistake.
+    """
+
+    add_arguments: Callable[[argparse.ArgumentParser], None]
+    main: Callable[[argparse.Namespace, BenchConfig, Console], int]
+    hint: str = ""
+
+
+def choices_metavar(values: Iterable[str]) -> str:
+    """``{a,b,c}``: the values of a choice-valued flag, spelt as argparse spells ``choices``.
+
+    For flags whose values are checked by the command itself (so a wrong one gets the
+    command's own message and exit code), not by argparse, but still listed in --help.
+    """
+    return "{" + ",".join(values) + "}"
+
+
+def choice_list(values: Iterable[str]) -> str:
+    """``{a,b,c}[,...]``: the metavar of a comma-separated list of choices."""
+    return choices_metavar(values) + "[,...]"
+
+
+def _csv_parts(text: str, what: str) -> list[str]:
+    """The comma-separated items of ``text``; an empty item (``1,,4``, ``1,4,``) is an error,
+    not silently dropped: it is a typo whose intent nobody can guess. argparse prefixes the
+    message with the flag's name (``argument --requests: ...``)."""
+    parts = [part.strip() for part in text.split(",")]
+    empty = [i for i, part in enumerate(parts, 1) if not part]
+    if empty:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated {what}, got {text!r}: item {empty[0]} of {len(parts)} is empty")
+    return parts
+
+
+def csv_ints(text: str) -> list[int]:
+    """Comma-separated integers."""
+    parts = _csv_parts(text, "integers")
+    try:
+        return [int(part) for part in parts]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def csv_counts(text: str) -> list[int]:
+    """Comma-separated counts >= 1 (request counts)."""
+    counts = csv_ints(text)
+    if any(n < 1 for n in counts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated counts >= 1, got {text!r}")
+    return counts
+
+
+def csv_words(text: str) -> list[str]:
+    """Comma-separated names (checked against their known values by the command)."""
+    return _csv_parts(text, "names")
+
+
+def int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``, with a message naming the bound."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
+
+
+def positive_float(text: str) -> float:
+    """A finite number > 0 (``inf`` and ``nan`` are numbers to float(), not to a benchmark)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value

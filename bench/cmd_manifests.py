@@ -1,0 +1,77 @@
+"""`python -m bench manifests NAME [-o DIR]`: what creates NAME on a real cluster.
+
+Why one command for several kinds: a user asks "what do I apply?" for a target and for
+the study's other cluster pieces alike. NAME is a target from bench.toml (its adapter
+renders the files) or one of the names in :data:`SPECIAL`, each rendered by the module
+that owns it. Adding one is one entry in :data:`SPECIAL`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.cli_args import Command
+from bench.config import BenchConfig
+from bench.console import Console
+
+__all__ = ["MANIFESTS", "SPECIAL", "Special"]
+
+
+@dataclass(frozen=True)
+class Special:
+    """A manifests NAME that is not a target: what it renders, and the function rendering it."""
+
+    what: str
+    write: Callable[[BenchConfig, argparse.Namespace, Console], int]
+
+
+def _hpo(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
+    from bench.cmd_hpo import write_hpo_manifests
+
+    return write_hpo_manifests(config, output=args.output, console=console)
+
+
+def _pipeline(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
+    from bench.cmd_pipeline_manifests import write_pipeline_manifests
+
+    return write_pipeline_manifests(config, output=args.output, console=console)
+
+
+def _ui(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
+    from bench.cmd_ui import write_ui_manifests
+
+    return write_ui_manifests(config, output=args.output, predict_url=args.predict_url, console=console)
+
+
+SPECIAL: dict[str, Special] = {
+    "hpo": Special("Katib Experiments", _hpo),
+    "pipeline": Special("TFJob, InferenceService, pipeline IR", _pipeline),
+    "ui": Special("the digit page", _ui),
+}
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    specials = ", ".join(f"'{name}' ({special.what})" for name, special in SPECIAL.items())
+    parser.add_argument("target", metavar="{TARGET," + ",".join(SPECIAL) + "}",
+                        help=f"a target name from bench.toml, or {specials}")
+    parser.add_argument("-o", "--output", type=Path, default=None, help="folder to write into (default: print)")
+    parser.add_argument("--predict-url", default=None,
+                        help="`manifests ui` only: the model URL nginx proxies /api/predict to "
+                             "(default: the first kserve target's cluster-local InferenceService URL)")
+
+
+def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
+    if args.predict_url is not None and args.target != "ui":
+        console.error("--predict-url belongs to `manifests ui` (the digit page's nginx proxy)")
+        return 2
+    if args.target in SPECIAL:
+        return SPECIAL[args.target].write(config, args, console)
+    from bench.cmd_targets import write_manifests
+
+    return write_manifests(config, args.target, output=args.output, console=console)
+
+
+MANIFESTS = Command(_add_arguments, _main)

@@ -1,0 +1,92 @@
+"""What `bench run` shows on the console: a line per step, the sweep's events, the Table-3-style tables.
+
+Why apart from :mod:`bench.cmd_run`: that module decides what runs and in which order;
+this one only words and lays out what happened (the same rows the results folder holds),
+so changing a line or a table never touches the run itself.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench.console import Console, open_loop_text, saturation_warning, step_label
+from bench.results import load_run
+from bench.runner import RunEvents
+
+__all__ = ["print_table3", "run_events"]
+
+
+def print_table3(run_dir: Path, console: Console) -> None:
+    """The study's layout per mode: rows N, columns targets, cells total seconds.
+
+    A cell of a step with failed requests carries ``✗failed/sent``; a step where every
+    request failed shows ``failed: n/n class`` instead of a total; a saturated open-loop step
+    carries ``⚠ saturated``. The marks used are explained, and the flagged steps named,
+    below the tables.
+    """
+    from bench.cmd_capacity import print_capacity
+    from bench.report.flags import flag_legend, flag_sentences
+    from bench.report.tables import modes_in, table3_rows
+
+    run, capacity_shown = print_capacity(load_run(run_dir, with_requests=False), console)  # its own table
+    if run.summary.empty:
+        if not capacity_shown:
+            console.warn("no step was measured: no table to print")
+        return
+    ceiling = run.meta.details.get("client_ceiling")
+    modes = modes_in(run.summary)
+    cells: list[str] = []
+    for mode in modes:
+        columns, rows = table3_rows(run.summary, mode, run.targets, ceiling)
+        cells += [cell for row in rows for cell in row[1:]]
+        console.table(f"Total time (s) to answer N requests, mode {mode} (run {run.run_id})", columns,
+                      [[_printable(cell, console) for cell in row] for row in rows])
+    if ceiling and any("*" in cell for cell in cells):
+        console.info("* throughput >= 50 % of the client's calibrated ceiling: the client may be the limit there")
+    legend = flag_legend(cells)
+    if legend:
+        for line in legend:
+            console.print(_printable(line, console))
+        console.print("flagged steps:")
+        for sentence in flag_sentences(run.summary, run.targets, modes):
+            console.print(_printable("  " + sentence.replace("`", ""), console))
+
+
+def _printable(text: str, console: Console) -> str:
+    """The flag marks, spelt in ASCII when the terminal's encoding cannot show them."""
+    encoding = getattr(console.out, "encoding", None) or "utf-8"
+    try:
+        text.encode(encoding)
+        return text
+    except (UnicodeEncodeError, LookupError):
+        return text.replace("✗", "x").replace("⚠", "!")
+
+
+def run_events(console: Console, bar: Any) -> RunEvents:
+    """The sweep's progress, shown as console lines and the progress bar."""
+    return RunEvents(
+        on_target_start=lambda name: console.info(f"[{name}] starting ..."),
+        on_target_ready=lambda name, desc: console.info(f"[{name}] ready at {desc.get('base_url', '?')}"),
+        on_progress=lambda key, done, total: bar.update(done, total, step_label(key)),
+        on_step=lambda row: _show_step(row, console),
+        on_target_done=lambda o: (console.error if o.problem else console.info)(
+            f"[{o.name}] {o.status}: {o.message or f'{o.steps} steps, {o.requests} requests'}"),
+    )
+
+
+def _show_step(row: dict[str, Any], console: Console) -> None:
+    """The step's line; a saturated rate step also gets a warning (shown even with --quiet)."""
+    console.info(_step_line(row))
+    warning = saturation_warning(row)
+    if warning:
+        console.warn(warning)
+
+
+def _step_line(row: dict[str, Any]) -> str:
+    p50 = row.get("lat_p50_s")
+    p50_text = f"{p50 * 1000:.2f} ms" if isinstance(p50, float) and p50 == p50 else "-"
+    errors = f", errors {row['errors']} ({row['errors_by_class']})" if row.get("errors") else ""
+    return (f"  {row['target']} {row['mode']} N={row['n_requests']} trial {row['trial']}: "
+            f"total {row['total_s']:.4f} s, p50 {p50_text}, {row['throughput_rps']:.1f} req/s, "
+            f"accuracy {row['accuracy']:.3f}{errors}{open_loop_text(row)}")

@@ -1,0 +1,230 @@
+"""The command line: one parser per command, choice values in --help, clear errors, flags reach plain values.
+
+Why these tests: `bench run --help` used to list the tuning and pipeline flags too, and a
+tuning flag given to a load run was silently ignored. Each command now owns its parser
+(``bench.cmd_*`` exports a ``Command``, registered in ``bench/cli.py``); these tests pin
+what a user sees and that every flag still arrives where it did.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bench.capacity_run import CAPACITY_MODE
+from bench.cli import COMMANDS, build_parser, main, parse_args
+from bench.cli_args import Command
+from bench.compare import GATES
+from bench.cmd_manifests import SPECIAL
+from loadgen.engines import ENGINE_NAMES
+from loadgen.modes import MODES
+from models.hpo.search import ALGORITHMS
+from models.pipeline.registry import PIPELINES
+
+TUNING_FLAGS = ("--algorithms", "--max-trials", "--parallel", "--epochs", "--repeats")
+PIPELINE_FLAGS = ("--pipeline", "--target", "--timeout")
+LOAD_FLAGS = ("--requests", "--modes", "--trials", "--rate", "--duration", "--concurrency", "--engine", "--slo")
+
+# Every command's choice-valued flags and their values (from where the values are defined).
+# A command without any is listed with {}: a new command must be considered here.
+CHOICES: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {
+    ("train",): {},
+    ("targets",): {},
+    ("serve",): {},
+    ("manifests",): {"target": ("TARGET", *SPECIAL)},
+    ("ui",): {},
+    ("check-target",): {},
+    ("calibrate",): {"--engines": ENGINE_NAMES},
+    ("run",): {"--modes": (*MODES, CAPACITY_MODE), "--engine": ("auto", *ENGINE_NAMES)},
+    ("hpo",): {"--algorithms": ALGORITHMS},
+    ("pipeline",): {"action": ("run", "compile")},
+    ("pipeline", "run"): {"--pipeline": PIPELINES},
+    ("pipeline", "compile"): {"--pipeline": PIPELINES},
+    ("merge",): {},
+    ("report",): {},
+    ("compare",): {"--metric": ("median", "mean", "p90", "p99", "total"), "--correction": ("holm", "bh"),
+                   "--gate": GATES, "--format": ("table", "md", "csv")},
+}
+
+
+def _help(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as excinfo:
+        parse_args([*argv, "--help"])
+    assert excinfo.value.code == 0
+    return capsys.readouterr().out
+
+
+def _usage_error(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    with pytest.raises(SystemExit) as excinfo:
+        parse_args(list(argv))
+    assert excinfo.value.code == 2
+    return capsys.readouterr().err
+
+
+def _flags_in(text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", text))
+
+
+def test_run_help_shows_load_flags_only(capsys) -> None:
+    text = _help(capsys, "run")
+    flags = _flags_in(text)
+    assert set(LOAD_FLAGS) <= flags
+    assert not flags & {*TUNING_FLAGS, *PIPELINE_FLAGS}, flags & {*TUNING_FLAGS, *PIPELINE_FLAGS}
+    words = " ".join(text.split())  # argparse wraps the description
+    assert "python -m bench hpo" in words and "python -m bench pipeline run" in words  # where those flags went
+
+
+@pytest.mark.parametrize(("argv", "own", "foreign"), [
+    (("hpo",), TUNING_FLAGS, (*LOAD_FLAGS, *PIPELINE_FLAGS)),
+    (("run", "hpo"), TUNING_FLAGS, (*LOAD_FLAGS, *PIPELINE_FLAGS)),  # the old spelling, the same parser
+    (("pipeline", "run"), PIPELINE_FLAGS, (*LOAD_FLAGS, *TUNING_FLAGS)),
+    (("run", "pipeline"), PIPELINE_FLAGS, (*LOAD_FLAGS, *TUNING_FLAGS)),
+])
+def test_tuning_and_pipeline_help_show_their_own_flags(capsys, argv: tuple[str, ...], own, foreign) -> None:
+    flags = _flags_in(_help(capsys, *argv))
+    assert set(own) <= flags and not flags & set(foreign), flags
+
+
+def test_every_command_is_in_the_choice_table_and_loads() -> None:
+    assert {r.name for r in COMMANDS} == {argv[0] for argv in CHOICES}
+    for registration in COMMANDS:
+        assert isinstance(registration.load(), Command), registration
+    text = build_parser().format_help()  # every command's flags together: no clash between them
+    assert all(r.name in text for r in COMMANDS)
+
+
+@pytest.mark.parametrize("argv", list(CHOICES), ids=" ".join)
+def test_each_help_lists_the_values_of_its_choice_flags(capsys, argv: tuple[str, ...]) -> None:
+    text = _help(capsys, *argv)
+    for flag, values in CHOICES[argv].items():
+        listed = "{" + ",".join(values) + "}"
+        assert listed in text, f"`{' '.join(argv)} --help` does not list {flag}'s values {listed}:\n{text}"
+
+
+@pytest.mark.parametrize(("argv", "parser", "unknown", "hint"), [
+    (("run", "all", "--algorithms", "grid"), "python -m bench run", "--algorithms grid", "python -m bench hpo"),
+    (("run", "all", "--pipeline", "custom"), "python -m bench run", "--pipeline custom", "pipeline run"),
+    (("run", "hpo", "--trials", "3"), "python -m bench hpo", "--trials 3", "python -m bench hpo --help"),
+    (("hpo", "--rate", "5"), "python -m bench hpo", "--rate 5", "python -m bench hpo --help"),
+    (("pipeline", "run", "--requests", "3"), "python -m bench pipeline run", "--requests 3",
+     "python -m bench pipeline run --help"),
+    (("pipeline", "compile", "--target", "x"), "python -m bench pipeline compile", "--target x", "compile --help"),
+    (("compare", "a", "b", "--gates", "step"), "python -m bench compare", "--gates step", "compare --help"),
+])
+def test_unknown_flags_are_usage_errors_of_the_command(capsys, argv, parser: str, unknown: str, hint: str) -> None:
+    err = _usage_error(capsys, *argv)
+    assert f"{parser}: error: unrecognized arguments: {unknown}" in err, err
+    assert hint in err and f"usage: {parser} " in err, err
+
+
+@pytest.mark.parametrize(("argv", "problem"), [
+    ((), "the following arguments are required: COMMAND"),
+    (("nope",), "argument COMMAND: invalid choice: 'nope'"),
+    (("--config",), "argument --config: expected one argument"),
+    (("run",), "python -m bench run: error: the following arguments are required: targets"),
+    (("pipeline",), "python -m bench pipeline: error: the following arguments are required: {run,compile}"),
+    (("compare", "a", "b", "--metric", "p50"), "argument --metric: invalid choice: 'p50'"),
+])
+def test_top_level_and_missing_argument_errors(capsys, argv: tuple[str, ...], problem: str) -> None:
+    assert problem in _usage_error(capsys, *argv)
+
+
+def test_old_spellings_parse_to_the_new_commands() -> None:
+    args = parse_args(["--config", "x.toml", "-q", "run", "hpo", "--epochs", "1", "--algorithms", "random"])
+    assert (args.command, args.epochs, args.algorithms, args.config, args.quiet) == ("hpo", 1, ["random"], "x.toml",
+                                                                                    True)
+    args = parse_args(["run", "pipeline", "--target", "kf", "--timeout", "30", "--run-id", "r"])
+    assert (args.command, args.action, args.target, args.timeout, args.run_id) == ("pipeline", "run", "kf", 30.0, "r")
+    assert parse_args(["run", "all", "hpo"]).targets == ["all", "hpo"]  # not right after `run`: target names
+    assert parse_args(["run", "all"]).command == "run"
+
+
+# --- what each command calls, with which plain values ---
+
+
+@pytest.fixture()
+def config_file(tmp_path: Path) -> Path:
+    path = tmp_path / "bench.toml"
+    path.write_text("[targets.x]\nadapter = 'flask'\n")
+    return path
+
+
+def _recorder(calls: list[dict[str, Any]], code: int = 0) -> Any:
+    def record(config: Any, *args: Any, **kwargs: Any) -> int:
+        calls.append({"args": args, **kwargs})
+        return code
+
+    return record
+
+
+@pytest.mark.parametrize(("argv", "module", "function", "expected"), [
+    (["run", "all", "--requests", "1,4", "--modes", "sequential,capacity", "--trials", "2", "--engine", "httpx",
+      "--run-id", "r1", "--no-report", "--slo", "p99=50ms"], "bench.cmd_run", "run",
+     {"targets": ["all"], "n_requests": [1, 4], "modes": ["sequential", "capacity"], "trials": 2, "engine": "httpx",
+      "run_id": "r1", "write_report": False, "slo": "p99=50ms", "rate_rps": None, "duration_s": None,
+      "concurrency": None}),
+    (["run", "x", "--rate", "20", "--duration", "1.5", "--concurrency", "0"], "bench.cmd_run", "run",
+     {"targets": ["x"], "rate_rps": 20.0, "duration_s": 1.5, "concurrency": 0, "write_report": True}),
+    (["run", "hpo", "--algorithms", "grid,random", "--max-trials", "5,10", "--parallel", "2", "--epochs", "1",
+      "--repeats", "3", "--run-id", "h", "--no-report"], "bench.cmd_hpo", "run_hpo",
+     {"algorithms": ["grid", "random"], "max_trials": [5, 10], "parallel": 2, "epochs": 1, "repeats": 3,
+      "run_id": "h", "write_report": False}),
+    (["hpo"], "bench.cmd_hpo", "run_hpo",
+     {"algorithms": None, "max_trials": None, "parallel": None, "epochs": None, "repeats": None, "run_id": None,
+      "write_report": True}),
+    (["run", "pipeline", "--pipeline", "custom", "--run-id", "p", "--no-report"], "bench.cmd_pipeline",
+     "run_pipeline", {"pipeline": "custom", "run_id": "p", "write_report": False}),
+    (["pipeline", "run", "--target", "kf", "--timeout", "30"], "bench.cmd_pipeline_remote", "run_remote_pipeline",
+     {"target": "kf", "pipeline": "servebench", "run_id": None, "timeout_s": 30.0}),
+    (["calibrate", "--engines", "fast", "--duration", "1", "--concurrency", "1,8"], "bench.cmd_calibrate",
+     "calibrate", {"engines": ["fast"], "duration_s": 1.0, "concurrencies": [1, 8], "output": None}),
+    (["report", "a", "b", "--no-study-overlay"], "bench.cmd_report", "report",
+     {"runs": ["a", "b"], "study_overlay": False}),
+    (["compare", "a", "b", "--metric", "p99", "--threshold", "3", "--alpha", "0.01", "--correction", "bh",
+      "--fail-on-regression", "--gate", "step", "--seed", "7", "--format", "csv"], "bench.cmd_compare", "compare",
+     {"a": "a", "b": "b", "metric": "p99", "threshold_pct": 3.0, "alpha": 0.01, "correction": "bh",
+      "fail_on_regression": True, "gate": "step", "seed": 7, "fmt": "csv"}),
+    (["train", "--force"], "bench.cmd_train", "train", {"force": True}),
+    (["manifests", "x", "-o", "out"], "bench.cmd_targets", "write_manifests",
+     {"args": ("x",), "output": Path("out")}),
+    (["manifests", "hpo"], "bench.cmd_hpo", "write_hpo_manifests", {"output": None}),
+    (["manifests", "pipeline", "-o", "o"], "bench.cmd_pipeline_manifests", "write_pipeline_manifests",
+     {"output": Path("o")}),
+    (["manifests", "ui", "--predict-url", "http://m"], "bench.cmd_ui", "write_ui_manifests",
+     {"output": None, "predict_url": "http://m"}),
+])
+def test_flags_reach_the_command_as_plain_values(monkeypatch, config_file: Path, argv: list[str], module: str,
+                                                 function: str, expected: dict[str, Any]) -> None:
+    import importlib
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(importlib.import_module(module), function, _recorder(calls, code=3))
+    assert main(["--config", str(config_file), *argv]) == 3
+    assert len(calls) == 1
+    assert {key: calls[0].get(key) for key in expected} == expected
+
+
+def test_run_pipeline_checks_and_misplaced_words(config_file: Path, capsys) -> None:
+    assert main(["--config", str(config_file), "pipeline", "run", "--timeout", "30"]) == 2
+    assert "--timeout is the wait for a remote run: give --target NAME too" in capsys.readouterr().err
+    assert main(["--config", str(config_file), "manifests", "x", "--predict-url", "http://m"]) == 2
+    assert "--predict-url belongs to `manifests ui`" in capsys.readouterr().err
+    # `hpo` after a flag is a target name to argparse; it is not a configured target here
+    assert main(["--config", str(config_file), "run", "--run-id", "r", "hpo"]) == 2
+    assert "'hpo' is not a target: write `python -m bench run hpo ...`" in capsys.readouterr().err
+    assert not (config_file.parent / "results").exists()
+
+
+def test_parsing_imports_only_the_chosen_command(repo_root: Path) -> None:
+    """`bench targets` must not pay for pandas/scipy (compare) or the load generator (run)."""
+    code = ("import sys; from bench.cli import parse_args; parse_args(['targets']); "
+            "print(sorted(m for m in ('bench.cmd_compare', 'bench.cmd_run', 'bench.cmd_hpo', 'pandas', 'scipy') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root, timeout=120,
+                         check=True).stdout
+    assert out.strip() == "[]", out
