@@ -269,8 +269,8 @@ def read_requests_csv(path: Path) -> pd.DataFrame | None:
             frame[column] = default
     if frame["concurrency"].isna().any():
         frame["concurrency"] = np.where(frame["mode"] == "sequential", 1, frame["n_requests"])
-    for column in ("target", "mode", "error", "error_detail"):
-        frame[column] = frame[column].astype(str).replace("nan", "")
+    for column in ("target", "mode", "error", "error_detail"):  # text, "" when empty (keep_default_na=False)
+        frame[column] = frame[column].astype(str)
     return frame
 
 
