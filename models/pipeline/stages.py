@@ -98,7 +98,7 @@ def write_stages(path: Path, pipeline: str, rows: list[dict]) -> Path:
     ``rows``: dicts with ``stage``, ``start``/``end`` (epoch seconds), ``seconds``, ``status``;
     times are written as UTC ISO strings, seconds to the millisecond.
     """
-    from bench.meta import utc_iso
+    from ground.runmeta import utc_iso
 
     with open(path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
