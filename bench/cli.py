@@ -47,7 +47,7 @@ COMMANDS: tuple[Registration, ...] = (
     Registration("targets", "bench.cmd_targets:TARGETS", "list configured targets (adapter, local/remote, URL)"),
     Registration("serve", "bench.cmd_targets:SERVE", "start one target's local stand-in in the foreground until Ctrl-C"),
     Registration("manifests", "bench.cmd_manifests:MANIFESTS",
-                 "render the manifests that create a target (or hpo, pipeline, ui) on a real cluster"),
+                 "render the manifests that create a target (or hpo, pipeline, ui, loadgen TARGET) on a real cluster"),
     Registration("ui", "bench.cmd_ui:UI", "serve the digit-recognition page (the study's section 5.4) for one target"),
     Registration("check-target", "bench.cmd_check_target:CHECK_TARGET",
                  "run the target contract suite against one configured adapter (in-tree or not)"),

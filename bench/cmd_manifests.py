@@ -13,11 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cli_args import Command
+from bench.cli_args import Command, positive_float, positive_int
 from bench.config import BenchConfig
 from bench.console import Console
 
-__all__ = ["MANIFESTS", "SPECIAL", "Special"]
+__all__ = ["LOADGEN_FLAGS", "MANIFESTS", "SPECIAL", "Special"]
 
 
 @dataclass(frozen=True)
@@ -46,11 +46,22 @@ def _ui(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
     return write_ui_manifests(config, output=args.output, predict_url=args.predict_url, console=console)
 
 
+def _loadgen(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
+    from bench.cmd_loadgen_manifests import write_loadgen_manifests
+
+    return write_loadgen_manifests(config, target=args.subject, clients=args.clients, pvc=args.pvc,
+                                   namespace=args.namespace, image=args.image, start_in_s=args.start_in,
+                                   step_interval_s=args.step_interval, output=args.output, console=console)
+
+
 SPECIAL: dict[str, Special] = {
     "hpo": Special("Katib Experiments", _hpo),
     "pipeline": Special("TFJob, InferenceService, pipeline IR", _pipeline),
     "ui": Special("the digit page", _ui),
+    "loadgen": Special("then TARGET: the load generator as an Indexed Job in the cluster", _loadgen),
 }
+#: The flags of `manifests loadgen TARGET` (docs/loadgen-in-cluster.md), refused elsewhere.
+LOADGEN_FLAGS = ("clients", "pvc", "namespace", "image", "start_in", "step_interval")
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,11 +72,31 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predict-url", default=None,
                         help="`manifests ui` only: the model URL nginx proxies /api/predict to "
                              "(default: the first kserve target's cluster-local InferenceService URL)")
+    lg = parser.add_argument_group("`manifests loadgen TARGET`: the load generator as an Indexed Job in the "
+                                   "cluster (docs/loadgen-in-cluster.md)")
+    lg.add_argument("subject", nargs="?", default=None, metavar="TARGET", help="the target the shards load")
+    lg.add_argument("--clients", type=positive_int, default=None, metavar="N", help="shard pods (parallelism)")
+    lg.add_argument("--step-interval", type=positive_float, default=None, metavar="S",
+                    help="seconds from one step's common start to the next (needed when the plan has several "
+                         "steps; longer than any step takes)")
+    lg.add_argument("--pvc", default=None, help="PersistentVolumeClaim the shard runs are copied to "
+                    "(default: servebench-results)")
+    lg.add_argument("--namespace", default=None, help="namespace of the Job (default: the target's)")
+    lg.add_argument("--image", default=None, help="image with servebench installed (default: [hpo] image)")
+    lg.add_argument("--start-in", type=positive_float, default=None, metavar="S",
+                    help="seconds from now to the shards' common start (default: 180)")
 
 
 def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
     if args.predict_url is not None and args.target != "ui":
         console.error("--predict-url belongs to `manifests ui` (the digit page's nginx proxy)")
+        return 2
+    if args.subject is not None and args.target != "loadgen":
+        console.error(f"`manifests {args.target}` takes one name; `manifests loadgen TARGET` renders the load Job")
+        return 2
+    if args.target != "loadgen" and any(getattr(args, flag) is not None for flag in LOADGEN_FLAGS):
+        console.error("--clients, --step-interval, --pvc, --namespace, --image and --start-in belong to "
+                      "`manifests loadgen TARGET`")
         return 2
     if args.target in SPECIAL:
         return SPECIAL[args.target].write(config, args, console)

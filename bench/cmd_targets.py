@@ -182,8 +182,15 @@ def emit_files(files: Mapping[str, str | bytes], output: Path | None, console: C
 
 def write_manifests(config: BenchConfig, name: str, *, output: Path | None, console: Console) -> int:
     """Render the files that create ``name`` on a real host/cluster; print or write them."""
+    import tomllib
+
+    from targets.manifests_training import training_manifests
+
     target = _build(config, name)
     files = target.manifests()
+    # The study's training outside Kubeflow: a Slurm script (flask), a Job into a PVC (k8s).
+    files.update(training_manifests(target, model_table=tomllib.loads(config.source).get("model", {}),
+                                    train_threads=config.model.torch_threads))
     emit_files(files, output, console)
     if output is not None:
         console.info(f"{len(files)} files for {name} written to {output}")

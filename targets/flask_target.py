@@ -80,15 +80,28 @@ class FlaskSettings(AppSettings):
     """``[targets.NAME]`` keys of a ``flask`` target (plus the remote-mode keys).
 
     ``app_port`` and ``server_name`` only shape the rendered systemd unit / nginx config.
+    ``hpc_dir`` and the ``slurm_*`` keys only shape the rendered Slurm training script
+    (:mod:`targets.manifests_training`): the project's folder on the HPC cluster (shell
+    variables such as ``$SCRATCH`` expand there), the job's time limit, memory, partition
+    and account ("" = the cluster's default) and the environment modules it loads.
     """
 
     app_port: int = 8000
     server_name: str = "linserv.example.org"
+    hpc_dir: str = "$SCRATCH/servebench"
+    slurm_time: str = "01:00:00"
+    slurm_mem: str = "8G"
+    slurm_partition: str = ""
+    slurm_account: str = ""
+    slurm_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        from targets.manifests_training import check_slurm_settings
+
         super().__post_init__()
         if not 0 < self.app_port < 65536:
             raise ValueError(f"app_port must be a TCP port, got {self.app_port}")
+        check_slurm_settings(self)
 
 
 def decode_predictions(status: int, body: bytes) -> int:

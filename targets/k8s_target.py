@@ -33,6 +33,9 @@ class K8sSettings(AppSettings):
     ``replicas``: pods of the Deployment = server processes of the local stand-in.
     ``namespace``, ``service_port`` and the ``cpu_*``/``memory_*`` quantities only shape
     the rendered manifests (the stand-in's CPU budget is the run's stand-in CPU set).
+    ``model_claim``: the PersistentVolumeClaim the training Job writes the model to and the
+    Deployment's pods copy it from; ``train_image``: an image with servebench installed,
+    which runs ``bench train`` in that Job (:mod:`targets.manifests_training`).
     """
 
     replicas: int = 2
@@ -42,6 +45,8 @@ class K8sSettings(AppSettings):
     cpu_limit: str = "1"
     memory_request: str = "512Mi"
     memory_limit: str = "1Gi"
+    model_claim: str = "servebench-trained-model"
+    train_image: str = "servebench:latest"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -50,6 +55,10 @@ class K8sSettings(AppSettings):
         if not 0 < self.service_port < 65536:
             raise ValueError(f"service_port must be a TCP port, got {self.service_port}")
         dns_label(self.namespace)
+        if dns_label(self.model_claim) != self.model_claim:
+            raise ValueError(f"model_claim must be a lowercase DNS label (a PVC name), got {self.model_claim!r}")
+        if not self.train_image or any(c.isspace() or c in "\"'`$" for c in self.train_image):
+            raise ValueError(f"train_image must be an image reference, got {self.train_image!r}")
         for key in ("cpu_request", "cpu_limit", "memory_request", "memory_limit"):
             if not _QUANTITY.match(getattr(self, key)):
                 raise ValueError(f"{key} must be a Kubernetes quantity like 500m or 1Gi, got {getattr(self, key)!r}")
@@ -113,6 +122,7 @@ class K8sTarget(FlaskTarget):
                     "memory_request": s.memory_request,
                     "memory_limit": s.memory_limit,
                     "health_path": s.health_path,
+                    "model_claim": s.model_claim,
                 },
             ),
             "service.yaml": render("k8s-service.yaml", {**common, "service_port": s.service_port}),

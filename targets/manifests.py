@@ -11,8 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from importlib import resources
+from typing import Any
 
-__all__ = ["dns_label", "render", "template_text"]
+import yaml
+
+__all__ = ["dns_label", "render", "template_text", "yaml_document"]
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -41,3 +44,26 @@ def dns_label(name: str) -> str:
     if not label:
         raise ValueError(f"cannot derive a Kubernetes name from {name!r}")
     return label
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (a bench.toml, a shell script) as readable ``|`` blocks."""
+
+
+def _block_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    block = "\n" in value and all(line == line.rstrip() for line in value.splitlines())
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if block else None)
+
+
+_BlockDumper.add_representer(str, _block_str)
+
+
+def yaml_document(header: str, doc: Mapping[str, Any]) -> str:
+    """``doc`` as YAML (safe types only, keys in order) after ``header`` as ``#`` comment lines.
+
+    Why dicts and not templates for these: every value goes through the YAML emitter, so
+    no name or script can break the document's structure; the header keeps the comments a
+    user needs next to ``kubectl apply``.
+    """
+    comment = "".join(f"# {line}".rstrip() + "\n" for line in header.strip("\n").splitlines())
+    return comment + yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, width=10_000)

@@ -197,6 +197,10 @@ def _recorder(calls: list[dict[str, Any]], code: int = 0) -> Any:
      {"output": Path("o")}),
     (["manifests", "ui", "--predict-url", "http://m"], "bench.cmd_ui", "write_ui_manifests",
      {"output": None, "predict_url": "http://m"}),
+    (["manifests", "loadgen", "x", "--clients", "3", "--step-interval", "45", "--pvc", "c", "--namespace", "ns",
+      "--image", "img:1", "--start-in", "60", "-o", "o"], "bench.cmd_loadgen_manifests", "write_loadgen_manifests",
+     {"target": "x", "clients": 3, "step_interval_s": 45.0, "pvc": "c", "namespace": "ns", "image": "img:1",
+      "start_in_s": 60.0, "output": Path("o")}),
 ])
 def test_flags_reach_the_command_as_plain_values(monkeypatch, config_file: Path, argv: list[str], module: str,
                                                  function: str, expected: dict[str, Any]) -> None:

@@ -101,7 +101,8 @@ def test_bench_manifests_prints_and_writes(tmp_path, repo_root) -> None:
     out = tmp_path / "out"
     written = _cli([*config, "manifests", "cluster", "-o", str(out)], cwd=repo_root)
     assert written.returncode == 0, written.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["Dockerfile", "deployment.yaml", "service.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == ["Dockerfile", "deployment.yaml", "model-pvc.yaml", "service.yaml",
+                                                     "train-configmap.yaml", "train-job.yaml"]  # + training (k8s)
     assert "replicas: 3" in (out / "deployment.yaml").read_text()
 
 

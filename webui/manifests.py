@@ -64,9 +64,10 @@ def kserve_cluster_url(model_name: str, namespace: str, protocol: str = "v1", ra
     Serverless (Knative): ``http://<name>.<ns>.svc.cluster.local`` (the local gateway);
     RawDeployment: the predictor Service ``http://<name>-predictor.<ns>.svc.cluster.local``.
     """
-    host = f"{model_name}-predictor" if raw_deployment else model_name
+    from targets.cluster_endpoint import kserve_cluster_host  # the one spelling (also the load Job's)
+
     path = f"/v1/models/{model_name}:predict" if protocol == "v1" else f"/v2/models/{model_name}/infer"
-    return f"http://{host}.{namespace}.svc.cluster.local{path}"
+    return f"http://{kserve_cluster_host(model_name, namespace, raw_deployment)}{path}"
 
 
 def default_predict_url(config: BenchConfig) -> str:

@@ -1,0 +1,114 @@
+"""`python -m bench manifests loadgen TARGET --clients N`: the load generator as a cluster Job.
+
+Why a command of its own: the Job is rendered from the whole configuration (the sweep, the
+model table, the one target), not from one target's table, and it needs decisions a
+target's ``manifests()`` cannot make: which modes can be sharded, which barrier time the
+shards share, which claim receives their runs.  The rendering itself is
+:mod:`targets.manifests_loadgen`; this module only gathers the inputs, checks them, and
+prints or writes the files (docs/loadgen-in-cluster.md).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import tomllib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench.config import BenchConfig, ConfigError
+from bench.console import Console
+
+if TYPE_CHECKING:
+    from targets.manifests_loadgen import LoadgenJob
+
+__all__ = ["DEFAULT_PVC", "DEFAULT_START_IN_S", "loadgen_job", "write_loadgen_manifests"]
+
+DEFAULT_PVC = "servebench-results"
+#: Seconds from rendering to the shards' common start: time to apply, schedule and pull.
+DEFAULT_START_IN_S = 180.0
+
+
+def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str | None = None,
+                namespace: str | None = None, image: str | None = None, start_at: int,
+                step_interval_s: float | None = None) -> LoadgenJob:
+    """The :class:`targets.manifests_loadgen.LoadgenJob` for ``target_name``.
+
+    Raises ConfigError for a target that is not configured, ValueError (naming the flag or
+    the setting) for anything that cannot become a working Job -- among them a plan of
+    several steps without ``step_interval_s``: the shards share no channel, only the clock,
+    so step k starts at ``start_at + k x step_interval_s`` on every one of them.
+    """
+    from loadgen.shard import check_shardable
+    from loadgen.sweep import SweepPlan
+
+    from targets.cluster_endpoint import cluster_endpoint
+    from targets.manifests_loadgen import SHARDABLE_MODES, LoadgenJob
+    from targets.registry import build_target
+    from bench.cmd_targets import standin_context
+
+    if target_name not in config.targets:
+        known = ", ".join(config.targets) or "(none)"
+        raise ConfigError(f"targets.{target_name}", f"no such target in bench.toml; configured targets: {known}")
+    target = build_target(config.targets[target_name], standin_context(config, target_name))
+    modes = [m for m in config.sweep.modes if m in SHARDABLE_MODES]
+    if not modes:
+        raise ValueError(f"[sweep] modes = {list(config.sweep.modes)}: none can be sharded (only "
+                         f"{' and '.join(SHARDABLE_MODES)}; sequential sends one request at a time)")
+    try:
+        plan = SweepPlan.from_config(config.sweep, config.loadgen, modes=modes)
+        check_shardable(plan, clients)  # every shard needs a request (and one in flight) in every step
+    except ValueError as exc:
+        raise ValueError(f"sweep settings ([sweep] in bench.toml) for {clients} shards: {exc}") from None
+    steps = len(plan.steps(target_name))
+    if steps > 1 and step_interval_s is None:
+        raise ValueError(f"the shards' plan has {steps} steps ([sweep] {', '.join(modes)} x n_requests x trials): "
+                         "give --step-interval S -- step k starts at the common start + k x S on every shard, so S "
+                         "must be longer than any step takes with its warm-up (docs/loadgen-in-cluster.md)")
+    return LoadgenJob(
+        target=target,
+        tables=tomllib.loads(config.source),
+        endpoint=cluster_endpoint(target),
+        modes=modes,
+        clients=clients,
+        pvc=pvc or DEFAULT_PVC,
+        namespace=namespace or str(getattr(target.settings, "namespace", "") or "default"),
+        image=image or config.hpo.image,
+        start_at=start_at,
+        step_interval_s=step_interval_s,
+    )
+
+
+def write_loadgen_manifests(config: BenchConfig, *, target: str | None, clients: int | None, pvc: str | None,
+                            namespace: str | None, image: str | None, start_in_s: float | None,
+                            output: Path | None, console: Console, step_interval_s: float | None = None) -> int:
+    """Render the ConfigMap, the Indexed Job and the collect pod; print them or write them to ``output``."""
+    from bench.cmd_targets import emit_files
+    from targets.manifests_loadgen import render_loadgen_manifests
+
+    if not target:
+        console.error("usage: manifests loadgen TARGET --clients N [--step-interval S] [--pvc NAME] "
+                      "[--namespace NS] [--image IMG] [--start-in S]")
+        return 2
+    if clients is None:
+        console.error("manifests loadgen needs --clients N (the number of shard pods)")
+        return 2
+    start_in = DEFAULT_START_IN_S if start_in_s is None else start_in_s
+    try:
+        job = loadgen_job(config, target, clients=clients, pvc=pvc, namespace=namespace, image=image,
+                          start_at=math.ceil(time.time() + start_in), step_interval_s=step_interval_s)
+        files = render_loadgen_manifests(job)
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        console.error(str(exc))
+        return 2
+    dropped = [m for m in config.sweep.modes if m not in job.modes]
+    if dropped:
+        console.warn(f"[sweep] modes {', '.join(dropped)} left out of the shards: one request at a time cannot "
+                     "be split over clients (measure it with `bench run` from one client)")
+    emit_files(files, output, console)
+    console.info(f"run {job.run_id}: {clients} shard(s) against {job.endpoint.url}, "
+                 f"starting at {time.strftime('%H:%M:%S UTC', time.gmtime(job.start_at))} "
+                 f"(in {start_in:.0f} s); steps in docs/loadgen-in-cluster.md and the files' headers")
+    return 0
