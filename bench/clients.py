@@ -375,7 +375,7 @@ def _merge_and_show(config: BenchConfig, shard_dirs: list[Path], run_dir: Path, 
         from bench.cmd_report import write_report as build
 
         console.print(f"report: {build(config, run_dir, study_overlay=True, console=console) / 'report.html'}")
-    outcome = result.meta["outcomes"][name]
+    outcome = result.meta.details["outcomes"][name]
     if outcome["status"] != "ok" or code:
         console.error(f"{name}: {outcome['message'] or 'a shard reported problems'} -- details in {run_dir / 'shards'}")
         return 1

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.cli_args import Command, choice_list, csv_ints, csv_words
 from bench.config import BenchConfig
 from bench.console import Console
+
+if TYPE_CHECKING:
+    from loadgen.calibration import CalibrationResult
 
 __all__ = ["CALIBRATE", "calibrate", "calibration_rows"]
 
@@ -25,17 +28,17 @@ def _fmt(value: Any, digits: int) -> str:
     return "-" if value is None else f"{value:,.{digits}f}"
 
 
-def calibration_rows(data: dict[str, Any]) -> list[list[str]]:
+def calibration_rows(calibration: CalibrationResult) -> list[list[str]]:
     """One table row per engine x concurrency (unavailable engines get one row saying so)."""
     rows = []
-    for name, entry in data.get("engines", {}).items():
-        if not entry.get("points"):
-            rows.append([name, "-", "-", "-", "-", "-", entry.get("error") or "not measured"])
+    for name, entry in calibration.engines.items():
+        if not entry.points:
+            rows.append([name, "-", "-", "-", "-", "-", entry.error or "not measured"])
             continue
-        for p in entry["points"]:
-            errors = ", ".join(f"{k}={v}" for k, v in sorted(p["errors"].items())) or "0"
-            rows.append([name, str(p["concurrency"]), _fmt(p["req_per_s"], 0),
-                         _fmt(p["cpu_ms_per_request"], 4), _fmt(p["p50_ms"], 3), _fmt(p["p99_ms"], 3), errors])
+        for p in entry.points:
+            errors = ", ".join(f"{k}={v}" for k, v in sorted(p.errors.items())) or "0"
+            rows.append([name, str(p.concurrency), _fmt(p.req_per_s, 0), _fmt(p.cpu_ms_per_request, 4),
+                         _fmt(p.p50_ms, 3), _fmt(p.p99_ms, 3), errors])
     return rows
 
 
@@ -63,14 +66,15 @@ def calibrate(
     total = len(engines or ("fast", "aiohttp", "httpx")) * len(levels) * (duration_s + 0.2)
     console.info(f"calibrating engines against a null endpoint on loopback (~{total:.0f} s of load)")
     try:
-        data = run_calibration(engines=engines, concurrencies=levels, duration_s=duration_s,
-                               cpus=config.loadgen.cpus, payload=mnist_payload(), on_progress=console.info)
+        result = run_calibration(engines=engines, concurrencies=levels, duration_s=duration_s,
+                                 cpus=config.loadgen.cpus, payload=mnist_payload(), on_progress=console.info)
     except ValueError as exc:
         console.error(str(exc))
         return 2
     except RuntimeError as exc:  # the null endpoint could not start
         console.error(f"calibration failed: {exc}")
         return 1
+    data = result.data  # provenance: endpoint, client, payload, baseline
     endpoint = data["endpoint"]
     client = data["client"]
     console.table(
@@ -78,19 +82,19 @@ def calibrate(
         f"on CPUs {endpoint['cpus'] or 'any'}, client on CPUs {client['cpus'] or 'any'} ({client['loop']}), "
         f"{data['payload']['bytes']:,} B POST, {duration_s:g} s per point",
         _COLUMNS,
-        calibration_rows(data),
+        calibration_rows(result),
     )
     console.print(f"raw blocking-socket round trip at c=1: p50 {_fmt(data['baseline']['p50_ms'], 3)} ms")
-    for name, entry in data["engines"].items():
-        if entry.get("added_latency_ms") is not None:
-            console.print(f"{name} ({entry['version']}): adds {entry['added_latency_ms']:.3f} ms at c=1 "
-                          f"(p50 minus raw socket p50); mean CPU {_fmt(entry.get('cpu_ms_per_request'), 4)} ms/req")
-    write_calibration(data, path)
-    if not data.get("chosen"):
+    for name, entry in result.engines.items():
+        if entry.added_latency_ms is not None:
+            console.print(f"{name} ({entry.version}): adds {entry.added_latency_ms:.3f} ms at c=1 "
+                          f"(p50 minus raw socket p50); mean CPU {_fmt(entry.cpu_ms_per_request, 4)} ms/req")
+    write_calibration(result, path)
+    if not result.chosen:
         console.error(data.get("choice_error", "no engine worked"))
         console.print(f"wrote {path}")
         return 1
-    console.print(f"cheapest engine here: {data['chosen']} ({data['choice_rule']})")
+    console.print(f"cheapest engine here: {result.chosen} ({data['choice_rule']})")
     console.print(f"wrote {path}")
     return 0
 

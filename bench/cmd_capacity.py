@@ -17,6 +17,7 @@ from bench.capacity_run import CapacityEvents, CapacityPhase, capacity_config, s
 from bench.config import BenchConfig
 from bench.console import Console, ProgressHandle
 from bench.results import RunData, RunWriter
+from ground.runmeta import RunMeta
 
 __all__ = ["capacity_phase", "plan_capacity", "print_capacity"]
 
@@ -35,7 +36,7 @@ def _fmt_rps(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.4g}"
 
 
-def capacity_phase(settings: CapacityConfig, config: BenchConfig, writer: RunWriter, meta: dict[str, Any],
+def capacity_phase(settings: CapacityConfig, config: BenchConfig, writer: RunWriter, meta: RunMeta,
                    outcomes: Sequence[Any], console: Console, bar: ProgressHandle) -> CapacityPhase:
     """The capacity phase of this run, its progress shown on ``console``; records its settings in meta."""
     def level(target: str, record: Any) -> None:
@@ -64,8 +65,9 @@ def capacity_phase(settings: CapacityConfig, config: BenchConfig, writer: RunWri
             done, total, f"{key.target} {key.mode} N={key.n_requests} probe {key.trial}"),
         on_level=level, on_probe=probe, on_search=search)
     phase = CapacityPhase(settings, sweep=config.sweep, loadgen=config.loadgen, writer=writer,
-                          ceiling=meta.get("client_ceiling"), outcomes={o.name: o for o in outcomes}, events=events)
-    meta["capacity"] = phase.describe()
+                          ceiling=meta.details.get("client_ceiling"), outcomes={o.name: o for o in outcomes},
+                          events=events)
+    meta.details["capacity"] = phase.describe()
     return phase
 
 
@@ -79,7 +81,7 @@ def print_capacity(run: RunData, console: Console) -> tuple[RunData, bool]:
         return classic, False
     columns, rows = capacity_table(cap, run.targets)
     console.table(f"{capacity_heading(cap)} (run {run.run_id})", columns, rows)
-    ceiling: Mapping[str, Any] | None = run.meta.get("client_ceiling")
+    ceiling: Mapping[str, Any] | None = run.meta.details.get("client_ceiling")
     if not ceiling:
         console.warn("no client calibration recorded: a capacity limited by the load generator cannot be flagged")
     return classic, True

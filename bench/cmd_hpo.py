@@ -27,6 +27,7 @@ from typing import Any
 from bench.cli_args import Command, choice_list, csv_ints, csv_words
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
+from ground.runmeta import KIND_HPO, RunMeta, RunStatus
 
 __all__ = ["HPO", "run_hpo", "write_hpo_manifests"]
 
@@ -62,21 +63,21 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _meta(config: BenchConfig, run_id: str, settings: dict) -> dict:
+def _meta(config: BenchConfig, run_id: str, settings: dict) -> RunMeta:
     from bench.meta import run_header
 
-    return {
-        **run_header(kind="hpo", run_id=run_id, root=config.root, extra_packages=("optuna", "torch")),
-        "config": {"root": str(config.root), "sha256": config.sha256},
-        "hpo": settings,
-        "model": {k: v for k, v in asdict(config.model).items()},
-        "execution": (
+    return run_header(
+        kind=KIND_HPO, run_id=run_id, root=config.root, extra_packages=("optuna", "torch"),
+        config={"root": str(config.root), "sha256": config.sha256},
+        hpo=settings,
+        model={k: v for k, v in asdict(config.model).items()},
+        execution=(
             "each trial is a `python -m models.trial` process (1 torch thread) whose loss=/accuracy= lines are "
             "parsed like Katib's StdOut collector; `parallel` trials at a time; studies run one after another, "
             "algorithms interleaved within each (repeat, max_trials)"
         ),
-        "totals": {},
-    }
+        totals={},
+    )
 
 
 def _num(value: float, spec: str) -> str:
@@ -183,9 +184,9 @@ def _fresh_run(config: BenchConfig, run_id: str | None) -> tuple[Path, Any]:
         raise _Refused(f"cannot load the training data: {exc}") from None
 
 
-def _start_run(config: BenchConfig, run_dir: Path, budget: _Budget, split: Any) -> tuple[Path, Any, dict]:
+def _start_run(config: BenchConfig, run_dir: Path, budget: _Budget, split: Any) -> tuple[Path, Any, RunMeta]:
     """Create the folder with the trials' [model] table and the first meta.json; (model toml, space, meta)."""
-    from bench.results import write_json_atomic
+    from bench.results import write_meta_file
     from models.hpo.space import SearchSpace
 
     hpo = config.hpo
@@ -202,17 +203,16 @@ def _start_run(config: BenchConfig, run_dir: Path, budget: _Budget, split: Any) 
         "held_out_images": int(len(split.test_y)),
     }
     meta = _meta(config, run_dir.name, settings)
-    write_json_atomic(run_dir / "meta.json", meta)
+    write_meta_file(run_dir, meta)
     return model_toml, space, meta
 
 
-def _run_studies(config: BenchConfig, budget: _Budget, run_dir: Path, model_toml: Path, space: Any, meta: dict,
+def _run_studies(config: BenchConfig, budget: _Budget, run_dir: Path, model_toml: Path, space: Any, meta: RunMeta,
                  console: Console) -> None:
     """Every study in turn, trial rows appended as they finish; meta.json gets the final status, also on Ctrl-C."""
     import optuna
 
-    from ground.clock import utc_iso
-    from bench.results import write_json_atomic
+    from bench.results import write_meta_file
     from models.hpo.results import STUDIES_FILE, STUDY_COLUMNS, TRIAL_COLUMNS, TRIALS_FILE, CsvAppender
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -224,7 +224,7 @@ def _run_studies(config: BenchConfig, budget: _Budget, run_dir: Path, model_toml
     )
     done = _TrialCount(total_trials)
     t_start = time.perf_counter()
-    status = "interrupted"
+    status, error = RunStatus.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM)"
     trials_csv = CsvAppender(run_dir / TRIALS_FILE, TRIAL_COLUMNS)
     studies_csv = CsvAppender(run_dir / STUDIES_FILE, STUDY_COLUMNS)
     try:
@@ -233,21 +233,18 @@ def _run_studies(config: BenchConfig, budget: _Budget, run_dir: Path, model_toml
             for repeat, mt, alg in studies:
                 _run_one_study(config, budget, (repeat, mt, alg), run_dir.name, model_toml, space,
                                trials_csv, studies_csv, done, progress, console)
-        status = "complete"
+        status, error = RunStatus.COMPLETE, None
     except KeyboardInterrupt:
-        raise  # status stays "interrupted"; the CLI reports it and exits 130
+        raise  # status stays interrupted; the CLI reports it and exits 130
     except Exception as exc:
-        status = f"error: {type(exc).__name__}: {exc}"
+        status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
         raise
     finally:
         trials_csv.close()
         studies_csv.close()
-        meta.update(
-            status=status, complete=status == "complete", finished_at=time.time(),
-            totals={"wall_s": round(time.perf_counter() - t_start, 3), "trials": done.trials},
-        )
-        meta["finished_utc"] = utc_iso(meta["finished_at"])
-        write_json_atomic(run_dir / "meta.json", meta)
+        meta.details["totals"] = {"wall_s": round(time.perf_counter() - t_start, 3), "trials": done.trials}
+        meta.finish(status, error=error)
+        write_meta_file(run_dir, meta)
 
 
 @dataclass
@@ -296,7 +293,7 @@ def _run_one_study(config: BenchConfig, budget: _Budget, study_key: tuple[int, i
                  f"{best_text}, stopped: {study.stop_reason}")
 
 
-def _show_summary(run_dir: Path, budget: _Budget, meta: dict, console: Console) -> None:
+def _show_summary(run_dir: Path, budget: _Budget, meta: RunMeta, console: Console) -> None:
     """Write hpo_summary.csv from the raw rows and print it as the run's table."""
     from models.hpo.results import SUMMARY_FILE, read_hpo, summarize_hpo
 
@@ -309,7 +306,7 @@ def _show_summary(run_dir: Path, budget: _Budget, meta: dict, console: Console) 
         ["algorithm", "max trials", "wall s", "± sd", "failed", "best loss", "best lr", "best batch", "trials to 1 %"],
         [_summary_cells(row) for row in summary.itertuples()],
     )
-    console.print(f"hpo run {run_id}: total {meta['totals']['wall_s']:.1f} s; results in {run_dir}")
+    console.print(f"hpo run {run_id}: total {meta.details['totals']['wall_s']:.1f} s; results in {run_dir}")
 
 
 def write_hpo_manifests(config: BenchConfig, *, output: Path | None, console: Console) -> int:

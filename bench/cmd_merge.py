@@ -61,7 +61,7 @@ def print_merge(result: MergeResult, console: Console) -> None:
                   ["step", "shard", "requests", "in flight / conns", "offered req/s", "achieved req/s",
                    "start offset ms", "late vs schedule ms"],
                   shard_rows(result))
-    for warning in sharding_warnings(result.meta):
+    for warning in sharding_warnings(result.meta.details):
         console.warn(warning)
 
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TextIO
 
 from bench.cli_args import Command, choices_metavar
+from ground.runmeta import KIND_PIPELINE, RunMeta, RunStatus
 from models.pipeline.registry import (
     OUTPUT_NAMES,
     PIPELINES,
@@ -152,7 +153,7 @@ def run_pipeline(
     goes to ``reports/<run-id>/`` unless ``write_report`` is false.
     """
     from bench.redaction import redactor_for
-    from bench.results import ResultsError, fresh_run_dir, write_json_atomic
+    from bench.results import ResultsError, fresh_run_dir, write_meta_file
 
     problem = _request_problem(pipeline, settings)
     if problem:
@@ -165,7 +166,7 @@ def run_pipeline(
         return 2
     params, meta = _start_run(config, pipeline, run_dir, settings)
     redactor = redactor_for(config, console)  # the tasks inherit the environment: keep its secrets out
-    write_json_atomic(run_dir / "meta.json", meta, redactor)
+    write_meta_file(run_dir, meta, redactor)
     outcome = _execute(pipeline, params, run_dir, console)
     failed = _record(pipeline, run_dir, outcome, meta, redactor, console)
     if write_report:
@@ -186,8 +187,8 @@ def _request_problem(pipeline: str, settings: Mapping[str, Any] | None) -> str:
 
 
 def _start_run(config: BenchConfig, pipeline: str, run_dir: Path,
-               settings: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Create the run's folder; (the pipeline's parameters, the first meta.json's contents)."""
+               settings: Mapping[str, Any] | None) -> tuple[dict[str, Any], RunMeta]:
+    """Create the run's folder; (the pipeline's parameters, the run's metadata)."""
     from bench.meta import run_header
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -196,11 +197,11 @@ def _start_run(config: BenchConfig, pipeline: str, run_dir: Path,
     params = default_parameters(pipeline, config.model)
     params.update(settings or {})
     params["timing_path"] = str(timings)
-    meta = {**run_header(kind="pipeline", run_id=run_dir.name, root=config.root,
-                         extra_packages=("kfp", "optuna", "kserve")),
-            "config": {"root": str(config.root), "sha256": config.sha256},
-            "pipeline": pipeline, "runner": "kfp.local.SubprocessRunner(use_venv=False)",
-            "parameters": {k: v for k, v in params.items() if k != "timing_path"}}
+    meta = run_header(kind=KIND_PIPELINE, run_id=run_dir.name, root=config.root,
+                      extra_packages=("kfp", "optuna", "kserve"),
+                      config={"root": str(config.root), "sha256": config.sha256},
+                      pipeline=pipeline, runner="kfp.local.SubprocessRunner(use_venv=False)",
+                      parameters={k: v for k, v in params.items() if k != "timing_path"})
     return params, meta
 
 
@@ -264,32 +265,31 @@ def _execute(pipeline: str, params: dict[str, Any], run_dir: Path, console: Cons
     return _Outcome(stages, log_path, t0, time.time(), task, error, interrupted)
 
 
-def _record(pipeline: str, run_dir: Path, outcome: _Outcome, meta: dict[str, Any], redactor: Any,
+def _record(pipeline: str, run_dir: Path, outcome: _Outcome, meta: RunMeta, redactor: Any,
             console: Console) -> str:
     """Redact kfp.log; write the stage rows (with ``total``), the summary and the final meta.json; the failed stage."""
-    from ground.clock import utc_iso
     from bench.redaction import redact_file
-    from bench.results import write_json_atomic
+    from bench.results import write_meta_file
     from models.pipeline.timing import read_rows
 
     redact_file(outcome.log_path, redactor)  # kfp.log is complete: every task process has ended
     rows = read_rows(run_dir / TIMINGS_FILE)
     failed = _failed_stage(outcome, rows)
     status = _status(outcome)
+    stage_status = "ok" if status is RunStatus.COMPLETE else status.value  # pipeline_stages.csv's own words
     t0, t1 = outcome.t0, outcome.t1
-    rows.append({"stage": "total", "start": t0, "end": t1, "seconds": t1 - t0, "status": status})
+    rows.append({"stage": "total", "start": t0, "end": t1, "seconds": t1 - t0, "status": stage_status})
     write_stages(run_dir / STAGES_FILE, pipeline, rows)
     outputs = _write_summary(run_dir, pipeline, outcome.task)
-    console.info(f"  {'total':<9} {t1 - t0:8.2f} s  {status}")
-    error = outcome.error
-    meta.update({"complete": not error, "status": status, "finished_at": t1,
-                 "finished_utc": utc_iso(t1), "failed_stage": failed or None, "error": error or None, "outputs": outputs})
-    write_json_atomic(run_dir / "meta.json", meta, redactor)
+    console.info(f"  {'total':<9} {t1 - t0:8.2f} s  {stage_status}")
+    meta.details.update(failed_stage=failed or None, outputs=outputs)
+    meta.finish(status, error=outcome.error or None, now=t1)
+    write_meta_file(run_dir, meta, redactor)
     return failed
 
 
-def _status(outcome: _Outcome) -> str:
-    return "interrupted" if outcome.interrupted else "failed" if outcome.error else "ok"
+def _status(outcome: _Outcome) -> RunStatus:
+    return RunStatus.INTERRUPTED if outcome.interrupted else RunStatus.FAILED if outcome.error else RunStatus.COMPLETE
 
 
 def _failed_stage(outcome: _Outcome, rows: list[dict[str, Any]]) -> str:

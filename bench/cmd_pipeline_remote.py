@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ground.runmeta import KIND_PIPELINE, RunMeta, RunStatus
+
 if TYPE_CHECKING:
     from bench.config import BenchConfig
     from bench.console import Console
@@ -93,13 +95,13 @@ def run_remote_pipeline(
     try:
         kfp_run_id, timings, timed_out = _submit_and_wait(submission, access, redactor, console)
     except KfpError as exc:
-        _finish_meta(submission, redactor, complete=False, status="failed", error=str(exc))
+        _finish_meta(submission, redactor, RunStatus.FAILED, str(exc))
         console.error(str(exc))
         return 1
     _write_rows(submission, timings, console)
     status, message = _verdict(kfp_run_id, timings, timed_out, timeout, access.redact(timings.error))
-    _finish_meta(submission, redactor, complete=status == "ok", status=status, kfp_state=timings.state,
-                 failed_stage=timings.failed_stage or None, error=message or None, missing_stages=timings.missing,
+    _finish_meta(submission, redactor, status, message or None, kfp_state=timings.state,
+                 failed_stage=timings.failed_stage or None, missing_stages=timings.missing,
                  unmapped_tasks=timings.unmapped)
     if message:
         console.error(f"pipeline {pipeline}: {message}; {run_dir / STAGES_FILE}")
@@ -119,7 +121,7 @@ class _Submission:
     params: dict[str, Any]
     names: dict[str, str]  # KFP display name -> stage (from the compiled IR)
     stage_order: list[str]
-    meta: dict[str, Any]
+    meta: RunMeta
 
 
 def _request_problem(pipeline: str, settings: Mapping[str, Any] | None, timeout_s: float | None) -> str:
@@ -150,15 +152,14 @@ def _prepare(config: BenchConfig, pipeline: str, target: str, run_dir: Path, kfp
     params: dict[str, Any] = {**default_parameters(pipeline, config.model), "timing_path": ""}
     params.update(settings or {})
     doc = compile_for_cluster(pipeline_function(pipeline), run_dir / PACKAGE_FILE, kfp.kfp_image)
-    meta: dict[str, Any] = {
-        **run_header(kind="pipeline", run_id=run_dir.name, root=config.root,
-                     extra_packages=("kfp", "kfp-server-api")),
-        "config": {"root": str(config.root), "sha256": config.sha256},
-        "pipeline": pipeline, "mode": "remote", "target": target, "runner": "kfp.Client",
-        "kfp": kfp.public_kfp_settings(), "timeout_s": timeout, "poll_s": kfp.kfp_poll_s,
-        "parameters": {k: v for k, v in params.items() if k != "timing_path"}, "enable_caching": False,
-        "package": PACKAGE_FILE,
-    }
+    meta = run_header(
+        kind=KIND_PIPELINE, run_id=run_dir.name, root=config.root, extra_packages=("kfp", "kfp-server-api"),
+        config={"root": str(config.root), "sha256": config.sha256},
+        pipeline=pipeline, mode="remote", target=target, runner="kfp.Client",
+        kfp=kfp.public_kfp_settings(), timeout_s=timeout, poll_s=kfp.kfp_poll_s,
+        parameters={k: v for k, v in params.items() if k != "timing_path"}, enable_caching=False,
+        package=PACKAGE_FILE,
+    )
     return _Submission(pipeline, run_dir, kfp, timeout, params, display_names(doc), list(doc["root"]["dag"]["tasks"]),
                        meta)
 
@@ -173,9 +174,9 @@ def _announce(submission: _Submission, target: str, access: Any, console: Consol
 
 
 def _write_meta(submission: _Submission, redactor: Any) -> None:
-    from bench.results import write_json_atomic
+    from bench.results import write_meta_file
 
-    write_json_atomic(submission.run_dir / "meta.json", submission.meta, redactor)
+    write_meta_file(submission.run_dir, submission.meta, redactor)
 
 
 def _submit_and_wait(submission: _Submission, access: Any, redactor: Any, console: Console) -> tuple[str, Any, bool]:
@@ -187,7 +188,7 @@ def _submit_and_wait(submission: _Submission, access: Any, redactor: Any, consol
     session = KfpSession(access)
     kfp_run_id = session.submit(run_dir / PACKAGE_FILE, arguments=submission.params,
                                 run_name=f"servebench-{run_dir.name}")
-    submission.meta["kfp_run_id"] = kfp_run_id
+    submission.meta.details["kfp_run_id"] = kfp_run_id
     _write_meta(submission, redactor)
     for link in session.links:
         console.info(f"  {link}")
@@ -211,23 +212,26 @@ def _write_rows(submission: _Submission, timings: Any, console: Console) -> None
         console.info(f"  {r['stage']:<7} {r['seconds']:8.2f} s  {r['status']}")
 
 
-def _verdict(kfp_run_id: str, timings: Any, timed_out: bool, timeout: float, error: str) -> tuple[str, str]:
-    """(status, message; "" when ok): timeout, failed (stage named), succeeded but stages missing, or ok."""
+def _verdict(kfp_run_id: str, timings: Any, timed_out: bool, timeout: float, error: str) -> tuple[RunStatus, str]:
+    """(status, message; "" when complete): timed out, failed (stage named), succeeded but stages missing, or complete.
+
+    A timed-out wait is ``failed`` here (the error says so; ``kfp_state`` says the run goes on).
+    """
     if timed_out:
-        return "timeout", (f"run {kfp_run_id} still {timings.state} after {timeout:g} s; it keeps "
-                           "running on the cluster (finished stages are in the CSV)")
+        return RunStatus.FAILED, (f"timed out: run {kfp_run_id} still {timings.state} after {timeout:g} s; it keeps "
+                                  "running on the cluster (finished stages are in the CSV)")
     if timings.state != "SUCCEEDED":
-        return "failed", (f"run {kfp_run_id} {timings.state}: stage {timings.failed_stage!r} failed"
-                          + (f" ({error})" if error else ""))
+        return RunStatus.FAILED, (f"run {kfp_run_id} {timings.state}: stage {timings.failed_stage!r} failed"
+                                  + (f" ({error})" if error else ""))
     if timings.missing:
-        return "failed", (f"run {kfp_run_id} succeeded but its task details lack stage(s) {timings.missing} "
-                          f"(task names seen: {timings.unmapped})")
-    return "ok", ""
+        return RunStatus.FAILED, (f"run {kfp_run_id} succeeded but its task details lack stage(s) {timings.missing} "
+                                  f"(task names seen: {timings.unmapped})")
+    return RunStatus.COMPLETE, ""
 
 
-def _finish_meta(submission: _Submission, redactor: Any, **final: Any) -> None:
-    """meta.json with the run's final keys (``complete``, ``status``, ``error``, ...) and its finish time."""
-    from ground.clock import utc_iso
-
-    submission.meta.update({**final, "finished_utc": utc_iso()})
+def _finish_meta(submission: _Submission, redactor: Any, status: RunStatus, error: str | None,
+                 **details: Any) -> None:
+    """meta.json finished (:meth:`RunMeta.finish`) with the run's remote facts (``kfp_state``, ...)."""
+    submission.meta.details.update(details)
+    submission.meta.finish(status, error=error)
     _write_meta(submission, redactor)

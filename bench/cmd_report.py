@@ -30,6 +30,7 @@ from bench.results import (
     read_meta,
     resolve_run,
 )
+from ground.runmeta import KIND_PIPELINE
 
 __all__ = ["REPORT", "combined_pipeline_report", "pipeline_report", "report", "write_report"]
 
@@ -71,7 +72,8 @@ def report(config: BenchConfig, *, runs: list[str], study_overlay: bool, console
             pipeline_dirs.append(run_dir)
             continue
         try:
-            for warning in run_warnings(resolve_status(read_meta(run_dir), HostView.current())):
+            meta = read_meta(run_dir)
+            for warning in run_warnings(resolve_status(meta, HostView.current())) if meta else []:
                 console.warn(warning)
             out = write_report(config, run_dir, study_overlay=study_overlay, console=console)
         except ResultsError as exc:
@@ -113,9 +115,10 @@ def _is_pipeline_run(run_dir: Path) -> bool:
     if (run_dir / PIPELINE_STAGES_FILE).is_file():
         return True
     try:
-        return read_meta(run_dir).get("kind") == "pipeline"
+        meta = read_meta(run_dir)
     except ResultsError:
         return False
+    return meta is not None and meta.kind == KIND_PIPELINE
 
 
 def pipeline_report(config: BenchConfig, run_dir: Path, console: Console) -> int:

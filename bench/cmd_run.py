@@ -49,13 +49,13 @@ from bench.run_console import print_table3, run_events
 from bench.run_engine import CALIBRATION_MAX_AGE_S, calibration_json, choose_run_engine, event_loop_name
 from bench.runner import (
     TargetOutcome,
-    ceiling_from_calibration,
     default_run_id,
     finish_meta,
     model_facts,
     run_coroutine,
     sweep_targets,
 )
+from ground.runmeta import RunMeta, RunStatus
 
 __all__ = [
     "CALIBRATION_MAX_AGE_S",
@@ -179,10 +179,10 @@ class _PreparedRun:
 
 @dataclass(frozen=True)
 class _OpenRun:
-    """The results folder's writer, its meta.json dict and the redactor of everything written."""
+    """The results folder's writer, its metadata and the redactor of everything written."""
 
     writer: RunWriter
-    meta: dict[str, Any]
+    meta: RunMeta
     redactor: Any
     shard_run: Any = None  # a sharded run's ShardRun (its steps' measured starts), else None
 
@@ -264,17 +264,20 @@ def _open_run(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun,
     meta = new_meta(run_id=checked.run_id, root=config.root, config_sha256=config.sha256,
                     config_path=str(config.root / "bench.toml"), sweep=plan.describe() if plan else {},
                     targets=checked.names, load_at_start=load_at_start)
-    meta["model"] = model_facts(prepared.artifacts)
-    meta["test_split"] = {"images": int(len(prepared.split.test_x)), "dataset": config.model.dataset}
-    meta["engine"] = {"name": engine_name, "version": prepared.engine_cls.version(), "chosen_by": prepared.chosen_by,
-                      "loop": event_loop_name()}
-    meta["calibration"] = calibration_json(calibration, config.results_dir / "calibration.json")
-    meta["client_ceiling"] = ceiling_from_calibration(calibration, engine_name)
-    meta["cpu_plan"] = checked.cpu_plan.describe()
+    ceiling = calibration.ceiling(engine_name) if calibration is not None else None
+    meta.details.update(
+        model=model_facts(prepared.artifacts),
+        test_split={"images": int(len(prepared.split.test_x)), "dataset": config.model.dataset},
+        engine={"name": engine_name, "version": prepared.engine_cls.version(), "chosen_by": prepared.chosen_by,
+                "loop": event_loop_name()},
+        calibration=calibration_json(calibration, config.results_dir / "calibration.json"),
+        client_ceiling=ceiling.to_json() if ceiling else None,
+        cpu_plan=checked.cpu_plan.describe(),
+    )
     shard_run = None
     if shard is not None:
         shard_run = shard.new_run()
-        meta["shard"] = shard_meta(shard, shard_run)  # its steps list fills in as the steps run
+        meta.details["shard"] = shard_meta(shard, shard_run)  # its steps list fills in as the steps run
     writer.write_meta(meta)
     cpu_plan = checked.cpu_plan
     pin_current_process(cpu_plan.client)  # after host facts were taken, so they show every CPU
@@ -285,14 +288,14 @@ def _open_run(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun,
 
 
 def _sweep(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun, opened: _OpenRun, built: list[Any],
-           outcomes: list[TargetOutcome], console: Console) -> str:
+           outcomes: list[TargetOutcome], console: Console) -> RunStatus:
     """Sweep every target in turn; the run's status. meta.json is final and the logs redacted, also on Ctrl-C."""
     from loadgen.sweep import run_sweep
 
     if opened.shard_run is not None:
         run_sweep = functools.partial(run_sweep, shard=opened.shard_run)
     writer, meta = opened.writer, opened.meta
-    status = "crashed"
+    status, error = RunStatus.FAILED, "the run stopped on an unexpected error (its traceback is on the console)"
     try:
         with console.progress("sweep") as bar:
             events = run_events(console, bar)
@@ -302,11 +305,14 @@ def _sweep(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun, op
                                         engine_factory=prepared.engine_cls,
                                         plan=checked.plan, images=prepared.split.test_x,
                                         labels=prepared.split.test_y, writer=writer, meta=meta, events=events))
-        status = "complete"
+        status, error = RunStatus.COMPLETE, None
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM (cancels the main task)
-        status = "interrupted"
+        status, error = RunStatus.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM)"
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
     finally:
-        writer.write_meta(finish_meta(meta, outcomes, status))
+        writer.write_meta(finish_meta(meta, outcomes, status, error))
         writer.close()
         redact_tree(checked.log_dir, opened.redactor)  # stand-ins wrote their logs themselves; all are stopped now
     return status
@@ -322,9 +328,9 @@ def _show_results(config: BenchConfig, run_dir: Path, write_report: bool, consol
         console.print(f"report: {out / 'report.html'}")
 
 
-def _exit_code(checked: _CheckedRun, outcomes: list[TargetOutcome], status: str, console: Console) -> int:
+def _exit_code(checked: _CheckedRun, outcomes: list[TargetOutcome], status: RunStatus, console: Console) -> int:
     """130 interrupted, 1 a target had a problem (named), else 0."""
-    if status == "interrupted":
+    if status is RunStatus.INTERRUPTED:
         console.error(f"interrupted: rows measured so far are kept in {checked.run_dir}; meta.json says interrupted")
         return 130
     problems = [o for o in outcomes if o.problem]

@@ -64,11 +64,7 @@ CAPACITY_COMPARISON_COLUMNS = tuple(f.name for f in dataclasses.fields(CapacityC
 
 def without_capacity(run: RunData) -> RunData:
     """The run without its capacity rows: what the step-by-step comparison compares."""
-    summary = run.summary[~run.summary["mode"].isin(CAPACITY_MODES)].reset_index(drop=True)
-    requests = run.requests
-    if requests is not None and "mode" in requests:
-        requests = requests[~requests["mode"].isin(CAPACITY_MODES)]
-    return dataclasses.replace(run, summary=summary, requests=requests)
+    return run.without_modes(CAPACITY_MODES)
 
 
 def _verdict_counts(part: pd.DataFrame) -> str:

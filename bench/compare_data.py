@@ -7,7 +7,6 @@ did not write; all of that is settled here, once. Pure: ``RunData`` in, dicts ou
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -17,6 +16,7 @@ from bench.meta import SCHEMA_VERSION
 from bench.results import RunData
 from loadgen.modes import MODES
 from loadgen.stats import step_flags
+from loadgen.readers import StepSummary, ok_latencies
 
 __all__ = [
     "CompareError",
@@ -43,7 +43,7 @@ class Side:
     """One run's rows of one step."""
 
     values: dict[int, float]  # trial -> per-trial statistic, clean trials only
-    flags: frozenset[str]  # union of loadgen.stats.step_flags over the step's rows
+    flags: frozenset[str]  # union of loadgen.stats.step_flags over the step's rows (StepSummary.flags)
     flagged_trials: int
     trials: int
     failed_requests: int
@@ -78,73 +78,47 @@ def check_schemas(a: RunData, b: RunData) -> list[str]:
     return []
 
 
-def _int_or(value: object, default: int) -> int:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
-    return default if math.isnan(number) else int(number)
-
-
-def _float_or(value: object, default: float) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return default
-    return default if math.isnan(number) else number
-
-
-def _key(row: dict) -> StepKey:
-    mode = str(row["mode"])
-    n = int(row["n_requests"])
-    c = _int_or(row.get("concurrency"), 1 if mode == "sequential" else n)
-    return (str(row["target"]), mode, n, c, round(_float_or(row.get("rate"), 0.0), 6))
+def _key(step: StepSummary) -> StepKey:
+    k = step.key
+    return (k.target, k.mode, k.n_requests, k.concurrency, round(k.rate, 6))
 
 
 def read_sides(run: RunData, column: str, name: str) -> dict[StepKey, Side]:
     """Every step of ``run``: its clean trials' ``column`` values and its flags and counts.
 
     A trial flagged by ``step_flags`` (errors, all_failed, saturated) gives no value: its
-    latency describes the survivors or a queue, not the service.
+    latency describes the survivors or a queue, not the service. The rows are the reader's
+    :class:`loadgen.readers.StepSummary` records, so schema 1 and 2 read alike.
     """
-    if column not in run.summary.columns:
-        raise CompareError(f"{name} ({run.path}) has no {column!r} column in summary.csv; pick another --metric")
-    groups: dict[StepKey, list[dict]] = {}
-    for row in run.summary.to_dict("records"):
-        groups.setdefault(_key(row), []).append(row)
+    if not any(getattr(step, column) is not None for step in run.steps):
+        raise CompareError(f"{name} ({run.path}) has no {column!r} column (or no value in it) in summary.csv; "
+                           "pick another --metric")
+    groups: dict[StepKey, list[StepSummary]] = {}
+    for step in run.steps:
+        groups.setdefault(_key(step), []).append(step)
     sides = {}
-    for key, rows in groups.items():
+    for key, steps in groups.items():
         values: dict[int, float] = {}
         flags: set[str] = set()
         flagged = failed = sent = 0
-        for position, row in enumerate(rows):
-            row_flags = step_flags(row)
-            flags |= row_flags
-            flagged += bool(row_flags)
-            n = _int_or(row.get("n_requests"), 0)
-            sent += n
-            failed += _int_or(row.get("errors"), n - _int_or(row.get("n_ok"), n))
-            value = _float_or(row.get(column), math.nan)
-            if not row_flags and value > 0:
-                trial = _int_or(row.get("trial"), position)
+        for step in steps:
+            flags |= step.flags
+            flagged += bool(step.flags)
+            sent += step.key.n_requests
+            failed += step.errors
+            value = getattr(step, column)
+            if not step.flags and value is not None and value > 0:
+                trial = step.key.trial
                 while trial in values:  # the same trial twice (concatenated summaries): keep both
                     trial += 1_000_000
                 values[trial] = value
-        sides[key] = Side(values, frozenset(flags), flagged, len(rows), failed, sent)
+        sides[key] = Side(values, frozenset(flags), flagged, len(steps), failed, sent)
     return sides
 
 
 def request_latencies(run: RunData) -> dict[StepKey, np.ndarray]:
     """Successful requests' latencies per step, all trials pooled (for the detail column)."""
-    requests = run.requests
-    if requests is None or requests.empty:
-        return {}
-    ok = requests[requests["error"].isin(["", "nan"])]
-    out = {}
-    for (target, mode, n, c, rate), group in ok.groupby(["target", "mode", "n_requests", "concurrency", "rate"]):
-        key = _key({"target": target, "mode": mode, "n_requests": n, "concurrency": c, "rate": rate})
-        out[key] = group["latency_s"].to_numpy(float)
-    return out
+    return ok_latencies(run.requests)
 
 
 def order_keys(keys: Iterable[StepKey], target_order: list[str]) -> list[StepKey]:

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ground.runmeta import RunMeta
+
 __all__ = [
     "LOAD1_BUSY_FRACTION",
     "OTHERS_BUSY_SHARE",
@@ -280,15 +282,15 @@ def target_busy_reasons(facts: Mapping[str, Any], n_cpus: int) -> list[str]:
     return reasons
 
 
-def noise_warnings(meta: Mapping[str, Any]) -> list[str]:
+def noise_warnings(meta: RunMeta) -> list[str]:
     """One line per reason to distrust a run's timings, naming the run and the target.
 
     Reads only meta.json's ``host_noise`` section; runs written before it existed get [].
     """
-    noise = meta.get("host_noise") or {}
-    run_id = meta.get("run_id", "?")
+    noise = meta.details.get("host_noise") or {}
+    run_id = meta.run_id or "?"
     start = noise.get("at_start") or {}
-    n_cpus = int(start.get("n_cpus") or (meta.get("host") or {}).get("cpu_count") or 1)
+    n_cpus = int(start.get("n_cpus") or meta.host.get("cpu_count") or 1)
     warnings = []
     load = start.get("load")
     if load and load_busy(load[0], n_cpus):

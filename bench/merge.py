@@ -31,16 +31,18 @@ from pathlib import Path
 from typing import Any
 
 from bench.hostload import target_busy_reasons
-from bench.merge_records import MergedStep, ShardStep, merge_step, records_from_frame
+from bench.merge_records import MergedStep, ShardStep, merge_step
 from bench.report.tables import ceiling_for
 from bench.results import SHARDS_DIR, RunData, RunWriter, ResultsError, holds_run, load_run, validate_run_id
 from bench.runstate import writer_facts
 from bench.shard_run import describe_share_rule
 from ground.clock import utc_iso
 from ground.redact import Redactor
-from loadgen.records import StepKey
+from ground.runmeta import RunMeta, RunStatus, utc_iso
+from loadgen.readers import request_records
+from loadgen.records import RequestRecord, StepKey
 from loadgen.shard import split_evenly
-from loadgen.stats import SUMMARY_COLUMNS, parse_error_counts, summarize
+from loadgen.stats import SUMMARY_COLUMNS, format_flags, parse_error_counts, summarize
 from loadgen.sweep import SweepPlan
 
 __all__ = ["MergeError", "MergeResult", "combined_ceiling", "merge_runs", "read_shards"]
@@ -56,12 +58,13 @@ class MergeError(ValueError):
 
 @dataclass(frozen=True)
 class ShardInput:
-    """One shard run as read from disk."""
+    """One shard run as read from disk (by the one reader: typed rows, records and metadata)."""
 
     path: Path
     run: RunData
     index: int
     count: int
+    records: Mapping[StepKey, tuple[RequestRecord, ...]]  # the shard's raw records per step
 
     @property
     def name(self) -> str:
@@ -69,7 +72,8 @@ class ShardInput:
 
     @property
     def meta(self) -> dict[str, Any]:
-        return self.run.meta
+        """The shard's meta.json content (what the merged run keeps and compares, section by section)."""
+        return self.run.meta.to_json()
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class MergeResult:
     run_dir: Path
     run_id: str
     steps: tuple[MergedStep, ...]
-    meta: dict[str, Any]
+    meta: RunMeta
 
 
 def read_shards(paths: Sequence[Path]) -> list[ShardInput]:
@@ -88,13 +92,14 @@ def read_shards(paths: Sequence[Path]) -> list[ShardInput]:
             run = load_run(path, with_requests=True)
         except ResultsError as exc:
             raise MergeError(f"{path}: {exc}") from None
-        section = run.meta.get("shard")
+        section = run.meta.details.get("shard")
         if not isinstance(section, Mapping):
             raise MergeError(f"{path} is not a shard run: its meta.json has no 'shard' section "
                              "(shard runs come from `bench run TARGET --shard I/N`)")
         if run.requests is None:
             raise MergeError(f"{path} has no requests.csv.gz: the merge needs every shard's raw records")
-        shards.append(ShardInput(Path(path), run, int(section["index"]), int(section["count"])))
+        shards.append(ShardInput(Path(path), run, int(section["index"]), int(section["count"]),
+                                 request_records(run.requests)))
     return shards
 
 
@@ -162,9 +167,9 @@ def check_shards(shards: Sequence[ShardInput]) -> None:
         raise MergeError(f"shard(s) {', '.join(map(str, missing))} of {count} missing: a merged run needs every "
                          f"shard (given: {', '.join(str(i) for i in sorted(seen))})")
     for shard in shards:
-        status = shard.meta.get("status")
-        if status != "complete":
-            raise MergeError(f"{shard.name} did not complete (status: {status}): the merged run would lack its "
+        status = shard.run.meta.status
+        if status is not RunStatus.COMPLETE:
+            raise MergeError(f"{shard.name} did not complete (status: {status.value}): the merged run would lack its "
                              "requests")
     first = min(shards, key=lambda s: s.index)
     for what, read in _AGREEMENT:
@@ -187,38 +192,28 @@ def _shard_step(shard: ShardInput, key: StepKey) -> ShardStep:
     """``shard``'s records and figures of the plan's step ``key``, checked against its share."""
     label = f"step {key.mode} N={key.n_requests} trial {key.trial}"
 
-    def rows(frame: Any) -> Any:
-        return frame[(frame["target"] == key.target) & (frame["mode"] == key.mode)
-                     & (frame["n_requests"] == key.n_requests) & (frame["trial"] == key.trial)
-                     & (frame["rate"].astype(float) == float(key.rate))]
+    def same_step(k: StepKey) -> bool:  # a shard records its own share's concurrency: not compared
+        return (k.target, k.mode, k.n_requests, k.trial, float(k.rate)) == (
+            key.target, key.mode, key.n_requests, key.trial, float(key.rate))
 
-    summary = rows(shard.run.summary)
-    if len(summary) != 1:
-        raise MergeError(f"{shard.name} has {len(summary)} summary rows for {label} (expected 1): an incomplete "
+    summaries = [s for s in shard.run.steps if same_step(s.key)]
+    if len(summaries) != 1:
+        raise MergeError(f"{shard.name} has {len(summaries)} summary rows for {label} (expected 1): an incomplete "
                          "or edited shard run")
-    requests = rows(shard.run.requests)
+    records = sorted((r for k, recs in shard.records.items() if same_step(k) for r in recs), key=lambda r: r.seq)
     first, size = split_evenly(key.n_requests, shard.count)[shard.index]
-    seqs = sorted(int(s) for s in requests["seq"])
+    seqs = [r.seq for r in records]
     if seqs != list(range(first, first + size)):
         raise MergeError(f"{shard.name} has {len(seqs)} records for {label}, not its share (requests {first} to "
                          f"{first + size - 1} of {key.n_requests})")
-    row = summary.iloc[0]
-    lateness = next((s.get("late_s") for s in (shard.meta["shard"].get("steps") or [])
+    row = summaries[0]
+    lateness = next((s.get("late_s") for s in (shard.run.meta.details["shard"].get("steps") or [])
                      if s.get("mode") == key.mode and s.get("n_requests") == key.n_requests
                      and s.get("trial") == key.trial), None)
-    facts = {"concurrency": int(row["concurrency"]), "offered_rps": _number(row.get("offered_rps")),
-             "achieved_rps": _number(row.get("achieved_rps")), "late_s": lateness,
-             "flags": row.get("flags") if isinstance(row.get("flags"), str) else ""}
-    return ShardStep(index=shard.index, records=tuple(records_from_frame(requests)),
-                     started_at=float(row["started_at"]), total_s=float(row["total_s"]), facts=facts)
-
-
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if number != number else number
+    facts = {"concurrency": row.key.concurrency, "offered_rps": row.offered_rps, "achieved_rps": row.achieved_rps,
+             "late_s": lateness, "flags": format_flags(row.flags)}
+    return ShardStep(index=shard.index, records=tuple(records), started_at=float(row.started_at or 0.0),
+                     total_s=float(row.total_s or 0.0), facts=facts)
 
 
 def combined_ceiling(ceilings: Sequence[Mapping[str, Any] | None],
@@ -288,11 +283,13 @@ def _outcome(name: str, steps: Sequence[MergedStep], rows: Sequence[Mapping[str,
 
 
 def merged_meta(shards: Sequence[ShardInput], run_id: str, steps: Sequence[MergedStep],
-                rows: Sequence[Mapping[str, Any]], cpu_groups: Sequence[Sequence[int]] | None = None) -> dict[str, Any]:
+                rows: Sequence[Mapping[str, Any]], cpu_groups: Sequence[Sequence[int]] | None = None) -> RunMeta:
     """meta.json of the merged run (see the module docstring for what each field means here)."""
     ordered = sorted(shards, key=lambda s: s.index)
     first = ordered[0].meta
-    meta = {k: copy.deepcopy(v) for k, v in first.items() if k not in ("shard", "outcomes", "target_errors")}
+    meta = {k: copy.deepcopy(v) for k, v in first.items()
+            if k not in ("shard", "outcomes", "target_errors", "status", "complete", "error", "finished_at",
+                         "finished_utc")}
     now = time.time()
     started = min(float(s.meta.get("started_at") or now) for s in ordered)
     finished = max(float(s.meta.get("finished_at") or now) for s in ordered)
@@ -301,9 +298,7 @@ def merged_meta(shards: Sequence[ShardInput], run_id: str, steps: Sequence[Merge
     target = steps[0].result.key.target if steps else (first.get("targets_order") or ["?"])[0]
     outcome = _outcome(target, steps, rows)
     meta.update({
-        "run_id": run_id, "status": "complete", "complete": True,
-        "started_at": started, "started_utc": utc_iso(started),
-        "finished_at": finished, "finished_utc": utc_iso(finished),
+        "run_id": run_id, "started_at": started, "started_utc": utc_iso(started),
         "writer": writer_facts(), "command": " ".join(sys.argv),
         "targets": {name: {k: v for k, v in (desc or {}).items() if k not in _VOLATILE_TARGET_KEYS}
                     for name, desc in (first.get("targets") or {}).items()},
@@ -333,7 +328,9 @@ def merged_meta(shards: Sequence[ShardInput], run_id: str, steps: Sequence[Merge
     if same_host:
         client = sorted({c for s in ordered for c in ((s.meta.get("cpu_plan") or {}).get("client") or [])})
         meta["cpu_plan"] = {"client": client, "standins": list((first.get("cpu_plan") or {}).get("standins") or [])}
-    return meta
+    merged = RunMeta.from_json(meta)
+    merged.finish(RunStatus.COMPLETE, now=finished)  # the shards all completed (check_shards)
+    return merged
 
 
 def merge_runs(paths: Sequence[Path], run_dir: Path, *, redactor: Redactor | None = None,
@@ -360,7 +357,7 @@ def merge_runs(paths: Sequence[Path], run_dir: Path, *, redactor: Redactor | Non
         steps.append(merge_step(key, [_shard_step(s, key) for s in ordered]))
     rows = [summarize(step.result) for step in steps]
     meta = merged_meta(ordered, run_id, steps, rows, cpu_groups)
-    meta.update(copy.deepcopy(dict(extra_meta or {})))
+    meta.details.update(copy.deepcopy(dict(extra_meta or {})))
     with RunWriter(run_dir, run_id, SUMMARY_COLUMNS, redactor=redactor,
                    extra_request_columns=(SHARD_COLUMN,), expected=(SHARDS_DIR,)) as writer:
         for step, row in zip(steps, rows):

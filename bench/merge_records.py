@@ -19,46 +19,15 @@ latest start minus the earliest.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from loadgen.records import RequestRecord, StepKey, StepResult
 
-__all__ = ["MergedStep", "ShardStep", "merge_step", "records_from_frame"]
-
-_FLOAT_COLUMNS = ("intended_s", "sent_s", "latency_s", "service_s")
-_INT_COLUMNS = ("seq", "status", "bytes_out", "bytes_in", "label", "predicted")
-
-
-def _floats(values: pd.Series) -> list[float]:
-    """Floats exactly as written: round-trip-parsed numbers, or ``""`` (NaN) read back as text.
-
-    ``float(text)`` is correctly rounded, so a repr written by the results writer comes
-    back bit for bit (no approximate numeric parser in between).
-    """
-    if pd.api.types.is_float_dtype(values) or pd.api.types.is_integer_dtype(values):
-        return [float(v) for v in values.to_numpy()]
-    return [math.nan if (isinstance(v, str) and not v.strip()) or v is None else float(v) for v in values]
-
-
-def records_from_frame(frame: pd.DataFrame) -> list[RequestRecord]:
-    """requests.csv.gz rows (one step of one shard) back into RequestRecords."""
-    floats = {name: _floats(frame[name]) for name in _FLOAT_COLUMNS}
-    ints = {name: [int(v) for v in frame[name]] for name in _INT_COLUMNS}
-    errors = ["" if not isinstance(v, str) else v for v in frame["error"]]
-    details = ["" if not isinstance(v, str) else v for v in frame["error_detail"]]
-    return [
-        RequestRecord(seq=ints["seq"][i], intended_s=floats["intended_s"][i], sent_s=floats["sent_s"][i],
-                      latency_s=floats["latency_s"][i], service_s=floats["service_s"][i], status=ints["status"][i],
-                      error=errors[i], error_detail=details[i], bytes_out=ints["bytes_out"][i],
-                      bytes_in=ints["bytes_in"][i], label=ints["label"][i], predicted=ints["predicted"][i])
-        for i in range(len(frame))
-    ]
+__all__ = ["MergedStep", "ShardStep", "merge_step"]
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,9 @@
 Why: a latency figure means little without the machine, versions, engine, client ceiling and
 exact config behind it (pyperf stores such metadata with every result). Everything here is
 collected from the environment and from objects' own ``describe()``; nothing reads a secret,
-and :func:`scrub` drops keys that look like one as a second line of defence.
+and :func:`scrub` drops keys that look like one as a second line of defence. The record
+itself -- fields, status vocabulary, ``finish`` -- is :class:`ground.runmeta.RunMeta`;
+this module fills a new one with the facts of this machine and checkout.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from bench.hostload import run_start_load
 from bench.runstate import writer_facts
 from ground.clock import utc_iso
 from ground.hostfacts import host_facts
+from ground.runmeta import KIND_SERVING, RunMeta, RunStatus
 
 __all__ = [
     "SCHEMA_VERSION",
+    "RunMeta",
+    "RunStatus",
     "git_commit",
     "new_meta",
     "package_versions",
@@ -32,8 +37,9 @@ __all__ = [
 ]
 
 # Bump when summary.csv / requests.csv.gz columns or their meaning change. Readers accept
-# older versions where the data allows (`loadgen.stats.step_flags` derives flags from the
-# counts; `bench compare` compares schema 1 with 2) and refuse only newer ones.
+# older versions where the data allows (`loadgen.readers` gives missing columns None or
+# derives them, flags from the counts; `bench compare` compares schema 1 with 2) and refuse
+# only newer ones.
 SCHEMA_VERSION = 2  # 2: summary.csv gained the open-loop columns, `saturated` and `flags`
 
 _PACKAGES = (
@@ -84,29 +90,28 @@ def scrub(value: Any) -> Any:
 
 
 def run_header(
-    *, kind: str, run_id: str, root: Path, extra_packages: tuple[str, ...] = ()
-) -> dict[str, Any]:
-    """The fields every run's meta.json starts with, whatever the kind of run.
+    *, kind: str, run_id: str, root: Path, extra_packages: tuple[str, ...] = (), **details: Any
+) -> RunMeta:
+    """A new run's metadata (status ``running``): the header every kind of run shares, plus ``details``.
 
-    Why shared: load runs (``kind = "serving"``) and tuning runs (``"hpo"``) are read by the
-    same tools (``bench report``, ``latest_run``), which rely on these keys.
+    Why shared: load runs (``kind = "serving"``), tuning runs (``"hpo"``) and pipeline runs
+    are read by the same tools (``bench report``, ``latest_run``, :mod:`bench.runstate`),
+    which rely on these fields; each run ends it with :meth:`ground.runmeta.RunMeta.finish`.
     """
     now = time.time()
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": kind,
-        "run_id": run_id,
-        "complete": False,
-        "status": "running",
-        "started_at": now,
-        "started_utc": utc_iso(now),
-        "finished_at": None,
-        "finished_utc": None,
-        "host": host_facts(),
-        "writer": writer_facts(),  # so a reader can tell a live run from an abandoned one
-        "versions": package_versions(tuple(dict.fromkeys(_PACKAGES + extra_packages))),
-        "git": git_commit(root),
-    }
+    return RunMeta(
+        kind=kind,
+        run_id=run_id,
+        status=RunStatus.RUNNING,
+        schema_version=SCHEMA_VERSION,
+        started_at=now,
+        started_utc=utc_iso(now),
+        host=host_facts(),
+        writer=writer_facts(),  # so a reader can tell a live run from an abandoned one
+        versions=package_versions(tuple(dict.fromkeys(_PACKAGES + extra_packages))),
+        git=git_commit(root),
+        details=dict(details),
+    )
 
 
 def new_meta(
@@ -118,25 +123,25 @@ def new_meta(
     sweep: Mapping[str, Any],
     targets: list[str],
     load_at_start: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The meta.json written at the start of a run (``complete: false`` until the end).
+) -> RunMeta:
+    """A load run's metadata at its start (status ``running`` until :func:`bench.runner.finish_meta`).
 
     ``load_at_start`` is :func:`bench.hostload.run_start_load` taken before the run did any
     work (training, calibration); sampled here when not given.
     """
-    return {
-        **run_header(kind="serving", run_id=run_id, root=root),
-        "config": {"path": config_path, "sha256": config_sha256},
-        "sweep": dict(sweep),
-        "targets_order": list(targets),
-        "targets": {},
-        "target_errors": {},
-        "model": {},
-        "engine": {},
-        "calibration": None,
-        "client_ceiling": None,
-        "cpu_plan": {},
-        "host_noise": {"at_start": dict(load_at_start or run_start_load()), "targets": {}},
-        "execution": "targets run one at a time (start, sweep, stop) so they never compete for CPU",
-        "command": " ".join(sys.argv),
-    }
+    return run_header(
+        kind=KIND_SERVING, run_id=run_id, root=root,
+        config={"path": config_path, "sha256": config_sha256},
+        sweep=dict(sweep),
+        targets_order=list(targets),
+        targets={},
+        target_errors={},
+        model={},
+        engine={},
+        calibration=None,
+        client_ceiling=None,
+        cpu_plan={},
+        host_noise={"at_start": dict(load_at_start or run_start_load()), "targets": {}},
+        execution="targets run one at a time (start, sweep, stop) so they never compete for CPU",
+        command=" ".join(sys.argv),
+    )

@@ -5,7 +5,10 @@ minutes of measuring; everything measured up to then must survive. ``summary.csv
 appended and flushed per step; ``requests.csv.gz`` gets one complete gzip *member* per step
 (concatenated members are one valid gzip stream), so a crash can at worst truncate the
 member being written, and :func:`read_requests` keeps every complete line before it.
-``meta.json`` is replaced atomically (write temp, rename).
+``meta.json`` is replaced atomically (write temp, rename), always from a
+:class:`ground.runmeta.RunMeta` (:func:`write_meta_file`). Reading goes through
+:mod:`loadgen.readers` and :func:`ground.runmeta.read_run_meta`, so a run comes back as the
+typed records it was written from (:class:`RunData`).
 
 Every writer here takes a :class:`ground.redact.Redactor` (``bench.redaction.redactor_for``)
 and applies it to every text it writes -- ``error_detail`` of each request (where a remote
@@ -22,9 +25,11 @@ import io
 import json
 import os
 import re
+import time
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +38,18 @@ import pandas as pd
 from bench.meta import SCHEMA_VERSION, scrub
 from ground.clock import utc_stamp
 from ground.redact import Redactor
-from loadgen.records import RECORD_COLUMNS, StepKey
+from ground.runmeta import KIND_SERVING, MetaError, RunMeta, RunStatus, read_run_meta
+from loadgen.readers import (
+    REQUEST_KEY_COLUMNS,
+    ReadError,
+    StepSummary,
+    read_requests_csv,
+    read_summary_csv,
+    step_results,
+    summary_frame,
+)
+from loadgen.records import RECORD_COLUMNS, StepKey, StepResult
+from loadgen.stats import SUMMARY_COLUMNS
 
 __all__ = [
     "META_FILE",
@@ -54,6 +70,7 @@ __all__ = [
     "resolve_run",
     "validate_run_id",
     "write_json_atomic",
+    "write_meta_file",
 ]
 
 HPO_TRIALS_FILE = "hpo_trials.csv"  # written by `bench run hpo` (models/hpo/results.py)
@@ -62,7 +79,6 @@ SUMMARY_FILE = "summary.csv"
 REQUESTS_FILE = "requests.csv.gz"
 META_FILE = "meta.json"
 SHARDS_DIR = "shards"  # a `bench run --clients N` run's shard runs, before and after their merge
-REQUEST_KEY_COLUMNS: tuple[str, ...] = ("run_id", "target", "mode", "n_requests", "concurrency", "rate", "trial")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 #: Files of a run's results: load runs (summary.csv), tuning runs (hpo_trials.csv, ``bench
@@ -125,6 +141,14 @@ def write_json_atomic(path: Path, data: Mapping[str, Any], redactor: Redactor | 
     os.replace(tmp, path)
 
 
+def write_meta_file(directory: Path, meta: RunMeta, redactor: Redactor | None = None) -> None:
+    """Write a run's meta.json (atomically, secret-looking keys scrubbed, values redacted).
+
+    The one way every kind of run writes its metadata.
+    """
+    write_json_atomic(Path(directory) / META_FILE, scrub(meta.to_json()), redactor)
+
+
 class RunWriter:
     """Appends measured rows to one run folder; created empty (refuses to overwrite a run).
 
@@ -156,8 +180,8 @@ class RunWriter:
         self.rows_written = 0
         self.requests_written = 0
 
-    def write_meta(self, meta: Mapping[str, Any]) -> None:
-        write_json_atomic(self.meta_path, scrub(meta), self.redactor)
+    def write_meta(self, meta: RunMeta) -> None:
+        write_meta_file(self.directory, meta, self.redactor)
 
     def _text(self, value: Any) -> Any:
         cell = _cell(value)
@@ -221,81 +245,73 @@ def _cell(value: Any) -> Any:
 
 
 # --- reading ------------------------------------------------------------------------------
+# The files are parsed by loadgen.readers (summary, requests) and ground.runmeta (meta.json);
+# here a folder becomes one RunData.
 
 
 @dataclass(frozen=True)
 class RunData:
-    """A run as read back from disk: summary rows, optional raw requests, metadata."""
+    """A run as read back from disk: its summary rows, optional raw requests, its metadata.
+
+    ``steps`` are the typed summary rows (:class:`loadgen.readers.StepSummary`, any schema);
+    ``summary`` is the same rows as a DataFrame with every current column, for the pandas
+    code of the report; ``columns`` are the columns the summary file actually had.
+    """
 
     path: Path
     run_id: str
-    summary: pd.DataFrame
+    steps: tuple[StepSummary, ...]
     requests: pd.DataFrame | None
-    meta: dict[str, Any]
+    meta: RunMeta
+    columns: frozenset[str] = frozenset(SUMMARY_COLUMNS)
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        return summary_frame(self.steps)
 
     @property
     def schema_version(self) -> int | None:
-        value = self.meta.get("schema_version")
-        return int(value) if value is not None else None
+        return self.meta.schema_version
 
     @property
     def targets(self) -> list[str]:
         """Targets in run order (meta's order first, then any others as they appear)."""
-        seen = [t for t in self.meta.get("targets_order", []) if t in set(self.summary["target"])]
-        return seen + [t for t in dict.fromkeys(self.summary["target"]) if t not in seen]
+        present = {s.key.target for s in self.steps}
+        seen = [t for t in self.meta.details.get("targets_order") or [] if t in present]
+        return seen + [t for t in dict.fromkeys(s.key.target for s in self.steps) if t not in seen]
+
+    def without_modes(self, modes: Iterable[str]) -> RunData:
+        """The run without the steps (and requests) of ``modes``, e.g. the capacity searches."""
+        drop = set(modes)
+        requests = self.requests
+        if requests is not None:
+            requests = requests[~requests["mode"].isin(drop)].reset_index(drop=True)
+        return replace(self, steps=tuple(s for s in self.steps if s.key.mode not in drop), requests=requests)
+
+    def step_results(self) -> list[StepResult]:
+        """The measured steps with their raw records (needs requests.csv.gz), as the sweep produced them."""
+        return step_results(self.steps, self.requests)
 
 
-def read_meta(directory: Path) -> dict[str, Any]:
-    path = Path(directory) / META_FILE
-    if not path.is_file():
-        return {}
+def read_meta(directory: Path) -> RunMeta | None:
+    """The run's meta.json as a :class:`ground.runmeta.RunMeta` (None when it has none)."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ResultsError(f"{path} is not valid JSON: {exc}") from exc
-
-
-def read_summary(path: Path) -> pd.DataFrame:
-    try:
-        frame = pd.read_csv(path, keep_default_na=True, float_precision="round_trip")
-    except FileNotFoundError:
-        raise ResultsError(f"{path} not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise ResultsError(f"{path} is not a readable CSV: {exc}") from exc
-    missing = {"target", "mode", "n_requests", "trial", "total_s"} - set(frame.columns)
-    if missing:
-        raise ResultsError(f"{path} lacks columns {sorted(missing)}; is it a servebench summary.csv?")
-    frame["mode"] = frame["mode"].astype(str)
-    frame["target"] = frame["target"].astype(str)
-    return frame
+        return read_run_meta(Path(directory) / META_FILE)
+    except MetaError as exc:
+        raise ResultsError(str(exc)) from None
 
 
 def read_requests(path: Path) -> pd.DataFrame | None:
     """Per-request rows; a member truncated by a crash is dropped after its last full line."""
-    if not Path(path).is_file():
-        return None
-    raw = Path(path).read_bytes()
-    chunks: list[bytes] = []
-    while raw:
-        member = zlib.decompressobj(wbits=31)  # 31: gzip framing, one member at a time
-        try:
-            chunks.append(member.decompress(raw))
-        except zlib.error:
-            break
-        if not member.eof:  # truncated member: keep its complete lines, stop here
-            break
-        raw = member.unused_data
-    data = b"".join(chunks)
-    if not data.endswith(b"\n"):
-        data = data[: data.rfind(b"\n") + 1]
-    if not data:
-        return None
-    frame = pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values={"latency_s": [""]},
-                        float_precision="round_trip")
-    frame["error"] = frame["error"].astype(str)
-    frame["mode"] = frame["mode"].astype(str)
-    frame["target"] = frame["target"].astype(str)
-    return frame
+    try:
+        return read_requests_csv(path)
+    except ReadError as exc:
+        raise ResultsError(str(exc)) from None
+
+
+def _guessed_schema(columns: frozenset[str]) -> int | None:
+    """The schema of a summary.csv without its meta.json: 2 has ``flags``, 1 has ``run_id``."""
+    return SCHEMA_VERSION if "flags" in columns else 1 if "run_id" in columns else None
 
 
 def load_run(ref: str | Path, *, with_requests: bool = True, redactor: Redactor | None = None) -> RunData:
@@ -316,22 +332,24 @@ def load_run(ref: str | Path, *, with_requests: bool = True, redactor: Redactor 
     if not summary_path.is_file() and (directory / PIPELINE_STAGES_FILE).is_file():
         raise ResultsError(f"{directory} is a pipeline run (it has {PIPELINE_STAGES_FILE}), not a serving "
                            f"benchmark: it has no {SUMMARY_FILE}; `bench report` renders it, `bench compare` cannot")
-    if not summary_path.is_file() and read_meta(directory).get("kind") not in (None, "serving"):
-        kind = read_meta(directory).get("kind")
-        raise ResultsError(f"{directory} is a {kind!r} run, not a serving benchmark: it has no {SUMMARY_FILE}")
-    summary = read_summary(summary_path)
     meta = read_meta(directory)
-    if not meta:
-        meta = {"schema_version": SCHEMA_VERSION if "run_id" in summary.columns else None}
-    run_id = str(meta.get("run_id") or (summary["run_id"].iloc[0] if "run_id" in summary and len(summary) else directory.name))
+    if not summary_path.is_file() and meta is not None and meta.kind != KIND_SERVING:
+        raise ResultsError(f"{directory} is a {meta.kind!r} run, not a serving benchmark: it has no {SUMMARY_FILE}")
+    try:
+        summary = read_summary_csv(summary_path)
+    except ReadError as exc:
+        raise ResultsError(str(exc)) from None
+    if meta is None:
+        meta = RunMeta(kind=KIND_SERVING, run_id=summary.run_id or directory.name, status=RunStatus.UNKNOWN,
+                       schema_version=_guessed_schema(summary.columns), status_reason="the run has no meta.json")
     requests = read_requests(requests_path) if requests_path is not None else None
     if redactor:
-        meta = redactor.redact_data(meta)
+        meta = RunMeta.from_json(redactor.redact_data(meta.to_json()))
         if requests is not None:
             for column in ("error_detail", "error"):
-                if column in requests.columns:
-                    requests[column] = [redactor.redact(v) if isinstance(v, str) else v for v in requests[column]]
-    return RunData(path=directory, run_id=run_id, summary=summary, requests=requests, meta=meta)
+                requests[column] = [redactor.redact(v) if isinstance(v, str) else v for v in requests[column]]
+    return RunData(path=directory, run_id=meta.run_id, steps=summary.steps, requests=requests, meta=meta,
+                   columns=summary.columns)
 
 
 def _run_dirs(results_dir: Path) -> list[Path]:
@@ -350,8 +368,8 @@ def latest_run(results_dir: Path) -> Path:
         try:
             meta = read_meta(p)
         except ResultsError:
-            meta = {}
-        return (float(meta.get("started_at") or 0.0), p.stat().st_mtime)
+            meta = None
+        return (float(meta.started_at or 0.0) if meta else 0.0, p.stat().st_mtime)
 
     return max(runs, key=started)
 

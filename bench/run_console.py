@@ -34,7 +34,7 @@ def print_table3(run_dir: Path, console: Console) -> None:
         if not capacity_shown:
             console.warn("no step was measured: no table to print")
         return
-    ceiling = run.meta.get("client_ceiling")
+    ceiling = run.meta.details.get("client_ceiling")
     modes = modes_in(run.summary)
     cells: list[str] = []
     for mode in modes:

@@ -8,17 +8,20 @@ job of its own, whose result the run only records in meta.json.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench.config import BenchConfig
 from bench.console import Console
+
+if TYPE_CHECKING:
+    from loadgen.calibration import CalibrationResult
 
 __all__ = ["CALIBRATION_MAX_AGE_S", "calibration_json", "choose_run_engine", "event_loop_name"]
 
 CALIBRATION_MAX_AGE_S = 24 * 3600.0
 
 
-def choose_run_engine(config: BenchConfig, requested: str, console: Console) -> tuple[str, str, Any]:
+def choose_run_engine(config: BenchConfig, requested: str, console: Console) -> tuple[str, str, CalibrationResult | None]:
     """(engine name, how it was chosen, calibration or None).
 
     ``auto`` takes the engine the calibration measured cheapest here; a named engine is used
@@ -69,23 +72,10 @@ def event_loop_name() -> str:
         return "asyncio"
 
 
-def calibration_json(calibration: Any, path: Path) -> Any:
-    """The calibration as meta.json records it: its summary when loadgen can make one, else as plain data."""
+def calibration_json(calibration: CalibrationResult | None, path: Path) -> dict[str, Any] | None:
+    """meta.json's ``calibration``: the summary of the calibration the run used (None without one)."""
     if calibration is None:
         return None
-    try:
-        from loadgen.calibration import calibration_summary
+    from loadgen.calibration import calibration_summary
 
-        return calibration_summary(calibration, path)
-    except (ImportError, AttributeError, KeyError, TypeError):
-        pass
-    if hasattr(calibration, "to_dict"):
-        return calibration.to_dict()
-    if isinstance(calibration, dict):
-        return calibration
-    try:
-        from dataclasses import asdict
-
-        return asdict(calibration)
-    except TypeError:
-        return str(calibration)
+    return calibration_summary(calibration, path)

@@ -27,6 +27,7 @@ import numpy as np
 from bench.hostload import TargetNoiseProbe
 from bench.results import RunWriter
 from ground.clock import utc_iso, utc_stamp
+from ground.runmeta import RunMeta, RunStatus
 from loadgen.records import StepKey
 from loadgen.stats import parse_error_counts, summarize
 from targets.base import Target
@@ -35,7 +36,6 @@ __all__ = [
     "DEATH_CLASSES",
     "RunEvents",
     "TargetOutcome",
-    "ceiling_from_calibration",
     "default_run_id",
     "finish_meta",
     "model_facts",
@@ -117,57 +117,23 @@ def model_facts(artifacts: Any) -> dict[str, Any]:
     return facts
 
 
-def ceiling_from_calibration(calibration: Any, engine: str) -> dict[str, Any] | None:
-    """Normalise a calibration result into ``{"engine", "rps_by_concurrency": {c: req/s}}``.
-
-    Accepts the calibration module's object or its JSON form: any list of measurement
-    records carrying an engine name, a concurrency and a req/s figure.
-    """
-    if calibration is None:
-        return None
-    data = calibration.to_dict() if hasattr(calibration, "to_dict") else calibration
-    if not isinstance(data, Mapping):
-        try:
-            data = asdict(data)
-        except TypeError:
-            return None
-    points: dict[str, float] = {}
-
-    def visit(node: Any) -> None:
-        if isinstance(node, Mapping):
-            name = node.get("engine") or node.get("name")
-            conc = node.get("concurrency")
-            rps = next((node[k] for k in ("rps", "req_per_s", "requests_per_s", "throughput_rps", "max_rps")
-                        if k in node), None)
-            if name == engine and conc is not None and isinstance(rps, int | float) and rps > 0:
-                points[str(int(conc))] = max(float(rps), points.get(str(int(conc)), 0.0))
-            for value in node.values():
-                visit(value)
-        elif isinstance(node, list | tuple):
-            for value in node:
-                visit(value)
-
-    visit(data)
-    if not points:
-        return None
-    return {"engine": engine, "rps_by_concurrency": dict(sorted(points.items(), key=lambda kv: int(kv[0])))}
-
-
-def finish_meta(meta: dict[str, Any], outcomes: Sequence[TargetOutcome], status: str) -> dict[str, Any]:
-    """Final status, per-target outcomes and problems, finish time."""
-    now = time.time()
-    meta["status"] = status
-    meta["complete"] = status == "complete"
-    meta["finished_at"] = now
-    meta["finished_utc"] = utc_iso(now)
+def finish_meta(meta: RunMeta, outcomes: Sequence[TargetOutcome], status: RunStatus,
+                error: str | None = None) -> RunMeta:
+    """End a load run: :meth:`RunMeta.finish`, then the per-target outcomes and problems."""
+    meta.finish(status, error=error)
+    word = meta.status.value
     for o in outcomes:
         if o.status == "pending":
-            o.status, o.message = "not_run", f"not run: the run ended ({status}) before this target"
+            o.status, o.message = "not_run", f"not run: the run ended ({word}) before this target"
         elif o.status == "running":  # left mid-target by an exception no handler named
-            o.status, o.message = status, f"the run ended ({status}) while measuring this target"
-    meta["outcomes"] = {o.name: o.as_meta() for o in outcomes}
-    meta["target_errors"] = {o.name: f"{o.status}: {o.message}" for o in outcomes if o.problem}
+            o.status, o.message = word, f"the run ended ({word}) while measuring this target"
+    _record_outcomes(meta, outcomes)
     return meta
+
+
+def _record_outcomes(meta: RunMeta, outcomes: Sequence[TargetOutcome]) -> None:
+    meta.details["outcomes"] = {o.name: o.as_meta() for o in outcomes}
+    meta.details["target_errors"] = {o.name: f"{o.status}: {o.message}" for o in outcomes if o.problem}
 
 
 def _is_dead(row: Mapping[str, Any]) -> bool:
@@ -209,7 +175,7 @@ async def _sweep_one(target: Target, outcome: TargetOutcome, run_sweep: Callable
 
 async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutcome], *, run_sweep: Callable[..., Any],
                         engine_factory: Callable[[Any], Any], plan: Any, images: np.ndarray, labels: np.ndarray,
-                        writer: RunWriter, meta: dict[str, Any], events: RunEvents) -> list[TargetOutcome]:
+                        writer: RunWriter, meta: RunMeta, events: RunEvents) -> list[TargetOutcome]:
     """Start, sweep and stop each target in turn; never let one target's failure stop the rest.
 
     Cancellation (Ctrl-C / SIGTERM) stops the current target and marks it interrupted; the
@@ -219,8 +185,8 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
     (one per target, same order) is filled in place, so it is complete even when a
     KeyboardInterrupt unwinds the event loop before this coroutine returns.
     """
-    meta["outcomes"] = {o.name: o.as_meta() for o in outcomes}
-    noise = meta.setdefault("host_noise", {}).setdefault("targets", {})
+    meta.details["outcomes"] = {o.name: o.as_meta() for o in outcomes}
+    noise = meta.details.setdefault("host_noise", {}).setdefault("targets", {})
     loop = asyncio.get_running_loop()
     main_task = asyncio.current_task()
     previous_sigterm = signal.getsignal(signal.SIGTERM)
@@ -247,7 +213,7 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
                     continue
                 outcome.start_s = round(time.perf_counter() - t0, 3)
                 desc = target.describe()
-                meta["targets"][target.name] = {**desc, "start_s": outcome.start_s}
+                meta.details.setdefault("targets", {})[target.name] = {**desc, "start_s": outcome.start_s}
                 events.on_target_ready(target.name, desc)
                 probe.window_start(_pgids(target))
                 try:
@@ -287,9 +253,8 @@ def _pgids(target: Target) -> list[int]:
     return [p.pgid for p in (getattr(target, "processes", None) or []) if getattr(p, "pgid", None)]
 
 
-def _write_progress(meta: dict[str, Any], outcomes: Sequence[TargetOutcome], writer: RunWriter) -> None:
-    meta["outcomes"] = {o.name: o.as_meta() for o in outcomes}
-    meta["target_errors"] = {o.name: f"{o.status}: {o.message}" for o in outcomes if o.problem}
+def _write_progress(meta: RunMeta, outcomes: Sequence[TargetOutcome], writer: RunWriter) -> None:
+    _record_outcomes(meta, outcomes)
     writer.write_meta(meta)
 
 

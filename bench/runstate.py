@@ -14,8 +14,8 @@ purely from meta.json and a :class:`HostView` of this machine:
 * ``unknown``   -- the run says running but was written on another host, or by a
   servebench too old to record its writer: nothing here can tell.
 
-A status other than ``running`` (complete, failed, interrupted, ...) is final and
-returned as is. The CLI applies :func:`resolve_status` when it reads a run (``bench
+A status other than ``running`` (complete, failed, interrupted, or unknown when meta.json
+recorded none) is returned as is. The statuses are :class:`ground.runmeta.RunStatus`. The CLI applies :func:`resolve_status` when it reads a run (``bench
 report``, ``bench compare``); meta.json on disk is never rewritten by a reader.
 """
 
@@ -24,12 +24,13 @@ from __future__ import annotations
 import copy
 import os
 import platform
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench.hostload import noise_warnings
+from ground.runmeta import RunMeta, RunStatus
 
 __all__ = [
     "HostView",
@@ -82,49 +83,48 @@ class HostView:
         return cls(platform.node(), _boot_id(), process_start_ticks)
 
 
-def effective_status(meta: Mapping[str, Any], here: HostView) -> tuple[str, str]:
+def effective_status(meta: RunMeta, here: HostView) -> tuple[RunStatus, str]:
     """(status, why) of a run: its recorded status, or for ``running`` whether that is still true."""
-    status = str(meta.get("status") or ("complete" if meta.get("complete") else ""))
-    if status != "running":  # final ("" when meta.json records no status at all)
-        return status, ""
-    writer = meta.get("writer") or {}
+    if meta.status is not RunStatus.RUNNING:  # final, or unknown (no status recorded)
+        return meta.status, meta.status_reason
+    writer = meta.writer
     pid, ticks, host = writer.get("pid"), writer.get("start_ticks"), writer.get("host")
     if not isinstance(pid, int) or host is None:
-        return "unknown", ("meta.json says running but names no writer (an older servebench wrote it): "
-                           "cannot tell whether it is still running")
+        return RunStatus.UNKNOWN, ("meta.json says running but names no writer (an older servebench wrote it): "
+                                   "cannot tell whether it is still running")
     who = f"pid {pid} on host {host}"
     if host != here.host:
-        return "unknown", f"written by {who}; its process cannot be checked from host {here.host}"
+        return RunStatus.UNKNOWN, f"written by {who}; its process cannot be checked from host {here.host}"
     boot = writer.get("boot_id") or ""
     if boot and here.boot_id and boot != here.boot_id:
-        return "abandoned", f"its writer ({who}) ran before this machine last rebooted"
+        return RunStatus.ABANDONED, f"its writer ({who}) ran before this machine last rebooted"
     now = here.start_ticks(pid)
     if now is None:
-        return "abandoned", f"its writer ({who}) is gone: killed or crashed before it could record an end"
+        return RunStatus.ABANDONED, f"its writer ({who}) is gone: killed or crashed before it could record an end"
     if ticks is not None and now != ticks:
-        return "abandoned", (f"its writer ({who}) is gone: that pid now belongs to another process "
-                             "(a different start time)")
-    return "running", f"its writer ({who}) is still running"
+        return RunStatus.ABANDONED, (f"its writer ({who}) is gone: that pid now belongs to another process "
+                                     "(a different start time)")
+    return RunStatus.RUNNING, f"its writer ({who}) is still running"
 
 
-def resolve_status(meta: Mapping[str, Any], here: HostView) -> dict[str, Any]:
+def resolve_status(meta: RunMeta, here: HostView) -> RunMeta:
     """A copy of ``meta`` with the effective status; targets left mid-way say so.
 
     For an abandoned run: the target that was ``running`` becomes ``abandoned`` and the
-    targets that never started become ``not_run``. The recorded status is kept in
+    targets that never started become ``not_run``. The recorded status word is kept in
     ``recorded_status`` and the reason in ``status_reason``.
     """
-    resolved = copy.deepcopy(dict(meta))
     status, why = effective_status(meta, here)
-    resolved["status_reason"] = why
-    if status == resolved.get("status"):
+    resolved = copy.deepcopy(meta)
+    resolved.status_reason = why
+    if status is meta.status:
         return resolved
-    resolved["recorded_status"] = resolved.get("status")
-    resolved["status"] = status
-    if status != "abandoned":
+    resolved.recorded_status = meta.recorded_status or meta.status.value
+    resolved.status = status
+    if status is not RunStatus.ABANDONED:
         return resolved
-    outcomes = resolved.get("outcomes") or {}
-    for name, outcome in outcomes.items():
+    outcomes = resolved.details.get("outcomes") or {}
+    for outcome in outcomes.values():
         if not isinstance(outcome, dict):
             continue
         if outcome.get("status") == "running":
@@ -134,30 +134,30 @@ def resolve_status(meta: Mapping[str, Any], here: HostView) -> dict[str, Any]:
         elif outcome.get("status") == "pending":
             outcome["status"] = "not_run"
             outcome["message"] = "not run: the run's process died before this target"
-    errors = dict(resolved.get("target_errors") or {})
+    errors = dict(resolved.details.get("target_errors") or {})
     for name, outcome in outcomes.items():
         if isinstance(outcome, dict) and outcome.get("status") in ("abandoned", "not_run"):
             errors[name] = f"{outcome['status']}: {outcome['message']}"
-    resolved["target_errors"] = errors
+    resolved.details["target_errors"] = errors
     return resolved
 
 
-def status_warnings(meta: Mapping[str, Any]) -> list[str]:
+def status_warnings(meta: RunMeta) -> list[str]:
     """Lines about a resolved run's status: abandoned, still running, or undecidable."""
-    status, why, run_id = meta.get("status"), meta.get("status_reason") or "", meta.get("run_id", "?")
-    if status == "abandoned":
-        during = [name for name, o in (meta.get("outcomes") or {}).items()
+    status, why, run_id = meta.status, meta.status_reason, meta.run_id or "?"
+    if status is RunStatus.ABANDONED:
+        during = [name for name, o in (meta.details.get("outcomes") or {}).items()
                   if isinstance(o, dict) and o.get("status") == "abandoned"]
         where = f" while measuring target {', '.join(during)}" if during else ""
         return [f"run {run_id} was abandoned{where}: {why}; meta.json still says "
-                f"'{meta.get('recorded_status', 'running')}'. Only the rows written before are there."]
-    if status == "running":
+                f"'{meta.recorded_status or 'running'}'. Only the rows written before are there."]
+    if status is RunStatus.RUNNING:
         return [f"run {run_id} is still running ({why}): its results are incomplete"]
-    if status == "unknown":
+    if status is RunStatus.UNKNOWN and why:
         return [f"run {run_id}: status unknown: {why}"]
     return []
 
 
-def run_warnings(meta: Mapping[str, Any]) -> list[str]:
+def run_warnings(meta: RunMeta) -> list[str]:
     """Everything to say before showing a resolved run's numbers: its status, then host noise."""
     return status_warnings(meta) + noise_warnings(meta)

@@ -21,7 +21,11 @@ Definitions (stated once, used everywhere):
   kernel's loopback round trip and the server's own time. It can be slightly negative
   (the event loop's epoll wake-up is sometimes quicker than a blocking ``recv``).
 
-Functions here are pure of printing; progress goes through an ``on_progress`` callback.
+A calibration is JSON on disk (``calibration.json``) and a :class:`CalibrationResult` in
+code, parsed from the JSON by :func:`parse_calibration` alone: the engine choice and the
+client ceiling (:meth:`CalibrationResult.ceiling`, meta.json's ``client_ceiling``) read its
+typed points. Functions here are pure of printing; progress goes through an
+``on_progress`` callback.
 """
 
 from __future__ import annotations
@@ -31,7 +35,8 @@ import json
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,15 +55,21 @@ from loadgen.measure import (
 )
 
 __all__ = [
+    "CalibrationPoint",
+    "CalibrationResult",
+    "ClientCeiling",
     "DEFAULT_CONCURRENCIES",
+    "EngineCalibration",
     "MAX_CONCURRENCY",
     "MAX_DURATION_S",
     "QUICK_CONCURRENCIES",
+    "RPS_KEYS",
     "SCHEMA",
     "calibration_summary",
     "choose_engine",
     "load_or_run_calibration",
     "measure_engine_point",
+    "parse_calibration",
     "raw_socket_p50",
     "run_calibration",
     "write_calibration",
@@ -69,6 +80,117 @@ DEFAULT_CONCURRENCIES: tuple[int, ...] = (1, 8, 64)
 QUICK_CONCURRENCIES: tuple[int, ...] = (1, 64)
 
 Progress = Callable[[str], None]
+
+
+# -- the typed result ----------------------------------------------------------------------
+# Names a point's req/s figure has gone by in calibration dicts. parse_calibration is the only
+# code that knows them; everything else reads CalibrationPoint.req_per_s.
+RPS_KEYS: tuple[str, ...] = ("req_per_s", "rps", "requests_per_s", "throughput_rps", "max_rps")
+
+
+@dataclass(frozen=True)
+class CalibrationPoint:
+    """One engine at one concurrency against the null endpoint."""
+
+    engine: str
+    concurrency: int
+    req_per_s: float  # the client's ceiling at this concurrency (0 when none was recorded)
+    cpu_ms_per_request: float | None = None
+    p50_ms: float | None = None
+    p99_ms: float | None = None
+    errors: Mapping[str, int] = field(default_factory=dict)  # failed requests by class
+
+
+@dataclass(frozen=True)
+class EngineCalibration:
+    """One engine's calibration: whether it worked, and its points."""
+
+    name: str
+    works: bool
+    points: tuple[CalibrationPoint, ...] = ()
+    version: str = ""
+    error: str = ""
+    cpu_ms_per_request: float | None = None
+    added_latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class ClientCeiling:
+    """The client's req/s ceiling per concurrency for the engine a run uses (meta.json's
+    ``client_ceiling``; reports mark points whose throughput nears it)."""
+
+    engine: str
+    rps_by_concurrency: Mapping[int, float]
+
+    def to_json(self) -> dict[str, Any]:
+        """``{"engine", "rps_by_concurrency": {"1": req/s, ...}}``, concurrencies ascending."""
+        return {"engine": self.engine,
+                "rps_by_concurrency": {str(c): self.rps_by_concurrency[c] for c in sorted(self.rps_by_concurrency)}}
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    """A calibration as data: every engine's points, the engine chosen, and the JSON it came from.
+
+    ``data`` is the calibration's JSON (written to calibration.json; provenance such as the
+    endpoint, host and payload is read from it); the typed fields are parsed from it once, by
+    :func:`parse_calibration`.
+    """
+
+    engines: Mapping[str, EngineCalibration]
+    chosen: str = ""
+    data: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def ceiling(self, engine: str) -> ClientCeiling | None:
+        """``engine``'s ceiling: its highest req/s per measured concurrency; None when it has none."""
+        best: dict[int, float] = {}
+        for entry in self.engines.values():
+            for point in entry.points:
+                if point.engine == engine and point.req_per_s > 0:
+                    best[point.concurrency] = max(point.req_per_s, best.get(point.concurrency, 0.0))
+        return ClientCeiling(engine, dict(sorted(best.items()))) if best else None
+
+
+def _opt_float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _point(node: Mapping[str, Any], engine: str) -> CalibrationPoint | None:
+    concurrency = node.get("concurrency")
+    if not isinstance(concurrency, int | float) or isinstance(concurrency, bool):
+        return None
+    rps = next((node[k] for k in RPS_KEYS if k in node), None)
+    return CalibrationPoint(
+        engine=str(node.get("engine") or node.get("name") or engine), concurrency=int(concurrency),
+        req_per_s=float(rps) if isinstance(rps, int | float) and not isinstance(rps, bool) and rps > 0 else 0.0,
+        cpu_ms_per_request=_opt_float(node.get("cpu_ms_per_request")), p50_ms=_opt_float(node.get("p50_ms")),
+        p99_ms=_opt_float(node.get("p99_ms")),
+        errors=dict(node["errors"]) if isinstance(node.get("errors"), Mapping) else {},
+    )
+
+
+def parse_calibration(data: Mapping[str, Any]) -> CalibrationResult:
+    """The typed form of a calibration dict: calibration.json, its summary in meta.json, or an
+    older hand-made dict (a flat ``points`` list, points naming their engine ``name``, the
+    req/s figure under any of :data:`RPS_KEYS`). Raises ValueError for a non-mapping."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a calibration is a JSON object, not {type(data).__name__}")
+    engines: dict[str, EngineCalibration] = {}
+    for name, entry in (data.get("engines") or {}).items():
+        entry = entry if isinstance(entry, Mapping) else {}
+        points = tuple(p for p in (_point(n, str(name)) for n in entry.get("points") or () if isinstance(n, Mapping))
+                       if p is not None)
+        engines[str(name)] = EngineCalibration(
+            name=str(name), works=bool(entry.get("works")), points=points, version=str(entry.get("version") or ""),
+            error=str(entry.get("error") or ""), cpu_ms_per_request=_opt_float(entry.get("cpu_ms_per_request")),
+            added_latency_ms=_opt_float(entry.get("added_latency_ms")))
+    loose = [p for p in (_point(n, "") for n in data.get("points") or () if isinstance(n, Mapping)) if p and p.engine]
+    for name in dict.fromkeys(p.engine for p in loose):  # a flat list of points: one entry per engine named
+        mine = tuple(p for p in loose if p.engine == name)
+        known = engines.get(name)
+        engines[name] = EngineCalibration(name, works=known.works if known else True,
+                                          points=(known.points if known else ()) + mine)
+    return CalibrationResult(engines=engines, chosen=str(data.get("chosen") or ""), data=dict(data))
 
 
 # -- the whole calibration -----------------------------------------------------------------
@@ -82,8 +204,8 @@ def run_calibration(
     quick: bool = False,
     payload: Payload | None = None,
     on_progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Measure every engine against a null endpoint started for the purpose; return JSON data.
+) -> CalibrationResult:
+    """Measure every engine against a null endpoint started for the purpose (JSON in ``.data``).
 
     Synchronous: it runs its own event loop (uvloop when available, like ``bench run``),
     so call it before entering a loop. ``cpus`` is the ``[loadgen] cpus`` setting: the
@@ -158,13 +280,13 @@ def run_calibration(
                 entry["points"].append(point)
             _finish_entry(entry, data["baseline"], levels)
     try:
-        data["chosen"] = choose_engine(data)
+        data["chosen"] = choose_engine(parse_calibration(data))
     except ValueError as exc:
         data["chosen"] = ""
         data["choice_error"] = str(exc)
     data["choice_rule"] = ("lowest mean client CPU ms/request over the concurrencies every working engine "
                            "measured; an engine works when every point completed with no error")
-    return data
+    return parse_calibration(data)
 
 
 def _finish_entry(entry: dict[str, Any], baseline: dict[str, Any], levels: Sequence[int]) -> None:
@@ -185,23 +307,24 @@ def _finish_entry(entry: dict[str, Any], baseline: dict[str, Any], levels: Seque
 
 
 # -- using a calibration -------------------------------------------------------------------
-def choose_engine(calibration: dict[str, Any]) -> str:
+def choose_engine(calibration: CalibrationResult) -> str:
     """The working engine with the lowest mean CPU ms/request over the common concurrencies.
 
     Ties (within 1 %) go to the registry order (fast, aiohttp, httpx). Raises ValueError
     when no engine worked.
     """
-    engines = calibration.get("engines", {})
-    working = {n: e for n, e in engines.items() if e.get("works") and e.get("points")}
+    engines = calibration.engines
+    working = {n: e for n, e in engines.items() if e.works and e.points}
     if not working:
-        problems = "; ".join(f"{n}: {e.get('error') or 'no data'}" for n, e in engines.items()) or "none measured"
+        problems = "; ".join(f"{n}: {e.error or 'no data'}" for n, e in engines.items()) or "none measured"
         raise ValueError(f"no engine worked in the calibration ({problems})")
-    common = set.intersection(*({p["concurrency"] for p in e["points"]} for e in working.values()))
+    common = set.intersection(*({p.concurrency for p in e.points} for e in working.values()))
     if not common:
         raise ValueError("the working engines share no measured concurrency")
 
-    def cost(entry: dict[str, Any]) -> float:
-        return float(np.mean([p["cpu_ms_per_request"] for p in entry["points"] if p["concurrency"] in common]))
+    def cost(entry: EngineCalibration) -> float:
+        costs = [p.cpu_ms_per_request for p in entry.points if p.concurrency in common]
+        return float(np.mean([c if c is not None else np.nan for c in costs]))
 
     costs = {n: cost(e) for n, e in working.items()}
     best = min(costs.values())
@@ -210,28 +333,31 @@ def choose_engine(calibration: dict[str, Any]) -> str:
     return sorted(near, key=lambda n: order.index(n) if n in order else len(order))[0]
 
 
-def calibration_summary(calibration: dict[str, Any], path: str | Path | None = None) -> dict[str, Any]:
+_SUMMARY_POINT = ("engine", "concurrency", "req_per_s", "cpu_ms_per_request", "p50_ms", "p99_ms")
+
+
+def calibration_summary(calibration: CalibrationResult, path: str | Path | None = None) -> dict[str, Any]:
     """A compact, secret-free form for meta.json: choice, per-engine figures, provenance."""
+    data = calibration.data
     summary: dict[str, Any] = {
-        "schema": calibration.get("schema"),
-        "created_utc": calibration.get("created_utc"),
-        "quick": calibration.get("quick"),
+        "schema": data.get("schema"),
+        "created_utc": data.get("created_utc"),
+        "quick": data.get("quick"),
         "path": str(path) if path else None,
-        "chosen": calibration.get("chosen"),
-        "choice_rule": calibration.get("choice_rule"),
-        "endpoint": {k: calibration.get("endpoint", {}).get(k) for k in ("kind", "version", "cpus")},
-        "client": calibration.get("client"),
-        "baseline_p50_ms": calibration.get("baseline", {}).get("p50_ms"),
+        "chosen": calibration.chosen,
+        "choice_rule": data.get("choice_rule"),
+        "endpoint": {k: (data.get("endpoint") or {}).get(k) for k in ("kind", "version", "cpus")},
+        "client": data.get("client"),
+        "baseline_p50_ms": (data.get("baseline") or {}).get("p50_ms"),
         "engines": {},
     }
-    for name, entry in calibration.get("engines", {}).items():
+    for name, entry in calibration.engines.items():
         summary["engines"][name] = {
-            "version": entry.get("version"),
-            "works": entry.get("works"),
-            "cpu_ms_per_request": entry.get("cpu_ms_per_request"),
-            "added_latency_ms": entry.get("added_latency_ms"),
-            "points": [{k: p[k] for k in ("engine", "concurrency", "req_per_s", "cpu_ms_per_request", "p50_ms",
-                                          "p99_ms")} for p in entry.get("points", [])],
+            "version": entry.version,
+            "works": entry.works,
+            "cpu_ms_per_request": entry.cpu_ms_per_request,
+            "added_latency_ms": entry.added_latency_ms,
+            "points": [{k: getattr(p, k) for k in _SUMMARY_POINT} for p in entry.points],
         }
     return summary
 
@@ -252,7 +378,7 @@ def load_or_run_calibration(
     engines: Sequence[str] | None = None,
     payload: Payload | None = None,
     on_progress: Progress | None = None,
-) -> dict[str, Any]:
+) -> CalibrationResult:
     """The calibration at ``path`` if it is recent and from this host; else measure one.
 
     A fresh measurement is written to ``path`` (so the next run reuses it). ``quick``:
@@ -266,21 +392,21 @@ def load_or_run_calibration(
         except (OSError, ValueError):
             data = None
         if _still_valid(data, max_age_s):
-            return data  # type: ignore[return-value]
+            return parse_calibration(data)  # type: ignore[arg-type]
     if quick:
-        data = run_calibration(engines=engines, concurrencies=QUICK_CONCURRENCIES, duration_s=0.5, cpus=cpus,
-                               quick=True, payload=payload, on_progress=on_progress)
+        result = run_calibration(engines=engines, concurrencies=QUICK_CONCURRENCIES, duration_s=0.5, cpus=cpus,
+                                 quick=True, payload=payload, on_progress=on_progress)
     else:
-        data = run_calibration(engines=engines, cpus=cpus, payload=payload, on_progress=on_progress)
-    write_calibration(data, path)
-    return data
+        result = run_calibration(engines=engines, cpus=cpus, payload=payload, on_progress=on_progress)
+    write_calibration(result, path)
+    return result
 
 
-def write_calibration(data: dict[str, Any], path: str | Path) -> Path:
-    """Write calibration JSON atomically (a crash never leaves half a file)."""
+def write_calibration(calibration: CalibrationResult, path: str | Path) -> Path:
+    """Write the calibration's JSON atomically (a crash never leaves half a file)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    tmp.write_text(json.dumps(dict(calibration.data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path

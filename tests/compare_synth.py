@@ -7,8 +7,9 @@ control. The log of each step's per-trial statistic is
 
 with ``run_effect`` shared by every step of one target in one run (placement, caches),
 ``trial_effect`` shared by every step of one trial, and ``step_noise`` per cell -- the
-three levels of variation a real sweep has. Runs are built in memory (``RunData``) so
-hundreds of A/A pairs take seconds; :mod:`synthetic_runs` writes real files instead.
+three levels of variation a real sweep has. Runs are built in memory (``RunData``, the rows
+read by :class:`loadgen.readers.StepSummary` like a file's) so hundreds of A/A pairs take
+seconds; :mod:`synthetic_runs` writes real files instead.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from bench.results import RunData
+from ground.runmeta import RunMeta
+from loadgen.readers import StepSummary
 
 __all__ = ["NS", "TARGETS", "synthetic_run"]
 
@@ -62,6 +64,7 @@ def synthetic_run(run_id: str, rng: np.random.Generator, *, trials: int = 3, tar
                         flags = ";".join(f for f, on in (("errors", failed > 0), ("saturated", sat)) if on)
                         row.update(saturated=sat, flags=flags)
                     rows.append(row)
-    meta = {"schema_version": schema, "run_id": run_id, "targets_order": list(targets)}
-    return RunData(path=Path("/synthetic") / run_id, run_id=run_id, summary=pd.DataFrame(rows), requests=None,
-                   meta=meta)
+    meta = RunMeta.from_json({"schema_version": schema, "run_id": run_id, "targets_order": list(targets),
+                              "status": "complete"})
+    return RunData(path=Path("/synthetic") / run_id, run_id=run_id, steps=tuple(map(StepSummary.from_row, rows)),
+                   requests=None, meta=meta, columns=frozenset(rows[0]) if rows else frozenset())

@@ -21,6 +21,7 @@ from bench.meta import new_meta
 from bench.results import RunWriter
 from bench.runner import TargetOutcome, finish_meta
 from bench.shard_run import ShardOptions, shard_meta, shard_run_id
+from ground.runmeta import RunStatus
 from loadgen.barrier import ShardRun, StartSchedule
 from loadgen.engines import engine_class
 from loadgen.shard import ShardSpec
@@ -59,19 +60,21 @@ def write_shard_runs(directory: Path, plan: SweepPlan, count: int, *, run_id: st
         writer = RunWriter(directory / shard_id, shard_id, SUMMARY_COLUMNS)
         meta = new_meta(run_id=shard_id, root=directory, config_sha256="c" * 64, config_path="bench.toml",
                         sweep=plan.describe(), targets=["fake"], load_at_start=QUIET_HOST)
-        meta["model"] = {"torchscript_sha256": "t" * 64, "model_json_sha256": "m" * 64, "sha256": {"model.pt": "t"}}
-        meta["test_split"] = {"images": 60, "dataset": "synthetic"}
-        meta["targets"] = {"fake": {"name": "fake", "adapter": "fake", "mode": "remote", "base_url": base_url,
-                                    "start_s": 0.01 * (option.spec.index + 1)}}
-        meta["engine"] = {"name": "fast", "version": "test", "chosen_by": "configured", "loop": "asyncio"}
-        meta["client_ceiling"] = CEILING
-        meta["cpu_plan"] = {"client": [], "standins": []}
-        meta["shard"] = shard_meta(option, run)
+        meta.details.update(
+            model={"torchscript_sha256": "t" * 64, "model_json_sha256": "m" * 64, "sha256": {"model.pt": "t"}},
+            test_split={"images": 60, "dataset": "synthetic"},
+            targets={"fake": {"name": "fake", "adapter": "fake", "mode": "remote", "base_url": base_url,
+                              "start_s": 0.01 * (option.spec.index + 1)}},
+            engine={"name": "fast", "version": "test", "chosen_by": "configured", "loop": "asyncio"},
+            client_ceiling=CEILING,
+            cpu_plan={"client": [], "standins": []},
+            shard=shard_meta(option, run),
+        )
         outcome = TargetOutcome("fake", status="ok", steps=len(steps), requests=sum(len(s.records) for s in steps))
         for step in steps:
             writer.append_summary(summarize(step))
             writer.append_requests(step.key, step.records)
-        writer.write_meta(finish_meta(meta, [outcome], "complete"))
+        writer.write_meta(finish_meta(meta, [outcome], RunStatus.COMPLETE))
         writer.close()
         paths.append(directory / shard_id)
     return paths

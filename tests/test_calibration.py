@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import io
 import json
 import os
@@ -43,24 +44,24 @@ CALIBRATION: dict[str, Any] = {
 
 # -- choose_engine: pure --------------------------------------------------------------------
 def test_choose_engine_takes_lowest_mean_cpu_per_request() -> None:
-    assert cal.choose_engine(CALIBRATION) == "fast"
+    assert cal.choose_engine(cal.parse_calibration(CALIBRATION)) == "fast"
     data = copy.deepcopy(CALIBRATION)
     data["engines"]["aiohttp"]["points"][0]["cpu_ms_per_request"] = 0.01
     data["engines"]["aiohttp"]["points"][1]["cpu_ms_per_request"] = 0.01
-    assert cal.choose_engine(data) == "aiohttp"
+    assert cal.choose_engine(cal.parse_calibration(data)) == "aiohttp"
 
 
 def test_choose_engine_skips_engines_that_did_not_work() -> None:
     data = copy.deepcopy(CALIBRATION)
     data["engines"]["fast"]["works"] = False
-    assert cal.choose_engine(data) == "aiohttp"
+    assert cal.choose_engine(cal.parse_calibration(data)) == "aiohttp"
 
 
 def test_choose_engine_compares_only_common_concurrencies() -> None:
     data = copy.deepcopy(CALIBRATION)
     # aiohttp measured an extra, very cheap point that fast did not: it must not count
     data["engines"]["aiohttp"]["points"].append(_point("aiohttp", 512, 0.00001))
-    assert cal.choose_engine(data) == "fast"
+    assert cal.choose_engine(cal.parse_calibration(data)) == "fast"
 
 
 def test_choose_engine_ties_go_to_registry_order() -> None:
@@ -69,7 +70,7 @@ def test_choose_engine_ties_go_to_registry_order() -> None:
         p["cpu_ms_per_request"] = 0.05
     for p in data["engines"]["aiohttp"]["points"]:
         p["cpu_ms_per_request"] = 0.0502  # within 1 %
-    assert cal.choose_engine(data) == "fast"
+    assert cal.choose_engine(cal.parse_calibration(data)) == "fast"
 
 
 def test_choose_engine_without_a_working_engine_names_the_problems() -> None:
@@ -77,19 +78,56 @@ def test_choose_engine_without_a_working_engine_names_the_problems() -> None:
     for entry in data["engines"].values():
         entry["works"], entry["error"] = False, "broken"
     with pytest.raises(ValueError, match="no engine worked.*broken"):
-        cal.choose_engine(data)
+        cal.choose_engine(cal.parse_calibration(data))
     with pytest.raises(ValueError, match="none measured"):
-        cal.choose_engine({"engines": {}})
+        cal.choose_engine(cal.parse_calibration({"engines": {}}))
 
 
 def test_summary_is_compact_and_keeps_the_choice() -> None:
     data = copy.deepcopy(CALIBRATION)
     data.update(chosen="fast", schema=cal.SCHEMA, endpoint={"kind": "python", "cpus": [0]}, baseline={"p50_ms": 0.05})
-    summary = cal.calibration_summary(data, "results/calibration.json")
+    summary = cal.calibration_summary(cal.parse_calibration(data), "results/calibration.json")
     assert summary["chosen"] == "fast"
     assert summary["engines"]["httpx"]["points"][1]["req_per_s"] == 1000.0
     assert summary["path"] == "results/calibration.json"
     json.dumps(summary)  # meta.json-ready
+
+
+# -- the typed result: one parser, one ceiling field -----------------------------------------
+@pytest.mark.parametrize("key", cal.RPS_KEYS)
+def test_every_old_name_of_the_req_per_s_figure_reads_into_one_field(key: str) -> None:
+    data = {"engines": {"fast": {"works": True, "points": [
+        {"engine": "fast", "concurrency": 1, key: 2500.0}, {"engine": "fast", "concurrency": 64, key: 19000.0}]}}}
+    result = cal.parse_calibration(data)
+    assert [p.req_per_s for p in result.engines["fast"].points] == [2500.0, 19000.0]
+    ceiling = result.ceiling("fast")
+    assert ceiling == cal.ClientCeiling("fast", {1: 2500.0, 64: 19000.0})
+    assert ceiling.to_json() == {"engine": "fast", "rps_by_concurrency": {"1": 2500.0, "64": 19000.0}}
+
+
+def test_ceiling_is_per_engine_and_takes_the_best_figure_per_concurrency() -> None:
+    data = {"engines": {
+        "fast": {"works": True, "points": [{"engine": "fast", "concurrency": 1, "req_per_s": 2500.0}]},
+        "httpx": {"works": True, "points": [{"engine": "httpx", "concurrency": 1, "req_per_s": 500.0}]}},
+        # an older flat list, naming the engine "name" and the figure "max_rps"
+        "points": [{"name": "fast", "concurrency": 1, "max_rps": 2600.0}, {"name": "fast", "concurrency": 8, "rps": 0}]}
+    result = cal.parse_calibration(data)
+    assert result.ceiling("fast").rps_by_concurrency == {1: 2600.0}  # a 0 req/s point is no ceiling
+    assert result.ceiling("httpx").rps_by_concurrency == {1: 500.0}
+    assert result.ceiling("aiohttp") is None
+    assert cal.parse_calibration({}).ceiling("fast") is None
+    with pytest.raises(ValueError, match="JSON object"):
+        cal.parse_calibration([1, 2])  # type: ignore[arg-type]
+
+
+def test_meta_summary_parses_back_to_the_same_points_and_ceiling() -> None:
+    data = copy.deepcopy(CALIBRATION)
+    data.update(chosen="fast", schema=cal.SCHEMA)
+    result = cal.parse_calibration(data)
+    again = cal.parse_calibration(cal.calibration_summary(result))
+    for name, entry in result.engines.items():
+        assert [dataclasses.replace(p, errors={}) for p in entry.points] == list(again.engines[name].points)
+    assert again.chosen == "fast" and again.ceiling("fast") == result.ceiling("fast")
 
 
 def test_stale_or_foreign_calibration_is_not_reused() -> None:
@@ -190,16 +228,17 @@ def test_measure_point_counts_refused_requests_as_errors() -> None:
 @pytest.mark.slow
 def test_run_calibration_writes_json_and_is_reused(tmp_path: Path) -> None:
     path = tmp_path / "calibration.json"
-    data = cal.load_or_run_calibration(path, max_age_s=3600, engines=["fast"], cpus="auto")
+    result = cal.load_or_run_calibration(path, max_age_s=3600, engines=["fast"], cpus="auto")
     assert path.is_file()
     on_disk = json.loads(path.read_text())
     assert on_disk["schema"] == cal.SCHEMA and on_disk["quick"] is True
-    assert on_disk["chosen"] == "fast" == data["chosen"]
+    assert on_disk["chosen"] == "fast" == result.chosen and on_disk == result.data
     assert on_disk["engines"]["fast"]["works"], on_disk["engines"]["fast"]
     assert [p["concurrency"] for p in on_disk["engines"]["fast"]["points"]] == list(cal.QUICK_CONCURRENCIES)
     assert on_disk["host"]["cpu_count"] >= 1 and on_disk["engines"]["fast"]["version"]
     again = cal.load_or_run_calibration(path, max_age_s=3600, engines=["fast"])
-    assert again["created_at"] == data["created_at"]  # reused, not re-measured
+    assert again.data["created_at"] == result.data["created_at"]  # reused, not re-measured
+    assert again == result and sorted(again.ceiling("fast").rps_by_concurrency) == list(cal.QUICK_CONCURRENCIES)
 
 
 def test_calibrate_command_validates_arguments(repo_root: Path) -> None:

@@ -25,7 +25,8 @@ from bench.capacity_results import CAPACITY_FILE, CONCURRENCY_FILE, PROBES_FILE,
 from bench.capacity_run import CapacityEvents, CapacityPhase, capacity_config, split_modes, with_capacity
 from bench.config import ConfigError, LoadgenConfig, parse_config
 from bench.meta import new_meta
-from bench.results import RunWriter, load_run, write_json_atomic
+from bench.results import RunWriter, load_run, write_meta_file
+from ground.runmeta import RunStatus
 from loadgen.engines.memory_engine import MemoryEngine
 from loadgen.engines.virtual_time import run_virtual
 from loadgen.stats import SUMMARY_COLUMNS, step_flags
@@ -63,8 +64,9 @@ def _capacity_run(tmp_path: Path, run_id: str, config: CapacityConfig = SMALL, *
         writer.close()
         meta = new_meta(run_id=run_id, root=tmp_path, config_sha256="0" * 64, config_path="test",
                         sweep=plan.describe() if plan else {}, targets=["fake"])
-        meta.update(client_ceiling=CEILING, capacity=phase.describe(), status="complete", complete=True)
-        write_json_atomic(run_dir / "meta.json", meta)
+        meta.details.update(client_ceiling=CEILING, capacity=phase.describe())
+        meta.finish(RunStatus.COMPLETE)
+        write_meta_file(run_dir, meta)
         return phase
 
     return run_dir, run_virtual(main()), events

@@ -28,6 +28,7 @@ from bench.hostload import (
     window_shares,
 )
 from bench.meta import new_meta
+from ground.runmeta import RunMeta, RunStatus
 
 PROC_STAT = """cpu  32235 10 5825 1688875 790 3 189 68 0 0
 cpu0 16000 5 2900 844000 400 1 90 30 0 0
@@ -91,9 +92,10 @@ def test_steal_and_others_rules_at_their_thresholds() -> None:
     assert not others_busy(OTHERS_BUSY_SHARE) and others_busy(OTHERS_BUSY_SHARE + 0.001)
 
 
-def _meta(load1: float, targets: dict[str, dict]) -> dict:
-    return {"run_id": "r1", "host": {"cpu_count": 2},
-            "host_noise": {"at_start": {"load": [load1, 1.0, 1.0], "n_cpus": 2}, "targets": targets}}
+def _meta(load1: float, targets: dict[str, dict]) -> RunMeta:
+    return RunMeta.from_json({"run_id": "r1", "host": {"cpu_count": 2},
+                              "host_noise": {"at_start": {"load": [load1, 1.0, 1.0], "n_cpus": 2},
+                                             "targets": targets}})
 
 
 def test_noise_warnings_name_the_run_and_the_target() -> None:
@@ -113,7 +115,7 @@ def test_noise_warnings_name_the_run_and_the_target() -> None:
 
 def test_quiet_run_and_old_runs_have_no_warnings() -> None:
     assert noise_warnings(_meta(0.3, {"t": {"steal_share": 0.0, "others_share": 0.01}})) == []
-    assert noise_warnings({"run_id": "old"}) == []  # written before host_noise existed
+    assert noise_warnings(RunMeta.from_json({"run_id": "old"})) == []  # written before host_noise existed
 
 
 def test_probe_samples_this_machine(tmp_path) -> None:
@@ -140,9 +142,10 @@ def test_probe_samples_this_machine(tmp_path) -> None:
 def test_new_meta_records_the_load_at_start(tmp_path) -> None:
     meta = new_meta(run_id="m", root=tmp_path, config_sha256="0", config_path="c", sweep={}, targets=["a"],
                     load_at_start={"load": [0.1, 0.2, 0.3], "n_cpus": 4, "at": 1.0})
-    assert meta["host_noise"] == {"at_start": {"load": [0.1, 0.2, 0.3], "n_cpus": 4, "at": 1.0}, "targets": {}}
+    assert meta.details["host_noise"] == {"at_start": {"load": [0.1, 0.2, 0.3], "n_cpus": 4, "at": 1.0},
+                                          "targets": {}}
     sampled = new_meta(run_id="m", root=tmp_path, config_sha256="0", config_path="c", sweep={}, targets=[])
-    assert sampled["host_noise"]["at_start"]["n_cpus"] >= 1
+    assert sampled.details["host_noise"]["at_start"]["n_cpus"] >= 1
 
 
 def test_report_and_compare_show_the_warnings(tmp_path, capsys) -> None:
@@ -227,8 +230,8 @@ def test_runner_records_the_running_target_and_its_noise(tmp_path) -> None:
     assert first["target_errors"] == {}  # running is not a problem
     assert second["outcomes"]["a"]["status"] == "ok" and second["outcomes"]["b"]["status"] == "running"
     assert "a" in second["host_noise"]["targets"] and "b" not in second["host_noise"]["targets"]
-    facts = meta["host_noise"]["targets"]["b"]
+    facts = meta.details["host_noise"]["targets"]["b"]
     assert len(facts["load_before"]) == 3 and len(facts["load_after"]) == 3 and facts["sweep_s"] >= 0
     assert facts["cpus"]["standins"] == []  # a target without local processes
-    final = finish_meta(meta, outcomes, "complete")
+    final = finish_meta(meta, outcomes, RunStatus.COMPLETE).to_json()
     assert final["status"] == "complete" and final["target_errors"] == {}

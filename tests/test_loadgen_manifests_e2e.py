@@ -165,5 +165,5 @@ def test_rendered_pods_run_locally_and_their_shards_merge(tmp_path, trained_mode
     assert (run.summary["n_ok"] + run.summary["errors"]).tolist() == [N, N]
     assert run.summary["errors"].sum() == 0
     for shard in shards:
-        assert shard.meta["shard"]["index_from"] == "$JOB_COMPLETION_INDEX"
-        assert shard.meta["shard"]["schedule"]["start_at"] == job.start_at
+        assert shard.meta.details["shard"]["index_from"] == "$JOB_COMPLETION_INDEX"
+        assert shard.meta.details["shard"]["schedule"]["start_at"] == job.start_at

@@ -82,7 +82,7 @@ def test_merged_records_keep_the_shard_and_one_time_line(shard_dirs: list[Path],
 
 
 def test_merged_meta_keeps_every_shard(shard_dirs: list[Path], tmp_path: Path) -> None:
-    meta = merge_runs(shard_dirs, tmp_path / "merged").meta
+    meta = merge_runs(shard_dirs, tmp_path / "merged").meta.to_json()
     written = json.loads((tmp_path / "merged" / "meta.json").read_text())
     assert written["status"] == "complete" and written["run_id"] == "merged"
     assert [s["index"] for s in written["shards"]] == [0, 1, 2]

@@ -152,7 +152,8 @@ def test_succeeded_run_writes_the_local_stage_format(tmp_path: Path, capsys, cap
     assert params["trials"] == 2 and params["timing_path"] == "" and params["model_name"] == "mnist"
     assert body["display_name"] == "servebench-ok"
     meta = json.loads((run_dir / "meta.json").read_text())
-    assert (meta["kind"], meta["mode"], meta["status"], meta["complete"]) == ("pipeline", "remote", "ok", True)
+    assert (meta["kind"], meta["mode"], meta["status"], meta["complete"]) == ("pipeline", "remote", "complete", True)
+    assert meta["error"] is None and meta["finished_at"] >= meta["started_at"]
     assert meta["kfp_run_id"] == fake.run_id and meta["kfp_state"] == "SUCCEEDED"
     assert meta["kfp"]["kfp_host"] == "127.0.0.1" and meta["kfp"]["kfp_token_env"] == "SB_KFP_TOKEN"
     assert "root-driver" in meta["unmapped_tasks"] and meta["missing_stages"] == []
@@ -185,8 +186,8 @@ def test_wait_is_bounded_by_the_timeout(tmp_path: Path, capsys) -> None:
     run_dir = config.results_dir / "slow"
     assert [(r["stage"], r["status"]) for r in _rows(run_dir)] == [("tune", "ok")]  # train unfinished: no row
     meta = json.loads((run_dir / "meta.json").read_text())
-    assert meta["status"] == "timeout" and meta["kfp_state"] == "RUNNING" and meta["timeout_s"] == 0.5
-    assert "keeps running on the cluster" in meta["error"]
+    assert meta["status"] == "failed" and meta["kfp_state"] == "RUNNING" and meta["timeout_s"] == 0.5
+    assert meta["error"].startswith("timed out:") and "keeps running on the cluster" in meta["error"]
 
 
 def test_succeeded_run_without_a_stage_is_not_reported_ok(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from PIL import Image
 
 from bench.cmd_pipeline import STAGE_COLUMNS as CMD_COLUMNS
 from ground.reference import load_reference
+from ground.runmeta import RunMeta
 from models.pipeline.figures import needs_log_scale
 from models.pipeline.report import render_pipeline_report
 from models.pipeline.stages import (
@@ -114,6 +115,7 @@ def test_table5_puts_ours_beside_the_study(tmp_path: Path) -> None:
     _assert_png(tmp_path / "reports" / "e2e" / "figure23_pipeline_servebench.png")
     report = (tmp_path / "reports" / "e2e" / "report.md").read_text()
     assert "table5.md" in report and "figure23_pipeline_servebench.png" in report and "| smoke |" in report
+    assert "status: **complete**" in report  # meta.json's old word "ok", read through ground.runmeta
 
 
 def test_table4_has_both_metrics_and_the_accuracy(tmp_path: Path) -> None:
@@ -141,7 +143,7 @@ def test_a_failed_run_keeps_its_rows_and_marks_the_failure(tmp_path: Path) -> No
     assert table["TFJob"][0].startswith("2.00 (**failed**: train")
     assert table["Model serving"][0] == "– (not run)"
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "failed stage: train" in report and "status: **failed**" in report
+    assert "failed stage: train** (Task 'train' finished with status FAILURE)" in report and "status: **failed**" in report
     for stage in ("export", "serve", "smoke"):
         assert f"| {stage} | – | – | – | not run |" in report
     _assert_png(tmp_path / "out" / "figure23_pipeline_servebench.png")
@@ -233,10 +235,13 @@ def _count_colour(path: Path, rgb: tuple[int, int, int]) -> int:
 def test_where_label_tells_local_and_remote_runs_apart() -> None:
     from models.pipeline.report import where_label
 
-    assert where_label(LOCAL_META) == "local kfp.local"
-    assert where_label(REMOTE_META) == "remote kf.gcp.example.com, target kubeflow-gcp"
-    assert where_label({"mode": "remote", "target": "kubeflow-ibm"}) == "remote, target kubeflow-ibm"
-    assert where_label({}) == "unknown (no meta.json)"
+    def where(data: dict) -> str:
+        return where_label(RunMeta.from_json({"kind": "pipeline", **data}))
+
+    assert where(LOCAL_META) == "local kfp.local"
+    assert where(REMOTE_META) == "remote kf.gcp.example.com, target kubeflow-gcp"
+    assert where({"mode": "remote", "target": "kubeflow-ibm"}) == "remote, target kubeflow-ibm"
+    assert where_label(None) == "unknown (no meta.json)"
 
 
 def test_ratio_cell_divides_only_complete_times() -> None:
@@ -273,7 +278,7 @@ def test_two_servebench_runs_side_by_side(tmp_path: Path) -> None:
         gcp, ibm = study.loc[key, "gcp_s"], study.loc[key, "ibm_s"]
         assert rows[label][:6] == [ours_a, ours_b, f"{ratio:.2f}", f"{gcp:g}", f"{ibm:g}", f"{ibm / gcp:.2f}"]
     report = (out / "report.md").read_text()
-    assert "| `pl-gcp` | remote kf.gcp.example.com, target kubeflow-gcp | ok |" in report
+    assert "| `pl-gcp` | remote kf.gcp.example.com, target kubeflow-gcp | complete |" in report  # its meta.json says "ok"
     assert "| smoke | 3.00 | 20.00 | 6.67 |" in report  # stages without a study row are compared too
     # the figure: valid, and the second run's bars are drawn (its colour is absent from a single-run figure)
     png = out / "figure23_pipeline_servebench.png"

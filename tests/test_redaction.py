@@ -37,6 +37,7 @@ from bench.config import parse_config
 from bench.console import Console
 from bench.redaction import configured_secret_variables, redact_file, redact_tree, redactor_for
 from bench.results import RunWriter, load_run, write_json_atomic
+from ground.runmeta import RunMeta
 from loadgen.classify import classify_response
 from loadgen.records import RequestRecord, StepKey
 from ground.redact import MIN_SECRET_CHARS, PARTIAL_MIN_CHARS, Redactor
@@ -291,8 +292,8 @@ def test_run_writer_redacts_error_detail_meta_and_summary(tmp_path) -> None:
     r = Redactor({TOKEN_ENV: TOKEN, COOKIE_ENV: COOKIE})
     key = StepKey("t", "sequential", len(details), 1, 0.0, 0)
     with RunWriter(tmp_path / "run", "run", SUMMARY_COLUMNS, redactor=r) as writer:
-        writer.write_meta({"run_id": "run", "target_errors": {"t": f"start_failed: HTTP 401 {TOKEN}"},
-                           "targets": {"t": {"note": quote(TOKEN, safe="")}}})
+        writer.write_meta(RunMeta.from_json({"run_id": "run", "target_errors": {"t": f"start_failed: HTTP 401 {TOKEN}"},
+                                             "targets": {"t": {"note": quote(TOKEN, safe="")}}}))
         writer.append_summary({"target": "t", "mode": "sequential", "n_requests": 1, "trial": 0, "total_s": 1.0,
                                "flags": f"x {TOKEN}"})
         writer.append_requests(key, [_record(i, d) for i, d in enumerate(details)])
@@ -300,7 +301,7 @@ def test_run_writer_redacts_error_detail_meta_and_summary(tmp_path) -> None:
         assert not count_canaries(_readable(path)), path
     run = load_run(tmp_path / "run")
     assert f"[REDACTED:{TOKEN_ENV}]" in " ".join(run.requests["error_detail"])
-    assert run.meta["target_errors"]["t"] == f"start_failed: HTTP 401 [REDACTED:{TOKEN_ENV}]"
+    assert run.meta.details["target_errors"]["t"] == f"start_failed: HTTP 401 [REDACTED:{TOKEN_ENV}]"
     write_json_atomic(tmp_path / "x.json", {"e": [TOKEN, 1.5]}, r)
     assert json.loads((tmp_path / "x.json").read_text()) == {"e": [f"[REDACTED:{TOKEN_ENV}]", 1.5]}
 
@@ -308,11 +309,11 @@ def test_run_writer_redacts_error_detail_meta_and_summary(tmp_path) -> None:
 def test_reading_an_old_leaky_run_redacts_what_reports_see(tmp_path) -> None:
     key = StepKey("t", "sequential", 1, 1, 0.0, 0)
     with RunWriter(tmp_path / "old", "old", SUMMARY_COLUMNS) as writer:  # no redactor: as before the fix
-        writer.write_meta({"run_id": "old", "target_errors": {"t": TOKEN}})
+        writer.write_meta(RunMeta.from_json({"run_id": "old", "target_errors": {"t": TOKEN}}))
         writer.append_summary({"target": "t", "mode": "sequential", "n_requests": 1, "trial": 0, "total_s": 1.0})
         writer.append_requests(key, [_record(0, f"HTTP 401: {TOKEN}")])
     run = load_run(tmp_path / "old", redactor=Redactor({"T": TOKEN}))
-    assert run.meta["target_errors"]["t"] == "[REDACTED:T]"
+    assert run.meta.details["target_errors"]["t"] == "[REDACTED:T]"
     assert list(run.requests["error_detail"]) == ["HTTP 401: [REDACTED:T]"]
 
 

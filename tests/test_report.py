@@ -58,11 +58,12 @@ def test_ceiling_flags():
 
 
 def load_run_frame():
-    import pandas as pd
+    """A hand-made summary with few columns, read the way every summary is (loadgen.readers)."""
+    from loadgen.readers import StepSummary, summary_frame
 
-    return pd.DataFrame({"target": ["a", "a"], "mode": ["sequential"] * 2, "n_requests": [1, 4],
-                         "trial": [0, 0], "total_s": [0.01, 0.04], "throughput_rps": [100.0, 100.0],
-                         "concurrency": [1, 1]})
+    rows = [{"target": "a", "mode": "sequential", "n_requests": n, "trial": 0, "total_s": t, "throughput_rps": 100.0,
+             "concurrency": 1} for n, t in ((1, 0.01), (4, 0.04))]
+    return summary_frame(map(StepSummary.from_row, rows))
 
 
 def test_report_writes_every_file_and_regenerates_identically(tmp_path):

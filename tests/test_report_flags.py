@@ -26,6 +26,7 @@ from bench.report.flags import flag_cell, flag_legend, flag_sentences
 from bench.report.plotting import GID_ALL_FAILED, GID_ERRORS, GID_SATURATED
 from bench.report.tables import step_means, table3_rows, target_summary_table
 from bench.results import load_run
+from loadgen.readers import StepSummary, summary_frame
 
 TARGETS = ["greene-linserv", "kubeflow-gcp"]
 
@@ -239,7 +240,8 @@ def test_errors_panel_says_zero_and_accuracy_is_zoomed(tmp_path):
 
 
 def test_rate_points_fall_back_to_rate_in_old_runs(flagged):
-    old = flagged.summary.drop(columns=["offered_rps", "achieved_rps"])
+    old = flagged.summary.drop(columns=["offered_rps", "achieved_rps"])  # as a schema-1 file has them
+    old = summary_frame(StepSummary.from_row(row) for row in old.to_dict("records"))
     points = rate_points(step_means(old))
     assert sorted(set(points["offered_"])) == [10.0, 20.0, 40.0]
     assert points["achieved_"].notna().all()

@@ -9,18 +9,27 @@ from bench.config import parse_config
 from bench.console import Console
 from bench.report.document import Document, to_html, to_markdown
 from bench.report.runfacts import cpu_plan_text, meta_rows, run_warnings, status_text, sweep_rows
+from ground.runmeta import RunMeta
 
 SWEEP = {"n_requests": [1, 4, 128], "modes": ["sequential", "concurrent"], "trials": 1, "warmup": 5,
          "concurrency": 0, "rate_rps": 50.0, "arrival": "poisson", "seed": 0, "max_duration_s": 600.0,
          "timeout_s": 30.0, "connect_timeout_s": 5.0, "max_rps": 0.0, "verify_tls": True}
 
 
+def _status(data: dict) -> str:
+    return status_text(RunMeta.from_json(data))
+
+
 def test_status_and_cpu_plan_are_sentences():
-    assert status_text({"status": "complete", "complete": True}) == "complete: every planned target was run"
-    assert status_text({"status": "interrupted", "complete": False}).startswith("interrupted (Ctrl-C or SIGTERM)")
-    assert status_text({"complete": False}).startswith("unfinished")
-    assert status_text({"status": "weird", "complete": False}) == "weird (incomplete)"
-    assert "1 target(s) had problems: k8s-ibm" in status_text(
+    assert _status({"status": "complete", "complete": True}) == "complete: every planned target was run"
+    assert _status({"status": "interrupted", "complete": False}).startswith("interrupted (Ctrl-C or SIGTERM)")
+    assert _status({"status": "crashed", "complete": False}).startswith("failed on an error")  # an old word
+    assert _status({"status": "error: ValueError: bad", "complete": False}).endswith("(ValueError: bad)")
+    assert _status({"complete": False}).startswith("running")  # never finalised
+    assert _status({}) == "unknown: meta.json records no status"
+    assert _status({"status": "weird", "complete": False}) == (
+        "unknown: meta.json records the status 'weird', which this servebench does not know")
+    assert "1 target(s) had problems: k8s-ibm" in _status(
         {"status": "complete", "complete": True, "target_errors": {"k8s-ibm": "died: x"}})
     assert cpu_plan_text({"client": [1], "standins": [0]}).startswith("load generator on CPU 1; stand-ins on CPU 0")
     assert cpu_plan_text({"client": [3], "standins": [0, 1, 2]}) == "load generator on CPU 3; stand-ins on CPUs 0, 1, 2"
@@ -45,17 +54,17 @@ def test_sweep_rows_are_a_small_table():
 def test_meta_rows_hold_no_python_reprs():
     meta = {"run_id": "r", "status": "complete", "complete": True, "cpu_plan": {"client": [1], "standins": [0]},
             "model": {"accuracy": {"torch": 0.983}, "dir": "m", "torchscript_sha256": "ab" * 32}}
-    text = " ".join(v for _, v in meta_rows(meta))
+    text = " ".join(v for _, v in meta_rows(RunMeta.from_json(meta)))
     assert "{" not in text and "[" not in text and "complete: True" not in text
     assert "test accuracy 0.983" in text
 
 
 def test_warnings_block_renders_at_the_top(tmp_path):
     meta = {"complete": False, "status": "interrupted", "target_errors": {"k8s-ibm": "died: refused\nlog tail"}}
-    warnings = run_warnings(meta, flagged_steps=2)
+    warnings = run_warnings(RunMeta.from_json(meta), flagged_steps=2)
     assert warnings[0].startswith("**INCOMPLETE RUN**") and "`k8s-ibm` had a problem: died: refused (" in warnings[1]
     assert "2 step(s) are flagged" in warnings[2]
-    assert run_warnings({"complete": True}) == []
+    assert run_warnings(RunMeta.from_json({"complete": True})) == []
     doc = Document("t")
     doc.add("warnings", "Warnings about this run:", items=["a `b` **c**"])
     assert "> **Warnings about this run:**\n>\n> - a `b` **c**" in to_markdown(doc)

@@ -23,6 +23,7 @@ from bench.results import (
     resolve_run,
     validate_run_id,
 )
+from ground.runmeta import RunMeta, RunStatus
 from loadgen.records import RECORD_COLUMNS
 from loadgen.stats import SUMMARY_COLUMNS, summarize
 
@@ -31,13 +32,14 @@ def test_round_trip_summary_requests_meta(tmp_path):
     rng = np.random.default_rng(1)
     steps = [make_step("t1", "sequential", n, 0, 0.01, rng, fail_every=3) for n in (1, 4, 8)]
     with RunWriter(tmp_path / "r1", "r1", SUMMARY_COLUMNS) as writer:
-        writer.write_meta({"schema_version": SCHEMA_VERSION, "run_id": "r1", "complete": False})
+        writer.write_meta(RunMeta(kind="serving", run_id="r1", schema_version=SCHEMA_VERSION))
         for step in steps:
             writer.append_summary(summarize(step))
             writer.append_requests(step.key, step.records)
     run = load_run(tmp_path / "r1")
     assert run.run_id == "r1" and run.schema_version == SCHEMA_VERSION
-    assert list(run.summary.columns) == ["run_id", *SUMMARY_COLUMNS]
+    assert list(run.summary.columns) == list(SUMMARY_COLUMNS)
+    assert run.columns == {"run_id", *SUMMARY_COLUMNS}  # what the file holds
     assert run.summary["n_requests"].tolist() == [1, 4, 8]
     for step, (_, row) in zip(steps, run.summary.iterrows()):
         expected = summarize(step)
@@ -123,7 +125,7 @@ def test_unknown_summary_column_is_an_error(tmp_path):
 def test_interrupted_run_keeps_rows_and_says_incomplete(tmp_path):
     run_dir = write_synthetic_run(tmp_path, "cut", ns=(1, 4), trials=1, complete=False)
     run = load_run(run_dir)
-    assert run.meta["complete"] is False and run.meta["status"] == "interrupted"
+    assert run.meta.complete is False and run.meta.status is RunStatus.INTERRUPTED
     assert len(run.summary) == 4 * 2 * 2
 
 

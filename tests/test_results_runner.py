@@ -1,4 +1,4 @@
-"""Pure pieces of the run orchestration: death detection, meta finalisation, ceilings."""
+"""Pure pieces of the run orchestration: death detection, meta finalisation, run ids."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from bench.meta import SCHEMA_VERSION, new_meta
 from bench.runner import (
     TargetOutcome,
     _is_dead,
-    ceiling_from_calibration,
     default_run_id,
     finish_meta,
 )
+from ground.runmeta import RunStatus
 from bench.results import ResultsError, latest_run, validate_run_id
 
 
@@ -28,28 +28,20 @@ def test_dead_only_when_every_request_failed_to_connect():
 
 def test_finish_meta_names_problems_and_unrun_targets(tmp_path):
     meta = new_meta(run_id="r", root=tmp_path, config_sha256="x", config_path="bench.toml", sweep={}, targets=["a", "b", "c"])
-    assert meta["schema_version"] == SCHEMA_VERSION and meta["complete"] is False
+    assert meta.schema_version == SCHEMA_VERSION and meta.complete is False and meta.status is RunStatus.RUNNING
     outcomes = [TargetOutcome("a", status="ok"), TargetOutcome("b", status="died", message="gone\nlog tail"),
                 TargetOutcome("c")]
-    finish_meta(meta, outcomes, "interrupted")
-    assert meta["complete"] is False and meta["status"] == "interrupted" and meta["finished_utc"]
-    assert set(meta["target_errors"]) == {"b", "c"} and meta["outcomes"]["c"]["status"] == "not_run"
-    finish_meta(meta, [TargetOutcome("a", status="ok")], "complete")
-    assert meta["complete"] is True and meta["target_errors"] == {}
-    json.dumps(meta)  # serialisable as is
-
-
-def test_ceiling_from_calibration_json_shape():
-    calibration = {"engines": {
-        "fast": {"works": True, "points": [{"engine": "fast", "concurrency": 1, "req_per_s": 2500.0},
-                                          {"engine": "fast", "concurrency": 64, "req_per_s": 19000.0}]},
-        "httpx": {"works": True, "points": [{"engine": "httpx", "concurrency": 1, "req_per_s": 500.0}]},
-    }}
-    assert ceiling_from_calibration(calibration, "fast") == {
-        "engine": "fast", "rps_by_concurrency": {"1": 2500.0, "64": 19000.0}}
-    assert ceiling_from_calibration(calibration, "httpx")["rps_by_concurrency"] == {"1": 500.0}
-    assert ceiling_from_calibration(calibration, "aiohttp") is None
-    assert ceiling_from_calibration(None, "fast") is None
+    finish_meta(meta, outcomes, RunStatus.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM)")
+    data = meta.to_json()
+    assert data["complete"] is False and data["status"] == "interrupted" and data["finished_utc"]
+    assert data["error"] == "interrupted (Ctrl-C or SIGTERM)"
+    assert set(data["target_errors"]) == {"b", "c"} and data["outcomes"]["c"]["status"] == "not_run"
+    finish_meta(meta, [TargetOutcome("a", status="ok")], RunStatus.COMPLETE)
+    data = meta.to_json()
+    assert data["complete"] is True and data["target_errors"] == {} and data["error"] is None
+    json.dumps(data)  # serialisable as is
+    with pytest.raises(ValueError, match="not 'running'"):
+        finish_meta(meta, [], RunStatus.RUNNING)
 
 
 def test_default_run_id_is_valid_and_sortable():

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from ground.runmeta import RunMeta, RunStatus
 from bench.runstate import (
     HostView,
     effective_status,
@@ -22,7 +23,7 @@ def _here(alive: dict[int, int], host: str = "box", boot: str = "boot-1") -> Hos
     return HostView(host, boot, alive.get)
 
 
-def _meta(status: str = "running", writer: dict | None = WRITER) -> dict:
+def _meta(status: str = "running", writer: dict | None = WRITER) -> RunMeta:
     meta = {"run_id": "r", "status": status, "complete": status == "complete",
             "outcomes": {"a": {"name": "a", "status": "ok", "message": "", "steps": 4},
                          "b": {"name": "b", "status": "running", "message": "", "steps": 2},
@@ -30,7 +31,11 @@ def _meta(status: str = "running", writer: dict | None = WRITER) -> dict:
             "target_errors": {}}
     if writer is not None:
         meta["writer"] = dict(writer)
-    return meta
+    return RunMeta.from_json(meta)
+
+
+def _running(writer: dict) -> RunMeta:
+    return RunMeta.from_json({"status": "running", "writer": writer})
 
 
 def test_running_only_while_that_pid_with_that_start_time_lives() -> None:
@@ -47,26 +52,28 @@ def test_other_host_or_no_writer_is_unknown_and_final_statuses_stay() -> None:
     status, why = effective_status(_meta(), _here({}, host="elsewhere"))
     assert status == "unknown" and "cannot be checked from host elsewhere" in why
     assert effective_status(_meta(writer=None), _here({}))[0] == "unknown"
-    for final in ("complete", "failed", "interrupted", "crashed"):
-        assert effective_status(_meta(final), _here({})) == (final, "")
-    assert effective_status({}, _here({})) == ("", "")  # no status recorded at all: nothing to say
-    assert run_warnings({"run_id": "x"}) == []
+    for final in ("complete", "failed", "interrupted"):
+        assert effective_status(_meta(final), _here({})) == (RunStatus(final), "")
+    assert effective_status(_meta("crashed"), _here({}))[0] is RunStatus.FAILED  # an old word, read as now
+    nothing = RunMeta.from_json({"run_id": "x"})  # no status recorded at all
+    assert effective_status(nothing, _here({})) == (RunStatus.UNKNOWN, "meta.json records no status")
+    assert run_warnings(nothing) == ["run x: status unknown: meta.json records no status"]
 
 
 def test_resolve_marks_the_target_being_measured_and_the_unstarted_ones() -> None:
     meta = _meta()
     resolved = resolve_status(meta, _here({}))
-    assert meta["status"] == "running" and meta["outcomes"]["b"]["status"] == "running"  # input untouched
-    assert resolved["status"] == "abandoned" and resolved["recorded_status"] == "running"
-    outcomes = resolved["outcomes"]
+    assert meta.status is RunStatus.RUNNING and meta.details["outcomes"]["b"]["status"] == "running"  # untouched
+    assert resolved.status is RunStatus.ABANDONED and resolved.recorded_status == "running"
+    outcomes = resolved.details["outcomes"]
     assert outcomes["a"]["status"] == "ok"
     assert outcomes["b"]["status"] == "abandoned" and "died while measuring" in outcomes["b"]["message"]
     assert outcomes["c"]["status"] == "not_run"
-    assert set(resolved["target_errors"]) == {"b", "c"}
+    assert set(resolved.details["target_errors"]) == {"b", "c"}
     (warning,) = run_warnings(resolved)
     assert warning.startswith("run r was abandoned while measuring target b: its writer (pid 4242")
     alive = resolve_status(meta, _here({4242: 1000}))
-    assert alive["status"] == "running" and "recorded_status" not in alive
+    assert alive.status is RunStatus.RUNNING and alive.recorded_status == ""
     assert run_warnings(alive)[0].startswith("run r is still running")
 
 
@@ -74,7 +81,7 @@ def test_writer_facts_describe_this_live_process() -> None:
     facts = writer_facts()
     assert facts["pid"] == os.getpid() and facts["start_ticks"] == process_start_ticks(os.getpid())
     assert facts["start_ticks"] is not None and facts["host"]
-    assert effective_status({"status": "running", "writer": facts}, HostView.current())[0] == "running"
+    assert effective_status(_running(facts), HostView.current())[0] == "running"
 
 
 def test_a_dead_writer_is_abandoned_on_the_real_host() -> None:
@@ -83,4 +90,4 @@ def test_a_dead_writer_is_abandoned_on_the_real_host() -> None:
     child.wait()
     facts = {**writer_facts(), "pid": child.pid, "start_ticks": ticks}
     assert process_start_ticks(child.pid) is None or process_start_ticks(child.pid) != ticks
-    assert effective_status({"status": "running", "writer": facts}, HostView.current())[0] == "abandoned"
+    assert effective_status(_running(facts), HostView.current())[0] == "abandoned"

@@ -37,6 +37,7 @@ from bench.report.tables import (
 from bench.results import RunData
 from ground.figures import save_figure
 from loadgen.modes import Mode
+from ground.runmeta import RunMeta
 
 __all__ = ["ReportFiles", "build_report", "ceiling_text", "closed_loop_modes", "table3_markdown"]
 
@@ -61,7 +62,7 @@ def closed_loop_modes(modes: Sequence[str]) -> list[str]:
 def _mode_note(summary: pd.DataFrame, mode: str) -> str:
     if mode == "sequential":
         return " (the study's method: one request after another)"
-    if mode == "rate" and "rate" in summary:
+    if mode == "rate":
         rates = sorted(set(summary.loc[summary["mode"] == "rate", "rate"]))
         return (" (open loop at " + ", ".join(f"{r:g}" for r in rates) + " req/s; the total is mostly the "
                 "schedule, N / rate)")
@@ -70,7 +71,7 @@ def _mode_note(summary: pd.DataFrame, mode: str) -> str:
 
 def table3_markdown(run: RunData) -> str:
     """table3.md: the study's layout, one table per mode, sequential first, flags explained below."""
-    ceiling = run.meta.get("client_ceiling")
+    ceiling = run.meta.details.get("client_ceiling")
     parts = [f"# Table 3 (servebench run `{run.run_id}`)\n",
              "Rows: number of requests N; columns: targets; cells: total seconds to answer all N "
              "requests (first send to last answer), mean over trials."
@@ -90,8 +91,8 @@ def table3_markdown(run: RunData) -> str:
     return "\n".join(parts)
 
 
-def _model_accuracy(meta: Mapping[str, Any]) -> float | None:
-    accuracy = (meta.get("model") or {}).get("accuracy")
+def _model_accuracy(meta: RunMeta) -> float | None:
+    accuracy = (meta.details.get("model") or {}).get("accuracy")
     try:
         return float(accuracy["torch"]) if isinstance(accuracy, Mapping) and "torch" in accuracy else None
     except (TypeError, ValueError):
@@ -110,7 +111,7 @@ def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = No
         return ReportFiles(out_dir, *capacity_only_report(run, capacity, out_dir, meta_rows(run.meta)))
     summary, targets, modes = run.summary, run.targets, modes_in(run.summary)
     closed = closed_loop_modes(modes)
-    ceiling = run.meta.get("client_ceiling")
+    ceiling = run.meta.details.get("client_ceiling")
     means = step_means(summary)
     study = study[study["target"].isin(targets)] if study is not None else None
     if study is not None and study.empty:
@@ -166,9 +167,10 @@ def _document(run: RunData, targets: list[str], modes: list[str], study: pd.Data
 
     doc.add("h2", "Run")
     doc.add("table", columns=["fact", "value"], rows=meta_rows(meta), align="ll")
-    if meta.get("sweep"):
-        doc.add("table", "Sweep settings:", columns=["setting", "value"], rows=sweep_rows(meta["sweep"]), align="ll")
-    descs = meta.get("targets") or {}
+    if meta.details.get("sweep"):
+        doc.add("table", "Sweep settings:", columns=["setting", "value"], rows=sweep_rows(meta.details["sweep"]),
+                align="ll")
+    descs = meta.details.get("targets") or {}
     if descs:
         doc.add("table", "Targets as described when they started:", columns=["target", "description"],
                 rows=[[t, ", ".join(f"{k}={v}" for k, v in d.items() if k != "name")] for t, d in descs.items()],
@@ -238,7 +240,7 @@ def _flagged_section(doc: Document, run: RunData, targets: list[str], modes: lis
     doc.add("ul", items=sentences)
 
 
-def _definitions(doc: Document, meta: Mapping[str, Any], ceiling: Mapping[str, Any] | None) -> None:
+def _definitions(doc: Document, meta: RunMeta, ceiling: Mapping[str, Any] | None) -> None:
     doc.add("h2", "Definitions")
     doc.add("ul", items=[
         "total time: from the first request's intended send to the last completion of the step (seconds).",

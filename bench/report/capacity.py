@@ -16,7 +16,6 @@ sweep (throughput and latency per concurrency).
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -48,13 +47,9 @@ FIGURE_DIR = "figures"
 
 def split_capacity(run: RunData) -> tuple[RunData, CapacityData | None]:
     """(the run without capacity rows, its capacity files) -- None when it has no capacity search."""
-    is_cap = run.summary["mode"].isin(CAPACITY_MODES)
-    requests = run.requests
-    if requests is not None and "mode" in requests:
-        requests = requests[~requests["mode"].isin(CAPACITY_MODES)]
-    classic = dataclasses.replace(run, summary=run.summary[~is_cap].reset_index(drop=True), requests=requests)
+    classic = run.without_modes(CAPACITY_MODES)
     data = load_capacity(run.path)
-    if data.empty and not is_cap.any():
+    if data.empty and len(classic.steps) == len(run.steps):
         return classic, None
     return classic, data
 
@@ -337,13 +332,13 @@ def capacity_only_report(run: RunData, cap: CapacityData | None, out_dir: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
     fig_dir = out_dir / FIGURE_DIR
     cap = cap or load_capacity(run.path)
-    targets = _order(cap, [t for t in run.meta.get("targets_order", []) if t in cap.targets])
+    targets = _order(cap, [t for t in run.meta.details.get("targets_order") or [] if t in cap.targets])
     doc = Document(f"servebench report: run {run.run_id}")
     meta = run.meta
-    if not meta.get("complete", True):
-        doc.add("p", f"**INCOMPLETE RUN** (status: {meta.get('status', 'unknown')}): only the searches that "
+    if meta.incomplete:
+        doc.add("p", f"**INCOMPLETE RUN** (status: {meta.status.value}): only the searches that "
                      "finished before it stopped are shown.")
-    errors: Mapping[str, str] = meta.get("target_errors") or {}
+    errors: Mapping[str, str] = meta.details.get("target_errors") or {}
     if errors:
         doc.add("p", "**Targets with problems:**")
         doc.add("ul", items=[f"`{t}`: {str(m).strip().splitlines()[0] if str(m).strip() else ''}"

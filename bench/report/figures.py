@@ -109,11 +109,10 @@ def fig_latency_percentiles(means: pd.DataFrame, targets: Sequence[str], modes: 
             part = _part(means, t, mode)
             for suffix, ls in _PERCENTILE_STYLES:
                 col = f"lat_{suffix}_s"
-                if col not in part or part.empty:
+                if part.empty:
                     continue
-                n_ok = part["n_ok"] if "n_ok" in part else part["n_requests"]
                 shown = part.assign(**{col: [v if percentile_shown(suffix, ok) else np.nan
-                                             for v, ok in zip(part[col], n_ok)]})
+                                             for v, ok in zip(part[col], part["n_ok"])]})
                 if suffix != "p50":  # steps with no answers are marked once per panel, on p50
                     if not shown[col].notna().any():
                         continue
@@ -160,12 +159,12 @@ def fig_throughput(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[
         drawn: set[str] = set()
         for t in targets:
             part = _part(means, t, mode)
-            if part.empty or "throughput_rps" not in part:
+            if part.empty:
                 continue
             drawn |= plot_steps(ax, part, "n_requests", "throughput_rps", color=colors[t], label=t, ceiling=ceiling)
         steps = means[means["mode"] == mode]
         ns = sorted(set(steps["n_requests"]))
-        if ceiling and ns and "concurrency" in steps:
+        if ceiling and ns:
             conc = steps.groupby("n_requests")["concurrency"].max()
             limit = [ceiling_for(conc.get(n, 1), ceiling) for n in ns]
             if any(v is not None for v in limit):
@@ -188,13 +187,13 @@ def fig_latency_cdf(requests: pd.DataFrame, targets: Sequence[str], modes: Seque
     for ax, mode in zip(axes, modes):
         steps = requests[requests["mode"] == mode]
         where = ""
-        if mode == "rate" and "rate" in steps and not steps.empty:
+        if mode == "rate" and not steps.empty:
             top = steps["rate"].max()
             steps = steps[steps["rate"] == top]
             where = f" at {top:g} req/s"
         n_max = int(steps["n_requests"].max()) if not steps.empty else 0
         at_n = steps[steps["n_requests"] == n_max]
-        ok = at_n[at_n["error"].fillna("").astype(str).isin(["", "nan"])]
+        ok = at_n[at_n["error"] == ""]  # the reader writes "" for every success
         for t in targets:
             sent = int((at_n["target"] == t).sum())
             lat = np.sort(ok.loc[ok["target"] == t, "latency_s"].to_numpy(float))
@@ -226,18 +225,18 @@ def fig_errors_accuracy(summary: pd.DataFrame, targets: Sequence[str], modes: Se
     width = 0.8 / max(len(modes), 1)
     mode_colors = {m: plt.get_cmap("Set2")(i) for i, m in enumerate(modes)}
     total_sent = int(summary["n_requests"].sum())
-    total_failed = int(summary["errors"].sum()) if "errors" in summary else 0
+    total_failed = int(summary["errors"].sum())
     accs: list[float] = []
     for k, mode in enumerate(modes):
         offs = x + (k - (len(modes) - 1) / 2) * width
         errs, labels, acc = [], [], []
         for t in targets:
             part = summary[(summary["target"] == t) & (summary["mode"] == mode)]
-            failed = int(part["errors"].sum()) if "errors" in part else 0
+            failed = int(part["errors"].sum())
             answered = int(part["n_requests"].sum()) - failed
             errs.append(failed)
             labels.append(_classes_label(part, failed))
-            correct = part["n_correct"].sum() if "n_correct" in part else np.nan
+            correct = part["n_correct"].sum(min_count=1)  # NaN when no row recorded it
             acc.append(float(correct) / answered if answered else np.nan)
         if total_failed:
             bars = ax_err.bar(offs, errs, width, label=mode, color=mode_colors[mode])
@@ -275,7 +274,7 @@ def _classes_label(part: pd.DataFrame, failed: int) -> str:
         return "0"
     from bench.report.flags import merge_error_classes
 
-    classes = merge_error_classes(part["errors_by_class"]) if "errors_by_class" in part else {}
+    classes = merge_error_classes(part["errors_by_class"])
     return f"{failed} {next(iter(classes))}" if len(classes) == 1 else str(failed)
 
 

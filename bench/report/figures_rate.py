@@ -31,11 +31,10 @@ def rate_points(means: pd.DataFrame) -> pd.DataFrame:
     part = means[means["mode"] == "rate"].copy()
     if part.empty:
         return part.assign(offered_=[], achieved_=[])
-    rate = part["rate"] if "rate" in part else pd.Series(np.nan, index=part.index)
-    offered = part["offered_rps"] if "offered_rps" in part else pd.Series(np.nan, index=part.index)
-    achieved = part["achieved_rps"] if "achieved_rps" in part else pd.Series(np.nan, index=part.index)
-    part["offered_"] = pd.to_numeric(offered, errors="coerce").fillna(pd.to_numeric(rate, errors="coerce"))
-    part["achieved_"] = pd.to_numeric(achieved, errors="coerce").fillna(part.get("throughput_rps"))
+    # Runs from before the open-loop columns (schema 1) have no measured offered or achieved
+    # rate: the nominal rate and the throughput stand in for them.
+    part["offered_"] = part["offered_rps"].fillna(part["rate"])
+    part["achieved_"] = part["achieved_rps"].fillna(part["throughput_rps"])
     part = part[part["offered_"].notna() & (part["offered_"] > 0)]
     largest = part.sort_values("n_requests").groupby(["target", "offered_"], sort=True).tail(1)
     return largest.sort_values(["target", "offered_"]).reset_index(drop=True)
@@ -54,9 +53,8 @@ def fig_rate(means: pd.DataFrame, targets: Sequence[str]) -> Figure:
         if part.empty:
             continue
         lat_drawn |= plot_steps(ax_lat, part, "offered_", "lat_p50_s", scale=1000, color=colors[t], label=f"{t} p50")
-        n_ok = part["n_ok"] if "n_ok" in part else part["n_requests"]
         p99 = part.assign(lat_p99_s=[v if percentile_shown("p99", ok) else np.nan
-                                     for v, ok in zip(part["lat_p99_s"], n_ok)], flag_all_failed=False)
+                                     for v, ok in zip(part["lat_p99_s"], part["n_ok"])], flag_all_failed=False)
         if p99["lat_p99_s"].notna().any():
             lat_drawn |= plot_steps(ax_lat, p99, "offered_", "lat_p99_s", scale=1000, color=colors[t],
                                     label=f"{t} p99", linestyle="--", marker="s", markersize=5)

@@ -47,10 +47,11 @@ FLAG_COLUMNS = ("flag_errors", "flag_all_failed", "flag_saturated")
 
 
 def step_keys(summary: pd.DataFrame) -> list[str]:
-    """Columns that identify one step across trials: target, mode, N, and the offered rate
-    when the run has one (two rate steps with the same N at different rates are different
-    steps; closed-loop steps all have rate 0)."""
-    return ["target", "mode", "n_requests"] + (["rate"] if "rate" in summary.columns else [])
+    """Columns that identify one step across trials: target, mode, N and the offered rate
+    (two rate steps with the same N at different rates are different steps; closed-loop
+    steps all have rate 0). ``summary`` is a :class:`bench.results.RunData` frame, which has
+    every column whatever schema wrote the file."""
+    return ["target", "mode", "n_requests", "rate"]
 
 
 def annotate_flags(summary: pd.DataFrame) -> pd.DataFrame:
@@ -157,12 +158,12 @@ def flag_sentences(summary: pd.DataFrame, targets: Sequence[str], modes: Sequenc
     flagged = frame[frame["flag_errors"] | frame["flag_saturated"]]
     if flagged.empty:
         return []
-    trials = int(frame["trial"].nunique()) if "trial" in frame else 1
+    trials = int(frame["trial"].nunique())
     order_t = {t: i for i, t in enumerate(targets)}
     order_m = {m: i for i, m in enumerate(modes)}
     flagged = flagged.assign(_t=flagged["target"].map(order_t).fillna(len(order_t)),
                              _m=flagged["mode"].map(order_m).fillna(len(order_m)))
-    sort_cols = ["_t", "_m", *[c for c in ("rate", "n_requests", "trial") if c in flagged]]
+    sort_cols = ["_t", "_m", "rate", "n_requests", "trial"]
     out = []
     for row in flagged.sort_values(sort_cols).to_dict("records"):
         sent, ok = _int(row.get("n_requests")), _int(row.get("n_ok"))

@@ -14,30 +14,30 @@ from typing import Any
 
 from bench.runstate import run_warnings as state_warnings
 from bench.shard_run import sharding_text, sharding_warnings
+from ground.runmeta import RunMeta, RunStatus
 
 __all__ = ["ceiling_text", "cpu_plan_text", "meta_rows", "run_warnings", "status_text", "sweep_rows"]
 
 _STATUS = {
-    "complete": "complete: every planned target was run",
-    "interrupted": "interrupted (Ctrl-C or SIGTERM): the tables hold only the steps measured before it stopped",
-    "crashed": "crashed on an unexpected error: the tables hold only the steps measured before it",
-    "abandoned": "abandoned: the run's process ended without finishing it; the tables hold the steps "
-                 "measured before",
-    "running": "running: the process writing it is still measuring; the tables hold the steps so far",
-    "unknown": "unknown: meta.json says running, but it was written on another host or by an older "
-               "servebench, so whether its writer is alive cannot be told",
+    RunStatus.COMPLETE: "complete: every planned target was run",
+    RunStatus.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM): the tables hold only the steps measured before it "
+                           "stopped",
+    RunStatus.FAILED: "failed on an error: the tables hold only the steps measured before it",
+    RunStatus.ABANDONED: "abandoned: the run's process ended without finishing it; the tables hold the steps "
+                         "measured before",
+    RunStatus.RUNNING: "running: the process writing it is still measuring; the tables hold the steps so far",
+    RunStatus.UNKNOWN: "unknown",
 }
 
 
-def status_text(meta: Mapping[str, Any]) -> str:
+def status_text(meta: RunMeta) -> str:
     """How the run ended, in words (plus how many targets had problems)."""
-    status = str(meta.get("status") or "")
-    if not status:
-        text = ("unfinished: meta.json was never finalised (the run is still going, or its process was killed)"
-                if meta.get("complete") is False else "unknown (meta.json has no status)")
-    else:
-        text = _STATUS.get(status, status + ("" if meta.get("complete", True) else " (incomplete)"))
-    problems = meta.get("target_errors") or {}
+    text = _STATUS[meta.status]
+    if meta.status is RunStatus.FAILED and meta.error:
+        text += f" ({_first_line(meta.error)})"
+    if meta.status is RunStatus.UNKNOWN and meta.status_reason:
+        text += f": {meta.status_reason}"
+    problems = meta.details.get("target_errors") or {}
     if problems:
         text += f"; {len(problems)} target(s) had problems: {', '.join(problems)}"
     return text
@@ -112,32 +112,32 @@ def sweep_rows(sweep: Mapping[str, Any]) -> list[list[str]]:
     return rows
 
 
-def meta_rows(meta: Mapping[str, Any]) -> list[list[str]]:
+def meta_rows(meta: RunMeta) -> list[list[str]]:
     """[fact, value] rows for the report's Run table."""
-    host = meta.get("host") or {}
-    engine = meta.get("engine") or {}
-    model = meta.get("model") or {}
-    git = meta.get("git") or {}
+    details = meta.details
+    host, git = meta.host, meta.git
+    engine = details.get("engine") or {}
+    model = details.get("model") or {}
     accuracy = (model.get("accuracy") or {}) if isinstance(model.get("accuracy"), Mapping) else {}
     facts = {
-        "run id": meta.get("run_id", "?"),
+        "run id": meta.run_id or "?",
         "status": status_text(meta),
-        "started / finished (UTC)": f"{meta.get('started_utc', '?')} / {meta.get('finished_utc') or '-'}",
+        "started / finished (UTC)": f"{meta.started_utc or '?'} / {meta.finished_utc or '-'}",
         "host CPU": f"{host.get('cpu_model', '?')} ({host.get('cpu_count', '?')} CPUs, {host.get('cpus_usable', '?')} usable)",
         "OS / Python": f"{host.get('os', '?')} / Python {host.get('python', '?')}",
         "engine": f"{engine.get('name', '?')} ({engine.get('version', '?')}); chosen: {engine.get('chosen_by', '?')}",
-        "client ceiling": ceiling_text(meta.get("client_ceiling")),
-        "CPU plan": cpu_plan_text(meta.get("cpu_plan")),
-        "execution": meta.get("execution", "-"),
+        "client ceiling": ceiling_text(details.get("client_ceiling")),
+        "CPU plan": cpu_plan_text(details.get("cpu_plan")),
+        "execution": details.get("execution", "-"),
         "model": f"{model.get('dir', '?')} (TorchScript sha256 {str(model.get('torchscript_sha256', '?'))[:16]}...)"
                  + (f"; test accuracy {float(accuracy['torch']):.3f}" if "torch" in accuracy else ""),
-        "config sha256": (meta.get("config") or {}).get("sha256", "?"),
+        "config sha256": (details.get("config") or {}).get("sha256", "?"),
         "git": f"{git.get('commit', '?')}{' (dirty tree)' if git.get('dirty') else ''}",
     }
-    if meta.get("synthetic"):
-        facts["synthetic"] = str(meta["synthetic"])
-    if sharding_text(meta):  # a run merged from shards (bench merge)
-        facts["shards"] = sharding_text(meta)
+    if details.get("synthetic"):
+        facts["synthetic"] = str(details["synthetic"])
+    if sharding_text(details):  # a run merged from shards (bench merge)
+        facts["shards"] = sharding_text(details)
     return [[str(k), str(v)] for k, v in facts.items()]
 
 
@@ -146,21 +146,21 @@ def _first_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def run_warnings(meta: Mapping[str, Any], flagged_steps: int = 0) -> list[str]:
+def run_warnings(meta: RunMeta, flagged_steps: int = 0) -> list[str]:
     """Everything a reader must know before trusting this run's numbers, one sentence each.
 
     Rendered as a box at the top of report.md/html (the document's "warnings" block). This
     is the one place to add a new kind of warning about a run (e.g. a noisy host).
     """
     warnings = []
-    if not meta.get("complete", True):
-        warnings.append(f"**INCOMPLETE RUN** (status: {meta.get('status', 'unknown')}): the tables hold only "
+    if meta.incomplete:
+        warnings.append(f"**INCOMPLETE RUN** (status: {meta.status.value}): the tables hold only "
                         "the steps measured before it stopped.")
-    for target, message in (meta.get("target_errors") or {}).items():
+    for target, message in (meta.details.get("target_errors") or {}).items():
         warnings.append(f"Target `{target}` had a problem: {_first_line(message)} (full message and the "
                         "stand-in's log tail: the run's meta.json and logs/ folder).")
     warnings.extend(state_warnings(meta))  # abandoned / still running, busy host (bench.runstate, bench.hostload)
-    warnings.extend(sharding_warnings(meta))  # merged shards: start skew, unsynchronised clocks
+    warnings.extend(sharding_warnings(meta.details))  # merged shards: start skew, unsynchronised clocks
     if flagged_steps:
         warnings.append(f"{flagged_steps} step(s) are flagged (failed requests or a saturated open loop): they "
                         "are marked in every table and figure, and listed under \"Flagged steps\".")

@@ -73,8 +73,7 @@ def step_means(summary: pd.DataFrame) -> pd.DataFrame:
         "flag_all_failed": groups["flag_all_failed"].all(),
         "flag_saturated": groups["flag_saturated"].any(),
     })
-    column = frame["errors_by_class"] if "errors_by_class" in frame else pd.Series("", index=frame.index)
-    out["error_classes"] = [merge_error_classes(column.loc[idx]) for idx in groups.groups.values()]
+    out["error_classes"] = [merge_error_classes(frame["errors_by_class"].loc[idx]) for idx in groups.groups.values()]
     usable = frame[~frame["flag_all_failed"]].groupby(keys, sort=True, dropna=False)
     means = usable[numeric].mean()
     means["total_s_std"] = usable["total_s"].std(ddof=1)
@@ -82,22 +81,15 @@ def step_means(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def _failed_counts(frame: pd.DataFrame) -> pd.Series:
-    """Failed requests per row: ``errors``, or N minus ``n_ok`` where errors is missing."""
-    if "errors" in frame:
-        errors = pd.to_numeric(frame["errors"], errors="coerce")
-    else:
-        errors = pd.Series(np.nan, index=frame.index)
-    if "n_ok" in frame:
-        errors = errors.fillna(frame["n_requests"] - pd.to_numeric(frame["n_ok"], errors="coerce"))
-    return errors.fillna(0).astype(int)
+    """Failed requests per row (the reader derived ``errors`` for files that lacked it)."""
+    return frame["errors"].astype(int)
 
 
 def row_labels(means: pd.DataFrame) -> list[tuple[str, tuple[Any, ...]]]:
     """(label, step key) per table row, in order: 'N', or 'N @ R req/s' when a mode ran at
     several offered rates (then N alone would name two steps)."""
-    has_rate = "rate" in means and means["rate"].nunique(dropna=False) > 1
-    keys = sorted({(float(r) if has_rate else 0.0, int(n)) for n, r in
-                   zip(means["n_requests"], means["rate"] if "rate" in means else [0.0] * len(means))})
+    has_rate = means["rate"].nunique(dropna=False) > 1
+    keys = sorted({(float(r) if has_rate else 0.0, int(n)) for n, r in zip(means["n_requests"], means["rate"])})
     return [(f"{n} @ {r:g} req/s" if has_rate else str(n), (n, r)) for r, n in keys]
 
 
@@ -105,7 +97,7 @@ def table3(summary: pd.DataFrame, mode: str, targets: Sequence[str]) -> pd.DataF
     """Rows: number of requests; columns: targets; cells: total seconds (mean over trials
     that answered; NaN for a step where every request failed)."""
     means = step_means(summary[summary["mode"] == mode])
-    index = ["n_requests", "rate"] if "rate" in means and means["rate"].nunique(dropna=False) > 1 else ["n_requests"]
+    index = ["n_requests", "rate"] if means["rate"].nunique(dropna=False) > 1 else ["n_requests"]
     wide = means.pivot_table(index=index, columns="target", values="total_s", aggfunc="first", dropna=False)
     wide = wide.reindex(columns=[t for t in targets if t in set(means["target"])]).sort_index()
     wide.columns.name = "target"
@@ -165,10 +157,9 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], align:
 
 def _cells_by_key(means: pd.DataFrame) -> dict[tuple[str, int, float], dict[str, Any]]:
     """(target, N, rate) -> the step's row as a dict (rate 0 for closed-loop modes)."""
-    rates = means["rate"] if "rate" in means else pd.Series(0.0, index=means.index)
-    has_rate = "rate" in means and means["rate"].nunique(dropna=False) > 1
+    has_rate = means["rate"].nunique(dropna=False) > 1
     return {(str(t), int(n), float(r) if has_rate else 0.0): row
-            for t, n, r, row in zip(means["target"], means["n_requests"], rates, means.to_dict("records"))}
+            for t, n, r, row in zip(means["target"], means["n_requests"], means["rate"], means.to_dict("records"))}
 
 
 def table3_rows(
@@ -244,7 +235,7 @@ def target_summary_table(summary: pd.DataFrame, mode: str, targets: Sequence[str
     lat = ["p50 (ms)", "p90 (ms)", "p99 (ms)", "max (ms)"]
     if open_loop:
         columns = ["target", "offered (req/s)", "N", "achieved (req/s)", *lat, "send lag p50 (ms)"]
-        order = ["order_", "rate", "n_requests"] if "rate" in means else ["order_", "n_requests"]
+        order = ["order_", "rate", "n_requests"]
     else:
         columns = ["target", "N", "total (s)", "throughput (req/s)", *lat]
         order = ["order_", "n_requests"]
@@ -282,10 +273,9 @@ def error_accuracy_table(summary: pd.DataFrame, targets: Sequence[str]) -> tuple
                 continue
             sent = int(part["n_requests"].sum())
             failed = int(_failed_counts(part).sum())
-            correct = float(part["n_correct"].sum()) if "n_correct" in part else (
-                float((part["accuracy"] * part["n_requests"]).sum()) if "accuracy" in part else np.nan)
+            correct = float(part["n_correct"].sum(min_count=1))  # NaN when no row recorded it
             answered = sent - failed
-            classes = merge_error_classes(part["errors_by_class"]) if "errors_by_class" in part else {}
+            classes = merge_error_classes(part["errors_by_class"])
             rows.append([t, mode, str(sent), str(failed), ", ".join(f"{k}: {v}" for k, v in classes.items()),
                          _fmt(correct / sent if sent else np.nan, 4),
                          _fmt(correct / answered if answered else np.nan, 4)])

@@ -18,6 +18,7 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
+from ground.runmeta import RunStatus
 from models.pipeline.report import (
     STUDY_TABLE,
     PipelineRun,
@@ -127,11 +128,12 @@ def render_pipeline_comparison(run_dirs: Sequence[Path], out_dir: Path, *,
              f"Pipeline `{pipeline}`; ratios are each run's seconds over `{runs[0].run_id}`'s (below 1 = faster).",
              "", "| run | where | status | started (UTC) | finished (UTC) | own report |", "|---|---|---|---|---|---|"]
     for r in runs:
-        status = "ok"
-        if r.status != "ok":
-            status = f"**{r.status}**" + (f" (stage {', '.join(r.failed)})" if r.failed else "")
-        lines.append(f"| `{r.run_id}` | {r.where} | {status} | {r.meta.get('started_utc', '–')} "
-                     f"| {r.meta.get('finished_utc') or '–'} | [../{r.run_id}/report.md](../{r.run_id}/report.md) |")
+        status = r.status.value
+        if r.status is not RunStatus.COMPLETE:
+            status = f"**{status}**" + (f" (stage {', '.join(r.failed)})" if r.failed else "")
+        started, finished = (r.meta.started_utc, r.meta.finished_utc) if r.meta else (None, None)
+        lines.append(f"| `{r.run_id}` | {r.where} | {status} | {started or '–'} "
+                     f"| {finished or '–'} | [../{r.run_id}/report.md](../{r.run_id}/report.md) |")
     lines += ["", f"- [{md.name}]({md.name}) -- the study's Table {table} with one column per run",
               f"- [{png.name}]({png.name}) -- Figure {22 if table == 4 else 23}: one bar per run beside the study's",
               "", "## Stage times", "",

@@ -14,12 +14,11 @@ run, plus ratio columns against the first run) -- one renderer, so the two canno
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from ground.runmeta import RunMeta, RunStatus, parse_status, read_run_meta
 from models.pipeline.stages import (
     STAGES_FILE,
     SUMMARY_FILE,
@@ -72,9 +71,9 @@ class PipelineRun:
     where: str  # "local kfp.local", "remote <host> (target NAME)", ...
     rows: tuple[StageRow, ...]
     metrics: tuple[StudyMetric, ...]
-    status: str
+    status: RunStatus
     failed: tuple[str, ...]  # stages that failed
-    meta: dict[str, Any]
+    meta: RunMeta | None  # None when the run has no meta.json
     accuracy: float | None = None
 
     @property
@@ -83,15 +82,16 @@ class PipelineRun:
         return f"{self.run_id} ({self.where})"
 
 
-def where_label(meta: dict[str, Any]) -> str:
+def where_label(run_meta: RunMeta | None) -> str:
     """Where a run ran, from its meta.json: ``local kfp.local`` or the remote KFP host and target.
 
     Why not just ``runner``: a remote run's runner is ``kfp.Client`` for every cluster; what
     tells two clusters apart is the host of ``kfp_endpoint`` (``meta["kfp"]["kfp_host"]``,
     written by bench/cmd_pipeline_remote.py) and the target name.
     """
-    if not meta:
+    if run_meta is None:
         return "unknown (no meta.json)"
+    meta = run_meta.details
     runner = str(meta.get("runner") or "")
     if meta.get("mode") == "remote" or runner == "kfp.Client":
         kfp = meta.get("kfp") if isinstance(meta.get("kfp"), dict) else {}
@@ -114,23 +114,28 @@ def load_pipeline_run(run_dir: Path) -> PipelineRun:
     """
     run_dir = Path(run_dir)
     rows = read_stages(run_dir / STAGES_FILE)
-    meta_path = run_dir / "meta.json"
-    try:
-        meta: dict[str, Any] = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{meta_path} is not valid JSON: {exc}") from None
-    pipeline = rows[0].pipeline if rows else str(meta.get("pipeline") or "")
+    meta = read_run_meta(run_dir / "meta.json")  # MetaError is a ValueError naming the file
+    details = meta.details if meta else {}
+    pipeline = rows[0].pipeline if rows else str(details.get("pipeline") or "")
     if not pipeline:
         raise ValueError(f"{run_dir / STAGES_FILE} has no rows and meta.json names no pipeline")
     failed = tuple(r.stage for r in rows if r.status != "ok" and r.stage != "total") or (
-        (str(meta["failed_stage"]),) if meta.get("failed_stage") else ())
+        (str(details["failed_stage"]),) if details.get("failed_stage") else ())
     accuracy = read_summary_values(run_dir / SUMMARY_FILE).get("accuracy") if pipeline == "custom" else None
     return PipelineRun(
-        run_id=str(meta.get("run_id") or run_dir.name), pipeline=pipeline, where=where_label(meta),
+        run_id=meta.run_id if meta and meta.run_id else run_dir.name, pipeline=pipeline, where=where_label(meta),
         rows=tuple(rows), metrics=tuple(study_metrics(pipeline, rows)),
-        status=str(meta.get("status") or ("failed" if failed else "ok")), failed=failed, meta=meta,
+        status=meta.status if meta else _status_from_stages(rows, failed), failed=failed, meta=meta,
         accuracy=accuracy,
     )
+
+
+def _status_from_stages(rows: Sequence[StageRow], failed: tuple[str, ...]) -> RunStatus:
+    """A run without meta.json: failed if a stage failed, else what its ``total`` row says."""
+    if failed:
+        return RunStatus.FAILED
+    total = next((r for r in rows if r.stage == "total"), None)
+    return parse_status(total.status)[0] if total else RunStatus.UNKNOWN
 
 
 def load_study(pipeline: str, reference_dir: Path | None = None) -> Study | None:
@@ -217,9 +222,9 @@ def study_table_markdown(pipeline: str, runs: Sequence[PipelineRun], study: Stud
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     for r in runs:
-        if r.status != "ok":
-            error = r.meta.get("error")
-            lines.append(f"**Run `{r.run_id}` {r.status}**" + (f" (stage {', '.join(r.failed)})" if r.failed else "")
+        if r.status is not RunStatus.COMPLETE:
+            error = r.meta.error if r.meta else None
+            lines.append(f"**Run `{r.run_id}` {r.status.value}**" + (f" (stage {', '.join(r.failed)})" if r.failed else "")
                          + (f": {error}" if error else "") + ". Its cells show the rows it has.")
     accuracies = [(r.run_id, r.accuracy) for r in runs if r.accuracy is not None]
     if len(runs) == 1 and accuracies:
@@ -318,10 +323,11 @@ def render_pipeline_report(run_dir: Path, out_dir: Path, *, reference_dir: Path 
     meta = run.meta
     expected = stages_for(run.pipeline) if run.pipeline in PIPELINES else ()
     lines = [f"# Pipeline run {run.run_id}", "",
-             f"- pipeline: `{run.pipeline}`; where: {run.where}; status: **{run.status}**",
-             f"- started: {meta.get('started_utc', '–')}; finished: {meta.get('finished_utc') or '–'}"]
+             f"- pipeline: `{run.pipeline}`; where: {run.where}; status: **{run.status.value}**",
+             f"- started: {(meta and meta.started_utc) or '–'}; finished: {(meta and meta.finished_utc) or '–'}"]
     if run.failed:
-        lines.append(f"- **failed stage: {', '.join(run.failed)}**" + (f" ({meta['error']})" if meta.get("error") else "")
+        error = meta.error if meta else None
+        lines.append(f"- **failed stage: {', '.join(run.failed)}**" + (f" ({error})" if error else "")
                      + " -- the rows that exist are shown; later stages did not run")
     if run.pipeline not in STUDY_TABLE:
         lines.append(f"- the study has no table for a pipeline named `{run.pipeline}`; only the stage times are shown")
