@@ -14,7 +14,7 @@ import math
 import time
 import tomllib
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
@@ -22,11 +22,28 @@ from bench.console import Console
 if TYPE_CHECKING:
     from targets.manifests_loadgen import LoadgenJob
 
-__all__ = ["DEFAULT_PVC", "DEFAULT_START_IN_S", "loadgen_job", "write_loadgen_manifests"]
+__all__ = ["DEFAULT_PVC", "DEFAULT_START_IN_S", "loadgen_job", "with_sweep", "write_loadgen_manifests"]
 
 DEFAULT_PVC = "servebench-results"
 #: Seconds from rendering to the shards' common start: time to apply, schedule and pull.
 DEFAULT_START_IN_S = 180.0
+
+
+def with_sweep(config: BenchConfig, overrides: dict[str, Any] | None) -> BenchConfig:
+    """``config`` with ``[sweep]`` keys replaced by ``overrides`` (the run flags of `manifests loadgen`).
+
+    Why through the TOML text: the ConfigMap ships bench.toml itself to the pods, so the
+    overrides must be in that text -- and parsing it again validates them exactly as
+    `bench run` would (errors name the ``sweep.KEY``).
+    """
+    if not overrides:
+        return config
+    from bench.config import parse_config
+    from ground.toml_write import dumps
+
+    tables = tomllib.loads(config.source)
+    tables.setdefault("sweep", {}).update(overrides)
+    return parse_config(dumps(tables), config.root)
 
 
 def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str | None = None,
@@ -82,8 +99,13 @@ def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str
 
 def write_loadgen_manifests(config: BenchConfig, *, target: str | None, clients: int | None, pvc: str | None,
                             namespace: str | None, image: str | None, start_in_s: float | None,
-                            output: Path | None, console: Console, step_interval_s: float | None = None) -> int:
-    """Render the ConfigMap, the Indexed Job and the collect pod; print them or write them to ``output``."""
+                            output: Path | None, console: Console, step_interval_s: float | None = None,
+                            sweep: dict[str, Any] | None = None) -> int:
+    """Render the ConfigMap, the Indexed Job and the collect pod; print them or write them to ``output``.
+
+    ``sweep``: ``[sweep]`` keys that replace bench.toml's in the shards' copy (``--requests``,
+    ``--modes``, ``--trials``, ``--rate``, ``--duration``, ``--concurrency``).
+    """
     from bench.cmd_targets import emit_files
     from targets.manifests_loadgen import render_loadgen_manifests
 
@@ -96,6 +118,7 @@ def write_loadgen_manifests(config: BenchConfig, *, target: str | None, clients:
         return 2
     start_in = DEFAULT_START_IN_S if start_in_s is None else start_in_s
     try:
+        config = with_sweep(config, sweep)
         job = loadgen_job(config, target, clients=clients, pvc=pvc, namespace=namespace, image=image,
                           start_at=math.ceil(time.time() + start_in), step_interval_s=step_interval_s)
         files = render_loadgen_manifests(job)

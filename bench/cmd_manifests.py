@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cli_args import Command, positive_float, positive_int
+from bench.cli_args import Command, csv_counts, csv_words, non_negative_int, positive_float, positive_int
 from bench.config import BenchConfig
 from bench.console import Console
 
@@ -49,9 +49,15 @@ def _ui(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
 def _loadgen(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
     from bench.cmd_loadgen_manifests import write_loadgen_manifests
 
+    sweep = {key: value for key, value in (
+        ("n_requests", args.requests), ("modes", args.modes), ("trials", args.trials), ("rate_rps", args.rate),
+        ("duration_s", args.duration), ("concurrency", args.concurrency)) if value is not None}
+    if (args.rate is not None or args.duration is not None) and args.modes is None:
+        sweep["modes"] = ["rate"]  # as `bench run --rate/--duration`: they imply rate mode
     return write_loadgen_manifests(config, target=args.subject, clients=args.clients, pvc=args.pvc,
                                    namespace=args.namespace, image=args.image, start_in_s=args.start_in,
-                                   step_interval_s=args.step_interval, output=args.output, console=console)
+                                   step_interval_s=args.step_interval, output=args.output, console=console,
+                                   sweep=sweep)
 
 
 SPECIAL: dict[str, Special] = {
@@ -61,7 +67,8 @@ SPECIAL: dict[str, Special] = {
     "loadgen": Special("then TARGET: the load generator as an Indexed Job in the cluster", _loadgen),
 }
 #: The flags of `manifests loadgen TARGET` (docs/loadgen-in-cluster.md), refused elsewhere.
-LOADGEN_FLAGS = ("clients", "pvc", "namespace", "image", "start_in", "step_interval")
+LOADGEN_FLAGS = ("clients", "pvc", "namespace", "image", "start_in", "step_interval",
+                 "requests", "modes", "trials", "rate", "duration", "concurrency")
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +92,16 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     lg.add_argument("--image", default=None, help="image with servebench installed (default: [hpo] image)")
     lg.add_argument("--start-in", type=positive_float, default=None, metavar="S",
                     help="seconds from now to the shards' common start (default: 180)")
+    lg.add_argument("--requests", type=csv_counts, default=None, help="the shards' [sweep] n_requests, e.g. 64,128")
+    lg.add_argument("--modes", type=csv_words, default=None, metavar="{concurrent,rate}[,...]",
+                    help="the shards' [sweep] modes (sequential cannot be sharded)")
+    lg.add_argument("--trials", type=positive_int, default=None, help="the shards' [sweep] trials")
+    lg.add_argument("--rate", type=positive_float, default=None, metavar="R",
+                    help="the shards' [sweep] rate_rps (the whole rate, split over the shards); implies --modes rate")
+    lg.add_argument("--duration", type=positive_float, default=None, metavar="S",
+                    help="the shards' [sweep] duration_s per rate step; implies --modes rate")
+    lg.add_argument("--concurrency", type=non_negative_int, default=None, metavar="C",
+                    help="the shards' [sweep] concurrency (split over the shards)")
 
 
 def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
@@ -95,7 +112,8 @@ def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> in
         console.error(f"`manifests {args.target}` takes one name; `manifests loadgen TARGET` renders the load Job")
         return 2
     if args.target != "loadgen" and any(getattr(args, flag) is not None for flag in LOADGEN_FLAGS):
-        console.error("--clients, --step-interval, --pvc, --namespace, --image and --start-in belong to "
+        console.error("--clients, --step-interval, --pvc, --namespace, --image, --start-in and the plan flags "
+                      "(--requests, --modes, --trials, --rate, --duration, --concurrency) belong to "
                       "`manifests loadgen TARGET`")
         return 2
     if args.target in SPECIAL:

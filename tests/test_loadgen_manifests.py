@@ -220,8 +220,8 @@ def test_a_single_step_plan_needs_no_interval(tmp_path) -> None:
     assert "--step-interval" not in script and f"--start-at {START} " in script
 
 
-def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    (tmp_path / "bench.toml").write_text(CONFIG)
+def _cli(tmp_path: Path, *args: str, source: str = CONFIG) -> subprocess.CompletedProcess:
+    (tmp_path / "bench.toml").write_text(source)
     return subprocess.run([sys.executable, "-m", "bench", "--config", str(tmp_path / "bench.toml"), *args],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
 
@@ -236,6 +236,28 @@ def test_cli_writes_the_three_files(tmp_path) -> None:
     assert "sequential left out" in result.stderr
     job = yaml.safe_load((out / "loadgen-job.yaml").read_text())
     assert job["spec"]["template"]["spec"]["volumes"][2]["persistentVolumeClaim"]["claimName"] == "my-claim"
+
+
+def test_cli_plan_flags_replace_the_shards_sweep_and_are_validated(tmp_path) -> None:
+    """`--rate/--duration/--trials/--requests` set the shards' [sweep] (as on `bench run`), so
+    a bench.toml whose own sweep cannot be sharded (N=1, sequential) still renders a Job."""
+    unshardable = CONFIG.replace("n_requests = [8, 16]", "n_requests = [1, 16]")
+    refused = _cli(tmp_path, "manifests", "loadgen", "k8s-ibm", "--clients", "2", "--step-interval", "20",
+                   source=unshardable)
+    assert refused.returncode == 2 and "N=1 cannot be split over 2 shards" in refused.stderr, refused.stderr
+    out = tmp_path / "out"
+    result = _cli(tmp_path, "manifests", "loadgen", "k8s-ibm", "--clients", "2", "--rate", "200",
+                  "--duration", "10", "--trials", "3", "--step-interval", "30", "-o", str(out), source=unshardable)
+    assert result.returncode == 0, result.stderr
+    docs = [yaml.safe_load(f.read_text()) for f in sorted(out.iterdir())]
+    for doc in docs:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    configmap = next(doc for doc in docs if doc["kind"] == "ConfigMap")
+    sweep = tomllib.loads(configmap["data"]["bench.toml"])["sweep"]
+    assert (sweep["modes"], sweep["rate_rps"], sweep["duration_s"], sweep["trials"]) == (["rate"], 200.0, 10.0, 3)
+    bad = _cli(tmp_path, "manifests", "loadgen", "k8s-ibm", "--clients", "2", "--modes", "concurrent,bogus",
+               "--step-interval", "20", source=unshardable)
+    assert bad.returncode == 2 and "bogus" in bad.stderr, bad.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [
