@@ -44,7 +44,7 @@ from bench.hostload import (
     window_shares,
 )
 from bench.shard_run import ShardOptions, check_shard_run, shard_run_id, with_endpoint
-from ground.cpus import available_cpus
+from ground.cpus import available_cpus, listed_cpus
 from loadgen.barrier import StartSchedule
 from loadgen.shard import ShardSpec
 
@@ -103,12 +103,7 @@ def place_clients(n: int, setting: str | Sequence[int], cpus: Sequence[int], *, 
         return ClientPlacement(tuple((cpus[-1],) for _ in range(n)), cpus[:-1],
                                f"{n} shards share CPU {cpus[-1]} (only {len(cpus)} CPUs: one is kept for the "
                                "stand-in): together they get one CPU's worth of client")
-    if isinstance(setting, str):
-        raise ValueError(f"cpus must be 'auto', 'none' or a list of CPU numbers, got {setting!r}")
-    listed = tuple(sorted(set(int(c) for c in setting)))
-    unknown = [c for c in listed if c not in cpus]
-    if unknown:
-        raise ValueError(f"loadgen.cpus names CPUs {unknown} that this process cannot use (has {list(cpus)})")
+    listed = listed_cpus(setting, cpus)
     rest = tuple(c for c in cpus if c not in listed)
     shared = "" if n <= len(listed) else f"; {n} shards share {len(listed)} CPU(s)"
     return ClientPlacement(tuple((listed[i % len(listed)],) for i in range(n)), rest or cpus,

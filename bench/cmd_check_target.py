@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 
 from bench.cli_args import Command, positive_int
-from bench.cmd_targets import standin_context
+from bench.cmd_targets import ensure_model_shown, standin_context
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
 from targets.contract import CheckResult, Samples, reference_digits, run_contract
@@ -32,17 +32,9 @@ _MARK = {"pass": "PASS", "fail": "FAIL", "skip": "SKIP"}
 
 def _samples(config: BenchConfig, n_images: int, console: Console) -> Samples:
     """The first ``n_images`` held-out test images, their labels and the in-process model's digits."""
-    from models.artifacts import ensure_model  # lazy: torch
     from models.data import load_dataset
 
-    with console.progress("training the model (once)") as progress:
-        artifacts = ensure_model(
-            config.model,
-            config.artifacts_dir,
-            on_progress=lambda epoch, epochs, _loss, _acc: progress.update(epoch, epochs),
-            on_stage=console.info,
-            root=config.root,
-        )
+    artifacts = ensure_model_shown(config, console)
     split = load_dataset(config.model, root=config.root)
     images, labels = split.test_x[:n_images], split.test_y[:n_images]
     return Samples(images, labels, reference_digits(artifacts.torchscript_path, images))

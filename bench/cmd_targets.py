@@ -12,6 +12,7 @@ import asyncio
 import signal
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from bench.cli_args import Command
 from bench.config import BenchConfig, ConfigError
@@ -24,6 +25,7 @@ __all__ = [
     "SERVE",
     "TARGETS",
     "emit_files",
+    "ensure_model_shown",
     "list_targets",
     "serve",
     "serve_until_stopped",
@@ -84,6 +86,20 @@ def _curl_example(target: Target, config: BenchConfig, console: Console) -> None
     console.print(f"      (test image 0, label {int(split.test_y[0])})")
 
 
+def ensure_model_shown(config: BenchConfig, console: Console) -> Any:
+    """The trained model's artifacts, training it first (with a progress bar) when missing."""
+    from models.artifacts import ensure_model  # lazy: torch
+
+    with console.progress("training the model (once)") as progress:
+        return ensure_model(
+            config.model,
+            config.artifacts_dir,
+            on_progress=lambda epoch, epochs, _loss, _acc: progress.update(epoch, epochs),
+            on_stage=console.info,
+            root=config.root,
+        )
+
+
 async def serve(config: BenchConfig, name: str, *, console: Console) -> int:
     """Start one target's local stand-in, print its URL, serve until Ctrl-C or SIGTERM."""
     target = _build(config, name)
@@ -93,16 +109,7 @@ async def serve(config: BenchConfig, name: str, *, console: Console) -> int:
             "(remove `endpoint` from its table to get one)"
         )
         return 2
-    from models.artifacts import ensure_model  # lazy: torch
-
-    with console.progress("training the model (once)") as progress:
-        artifacts = ensure_model(
-            config.model,
-            config.artifacts_dir,
-            on_progress=lambda epoch, epochs, _loss, _acc: progress.update(epoch, epochs),
-            on_stage=console.info,
-            root=config.root,
-        )
+    artifacts = ensure_model_shown(config, console)
     console.info(f"model: {artifacts.dir}")
 
     loop = asyncio.get_running_loop()

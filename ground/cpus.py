@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-__all__ = ["CpuPlan", "available_cpus", "pin_current_process", "pin_process", "pinned", "plan_cpus"]
+__all__ = ["CpuPlan", "available_cpus", "listed_cpus", "pin_current_process", "pin_process", "pinned", "plan_cpus"]
 
 
 @dataclass(frozen=True)
@@ -45,14 +45,20 @@ def plan_cpus(setting: str | Sequence[int], cpus: Sequence[int] | None = None) -
         return CpuPlan((), ())
     if setting == "auto":
         return CpuPlan((cpus[-1],), cpus[:-1])
-    if isinstance(setting, str):
-        raise ValueError(f"cpus must be 'auto', 'none' or a list of CPU numbers, got {setting!r}")
-    client = tuple(sorted(set(int(c) for c in setting)))
-    unknown = [c for c in client if c not in cpus]
-    if unknown:
-        raise ValueError(f"loadgen.cpus names CPUs {unknown} that this process cannot use (has {list(cpus)})")
+    client = listed_cpus(setting, cpus)
     rest = tuple(c for c in cpus if c not in client)
     return CpuPlan(client, rest or cpus)
+
+
+def listed_cpus(setting: str | Sequence[int], cpus: Sequence[int]) -> tuple[int, ...]:
+    """The CPUs a ``[loadgen] cpus`` list names, sorted; ValueError for any other string or a CPU not in ``cpus``."""
+    if isinstance(setting, str):
+        raise ValueError(f"cpus must be 'auto', 'none' or a list of CPU numbers, got {setting!r}")
+    listed = tuple(sorted(set(int(c) for c in setting)))
+    unknown = [c for c in listed if c not in cpus]
+    if unknown:
+        raise ValueError(f"loadgen.cpus names CPUs {unknown} that this process cannot use (has {list(cpus)})")
+    return listed
 
 
 def pin_current_process(cpus: Sequence[int]) -> None:
