@@ -49,6 +49,10 @@ def test_sweep_rows_are_a_small_table():
     assert with_rate["offered rate (rate mode)"] == "50.0 req/s" and with_rate["arrivals (rate mode)"] == "poisson"
     assert with_rate["in flight in concurrent mode"] == "at most 8"
     assert with_rate["new_knob"] == "1, 2"  # settings it does not know are still listed
+    timed = dict(sweep_rows({**SWEEP, "modes": ["rate"], "duration_s": 5.0}))  # `--rate 50 --duration 5`
+    assert timed["requests per step (N)"] == "250 (offered rate x seconds of arrivals)"  # not the unused counts
+    mixed = dict(sweep_rows({**SWEEP, "modes": ["concurrent", "rate"], "duration_s": 2.0}))
+    assert mixed["requests per step (N)"] == "1, 4, 128 (concurrent); rate steps: 100 (offered rate x seconds of arrivals)"
 
 
 def test_meta_rows_hold_no_python_reprs():

@@ -168,6 +168,13 @@ def room_for_failed(ax: Any) -> None:
         ax.set_ylim(low - (high - low) * 0.12, high)
 
 
+def tick_label(value: float) -> str:
+    """A request count as itself (128), a measured rate to a readable precision (99.4, 1017)."""
+    if value == int(value):
+        return str(int(value))
+    return f"{value:.0f}" if value >= 100 else f"{value:.3g}"
+
+
 def plain_log_axes(ax: Any, xs: Sequence[float], y_log: bool = True) -> None:
     """Log axes labelled with plain numbers: every value in ``xs`` on x, '0.1 / 1 / 10' on y.
 
@@ -177,7 +184,7 @@ def plain_log_axes(ax: Any, xs: Sequence[float], y_log: bool = True) -> None:
     ax.set_xscale("log")
     ticks = sorted({float(v) for v in xs if v and v > 0})
     if ticks:
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.set_xticks(ticks, [tick_label(t) for t in ticks])
         ax.xaxis.set_minor_locator(NullLocator())
         crowded = any(b / a < 1.45 for a, b in zip(ticks, ticks[1:]))
         if crowded:

@@ -85,7 +85,13 @@ def sweep_rows(sweep: Mapping[str, Any]) -> list[list[str]]:
             rows.append([label, str(text)])
 
     modes = list(s.get("modes") or [])
-    take("n_requests", "requests per step (N)", ", ".join(str(n) for n in s.get("n_requests") or []))
+    counts = ", ".join(str(n) for n in s.get("n_requests") or [])
+    if modes == ["rate"] and s.get("duration_s") and s.get("rate_rps"):  # the counts are not used at all
+        counts = f"{round(float(s['rate_rps']) * float(s['duration_s']))} (offered rate x seconds of arrivals)"
+    elif "rate" in modes and s.get("duration_s") and s.get("rate_rps"):
+        counts += (f" ({', '.join(m for m in modes if m != 'rate')}); rate steps: "
+                   f"{round(float(s['rate_rps']) * float(s['duration_s']))} (offered rate x seconds of arrivals)")
+    take("n_requests", "requests per step (N)", counts)
     take("modes", "modes", ", ".join(modes))
     take("trials", "trials (each step repeated)", s.get("trials"))
     take("warmup", "warm-up requests before each step (not counted)", s.get("warmup"))
