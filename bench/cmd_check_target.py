@@ -20,7 +20,7 @@ from bench.cmd_targets import ensure_model_shown, standin_context
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
 from targets.contract import CheckResult, Samples, reference_digits, run_contract
-from targets.registry import build_target
+from targets.registry import build_target, target_spec
 
 __all__ = ["CHECK_TARGET", "DEFAULT_IMAGES", "check_target"]
 
@@ -49,9 +49,7 @@ def check_target(
     console: Console,
 ) -> int:
     """Start target ``name``'s local stand-in, run the contract, print one line per check."""
-    if name not in config.targets:
-        known = ", ".join(config.targets) or "(none)"
-        raise ConfigError(f"targets.{name}", f"no such target in bench.toml; configured targets: {known}")
+    target_spec(config.targets, name)  # ConfigError naming the configured targets
     if not 0.0 <= min_agreement <= 1.0:
         console.error(f"--min-agreement must be a share in [0, 1], got {min_agreement:g}")
         return 2

@@ -62,12 +62,10 @@ def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str
     from targets.cluster_endpoint import cluster_endpoint
     from loadgen.shard import SHARDABLE_MODES
     from targets.manifests_loadgen import LoadgenJob
-    from targets.registry import build_target
+    from targets.registry import build_target, target_spec
     from bench.cmd_targets import standin_context
 
-    if target_name not in config.targets:
-        known = ", ".join(config.targets) or "(none)"
-        raise ConfigError(f"targets.{target_name}", f"no such target in bench.toml; configured targets: {known}")
+    target_spec(config.targets, target_name)  # ConfigError naming the configured targets
     target = build_target(config.targets[target_name], standin_context(config, target_name))
     modes = [m for m in config.sweep.modes if m in SHARDABLE_MODES]
     if not modes:

@@ -19,7 +19,7 @@ from bench.config import BenchConfig, ConfigError
 from bench.console import Console
 from ground.cpus import plan_cpus
 from targets.base import Target, TargetContext, TargetError
-from targets.registry import build_target
+from targets.registry import build_target, target_spec
 
 __all__ = [
     "SERVE",
@@ -45,9 +45,7 @@ def standin_context(config: BenchConfig, name: str) -> TargetContext:
 
 
 def _build(config: BenchConfig, name: str) -> Target:
-    if name not in config.targets:
-        known = ", ".join(config.targets) or "(none)"
-        raise ConfigError(f"targets.{name}", f"no such target in bench.toml; configured targets: {known}")
+    target_spec(config.targets, name)  # ConfigError naming the configured targets
     return build_target(config.targets[name], standin_context(config, name))
 
 

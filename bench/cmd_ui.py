@@ -18,7 +18,7 @@ from bench.cmd_targets import emit_files, serve_until_stopped, standin_context
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
 from targets.base import TargetError
-from targets.registry import build_target
+from targets.registry import build_target, target_spec
 
 __all__ = ["UI", "default_ui_target", "ui", "write_ui_manifests"]
 
@@ -56,9 +56,7 @@ async def ui(
     from webui.server import create_app, start_server
 
     name = target_name or default_ui_target(config)
-    if name not in config.targets:
-        known = ", ".join(config.targets) or "(none)"
-        raise ConfigError(f"targets.{name}", f"no such target in bench.toml; configured targets: {known}")
+    target_spec(config.targets, name)  # ConfigError naming the configured targets
     if not 0 <= port <= 65535:
         console.error(f"--port must be 0..65535 (0 = a free port), got {port}")
         return 2

@@ -22,6 +22,7 @@ from targets.base import Target, TargetContext
 from targets.spec import TargetSpec
 
 __all__ = [
+    "target_spec",
     "BUILTIN_ADAPTERS",
     "ENTRY_POINT_GROUP",
     "build_target",
@@ -114,10 +115,13 @@ def build_targets(
     names = list(names)
     if names == ["all"]:
         names = list(specs)
-    unknown = [n for n in names if n not in specs]
-    if unknown:
-        raise ConfigError(
-            f"targets.{unknown[0]}",
-            f"no such target in bench.toml; configured targets: {', '.join(specs) or '(none)'}",
-        )
-    return [build_target(specs[n], context_factory(n)) for n in names]
+    chosen = [target_spec(specs, n) for n in names]  # every name checked before any target is built
+    return [build_target(spec, context_factory(n)) for spec, n in zip(chosen, names)]
+
+
+def target_spec(specs: Mapping[str, TargetSpec], name: str) -> TargetSpec:
+    """The table of target ``name``; ConfigError naming it and the configured targets when there is none."""
+    if name not in specs:
+        raise ConfigError(f"targets.{name}",
+                          f"no such target in bench.toml; configured targets: {', '.join(specs) or '(none)'}")
+    return specs[name]

@@ -16,7 +16,6 @@ import io
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from urllib.parse import quote, quote_plus
 import httpx
 import numpy as np
 import pytest
+from e2e_helpers import e2e_config
 from echo_http import CUT_PADDING, VARIANTS, EchoServer
 from webui_helpers import serve_app
 
@@ -406,22 +406,12 @@ def test_page_proxy_never_passes_an_echoed_secret(tmp_path, canary_env) -> None:
 
 
 def _e2e_config(tmp_path: Path, trained_model, echo_url: str) -> Path:
-    text = (REPO / "bench.toml").read_text()
-    text = text.replace('artifacts_dir = "artifacts/model"', f'artifacts_dir = "{trained_model.dir}"')
-    assert str(trained_model.dir) in text, "bench.toml's artifacts_dir line changed; update this test"
     creds = f'bearer_token_env = "{TOKEN_ENV}"\ncookie_env = "{COOKIE_ENV}"\n'
-    text += (f'\n[targets.echo-flask]\nadapter = "flask"\nendpoint = "{echo_url}"\n{creds}'
+    extra = (f'\n[targets.echo-flask]\nadapter = "flask"\nendpoint = "{echo_url}"\n{creds}'
              f'\n[targets.echo-kserve]\nadapter = "kserve"\nprotocol = "v1"\nendpoint = "{echo_url}"\n{creds}'
              f'\n[targets.echo-deny]\nadapter = "k8s"\nendpoint = "{echo_url}"\nhealth_path = "/deny"\n'
-             f'ready_timeout_s = 0.5\n{creds}'
-             '\n[paths]\nresults_dir = "results"\nreports_dir = "reports"\n')
-    path = tmp_path / "bench.toml"
-    path.write_text(text)
-    calibration = REPO / "results" / "calibration.json"
-    if calibration.is_file():  # reused only if fresh and from this host; else measured again
-        (tmp_path / "results").mkdir()
-        shutil.copy(calibration, tmp_path / "results" / "calibration.json")
-    return path
+             f'ready_timeout_s = 0.5\n{creds}')
+    return e2e_config(tmp_path, trained_model, extra)
 
 
 def _env() -> dict[str, str]:
