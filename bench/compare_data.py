@@ -63,6 +63,10 @@ def step_label(key: StepKey) -> str:
     return label
 
 
+# What each summary.csv schema added (bench.meta.SCHEMA_VERSION), for the note on differing schemas.
+_SCHEMA_ADDED = {2: "open-loop rates, saturated, flags", 3: "percentile bounds"}
+
+
 def check_schemas(a: RunData, b: RunData) -> list[str]:
     """Notes about differing schemas; CompareError only for a schema newer than this code knows."""
     for name, run in (("A", a), ("B", b)):
@@ -72,9 +76,9 @@ def check_schemas(a: RunData, b: RunData) -> list[str]:
                                f"({SCHEMA_VERSION}); compare with the servebench that wrote it")
     va, vb = a.schema_version, b.schema_version
     if va is not None and vb is not None and va != vb:
-        return [f"A has schema {va}, B schema {vb}: the columns added since schema {min(va, vb)} (open-loop "
-                "rates, saturated, flags) are absent on the older side, whose failures are derived from its "
-                "error counts"]
+        added = "; ".join(_SCHEMA_ADDED[v] for v in range(min(va, vb) + 1, max(va, vb) + 1) if v in _SCHEMA_ADDED)
+        return [f"A has schema {va}, B schema {vb}: the columns added since schema {min(va, vb)} ({added}) are "
+                "absent on the older side, whose failures are derived from its error counts"]
     return []
 
 

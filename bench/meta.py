@@ -24,6 +24,7 @@ from bench.runstate import writer_facts
 from ground.clock import utc_iso
 from ground.hostfacts import host_facts
 from ground.runmeta import KIND_SERVING, RunMeta, RunStatus
+from loadgen.stats import PERCENTILE_CONFIDENCE
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -38,9 +39,11 @@ __all__ = [
 
 # Bump when summary.csv / requests.csv.gz columns or their meaning change. Readers accept
 # older versions where the data allows (`loadgen.readers` gives missing columns None or
-# derives them, flags from the counts; `bench compare` compares schema 1 with 2) and refuse
+# derives them, flags from the counts; `bench compare` compares older with newer) and refuse
 # only newer ones.
-SCHEMA_VERSION = 2  # 2: summary.csv gained the open-loop columns, `saturated` and `flags`
+# 2: summary.csv gained the open-loop columns, `saturated` and `flags`; 3: the percentile
+# bounds lat_pXX_lo_s / lat_pXX_hi_s (loadgen.stats, 95 %)
+SCHEMA_VERSION = 3
 
 _PACKAGES = (
     "servebench", "numpy", "pandas", "scipy", "torch", "tensorflow-cpu", "keras", "kserve",
@@ -143,5 +146,9 @@ def new_meta(
         cpu_plan={},
         host_noise={"at_start": dict(load_at_start or run_start_load()), "targets": {}},
         execution="targets run one at a time (start, sweep, stop) so they never compete for CPU",
+        percentile_bounds={"columns": "summary.csv lat_pXX_lo_s / lat_pXX_hi_s",
+                           "confidence": PERCENTILE_CONFIDENCE,
+                           "method": "distribution-free binomial order statistics (loadgen.quantile_bounds); "
+                                     "empty where no bound exists at that number of answers"},
         command=" ".join(sys.argv),
     )

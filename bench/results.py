@@ -310,8 +310,11 @@ def read_requests(path: Path) -> pd.DataFrame | None:
 
 
 def _guessed_schema(columns: frozenset[str]) -> int | None:
-    """The schema of a summary.csv without its meta.json: 2 has ``flags``, 1 has ``run_id``."""
-    return SCHEMA_VERSION if "flags" in columns else 1 if "run_id" in columns else None
+    """The schema of a summary.csv without its meta.json: 3 has the percentile bounds, 2
+    ``flags``, 1 ``run_id``."""
+    if "lat_p50_lo_s" in columns:
+        return SCHEMA_VERSION
+    return 2 if "flags" in columns else 1 if "run_id" in columns else None
 
 
 def load_run(ref: str | Path, *, with_requests: bool = True, redactor: Redactor | None = None) -> RunData:

@@ -8,9 +8,13 @@ row becomes a :class:`StepSummary` -- the same fields whichever schema wrote it 
 request row a ``RequestRecord`` of its :class:`~loadgen.records.StepKey`, so the code above
 works with one shape and :mod:`loadgen.stats` applies to what was read as to what was measured.
 
-Older files (schema 1, before the open-loop columns; hand-made summaries) are read, not
-refused, where the data allows. What is missing becomes ``None`` or is derived, once, here:
+Older files (schema 1, before the open-loop columns; schema 2, before the percentile
+bounds; hand-made summaries) are read, not refused, where the data allows. What is missing
+becomes ``None`` or is derived, once, here:
 
+- the percentile bounds (``lat_p50_lo_s`` .. ``lat_p999_hi_s``, schema 3): ``None``, the same
+  as a bound that does not exist at that n -- a reader that must tell the two apart checks
+  :attr:`SummaryFile.columns`;
 - the open-loop columns (``offered_rps`` .. ``lag_growth_s``): ``None``; ``saturated`` False
   unless the ``flags`` text says so;
 - ``flags``: :func:`loadgen.stats.step_flags` of the row (failures derived from the counts);
@@ -113,6 +117,16 @@ class StepSummary:
     lat_p99_s: float | None
     lat_p999_s: float | None
     lat_max_s: float | None
+    lat_p50_lo_s: float | None
+    lat_p50_hi_s: float | None
+    lat_p90_lo_s: float | None
+    lat_p90_hi_s: float | None
+    lat_p95_lo_s: float | None
+    lat_p95_hi_s: float | None
+    lat_p99_lo_s: float | None
+    lat_p99_hi_s: float | None
+    lat_p999_lo_s: float | None
+    lat_p999_hi_s: float | None
     n_correct: int | None
     accuracy: float | None
     accuracy_ok: float | None

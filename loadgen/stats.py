@@ -10,6 +10,12 @@ that answers wrongly never looks good.
 
 Definitions (one row per step, columns :data:`SUMMARY_COLUMNS`):
 
+- ``lat_pXX_lo_s``/``lat_pXX_hi_s`` (p50, p90, p95, p99, p999): distribution-free bounds of
+  the true percentile at :data:`PERCENTILE_CONFIDENCE` (95 %, two-sided): the order
+  statistics whose ranks come from the binomial (:mod:`loadgen.quantile_bounds`), over the
+  same successful latencies as the percentile. NaN where no order statistic achieves that
+  side at this n: p99 of 64 requests has no upper bound (the true p99 may be above the
+  slowest of them), p50 of fewer than 6 requests has neither.
 - ``total_s``: the step's wall time, first intended send to last completion.
 - ``throughput_rps``: successful requests per second of ``total_s`` (vegeta's
   throughput; failures do not count as served).
@@ -42,10 +48,13 @@ from typing import Any
 
 import numpy as np
 
+from loadgen.quantile_bounds import quantile_ci_ranks
 from loadgen.records import ERROR_CLASSES, RequestRecord, StepResult
 from loadgen.saturation import SATURATION_DETAILS, analyze_open_loop
 
 __all__ = [
+    "BOUND_COLUMNS",
+    "PERCENTILE_CONFIDENCE",
     "LATENCY_PERCENTILES",
     "FLAG_ALL_FAILED",
     "FLAG_ERRORS",
@@ -72,6 +81,13 @@ LATENCY_PERCENTILES: tuple[tuple[float, str], ...] = (
     (99.9, "p999"),
 )
 
+#: Confidence of the ``lat_pXX_lo_s``/``lat_pXX_hi_s`` bounds (two-sided, each side <= 2.5 %).
+PERCENTILE_CONFIDENCE = 0.95
+
+#: percentile column -> (lower bound column, upper bound column)
+BOUND_COLUMNS: dict[str, tuple[str, str]] = {
+    f"lat_{suffix}_s": (f"lat_{suffix}_lo_s", f"lat_{suffix}_hi_s") for _, suffix in LATENCY_PERCENTILES}
+
 SUMMARY_COLUMNS: tuple[str, ...] = (
     "target",
     "mode",
@@ -89,6 +105,7 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "lat_min_s",
     *(f"lat_{suffix}_s" for _, suffix in LATENCY_PERCENTILES),
     "lat_max_s",
+    *(f"lat_{suffix}_{side}_s" for _, suffix in LATENCY_PERCENTILES for side in ("lo", "hi")),
     "n_correct",
     "accuracy",
     "accuracy_ok",
@@ -125,21 +142,33 @@ def percentile(values: Sequence[float] | np.ndarray, q: float | Sequence[float])
 
 
 def latency_stats(latencies: Sequence[float] | np.ndarray) -> dict[str, float]:
-    """``lat_mean_s, lat_min_s, lat_pXX_s..., lat_max_s`` of the given latencies (NaN if none)."""
-    data = np.asarray(latencies, dtype=np.float64)
+    """``lat_mean_s, lat_min_s, lat_pXX_s..., lat_max_s`` and the bounds ``lat_pXX_lo_s``,
+    ``lat_pXX_hi_s`` of the given latencies (NaN if none; a bound NaN where none exists).
+
+    The latencies are sorted once: the percentiles are then read from the sorted array
+    (the same values numpy computes from the unsorted one) and every bound is one order
+    statistic at the rank :func:`loadgen.quantile_bounds.quantile_ci_ranks` gives.
+    """
+    data = np.sort(np.asarray(latencies, dtype=np.float64))
     stats: dict[str, float] = {}
+    nan = float("nan")
     if data.size == 0:
-        stats["lat_mean_s"] = stats["lat_min_s"] = float("nan")
+        stats["lat_mean_s"] = stats["lat_min_s"] = nan
         for _, suffix in LATENCY_PERCENTILES:
-            stats[f"lat_{suffix}_s"] = float("nan")
-        stats["lat_max_s"] = float("nan")
+            stats[f"lat_{suffix}_s"] = nan
+        stats["lat_max_s"] = nan
+        stats.update(dict.fromkeys((c for pair in BOUND_COLUMNS.values() for c in pair), nan))
         return stats
     stats["lat_mean_s"] = float(np.mean(data))
-    stats["lat_min_s"] = float(np.min(data))
+    stats["lat_min_s"] = float(data[0])
     values = percentile(data, [p for p, _ in LATENCY_PERCENTILES])
     for (_, suffix), value in zip(LATENCY_PERCENTILES, values, strict=True):
         stats[f"lat_{suffix}_s"] = float(value)
-    stats["lat_max_s"] = float(np.max(data))
+    stats["lat_max_s"] = float(data[-1])
+    for p, suffix in LATENCY_PERCENTILES:
+        lower, upper = quantile_ci_ranks(int(data.size), p / 100.0, 1.0 - PERCENTILE_CONFIDENCE)
+        stats[f"lat_{suffix}_lo_s"] = float(data[lower - 1]) if lower is not None else nan
+        stats[f"lat_{suffix}_hi_s"] = float(data[upper - 1]) if upper is not None else nan
     return stats
 
 

@@ -22,6 +22,7 @@ from bench.compare import DEFAULT_NOISE_FLOOR_PCT, CompareError, CompareSettings
 from bench.compare_stats import holm_adjust
 from bench.config import parse_config
 from bench.console import Console
+from bench.meta import SCHEMA_VERSION
 
 
 def _config(tmp_path):
@@ -281,7 +282,7 @@ def test_bad_input_exits_2(tmp_path, capsys):
     assert _cmp(config, a, b, capsys)[0] == 2
     assert _cmp(config, a, tmp_path / "nowhere", capsys)[0] == 2
     assert _cmp(config, a, a, capsys, alpha=2.0)[0] == 2
-    # a schema-1 folder (older servebench) against a schema-2 one compares
+    # a schema-1 folder (older servebench) against a current one compares, naming what each schema added
     old = copy_run(a, tmp_path / "old")
     meta = json.loads((old / "meta.json").read_text())
     meta["schema_version"] = 1
@@ -290,7 +291,8 @@ def test_bad_input_exits_2(tmp_path, capsys):
     summary.drop(columns=["offered_rps", "achieved_rps", "send_lag_p50_s", "send_lag_max_s", "lag_growth_s",
                           "saturated", "flags"]).to_csv(old / "summary.csv", index=False)
     code, out, _ = _cmp(config, old, a, capsys)
-    assert code == 0 and "# warning: A has schema 1, B schema 2" in out
+    assert code == 0 and f"# warning: A has schema 1, B schema {SCHEMA_VERSION}" in out
+    assert "open-loop rates, saturated, flags; percentile bounds" in out
 
 
 def test_cli_wires_the_compare_options(tmp_path, capsys):

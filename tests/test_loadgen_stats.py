@@ -8,7 +8,11 @@ import numpy as np
 import pytest
 
 from loadgen.records import RequestRecord, StepKey, StepResult
+from loadgen.quantile_bounds import quantile_ci
 from loadgen.stats import (
+    BOUND_COLUMNS,
+    LATENCY_PERCENTILES,
+    PERCENTILE_CONFIDENCE,
     SUMMARY_COLUMNS,
     format_error_counts,
     latency_stats,
@@ -61,6 +65,46 @@ def test_latency_stats_on_known_data_and_empty() -> None:
     assert stats["lat_p50_s"] == pytest.approx(0.25)
     assert stats["lat_p999_s"] == pytest.approx(np.percentile([0.1, 0.2, 0.3, 0.4], 99.9))
     assert all(math.isnan(v) for v in latency_stats([]).values())
+
+
+def test_bounds_are_the_binomial_order_statistics_of_known_data() -> None:
+    """1..100 ms shuffled: each bound is the k-th smallest latency, k from the binomial tails."""
+    rng = np.random.default_rng(8)
+    data = rng.permutation(np.arange(1, 101) / 1000.0)  # the k-th smallest is k ms
+    stats = latency_stats(data)
+    assert PERCENTILE_CONFIDENCE == 0.95
+    # Textbook ranks at n = 100, 95 %: the median lies between X_(40) and X_(61); p90 between
+    # X_(84) and X_(96); p99's lower bound is X_(97) and nothing bounds it from above.
+    assert (stats["lat_p50_lo_s"], stats["lat_p50_hi_s"]) == (0.040, 0.061)
+    assert (stats["lat_p90_lo_s"], stats["lat_p90_hi_s"]) == (0.084, 0.096)
+    assert stats["lat_p99_lo_s"] == 0.097 and math.isnan(stats["lat_p99_hi_s"])
+    for q, suffix in LATENCY_PERCENTILES:
+        lo, hi = quantile_ci(data, q / 100.0, 1 - PERCENTILE_CONFIDENCE)
+        np.testing.assert_equal((stats[f"lat_{suffix}_lo_s"], stats[f"lat_{suffix}_hi_s"]), (lo, hi))
+        if not math.isnan(hi):
+            assert stats[f"lat_{suffix}_lo_s"] <= stats[f"lat_{suffix}_s"] <= hi
+
+
+def test_bounds_of_a_small_step_are_missing_not_made_up() -> None:
+    """Five answers bound no median; 64 bound no p99 from above (NaN, never a number)."""
+    five = latency_stats([0.5, 0.1, 0.3, 0.2, 0.4])
+    assert math.isnan(five["lat_p50_lo_s"]) and math.isnan(five["lat_p50_hi_s"])
+    six = latency_stats([0.6, 0.5, 0.1, 0.3, 0.2, 0.4])
+    assert (six["lat_p50_lo_s"], six["lat_p50_hi_s"]) == (0.1, 0.6)  # the smallest six with a median bound
+    sixty_four = latency_stats(np.arange(1, 65) / 1000.0)
+    # Binom(64, 0.99): P(<= 60) = 0.004 <= 2.5 % < P(<= 61) = 0.026, so the lower bound is X_(61)
+    assert sixty_four["lat_p99_lo_s"] == 0.061 and math.isnan(sixty_four["lat_p99_hi_s"])
+    empty = latency_stats([])
+    assert all(math.isnan(empty[c]) for pair in BOUND_COLUMNS.values() for c in pair)
+
+
+def test_bounds_in_the_summary_use_successful_requests_only() -> None:
+    records = [_record(i, (i + 1) / 1000.0) for i in range(50)] + [_record(50 + i, 0.0001, "refused") for i in range(30)]
+    row = summarize(_step(records))
+    assert list(row)[list(row).index("lat_max_s") + 1:list(row).index("n_correct")] == [
+        c for _, suffix in LATENCY_PERCENTILES for c in BOUND_COLUMNS[f"lat_{suffix}_s"]]
+    lo, hi = quantile_ci([(i + 1) / 1000.0 for i in range(50)], 0.5)
+    assert (row["lat_p50_lo_s"], row["lat_p50_hi_s"]) == (lo, hi) == (0.018, 0.033)
 
 
 def test_summarize_counts_errors_and_accuracy() -> None:

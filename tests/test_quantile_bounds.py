@@ -96,3 +96,16 @@ def test_effective_sample_size_sees_clustering() -> None:
     bursts = np.repeat((rng.random(400) < 0.05).astype(float), 10)  # each outcome repeated 10 times
     assert effective_sample_size(bursts) < 4000 / 4
     assert effective_sample_size(np.zeros(100)) == 100
+
+
+@pytest.mark.parametrize("n", [10_001, 123_457, 1_000_000])
+def test_large_n_ranks_equal_the_full_binomial_search(n: int) -> None:
+    """Above 10,000 samples only a window of the cdf is evaluated; the ranks must not change."""
+    k = np.arange(n + 1)
+    for q in (0.5, 0.9, 0.99, 0.999, 0.99999):
+        for alpha in (0.05, 0.01):
+            cdf = stats.binom.cdf(k, n, q)
+            low = np.flatnonzero(cdf[:n] <= alpha / 2)
+            up = np.flatnonzero(1.0 - cdf[:n] <= alpha / 2)
+            expected = (int(low[-1]) + 1 if low.size else None, int(up[0]) + 1 if up.size else None)
+            assert quantile_ci_ranks(n, q, alpha) == expected, (n, q, alpha)

@@ -21,7 +21,7 @@ from loadgen.readers import (
     summary_frame,
 )
 from loadgen.records import RequestRecord, StepKey, StepResult
-from loadgen.stats import FLAG_ALL_FAILED, FLAG_ERRORS, FLAG_SATURATED, SUMMARY_COLUMNS, summarize
+from loadgen.stats import BOUND_COLUMNS, FLAG_ALL_FAILED, FLAG_ERRORS, FLAG_SATURATED, SUMMARY_COLUMNS, summarize
 
 SCHEMA_2_ONLY = ("offered_rps", "achieved_rps", "send_lag_p50_s", "send_lag_max_s", "lag_growth_s", "saturated",
                  "flags")
@@ -108,6 +108,33 @@ def test_schema_1_summaries_read_with_derived_flags(tmp_path) -> None:
     frame = summary_frame(old.steps)
     assert list(frame.columns) == list(SUMMARY_COLUMNS) and frame["offered_rps"].isna().all()
     assert frame["flags"].str.contains("errors").any()
+
+
+def test_schema_2_summaries_read_with_the_bounds_missing(tmp_path) -> None:
+    """A run written before the percentile bounds reads; the bounds come back None (NaN in the frame)."""
+    steps = _steps(np.random.default_rng(9))
+    run_dir = _write(tmp_path, steps)
+    new = read_summary_csv(run_dir / "summary.csv")
+    bounds = [c for pair in BOUND_COLUMNS.values() for c in pair]
+    first = new.steps[0]  # 4 answers of 6: p90 and p99 have a lower bound only
+    assert first.n_ok == 4 and first.lat_p99_lo_s is not None and first.lat_p99_hi_s is None
+    assert first.lat_p99_lo_s <= first.lat_max_s
+    with (run_dir / "summary.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    keep = [c for c in rows[0] if c not in bounds]
+    old_path = tmp_path / "schema2.csv"
+    with old_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, keep, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    old = read_summary_csv(old_path)
+    assert old.columns == set(keep) and not old.columns & set(bounds)
+    for a, b in zip(new.steps, old.steps, strict=True):
+        assert replace(a, **{c: None for c in bounds}) == b
+    frame = summary_frame(old.steps)
+    assert list(frame.columns) == list(SUMMARY_COLUMNS) and frame[bounds].isna().all().all()
+    assert load_run(old_path).schema_version == 2  # guessed without meta.json: flags, no bounds
+    assert load_run(run_dir / "summary.csv").schema_version == 3
 
 
 def test_a_hand_made_summary_gets_its_missing_counts_derived() -> None:
