@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.console import Console, open_loop_text, saturation_warning, step_label
+from bench.report.bounds import NO_BOUND, NO_VALUE, percentile_cell
 from bench.results import load_run
 from bench.runner import RunEvents
 
@@ -84,9 +85,21 @@ def _show_step(row: dict[str, Any], console: Console) -> None:
 
 
 def _step_line(row: dict[str, Any]) -> str:
-    p50 = row.get("lat_p50_s")
-    p50_text = f"{p50 * 1000:.2f} ms" if isinstance(p50, float) and p50 == p50 else "-"
+    """One step in a line; its p50 carries the 95 % bounds, so a small step's never looks exact."""
+    p50_text = _p50_text(row)
     errors = f", errors {row['errors']} ({row['errors_by_class']})" if row.get("errors") else ""
     return (f"  {row['target']} {row['mode']} N={row['n_requests']} trial {row['trial']}: "
             f"total {row['total_s']:.4f} s, p50 {p50_text}, {row['throughput_rps']:.1f} req/s, "
             f"accuracy {row['accuracy']:.3f}{errors}{open_loop_text(row)}")
+
+
+def _p50_text(row: dict[str, Any]) -> str:
+    """``1.23 (1.20-1.31) ms``; ``n/a (5 answers: too few for a bound)``; ``-`` without answers.
+
+    ASCII only: step lines go to whatever terminal runs the sweep.
+    """
+    cell = percentile_cell(row, "p50")
+    if cell == NO_BOUND:
+        n_ok = row.get('n_ok')
+        return f"n/a ({n_ok} answer{'' if n_ok == 1 else 's'}: too few for a bound)"
+    return cell if cell == NO_VALUE else cell.replace("–", "-") + " ms"

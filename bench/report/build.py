@@ -19,13 +19,13 @@ from typing import Any
 import pandas as pd
 
 from bench.report import figures
+from bench.report.bounds import bounds_note, bounds_recorded, two_sided_from
 from bench.report.capacity import add_capacity_section, capacity_only_report, split_capacity
 from bench.report.document import Document, to_html, to_markdown
 from bench.report.flags import annotate_flags, flag_legend, flag_sentences
 from bench.report.runfacts import ceiling_text, meta_rows, run_warnings, sweep_rows
 from bench.report.tables import (
     FLAG_FRACTION,
-    MIN_OK_FOR_PERCENTILE,
     error_accuracy_table,
     markdown_table,
     modes_in,
@@ -131,14 +131,16 @@ def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = No
         save(figures.fig_total_time(means, targets, closed, study, study_mode, ceiling), "fig21_total_time",
              "Figure 21 style: total time vs number of requests (log-log)"
              + ("; dashed = the study's Table 3" if study is not None and study_mode in closed else ""))
-        need = ", ".join(f"{k} from {v}" for k, v in MIN_OK_FOR_PERCENTILE.items() if v > 1)
-        save(figures.fig_latency_percentiles(means, targets, closed), "latency_percentiles",
-             f"Per-request latency p50/p90/p99 vs N (percentiles drawn where a step has enough answers: {need})")
+        save(figures.fig_latency_percentiles(means, targets, closed, recorded=bounds_recorded(summary)),
+             "latency_percentiles",
+             "Per-request latency p50/p90/p99 vs N with their 95 % bounds (bars; a hollow triangle is a lower "
+             "bound only: too few answers for an upper one)")
         save(figures.fig_throughput(means, targets, closed, ceiling), "throughput",
              "Throughput vs N (dotted: the client's calibrated ceiling)")
     if "rate" in modes:
-        save(fig_rate(means, targets), "rate_response",
-             "Open loop: latency p50/p99 and achieved throughput vs offered rate")
+        save(fig_rate(means, targets, recorded=bounds_recorded(summary)), "rate_response",
+             "Open loop: latency p50/p99 (bars: 95 % bounds; a hollow triangle is a lower bound only) and "
+             "achieved throughput vs offered rate")
     has_cdf = run.requests is not None and not run.requests.empty
     if has_cdf:
         save(figures.fig_latency_cdf(run.requests, targets, modes), "latency_cdf",
@@ -189,8 +191,10 @@ def _document(run: RunData, targets: list[str], modes: list[str], study: pd.Data
     for mode in modes:
         columns, rows = target_summary_table(run.summary, mode, targets, ceiling)
         what = ("offered and achieved rate; " if mode == "rate" else "") + "means over trials; latency over " \
-            "successful requests, '-' where a step has too few answers for that percentile"
-        doc.add("table", f"mode `{mode}` ({what}):", columns=columns, rows=rows)
+            "successful requests, with 95 % bounds"
+        doc.add("table", f"mode `{mode}` ({what}):", columns=columns, rows=rows,
+                align="".join("l" if c in ("target", "notes") else "r" for c in columns))
+    doc.add("p", bounds_note(bounds_recorded(run.summary)))
     columns, rows = error_accuracy_table(run.summary, targets)
     doc.add("table", "Failed requests and accuracy over all steps (accuracy = correct answers / requests sent; "
                      "accuracy of answers = correct / answered; a wrong digit is not an error but lowers "
@@ -245,8 +249,13 @@ def _definitions(doc: Document, meta: RunMeta, ceiling: Mapping[str, Any] | None
     doc.add("ul", items=[
         "total time: from the first request's intended send to the last completion of the step (seconds).",
         "latency: completion minus intended send time of one request; percentiles over successful requests, "
-        "exact from raw records; p90 needs at least 10 and p99 at least 100 answers in a step, otherwise they "
-        "would only repeat the slowest request (the max column).",
+        "exact from raw records (linear interpolation between order statistics).",
+        "percentile bounds: with 95 % confidence the true percentile lies between two order statistics of "
+        "the step's answers, whose ranks follow from the binomial distribution, whatever the latency "
+        "distribution (assuming independent requests). Where no order statistic bounds it from above -- p99 "
+        f"of fewer than {two_sided_from('p99')} answers, p90 of fewer than {two_sided_from('p90')} -- the "
+        "cell shows only the lower bound ('≥'), never a number that looks measured; this replaces the earlier "
+        "fixed rule (p90 from 10, p99 from 100 answers). See docs/reading-the-report.md.",
         "throughput: successful requests in the step / total time (failures are not counted as served).",
         "sequential: one request at a time (the study's method); concurrent: N in flight at once (a burst); "
         "rate: open loop at a fixed offered rate (achieved = successful answers per second; saturated = "

@@ -6,8 +6,10 @@ time-vs-N plots are log-log (a straight line of slope 1 = constant cost per requ
 every N labelled. Each target keeps one colour in every figure; the study's numbers are
 dashed and labelled "study". Flagged steps are drawn by :mod:`bench.report.plotting`'s
 rules (hollow = some requests failed, an X on the bottom edge = all failed, ringed =
-near the client's ceiling). A percentile is drawn only where the step has enough answers
-for it to differ from the maximum (:data:`bench.report.tables.MIN_OK_FOR_PERCENTILE`).
+near the client's ceiling). A percentile is drawn as a point with its 95 % bounds as a bar
+where both bounds exist, as a hollow upward triangle at its lower bound where only that
+exists (never as a point that looks measured), and not at all where neither exists
+(:mod:`bench.report.bounds`).
 Open-loop (``rate``) steps are plotted against their offered rate in
 :mod:`bench.report.figures_rate`, not against N.
 
@@ -27,19 +29,22 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
 
+from bench.report.bounds import percentile_points
 from bench.report.plotting import (
     GID_ALL_FAILED,
     axes_row,
+    bound_handles,
     finish_legend,
     flag_handles,
     log_value_axis,
     plain_log_axes,
+    plot_bounds,
     plot_steps,
     plt,
     room_for_failed,
     target_colors,
 )
-from bench.report.tables import MIN_OK_FOR_PERCENTILE, ceiling_for, percentile_shown
+from bench.report.tables import ceiling_for
 
 __all__ = [
     "REPORT_FORMATS",
@@ -93,11 +98,14 @@ def fig_total_time(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[
 _PERCENTILE_STYLES = (("p50", "-"), ("p90", "--"), ("p99", ":"))
 
 
-def fig_latency_percentiles(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[str]) -> Figure:
+def fig_latency_percentiles(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[str],
+                            recorded: bool = True) -> Figure:
     """Per-request latency p50/p90/p99 (ms) vs N: one panel per mode x target; y shared per mode.
 
-    A percentile is left out at steps with fewer successful requests than it needs
-    (p90: 10, p99: 100): there it would only repeat the slowest request.
+    Each percentile is a point with a bar over its 95 % bounds where both exist; where only
+    a lower bound exists (p99 of fewer than 368 answers) a hollow triangle marks it and the
+    line skips the step; where no bound exists nothing is drawn. ``recorded`` False (a run
+    from before the bounds): points where a two-sided bound would exist, without bars.
     """
     fig, grid = plt.subplots(len(modes), len(targets), figsize=(4.2 * len(targets), 3.6 * len(modes) + 0.8),
                              squeeze=False, sharex="row", sharey="row")
@@ -111,14 +119,15 @@ def fig_latency_percentiles(means: pd.DataFrame, targets: Sequence[str], modes: 
                 col = f"lat_{suffix}_s"
                 if part.empty:
                     continue
-                shown = part.assign(**{col: [v if percentile_shown(suffix, ok) else np.nan
-                                             for v, ok in zip(part[col], part["n_ok"])]})
+                points = percentile_points(part, suffix, recorded)
+                shown = part.assign(**{col: points["value_"].to_numpy()})
                 if suffix != "p50":  # steps with no answers are marked once per panel, on p50
-                    if not shown[col].notna().any():
+                    if not (shown[col].notna().any() or points["lower_only_"].notna().any()):
                         continue
                     shown = shown.assign(flag_all_failed=False)
                 drawn |= plot_steps(ax, shown, "n_requests", col, scale=1000, color=colors[t], label=suffix,
                                     linestyle=ls, markersize=4)
+                drawn |= plot_bounds(ax, part["n_requests"], points, color=colors[t], name=suffix, scale=1000)
             ax.set_title(f"{t} / {mode}")
             ax.set_xlabel("number of requests N")
             if j == 0:
@@ -131,21 +140,23 @@ def fig_latency_percentiles(means: pd.DataFrame, targets: Sequence[str], modes: 
         if any(line.get_gid() == GID_ALL_FAILED for ax in grid[i] for line in ax.lines):
             room_for_failed(grid[i][0])  # shared y: once per row
     # One legend for every panel (colours are named in the titles): the line styles drawn
-    # anywhere, then the flag marks drawn anywhere.
+    # anywhere, the bound marks, then the flag marks drawn anywhere.
     styles = {line.get_label(): line.get_linestyle() for ax in grid.flat for line in ax.lines
-              if line.get_label() in dict(_PERCENTILE_STYLES)}
+              if line.get_label() in dict(_PERCENTILE_STYLES) and np.isfinite(line.get_ydata()).any()}
     lines = [Line2D([], [], color="black", linestyle=ls, marker="o", markersize=4, label=name)
-             for name, ls in _PERCENTILE_STYLES if name in styles]
+             for name, ls in _PERCENTILE_STYLES if name in styles] + bound_handles(drawn)
     marks = flag_handles(drawn)
-    need = ", ".join(f"{k} from {v} answers" for k, v in MIN_OK_FOR_PERCENTILE.items() if v > 1)
     inch = 1.0 / fig.get_figheight()  # legend rows are placed in inches from the bottom edge
     if lines:
         fig.legend(handles=lines, loc="lower center", ncol=len(lines), frameon=False,
                    bbox_to_anchor=(0.5, (0.5 if marks else 0.25) * inch))
     if marks:
         fig.legend(handles=marks, loc="lower center", ncol=len(marks), frameon=False, bbox_to_anchor=(0.5, 0.22 * inch))
-    fig.text(0.5, 0.02 * inch, f"percentiles drawn only where a step has enough successful requests ({need})",
-             ha="center", va="bottom", fontsize=8, color="#444")
+    note = ("bars: 95 % distribution-free bounds of the true percentile; a percentile with too few answers for "
+            "any bound is not drawn" if recorded else
+            "run written before percentile bounds were recorded: percentiles drawn where a step has enough "
+            "answers for a two-sided 95 % bound, without it")
+    fig.text(0.5, 0.02 * inch, note, ha="center", va="bottom", fontsize=8, color="#444")
     fig.tight_layout(rect=(0, (0.8 if marks else 0.55) * inch, 1, 1))
     return fig
 

@@ -19,8 +19,17 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from bench.report.plotting import axes_row, finish_legend, log_value_axis, plain_log_axes, plot_steps, target_colors
-from bench.report.tables import percentile_shown
+from bench.report.bounds import percentile_points
+from bench.report.plotting import (
+    axes_row,
+    bound_handles,
+    finish_legend,
+    log_value_axis,
+    plain_log_axes,
+    plot_bounds,
+    plot_steps,
+    target_colors,
+)
 
 __all__ = ["fig_rate", "rate_points"]
 
@@ -40,9 +49,11 @@ def rate_points(means: pd.DataFrame) -> pd.DataFrame:
     return largest.sort_values(["target", "offered_"]).reset_index(drop=True)
 
 
-def fig_rate(means: pd.DataFrame, targets: Sequence[str]) -> Figure:
-    """Left: latency p50 (solid) and p99 (dashed, where a step has >= 100 answers) vs offered
-    rate; right: achieved vs offered throughput with the line achieved = offered."""
+def fig_rate(means: pd.DataFrame, targets: Sequence[str], recorded: bool = True) -> Figure:
+    """Left: latency p50 (solid) and p99 (dashed) vs offered rate, each with its 95 % bounds
+    as bars (a hollow triangle where only a lower bound exists, see
+    :mod:`bench.report.bounds`); right: achieved vs offered throughput with the line
+    achieved = offered."""
     points = rate_points(means)
     colors = target_colors(targets)
     fig, (ax_lat, ax_tp) = axes_row(2, height=5.2)
@@ -52,12 +63,18 @@ def fig_rate(means: pd.DataFrame, targets: Sequence[str]) -> Figure:
         part = points[points["target"] == t]
         if part.empty:
             continue
-        lat_drawn |= plot_steps(ax_lat, part, "offered_", "lat_p50_s", scale=1000, color=colors[t], label=f"{t} p50")
-        p99 = part.assign(lat_p99_s=[v if percentile_shown("p99", ok) else np.nan
-                                     for v, ok in zip(part["lat_p99_s"], part["n_ok"])], flag_all_failed=False)
-        if p99["lat_p99_s"].notna().any():
-            lat_drawn |= plot_steps(ax_lat, p99, "offered_", "lat_p99_s", scale=1000, color=colors[t],
-                                    label=f"{t} p99", linestyle="--", marker="s", markersize=5)
+        for suffix, style in (("p50", {}), ("p99", {"linestyle": "--", "marker": "s", "markersize": 5})):
+            col = f"lat_{suffix}_s"
+            bounded = percentile_points(part, suffix, recorded)
+            shown = part.assign(**{col: bounded["value_"].to_numpy()})
+            if suffix != "p50":  # steps with no answers are marked once, on p50
+                if not (shown[col].notna().any() or bounded["lower_only_"].notna().any()):
+                    continue
+                shown = shown.assign(flag_all_failed=False)
+            lat_drawn |= plot_steps(ax_lat, shown, "offered_", col, scale=1000, color=colors[t],
+                                    label=f"{t} {suffix}", **style)
+            lat_drawn |= plot_bounds(ax_lat, part["offered_"], bounded, color=colors[t], name=suffix,
+                                     scale=1000)
         tp_drawn |= plot_steps(ax_tp, part, "offered_", "achieved_", color=colors[t], label=t)
     rates = sorted(set(points["offered_"]))
     for ax in (ax_lat, ax_tp):
@@ -65,7 +82,8 @@ def fig_rate(means: pd.DataFrame, targets: Sequence[str]) -> Figure:
         if len(rates) == 1:
             ax.set_xlim(rates[0] / 2, rates[0] * 2)
         ax.set_xlabel("offered rate (requests/s)")
-    if ax_lat.lines and np.isfinite(points["lat_p50_s"].to_numpy(float)).any():
+    if ax_lat.lines and (np.isfinite(points["lat_p50_s"].to_numpy(float)).any()
+                         or np.isfinite(points["lat_p99_s"].to_numpy(float)).any()):
         log_value_axis(ax_lat, "y")
     ax_lat.set_ylabel("latency (ms, from the scheduled send)")
     ax_lat.set_title("open loop: latency vs offered rate")
@@ -88,7 +106,8 @@ def fig_rate(means: pd.DataFrame, targets: Sequence[str]) -> Figure:
     if len(rates) == 1:
         note += "; only one offered rate in this run, so no curve"
     fig.text(0.5, 0.005, note, ha="center", va="bottom", fontsize=8, color="#444")
-    finish_legend(ax_lat, lat_drawn, loc="upper left")
+    finish_legend(ax_lat, lat_drawn, loc="upper left", extra=bound_handles(lat_drawn))
     finish_legend(ax_tp, tp_drawn, loc="upper left")
     fig.tight_layout(rect=(0, 0.035, 1, 1))
     return fig
+

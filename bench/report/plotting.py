@@ -39,7 +39,11 @@ __all__ = [
     "GID_CEILING",
     "GID_ERRORS",
     "GID_SATURATED",
+    "GID_BOUNDS",
+    "GID_LOWER_ONLY",
     "axes_row",
+    "bound_handles",
+    "plot_bounds",
     "finish_legend",
     "flag_handles",
     "log_value_axis",
@@ -141,12 +145,14 @@ def flag_handles(drawn: set[str]) -> list[Line2D]:
     return [_LEGEND_PROXIES[gid] for gid in (GID_ERRORS, GID_SATURATED, GID_ALL_FAILED, GID_CEILING) if gid in drawn]
 
 
-def finish_legend(ax: Any, drawn: set[str], *, below: bool = False, **kwargs: Any) -> None:
-    """The axes' legend: its labelled artists, then one entry per kind of flag drawn on it.
+def finish_legend(ax: Any, drawn: set[str], *, below: bool = False, extra: Sequence[Line2D] = (),
+                  **kwargs: Any) -> None:
+    """The axes' legend: its labelled artists, ``extra`` entries (e.g. the percentile bound
+    marks), then one entry per kind of flag drawn on it.
 
     ``below``: under the axes (two columns), where it cannot hide a data point."""
     handles, labels = ax.get_legend_handles_labels()
-    for proxy in flag_handles(drawn):
+    for proxy in [*extra, *flag_handles(drawn)]:
         handles.append(proxy)
         labels.append(proxy.get_label())
     if GID_ALL_FAILED in drawn:
@@ -206,3 +212,50 @@ def log_value_axis(ax: Any, which: str) -> None:
     axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
+
+
+# Percentile bounds (bench/report/bounds.py): a bar from lower to upper bound through the
+# point; where only a lower bound exists, a hollow upward triangle at it and no point.
+GID_BOUNDS = "pctl-bounds"
+GID_LOWER_ONLY = "pctl-lower-only"
+_LOWER_ONLY_MARKER = "^"
+
+
+def plot_bounds(ax: Any, xs: Sequence[float], points: pd.DataFrame, *, color: Any, name: str,
+                scale: float = 1.0) -> set[str]:
+    """Error bars of the two-sided points and lower-bound marks of ``points``
+    (:func:`bench.report.bounds.percentile_points`) at ``xs``; returns the gids drawn.
+
+    A lower-bound mark is labelled with ``name`` (``p99``): it is on no line, so nothing
+    else would say which percentile it bounds."""
+    x = np.asarray(xs, dtype=float)
+    lo, hi = points["lo_"].to_numpy(float) * scale, points["hi_"].to_numpy(float) * scale
+    lower = points["lower_only_"].to_numpy(float) * scale
+    drawn: set[str] = set()
+    bars = ~np.isnan(lo) & ~np.isnan(hi)
+    if bars.any():
+        ax.vlines(x[bars], lo[bars], hi[bars], colors=[color], linewidth=1.2, alpha=0.75, gid=GID_BOUNDS, zorder=3)
+        ax.plot(np.concatenate([x[bars], x[bars]]), np.concatenate([lo[bars], hi[bars]]), linestyle="none", marker="_",
+                markersize=6, color=color, alpha=0.75, gid=GID_BOUNDS + "-caps", zorder=3)
+        drawn.add(GID_BOUNDS)
+    only = ~np.isnan(lower)
+    if only.any():
+        ax.plot(x[only], lower[only], linestyle="none", marker=_LOWER_ONLY_MARKER, markersize=7,
+                markerfacecolor="none", markeredgecolor=color, markeredgewidth=1.3, gid=GID_LOWER_ONLY, zorder=4)
+        for xi, yi in zip(x[only], lower[only]):
+            ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(5, -2), fontsize=6, color=color,
+                        gid=GID_LOWER_ONLY + "-label")
+        drawn.add(GID_LOWER_ONLY)
+    return drawn
+
+
+def bound_handles(drawn: set[str]) -> list[Line2D]:
+    """Legend entries for the bound marks in ``drawn``."""
+    handles = []
+    if GID_BOUNDS in drawn:
+        handles.append(Line2D([], [], color="black", marker="|", markersize=10, markeredgewidth=1.2,
+                              linestyle="none", label="95 % bounds"))
+    if GID_LOWER_ONLY in drawn:
+        handles.append(Line2D([], [], color="black", marker=_LOWER_ONLY_MARKER, markerfacecolor="none",
+                              linestyle="none", label="lower bound only (too few answers for an upper one)"))
+    return handles

@@ -15,12 +15,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from bench.report.bounds import bounds_recorded, percentile_cell, trial_hull
 from bench.report.flags import annotate_flags, flag_cell, merge_error_classes, offered_rate, step_keys
+from loadgen.stats import BOUND_COLUMNS
 from loadgen.modes import MODES
 
 __all__ = [
     "FLAG_FRACTION",
-    "MIN_OK_FOR_PERCENTILE",
     "MODE_ORDER",
     "ceiling_for",
     "error_accuracy_table",
@@ -28,7 +29,6 @@ __all__ = [
     "format_seconds",
     "markdown_table",
     "modes_in",
-    "percentile_shown",
     "row_labels",
     "step_means",
     "study_side_by_side",
@@ -54,7 +54,9 @@ def step_means(summary: pd.DataFrame) -> pd.DataFrame:
 
     Numeric columns are means over the trials that answered at least one request (a trial
     in which every request failed measured nothing, so it is left out of every average);
-    ``total_s_std`` is their sample std (NaN for one). Added per step: ``trials`` (all of
+    ``total_s_std`` is their sample std (NaN for one). The percentile bounds are not
+    averaged: a step's ``lat_pXX_lo_s``/``lat_pXX_hi_s`` are the hull of its trials' intervals
+    (:func:`bench.report.bounds.trial_hull`). Added per step: ``trials`` (all of
     them), ``sent`` and ``failed`` (requests summed over all trials), ``error_classes``
     (class -> count, all trials) and the flags ``flag_errors`` / ``flag_saturated`` (any
     trial) and ``flag_all_failed`` (every trial failed completely: the step has no result).
@@ -62,7 +64,8 @@ def step_means(summary: pd.DataFrame) -> pd.DataFrame:
     keys = step_keys(summary)
     frame = annotate_flags(summary)
     frame["failed_"] = _failed_counts(frame)
-    numeric = [c for c in summary.columns if c not in keys and c not in ("saturated", "trial")
+    bounds = {c for pair in BOUND_COLUMNS.values() for c in pair}
+    numeric = [c for c in summary.columns if c not in keys and c not in ("saturated", "trial") and c not in bounds
                and pd.api.types.is_numeric_dtype(summary[c]) and not pd.api.types.is_bool_dtype(summary[c])]
     groups = frame.groupby(keys, sort=True, dropna=False)
     out = pd.DataFrame({
@@ -77,6 +80,7 @@ def step_means(summary: pd.DataFrame) -> pd.DataFrame:
     usable = frame[~frame["flag_all_failed"]].groupby(keys, sort=True, dropna=False)
     means = usable[numeric].mean()
     means["total_s_std"] = usable["total_s"].std(ddof=1)
+    means = means.join(trial_hull(frame[~frame["flag_all_failed"]], keys), how="left")
     return out.join(means, how="left").reset_index()
 
 
@@ -207,23 +211,11 @@ def study_side_by_side(summary: pd.DataFrame, study: pd.DataFrame, targets: Sequ
     return columns, rows
 
 
-# A percentile needs this many successful requests in a step before it is more than the
-# slowest request: p90 of 4 values is an interpolation towards the maximum, p99 of 64 too.
-MIN_OK_FOR_PERCENTILE = {"p50": 1, "p90": 10, "p99": 100}
-
-
-def percentile_shown(suffix: str, n_ok: Any) -> bool:
-    """Whether ``lat_<suffix>_s`` means something for a step with ``n_ok`` successful requests."""
-    try:
-        return float(n_ok) >= MIN_OK_FOR_PERCENTILE.get(suffix, 1)
-    except (TypeError, ValueError):
-        return False
-
-
 def target_summary_table(summary: pd.DataFrame, mode: str, targets: Sequence[str],
                          ceiling: Mapping[str, Any] | None = None) -> tuple[list[str], list[list[str]]]:
     """Per target x step: total (or achieved vs offered rate in ``rate`` mode), latency
-    percentiles (ms; '-' where the step has too few answers for one), failures, accuracy.
+    percentiles in ms with their 95 % bounds (``v (lo–hi)``, ``≥ lo`` or ``—``, see
+    :func:`bench.report.bounds.percentile_cell`), failures, accuracy.
 
     The main number carries the step's flags (see :func:`bench.report.flags.flag_cell`); a
     'notes' column appears only when some step is near the client's ceiling.
@@ -241,9 +233,10 @@ def target_summary_table(summary: pd.DataFrame, mode: str, targets: Sequence[str
         order = ["order_", "n_requests"]
     columns += ["failed", "accuracy"]
     notes = bool(means["near_"].any())
+    recorded = bounds_recorded(summary)
     rows = []
     for r in means.sort_values(order).to_dict("records"):
-        latency = [_ms(r.get(f"lat_{s}_s")) if percentile_shown(s, r.get("n_ok")) else "-" for s in ("p50", "p90", "p99")]
+        latency = [percentile_cell(r, s, recorded) for s in ("p50", "p90", "p99")]
         latency.append(_ms(r.get("lat_max_s")))
         if open_loop:
             offered = offered_rate(r)
