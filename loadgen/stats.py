@@ -149,7 +149,8 @@ def latency_stats(latencies: Sequence[float] | np.ndarray) -> dict[str, float]:
     (the same values numpy computes from the unsorted one) and every bound is one order
     statistic at the rank :func:`loadgen.quantile_bounds.quantile_ci_ranks` gives.
     """
-    data = np.sort(np.asarray(latencies, dtype=np.float64))
+    raw = np.asarray(latencies, dtype=np.float64)
+    data = np.sort(raw)
     stats: dict[str, float] = {}
     nan = float("nan")
     if data.size == 0:
@@ -159,7 +160,7 @@ def latency_stats(latencies: Sequence[float] | np.ndarray) -> dict[str, float]:
         stats["lat_max_s"] = nan
         stats.update(dict.fromkeys((c for pair in BOUND_COLUMNS.values() for c in pair), nan))
         return stats
-    stats["lat_mean_s"] = float(np.mean(data))
+    stats["lat_mean_s"] = float(np.mean(raw))  # in record order: the same sum, to the last bit, as before sorting
     stats["lat_min_s"] = float(data[0])
     values = percentile(data, [p for p, _ in LATENCY_PERCENTILES])
     for (_, suffix), value in zip(LATENCY_PERCENTILES, values, strict=True):

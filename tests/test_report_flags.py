@@ -20,11 +20,11 @@ from bench.cmd_report import report
 from bench.cmd_run import print_table3
 from bench.config import parse_config
 from bench.console import Console
-from bench.report.figures import fig_errors_accuracy, fig_latency_percentiles, fig_throughput, fig_total_time
+from bench.report.figures import fig_errors_accuracy, fig_throughput, fig_total_time
 from bench.report.figures_rate import fig_rate, rate_points
 from bench.report.flags import flag_cell, flag_legend, flag_sentences
 from bench.report.plotting import GID_ALL_FAILED, GID_ERRORS, GID_SATURATED
-from bench.report.tables import step_means, table3_rows, target_summary_table
+from bench.report.tables import step_means, table3_rows
 from bench.results import load_run
 from loadgen.readers import StepSummary, summary_frame
 
@@ -210,22 +210,6 @@ def test_every_n_is_labelled_on_the_x_axis(tmp_path):
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert labels == ["1", "4", "8", "16", "32", "64", "100", "128", "256", "512"]
     plt.close(fig)
-
-
-def test_p99_is_not_drawn_below_100_answers(tmp_path):
-    run = load_run(write_synthetic_run(tmp_path, "p99", ns=(4, 64, 128), trials=1, modes=("sequential",)))
-    fig = fig_latency_percentiles(step_means(run.summary), run.targets, ["sequential"])
-    ax = fig.axes[0]
-    by_label = {line.get_label(): line for line in ax.lines}
-    p99 = by_label["p99"]
-    finite = [x for x, y in zip(p99.get_xdata(), p99.get_ydata()) if not pd.isna(y)]
-    assert finite == [128.0]
-    p90 = by_label["p90"]
-    assert [x for x, y in zip(p90.get_xdata(), p90.get_ydata()) if not pd.isna(y)] == [64.0, 128.0]
-    plt.close(fig)
-    columns, rows = target_summary_table(run.summary, "sequential", run.targets)
-    first = rows[0]  # N = 4: p90 and p99 are '-', max is shown
-    assert first[1] == "4" and first[columns.index("p99 (ms)")] == "-" and first[columns.index("max (ms)")] != "-"
 
 
 def test_errors_panel_says_zero_and_accuracy_is_zoomed(tmp_path):
