@@ -5,7 +5,8 @@ records (``StepResult.records``, a tuple of dataclasses); for an open-loop step 
 runs the saturation analysis (``loadgen.saturation.analyze_open_loop``), which sorts the
 records by intended send time.  A sweep step holds at most 100,000 records; 1 M shows
 how the Python-level passes over the records scale.  ``latency_stats`` alone is the
-numpy part, for telling the two apart.
+numpy part (sort once, five percentiles, ten order-statistic bounds), for telling the two
+apart.
 
 Each answer is checked against numpy computed from the arrays the records were drawn
 from, never against a stored number.
@@ -16,8 +17,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from loadgen.quantile_bounds import quantile_ci
 from loadgen.records import StepKey, StepResult
-from loadgen.stats import LATENCY_PERCENTILES, SUMMARY_COLUMNS, latency_stats, summarize
+from loadgen.stats import LATENCY_PERCENTILES, PERCENTILE_CONFIDENCE, SUMMARY_COLUMNS, latency_stats, summarize
 from micro_data import StepArrays, open_loop_step
 
 N_RECORDS = 1_000_000
@@ -44,6 +46,9 @@ def check_row(row: dict, arrays: StepArrays) -> None:
     assert (row["lat_min_s"], row["lat_max_s"]) == (float(ok_latency.min()), float(ok_latency.max()))
     for q, suffix in LATENCY_PERCENTILES:
         assert row[f"lat_{suffix}_s"] == pytest.approx(float(np.percentile(ok_latency, q)), rel=1e-12)
+        lo, hi = quantile_ci(ok_latency, q / 100.0, 1.0 - PERCENTILE_CONFIDENCE)  # 1 M answers: both exist
+        assert (row[f"lat_{suffix}_lo_s"], row[f"lat_{suffix}_hi_s"]) == (lo, hi)
+        assert lo <= row[f"lat_{suffix}_s"] <= hi
 
 
 def test_summarize_rate_step_1m(benchmark, rate_step: tuple) -> None:

@@ -153,6 +153,8 @@ def test_rate_figure_bounds_p50_and_marks_p99_of_128_answers_as_a_lower_bound(tm
     assert sorted(lower) == pytest.approx(sorted(points["lat_p99_lo_s"] * 1000))
     p99 = [line for line in ax_lat.lines if line.get_label().endswith(" p99")]
     assert p99 and all(pd.isna(line.get_ydata()).all() for line in p99)  # never drawn as measured
+    legend = [t.get_text() for t in ax_lat.get_legend().get_texts()]
+    assert not any(text.endswith(" p99") for text in legend)  # no legend entry for a line never drawn
     assert "95 % bounds" in [t.get_text() for t in ax_lat.get_legend().get_texts()]
     plt.close(fig)
 

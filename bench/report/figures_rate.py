@@ -71,8 +71,11 @@ def fig_rate(means: pd.DataFrame, targets: Sequence[str], recorded: bool = True)
                 if not (shown[col].notna().any() or bounded["lower_only_"].notna().any()):
                     continue
                 shown = shown.assign(flag_all_failed=False)
+            # a line with no two-sided point stays out of the legend ("_" label): only its
+            # lower-bound triangles are drawn, and they have their own entry
+            label = f"{t} {suffix}" if shown[col].notna().any() else f"_{t} {suffix}"
             lat_drawn |= plot_steps(ax_lat, shown, "offered_", col, scale=1000, color=colors[t],
-                                    label=f"{t} {suffix}", **style)
+                                    label=label, **style)
             lat_drawn |= plot_bounds(ax_lat, part["offered_"], bounded, color=colors[t], name=suffix,
                                      scale=1000)
         tp_drawn |= plot_steps(ax_tp, part, "offered_", "achieved_", color=colors[t], label=t)
