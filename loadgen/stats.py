@@ -48,7 +48,6 @@ from typing import Any
 
 import numpy as np
 
-from loadgen.quantile_bounds import quantile_ci_ranks
 from loadgen.records import ERROR_CLASSES, RequestRecord, StepResult
 from loadgen.saturation import SATURATION_DETAILS, analyze_open_loop
 
@@ -149,6 +148,10 @@ def latency_stats(latencies: Sequence[float] | np.ndarray) -> dict[str, float]:
     (the same values numpy computes from the unsorted one) and every bound is one order
     statistic at the rank :func:`loadgen.quantile_bounds.quantile_ci_ranks` gives.
     """
+    # Imported here: quantile_bounds needs scipy, which commands that only read settings
+    # (`bench targets`) must not pay for; loadgen.stats is imported by them for its columns.
+    from loadgen.quantile_bounds import quantile_ci_ranks
+
     raw = np.asarray(latencies, dtype=np.float64)
     data = np.sort(raw)
     stats: dict[str, float] = {}
