@@ -87,7 +87,6 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = ("Start TARGET's local stand-in and check it against the contract every adapter passes "
                      "(docs/adding-a-target.md); exit 1 when a check fails.")
     p.add_argument("target", help="a target name from bench.toml (any adapter: built-in, module:Class, entry point)")
-    p.add_argument("--config", default=argparse.SUPPRESS, help="path to bench.toml (same as the global --config)")
     p.add_argument("--min-agreement", type=float, default=1.0, metavar="SHARE",
                    help="share of test images whose digit must equal the in-process TorchScript model's "
                         "(default: %(default)s; 0.99 for a server of the SavedModel export)")
