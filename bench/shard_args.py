@@ -50,12 +50,14 @@ def add_shard_arguments(p: argparse.ArgumentParser) -> None:
                        help="with --shard: start step k at EPOCH + k x --step-interval (Unix seconds or ISO 8601 "
                             "with a zone), the same on every shard; measured start skew recorded")
     group.add_argument("--step-interval", type=positive_float, default=None, metavar="S",
-                       help="with --start-at and more than one step: seconds from one step's start to the next")
+                       help="with --start-at and more than one step: seconds from one step's start to the next "
+                            "(--clients without it: the parent starts each step when every shard is ready)")
     group.add_argument("--step-gate", type=Path, default=None, metavar="DIR",
                        help="with --shard, on the --clients parent's machine: wait at each step until the parent "
                             "releases it (set by --clients N; other shards coordinate with --start-at)")
     group.add_argument("--clients", type=positive_int, default=None, metavar="N",
-                       help="run N shard processes on this machine (one stand-in for all), then merge them")
+                       help="run N shard processes on this machine (one stand-in for all; the parent starts each "
+                            "step on all of them together), then merge them")
     group.add_argument("--endpoint", default=None, metavar="URL",
                        help="send to this URL instead of starting the target's stand-in (remote mode)")
     group.add_argument("--out", type=Path, default=None, metavar="DIR",

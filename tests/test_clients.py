@@ -193,10 +193,14 @@ def test_clients_runs_a_multi_step_plan_with_no_schedule_flags(tmp_path: Path, t
     assert sorted(summary["n_requests"]) == [8, 16] and (summary["n_ok"] == summary["n_requests"]).all()
     meta = json.loads((run_dir / "meta.json").read_text())
     assert "step gate" in meta["clients"]["steps_started_by"] and meta["clients"]["start_at"] is None
-    for step in meta["sharding"]["steps"]:
-        due = {s["scheduled_at"] for s in step["shards"]}
-        assert len(due) == 1 and None not in due, step  # both shards were given the same instant
-        assert all(s["late_s"] >= 0 for s in step["shards"])  # and neither started before it
+    shard_steps = [json.loads((run_dir / "shards" / f"g2-shard{i}of2" / "meta.json").read_text())["shard"]
+                   for i in (0, 1)]
+    assert all("released by the --clients parent" in s["step_gate"] for s in shard_steps)
+    for index in (0, 1):
+        due = {s["steps"][index]["scheduled_at"] for s in shard_steps}
+        assert len(due) == 1 and None not in due, shard_steps  # both shards were given the same instant
+        assert all(s["steps"][index]["late_s"] >= 0 for s in shard_steps)  # and neither started before it
+    assert all(step["start_skew_s"] >= 0 for step in meta["sharding"]["steps"])
     gate = run_dir / "shards" / "gate"
     assert sorted(p.name for p in gate.iterdir()) == ["go-0", "go-1", "ready-0-0", "ready-0-1", "ready-1-0",
                                                       "ready-1-1"]
