@@ -125,6 +125,9 @@ def unrecognized_message(extras: Sequence[str], prog: str) -> str:
     notes = []
     owners = flag_owners(flags) if flags else {}
     for flag in flags:
+        if owners is None:
+            notes.append(f"{flag} is not an option of `{prog}`")
+            continue
         where = [p for p in owners.get(flag, []) if p != prog]
         if where:
             notes.append(f"{flag} is not an option of `{prog}`; it belongs to " + ", ".join(f"`{p}`" for p in where))
@@ -133,8 +136,9 @@ def unrecognized_message(extras: Sequence[str], prog: str) -> str:
     return f"unrecognized arguments: {' '.join(extras)}" + "".join(f"; {n}" for n in notes) + f" (see `{prog} --help`)"
 
 
-def flag_owners(flags: Collection[str]) -> dict[str, list[str]]:
-    """For each of ``flags``, the parsers (by ``prog``, nested ones included) that accept it, in command order."""
+def flag_owners(flags: Collection[str]) -> dict[str, list[str]] | None:
+    """For each of ``flags``, the parsers (by ``prog``, nested ones included) that accept it, in command order;
+    None when not every command's parser could be built (an optional dependency missing)."""
     owners: dict[str, list[str]] = {flag: [] for flag in flags}
 
     def walk(parser: argparse.ArgumentParser) -> None:
@@ -146,7 +150,11 @@ def flag_owners(flags: Collection[str]) -> dict[str, list[str]]:
                             owners[flag].append(child.prog)
                     walk(child)
 
-    walk(build_parser())
+    try:
+        parser = build_parser()
+    except ImportError:  # a command's optional dependency is missing: the owners are unknown, not none
+        return None
+    walk(parser)
     return owners
 
 
