@@ -22,13 +22,14 @@ fresh connection, which is all the functional checks send.  So:
   answered; a server that closes after every answer and says so (``Connection: close``,
   gunicorn's sync worker) passes with that noted; one that keeps the connection open and
   then fails the next request on it fails.
-* ``latency`` (:func:`check_latency`): the Nagle / delayed-ACK floor.  The same requests are
-  timed on fresh connections (the client ACKs at once while a connection is new, so a held
-  body is released at once) and on one reused connection (where the client's ACKs are
-  delayed, up to 40 ms).  A server without TCP_NODELAY that writes headers and body apart
-  is :data:`NAGLE_EXCESS_S` or more slower on the reused connection, whatever its model
-  costs; a legitimately slow model is slow on both, so the *difference* of the medians,
-  not the latency itself, is judged.  Skipped when the server does not keep connections.
+* ``latency`` (:func:`check_latency`): the Nagle / delayed-ACK floor.  The same request is
+  timed, alternately, on fresh connections (the client ACKs at once while a connection is
+  new, so a held body is released at once) and on one reused connection (where the
+  client's ACKs are delayed, up to 40 ms).  A server without TCP_NODELAY that writes
+  headers and body apart is :data:`NAGLE_EXCESS_S` or more slower on the reused connection
+  -- in the median and in its fastest answer -- whatever its model costs; a legitimately
+  slow model is slow on both, so the *differences*, not the latency itself, are judged.
+  Skipped when the server does not keep connections.
 
 The client is a raw socket speaking HTTP/1.1 through ``h11`` (what the checks need to see --
 connect time apart from answer time, which connection a request used -- no HTTP library
@@ -312,31 +313,36 @@ def check_keep_alive(target: Target, image: Any, *, timeout_s: float, n: int = K
 
 
 def check_latency(target: Target, image: Any, *, timeout_s: float, n: int = LATENCY_REQUESTS) -> str:
-    """No Nagle / delayed-ACK floor: a reused connection's median within :data:`NAGLE_EXCESS_S` of fresh ones'.
+    """No Nagle / delayed-ACK floor: on a reused connection, neither the median nor the fastest answer is
+    :data:`NAGLE_EXCESS_S` or more above those on fresh connections.
 
-    Raises ContractSkip when the server does not keep connections.
+    Fresh and reused requests alternate, so a burst of other work on the host slows both
+    alike; and a floor moves the *fastest* answer too, which host noise does not.  Raises
+    ContractSkip when the server does not keep connections.
     """
     request = target.encode(image)
-    fresh = [_fresh(target, request, timeout_s).answer_s for _ in range(n)]
     connection = _Connection(target, timeout_s)
+    fresh: list[float] = []
     reused: list[float] = []
     try:
-        for i in range(n + 2):  # the first two warm the connection (and use up the client's quick ACKs)
+        for i in range(n + 2):  # the first two only warm the connection (and use up the client's quick ACKs)
             answer = connection.ask(request)
+            if not answer.keep_alive:
+                raise ContractSkip(f"the server closed the connection after answer {i + 1}: no reused connection "
+                                   f"to time (a fresh connection's answer: {answer.answer_s * 1000:.1f} ms)")
             if i >= 2:
                 reused.append(answer.answer_s)
-            if not answer.keep_alive:
-                raise ContractSkip(f"the server closed the connection after answer {i + 1}: no reused connection to time "
-                            f"(fresh connections: median {statistics.median(fresh) * 1000:.1f} ms)")
+                fresh.append(_fresh(target, request, timeout_s).answer_s)
     finally:
         connection.close()
     fresh_med, reused_med = statistics.median(fresh), statistics.median(reused)
-    excess = reused_med - fresh_med
+    excess, floor = reused_med - fresh_med, min(reused) - min(fresh)
     seen = (f"median answer {fresh_med * 1000:.1f} ms on {n} fresh connections, {reused_med * 1000:.1f} ms on one "
-            f"reused connection (fastest {min(reused) * 1000:.1f} ms)")
-    if excess >= NAGLE_EXCESS_S:
-        raise ContractFailure(f"{seen}: {excess * 1000:.0f} ms more once the connection is reused -- the signature of "
-                       "Nagle's algorithm meeting the client's delayed ACK (40 ms): the server writes headers and "
-                       "body separately without TCP_NODELAY; set TCP_NODELAY on its sockets (http.server: "
-                       "disable_nagle_algorithm = True) or write each response in one send")
+            f"reused connection (fastest {min(fresh) * 1000:.1f} / {min(reused) * 1000:.1f} ms)")
+    if excess >= NAGLE_EXCESS_S and floor >= NAGLE_EXCESS_S:
+        raise ContractFailure(f"{seen}: {excess * 1000:.0f} ms more once the connection is reused, fastest answer "
+                              f"included -- the signature of Nagle's algorithm meeting the client's delayed ACK "
+                              "(40 ms): the server writes headers and body separately without TCP_NODELAY; set "
+                              "TCP_NODELAY on its sockets (http.server: disable_nagle_algorithm = True) or write each "
+                              "response in one send")
     return seen
