@@ -82,8 +82,9 @@ def test_backlog_and_nagle_servers_fail_and_the_fixed_one_passes(tmp_path, train
         backlog = {backlog}
         nodelay = {str(nodelay).lower()}
         """ for name, backlog, nodelay in (("backlog5", 5, True), ("nagle", 1024, False), ("fixed", 1024, True)))
-    # a short request deadline: the backlog-5 server's dropped connections fail in seconds, not 30 s
-    (project / "bench.toml").write_text(f'[loadgen]\ntimeout_s = 8.0\n\n[model]\nartifacts_dir = "{trained_model.dir}"\n'
+    # a shorter request deadline than the benchmark's 30 s: the backlog-5 run ends sooner (it fails on the
+    # retransmissions, not on the deadline), and still generous for 128 answers on a busy host
+    (project / "bench.toml").write_text(f'[loadgen]\ntimeout_s = 15.0\n\n[model]\nartifacts_dir = "{trained_model.dir}"\n'
                                         + textwrap.dedent(tables))
 
     procs = {name: _start_check(project, name) for name in ("backlog5", "nagle", "fixed")}
@@ -103,4 +104,4 @@ def test_backlog_and_nagle_servers_fail_and_the_fixed_one_passes(tmp_path, train
     code, status, detail, out = outcomes["nagle"]
     assert code == 1 and status["latency"] == "FAIL", out
     assert "TCP_NODELAY" in detail["latency"] and "delayed ACK" in detail["latency"], out
-    assert status["burst:128"] == status["keep-alive"] == "PASS", out
+    assert status["keep-alive"] == "PASS", out  # (its burst is not asserted: Nagle is not what it checks)
