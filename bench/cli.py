@@ -22,7 +22,10 @@ from bench.cli_args import Command
 from bench.config import ConfigError, load_config
 from bench.console import Console
 
-__all__ = ["COMMANDS", "PROG", "RUN_ALIASES", "Registration", "build_parser", "main", "parse_args"]
+__all__ = [
+    "COMMANDS", "GLOBAL_OPTIONS", "PROG", "RUN_ALIASES", "Registration", "build_parser", "flag_owners", "main",
+    "parse_args", "unrecognized_message",
+]
 
 PROG = "python -m bench"
 
@@ -93,8 +96,12 @@ def _dispatch(args: argparse.Namespace, console: Console) -> int:
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     """Parse ``argv`` with the top-level options and the chosen command's own parser.
 
-    Usage errors exit 2 with argparse's message, which names the flag; an unknown flag is
-    reported by the command's parser (its usage line, plus the command's hint).
+    The global options (:data:`GLOBAL_OPTIONS`: ``--config``, ``-q``) are accepted before
+    or after the command word, by every command and nested action alike; given twice, the
+    later one wins.  Usage errors exit 2 with argparse's message, which names the flag; an
+    unknown flag is reported by the command's parser (its usage line), saying which other
+    command takes that flag when one does (:func:`flag_owners`), and that no command does
+    otherwise.
     """
     argv = list(argv)
     name, at = _command_word(argv)
@@ -103,11 +110,52 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         argv, name = argv[:at] + list(alias) + argv[at + 2:], alias[0]
     args, extras = _build({name}).parse_known_args(argv)
     if extras:
-        hint = args.command_spec.hint
         innermost: argparse.ArgumentParser = args.command_parser  # `pipeline run`, not `pipeline`
-        innermost.error(f"unrecognized arguments: {' '.join(extras)}" + (f"; {hint}" if hint else "")
-                        + f" (see `{innermost.prog} --help`)")
+        innermost.error(unrecognized_message(extras, innermost.prog))
     return args
+
+
+def unrecognized_message(extras: Sequence[str], prog: str) -> str:
+    """argparse's "unrecognized arguments" line, plus, per unknown flag, where it does belong (if anywhere).
+
+    Building every command's parser imports every command module (a few seconds): only
+    on this error path.
+    """
+    flags = list(dict.fromkeys(word.split("=", 1)[0] for word in extras if word.startswith("-") and word != "-"))
+    notes = []
+    owners = flag_owners(flags) if flags else {}
+    for flag in flags:
+        if owners is None:
+            notes.append(f"{flag} is not an option of `{prog}`")
+            continue
+        where = [p for p in owners.get(flag, []) if p != prog]
+        if where:
+            notes.append(f"{flag} is not an option of `{prog}`; it belongs to " + ", ".join(f"`{p}`" for p in where))
+        else:
+            notes.append(f"{flag} is not an option of `{prog}` nor of any other command")
+    return f"unrecognized arguments: {' '.join(extras)}" + "".join(f"; {n}" for n in notes) + f" (see `{prog} --help`)"
+
+
+def flag_owners(flags: Collection[str]) -> dict[str, list[str]] | None:
+    """For each of ``flags``, the parsers (by ``prog``, nested ones included) that accept it, in command order;
+    None when not every command's parser could be built (an optional dependency missing)."""
+    owners: dict[str, list[str]] = {flag: [] for flag in flags}
+
+    def walk(parser: argparse.ArgumentParser) -> None:
+        for action in parser._actions:  # argparse offers no public walk over its parsers
+            if isinstance(action, argparse._SubParsersAction):
+                for child in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
+                    for flag in flags:
+                        if flag in child._option_string_actions and flag not in _GLOBAL_FLAGS:
+                            owners[flag].append(child.prog)
+                    walk(child)
+
+    try:
+        parser = build_parser()
+    except ImportError:  # a command's optional dependency is missing: the owners are unknown, not none
+        return None
+    walk(parser)
+    return owners
 
 
 def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentParser:
@@ -115,24 +163,46 @@ def build_parser(commands: Collection[str] | None = None) -> argparse.ArgumentPa
     return _build(set(commands) if commands is not None else {r.name for r in COMMANDS})
 
 
-class _CommandParser(argparse.ArgumentParser):
-    """A command's parser, or one nested in it: the innermost one used reports unknown flags, with its usage."""
+#: The options every command accepts, before or after its command word: (flags, argparse keywords, help).
+GLOBAL_OPTIONS: tuple[tuple[tuple[str, ...], dict[str, Any], str], ...] = (
+    (("--config",), {"default": "bench.toml", "metavar": "FILE"}, "path to bench.toml (default: bench.toml)"),
+    (("-q", "--quiet"), {"action": "store_true", "default": False}, "no progress display, fewer messages"),
+)
+_GLOBAL_FLAGS = frozenset(flag for flags, _, _ in GLOBAL_OPTIONS for flag in flags)
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    """The global options on ``parser``; below the top level their default is SUPPRESS, so a value given
+    before the command word is kept unless the same option is given again after it."""
+    group = parser if top_level else parser.add_argument_group("global options (also accepted before the command)")
+    for flags, kwargs, help_text in GLOBAL_OPTIONS:
+        group.add_argument(*flags, **{**kwargs, **({} if top_level else {"default": argparse.SUPPRESS})},
+                           help=help_text)
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser, or one nested in it: the innermost one used reports unknown flags, with its usage.
+
+    Every one takes the global options (``with_globals=False`` only for the first pass's empty
+    parsers, which must leave every word after the command word unparsed).
+    """
+
+    def __init__(self, *args: Any, with_globals: bool = True, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.set_defaults(command_parser=self)  # a nested parser's default overrides its parent's
+        if with_globals:
+            _add_global_options(self, top_level=False)
 
 
 def _build(chosen: Collection[str]) -> argparse.ArgumentParser:
     """The top-level parser; only the ``chosen`` commands get their flags (and ``-h``)."""
     parser = argparse.ArgumentParser(
         prog=PROG, description="servebench: benchmark one MNIST model across deployment targets.")
-    parser.add_argument("--config", default="bench.toml", help="path to bench.toml (default: %(default)s)")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no progress display, fewer messages")
+    _add_global_options(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser)
     for registration in COMMANDS:
         full = registration.name in chosen
-        p = sub.add_parser(registration.name, help=registration.help, add_help=full)
+        p = sub.add_parser(registration.name, help=registration.help, add_help=full, with_globals=full)
         if full:
             command = registration.load()
             command.add_arguments(p)

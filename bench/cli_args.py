@@ -41,13 +41,13 @@ class Command:
 
     ``add_arguments`` fills the subcommand's own parser (it may set ``description`` or add
     nested subparsers); ``main`` gets the parsed flags, the loaded configuration and the
-    console, and returns the exit code. ``hint`` is added to the "unrecognized arguments"
-    error, e.g. to say which other command owns a flag given here by mistake.
+    console, and returns the exit code. Every command also takes the global options
+    (``--config``, ``-q``: ``bench/cli.py`` adds them), and an unknown flag's error names
+    the command that owns it, found from the parsers themselves (``bench.cli.flag_owners``).
     """
 
     add_arguments: Callable[[argparse.ArgumentParser], None]
     main: Callable[[argparse.Namespace, BenchConfig, Console], int]
-    hint: str = ""
 
 
 def choices_metavar(values: Iterable[str]) -> str:

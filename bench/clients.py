@@ -12,6 +12,13 @@ places each shard on a CPU, starts them under the same lifeline watchdog as the 
 killed with the parent however it dies), waits, and merges their folders
 (``RUN/shards/*``) into ``RUN`` with :func:`bench.merge.merge_runs`.
 
+When each step starts: without ``--start-at``/``--step-interval`` the parent coordinates
+the steps itself (:class:`loadgen.barrier.StepGate` in ``RUN/shards/gate``): each shard
+says when it has warmed up for a step, and the parent, once all have, starts the step on
+every shard at one instant a moment ahead -- so any shardable plan runs with no extra
+flag, and no step waits for a guessed interval.  ``--start-at EPOCH [--step-interval S]``
+(or ``--step-interval`` alone) keeps the wall-clock schedule a cluster's pods use.
+
 When it helps and when it does not: see docs/loadgen-in-cluster.md ("--clients on one
 machine").  Stopping: a shard that fails (exit code other than 0 = clean, 1 = failed
 requests) stops every other shard at once; Ctrl-C or SIGTERM stops all shards and the
@@ -45,7 +52,7 @@ from bench.hostload import (
 )
 from bench.shard_run import ShardOptions, check_shard_run, shard_run_id, with_endpoint
 from ground.cpus import available_cpus, listed_cpus
-from loadgen.barrier import StartSchedule
+from loadgen.barrier import StartSchedule, StepGate, release_ready_steps
 from loadgen.shard import ShardSpec
 
 __all__ = ["CLIENT_START_DELAY_S", "ClientPlacement", "place_clients", "run_clients", "shard_argv"]
@@ -57,6 +64,7 @@ __all__ = ["CLIENT_START_DELAY_S", "ClientPlacement", "place_clients", "run_clie
 #: and its lateness is recorded and warned about. ``--start-at`` sets the instant instead.
 CLIENT_START_DELAY_S = 15.0
 _POLL_S = 0.2
+_GATE_POLL_S = 0.02  # while the parent releases steps: a shard's wait for the go is this plus GATE_LEAD_S
 _OK_EXIT_CODES = (0, 1)  # 1: the shard measured, some requests failed -- still mergeable
 
 
@@ -111,12 +119,17 @@ def place_clients(n: int, setting: str | Sequence[int], cpus: Sequence[int], *, 
 
 
 def shard_argv(*, config_path: Path, target: str, spec: ShardSpec, schedule: StartSchedule, out: Path, run_id: str,
-               endpoint: str | None, engine: str | None, overrides: dict[str, Any]) -> list[str]:
-    """The shard's command line: the one documented for Kubernetes pods (docs/loadgen-in-cluster.md)."""
-    argv = [sys.executable, "-m", "bench", "--config", str(config_path), "run", target,
-            "--shard", spec.label, "--start-at", repr(schedule.start_at)]
-    if schedule.interval_s:
-        argv += ["--step-interval", repr(schedule.interval_s)]
+               endpoint: str | None, engine: str | None, overrides: dict[str, Any],
+               gate: Path | None = None) -> list[str]:
+    """The shard's command line: the one documented for Kubernetes pods (docs/loadgen-in-cluster.md),
+    with ``--step-gate DIR`` instead of ``--start-at`` when the parent coordinates the steps."""
+    argv = [sys.executable, "-m", "bench", "--config", str(config_path), "run", target, "--shard", spec.label]
+    if gate is not None:
+        argv += ["--step-gate", str(gate)]
+    else:
+        argv += ["--start-at", repr(schedule.start_at)]
+        if schedule.interval_s:
+            argv += ["--step-interval", repr(schedule.interval_s)]
     argv += ["--out", str(out), "--run-id", run_id]
     if endpoint:
         argv += ["--endpoint", endpoint]
@@ -183,9 +196,13 @@ class _WholeRunNoise:
                               "standins": list(placement.standins)}
 
 
-async def _wait_for_shards(procs: Sequence[Any]) -> tuple[int, str]:
-    """Wait for every shard; at the first failure stop the others. (worst exit code, what failed)."""
+async def _wait_for_shards(procs: Sequence[Any], gate: StepGate | None = None) -> tuple[int, str]:
+    """Wait for every shard, releasing each gated step once all are ready for it; at the first failure stop
+    the others. (worst exit code, what failed)."""
+    released: set[int] = set()
     while True:
+        if gate is not None:
+            released.update(release_ready_steps(gate, len(procs), released))
         codes = [p.returncode for p in procs]
         failed = [(i, c) for i, c in enumerate(codes) if c is not None and c not in _OK_EXIT_CODES]
         if failed:
@@ -196,11 +213,12 @@ async def _wait_for_shards(procs: Sequence[Any]) -> tuple[int, str]:
                           + procs[index].log_tail(20))
         if all(c is not None for c in codes):
             return max(codes), ""
-        await asyncio.sleep(_POLL_S)
+        await asyncio.sleep(_GATE_POLL_S if gate is not None else _POLL_S)
 
 
 async def _run_shards(target: Any, argvs: Any, placement: ClientPlacement, log_dir: Path,
-                      noise: _WholeRunNoise, console: Console) -> tuple[int, str, dict[str, Any]]:
+                      noise: _WholeRunNoise, console: Console,
+                      gate: StepGate | None = None) -> tuple[int, str, dict[str, Any]]:
     """Start the stand-in, the shards (pinned, under lifelines), wait; always stop everything."""
     from targets.process import spawn
 
@@ -220,7 +238,7 @@ async def _run_shards(target: Any, argvs: Any, placement: ClientPlacement, log_d
         for index, argv in enumerate(argvs(target.base_url)):
             procs.append(spawn(argv, log_path=log_dir / f"shard-{index}.log", cpus=placement.clients[index]))
             console.info(f"  shard {index}: pid {procs[-1].pid}, CPUs {list(placement.clients[index]) or 'any'}")
-        code, problem = await _wait_for_shards(procs)
+        code, problem = await _wait_for_shards(procs, gate)
         return code, problem, desc
     finally:
         for proc in procs:
@@ -242,7 +260,7 @@ class _Request:
 
 
 def _check(config: BenchConfig, *, target_names: list[str], clients: int, overrides_in: dict[str, Any],
-           step_interval_s: float | None, endpoint: str | None, out: Path | None, run_id: str | None,
+           step_interval_s: float | None, start_at: float | None, endpoint: str | None, out: Path | None, run_id: str | None,
            slo: str | None, engine: str | None) -> _Request:
     """Every check that can fail before anything starts (ValueError / ResultsError naming the problem)."""
     from bench.cmd_capacity import plan_capacity
@@ -259,9 +277,11 @@ def _check(config: BenchConfig, *, target_names: list[str], clients: int, overri
     modes, capacity = plan_capacity(config, overrides_in.get("modes"), slo)
     overrides = sweep_overrides(config, **{**overrides_in, "modes": modes})
     plan = None if modes == [] else SweepPlan.from_config(config.sweep, config.loadgen, **overrides)
-    # the shards always get a --start-at, so check the plan as such a shard would
-    schedule = StartSchedule(time.time() + CLIENT_START_DELAY_S, step_interval_s or 0.0)
-    check_shard_run(plan, names, ShardOptions(ShardSpec(0, clients), schedule), capacity=capacity is not None)
+    # check the plan as a shard of this run would be checked: gated, or on the --start-at schedule
+    gated = start_at is None and step_interval_s is None
+    schedule = StartSchedule(start_at or time.time() + CLIENT_START_DELAY_S, step_interval_s or 0.0)
+    check_shard_run(plan, names, ShardOptions(ShardSpec(0, clients), schedule, gate=Path("gate") if gated else None),
+                    capacity=capacity is not None)
     if endpoint is not None:
         config = with_endpoint(config, names[0], endpoint)
     if out is not None:
@@ -286,7 +306,7 @@ def run_clients(config: BenchConfig, *, config_path: Path, target_names: list[st
     load_at_start = run_start_load()  # before this run does any work
     try:
         request = _check(config, target_names=target_names, clients=clients, step_interval_s=step_interval_s,
-                         endpoint=endpoint, out=out, run_id=run_id, slo=slo, engine=engine,
+                         start_at=start_at, endpoint=endpoint, out=out, run_id=run_id, slo=slo, engine=engine,
                          overrides_in={"n_requests": n_requests, "modes": modes, "trials": trials,
                                        "rate_rps": rate_rps, "duration_s": duration_s, "concurrency": concurrency})
         config, name = request.config, request.target
@@ -313,17 +333,26 @@ def run_clients(config: BenchConfig, *, config_path: Path, target_names: list[st
         shutil.copy(config.results_dir / "calibration.json", shards_dir / "calibration.json")
     console.info(f"run {request.run_id}: {clients} shards of {name} on this machine; CPUs: {placement.note}")
     schedules: list[StartSchedule] = []
+    gate = None
+    if start_at is None and step_interval_s is None:  # this parent starts every step (loadgen.barrier.StepGate)
+        gate = StepGate(shards_dir / "gate")
+        gate.folder.mkdir()
+        console.info("steps: each starts on every shard as soon as all have warmed up for it (coordinated here)")
 
     def argvs(base_url: str) -> list[list[str]]:  # called once the stand-in is up: the delay counts from then
-        schedules.append(StartSchedule(start_at if start_at is not None else time.time() + CLIENT_START_DELAY_S,
-                                       step_interval_s or 0.0))
+        if gate is not None:
+            schedules.append(StartSchedule())
+        else:
+            schedules.append(StartSchedule(start_at if start_at is not None else time.time() + CLIENT_START_DELAY_S,
+                                           step_interval_s or 0.0))
         return [shard_argv(config_path=Path(config_path).resolve(), target=name, spec=ShardSpec(i, clients),
                            schedule=schedules[0], out=shards_dir, run_id=request.run_id, endpoint=base_url,
-                           engine=engine_name, overrides=request.overrides) for i in range(clients)]
+                           engine=engine_name, overrides=request.overrides,
+                           gate=gate.folder if gate is not None else None) for i in range(clients)]
 
     noise = _WholeRunNoise()
     try:
-        code, problem, desc = run_coroutine(_run_shards(target, argvs, placement, shards_dir, noise, console))
+        code, problem, desc = run_coroutine(_run_shards(target, argvs, placement, shards_dir, noise, console, gate))
     except (KeyboardInterrupt, asyncio.CancelledError):
         console.error(f"interrupted: every shard and the stand-in were stopped; shard folders kept in {shards_dir}")
         return 130
@@ -341,7 +370,9 @@ def run_clients(config: BenchConfig, *, config_path: Path, target_names: list[st
                                            "servebench's own CPU time (each shard's own figures are under shards)"},
              "clients": {"count": clients, "placement": placement.describe(), "start_at": schedules[0].start_at,
                          "step_interval_s": schedules[0].interval_s, "engine": engine_name,
-                         "start_delay_s": None if start_at is not None else CLIENT_START_DELAY_S}}
+                         "steps_started_by": "this parent, when every shard was ready (step gate)" if gate is not None
+                         else "the wall clock (--start-at schedule)",
+                         "start_delay_s": None if start_at is not None or gate is not None else CLIENT_START_DELAY_S}}
     shard_dirs = [shards_dir / shard_run_id(request.run_id, ShardOptions(ShardSpec(i, clients), schedules[0]))
                   for i in range(clients)]
     return _merge_and_show(config, shard_dirs, run_dir, placement, extra, name, code, write_report, console)

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 
-from bench.cli_args import Command, positive_int
+from bench.cli_args import Command, csv_counts, positive_int
 from bench.cmd_targets import ensure_model_shown, standin_context
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
 from targets.contract import CheckResult, Samples, reference_digits, run_contract
+from targets.contract_load import BURST_SIZES
 from targets.registry import build_target, target_spec
 
 __all__ = ["CHECK_TARGET", "DEFAULT_IMAGES", "check_target"]
@@ -46,9 +47,13 @@ def check_target(
     *,
     min_agreement: float = 1.0,
     n_images: int = DEFAULT_IMAGES,
+    burst_sizes: tuple[int, ...] = BURST_SIZES,
     console: Console,
 ) -> int:
-    """Start target ``name``'s local stand-in, run the contract, print one line per check."""
+    """Start target ``name``'s local stand-in, run the contract, print one line per check.
+
+    The load checks give each request the benchmark's own deadline (``[loadgen] timeout_s``).
+    """
     target_spec(config.targets, name)  # ConfigError naming the configured targets
     if not 0.0 <= min_agreement <= 1.0:
         console.error(f"--min-agreement must be a share in [0, 1], got {min_agreement:g}")
@@ -68,7 +73,8 @@ def check_target(
     def show(result: CheckResult) -> None:
         console.print(f"{_MARK[result.status]}  {result.name:<30} {result.detail}")
 
-    results = run_contract(target, samples, min_agreement=min_agreement, on_result=show)
+    results = run_contract(target, samples, min_agreement=min_agreement, on_result=show,
+                           timeout_s=config.loadgen.timeout_s, burst_sizes=burst_sizes)
     failed = [r.name for r in results if not r.passed]
     skipped = sum(r.status == "skip" for r in results)
     console.print(
@@ -87,17 +93,19 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = ("Start TARGET's local stand-in and check it against the contract every adapter passes "
                      "(docs/adding-a-target.md); exit 1 when a check fails.")
     p.add_argument("target", help="a target name from bench.toml (any adapter: built-in, module:Class, entry point)")
-    p.add_argument("--config", default=argparse.SUPPRESS, help="path to bench.toml (same as the global --config)")
     p.add_argument("--min-agreement", type=float, default=1.0, metavar="SHARE",
                    help="share of test images whose digit must equal the in-process TorchScript model's "
                         "(default: %(default)s; 0.99 for a server of the SavedModel export)")
     p.add_argument("--images", type=positive_int, default=DEFAULT_IMAGES,
                    help="test images sent (default: %(default)s)")
+    p.add_argument("--burst", type=csv_counts, default=list(BURST_SIZES), metavar="N[,N...]",
+                   help="connections opened at once by the burst:N checks (default: "
+                        f"{','.join(map(str, BURST_SIZES))}, the study's largest concurrent steps)")
 
 
 def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
     return check_target(config, args.target, min_agreement=args.min_agreement, n_images=args.images,
-                        console=console)
+                        burst_sizes=tuple(args.burst), console=console)
 
 
 CHECK_TARGET = Command(_add_arguments, _main)

@@ -22,11 +22,33 @@ from bench.console import Console
 if TYPE_CHECKING:
     from targets.manifests_loadgen import LoadgenJob
 
-__all__ = ["DEFAULT_PVC", "DEFAULT_START_IN_S", "loadgen_job", "with_sweep", "write_loadgen_manifests"]
+__all__ = [
+    "DEFAULT_PVC", "DEFAULT_START_IN_S", "default_step_interval", "loadgen_job", "splittable_counts", "with_sweep",
+    "write_loadgen_manifests",
+]
 
 DEFAULT_PVC = "servebench-results"
 #: Seconds from rendering to the shards' common start: time to apply, schedule and pull.
 DEFAULT_START_IN_S = 180.0
+#: The default step interval in request timeouts: a step whose requests are in flight together
+#: (the concurrent burst) ends within one ``[loadgen] timeout_s``, and its warm-up within another.
+STEP_INTERVAL_TIMEOUTS = 2
+
+
+def default_step_interval(timeout_s: float) -> float:
+    """Seconds between the shards' step starts when ``--step-interval`` is not given: two request timeouts.
+
+    Why not shorter: the pods share no channel, only the clock, so the interval must cover a
+    step and its warm-up on the slowest shard; a step that takes longer still runs (the next
+    one starts late on that shard, recorded as lateness, and the merged run warns of the skew).
+    """
+    return float(STEP_INTERVAL_TIMEOUTS * timeout_s)
+
+
+def splittable_counts(n_requests: list[int], clients: int) -> tuple[list[int], list[int]]:
+    """``[sweep] n_requests`` split into (kept, left out): a step of N < ``clients`` requests leaves a shard
+    with nothing to send, so it cannot be sharded (measure it with `bench run` from one client)."""
+    return [n for n in n_requests if n >= clients], [n for n in n_requests if n < clients]
 
 
 def with_sweep(config: BenchConfig, overrides: dict[str, Any] | None) -> BenchConfig:
@@ -48,13 +70,14 @@ def with_sweep(config: BenchConfig, overrides: dict[str, Any] | None) -> BenchCo
 
 def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str | None = None,
                 namespace: str | None = None, image: str | None = None, start_at: int,
-                step_interval_s: float | None = None) -> LoadgenJob:
+                step_interval_s: float | None = None, notes: tuple[str, ...] = ()) -> LoadgenJob:
     """The :class:`targets.manifests_loadgen.LoadgenJob` for ``target_name``.
 
     Raises ConfigError for a target that is not configured, ValueError (naming the flag or
-    the setting) for anything that cannot become a working Job -- among them a plan of
-    several steps without ``step_interval_s``: the shards share no channel, only the clock,
-    so step k starts at ``start_at + k x step_interval_s`` on every one of them.
+    the setting) for anything that cannot become a working Job.  A plan of several steps
+    without ``step_interval_s`` gets :func:`default_step_interval` (the shards share no
+    channel, only the clock, so step k starts at ``start_at + k x step_interval_s`` on every
+    one of them), said in the job's notes.  ``notes``: lines for the rendered files' headers.
     """
     from loadgen.shard import check_shardable
     from loadgen.sweep import SweepPlan
@@ -78,9 +101,10 @@ def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str
         raise ValueError(f"sweep settings ([sweep] in bench.toml) for {clients} shards: {exc}") from None
     steps = len(plan.steps(target_name))
     if steps > 1 and step_interval_s is None:
-        raise ValueError(f"the shards' plan has {steps} steps ([sweep] {', '.join(modes)} x n_requests x trials): "
-                         "give --step-interval S -- step k starts at the common start + k x S on every shard, so S "
-                         "must be longer than any step takes with its warm-up (docs/loadgen-in-cluster.md)")
+        step_interval_s = default_step_interval(config.loadgen.timeout_s)
+        notes = (*notes, f"--step-interval not given: steps {step_interval_s:g} s apart ({STEP_INTERVAL_TIMEOUTS} x "
+                         f"[loadgen] timeout_s), {steps} steps, about {steps * step_interval_s / 60:.0f} min; a longer "
+                         "step delays the next on its shard (recorded); set --step-interval to change it")
     return LoadgenJob(
         target=target,
         tables=tomllib.loads(config.source),
@@ -92,6 +116,7 @@ def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str
         image=image or config.hpo.image,
         start_at=start_at,
         step_interval_s=step_interval_s,
+        notes=notes,
     )
 
 
@@ -105,6 +130,7 @@ def write_loadgen_manifests(config: BenchConfig, *, target: str | None, clients:
     ``--modes``, ``--trials``, ``--rate``, ``--duration``, ``--concurrency``).
     """
     from bench.cmd_targets import emit_files
+    from loadgen.shard import SHARDABLE_MODES
     from targets.manifests_loadgen import render_loadgen_manifests
 
     if not target:
@@ -117,18 +143,27 @@ def write_loadgen_manifests(config: BenchConfig, *, target: str | None, clients:
     start_in = DEFAULT_START_IN_S if start_in_s is None else start_in_s
     try:
         config = with_sweep(config, sweep)
+        notes: list[str] = []
+        dropped = [m for m in config.sweep.modes if m not in SHARDABLE_MODES]
+        if dropped:
+            notes.append(f"[sweep] modes {', '.join(dropped)} left out: one request at a time cannot be split over "
+                         "clients (measure it with `bench run` from one client)")
+        kept, small = splittable_counts(list(config.sweep.n_requests), clients)
+        if small and kept:
+            config = with_sweep(config, {"n_requests": kept})
+            notes.append(f"[sweep] n_requests {', '.join(map(str, small))} left out: fewer requests than the "
+                         f"{clients} shards, so a shard would send none (measure them with `bench run` from one client)")
         job = loadgen_job(config, target, clients=clients, pvc=pvc, namespace=namespace, image=image,
-                          start_at=math.ceil(time.time() + start_in), step_interval_s=step_interval_s)
+                          start_at=math.ceil(time.time() + start_in), step_interval_s=step_interval_s,
+                          notes=tuple(notes))
         files = render_loadgen_manifests(job)
     except ConfigError:
         raise
     except ValueError as exc:
         console.error(str(exc))
         return 2
-    dropped = [m for m in config.sweep.modes if m not in job.modes]
-    if dropped:
-        console.warn(f"[sweep] modes {', '.join(dropped)} left out of the shards: one request at a time cannot "
-                     "be split over clients (measure it with `bench run` from one client)")
+    for note in job.notes:
+        console.warn(note)
     emit_files(files, output, console)
     console.info(f"run {job.run_id}: {clients} shard(s) against {job.endpoint.url}, "
                  f"starting at {time.strftime('%H:%M:%S UTC', time.gmtime(job.start_at))} "

@@ -402,5 +402,4 @@ def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> in
                shard=shard, endpoint=args.endpoint, out=args.out)
 
 
-RUN = Command(_add_arguments, _main, hint="tuning flags belong to `python -m bench hpo` (also `run hpo`), "
-              "pipeline flags to `python -m bench pipeline run` (also `run pipeline`)")
+RUN = Command(_add_arguments, _main)

@@ -1,5 +1,5 @@
-"""`bench run`'s sharded-load flags (`--shard`, `--start-at`, `--step-interval`, `--clients`,
-`--endpoint`, `--out`) and what they turn into: the CLI half of docs/loadgen-in-cluster.md.
+"""`bench run`'s sharded-load flags (`--shard`, `--start-at`, `--step-interval`, `--step-gate`,
+`--clients`, `--endpoint`, `--out`) and what they turn into: the CLI half of docs/loadgen-in-cluster.md.
 
 Why a module of its own: `bench/cmd_run.py` owns the ordinary run; sharding adds six flags
 and two ways to run (one shard, or N local shard processes merged), which read more easily
@@ -50,9 +50,14 @@ def add_shard_arguments(p: argparse.ArgumentParser) -> None:
                        help="with --shard: start step k at EPOCH + k x --step-interval (Unix seconds or ISO 8601 "
                             "with a zone), the same on every shard; measured start skew recorded")
     group.add_argument("--step-interval", type=positive_float, default=None, metavar="S",
-                       help="with --start-at and more than one step: seconds from one step's start to the next")
+                       help="with --start-at and more than one step: seconds from one step's start to the next "
+                            "(--clients without it: the parent starts each step when every shard is ready)")
+    group.add_argument("--step-gate", type=Path, default=None, metavar="DIR",
+                       help="with --shard, on the --clients parent's machine: wait at each step until the parent "
+                            "releases it (set by --clients N; other shards coordinate with --start-at)")
     group.add_argument("--clients", type=positive_int, default=None, metavar="N",
-                       help="run N shard processes on this machine (one stand-in for all), then merge them")
+                       help="run N shard processes on this machine (one stand-in for all; the parent starts each "
+                            "step on all of them together), then merge them")
     group.add_argument("--endpoint", default=None, metavar="URL",
                        help="send to this URL instead of starting the target's stand-in (remote mode)")
     group.add_argument("--out", type=Path, default=None, metavar="DIR",
@@ -65,13 +70,14 @@ def shard_options(args: argparse.Namespace) -> Any:
     from loadgen.barrier import StartSchedule
 
     check_schedule_flags(args.start_at, args.step_interval, shard=args.shard is not None,
-                         clients=args.clients is not None)
+                         clients=args.clients is not None, gate=args.step_gate is not None)
     if args.clients is not None and args.shard is not None:
         raise ValueError("--clients N runs shards 0..N-1 itself: give --clients or --shard, not both")
     if args.shard is None:
         return None
     spec, from_env = args.shard
-    return ShardOptions(spec, StartSchedule(args.start_at, args.step_interval or 0.0), index_from_env=from_env)
+    return ShardOptions(spec, StartSchedule(args.start_at, args.step_interval or 0.0), index_from_env=from_env,
+                        gate=args.step_gate)
 
 
 def run_clients_from_args(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:

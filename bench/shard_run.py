@@ -21,12 +21,13 @@ import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.config import BenchConfig
 from ground.clock import clock_facts, utc_stamp
 from ground.cpus import CpuPlan, available_cpus, plan_cpus
-from loadgen.barrier import ShardRun, StartSchedule
+from loadgen.barrier import ShardRun, StartSchedule, StepGate
 from loadgen.shard import SHARD_INDEX_ENV, ShardError, ShardSpec, check_shardable
 from targets.spec import TargetSpec
 
@@ -42,24 +43,32 @@ __all__ = [
 
 @dataclass(frozen=True)
 class ShardOptions:
-    """What ``--shard``, ``--start-at`` and ``--step-interval`` asked for."""
+    """What ``--shard``, ``--start-at``, ``--step-interval`` and ``--step-gate`` asked for."""
 
     spec: ShardSpec
     schedule: StartSchedule = dataclasses.field(default_factory=StartSchedule)
     index_from_env: bool = False  # ``--shard auto/N``: the index came from $JOB_COMPLETION_INDEX
+    gate: Path | None = None  # ``--step-gate DIR``: the --clients parent releases each step (one machine)
 
     def new_run(self) -> ShardRun:
-        return ShardRun(self.spec, self.schedule)
+        return ShardRun(self.spec, self.schedule, gate=StepGate(self.gate) if self.gate is not None else None)
 
 
-def check_schedule_flags(start_at: float | None, interval_s: float | None, *, shard: bool, clients: bool) -> None:
+def check_schedule_flags(start_at: float | None, interval_s: float | None, *, shard: bool, clients: bool,
+                         gate: bool = False) -> None:
     """``--start-at`` and ``--step-interval`` only mean something for shards, and for one ``--shard`` the
-    interval only with a start (``--clients`` chooses the start itself)."""
+    interval only with a start (``--clients`` chooses the start itself); ``--step-gate`` is one shard's
+    alternative to both, written by ``--clients``."""
     if start_at is not None and not (shard or clients):
         raise ValueError("--start-at aligns the steps of several shards: give --shard I/N too (or --clients N)")
     if interval_s is not None and not clients and start_at is None:
         raise ValueError("--step-interval spaces the steps of the --start-at schedule: give --start-at too"
                          + ("" if shard else " and --shard I/N (or --clients N)"))
+    if gate and not shard:
+        raise ValueError("--step-gate is how a --clients parent starts each step of its shards: it goes with "
+                         "--shard I/N (run `--clients N` and it is set for you)")
+    if gate and start_at is not None:
+        raise ValueError("--step-gate and --start-at are two ways to start the steps: give one")
 
 
 def check_shard_run(plan: Any, targets: Sequence[str], options: ShardOptions, *, capacity: bool) -> None:
@@ -76,7 +85,8 @@ def check_shard_run(plan: Any, targets: Sequence[str], options: ShardOptions, *,
     if plan is None:
         raise ValueError("a sharded run needs concurrent or rate steps; this plan has none")
     steps = len(plan.steps(targets[0]))
-    if options.schedule.start_at is not None and steps > 1 and options.schedule.interval_s <= 0:
+    schedule = options.schedule
+    if options.gate is None and schedule.start_at is not None and steps > 1 and schedule.interval_s <= 0:
         raise ValueError(f"this plan has {steps} steps: with --start-at, give --step-interval S too -- step k "
                          "starts at EPOCH + k x S on every shard, so S must be longer than any step takes with "
                          "its warm-up (a step that overruns delays the next, and its skew is recorded)")
@@ -122,6 +132,8 @@ def shard_meta(options: ShardOptions, run: ShardRun) -> dict[str, Any]:
         "count": options.spec.count,
         "index_from": f"${SHARD_INDEX_ENV}" if options.index_from_env else "--shard",
         "schedule": options.schedule.describe(),
+        "step_gate": None if options.gate is None else "each step released by the --clients parent when every shard "
+                                                        "was ready for it (scheduled_at = the instant it set)",
         "clock": clock_facts(),
         "steps": run.starts,
     }
@@ -135,7 +147,8 @@ def describe_share_rule() -> Mapping[str, str]:
         "rate": "window T = N/R; shard i draws its n_i send times uniformly on [0, T) from its own seed "
                 "(run seed, trial, N, K, i): the union is a rate-R Poisson stream given N arrivals in T",
         "barrier": "step k starts at start_at + k x step_interval_s on every shard, after its warm-up; a "
-                   "busy shard starts late, never early, and the lateness is recorded",
+                   "busy shard starts late, never early, and the lateness is recorded; with --clients on one "
+                   "machine and no --start-at, the parent starts step k a moment after every shard is ready",
     }
 
 

@@ -14,8 +14,16 @@ skew) beside the merged step.  How far apart the shards' clocks themselves are i
 what a shard can measure alone; each records its kernel's NTP estimate
 (:mod:`ground.clock`).
 
-Without ``start_at`` there is no barrier: each step starts when the shard gets there,
-and the skew is still recorded.
+On one machine (``bench run --clients N``) there is a better channel than the clock: a
+folder the parent and its shards share.  With a :class:`StepGate`, a shard that has
+finished step ``k``'s warm-up says so (a file ``ready-k-I``) and waits; the parent, when all
+N have said so, writes ``go-k`` holding an instant a moment ahead (:data:`GATE_LEAD_S`), and
+every shard starts step ``k`` at that instant.  No step interval has to be guessed: each
+step starts as soon as the slowest shard is ready for it.  The parent side is
+:func:`release_ready_steps`.
+
+Without ``start_at`` or a gate there is no barrier: each step starts when the shard gets
+there, and the skew is still recorded.
 """
 
 from __future__ import annotations
@@ -23,19 +31,79 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from loadgen.records import StepKey, StepResult
 from loadgen.shard import ShardSpec, StepShare, step_share
 
-__all__ = ["MAX_SLEEP_CHUNK_S", "ShardRun", "StartSchedule", "sleep_until"]
+__all__ = [
+    "GATE_LEAD_S", "GATE_POLL_S", "MAX_SLEEP_CHUNK_S", "ShardRun", "StartSchedule", "StepGate", "release_ready_steps",
+    "sleep_until",
+]
 
 # The barrier sleeps in pieces no longer than this, re-reading the wall clock after each,
 # so a clock stepped by NTP while waiting moves the wake-up with it.
 MAX_SLEEP_CHUNK_S = 0.25
+#: How far ahead of "all shards ready" the parent sets a gated step's start: longer than a
+#: shard takes to notice the go file (:data:`GATE_POLL_S`) on a busy host, so all start together.
+GATE_LEAD_S = 0.25
+#: How often a shard waiting at the gate looks for its go file.
+GATE_POLL_S = 0.01
+
+
+@dataclass(frozen=True)
+class StepGate:
+    """A folder shared by the ``--clients`` parent and its shards on one machine: per step, ready and go files.
+
+    ``ready-K-I`` (empty): shard I has warmed up for step K and waits.  ``go-K``: the Unix
+    time at which every shard starts step K (written whole by an atomic rename).
+    """
+
+    folder: Path
+
+    def ready_path(self, step: int, shard: int) -> Path:
+        return self.folder / f"ready-{step}-{shard}"
+
+    def go_path(self, step: int) -> Path:
+        return self.folder / f"go-{step}"
+
+    async def wait(self, step: int, shard: int, poll_s: float = GATE_POLL_S) -> float:
+        """Say shard ``shard`` is ready for ``step``, wait for the go, then for its instant; return the instant."""
+        self.ready_path(step, shard).touch()
+        go = self.go_path(step)
+        while not go.exists():
+            await asyncio.sleep(poll_s)
+        instant = float(go.read_text())
+        await sleep_until(instant)
+        return instant
+
+
+def release_ready_steps(gate: StepGate, count: int, released: Collection[int], *, lead_s: float = GATE_LEAD_S,
+                        clock: Callable[[], float] = time.time) -> list[int]:
+    """The parent's side of a :class:`StepGate`: write ``go-K`` for every step all ``count`` shards are ready for.
+
+    ``released``: steps already let go (not looked at again).  Returns the steps released
+    now.  The go instant is ``lead_s`` ahead of the clock, written to a temporary file and
+    renamed, so a shard never reads half a number.
+    """
+    waiting: dict[int, set[int]] = {}
+    for path in gate.folder.glob("ready-*-*"):
+        _, step_text, shard_text = path.name.split("-")
+        waiting.setdefault(int(step_text), set()).add(int(shard_text))
+    now = []
+    for step in sorted(waiting):
+        if step in released or len(waiting[step]) < count:
+            continue
+        tmp = gate.folder / f".go-{step}.tmp"
+        tmp.write_text(repr(clock() + lead_s))
+        os.replace(tmp, gate.go_path(step))
+        now.append(step)
+    return now
 
 
 @dataclass(frozen=True)
@@ -82,14 +150,21 @@ class ShardRun:
     spec: ShardSpec
     schedule: StartSchedule = field(default_factory=StartSchedule)
     starts: list[dict[str, Any]] = field(default_factory=list)
+    gate: StepGate | None = None  # one machine: the parent says when each step starts (instead of the schedule)
     _waited: dict[int, float] = field(default_factory=dict, repr=False)
+    _due: dict[int, float | None] = field(default_factory=dict, repr=False)
 
     def share(self, plan: Any, key: StepKey) -> StepShare:
         return step_share(plan, self.spec, key)
 
     async def wait(self, index: int) -> None:
-        """Wait for step ``index``'s instant (no-op without a barrier)."""
-        due = self.schedule.scheduled(index)
+        """Wait for step ``index``'s instant: the gate's go, else the schedule's (no-op without either)."""
+        began = time.time()
+        if self.gate is not None:
+            self._due[index] = await self.gate.wait(index, self.spec.index)
+            self._waited[index] = time.time() - began
+            return
+        due = self._due[index] = self.schedule.scheduled(index)
         self._waited[index] = 0.0 if due is None else await sleep_until(due)
 
     def finish(self, index: int, share: StepShare, result: StepResult) -> StepResult:
@@ -100,7 +175,7 @@ class ShardRun:
         plan's step (its N and rate) with this shard's own in-flight limit / connection
         cap as ``concurrency`` -- the limit this shard's requests were under.
         """
-        due = self.schedule.scheduled(index)
+        due = self._due.pop(index) if index in self._due else self.schedule.scheduled(index)
         records = tuple(dataclasses.replace(r, seq=r.seq + share.first) for r in result.records)
         self.starts.append({
             "step": index,

@@ -12,6 +12,9 @@ The checks, on a local stand-in started for the purpose:
 * ``loopback-only``: every listening socket of its processes is 127.0.0.1 on its port;
 * ``real-images``: N real MNIST test images get the digits the TorchScript model gives
   in-process on the same input (``min_agreement``), and accuracy >= 90 %;
+* ``keep-alive``, ``latency``, ``burst:N``: what a deployment needs under load -- requests
+  in a row on one connection, no Nagle / delayed-ACK floor, N connections at once answered
+  without a dropped SYN (:mod:`targets.contract_load`);
 * ``bad-input:KIND``: each kind of bad input (:data:`targets.contract_tools.BAD_INPUT_KINDS`,
   including an 8 MiB body) gets a 4xx JSON ``{"error": ...}`` and the server still answers;
 * ``page-protocol``: if the adapter declares one, the digit page's own request gets an
@@ -34,7 +37,15 @@ from typing import Any, Literal
 import numpy as np
 
 from targets.base import Request, Target, TargetError
-from targets.contract_tools import BAD_INPUT_KINDS, OVERSIZED_BYTES, bad_bodies, listening_addresses
+from targets.contract_load import BURST_SIZES, check_burst, check_keep_alive, check_latency
+from targets.contract_tools import (
+    BAD_INPUT_KINDS,
+    OVERSIZED_BYTES,
+    ContractFailure,
+    ContractSkip,
+    bad_bodies,
+    listening_addresses,
+)
 from targets.page_protocols import PAGE_PROTOCOLS, PageAnswerError, decode_page_answer, page_request
 from targets.process import group_pids
 
@@ -44,6 +55,9 @@ __all__ = [
     "ContractSkip",
     "Samples",
     "check_bad_input",
+    "check_burst",
+    "check_keep_alive",
+    "check_latency",
     "check_loopback_only",
     "check_page_protocol",
     "check_real_images",
@@ -54,16 +68,10 @@ __all__ = [
     "run_contract",
 ]
 
+#: Each request's deadline in the load checks unless the caller passes one (``[loadgen] timeout_s``'s default).
+DEFAULT_TIMEOUT_S = 30.0
 #: Accuracy the stand-in must reach on the test images (the model reaches ~97 %).
 MIN_ACCURACY = 0.9
-
-
-class ContractFailure(AssertionError):
-    """A check failed; the message says what the target did instead."""
-
-
-class ContractSkip(Exception):
-    """A check does not apply to this adapter; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -238,12 +246,21 @@ def check_stop(target: Target) -> str:
 
 # -- the suite --------------------------------------------------------------------------
 def contract_checks(
-    target: Target, client: Any, samples: Samples, *, min_agreement: float, oversized_bytes: int
+    target: Target, client: Any, samples: Samples, *, min_agreement: float, oversized_bytes: int,
+    timeout_s: float = DEFAULT_TIMEOUT_S, burst_sizes: tuple[int, ...] = BURST_SIZES,
 ) -> Iterator[tuple[str, Callable[[], str]]]:
-    """Every check after ``start``, in order, as (name, thunk)."""
+    """Every check after ``start``, in order, as (name, thunk).
+
+    ``timeout_s``: each request's deadline in the load checks (``bench check-target`` passes
+    ``[loadgen] timeout_s``, the benchmark's own); ``burst_sizes``: one ``burst:N`` check each.
+    """
     image = samples.images[0]
     yield "loopback-only", lambda: check_loopback_only(target)
     yield "real-images", lambda: check_real_images(target, client, samples, min_agreement)
+    yield "keep-alive", lambda: check_keep_alive(target, image, timeout_s=timeout_s)
+    yield "latency", lambda: check_latency(target, image, timeout_s=timeout_s)
+    for n in burst_sizes:
+        yield f"burst:{n}", lambda n=n: check_burst(target, image, n, timeout_s=timeout_s, pids=_group_pids(target))
     for kind in BAD_INPUT_KINDS:
         yield f"bad-input:{kind}", lambda kind=kind: check_bad_input(target, client, image, kind, oversized_bytes)
     yield "page-protocol", lambda: check_page_protocol(target, client, image)
@@ -269,6 +286,8 @@ def run_contract(
     *,
     min_agreement: float = 1.0,
     oversized_bytes: int = OVERSIZED_BYTES,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    burst_sizes: tuple[int, ...] = BURST_SIZES,
     on_result: Callable[[CheckResult], None] | None = None,
 ) -> list[CheckResult]:
     """Start ``target``'s local stand-in, run every check, stop it; return the results in order.
@@ -297,7 +316,8 @@ def run_contract(
         record(_outcome("start", start))
         if results[-1].passed:
             for name, check in contract_checks(
-                target, client, samples, min_agreement=min_agreement, oversized_bytes=oversized_bytes
+                target, client, samples, min_agreement=min_agreement, oversized_bytes=oversized_bytes,
+                timeout_s=timeout_s, burst_sizes=burst_sizes,
             ):
                 record(_outcome(name, check))
     finally:

@@ -15,7 +15,18 @@ import subprocess
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BAD_INPUT_KINDS", "OVERSIZED_BYTES", "NoImageInBody", "bad_bodies", "listening_addresses"]
+__all__ = [
+    "BAD_INPUT_KINDS", "OVERSIZED_BYTES", "ContractFailure", "ContractSkip", "NoImageInBody", "bad_bodies",
+    "listening_addresses", "listening_backlogs",
+]
+
+
+class ContractFailure(AssertionError):
+    """A check failed; the message says what the target did instead."""
+
+
+class ContractSkip(Exception):
+    """A check does not apply to this adapter; the message says why."""
 
 #: Size of the body every stand-in must refuse with a 4xx (8 MiB; the built-ins' limits
 #: are 1-4 MiB).  A server that accepts bodies this large fails the oversized-body check.
@@ -91,12 +102,21 @@ def bad_bodies(valid: bytes, oversized_bytes: int = OVERSIZED_BYTES) -> dict[str
     }
 
 
+def _listening_lines(pids: set[int]) -> list[list[str]]:
+    """The ``ss -ltnpH`` rows (split into columns) of TCP listening sockets owned by one of ``pids``."""
+    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
+    return [line.split() for line in out.splitlines() if {int(p) for p in re.findall(r"pid=(\d+)", line)} & pids]
+
+
 def listening_addresses(pids: set[int]) -> list[str]:
     """``ADDRESS:PORT`` of every TCP listening socket owned by one of ``pids`` (``ss -ltnpH``)."""
-    out = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, check=True).stdout
-    found = []
-    for line in out.splitlines():
-        owners = {int(p) for p in re.findall(r"pid=(\d+)", line)}
-        if owners & pids:
-            found.append(line.split()[3])
-    return found
+    return [columns[3] for columns in _listening_lines(pids)]
+
+
+def listening_backlogs(pids: set[int]) -> list[int]:
+    """The listen backlog of every TCP listening socket of ``pids``: ``ss``'s Send-Q column, which for a
+    listening socket is the backlog the kernel granted (``listen(n)`` capped at net.core.somaxconn)."""
+    try:
+        return [int(columns[2]) for columns in _listening_lines(pids)]
+    except (OSError, subprocess.CalledProcessError, ValueError, IndexError):
+        return []

@@ -81,7 +81,9 @@ class LoadgenJob:
     ``tables``: bench.toml as written (``tomllib.loads`` of the file), so the shard's
     configuration carries the user's own values, not defaults re-spelt.  ``modes``: the
     modes the shards run (already checked to be shardable).  ``start_at``: the wall-clock
-    barrier, in whole seconds since the epoch.
+    barrier, in whole seconds since the epoch.  ``notes``: what the renderer chose or left out
+    for the user (steps too small to split, a default step interval), one line each, shown in
+    every file's header and in the shards' bench.toml.
     """
 
     target: Target
@@ -94,6 +96,7 @@ class LoadgenJob:
     image: str
     start_at: int
     step_interval_s: float | None = None
+    notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= self.clients <= MAX_CLIENTS:
@@ -165,6 +168,7 @@ def shard_bench_toml(job: LoadgenJob) -> str:
         "[loadgen] cpus = \"none\": pods on one node must not all pin themselves to its last CPU.",
         "[loadgen] max_rps (if set) is divided by the number of shards: the cap is for the whole run.",
         f"[sweep] modes: {', '.join(job.modes)} (sequential mode is one request at a time: not shardable).",
+        *(f"Note: {note}" for note in job.notes),
     ))
     return toml_dumps(
         {
@@ -332,7 +336,9 @@ def render_loadgen_manifests(job: LoadgenJob) -> dict[str, str]:
             f"Target URL: {job.endpoint.url}"
             + (f" with Host: {job.endpoint.host_header}" if job.endpoint.host_header else "") + "\n"
             f"All shards start measuring at {_utc(job.start_at)} (--start-at {job.start_at}): apply before "
-            "then,\nor render again.\n")
+            "then,\nor render again.\n"
+            + (f"Steps start {job.step_interval_s:g} s apart (--step-interval).\n" if job.step_interval_s else "")
+            + "".join(f"Note: {note}\n" for note in job.notes))
     return {
         "loadgen-configmap.yaml": yaml_document(
             what + "The shards' bench.toml. Steps: loadgen-job.yaml's header, docs/loadgen-in-cluster.md.\n",

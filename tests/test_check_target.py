@@ -51,6 +51,8 @@ def test_unknown_and_remote_targets_are_refused_before_anything_starts(tmp_path)
     assert remote.returncode == 2 and "'far' is remote" in remote.stderr and "endpoint" in remote.stderr
     share = _check_target(project, "far", "--min-agreement", "1.5")
     assert share.returncode == 2 and "--min-agreement" in share.stderr
+    burst = _check_target(project, "far", "--burst", "128,")
+    assert burst.returncode == 2 and "argument --burst" in burst.stderr
     assert not (tmp_path / "no-model").exists()  # refused before the model was trained
 
 
@@ -76,9 +78,10 @@ def test_fastapi_example_passes_from_outside_the_repo(tmp_path, trained_model) -
     lines = [line for line in result.stdout.splitlines() if re.match(r"^(PASS|FAIL|SKIP) ", line)]
     names = [line.split()[1] for line in lines]
     assert names[:3] == ["start", "loopback-only", "real-images"] and names[-2:] == ["page-protocol", "stop"]
+    assert names[3:7] == ["keep-alive", "latency", "burst:128", "burst:512"]  # the load checks, default sizes
     assert len([n for n in names if n.startswith("bad-input:")]) == 7
     assert all(line.startswith("PASS") for line in lines), result.stdout
-    assert "kserve-v1" in result.stdout and "my-fastapi: 12 passed, 0 failed, 0 skipped" in result.stdout
+    assert "kserve-v1" in result.stdout and "my-fastapi: 16 passed, 0 failed, 0 skipped" in result.stdout
 
 
 BROKEN_ADAPTER = '''
@@ -115,11 +118,12 @@ def test_broken_adapter_fails_naming_each_failed_check(tmp_path, trained_model) 
     """)  # fmt: skip
     (project / "my_adapters.py").write_text(BROKEN_ADAPTER)
     (project / "empty").mkdir()  # the folder it serves, relative to bench.toml (TargetContext.path)
-    result = _check_target(project, "broken", "--images", "5", python_path=(project,))
+    result = _check_target(project, "broken", "--images", "5", "--burst", "8", python_path=(project,))
     assert result.returncode == 1, result.stdout + result.stderr
     status = {line.split()[1]: line.split()[0] for line in result.stdout.splitlines()
               if re.match(r"^(PASS|FAIL|SKIP) ", line)}  # fmt: skip
     assert status["start"] == status["loopback-only"] == status["stop"] == "PASS"
     assert status["real-images"] == status["page-protocol"] == status["bad-input:nan"] == "FAIL"
+    assert status["keep-alive"] == status["burst:8"] == "FAIL"  # answers, but no predictions
     assert "DecodeError" in result.stdout  # what the server answered instead of a prediction
     assert "does not meet the target contract" in result.stderr and "real-images" in result.stderr

@@ -232,3 +232,73 @@ def test_parsing_imports_only_the_chosen_command(repo_root: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root, timeout=120,
                          check=True).stdout
     assert out.strip() == "[]", out
+
+
+# --- global options (--config, -q) before or after the command word, for every command ---
+
+# The smallest valid command line of every command and nested action (its required words).
+MINIMAL_ARGV: dict[tuple[str, ...], tuple[str, ...]] = {
+    ("train",): (), ("targets",): (), ("serve",): ("x",), ("manifests",): ("x",), ("ui",): (),
+    ("check-target",): ("x",), ("calibrate",): (), ("run",): ("all",), ("hpo",): (),
+    ("pipeline", "run"): (), ("pipeline", "compile"): (), ("merge",): ("a", "-o", "m"), ("report",): (),
+    ("compare",): ("a", "b"),
+}
+
+
+def test_every_command_has_a_minimal_command_line() -> None:
+    assert {argv[0] for argv in MINIMAL_ARGV} == {r.name for r in COMMANDS}
+
+
+@pytest.mark.parametrize("words", list(MINIMAL_ARGV), ids=" ".join)
+def test_global_options_go_before_or_after_the_command(words: tuple[str, ...]) -> None:
+    base = [*words, *MINIMAL_ARGV[words]]
+    before = parse_args(["--config", "b.toml", "-q", *base])
+    after = parse_args([*base, "--config", "a.toml", "-q"])
+    between = parse_args([*words, "--config", "m.toml", *MINIMAL_ARGV[words]])
+    neither = parse_args(base)
+    assert (before.config, before.quiet) == ("b.toml", True)
+    assert (after.config, after.quiet) == ("a.toml", True)
+    assert (between.config, between.quiet) == ("m.toml", False)
+    assert (neither.config, neither.quiet) == ("bench.toml", False)
+    assert parse_args(["--config", "first.toml", *base, "--config", "later.toml"]).config == "later.toml"
+    assert before.command == after.command == words[0]
+
+
+def test_old_spellings_take_global_options_after_the_command_too() -> None:
+    args = parse_args(["run", "hpo", "--config", "x.toml", "--epochs", "1", "-q"])
+    assert (args.command, args.epochs, args.config, args.quiet) == ("hpo", 1, "x.toml", True)
+    args = parse_args(["run", "pipeline", "-q", "--pipeline", "custom"])
+    assert (args.command, args.action, args.pipeline, args.quiet) == ("pipeline", "run", "custom", True)
+
+
+def test_config_after_the_command_reaches_the_command(monkeypatch, config_file: Path) -> None:
+    import importlib
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(importlib.import_module("bench.cmd_run"), "run", _recorder(calls, code=3))
+    assert main(["run", "--config", str(config_file), "all", "-q"]) == 3  # the spelling
+    assert len(calls) == 1 and calls[0]["targets"] == ["all"]
+
+
+@pytest.mark.parametrize(("argv", "prog", "flag", "owners"), [
+    (("run", "all", "--bogus"), "python -m bench run", "--bogus", ()),
+    (("run", "all", "--algorithms", "grid"), "python -m bench run", "--algorithms", ("python -m bench hpo",)),
+    (("hpo", "--slo", "p99=5ms"), "python -m bench hpo", "--slo", ("python -m bench run",)),
+    (("report", "--format", "md"), "python -m bench report", "--format", ("python -m bench compare",)),
+    (("targets", "--clients", "2"), "python -m bench targets", "--clients",
+     ("python -m bench manifests", "python -m bench run")),
+])
+def test_unknown_flag_names_where_it_belongs_only_when_it_does(capsys, argv, prog: str, flag: str, owners) -> None:
+    err = _usage_error(capsys, *argv)
+    assert f"{flag} is not an option of `{prog}`" in err, err
+    if owners:
+        assert "belongs to " + ", ".join(f"`{o}`" for o in owners) in err, err
+    else:
+        assert "nor of any other command" in err and "belongs" not in err, err
+    assert "tuning flags" not in err  # the old blanket hint, true of no flag but the tuning ones
+
+
+def test_global_options_are_never_reported_as_unknown(capsys) -> None:
+    for words, minimal in MINIMAL_ARGV.items():
+        parse_args([*words, *minimal, "--config", "c.toml"])  # no SystemExit
+    assert "unrecognized" not in capsys.readouterr().err

@@ -66,6 +66,16 @@ def test_shard_argv_is_the_documented_run_command_and_parses(tmp_path: Path) -> 
     assert (args.modes, args.rate, args.duration, args.requests) == (["rate"], 200.0, 5.0, None)
 
 
+def test_shard_argv_with_a_gate_has_no_start_time_and_parses(tmp_path: Path) -> None:
+    argv = shard_argv(config_path=tmp_path / "bench.toml", target="kubeflow-gcp", spec=ShardSpec(0, 2),
+                      schedule=StartSchedule(), out=tmp_path / "out", run_id="r1", endpoint="http://127.0.0.1:9",
+                      engine="fast", overrides={"modes": ["concurrent"], "n_requests": [64, 256]},
+                      gate=tmp_path / "gate")
+    assert "--start-at" not in argv and "--step-interval" not in argv
+    args = parse_args(argv[3:])
+    assert args.step_gate == tmp_path / "gate" and args.start_at is None and args.requests == [64, 256]
+
+
 def test_shard_auto_reads_the_indexed_job_variable(monkeypatch) -> None:
     monkeypatch.setenv(SHARD_INDEX_ENV, "2")
     args = parse_args(["run", "t", "--shard", "auto/4", "--start-at", "2026-01-01T00:00:00Z"])
@@ -100,8 +110,11 @@ def config(tmp_path: Path) -> Path:
      "a local stand-in that each shard would start"),
     (["run", "kubeflow-gcp", "--clients", "2", "--shard", "0/2", "--rate", "10", "--duration", "2"], "not both"),
     (["run", "kubeflow-gcp", "--clients", "2", "--modes", "sequential"], "sequential mode cannot be sharded"),
-    (["run", "kubeflow-gcp", "--clients", "2", "--requests", "4,8", "--modes", "concurrent"],
-     "give --step-interval"),
+    (["run", "kubeflow-gcp", "--clients", "2", "--requests", "4,8", "--modes", "concurrent", "--start-at",
+      "1767225600"], "give --step-interval"),  # an explicit wall-clock start keeps the schedule's rule
+    (["run", "kubeflow-gcp", "--step-gate", "g", "--rate", "10", "--duration", "2"], "goes with --shard I/N"),
+    (["run", "kubeflow-gcp", "--shard", "0/2", "--step-gate", "g", "--start-at", "1767225600", "--rate", "10",
+      "--duration", "2"], "give one"),
     (["run", "kubeflow-gcp", "--clients", "2", "--rate", "10", "--duration", "2", "--engine", "warp"],
      "unknown engine 'warp'"),
 ])
@@ -165,3 +178,29 @@ def test_clients_2_against_a_stand_in_merges_into_an_ordinary_run(tmp_path: Path
     assert not any(_alive(p) for p in pids)
     assert (tmp_path / "reports" / "c2" / "report.html").is_file()
     assert run_bench(config, "compare", "c2", "c2", "--format", "csv", timeout=300).returncode == 0
+
+
+@pytest.mark.slow
+def test_clients_runs_a_multi_step_plan_with_no_schedule_flags(tmp_path: Path, trained_model) -> None:
+    """The issue's case: `--clients 2` on a plan of several steps, without --step-interval: the parent
+    starts each step on both shards when both are ready (one go instant per step, recorded)."""
+    config = e2e_config(tmp_path, trained_model)
+    proc = run_bench(config, "run", "greene-linserv", "--clients", "2", "--modes", "concurrent", "--requests", "8,16",
+                     "--run-id", "g2", "--no-report", timeout=600)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    run_dir = tmp_path / "results" / "g2"
+    summary = pd.read_csv(run_dir / "summary.csv")
+    assert sorted(summary["n_requests"]) == [8, 16] and (summary["n_ok"] == summary["n_requests"]).all()
+    meta = json.loads((run_dir / "meta.json").read_text())
+    assert "step gate" in meta["clients"]["steps_started_by"] and meta["clients"]["start_at"] is None
+    shard_steps = [json.loads((run_dir / "shards" / f"g2-shard{i}of2" / "meta.json").read_text())["shard"]
+                   for i in (0, 1)]
+    assert all("released by the --clients parent" in s["step_gate"] for s in shard_steps)
+    for index in (0, 1):
+        due = {s["steps"][index]["scheduled_at"] for s in shard_steps}
+        assert len(due) == 1 and None not in due, shard_steps  # both shards were given the same instant
+        assert all(s["steps"][index]["late_s"] >= 0 for s in shard_steps)  # and neither started before it
+    assert all(step["start_skew_s"] >= 0 for step in meta["sharding"]["steps"])
+    gate = run_dir / "shards" / "gate"
+    assert sorted(p.name for p in gate.iterdir()) == ["go-0", "go-1", "ready-0-0", "ready-0-1", "ready-1-0",
+                                                      "ready-1-1"]

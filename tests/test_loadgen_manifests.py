@@ -188,7 +188,6 @@ def test_names_fit_kubernetes_limits_for_long_target_names(tmp_path) -> None:
 
 @pytest.mark.parametrize(("target", "kwargs", "message"), [
     ("greene-linserv", {}, "does not run on Kubernetes and has no endpoint"),
-    ("k8s-ibm", {"step_interval_s": None}, "--step-interval"),
     ("k8s-ibm", {"clients": 0}, "--clients"),
     ("k8s-ibm", {"pvc": "Bad_Claim"}, "--pvc"),
     ("k8s-ibm", {"namespace": "Team A"}, "--namespace"),
@@ -211,6 +210,19 @@ def test_a_sequential_only_plan_is_refused(tmp_path) -> None:
         loadgen_job(_config(tmp_path, source), "k8s-ibm", clients=2, start_at=START, step_interval_s=30.0)
 
 
+def test_a_plan_of_several_steps_gets_two_request_timeouts_between_steps_and_says_so(tmp_path) -> None:
+    job = loadgen_job(_config(tmp_path), "k8s-ibm", clients=2, start_at=START)
+    timeout_s = _config(tmp_path).loadgen.timeout_s
+    assert job.step_interval_s == 2 * timeout_s
+    assert any(f"steps {2 * timeout_s:g} s apart" in note and "--step-interval" in note for note in job.notes)
+    files = render_loadgen_manifests(job)
+    script = yaml.safe_load(files["loadgen-job.yaml"])["spec"]["template"]["spec"]["containers"][0]["command"][2]
+    assert f"--start-at {START} --step-interval {2 * timeout_s:g} " in script
+    assert all(f"steps {2 * timeout_s:g} s apart" in text for text in files.values())  # every header says it
+    configmap = yaml.safe_load(files["loadgen-configmap.yaml"])
+    assert f"steps {2 * timeout_s:g} s apart" in configmap["data"]["bench.toml"]  # and the shards' bench.toml
+
+
 def test_a_single_step_plan_needs_no_interval(tmp_path) -> None:
     source = CONFIG.replace("n_requests = [8, 16]", "n_requests = [8]").replace(
         'modes = ["sequential", "concurrent", "rate"]', 'modes = ["rate"]')
@@ -224,6 +236,27 @@ def _cli(tmp_path: Path, *args: str, source: str = CONFIG) -> subprocess.Complet
     (tmp_path / "bench.toml").write_text(source)
     return subprocess.run([sys.executable, "-m", "bench", "--config", str(tmp_path / "bench.toml"), *args],
                           capture_output=True, text=True, cwd=REPO, timeout=120)
+
+
+def test_steps_too_small_for_the_shards_are_left_out_with_a_note(tmp_path) -> None:
+    """The shipped bench.toml has N=1 steps: `--clients 4` renders without them and says so."""
+    out = tmp_path / "out"
+    source = CONFIG.replace("n_requests = [8, 16]", "n_requests = [1, 4, 16]")
+    result = _cli(tmp_path, "manifests", "loadgen", "k8s-ibm", "--clients", "4", "-o", str(out), source=source)
+    assert result.returncode == 0, result.stderr
+    assert "n_requests 1 left out: fewer requests than the 4 shards" in result.stderr
+    configmap = yaml.safe_load((out / "loadgen-configmap.yaml").read_text())
+    shard_toml = configmap["data"]["bench.toml"]
+    assert tomllib.loads(shard_toml)["sweep"]["n_requests"] == [4, 16]
+    assert "n_requests 1 left out" in shard_toml and "n_requests 1 left out" in (out / "loadgen-job.yaml").read_text()
+
+
+def test_shipped_config_renders_for_4_clients(tmp_path) -> None:
+    result = subprocess.run([sys.executable, "-m", "bench", "manifests", "loadgen", "kubeflow-gcp", "--clients", "4",
+                             "-o", str(tmp_path / "x")], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "n_requests 1 left out" in result.stderr and "sequential left out" in result.stderr
+    assert "s apart (2 x [loadgen] timeout_s)" in result.stderr
 
 
 def test_cli_writes_the_three_files(tmp_path) -> None:
@@ -242,8 +275,9 @@ def test_cli_plan_flags_replace_the_shards_sweep_and_are_validated(tmp_path) -> 
     """`--rate/--duration/--trials/--requests` set the shards' [sweep] (as on `bench run`), so
     a bench.toml whose own sweep cannot be sharded (N=1, sequential) still renders a Job."""
     unshardable = CONFIG.replace("n_requests = [8, 16]", "n_requests = [1, 16]")
+    too_small = CONFIG.replace("n_requests = [8, 16]", "n_requests = [1]")
     refused = _cli(tmp_path, "manifests", "loadgen", "k8s-ibm", "--clients", "2", "--step-interval", "20",
-                   source=unshardable)
+                   source=too_small)  # nothing left to split: refused, naming the step
     assert refused.returncode == 2 and "N=1 cannot be split over 2 shards" in refused.stderr, refused.stderr
     out = tmp_path / "out"
     result = _cli(tmp_path, "manifests", "loadgen", "k8s-ibm", "--clients", "2", "--rate", "200",

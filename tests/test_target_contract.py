@@ -4,8 +4,9 @@ Each check of the library is one test here, so a failure names the adapter and t
 For each case a local stand-in is started once (module-scoped) and must: listen on
 loopback only; answer 100 real MNIST test images with the digits the TorchScript model
 gives in-process on the same ``wire_pixels`` input; answer each kind of bad input with a
-4xx JSON error and keep serving; answer the digit page's request if it declares a page
-protocol; and stop leaving no process behind.  ``bench check-target`` runs the same checks
+4xx JSON error and keep serving; keep a connection alive (or say it closes it), show no
+Nagle / delayed-ACK floor and answer 128 connections at once without a dropped SYN; answer
+the digit page's request if it declares a page protocol; and stop leaving no process behind.  ``bench check-target`` runs the same checks
 for any configured adapter (tests/test_check_target.py).
 """
 
@@ -22,6 +23,9 @@ from targets.contract import (
     ContractSkip,
     Samples,
     check_bad_input,
+    check_burst,
+    check_keep_alive,
+    check_latency,
     check_loopback_only,
     check_page_protocol,
     check_real_images,
@@ -30,6 +34,7 @@ from targets.contract import (
     reference_digits,
 )
 from targets.contract_tools import BAD_INPUT_KINDS
+from targets.process import group_pids
 from targets.registry import build_target
 from targets.spec import TargetSpec
 
@@ -78,6 +83,26 @@ def test_starts_on_loopback_only(running) -> None:
 def test_answers_real_images_like_the_model_in_process(running, client, samples) -> None:
     case, target = running
     print(f"{case.id}: {check_real_images(target, client, samples, case.min_agreement)}")
+
+
+def test_keeps_connections_or_says_it_closes_them(running, samples) -> None:
+    case, target = running
+    print(f"{case.id}: {check_keep_alive(target, samples.images[0], timeout_s=30.0)}")
+
+
+def test_has_no_nagle_delayed_ack_floor(running, samples) -> None:
+    case, target = running
+    try:
+        print(f"{case.id}: {check_latency(target, samples.images[0], timeout_s=30.0)}")
+    except ContractSkip as exc:
+        assert "closed the connection" in str(exc)  # only a server without keep-alive is skipped
+        pytest.skip(str(exc))
+
+
+def test_answers_a_burst_of_128_connections(running, samples) -> None:
+    case, target = running
+    pids = {pid for proc in target.processes for pid in group_pids(proc.pgid)}
+    print(f"{case.id}: {check_burst(target, samples.images[0], 128, timeout_s=30.0, pids=pids)}")
 
 
 @pytest.mark.parametrize("kind", BAD_INPUT_KINDS)

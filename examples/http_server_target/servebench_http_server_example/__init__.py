@@ -1,0 +1,1 @@
+"""A Python ``http.server`` stand-in with the two knobs that decide whether it survives load."""
