@@ -23,6 +23,7 @@ from bench.report.capacity import add_capacity_section, capacity_only_report, sp
 from bench.report.document import Document, to_html, to_markdown
 from bench.report.flags import annotate_flags, flag_legend, flag_sentences
 from bench.report.runfacts import ceiling_text, meta_rows, run_warnings, sweep_rows
+from bench.report.trialnoise import ORDER_NOTES_INTRO, noise_notes
 from bench.report.tables import (
     FLAG_FRACTION,
     MIN_OK_FOR_PERCENTILE,
@@ -88,7 +89,13 @@ def table3_markdown(run: RunData) -> str:
         parts.append("Marks:\n\n" + "\n".join(f"- {line}" for line in legend) + "\n")
         sentences = flag_sentences(run.summary, run.targets, modes_in(run.summary))
         parts.append("Flagged steps:\n\n" + "\n".join(f"- {s}" for s in sentences) + "\n")
+    caution, notes = noise_notes(run)
+    if caution:
+        parts.insert(2, f"> {caution}\n")
+    if notes:
+        parts.append(ORDER_NOTES_INTRO + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     return "\n".join(parts)
+
 
 
 def _model_accuracy(meta: RunMeta) -> float | None:
@@ -135,7 +142,8 @@ def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = No
         save(figures.fig_latency_percentiles(means, targets, closed), "latency_percentiles",
              f"Per-request latency p50/p90/p99 vs N (percentiles drawn where a step has enough answers: {need})")
         save(figures.fig_throughput(means, targets, closed, ceiling), "throughput",
-             "Throughput vs N (dotted: the client's calibrated ceiling)")
+             "Throughput vs N (the client's calibrated ceiling only at the concurrencies it was measured: a "
+             "grey diamond on the axis, or a ▲ on the top edge when it is far above every target)")
     if "rate" in modes:
         save(fig_rate(means, targets), "rate_response",
              "Open loop: latency p50/p99 and achieved throughput vs offered rate")
@@ -161,7 +169,8 @@ def _document(run: RunData, targets: list[str], modes: list[str], study: pd.Data
     doc = Document(f"servebench report: run {run.run_id}")
     flagged = annotate_flags(run.summary)
     n_flagged = int((flagged["flag_errors"] | flagged["flag_saturated"]).sum())
-    warnings = run_warnings(meta, n_flagged)
+    caution, notes = noise_notes(run)
+    warnings = run_warnings(meta, n_flagged, caution=caution, out_of_order=len(notes))
     if warnings:
         doc.add("warnings", "Warnings about this run:", items=warnings)
 
@@ -220,6 +229,12 @@ def _table3_section(doc: Document, run: RunData, targets: list[str], modes: list
     else:
         doc.add("p", "No cell is flagged: every request of every step was answered"
                      + (" and every open-loop step kept up with its offered rate." if "rate" in modes else "."))
+    caution, notes = noise_notes(run)
+    if caution:
+        doc.add("p", "Note: " + caution)
+    if notes:
+        doc.add("p", ORDER_NOTES_INTRO)
+        doc.add("ul", items=notes)
     if study is not None and study_mode in modes:
         columns, rows = study_side_by_side(run.summary, study, [t for t in targets if t in set(study["target"])], study_mode)
         doc.add("table", f"This run beside the study's Table 3 (mode `{study_mode}`; the study's numbers are "

@@ -27,6 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
 
+from bench.report.ceiling_marks import ceiling_marks, draw_ceiling
 from bench.report.plotting import (
     GID_ALL_FAILED,
     axes_row,
@@ -39,7 +40,7 @@ from bench.report.plotting import (
     room_for_failed,
     target_colors,
 )
-from bench.report.tables import MIN_OK_FOR_PERCENTILE, ceiling_for, percentile_shown
+from bench.report.tables import MIN_OK_FOR_PERCENTILE, percentile_shown
 
 __all__ = [
     "REPORT_FORMATS",
@@ -152,7 +153,12 @@ def fig_latency_percentiles(means: pd.DataFrame, targets: Sequence[str], modes: 
 
 def fig_throughput(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[str],
                    ceiling: Mapping[str, Any] | None = None) -> Figure:
-    """Throughput (successful requests per second of step wall time) vs N, with the client ceiling dotted."""
+    """Throughput (successful requests per second of step wall time) vs N, one panel per mode.
+
+    The client's calibrated ceiling is drawn only where it was measured, and off the axis
+    when it is far above every target (:mod:`bench.report.ceiling_marks`): it never
+    flattens the targets and no interpolation is drawn as a measurement.
+    """
     colors = target_colors(targets)
     fig, axes = axes_row(len(modes), height=5.4)
     for ax, mode in zip(axes, modes):
@@ -164,17 +170,16 @@ def fig_throughput(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[
             drawn |= plot_steps(ax, part, "n_requests", "throughput_rps", color=colors[t], label=t, ceiling=ceiling)
         steps = means[means["mode"] == mode]
         ns = sorted(set(steps["n_requests"]))
-        if ceiling and ns:
-            conc = steps.groupby("n_requests")["concurrency"].max()
-            limit = [ceiling_for(conc.get(n, 1), ceiling) for n in ns]
-            if any(v is not None for v in limit):
-                ax.plot(ns, [np.nan if v is None else v for v in limit], color="grey", linestyle=":",
-                        label=f"client ceiling ({ceiling.get('engine', '?')} engine)")
+        usable = steps[~steps["flag_all_failed"].fillna(False).astype(bool)] if "flag_all_failed" in steps else steps
+        fastest = float(pd.to_numeric(usable["throughput_rps"], errors="coerce").max()) if not usable.empty else np.nan
+        conc = steps.groupby("n_requests")["concurrency"].max().to_dict() if ns else {}
+        extra = draw_ceiling(ax, ceiling_marks(conc, fastest, ceiling))
         plain_log_axes(ax, ns)
         ax.set_xlabel("number of requests N")
         ax.set_ylabel("throughput (successful requests/s)")
-        ax.set_title(f"{mode}: throughput vs N")
-        finish_legend(ax, drawn, below=True)
+        ax.set_title(f"{mode}: throughput vs N", pad=12 if extra else 6)  # room for ceiling marks on the top edge
+        turned = any(label.get_rotation() == 90 for label in ax.get_xticklabels())  # crowded N labels stand up
+        finish_legend(ax, drawn, below=True, extra=extra, bbox_to_anchor=(0.5, -0.3 if turned else -0.2))
     fig.tight_layout()
     return fig
 

@@ -141,18 +141,22 @@ def flag_handles(drawn: set[str]) -> list[Line2D]:
     return [_LEGEND_PROXIES[gid] for gid in (GID_ERRORS, GID_SATURATED, GID_ALL_FAILED, GID_CEILING) if gid in drawn]
 
 
-def finish_legend(ax: Any, drawn: set[str], *, below: bool = False, **kwargs: Any) -> None:
-    """The axes' legend: its labelled artists, then one entry per kind of flag drawn on it.
+def finish_legend(ax: Any, drawn: set[str], *, below: bool = False, extra: Sequence[Line2D] = (),
+                  **kwargs: Any) -> None:
+    """The axes' legend: its labelled artists, then one entry per kind of flag drawn on it,
+    then ``extra`` entries (e.g. the client ceiling's marks, whose artists carry no label).
 
-    ``below``: under the axes (two columns), where it cannot hide a data point."""
+    ``below``: under the axes (two columns; one when an ``extra`` entry is a long sentence),
+    where it cannot hide a data point."""
     handles, labels = ax.get_legend_handles_labels()
-    for proxy in flag_handles(drawn):
+    for proxy in [*flag_handles(drawn), *extra]:
         handles.append(proxy)
         labels.append(proxy.get_label())
     if GID_ALL_FAILED in drawn:
         room_for_failed(ax)
     if below:
-        kwargs = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncol": 2, **kwargs}
+        ncol = 1 if any("\n" in h.get_label() or len(h.get_label()) > 60 for h in extra) else 2
+        kwargs = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncol": ncol, **kwargs}
     if handles:
         ax.legend(handles, labels, **kwargs)
 
