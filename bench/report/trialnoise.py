@@ -49,8 +49,8 @@ __all__ = [
 
 #: The spread one trial cannot rule out (%): the compare command's one-trial noise floor.
 ONE_TRIAL_NOISE_PCT: float = DEFAULT_NOISE_FLOOR_PCT
-NOISE_SOURCE = ("the 95th percentile of |B/A - 1| between the first trials of identical back-to-back runs, "
-                "200 steps of benchmarks/aa_study.py; docs/compare.md, \"The noise floor\"")
+NOISE_SOURCE = ("the 95th percentile of |B/A - 1| between the first trials of 10 pairs of identical back-to-back "
+                "runs, 200 steps; docs/compare.md, \"The noise floor\"")
 #: Trials suggested to a one-trial run (docs/compare.md's recommendation for gateable runs).
 TRIALS_SUGGESTED = 3
 #: With several trials the measured spread sets the threshold, but never below this (%):
@@ -94,8 +94,9 @@ def rerun_command(command: str | None, trials: int = TRIALS_SUGGESTED) -> str:
         words = shlex.split(command)
     except ValueError:
         words = command.split()
-    if words and words[0].endswith(("__main__.py", "/bench", "bench")):
-        words = ["python", "-m", "bench", *words[1:]]
+    if len(words) < 2 or words[1] != "run":  # not a `bench run` command line (a test, a merge)
+        return f"python -m bench run all --trials {trials}"
+    words = ["python", "-m", "bench", *words[1:]]
     kept: list[str] = []
     skip = False
     for word in words:
