@@ -250,7 +250,7 @@ def _prepare_run(config: BenchConfig, engine_name: str, console: Console) -> _Pr
         artifacts = ensure_model(
             config.model, config.artifacts_dir,
             on_progress=lambda epoch, epochs, loss, acc: bar.update(
-                epoch, epochs, f"training: epoch {epoch}/{epochs}, loss {loss:.3f}, acc {acc:.3f}"),
+                epoch, epochs, f"training: epoch {epoch}/{epochs}, loss {loss:.3f}, training answers correct {acc:.1%}"),
             on_stage=console.info, root=config.root,
         )
     split = load_dataset(config.model)

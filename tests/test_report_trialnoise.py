@@ -196,3 +196,18 @@ def test_model_accuracy_reads_as_answers_correct(tmp_path, accuracy):
     write_json_atomic(run_dir / "meta.json", meta)
     rows = dict(meta_rows(load_run(run_dir, with_requests=False).meta))
     assert "answers correct on the test split 98.3 %" in rows["model"] and "accuracy" not in rows["model"]
+
+
+def test_report_tables_say_answers_correct_in_percent(tmp_path):
+    from bench.report.tables import error_accuracy_table, target_summary_table
+
+    run = load_run(write_synthetic_run(tmp_path, "acc", ns=(4, 16), trials=1), with_requests=False)
+    columns, rows = target_summary_table(run.summary, "sequential", run.targets)
+    assert "accuracy" not in columns and columns[-1] == "answers correct (%)"
+    part = run.summary[(run.summary["mode"] == "sequential")].sort_values(["target", "n_requests"])
+    first = part[(part["target"] == rows[0][0]) & (part["n_requests"] == int(rows[0][1]))]
+    assert rows[0][-1] == f"{100 * first['accuracy'].item():.1f}"  # summary.csv keeps its fraction
+    columns, rows = error_accuracy_table(run.summary, run.targets)
+    assert columns[-2:] == ["answers correct (% of sent)", "answers correct (% of answered)"]
+    assert all(0.0 <= float(r[-1]) <= 100.0 for r in rows)
+    assert "accuracy" in run.summary.columns  # column names of summary.csv are unchanged

@@ -152,7 +152,7 @@ def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = No
         save(figures.fig_latency_cdf(run.requests, targets, modes), "latency_cdf",
              "Latency CDF at the largest N (successful requests)")
     save(figures.fig_errors_accuracy(summary, targets, modes, _model_accuracy(run.meta)), "errors_accuracy",
-         "Failed requests and accuracy of the answers per target")
+         "Failed requests, and answers correct (of those answered) per target")
 
     doc = _document(run, targets, modes, study, study_mode, ceiling, shown, has_cdf)
     made += add_capacity_section(doc, capacity, targets, fig_dir, run.run_id)  # also writes capacity.md
@@ -201,9 +201,9 @@ def _document(run: RunData, targets: list[str], modes: list[str], study: pd.Data
             "successful requests, '-' where a step has too few answers for that percentile"
         doc.add("table", f"mode `{mode}` ({what}):", columns=columns, rows=rows)
     columns, rows = error_accuracy_table(run.summary, targets)
-    doc.add("table", "Failed requests and accuracy over all steps (accuracy = correct answers / requests sent; "
-                     "accuracy of answers = correct / answered; a wrong digit is not an error but lowers "
-                     "accuracy):", columns=columns, rows=rows)
+    doc.add("table", "Failed requests and answers correct over all steps (the digit the model answered was the "
+                     "image's label; as a share of the requests sent, where a failed request is never correct, "
+                     "and of those answered; a wrong digit is not a failed request):", columns=columns, rows=rows)
     _definitions(doc, meta, ceiling)
     return doc
 

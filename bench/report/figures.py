@@ -286,12 +286,12 @@ def _classes_label(part: pd.DataFrame, failed: int) -> str:
 def _accuracy_axis(ax: Any, accs: list[float], model_accuracy: float | None) -> None:
     """Zoom the accuracy axis to the values (and the model's own accuracy): differences of
     a fraction of a percent are what matters, and bars from 0 would hide them."""
-    ax.set_title("accuracy of the answers (correct / answered)")
-    ax.set_ylabel("accuracy")
+    ax.set_title("answers correct (correct digits / answered)")
+    ax.set_ylabel("share of answers correct")
     values = list(accs)
     if model_accuracy is not None:
         ax.axhline(model_accuracy, color="grey", linestyle=":",
-                   label=f"the model's test accuracy ({model_accuracy:.3f})")
+                   label=f"the model on the test split ({model_accuracy:.3f})")
         values.append(model_accuracy)
     if not values:
         ax.set_yticks([])
