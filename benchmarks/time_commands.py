@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "command_times.csv"
 COLUMNS = ("utc", "commit", "what", "command", "exit", "wall_s", "model_s", "calibration_s", "targets_s",
-           "load_before", "load_after", "cpus", "machine")
+           "train_s", "export_s", "load_before", "load_after", "cpus", "machine", "notes")
 
 
 def _load() -> str:
@@ -86,9 +86,12 @@ def main() -> int:
         code, wall, before, after = _time(command, args.timeout)
         meta_path = scratch / "results" / "timed" / "meta.json"
         timing = json.loads(meta_path.read_text())["timing"] if meta_path.is_file() else {}
+        model_json = scratch / "model" / "model.json"  # training and export as the trainer timed them
+        model = json.loads(model_json.read_text()) if model_json.is_file() else {}
     loaded = max(float(before.split()[0]), float(after.split()[0])) > 1.0
     row.update(command=shown, exit=code, wall_s=round(wall, 1), model_s=timing.get("model_s", ""),
                calibration_s=timing.get("calibration_s", ""), targets_s=timing.get("targets_s", ""),
+               train_s=model.get("training_seconds", ""), export_s=model.get("export_seconds", ""), notes="",
                load_before=before, load_after=after, machine="loaded machine" if loaded else "quiet machine")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     new = not OUT.is_file()
