@@ -58,8 +58,9 @@ def test_total_that_falls_when_n_doubles_is_noted(tmp_path):
     summary = _summary(tmp_path, {64: [0.21], 128: [0.42], 256: [0.789], 512: [0.585]})
     notes = _notes(summary)
     assert [(n.kind, n.n_requests) for n in notes] == [("total_falls", 512)]
-    assert "0.585 s, less than the 0.789 s of N=256 (-26 %)" in notes[0].text
-    assert "±25 % that one trial" in notes[0].text
+    assert "0.585 s, less than the 0.789 s of N=256 although it answered more requests (N=256 took 1.35x as long)" \
+        in notes[0].text
+    assert "beyond the 1.25x (25 %) that one trial can differ by" in notes[0].text
     assert summary.loc[summary["n_requests"] == 512, "total_s"].item() == 0.585  # a note, not a fix
 
 
@@ -73,7 +74,8 @@ def test_throughput_far_from_both_neighbours_is_noted(tmp_path):
     # totals grow, but N=128's throughput (427 req/s) is 40 % above both neighbours (305)
     notes = _notes(_summary(tmp_path, {64: [0.21], 128: [0.30], 256: [0.84], 512: [1.68]}))
     assert [(n.kind, n.n_requests) for n in notes] == [("throughput_outlier", 128)]
-    assert "far above its neighbours" in notes[0].text
+    assert "throughput 427 req/s, 1.40x above the nearer of its neighbours (305 at N=64, 305 at N=256)" \
+        in notes[0].text
 
 
 def test_steps_flagged_for_failures_are_left_to_the_flags(tmp_path):
@@ -88,7 +90,7 @@ def test_several_trials_use_their_own_spread(tmp_path):
     summary = _summary(tmp_path, totals)
     notes = _notes(summary)
     assert [(n.kind, n.n_requests) for n in notes] == [("total_falls", 512)]
-    assert f"±{MIN_ORDER_NOTE_PCT:.0f} % that means of 3 trials" in notes[0].text
+    assert f"1.05x ({MIN_ORDER_NOTE_PCT:.0f} %) that means of 3 trials" in notes[0].text
     assert single_trial_caution(summary) is None and min_trials(summary) == 3
 
 
@@ -119,7 +121,8 @@ def test_report_and_table3_carry_the_caution_for_one_trial_not_for_three(tmp_pat
             box = md[md.index("Warnings about this run"):md.index("## Run")]
             assert "**One trial per step**" in box
             table3 = md[md.index("## Table 3"):md.index("## Figures")]
-            assert "Note: **One trial per step**" in table3  # in Table 3's notes as well
+            assert "Note: **One trial per step**" in table3  # in Table 3's notes as well, above its tables
+            assert table3.index("Note: **One trial per step**") < table3.index("mode `")
             assert table3_md.index("One trial per step") < table3_md.index("## mode:")  # above the tables
             assert "One trial per step" in html
         else:

@@ -215,6 +215,9 @@ def _table3_section(doc: Document, run: RunData, targets: list[str], modes: list
                  "answer, mean over trials (the study's Table 3 layout)."
                  + (f" `*` marks points whose throughput is >= {FLAG_FRACTION:.0%} of the client's calibrated "
                     "ceiling: there the load generator, not the target, may be the limit." if ceiling else ""))
+    caution, notes = noise_notes(run)
+    if caution:  # above the tables: the reader meets it before the numbers
+        doc.add("p", "Note: " + caution)
     cells: list[str] = []
     for mode in modes:
         columns, rows = table3_rows(run.summary, mode, targets, ceiling)
@@ -229,9 +232,6 @@ def _table3_section(doc: Document, run: RunData, targets: list[str], modes: list
     else:
         doc.add("p", "No cell is flagged: every request of every step was answered"
                      + (" and every open-loop step kept up with its offered rate." if "rate" in modes else "."))
-    caution, notes = noise_notes(run)
-    if caution:
-        doc.add("p", "Note: " + caution)
     if notes:
         doc.add("p", ORDER_NOTES_INTRO)
         doc.add("ul", items=notes)

@@ -50,7 +50,8 @@ __all__ = [
 #: The spread one trial cannot rule out (%): the compare command's one-trial noise floor.
 ONE_TRIAL_NOISE_PCT: float = DEFAULT_NOISE_FLOOR_PCT
 NOISE_SOURCE = ("the 95th percentile of |B/A - 1| between the first trials of 10 pairs of identical back-to-back "
-                "runs, 200 steps; docs/compare.md, \"The noise floor\"")
+                "runs, 200 steps, on a quiet 2-vCPU machine -- a busy one adds more; docs/compare.md, "
+                "\"The noise floor\"")
 #: Trials suggested to a one-trial run (docs/compare.md's recommendation for gateable runs).
 TRIALS_SUGGESTED = 3
 #: With several trials the measured spread sets the threshold, but never below this (%):
@@ -177,7 +178,8 @@ def order_notes(means: pd.DataFrame, summary: pd.DataFrame | None = None,
             if len(part) < 2:
                 continue
             noise = step_noise_pct(part, summary)
-            notes += _total_falls(part, target, mode, noise) + _throughput_outliers(part, target, mode, noise)
+            found = _total_falls(part, target, mode, noise) + _throughput_outliers(part, target, mode, noise)
+            notes += sorted(found, key=lambda note: note.n_requests)  # in N order within a target
     return notes
 
 
@@ -188,8 +190,8 @@ def _total_falls(part: pd.DataFrame, target: str, mode: str, noise: float) -> li
         if t1 * (1.0 + noise / 100.0) < t0:
             out.append(OrderNote(target, mode, "total_falls", n1, (
                 f"`{target}` {mode} N={n1}: total time {t1:.3g} s, less than the {t0:.3g} s of N={n0} "
-                f"({100.0 * (t1 / t0 - 1.0):+.0f} %) although it answered more requests; beyond the "
-                f"±{noise:.0f} % that {_trial_word(part)} can differ by: re-measure before reading it.")))
+                f"although it answered more requests (N={n0} took {t0 / t1:.2f}x as long); beyond the "
+                f"{_factor(noise)} that {_trial_word(part)} can differ by: re-measure before reading it.")))
     return out
 
 
@@ -202,16 +204,21 @@ def _throughput_outliers(part: pd.DataFrame, target: str, mode: str, noise: floa
         if not all(math.isfinite(v) and v > 0 for v in (left, here, right)):
             continue
         if here > factor * max(left, right):
-            where = "above"
+            where, ratio = "above", here / max(left, right)
         elif here * factor < min(left, right):
-            where = "below"
+            where, ratio = "below", min(left, right) / here
         else:
             continue
         out.append(OrderNote(target, mode, "throughput_outlier", ns[i], (
-            f"`{target}` {mode} N={ns[i]}: throughput {here:,.0f} req/s, far {where} its neighbours "
-            f"({left:,.0f} at N={ns[i - 1]}, {right:,.0f} at N={ns[i + 1]}); beyond the ±{noise:.0f} % that "
-            f"{_trial_word(part)} can differ by: re-measure before reading it.")))
+            f"`{target}` {mode} N={ns[i]}: throughput {here:,.0f} req/s, {ratio:.2f}x {where} the nearer of its "
+            f"neighbours ({left:,.0f} at N={ns[i - 1]}, {right:,.0f} at N={ns[i + 1]}); beyond the "
+            f"{_factor(noise)} that {_trial_word(part)} can differ by: re-measure before reading it.")))
     return out
+
+
+def _factor(noise_pct: float) -> str:
+    """The noise as the factor it bounds (it is a bound on |log(B/A)|): '1.25x (25 %)'."""
+    return f"{1.0 + noise_pct / 100.0:.2f}x ({noise_pct:.0f} %)"
 
 
 def noise_notes(run: RunData) -> tuple[str | None, list[str]]:
