@@ -214,3 +214,14 @@ def test_report_tables_say_answers_correct_in_percent(tmp_path):
     assert columns[-2:] == ["answers correct (% of sent)", "answers correct (% of answered)"]
     assert all(0.0 <= float(r[-1]) <= 100.0 for r in rows)
     assert "accuracy" in run.summary.columns  # column names of summary.csv are unchanged
+
+
+def test_target_start_up_time_is_labelled(tmp_path):
+    import json
+
+    run_dir = write_synthetic_run(tmp_path / "results", "s", ns=(1,), trials=1)
+    meta = json.loads((run_dir / "meta.json").read_text())
+    meta["targets"] = {"k8s-ibm": {"name": "k8s-ibm", "adapter": "k8s", "start_s": 9.272}}
+    write_json_atomic(run_dir / "meta.json", meta)
+    md = build_report(load_run(run_dir), tmp_path / "reports" / "s").report_md.read_text()
+    assert "adapter=k8s, start-up took 9.3 s (launch until ready)" in md and "start_s=" not in md

@@ -182,7 +182,8 @@ def _document(run: RunData, targets: list[str], modes: list[str], study: pd.Data
     descs = meta.details.get("targets") or {}
     if descs:
         doc.add("table", "Targets as described when they started:", columns=["target", "description"],
-                rows=[[t, ", ".join(f"{k}={v}" for k, v in d.items() if k != "name")] for t, d in descs.items()],
+                rows=[[t, ", ".join(_description_item(k, v) for k, v in d.items() if k != "name")]
+                      for t, d in descs.items()],
                 align="ll")
 
     _table3_section(doc, run, targets, modes, study, study_mode, ceiling)
@@ -206,6 +207,17 @@ def _document(run: RunData, targets: list[str], modes: list[str], study: pd.Data
                      "and of those answered; a wrong digit is not a failed request):", columns=columns, rows=rows)
     _definitions(doc, meta, ceiling)
     return doc
+
+
+def _description_item(key: str, value: Any) -> str:
+    """One ``key=value`` of a target's description; its start-up time in words (a bare
+    ``start_s=61.5`` was a time figure without a label)."""
+    if key == "start_s":
+        try:
+            return f"start-up took {float(value):.1f} s (launch until ready)"
+        except (TypeError, ValueError):
+            pass
+    return f"{key}={value}"
 
 
 def _table3_section(doc: Document, run: RunData, targets: list[str], modes: list[str], study: pd.DataFrame | None,
