@@ -278,7 +278,14 @@ def _definitions(doc: Document, meta: RunMeta, ceiling: Mapping[str, Any] | None
         "sequential: one request at a time (the study's method); concurrent: N in flight at once (a burst); "
         "rate: open loop at a fixed offered rate (achieved = successful answers per second; saturated = "
         "the target did not keep up).",
-        f"client ceiling: {ceiling_text(ceiling)}.",
+        "answers correct: the digit a target answered is the image's label; as a share of the requests sent "
+        "(a failed request is never correct; summary.csv's accuracy) or of those answered (accuracy_ok). Not a "
+        "request success rate: failed requests are counted under \"failed\".",
+        "time taken by bench run (Run table): from the start of its work to the last target's stop, with its "
+        "parts: the model check (or training, on a first run), the client calibration, and the targets' "
+        "start-up, sweep and stop -- the run's own span; the tables and this report were written after it.",
+        f"client ceiling: {ceiling_text(ceiling)}; measured at those concurrencies only, so the throughput "
+        "figure draws it only there (an estimate between them, used to ring near-ceiling points, is not drawn).",
         "CPU plan: the load generator runs on the client CPUs, every stand-in on the stand-in CPUs; workers or "
         "replicas beyond the number of stand-in CPUs share them and add no parallelism.",
         "targets ran one at a time (start, sweep, stop), so they never competed for CPU.",
