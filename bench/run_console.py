@@ -107,7 +107,7 @@ def _step_line(row: dict[str, Any]) -> str:
     p50_text = f"{p50 * 1000:.2f} ms" if isinstance(p50, float) and p50 == p50 else "-"
     errors = f", errors {row['errors']} ({row['errors_by_class']})" if row.get("errors") else ""
     return (f"  {row['target']} {row['mode']} N={row['n_requests']} trial {row['trial']}: "
-            f"total {row['total_s']:.4f} s, p50 {p50_text}, {row['throughput_rps']:.1f} req/s, "
+            f"total {row['total_s']:.4f} s, latency p50 {p50_text}, {row['throughput_rps']:.1f} req/s, "
             f"{answers_correct_text(row.get('accuracy'))}{errors}{open_loop_text(row)}")
 
 

@@ -161,6 +161,7 @@ def test_step_line_says_answers_correct_not_accuracy():
            "lat_p50_s": 0.012, "throughput_rps": 80.0, "accuracy": 0.99, "errors": 0}
     line = _step_line(row)
     assert "answers correct 99.0 %" in line and "accuracy" not in line
+    assert "total 1.2500 s, latency p50 12.00 ms, 80.0 req/s" in line
     assert answers_correct_text(float("nan")) == "answers correct -"
     assert answers_correct_text(None) == "answers correct -"
 
