@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from bench.report.ceiling_marks import ceiling_marks, draw_ceiling
 from bench.report.plotting import (
@@ -251,7 +251,8 @@ def fig_errors_accuracy(summary: pd.DataFrame, targets: Sequence[str], modes: Se
             ax_acc.plot(offs[shown], np.asarray(acc)[shown], linestyle="none", marker="o", markersize=8,
                         color=mode_colors[mode], label=mode)
             for xo, a in zip(offs[shown], np.asarray(acc)[shown]):
-                ax_acc.annotate(f"{a:.3f}", (xo, a), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
+                ax_acc.annotate(f"{100 * a:.1f} %", (xo, a), textcoords="offset points", xytext=(0, 7), ha="center",
+                                fontsize=8)
             accs += list(np.asarray(acc)[shown])
     for ax in (ax_err, ax_acc):
         ax.set_xticks(x, list(targets), rotation=15)
@@ -291,7 +292,7 @@ def _accuracy_axis(ax: Any, accs: list[float], model_accuracy: float | None) -> 
     values = list(accs)
     if model_accuracy is not None:
         ax.axhline(model_accuracy, color="grey", linestyle=":",
-                   label=f"the model on the test split ({model_accuracy:.3f})")
+                   label=f"the model on the test split ({100 * model_accuracy:.1f} %)")
         values.append(model_accuracy)
     if not values:
         ax.set_yticks([])
@@ -300,6 +301,6 @@ def _accuracy_axis(ax: Any, accs: list[float], model_accuracy: float | None) -> 
     low, high = min(values), max(values)
     pad = max((high - low) * 0.25, 0.005)
     ax.set_ylim(max(low - pad, 0.0), min(high + pad, 1.0) + pad * 0.5)
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%.3f"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{100 * v:.2f} %"))  # ticks every 0.25 %
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(ax.get_legend_handles_labels()[0]))
