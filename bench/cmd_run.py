@@ -46,6 +46,7 @@ from bench.shard_args import add_shard_arguments, run_clients_from_args, shard_o
 from bench.shard_run import ShardOptions, check_shard_run, shard_cpu_plan, shard_meta, shard_run_id, with_endpoint
 from bench.sweep_flags import sweep_overrides
 from bench.run_console import print_table3, run_events
+from bench.run_timing import RunTiming, timing_text
 from bench.run_engine import CALIBRATION_MAX_AGE_S, calibration_json, choose_run_engine, event_loop_name
 from bench.runner import (
     TargetOutcome,
@@ -137,10 +138,10 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     if shard is not None:
         write_report = False  # a shard is raw material for `bench merge`
     outcomes = [TargetOutcome(t.name) for t in built]
-    status = _sweep(config, checked, prepared, opened, built, outcomes, console)
+    status = _sweep(config, checked, prepared, opened, built, outcomes, console, started=started)
     writer = opened.writer
-    console.info(f"wall time {time.perf_counter() - started:.1f} s; {writer.rows_written} summary rows, "
-                 f"{writer.requests_written} requests in {checked.run_dir}")
+    console.info(f"time taken: {timing_text(opened.meta.details.get('timing'))} (the tables and report follow); "
+                 f"{writer.rows_written} summary rows, {writer.requests_written} requests in {checked.run_dir}")
     if writer.rows_written:
         _show_results(config, checked.run_dir, write_report, console)
     for warning in noise_warnings(opened.meta):
@@ -175,6 +176,8 @@ class _PreparedRun:
     chosen_by: str
     calibration: Any
     engine_cls: Any
+    model_s: float = 0.0  # checking (or training) the model and loading the test images
+    calibration_s: float = 0.0  # loading or measuring the client calibration, choosing the engine
 
 
 @dataclass(frozen=True)
@@ -242,16 +245,20 @@ def _prepare_run(config: BenchConfig, engine_name: str, console: Console) -> _Pr
     from models.artifacts import ensure_model
     from models.data import load_dataset
 
+    model_started = time.perf_counter()
     with console.progress("model") as bar:
         artifacts = ensure_model(
             config.model, config.artifacts_dir,
             on_progress=lambda epoch, epochs, loss, acc: bar.update(
-                epoch, epochs, f"training: epoch {epoch}/{epochs}, loss {loss:.3f}, acc {acc:.3f}"),
+                epoch, epochs, f"training: epoch {epoch}/{epochs}, loss {loss:.3f}, training answers correct {acc:.1%}"),
             on_stage=console.info, root=config.root,
         )
     split = load_dataset(config.model)
+    calibration_started = time.perf_counter()
     engine_name, chosen_by, calibration = choose_run_engine(config, engine_name, console)
-    return _PreparedRun(artifacts, split, engine_name, chosen_by, calibration, engine_class(engine_name))
+    return _PreparedRun(artifacts, split, engine_name, chosen_by, calibration, engine_class(engine_name),
+                        model_s=calibration_started - model_started,
+                        calibration_s=time.perf_counter() - calibration_started)
 
 
 def _open_run(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun, load_at_start: Any,
@@ -288,14 +295,16 @@ def _open_run(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun,
 
 
 def _sweep(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun, opened: _OpenRun, built: list[Any],
-           outcomes: list[TargetOutcome], console: Console) -> RunStatus:
-    """Sweep every target in turn; the run's status. meta.json is final and the logs redacted, also on Ctrl-C."""
+           outcomes: list[TargetOutcome], console: Console, started: float | None = None) -> RunStatus:
+    """Sweep every target in turn; the run's status. meta.json is final (with ``timing``, the
+    parts of the time since ``started``) and the logs redacted, also on Ctrl-C."""
     from loadgen.sweep import run_sweep
 
     if opened.shard_run is not None:
         run_sweep = functools.partial(run_sweep, shard=opened.shard_run)
     writer, meta = opened.writer, opened.meta
     status, error = RunStatus.FAILED, "the run stopped on an unexpected error (its traceback is on the console)"
+    targets_started = time.perf_counter()
     try:
         with console.progress("sweep") as bar:
             events = run_events(console, bar)
@@ -312,6 +321,10 @@ def _sweep(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun, op
         error = f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        now = time.perf_counter()
+        meta.details["timing"] = RunTiming(total_s=now - (started if started is not None else targets_started),
+                                           model_s=prepared.model_s, calibration_s=prepared.calibration_s,
+                                           targets_s=now - targets_started).to_json()
         writer.write_meta(finish_meta(meta, outcomes, status, error))
         writer.close()
         redact_tree(checked.log_dir, opened.redactor)  # stand-ins wrote their logs themselves; all are stopped now

@@ -15,7 +15,7 @@ from bench.report.bounds import NO_BOUND, NO_VALUE, percentile_cell
 from bench.results import load_run
 from bench.runner import RunEvents
 
-__all__ = ["print_table3", "run_events"]
+__all__ = ["answers_correct_text", "print_table3", "run_events"]
 
 
 def print_table3(run_dir: Path, console: Console) -> None:
@@ -52,6 +52,25 @@ def print_table3(run_dir: Path, console: Console) -> None:
         console.print("flagged steps:")
         for sentence in flag_sentences(run.summary, run.targets, modes):
             console.print(_printable("  " + sentence.replace("`", ""), console))
+    _print_noise(run, console)
+
+
+def _print_noise(run: Any, console: Console) -> None:
+    """Steps out of order beyond the noise, then the one-trial caution (a warning: shown with --quiet too)."""
+    from bench.report.trialnoise import ORDER_NOTES_INTRO, noise_notes
+
+    caution, notes = noise_notes(run)
+    if notes:
+        console.print(ORDER_NOTES_INTRO)
+        for note in notes:
+            console.print(_printable("  " + note.replace("`", ""), console))
+    if caution:
+        console.warn(_plain(caution))
+
+
+def _plain(text: str) -> str:
+    """Markdown emphasis and code marks left out for the terminal."""
+    return text.replace("**", "").replace("`", "")
 
 
 def _printable(text: str, console: Console) -> str:
@@ -89,8 +108,8 @@ def _step_line(row: dict[str, Any]) -> str:
     p50_text = _p50_text(row)
     errors = f", errors {row['errors']} ({row['errors_by_class']})" if row.get("errors") else ""
     return (f"  {row['target']} {row['mode']} N={row['n_requests']} trial {row['trial']}: "
-            f"total {row['total_s']:.4f} s, p50 {p50_text}, {row['throughput_rps']:.1f} req/s, "
-            f"accuracy {row['accuracy']:.3f}{errors}{open_loop_text(row)}")
+            f"total {row['total_s']:.4f} s, latency p50 {p50_text}, {row['throughput_rps']:.1f} req/s, "
+            f"{answers_correct_text(row.get('accuracy'))}{errors}{open_loop_text(row)}")
 
 
 def _p50_text(row: dict[str, Any]) -> str:
@@ -103,3 +122,14 @@ def _p50_text(row: dict[str, Any]) -> str:
         n_ok = row.get('n_ok')
         return f"n/a ({n_ok} answer{'' if n_ok == 1 else 's'}: too few for a bound)"
     return cell if cell == NO_VALUE else cell.replace("–", "-") + " ms"
+
+
+def answers_correct_text(accuracy: Any) -> str:
+    """summary.csv's ``accuracy`` (correct answers / requests sent) in words: 'answers correct 99.0 %'.
+
+    Not "accuracy 0.990", which reads like a request success rate."""
+    try:
+        value = float(accuracy)
+    except (TypeError, ValueError):
+        return "answers correct -"
+    return "answers correct -" if value != value else f"answers correct {100.0 * value:.1f} %"

@@ -152,8 +152,12 @@ def test_clean_run_says_so(tmp_path):
     assert report(config, runs=["clean"], study_overlay=False, console=Console(quiet=True)) == 0
     md = (config.reports_dir / "clean" / "report.md").read_text()
     table3_md = (config.reports_dir / "clean" / "table3.md").read_text()
-    assert "No cell is flagged" in md and "Flagged steps" not in md and "Warnings about this run" not in md
+    assert "No cell is flagged" in md and "Flagged steps" not in md
     assert "✗" not in md and "⚠" not in md and "Marks:" not in table3_md
+    # a clean run of one trial is still one measurement per cell: its only warning says so
+    box = md[md.index("Warnings about this run"):md.index("## Run")]
+    assert [line for line in box.splitlines() if line.startswith("> - ")] == [
+        next(line for line in box.splitlines() if "**One trial per step**" in line)]
 
 
 def _lines(ax, gid: str):

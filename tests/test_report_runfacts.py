@@ -60,7 +60,7 @@ def test_meta_rows_hold_no_python_reprs():
             "model": {"accuracy": {"torch": 0.983}, "dir": "m", "torchscript_sha256": "ab" * 32}}
     text = " ".join(v for _, v in meta_rows(RunMeta.from_json(meta)))
     assert "{" not in text and "[" not in text and "complete: True" not in text
-    assert "test accuracy 0.983" in text
+    assert "answers correct on the test split 98.3 %" in text
 
 
 def test_warnings_block_renders_at_the_top(tmp_path):

@@ -91,6 +91,12 @@ def test_run_all_report_compare(tmp_path, trained_model):
     for t in targets:
         assert "127.0.0.1" in meta["targets"][t]["base_url"]
     assert "No of Req" in proc.stdout and "kubeflow-ibm" in proc.stdout  # the Table-3-style table
+    timing = meta["timing"]  # where the time went, labelled on the console
+    assert 0 <= timing["model_s"] + timing["calibration_s"] + timing["targets_s"] <= timing["total_s"] <= wall
+    assert timing["targets_s"] > 0 and "time taken: " in proc.stderr + proc.stdout
+    assert "targets (start-up, sweep, stop)" in proc.stderr + proc.stdout and "wall time" not in proc.stderr
+    assert "answers correct " in proc.stderr + proc.stdout and " accuracy 0." not in proc.stderr + proc.stdout
+    assert "One trial per step" in proc.stderr and "--trials 3" in proc.stderr  # the default single trial
 
     report_dir = tmp_path / "reports" / "e2e"
     for name in ("table3.md", "report.md", "report.html", "figures/fig21_total_time.png",

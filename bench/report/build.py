@@ -24,6 +24,7 @@ from bench.report.capacity import add_capacity_section, capacity_only_report, sp
 from bench.report.document import Document, to_html, to_markdown
 from bench.report.flags import annotate_flags, flag_legend, flag_sentences
 from bench.report.runfacts import ceiling_text, meta_rows, run_warnings, sweep_rows
+from bench.report.trialnoise import ORDER_NOTES_INTRO, noise_notes
 from bench.report.tables import (
     FLAG_FRACTION,
     error_accuracy_table,
@@ -88,7 +89,13 @@ def table3_markdown(run: RunData) -> str:
         parts.append("Marks:\n\n" + "\n".join(f"- {line}" for line in legend) + "\n")
         sentences = flag_sentences(run.summary, run.targets, modes_in(run.summary))
         parts.append("Flagged steps:\n\n" + "\n".join(f"- {s}" for s in sentences) + "\n")
+    caution, notes = noise_notes(run)
+    if caution:
+        parts.insert(2, f"> {caution}\n")
+    if notes:
+        parts.append(ORDER_NOTES_INTRO + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n")
     return "\n".join(parts)
+
 
 
 def _model_accuracy(meta: RunMeta) -> float | None:
@@ -136,7 +143,8 @@ def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = No
              "Per-request latency p50/p90/p99 vs N with their 95 % bounds (bars; a hollow triangle is a lower "
              "bound only: too few answers for an upper one)")
         save(figures.fig_throughput(means, targets, closed, ceiling), "throughput",
-             "Throughput vs N (dotted: the client's calibrated ceiling)")
+             "Throughput vs N (the client's calibrated ceiling only at the concurrencies it was measured: a "
+             "grey diamond on the axis, or a ▲ on the top edge when it is far above every target)")
     if "rate" in modes:
         save(fig_rate(means, targets, recorded=bounds_recorded(summary)), "rate_response",
              "Open loop: latency p50/p99 (bars: 95 % bounds; a hollow triangle is a lower bound only) and "
@@ -146,7 +154,7 @@ def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = No
         save(figures.fig_latency_cdf(run.requests, targets, modes), "latency_cdf",
              "Latency CDF at the largest N (successful requests)")
     save(figures.fig_errors_accuracy(summary, targets, modes, _model_accuracy(run.meta)), "errors_accuracy",
-         "Failed requests and accuracy of the answers per target")
+         "Failed requests, and answers correct (of those answered) per target")
 
     doc = _document(run, targets, modes, study, study_mode, ceiling, shown, has_cdf)
     made += add_capacity_section(doc, capacity, targets, fig_dir, run.run_id)  # also writes capacity.md
@@ -163,7 +171,8 @@ def _document(run: RunData, targets: list[str], modes: list[str], study: pd.Data
     doc = Document(f"servebench report: run {run.run_id}")
     flagged = annotate_flags(run.summary)
     n_flagged = int((flagged["flag_errors"] | flagged["flag_saturated"]).sum())
-    warnings = run_warnings(meta, n_flagged)
+    caution, notes = noise_notes(run)
+    warnings = run_warnings(meta, n_flagged, caution=caution, out_of_order=len(notes))
     if warnings:
         doc.add("warnings", "Warnings about this run:", items=warnings)
 
@@ -175,7 +184,8 @@ def _document(run: RunData, targets: list[str], modes: list[str], study: pd.Data
     descs = meta.details.get("targets") or {}
     if descs:
         doc.add("table", "Targets as described when they started:", columns=["target", "description"],
-                rows=[[t, ", ".join(f"{k}={v}" for k, v in d.items() if k != "name")] for t, d in descs.items()],
+                rows=[[t, ", ".join(_description_item(k, v) for k, v in d.items() if k != "name")]
+                      for t, d in descs.items()],
                 align="ll")
 
     _table3_section(doc, run, targets, modes, study, study_mode, ceiling)
@@ -196,11 +206,22 @@ def _document(run: RunData, targets: list[str], modes: list[str], study: pd.Data
                 align="".join("l" if c in ("target", "notes") else "r" for c in columns))
     doc.add("p", bounds_note(bounds_recorded(run.summary)))
     columns, rows = error_accuracy_table(run.summary, targets)
-    doc.add("table", "Failed requests and accuracy over all steps (accuracy = correct answers / requests sent; "
-                     "accuracy of answers = correct / answered; a wrong digit is not an error but lowers "
-                     "accuracy):", columns=columns, rows=rows)
+    doc.add("table", "Failed requests and answers correct over all steps (the digit the model answered was the "
+                     "image's label; as a share of the requests sent, where a failed request is never correct, "
+                     "and of those answered; a wrong digit is not a failed request):", columns=columns, rows=rows)
     _definitions(doc, meta, ceiling)
     return doc
+
+
+def _description_item(key: str, value: Any) -> str:
+    """One ``key=value`` of a target's description; its start-up time in words (a bare
+    ``start_s=61.5`` was a time figure without a label)."""
+    if key == "start_s":
+        try:
+            return f"start-up took {float(value):.1f} s (launch until ready)"
+        except (TypeError, ValueError):
+            pass
+    return f"{key}={value}"
 
 
 def _table3_section(doc: Document, run: RunData, targets: list[str], modes: list[str], study: pd.DataFrame | None,
@@ -210,6 +231,9 @@ def _table3_section(doc: Document, run: RunData, targets: list[str], modes: list
                  "answer, mean over trials (the study's Table 3 layout)."
                  + (f" `*` marks points whose throughput is >= {FLAG_FRACTION:.0%} of the client's calibrated "
                     "ceiling: there the load generator, not the target, may be the limit." if ceiling else ""))
+    caution, notes = noise_notes(run)
+    if caution:  # above the tables: the reader meets it before the numbers
+        doc.add("p", "Note: " + caution)
     cells: list[str] = []
     for mode in modes:
         columns, rows = table3_rows(run.summary, mode, targets, ceiling)
@@ -224,6 +248,9 @@ def _table3_section(doc: Document, run: RunData, targets: list[str], modes: list
     else:
         doc.add("p", "No cell is flagged: every request of every step was answered"
                      + (" and every open-loop step kept up with its offered rate." if "rate" in modes else "."))
+    if notes:
+        doc.add("p", ORDER_NOTES_INTRO)
+        doc.add("ul", items=notes)
     if study is not None and study_mode in modes:
         columns, rows = study_side_by_side(run.summary, study, [t for t in targets if t in set(study["target"])], study_mode)
         doc.add("table", f"This run beside the study's Table 3 (mode `{study_mode}`; the study's numbers are "
@@ -260,7 +287,14 @@ def _definitions(doc: Document, meta: RunMeta, ceiling: Mapping[str, Any] | None
         "sequential: one request at a time (the study's method); concurrent: N in flight at once (a burst); "
         "rate: open loop at a fixed offered rate (achieved = successful answers per second; saturated = "
         "the target did not keep up).",
-        f"client ceiling: {ceiling_text(ceiling)}.",
+        "answers correct: the digit a target answered is the image's label; as a share of the requests sent "
+        "(a failed request is never correct; summary.csv's accuracy) or of those answered (accuracy_ok). Not a "
+        "request success rate: failed requests are counted under \"failed\".",
+        "time taken by bench run (Run table): from the start of its work to the last target's stop, with its "
+        "parts: the model check (or training, on a first run), the client calibration, and the targets' "
+        "start-up, sweep and stop -- the run's own span; the tables and this report were written after it.",
+        f"client ceiling: {ceiling_text(ceiling)}; measured at those concurrencies only, so the throughput "
+        "figure draws it only there (an estimate between them, used to ring near-ceiling points, is not drawn).",
         "CPU plan: the load generator runs on the client CPUs, every stand-in on the stand-in CPUs; workers or "
         "replicas beyond the number of stand-in CPUs share them and add no parallelism.",
         "targets ran one at a time (start, sweep, stop), so they never competed for CPU.",

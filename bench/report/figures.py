@@ -27,9 +27,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import FormatStrFormatter, MaxNLocator, NullFormatter
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from bench.report.bounds import percentile_points
+from bench.report.ceiling_marks import ceiling_marks, draw_ceiling
 from bench.report.plotting import (
     GID_ALL_FAILED,
     axes_row,
@@ -44,7 +45,6 @@ from bench.report.plotting import (
     room_for_failed,
     target_colors,
 )
-from bench.report.tables import ceiling_for
 
 __all__ = [
     "REPORT_FORMATS",
@@ -163,7 +163,12 @@ def fig_latency_percentiles(means: pd.DataFrame, targets: Sequence[str], modes: 
 
 def fig_throughput(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[str],
                    ceiling: Mapping[str, Any] | None = None) -> Figure:
-    """Throughput (successful requests per second of step wall time) vs N, with the client ceiling dotted."""
+    """Throughput (successful requests per second of step wall time) vs N, one panel per mode.
+
+    The client's calibrated ceiling is drawn only where it was measured, and off the axis
+    when it is far above every target (:mod:`bench.report.ceiling_marks`): it never
+    flattens the targets and no interpolation is drawn as a measurement.
+    """
     colors = target_colors(targets)
     fig, axes = axes_row(len(modes), height=5.4)
     for ax, mode in zip(axes, modes):
@@ -175,17 +180,16 @@ def fig_throughput(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[
             drawn |= plot_steps(ax, part, "n_requests", "throughput_rps", color=colors[t], label=t, ceiling=ceiling)
         steps = means[means["mode"] == mode]
         ns = sorted(set(steps["n_requests"]))
-        if ceiling and ns:
-            conc = steps.groupby("n_requests")["concurrency"].max()
-            limit = [ceiling_for(conc.get(n, 1), ceiling) for n in ns]
-            if any(v is not None for v in limit):
-                ax.plot(ns, [np.nan if v is None else v for v in limit], color="grey", linestyle=":",
-                        label=f"client ceiling ({ceiling.get('engine', '?')} engine)")
+        usable = steps[~steps["flag_all_failed"].fillna(False).astype(bool)] if "flag_all_failed" in steps else steps
+        fastest = float(pd.to_numeric(usable["throughput_rps"], errors="coerce").max()) if not usable.empty else np.nan
+        conc = steps.groupby("n_requests")["concurrency"].max().to_dict() if ns else {}
+        extra = draw_ceiling(ax, ceiling_marks(conc, fastest, ceiling))
         plain_log_axes(ax, ns)
         ax.set_xlabel("number of requests N")
         ax.set_ylabel("throughput (successful requests/s)")
-        ax.set_title(f"{mode}: throughput vs N")
-        finish_legend(ax, drawn, below=True)
+        ax.set_title(f"{mode}: throughput vs N", pad=12 if extra else 6)  # room for ceiling marks on the top edge
+        turned = any(label.get_rotation() == 90 for label in ax.get_xticklabels())  # crowded N labels stand up
+        finish_legend(ax, drawn, below=True, extra=extra, bbox_to_anchor=(0.5, -0.3 if turned else -0.2))
     fig.tight_layout()
     return fig
 
@@ -257,7 +261,8 @@ def fig_errors_accuracy(summary: pd.DataFrame, targets: Sequence[str], modes: Se
             ax_acc.plot(offs[shown], np.asarray(acc)[shown], linestyle="none", marker="o", markersize=8,
                         color=mode_colors[mode], label=mode)
             for xo, a in zip(offs[shown], np.asarray(acc)[shown]):
-                ax_acc.annotate(f"{a:.3f}", (xo, a), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8)
+                ax_acc.annotate(f"{100 * a:.1f} %", (xo, a), textcoords="offset points", xytext=(0, 7), ha="center",
+                                fontsize=8)
             accs += list(np.asarray(acc)[shown])
     for ax in (ax_err, ax_acc):
         ax.set_xticks(x, list(targets), rotation=15)
@@ -292,12 +297,12 @@ def _classes_label(part: pd.DataFrame, failed: int) -> str:
 def _accuracy_axis(ax: Any, accs: list[float], model_accuracy: float | None) -> None:
     """Zoom the accuracy axis to the values (and the model's own accuracy): differences of
     a fraction of a percent are what matters, and bars from 0 would hide them."""
-    ax.set_title("accuracy of the answers (correct / answered)")
-    ax.set_ylabel("accuracy")
+    ax.set_title("answers correct (correct digits / answered)")
+    ax.set_ylabel("share of answers correct")
     values = list(accs)
     if model_accuracy is not None:
         ax.axhline(model_accuracy, color="grey", linestyle=":",
-                   label=f"the model's test accuracy ({model_accuracy:.3f})")
+                   label=f"the model on the test split ({100 * model_accuracy:.1f} %)")
         values.append(model_accuracy)
     if not values:
         ax.set_yticks([])
@@ -306,6 +311,6 @@ def _accuracy_axis(ax: Any, accs: list[float], model_accuracy: float | None) -> 
     low, high = min(values), max(values)
     pad = max((high - low) * 0.25, 0.005)
     ax.set_ylim(max(low - pad, 0.0), min(high + pad, 1.0) + pad * 0.5)
-    ax.yaxis.set_major_formatter(FormatStrFormatter("%.3f"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{100 * v:.2f} %"))  # ticks every 0.25 %
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=len(ax.get_legend_handles_labels()[0]))

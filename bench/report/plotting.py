@@ -148,9 +148,11 @@ def flag_handles(drawn: set[str]) -> list[Line2D]:
 def finish_legend(ax: Any, drawn: set[str], *, below: bool = False, extra: Sequence[Line2D] = (),
                   **kwargs: Any) -> None:
     """The axes' legend: its labelled artists, ``extra`` entries (e.g. the percentile bound
-    marks), then one entry per kind of flag drawn on it.
+    marks, the client ceiling's marks, whose artists carry no label), then one entry per
+    kind of flag drawn on it.
 
-    ``below``: under the axes (two columns), where it cannot hide a data point."""
+    ``below``: under the axes (two columns; one when an ``extra`` entry is a long sentence),
+    where it cannot hide a data point."""
     handles, labels = ax.get_legend_handles_labels()
     for proxy in [*extra, *flag_handles(drawn)]:
         handles.append(proxy)
@@ -158,7 +160,8 @@ def finish_legend(ax: Any, drawn: set[str], *, below: bool = False, extra: Seque
     if GID_ALL_FAILED in drawn:
         room_for_failed(ax)
     if below:
-        kwargs = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncol": 2, **kwargs}
+        ncol = 1 if any("\n" in h.get_label() or len(h.get_label()) > 60 for h in extra) else 2
+        kwargs = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncol": ncol, **kwargs}
     if handles:
         ax.legend(handles, labels, **kwargs)
 

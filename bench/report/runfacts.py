@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from bench.run_timing import timing_text
 from bench.runstate import run_warnings as state_warnings
 from bench.shard_run import sharding_text, sharding_warnings
 from ground.runmeta import RunMeta, RunStatus
@@ -129,6 +130,8 @@ def meta_rows(meta: RunMeta) -> list[list[str]]:
         "run id": meta.run_id or "?",
         "status": status_text(meta),
         "started / finished (UTC)": f"{meta.started_utc or '?'} / {meta.finished_utc or '-'}",
+        "time taken by bench run": timing_text(details.get("timing")) or "not recorded (a run written before "
+                                   "meta.json had timing)",
         "host CPU": f"{host.get('cpu_model', '?')} ({host.get('cpu_count', '?')} CPUs, {host.get('cpus_usable', '?')} usable)",
         "OS / Python": f"{host.get('os', '?')} / Python {host.get('python', '?')}",
         "engine": f"{engine.get('name', '?')} ({engine.get('version', '?')}); chosen: {engine.get('chosen_by', '?')}",
@@ -136,7 +139,8 @@ def meta_rows(meta: RunMeta) -> list[list[str]]:
         "CPU plan": cpu_plan_text(details.get("cpu_plan")),
         "execution": details.get("execution", "-"),
         "model": f"{model.get('dir', '?')} (TorchScript sha256 {str(model.get('torchscript_sha256', '?'))[:16]}...)"
-                 + (f"; test accuracy {float(accuracy['torch']):.3f}" if "torch" in accuracy else ""),
+                 + (f"; answers correct on the test split {100 * float(accuracy['torch']):.1f} %"
+                    if "torch" in accuracy else ""),
         "config sha256": (details.get("config") or {}).get("sha256", "?"),
         "git": f"{git.get('commit', '?')}{' (dirty tree)' if git.get('dirty') else ''}",
     }
@@ -152,11 +156,14 @@ def _first_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def run_warnings(meta: RunMeta, flagged_steps: int = 0) -> list[str]:
+def run_warnings(meta: RunMeta, flagged_steps: int = 0, *, caution: str | None = None,
+                 out_of_order: int = 0) -> list[str]:
     """Everything a reader must know before trusting this run's numbers, one sentence each.
 
     Rendered as a box at the top of report.md/html (the document's "warnings" block). This
     is the one place to add a new kind of warning about a run (e.g. a noisy host).
+    ``caution``: the one-trial caution (:func:`bench.report.trialnoise.single_trial_caution`);
+    ``out_of_order``: how many steps break the expected order beyond the noise.
     """
     warnings = []
     if meta.incomplete:
@@ -170,4 +177,10 @@ def run_warnings(meta: RunMeta, flagged_steps: int = 0) -> list[str]:
     if flagged_steps:
         warnings.append(f"{flagged_steps} step(s) are flagged (failed requests or a saturated open loop): they "
                         "are marked in every table and figure, and listed under \"Flagged steps\".")
+    if caution:
+        warnings.append(caution)
+    if out_of_order:
+        warnings.append(f"{out_of_order} step(s) break the expected order by more than the noise (a larger N "
+                        "finished sooner, or a throughput far from both its neighbours): listed under Table 3 as "
+                        "\"Steps out of order\"; re-measure them before reading them.")
     return warnings

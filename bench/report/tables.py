@@ -215,7 +215,7 @@ def target_summary_table(summary: pd.DataFrame, mode: str, targets: Sequence[str
                          ceiling: Mapping[str, Any] | None = None) -> tuple[list[str], list[list[str]]]:
     """Per target x step: total (or achieved vs offered rate in ``rate`` mode), latency
     percentiles in ms with their 95 % bounds (``v (lo–hi)``, ``≥ lo`` or ``—``, see
-    :func:`bench.report.bounds.percentile_cell`), failures, accuracy.
+    :func:`bench.report.bounds.percentile_cell`), failures, answers correct (%).
 
     The main number carries the step's flags (see :func:`bench.report.flags.flag_cell`); a
     'notes' column appears only when some step is near the client's ceiling.
@@ -231,7 +231,7 @@ def target_summary_table(summary: pd.DataFrame, mode: str, targets: Sequence[str
     else:
         columns = ["target", "N", "total (s)", "throughput (req/s)", *lat]
         order = ["order_", "n_requests"]
-    columns += ["failed", "accuracy"]
+    columns += ["failed", "answers correct (%)"]
     notes = bool(means["near_"].any())
     recorded = bounds_recorded(summary)
     rows = []
@@ -247,7 +247,7 @@ def target_summary_table(summary: pd.DataFrame, mode: str, targets: Sequence[str
         else:
             row = [r["target"], str(int(r["n_requests"])), flag_cell(format_seconds(r.get("total_s")), r),
                    _fmt(r.get("throughput_rps"), 1), *latency]
-        row += [f"{int(r['failed'])}/{int(r['sent'])}" if r["failed"] else "0", _fmt(r.get("accuracy"), 3)]
+        row += [f"{int(r['failed'])}/{int(r['sent'])}" if r["failed"] else "0", _pct(r.get("accuracy"))]
         if notes:
             row.append("near client ceiling" if r["near_"] else "")
         rows.append(row)
@@ -255,9 +255,11 @@ def target_summary_table(summary: pd.DataFrame, mode: str, targets: Sequence[str
 
 
 def error_accuracy_table(summary: pd.DataFrame, targets: Sequence[str]) -> tuple[list[str], list[list[str]]]:
-    """Per target x mode over all steps: requests, failures by class, accuracy (correct /
-    sent) and accuracy of the answers (correct / answered)."""
-    columns = ["target", "mode", "requests", "failed", "error classes", "accuracy", "accuracy of answers"]
+    """Per target x mode over all steps: requests, failures by class, answers correct as a
+    share of the requests sent and of those answered (summary.csv's ``accuracy`` and
+    ``accuracy_ok``; "accuracy" alone read like a request success rate)."""
+    columns = ["target", "mode", "requests", "failed", "error classes", "answers correct (% of sent)",
+               "answers correct (% of answered)"]
     rows = []
     for t in targets:
         for mode in modes_in(summary):
@@ -270,8 +272,8 @@ def error_accuracy_table(summary: pd.DataFrame, targets: Sequence[str]) -> tuple
             answered = sent - failed
             classes = merge_error_classes(part["errors_by_class"])
             rows.append([t, mode, str(sent), str(failed), ", ".join(f"{k}: {v}" for k, v in classes.items()),
-                         _fmt(correct / sent if sent else np.nan, 4),
-                         _fmt(correct / answered if answered else np.nan, 4)])
+                         _pct(correct / sent if sent else np.nan, 2),
+                         _pct(correct / answered if answered else np.nan, 2)])
     return columns, rows
 
 
@@ -281,6 +283,15 @@ def _fmt(value: Any, digits: int) -> str:
     except (TypeError, ValueError):
         return "-"
     return "-" if math.isnan(v) else f"{v:.{digits}f}"
+
+
+def _pct(fraction: Any, digits: int = 1) -> str:
+    """A fraction as a percentage without the sign (the column says %): 0.99 -> '99.0'."""
+    try:
+        v = float(fraction)
+    except (TypeError, ValueError):
+        return "-"
+    return "-" if math.isnan(v) else f"{100.0 * v:.{digits}f}"
 
 
 def _ms(value: Any) -> str:
