@@ -28,6 +28,8 @@ min_requests = 30
 min_seconds = 0.3
 max_seconds = 8.0
 max_probes = 5
+confidence = 0.6
+max_looks = 1
 max_concurrency = 2
 closed_loop_seconds = 2.0
 """
