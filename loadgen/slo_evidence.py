@@ -30,11 +30,13 @@ Pure: arrays in, frozen records out.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import rankdata
 
 from loadgen.quantile_bounds import (
     SloDecision,
@@ -44,7 +46,7 @@ from loadgen.quantile_bounds import (
     slo_decision,
 )
 
-__all__ = ["Evidence", "SequentialRule", "judge"]
+__all__ = ["Evidence", "SequentialRule", "design_effect", "judge"]
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,7 @@ class SequentialRule:
 
     def first_look(self, percentile: float) -> int:
         """Fewest requests that can show "met" at the per-look level (no exceedance)."""
-        return min_requests_to_meet(percentile, self.delta_per_look)
+        return _first_look(percentile, self.delta_per_look)
 
     def look_size(self, look: int, first: int) -> int:
         """Requests of look ``look`` (1-based): n1, then n1, 2 n1, ... so the cumulative
@@ -80,6 +82,11 @@ class SequentialRule:
         if look < 1:
             raise ValueError(f"look must be >= 1, got {look}")
         return first if look == 1 else first * 2 ** (look - 2)
+
+
+@functools.lru_cache(maxsize=256)
+def _first_look(percentile: float, delta: float) -> int:
+    return min_requests_to_meet(percentile, delta)
 
 
 @dataclass(frozen=True)
@@ -108,13 +115,30 @@ class Evidence:
                 f"at {self.confidence:.0%}")
 
 
-def _look_counts(latencies: np.ndarray, bound_s: float) -> tuple[int, int, float, float]:
+def design_effect(latencies: np.ndarray, bound_s: float) -> float:
+    """How many requests one independent sample is worth in this look (>= 1).
+
+    The larger of two design effects: that of the 0/1 exceedance series (bursts of
+    exceedances), and that of the latencies' ranks (a queue that builds and drains makes
+    neighbouring latencies alike even while none exceeds the bound -- with no exceedance
+    the 0/1 series is constant and would claim independence). Ranks, so one huge latency
+    does not dominate the autocorrelation.
+    """
+    n = latencies.size
+    if n < 4:
+        return 1.0
     over = (latencies > bound_s).astype(np.float64)
+    ranks = rankdata(latencies, method="average")  # ties share a rank: no fake trend from their order
+    ess = min(effective_sample_size(over), effective_sample_size(ranks))
+    return max(1.0, n / ess) if ess > 0 else 1.0
+
+
+def _look_counts(latencies: np.ndarray, bound_s: float) -> tuple[int, int, float, float]:
+    over = latencies > bound_s
     n, h = int(latencies.size), int(over.sum())
     if n == 0:
         return 0, 0, 0.0, 0.0
-    ess = effective_sample_size(over)
-    deff = n / ess if ess > 0 else 1.0
+    deff = design_effect(latencies, bound_s)
     return n, h, n / deff, h / deff
 
 
