@@ -4,9 +4,12 @@ Why a module of its own: the table belongs to one feature (``bench run --modes c
 docs/capacity.md); bench/config.py only registers it, and it is parsed like every other
 table by :func:`ground.tables.parse_table`, so a misspelt key is an error naming it.
 
-The defaults aim at a search of all four local stand-ins in under ~5 minutes on a 2-core
-machine: per target at most ``closed_loop_seconds`` for the concurrency sweep plus
-``max_seconds`` per search (typically 20-40 s are used), plus the stand-in's start-up.
+``confidence`` is the one knob that trades time for certainty: every rate's verdict (met
+or violated) and the confirmation's are wrong with probability at most 1 - confidence,
+and the shortest probe that can show "met" grows with it (p99 with 3 looks: 339 requests
+at 90 %, 408 at 95 %, 590 at 99 %). The defaults aim at a search of all four local
+stand-ins in a few minutes on a 2-core machine: per target at most ``closed_loop_seconds``
+for the concurrency sweep plus ``max_seconds`` per search, plus the stand-in's start-up.
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ class CapacityConfig:
     precision: float = 0.1  # bisect until first bad / last good <= 1 + precision
     growth: float = 2.0  # the ramp multiplies the offered rate by this while the objective holds
     start_rps: float = 0.0  # first offered rate; 0 = half the closed-loop throughput at concurrency 1
-    min_requests: int = 200  # every probe sends at least this many requests ...
+    confidence: float = 0.95  # of every verdict: met / violated is wrong with probability <= 1 - this
+    max_looks: int = 3  # an undecided rate is extended up to this many looks (n1, 2 n1, 4 n1 requests)
+    min_requests: int = 200  # closed-loop levels send at least this many; a floor for probes, whose
+    # first look is at least what the objective and confidence need (p99 at 95 %: 408)
     min_seconds: float = 2.0  # ... and at least this many seconds of arrivals
-    max_probes: int = 12  # open-loop probes per search, the confirmation included
-    max_seconds: float = 45.0  # seconds of probing per search (a probe starts only if it fits)
+    max_probes: int = 24  # open-loop probes (looks) per search, the confirmation included
+    max_seconds: float = 90.0  # seconds of probing per search (a look starts only if it fits)
     repeats: int = 1  # searches per target (>= 2 shows their spread; `bench compare` uses it)
     max_concurrency: int = 32  # closed-loop sweep: 1, 2, 4, ... up to this (1: concurrency 1 only)
     closed_loop_seconds: float = 10.0  # seconds for the closed-loop sweep per target
@@ -46,6 +52,10 @@ class CapacityConfig:
         for key in ("min_requests", "repeats", "max_concurrency"):
             if getattr(self, key) < 1:
                 raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
+        if not 0.5 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0.5, 1), e.g. 0.95, got {self.confidence}")
+        if self.max_looks < 1:
+            raise ValueError(f"max_looks must be >= 1, got {self.max_looks}")
         if self.max_probes < 2:
             raise ValueError(f"max_probes must be >= 2 (a search probe and the confirmation), got {self.max_probes}")
         for key in ("min_seconds", "max_seconds", "closed_loop_seconds"):

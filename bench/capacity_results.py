@@ -64,11 +64,17 @@ CAPACITY_COLUMNS: tuple[str, ...] = (
     "at_offered_rps", "at_achieved_rps", "at_lat_p50_s", "at_lat_p90_s", "at_lat_p99_s", "at_lat_objective_s",
     "at_errors", "at_saturated", "closed_best_concurrency", "closed_best_rps", "closed_best_lat_objective_s",
     "seed",
+    # the evidence (schema 2; older capacity.csv files lack these and read as empty)
+    "confidence", "upper_decision", "at_decision", "at_n", "at_exceed", "at_n_effective",
+    "at_lat_objective_lo_s", "at_lat_objective_hi_s",
 )
 PROBE_COLUMNS: tuple[str, ...] = (
     "run_id", "target", "repeat", "probe", "phase", "offered_rps", "n_requests", "achieved_rps",
     "lat_p50_s", "lat_p90_s", "lat_p99_s", "lat_objective_s", "errors", "error_classes", "saturated", "met",
     "violation", "seconds", "trial",
+    # the evidence at this rate after this look (schema 2; absent in older files)
+    "look", "final", "decision", "confidence", "n_judged", "exceed", "n_effective", "exceed_effective",
+    "p_met", "p_violated", "lat_objective_lo_s", "lat_objective_hi_s",
 )
 CONCURRENCY_COLUMNS: tuple[str, ...] = (
     "run_id", "target", "objective", "concurrency", "n_requests", "throughput_rps", "lat_p50_s",
@@ -85,6 +91,7 @@ def capacity_row(run_id: str, target: str, repeat: int, result: CapacityResult, 
     """One capacity.csv row for a finished search."""
     at = result.at_capacity
     o = at.outcome if at is not None else None
+    ev = at.evidence if at is not None else None
     best = closed.best if closed is not None else None
     return {
         "run_id": run_id, "target": target, "repeat": repeat, "objective": result.objective.describe(),
@@ -101,12 +108,19 @@ def capacity_row(run_id: str, target: str, repeat: int, result: CapacityResult, 
         "closed_best_rps": _nan(best.outcome.throughput_rps if best else None),
         "closed_best_lat_objective_s": _nan(best.outcome.latency_s if best else None),
         "seed": seed,
+        "confidence": result.confidence, "upper_decision": result.upper_decision,
+        "at_decision": at.decision if at is not None else "",
+        "at_n": ev.n if ev else "", "at_exceed": ev.exceed if ev else "",
+        "at_n_effective": round(ev.n_effective, 1) if ev else "",
+        "at_lat_objective_lo_s": _nan(ev.lat_lo_s if ev else None),
+        "at_lat_objective_hi_s": _nan(ev.lat_hi_s if ev else None),
     }
 
 
 def probe_row(run_id: str, target: str, repeat: int, record: ProbeRecord, trial: int) -> dict[str, Any]:
     """One capacity_probes.csv row; ``trial`` is the probe's trial number in summary.csv."""
     o = record.outcome
+    ev = record.evidence
     return {
         "run_id": run_id, "target": target, "repeat": repeat, "probe": record.spec.index,
         "phase": record.spec.phase, "offered_rps": record.spec.rate, "n_requests": o.n_requests,
@@ -114,6 +128,13 @@ def probe_row(run_id: str, target: str, repeat: int, record: ProbeRecord, trial:
         "lat_objective_s": o.latency_s, "errors": o.errors, "error_classes": o.error_classes,
         "saturated": o.saturated, "met": record.met, "violation": record.violation,
         "seconds": round(o.duration_s, 3), "trial": trial,
+        "look": record.spec.look, "final": record.final, "decision": record.decision,
+        "confidence": ev.confidence if ev else "", "n_judged": ev.n if ev else "",
+        "exceed": ev.exceed if ev else "", "n_effective": round(ev.n_effective, 1) if ev else "",
+        "exceed_effective": round(ev.exceed_effective, 2) if ev else "",
+        "p_met": f"{ev.p_met:.4g}" if ev else "", "p_violated": f"{ev.p_violated:.4g}" if ev else "",
+        "lat_objective_lo_s": _nan(ev.lat_lo_s if ev else None),
+        "lat_objective_hi_s": _nan(ev.lat_hi_s if ev else None),
     }
 
 
@@ -188,7 +209,11 @@ def _read(path: Path, columns: Sequence[str]) -> pd.DataFrame:
     if missing:
         raise ValueError(f"{path} lacks the column 'target'; is it a servebench {path.name}?")
     frame["target"] = frame["target"].astype(str)
-    for col in ("stop_reason", "violation", "error_classes", "stop", "verdict", "phase", "objective"):
+    for col in columns:  # a file written before a column existed reads it as empty
+        if col not in frame:
+            frame[col] = math.nan
+    for col in ("stop_reason", "violation", "error_classes", "stop", "verdict", "phase", "objective", "decision",
+                "upper_decision", "at_decision"):
         if col in frame:
             frame[col] = frame[col].fillna("").astype(str)
     return frame

@@ -56,7 +56,6 @@ from loadgen.capacity import (
     SearchSettings,
     find_capacity,
     parse_objective,
-    violation,
 )
 from loadgen.concurrency_search import ClosedLoopResult, LevelOutcome, LevelRecord, LevelSpec, concurrency_sweep
 from loadgen.records import StepKey, StepResult
@@ -120,6 +119,13 @@ class CapacityEvents:
     on_level: Callable[[str, LevelRecord], None] = lambda target, record: None
     on_probe: Callable[[str, int, ProbeRecord], None] = lambda target, repeat, record: None
     on_search: Callable[[str, int, CapacityResult], None] = lambda target, repeat, result: None
+
+
+def sent_order_latencies(step: StepResult) -> np.ndarray:
+    """Successful requests' latencies in the order the schedule sent them (by intended
+    time): the series whose exceedances the verdict counts and whose clustering it weighs."""
+    ok = sorted((r.intended_s, r.seq, r.latency_s) for r in step.records if r.ok)
+    return np.fromiter((lat for _, _, lat in ok), dtype=np.float64, count=len(ok))
 
 
 def _is_dead(step: StepResult) -> bool:
@@ -230,29 +236,33 @@ class CapacityPhase:
         return SearchSettings(
             start_rps=min(start_rps, max_rate), growth=c.growth, precision=c.precision, min_requests=c.min_requests,
             min_seconds=c.min_seconds, max_probes=c.max_probes, max_seconds=c.max_seconds, max_rate_rps=max_rate,
-            max_rate_reason=reason, client_ceiling_rps=ceiling, seed=seed)
+            max_rate_reason=reason, client_ceiling_rps=ceiling, seed=seed, confidence=c.confidence,
+            max_looks=c.max_looks)
 
     async def _search(self, target: Any, engine_factory: Any, images: np.ndarray, labels: np.ndarray,
                       settings: SearchSettings, repeat: int) -> CapacityResult:
         bound = self.objective.bound_s
+        trials: dict[int, int] = {}  # probe index -> its trial in summary.csv
 
         async def probe(spec: ProbeSpec) -> ProbeOutcome:
             trial = self._last_trial[target.name] = self._last_trial.get(target.name, 0) + 1
+            trials[spec.index] = trial
             plan = self._plan("rate", spec.n_requests, concurrency=self.sweep.concurrency, rate=spec.rate,
                               seed=spec.seed, max_duration_s=2 * spec.planned_s + 2 * bound + 1.0)
             step, row, wall = await self._measure(target, engine_factory, plan, images, labels, OPEN_MODE, trial)
-            outcome = ProbeOutcome(
+            return ProbeOutcome(
                 rate=spec.rate, n_requests=len(step.records), latency_s=self._pctl(step),
                 p50_s=float(row["lat_p50_s"]), p90_s=float(row["lat_p90_s"]), p99_s=float(row["lat_p99_s"]),
                 achieved_rps=float(row["achieved_rps"]), errors=int(row["errors"]), saturated=bool(row["saturated"]),
-                duration_s=wall, fatal=_is_dead(step), error_classes=str(row["errors_by_class"] or ""))
-            record = ProbeRecord(spec, outcome, violation(outcome, self.objective))
-            append_rows(self.writer.directory / PROBES_FILE, PROBE_COLUMNS,
-                        [probe_row(self.writer.run_id, target.name, repeat, record, trial)])
-            self.events.on_probe(target.name, repeat, record)
-            return outcome
+                duration_s=wall, fatal=_is_dead(step), error_classes=str(row["errors_by_class"] or ""),
+                latencies_s=sent_order_latencies(step))
 
-        return await find_capacity(probe, self.objective, settings)
+        def judged(record: ProbeRecord) -> None:
+            append_rows(self.writer.directory / PROBES_FILE, PROBE_COLUMNS,
+                        [probe_row(self.writer.run_id, target.name, repeat, record, trials[record.spec.index])])
+            self.events.on_probe(target.name, repeat, record)
+
+        return await find_capacity(probe, self.objective, settings, judged)
 
     # -- one target -----------------------------------------------------------------------
     async def run(self, target: Any, engine_factory: Any, images: np.ndarray, labels: np.ndarray) -> None:

@@ -48,17 +48,26 @@ def capacity_phase(settings: CapacityConfig, config: BenchConfig, writer: RunWri
 
     def probe(target: str, repeat: int, record: Any) -> None:
         o = record.outcome
-        verdict = "ok" if record.met else f"VIOLATED: {record.violation}"
-        console.info(f"  {target} search {repeat} probe {record.spec.index} ({record.spec.phase}) "
+        evidence = record.evidence.describe(settings.objective.label, settings.bound_ms) if record.evidence else ""
+        if record.met:
+            verdict = f"met ({evidence})"
+        elif record.decision == "undecided":
+            verdict = (record.violation if record.final else f"undecided ({evidence}): extending")
+        else:
+            verdict = f"VIOLATED: {record.violation}"
+        look = f" look {record.spec.look}" if record.spec.look > 1 else ""
+        console.info(f"  {target} search {repeat} probe {record.spec.index} ({record.spec.phase}{look}) "
                      f"{record.spec.rate:.4g} req/s x {o.n_requests}: p50 {o.p50_s * 1000:.2f} ms, "
                      f"{settings.objective.label} {o.latency_s * 1000:.2f} ms, achieved {o.achieved_rps:.4g} req/s, "
                      f"{o.duration_s:.1f} s -- {verdict}")
 
     def search(target: str, repeat: int, result: Any) -> None:
         flag = " -- POSSIBLY CLIENT-BOUND (>= 50 % of the client's calibrated ceiling)" if result.client_bound else ""
+        upper = "" if math.isnan(result.upper_rps) else (f", not met at {_fmt_rps(result.upper_rps)} req/s "
+                                                          f"({result.upper_decision})")
         console.info(f"[{target}] capacity under {result.objective.describe()}: {_fmt_rps(result.capacity_rps)} "
-                     f"req/s, {result.verdict} ({len(result.probes)} probes, {result.seconds:.1f} s; "
-                     f"{result.stop_reason}){flag}")
+                     f"req/s offered{upper}, {result.verdict} at {result.confidence:.0%} confidence "
+                     f"({len(result.probes)} probes, {result.seconds:.1f} s; {result.stop_reason}){flag}")
 
     events = CapacityEvents(
         on_progress=lambda key, done, total: bar.update(
@@ -74,13 +83,15 @@ def capacity_phase(settings: CapacityConfig, config: BenchConfig, writer: RunWri
 def print_capacity(run: RunData, console: Console) -> tuple[RunData, bool]:
     """Print the capacity table of ``run`` if it has one; return (the run without capacity rows,
     whether a table was printed), so Table 3 is drawn from the ordinary steps only."""
-    from bench.report.capacity import capacity_heading, capacity_table, split_capacity
+    from bench.report.capacity import capacity_heading, capacity_legend, capacity_table, split_capacity
 
     classic, cap = split_capacity(run)
     if cap is None or cap.capacity.empty:
         return classic, False
     columns, rows = capacity_table(cap, run.targets)
     console.table(f"{capacity_heading(cap)} (run {run.run_id})", columns, rows)
+    for line in capacity_legend(cap):
+        console.info(line)
     ceiling: Mapping[str, Any] | None = run.meta.details.get("client_ceiling")
     if not ceiling:
         console.warn("no client calibration recorded: a capacity limited by the load generator cannot be flagged")

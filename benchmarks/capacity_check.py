@@ -11,18 +11,23 @@ Why: a capacity figure is only useful if (a) searching again finds about the sam
    a fresh start of every stand-in) and reports per target the found capacities, their
    median and relative spread, and the verdicts;
 2. cross-checks WITHOUT the search's code path: for each target it runs plain
-   ``bench run TARGET --modes rate`` at 0.9x and 1.2x the median capacity for about
-   ``--cross-seconds`` of arrivals, and judges each run itself from summary.csv and the
-   raw latencies in requests.csv.gz (the objective's percentile over successful
-   requests, numpy's linear method; any failed request or a ``saturated`` step is a
-   violation). Expected: 0.9x meets the objective and 1.2x does not.
+   ``bench run TARGET --rate R --duration S`` at 0.9x and 1.2x the median capacity, and
+   judges each run from its own summary.csv and requests.csv.gz with the *same rule* as
+   the search (:func:`loadgen.slo_evidence.judge`, one look, at the searches' confidence:
+   met / violated / undecided from the successful requests over the bound, in send
+   order, with the design effect; any failed request or a ``saturated`` step is a
+   violation). Each run sends at least ``--cross-looks`` times the requests one look
+   needs to show "met", so "undecided" is rare where the answer is clear. Expected: 0.9x
+   meets the objective and 1.2x violates it. The numpy point estimate of the percentile
+   is shown beside the verdict.
 
 The objective (percentile and bound) is read back from the searches' capacity.csv.
 ``bench run --rate R --duration S`` is used when this servebench has those flags; else a
 temporary copy of bench.toml (next to it, removed afterwards) sets ``[sweep] rate_rps``
 and ``n_requests``. Results: a table on stdout and ``benchmarks/out/capacity_check.json``
 (plus a timestamped copy), with wall times and the load average before and after each
-part -- on a shared machine, figures are only as quiet as the machine was.
+part -- on a shared machine, figures are only as quiet as the machine was -- and, to be
+committed, ``benchmarks/results/capacity_check.md`` (command, date, commit, load).
 This is a standalone script (its own argparse), not a test.
 """
 
@@ -44,7 +49,13 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from loadgen.slo_evidence import SequentialRule  # noqa: E402
+from loadgen.slo_evidence import judge as judge_looks  # noqa: E402
+
 OUT_DIR = ROOT / "benchmarks" / "out"
+RESULTS = ROOT / "benchmarks" / "results"
 FACTORS = (0.9, 1.2)
 
 
@@ -156,32 +167,42 @@ def searches(config: Path, data: dict[str, Any], results_dir: Path, targets: lis
             "seconds": [r["seconds"] for r in rows],
             "percentile": rows[0]["percentile"] if rows else math.nan,
             "bound_s": rows[0]["bound_s"] if rows else math.nan,
+            "confidence": rows[0].get("confidence") if rows else math.nan,
+            "max_dev_from_median_pct": (float(np.max(np.abs(found - median)) / median * 100) if found.size >= 2
+                                        else math.nan),
         }
     return {"runs": runs, "targets": per_target}
 
 
 # -- part 2: plain rate-mode cross-check -----------------------------------------------------
-def judge(run_dir: Path, percentile: float, bound_s: float) -> dict[str, Any]:
-    """The objective checked from the plain rate run's own files (not the search's code)."""
+def judge(run_dir: Path, percentile: float, bound_s: float, confidence: float) -> dict[str, Any]:
+    """The objective checked from the plain rate run's own files with the search's rule."""
     summary = pd.read_csv(run_dir / "summary.csv")
     rows = summary[summary["mode"] == "rate"]
     with gzip.open(run_dir / "requests.csv.gz", "rt") as fh:
         requests = pd.read_csv(fh, keep_default_na=False, na_values={"latency_s": [""]})
     requests = requests[requests["mode"] == "rate"]
-    ok = requests.loc[requests["error"].astype(str) == "", "latency_s"].to_numpy(float)
+    good = requests[requests["error"].astype(str) == ""].sort_values(["intended_s", "seq"])
+    ok = good["latency_s"].to_numpy(float)
     value = float(np.percentile(ok, percentile, method="linear")) if ok.size else math.nan
     errors = int(rows["errors"].sum())
     saturated = bool(rows["saturated"].astype(str).str.lower().isin(["true", "1"]).any())
-    met = errors == 0 and not saturated and not math.isnan(value) and value <= bound_s
+    evidence = judge_looks([ok], percentile, bound_s, SequentialRule(confidence, 1)) if ok.size else None
+    if errors or saturated or evidence is None:
+        decision = "violated"
+    else:
+        decision = evidence.decision.value
     return {"n_requests": int(rows["n_requests"].sum()), "offered_rps": float(rows["rate"].iloc[0]),
             "achieved_rps": float(rows["achieved_rps"].iloc[0]) if "achieved_rps" in rows else math.nan,
-            "latency_s": value, "errors": errors, "saturated": saturated, "met": met}
+            "latency_s": value, "errors": errors, "saturated": saturated, "decision": decision,
+            "met": decision == "met", "exceed": evidence.exceed if evidence else None,
+            "n_effective": round(evidence.n_effective, 1) if evidence else None,
+            "lat_lo_s": evidence.lat_lo_s if evidence else None, "lat_hi_s": evidence.lat_hi_s if evidence else None}
 
 
 def cross_check(config: Path, data: dict[str, Any], results_dir: Path, found: dict[str, Any], seconds: float,
-                stamp: str, say: Any) -> dict[str, Any]:
+                looks: float, stamp: str, say: Any) -> dict[str, Any]:
     flags = has_rate_flags(config)
-    min_requests = int(data.get("capacity", {}).get("min_requests", 200))
     out: dict[str, Any] = {"used": "--rate/--duration flags" if flags else "temporary bench.toml ([sweep] rate_rps, "
                            "n_requests)", "targets": {}}
     for target, info in found.items():
@@ -190,6 +211,8 @@ def cross_check(config: Path, data: dict[str, Any], results_dir: Path, found: di
             out["targets"][target] = {"skipped": "no capacity found"}
             continue
         checks = {}
+        confidence = float(info["confidence"]) if info.get("confidence") is not None else 0.95
+        min_requests = math.ceil(looks * SequentialRule(confidence, 1).first_look(float(info["percentile"])))
         for factor in FACTORS:
             rate = round(capacity * factor, 3)
             n = max(min_requests, math.ceil(rate * seconds))
@@ -208,15 +231,15 @@ def cross_check(config: Path, data: dict[str, Any], results_dir: Path, found: di
             if not (run_dir / "summary.csv").is_file():
                 checks[f"x{factor:g}"] = {"error": f"exit {proc.returncode}: {proc.stderr[-2000:]}"}
                 continue
-            result = judge(run_dir, info["percentile"], info["bound_s"])
+            result = judge(run_dir, info["percentile"], info["bound_s"], confidence)
             result.update(factor=factor, run_id=run_id, exit=proc.returncode, wall_s=round(wall, 1),
                           loadavg_before=load_before, loadavg_after=_load())
             checks[f"x{factor:g}"] = result
             say(f"{target} at {factor:g}x = {rate:g} req/s ({n} requests): p{info['percentile']:g} "
-                f"{result['latency_s'] * 1000:.2f} ms, errors {result['errors']}, saturated {result['saturated']} "
-                f"-> {'meets' if result['met'] else 'violates'} ({wall:.1f} s wall)")
+                f"{result['latency_s'] * 1000:.2f} ms, {result['exceed']} over the bound, errors {result['errors']}, "
+                f"saturated {result['saturated']} -> {result['decision']} ({wall:.1f} s wall)")
         low, high = checks.get("x0.9", {}), checks.get("x1.2", {})
-        checks["consistent"] = bool(low.get("met") is True and high.get("met") is False)
+        checks["consistent"] = bool(low.get("decision") == "met" and high.get("decision") == "violated")
         out["targets"][target] = checks
     return out
 
@@ -229,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slo", default=None, help="objective, e.g. p99=100ms (default: the config's [capacity])")
     parser.add_argument("--cross-seconds", type=float, default=5.0,
                         help="seconds of arrivals per cross-check run (default: %(default)s)")
+    parser.add_argument("--cross-looks", type=float, default=4.0,
+                        help="each cross-check run sends at least this many times the requests one look needs to "
+                             "show 'met' (default: %(default)s)")
     parser.add_argument("--no-cross-check", action="store_true", help="only the repeated searches")
     args = parser.parse_args(argv)
     if args.searches < 1 or not args.cross_seconds > 0:
@@ -253,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     report["search_wall_s"] = round(time.perf_counter() - started, 1)
     if not args.no_cross_check:
         report["cross_check"] = cross_check(config, data, results_dir, report["search"]["targets"],
-                                            args.cross_seconds, stamp, say)
+                                            args.cross_seconds, args.cross_looks, stamp, say)
     report["wall_s"] = round(time.perf_counter() - started, 1)
     report["loadavg_end"] = _load()
 
@@ -265,8 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         if "skipped" in cross:
             cross_text = cross["skipped"]
         elif cross:
-            parts = [f"{k}: {'meets' if v.get('met') else 'violates' if 'met' in v else 'error'}"
-                     for k, v in cross.items() if k.startswith("x")]
+            parts = [f"{k}: {v.get('decision', 'error')}" for k, v in cross.items() if k.startswith("x")]
             cross_text = ", ".join(parts) + (" (consistent)" if cross.get("consistent") else " (NOT consistent)")
         else:
             cross_text = "-"
@@ -282,8 +307,49 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(report, indent=2, default=str)
     (OUT_DIR / "capacity_check.json").write_text(text + "\n")
     (OUT_DIR / f"capacity_check-{stamp}.json").write_text(text + "\n")
-    print(f"wrote {OUT_DIR / 'capacity_check.json'} (and a timestamped copy)")
+    write_markdown(report, "python benchmarks/capacity_check.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    print(f"wrote {OUT_DIR / 'capacity_check.json'} (and a timestamped copy) and {RESULTS / 'capacity_check.md'}")
     return 0
+
+
+def write_markdown(report: dict[str, Any], command: str) -> None:
+    """benchmarks/results/capacity_check.md: what anyone needs to re-read the figures."""
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    start, end = report["loadavg_start"], report["loadavg_end"]
+    lines = ["# Capacity searches on the stand-ins: repeatability and plain rate runs", "",
+             f"- command: `{command.strip()}`", f"- date: {report['created_utc']} UTC, commit {commit}",
+             f"- load average (1, 5, 15 min) at start / end: {' '.join(f'{x:.2f}' for x in start)} / "
+             f"{' '.join(f'{x:.2f}' for x in end)} on {report['cpu_count']} CPUs"
+             + (" -- **loaded machine**" if max(start[0], end[0]) > 1 else ""),
+             f"- wall time: {report['wall_s']:.0f} s in all; searches {report['search_wall_s']:.0f} s "
+             f"({report['searches']} x `bench run {' '.join(report['targets'])} --modes capacity`, one per row "
+             "below)", ""]
+    lines += ["| search run | wall s | load before | load after |", "|---|---|---|---|"]
+    for run in report["search"]["runs"]:
+        lines.append(f"| {run['run_id']} | {run['wall_s']} | {run['loadavg_before'][0]:.2f} | "
+                     f"{run['loadavg_after'][0]:.2f} |")
+    lines += ["", "| target | capacities offered (req/s) | median | max deviation from median | verdicts | "
+              "0.9x rate run | 1.2x rate run | consistent |", "|---|---|---|---|---|---|---|---|"]
+    cross = report.get("cross_check", {}).get("targets", {})
+    for target, info in report["search"]["targets"].items():
+        caps = ", ".join("-" if c is None else f"{c:.4g}" for c in info["capacities_rps"])
+        dev = info.get("max_dev_from_median_pct", math.nan)
+        cells = []
+        for key in ("x0.9", "x1.2"):
+            c = cross.get(target, {}).get(key, {})
+            if "decision" in c:
+                cells.append(f"{c['offered_rps']:.4g} req/s x {c['n_requests']}: {c['decision']} "
+                             f"({c['exceed']} over, p{info['percentile']:g} {c['latency_s'] * 1000:.1f} ms"
+                             + (", saturated" if c["saturated"] else "") + (f", {c['errors']} errors" if c["errors"]
+                                                                           else "") + ")")
+            else:
+                cells.append(cross.get(target, {}).get("skipped", c.get("error", "-"))[:80])
+        lines.append(f"| {target} | {caps} | {info['median_rps']:.4g} | "
+                     f"{'-' if math.isnan(dev) else f'{dev:.1f} %'} | {', '.join(info['verdicts'])} | {cells[0]} | "
+                     f"{cells[1]} | {cross.get(target, {}).get('consistent', '-')} |")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "capacity_check.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Capacity under a latency objective: the MLPerf-server-like search, as a pure driver.
+"""Capacity under a latency objective, with a stated confidence: a pure search driver.
 
 Why pure: the search decides which rates are offered and what the reported capacity is,
 so its logic must be testable with deterministic fake probes -- no clock, no network, no
@@ -6,26 +6,35 @@ printing. The caller supplies ``probe(spec) -> ProbeOutcome`` (an async callable
 really measures, or a model of a server in tests); elapsed time is the sum of the
 outcomes' own ``duration_s``, never read from a clock here.
 
-The search (after MLPerf Inference's server scenario, which reports the highest Poisson
-query rate whose tail latency stays under a bound):
+What a rate's verdict means (:mod:`loadgen.slo_evidence`): the objective "pq <= bound"
+is **met** at a rate when the number h of successful requests over the bound out of n is
+so small that a server whose true exceedance rate is 1 - q would produce it with
+probability <= delta (a one-sided binomial test, as MLPerf Inference LoadGen's early
+stopping); **violated** when h is so large that a server meeting the objective would
+produce it with probability <= delta; else **undecided**, and the probe is extended by
+further *looks* (up to ``max_looks``, Bonferroni: each look at delta / max_looks). A rate
+still undecided after its last look is not met -- never rounded to met. A probe also
+violates, without any test, when the open loop was ``saturated`` (it did not keep up),
+when any request failed, or when none succeeded.
 
-1. **Ramp**: offer ``start_rps``, then multiply by ``growth`` while the objective is met.
-   A probe *violates* the objective when its latency percentile is over the bound, when
-   the open loop was ``saturated`` (it did not keep up: the latencies describe a growing
-   queue), when any request failed, or when none succeeded. The ramp never offers more
-   than ``max_rate_rps`` (the politeness cap or the client's calibrated ceiling); if the
-   first probe already violates, the ramp goes *down* by ``growth`` instead.
-2. **Bisect** between the last good and the first bad rate (geometric midpoints) until
-   ``first_bad / last_good <= 1 + precision``.
-3. **Confirm**: one more probe at the found rate (a fresh schedule) decides **VALID**
-   (met again) or **INVALID** (noise or drift put it over the bound: the capacity is not
-   reproducible at this precision).
+The search:
 
-Caps: at most ``max_probes`` probes (the confirmation included: one is reserved for it)
-and ``max_seconds`` of probing (a probe starts only if its planned length, plus the
-confirmation's, fits in what is left). A probe marked ``fatal`` (the target stopped
-answering) ends the search at once. A capacity at or above half the client's calibrated
-ceiling is flagged ``client_bound``: there the load generator may be the limit.
+1. **Ramp**: offer ``start_rps``, then multiply by ``growth`` while the rate is met. The
+   ramp never offers more than ``max_rate_rps`` (politeness cap or client ceiling); if the
+   first rate is not met, the ramp goes *down* by ``growth`` instead.
+2. **Bisect** between the highest met and the lowest not-met rate (geometric midpoints)
+   until ``not_met / met <= 1 + precision``.
+3. **Confirm**: a fresh probe (its own looks) at the found rate. **VALID** when it is
+   met at the same confidence, **INVALID** when it is violated, **UNCONFIRMED** when it
+   stays undecided or did not fit. Because the confirmation is new data tested at 1 -
+   delta, a server that violates the objective at the found rate is called VALID with
+   probability <= delta, however many rates the search tried before.
+
+Caps: at most ``max_probes`` probes -- every look is a probe, one is kept for the
+confirmation's first look -- and ``max_seconds`` of probing (a look starts only if its
+planned length, plus the confirmation's first look for a search probe, fits in what is
+left). A probe marked ``fatal`` (the target stopped answering) ends the search at once. A
+capacity at or above half the client's calibrated ceiling is flagged ``client_bound``.
 
 Repeatability: the driver is deterministic given its probes; every probe carries a seed
 derived from ``(seed, probe index)``, which the caller uses for the Poisson schedule.
@@ -34,11 +43,14 @@ derived from ``(seed, probe index)``, which the caller uses for the Poisson sche
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from loadgen.objective import Objective, parse_objective
+from loadgen.quantile_bounds import SloDecision
+from loadgen.slo_evidence import Evidence, SequentialRule, judge
 
 __all__ = [
     "CLIENT_BOUND_FRACTION",
@@ -50,6 +62,7 @@ __all__ = [
     "ProbeSpec",
     "SearchSettings",
     "find_capacity",
+    "hard_violation",
     "parse_objective",
     "short_reason",
     "violation",
@@ -62,47 +75,6 @@ CLIENT_BOUND_FRACTION = 0.5
 VALID, INVALID, UNCONFIRMED, NOT_FOUND = "VALID", "INVALID", "UNCONFIRMED", "NOT_FOUND"
 VERDICTS: tuple[str, ...] = (VALID, INVALID, UNCONFIRMED, NOT_FOUND)
 
-_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
-_OBJECTIVE = re.compile(r"^\s*p(\d+(?:\.\d+)?)\s*(?:=|<=|:)\s*(\d+(?:\.\d+)?(?:e-?\d+)?)\s*(ms|s|us)\s*$", re.I)
-
-
-@dataclass(frozen=True)
-class Objective:
-    """A latency objective: the ``percentile`` of successful requests' latency <= ``bound_s``."""
-
-    percentile: float
-    bound_s: float
-
-    def __post_init__(self) -> None:
-        if not 0 < self.percentile < 100:
-            raise ValueError(f"the objective's percentile must be in (0, 100), got {self.percentile:g}")
-        if not (self.bound_s > 0 and math.isfinite(self.bound_s)):
-            raise ValueError(f"the objective's bound must be a finite time > 0, got {self.bound_s!r} s")
-
-    @property
-    def label(self) -> str:
-        """``p99`` / ``p99.9``: the percentile's short name."""
-        return f"p{self.percentile:g}"
-
-    def describe(self) -> str:
-        """``p99 <= 100 ms``: how the objective is written in tables and headings."""
-        bound = f"{self.bound_s * 1000:g} ms" if self.bound_s < 10 else f"{self.bound_s:g} s"
-        return f"{self.label} <= {bound}"
-
-
-def parse_objective(text: str) -> Objective:
-    """``"p99=100ms"`` (also ``p99<=0.1s``, ``p99.9:250ms``, ``p50=800us``) -> Objective.
-
-    Raises ValueError naming the expected form, so ``--slo`` typos fail before anything runs.
-    """
-    match = _OBJECTIVE.match(text or "")
-    if not match:
-        raise ValueError(f"objective {text!r} is not of the form pNN=BOUND with a unit, e.g. p99=100ms, "
-                         "p99.9=0.25s or p50=800us")
-    pct, value, unit = match.groups()
-    return Objective(percentile=float(pct), bound_s=float(value) * _UNITS[unit.lower()])
-
-
 @dataclass(frozen=True)
 class SearchSettings:
     """Everything that decides which rates are offered and when the search stops."""
@@ -110,10 +82,12 @@ class SearchSettings:
     start_rps: float
     growth: float = 2.0
     precision: float = 0.1
-    min_requests: int = 200
+    min_requests: int = 1  # a floor: the first look is at least what the objective and confidence need
     min_seconds: float = 2.0
-    max_probes: int = 12
-    max_seconds: float = 45.0
+    max_probes: int = 24  # every look is a probe
+    max_seconds: float = 90.0
+    confidence: float = 0.95  # of every verdict (met / violated), the confirmation's included
+    max_looks: int = 3  # looks per rate before it stays undecided (Bonferroni over them)
     max_rate_rps: float = math.inf  # never offer more (politeness cap / client ceiling)
     max_rate_reason: str = ""  # why max_rate_rps is what it is, for the stop reason
     client_ceiling_rps: float | None = None  # the client's calibrated req/s, for the client_bound flag
@@ -134,14 +108,22 @@ class SearchSettings:
             raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
         if not self.max_rate_rps > 0:
             raise ValueError(f"max_rate_rps must be > 0, got {self.max_rate_rps}")
+        SequentialRule(self.confidence, self.max_looks)  # raises ValueError naming the field
 
-    def requests_for(self, rate: float) -> int:
-        """Requests of a probe at ``rate``: at least ``min_requests`` and ``min_seconds`` of arrivals."""
-        return max(self.min_requests, math.ceil(rate * self.min_seconds))
+    @property
+    def rule(self) -> SequentialRule:
+        return SequentialRule(self.confidence, self.max_looks)
 
-    def planned_seconds(self, rate: float) -> float:
-        """How long a probe's schedule lasts at ``rate`` (its requests over the rate)."""
-        return self.requests_for(rate) / rate
+    def requests_for(self, rate: float, percentile: float = 50.0, look: int = 1) -> int:
+        """Requests of look ``look`` at ``rate``: the first look has at least ``min_requests``,
+        ``min_seconds`` of arrivals and the fewest requests that can show ``percentile`` met
+        at the per-look level; later looks double the cumulative count."""
+        first = max(self.min_requests, math.ceil(rate * self.min_seconds), self.rule.first_look(percentile))
+        return self.rule.look_size(look, first)
+
+    def planned_seconds(self, rate: float, percentile: float = 50.0, look: int = 1) -> float:
+        """How long look ``look``'s schedule lasts at ``rate`` (its requests over the rate)."""
+        return self.requests_for(rate, percentile, look) / rate
 
 
 @dataclass(frozen=True)
@@ -154,6 +136,7 @@ class ProbeSpec:
     n_requests: int
     planned_s: float
     seed: int  # for this probe's arrival schedule (and image order)
+    look: int = 1  # 1 = a new rate; 2, 3, ... extend an undecided rate
 
 
 @dataclass(frozen=True)
@@ -172,6 +155,8 @@ class ProbeOutcome:
     p99_s: float = math.nan
     fatal: bool = False  # the target stopped answering (every request refused or reset)
     error_classes: str = ""
+    # successful requests' latencies in the order they were sent: the evidence the verdict counts
+    latencies_s: np.ndarray | tuple[float, ...] = field(default=(), compare=False, repr=False)
 
 
 def short_reason(text: str) -> str:
@@ -179,8 +164,8 @@ def short_reason(text: str) -> str:
     return text.split(" (", 1)[0]
 
 
-def violation(outcome: ProbeOutcome, objective: Objective) -> str:
-    """Why a probe does not meet the objective (``""`` when it does)."""
+def hard_violation(outcome: ProbeOutcome) -> str:
+    """Why a probe violates whatever its latencies say (``""``: judge the latencies)."""
     if outcome.fatal:
         return "target stopped answering"
     if outcome.errors >= outcome.n_requests:
@@ -190,22 +175,47 @@ def violation(outcome: ProbeOutcome, objective: Objective) -> str:
         return f"{outcome.errors} of {outcome.n_requests} requests failed{detail}"
     if outcome.saturated:
         return f"saturated: achieved {outcome.achieved_rps:.4g} of {outcome.rate:.4g} req/s offered"
-    if math.isnan(outcome.latency_s) or outcome.latency_s > objective.bound_s:
-        return f"{objective.label} {outcome.latency_s * 1000:.4g} ms > {objective.bound_s * 1000:g} ms"
+    if len(outcome.latencies_s) == 0:
+        return "no latency recorded"
     return ""
+
+
+def violation(outcome: ProbeOutcome, objective: Objective, rule: SequentialRule | None = None) -> str:
+    """Why one probe, judged on its own as a single look, does not meet the objective."""
+    hard = hard_violation(outcome)
+    if hard:
+        return hard
+    evidence = judge([outcome.latencies_s], objective.percentile, objective.bound_s,
+                     SequentialRule(rule.confidence, 1) if rule else SequentialRule(max_looks=1))
+    return _evidence_reason(evidence, objective)
+
+
+def _evidence_reason(evidence: Evidence, objective: Objective) -> str:
+    """"" for met; else why not, with the counts."""
+    text = evidence.describe(objective.label, objective.bound_s * 1000)
+    if evidence.decision is SloDecision.MET:
+        return ""
+    if evidence.decision is SloDecision.VIOLATED:
+        return f"{objective.label} over {objective.bound_s * 1000:g} ms: {text}"
+    return f"undecided: {text}"
 
 
 @dataclass(frozen=True)
 class ProbeRecord:
-    """A probe as the search saw it: what was asked, what came back, and the judgement."""
+    """A probe (one look) as the search saw it: what was asked, what came back, and the
+    judgement of its rate so far (``evidence`` pools this look with the earlier ones at the
+    same rate; None when a failure, saturation or no answer decided without a test)."""
 
     spec: ProbeSpec
     outcome: ProbeOutcome
-    violation: str
+    violation: str  # "" when met; else why not (violated, or "undecided: ...")
+    decision: str = SloDecision.VIOLATED.value  # met | violated | undecided
+    evidence: Evidence | None = None
+    final: bool = True  # the last look at this rate (False: the rate was extended)
 
     @property
     def met(self) -> bool:
-        return not self.violation
+        return self.decision == SloDecision.MET.value
 
 
 @dataclass(frozen=True)
@@ -215,11 +225,18 @@ class CapacityResult:
     objective: Objective
     capacity_rps: float  # highest offered rate that met the objective (NaN: none did)
     verdict: str  # VALID | INVALID | UNCONFIRMED | NOT_FOUND
-    upper_rps: float  # lowest rate that violated it (NaN: none did)
+    upper_rps: float  # lowest rate not met -- violated or undecided (NaN: none)
     precision_reached: bool
     stop_reason: str
     client_bound: bool
     probes: tuple[ProbeRecord, ...] = field(default_factory=tuple)
+    confidence: float = 0.95  # of each rate's verdict, the confirmation's included
+
+    @property
+    def upper_decision(self) -> str:
+        """How the bracket's upper rate failed: ``violated`` or ``undecided`` ("" when none)."""
+        last = [p for p in self.probes if p.final and p.spec.phase != "confirm" and p.spec.rate == self.upper_rps]
+        return last[-1].decision if last else ""
 
     @property
     def seconds(self) -> float:
@@ -227,7 +244,9 @@ class CapacityResult:
 
     @property
     def confirmation(self) -> ProbeRecord | None:
-        return next((p for p in self.probes if p.spec.phase == "confirm"), None)
+        """The confirmation's last look (its evidence pools all its looks)."""
+        looks = [p for p in self.probes if p.spec.phase == "confirm"]
+        return looks[-1] if looks else None
 
     @property
     def at_capacity(self) -> ProbeRecord | None:
@@ -251,41 +270,90 @@ def probe_seed(seed: int, index: int) -> int:
     return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
 
 
+OnRecord = Callable[[ProbeRecord], None]
+
+
 class _Search:
     """Bookkeeping of one search: probes so far, elapsed seconds, the bracket."""
 
-    def __init__(self, probe: Probe, objective: Objective, settings: SearchSettings) -> None:
+    def __init__(self, probe: Probe, objective: Objective, settings: SearchSettings,
+                 on_record: OnRecord | None) -> None:
         self.probe, self.objective, self.s = probe, objective, settings
+        self.on_record = on_record or (lambda record: None)
+        self.rule = settings.rule
         self.records: list[ProbeRecord] = []
         self.low: float | None = None  # highest rate that met the objective
-        self.high: float | None = None  # lowest rate that violated it
+        self.high: float | None = None  # lowest rate not met (violated or undecided)
         self.stop = ""
 
     @property
     def elapsed(self) -> float:
         return sum(r.outcome.duration_s for r in self.records)
 
-    def fits(self, rate: float) -> bool:
-        """Room for a search probe at ``rate`` and then the confirmation (caps on both counts)."""
-        if len(self.records) + 2 > self.s.max_probes:
+    def _seconds(self, rate: float, look: int = 1) -> float:
+        return self.s.planned_seconds(rate, self.objective.percentile, look)
+
+    def fits(self, rate: float, look: int = 1, *, confirming: bool = False, pending: float | None = None) -> bool:
+        """Room for look ``look`` at ``rate`` and -- for a search probe -- then the
+        confirmation's first look (caps on both counts). ``pending``: the seconds of a look
+        just measured but not yet recorded (it counts as a probe too)."""
+        reserve_probes = 0 if confirming else 1
+        done = len(self.records) + (0 if pending is None else 1)
+        if done + 1 + reserve_probes > self.s.max_probes:
             self.stop = f"probe cap of {self.s.max_probes} probes (one kept for the confirmation)"
             return False
-        confirm_at = min(rate, self.low) if self.low is not None else rate
-        need = self.s.planned_seconds(rate) + self.s.planned_seconds(confirm_at)
-        if self.elapsed + need > self.s.max_seconds:
-            self.stop = (f"time cap of {self.s.max_seconds:g} s ({self.elapsed:.1f} s used; a probe at "
-                         f"{rate:.4g} req/s and the confirmation would need {need:.1f} s more)")
+        need = self._seconds(rate, look)
+        if not confirming:
+            need += self._seconds(min(rate, self.low) if self.low is not None else rate)
+        elapsed = self.elapsed + (pending or 0.0)
+        if elapsed + need > self.s.max_seconds:
+            what = f"look {look} at {rate:.4g} req/s" + ("" if confirming else " and the confirmation")
+            self.stop = (f"time cap of {self.s.max_seconds:g} s ({elapsed:.1f} s used; {what} "
+                         f"would need {need:.1f} s more)")
             return False
         return True
 
-    async def run(self, phase: str, rate: float) -> ProbeRecord:
+    async def _look(self, phase: str, rate: float, look: int) -> tuple[ProbeSpec, ProbeOutcome]:
         index = len(self.records) + 1
-        spec = ProbeSpec(index=index, phase=phase, rate=rate, n_requests=self.s.requests_for(rate),
-                         planned_s=self.s.planned_seconds(rate), seed=probe_seed(self.s.seed, index))
-        outcome = await self.probe(spec)
-        record = ProbeRecord(spec, outcome, violation(outcome, self.objective))
+        spec = ProbeSpec(index=index, phase=phase, rate=rate,
+                         n_requests=self.s.requests_for(rate, self.objective.percentile, look),
+                         planned_s=self._seconds(rate, look), seed=probe_seed(self.s.seed, index), look=look)
+        return spec, await self.probe(spec)
+
+    def _record(self, spec: ProbeSpec, outcome: ProbeOutcome, reason: str, decision: str,
+                evidence: Evidence | None, final: bool) -> ProbeRecord:
+        record = ProbeRecord(spec, outcome, reason, decision, evidence, final)
         self.records.append(record)
-        if phase != "confirm":
+        self.on_record(record)
+        return record
+
+    async def run(self, phase: str, rate: float) -> ProbeRecord:
+        """Judge ``rate``: looks until met or violated, or undecided after the last look
+        (or when the next look does not fit). Returns the rate's final record."""
+        confirming = phase == "confirm"
+        looks: list[np.ndarray] = []
+        look = 1
+        while True:
+            spec, outcome = await self._look(phase, rate, look)
+            hard = hard_violation(outcome)
+            if hard:
+                record = self._record(spec, outcome, hard, SloDecision.VIOLATED.value, None, True)
+                break
+            looks.append(np.asarray(outcome.latencies_s, dtype=np.float64))
+            evidence = judge(looks, self.objective.percentile, self.objective.bound_s, self.rule)
+            reason = _evidence_reason(evidence, self.objective)
+            decided = evidence.decision is not SloDecision.UNDECIDED
+            more = (not decided and look < self.rule.max_looks
+                    and self.fits(rate, look + 1, confirming=confirming, pending=outcome.duration_s))
+            if not decided and look < self.rule.max_looks and not more:
+                reason += f" (no room for look {look + 1}: {short_reason(self.stop)})"
+            elif not decided and not more:
+                reason += f" after {look} looks"
+            record = self._record(spec, outcome, reason, evidence.decision.value, evidence, not more)
+            if not more:
+                break
+            look += 1
+        if not confirming:
             if record.met:
                 self.low = rate if self.low is None else max(self.low, rate)
             else:
@@ -295,12 +363,14 @@ class _Search:
         return record
 
 
-async def find_capacity(probe: Probe, objective: Objective, settings: SearchSettings) -> CapacityResult:
-    """Ramp, bisect and confirm (module docstring); every probe goes through ``probe``."""
-    search = _Search(probe, objective, settings)
+async def find_capacity(probe: Probe, objective: Objective, settings: SearchSettings,
+                        on_record: OnRecord | None = None) -> CapacityResult:
+    """Ramp, bisect and confirm (module docstring); every look goes through ``probe`` and,
+    once judged, through ``on_record`` (so a caller can write it at once)."""
+    search = _Search(probe, objective, settings, on_record)
     s = settings
     rate = min(s.start_rps, s.max_rate_rps)
-    # 1. ramp up from the start rate (or down, when the start already violates)
+    # 1. ramp up from the start rate (or down, when the start is not met)
     while search.fits(rate):
         record = await search.run("ramp", rate)
         if search.stop:
@@ -325,7 +395,7 @@ async def find_capacity(probe: Probe, objective: Objective, settings: SearchSett
             break
         await search.run("bisect", mid)
     precise = search.low is not None and search.high is not None and search.high / search.low <= 1 + s.precision
-    # 3. confirm at the found rate with a fresh schedule
+    # 3. confirm at the found rate with a fresh schedule and fresh looks
     fatal = any(r.outcome.fatal for r in search.records)
     if search.low is None:
         verdict = NOT_FOUND
@@ -333,12 +403,20 @@ async def find_capacity(probe: Probe, objective: Objective, settings: SearchSett
             search.stop = "no offered rate met the objective"
     elif fatal:
         verdict = UNCONFIRMED
-    elif search.elapsed + s.planned_seconds(search.low) > s.max_seconds or len(search.records) >= s.max_probes:
+    elif not search.fits(search.low, confirming=True):
         verdict = UNCONFIRMED
-        search.stop = (search.stop + "; " if search.stop else "") + "no room left for the confirmation probe"
+        search.stop = "no room left for the confirmation probe: " + search.stop
     else:
+        before = search.stop
         confirm = await search.run("confirm", search.low)
-        verdict = VALID if confirm.met else INVALID
+        search.stop = before
+        if confirm.met:
+            verdict = VALID
+        elif confirm.decision == SloDecision.UNDECIDED.value:
+            verdict = UNCONFIRMED
+            search.stop = (search.stop + "; " if search.stop else "") + "the confirmation stayed undecided"
+        else:
+            verdict = INVALID
     if not search.stop:
         search.stop = f"bracket within {s.precision:.0%}" if precise else "search ended"
     capacity = search.low if search.low is not None else math.nan
@@ -353,4 +431,5 @@ async def find_capacity(probe: Probe, objective: Objective, settings: SearchSett
         stop_reason=search.stop,
         client_bound=client_bound,
         probes=tuple(search.records),
+        confidence=s.confidence,
     )

@@ -35,7 +35,7 @@ from loadgen.sweep_settings import SweepSettings
 
 LABELS = np.random.default_rng(5).integers(0, 10, size=40)
 IMAGES = digit_images(LABELS)
-SMALL = CapacityConfig(bound_ms=2000.0, min_requests=12, min_seconds=0.1, max_seconds=3.0, max_probes=5,
+SMALL = CapacityConfig(percentile=50.0, bound_ms=2000.0, min_requests=12, min_seconds=0.1, max_seconds=3.0, max_probes=5,
                        max_concurrency=2, closed_loop_seconds=2.0, start_rps=40.0, repeats=2)
 CEILING = {"engine": "aiohttp", "rps_by_concurrency": {"1": 900.0, "64": 4000.0}}
 
@@ -112,7 +112,7 @@ def test_the_capacity_files_agree_with_the_search(capacity_run) -> None:
     assert list(capacity["repeat"]) == [1, 2]
     for row, result in zip(capacity.itertuples(), results):
         assert row.verdict == result.verdict and row.probes == len(result.probes)
-        assert row.objective == "p99 <= 2000 ms" and row.bound_s == 2.0
+        assert row.objective == "p50 <= 2000 ms" and row.bound_s == 2.0
         if math.isnan(result.capacity_rps):
             assert math.isnan(row.capacity_rps)
         else:
@@ -164,7 +164,7 @@ def test_report_has_a_capacity_table_and_figure_and_regenerates_identically(capa
     run_dir, _, _ = capacity_run
     files = build_report(load_run(run_dir), tmp_path / "report")
     md = files.report_md.read_text()
-    assert "## Capacity under p99 <= 2000 ms" in md and "no Table 3" in md
+    assert "## Capacity under p50 <= 2000 ms" in md and "no Table 3" in md
     assert (tmp_path / "report" / "capacity.md").is_file()
     assert (tmp_path / "report" / "figures" / "capacity_fake.png").is_file()
     assert "capacity_fake" in files.report_html.read_text()
@@ -182,7 +182,7 @@ def test_mixed_run_report_puts_capacity_after_table3_and_keeps_it_out_of_table3(
     files = build_report(load_run(run_dir), tmp_path / "report")
     md = files.report_md.read_text()
     heads = [line for line in md.splitlines() if line.startswith("## ")]
-    assert heads.index("## Capacity under p99 <= 2000 ms") == heads.index(
+    assert heads.index("## Capacity under p50 <= 2000 ms") == heads.index(
         "## Table 3: total time to answer N requests") + 1
     table3 = (tmp_path / "report" / "table3.md").read_text()
     assert "capacity" not in table3 and "| 4 |" in table3

@@ -9,6 +9,7 @@ is known and every assertion is about the logic, never about timing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 
 import numpy as np
@@ -30,11 +31,15 @@ P99_100MS = Objective(99.0, 0.100)
 
 def outcome(spec: ProbeSpec, latency_s: float, *, errors: int = 0, saturated: bool = False,
             fatal: bool = False, duration_s: float | None = None) -> ProbeOutcome:
+    """Every successful request takes ``latency_s``: a rate is met (no exceedance) or
+    violated (all exceed) deterministically, so these tests are about the search's logic."""
     achieved = spec.rate * (0.5 if saturated else 1.0)
+    ok = max(spec.n_requests - errors, 0)
+    latencies = np.full(ok, latency_s) if not math.isnan(latency_s) else np.empty(0)
     return ProbeOutcome(rate=spec.rate, n_requests=spec.n_requests, latency_s=latency_s, p50_s=latency_s / 3,
                         achieved_rps=achieved, errors=errors, saturated=saturated,
                         duration_s=spec.planned_s if duration_s is None else duration_s, fatal=fatal,
-                        error_classes="timeout:1" if errors else "")
+                        error_classes="timeout:1" if errors else "", latencies_s=latencies)
 
 
 def knee(capacity: float):
@@ -138,7 +143,7 @@ def test_the_probe_cap_is_respected_and_keeps_room_for_the_confirmation(max_prob
     assert "probe cap" in result.stop_reason
 
 
-@pytest.mark.parametrize("max_seconds", [5.0, 12.0, 30.0])
+@pytest.mark.parametrize("max_seconds", [10.0, 20.0, 40.0])
 def test_the_time_cap_is_respected(max_seconds: float) -> None:
     probe, calls = knee(1e9)
     result = search(probe, start_rps=100.0, max_seconds=max_seconds, min_seconds=2.0, min_requests=50)
@@ -241,6 +246,19 @@ def test_probe_sizes_follow_min_requests_and_min_seconds() -> None:
     assert s.requests_for(500.0) == 1000 and s.planned_seconds(500.0) == pytest.approx(2.0)
 
 
+@pytest.mark.parametrize(("confidence", "looks", "first"), [(0.95, 3, 408), (0.99, 1, 459), (0.95, 1, 299),
+                                                            (0.90, 3, 339)])
+def test_the_first_look_follows_the_percentile_and_the_confidence(confidence: float, looks: int,
+                                                                  first: int) -> None:
+    # the fewest requests with no exceedance that show p99 met at (1 - confidence) / looks:
+    # 0.99**n <= delta_look, e.g. 0.99**459 < 0.01 (MLPerf's 459 at 99 %)
+    s = SearchSettings(start_rps=10.0, min_requests=1, min_seconds=0.01, confidence=confidence, max_looks=looks)
+    assert s.requests_for(10.0, 99.0) == first
+    assert 0.99 ** first <= (1 - confidence) / looks < 0.99 ** (first - 1)
+    # later looks double the cumulative count: n1, n1, 2 n1
+    assert [s.requests_for(10.0, 99.0, k) for k in (1, 2, 3)] == [first, first, 2 * first]
+
+
 @pytest.mark.parametrize(("text", "pct", "bound"), [
     ("p99=100ms", 99.0, 0.1), ("p99<=0.25s", 99.0, 0.25), ("p99.9:250ms", 99.9, 0.25),
     ("p50=800us", 50.0, 0.0008), (" P95 = 20 MS ", 95.0, 0.02),
@@ -262,16 +280,95 @@ def test_objective_describe() -> None:
 
 
 def test_violation_texts() -> None:
-    spec = ProbeSpec(index=1, phase="ramp", rate=100.0, n_requests=200, planned_s=2.0, seed=0)
+    spec = ProbeSpec(index=1, phase="ramp", rate=100.0, n_requests=500, planned_s=5.0, seed=0)
     assert violation(outcome(spec, 0.05), P99_100MS) == ""
-    assert "p99 150 ms > 100 ms" == violation(outcome(spec, 0.15), P99_100MS)
-    assert violation(outcome(spec, math.nan, errors=200), P99_100MS) == "no request succeeded"
+    assert violation(outcome(spec, 0.15), P99_100MS).startswith("p99 over 100 ms: 500 of 500 over 100 ms")
+    short = dataclasses.replace(spec, n_requests=100)
+    assert violation(outcome(short, 0.05), P99_100MS).startswith("undecided: 0 of 100")  # too few to say met
+    assert violation(outcome(spec, math.nan, errors=500), P99_100MS) == "no request succeeded"
     assert violation(outcome(spec, 0.05, saturated=True), P99_100MS).startswith("saturated")
 
 
 @pytest.mark.parametrize("bad", [dict(start_rps=0.0), dict(growth=1.0), dict(precision=0.0), dict(precision=1.0),
-                                 dict(max_probes=1), dict(max_seconds=0.0), dict(min_requests=0)])
+                                 dict(max_probes=1), dict(max_seconds=0.0), dict(min_requests=0),
+                                 dict(confidence=0.5), dict(confidence=1.0), dict(max_looks=0)])
 def test_settings_reject_nonsense(bad: dict) -> None:
     args = dict(start_rps=10.0) | bad
     with pytest.raises(ValueError):
         SearchSettings(**args)
+
+
+def mixture(p_slow: float, *, fast_s: float = 0.004, slow_s: float = 0.150):
+    """Latency independent of load: ``fast_s``, or ``slow_s`` with probability ``p_slow``
+    (drawn from the probe's own seed). True p99 is ``slow_s`` when p_slow > 1 %."""
+    calls: list[ProbeSpec] = []
+
+    async def probe(spec: ProbeSpec) -> ProbeOutcome:
+        calls.append(spec)
+        rng = np.random.default_rng(spec.seed)
+        lat = np.where(rng.random(spec.n_requests) < p_slow, slow_s, fast_s)
+        o = outcome(spec, float(np.percentile(lat, 99)))
+        return dataclasses.replace(o, latencies_s=lat)
+
+    return probe, calls
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_a_load_independent_violating_server_is_never_valid(seed: int) -> None:
+    # the issue's server: 4 ms, or 150 ms with 2 %: its p99 is 150 ms at every rate
+    probe, calls = mixture(0.02)
+    result = search(probe, seed=seed, max_seconds=200.0, max_rate_rps=400.0)
+    assert result.verdict == "NOT_FOUND" and math.isnan(result.capacity_rps)
+    assert not any(p.met for p in result.probes)
+    assert all(p.decision in ("violated", "undecided") for p in result.probes)
+
+
+def test_a_server_well_under_the_bound_is_valid_up_to_the_cap() -> None:
+    probe, _ = mixture(0.001)
+    result = search(probe, seed=3, max_rate_rps=160.0)
+    assert result.verdict == "VALID" and result.capacity_rps == 160.0
+    assert result.confirmation.evidence.confidence == 0.95
+
+
+def test_an_undecided_rate_is_extended_with_doubling_looks_and_stays_undecided() -> None:
+    # exactly 1 % over the bound: h/n sits on the boundary, no look can decide
+    async def at_bound(spec: ProbeSpec) -> ProbeOutcome:
+        lat = np.full(spec.n_requests, 0.004)
+        lat[:: 100] = 0.150
+        return dataclasses.replace(outcome(spec, 0.004), latencies_s=lat)
+
+    records = []
+    result = asyncio.run(find_capacity(at_bound, P99_100MS, SearchSettings(start_rps=100.0, max_seconds=1e9,
+                                                                           max_probes=50), records.append))
+    first_rate = [r for r in records if r.spec.rate == 100.0]
+    assert [r.spec.look for r in first_rate] == [1, 2, 3]
+    n1 = first_rate[0].spec.n_requests
+    assert [r.spec.n_requests for r in first_rate] == [n1, n1, 2 * n1]
+    assert [r.final for r in first_rate] == [False, False, True]
+    assert all(r.decision == "undecided" for r in first_rate)
+    assert first_rate[-1].evidence.n == 4 * n1 and "after 3 looks" in first_rate[-1].violation
+    assert result.verdict == "NOT_FOUND"  # undecided everywhere: nothing was met
+    assert records == list(result.probes)  # on_record saw every look, in order
+
+
+def test_a_confirmation_that_stays_undecided_is_unconfirmed_not_valid() -> None:
+    async def turns_marginal(spec: ProbeSpec) -> ProbeOutcome:
+        lat = np.full(spec.n_requests, 0.004)
+        if spec.phase == "confirm":
+            lat[:: 100] = 0.150
+        return dataclasses.replace(outcome(spec, 0.004), latencies_s=lat)
+
+    result = search(turns_marginal, max_rate_rps=80.0)
+    assert result.verdict == "UNCONFIRMED" and "undecided" in result.stop_reason
+    assert result.capacity_rps == 80.0 and not result.confirmation.met
+
+
+def test_an_extension_that_does_not_fit_leaves_the_rate_undecided() -> None:
+    async def at_bound(spec: ProbeSpec) -> ProbeOutcome:
+        lat = np.full(spec.n_requests, 0.004)
+        lat[:: 100] = 0.150
+        return dataclasses.replace(outcome(spec, 0.004), latencies_s=lat)
+
+    result = search(at_bound, start_rps=100.0, max_seconds=9.0)
+    assert len(result.probes) == 1 and result.probes[0].decision == "undecided"
+    assert "no room for look 2" in result.probes[0].violation and result.verdict == "NOT_FOUND"

@@ -26,14 +26,18 @@ import numpy as np
 import pandas as pd
 
 from bench.capacity_results import CAPACITY_MODES, CapacityData, load_capacity
+from bench.report.capacity_table import capacity_heading, capacity_legend, capacity_table, concurrency_table
+from bench.report.capacity_table import num as _num
+from bench.report.capacity_table import rps as _rps
+from bench.report.capacity_table import truthy as _truthy
 from bench.report.document import Document, to_html, to_markdown
 from bench.report.tables import markdown_table
 from bench.results import RunData
-from loadgen.capacity import short_reason
 
 __all__ = [
     "add_capacity_section",
     "capacity_heading",
+    "capacity_legend",
     "capacity_markdown",
     "capacity_only_report",
     "capacity_table",
@@ -54,112 +58,12 @@ def split_capacity(run: RunData) -> tuple[RunData, CapacityData | None]:
     return classic, data
 
 
-def _num(value: Any) -> float:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return math.nan
-
-
-def _rps(value: Any) -> str:
-    v = _num(value)
-    return "-" if math.isnan(v) else f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
-
-
-def _ms(value: Any) -> str:
-    v = _num(value)
-    return "-" if math.isnan(v) else f"{v * 1000:.2f}"
-
-
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    return bool(value) and not (isinstance(value, float) and math.isnan(value))
-
-
-def capacity_heading(cap: CapacityData) -> str:
-    """"Capacity under p99 <= 100 ms" (every objective of the run, normally one)."""
-    objectives = list(dict.fromkeys(cap.capacity.get("objective", pd.Series(dtype=str)).astype(str)))
-    return "Capacity under " + (" / ".join(objectives) if objectives else "a latency objective")
-
-
-def _spread(values: np.ndarray) -> str:
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return "-"
-    if values.size == 1:
-        return _rps(values[0])
-    return f"{_rps(np.median(values))} ({_rps(values.min())}-{_rps(values.max())}, n={values.size})"
-
-
-def _verdicts(verdicts: Sequence[str]) -> str:
-    counts = pd.Series(list(verdicts)).value_counts()
-    if len(counts) == 1 and len(verdicts) == 1:
-        return str(verdicts[0])
-    return ", ".join(f"{n}x {v}" for v, n in counts.items())
-
-
-def capacity_table(cap: CapacityData, targets: Sequence[str] | None = None) -> tuple[list[str], list[list[str]]]:
-    """One row per target: capacity (median, range over searches), verdict, latencies at it,
-    the closed-loop best, probes and seconds, and why a figure must be read with care."""
-    frame = cap.capacity
-    label = "objective"
-    if not frame.empty and "percentile" in frame:
-        label = f"p{_num(frame['percentile'].iloc[0]):g}"
-    columns = ["target", "capacity (req/s)", "verdict", "p50 at capacity (ms)", f"{label} at capacity (ms)",
-               "achieved (req/s)", "closed loop best (req/s @ C)", "probes", "seconds", "note"]
-    rows = []
-    order = list(targets or []) + [t for t in dict.fromkeys(frame["target"]) if t not in (targets or [])]
-    for target in order:
-        part = frame[frame["target"] == target]
-        if part.empty:
-            continue
-        caps = part["capacity_rps"].to_numpy(float)
-        best_c, best = part["closed_best_concurrency"].iloc[0], part["closed_best_rps"].iloc[0]
-        closed = "-" if math.isnan(_num(best)) else f"{_rps(best)} @ {int(_num(best_c))}"
-        notes = []
-        if any(_truthy(v) for v in part["client_bound"]):
-            ceiling = _num(part["client_ceiling_rps"].iloc[0])
-            notes.append(f"possibly client-bound (>= 50 % of the client's {_rps(ceiling)} req/s)")
-        if not all(_truthy(v) for v in part["precision_reached"]):
-            notes.append("; ".join(dict.fromkeys(short_reason(str(s)) for s in part["stop_reason"] if str(s))))
-        rows.append([
-            target, _spread(caps), _verdicts([str(v) for v in part["verdict"]]),
-            _ms(np.nanmedian(part["at_lat_p50_s"].to_numpy(float))) if part["at_lat_p50_s"].notna().any() else "-",
-            _ms(np.nanmedian(part["at_lat_objective_s"].to_numpy(float)))
-            if part["at_lat_objective_s"].notna().any() else "-",
-            _rps(np.nanmedian(part["at_achieved_rps"].to_numpy(float))) if part["at_achieved_rps"].notna().any()
-            else "-",
-            closed, str(int(part["probes"].sum())), f"{part['seconds'].sum():.1f}", "; ".join(notes),
-        ])
-    return columns, rows
-
-
-def concurrency_table(cap: CapacityData, targets: Sequence[str] | None = None) -> tuple[list[str], list[list[str]]]:
-    """The closed-loop sweep: per target and concurrency, throughput and latency."""
-    frame = cap.concurrency
-    label = "objective"
-    if not cap.capacity.empty and "percentile" in cap.capacity:
-        label = f"p{_num(cap.capacity['percentile'].iloc[0]):g}"
-    columns = ["target", "concurrency", "throughput (req/s)", "p50 (ms)", f"{label} (ms)", "errors", "met",
-               "near client ceiling", "stopped because"]
-    rows = []
-    order = list(targets or []) + [t for t in dict.fromkeys(frame["target"]) if t not in (targets or [])]
-    for target in order:
-        for r in frame[frame["target"] == target].itertuples():
-            rows.append([target, str(int(r.concurrency)), _rps(r.throughput_rps), _ms(r.lat_p50_s),
-                         _ms(r.lat_objective_s), str(int(_num(r.errors))), "yes" if _truthy(r.met) else "no",
-                         "yes" if _truthy(r.near_client_ceiling) else "", short_reason(str(r.stop or ""))])
-    return columns, rows
-
-
 def capacity_markdown(cap: CapacityData, run_id: str, targets: Sequence[str] | None = None) -> str:
     """capacity.md: the capacity table and the closed-loop table, as Markdown."""
-    parts = [f"# {capacity_heading(cap)} (servebench run `{run_id}`)\n",
-             "Capacity: the highest offered Poisson rate whose latency percentile stayed within the bound, "
-             "without errors or saturation (docs/capacity.md). VALID: a confirmation probe at that rate met "
-             "the objective again.\n"]
+    parts = [f"# {capacity_heading(cap)} (servebench run `{run_id}`)\n"]
     parts.append(markdown_table(*capacity_table(cap, targets)))
+    parts.append("\n" + "\n".join(f"- {line}" for line in capacity_legend(cap)) + "\n\nHow a verdict is reached "
+                 "and how sure it is: docs/capacity.md.")
     if not cap.concurrency.empty:
         parts.append("\n## Closed loop: throughput per concurrency (perf_analyzer style)\n")
         parts.append(markdown_table(*concurrency_table(cap, targets)))
@@ -193,6 +97,8 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
     from bench.report.figures import target_colors
 
     probes = cap.probes[cap.probes["target"] == target].sort_values("offered_rps")
+    if "final" in probes and probes["final"].notna().any():  # one point per judged rate: its last look
+        probes = probes[probes["final"].map(_truthy)]
     closed = cap.concurrency[cap.concurrency["target"] == target].sort_values("concurrency")
     summary = cap.capacity[cap.capacity["target"] == target]
     panels = 2 + (0 if closed.empty else 1)
@@ -212,10 +118,14 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
             ax.scatter(probes["offered_rps"], probes[col] * 1000, marker=marker, color=color, alpha=0.5)
             ax.plot(per_rate.index, per_rate[col] * 1000, marker=marker, color=color, linestyle=style,
                     label=f"{name} (line: median per rate)")
-        bad = probes[~met]
-        if not bad.empty:
-            ax.scatter(bad["offered_rps"], bad["lat_objective_s"].fillna(bound * 2) * 1000, marker="x", s=70,
-                       color="red", zorder=5, label="violated (latency, errors or saturated)")
+        undecided = (probes["decision"].astype(str) == "undecided") if "decision" in probes \
+            else pd.Series(False, index=probes.index)
+        for mask, colour, name in ((~met & ~undecided, "red", "violated (latency, errors or saturated)"),
+                                   (undecided, "orange", "undecided after its looks (not met)")):
+            bad = probes[mask]
+            if not bad.empty:
+                ax.scatter(bad["offered_rps"], bad["lat_objective_s"].fillna(bound * 2) * 1000, marker="x", s=70,
+                           color=colour, zorder=5, label=name)
         _latency_axis(ax, probes[["lat_p50_s", "lat_objective_s"]].to_numpy(float) * 1000, bound * 1000)
         ax.set_xlim(left=0, right=float(probes["offered_rps"].max()) * 1.1)
     if not math.isnan(bound):
@@ -231,7 +141,7 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
     ax = axes[1]
     if not probes.empty:
         ax.scatter(probes["offered_rps"], probes["achieved_rps"], color=[color if m else "red" for m in met],
-                   zorder=4, label="probes (red: violated)")
+                   zorder=4, label="probes (red: not met)")
         top = float(np.nanmax(probes[["offered_rps", "achieved_rps"]].to_numpy(float)))
         ax.plot([0, top], [0, top], color="grey", linestyle=":", label="achieved = offered")
         ax.set_xlim(left=0)
@@ -286,14 +196,16 @@ def _order(cap: CapacityData, targets: Sequence[str]) -> list[str]:
 def _section(cap: CapacityData, targets: Sequence[str], fig_dir: Path) -> tuple[Document, list[Path]]:
     doc = Document("capacity")
     doc.add("h2", capacity_heading(cap))
-    doc.add("p", "The highest offered Poisson rate whose latency percentile stayed within the bound with no "
-                 "failed request and no saturation (MLPerf server style): ramp, bisect, then a confirmation "
-                 "probe at the found rate decides **VALID** or **INVALID**. Latencies are counted from each "
-                 "request's intended send time. Read a `possibly client-bound` row as a lower bound on the "
-                 "target. docs/capacity.md explains the search and its pitfalls.")
+    doc.add("p", "The highest offered Poisson rate at which the objective was **met at a stated confidence** "
+                 "(few enough requests over the bound, no failed request, no saturation): ramp, bisect, then a "
+                 "fresh confirmation probe at the found rate decides **VALID** (met again), **INVALID** "
+                 "(violated) or **UNCONFIRMED** (undecided). Latencies are counted from each request's intended "
+                 "send time. Read a `possibly client-bound` row as a lower bound on the target. docs/capacity.md "
+                 "explains what a verdict means and how sure it is.")
     columns, rows = capacity_table(cap, targets)
     doc.add("table", "Open loop (one row per target; several searches: median, range and count):",
             columns=columns, rows=rows)
+    doc.add("ul", items=capacity_legend(cap))
     if not cap.concurrency.empty:
         columns, rows = concurrency_table(cap, targets)
         doc.add("table", "Closed loop (perf_analyzer style: concurrency 1, 2, 4, ... until the objective is "

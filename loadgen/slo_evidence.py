@@ -1,0 +1,171 @@
+"""What one offered rate's latencies say about an objective, and how a probe is extended.
+
+Why a module of its own: the capacity search (:mod:`loadgen.capacity`) must not call a
+rate "met" because ~200 requests happened to hold at most 2 exceedances (a server whose
+true p99 is 50 % over the bound does that often). Here the judgement is a test with a
+stated error rate, built on :func:`loadgen.quantile_bounds.slo_decision`:
+
+- **Evidence** (:func:`judge`): the successful requests' latencies at one rate, in the
+  order they were sent, possibly in several *looks* (chunks). Count the h of n over the
+  bound. Exceedances near a server's knee come in bursts (a queue builds and drains), so
+  each look's n and h are divided by the design effect of its 0/1 exceedance series
+  (:func:`loadgen.quantile_bounds.effective_sample_size`) before the binomial test. With
+  no exceedance the series carries no evidence of clustering and counts in full; the
+  simulation study (benchmarks/capacity_sim.py) checks the error rate that leaves on a
+  queue at its knee.
+- **Sequential sampling** (:class:`SequentialRule`): an undecided look is extended, up to
+  ``max_looks`` looks at cumulative sizes n1, 2 n1, 4 n1, ... The error is spent by
+  Bonferroni: each look is tested at ``delta / max_looks``, so the chance that *any* look
+  wrongly says "met" (or wrongly "violated") is at most ``delta``, whatever the
+  correlation between looks -- no joint distribution of a discrete, design-effect-adjusted
+  statistic is needed, at the price of a slightly longer first look (p99 at 95 % over
+  three looks: 408 requests instead of 299). A rate still undecided after the last look
+  stays **undecided**: it is never rounded to met.
+- The first look is the shortest that *can* show "met" at the per-look level
+  (:func:`loadgen.quantile_bounds.min_requests_to_meet`), so probe lengths follow the
+  objective and the confidence, not a fixed count.
+
+Pure: arrays in, frozen records out.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import rankdata
+
+from loadgen.quantile_bounds import (
+    SloDecision,
+    effective_sample_size,
+    min_requests_to_meet,
+    quantile_ci,
+    slo_decision,
+)
+
+__all__ = ["Evidence", "SequentialRule", "design_effect", "judge"]
+
+
+@dataclass(frozen=True)
+class SequentialRule:
+    """Confidence of a verdict and how many looks a rate may take to reach it."""
+
+    confidence: float = 0.95
+    max_looks: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0.5 < self.confidence < 1:
+            raise ValueError(f"confidence must be in (0.5, 1), got {self.confidence}")
+        if self.max_looks < 1:
+            raise ValueError(f"max_looks must be >= 1, got {self.max_looks}")
+
+    @property
+    def delta(self) -> float:
+        """The error rate of a verdict on one rate: 1 - confidence."""
+        return 1.0 - self.confidence
+
+    @property
+    def delta_per_look(self) -> float:
+        """Bonferroni: each of ``max_looks`` tests at ``delta / max_looks``."""
+        return self.delta / self.max_looks
+
+    def first_look(self, percentile: float) -> int:
+        """Fewest requests that can show "met" at the per-look level (no exceedance)."""
+        return _first_look(percentile, self.delta_per_look)
+
+    def look_size(self, look: int, first: int) -> int:
+        """Requests of look ``look`` (1-based): n1, then n1, 2 n1, ... so the cumulative
+        sizes double (n1, 2 n1, 4 n1)."""
+        if look < 1:
+            raise ValueError(f"look must be >= 1, got {look}")
+        return first if look == 1 else first * 2 ** (look - 2)
+
+
+@functools.lru_cache(maxsize=256)
+def _first_look(percentile: float, delta: float) -> int:
+    return min_requests_to_meet(percentile, delta)
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """The cumulative evidence at one rate after some looks, and the test's answer."""
+
+    decision: SloDecision
+    looks: int
+    n: int  # successful requests judged, all looks
+    exceed: int  # of them over the bound
+    n_effective: float  # n after each look's design effect
+    exceed_effective: float
+    p_met: float  # P(Binom(n_eff, 1-q) <= h_eff): "met" when <= delta_look
+    p_violated: float  # P(Binom(n_eff, 1-q) >= h_eff): "violated" when <= delta_look
+    delta_look: float  # the level each look was tested at
+    confidence: float  # 1 - delta of the whole sequential test
+    lat_lo_s: float  # distribution-free bounds of the percentile (NaN: none at this n)
+    lat_hi_s: float
+
+    def describe(self, label: str, bound_ms: float) -> str:
+        """``2 of 459 over 100 ms (p99 95 % bounds 3.1-151 ms)`` for reasons and progress lines."""
+        eff = "" if math.isclose(self.n_effective, self.n) else f", {self.n_effective:.0f} effective"
+        lo = "-" if math.isnan(self.lat_lo_s) else f"{self.lat_lo_s * 1000:.4g}"
+        hi = f">= max" if math.isnan(self.lat_hi_s) else f"{self.lat_hi_s * 1000:.4g}"
+        return (f"{self.exceed} of {self.n} over {bound_ms:g} ms{eff}; {label} in [{lo}, {hi}] ms "
+                f"at {self.confidence:.0%}")
+
+
+def design_effect(latencies: np.ndarray, bound_s: float) -> float:
+    """How many requests one independent sample is worth in this look (>= 1).
+
+    The larger of two design effects: that of the 0/1 exceedance series (bursts of
+    exceedances), and that of the latencies' ranks (a queue that builds and drains makes
+    neighbouring latencies alike even while none exceeds the bound -- with no exceedance
+    the 0/1 series is constant and would claim independence). Ranks, so one huge latency
+    does not dominate the autocorrelation.
+    """
+    n = latencies.size
+    if n < 4:
+        return 1.0
+    over = (latencies > bound_s).astype(np.float64)
+    ranks = rankdata(latencies, method="average")  # ties share a rank: no fake trend from their order
+    ess = min(effective_sample_size(over), effective_sample_size(ranks))
+    return max(1.0, n / ess) if ess > 0 else 1.0
+
+
+def _look_counts(latencies: np.ndarray, bound_s: float) -> tuple[int, int, float, float]:
+    over = latencies > bound_s
+    n, h = int(latencies.size), int(over.sum())
+    if n == 0:
+        return 0, 0, 0.0, 0.0
+    deff = design_effect(latencies, bound_s)
+    return n, h, n / deff, h / deff
+
+
+def judge(looks: Sequence[np.ndarray | Sequence[float]], percentile: float, bound_s: float,
+          rule: SequentialRule) -> Evidence:
+    """The test after ``len(looks)`` looks: each look's successful latencies in send order.
+
+    ``percentile`` in (0, 100), ``bound_s`` > 0. Looks are pooled as effective counts
+    (sum of n_i / deff_i and h_i / deff_i); the percentile's bounds are the iid order
+    statistic bounds of all latencies at the per-look level (shown, not used to decide).
+    """
+    if not looks:
+        raise ValueError("judge needs at least one look")
+    if len(looks) > rule.max_looks:
+        raise ValueError(f"{len(looks)} looks exceed the rule's max_looks={rule.max_looks}")
+    arrays = [np.asarray(x, dtype=np.float64) for x in looks]
+    arrays = [a[np.isfinite(a)] for a in arrays]
+    counts = [_look_counts(a, bound_s) for a in arrays]
+    n = sum(c[0] for c in counts)
+    h = sum(c[1] for c in counts)
+    n_eff = float(sum(c[2] for c in counts))
+    h_eff = float(sum(c[3] for c in counts))
+    delta = rule.delta_per_look
+    test = slo_decision(n_eff, min(h_eff, n_eff), percentile, delta)
+    pooled = np.concatenate(arrays) if arrays else np.empty(0)
+    lo, hi = quantile_ci(pooled, percentile / 100.0, alpha=min(2 * delta, 0.99)) if pooled.size else (math.nan,
+                                                                                                     math.nan)
+    return Evidence(decision=test.decision, looks=len(arrays), n=n, exceed=h, n_effective=n_eff,
+                    exceed_effective=h_eff, p_met=test.p_met, p_violated=test.p_violated, delta_look=delta,
+                    confidence=rule.confidence, lat_lo_s=lo, lat_hi_s=hi)
