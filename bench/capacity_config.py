@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loadgen.capacity import Objective
+from loadgen.objective import Objective
 
 __all__ = ["CapacityConfig"]
 
