@@ -2,8 +2,9 @@
 
 Why these checks: a capacity is only as trustworthy as the per-rate verdict it rests on, so
 the verdict is checked against what it promises -- "met" wrongly at most delta_look of
-the time on a server exactly at the bound, clustering recognised (a queue) and not
-invented (ties, independent draws), looks pooled and sized as documented.
+the time on a server exactly at the bound, clustering recognised (a queue, also
+before it exceeds) and not invented (ties, independent draws, drift of the bulk far below
+the bound), looks pooled and sized as documented.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import pytest
 
 from bench.capacity_results import CAPACITY_FILE, load_capacity
 from bench.report.capacity_table import capacity_legend, capacity_table
-from loadgen.quantile_bounds import SloDecision, min_requests_to_meet
-from loadgen.slo_evidence import SequentialRule, design_effect, judge
+from scipy.stats import rankdata
+
+from loadgen.quantile_bounds import SloDecision, effective_sample_size, min_requests_to_meet
+from loadgen.slo_evidence import CLUSTER_FRACTION, SequentialRule, design_effect, judge
 
 RULE = SequentialRule(confidence=0.95, max_looks=3)
 
@@ -63,14 +66,36 @@ def test_looks_pool_their_counts() -> None:
 
 def test_design_effect_sees_a_queue_but_not_independent_draws_or_ties() -> None:
     rng = np.random.default_rng(4)
-    iid = rng.lognormal(-4, 0.8, 2000)
+    iid = rng.lognormal(-4, 0.8, 2000)  # p99 ~ 117 ms: a few over 100 ms and many over 25 ms, independent
     ties = np.where(rng.random(2000) < 0.02, 0.150, 0.004)  # two values: ties must not look like a trend
     queue = mm1_latencies(rng, 450.0, 500.0, 2000)  # 90 % utilisation: latencies come in long waves
     assert design_effect(iid, 0.1) < 1.3
     assert design_effect(ties, 0.1) < 1.3
     assert design_effect(queue, 0.1) > 5
-    ev = judge([queue[:1000]], 99.0, 1.0, RULE)  # no exceedance of 1 s, yet the queue counts less
+
+
+def test_a_queue_clustering_over_a_quarter_of_the_bound_counts_less_before_it_exceeds() -> None:
+    # 90 % utilisation starting empty: waves over 50 ms (a quarter of 200 ms), none over 200 ms
+    queue = mm1_latencies(np.random.default_rng(6), 450.0, 500.0, 2000)
+    assert CLUSTER_FRACTION == 0.25
+    assert (queue > 0.2).sum() == 0 and (queue > 0.05).sum() > 20
+    assert design_effect(queue, 0.2) > 5
+    ev = judge([queue], 99.0, 0.2, RULE)  # no exceedance, yet the queue counts less
     assert ev.exceed == 0 and ev.n_effective < ev.n / 5
+
+
+def test_drift_of_the_bulk_far_below_the_bound_is_not_penalised() -> None:
+    # a busy host: the median drifts 11 -> 17 ms over the look (bound 100 ms), draws otherwise
+    # independent and none near the bound. The old rule (ranks' design effect) saw the drift.
+    rng = np.random.default_rng(6)
+    n = 816
+    lat = np.linspace(0.011, 0.017, n) * rng.lognormal(0.0, 0.15, n)
+    assert lat.max() < 0.1 and (lat > 0.025).sum() < 10
+    rank_deff = n / effective_sample_size(rankdata(lat))
+    assert rank_deff > 3  # what the ranks would have charged
+    assert design_effect(lat, 0.1) < 1.3
+    ev = judge([lat], 99.0, 0.1, RULE)
+    assert ev.n_effective > 0.75 * n and ev.decision is SloDecision.MET
 
 
 @pytest.mark.parametrize("look_count", [1, 3])
