@@ -48,8 +48,10 @@ def _pct(ratio: float) -> str:
 
 
 def _floor_reason(threshold_pct: float, floor_pct: float, source: str) -> str:
-    where = "a side has one trial" if source == "default" else "its trials ran inside one start of the stand-in"
-    return (f"the noise floor {floor_pct:.1f} % ({where}) is above the threshold {threshold_pct:g} %, so a change "
+    where = ("the default measured between identical runs" if source == "default" else "from the spread between "
+             "trials")
+    return (f"its trials ran inside one start of the stand-in, which cannot show how much runs differ, so the "
+            f"threshold is raised to the noise floor {floor_pct:.1f} % ({where}), above your {threshold_pct:g} %: a change "
             f"of {threshold_pct:g} % cannot be tested; record both runs with local stand-ins restarted per trial "
             f"(the default `bench run --trials 3` or more) or raise --threshold")
 

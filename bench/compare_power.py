@@ -15,8 +15,9 @@ trials were not restarted.
 
 The power figures answer "could this comparison have seen it?": the "slower" verdict
 needs the interval above 1 *and* the estimate beyond the threshold, so a true log
-slow-down d is flagged with probability about 80 % when d >= se * (t_crit + t_0.8) and
-d >= log(1 + threshold) + se * t_0.8 (:func:`detectable_log_effect`);
+slow-down d is flagged with probability about 80 % when the t test behind the interval
+has 80 % power at d (noncentral t) and d >= log(1 + threshold) + se * t_0.8
+(:func:`detectable_log_effect`);
 :func:`trials_for_effect` inverts that for a slow-down the user names (equal trials per
 side, the runs' own spread). Both are normal-theory approximations, checked by simulation
 in benchmarks/compare_coverage.py.
@@ -29,7 +30,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
+from scipy import optimize, stats
 
 __all__ = [
     "POWER",
@@ -98,17 +99,29 @@ def welch_interval(score_a: np.ndarray, score_b: np.ndarray, level: float) -> We
     return WelchInterval(estimate, estimate - half, estimate + half, math.sqrt(se2), dof, pooled, level)
 
 
+def _ncp_for_power(t_crit: float, dof: float, power: float) -> float:
+    """The noncentrality at which a one-sided t test at ``t_crit`` rejects with probability ``power``."""
+    if math.isinf(dof):
+        return t_crit + float(stats.norm.ppf(power))
+    return float(optimize.brentq(lambda ncp: float(stats.nct.sf(t_crit, dof, ncp)) - power, 0.0, t_crit + 50.0))
+
+
 def detectable_log_effect(se: float, dof: float, level: float, bound_log: float, power: float = POWER) -> float:
     """The smallest true log slow-down flagged "slower" with probability ~``power``.
 
-    "Slower" needs the interval's low end above 0 and the estimate above ``bound_log``
-    (log(1 + threshold)). NaN when the spread is unknown.
+    "Slower" needs the interval's low end above 0 -- a t test at the interval's level,
+    whose power at a true effect d is the noncentral t's tail at ncp d / se -- and the
+    estimate above ``bound_log`` (log(1 + threshold)), which has probability ``power`` at
+    d = bound_log + se * t_power. The larger of the two. NaN when the spread is unknown;
+    0 spread gives ``bound_log`` itself (any effect beyond the threshold would show).
     """
     if not (math.isfinite(se) and se >= 0) or math.isnan(dof):
         return math.nan
+    if se == 0:
+        return bound_log
     t_crit = float(stats.t.ppf(1 - (1 - level) / 2, dof))
     t_power = float(stats.t.ppf(power, dof))
-    return max(se * (t_crit + t_power), bound_log + se * t_power)
+    return max(se * _ncp_for_power(t_crit, dof, power), bound_log + se * t_power)
 
 
 def trials_for_effect(sd: float, effect_log: float, bound_log: float, level: float,
@@ -121,8 +134,17 @@ def trials_for_effect(sd: float, effect_log: float, bound_log: float, level: flo
     """
     if not (math.isfinite(sd) and sd >= 0) or effect_log <= bound_log:
         return None
-    for n in range(2, MAX_SUGGESTED_TRIALS + 1):
-        se = sd * math.sqrt(2 / n)
-        if detectable_log_effect(se, 2 * n - 2, level, bound_log, power) <= effect_log:
-            return n
-    return None
+
+    def enough(n: int) -> bool:
+        return detectable_log_effect(sd * math.sqrt(2 / n), 2 * n - 2, level, bound_log, power) <= effect_log
+
+    if not enough(MAX_SUGGESTED_TRIALS):
+        return None
+    low, high = 1, MAX_SUGGESTED_TRIALS  # enough(high); the detectable effect shrinks as n grows
+    while high - low > 1:
+        mid = (low + high) // 2
+        if enough(mid):
+            high = mid
+        else:
+            low = mid
+    return high

@@ -152,8 +152,8 @@ def legend_lines(result: CompareResult, metric_column: str) -> list[str]:
         f"over the {tested} tested steps; 'slower'/'faster' only when adjusted p < {st.alpha:g} and B/A lies "
         "beyond the effective threshold = max(--threshold, noise floor).",
         f"floor: the ratio two single trials of identical code reach by chance (two-sided {1 - st.alpha:g}), "
-        f"from the spread between trials; * = the default {st.default_noise_floor_pct:g} % (a side has one "
-        "trial).",
+        f"from the spread between trials, at least the between-run default {st.default_noise_floor_pct:g} % (*); "
+        "only for trials inside one start of the stand-in or one trial per side (none for fresh starts).",
         "MWU p (requests): Mann-Whitney U over pooled per-request latencies; a detail only, never the verdict "
         "(requests of one run are not independent samples).",
         "targets: geometric mean of B/A over the steps not failed/saturated in either run; CI = Welch t interval "
@@ -178,9 +178,9 @@ def summary_lines(result: CompareResult) -> list[str]:
         if t.independent:
             floor = "no floor: trials are fresh starts"
         elif t.floor_source == "default":
-            floor = "default floor, a side has one trial"
+            floor = f"the between-run default floor {t.noise_floor_pct:.1f} %: trials within one start or one trial"
         else:
-            floor = f"noise floor {t.noise_floor_pct:.1f} %: trials within one start"
+            floor = f"noise floor {t.noise_floor_pct:.1f} % from the trials: trials within one start"
         lines.append(f"{t.target}: geometric mean B/A {t.ratio:.3f} over {t.steps} steps{ci}, trials A {t.n_a} / "
                      f"B {t.n_b}; threshold {t.threshold_pct:.1f} % ({floor}) -> {target_verdict_text(t)}")
         lines += _spread_lines(t, result.settings.detect_pct)

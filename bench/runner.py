@@ -257,10 +257,9 @@ async def _visit(target: Target, outcome: TargetOutcome, visit: Visit, plan: Any
         start_s = round(time.perf_counter() - t0, 3)
         outcome.start_s = start_s if outcome.start_s is None else outcome.start_s
         desc = target.describe()
-        entry = meta.details.setdefault("targets", {}).setdefault(target.name, {})
-        entry.update({**desc, "start_s": outcome.start_s})
-        entry.setdefault("starts", []).append({"trials": list(visit.trials) or "all", "start_s": start_s,
-                                               "base_url": desc.get("base_url")})
+        meta.details.setdefault("targets", {})[target.name] = {**desc, "start_s": outcome.start_s}
+        starts = meta.details["trial_design"].setdefault("starts", {}).setdefault(target.name, [])
+        starts.append({"trials": list(visit.trials) or "all", "start_s": start_s, "base_url": desc.get("base_url")})
         events.on_target_ready(target.name, desc)
         probe.window_start(_pgids(target))
         try:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -82,6 +83,7 @@ def record(args: argparse.Namespace, console: Console) -> int:
                  "trial_design": args.trial_design, "runs": []}
         for side in ("a", "b"):
             run_id = f"aa-{pair:02d}-{side}"
+            shutil.rmtree(scratch.directory / "results" / run_id, ignore_errors=True)  # a pair cut off before
             before = loadavg()
             started = time.monotonic()
             code = scratch.run(config, run_id, targets=[target], requests=args.requests, trials=args.trials,

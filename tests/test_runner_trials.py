@@ -90,7 +90,7 @@ def test_restart_design_starts_each_local_target_once_per_trial(tmp_path) -> Non
     design = details["trial_design"]
     assert design["design"] == "restart" and set(design["per_target"].values()) == {"restart"}
     assert [v["target"] for v in design["visits"]] == [n for r in rounds for n in r]
-    starts = details["targets"]["a"]["starts"]
+    starts = details["trial_design"]["starts"]["a"]
     assert [s["trials"] for s in starts] == [[1], [2], [3], [4]]
     assert len({s["base_url"] for s in starts}) == 4  # a fresh port per trial
     assert len(details["host_noise"]["targets"]["a"]["visits"]) == 4
