@@ -149,18 +149,19 @@ class Scratch:
         return proc.returncode
 
     def compare(self, config: Path, a: str, b: str, extra: Sequence[str] = ()) -> tuple[int, list[dict[str, Any]]]:
-        """`bench compare A B --fail-on-regression --format csv`: (exit code, the per-target rows)."""
+        """`bench compare A B --fail-on-regression --format csv`: (exit code 0/1/3, the per-target rows)."""
         import pandas as pd
 
         started = time.monotonic()
         proc = self.bench(config, ["-q", "compare", a, b, "--fail-on-regression", "--format", "csv", *extra],
                           f"compare-{a}-{b}", COMPARE_TIMEOUT_S)
         self.compare_seconds.append(time.monotonic() - started)
-        if proc.returncode not in (0, 1):
+        if proc.returncode not in (0, 1, 3):  # 3 = cannot judge; 2 = bad input, a study error
             raise RuntimeError(f"`bench compare {a} {b}` exited {proc.returncode}: {proc.stderr[-2000:]}")
         rows = pd.read_csv(io.StringIO(proc.stdout), comment="#")
         targets = rows[rows["level"] == "target"]
-        keep = ["target", "ratio", "ci_low", "ci_high", "threshold_pct", "noise_floor_pct", "verdict"]
+        keep = ["target", "ratio", "ci_low", "ci_high", "ci_level", "threshold_pct", "noise_floor_pct", "verdict",
+                "independent", "trial_sd", "dof", "detectable_pct"]
         return proc.returncode, json.loads(targets[keep].to_json(orient="records"))
 
     def summary(self, run_id: str):
