@@ -3,7 +3,9 @@
 Why one target at a time (start, sweep, stop): on a small machine two stand-ins would
 compete for the same cores and each would slow the other; the study measured each
 platform on its own. Why keep going after a failure: a target that cannot start or dies
-mid-run must not cost the measurements of the others. Its state is recorded in meta.json,
+mid-run must not cost the measurements of the others. Why a start per trial (issue
+21): trials inside one start share its placement and caches and are not replicates of
+what differs between runs; :mod:`bench.trial_design` says which target is measured when. Its state is recorded in meta.json,
 the steps already measured stay on disk, and the command exits non-zero naming it.
 
 Nothing here prints: progress and messages go through :class:`RunEvents` callbacks that

@@ -8,7 +8,10 @@ exception that loses the sweep.
 Choices, so that numbers mean one thing:
 
 - **Order**: ``for trial: for mode: for n`` -- trials are spread over the run, so slow
-  drift (a warming cache, a noisy neighbour) hits every request count alike.
+  drift (a warming cache, a noisy neighbour) hits every request count alike. With
+  ``only_trials`` the sweep measures just those trials (numbers kept): ``bench run``
+  restarts a local stand-in per trial and sweeps one trial per start
+  (:mod:`bench.trial_design`).
 - **Connections**: a fresh engine (connection pool) per step, made with that step's
   options (connection cap = its concurrency) and opened/closed by ``async with``, so a
   step that fails or is cancelled still closes its connections; steps are independent
