@@ -162,7 +162,8 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gate", choices=GATES, default="target",
                    help="what --fail-on-regression judges: each target's geometric mean (default) or every step")
     p.add_argument("--seed", type=int, default=0,
-                   help="seed of the bootstrap confidence intervals (default: %(default)s)")
+                   help="accepted for old command lines; no longer used (the interval is a t interval, "
+                        "not a bootstrap)")
     p.add_argument("--format", choices=("table", "md", "csv"), default="table", help="(default: %(default)s)")
 
 

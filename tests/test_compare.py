@@ -373,3 +373,24 @@ def test_cli_wires_the_compare_options(tmp_path, capsys):
     assert main(base + ["--fail-on-regression", "--threshold", "80"]) == 0  # 1.5x is inside an 80 % threshold
     with pytest.raises(SystemExit):
         main(base + ["--gate", "everything"])
+
+
+def test_cli_detect_and_allow_inconclusive(tmp_path, capsys):
+    from bench.cli import main
+
+    (tmp_path / "bench.toml").write_text("", encoding="utf-8")
+    a = write_synthetic_run(tmp_path, "a", ns=(32, 64), trials=3, design="restart")
+    b = copy_run(a, tmp_path / "b")
+    base = ["--config", str(tmp_path / "bench.toml"), "compare", str(a), str(b)]
+    assert main(base + ["--detect", "40%"]) == 0
+    out = capsys.readouterr().out
+    assert "spread between restarts: sd" in out and "to detect 40 % with 80 % power:" in out
+    assert "fresh starts" in out and "detectable" in out
+    assert main(base + ["--detect", "3", "--threshold", "5"]) == 0
+    assert "to detect 3 %: not reachable (it is not beyond the threshold)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(base + ["--detect", "ten"])
+    assert exc.value.code == 2 and "--detect takes a percentage" in capsys.readouterr().err
+    code = main(base + ["--fail-on-regression", "--threshold", "0.1"])  # 0.1 % cannot be shown with 3 trials
+    assert code == 3
+    assert main(base + ["--fail-on-regression", "--threshold", "0.1", "--allow-inconclusive"]) == 0
