@@ -50,7 +50,13 @@ from bench.compare_data import (
     step_label,
     trial_designs,
 )
-from bench.compare_power import detectable_log_effect, trial_scores, trials_for_effect, welch_interval
+from bench.compare_power import (
+    detectable_log_effect,
+    spread_components,
+    trial_scores,
+    trials_for_effect,
+    welch_interval,
+)
 from bench.compare_stats import (
     MIN_TRIALS,
     bh_adjust,
@@ -195,6 +201,8 @@ class TargetSummary:
     dof: float = math.nan  # Welch-Satterthwaite degrees of freedom of the interval
     detectable_pct: float = math.nan  # smallest slow-down flagged with 80 % power at this spread and trial count
     trials_needed: int | None = None  # per side, for settings.detect_pct (None: not asked, or out of reach)
+    between_trial_sd: float = math.nan  # sd of what moves a whole trial (between restarts for fresh starts)
+    within_trial_sd: float = math.nan  # sd of the step-by-step noise inside one trial (within-run)
 
 
 @dataclass(frozen=True)
@@ -377,7 +385,9 @@ def _target(target: str, steps: list[StepComparison], sides_a: dict[StepKey, Sid
     needed = None
     if settings.detect_pct is not None:
         needed = trials_for_effect(interval.sd, math.log1p(settings.detect_pct / 100), bound, level)
-    return replace(base, ratio=math.exp(interval.estimate), ci_low=math.exp(interval.low),
+    between, within = spread_components(la, lb)
+    return replace(base, between_trial_sd=between, within_trial_sd=within,
+                   ratio=math.exp(interval.estimate), ci_low=math.exp(interval.low),
                    ci_high=math.exp(interval.high),
                    verdict=target_verdict(interval.low, interval.high, interval.estimate, bound),
                    trial_sd=interval.sd, dof=interval.dof, detectable_pct=math.expm1(detectable) * 100,

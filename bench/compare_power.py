@@ -34,6 +34,7 @@ from scipy import optimize, stats
 
 __all__ = [
     "POWER",
+    "spread_components",
     "WelchInterval",
     "detectable_log_effect",
     "trial_scores",
@@ -75,6 +76,38 @@ def trial_scores(logs_a: np.ndarray, logs_b: np.ndarray) -> tuple[np.ndarray, np
         score_a = np.nanmean(la - centre, axis=1)
         score_b = np.nanmean(lb - centre, axis=1)
     return score_a[np.isfinite(score_a)], score_b[np.isfinite(score_b)]
+
+
+def spread_components(*runs: np.ndarray) -> tuple[float, float]:
+    """(between-trial sd, within-trial sd) of log values, pooled over ``runs`` (trials x steps each).
+
+    A two-way split without replication: what moves a whole trial -- every step of it --
+    (for fresh starts: the spread between restarts; for trials of one start: between passes
+    of one start) against the step-by-step noise inside a trial (the within-run spread).
+    Each run's own trial and step means are removed, so a real A/B change does not count.
+    Steps missing in some trial are left out; NaN when no run has 2 trials x 2 steps.
+    """
+    within_ss = within_df = between_ss = between_df = 0.0
+    n_steps = []
+    for logs in runs:
+        x = np.asarray(logs, dtype=np.float64)
+        x = x[:, ~np.isnan(x).any(axis=0)] if x.size else x
+        if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2:
+            continue
+        rows, cols = x.shape
+        resid = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
+        within_ss += float(np.sum(resid**2))
+        within_df += (rows - 1) * (cols - 1)
+        row_means = x.mean(axis=1)
+        between_ss += float(np.sum((row_means - row_means.mean()) ** 2))
+        between_df += rows - 1
+        n_steps.append(cols)
+    if not within_df or not between_df:
+        return math.nan, math.nan
+    within_var = within_ss / within_df
+    steps = float(np.mean(n_steps))
+    between_var = max(between_ss / between_df - within_var / steps, 0.0)  # the row mean carries within/steps
+    return math.sqrt(between_var), math.sqrt(within_var)
 
 
 def welch_interval(score_a: np.ndarray, score_b: np.ndarray, level: float) -> WelchInterval:

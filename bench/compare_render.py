@@ -35,7 +35,7 @@ CSV_COLUMNS = (
     "level", "target", "mode", "n_requests", "concurrency", "rate", "metric", "n_a", "n_b", "a_value", "b_value",
     "ratio", "ci_low", "ci_high", "ci_level", "p_value", "p_adjusted", "p_requests", "noise_floor_pct",
     "floor_source", "threshold_pct", "steps", "excluded", "independent", "trial_sd", "dof", "detectable_pct",
-    "trials_needed", "verdict", "verdict_text",
+    "trials_needed", "between_trial_sd", "within_trial_sd", "verdict", "verdict_text",
 )
 _CORRECTION_NAMES = {"holm": "Holm-Bonferroni", "bh": "Benjamini-Hochberg"}
 
@@ -200,8 +200,13 @@ def _spread_lines(t: TargetSummary, detect_pct: float | None) -> list[str]:
     if math.isnan(t.trial_sd):
         return []
     kind = "between restarts" if t.independent else "within one start (understates the spread between runs)"
-    lines = [f"  spread {kind}: sd {t.trial_sd * 100:.1f} % per trial; smallest slow-down these runs could detect "
-             f"(80 % power): {t.detectable_pct:.1f} %"]
+    parts = ""
+    if not math.isnan(t.between_trial_sd):
+        whole = "between restarts" if t.independent else "between passes of one start"
+        parts = (f" (whole-trial shifts {whole} sd {t.between_trial_sd * 100:.1f} %, step noise within a trial "
+                 f"sd {t.within_trial_sd * 100:.1f} %)")
+    lines = [f"  spread {kind}: sd {t.trial_sd * 100:.1f} % per trial{parts}; smallest slow-down these runs could "
+             f"detect (80 % power): {t.detectable_pct:.1f} %"]
     if detect_pct is not None:
         if t.trials_needed is None:
             why = ("it is not beyond the threshold" if detect_pct <= t.threshold_pct
@@ -244,6 +249,7 @@ def csv_text(result: CompareResult, comment_lines: list[str]) -> str:
                "threshold_pct": t.threshold_pct, "steps": t.steps, "excluded": t.excluded, "verdict": t.verdict,
                "independent": t.independent, "trial_sd": t.trial_sd, "dof": t.dof,
                "detectable_pct": t.detectable_pct, "trials_needed": "" if t.trials_needed is None else t.trials_needed,
+               "between_trial_sd": t.between_trial_sd, "within_trial_sd": t.within_trial_sd,
                "verdict_text": target_verdict_text(t)}
         writer.writerow([_num(row.get(c, math.nan)) for c in CSV_COLUMNS])
     return out.getvalue().rstrip("\n")

@@ -386,6 +386,7 @@ def test_cli_detect_and_allow_inconclusive(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "spread between restarts: sd" in out and "to detect 40 % with 80 % power:" in out
     assert "fresh starts" in out and "detectable" in out
+    assert "whole-trial shifts between restarts sd" in out and "step noise within a trial sd" in out
     assert main(base + ["--detect", "3", "--threshold", "5"]) == 0
     assert "to detect 3 %: not reachable (it is not beyond the threshold)" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exc:

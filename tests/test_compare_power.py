@@ -110,3 +110,17 @@ def test_gate_passes_only_what_it_showed() -> None:
     slow = compare_runs(a, synthetic_run("c", rng, trials=8, design="restart", slowdown=1.3, sd_run=0.01,
                                          sd_trial=0.01, sd_step=0.01))
     assert judge(slow, "target").regressions == ["greene-linserv", "kubeflow-gcp"]
+
+
+def test_spread_components_separates_whole_trial_shifts_from_step_noise() -> None:
+    from bench.compare_power import spread_components
+
+    rng = np.random.default_rng(9)
+    trials, steps = 400, 8
+    runs = [np.linspace(-1, 1, steps) + rng.normal(0, 0.10, (trials, 1)) + rng.normal(0, 0.03, (trials, steps))
+            for _ in range(2)]
+    between, within = spread_components(*runs)
+    assert between == pytest.approx(0.10, rel=0.1) and within == pytest.approx(0.03, rel=0.1)
+    runs[1] = runs[1] + 0.5  # a real change between the runs is not spread
+    assert spread_components(*runs) == (pytest.approx(between), pytest.approx(within))
+    assert all(math.isnan(v) for v in spread_components(np.zeros((1, 4))))
