@@ -26,7 +26,7 @@ Each level's detection count comes with its 95 % Clopper-Pearson interval, and e
 (cannot judge) is counted apart from "not detected".
 
 ``--scaled-from DIR`` (no new runs): every A/A pair recorded by ``aa_study.py record --dir
-DIR`` is compared again with its B run's latencies multiplied by 1.10, 1.25, 1.5 and 2.0
+DIR`` is compared again with its B run's latencies multiplied by 1.10, 1.25 and 1.5
 (`--factors`): how often the gate catches a slow-down of that size *on the real noise of
 those runs*. A multiplied copy is not a real slow-down (a slower server also queues
 differently), so this complements the real kinds above and does not replace them.
@@ -48,7 +48,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from study_analysis import rate_text  # noqa: E402
+from study_analysis import cached_compare, rate_text  # noqa: E402
 from study_common import Scratch, busy_competitor, loadavg, loaded, stop, target_line, write_json  # noqa: E402
 
 from bench.console import Console  # noqa: E402
@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the scratch results folder (path printed)")
     p.add_argument("--scaled-from", type=Path, default=None,
                    help="no new runs: scale the B runs of the A/A pairs recorded in this folder")
-    p.add_argument("--factors", default="1.10,1.25,1.5,2.0", help="--scaled-from: slow-down factors")
+    p.add_argument("--factors", default="1.10,1.25,1.5", help="--scaled-from: slow-down factors")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "ab_scaled")
     return p
 
@@ -112,7 +112,7 @@ def scaled(args: argparse.Namespace, console: Console) -> int:
             a, b = (r["run_id"] for r in pair["runs"])
             scaled_id = f"{b}-x{factor:g}"
             _scaled_copy(directory / "results" / b, directory / "results" / scaled_id, factor)
-            code, targets = scratch.compare(config, a, scaled_id, args.compare_args.split())
+            code, targets = cached_compare(scratch, config, a, scaled_id, args.compare_args.split())
             t = targets[0]
             rows.append({"factor": factor, "pair": pair["pair"], "target": pair["target"], "exit": code,
                          "verdict": t["verdict"], "ratio": t["ratio"], "ci_low": t["ci_low"], "ci_high": t["ci_high"],

@@ -16,7 +16,30 @@ from scipy import stats
 
 from bench.compare_power import trials_for_effect
 
-__all__ = ["aa_rows", "aa_summary", "clopper_pearson", "rate_text"]
+__all__ = ["aa_rows", "aa_summary", "cached_compare", "clopper_pearson", "rate_text"]
+
+
+def cached_compare(scratch: Any, config: Path, a: str, b: str, extra: Sequence[str]) -> tuple[int, list[dict]]:
+    """``scratch.compare`` remembered in DIR/compare-cache, keyed by the code's commit and the arguments.
+
+    The same runs compared by the same commit give the same answer (compare is pure and
+    deterministic), so re-running an analysis after more pairs were recorded only compares
+    the new ones. A checkout with uncommitted changes is never cached.
+    """
+    import json
+
+    from study_common import git_commit
+
+    commit = git_commit()
+    path = Path(scratch.directory) / "compare-cache" / f"{commit}--{a}--{b}--{'_'.join(extra)}.json"
+    if not commit.endswith("+dirty") and commit != "unknown" and path.is_file():
+        data = json.loads(path.read_text())
+        return int(data["exit"]), list(data["targets"])
+    code, targets = scratch.compare(config, a, b, extra)
+    if not commit.endswith("+dirty") and commit != "unknown":
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"exit": code, "targets": targets}))
+    return code, targets
 
 
 def clopper_pearson(k: int, n: int, level: float = 0.95) -> tuple[float, float]:
@@ -38,7 +61,7 @@ def aa_rows(scratch: Any, config: Path, pairs: Sequence[Mapping[str, Any]], extr
     rows = []
     for pair in pairs:
         a, b = (r["run_id"] for r in pair["runs"])
-        code, targets = scratch.compare(config, a, b, extra)
+        code, targets = cached_compare(scratch, config, a, b, extra)
         t = targets[0]
         rows.append({
             "pair": pair["pair"], "target": pair["target"], "trials": pair["trials"], "exit": code,
