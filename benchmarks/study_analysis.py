@@ -69,6 +69,7 @@ def aa_rows(scratch: Any, config: Path, pairs: Sequence[Mapping[str, Any]], extr
             "ci_level": t.get("ci_level"), "contains_1": bool(t["ci_low"] <= 1 <= t["ci_high"])
             if t["ci_low"] is not None else None,
             "independent": t.get("independent"), "trial_sd": t.get("trial_sd"), "dof": t.get("dof"),
+            "between_trial_sd": t.get("between_trial_sd"), "within_trial_sd": t.get("within_trial_sd"),
             "detectable_pct": t.get("detectable_pct"), "threshold_pct": t["threshold_pct"],
             "load_a": pair["runs"][0]["load_before"], "load_b": pair["runs"][1]["load_before"],
             "run_s": sum(r["seconds"] for r in pair["runs"]),
@@ -97,8 +98,9 @@ def aa_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
              f"{100 * float(covered[0]['ci_level']) if covered else math.nan:.0f} %): "
              f"{rate_text(sum(1 for r in covered if r['contains_1']), len(covered))}", "",
              "## Per target: spread between restarts and what the default trials can detect", "",
-             "| target | pairs | B/A range | median trial sd | median detectable (80 % power) | "
-             "trials/side for 10 % | for 20 % | exit 1 / 3 / 0 |", "|---|---|---|---|---|---|---|---|"]
+             "| target | pairs | B/A range | median trial sd | of it: between restarts / step noise within a trial "
+             "| median detectable (80 % power) | trials/side for 10 % | for 20 % | exit 1 / 3 / 0 |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for target in dict.fromkeys(r["target"] for r in rows):
         part = [r for r in rows if r["target"] == target]
         sd = _median([r["trial_sd"] for r in part])
@@ -107,7 +109,13 @@ def aa_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
                 for x in (0.10, 0.20)]
         ratios = [r["ratio"] for r in part]
         codes = [r["exit"] for r in part]
+        between = _median([r["between_trial_sd"] for r in part])
+        within = _median([r["within_trial_sd"] for r in part])
         lines.append(f"| {target} | {len(part)} | {min(ratios):.3f}-{max(ratios):.3f} | {100 * sd:.1f} % | "
+                     f"{100 * between:.1f} % / {100 * within:.1f} % | "
                      f"{_median([r['detectable_pct'] for r in part]):.1f} % | {need[0] or '>1000'} | "
                      f"{need[1] or '>1000'} | {codes.count(1)} / {codes.count(3)} / {codes.count(0)} |")
+    lines += ["", "trial sd: the sd of a trial's mean log latency over the target's steps (each trial a fresh "
+              "start of the stand-in); between restarts: what moves a whole trial; step noise: the step-by-step "
+              "spread inside one trial (per step, so it enters a trial's mean divided by the 8 steps)."]
     return lines

@@ -161,7 +161,7 @@ class Scratch:
         rows = pd.read_csv(io.StringIO(proc.stdout), comment="#")
         targets = rows[rows["level"] == "target"]
         keep = ["target", "ratio", "ci_low", "ci_high", "ci_level", "threshold_pct", "noise_floor_pct", "verdict",
-                "independent", "trial_sd", "dof", "detectable_pct"]
+                "independent", "trial_sd", "dof", "detectable_pct", "between_trial_sd", "within_trial_sd"]
         return proc.returncode, json.loads(targets[keep].to_json(orient="records"))
 
     def summary(self, run_id: str):
