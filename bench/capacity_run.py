@@ -298,14 +298,16 @@ class CapacityPhase:
 def with_capacity(run_sweep: Callable[..., Any],
                   phase: CapacityPhase | None) -> Callable[..., AsyncIterator[StepResult]]:
     """A ``run_sweep`` for :func:`bench.runner.sweep_targets`: the ordinary sweep's steps
-    (when ``plan`` is not None), then, while the target is still up, the capacity phase."""
+    (when ``plan`` is not None), then, while the target is still up, the capacity phase --
+    once per target: when the runner restarts the target per trial, on its last trial's
+    visit (``plan.last_slice``)."""
 
     async def sweep(target: Any, engine_factory: Any, plan: SweepPlan | None, images: np.ndarray,
                     labels: Any, *, on_progress: Any = None) -> AsyncIterator[StepResult]:
         if plan is not None:
             async for step in run_sweep(target, engine_factory, plan, images, labels, on_progress=on_progress):
                 yield step
-        if phase is not None:
+        if phase is not None and (plan is None or plan.last_slice):
             await phase.run(target, engine_factory, images, labels)
 
     return sweep

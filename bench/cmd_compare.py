@@ -3,8 +3,9 @@
 Why this thin: the statistics live in :mod:`bench.compare` (+ :mod:`bench.compare_stats`)
 and the wording in :mod:`bench.compare_render`; this module only loads the runs, picks a
 format (terminal table, Markdown or CSV -- legend and summary go to stdout in all three)
-and decides the exit code: 1 on a regression when ``--fail-on-regression`` is given
-(per target by default, per step with ``gate="step"``), 2 on bad input, else 0.
+and decides the exit code (:mod:`bench.compare_gate`): with ``--fail-on-regression``, 1 on
+a regression (per target by default, per step with ``gate="step"``), 3 when a target or
+step cannot be judged (unless ``--allow-inconclusive``); 2 on bad input; else 0.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import argparse
 
 from bench.cli_args import Command
 from bench.cmd_compare_capacity import show_capacity, split_capacity_runs
-from bench.compare import GATES, CompareError, CompareResult, CompareSettings, compare_runs, regressions
+from bench.compare import GATES, CompareError, CompareSettings, compare_runs
+from bench.compare_capacity import CANNOT_JUDGE
+from bench.compare_gate import EXIT_BAD_INPUT, exit_code, judge
 from bench.compare_render import (
     STEP_COLUMNS,
     TARGET_COLUMNS,
@@ -43,25 +46,13 @@ def run_warnings(run_a: RunData, run_b: RunData) -> list[str]:
     return [w for run in (run_a, run_b) for w in state_warnings(resolve_status(run.meta, host))]
 
 
-def _gate_lines(result: CompareResult, gate: str) -> list[str]:
-    """Which targets or steps the gate cannot judge (too few trials): a gate must not pass silently."""
-    if gate == "target":
-        blind = [t.target for t in result.targets if t.verdict == "too few trials"]
-    else:
-        blind = [s.label for s in result.steps if s.verdict == "too few trials"]
-    if not blind:
-        return []
-    return [f"the {gate} gate cannot judge {', '.join(blind)}: too few trials; "
-            "record both runs with `python -m bench run ... --trials 3` (or more)"]
-
-
 def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha: float, fail_on_regression: bool,
             fmt: str, console: Console, metric: str = "median", correction: str = "holm", gate: str = "target",
-            seed: int = 0) -> int:
-    """Compare run B against reference run A; exit 1 on regression if asked, 2 on bad input."""
+            seed: int = 0, allow_inconclusive: bool = False, detect_pct: float | None = None) -> int:
+    """Compare run B against reference run A; the exit code is :func:`bench.compare_gate.exit_code`'s."""
     try:
         settings = CompareSettings(metric=metric, threshold_pct=threshold_pct, alpha=alpha, correction=correction,
-                                   seed=seed)
+                                   seed=seed, detect_pct=detect_pct)
         if gate not in GATES:
             raise CompareError(f"unknown gate {gate!r}; gates: {', '.join(GATES)}")
         run_a = load_run(resolve_run(a, config.results_dir))
@@ -71,19 +62,29 @@ def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha:
         result = None if capacity_only else compare_runs(run_a, run_b, settings)
     except (CompareError, ResultsError) as exc:
         console.error(str(exc))
-        return 2
+        return EXIT_BAD_INPUT
+    capacity_blind = [f"the capacity comparison cannot judge {c.target}: {c.verdict}"
+                      + (" (one search on a side has no spread; set [capacity] repeats = 3)"
+                         if c.verdict == "single search" else "") for c in (capacity or []) if c.verdict in CANNOT_JUDGE]
     capacity_lower = show_capacity(capacity, title=f"A = {run_a.run_id} vs B = {run_b.run_id}", fmt=fmt,
                                    threshold_pct=threshold_pct, fail_on_regression=fail_on_regression, console=console)
     if result is None:  # capacity searches only (bench/cmd_compare_capacity.py)
-        return 1 if fail_on_regression and capacity_lower else 0
+        return _finish(fail_on_regression, bool(capacity_lower), capacity_blind, allow_inconclusive, console)
     title = (f"A = {run_a.run_id} ({run_a.path})  vs  B = {run_b.run_id} ({run_b.path}); "
              f"metric {settings.metric}, threshold {threshold_pct:g} %, alpha {alpha:g}, {correction}")
     legend = [] if console.quiet else legend_lines(result, settings.column)
-    warnings = run_warnings(run_a, run_b) + result.notes + (_gate_lines(result, gate) if fail_on_regression else [])
+    judged = judge(result, gate)
+    blind = judged.lines() + capacity_blind
+    warnings = run_warnings(run_a, run_b) + result.notes + (blind if fail_on_regression else [])
     summary = summary_lines(result)
-    failing = regressions(result, gate)
-    verdict = (f"regression ({gate} gate): {', '.join(failing)}" if failing
-               else f"no regression ({gate} gate)")
+    failing = judged.regressions
+    if failing:
+        verdict = f"regression ({gate} gate): {', '.join(failing)}"
+    elif blind:
+        verdict = (f"no regression shown, but the {gate} gate cannot judge "
+                   f"{len(blind)} {'item' if len(blind) == 1 else 'items'} (see the warnings)")
+    else:
+        verdict = f"no regression ({gate} gate)"
     if fmt == "csv":
         comments = [title, *legend, *(f"warning: {w}" for w in warnings), *summary, verdict]
         console.print(csv_text(result, comments))
@@ -107,10 +108,20 @@ def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha:
         console.print(verdict)
     if fail_on_regression and failing:
         console.error(verdict)
-        return 1
-    if fail_on_regression and capacity_lower:
-        return 1
-    return 0
+    return _finish(fail_on_regression, bool(failing or capacity_lower), blind, allow_inconclusive, console)
+
+
+def _finish(fail_on_regression: bool, regressed: bool, blind: list[str], allow_inconclusive: bool,
+            console: Console) -> int:
+    """The exit code; 'cannot judge' is said on stderr so a CI log shows why it is 3."""
+    if not fail_on_regression:
+        return 0
+    code = exit_code(regressed, bool(blind), allow_inconclusive=allow_inconclusive)
+    if blind and not regressed:
+        how = ("passing anyway (--allow-inconclusive)" if allow_inconclusive
+               else "exit 3: cannot judge (--allow-inconclusive passes anyway)")
+        console.error(f"{how}: " + "; ".join(blind))
+    return code
 
 
 def legend_md(legend: list[str]) -> list[str]:
@@ -123,7 +134,12 @@ def legend_md(legend: list[str]) -> list[str]:
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.description = ("Compare run B against reference run A. Each trial is one sample; record gateable runs "
-                     "with `bench run ... --trials 3` or more. See docs/compare.md.")
+                     "with `bench run ... --trials 3` or more (each trial a fresh start of the stand-ins). "
+                     "See docs/compare.md.")
+    p.epilog = ("exit codes: 0 = no regression (with --fail-on-regression: every target or step shown not slower "
+                "than the threshold), 1 = regression, 2 = bad input, 3 = cannot judge (too few trials, no clean "
+                "steps, in one run only, an interval crossing the threshold, or a noise floor above it); "
+                "--allow-inconclusive turns 3 into 0.")
     p.add_argument("a", help="reference run folder, id or summary.csv")
     p.add_argument("b", help="new run folder, id or summary.csv")
     p.add_argument("--metric", choices=("median", "mean", "p90", "p99", "total"), default="median",
@@ -136,18 +152,37 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="multiple-comparison correction across steps: Holm-Bonferroni or "
                         "Benjamini-Hochberg (default: %(default)s)")
     p.add_argument("--fail-on-regression", action="store_true",
-                   help="exit 1 when a target (or with --gate step, a step) is slower")
+                   help="exit 1 when a target (or with --gate step, a step) is slower, 3 when one cannot be judged")
+    p.add_argument("--allow-inconclusive", action="store_true",
+                   help="with --fail-on-regression: exit 0 instead of 3 when something cannot be judged "
+                        "(the reasons are still printed)")
+    p.add_argument("--detect", type=_percent, default=None, metavar="PCT",
+                   help="a slow-down to plan for, e.g. 10%%: says how many trials per side would flag it "
+                        "80 %% of the time at these runs' spread")
     p.add_argument("--gate", choices=GATES, default="target",
                    help="what --fail-on-regression judges: each target's geometric mean (default) or every step")
     p.add_argument("--seed", type=int, default=0,
-                   help="seed of the bootstrap confidence intervals (default: %(default)s)")
+                   help="accepted for old command lines; no longer used (the interval is a t interval, "
+                        "not a bootstrap)")
     p.add_argument("--format", choices=("table", "md", "csv"), default="table", help="(default: %(default)s)")
 
 
 def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
     return compare(config, a=args.a, b=args.b, threshold_pct=args.threshold, alpha=args.alpha,
                    fail_on_regression=args.fail_on_regression, fmt=args.format, console=console, metric=args.metric,
-                   correction=args.correction, gate=args.gate, seed=args.seed)
+                   correction=args.correction, gate=args.gate, seed=args.seed,
+                   allow_inconclusive=args.allow_inconclusive, detect_pct=args.detect)
+
+
+def _percent(text: str) -> float:
+    """'10%' or '10' -> 10.0 (argparse type of --detect)."""
+    try:
+        value = float(text.strip().removesuffix("%"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--detect takes a percentage such as 10% or 10, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"--detect must be > 0 %, got {text!r}")
+    return value
 
 
 COMPARE = Command(_add_arguments, _main)

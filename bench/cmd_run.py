@@ -45,6 +45,7 @@ from bench.results import ResultsError, RunWriter, refuse_existing_run, validate
 from bench.shard_args import add_shard_arguments, run_clients_from_args, shard_options
 from bench.shard_run import ShardOptions, check_shard_run, shard_cpu_plan, shard_meta, shard_run_id, with_endpoint
 from bench.sweep_flags import sweep_overrides
+from bench.trial_design import DESIGNS, RESTART
 from bench.run_console import print_table3, run_events
 from bench.run_timing import RunTiming, timing_text
 from bench.run_engine import CALIBRATION_MAX_AGE_S, calibration_json, choose_run_engine, event_loop_name
@@ -98,8 +99,12 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
         trials: int | None, engine: str | None, run_id: str | None, write_report: bool, console: Console,
         rate_rps: float | None = None, duration_s: float | None = None, concurrency: int | None = None,
         slo: str | None = None, shard: ShardOptions | None = None, endpoint: str | None = None,
-        out: Path | None = None) -> int:
+        out: Path | None = None, trial_design: str = RESTART) -> int:
     """Run the sweep against the named targets (or ``all``) and write results/<run-id>/.
+
+    ``trial_design``: ``restart`` (each trial of a local stand-in a fresh start, targets in a
+    seeded shuffled order per trial) or ``within-run`` (start once, every trial); see
+    :mod:`bench.trial_design`.
 
     ``shard``: run only that shard's share of the plan (:mod:`bench.shard_run`);
     ``endpoint``: send to this URL instead of starting the (one) target's stand-in;
@@ -138,7 +143,7 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
     if shard is not None:
         write_report = False  # a shard is raw material for `bench merge`
     outcomes = [TargetOutcome(t.name) for t in built]
-    status = _sweep(config, checked, prepared, opened, built, outcomes, console, started=started)
+    status = _sweep(config, checked, prepared, opened, built, outcomes, console, trial_design, started=started)
     writer = opened.writer
     console.info(f"time taken: {timing_text(opened.meta.details.get('timing'))} (the tables and report follow); "
                  f"{writer.rows_written} summary rows, {writer.requests_written} requests in {checked.run_dir}")
@@ -295,9 +300,11 @@ def _open_run(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun,
 
 
 def _sweep(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun, opened: _OpenRun, built: list[Any],
-           outcomes: list[TargetOutcome], console: Console, started: float | None = None) -> RunStatus:
-    """Sweep every target in turn; the run's status. meta.json is final (with ``timing``, the
-    parts of the time since ``started``) and the logs redacted, also on Ctrl-C."""
+           outcomes: list[TargetOutcome], console: Console, trial_design: str = RESTART,
+           started: float | None = None) -> RunStatus:
+    """Sweep every target in turn (visits planned by ``trial_design``); the run's status.
+    meta.json is final (with ``timing``, the parts of the time since ``started``) and the
+    logs redacted, also on Ctrl-C."""
     from loadgen.sweep import run_sweep
 
     if opened.shard_run is not None:
@@ -313,7 +320,8 @@ def _sweep(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun, op
             run_coroutine(sweep_targets(built, outcomes, run_sweep=with_capacity(run_sweep, phase),
                                         engine_factory=prepared.engine_cls,
                                         plan=checked.plan, images=prepared.split.test_x,
-                                        labels=prepared.split.test_y, writer=writer, meta=meta, events=events))
+                                        labels=prepared.split.test_y, writer=writer, meta=meta, events=events,
+                                        trial_design=trial_design))
         status, error = RunStatus.COMPLETE, None
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM (cancels the main task)
         status, error = RunStatus.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM)"
@@ -377,6 +385,11 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--modes", type=csv_words, default=None, metavar=choice_list((*MODES, CAPACITY_MODE)),
                    help="override [sweep] modes (comma-separated); capacity = the capacity search (docs/capacity.md)")
     p.add_argument("--trials", type=positive_int, default=None, help="override [sweep] trials")
+    p.add_argument("--trial-design", choices=DESIGNS, default=RESTART,
+                   help="restart: each trial of a local stand-in is a fresh start, targets in a seeded shuffled "
+                        "order per trial, so trials replicate what differs between runs; within-run: start each "
+                        "target once for all its trials (remote targets always are); default: %(default)s "
+                        "(docs/compare.md)")
     p.add_argument("--rate", type=positive_float, default=None, metavar="R",
                    help="open-loop rate in req/s (override [sweep] rate_rps); implies --modes rate "
                         "unless --modes is given")
@@ -412,7 +425,7 @@ def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> in
     return run(config, targets=args.targets, n_requests=args.requests, modes=args.modes, trials=args.trials,
                rate_rps=args.rate, duration_s=args.duration, concurrency=args.concurrency, engine=args.engine,
                run_id=args.run_id, write_report=not args.no_report, console=console, slo=args.slo,
-               shard=shard, endpoint=args.endpoint, out=args.out)
+               shard=shard, endpoint=args.endpoint, out=args.out, trial_design=args.trial_design)
 
 
 RUN = Command(_add_arguments, _main)

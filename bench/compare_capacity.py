@@ -28,6 +28,7 @@ from bench.results import RunData
 
 __all__ = [
     "CAPACITY_COMPARISON_COLUMNS",
+    "CANNOT_JUDGE",
     "CapacityComparison",
     "compare_capacities",
     "compare_capacity_frames",
@@ -58,6 +59,9 @@ class CapacityComparison:
     def as_row(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+
+# Verdicts a regression gate cannot judge (bench.compare_gate's rule: never pass blind).
+CANNOT_JUDGE = frozenset({"single search", "no capacity", "objectives differ"})
 
 CAPACITY_COMPARISON_COLUMNS = tuple(f.name for f in dataclasses.fields(CapacityComparison))
 

@@ -27,6 +27,7 @@ __all__ = [
     "read_sides",
     "request_latencies",
     "step_label",
+    "trial_designs",
 ]
 
 StepKey = tuple[str, str, int, int, float]  # target, mode, n_requests, concurrency, rate
@@ -118,6 +119,19 @@ def read_sides(run: RunData, column: str, name: str) -> dict[StepKey, Side]:
                 values[trial] = value
         sides[key] = Side(values, frozenset(flags), flagged, len(steps), failed, sent)
     return sides
+
+
+def trial_designs(run: RunData) -> dict[str, str]:
+    """Per target, what its trials replicate: ``restart`` (each trial a fresh start of the
+    stand-in, :mod:`bench.trial_design`) or ``within-run`` (one start for all trials).
+
+    Runs written before issue 21, merged shard runs and remote targets have no ``restart``
+    entry: their trials were inside one start, which is what the default says.
+    """
+    design = run.meta.details.get("trial_design") if run.meta is not None else None
+    per_target = (design or {}).get("per_target") if isinstance(design, dict) else None
+    recorded = per_target if isinstance(per_target, dict) else {}
+    return {target: "restart" if recorded.get(target) == "restart" else "within-run" for target in run.targets}
 
 
 def request_latencies(run: RunData) -> dict[StepKey, np.ndarray]:

@@ -29,11 +29,13 @@ __all__ = [
 
 STEP_COLUMNS = ["target", "mode", "N", "A", "B", "B/A", "trials A/B", "p", "p adj", "floor", "verdict",
                 "MWU p (requests)"]
-TARGET_COLUMNS = ["target", "steps", "trials A/B", "geomean B/A", "CI", "threshold", "verdict"]
+TARGET_COLUMNS = ["target", "steps", "trials A/B", "trials are", "geomean B/A", "CI", "threshold", "detectable",
+                  "verdict"]
 CSV_COLUMNS = (
     "level", "target", "mode", "n_requests", "concurrency", "rate", "metric", "n_a", "n_b", "a_value", "b_value",
     "ratio", "ci_low", "ci_high", "ci_level", "p_value", "p_adjusted", "p_requests", "noise_floor_pct",
-    "floor_source", "threshold_pct", "steps", "excluded", "verdict", "verdict_text",
+    "floor_source", "threshold_pct", "steps", "excluded", "independent", "trial_sd", "dof", "detectable_pct",
+    "trials_needed", "between_trial_sd", "within_trial_sd", "verdict", "verdict_text",
 )
 _CORRECTION_NAMES = {"holm": "Holm-Bonferroni", "bh": "Benjamini-Hochberg"}
 
@@ -81,8 +83,10 @@ def target_verdict_text(t: TargetSummary) -> str:
         return ratio_text(t.ratio)
     if t.verdict == "within threshold":
         return f"within ±{t.threshold_pct:.1f} % ({ratio_text(t.ratio)})"
+    if t.verdict == "not slower":
+        return f"not slower than +{t.threshold_pct:.1f} % ({ratio_text(t.ratio)})"
     if t.verdict == "inconclusive":
-        return f"inconclusive ({ratio_text(t.ratio)}; the CI crosses the {t.threshold_pct:.1f} % threshold)"
+        return f"inconclusive ({ratio_text(t.ratio)}; the CI crosses the +{t.threshold_pct:.1f} % threshold)"
     if t.verdict == "too few trials":
         return f"too few trials (n={min(t.n_a, t.n_b)}): {ratio_text(t.ratio)}"
     return f"{t.verdict} ({t.detail})" if t.detail else t.verdict
@@ -116,6 +120,13 @@ def _ci(t: TargetSummary) -> str:
     return f"{t.ci_low:.3f}-{t.ci_high:.3f} ({t.ci_level * 100:.4g} %)"
 
 
+def _trials_are(t: TargetSummary) -> str:
+    """What one trial replicates: a fresh start of the stand-in in both runs, or one start for all."""
+    if t.verdict.startswith("only in"):
+        return "-"
+    return "fresh starts" if t.independent else "within one start"
+
+
 def target_cells(result: CompareResult) -> list[list[str]]:
     """Rows of the per-target summary table, in :data:`TARGET_COLUMNS` order."""
     rows = []
@@ -123,8 +134,9 @@ def target_cells(result: CompareResult) -> list[list[str]]:
         steps = f"{t.steps}" + (f" (+{t.excluded} excluded)" if t.excluded else "")
         threshold = "-" if t.verdict.startswith("only in") else f"{t.threshold_pct:.1f} %" + (
             "*" if t.floor_source == "default" and t.noise_floor_pct >= t.threshold_pct else "")
-        rows.append([t.target, steps, f"{t.n_a}/{t.n_b}", "-" if math.isnan(t.ratio) else f"{t.ratio:.3f}",
-                     _ci(t), threshold, target_verdict_text(t)])
+        rows.append([t.target, steps, f"{t.n_a}/{t.n_b}", _trials_are(t),
+                     "-" if math.isnan(t.ratio) else f"{t.ratio:.3f}", _ci(t), threshold,
+                     "-" if math.isnan(t.detectable_pct) else f"{t.detectable_pct:.1f} %", target_verdict_text(t)])
     return rows
 
 
@@ -140,14 +152,18 @@ def legend_lines(result: CompareResult, metric_column: str) -> list[str]:
         f"over the {tested} tested steps; 'slower'/'faster' only when adjusted p < {st.alpha:g} and B/A lies "
         "beyond the effective threshold = max(--threshold, noise floor).",
         f"floor: the ratio two single trials of identical code reach by chance (two-sided {1 - st.alpha:g}), "
-        f"from the spread between trials; * = the default {st.default_noise_floor_pct:g} % (a side has one "
-        "trial).",
+        f"from the spread between trials, at least the between-run default {st.default_noise_floor_pct:g} % (*); "
+        "only for trials inside one start of the stand-in or one trial per side (none for fresh starts).",
         "MWU p (requests): Mann-Whitney U over pooled per-request latencies; a detail only, never the verdict "
         "(requests of one run are not independent samples).",
-        f"targets: geometric mean of B/A over the steps not failed/saturated in either run, CI by bootstrap over "
-        f"whole trials ({st.resamples} resamples, seed {st.seed}, level 1 - {st.alpha:g}/targets tested); "
-        "slower = the whole CI above 1 + threshold, faster = the whole CI below 1/(1 + threshold), within = the "
-        "whole CI between the two, inconclusive = the CI crosses one of them.",
+        "targets: geometric mean of B/A over the steps not failed/saturated in either run; CI = Welch t interval "
+        f"over one score per trial (its mean log value over those steps), level 1 - {st.alpha:g}/targets tested; "
+        "slower = CI above 1 and B/A beyond 1 + threshold (faster alike), within = the whole CI inside "
+        "±threshold, not slower = its upper end inside +threshold, inconclusive = otherwise.",
+        "trials are: 'fresh starts' = every trial a new start of the stand-in in both runs (bench run's default), "
+        "so trials replicate what differs between runs and no floor applies; 'within one start' (remote targets, "
+        "--trial-design within-run, older runs): the floor raises the threshold. detectable = the smallest "
+        "slow-down flagged 80 % of the time at these runs' spread and trial counts.",
     ]
 
 
@@ -159,10 +175,15 @@ def summary_lines(result: CompareResult) -> list[str]:
             lines.append(f"{t.target}: {target_verdict_text(t)}")
             continue
         ci = "" if math.isnan(t.ci_low) else f", {t.ci_level * 100:.4g} % CI {t.ci_low:.3f}-{t.ci_high:.3f}"
-        floor = ("default, a side has one trial" if t.floor_source == "default"
-                 else f"noise floor {t.noise_floor_pct:.1f} % from trials")
+        if t.independent:
+            floor = "no floor: trials are fresh starts"
+        elif t.floor_source == "default":
+            floor = f"the between-run default floor {t.noise_floor_pct:.1f} %: trials within one start or one trial"
+        else:
+            floor = f"noise floor {t.noise_floor_pct:.1f} % from the trials: trials within one start"
         lines.append(f"{t.target}: geometric mean B/A {t.ratio:.3f} over {t.steps} steps{ci}, trials A {t.n_a} / "
                      f"B {t.n_b}; threshold {t.threshold_pct:.1f} % ({floor}) -> {target_verdict_text(t)}")
+        lines += _spread_lines(t, result.settings.detect_pct)
     if result.only_in_a:
         lines.append("only in A: " + ", ".join(result.only_in_a))
     if result.only_in_b:
@@ -171,6 +192,29 @@ def summary_lines(result: CompareResult) -> list[str]:
     if flagged:
         lines.append("excluded from the geometric means (never read as faster or slower): "
                      + "; ".join(f"{s.label}: {s.detail}" for s in flagged))
+    return lines
+
+
+def _spread_lines(t: TargetSummary, detect_pct: float | None) -> list[str]:
+    """The target's trial-to-trial spread (between restarts or within one start) and what it can detect."""
+    if math.isnan(t.trial_sd):
+        return []
+    kind = "between restarts" if t.independent else "within one start (understates the spread between runs)"
+    parts = ""
+    if not math.isnan(t.between_trial_sd):
+        whole = "between restarts" if t.independent else "between passes of one start"
+        parts = (f" (whole-trial shifts {whole} sd {t.between_trial_sd * 100:.1f} %, step noise within a trial "
+                 f"sd {t.within_trial_sd * 100:.1f} %)")
+    lines = [f"  spread {kind}: sd {t.trial_sd * 100:.1f} % per trial{parts}; smallest slow-down these runs could "
+             f"detect (80 % power): {t.detectable_pct:.1f} %"]
+    if detect_pct is not None:
+        if t.trials_needed is None:
+            why = ("it is not beyond the threshold" if detect_pct <= t.threshold_pct
+                   else "more than 1000 trials per side would be needed")
+            lines.append(f"  to detect {detect_pct:g} %: not reachable ({why})")
+        else:
+            lines.append(f"  to detect {detect_pct:g} % with 80 % power: {t.trials_needed} trials per side "
+                         f"at this spread (`bench run ... --trials {t.trials_needed}`)")
     return lines
 
 
@@ -195,6 +239,7 @@ def csv_text(result: CompareResult, comment_lines: list[str]) -> str:
                "a_value": s.a_value, "b_value": s.b_value, "ratio": s.ratio, "p_value": s.p_value,
                "p_adjusted": s.p_adjusted, "p_requests": s.p_requests, "noise_floor_pct": s.noise_floor_pct,
                "floor_source": s.floor_source, "threshold_pct": s.threshold_pct, "verdict": s.verdict,
+               "ci_low": s.ci_low, "ci_high": s.ci_high, "independent": s.independent,
                "verdict_text": step_verdict_text(s)}
         writer.writerow([_num(row.get(c, math.nan)) for c in CSV_COLUMNS])
     for t in result.targets:
@@ -202,6 +247,9 @@ def csv_text(result: CompareResult, comment_lines: list[str]) -> str:
                "ratio": t.ratio, "ci_low": t.ci_low, "ci_high": t.ci_high, "ci_level": t.ci_level,
                "noise_floor_pct": t.noise_floor_pct, "floor_source": t.floor_source,
                "threshold_pct": t.threshold_pct, "steps": t.steps, "excluded": t.excluded, "verdict": t.verdict,
+               "independent": t.independent, "trial_sd": t.trial_sd, "dof": t.dof,
+               "detectable_pct": t.detectable_pct, "trials_needed": "" if t.trials_needed is None else t.trials_needed,
+               "between_trial_sd": t.between_trial_sd, "within_trial_sd": t.within_trial_sd,
                "verdict_text": target_verdict_text(t)}
         writer.writerow([_num(row.get(c, math.nan)) for c in CSV_COLUMNS])
     return out.getvalue().rstrip("\n")

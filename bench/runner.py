@@ -3,7 +3,9 @@
 Why one target at a time (start, sweep, stop): on a small machine two stand-ins would
 compete for the same cores and each would slow the other; the study measured each
 platform on its own. Why keep going after a failure: a target that cannot start or dies
-mid-run must not cost the measurements of the others. Its state is recorded in meta.json,
+mid-run must not cost the measurements of the others. Why a start per trial (issue
+21): trials inside one start share its placement and caches and are not replicates of
+what differs between runs; :mod:`bench.trial_design` says which target is measured when. Its state is recorded in meta.json,
 the steps already measured stay on disk, and the command exits non-zero naming it.
 
 Nothing here prints: progress and messages go through :class:`RunEvents` callbacks that
@@ -18,14 +20,15 @@ import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from bench.hostload import TargetNoiseProbe
+from bench.hostload import TargetNoiseProbe, target_busy_reasons
 from bench.results import RunWriter
+from bench.trial_design import RESTART, Visit, describe_design, visit_schedule
 from ground.clock import utc_iso, utc_stamp
 from ground.runmeta import RunMeta, RunStatus
 from loadgen.records import StepKey
@@ -125,8 +128,8 @@ def finish_meta(meta: RunMeta, outcomes: Sequence[TargetOutcome], status: RunSta
     for o in outcomes:
         if o.status == "pending":
             o.status, o.message = "not_run", f"not run: the run ended ({word}) before this target"
-        elif o.status == "running":  # left mid-target by an exception no handler named
-            o.status, o.message = word, f"the run ended ({word}) while measuring this target"
+        elif o.status == "running":  # left mid-target (or between its trials) by an exception no handler named
+            o.status, o.message = word, f"the run ended ({word}) before this target's last trial was measured"
     _record_outcomes(meta, outcomes)
     return meta
 
@@ -144,7 +147,7 @@ def _is_dead(row: Mapping[str, Any]) -> bool:
 async def _sweep_one(target: Target, outcome: TargetOutcome, run_sweep: Callable[..., Any],
                      engine_factory: Callable[[Any], Any], plan: Any, images: np.ndarray, labels: np.ndarray,
                      writer: RunWriter, events: RunEvents) -> None:
-    classes: Counter[str] = Counter()
+    classes: Counter[str] = Counter(outcome.error_classes)  # over the target's visits so far
     sweep = run_sweep(target, engine_factory, plan, images, labels, on_progress=events.on_progress)
     try:
         async for step in sweep:
@@ -175,16 +178,31 @@ async def _sweep_one(target: Target, outcome: TargetOutcome, run_sweep: Callable
 
 async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutcome], *, run_sweep: Callable[..., Any],
                         engine_factory: Callable[[Any], Any], plan: Any, images: np.ndarray, labels: np.ndarray,
-                        writer: RunWriter, meta: RunMeta, events: RunEvents) -> list[TargetOutcome]:
-    """Start, sweep and stop each target in turn; never let one target's failure stop the rest.
+                        writer: RunWriter, meta: RunMeta, events: RunEvents,
+                        trial_design: str = RESTART) -> list[TargetOutcome]:
+    """Start, sweep and stop the targets visit by visit; never let one target's failure stop the rest.
+
+    The visits come from :func:`bench.trial_design.visit_schedule`: with ``restart`` (the
+    default) every trial of a local stand-in is its own start, the targets in a seeded
+    shuffled order per trial; a remote target, or ``within-run``, is visited once for all
+    trials. meta.json's ``trial_design`` records which. After a visit that ends in a
+    problem (start failed, died, sweep failed) the target's remaining visits are skipped.
+    ``run_sweep`` gets the plan of the visit (``only_trials``), so a once-per-target phase
+    wrapped around it (:func:`bench.capacity_run.with_capacity`) runs on the last visit.
 
     Cancellation (Ctrl-C / SIGTERM) stops the current target and marks it interrupted; the
-    caller finalises meta.json. meta.json is rewritten when each target starts (its
-    outcome ``running``) and after it (its outcome and host-noise facts, see
-    :mod:`bench.hostload`). ``outcomes``
-    (one per target, same order) is filled in place, so it is complete even when a
-    KeyboardInterrupt unwinds the event loop before this coroutine returns.
+    caller finalises meta.json. meta.json is rewritten when each visit starts (the
+    target's outcome ``running``) and after it (its outcome and host-noise facts, see
+    :mod:`bench.hostload`). ``outcomes`` (one per target, same order) is filled in place,
+    so it is complete even when a KeyboardInterrupt unwinds the event loop before this
+    coroutine returns.
     """
+    names = [t.name for t in targets]
+    remote = [bool(getattr(t, "is_remote", False)) for t in targets]
+    trials, seed = (plan.trials, plan.seed) if plan is not None else (1, 0)
+    visits = visit_schedule(remote, trials, design=trial_design, seed=seed, has_plan=plan is not None)
+    meta.details["trial_design"] = describe_design(names, remote, trials, design=trial_design, seed=seed,
+                                                   has_plan=plan is not None)
     meta.details["outcomes"] = {o.name: o.as_meta() for o in outcomes}
     noise = meta.details.setdefault("host_noise", {}).setdefault("targets", {})
     loop = asyncio.get_running_loop()
@@ -195,50 +213,13 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
     except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
         pass
     try:
-        for target, outcome in zip(targets, outcomes):
-            events.on_target_start(target.name)
-            outcome.status = "running"
-            _write_progress(meta, outcomes, writer)
-            probe = TargetNoiseProbe()
-            probe.before_start()
-            t0 = time.perf_counter()
-            try:
-                try:
-                    await target.start()
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - any start failure is recorded, not fatal
-                    outcome.status = "start_failed"
-                    outcome.message = f"could not start: {type(exc).__name__}: {exc}"
-                    continue
-                outcome.start_s = round(time.perf_counter() - t0, 3)
-                desc = target.describe()
-                meta.details.setdefault("targets", {})[target.name] = {**desc, "start_s": outcome.start_s}
-                events.on_target_ready(target.name, desc)
-                probe.window_start(_pgids(target))
-                try:
-                    await _sweep_one(target, outcome, run_sweep, engine_factory, plan, images, labels,
-                                     writer, events)
-                except asyncio.CancelledError:
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a crashed sweep is recorded, the others go on
-                    outcome.status = "failed"
-                    outcome.message = f"sweep failed after {outcome.steps} steps: {type(exc).__name__}: {exc}"
-            except asyncio.CancelledError:
-                outcome.status = "interrupted"
-                outcome.message = f"interrupted after {outcome.steps} steps"
-                raise
-            finally:
-                probe.window_end(_pgids(target))
-                try:
-                    await asyncio.shield(target.stop())
-                except Exception as exc:  # noqa: BLE001
-                    outcome.message += f"; stop failed: {exc}"
-                probe.after_stop()
-                noise[target.name] = probe.facts()
-                _write_progress(meta, outcomes, writer)
-                if outcome.status != "pending":
-                    events.on_target_done(outcome)
+        for visit in visits:
+            target, outcome = targets[visit.index], outcomes[visit.index]
+            if outcome.problem:
+                continue  # its earlier visit failed: the message says so, the other targets go on
+            visit_plan = replace(plan, only_trials=visit.trials) if plan is not None and visit.trials else plan
+            await _visit(target, outcome, visit, visit_plan, run_sweep, engine_factory, images, labels, writer,
+                         meta, outcomes, events, noise)
     finally:
         try:
             loop.remove_signal_handler(signal.SIGTERM)
@@ -246,6 +227,78 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
         except (NotImplementedError, RuntimeError, ValueError, TypeError):
             pass
     return outcomes
+
+
+def _visit_label(visit: Visit, plan: Any) -> str:
+    return f"trial {visit.trials[0]}/{plan.trials}" if visit.trials and plan is not None else ""
+
+
+async def _visit(target: Target, outcome: TargetOutcome, visit: Visit, plan: Any, run_sweep: Callable[..., Any],
+                 engine_factory: Callable[[Any], Any], images: np.ndarray, labels: np.ndarray, writer: RunWriter,
+                 meta: RunMeta, outcomes: Sequence[TargetOutcome], events: RunEvents,
+                 noise: dict[str, Any]) -> None:
+    """One start-sweep-stop of ``target``; its outcome accumulates over the target's visits."""
+    label = _visit_label(visit, plan)
+    events.on_target_start(target.name)
+    outcome.status = "running"
+    _write_progress(meta, outcomes, writer)
+    probe = TargetNoiseProbe()
+    probe.before_start()
+    t0 = time.perf_counter()
+    try:
+        try:
+            await target.start()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any start failure is recorded, not fatal
+            outcome.status = "start_failed"
+            outcome.message = f"could not start{' for ' + label if label else ''}: {type(exc).__name__}: {exc}"
+            if outcome.steps:
+                outcome.message += f" (after {outcome.steps} steps of earlier trials; its remaining trials skipped)"
+            return
+        start_s = round(time.perf_counter() - t0, 3)
+        outcome.start_s = start_s if outcome.start_s is None else outcome.start_s
+        desc = target.describe()
+        meta.details.setdefault("targets", {})[target.name] = {**desc, "start_s": outcome.start_s}
+        starts = meta.details["trial_design"].setdefault("starts", {}).setdefault(target.name, [])
+        starts.append({"trials": list(visit.trials) or "all", "start_s": start_s, "base_url": desc.get("base_url")})
+        events.on_target_ready(target.name, desc)
+        probe.window_start(_pgids(target))
+        try:
+            await _sweep_one(target, outcome, run_sweep, engine_factory, plan, images, labels, writer, events)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a crashed sweep is recorded, the others go on
+            outcome.status = "failed"
+            outcome.message = (f"sweep failed after {outcome.steps} steps{' in ' + label if label else ''}: "
+                               f"{type(exc).__name__}: {exc}")
+        if outcome.status in ("ok", "errors") and not visit.last:
+            outcome.status = "running"  # more trials to come; "ok"/"errors" is decided on its last visit
+    except asyncio.CancelledError:
+        outcome.status = "interrupted"
+        outcome.message = f"interrupted after {outcome.steps} steps"
+        raise
+    finally:
+        probe.window_end(_pgids(target))
+        try:
+            await asyncio.shield(target.stop())
+        except Exception as exc:  # noqa: BLE001
+            outcome.message += f"; stop failed: {exc}"
+        probe.after_stop()
+        _record_noise(noise, target.name, probe.facts(), meta)
+        _write_progress(meta, outcomes, writer)
+        if outcome.status != "pending" and (visit.last or outcome.problem):
+            events.on_target_done(outcome)
+
+
+def _record_noise(noise: dict[str, Any], name: str, facts: dict[str, Any], meta: RunMeta) -> None:
+    """Per target, the noisiest visit's facts (what the warnings read) and every visit's in ``visits``."""
+    n_cpus = int(((meta.details.get("host_noise") or {}).get("at_start") or {}).get("n_cpus") or 1)
+    previous = noise.get(name)
+    visits = (previous or {}).get("visits", [])
+    if previous is None or len(target_busy_reasons(facts, n_cpus)) > len(target_busy_reasons(previous, n_cpus)):
+        noise[name] = dict(facts)
+    noise[name]["visits"] = [*visits, facts]
 
 
 def _pgids(target: Target) -> list[int]:

@@ -1,121 +1,125 @@
-"""A/A study: how often does `bench compare --fail-on-regression` fail on identical runs?
+"""A/A study: what `bench compare --fail-on-regression` says about identical runs (issue 21).
 
-    python benchmarks/aa_study.py [--pairs 10] [--trials 3] [--targets greene-linserv kubeflow-gcp]
-                                  [--requests 1,4,8,16,64] [--keep]
+    python benchmarks/aa_study.py record --dir DIR [--pairs 32] [--trials 3] [--requests 1,4,16,64]
+                                         [--targets greene-linserv k8s-ibm kubeflow-gcp kubeflow-ibm]
+    python benchmarks/aa_study.py analyze --dir DIR [--out benchmarks/results/aa_study]
 
-Why: issue 13 -- four identical back-to-back runs, compared pairwise, "regressed" in 6 of
-12 comparisons. This script repeats that experiment against the current code: N pairs of
-identical back-to-back `python -m bench run TARGETS --requests ... --trials K` (separate
-processes, into a scratch results folder), each pair compared in both directions with
-`python -m bench compare --fail-on-regression`. Every exit 1 is a false alarm; the goal
-is at most 1 in 20 comparisons. It also measures what a *one-trial* run can tell: the
-95th percentile of |log B/A| between the first trials of A and B over all steps -- the
-figure to use as bench.compare.DEFAULT_NOISE_FLOOR_PCT (printed as a suggestion).
+Why two steps: recording is the expensive part (real stand-ins, minutes per pair) and the
+analysis must be re-runnable on the same runs when the comparison's rules change.
 
-Defaults take about 12 minutes on a quiet 2-core machine (20 runs of ~35 s each plus 20
-comparisons). `--pairs 2 --trials 2 --requests 1,4` is a smoke check. Results: a summary
-on stdout and benchmarks/out/aa_study.json (git-ignored). The load average is printed
-before and after; with a 1-minute load above 1 the results say "loaded machine".
+``record``: pair ``i`` is two identical back-to-back `python -m bench run TARGET` of one
+target (targets in rotation, so the pairs spread over all four stand-ins), each run in its
+own process with the default trial design (every trial a fresh start of the stand-in).
+Each pair is compared **once** (A -> B): B -> A is the other tail of the same interval,
+not a second independent test (issue 21: "0 false alarms in 20" was 10 pairs). The load
+average before and after each run is kept in DIR/pairs.jsonl. Re-running resumes.
+
+``analyze``: `bench compare A B --fail-on-regression --format csv` on every recorded pair;
+counts exit 1 (false alarm: nothing changed), exit 3 (cannot judge) and exit 0, the 95 %
+Clopper-Pearson interval of the false-alarm rate, how often the per-target interval
+contains 1 (coverage on real pairs), and per target the smallest slow-down the runs could
+have detected. Written to OUT.md and OUT.csv with the command, date, commit and loads.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
+import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from study_common import Scratch, loadavg, loaded, target_line, write_json  # noqa: E402
+from study_common import Scratch, loadavg, loaded, study_header, write_study  # noqa: E402
 
 from bench.console import Console  # noqa: E402
 
+TARGETS = ["greene-linserv", "k8s-ibm", "kubeflow-gcp", "kubeflow-ibm"]
+
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description="A/A study of bench compare's false-alarm rate (issue 13).")
-    p.add_argument("--pairs", type=int, default=10, help="pairs of identical runs (default: %(default)s)")
-    p.add_argument("--trials", type=int, default=3, help="trials per run (default: %(default)s)")
-    p.add_argument("--targets", nargs="+", default=["greene-linserv", "kubeflow-gcp"])
-    p.add_argument("--requests", default="1,4,8,16,64", help="request counts (default: %(default)s)")
-    p.add_argument("--modes", default=None, help="override [sweep] modes, e.g. sequential,concurrent")
-    p.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[1] / "bench.toml")
-    p.add_argument("--compare-args", default="", help="extra `bench compare` arguments, e.g. '--gate step'")
-    p.add_argument("--keep", action="store_true", help="keep the scratch results folder (path printed)")
+    p = argparse.ArgumentParser(description="A/A study of bench compare (issue 21).")
+    sub = p.add_subparsers(dest="action", required=True)
+    rec = sub.add_parser("record", help="record pairs of identical runs")
+    rec.add_argument("--dir", type=Path, required=True, help="folder for the runs (kept)")
+    rec.add_argument("--pairs", type=int, default=32)
+    rec.add_argument("--trials", type=int, default=3)
+    rec.add_argument("--targets", nargs="+", default=TARGETS)
+    rec.add_argument("--requests", default="1,4,16,64")
+    rec.add_argument("--trial-design", default="restart", choices=("restart", "within-run"))
+    rec.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[1] / "bench.toml")
+    rec.add_argument("--stop-at", default=None, help="UTC HH:MM: start no pair after it")
+    ana = sub.add_parser("analyze", help="compare every recorded pair")
+    ana.add_argument("--dir", type=Path, required=True)
+    ana.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "aa_study")
+    ana.add_argument("--compare-args", default="", help="extra `bench compare` arguments")
     return p
 
 
-def first_trial_log_ratios(a, b, column: str = "lat_p50_s") -> list[float]:
-    """|log B/A| per step between the first clean trial of each run: what one-trial runs differ by."""
-    out = []
-    for key, ga in a.groupby(["target", "mode", "n_requests", "concurrency", "rate"]):
-        gb = b[(b["target"] == key[0]) & (b["mode"] == key[1]) & (b["n_requests"] == key[2])
-               & (b["concurrency"] == key[3]) & (b["rate"] == key[4])]
-        ga, gb = ga[ga["errors"] == 0].sort_values("trial"), gb[gb["errors"] == 0].sort_values("trial")
-        if len(ga) and len(gb) and ga[column].iloc[0] > 0 and gb[column].iloc[0] > 0:
-            out.append(abs(math.log(gb[column].iloc[0] / ga[column].iloc[0])))
-    return out
+def _past(stop_at: str | None) -> bool:
+    if not stop_at:
+        return False
+    now = time.strftime("%H:%M", time.gmtime())
+    return now >= stop_at
+
+
+def record(args: argparse.Namespace, console: Console) -> int:
+    args.dir.mkdir(parents=True, exist_ok=True)
+    scratch = Scratch(config=args.config, keep=True, directory=args.dir.resolve())
+    config = scratch.write_config("aa")
+    log = args.dir / "pairs.jsonl"
+    done = {json.loads(line)["pair"] for line in log.read_text().splitlines()} if log.is_file() else set()
+    for pair in range(args.pairs):
+        if pair in done:
+            continue
+        if _past(args.stop_at):
+            console.info(f"stop time {args.stop_at} UTC reached after {len(done)} pairs")
+            break
+        target = args.targets[pair % len(args.targets)]
+        entry = {"pair": pair, "target": target, "trials": args.trials, "requests": args.requests,
+                 "trial_design": args.trial_design, "runs": []}
+        for side in ("a", "b"):
+            run_id = f"aa-{pair:02d}-{side}"
+            shutil.rmtree(scratch.directory / "results" / run_id, ignore_errors=True)  # a pair cut off before
+            before = loadavg()
+            started = time.monotonic()
+            code = scratch.run(config, run_id, targets=[target], requests=args.requests, trials=args.trials,
+                               modes=None, extra=["--trial-design", args.trial_design])
+            entry["runs"].append({"run_id": run_id, "exit": code, "load_before": before, "load_after": loadavg(),
+                                  "seconds": round(time.monotonic() - started, 1)})
+        with log.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(entry) + "\n")
+        done.add(pair)
+        console.info(f"pair {pair} ({target}) recorded: {[r['seconds'] for r in entry['runs']]} s, "
+                     f"load {entry['runs'][-1]['load_after']}")
+    return 0
+
+
+def analyze(args: argparse.Namespace, console: Console) -> int:
+    from study_analysis import aa_rows, aa_summary  # noqa: PLC0415 - numpy/pandas only when analysing
+
+    scratch = Scratch(keep=True, directory=args.dir.resolve())
+    config = args.dir / "aa.toml"
+    pairs = [json.loads(line) for line in (args.dir / "pairs.jsonl").read_text().splitlines()]
+    rows = aa_rows(scratch, config, pairs, args.compare_args.split())
+    loads = [r["load_before"] for p in pairs for r in p["runs"]] + [r["load_after"] for p in pairs for r in p["runs"]]
+    label = "loaded machine" if loaded(*loads) else "quiet machine (load1 <= 1)"
+    header = study_header("python benchmarks/aa_study.py analyze --dir DIR "
+                          f"(recorded with: record --pairs {len(pairs)} --trials {pairs[0]['trials']} --requests "
+                          f"{pairs[0]['requests']} --trial-design {pairs[0]['trial_design']})", label, loads)
+    md, csv_path = write_study(args.out, header, aa_summary(rows), rows)
+    console.print(md.read_text())
+    console.print(f"wrote {md} and {csv_path}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
-    if args.pairs < 1 or args.trials < 1:
-        console.error("--pairs and --trials must be >= 1")
-        return 2
-    before = loadavg()
-    console.print(f"load before: {before}")
-    scratch = Scratch(config=args.config, keep=args.keep)
-    started = time.monotonic()
-    comparisons, ratios, run_codes = [], [], []
-    try:
-        config = scratch.write_config("aa")
-        console.info(f"scratch: {scratch.directory}")
-        scratch.train(config)
-        for pair in range(args.pairs):
-            ids = (f"aa-{pair:02d}-a", f"aa-{pair:02d}-b")
-            for run_id in ids:
-                console.info(f"pair {pair + 1}/{args.pairs}: bench run {run_id}")
-                run_codes.append(scratch.run(config, run_id, targets=args.targets, requests=args.requests,
-                                             trials=args.trials, modes=args.modes))
-            ratios += first_trial_log_ratios(scratch.summary(ids[0]), scratch.summary(ids[1]))
-            for a, b in (ids, ids[::-1]):
-                code, targets = scratch.compare(config, a, b, args.compare_args.split())
-                comparisons.append({"pair": pair, "a": a, "b": b, "exit": code, "targets": targets})
-                console.print(f"{a} -> {b}: exit {code}{' FALSE ALARM' if code == 1 else ''}; "
-                              f"{target_line(targets)}")
-    finally:
-        scratch.close()
-    after = loadavg()
-    elapsed = time.monotonic() - started
-    alarms = sum(1 for c in comparisons if c["exit"] == 1)
-    label = "loaded machine" if loaded(before, after) else "quiet machine (load1 <= 1)"
-    p95 = float(np.percentile(ratios, 95)) if ratios else math.nan
-    run_s = float(np.mean(scratch.run_seconds)) if scratch.run_seconds else math.nan
-    compare_s = float(np.mean(scratch.compare_seconds)) if scratch.compare_seconds else math.nan
-    result = {
-        "label": label, "load_before": before, "load_after": after, "elapsed_s": round(elapsed, 1),
-        "pairs": args.pairs, "trials": args.trials, "targets": args.targets, "requests": args.requests,
-        "modes": args.modes, "compare_args": args.compare_args, "comparisons": comparisons,
-        "false_alarms": alarms, "run_exit_codes": run_codes, "mean_run_s": run_s, "mean_compare_s": compare_s,
-        "first_trial_step_log_ratio_p95": p95, "suggested_default_noise_floor_pct": (math.exp(p95) - 1) * 100,
-        "scratch": str(scratch.directory) if args.keep else None,
-    }
-    path = write_json("aa_study", result)
-    console.print(f"load after: {after}")
-    console.print(f"[{label}] false alarms: {alarms} of {len(comparisons)} comparisons "
-                  f"(target: <= 1 in 20); runs exiting 1 (failed requests): {run_codes.count(1)}")
-    console.print(f"one-trial runs: 95th percentile of |B/A - 1| between first trials over {len(ratios)} steps: "
-                  f"{(math.exp(p95) - 1) * 100:.1f} % (suggested DEFAULT_NOISE_FLOOR_PCT)")
-    console.print(f"elapsed {elapsed / 60:.1f} min; mean `bench run` {run_s:.0f} s, `bench compare` {compare_s:.0f} s; "
-                  f"at these settings {args.pairs} pair(s) take ~{args.pairs * 2 * (run_s + compare_s) / 60:.0f} min, "
-                  f"10 pairs ~{20 * (run_s + compare_s) / 60:.0f} min")
-    console.print(f"wrote {path}")
-    return 0
+    return record(args, console) if args.action == "record" else analyze(args, console)
 
 
 if __name__ == "__main__":

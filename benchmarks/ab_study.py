@@ -22,6 +22,15 @@ pairs, greene-linserv, requests 1,4,8,16,64, 3 trials) take about 15-20 minutes 
 2-core machine (60 runs of ~15-25 s, 30 comparisons). `--pairs 1 --duties 40 --trials 2 --requests 1,4` is a smoke check.
 Results: stdout and benchmarks/out/ab_study.json (git-ignored); the load average is
 printed before and after, and results say "loaded machine" when the 1-minute load > 1.
+Each level's detection count comes with its 95 % Clopper-Pearson interval, and exit 3
+(cannot judge) is counted apart from "not detected".
+
+``--scaled-from DIR`` (no new runs): every A/A pair recorded by ``aa_study.py record --dir
+DIR`` is compared again with its B run's latencies multiplied by 1.10, 1.25 and 1.5
+(`--factors`): how often the gate catches a slow-down of that size *on the real noise of
+those runs*. A multiplied copy is not a real slow-down (a slower server also queues
+differently), so this complements the real kinds above and does not replace them.
+Written to benchmarks/results/ab_scaled.md and .csv with the command, date, commit, loads.
 """
 
 from __future__ import annotations
@@ -39,6 +48,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from study_analysis import cached_compare, rate_text  # noqa: E402
 from study_common import Scratch, busy_competitor, loadavg, loaded, stop, target_line, write_json  # noqa: E402
 
 from bench.console import Console  # noqa: E402
@@ -60,7 +70,73 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[1] / "bench.toml")
     p.add_argument("--compare-args", default="", help="extra `bench compare` arguments, e.g. '--gate step'")
     p.add_argument("--keep", action="store_true", help="keep the scratch results folder (path printed)")
+    p.add_argument("--scaled-from", type=Path, default=None,
+                   help="no new runs: scale the B runs of the A/A pairs recorded in this folder")
+    p.add_argument("--factors", default="1.10,1.25,1.5", help="--scaled-from: slow-down factors")
+    p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "ab_scaled")
     return p
+
+
+def _scaled_copy(src: Path, dst: Path, factor: float) -> None:
+    """summary.csv with every latency and total times ``factor``, and meta.json (no requests: not needed)."""
+    import json
+    import shutil
+
+    import pandas as pd
+
+    shutil.rmtree(dst, ignore_errors=True)
+    dst.mkdir(parents=True)
+    summary = pd.read_csv(src / "summary.csv")
+    for col in [c for c in summary.columns if c.startswith("lat_")] + ["total_s"]:
+        summary[col] = summary[col] * factor
+    summary.to_csv(dst / "summary.csv", index=False)
+    meta = json.loads((src / "meta.json").read_text())
+    meta["run_id"] = dst.name
+    (dst / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+
+
+def scaled(args: argparse.Namespace, console: Console) -> int:
+    """Detection rates on the recorded A/A pairs with B scaled (see the module docstring)."""
+    import json
+
+    from study_common import study_header, write_study
+
+    factors = [float(f) for f in args.factors.split(",") if f.strip()]
+    directory = args.scaled_from.resolve()
+    scratch = Scratch(keep=True, directory=directory)
+    config = directory / "aa.toml"
+    pairs = [json.loads(line) for line in (directory / "pairs.jsonl").read_text().splitlines()]
+    rows = []
+    for factor in factors:
+        for pair in pairs:
+            a, b = (r["run_id"] for r in pair["runs"])
+            scaled_id = f"{b}-x{factor:g}"
+            _scaled_copy(directory / "results" / b, directory / "results" / scaled_id, factor)
+            code, targets = cached_compare(scratch, config, a, scaled_id, args.compare_args.split())
+            t = targets[0]
+            rows.append({"factor": factor, "pair": pair["pair"], "target": pair["target"], "exit": code,
+                         "verdict": t["verdict"], "ratio": t["ratio"], "ci_low": t["ci_low"], "ci_high": t["ci_high"],
+                         "detectable_pct": t.get("detectable_pct")})
+        console.info(f"x{factor:g}: {sum(1 for r in rows if r['factor'] == factor and r['exit'] == 1)} detected")
+    loads = [r[k] for p in pairs for r in p["runs"] for k in ("load_before", "load_after")]
+    header = study_header(f"python benchmarks/ab_study.py --scaled-from DIR --factors {args.factors} (DIR: "
+                          f"{len(pairs)} A/A pairs, {pairs[0]['trials']} trials, requests {pairs[0]['requests']})",
+                          "loaded machine" if loaded(*loads) else "quiet machine (load1 <= 1)", loads)
+    summary = ["## Detection of a scaled slow-down on real A/A noise (`--fail-on-regression`, threshold 5 %)", "",
+               "| slow-down | detected (exit 1) | cannot judge (exit 3) | passed (exit 0) |", "|---|---|---|---|"]
+    for factor in factors:
+        part = [r["exit"] for r in rows if r["factor"] == factor]
+        summary.append(f"| {100 * (factor - 1):.0f} % | {rate_text(part.count(1), len(part))} | "
+                       f"{rate_text(part.count(3), len(part))} | {rate_text(part.count(0), len(part))} |")
+    summary += ["", "Per target (detected / pairs):", ""]
+    for target in dict.fromkeys(r["target"] for r in rows):
+        cells = [f"x{f:g} {sum(1 for r in rows if r['target'] == target and r['factor'] == f and r['exit'] == 1)}/"
+                 f"{sum(1 for r in rows if r['target'] == target and r['factor'] == f)}" for f in factors]
+        summary.append(f"- {target}: " + ", ".join(cells))
+    md, csv_path = write_study(args.out, header, summary, rows)
+    console.print(md.read_text())
+    console.print(f"wrote {md} and {csv_path}")
+    return 0
 
 
 def _levels(args: argparse.Namespace) -> list[tuple[str, float | None]]:
@@ -82,6 +158,8 @@ def _standin_cpus(config: Path) -> tuple[int, ...]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     console = Console()
+    if args.scaled_from is not None:
+        return scaled(args, console)
     try:
         levels = _levels(args)
     except ValueError as exc:
@@ -120,7 +198,8 @@ def main(argv: list[str] | None = None) -> int:
                             stop(competitor)
                 code, rows = scratch.compare(config_a, ids["a"], ids["b"], args.compare_args.split())
                 level["pairs"].append({"exit": code, "targets": rows})
-                console.print(f"{name}, pair {pair + 1}: {'detected' if code == 1 else 'NOT detected'}; "
+                word = {1: "detected", 3: "NOT detected (exit 3: cannot judge)"}.get(code, "NOT detected")
+                console.print(f"{name}, pair {pair + 1}: {word}; "
                               f"{target_line(rows)}")
             results.append(level)
     finally:
@@ -133,9 +212,11 @@ def main(argv: list[str] | None = None) -> int:
         detected = sum(1 for p in level["pairs"] if p["exit"] == 1)
         ratios = [r["ratio"] for p in level["pairs"] for r in p["targets"] if r["ratio"] is not None]
         level["detected"] = detected
+        level["cannot_judge"] = sum(1 for p in level["pairs"] if p["exit"] == 3)
+        level["detected_text"] = rate_text(detected, len(level["pairs"]))  # with its Clopper-Pearson interval
         level["median_slowdown_pct"] = (float(np.median(ratios)) - 1) * 100 if ratios else math.nan
-        console.print(f"[{label}] {level['level']}: detected in {detected} of {len(level['pairs'])} pairs; "
-                      f"median slow-down {level['median_slowdown_pct']:.1f} %")
+        console.print(f"[{label}] {level['level']}: detected {level['detected_text']}; cannot judge (exit 3) in "
+                      f"{level['cannot_judge']}; median slow-down {level['median_slowdown_pct']:.1f} %")
         if detected >= DETECTION_SHARE * len(level["pairs"]) and (
                 smallest is None or level["median_slowdown_pct"] < smallest["median_slowdown_pct"]):
             smallest = level

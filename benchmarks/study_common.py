@@ -134,10 +134,10 @@ class Scratch:
             raise RuntimeError(f"`bench train` exited {proc.returncode}: {proc.stderr[-2000:]}")
 
     def run(self, config: Path, run_id: str, *, targets: Sequence[str], requests: str, trials: int,
-            modes: str | None) -> int:
+            modes: str | None, extra: Sequence[str] = ()) -> int:
         """One `bench run` into the scratch results; returns its exit code (1 = some request failed)."""
         args = ["-q", "run", *targets, "--requests", requests, "--trials", str(trials), "--run-id", run_id,
-                "--no-report"]
+                "--no-report", *extra]
         if modes:
             args += ["--modes", modes]
         started = time.monotonic()
@@ -149,18 +149,19 @@ class Scratch:
         return proc.returncode
 
     def compare(self, config: Path, a: str, b: str, extra: Sequence[str] = ()) -> tuple[int, list[dict[str, Any]]]:
-        """`bench compare A B --fail-on-regression --format csv`: (exit code, the per-target rows)."""
+        """`bench compare A B --fail-on-regression --format csv`: (exit code 0/1/3, the per-target rows)."""
         import pandas as pd
 
         started = time.monotonic()
         proc = self.bench(config, ["-q", "compare", a, b, "--fail-on-regression", "--format", "csv", *extra],
                           f"compare-{a}-{b}", COMPARE_TIMEOUT_S)
         self.compare_seconds.append(time.monotonic() - started)
-        if proc.returncode not in (0, 1):
+        if proc.returncode not in (0, 1, 3):  # 3 = cannot judge; 2 = bad input, a study error
             raise RuntimeError(f"`bench compare {a} {b}` exited {proc.returncode}: {proc.stderr[-2000:]}")
         rows = pd.read_csv(io.StringIO(proc.stdout), comment="#")
         targets = rows[rows["level"] == "target"]
-        keep = ["target", "ratio", "ci_low", "ci_high", "threshold_pct", "noise_floor_pct", "verdict"]
+        keep = ["target", "ratio", "ci_low", "ci_high", "ci_level", "threshold_pct", "noise_floor_pct", "verdict",
+                "independent", "trial_sd", "dof", "detectable_pct", "between_trial_sd", "within_trial_sd"]
         return proc.returncode, json.loads(targets[keep].to_json(orient="records"))
 
     def summary(self, run_id: str):
@@ -252,3 +253,47 @@ def write_json(name: str, data: Mapping[str, Any]) -> Path:
     path = OUT_DIR / f"{name}.json"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def git_commit() -> str:
+    """The checkout's commit (with '+dirty' when it has uncommitted changes), for result headers."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
+                              timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def study_header(command: str, label: str, loads: Sequence[str]) -> list[str]:
+    """The lines every committed study result starts with: command, date, commit, loads, label."""
+    firsts = []
+    for sample in loads:
+        try:
+            firsts.append(float(sample.split()[0]))
+        except (ValueError, IndexError):
+            continue
+    span = f"{min(firsts):.2f}-{max(firsts):.2f}" if firsts else "unavailable"
+    return [f"command: `{command}`", f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+            f"commit: {git_commit()}", f"1-minute load average over the study: {span} (`/proc/loadavg` samples: "
+            f"{len(firsts)}); {label}; 2 CPUs shared with other work"]
+
+
+def write_study(out: Path, header: Sequence[str], summary: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tuple[Path, Path]:
+    """OUT.md (header, summary lines) and OUT.csv (the rows, header lines as # comments)."""
+    import csv
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    md = out.with_suffix(".md")
+    md.write_text("\n".join([f"# {out.name}", "", *(f"- {h}" for h in header), "", *summary]) + "\n", encoding="utf-8")
+    path = out.with_suffix(".csv")
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with path.open("w", encoding="utf-8", newline="") as f:
+        for line in header:
+            f.write(f"# {line}\n")
+        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return md, path

@@ -8,7 +8,10 @@ exception that loses the sweep.
 Choices, so that numbers mean one thing:
 
 - **Order**: ``for trial: for mode: for n`` -- trials are spread over the run, so slow
-  drift (a warming cache, a noisy neighbour) hits every request count alike.
+  drift (a warming cache, a noisy neighbour) hits every request count alike. With
+  ``only_trials`` the sweep measures just those trials (numbers kept): ``bench run``
+  restarts a local stand-in per trial and sweeps one trial per start
+  (:mod:`bench.trial_design`).
 - **Connections**: a fresh engine (connection pool) per step, made with that step's
   options (connection cap = its concurrency) and opened/closed by ``async with``, so a
   step that fails or is cancelled still closes its connections; steps are independent
@@ -50,7 +53,7 @@ import numpy as np
 from loadgen.barrier import ShardRun
 from loadgen.engine import Engine, EngineOptions
 from loadgen.modes import Mode, ProgressCallback, run_step
-from loadgen.records import StepResult
+from loadgen.records import StepKey, StepResult
 from loadgen.request import Request, SweepSubject
 from loadgen.sweep_settings import SweepSettings
 
@@ -66,12 +69,18 @@ class SweepPlan(SweepSettings):
     The sweep settings (:class:`~loadgen.sweep_settings.SweepSettings`, bench.toml's
     ``[sweep]`` with the command line's overrides, checked by the same code) plus the
     client's limits from ``[loadgen]``.
+
+    ``only_trials``: the trial numbers this sweep measures (empty = all ``trials``). The
+    runner sets it when every trial is a fresh start of the stand-in
+    (:mod:`bench.trial_design`); a trial keeps its number, so its images and schedule are
+    the ones it has in a whole sweep.
     """
 
     timeout_s: float = 30.0
     connect_timeout_s: float = 5.0
     max_rps: float = 0.0
     verify_tls: bool = True
+    only_trials: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -80,6 +89,20 @@ class SweepPlan(SweepSettings):
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
         if self.max_rps < 0:
             raise ValueError(f"max_rps must be >= 0, got {self.max_rps}")
+        object.__setattr__(self, "only_trials", tuple(int(t) for t in self.only_trials))
+        outside = [t for t in self.only_trials if not 1 <= t <= self.trials]
+        if outside:
+            raise ValueError(f"only_trials {outside} outside the plan's trials 1..{self.trials}")
+
+    def steps(self, target: str) -> list[StepKey]:
+        """The sweep's steps in run order, only those of ``only_trials`` when it is set."""
+        every = super().steps(target)
+        return [k for k in every if k.trial in self.only_trials] if self.only_trials else every
+
+    @property
+    def last_slice(self) -> bool:
+        """True when this sweep measures the plan's last trial (or every trial)."""
+        return not self.only_trials or self.trials in self.only_trials
 
     @classmethod
     def from_config(cls, sweep: SweepSettings, loadgen: Any, **overrides: Any) -> SweepPlan:

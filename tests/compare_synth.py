@@ -34,18 +34,23 @@ def synthetic_run(run_id: str, rng: np.random.Generator, *, trials: int = 3, tar
                   ns: tuple[int, ...] = NS, modes: tuple[str, ...] = MODES, sd_run: float = 0.03,
                   sd_trial: float = 0.03, sd_step: float = 0.03, slowdown: Mapping[tuple, float] | float = 1.0,
                   errors: Mapping[tuple, int] | None = None, saturated: set[tuple] | frozenset = frozenset(),
-                  schema: int = 2) -> RunData:
+                  schema: int = 2, design: str | None = None) -> RunData:
     """A run's summary rows from the noise model above.
 
     ``slowdown``: one factor for everything, or {(target, mode, n): factor}. ``errors``:
     {(target, mode, n): failed requests} put into trial 1 of that step. ``saturated``:
     steps whose trial 1 is flagged saturated. ``schema=1`` leaves out the schema-2 columns.
+    ``design="restart"``: every trial a fresh start -- the run effect is drawn anew per trial
+    -- and meta.json says so (:mod:`bench.trial_design`); otherwise one run effect for all
+    trials, and meta.json with no trial design (a run recorded before issue 21).
     """
     errors = errors or {}
     rows = []
     for target, base in targets.items():
         run_effect = rng.normal(0.0, sd_run)
         for trial in range(1, trials + 1):
+            if design == "restart" and trial > 1:
+                run_effect = rng.normal(0.0, sd_run)
             trial_effect = rng.normal(0.0, sd_trial)
             for mode in modes:
                 for n in ns:
@@ -64,7 +69,9 @@ def synthetic_run(run_id: str, rng: np.random.Generator, *, trials: int = 3, tar
                         flags = ";".join(f for f, on in (("errors", failed > 0), ("saturated", sat)) if on)
                         row.update(saturated=sat, flags=flags)
                     rows.append(row)
-    meta = RunMeta.from_json({"schema_version": schema, "run_id": run_id, "targets_order": list(targets),
-                              "status": "complete"})
+    record = {"schema_version": schema, "run_id": run_id, "targets_order": list(targets), "status": "complete"}
+    if design is not None:
+        record["trial_design"] = {"design": design, "per_target": {t: design for t in targets}}
+    meta = RunMeta.from_json(record)
     return RunData(path=Path("/synthetic") / run_id, run_id=run_id, steps=tuple(map(StepSummary.from_row, rows)),
                    requests=None, meta=meta, columns=frozenset(rows[0]) if rows else frozenset())

@@ -22,6 +22,7 @@ from loadgen_helpers import MEMORY_URL, FakeTarget, SingleWorker, digit_images
 
 from bench.capacity_config import CapacityConfig
 from bench.capacity_results import CAPACITY_FILE, CONCURRENCY_FILE, PROBES_FILE, load_capacity
+from bench.compare_capacity import CANNOT_JUDGE
 from bench.capacity_run import CapacityEvents, CapacityPhase, capacity_config, split_modes, with_capacity
 from bench.config import ConfigError, LoadgenConfig, parse_config
 from bench.meta import new_meta
@@ -197,8 +198,9 @@ def test_compare_capacity_runs_cli(capacity_run, tmp_path: Path, capsys) -> None
     code = compare(config, a=str(run_dir), b=str(run_dir), threshold_pct=5.0, alpha=0.05, fail_on_regression=True,
                    fmt="csv", console=Console())
     out = capsys.readouterr().out
-    assert code == 0
     rows = pd.read_csv(pd.io.common.StringIO(out))
+    # the gate never passes blind: a search with no capacity (or a single one) cannot be judged (exit 3)
+    assert code == (3 if rows["verdict"].iloc[0] in CANNOT_JUDGE else 0)
     assert list(rows["target"]) == ["fake"] and rows["n_a"].iloc[0] == rows["n_b"].iloc[0]
     if rows["n_a"].iloc[0] >= 2:
         assert rows["ratio"].iloc[0] == pytest.approx(1.0) and rows["verdict"].iloc[0] == "within spread"
@@ -311,3 +313,8 @@ def test_compare_fails_on_a_capacity_regression_beyond_the_spread(capacity_run, 
     assert compare(settings, a="ref", b="new", fail_on_regression=False, **kwargs) == 0
     assert compare(settings, a="new", b="ref", fail_on_regression=True, **kwargs) == 0
     assert "1.67x higher capacity" in capsys.readouterr().out
+    single = template.iloc[[0]].assign(repeat=[1], capacity_rps=[100.0], verdict="VALID", client_bound=False)
+    single.to_csv(tmp_path / "new" / CAPACITY_FILE, index=False)
+    assert compare(settings, a="ref", b="new", fail_on_regression=True, **kwargs) == 3
+    assert "the capacity comparison cannot judge fake: single search" in capsys.readouterr().err
+    assert compare(settings, a="ref", b="new", fail_on_regression=True, allow_inconclusive=True, **kwargs) == 0

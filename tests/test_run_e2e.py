@@ -111,7 +111,9 @@ def test_run_all_report_compare(tmp_path, trained_model):
     assert (report_dir / "report.md").read_text() == first_md
 
     same = _bench(config, "compare", "e2e", "e2e", "--fail-on-regression", "--format", "csv", timeout=300)
-    assert same.returncode == 0, same.stderr
+    # one trial per run: the gate cannot judge, even a run against itself, and says why (exit 3)
+    assert same.returncode == 3, same.stderr
+    assert "cannot judge" in same.stderr and "--trials 3" in same.stderr
     rows = pd.read_csv(pd.io.common.StringIO(same.stdout), comment="#")
     steps = rows[rows["level"] == "step"]
     assert len(steps) == 24 and (steps["ratio"] == 1.0).all()
@@ -120,9 +122,12 @@ def test_run_all_report_compare(tmp_path, trained_model):
 
     scale_run(run_dir, tmp_path / "results" / "e2e-slow", 1.5)
     slow = _bench(config, "compare", "e2e", "e2e-slow", "--fail-on-regression", "--format", "csv", timeout=300)
-    # the gate cannot judge one-trial runs: it says so and passes rather than guess
-    assert slow.returncode == 0, slow.stdout + slow.stderr
+    # the gate cannot judge one-trial runs: it says so and exits 3 rather than pass a 1.5x slow-down
+    assert slow.returncode == 3, slow.stdout + slow.stderr
     assert "# warning: the target gate cannot judge" in slow.stdout
+    allowed = _bench(config, "compare", "e2e", "e2e-slow", "--fail-on-regression", "--allow-inconclusive",
+                     "--format", "csv", timeout=300)
+    assert allowed.returncode == 0 and "passing anyway (--allow-inconclusive)" in allowed.stderr
     rows = pd.read_csv(pd.io.common.StringIO(slow.stdout), comment="#")
     steps = rows[rows["level"] == "step"]
     assert (steps["ratio"].round(6) == 1.5).all()
