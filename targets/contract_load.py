@@ -27,8 +27,11 @@ fresh connection, which is all the functional checks send.  So:
   new, so a held body is released at once) and on one reused connection (where the
   client's ACKs are delayed, up to 40 ms).  A server without TCP_NODELAY that writes
   headers and body apart is :data:`NAGLE_EXCESS_S` or more slower on the reused connection
-  -- in the median and in its fastest answer -- whatever its model costs; a legitimately
-  slow model is slow on both, so the *differences*, not the latency itself, are judged.
+  in the median, *and* slower in at least :data:`NAGLE_PAIR_SHARE` of the alternating
+  fresh/reused pairs, whatever its model costs; a legitimately slow model is slow on both,
+  and a burst of host noise slows both members of a pair alike, so the *differences*, not
+  the latency itself, are judged (a sign test: with no floor, 15 or more of 20 pairs one
+  way happens with probability 2 %).
   Skipped when the server does not keep connections.
 
 The client is a raw socket speaking HTTP/1.1 through ``h11`` (what the checks need to see --
@@ -59,6 +62,7 @@ __all__ = [
     "KEEP_ALIVE_REQUESTS",
     "LATENCY_REQUESTS",
     "NAGLE_EXCESS_S",
+    "NAGLE_PAIR_SHARE",
     "Answer",
     "check_burst",
     "check_keep_alive",
@@ -77,6 +81,10 @@ LATENCY_REQUESTS = 20
 #: Median on a reused connection this much above the median on fresh ones: a body held back by
 #: Nagle until a delayed ACK (Linux delays ACKs by 40 ms at least, TCP_DELACK_MIN).
 NAGLE_EXCESS_S = 0.025
+# Share of alternating (reused, fresh) pairs in which the reused answer must be the slower one. The
+# fastest reused answer is no test: a delayed-ACK timer already running fires early, so a floor
+# can leave single answers 10-15 ms slow only (seen on a busy host: 49.6 ms median, 14.6 ms fastest).
+NAGLE_PAIR_SHARE = 0.75
 
 
 @dataclass(frozen=True)
@@ -313,11 +321,12 @@ def check_keep_alive(target: Target, image: Any, *, timeout_s: float, n: int = K
 
 
 def check_latency(target: Target, image: Any, *, timeout_s: float, n: int = LATENCY_REQUESTS) -> str:
-    """No Nagle / delayed-ACK floor: on a reused connection, neither the median nor the fastest answer is
-    :data:`NAGLE_EXCESS_S` or more above those on fresh connections.
+    """No Nagle / delayed-ACK floor: the reused connection's median answer is not
+    :data:`NAGLE_EXCESS_S` or more above the fresh connections' while the reused answer is the
+    slower one in at least :data:`NAGLE_PAIR_SHARE` of the pairs.
 
     Fresh and reused requests alternate, so a burst of other work on the host slows both
-    alike; and a floor moves the *fastest* answer too, which host noise does not.  Raises
+    members of a pair alike; a floor makes nearly every reused answer the slower one.  Raises
     ContractSkip when the server does not keep connections.
     """
     request = target.encode(image)
@@ -336,12 +345,14 @@ def check_latency(target: Target, image: Any, *, timeout_s: float, n: int = LATE
     finally:
         connection.close()
     fresh_med, reused_med = statistics.median(fresh), statistics.median(reused)
-    excess, floor = reused_med - fresh_med, min(reused) - min(fresh)
+    excess = reused_med - fresh_med
+    slower = sum(r > f for r, f in zip(reused, fresh))
     seen = (f"median answer {fresh_med * 1000:.1f} ms on {n} fresh connections, {reused_med * 1000:.1f} ms on one "
-            f"reused connection (fastest {min(fresh) * 1000:.1f} / {min(reused) * 1000:.1f} ms)")
-    if excess >= NAGLE_EXCESS_S and floor >= NAGLE_EXCESS_S:
-        raise ContractFailure(f"{seen}: {excess * 1000:.0f} ms more once the connection is reused, fastest answer "
-                              f"included -- the signature of Nagle's algorithm meeting the client's delayed ACK "
+            f"reused connection (fastest {min(fresh) * 1000:.1f} / {min(reused) * 1000:.1f} ms; the reused one "
+            f"slower in {slower} of {len(reused)} alternating pairs)")
+    if excess >= NAGLE_EXCESS_S and slower >= NAGLE_PAIR_SHARE * len(reused):
+        raise ContractFailure(f"{seen}: {excess * 1000:.0f} ms more once the connection is reused, in nearly "
+                              f"every pair -- the signature of Nagle's algorithm meeting the client's delayed ACK "
                               "(40 ms): the server writes headers and body separately without TCP_NODELAY; set "
                               "TCP_NODELAY on its sockets (http.server: disable_nagle_algorithm = True) or write each "
                               "response in one send")
