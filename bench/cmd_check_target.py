@@ -17,7 +17,7 @@ import argparse
 
 from bench.cli_args import Command, csv_counts, positive_int
 from bench.cmd_targets import ensure_model_shown, standin_context
-from bench.config import BenchConfig, ConfigError
+from bench.config import BenchConfig
 from bench.console import Console
 from targets.contract import CheckResult, Samples, reference_digits, run_contract
 from targets.contract_load import BURST_SIZES

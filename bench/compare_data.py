@@ -15,7 +15,6 @@ import numpy as np
 from bench.meta import SCHEMA_VERSION
 from bench.results import RunData
 from loadgen.modes import MODES
-from loadgen.stats import step_flags
 from loadgen.readers import StepSummary, ok_latencies
 
 __all__ = [

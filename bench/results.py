@@ -25,8 +25,6 @@ import io
 import json
 import os
 import re
-import time
-import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property

@@ -29,7 +29,7 @@ import numpy as np
 from bench.hostload import TargetNoiseProbe, target_busy_reasons
 from bench.results import RunWriter
 from bench.trial_design import RESTART, Visit, describe_design, visit_schedule
-from ground.clock import utc_iso, utc_stamp
+from ground.clock import utc_stamp
 from ground.runmeta import RunMeta, RunStatus
 from loadgen.records import StepKey
 from loadgen.stats import parse_error_counts, summarize

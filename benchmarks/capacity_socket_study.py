@@ -22,7 +22,6 @@ Bounded: the server binds loopback only; ``[loadgen] max_rps`` caps the offered 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import socket
 import subprocess

@@ -109,7 +109,7 @@ class Evidence:
         """``2 of 459 over 100 ms (p99 95 % bounds 3.1-151 ms)`` for reasons and progress lines."""
         eff = "" if math.isclose(self.n_effective, self.n) else f", {self.n_effective:.0f} effective"
         lo = "-" if math.isnan(self.lat_lo_s) else f"{self.lat_lo_s * 1000:.4g}"
-        hi = f">= max" if math.isnan(self.lat_hi_s) else f"{self.lat_hi_s * 1000:.4g}"
+        hi = ">= max" if math.isnan(self.lat_hi_s) else f"{self.lat_hi_s * 1000:.4g}"
         return (f"{self.exceed} of {self.n} over {bound_ms:g} ms{eff}; {label} in [{lo}, {hi}] ms "
                 f"at {self.confidence:.0%}")
 
