@@ -1,6 +1,6 @@
 """`bench check-target NAME`: run the target contract suite against any configured adapter.
 
-Why a command: the contract (:mod:`targets.contract`) is what every adapter must pass,
+Why a command: the contract (:mod:`targets.contract.suite`) is what every adapter must pass,
 and an adapter written outside servebench (``adapter = "mypkg.mod:MyTarget"`` or an
 entry point) must be checkable without editing servebench's tests.  This module is the
 CLI side only: it builds the target from bench.toml, makes sure the model exists, picks
@@ -19,8 +19,8 @@ from bench.cli_args import Command, csv_counts, positive_int
 from bench.cmd_targets import ensure_model_shown, standin_context
 from bench.config import BenchConfig
 from bench.console import Console
-from targets.contract import CheckResult, Samples, reference_digits, run_contract
-from targets.contract_load import BURST_SIZES
+from targets.contract.suite import CheckResult, Samples, reference_digits, run_contract
+from targets.contract.load import BURST_SIZES
 from targets.registry import build_target, target_spec
 
 __all__ = ["CHECK_TARGET", "DEFAULT_IMAGES", "check_target"]

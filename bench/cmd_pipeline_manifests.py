@@ -10,7 +10,7 @@ driven by a Kubeflow pipeline.  This renders the three from bench.toml:
   checked field by field and its pod template against the Kubernetes 1.30 schema before
   anything is written;
 * ``inferenceservice.yaml`` (+ the predictor Dockerfile for the custom-container form) --
-  :func:`targets.manifests_kserve.render_kserve_manifests` for the first ``kserve`` target;
+  :func:`targets.kserve.manifests.render_kserve_manifests` for the first ``kserve`` target;
 * ``servebench-pipeline.yaml`` -- the compiled KFP IR, every step in ``kfp_image`` (or
   ``[hpo] image``).
 """
@@ -53,7 +53,7 @@ def best_parameters(config: BenchConfig) -> tuple[float, int, str]:
 
 def _kserve_target(config: BenchConfig) -> tuple[str, Any]:
     from ground.tables import parse_table
-    from targets.kserve_target import KServeSettings, KServeTarget
+    from targets.kserve.target import KServeSettings, KServeTarget
     from targets.registry import resolve_adapter
 
     for name, spec in config.targets.items():
@@ -73,7 +73,7 @@ def render_pipeline_manifests(config: BenchConfig) -> dict[str, str]:
     from bench.pipeline_definition import pipeline_function
     from models.pipeline.remote import compile_for_cluster
     from models.pipeline.tfjob import check_tfjob, render_tfjob, replica_pod
-    from targets.manifests_kserve import render_kserve_manifests
+    from targets.kserve.manifests import render_kserve_manifests
 
     target, ks = _kserve_target(config)
     lr, batch, source = best_parameters(config)

@@ -189,7 +189,7 @@ def write_manifests(config: BenchConfig, name: str, *, output: Path | None, cons
     """Render the files that create ``name`` on a real host/cluster; print or write them."""
     import tomllib
 
-    from targets.manifests_training import training_manifests
+    from targets.manifests import training_manifests
 
     target = _build(config, name)
     files = target.manifests()

@@ -3,7 +3,7 @@
 Why here and not in the component bodies: testable without KFP, and the bodies stay short.
 Why in ``bench/``: both start a deployment target and ``smoke`` sweeps it with the load
 generator -- orchestration over the layers below, which only the CLI layer may do.
-The stand-in is :class:`targets.kserve_target.KServeTarget` (the real kserve ModelServer
+The stand-in is :class:`targets.kserve.target.KServeTarget` (the real kserve ModelServer
 on loopback) pointed at the component's exported-model artifact folder.
 """
 
@@ -19,7 +19,7 @@ __all__ = ["first_correct_prediction", "smoke_sweep"]
 
 def _target(exported: str | Path, log_dir: str):
     from targets.base import TargetContext
-    from targets.kserve_target import KServeSettings, KServeTarget
+    from targets.kserve.target import KServeSettings, KServeTarget
 
     ctx = TargetContext(artifacts_dir=Path(exported), log_dir=Path(log_dir), bind_host="127.0.0.1")
     return KServeTarget("kserve-pipeline", KServeSettings(), ctx)

@@ -3,7 +3,7 @@
     python benchmarks/bench_kserve_http.py --trees before=/tmp/old-checkout,after=. \\
         [--target kubeflow-gcp] [--rounds 3] [--requests 400]
 
-Why: :mod:`targets.kserve_http` adds work to every request uvicorn parses (counting head
+Why: :mod:`targets.kserve.server.http_protocol` adds work to every request uvicorn parses (counting head
 bytes, one pass over the headers when a head is complete).  This script compares the
 latency of a valid V1 predict served by the stand-in's code from two checkouts ("trees":
 e.g. ``git archive`` of the commit before the change, and the working tree), in
@@ -89,7 +89,7 @@ def _measure(target_name: str, tree: Path, config: Any, plan: Any, requests: int
     from targets.registry import build_target
 
     saved_cwd, saved_path = os.getcwd(), os.environ.get("PYTHONPATH")
-    os.chdir(tree)  # ``python -m targets.kserve_server`` imports from its working directory first
+    os.chdir(tree)  # ``python -m targets.kserve.server.main`` imports from its working directory first
     os.environ["PYTHONPATH"] = str(tree)
     context = TargetContext(artifacts_dir=config.artifacts_dir, log_dir=log_dir, cpus=plan.standins,
                             ready_timeout_s=240.0)  # fmt: skip

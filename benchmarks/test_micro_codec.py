@@ -18,8 +18,8 @@ import pytest
 from ground.tables import parse_table
 from models.data import wire_pixels
 from targets.base import TargetContext
-from targets.flask_target import FlaskSettings, FlaskTarget
-from targets.kserve_target import KServeSettings, KServeTarget
+from targets.flask.target import FlaskSettings, FlaskTarget
+from targets.kserve.target import KServeSettings, KServeTarget
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,7 @@ from bench.config import load_config
 from models.artifacts import ensure_model
 from models.data import load_dataset, wire_pixels
 from models.predict import load_torchscript, torch_logits
-from targets.process import group_pids
-from targets.registry import build_target
+from targets import build_target, group_pids
 
 
 def _ss_lines(pids: set[int]) -> list[str]:

@@ -1,69 +1,41 @@
-"""Rendering the deployment templates shipped in ``targets/templates/``.
+"""Renders the deployment templates shipped in ``targets/templates/``, and asks a target for its training files.
 
-Why not string.Template or Jinja: Dockerfiles, systemd units and nginx configs are full of
-``$VAR`` and ``${VAR}``, and a templating dependency is more than these files need.
-Placeholders are ``{{name}}``; a placeholder without a value is an error (a half-rendered
-manifest that deploys is worse than none), and so is a value that is never used.
+The rendering rules (``{{name}}`` placeholders, none missing, none unused) are
+:mod:`ground.manifests`'; :func:`dns_label` and :func:`yaml_document` are re-exported
+from there for the adapters' manifests.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from importlib import resources
 from typing import Any
 
-import yaml
+from ground.manifests import dns_label, render_template, yaml_document
+from ground.manifests import template_text as _package_template_text
+from targets.base import Target
 
-__all__ = ["dns_label", "render", "template_text", "yaml_document"]
-
-_PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+__all__ = ["dns_label", "render", "template_text", "training_manifests", "yaml_document"]
 
 
 def template_text(name: str) -> str:
     """The raw text of ``targets/templates/<name>`` (works from an installed package too)."""
-    return resources.files("targets").joinpath("templates", name).read_text(encoding="utf-8")
+    return _package_template_text("targets", name)
 
 
 def render(name: str, values: Mapping[str, object]) -> str:
-    """Fill every ``{{placeholder}}`` of template ``name`` from ``values``."""
-    text = template_text(name)
-    wanted = set(_PLACEHOLDER.findall(text))
-    missing = sorted(wanted - set(values))
-    if missing:
-        raise KeyError(f"template {name}: no value for {', '.join(missing)}")
-    unused = sorted(set(values) - wanted)
-    if unused:
-        raise KeyError(f"template {name}: values not used by the template: {', '.join(unused)}")
-    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), text)
+    """Fill every ``{{placeholder}}`` of template ``targets/templates/<name>`` from ``values``."""
+    return render_template("targets", name, values)
 
 
-def dns_label(name: str) -> str:
-    """A Kubernetes resource name (RFC 1123 label) derived from a target name."""
-    label = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")[:63].strip("-")
-    if not label:
-        raise ValueError(f"cannot derive a Kubernetes name from {name!r}")
-    return label
+def training_manifests(target: Target, *, model_table: Mapping[str, Any], train_threads: int) -> dict[str, str]:
+    """The files that train ``target``'s model outside Kubeflow ({} for adapters trained elsewhere).
 
-
-class _BlockDumper(yaml.SafeDumper):
-    """Multi-line strings (a bench.toml, a shell script) as readable ``|`` blocks."""
-
-
-def _block_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    block = "\n" in value and all(line == line.rstrip() for line in value.splitlines())
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style="|" if block else None)
-
-
-_BlockDumper.add_representer(str, _block_str)
-
-
-def yaml_document(header: str, doc: Mapping[str, Any]) -> str:
-    """``doc`` as YAML (safe types only, keys in order) after ``header`` as ``#`` comment lines.
-
-    Why dicts and not templates for these: every value goes through the YAML emitter, so
-    no name or script can break the document's structure; the header keeps the comments a
-    user needs next to ``kubectl apply``.
+    An adapter declares them with a ``training_manifests(model_table=..., train_threads=...)``
+    method (``flask``: a Slurm script; ``k8s``: a Job into a volume claim; both render them
+    with :mod:`models.training_manifests`).  ``model_table``: bench.toml's ``[model]`` table
+    as written; ``train_threads``: its ``torch_threads`` (the CPUs the training uses).
     """
-    comment = "".join(f"# {line}".rstrip() + "\n" for line in header.strip("\n").splitlines())
-    return comment + yaml.dump(doc, Dumper=_BlockDumper, sort_keys=False, default_flow_style=False, width=10_000)
+    own = getattr(target, "training_manifests", None)
+    if not callable(own):
+        return {}
+    return dict(own(model_table=model_table, train_threads=train_threads))

@@ -8,7 +8,7 @@ their Python mirror, used by the contract suite to prove that a target which dec
 protocol really answers it -- so ``bench ui`` works with it.
 
 * ``multipart``: the photo itself, as multipart field ``file``; the server converts it
-  (the Flask app, ``targets.photo.preprocess_photo``) and answers ``{"predictions": [d]}``.
+  (the Flask app, ``targets.flask.server.photo.preprocess_photo``) and answers ``{"predictions": [d]}``.
 * ``kserve-v1``: ``{"instances": [[[28 floats] x 28]]}`` (the normalised model input,
   ``targets.wire.wire_instance``) -> ``{"predictions": [[10 logits]]}``.
 * ``kserve-v2``: an Open Inference Protocol tensor ``{"inputs": [{"name": "pixels",

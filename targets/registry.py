@@ -35,9 +35,9 @@ ENTRY_POINT_GROUP = "servebench.targets"
 
 #: Built-in adapter name -> "module:Class" (imported only when used).
 BUILTIN_ADAPTERS: dict[str, str] = {
-    "flask": "targets.flask_target:FlaskTarget",
-    "k8s": "targets.k8s_target:K8sTarget",
-    "kserve": "targets.kserve_target:KServeTarget",
+    "flask": "targets.flask.target:FlaskTarget",
+    "k8s": "targets.flask.k8s:K8sTarget",
+    "kserve": "targets.kserve.target:KServeTarget",
 }
 
 

@@ -3,7 +3,7 @@
 Why a table: every stand-in must survive the same garbage, so a kind of bad input is one
 :class:`BadCase` here -- a builder for the exact bytes and, per server family, the
 expected answer -- and the suite applies each to every target.  Two families:
-``flask`` (greene-linserv, k8s-ibm: ``targets/flask_app.py`` under gunicorn) and
+``flask`` (greene-linserv, k8s-ibm: ``targets/flask/server/app.py`` under gunicorn) and
 ``kserve`` (kubeflow-gcp, kubeflow-ibm: the KServe ModelServer).  An expectation of
 ``None`` means the kind does not apply to that family (e.g. KServe V2 bodies to the
 Flask app, which has no V2 endpoint).
@@ -29,8 +29,8 @@ from raw_http import http_request
 
 __all__ = ["CASES", "MAX_BODY", "BadCase", "Ctx", "Expect", "Send"]
 
-#: Both families' request-body limit (targets.flask_app.DEFAULT_MAX_BODY,
-#: targets.kserve_server.DEFAULT_MAX_BODY_BYTES): 4 MiB.
+#: Both families' request-body limit (targets.flask.server.app.DEFAULT_MAX_BODY,
+#: targets.kserve.server.main.DEFAULT_MAX_BODY_BYTES): 4 MiB.
 MAX_BODY = 4 * 1024 * 1024
 
 

@@ -1,6 +1,6 @@
 """The adapters the in-repo contract suite runs over (tests/test_target_contract.py).
 
-Why a separate file: every adapter must pass the same contract (:mod:`targets.contract`,
+Why a separate file: every adapter must pass the same contract (:mod:`targets.contract.suite`,
 also what ``python -m bench check-target NAME`` runs for any configured adapter, without
 editing this file), so covering another adapter in servebench's own tests is adding a
 :class:`ContractCase` here, not writing tests.  Built-in adapters are listed by name; the
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from targets.contract_tools import OVERSIZED_BYTES
+from targets.contract.tools import OVERSIZED_BYTES
 
 __all__ = ["CASES", "EXAMPLE_ADAPTER", "EXAMPLE_DIR", "FASTAPI_ADAPTER", "FASTAPI_DIR", "ContractCase"]
 

@@ -4,7 +4,7 @@ Why here: the k8s, bad-input and CLI tests all need to send a
 :class:`targets.base.Request`, find which sockets a stand-in listens on, and prove that no
 process is left; each helper does one of those things with the real OS facilities
 (``ss``, ``/proc``), so the tests check what a user would see.  The bad bodies and the
-socket lookup belong to the contract suite (:mod:`targets.contract_tools`) and are
+socket lookup belong to the contract suite (:mod:`targets.contract.tools`) and are
 re-exported here.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import httpx
 
 from targets.base import Request
-from targets.contract_tools import bad_bodies, listening_addresses
+from targets.contract.tools import bad_bodies, listening_addresses
 from targets.process import proc_table
 
 __all__ = [

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from targets.contract_load import total_retransmits
-from targets.contract_tools import listening_backlogs
+from targets.contract.load import total_retransmits
+from targets.contract.tools import listening_backlogs
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_DIR = REPO / "examples" / "http_server_target"

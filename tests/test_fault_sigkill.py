@@ -37,8 +37,8 @@ GONE_WITHIN_S = 15.0  # every process of the killed command must be gone within 
 READY_WITHIN_S = 300.0  # start-up on a loaded 2-core machine (KServe imports TensorFlow)
 TARGETS = ["greene-linserv", "k8s-ibm", "kubeflow-gcp", "kubeflow-ibm"]
 #: What each target's stand-in looks like in a command line (proves we found its processes).
-STANDIN_SIGN = {"greene-linserv": "gunicorn", "k8s-ibm": "gunicorn", "kubeflow-gcp": "targets.kserve_server",
-                "kubeflow-ibm": "targets.kserve_server"}
+STANDIN_SIGN = {"greene-linserv": "gunicorn", "k8s-ibm": "gunicorn", "kubeflow-gcp": "targets.kserve.server.main",
+                "kubeflow-ibm": "targets.kserve.server.main"}
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""targets.http_framing: where a request ends and which framing is refused, byte by byte.
+"""targets.flask.server.framing: where a request ends and which framing is refused, byte by byte.
 
 Quick (no sockets): the buffering gunicorn worker feeds the framer whatever ``recv``
 returns, so every request is also fed one byte at a time and must end at the same byte
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from targets.http_framing import FramingError, Limits, RequestFramer
+from targets.flask.server.framing import FramingError, Limits, RequestFramer
 
 LIMITS = Limits(max_body_bytes=1000)
 HOST = b"Host: x\r\n"

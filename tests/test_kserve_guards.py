@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from targets.kserve_guards import EndpointGuard, RepositoryDisabled, allowed_methods, is_repository_path
+from targets.kserve.server.guards import EndpointGuard, RepositoryDisabled, allowed_methods, is_repository_path
 
 _REPR = re.compile(r"Traceback|object at 0x|0x[0-9a-f]{6,}|\b[A-Z]\w*(Error|Exception)\b")
 
@@ -141,7 +141,7 @@ def test_a_body_ending_in_a_disconnect_gets_no_answer_and_no_error_log(caplog: p
 def test_inference_only_repository_refuses_and_keeps_the_model() -> None:
     from kserve.model_repository import ModelRepository
 
-    from targets.kserve_loopback import InferenceOnlyRepository
+    from targets.kserve.server.loopback import InferenceOnlyRepository
 
     class Stub:
         name, ready = "mnist", True
@@ -157,7 +157,7 @@ def test_inference_only_repository_refuses_and_keeps_the_model() -> None:
 
 # -- FastAPI's errors in the {"error"} shape --------------------------------------------
 def test_v2_validation_errors_become_one_clear_400() -> None:
-    from targets.kserve_loopback import _validation_error_handler
+    from targets.kserve.server.loopback import _validation_error_handler
 
     class Exc:
         def errors(self) -> list[dict[str, Any]]:
@@ -214,7 +214,7 @@ V2_BAD = {
 def test_v2_bad_input_is_invalid_input_with_a_clear_message(case: str) -> None:
     from kserve.errors import InvalidInput
 
-    from targets.kserve_inputs import v2_inputs_to_array
+    from targets.kserve.server.inputs import v2_inputs_to_array
 
     request, needle = V2_BAD[case]
     with pytest.raises(InvalidInput) as err:
@@ -240,7 +240,7 @@ V1_BAD = {
 def test_v1_bad_input_is_invalid_input_with_a_clear_message(case: str) -> None:
     from kserve.errors import InvalidInput
 
-    from targets.kserve_inputs import instances_to_array
+    from targets.kserve.server.inputs import instances_to_array
 
     payload, needle = V1_BAD[case]
     with pytest.raises(InvalidInput) as err:
@@ -250,7 +250,7 @@ def test_v1_bad_input_is_invalid_input_with_a_clear_message(case: str) -> None:
 
 
 def test_valid_integer_and_float_datatypes_are_accepted() -> None:
-    from targets.kserve_inputs import v2_inputs_to_array
+    from targets.kserve.server.inputs import v2_inputs_to_array
 
     assert v2_inputs_to_array(_v2([255] * 784, datatype="UINT8"), "pixels").max() == 255.0
     assert v2_inputs_to_array(_v2([[0.5] * 784], shape=[1, 784], datatype="FP64"), "pixels").shape == (1, 28, 28)
@@ -266,7 +266,7 @@ class _Spec:
 
 
 def test_tensor_metadata_names_datatype_and_free_dimensions() -> None:
-    from targets.kserve_model import tensor_metadata
+    from targets.kserve.server.model import tensor_metadata
 
     assert tensor_metadata("pixels", _Spec("float32", [None, 28, 28])) == {
         "name": "pixels", "datatype": "FP32", "shape": [-1, 28, 28],

@@ -32,7 +32,7 @@ import pytest
 from ground.tables import parse_table
 from models.data import wire_pixels
 from targets.base import TargetContext
-from targets.kserve_target import KServeSettings, KServeTarget
+from targets.kserve.target import KServeSettings, KServeTarget
 from targets.process import group_pids
 
 from test_kserve_guards import assert_clear

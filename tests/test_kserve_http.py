@@ -1,6 +1,6 @@
 """Fast tests of the KServe stand-in's HTTP layer: uvicorn's httptools protocol with limits.
 
-Bytes are fed to :class:`targets.kserve_http.GuardedHttpToolsProtocol` through a fake
+Bytes are fed to :class:`targets.kserve.server.http_protocol.GuardedHttpToolsProtocol` through a fake
 transport around a tiny ASGI app (no socket, no kserve, no TensorFlow), so each rule is
 pinned down exactly: what is refused, with which status and JSON message, that the
 refusal closes the connection and comes after earlier pipelined answers, and that the
@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from targets.kserve_http_rules import HttpLimits, Refused, check_head, refusal_for_parser_error
+from targets.kserve.server.http_rules import HttpLimits, Refused, check_head, refusal_for_parser_error
 
 
 class _Transport(asyncio.Transport):
@@ -92,7 +92,7 @@ def _serve(chunks: list[bytes], limits: HttpLimits | None = None) -> Served:
     import uvicorn
     from uvicorn.server import ServerState
 
-    from targets.kserve_http import GuardedHttpToolsProtocol, guard_http
+    from targets.kserve.server.http_protocol import GuardedHttpToolsProtocol, guard_http
 
     served = Served(b"", _Transport())
 

@@ -18,7 +18,7 @@ import yaml
 
 from ground.tables import ConfigError, parse_table
 from targets.base import TargetContext
-from targets.kserve_target import KServeSettings, KServeTarget
+from targets.kserve.target import KServeSettings, KServeTarget
 
 _CRD_NAME = Path("shared") / "schemas" / "serving.kserve.io_inferenceservices.yaml"
 
@@ -93,7 +93,7 @@ def test_custom_container_form_and_dockerfile(isvc_schema: dict[str, Any]) -> No
     assert {"name": "STORAGE_URI", "value": "pvc://servebench-models/savedmodel/mnist"} in container["env"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     dockerfile = files["Dockerfile.kserve-predictor"]
-    assert "ENTRYPOINT [\"python\", \"-m\", \"targets.kserve_server\"]" in dockerfile
+    assert "ENTRYPOINT [\"python\", \"-m\", \"targets.kserve.server.main\"]" in dockerfile
     for module in ("kserve_server.py", "kserve_loopback.py", "kserve_model.py", "kserve_inputs.py",
                    "kserve_guards.py", "kserve_http.py", "kserve_http_rules.py"):  # fmt: skip
         assert f"targets/{module}" in dockerfile

@@ -19,9 +19,9 @@ import yaml
 
 from ground.tables import parse_table
 from targets.base import TargetContext
-from targets.kserve_guards import is_repository_path
-from targets.kserve_target import KServeSettings, KServeTarget
-from targets.manifests_kserve import DENIED_PATHS
+from targets.kserve.server.guards import is_repository_path
+from targets.kserve.target import KServeSettings, KServeTarget
+from targets.kserve.manifests import DENIED_PATHS
 
 _STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}
 

@@ -23,7 +23,7 @@ import pytest
 from ground.tables import parse_table
 from models.data import wire_pixels
 from targets.base import TargetContext, TargetError
-from targets.kserve_target import KServeSettings, KServeTarget
+from targets.kserve.target import KServeSettings, KServeTarget
 from targets.process import group_pids
 
 from targets_helpers import listening_addresses, send

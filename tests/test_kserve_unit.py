@@ -14,7 +14,7 @@ import pytest
 
 from ground.tables import ConfigError, parse_table
 from targets.base import DecodeError, TargetContext, TargetError
-from targets.kserve_target import KServeSettings, KServeTarget, find_savedmodel
+from targets.kserve.target import KServeSettings, KServeTarget, find_savedmodel
 
 
 def make_target(tmp_path: Path, name: str = "kubeflow-gcp", **table: object) -> KServeTarget:
@@ -136,7 +136,7 @@ def test_remote_encode_reads_credentials_and_describe_hides_secrets(tmp_path: Pa
 
 # -- request validation inside the server (pure functions) ------------------------------
 def test_instances_to_array_accepts_28x28_and_784() -> None:
-    from targets.kserve_model import instances_to_array
+    from targets.kserve.server.model import instances_to_array
 
     a = instances_to_array({"instances": [[[0.5] * 28] * 28, [0.25] * 784]})
     assert a.shape == (2, 28, 28) and a.dtype == np.float32
@@ -165,7 +165,7 @@ def test_instances_to_array_accepts_28x28_and_784() -> None:
 def test_instances_to_array_rejects_bad_input(payload: object, needle: str) -> None:
     from kserve.errors import InvalidInput
 
-    from targets.kserve_model import instances_to_array
+    from targets.kserve.server.model import instances_to_array
 
     with pytest.raises(InvalidInput) as err:
         instances_to_array(payload)
@@ -180,7 +180,7 @@ def _v2(shape: list[int], data: object, datatype: str = "FP32", n_inputs: int = 
 
 
 def test_v2_inputs_to_array_accepts_flat_and_nested() -> None:
-    from targets.kserve_model import v2_inputs_to_array
+    from targets.kserve.server.model import v2_inputs_to_array
 
     flat = v2_inputs_to_array(_v2([1, 28, 28], [0.5] * 784))
     nested = v2_inputs_to_array(_v2([1, 784], [[0.5] * 784]))
@@ -201,7 +201,7 @@ def test_v2_inputs_to_array_accepts_flat_and_nested() -> None:
 def test_v2_inputs_to_array_rejects_bad_input(request_args: tuple, needle: str) -> None:
     from kserve.errors import InvalidInput
 
-    from targets.kserve_model import v2_inputs_to_array
+    from targets.kserve.server.model import v2_inputs_to_array
 
     with pytest.raises(InvalidInput) as err:
         v2_inputs_to_array(_v2(*request_args))
@@ -233,7 +233,7 @@ def test_find_savedmodel_errors_say_what_to_do(tmp_path: Path) -> None:
 
 
 def test_quiet_log_config_silences_per_request_loggers() -> None:
-    from targets.kserve_server import quiet_log_config
+    from targets.kserve.server.main import quiet_log_config
 
     loggers = quiet_log_config()["loggers"]
     assert loggers["uvicorn.access"]["level"] == "WARNING"
@@ -247,7 +247,7 @@ def _call_guard(headers: dict[str, str], chunks: list[bytes], limit: int = 100) 
     """Run BodyGuard around an app that reads the whole body; -> (status, JSON, app_ran)."""
     import asyncio
 
-    from targets.kserve_loopback import BodyGuard
+    from targets.kserve.server.loopback import BodyGuard
 
     ran = False
 

@@ -19,7 +19,7 @@ import pytest
 
 from ground.tables import ConfigError
 from targets.base import TargetContext, TargetError
-from targets.contract_tools import BAD_INPUT_KINDS, OVERSIZED_BYTES, NoImageInBody, bad_bodies
+from targets.contract.tools import BAD_INPUT_KINDS, OVERSIZED_BYTES, NoImageInBody, bad_bodies
 from targets.local_server import LocalServerTarget, package_root
 from targets.page_protocols import PAGE_PROTOCOLS, PageAnswerError, decode_page_answer, page_request
 from targets.registry import build_target

@@ -172,6 +172,6 @@ def test_train_job_entrypoint_exports_a_servable_model(tmp_path: Path) -> None:
     # one epoch on 1,000 images: well above chance (0.1), far from trained -- it learned, that is all
     assert meta["lr"] == 0.03 and meta["batch_size"] == 90 and 0.2 < meta["accuracy"] <= 1.0
     assert meta["parity"]
-    from targets.kserve_target import find_savedmodel
+    from targets.kserve.target import find_savedmodel
 
     assert find_savedmodel(tmp_path / "models").name == "1"

@@ -309,7 +309,7 @@ def test_commented_bench_toml_examples_parse(repo_root: Path) -> None:
     import tomllib
 
     from ground.tables import parse_table
-    from targets.kserve_target import KServeSettings
+    from targets.kserve.target import KServeSettings
 
     text = (repo_root / "bench.toml").read_text()
     found = 0

@@ -273,7 +273,7 @@ def _echo_details() -> list[str]:
     """error_detail as loadgen.classify and the Flask adapter's decode really produce it."""
     from echo_http import Sent
 
-    from targets.flask_target import decode_predictions
+    from targets.flask.target import decode_predictions
 
     sent = Sent(f"Bearer {TOKEN}", COOKIE)
     details = []

@@ -1,4 +1,4 @@
-"""The contract every target adapter passes (:mod:`targets.contract`), over tests/target_cases.py.
+"""The contract every target adapter passes (:mod:`targets.contract.suite`), over tests/target_cases.py.
 
 Each check of the library is one test here, so a failure names the adapter and the check.
 For each case a local stand-in is started once (module-scoped) and must: listen on
@@ -19,7 +19,7 @@ from collections.abc import Iterator
 import pytest
 
 from targets.base import Target, TargetContext
-from targets.contract import (
+from targets.contract.suite import (
     ContractSkip,
     Samples,
     check_bad_input,
@@ -33,7 +33,7 @@ from targets.contract import (
     contract_client,
     reference_digits,
 )
-from targets.contract_tools import BAD_INPUT_KINDS
+from targets.contract.tools import BAD_INPUT_KINDS
 from targets.process import group_pids
 from targets.registry import build_target
 from targets.spec import TargetSpec

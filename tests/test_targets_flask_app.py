@@ -18,7 +18,7 @@ from PIL import Image
 
 from models.data import normalize, wire_pixels
 from models.net import LeNet
-from targets.flask_app import create_app, preprocess_photo
+from targets.flask.server.app import create_app, preprocess_photo
 from targets.wire import dumps_compact, wire_instance
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:DeprecationWarning")

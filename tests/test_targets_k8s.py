@@ -17,7 +17,7 @@ import yaml
 from bench.config import load_config
 from models.data import load_dataset
 from targets.base import TargetContext
-from targets.flask_target import WORKER_CLASS
+from targets.flask.target import WORKER_CLASS
 from targets.process import group_pids
 from targets.registry import build_target
 from targets.spec import TargetSpec
@@ -68,7 +68,7 @@ def test_dockerfile_copies_files_that_exist(tmp_path, repo_root) -> None:
     assert copied, dockerfile
     for path in copied:
         assert (repo_root / path).is_file(), path
-    assert "targets.flask_app:app" in dockerfile and "--no-control-socket" in dockerfile
+    assert "targets.flask.server.app:app" in dockerfile and "--no-control-socket" in dockerfile
     assert f"--worker-class {WORKER_CLASS}" in dockerfile
     assert "{{" not in dockerfile
 
@@ -88,7 +88,7 @@ def test_dockerfile_copies_everything_the_app_imports(tmp_path, repo_root) -> No
             for source in sources:
                 shutil.copy(repo_root / source, image_root / dest)
     code = (
-        "import sys, targets.flask_app as app, models.data as data, targets.gunicorn_worker as worker;"
+        "import sys, targets.flask.server.app as app, models.data as data, targets.flask.server.worker as worker;"
         f"assert worker.{WORKER_CLASS.rsplit('.', 1)[1]};"
         "mods = sorted(m for m in sys.modules if m.split('.')[0] in ('targets', 'models', 'bench', 'loadgen'));"
         "print(app.__file__, data.__file__, mods)"
@@ -99,8 +99,8 @@ def test_dockerfile_copies_everything_the_app_imports(tmp_path, repo_root) -> No
     app_file, data_file, mods = out.stdout.split(" ", 2)
     assert app_file.startswith(str(image_root)) and data_file.startswith(str(image_root))
     assert mods.strip() == (
-        "['models', 'models.data', 'targets', 'targets.flask_app', 'targets.gunicorn_worker', "
-        "'targets.http_framing', 'targets.photo']"
+        "['models', 'models.data', 'targets', 'targets.flask', 'targets.flask.server', 'targets.flask.server.app', "
+        "'targets.flask.server.framing', 'targets.flask.server.photo', 'targets.flask.server.worker']"
     )
 
 

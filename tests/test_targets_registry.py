@@ -10,8 +10,8 @@ import pytest
 from bench.config import parse_config
 from ground.tables import ConfigError
 from targets.base import TargetContext
-from targets.flask_target import FlaskTarget
-from targets.k8s_target import K8sTarget
+from targets.flask.target import FlaskTarget
+from targets.flask.k8s import K8sTarget
 from targets.registry import ENTRY_POINT_GROUP, build_target, build_targets, resolve_adapter
 from targets.spec import TargetSpec
 
@@ -72,8 +72,8 @@ def test_bad_literal_and_bad_value() -> None:
 def test_import_path_errors_name_the_key() -> None:
     for ref, expected in [
         ("no_such_module_xyz:Thing", "cannot import module 'no_such_module_xyz'"),
-        ("targets.flask_target:NoSuchClass", "has no attribute 'NoSuchClass'"),
-        ("targets.flask_target:decode_predictions", "not a subclass of targets.base.Target"),
+        ("targets.flask.target:NoSuchClass", "has no attribute 'NoSuchClass'"),
+        ("targets.flask.target:decode_predictions", "not a subclass of targets.base.Target"),
     ]:
         with pytest.raises(ConfigError) as info:
             resolve_adapter(_spec({}, adapter=ref))

@@ -20,7 +20,8 @@ import yaml
 from bench.cmd_targets import standin_context
 from bench.config import parse_config
 from models.artifacts import recorded_config
-from targets.manifests_training import TRAIN_MODEL_DIR, training_manifests
+from models.training_manifests import TRAIN_MODEL_DIR
+from targets.manifests import training_manifests
 from targets.registry import build_target
 
 K8S_VERSION = "1.30.0"

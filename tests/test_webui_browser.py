@@ -32,7 +32,7 @@ from webui_helpers import serve_app
 from targets.spec import TargetSpec
 from models.data import normalize
 from targets.base import Target, TargetContext
-from targets.flask_app import preprocess_photo
+from targets.flask.server.app import preprocess_photo
 from targets.process import free_port
 from targets.registry import build_target
 from targets.wire import wire_instance

@@ -62,7 +62,7 @@ def kserve_cluster_url(model_name: str, namespace: str, protocol: str = "v1", ra
     Serverless (Knative): ``http://<name>.<ns>.svc.cluster.local`` (the local gateway);
     RawDeployment: the predictor Service ``http://<name>-predictor.<ns>.svc.cluster.local``.
     """
-    from targets.cluster_endpoint import kserve_cluster_host  # the one spelling (also the load Job's)
+    from targets.kserve.manifests import kserve_cluster_host  # the one spelling (also the load Job's)
 
     path = f"/v1/models/{model_name}:predict" if protocol == "v1" else f"/v2/models/{model_name}/infer"
     return f"http://{kserve_cluster_host(model_name, namespace, raw_deployment)}{path}"
@@ -74,7 +74,7 @@ def default_predict_url(targets: Mapping[str, TargetSpec]) -> str:
     ``targets``: the configured target tables (``BenchConfig.targets``), in file order.
     """
     from ground.tables import parse_table
-    from targets.kserve_target import KServeSettings
+    from targets.kserve.target import KServeSettings
 
     for name, spec in targets.items():
         if spec.adapter == "kserve":

@@ -2,7 +2,7 @@
 
 Why a file the page fetches instead of constants in the JavaScript: the page converts
 photos to model input itself for KServe targets, and that conversion must equal the
-servers' (``models.data.normalize``, ``targets.flask_app.preprocess_photo``).  Taking the
+servers' (``models.data.normalize``, ``targets.flask.server.app.preprocess_photo``).  Taking the
 numbers from the Python modules at serve/render time means a change there reaches the
 page, and the browser tests compare the page's pixels with ``preprocess_photo``'s.
 
@@ -101,7 +101,7 @@ def page_config(
     """
     if api not in API_MODES:
         raise ValueError(f"api must be one of {API_MODES}, got {api!r}")
-    from targets.flask_app import MAX_PHOTO_PIXELS
+    from targets.flask.server.app import MAX_PHOTO_PIXELS
 
     return {
         "target": target,

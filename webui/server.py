@@ -44,7 +44,7 @@ __all__ = [
 ]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-#: Largest upload forwarded: the Flask app's own limit (targets.flask_app.DEFAULT_MAX_BODY).
+#: Largest upload forwarded: the Flask app's own limit (targets.flask.server.app.DEFAULT_MAX_BODY).
 DEFAULT_MAX_BODY = 4 * 1024 * 1024
 #: Static files served at the root, with their content types (a fixed list: nothing else
 #: under the package folder is reachable).

@@ -2,7 +2,7 @@
 //
 // Why this mirrors Python step by step: a KServe predictor takes model input, not photos,
 // so for KServe targets the page does what the Flask app's preprocess_photo does on the
-// server (targets/flask_app.py) and what models.data.normalize / wire_pixels do: PIL's
+// server (targets/flask/server/app.py) and what models.data.normalize / wire_pixels do: PIL's
 // "L" conversion, the light-background inversion, the ink crop, the square padding,
 // PIL's LANCZOS resize to 20x20 (same coefficients, same fixed-point rounding as
 // Pillow's Resample.c), float32 normalisation and rounding to 4 decimals.  The browser

@@ -1,6 +1,6 @@
 """The example adapter: starts ``server.py`` as a local stand-in, or talks to a remote one.
 
-:class:`targets.local_server.LocalServerTarget` does the lifetime (spawn on a free
+:class:`targets.LocalServerTarget` does the lifetime (spawn on a free
 loopback port, wait for ``health_path``, stop the whole process group), remote mode
 (``endpoint``, Host, credentials) and ``processes``; this adapter supplies the command
 line and this server's own wire format (``{"image": ...}`` -> ``{"digit": d}``).  Its
@@ -16,9 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from targets.base import DecodeError, Request
-from targets.local_server import LocalServerTarget
-from targets.wire import dumps_compact, wire_instance
+from targets import DecodeError, LocalServerTarget, Request, dumps_compact, wire_instance
 
 __all__ = ["AiohttpTarget"]
 

@@ -6,9 +6,7 @@ import sys
 
 import numpy as np
 
-from targets.base import Request
-from targets.local_server import LocalServerTarget
-from targets.wire import decode_v1_logits, instances_body
+from targets import LocalServerTarget, Request, decode_v1_logits, instances_body
 
 __all__ = ["FastAPITarget"]
 

@@ -7,9 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from targets.base import Request
-from targets.local_server import LocalServerSettings, LocalServerTarget
-from targets.wire import decode_v1_logits, instances_body
+from targets import LocalServerSettings, LocalServerTarget, Request, decode_v1_logits, instances_body
 
 __all__ = ["HttpServerSettings", "HttpServerTarget"]
 

@@ -4,7 +4,7 @@ Why a module of its own: these are the *rules* -- limits, RFC 9112 framing requi
 the wording of each refusal -- as pure functions of a parsed request head or of the
 parser's error, testable without a socket or an event loop.  The *mechanics* (counting
 bytes before the parser, stopping the parser, when to answer a pipelined connection,
-discarding what follows) are :mod:`targets.kserve_http`'s.
+discarding what follows) are :mod:`targets.kserve.server.http_protocol`'s.
 
 uvicorn's own httptools protocol accepts an HTTP/1.1 request without ``Host``, waits for
 the whole body of a request whose Content-Length is over the body limit before anything

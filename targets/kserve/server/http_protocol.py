@@ -10,14 +10,14 @@ framing error with text/plain "Invalid HTTP request received.".  uvicorn's only 
 slower per request and would change what the benchmark measures.
 
 :class:`GuardedHttpToolsProtocol` is uvicorn's httptools protocol with three additions;
-what is refused and the wording live in :mod:`targets.kserve_http_rules`:
+what is refused and the wording live in :mod:`targets.kserve.server.http_rules`:
 
 * the bytes of each request head (request line + header lines, up to the blank line) are
   counted *before* they reach the parser: past the limit, 431.  A head that starts in the
   same TCP read as the end of a previous pipelined request is counted from the next read,
   so the limit holds to within one read (at most 256 KiB);
 * when a head is complete, before kserve starts on it, it is checked
-  (:func:`~targets.kserve_http_rules.check_head`): target length (414), header count
+  (:func:`~targets.kserve.server.http_rules.check_head`): target length (414), header count
   (431), ``Host`` (400), a Content-Length over the body limit (413 at once, without
   waiting for the body), Transfer-Encoding other than chunked (400/501), HTTP version;
 * a parser error becomes a JSON answer naming llhttp's reason (400), or 413 for a
@@ -32,14 +32,14 @@ connection closes.  The per-request cost on a valid request is one pass over its
 
 Without httptools uvicorn falls back to h11; :func:`guard_http` then sets only
 ``h11_max_incomplete_event_size`` (h11 answers an oversized head with a plain 400, and the
-ASGI guards in :mod:`targets.kserve_guards` still enforce the body limit).
+ASGI guards in :mod:`targets.kserve.server.guards` still enforce the body limit).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from targets.kserve_http_rules import (
+from targets.kserve.server.http_rules import (
     DEFAULT_MAX_HEADER_BYTES,
     HttpLimits,
     Refused,

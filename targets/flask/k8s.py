@@ -14,11 +14,14 @@ the Dockerfile, the Deployment (replicas, resources, readiness probe on /healthz
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from models.training_manifests import k8s_training_manifests
 from targets.base import TargetContext
-from targets.flask_target import GUNICORN_VERSION, TORCH_VERSION, WORKER_CLASS, AppSettings, FlaskTarget
+from targets.cluster_endpoint import CLUSTER_DOMAIN, ClusterEndpoint
+from targets.flask.target import GUNICORN_VERSION, TORCH_VERSION, WORKER_CLASS, AppSettings, FlaskTarget
 from targets.manifests import dns_label, render
 
 __all__ = ["K8sSettings", "K8sTarget"]
@@ -35,7 +38,7 @@ class K8sSettings(AppSettings):
     the rendered manifests (the stand-in's CPU budget is the run's stand-in CPU set).
     ``model_claim``: the PersistentVolumeClaim the training Job writes the model to and the
     Deployment's pods copy it from; ``train_image``: an image with servebench installed,
-    which runs ``bench train`` in that Job (:mod:`targets.manifests_training`).
+    which runs ``bench train`` in that Job (:mod:`models.training_manifests`).
     """
 
     replicas: int = 2
@@ -127,3 +130,19 @@ class K8sTarget(FlaskTarget):
             ),
             "service.yaml": render("k8s-service.yaml", {**common, "service_port": s.service_port}),
         }
+
+    def training_manifests(self, *, model_table: Mapping[str, Any], train_threads: int) -> dict[str, str]:
+        """``train-configmap.yaml``, ``model-pvc.yaml``, ``train-job.yaml``: training on the cluster.
+
+        Called by :func:`targets.manifests.training_manifests` (``bench manifests``).
+        """
+        return k8s_training_manifests(self.name, self.settings, model_table=model_table, train_threads=train_threads)
+
+    def cluster_endpoint(self) -> ClusterEndpoint:
+        """The Service's cluster DNS name and port: kube-proxy's ClusterIP path, not the LoadBalancer."""
+        s = self.settings
+        name = dns_label(self.name)
+        port = "" if s.service_port == 80 else f":{s.service_port}"
+        return ClusterEndpoint(f"http://{name}.{s.namespace}.svc.{CLUSTER_DOMAIN}{port}",
+                               how=f"the Service {name!r} in namespace {s.namespace!r} by its cluster DNS name "
+                                   "(ClusterIP through kube-proxy, not the LoadBalancer)")

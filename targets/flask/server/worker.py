@@ -1,6 +1,6 @@
 """A gunicorn sync worker that reads each request in full, with deadlines, before the app runs.
 
-Use: ``gunicorn --worker-class targets.gunicorn_worker.BufferingSyncWorker ...``.
+Use: ``gunicorn --worker-class targets.flask.server.worker.BufferingSyncWorker ...``.
 
 Why: gunicorn's sync worker handles one connection at a time and reads it with blocking
 ``recv`` calls, so one client that sends its head one byte a second holds the worker for
@@ -15,7 +15,7 @@ they were:
   each against a deadline (head within ``header_timeout_s``, body within
   ``body_timeout_s``); a slow or silent client only holds a connection slot, never the
   worker, and is answered 408 (or closed, if it sent nothing) when its time is up;
-* :class:`targets.http_framing.RequestFramer` checks the framing as bytes arrive, so an
+* :class:`targets.flask.server.framing.RequestFramer` checks the framing as bytes arrive, so an
   oversized body is refused with 413 when announced (Content-Length, or a chunk size
   past the limit) without reading it, and malformed framing gets 400 -- JSON
   ``{"error": ...}``, like the app's own errors;
@@ -54,7 +54,7 @@ from gunicorn import http
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.sync import SyncWorker
 
-from targets.http_framing import FramingError, Limits, RequestFramer
+from targets.flask.server.framing import FramingError, Limits, RequestFramer
 
 __all__ = ["BufferingSyncWorker", "WorkerSettings", "error_response", "settings_from_env"]
 

@@ -1,6 +1,6 @@
 """The KServe stand-in: the real ``kserve`` ModelServer serving the MNIST SavedModel.
 
-Run as ``python -m targets.kserve_server --model-dir artifacts/model/savedmodel --http-port 8080``.
+Run as ``python -m targets.kserve.server.main --model-dir artifacts/model/savedmodel --http-port 8080``.
 
 Why not plain ``ModelServer().start()``: kserve 0.21 has no host option -- its REST server
 binds 0.0.0.0 and its gRPC server ``[::]`` -- and it logs about four lines per request
@@ -17,7 +17,7 @@ only that:
   (kserve would hand them to the model as bytes);
 * request heads above ``--max-header-bytes`` get a 431 JSON error before they are parsed;
   malformed HTTP (bad chunk sizes, conflicting lengths, no ``Host``, ...) a 400 JSON error
-  instead of uvicorn's text/plain one (:mod:`targets.kserve_http`);
+  instead of uvicorn's text/plain one (:mod:`targets.kserve.server.http_protocol`);
 * only the inference protocol is served: the model repository extension (load/unload)
   answers 403 and cannot change what is served, a wrong method on a known path 405.
 
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from typing import Any
 
 # Constants and a path helper only: kserve itself is imported later, after argv is settled.
-from targets.kserve_http_rules import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES
-from targets.savedmodel import resolve_savedmodel_dir
+from targets.kserve.server.http_rules import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HEADER_BYTES
+from targets.kserve.server.savedmodel import resolve_savedmodel_dir
 
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
@@ -70,7 +70,7 @@ def quiet_log_config(access_log: bool = False) -> dict[str, Any]:
 
     config: dict[str, Any] = {**KSERVE_LOG_CONFIG, "loggers": {k: dict(v) for k, v in KSERVE_LOG_CONFIG["loggers"].items()}}
     config["loggers"]["kserve.trace"]["level"] = "WARNING"
-    config["filters"] = {"one_line_client_errors": {"()": "targets.kserve_loopback.OneLineClientErrors"}}
+    config["filters"] = {"one_line_client_errors": {"()": "targets.kserve.server.loopback.OneLineClientErrors"}}
     config["handlers"] = {k: dict(v) for k, v in KSERVE_LOG_CONFIG["handlers"].items()}
     config["handlers"]["kserve"]["filters"] = ["one_line_client_errors"]
     if not access_log:
@@ -80,8 +80,8 @@ def quiet_log_config(access_log: bool = False) -> dict[str, Any]:
 
 def serve(options: ServerOptions) -> int:
     """Load the model and serve until SIGTERM/SIGINT (blocks); the exit status."""
-    from targets import kserve_loopback  # kserve imported here, after argv is settled
-    from targets.kserve_model import MnistSavedModel
+    from targets.kserve.server import loopback  # kserve imported here, after argv is settled
+    from targets.kserve.server.model import MnistSavedModel
 
     resolve_savedmodel_dir(options.model_dir, options.model_name)  # fail before any port opens
     model = MnistSavedModel(options.model_name, options.model_dir, tf_threads=options.tf_threads)
@@ -93,7 +93,7 @@ def serve(options: ServerOptions) -> int:
         # add a TensorFlow import (6-10 s, ~0.5 GB) to the start-up; kserve just needs the
         # model marked ready to register it.
         model.ready = True
-    server = kserve_loopback.LoopbackModelServer(
+    server = loopback.LoopbackModelServer(
         host=options.host,
         max_body_bytes=options.max_body_bytes,
         max_header_bytes=options.max_header_bytes,
@@ -107,7 +107,7 @@ def serve(options: ServerOptions) -> int:
 
 def _parse(argv: Sequence[str] | None) -> ServerOptions:
     parser = argparse.ArgumentParser(
-        prog="python -m targets.kserve_server",
+        prog="python -m targets.kserve.server.main",
         description="KServe ModelServer serving the MNIST SavedModel (V1 and V2 REST), loopback by default.",
     )
     parser.add_argument("--model-dir", required=True, help="SavedModel folder, TF-Serving model base, or savedmodel/")
@@ -155,8 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     # Re-import under the real module name so that classes pickled into kserve's spawned
-    # workers resolve as ``targets.kserve_server``/``targets.kserve_loopback``, not __main__.
+    # workers resolve as ``targets.kserve.server.main``/``targets.kserve.server.loopback``, not __main__.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from targets.kserve_server import main as _main
+    from targets.kserve.server.main import main as _main
 
     sys.exit(_main())

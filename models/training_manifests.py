@@ -1,8 +1,10 @@
-"""How the study's two baselines got their model: training outside Kubeflow, as manifests.
+"""Renders the files that train the model outside Kubeflow: a Slurm batch script and a Kubernetes Job.
 
-The study trained its bare-metal baseline (``greene-linserv``) as a batch job on an HPC
+How the study's two baselines got their model.  The study trained its bare-metal baseline (``greene-linserv``) as a batch job on an HPC
 cluster (NYU Greene, Slurm) and its plain-Kubernetes baseline (``k8s-ibm``) in a container
-on the cluster.  ``bench manifests TARGET`` renders, beside the serving files:
+on the cluster.  ``bench manifests TARGET`` renders, beside the serving files (the adapters call the
+renderers below from their ``training_manifests`` method; see
+:func:`targets.manifests.training_manifests`):
 
 * ``flask`` targets: ``slurm-train.sbatch``, a Slurm batch script running
   ``python -m bench train`` in the project's folder on the cluster, and the steps that
@@ -14,23 +16,24 @@ on the cluster.  ``bench manifests TARGET`` renders, beside the serving files:
 
 Both scripts run ``bench train``, which trains only when the folder does not already hold
 valid artifacts for the configuration (``models.artifacts.ensure_model``), so running
-them again is harmless.
+them again is harmless.  :func:`check_slurm_settings` checks the script's values when a
+``flask`` target's table is read.  The template is ``models/templates/slurm-train.sbatch``.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
+from ground.manifests import dns_label, render_template, yaml_document
 from ground.toml_write import dumps as toml_dumps
-from targets.base import Target
-from targets.manifests import dns_label, render, yaml_document
 
 __all__ = [
     "TRAIN_MODEL_DIR",
+    "check_slurm_settings",
     "k8s_training_manifests",
     "slurm_training_script",
-    "training_manifests",
 ]
 
 #: Where the training Job mounts the claim, and the model folder inside it.
@@ -44,7 +47,7 @@ def slurm_training_script(target: str, s: Any, *, artifacts_rel: str, train_thre
                 (("partition", s.slurm_partition), ("account", s.slurm_account)) if value]
     modules = (["module purge", *(f"module load {m}" for m in s.slurm_modules)] if s.slurm_modules
                else ["# none configured (e.g. slurm_modules = [\"python/intel/3.11\"] in bench.toml)"])
-    return render("slurm-train.sbatch", {
+    return render_template("models", "slurm-train.sbatch", {
         "target": target,
         "job_name": f"servebench-train-{dns_label(target)}"[:64],
         "time": s.slurm_time,
@@ -130,21 +133,29 @@ def k8s_training_manifests(target: str, s: Any, *, model_table: Mapping[str, Any
     }
 
 
-def training_manifests(target: Target, *, model_table: Mapping[str, Any], train_threads: int) -> dict[str, str]:
-    """The training files for ``target``'s adapter ({} for adapters trained elsewhere, e.g. by KServe's pipeline).
+# sbatch --time: minutes, minutes:seconds, hours:minutes:seconds, days-hours,
+# days-hours:minutes, days-hours:minutes:seconds.
+_SLURM_TIME = re.compile(r"^(\d+(:\d{1,2}){0,2}|\d+-\d{1,2}(:\d{1,2}){0,2})$")
+_SLURM_MEM = re.compile(r"^[1-9]\d*[KMGT]?$")
+_SLURM_NAME = re.compile(r"^[A-Za-z0-9_.,-]*$")
+_MODULE = re.compile(r"^[A-Za-z0-9_.+/-]+$")
+# A folder that the script may put in double quotes: shell variables ($SCRATCH,
+# ${HOME}) expand there; no spaces, quotes, backticks, ~ (not expanded in quotes) or ;|&.
+_HPC_DIR = re.compile(r"^[A-Za-z0-9_./${}+-]+$")
 
-    ``model_table``: bench.toml's ``[model]`` table as written; ``train_threads``: its
-    ``torch_threads`` (the CPUs the training uses).
-    """
-    from targets.flask_target import FlaskSettings, FlaskTarget
-    from targets.k8s_target import K8sSettings
 
-    s = target.settings
-    if isinstance(s, K8sSettings):
-        return k8s_training_manifests(target.name, s, model_table=model_table, train_threads=train_threads)
-    if isinstance(s, FlaskSettings) and isinstance(target, FlaskTarget):
-        # The artifacts folder as the systemd unit beside the script names it.
-        rel = target._artifacts_rel()  # noqa: SLF001 - same package, one rule for both files
-        return {"slurm-train.sbatch": slurm_training_script(target.name, s, artifacts_rel=rel,
-                                                            train_threads=train_threads)}
-    return {}
+def check_slurm_settings(s: Any) -> None:
+    """ValueError naming the key when a ``hpc_dir``/``slurm_*`` value would break the script."""
+    if not _HPC_DIR.match(s.hpc_dir) or "$(" in s.hpc_dir:
+        raise ValueError(f"hpc_dir must be a path (letters, digits, _ . / - + and $VARIABLES; no spaces, "
+                         f"quotes or ~), got {s.hpc_dir!r}")
+    if not _SLURM_TIME.match(s.slurm_time):
+        raise ValueError(f"slurm_time must be a Slurm time limit (MM, HH:MM:SS or D-HH[:MM[:SS]]), got {s.slurm_time!r}")
+    if not _SLURM_MEM.match(s.slurm_mem):
+        raise ValueError(f"slurm_mem must be a size like 8G or 8000M, got {s.slurm_mem!r}")
+    for key in ("slurm_partition", "slurm_account"):
+        if not _SLURM_NAME.match(getattr(s, key)):
+            raise ValueError(f"{key} must be a Slurm name (letters, digits, _ . , -), got {getattr(s, key)!r}")
+    for module in s.slurm_modules:
+        if not _MODULE.match(module):
+            raise ValueError(f"slurm_modules entries must be module names like python/3.11, got {module!r}")

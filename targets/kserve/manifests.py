@@ -9,7 +9,7 @@ InferenceService CRD schema.
 :func:`render_inference_only_policy` renders the Istio AuthorizationPolicy that denies the
 model repository extension (load/unload) on the predictor pods: on a cluster the mesh
 protects those endpoints, as the stand-in's own guard does locally
-(:mod:`targets.kserve_guards`).
+(:mod:`targets.kserve.server.guards`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,12 @@ import json
 from importlib import metadata
 
 from ground.tables import ConfigError
-from targets.kserve_settings import KServeSettings
+from targets.cluster_endpoint import CLUSTER_DOMAIN
+from targets.kserve.settings import KServeSettings
 from targets.manifests import dns_label, render
 
-__all__ = ["DENIED_PATHS", "RAW_DEPLOYMENT_ANNOTATION", "render_inference_only_policy", "render_kserve_manifests"]
+__all__ = ["DENIED_PATHS", "RAW_DEPLOYMENT_ANNOTATION", "kserve_cluster_host", "render_inference_only_policy",
+           "render_kserve_manifests"]
 
 RAW_DEPLOYMENT_ANNOTATION = {"serving.kserve.io/deploymentMode": "RawDeployment"}
 
@@ -35,6 +37,18 @@ DENIED_PATHS = (
     "*:unload",
     "/tensorflow.serving.ModelService/HandleReloadConfigRequest",
 )
+
+
+def kserve_cluster_host(model_name: str, namespace: str, raw_deployment: bool) -> str:
+    """The cluster-local host of an InferenceService: the one spelling (the load Job's, the page's).
+
+    Serverless (Knative): ``<name>.<ns>.svc.cluster.local``, served by Knative's local
+    gateway (the address KServe reports in ``status.address.url``); RawDeployment: the
+    predictor Service ``<name>-predictor.<ns>.svc.cluster.local`` (port 80 to the
+    container's 8080).
+    """
+    name = f"{model_name}-predictor" if raw_deployment else model_name
+    return f"{name}.{namespace}.svc.{CLUSTER_DOMAIN}"
 
 
 def _version(dist: str, fallback: str) -> str:

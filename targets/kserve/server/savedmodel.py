@@ -1,8 +1,8 @@
 """Where a TensorFlow SavedModel lies: the folder holding ``saved_model.pb``.
 
-Why a module of its own: the KServe stand-in's entry point (:mod:`targets.kserve_server`)
+Why a module of its own: the KServe stand-in's entry point (:mod:`targets.kserve.server.main`)
 checks the folder before any port opens, the model class it serves
-(:mod:`targets.kserve_model`) loads from it, and the server imports the model class; with
+(:mod:`targets.kserve.server.model`) loads from it, and the server imports the model class; with
 this helper in either of them the two would import each other.  Standard library only,
 so the server process can import it before kserve.
 """

@@ -9,7 +9,7 @@ app, the V1/V2 endpoints, DataPlane, kserve's exception handlers, worker supervi
 is kserve's own.  gRPC is never started: kserve 0.21 binds it to ``[::]`` with no
 option, and the benchmark speaks REST.
 
-What is added around kserve (see :mod:`targets.kserve_guards`, :mod:`targets.kserve_http`):
+What is added around kserve (see :mod:`targets.kserve.server.guards`, :mod:`targets.kserve.server.http_protocol`):
 the model repository extension (load/unload) is refused twice -- 403 before routing, and
 an extension object that refuses -- so no request can change what is served; request
 heads are limited (431) and malformed HTTP is refused (400); bodies are limited (413) and
@@ -30,8 +30,8 @@ from kserve.protocol.model_repository_extension import ModelRepositoryExtension
 from kserve.protocol.rest.multiprocess.server import RESTServerMultiProcess, RESTServerProcess
 from kserve.protocol.rest.server import RESTServer
 
-from targets.kserve_guards import BodyGuard, EndpointGuard, RepositoryDisabled
-from targets.kserve_http import DEFAULT_MAX_HEADER_BYTES, HttpLimits, guard_http
+from targets.kserve.server.guards import BodyGuard, EndpointGuard, RepositoryDisabled
+from targets.kserve.server.http_protocol import DEFAULT_MAX_HEADER_BYTES, HttpLimits, guard_http
 
 __all__ = [
     "BodyGuard",
@@ -71,7 +71,7 @@ class OneLineClientErrors(logging.Filter):
 class InferenceOnlyRepository(ModelRepositoryExtension):
     """kserve's model repository extension with load and unload refused.
 
-    Behind :class:`targets.kserve_guards.EndpointGuard` no request reaches it; this is
+    Behind :class:`targets.kserve.server.guards.EndpointGuard` no request reaches it; this is
     the second wall, so that no route kserve adds in a later version can unload a model.
     """
 

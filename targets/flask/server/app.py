@@ -15,7 +15,7 @@ Requests:
   ``models.data.normalize``;
 * ``POST /predict`` with a PNG/JPEG photo of a digit (multipart field ``file``, or a raw
   ``image/png`` / ``image/jpeg`` body), as the study's web page sent (which bytes are
-  accepted: :mod:`targets.photo`);
+  accepted: :mod:`targets.flask.server.photo`);
 * ``GET /healthz``: ``{"status": "ok", "replica": ..., "pid": ..., "model_loading": ...}``.
 
 Answers ``{"predictions": [digit, ...]}`` with an ``X-Replica`` header naming the replica
@@ -25,10 +25,10 @@ Bodies: the app reads the body itself (:func:`_read_body`) instead of Werkzeug's
 ``get_data``, which stops at ``MAX_CONTENT_LENGTH`` on a chunked body and returns the
 prefix as if it were the whole body; here a body one byte over the limit is a 413, and
 a body the server cannot de-frame (a bad chunk) is a 400, never a 500.  The stand-ins'
-worker (:mod:`targets.gunicorn_worker`) refuses most of that before the app runs; these
+worker (:mod:`targets.flask.server.worker`) refuses most of that before the app runs; these
 checks keep the app right under any other server.
 
-For gunicorn, ``targets.flask_app:app`` builds the app from environment variables
+For gunicorn, ``targets.flask.server.app:app`` builds the app from environment variables
 (``SERVEBENCH_ARTIFACTS_DIR``, ``SERVEBENCH_MODEL_LOADING``, ``SERVEBENCH_REPLICA``,
 ``SERVEBENCH_MAX_INSTANCES``, ``SERVEBENCH_MAX_BODY_BYTES``, ``SERVEBENCH_TORCH_THREADS``)
 on first access, so importing this module stays cheap.
@@ -49,8 +49,8 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.formparser import FormDataParser
 
 from models.data import normalize
-from targets.http_framing import Limits
-from targets.photo import MAX_PHOTO_PIXELS, PhotoError, preprocess_photo
+from targets.flask.server.framing import Limits
+from targets.flask.server.photo import MAX_PHOTO_PIXELS, PhotoError, preprocess_photo
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -353,7 +353,7 @@ _APP: Flask | None = None
 
 
 def __getattr__(name: str) -> Any:
-    """``targets.flask_app:app`` for gunicorn, built from the environment on first access."""
+    """``targets.flask.server.app:app`` for gunicorn, built from the environment on first access."""
     global _APP
     if name == "app":
         if _APP is None:

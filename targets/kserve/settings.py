@@ -1,7 +1,7 @@
 """The ``kserve`` adapter's settings: one target's table in bench.toml, checked.
 
-Why a module of its own: the adapter (:mod:`targets.kserve_target`) and the manifest
-renderer (:mod:`targets.manifests_kserve`) both read these settings, and the adapter calls
+Why a module of its own: the adapter (:mod:`targets.kserve.target`) and the manifest
+renderer (:mod:`targets.kserve.manifests`) both read these settings, and the adapter calls
 the renderer; with the settings in either of them the two modules would import each
 other.  Here both import downwards.
 """

@@ -1,7 +1,7 @@
 """Adapter ``flask``: the study's bare-metal Flask app (target ``greene-linserv``).
 
-Local stand-in: ``targets.flask_app`` under gunicorn with ``workers`` buffering sync workers
-(:class:`targets.gunicorn_worker.BufferingSyncWorker`: each request is read in full, under
+Local stand-in: ``targets.flask.server.app`` under gunicorn with ``workers`` buffering sync workers
+(:class:`targets.flask.server.worker.BufferingSyncWorker`: each request is read in full, under
 ``header_timeout_s`` / ``body_timeout_s`` deadlines, before the app runs it) on a free
 loopback port.  Remote: any deployment of the same app (``endpoint``), e.g. the systemd +
 nginx setup that :meth:`FlaskTarget.manifests` renders.
@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from models.training_manifests import slurm_training_script
 from targets.base import DecodeError, Request
 from targets.local_server import LocalServerSettings, LocalServerTarget, SpawnSpec
 from targets.manifests import render
@@ -34,7 +36,7 @@ __all__ = ["AppSettings", "FlaskSettings", "FlaskTarget", "decode_predictions"]
 
 TORCH_VERSION = "2.13.0"
 #: gunicorn's worker class for the stand-ins and the rendered manifests (module docstring).
-WORKER_CLASS = "targets.gunicorn_worker.BufferingSyncWorker"
+WORKER_CLASS = "targets.flask.server.worker.BufferingSyncWorker"
 #: The gunicorn the rendered Dockerfile installs: the worker uses gunicorn's sync-worker
 #: internals (RequestParser, handle_request) and is tested with this version.
 GUNICORN_VERSION = "27.0.1"
@@ -42,7 +44,7 @@ GUNICORN_VERSION = "27.0.1"
 
 @dataclass(frozen=True)
 class AppSettings(LocalServerSettings):
-    """Keys shared by the adapters that serve ``targets.flask_app`` (``flask``, ``k8s``).
+    """Keys shared by the adapters that serve ``targets.flask.server.app`` (``flask``, ``k8s``).
 
     ``model_loading``: "per-request" (the study's app) or "startup" (once per worker).
     ``workers``: gunicorn sync workers per server process.  ``cpus``: pin the stand-in to
@@ -81,7 +83,7 @@ class FlaskSettings(AppSettings):
 
     ``app_port`` and ``server_name`` only shape the rendered systemd unit / nginx config.
     ``hpc_dir`` and the ``slurm_*`` keys only shape the rendered Slurm training script
-    (:mod:`targets.manifests_training`): the project's folder on the HPC cluster (shell
+    (:mod:`models.training_manifests`): the project's folder on the HPC cluster (shell
     variables such as ``$SCRATCH`` expand there), the job's time limit, memory, partition
     and account ("" = the cluster's default) and the environment modules it loads.
     """
@@ -96,7 +98,7 @@ class FlaskSettings(AppSettings):
     slurm_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from targets.slurm_settings import check_slurm_settings
+        from models.training_manifests import check_slurm_settings
 
         super().__post_init__()
         if not 0 < self.app_port < 65536:
@@ -126,7 +128,7 @@ def decode_predictions(status: int, body: bytes) -> int:
 class FlaskTarget(LocalServerTarget):
     """The Flask app under gunicorn (local) or an existing deployment of it (remote).
 
-    Local stand-in: ``replicas`` independent gunicorn masters of ``targets.flask_app:app``
+    Local stand-in: ``replicas`` independent gunicorn masters of ``targets.flask.server.app:app``
     on one port.  With one replica this is the plain Flask stand-in; with more (the ``k8s``
     adapter), each binds the same loopback port with ``--reuse-port`` (SO_REUSEPORT) and
     the kernel spreads incoming connections over them, as kube-proxy spreads them over pods.
@@ -161,7 +163,7 @@ class FlaskTarget(LocalServerTarget):
         ]  # fmt: skip
         if self.replicas > 1:
             argv.append("--reuse-port")
-        return [*argv, "targets.flask_app:app"]
+        return [*argv, "targets.flask.server.app:app"]
 
     def environment(self) -> dict[str, str]:
         threads = str(self.settings.torch_threads)
@@ -277,3 +279,14 @@ class FlaskTarget(LocalServerTarget):
             ),
         }
 
+    def training_manifests(self, *, model_table: Mapping[str, Any], train_threads: int) -> dict[str, str]:
+        """``slurm-train.sbatch``: the study trained this baseline as a batch job on an HPC cluster.
+
+        Called by :func:`targets.manifests.training_manifests` (``bench manifests``); {} for
+        a subclass whose settings are not :class:`FlaskSettings`.
+        """
+        if not isinstance(self.settings, FlaskSettings):
+            return {}
+        # The artifacts folder as the systemd unit beside the script names it.
+        return {"slurm-train.sbatch": slurm_training_script(self.name, self.settings, artifacts_rel=self._artifacts_rel(),
+                                                            train_threads=train_threads)}

@@ -14,8 +14,8 @@ The checks, on a local stand-in started for the purpose:
   in-process on the same input (``min_agreement``), and accuracy >= 90 %;
 * ``keep-alive``, ``latency``, ``burst:N``: what a deployment needs under load -- requests
   in a row on one connection, no Nagle / delayed-ACK floor, N connections at once answered
-  without a dropped SYN (:mod:`targets.contract_load`);
-* ``bad-input:KIND``: each kind of bad input (:data:`targets.contract_tools.BAD_INPUT_KINDS`,
+  without a dropped SYN (:mod:`targets.contract.load`);
+* ``bad-input:KIND``: each kind of bad input (:data:`targets.contract.tools.BAD_INPUT_KINDS`,
   including an 8 MiB body) gets a 4xx JSON ``{"error": ...}`` and the server still answers;
 * ``page-protocol``: if the adapter declares one, the digit page's own request gets an
   answer the page can read (so ``bench ui`` works); skipped when it declares none;
@@ -37,8 +37,8 @@ from typing import Any, Literal
 import numpy as np
 
 from targets.base import Request, Target, TargetError
-from targets.contract_load import BURST_SIZES, check_burst, check_keep_alive, check_latency
-from targets.contract_tools import (
+from targets.contract.load import BURST_SIZES, check_burst, check_keep_alive, check_latency
+from targets.contract.tools import (
     BAD_INPUT_KINDS,
     OVERSIZED_BYTES,
     ContractFailure,

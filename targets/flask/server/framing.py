@@ -4,7 +4,7 @@ Why this exists: a gunicorn *sync* worker reads a request with blocking ``recv``
 while the request is being handled, so one client that sends slowly (or declares a body
 it never sends, or a chunk of 2**80 bytes) holds the only worker, and a chunked body is
 only checked when the app reads it (too late to refuse it cleanly).
-:class:`targets.gunicorn_worker.BufferingSyncWorker` instead reads every request in full
+:class:`targets.flask.server.worker.BufferingSyncWorker` instead reads every request in full
 on a non-blocking socket first; this module is its pure, socket-free half: feed it bytes
 as they arrive and it says when a whole request is in, or raises :class:`FramingError`
 with the 4xx to answer, as early as the bytes allow:

@@ -55,7 +55,7 @@ from urllib.parse import urlsplit
 import h11
 
 from targets.base import Request, Target
-from targets.contract_tools import ContractFailure, ContractSkip, listening_backlogs
+from targets.contract.tools import ContractFailure, ContractSkip, listening_backlogs
 
 __all__ = [
     "BURST_SIZES",

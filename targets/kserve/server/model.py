@@ -4,10 +4,10 @@ Why a module of its own: the model class must be importable by its real module p
 because ``kserve``'s multi-worker mode pickles it into *spawned* worker processes (a class
 defined in ``__main__`` would not resolve there).  A loaded TensorFlow function does not
 pickle, so the pickled state is only the path and settings and every worker loads the
-SavedModel itself (see ``targets.kserve_loopback.LoopbackRESTServer.run``) -- the same
+SavedModel itself (see ``targets.kserve.server.loopback.LoopbackRESTServer.run``) -- the same
 as one pod per replica on a cluster.
 
-Request validation (:mod:`targets.kserve_inputs`) raises kserve's ``InvalidInput``, which
+Request validation (:mod:`targets.kserve.server.inputs`) raises kserve's ``InvalidInput``, which
 the ModelServer answers as a 400 JSON error.  V2 model metadata (``GET /v2/models/<name>``)
 lists the serving signature's real input and output tensors, so a V2 client can build a
 request from the metadata alone; kserve's default is empty lists.
@@ -22,8 +22,8 @@ import numpy as np
 from kserve import Model
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
-from targets.kserve_inputs import MAX_INSTANCES, instances_to_array, v2_inputs_to_array
-from targets.savedmodel import resolve_savedmodel_dir
+from targets.kserve.server.inputs import MAX_INSTANCES, instances_to_array, v2_inputs_to_array
+from targets.kserve.server.savedmodel import resolve_savedmodel_dir
 
 __all__ = [
     "MAX_INSTANCES",

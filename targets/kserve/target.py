@@ -2,7 +2,7 @@
 
 In the study these were KServe InferenceServices on Kubeflow serving the TensorFlow
 SavedModel.  Locally the stand-in is the real ``kserve`` ModelServer (the KServe data
-plane) with a predictor over the same SavedModel export (:mod:`targets.kserve_server`),
+plane) with a predictor over the same SavedModel export (:mod:`targets.kserve.server.main`),
 bound to loopback, ``workers`` processes, speaking V1 or V2 REST.  With ``endpoint`` set,
 nothing is started and requests go to a real InferenceService (Istio ``host_header``,
 credentials from environment variables named in the config, see :mod:`targets.remote`).
@@ -23,12 +23,13 @@ from typing import Any
 import numpy as np
 
 from targets.base import DecodeError, Request, TargetContext, TargetError
-from targets.kserve_settings import KServeSettings
+from targets.cluster_endpoint import ClusterEndpoint
+from targets.kserve.settings import KServeSettings
 from targets.local_server import LocalServerTarget
 from targets.process import Probe, http_probe, log_tail
 from targets.wire import argmax_logits, decode_v1_logits, dumps_compact, instances_body, wire_instance
 
-# KServeSettings is defined in targets.kserve_settings (shared with the manifest renderer)
+# KServeSettings is defined in targets.kserve.settings (shared with the manifest renderer)
 # and stays importable from here, where adapters are looked up.
 __all__ = ["KServeSettings", "KServeTarget", "find_savedmodel"]
 
@@ -42,7 +43,7 @@ def find_savedmodel(artifacts_dir: str | os.PathLike[str]) -> Path:
     ``savedmodel/<name>/<version>/saved_model.pb``: the name recorded in ``model.json``
     wins, else the only model folder; the highest version is served, as TF Serving does.
     """
-    from targets.savedmodel import resolve_savedmodel_dir
+    from targets.kserve.server.savedmodel import resolve_savedmodel_dir
 
     base = Path(artifacts_dir) / "savedmodel"
     hint = "train and export the model first: python -m bench train"
@@ -95,7 +96,7 @@ class KServeTarget(LocalServerTarget):
         cpus = self.cpus
         tf_threads = self.settings.tf_threads or max(1, len(cpus) or len(os.sched_getaffinity(0)))
         return [
-            sys.executable, "-m", "targets.kserve_server",
+            sys.executable, "-m", "targets.kserve.server.main",
             "--model-dir", str(self.savedmodel_dir),
             "--model-name", self.settings.model_name,
             "--host", host,
@@ -162,11 +163,25 @@ class KServeTarget(LocalServerTarget):
     def manifests(self) -> dict[str, str]:
         """The InferenceService (+ predictor Dockerfile) and the Istio policy that keeps
         the predictor to the inference protocol (no model load/unload over HTTP)."""
-        from targets.manifests_kserve import render_inference_only_policy, render_kserve_manifests
+        from targets.kserve.manifests import render_inference_only_policy, render_kserve_manifests
 
         files = render_kserve_manifests(self.name, self.settings)
         files["authorizationpolicy.yaml"] = render_inference_only_policy(self.name, self.settings)
         return files
+
+    def cluster_endpoint(self) -> ClusterEndpoint:
+        """The InferenceService's cluster-local address (no Host header: the URL's host routes).
+
+        The Istio ingress route (what an outside client takes) is documented as an
+        alternative in docs/loadgen-in-cluster.md.
+        """
+        from targets.kserve.manifests import kserve_cluster_host
+
+        s = self.settings
+        host = kserve_cluster_host(s.model_name, s.namespace, s.raw_deployment)
+        how = ("the predictor Service of the RawDeployment InferenceService" if s.raw_deployment else
+               "the InferenceService's cluster-local address (Knative local gateway)")
+        return ClusterEndpoint(f"http://{host}", how=f"{how} {s.model_name!r} in namespace {s.namespace!r}")
 
     def describe(self) -> dict[str, Any]:
         facts = super().describe()
