@@ -135,8 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     trees = {}
     for item in args.trees.split(","):
         label, sep, folder = item.partition("=")
-        if not sep or not (Path(folder) / "targets" / "kserve_server.py").is_file():
-            parser.error(f"--trees: {item!r} is not label=DIR with DIR/targets/kserve_server.py")
+        # DIR/targets/kserve_server.py before the layout of issue 23, DIR/targets/kserve/server/main.py after it
+        if not sep or not any((Path(folder) / "targets" / p).is_file() for p in ("kserve_server.py", "kserve/server/main.py")):
+            parser.error(f"--trees: {item!r} is not label=DIR with DIR/targets/kserve/server/main.py")
         trees[label] = Path(folder).resolve()
     if not 1 <= args.rounds <= 10 or not 10 <= args.requests <= 5000:
         parser.error("--rounds must be in 1..10, --requests in 10..5000")

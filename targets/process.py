@@ -1,6 +1,6 @@
-"""Local stand-in processes: spawn, pin, wait until ready, and stop with no orphans.
+"""Runs local stand-in processes: spawn, pin, wait until ready, and stop with no orphans.
 
-Why a module of its own: every local stand-in (gunicorn for Flask and the k8s replicas,
+Every local stand-in (gunicorn for Flask and the k8s replicas,
 the KServe ModelServer) has the same lifetime problems, and getting them wrong leaves
 servers running after a benchmark or a failed test.  So:
 

@@ -1,4 +1,4 @@
-"""Finding adapters: built-in names, ``module:Class`` import paths, and entry points.
+"""Finds adapters (built-in names, ``module:Class`` import paths, entry points) and builds targets from their tables.
 
 Why: adding a deployment target must need no edit of servebench.  A user writes a
 :class:`targets.base.Target` subclass in their own package and names it in bench.toml

@@ -1,4 +1,4 @@
-"""Which settings of a target name environment variables that hold secrets.
+"""Tells which settings of a target name environment variables that hold secrets.
 
 Why a declaration instead of a list in servebench: redaction (:mod:`ground.redact`) must
 cover every credential a target is configured with, including those of an adapter a user

@@ -1,4 +1,4 @@
-"""JSON request bodies that carry exactly ``models.data.wire_pixels`` and nothing more.
+"""Builds and reads the built-ins' JSON bodies: requests carrying exactly ``models.data.wire_pixels``, nothing more.
 
 Why: ``wire_pixels(image)`` is float32 rounded to 4 decimals.  ``float32.tolist()`` would
 print each value with ~17 digits (``0.42419999837875366``), tripling the payload the study's

@@ -81,7 +81,7 @@ def test_raw_deployment_annotation(isvc_schema: dict[str, Any]) -> None:
     assert doc["metadata"]["annotations"] == {"serving.kserve.io/deploymentMode": "RawDeployment"}
 
 
-def test_custom_container_form_and_dockerfile(isvc_schema: dict[str, Any]) -> None:
+def test_custom_container_form_and_dockerfile(isvc_schema: dict[str, Any], repo_root: Path) -> None:
     files = render(protocol="v2", custom_container=True, image="registry.example.com/sb/predictor:1")
     assert set(files) == {"inferenceservice.yaml", "Dockerfile.kserve-predictor", "authorizationpolicy.yaml"}
     doc = isvc(files)
@@ -94,9 +94,11 @@ def test_custom_container_form_and_dockerfile(isvc_schema: dict[str, Any]) -> No
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     dockerfile = files["Dockerfile.kserve-predictor"]
     assert "ENTRYPOINT [\"python\", \"-m\", \"targets.kserve.server.main\"]" in dockerfile
-    for module in ("kserve_server.py", "kserve_loopback.py", "kserve_model.py", "kserve_inputs.py",
-                   "kserve_guards.py", "kserve_http.py", "kserve_http_rules.py"):  # fmt: skip
-        assert f"targets/{module}" in dockerfile
+    # Every file of the server process (targets/kserve/server/) and the packages above it.
+    server = sorted(p.name for p in (repo_root / "targets" / "kserve" / "server").glob("*.py"))
+    assert "main.py" in server and "savedmodel.py" in server
+    for path in ("targets/__init__.py", "targets/kserve/__init__.py", *(f"targets/kserve/server/{n}" for n in server)):
+        assert path in dockerfile, path
     assert "{{" not in dockerfile and "{{" not in files["inferenceservice.yaml"]
 
 

@@ -136,3 +136,27 @@ def test_registry_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+# -- the public surface: ``from targets import ...`` -------------------------------------------
+def test_public_surface_names_resolve_to_their_modules() -> None:
+    import importlib
+
+    import targets
+
+    assert sorted(targets.__all__) == sorted(targets._SURFACE)  # noqa: SLF001 - one list of names
+    for name, module in targets._SURFACE.items():  # noqa: SLF001
+        assert getattr(targets, name) is getattr(importlib.import_module(module), name), name
+    with pytest.raises(AttributeError, match="no_such_name"):
+        targets.no_such_name  # noqa: B018 - the attribute access is the test
+
+
+def test_importing_targets_imports_nothing_else() -> None:
+    """A stand-in's image copies ``targets/__init__.py`` and its own files only: the package must not pull more."""
+    import subprocess
+
+    code = ("import sys, targets; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+            "('targets', 'models', 'loadgen', 'ground', 'bench', 'numpy', 'torch')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "['targets']"

@@ -1,4 +1,4 @@
-"""The contract every target adapter passes, as a library: ``bench check-target`` and the tests run it.
+"""Runs the contract every target adapter passes against one target: ``bench check-target`` and the tests use it.
 
 Why a library and not only a test file: a new adapter lives in its author's package, and
 proving it works must need no edit of servebench.  ``python -m bench check-target NAME``

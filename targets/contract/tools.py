@@ -1,8 +1,7 @@
 """What the target contract suite sends and looks at: bad bodies, listening sockets.
 
-Why a module of its own: the contract suite (:mod:`targets.contract.suite`, driven by
-``bench check-target`` and by the in-repo tests) and the target tests share these; each
-does one thing with the real OS facilities (``ss``, ``/proc``), so a check sees what a
+Shared by the contract suite (:mod:`targets.contract.suite`, driven by ``bench
+check-target`` and by the in-repo tests) and the target tests; each does one thing with the real OS facilities (``ss``, ``/proc``), so a check sees what a
 user would see.
 """
 

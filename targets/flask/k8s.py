@@ -1,4 +1,6 @@
-"""Adapter ``k8s``: a plain Kubernetes Deployment behind a LoadBalancer Service (``k8s-ibm``).
+"""Adapter ``k8s``: the Flask app as a Kubernetes Deployment behind a LoadBalancer Service (``k8s-ibm``).
+
+Runs in servebench's process (a :class:`~targets.flask.target.FlaskTarget` with replicas).
 
 Local stand-in: ``replicas`` independent gunicorn processes of the same Flask app, each
 binding ONE loopback port with ``--reuse-port``.  Linux's SO_REUSEPORT hashes every new

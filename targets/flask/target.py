@@ -1,4 +1,6 @@
-"""Adapter ``flask``: the study's bare-metal Flask app (target ``greene-linserv``).
+"""Adapter ``flask``: starts the study's bare-metal Flask app under gunicorn (target ``greene-linserv``), renders its files.
+
+Runs in servebench's process; the app itself is :mod:`targets.flask.server`.
 
 Local stand-in: ``targets.flask.server.app`` under gunicorn with ``workers`` buffering sync workers
 (:class:`targets.flask.server.worker.BufferingSyncWorker`: each request is read in full, under

@@ -1,4 +1,4 @@
-"""InferenceService manifests (and the custom predictor's Dockerfile) for ``kserve`` targets.
+"""Renders a ``kserve`` target's InferenceService, custom predictor Dockerfile and Istio policy; spells its cluster host.
 
 Why templates plus JSON-encoded values: the YAML files in ``targets/templates/kserve/``
 carry the comments a user needs next to ``kubectl apply``, and every value is inserted as

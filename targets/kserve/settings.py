@@ -1,9 +1,7 @@
 """The ``kserve`` adapter's settings: one target's table in bench.toml, checked.
 
-Why a module of its own: the adapter (:mod:`targets.kserve.target`) and the manifest
-renderer (:mod:`targets.kserve.manifests`) both read these settings, and the adapter calls
-the renderer; with the settings in either of them the two modules would import each
-other.  Here both import downwards.
+Read by the adapter (:mod:`targets.kserve.target`) and the manifest renderer
+(:mod:`targets.kserve.manifests`), which the adapter calls.
 """
 
 from __future__ import annotations

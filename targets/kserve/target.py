@@ -1,4 +1,6 @@
-"""The ``kserve`` adapter: targets ``kubeflow-gcp`` and ``kubeflow-ibm``.
+"""The ``kserve`` adapter (targets ``kubeflow-gcp``, ``kubeflow-ibm``): starts the KServe stand-in, speaks V1/V2 to it.
+
+Runs in servebench's process; the stand-in's own code is :mod:`targets.kserve.server`.
 
 In the study these were KServe InferenceServices on Kubeflow serving the TensorFlow
 SavedModel.  Locally the stand-in is the real ``kserve`` ModelServer (the KServe data

@@ -1,4 +1,4 @@
-"""Where one HTTP/1.1 request ends, and whether its framing is acceptable -- before any app runs.
+"""Decides where one HTTP/1.1 request ends, and whether its framing is acceptable -- before any app runs.
 
 Why this exists: a gunicorn *sync* worker reads a request with blocking ``recv`` calls
 while the request is being handled, so one client that sends slowly (or declares a body

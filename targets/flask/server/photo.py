@@ -1,6 +1,6 @@
-"""Digit photos for the Flask app: which bytes are accepted, and how they become model input.
+"""Checks the Flask app's digit photos and turns them into model input: which bytes pass, how they convert.
 
-Why a module of its own: a photo upload is the app's one path where the client's bytes
+A photo upload is the app's one path where the client's bytes
 go to a decoder (Pillow), so what is accepted is decided here, once, before any decoder
 runs -- and the conversion (:func:`preprocess_photo`) is the reference the digit page's
 in-browser conversion is tested against (webui/, tests/test_webui_browser.py).

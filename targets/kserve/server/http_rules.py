@@ -1,6 +1,6 @@
-"""What the KServe stand-in's HTTP layer refuses before kserve sees a request, and the answers.
+"""Decides what the KServe stand-in's HTTP layer refuses before kserve sees a request, and words the answers.
 
-Why a module of its own: these are the *rules* -- limits, RFC 9112 framing requirements,
+These are the *rules* -- limits, RFC 9112 framing requirements,
 the wording of each refusal -- as pure functions of a parsed request head or of the
 parser's error, testable without a socket or an event loop.  The *mechanics* (counting
 bytes before the parser, stopping the parser, when to answer a pipelined connection,

@@ -1,4 +1,4 @@
-"""Request validation for the KServe stand-in: V1/V2 request bodies -> float32 images.
+"""Validates the KServe stand-in's V1/V2 request bodies and turns them into float32 images.
 
 Why pure functions of their own: every way a request can be wrong must end as kserve's
 ``InvalidInput`` (which the ModelServer answers as a 400 ``{"error": "..."}``) with a

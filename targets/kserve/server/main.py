@@ -1,4 +1,4 @@
-"""The KServe stand-in: the real ``kserve`` ModelServer serving the MNIST SavedModel.
+"""Entry point of the KServe stand-in's server process: the real ``kserve`` ModelServer serving the MNIST SavedModel.
 
 Run as ``python -m targets.kserve.server.main --model-dir artifacts/model/savedmodel --http-port 8080``.
 

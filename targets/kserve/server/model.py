@@ -1,8 +1,7 @@
 """The MNIST predictor that the KServe stand-in serves: a ``kserve.Model`` over the SavedModel.
 
-Why a module of its own: the model class must be importable by its real module path,
-because ``kserve``'s multi-worker mode pickles it into *spawned* worker processes (a class
-defined in ``__main__`` would not resolve there).  A loaded TensorFlow function does not
+The class lives at a real module path because ``kserve``'s multi-worker mode pickles it
+into *spawned* worker processes (a class defined in ``__main__`` would not resolve there).  A loaded TensorFlow function does not
 pickle, so the pickled state is only the path and settings and every worker loads the
 SavedModel itself (see ``targets.kserve.server.loopback.LoopbackRESTServer.run``) -- the same
 as one pod per replica on a cluster.

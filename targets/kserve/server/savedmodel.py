@@ -1,10 +1,9 @@
-"""Where a TensorFlow SavedModel lies: the folder holding ``saved_model.pb``.
+"""Finds where a TensorFlow SavedModel lies: the folder holding ``saved_model.pb``.
 
-Why a module of its own: the KServe stand-in's entry point (:mod:`targets.kserve.server.main`)
-checks the folder before any port opens, the model class it serves
-(:mod:`targets.kserve.server.model`) loads from it, and the server imports the model class; with
-this helper in either of them the two would import each other.  Standard library only,
-so the server process can import it before kserve.
+Used in the server process by the entry point (:mod:`targets.kserve.server.main`: checks the
+folder before any port opens) and the model class (:mod:`targets.kserve.server.model`: loads
+from it), and in servebench's process by the adapter (:func:`targets.kserve.target.find_savedmodel`).
+Standard library only, so the server process can import it before kserve.
 """
 
 from __future__ import annotations
