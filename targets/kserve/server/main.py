@@ -149,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return serve(options)
     except FileNotFoundError as exc:
-        print(f"kserve_server: {exc}", file=sys.stderr)
+        print(f"targets.kserve.server.main: {exc}", file=sys.stderr)
         return 2
 
 
