@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
-from models.training_manifests import slurm_training_script
+from models.training_manifests import check_slurm_settings, slurm_training_script
 from targets.base import DecodeError, Request
 from targets.local_server import LocalServerSettings, LocalServerTarget, SpawnSpec
 from targets.manifests import render
@@ -100,8 +100,6 @@ class FlaskSettings(AppSettings):
     slurm_modules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from models.training_manifests import check_slurm_settings
-
         super().__post_init__()
         if not 0 < self.app_port < 65536:
             raise ValueError(f"app_port must be a TCP port, got {self.app_port}")
