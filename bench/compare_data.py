@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.meta import SCHEMA_VERSION
+from bench.results.header import SCHEMA_VERSION
 from bench.results import RunData
 from loadgen.modes import MODES
-from loadgen.readers import StepSummary, ok_latencies
+from bench.results.parse import StepSummary, ok_latencies
 
 __all__ = [
     "CompareError",
@@ -63,7 +63,7 @@ def step_label(key: StepKey) -> str:
     return label
 
 
-# What each summary.csv schema added (bench.meta.SCHEMA_VERSION), for the note on differing schemas.
+# What each summary.csv schema added (bench.results.header.SCHEMA_VERSION), for the note on differing schemas.
 _SCHEMA_ADDED = {2: "open-loop rates, saturated, flags", 3: "percentile bounds"}
 
 
@@ -92,7 +92,7 @@ def read_sides(run: RunData, column: str, name: str) -> dict[StepKey, Side]:
 
     A trial flagged by ``step_flags`` (errors, all_failed, saturated) gives no value: its
     latency describes the survivors or a queue, not the service. The rows are the reader's
-    :class:`loadgen.readers.StepSummary` records, so schema 1 and 2 read alike.
+    :class:`bench.results.parse.StepSummary` records, so schema 1 and 2 read alike.
     """
     if not any(getattr(step, column) is not None for step in run.steps):
         raise CompareError(f"{name} ({run.path}) has no {column!r} column (or no value in it) in summary.csv; "

@@ -1,4 +1,6 @@
-"""Who is writing a run, and whether it is still running: ``running`` vs ``abandoned``.
+"""A run's effective status -- is its writer still running? -- and the warnings shown before its numbers.
+
+``running`` vs ``abandoned`` is decided from meta.json's ``writer`` (:func:`writer_facts`).
 
 Why: meta.json says ``"status": "running"`` from the first step until the writer
 rewrites it at the end. A writer killed with SIGKILL (or by a crash, a reboot, the OOM
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.hostload import noise_warnings
+from bench.hostnoise import noise_warnings
 from ground.runmeta import RunMeta, RunStatus
 
 __all__ = [

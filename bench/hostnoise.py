@@ -1,4 +1,6 @@
-"""Host noise: how busy the machine was, around and during each target, and when to warn.
+"""Host noise: sample how busy the machine was around and during each target, and warn when it was.
+
+Recorded in meta.json's ``host_noise`` section; read back by :func:`noise_warnings`.
 
 Why: the same sequential N=512 took 11.90 s on a loaded machine and 4.34 s on an idle
 one, and nothing in meta.json said which was which. A latency figure from a shared or
