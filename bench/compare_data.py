@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.results.header import SCHEMA_VERSION
+from bench.results.schema import SCHEMA_ADDED, SCHEMA_VERSION
 from bench.results import RunData
 from loadgen.modes import MODES
 from bench.results.parse import StepSummary, ok_latencies
@@ -63,10 +63,6 @@ def step_label(key: StepKey) -> str:
     return label
 
 
-# What each summary.csv schema added (bench.results.header.SCHEMA_VERSION), for the note on differing schemas.
-_SCHEMA_ADDED = {2: "open-loop rates, saturated, flags", 3: "percentile bounds"}
-
-
 def check_schemas(a: RunData, b: RunData) -> list[str]:
     """Notes about differing schemas; CompareError only for a schema newer than this code knows."""
     for name, run in (("A", a), ("B", b)):
@@ -76,7 +72,7 @@ def check_schemas(a: RunData, b: RunData) -> list[str]:
                                f"({SCHEMA_VERSION}); compare with the servebench that wrote it")
     va, vb = a.schema_version, b.schema_version
     if va is not None and vb is not None and va != vb:
-        added = "; ".join(_SCHEMA_ADDED[v] for v in range(min(va, vb) + 1, max(va, vb) + 1) if v in _SCHEMA_ADDED)
+        added = "; ".join(SCHEMA_ADDED[v] for v in range(min(va, vb) + 1, max(va, vb) + 1) if v in SCHEMA_ADDED)
         return [f"A has schema {va}, B schema {vb}: the columns added since schema {min(va, vb)} ({added}) are "
                 "absent on the older side, whose failures are derived from its error counts"]
     return []
