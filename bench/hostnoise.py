@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ground.runmeta import RunMeta
+from targets.process import group_pids, proc_table  # one /proc parser for process groups
 
 __all__ = [
     "LOAD1_BUSY_FRACTION",
@@ -167,8 +168,6 @@ def _own_ticks(pgids: Sequence[int]) -> int:
     except (OSError, ValueError, IndexError):
         pass
     if pgids:
-        from targets.process import proc_table  # one /proc parser for process groups
-
         wanted = set(pgids)
         ticks += sum(_pid_ticks(pid) for pid, _ppid, pgrp in proc_table() if pgrp in wanted)
     return ticks
@@ -232,8 +231,6 @@ class TargetNoiseProbe:
     def window_start(self, pgids: Sequence[int]) -> None:
         self._t0 = time.monotonic()
         self._start = self._sample(pgids)
-        from targets.process import group_pids
-
         members = [pid for pgid in pgids for pid in group_pids(pgid)]
         self._facts["cpus"] = {"client": _affinity([os.getpid()]), "standins": _affinity(members)}
 
