@@ -17,8 +17,9 @@ purely from meta.json and a :class:`HostView` of this machine:
   servebench too old to record its writer: nothing here can tell.
 
 A status other than ``running`` (complete, failed, interrupted, or unknown when meta.json
-recorded none) is returned as is. The statuses are :class:`ground.runmeta.RunStatus`. The CLI applies :func:`resolve_status` when it reads a run (``bench
-report``, ``bench compare``); meta.json on disk is never rewritten by a reader.
+recorded none) is returned as is. The statuses are :class:`ground.runmeta.RunStatus`. The
+CLI applies :func:`resolve_status` when it reads a run (``bench report``, ``bench
+compare``); meta.json on disk is never rewritten by a reader.
 """
 
 from __future__ import annotations
