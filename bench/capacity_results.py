@@ -19,9 +19,7 @@ pandas; nothing here measures or prints.
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.results import append_csv_rows as append_rows  # appended and flushed as summary.csv is
 from loadgen.capacity import CapacityResult, ProbeRecord
 from loadgen.concurrency_search import ClosedLoopResult
 
@@ -156,28 +155,6 @@ def concurrency_rows(run_id: str, target: str, closed: ClosedLoopResult,
             "stop": record.stop,
         })
     return rows
-
-
-def _cell(value: Any) -> Any:
-    if isinstance(value, float) and math.isnan(value):
-        return ""
-    return value
-
-
-def append_rows(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
-    """Append rows to a CSV (header first when the file is new), flushed to disk at once."""
-    new = not path.is_file()
-    with path.open("a", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(columns)
-        for row in rows:
-            unknown = set(row) - set(columns)
-            if unknown:
-                raise ValueError(f"{path.name} row has columns not in the header: {sorted(unknown)}")
-            writer.writerow([_cell(row.get(c, "")) for c in columns])
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 @dataclass(frozen=True)

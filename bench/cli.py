@@ -86,7 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace, console: Console) -> int:
     """Load bench.toml, hide its secrets from every printed line, run the chosen command."""
     config = load_config(args.config)
-    from bench.redaction import redactor_for
+    from bench.redact_secrets import redactor_for
 
     redactor_for(config, console)  # from here on nothing printed shows a configured secret
     command: Command = args.command_spec

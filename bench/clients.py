@@ -41,7 +41,7 @@ from typing import Any
 
 from bench.config import BenchConfig
 from bench.console import Console
-from bench.hostload import (
+from bench.hostnoise import (
     CpuTimes,
     noise_warnings,
     parse_pid_cpu_ticks,
@@ -162,7 +162,7 @@ class _WholeRunNoise:
     Each shard's own meta.json counts its sibling shards and the stand-in as "other
     processes"; here the stand-in's process group (live) and every shard (reaped: a
     child's CPU time is added to its parent's when it is waited for, through the lifeline
-    watchdog up to this process) count as servebench's own. Shares: :func:`bench.hostload.window_shares`.
+    watchdog up to this process) count as servebench's own. Shares: :func:`bench.hostnoise.window_shares`.
     """
 
     def __init__(self) -> None:
@@ -384,7 +384,7 @@ def _merge_and_show(config: BenchConfig, shard_dirs: list[Path], run_dir: Path, 
     from bench.cmd_merge import print_merge
     from bench.run_console import print_table3
     from bench.merge import MergeError, merge_runs
-    from bench.redaction import redactor_for
+    from bench.redact_secrets import redactor_for
     from bench.results import ResultsError
 
     try:

@@ -30,8 +30,8 @@ from bench.config import BenchConfig
 from bench.console import Console
 from bench.report.tables import markdown_table
 from bench.results import ResultsError, RunData, load_run, resolve_run
-from bench.runstate import HostView, resolve_status
-from bench.runstate import run_warnings as state_warnings
+from bench.results.status import HostView, resolve_status
+from bench.results.status import run_warnings as state_warnings
 
 __all__ = ["COMPARE", "compare", "run_warnings"]
 
@@ -40,7 +40,7 @@ def run_warnings(run_a: RunData, run_b: RunData) -> list[str]:
     """Warnings about the runs themselves, printed before the summary in every format.
 
     The place for facts that make a comparison less trustworthy than its statistics say:
-    an abandoned or still-running run, a busy host (:mod:`bench.runstate`, :mod:`bench.hostload`).
+    an abandoned or still-running run, a busy host (:mod:`bench.results.status`, :mod:`bench.hostnoise`).
     """
     host = HostView.current()
     return [w for run in (run_a, run_b) for w in state_warnings(resolve_status(run.meta, host))]

@@ -64,7 +64,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _meta(config: BenchConfig, run_id: str, settings: dict) -> RunMeta:
-    from bench.meta import run_header
+    from bench.results.header import run_header
 
     return run_header(
         kind=KIND_HPO, run_id=run_id, root=config.root, extra_packages=("optuna", "torch"),

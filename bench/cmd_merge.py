@@ -67,7 +67,7 @@ def print_merge(result: MergeResult, console: Console) -> None:
 
 def merge(config: BenchConfig, *, shards: Sequence[str], output: str, console: Console) -> int:
     """Merge the named shard runs (folders or ids under results_dir) into ``output``."""
-    from bench.redaction import redactor_for
+    from bench.redact_secrets import redactor_for
 
     try:
         paths = [resolve_run(ref, config.results_dir) for ref in shards]

@@ -152,7 +152,7 @@ def run_pipeline(
     defaults come from ``[model]`` in bench.toml and the pipeline definition.  The report
     goes to ``reports/<run-id>/`` unless ``write_report`` is false.
     """
-    from bench.redaction import redactor_for
+    from bench.redact_secrets import redactor_for
     from bench.results import ResultsError, fresh_run_dir, write_meta_file
 
     problem = _request_problem(pipeline, settings)
@@ -189,7 +189,7 @@ def _request_problem(pipeline: str, settings: Mapping[str, Any] | None) -> str:
 def _start_run(config: BenchConfig, pipeline: str, run_dir: Path,
                settings: Mapping[str, Any] | None) -> tuple[dict[str, Any], RunMeta]:
     """Create the run's folder; (the pipeline's parameters, the run's metadata)."""
-    from bench.meta import run_header
+    from bench.results.header import run_header
 
     run_dir.mkdir(parents=True, exist_ok=True)
     timings = run_dir / TIMINGS_FILE
@@ -268,7 +268,7 @@ def _execute(pipeline: str, params: dict[str, Any], run_dir: Path, console: Cons
 def _record(pipeline: str, run_dir: Path, outcome: _Outcome, meta: RunMeta, redactor: Any,
             console: Console) -> str:
     """Redact kfp.log; write the stage rows (with ``total``), the summary and the final meta.json; the failed stage."""
-    from bench.redaction import redact_file
+    from bench.redact_secrets import redact_file
     from bench.results import write_meta_file
     from models.pipeline.timing import read_rows
 

@@ -11,7 +11,7 @@ Exit codes as ``bench run``: 0 the run succeeded and every stage was timed; 1 th
 failed, the run failed (its stage named, rows kept), the wait timed out, or a stage was
 not found in the details; 2 bad input.  The token/cookie never reach ``results/``: every
 ``meta.json`` write and every console line passes the configuration's redactor
-(:mod:`bench.redaction`) merged with the KFP access's own.
+(:mod:`bench.redact_secrets`) merged with the KFP access's own.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def run_remote_pipeline(
     ``timeout_s`` overrides the target's ``kfp_timeout_s``; ``settings`` overrides pipeline
     parameters as for the local run.
     """
-    from bench.redaction import redactor_for
+    from bench.redact_secrets import redactor_for
     from bench.results import ResultsError, fresh_run_dir
     from ground.tables import ConfigError
     from models.pipeline.remote import KfpError, open_kfp
@@ -141,7 +141,7 @@ def _request_problem(pipeline: str, settings: Mapping[str, Any] | None, timeout_
 def _prepare(config: BenchConfig, pipeline: str, target: str, run_dir: Path, kfp: Any, timeout: float,
              settings: Mapping[str, Any] | None) -> _Submission:
     """Create the run's folder, compile the package into it (image override applied), build meta.json's contents."""
-    from bench.meta import run_header
+    from bench.results.header import run_header
     from models.pipeline.kfp_run import display_names
     from bench.pipeline_definition import pipeline_function
     from models.pipeline.registry import default_parameters

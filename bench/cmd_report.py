@@ -19,8 +19,8 @@ from pathlib import Path
 from bench.cli_args import Command
 from bench.config import BenchConfig
 from bench.console import Console
-from bench.runstate import HostView, resolve_status, run_warnings
-from bench.redaction import redact_tree, redactor_for
+from bench.results.status import HostView, resolve_status, run_warnings
+from bench.redact_secrets import redact_tree, redactor_for
 from bench.results import (
     HPO_TRIALS_FILE,
     PIPELINE_STAGES_FILE,

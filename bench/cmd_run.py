@@ -38,9 +38,9 @@ from bench.cmd_capacity import capacity_phase, plan_capacity
 from bench.config import BenchConfig
 from bench.console import Console
 from ground.cpus import CpuPlan, pin_current_process, plan_cpus
-from bench.hostload import noise_warnings, run_start_load
-from bench.meta import new_meta
-from bench.redaction import redact_tree, redactor_for
+from bench.hostnoise import noise_warnings, run_start_load
+from bench.results.header import new_meta
+from bench.redact_secrets import redact_tree, redactor_for
 from bench.results import ResultsError, RunWriter, refuse_existing_run, validate_run_id
 from bench.shard_args import add_shard_arguments, run_clients_from_args, shard_options
 from bench.shard_run import ShardOptions, check_shard_run, shard_cpu_plan, shard_meta, shard_run_id, with_endpoint

@@ -51,7 +51,7 @@ async def ui(
     Everything started here is stopped on the way out, also when start-up fails or the
     user interrupts it half-way.
     """
-    from bench.redaction import redact_tree, redactor_for
+    from bench.redact_secrets import redact_tree, redactor_for
     from webui.pageconfig import UnsupportedTarget, api_mode_for_target
     from webui.server import create_app, start_server
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.meta import SCHEMA_VERSION
+from bench.results.schema import SCHEMA_ADDED, SCHEMA_VERSION
 from bench.results import RunData
 from loadgen.modes import MODES
-from loadgen.readers import StepSummary, ok_latencies
+from bench.results.parse import StepSummary, ok_latencies
 
 __all__ = [
     "CompareError",
@@ -63,10 +63,6 @@ def step_label(key: StepKey) -> str:
     return label
 
 
-# What each summary.csv schema added (bench.meta.SCHEMA_VERSION), for the note on differing schemas.
-_SCHEMA_ADDED = {2: "open-loop rates, saturated, flags", 3: "percentile bounds"}
-
-
 def check_schemas(a: RunData, b: RunData) -> list[str]:
     """Notes about differing schemas; CompareError only for a schema newer than this code knows."""
     for name, run in (("A", a), ("B", b)):
@@ -76,7 +72,7 @@ def check_schemas(a: RunData, b: RunData) -> list[str]:
                                f"({SCHEMA_VERSION}); compare with the servebench that wrote it")
     va, vb = a.schema_version, b.schema_version
     if va is not None and vb is not None and va != vb:
-        added = "; ".join(_SCHEMA_ADDED[v] for v in range(min(va, vb) + 1, max(va, vb) + 1) if v in _SCHEMA_ADDED)
+        added = "; ".join(SCHEMA_ADDED[v] for v in range(min(va, vb) + 1, max(va, vb) + 1) if v in SCHEMA_ADDED)
         return [f"A has schema {va}, B schema {vb}: the columns added since schema {min(va, vb)} ({added}) are "
                 "absent on the older side, whose failures are derived from its error counts"]
     return []
@@ -92,7 +88,7 @@ def read_sides(run: RunData, column: str, name: str) -> dict[StepKey, Side]:
 
     A trial flagged by ``step_flags`` (errors, all_failed, saturated) gives no value: its
     latency describes the survivors or a queue, not the service. The rows are the reader's
-    :class:`loadgen.readers.StepSummary` records, so schema 1 and 2 read alike.
+    :class:`bench.results.parse.StepSummary` records, so schema 1 and 2 read alike.
     """
     if not any(getattr(step, column) is not None for step in run.steps):
         raise CompareError(f"{name} ({run.path}) has no {column!r} column (or no value in it) in summary.csv; "

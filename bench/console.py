@@ -5,7 +5,7 @@ CLI decides how that looks. Progress bars appear on a terminal and disappear whe
 is piped or ``--quiet`` is given, so logs stay clean in CI.
 
 Every message, table cell and progress label passes through the console's
-:class:`ground.redact.Redactor` (set by :func:`bench.redaction.redactor_for` from the
+:class:`ground.redactor.Redactor` (set by :func:`bench.redact_secrets.redactor_for` from the
 configuration), so a secret an endpoint echoed into an error never reaches the terminal.
 """
 
@@ -21,7 +21,7 @@ from rich.console import Console as RichConsole
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ground.redact import Redactor
+from ground.redactor import Redactor
 from loadgen.saturation import FLAG_CLIENT_BEHIND, FLAG_CONNECTION_CAP, FLAG_TARGET_BEHIND, SATURATION_DETAILS
 from loadgen.stats import FLAG_SATURATED, step_flags
 
@@ -57,7 +57,7 @@ class Console:
         self.err = RichConsole(file=sys.stderr, highlight=False, soft_wrap=True)
         self.quiet = quiet
         self.show_progress = not quiet and self.err.is_terminal
-        #: applied to everything printed; :func:`bench.redaction.redactor_for` extends it
+        #: applied to everything printed; :func:`bench.redact_secrets.redactor_for` extends it
         self.redactor = Redactor()
 
     def _r(self, text: Any) -> str:

@@ -30,16 +30,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.hostload import target_busy_reasons
+from bench.hostnoise import target_busy_reasons
 from bench.merge_records import MergedStep, ShardStep, merge_step
 from bench.report.tables import ceiling_for
 from bench.results import SHARDS_DIR, RunData, RunWriter, ResultsError, holds_run, load_run, validate_run_id
-from bench.runstate import writer_facts
+from bench.results.status import writer_facts
 from bench.shard_run import describe_share_rule
 from ground.clock import utc_iso
-from ground.redact import Redactor
+from ground.redactor import Redactor
 from ground.runmeta import RunMeta, RunStatus, utc_iso
-from loadgen.readers import request_records
+from bench.results.parse import request_records
 from loadgen.records import RequestRecord, StepKey
 from loadgen.shard import split_evenly
 from loadgen.stats import SUMMARY_COLUMNS, format_flags, parse_error_counts, summarize

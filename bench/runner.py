@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.hostload import TargetNoiseProbe, target_busy_reasons
+from bench.hostnoise import TargetNoiseProbe, target_busy_reasons
 from bench.results import RunWriter
 from bench.trial_design import RESTART, Visit, describe_design, visit_schedule
 from ground.clock import utc_stamp
@@ -193,7 +193,7 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
     Cancellation (Ctrl-C / SIGTERM) stops the current target and marks it interrupted; the
     caller finalises meta.json. meta.json is rewritten when each visit starts (the
     target's outcome ``running``) and after it (its outcome and host-noise facts, see
-    :mod:`bench.hostload`). ``outcomes`` (one per target, same order) is filled in place,
+    :mod:`bench.hostnoise`). ``outcomes`` (one per target, same order) is filled in place,
     so it is complete even when a KeyboardInterrupt unwinds the event loop before this
     coroutine returns.
     """

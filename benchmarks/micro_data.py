@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.meta import SCHEMA_VERSION
+from bench.results.header import SCHEMA_VERSION
 from bench.results import RunWriter
 from loadgen.records import RequestRecord, StepKey, StepResult
 from loadgen.stats import SUMMARY_COLUMNS, summarize

@@ -13,7 +13,7 @@ them all. Now every writer holds a :class:`RunMeta`, ends it with :meth:`RunMeta
 Status (:class:`RunStatus`): a writer records ``running`` and then one final status --
 ``complete``, ``failed`` (the reason in ``error``) or ``interrupted`` (Ctrl-C, SIGTERM).
 Readers may derive two more that are never written: ``abandoned`` (said ``running`` but its
-writer is gone; ``bench.runstate``) and ``unknown`` (nothing can tell).
+writer is gone; ``bench.results.status``) and ``unknown`` (nothing can tell).
 
 Kind-specific sections (a load run's ``sweep``, ``outcomes`` and ``client_ceiling``, a
 tuning run's ``hpo``, a pipeline run's ``failed_stage`` ...) stay plain JSON in
@@ -64,7 +64,7 @@ class RunStatus(StrEnum):
     COMPLETE = "complete"
     FAILED = "failed"  # ended early on an error; RunMeta.error says which
     INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM
-    ABANDONED = "abandoned"  # derived (bench.runstate): recorded running, but its writer is gone
+    ABANDONED = "abandoned"  # derived (bench.results.status): recorded running, but its writer is gone
     UNKNOWN = "unknown"  # derived: no status recorded, or running with a writer nobody can check
 
     @property

@@ -8,7 +8,8 @@ requests only (a refused connection is fast and says nothing about serving time)
 NaN when there are none; errors and accuracy are reported next to them, so a fast target
 that answers wrongly never looks good.
 
-Definitions (one row per step, columns :data:`SUMMARY_COLUMNS`):
+Definitions (one row per step, columns :data:`SUMMARY_COLUMNS`, the fields of its typed form
+:class:`StepSummary`):
 
 - ``lat_pXX_lo_s``/``lat_pXX_hi_s`` (p50, p90, p95, p99, p999): distribution-free bounds of
   the true percentile at :data:`PERCENTILE_CONFIDENCE` (95 %, two-sided): the order
@@ -44,11 +45,12 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
 
-from loadgen.records import ERROR_CLASSES, RequestRecord, StepResult
+from loadgen.records import ERROR_CLASSES, RequestRecord, StepKey, StepResult
 from loadgen.saturation import SATURATION_DETAILS, analyze_open_loop
 
 __all__ = [
@@ -60,6 +62,7 @@ __all__ = [
     "FLAG_SATURATED",
     "STEP_FLAGS",
     "SUMMARY_COLUMNS",
+    "StepSummary",
     "error_counts",
     "open_loop_stats",
     "step_flags",
@@ -87,43 +90,146 @@ PERCENTILE_CONFIDENCE = 0.95
 BOUND_COLUMNS: dict[str, tuple[str, str]] = {
     f"lat_{suffix}_s": (f"lat_{suffix}_lo_s", f"lat_{suffix}_hi_s") for _, suffix in LATENCY_PERCENTILES}
 
-SUMMARY_COLUMNS: tuple[str, ...] = (
-    "target",
-    "mode",
-    "n_requests",
-    "concurrency",
-    "rate",
-    "trial",
-    "started_at",
-    "total_s",
-    "throughput_rps",
-    "n_ok",
-    "errors",
-    "errors_by_class",
-    "lat_mean_s",
-    "lat_min_s",
-    *(f"lat_{suffix}_s" for _, suffix in LATENCY_PERCENTILES),
-    "lat_max_s",
-    *(f"lat_{suffix}_{side}_s" for _, suffix in LATENCY_PERCENTILES for side in ("lo", "hi")),
-    "n_correct",
-    "accuracy",
-    "accuracy_ok",
-    "bytes_out",
-    "bytes_in",
-    "offered_rps",
-    "achieved_rps",
-    "send_lag_p50_s",
-    "send_lag_max_s",
-    "lag_growth_s",
-    "saturated",
-    "flags",
-)
 
 # Why a step is flagged: a flagged row is never shown, compared or plotted as a plain result.
 FLAG_ERRORS = "errors"  # some requests failed: latency statistics describe the survivors only
 FLAG_ALL_FAILED = "all_failed"  # no request succeeded: there is no result, only a failure
 FLAG_SATURATED = "saturated"  # open loop: the offered rate was not sustained
 STEP_FLAGS: tuple[str, ...] = (FLAG_ERRORS, FLAG_ALL_FAILED, FLAG_SATURATED)
+
+
+@dataclass(frozen=True)
+class StepSummary:
+    """One summary.csv row, typed: the statistics of one step of one trial.
+
+    Its fields, after the step key, are the summary columns: :data:`SUMMARY_COLUMNS` is
+    derived from them, so the file's header, :func:`summarize`'s row and this record are one
+    list. :meth:`from_row` reads a row of any schema version (older files lack columns;
+    what is missing becomes ``None`` or is derived, once, here).
+    """
+
+    key: StepKey
+    started_at: float | None
+    total_s: float | None
+    throughput_rps: float | None
+    n_ok: int
+    errors: int
+    errors_by_class: Mapping[str, int]
+    lat_mean_s: float | None
+    lat_min_s: float | None
+    lat_p50_s: float | None
+    lat_p90_s: float | None
+    lat_p95_s: float | None
+    lat_p99_s: float | None
+    lat_p999_s: float | None
+    lat_max_s: float | None
+    lat_p50_lo_s: float | None
+    lat_p50_hi_s: float | None
+    lat_p90_lo_s: float | None
+    lat_p90_hi_s: float | None
+    lat_p95_lo_s: float | None
+    lat_p95_hi_s: float | None
+    lat_p99_lo_s: float | None
+    lat_p99_hi_s: float | None
+    lat_p999_lo_s: float | None
+    lat_p999_hi_s: float | None
+    n_correct: int | None
+    accuracy: float | None
+    accuracy_ok: float | None
+    bytes_out: int | None
+    bytes_in: int | None
+    offered_rps: float | None
+    achieved_rps: float | None
+    send_lag_p50_s: float | None
+    send_lag_max_s: float | None
+    lag_growth_s: float | None
+    saturated: bool
+    flags: frozenset[str]
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> StepSummary:
+        """The typed row of a summary.csv line (or a :func:`summarize` dict), of any schema.
+
+        Raises ValueError naming the row when a key column or ``errors_by_class`` is unreadable.
+        """
+        missing = [c for c in ("target", "mode", "n_requests", "trial") if _blank(row.get(c))]
+        if missing:
+            raise ValueError(f"summary row lacks {', '.join(missing)}: {dict(row)}")
+        mode, n = str(row["mode"]), _cell_int(row["n_requests"])
+        if n is None:
+            raise ValueError(f"summary row has n_requests {row['n_requests']!r}, not a count")
+        try:
+            classes = parse_error_counts(row.get("errors_by_class") if isinstance(row.get("errors_by_class"), str)
+                                         else "")
+        except ValueError as exc:
+            raise ValueError(f"summary row {row.get('target')}/{mode}/N={n}: {exc}") from None
+        errors, n_ok = _cell_int(row.get("errors")), _cell_int(row.get("n_ok"))
+        if errors is None:
+            errors = n - n_ok if n_ok is not None else sum(classes.values())
+        if n_ok is None:
+            n_ok = n - errors
+        concurrency, trial = _cell_int(row.get("concurrency")), _cell_int(row["trial"])
+        if trial is None:
+            raise ValueError(f"summary row {row.get('target')}/{mode}/N={n} has trial {row['trial']!r}, "
+                             "not a number")
+        if concurrency is None:
+            concurrency = 1 if mode == "sequential" else n
+        key = StepKey(str(row["target"]), mode, n, concurrency, _cell_float(row.get("rate")) or 0.0, trial)
+        accuracy = _cell_float(row.get("accuracy"))
+        n_correct = _cell_int(row.get("n_correct"))
+        if n_correct is None and accuracy is not None:
+            n_correct = int(round(accuracy * n))
+        flags = step_flags({**row, "errors": errors, "n_ok": n_ok, "n_requests": n})
+        stats = {name: _cell_float(row.get(name)) for name in _FLOAT_FIELDS}
+        return cls(key=key, n_ok=n_ok, errors=errors, errors_by_class=classes, n_correct=n_correct,
+                   bytes_out=_cell_int(row.get("bytes_out")), bytes_in=_cell_int(row.get("bytes_in")),
+                   saturated=FLAG_SATURATED in flags, flags=flags, **stats)
+
+    def as_row(self) -> dict[str, Any]:
+        """The summary row (keys :data:`SUMMARY_COLUMNS`), ``None`` as NaN."""
+        key = self.key
+        row: dict[str, Any] = {"target": key.target, "mode": key.mode, "n_requests": key.n_requests,
+                               "concurrency": key.concurrency, "rate": key.rate, "trial": key.trial}
+        for name in SUMMARY_COLUMNS[len(row):]:
+            value = getattr(self, name)
+            if name == "errors_by_class":
+                value = format_error_counts(value)
+            elif name == "flags":
+                value = format_flags(value)
+            elif name != "saturated":
+                value = _nan(value)
+            row[name] = value
+        return row
+
+
+#: summary.csv's columns, in order: the step key's fields, then :class:`StepSummary`'s.
+SUMMARY_COLUMNS: tuple[str, ...] = (*(f.name for f in fields(StepKey)), *(f.name for f in fields(StepSummary)[1:]))
+_FLOAT_FIELDS = tuple(f.name for f in fields(StepSummary) if f.type == "float | None")
+
+
+def _cell_float(value: Any) -> float | None:
+    """A number from a CSV cell or a row value; None for empty, NaN and unreadable cells."""
+    if value is None or isinstance(value, bool):
+        return None if value is None else float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(number) else number
+
+
+def _cell_int(value: Any) -> int | None:
+    number = _cell_float(value)
+    return None if number is None or math.isinf(number) else int(round(number))
+
+
+def _nan(value: float | int | None) -> float | int:
+    return math.nan if value is None else value
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip()) or (
+        isinstance(value, float) and math.isnan(value))
 
 
 def percentile(values: Sequence[float] | np.ndarray, q: float | Sequence[float]) -> float | np.ndarray:

@@ -9,7 +9,7 @@ KServe InferenceService) differs from a local stand-in only in *where* requests 
 * the values are read once at ``start()``; a missing variable is an error naming the
   variable, never showing a value;
 * ``describe()`` and error messages never include the values: ``RemoteAccess.redact``
-  applies servebench's one redaction rule (:class:`ground.redact.Redactor`) to any answer
+  applies servebench's one redaction rule (:class:`ground.redactor.Redactor`) to any answer
   text that might echo them back, before that text is cut short;
 * ``start()`` only checks readiness and fails naming the URL and what it answered.
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from ground.redact import Redactor
+from ground.redactor import Redactor
 from targets.base import TargetError
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Tells which settings of a target name environment variables that hold secrets.
 
-Why a declaration instead of a list in servebench: redaction (:mod:`ground.redact`) must
+Why a declaration instead of a list in servebench: redaction (:mod:`ground.redactor`) must
 cover every credential a target is configured with, including those of an adapter a user
 adds without editing servebench.  So the adapter's own ``Settings`` dataclass says which
 of its fields name secret-holding environment variables:
@@ -8,11 +8,11 @@ of its fields name secret-holding environment variables:
 * by convention, every field whose name ends in ``_env`` (``bearer_token_env``,
   ``cookie_env``, ``kfp_token_env``, ``kfp_cookie_env``, ``api_key_env``, ...): the table
   holds the variable's NAME, the variable holds the secret -- the rule servebench already
-  keeps (``bench.meta.scrub`` records ``*_env`` names and drops secret-looking keys);
+  keeps (``bench.results.header.scrub`` records ``*_env`` names and drops secret-looking keys);
 * explicitly, for a field named otherwise: a class attribute
   ``secret_env_fields: ClassVar[tuple[str, ...]] = ("auth_variable",)`` on the Settings.
 
-Values are read elsewhere (``bench.redaction`` for the whole configuration,
+Values are read elsewhere (``bench.redact_secrets`` for the whole configuration,
 :func:`targets.remote.open_remote` for one target); this module only reads names.
 """
 

@@ -8,7 +8,7 @@ control. The log of each step's per-trial statistic is
 with ``run_effect`` shared by every step of one target in one run (placement, caches),
 ``trial_effect`` shared by every step of one trial, and ``step_noise`` per cell -- the
 three levels of variation a real sweep has. Runs are built in memory (``RunData``, the rows
-read by :class:`loadgen.readers.StepSummary` like a file's) so hundreds of A/A pairs take
+read by :class:`bench.results.parse.StepSummary` like a file's) so hundreds of A/A pairs take
 seconds; :mod:`synthetic_runs` writes real files instead.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from bench.results import RunData
 from ground.runmeta import RunMeta
-from loadgen.readers import StepSummary
+from bench.results.parse import StepSummary
 
 __all__ = ["NS", "TARGETS", "synthetic_run"]
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.meta import new_meta
+from bench.results.header import new_meta
 from bench.results import RunWriter
 from bench.runner import TargetOutcome, finish_meta
 from bench.shard_run import ShardOptions, shard_meta, shard_run_id

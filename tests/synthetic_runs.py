@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.meta import new_meta
+from bench.results.header import new_meta
 from bench.results import RunWriter, write_json_atomic
 from ground.runmeta import RunStatus
 from loadgen.records import RequestRecord, StepKey, StepResult

@@ -25,7 +25,7 @@ from bench.capacity_results import CAPACITY_FILE, CONCURRENCY_FILE, PROBES_FILE,
 from bench.compare_capacity import CANNOT_JUDGE
 from bench.capacity_run import CapacityEvents, CapacityPhase, capacity_config, split_modes, with_capacity
 from bench.config import ConfigError, LoadgenConfig, parse_config
-from bench.meta import new_meta
+from bench.results.header import new_meta
 from bench.results import RunWriter, load_run, write_meta_file
 from ground.runmeta import RunStatus
 from loadgen.engines.memory_engine import MemoryEngine

@@ -22,7 +22,7 @@ from bench.compare import DEFAULT_NOISE_FLOOR_PCT, CompareError, CompareSettings
 from bench.compare_stats import holm_adjust
 from bench.config import parse_config
 from bench.console import Console
-from bench.meta import SCHEMA_VERSION
+from bench.results.header import SCHEMA_VERSION
 
 
 def _config(tmp_path):

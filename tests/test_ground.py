@@ -12,7 +12,7 @@ from ground.cpus import available_cpus, pinned
 from ground.figures import FIGURE_METADATA, save_figure
 from ground.hostfacts import HOST_KEYS, host_facts, same_host
 
-# The keys meta.json (bench/meta.py) and the calibration file (loadgen/measure.py) used to
+# The keys meta.json (bench/results/header.py) and the calibration file (loadgen/measure.py) used to
 # write, each on its own: both must still be there under the same names.
 OLD_META_KEYS = {"hostname", "cpu_model", "cpu_count", "cpus_usable", "os", "python", "python_implementation"}
 OLD_CALIBRATION_KEYS = {"hostname", "cpu_model", "cpu_count", "available_cpus", "platform", "python"}

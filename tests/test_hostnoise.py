@@ -13,7 +13,7 @@ import time
 import pytest
 
 from bench.console import Console
-from bench.hostload import (
+from bench.hostnoise import (
     LOAD1_BUSY_FRACTION,
     OTHERS_BUSY_SHARE,
     STEAL_BUSY_SHARE,
@@ -27,7 +27,7 @@ from bench.hostload import (
     steal_busy,
     window_shares,
 )
-from bench.meta import new_meta
+from bench.results.header import new_meta
 from ground.runmeta import RunMeta, RunStatus
 
 PROC_STAT = """cpu  32235 10 5825 1688875 790 3 189 68 0 0

@@ -1,4 +1,4 @@
-"""loadgen.readers: results come back as the records they were written from, any schema."""
+"""bench.results.parse: results come back as the records they were written from, any schema."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from synthetic_runs import make_rate_step, make_step, write_flagged_run
 
 from bench.results import RunWriter, load_run
-from loadgen.readers import (
+from bench.results.parse import (
     ReadError,
     StepSummary,
     ok_latencies,

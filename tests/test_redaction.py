@@ -35,12 +35,12 @@ from webui_helpers import serve_app
 
 from bench.config import parse_config
 from bench.console import Console
-from bench.redaction import configured_secret_variables, redact_file, redact_tree, redactor_for
+from bench.redact_secrets import configured_secret_variables, redact_file, redact_tree, redactor_for
 from bench.results import RunWriter, load_run, write_json_atomic
 from ground.runmeta import RunMeta
 from loadgen.classify import classify_response
 from loadgen.records import RequestRecord, StepKey
-from ground.redact import MIN_SECRET_CHARS, PARTIAL_MIN_CHARS, Redactor
+from ground.redactor import MIN_SECRET_CHARS, PARTIAL_MIN_CHARS, Redactor
 from loadgen.stats import SUMMARY_COLUMNS
 from targets.base import Request, Target, TargetContext, TargetError
 from targets.registry import build_target

@@ -58,8 +58,8 @@ def test_ceiling_flags():
 
 
 def load_run_frame():
-    """A hand-made summary with few columns, read the way every summary is (loadgen.readers)."""
-    from loadgen.readers import StepSummary, summary_frame
+    """A hand-made summary with few columns, read the way every summary is (bench.results.parse)."""
+    from bench.results.parse import StepSummary, summary_frame
 
     rows = [{"target": "a", "mode": "sequential", "n_requests": n, "trial": 0, "total_s": t, "throughput_rps": 100.0,
              "concurrency": 1} for n, t in ((1, 0.01), (4, 0.04))]

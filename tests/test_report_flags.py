@@ -26,7 +26,7 @@ from bench.report.flags import flag_cell, flag_legend, flag_sentences
 from bench.report.plotting import GID_ALL_FAILED, GID_ERRORS, GID_SATURATED
 from bench.report.tables import step_means, table3_rows
 from bench.results import load_run
-from loadgen.readers import StepSummary, summary_frame
+from bench.results.parse import StepSummary, summary_frame
 
 TARGETS = ["greene-linserv", "kubeflow-gcp"]
 

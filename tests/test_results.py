@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from synthetic_runs import make_step, write_synthetic_run
 
-from bench.meta import SCHEMA_VERSION, scrub
+from bench.results.header import SCHEMA_VERSION, scrub
 from bench.results import (
     RUN_MARKERS,
     SHARDS_DIR,

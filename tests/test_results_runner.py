@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bench.meta import SCHEMA_VERSION, new_meta
+from bench.results.header import SCHEMA_VERSION, new_meta
 from bench.runner import (
     TargetOutcome,
     _is_dead,

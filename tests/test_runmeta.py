@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from bench.meta import SCHEMA_VERSION, new_meta, run_header
+from bench.results.header import SCHEMA_VERSION, new_meta, run_header
 from bench.results import read_meta, write_meta_file
 from ground.runmeta import (
     KIND_HPO,

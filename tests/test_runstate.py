@@ -1,4 +1,4 @@
-"""A run's effective status: running only while its recorded writer is alive (bench.runstate)."""
+"""A run's effective status: running only while its recorded writer is alive (bench.results.status)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from ground.runmeta import RunMeta, RunStatus
-from bench.runstate import (
+from bench.results.status import (
     HostView,
     effective_status,
     process_start_ticks,

@@ -15,7 +15,7 @@ timeout); every error is JSON; no CORS header anywhere; requests whose ``Origin`
 ``Host`` is not this server are refused (another site in the same browser must not use
 the credentials through us); credentials never reach the page, a log or an error text:
 every answer the page gets -- the target's JSON body, the headers passed on, the excerpt
-of a non-JSON answer, every error -- goes through one :class:`ground.redact.Redactor`
+of a non-JSON answer, every error -- goes through one :class:`ground.redactor.Redactor`
 (the configuration's secrets, from ``bench ui``, plus the credential headers the adapter
 sends), so a target that echoes a token or cookie back cannot hand it to the page.
 """
@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from aiohttp import ClientError, ClientSession, ClientTimeout, TCPConnector, web
 
-from ground.redact import Redactor
+from ground.redactor import Redactor
 from webui.pageconfig import api_mode_for_target, page_config
 
 __all__ = [
@@ -229,7 +229,7 @@ def create_app(
 
     ``forward``: the target is started (its ``base_url`` and credentials are known); when
     False the proxy answers 502 naming why.  ``redactor``: the configuration's secrets
-    (``bench.redaction.redactor_for``); the adapter's credential headers are added.  Raises
+    (``bench.redact_secrets.redactor_for``); the adapter's credential headers are added.  Raises
     :class:`webui.pageconfig.UnsupportedTarget` for an adapter the page cannot talk to.
     """
     api = api_mode_for_target(target)

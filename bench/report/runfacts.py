@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench.run_timing import timing_text
-from bench.runstate import run_warnings as state_warnings
+from bench.results.status import run_warnings as state_warnings
 from bench.shard_run import sharding_text, sharding_warnings
 from ground.runmeta import RunMeta, RunStatus
 
@@ -172,7 +172,7 @@ def run_warnings(meta: RunMeta, flagged_steps: int = 0, *, caution: str | None =
     for target, message in (meta.details.get("target_errors") or {}).items():
         warnings.append(f"Target `{target}` had a problem: {_first_line(message)} (full message and the "
                         "stand-in's log tail: the run's meta.json and logs/ folder).")
-    warnings.extend(state_warnings(meta))  # abandoned / still running, busy host (bench.runstate, bench.hostload)
+    warnings.extend(state_warnings(meta))  # abandoned / still running, busy host (bench.results.status, bench.hostnoise)
     warnings.extend(sharding_warnings(meta.details))  # merged shards: start skew, unsynchronised clocks
     if flagged_steps:
         warnings.append(f"{flagged_steps} step(s) are flagged (failed requests or a saturated open loop): they "

@@ -11,7 +11,7 @@ Credentials: the token and cookie come from environment variables named in the t
 table (:class:`models.pipeline.kfp_settings.KfpSettings`) and are handed to ``kfp.Client``
 (``existing_token`` -> ``Authorization: Bearer``, ``cookies`` -> ``Cookie``).  They are
 excluded from ``repr`` and every error text passes through :meth:`KfpAccess.redact`
-(servebench's one redaction rule, :class:`ground.redact.Redactor`).
+(servebench's one redaction rule, :class:`ground.redactor.Redactor`).
 ``kfp.Client`` prints experiment/run links to stdout; they are captured and returned
 (library code never prints).
 """
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ground.redact import Redactor
+from ground.redactor import Redactor
 from models.pipeline.kfp_run import FINISHED_STATES
 from models.pipeline.kfp_settings import KfpSettings, normalize_kfp_endpoint
 

@@ -1,16 +1,16 @@
-"""Reading results back into the records they were written from: the one reader of summary.csv
-and requests.csv.gz.
+"""Parse summary.csv and requests.csv.gz back into the records they were written from.
 
-Why one module: ``bench run`` writes :class:`~loadgen.records.RequestRecord` rows and
-:func:`loadgen.stats.summarize` rows; ``bench report`` and ``bench compare`` used to read them
-back as raw DataFrames, each guessing which columns an older file lacked. Here every summary
-row becomes a :class:`StepSummary` -- the same fields whichever schema wrote it -- and every
-request row a ``RequestRecord`` of its :class:`~loadgen.records.StepKey`, so the code above
-works with one shape and :mod:`loadgen.stats` applies to what was read as to what was measured.
+Every summary row becomes a :class:`loadgen.stats.StepSummary` -- the same fields whichever
+schema wrote it -- and every request row a :class:`~loadgen.records.RequestRecord` of its
+:class:`~loadgen.records.StepKey`, so report and compare work with one shape, and
+:mod:`loadgen.stats` applies to what was read as to what was measured. (``bench run``
+writes them through :class:`bench.results.writer.RunWriter`; a whole run folder is read by
+:func:`bench.results.load.load_run`.)
 
 Older files (schema 1, before the open-loop columns; schema 2, before the percentile
 bounds; hand-made summaries) are read, not refused, where the data allows. What is missing
-becomes ``None`` or is derived, once, here:
+becomes ``None`` or is derived, once, by :meth:`StepSummary.from_row` (and for requests,
+here):
 
 - the percentile bounds (``lat_p50_lo_s`` .. ``lat_p999_hi_s``, schema 3): ``None``, the same
   as a bound that does not exist at that n -- a reader that must tell the two apart checks
@@ -33,7 +33,7 @@ import csv
 import io
 import math
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -42,14 +42,7 @@ import numpy as np
 import pandas as pd
 
 from loadgen.records import RECORD_COLUMNS, RequestRecord, StepKey, StepResult
-from loadgen.stats import (
-    FLAG_SATURATED,
-    SUMMARY_COLUMNS,
-    format_error_counts,
-    format_flags,
-    parse_error_counts,
-    step_flags,
-)
+from loadgen.stats import SUMMARY_COLUMNS, StepSummary
 
 __all__ = [
     "REQUEST_KEY_COLUMNS",
@@ -74,133 +67,12 @@ _REQUEST_DEFAULTS: dict[str, Any] = {"service_s": math.nan, "error_detail": "", 
 PooledKey = tuple[str, str, int, int, float]  # target, mode, n_requests, concurrency, rate: trials pooled
 
 
-class ReadError(ValueError):
-    """A results file that cannot be read as what servebench writes; the message names it."""
-
-
-def _float(value: Any) -> float | None:
-    """A number from a CSV cell or a row value; None for empty, NaN and unreadable cells."""
-    if value is None or isinstance(value, bool):
-        return None if value is None else float(value)
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
-def _int(value: Any) -> int | None:
-    number = _float(value)
-    return None if number is None or math.isinf(number) else int(round(number))
-
-
 def _nan(value: float | int | None) -> float | int:
     return math.nan if value is None else value
 
 
-@dataclass(frozen=True)
-class StepSummary:
-    """One summary.csv row: the statistics of one step of one trial (see :mod:`loadgen.stats`)."""
-
-    key: StepKey
-    started_at: float | None
-    total_s: float | None
-    throughput_rps: float | None
-    n_ok: int
-    errors: int
-    errors_by_class: Mapping[str, int]
-    lat_mean_s: float | None
-    lat_min_s: float | None
-    lat_p50_s: float | None
-    lat_p90_s: float | None
-    lat_p95_s: float | None
-    lat_p99_s: float | None
-    lat_p999_s: float | None
-    lat_max_s: float | None
-    lat_p50_lo_s: float | None
-    lat_p50_hi_s: float | None
-    lat_p90_lo_s: float | None
-    lat_p90_hi_s: float | None
-    lat_p95_lo_s: float | None
-    lat_p95_hi_s: float | None
-    lat_p99_lo_s: float | None
-    lat_p99_hi_s: float | None
-    lat_p999_lo_s: float | None
-    lat_p999_hi_s: float | None
-    n_correct: int | None
-    accuracy: float | None
-    accuracy_ok: float | None
-    bytes_out: int | None
-    bytes_in: int | None
-    offered_rps: float | None
-    achieved_rps: float | None
-    send_lag_p50_s: float | None
-    send_lag_max_s: float | None
-    lag_growth_s: float | None
-    saturated: bool
-    flags: frozenset[str]
-
-    @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> StepSummary:
-        """The typed row of a summary.csv line (or a :func:`loadgen.stats.summarize` dict)."""
-        missing = [c for c in ("target", "mode", "n_requests", "trial") if _blank(row.get(c))]
-        if missing:
-            raise ReadError(f"summary row lacks {', '.join(missing)}: {dict(row)}")
-        mode, n = str(row["mode"]), _int(row["n_requests"])
-        if n is None:
-            raise ReadError(f"summary row has n_requests {row['n_requests']!r}, not a count")
-        try:
-            classes = parse_error_counts(row.get("errors_by_class") if isinstance(row.get("errors_by_class"), str)
-                                         else "")
-        except ValueError as exc:
-            raise ReadError(f"summary row {row.get('target')}/{mode}/N={n}: {exc}") from None
-        errors, n_ok = _int(row.get("errors")), _int(row.get("n_ok"))
-        if errors is None:
-            errors = n - n_ok if n_ok is not None else sum(classes.values())
-        if n_ok is None:
-            n_ok = n - errors
-        concurrency, trial = _int(row.get("concurrency")), _int(row["trial"])
-        if trial is None:
-            raise ReadError(f"summary row {row.get('target')}/{mode}/N={n} has trial {row['trial']!r}, not a number")
-        if concurrency is None:
-            concurrency = 1 if mode == "sequential" else n
-        key = StepKey(str(row["target"]), mode, n, concurrency, _float(row.get("rate")) or 0.0, trial)
-        accuracy = _float(row.get("accuracy"))
-        n_correct = _int(row.get("n_correct"))
-        if n_correct is None and accuracy is not None:
-            n_correct = int(round(accuracy * n))
-        flags = step_flags({**row, "errors": errors, "n_ok": n_ok, "n_requests": n})
-        stats = {name: _float(row.get(name)) for name in _FLOAT_FIELDS}
-        return cls(key=key, n_ok=n_ok, errors=errors, errors_by_class=classes, n_correct=n_correct,
-                   bytes_out=_int(row.get("bytes_out")), bytes_in=_int(row.get("bytes_in")),
-                   saturated=FLAG_SATURATED in flags, flags=flags, **stats)
-
-    def as_row(self) -> dict[str, Any]:
-        """The summary row (keys :data:`loadgen.stats.SUMMARY_COLUMNS`), ``None`` as NaN."""
-        key = self.key
-        row: dict[str, Any] = {"target": key.target, "mode": key.mode, "n_requests": key.n_requests,
-                               "concurrency": key.concurrency, "rate": key.rate, "trial": key.trial}
-        for name in SUMMARY_COLUMNS[len(row):]:
-            value = getattr(self, name)
-            if name == "errors_by_class":
-                value = format_error_counts(value)
-            elif name == "flags":
-                value = format_flags(value)
-            elif name != "saturated":
-                value = _nan(value)
-            row[name] = value
-        return row
-
-
-_KEY_FIELDS = ("target", "mode", "n_requests", "concurrency", "rate", "trial")
-_FLOAT_FIELDS = tuple(f.name for f in fields(StepSummary) if f.type == "float | None")
-assert tuple(_KEY_FIELDS) + tuple(f.name for f in fields(StepSummary))[1:] == SUMMARY_COLUMNS, \
-    "StepSummary and loadgen.stats.SUMMARY_COLUMNS drifted apart"
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip()) or (
-        isinstance(value, float) and math.isnan(value))
+class ReadError(ValueError):
+    """A results file that cannot be read as what servebench writes; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -229,7 +101,7 @@ def read_summary_csv(path: Path) -> SummaryFile:
         raise ReadError(f"{path} is not a readable CSV: {exc}") from None
     try:
         steps = tuple(StepSummary.from_row(row) for row in rows)
-    except ReadError as exc:
+    except ValueError as exc:
         raise ReadError(f"{path}: {exc}") from None
     run_id = next((row["run_id"] for row in rows if row.get("run_id")), None)
     return SummaryFile(steps, columns, run_id)

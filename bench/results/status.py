@@ -1,4 +1,6 @@
-"""Who is writing a run, and whether it is still running: ``running`` vs ``abandoned``.
+"""A run's effective status -- is its writer still running? -- and the warnings shown before its numbers.
+
+``running`` vs ``abandoned`` is decided from meta.json's ``writer`` (:func:`writer_facts`).
 
 Why: meta.json says ``"status": "running"`` from the first step until the writer
 rewrites it at the end. A writer killed with SIGKILL (or by a crash, a reboot, the OOM
@@ -15,8 +17,9 @@ purely from meta.json and a :class:`HostView` of this machine:
   servebench too old to record its writer: nothing here can tell.
 
 A status other than ``running`` (complete, failed, interrupted, or unknown when meta.json
-recorded none) is returned as is. The statuses are :class:`ground.runmeta.RunStatus`. The CLI applies :func:`resolve_status` when it reads a run (``bench
-report``, ``bench compare``); meta.json on disk is never rewritten by a reader.
+recorded none) is returned as is. The statuses are :class:`ground.runmeta.RunStatus`. The
+CLI applies :func:`resolve_status` when it reads a run (``bench report``, ``bench
+compare``); meta.json on disk is never rewritten by a reader.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.hostload import noise_warnings
+from bench.hostnoise import noise_warnings
 from ground.runmeta import RunMeta, RunStatus
 
 __all__ = [

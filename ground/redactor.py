@@ -1,4 +1,4 @@
-"""One redaction rule for every credential servebench is configured with.
+"""The one redaction rule: :class:`Redactor` replaces every configured secret wherever it shows up.
 
 Why one rule in one place: a remote endpoint may echo what it was sent -- a 401 body that
 repeats the ``Authorization`` header, a ``Set-Cookie`` that repeats the session -- and that
@@ -30,9 +30,9 @@ Empty values are ignored.  Values shorter than :data:`MIN_SECRET_CHARS` are stil
 redacted (a short secret is still a secret) but reported in :attr:`Redactor.short_names`
 so the CLI can warn: short values also match ordinary text, which then gets redacted too.
 
-This module sits in ``loadgen/`` (the lowest layer) and imports nothing from servebench,
+This module sits in ``ground/`` (the lowest layer) and imports nothing from servebench,
 so ``targets/``, ``webui/``, ``models/`` and ``bench/`` can all use it; ``bench/`` collects
-the values from the configuration and hands them in (:mod:`bench.redaction`).
+the values from the configuration and hands them in (:mod:`bench.redact_secrets`).
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""meta.json: the facts that make a run's numbers interpretable and comparable later.
+"""A new run's meta.json: its header filled with the facts of this machine and checkout.
 
 Why: a latency figure means little without the machine, versions, engine, client ceiling and
 exact config behind it (pyperf stores such metadata with every result). Everything here is
 collected from the environment and from objects' own ``describe()``; nothing reads a secret,
 and :func:`scrub` drops keys that look like one as a second line of defence. The record
 itself -- fields, status vocabulary, ``finish`` -- is :class:`ground.runmeta.RunMeta`;
-this module fills a new one with the facts of this machine and checkout.
+this module fills a new one (:func:`run_header` for every kind of run, :func:`new_meta` for
+a load run) with the facts of this machine and checkout.
 """
 
 from __future__ import annotations
@@ -19,13 +20,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from bench.hostload import run_start_load
-from bench.runstate import writer_facts
+from bench.hostnoise import run_start_load
+from bench.results.schema import SCHEMA_VERSION
+from bench.results.status import writer_facts
 from ground.clock import utc_iso
 from ground.hostfacts import host_facts
 from ground.runmeta import KIND_SERVING, RunMeta, RunStatus
 from loadgen.stats import PERCENTILE_CONFIDENCE
 
+# SCHEMA_VERSION, RunMeta and RunStatus are re-exported for the callers that import them
+# from here (the header records the schema version); they are defined in bench.results.schema
+# and ground.runmeta.
 __all__ = [
     "SCHEMA_VERSION",
     "RunMeta",
@@ -36,14 +41,6 @@ __all__ = [
     "run_header",
     "scrub",
 ]
-
-# Bump when summary.csv / requests.csv.gz columns or their meaning change. Readers accept
-# older versions where the data allows (`loadgen.readers` gives missing columns None or
-# derives them, flags from the counts; `bench compare` compares older with newer) and refuse
-# only newer ones.
-# 2: summary.csv gained the open-loop columns, `saturated` and `flags`; 3: the percentile
-# bounds lat_pXX_lo_s / lat_pXX_hi_s (loadgen.stats, 95 %)
-SCHEMA_VERSION = 3
 
 _PACKAGES = (
     "servebench", "numpy", "pandas", "scipy", "torch", "tensorflow-cpu", "keras", "kserve",
@@ -98,7 +95,7 @@ def run_header(
     """A new run's metadata (status ``running``): the header every kind of run shares, plus ``details``.
 
     Why shared: load runs (``kind = "serving"``), tuning runs (``"hpo"``) and pipeline runs
-    are read by the same tools (``bench report``, ``latest_run``, :mod:`bench.runstate`),
+    are read by the same tools (``bench report``, ``latest_run``, :mod:`bench.results.status`),
     which rely on these fields; each run ends it with :meth:`ground.runmeta.RunMeta.finish`.
     """
     now = time.time()
@@ -129,7 +126,7 @@ def new_meta(
 ) -> RunMeta:
     """A load run's metadata at its start (status ``running`` until :func:`bench.runner.finish_meta`).
 
-    ``load_at_start`` is :func:`bench.hostload.run_start_load` taken before the run did any
+    ``load_at_start`` is :func:`bench.hostnoise.run_start_load` taken before the run did any
     work (training, calibration); sampled here when not given.
     """
     return run_header(

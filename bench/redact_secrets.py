@@ -1,8 +1,13 @@
-"""The configuration's secrets, collected once, and applied to files servebench wrote.
+"""Redact the configuration's secrets: the one Redactor for them, and files redacted afterwards.
+
+:func:`redactor_for` collects the secret values the configuration names (once) into a
+:class:`ground.redactor.Redactor`, the one redaction rule; :func:`redact_file` and
+:func:`redact_tree` apply it to files written by processes servebench does not control
+(stand-in logs, kfp.log) once their writers have stopped.
 
 Why here: ``bench/`` is the layer that has both the configuration (which targets name which
 environment variables) and the environment; it builds the one
-:class:`ground.redact.Redactor` and hands it to each sink -- the console, the results
+:class:`ground.redactor.Redactor` and hands it to each sink -- the console, the results
 writer, ``meta.json``, stand-in logs, ``kfp.log``, reports, the digit page's proxy.
 
 Which settings name secrets is each adapter's own declaration (:mod:`targets.secrets`:
@@ -18,10 +23,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ground.redact import MIN_SECRET_CHARS, Redactor
+from ground.redactor import MIN_SECRET_CHARS, Redactor
+from ground.tables import ConfigError, parse_table
+from targets.registry import resolve_adapter
 from targets.secrets import SECRET_ENV_SUFFIX, read_secret_values, secret_env_names
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # types only: every caller has built these already
     from bench.config import BenchConfig
     from bench.console import Console
 
@@ -30,9 +37,6 @@ __all__ = ["configured_secret_variables", "redact_file", "redact_tree", "redacto
 
 def configured_secret_variables(config: BenchConfig) -> list[str]:
     """Every environment variable NAME the configuration's target tables declare as a secret."""
-    from ground.tables import ConfigError, parse_table
-    from targets.registry import resolve_adapter
-
     names: list[str] = []
     for name, spec in config.targets.items():
         for key, value in (spec.settings or {}).items():
@@ -56,7 +60,7 @@ def redactor_for(
 
     With ``console``, it is also added to the console's own redactor (everything printed
     is redacted from then on), with one warning per secret shorter than
-    :data:`ground.redact.MIN_SECRET_CHARS`: it is still redacted, but ordinary text that
+    :data:`ground.redactor.MIN_SECRET_CHARS`: it is still redacted, but ordinary text that
     contains it is redacted too.  Calling it again adds nothing new and warns no more.
     """
     redactor = Redactor(read_secret_values(configured_secret_variables(config), environ))

@@ -1,4 +1,6 @@
-"""Host noise: how busy the machine was, around and during each target, and when to warn.
+"""Host noise: sample how busy the machine was around and during each target, and warn when it was.
+
+Recorded in meta.json's ``host_noise`` section; read back by :func:`noise_warnings`.
 
 Why: the same sequential N=512 took 11.90 s on a loaded machine and 4.34 s on an idle
 one, and nothing in meta.json said which was which. A latency figure from a shared or
@@ -32,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ground.runmeta import RunMeta
+from targets.process import group_pids, proc_table  # one /proc parser for process groups
 
 __all__ = [
     "LOAD1_BUSY_FRACTION",
@@ -165,8 +168,6 @@ def _own_ticks(pgids: Sequence[int]) -> int:
     except (OSError, ValueError, IndexError):
         pass
     if pgids:
-        from targets.process import proc_table  # one /proc parser for process groups
-
         wanted = set(pgids)
         ticks += sum(_pid_ticks(pid) for pid, _ppid, pgrp in proc_table() if pgrp in wanted)
     return ticks
@@ -230,8 +231,6 @@ class TargetNoiseProbe:
     def window_start(self, pgids: Sequence[int]) -> None:
         self._t0 = time.monotonic()
         self._start = self._sample(pgids)
-        from targets.process import group_pids
-
         members = [pid for pgid in pgids for pid in group_pids(pgid)]
         self._facts["cpus"] = {"client": _affinity([os.getpid()]), "standins": _affinity(members)}
 

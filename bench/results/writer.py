@@ -1,0 +1,185 @@
+"""Write a run folder as it is measured: summary rows, per-step gzip members, meta.json.
+
+Why rows are written immediately: a run can be interrupted, or a target can die, after many
+minutes of measuring; everything measured up to then must survive. ``summary.csv`` is
+appended and flushed per step; ``requests.csv.gz`` gets one complete gzip *member* per step
+(concatenated members are one valid gzip stream), so a crash can at worst truncate the
+member being written, and :func:`bench.results.load.read_requests` keeps every complete
+line before it. ``meta.json`` is replaced atomically (write temp, rename), always from a
+:class:`ground.runmeta.RunMeta` (:func:`write_meta_file`). Other results files that grow
+as they are measured (the capacity search's) use :func:`append_csv_rows`.
+
+Every writer here takes a :class:`ground.redactor.Redactor` (``bench.redact_secrets.redactor_for``)
+and applies it to every text it writes -- ``error_detail`` of each request (where a remote
+endpoint's echo of a token would otherwise land), summary cells, ``meta.json`` -- so all
+the paths that produce such text pass one rule at the one place they all reach.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.results.header import scrub
+from bench.results.layout import (
+    META_FILE,
+    REQUESTS_FILE,
+    SUMMARY_FILE,
+    ResultsError,
+    refuse_existing_run,
+    validate_run_id,
+)
+from bench.results.parse import REQUEST_KEY_COLUMNS
+from ground.redactor import Redactor
+from ground.runmeta import RunMeta
+from loadgen.records import RECORD_COLUMNS, StepKey
+
+__all__ = ["RunWriter", "append_csv_rows", "write_json_atomic", "write_meta_file"]
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any], redactor: Redactor | None = None) -> None:
+    """Write JSON to a temp file then rename, so readers never see half a file.
+
+    With ``redactor``, the serialised text is redacted (every string, whatever its type was).
+    """
+    text = json.dumps(data, indent=2, sort_keys=False, default=str)
+    if redactor:
+        text = json.dumps(redactor.redact_data(json.loads(text)), indent=2, sort_keys=False)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_meta_file(directory: Path, meta: RunMeta, redactor: Redactor | None = None) -> None:
+    """Write a run's meta.json (atomically, secret-looking keys scrubbed, values redacted).
+
+    The one way every kind of run writes its metadata.
+    """
+    write_json_atomic(Path(directory) / META_FILE, scrub(meta.to_json()), redactor)
+
+
+class RunWriter:
+    """Appends measured rows to one run folder; created empty (refuses to overwrite a run).
+
+    ``redactor`` is applied to every text cell and to meta.json before they are written.
+    ``extra_request_columns`` follow the record columns in requests.csv.gz (``bench merge``
+    adds ``shard``); their cells come with each :meth:`append_requests`.  ``expected``: run
+    markers the folder may already hold (``bench merge`` writes beside :data:`SHARDS_DIR`).
+    """
+
+    def __init__(
+        self, directory: Path, run_id: str, summary_columns: Sequence[str], redactor: Redactor | None = None,
+        extra_request_columns: Sequence[str] = (), expected: Sequence[str] = (),
+    ) -> None:
+        self.redactor = redactor or Redactor()
+        self.directory = Path(directory)
+        self.run_id = validate_run_id(run_id)
+        self.summary_columns = ("run_id", *[c for c in summary_columns if c != "run_id"])
+        self.request_columns = (*REQUEST_KEY_COLUMNS, *RECORD_COLUMNS, *extra_request_columns)
+        self._extra_columns = len(extra_request_columns)
+        refuse_existing_run(self.directory, ignoring=expected)  # ``expected``: see holds_run's ``ignoring``
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.summary_path = self.directory / SUMMARY_FILE
+        self.requests_path = self.directory / REQUESTS_FILE
+        self.meta_path = self.directory / META_FILE
+        self._summary = self.summary_path.open("w", newline="", encoding="utf-8")
+        csv.writer(self._summary).writerow(self.summary_columns)
+        self._summary.flush()
+        self._requests_header_written = False
+        self.rows_written = 0
+        self.requests_written = 0
+
+    def write_meta(self, meta: RunMeta) -> None:
+        write_meta_file(self.directory, meta, self.redactor)
+
+    def _text(self, value: Any) -> Any:
+        cell = _cell(value)
+        return self.redactor.redact(cell) if isinstance(cell, str) and cell else cell
+
+    def append_summary(self, row: Mapping[str, Any]) -> None:
+        """One summary row (missing columns are written empty), flushed to disk at once."""
+        full = {**row, "run_id": self.run_id}
+        unknown = set(full) - set(self.summary_columns)
+        if unknown:
+            raise ResultsError(f"summary row has columns not in the header: {sorted(unknown)}")
+        csv.writer(self._summary).writerow([self._text(full.get(c, "")) for c in self.summary_columns])
+        self._summary.flush()
+        os.fsync(self._summary.fileno())
+        self.rows_written += 1
+
+    def append_requests(self, key: StepKey, records: Iterable[Any],
+                        extra_cells: Sequence[Sequence[Any]] | None = None) -> None:
+        """All records of one step as one complete gzip member appended to requests.csv.gz.
+
+        ``extra_cells[i]`` holds record ``i``'s values of the extra request columns.
+        """
+        if (extra_cells is None) != (self._extra_columns == 0):
+            raise ResultsError(f"requests.csv.gz has {self._extra_columns} extra column(s); give their cells "
+                               "with every step, and only then")
+        text = io.StringIO()
+        writer = csv.writer(text)
+        if not self._requests_header_written:
+            writer.writerow(self.request_columns)
+        prefix = [self.run_id, key.target, key.mode, key.n_requests, key.concurrency, key.rate, key.trial]
+        count = 0
+        for i, record in enumerate(records):
+            extra = [self._text(v) for v in extra_cells[i]] if extra_cells is not None else []
+            writer.writerow(prefix + [self._text(getattr(record, c)) for c in RECORD_COLUMNS] + extra)
+            count += 1
+        member = gzip.compress(text.getvalue().encode("utf-8"), compresslevel=6, mtime=0)
+        with self.requests_path.open("ab") as handle:
+            handle.write(member)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self._requests_header_written = True
+        self.requests_written += count
+
+    def close(self) -> None:
+        if not self._summary.closed:
+            self._summary.close()
+
+    def __enter__(self) -> RunWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, float) and value != value:  # NaN -> empty cell, read back as NaN
+        return ""
+    if isinstance(value, Mapping):
+        return ";".join(f"{k}:{v}" for k, v in value.items())
+    return value
+
+
+def append_csv_rows(path: Path, columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Append rows to a CSV (header first when the file is new), flushed to disk at once.
+
+    NaN is written as an empty cell; a row with a column not in ``columns`` raises ValueError.
+    """
+    new = not path.is_file()
+    with path.open("a", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        if new:
+            writer.writerow(columns)
+        for row in rows:
+            unknown = set(row) - set(columns)
+            if unknown:
+                raise ValueError(f"{path.name} row has columns not in the header: {sorted(unknown)}")
+            writer.writerow([_nan_empty(row.get(c, "")) for c in columns])
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _nan_empty(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return ""
+    return value
