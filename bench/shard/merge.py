@@ -12,7 +12,7 @@ Refused, naming the difference: shards of different configurations (sha256), mod
 (TorchScript and model.json sha256), targets (name and description), plans (the sweep),
 start schedules or shard counts; a shard index twice, or missing; a shard that did not
 complete or lacks a step.  Statistics are recomputed from the union of the raw records
-(:mod:`bench.merge_records`).  What the top-level meta.json fields mean for a merged run:
+(:mod:`bench.shard.merge_records`).  What the top-level meta.json fields mean for a merged run:
 ``host``, ``versions``, ``git``, ``config``, ``model``, ``sweep``, ``test_split`` are the
 shards' (checked equal where they must be; ``host`` is the first shard's); ``host_noise``
 is the noisiest shard's, per target (so its warnings show); ``client_ceiling`` is the sum
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.hostload import target_busy_reasons
-from bench.merge_records import MergedStep, ShardStep, merge_step
+from bench.shard.merge_records import MergedStep, ShardStep, merge_step
 from bench.report.tables import ceiling_for
 from bench.results import SHARDS_DIR, RunData, RunWriter, ResultsError, holds_run, load_run, validate_run_id
 from bench.runstate import writer_facts

@@ -1,6 +1,6 @@
 """What `bench run` shows on the console: a line per step, the sweep's events, the Table-3-style tables.
 
-Why apart from :mod:`bench.cmd_run`: that module decides what runs and in which order;
+Why apart from :mod:`bench.run.session`: that module decides what runs and in which order;
 this one only words and lays out what happened (the same rows the results folder holds),
 so changing a line or a table never touches the run itself.
 """
@@ -13,7 +13,7 @@ from typing import Any
 from bench.console import Console, open_loop_text, saturation_warning, step_label
 from bench.report.bounds import NO_BOUND, NO_VALUE, percentile_cell
 from bench.results import load_run
-from bench.runner import RunEvents
+from bench.run.runner import RunEvents
 
 __all__ = ["answers_correct_text", "print_table3", "run_events"]
 
