@@ -21,6 +21,7 @@ from typing import Any
 from bench.commands.common import Command
 from bench.config import ConfigError, load_config
 from bench.console import Console
+from bench.redaction import redactor_for
 
 __all__ = [
     "COMMANDS", "GLOBAL_OPTIONS", "PROG", "RUN_ALIASES", "Registration", "build_parser", "flag_owners", "main",
@@ -86,8 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace, console: Console) -> int:
     """Load bench.toml, hide its secrets from every printed line, run the chosen command."""
     config = load_config(args.config)
-    from bench.redaction import redactor_for
-
     redactor_for(config, console)  # from here on nothing printed shows a configured secret
     command: Command = args.command_spec
     return command.main(args, config, console)

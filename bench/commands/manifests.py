@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.cmd_hpo import write_hpo_manifests
+from bench.cmd_pipeline_manifests import write_pipeline_manifests
 from bench.commands.common import (
     Command,
     configured_target,
@@ -48,14 +50,10 @@ class Special:
 
 
 def _hpo(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
-    from bench.cmd_hpo import write_hpo_manifests
-
     return write_hpo_manifests(config, output=args.output, console=console)
 
 
 def _pipeline(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
-    from bench.cmd_pipeline_manifests import write_pipeline_manifests
-
     return write_pipeline_manifests(config, output=args.output, console=console)
 
 

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 from bench.config import BenchConfig
 from bench.console import Console
 from bench.training import ensure_model_shown
+from loadgen.engines import available_engines, engine_class
+from models.data import load_dataset
 
 if TYPE_CHECKING:
     from loadgen.calibration import CalibrationResult
@@ -49,9 +51,6 @@ def prepare_model(config: BenchConfig, console: Console) -> Any:
 
 def prepare_run(config: BenchConfig, engine_name: str, console: Console) -> PreparedRun:
     """Train the model if needed, load the test images, choose the engine (calibration)."""
-    from loadgen.engines import engine_class  # lazy: the engines import their HTTP clients
-    from models.data import load_dataset  # lazy: numpy and the data set
-
     model_started = time.perf_counter()
     artifacts = prepare_model(config, console)
     split = load_dataset(config.model)
@@ -68,8 +67,6 @@ def choose_run_engine(config: BenchConfig, requested: str, console: Console) -> 
     ``auto`` takes the engine the calibration measured cheapest here; a named engine is used
     as is, but the calibration is still loaded (or quickly measured) for the client ceiling.
     """
-    from loadgen.engines import available_engines
-
     calibration = None
     try:
         from loadgen.calibration import choose_engine, load_or_run_calibration
