@@ -1,6 +1,6 @@
 """What `bench run` shows on the console: a line per step, the sweep's events, the Table-3-style tables.
 
-Why apart from :mod:`bench.run.session`: that module decides what runs and in which order;
+Kept apart from :mod:`bench.run.session`: that module decides what runs and in which order;
 this one only words and lays out what happened (the same rows the results folder holds),
 so changing a line or a table never touches the run itself.
 """

@@ -1,4 +1,4 @@
-"""``bench merge SHARD_RUN... -o RUN``: shard runs (``bench run --shard I/N``) into one ordinary run.
+"""Merge shard runs (``bench run --shard I/N``) into one ordinary run (``bench merge SHARD_RUN... -o RUN``).
 
 Why an ordinary run: ``bench report`` and ``bench compare`` must work on the merged run
 unchanged, so it is written like any other -- summary.csv, requests.csv.gz, meta.json --
@@ -38,7 +38,7 @@ from bench.runstate import writer_facts
 from bench.shard_run import describe_share_rule
 from ground.clock import utc_iso
 from ground.redact import Redactor
-from ground.runmeta import RunMeta, RunStatus, utc_iso
+from ground.runmeta import RunMeta, RunStatus
 from loadgen.readers import request_records
 from loadgen.records import RequestRecord, StepKey
 from loadgen.shard import split_evenly

@@ -46,6 +46,7 @@ def shard_rows(result: MergeResult) -> list[list[str]]:
 
 
 def print_merge(result: MergeResult, console: Console) -> None:
+    """The merged run's table (:func:`shard_rows`), then its sharding warnings."""
     console.table(f"Merged run {result.run_id}: each shard and the union ({result.run_dir})",
                   ["step", "shard", "requests", "in flight / conns", "offered req/s", "achieved req/s",
                    "start offset ms", "late vs schedule ms"],
