@@ -4,7 +4,8 @@ The one way `serve`, `ui`, a run's sweep and `run --clients` react to SIGINT/SIG
 (Kubernetes and CI stop a process with SIGTERM; a user with Ctrl-C): each says what
 stopping means to it -- set an event, cancel the main task -- and gets its handlers
 removed and the previous ones (e.g. :mod:`targets.process`'s safety net) restored however
-the block ends.
+the block ends.  Code without an event loop (the tuning study's trials) gets SIGTERM as a
+KeyboardInterrupt instead (:func:`sigterm_as_interrupt`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import threading
 from collections.abc import Callable, Iterator, Sequence
 
-__all__ = ["STOP_SIGNALS", "cancel_on_sigterm", "on_signals"]
+__all__ = ["STOP_SIGNALS", "cancel_on_sigterm", "on_signals", "sigterm_as_interrupt"]
 
 #: The signals that ask servebench to stop.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -55,3 +57,21 @@ def cancel_on_sigterm() -> contextlib.AbstractContextManager[None]:
             task.cancel()
 
     return on_signals(cancel, (signal.SIGTERM,))
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the main thread for the block's length (no event loop needed),
+    so what the block started is stopped as on Ctrl-C, not orphaned; elsewhere a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
