@@ -4,7 +4,7 @@ Each module exports a :class:`bench.commands.common.Command` (its flags and its 
 turns the parsed flags into plain values and calls the feature that does the work.
 argparse stays in this package; command modules never import each other.
 
-- ``common``: what every command shares -- ``Command``, the argparse value types, a configured target, waiting for Ctrl-C
+- ``common``: what commands share -- ``Command``, the argparse value types, a configured target, waiting for Ctrl-C
 - ``train``: train the shared model and export TorchScript + SavedModel
 - ``targets``: list the configured targets
 - ``serve``: start one target's local stand-in until Ctrl-C

@@ -25,6 +25,7 @@ from targets.registry import build_target, target_spec
 __all__ = [
     "Command",
     "choice_list",
+    "as_tuple",
     "choices_metavar",
     "configured_target",
     "csv_counts",
@@ -129,6 +130,11 @@ def positive_float(text: str) -> float:
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return value
+
+
+def as_tuple(values: list | None) -> tuple | None:
+    """A list flag's value as a tuple, for a frozen request (None: not given)."""
+    return None if values is None else tuple(values)
 
 
 def configured_target(config: BenchConfig, name: str) -> Target:

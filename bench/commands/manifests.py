@@ -21,6 +21,7 @@ from bench.cmd_hpo import write_hpo_manifests
 from bench.cmd_pipeline_manifests import write_pipeline_manifests
 from bench.commands.common import (
     Command,
+    as_tuple,
     configured_target,
     csv_counts,
     csv_words,
@@ -70,15 +71,11 @@ def _loadgen(config: BenchConfig, args: argparse.Namespace, console: Console) ->
         console.error("manifests loadgen needs --clients N (the number of shard pods)")
         return 2
     request = RunRequest(  # the shards' `bench run`: these flags become [sweep] keys of their bench.toml
-        targets=(args.subject,), n_requests=_tuple(args.requests), modes=_tuple(args.modes), trials=args.trials,
+        targets=(args.subject,), n_requests=as_tuple(args.requests), modes=as_tuple(args.modes), trials=args.trials,
         rate_rps=args.rate, duration_s=args.duration, concurrency=args.concurrency, clients=args.clients,
         step_interval_s=args.step_interval)
     return write_loadgen_manifests(config, request, pvc=args.pvc, namespace=args.namespace, image=args.image,
                                    start_in_s=args.start_in, output=args.output, console=console)
-
-
-def _tuple(values: list | None) -> tuple | None:
-    return None if values is None else tuple(values)
 
 
 def write_manifests(config: BenchConfig, name: str, *, output: Path | None, console: Console) -> int:
@@ -120,8 +117,8 @@ def write_ui_manifests(
 
 def write_loadgen_manifests(config: BenchConfig, request: RunRequest, *, pvc: str | None, namespace: str | None,
                             image: str | None, start_in_s: float | None, output: Path | None, console: Console) -> int:
-    """Render the ConfigMap, the Indexed Job and the collect pod of ``request`` (:func:`bench.shard.job.plan_loadgen_job`);
-    print them or write them to ``output``."""
+    """Render the ConfigMap, the Indexed Job and the collect pod of ``request``
+    (:func:`bench.shard.job.plan_loadgen_job`); print them or write them to ``output``."""
     start_in = DEFAULT_START_IN_S if start_in_s is None else start_in_s
     try:
         job = plan_loadgen_job(config, request, pvc=pvc, namespace=namespace, image=image, start_in_s=start_in_s)

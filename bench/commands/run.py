@@ -18,6 +18,7 @@ from bench.capacity_run import CAPACITY_MODE
 from bench.cmd_report import write_report
 from bench.commands.common import (
     Command,
+    as_tuple,
     choice_list,
     choices_metavar,
     csv_counts,
@@ -44,15 +45,11 @@ __all__ = ["RUN", "add_shard_arguments", "run_request", "shard_options"]
 def run_request(args: argparse.Namespace, shard: ShardOptions | None = None) -> RunRequest:
     """The parsed `run` flags as a :class:`RunRequest` (``shard``: :func:`shard_options` of them)."""
     return RunRequest(
-        targets=tuple(args.targets), n_requests=_tuple(args.requests), modes=_tuple(args.modes), trials=args.trials,
+        targets=tuple(args.targets), n_requests=as_tuple(args.requests), modes=as_tuple(args.modes), trials=args.trials,
         rate_rps=args.rate, duration_s=args.duration, concurrency=args.concurrency, engine=args.engine,
         run_id=args.run_id, write_report=not args.no_report, slo=args.slo, trial_design=args.trial_design,
         shard=shard, endpoint=args.endpoint, out=args.out, clients=args.clients, start_at=args.start_at,
         step_interval_s=args.step_interval, config_path=Path(args.config))
-
-
-def _tuple(values: list | None) -> tuple | None:
-    return None if values is None else tuple(values)
 
 
 def _report(request: RunRequest, console: Console) -> Callable[[BenchConfig, Path], Path] | None:
