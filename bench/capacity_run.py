@@ -5,7 +5,7 @@ Why here and shaped like this: the searches (:mod:`loadgen.capacity`,
 measure a started target, and it does so through the one sweep code path
 (:func:`loadgen.sweep.run_sweep` with a one-step :class:`~loadgen.sweep.SweepPlan`: same
 warm-up, fresh connection pool, seeded images and Poisson schedule, CO-correct latency).
-It plugs into :func:`bench.runner.sweep_targets` as its ``run_sweep``
+It plugs into :func:`bench.run.runner.sweep_targets` as its ``run_sweep``
 (:func:`with_capacity`), so the target lifecycle -- one target at a time, start, stop,
 Ctrl-C, meta.json -- is the runner's, not a second copy.
 
@@ -74,7 +74,7 @@ __all__ = [
 ]
 
 CAPACITY_MODE = "capacity"  # what `--modes` says; the rows use OPEN_MODE / CLOSED_MODE
-DEATH_CLASSES = frozenset({"refused", "reset"})  # as bench.runner: nothing listens any more
+DEATH_CLASSES = frozenset({"refused", "reset"})  # as bench.run.runner: nothing listens any more
 FALLBACK_START_RPS = 10.0  # first rate when concurrency 1 could not be measured
 
 
@@ -297,7 +297,7 @@ class CapacityPhase:
 
 def with_capacity(run_sweep: Callable[..., Any],
                   phase: CapacityPhase | None) -> Callable[..., AsyncIterator[StepResult]]:
-    """A ``run_sweep`` for :func:`bench.runner.sweep_targets`: the ordinary sweep's steps
+    """A ``run_sweep`` for :func:`bench.run.runner.sweep_targets`: the ordinary sweep's steps
     (when ``plan`` is not None), then, while the target is still up, the capacity phase --
     once per target: when the runner restarts the target per trial, on its last trial's
     visit (``plan.last_slice``)."""

@@ -1,7 +1,7 @@
 """Command-line interface: `python -m bench COMMAND ...`.
 
-Why a registry: every command lives in its own ``bench.cmd_*`` module, which exports a
-:class:`bench.cli_args.Command` -- the flags it takes and the function that runs it -- so
+Why a registry: every command lives in its own module of :mod:`bench.commands`, which exports a
+:class:`bench.commands.common.Command` -- the flags it takes and the function that runs it -- so
 ``bench run --help`` shows run's flags only, and adding a command is one module plus one
 line in :data:`COMMANDS`. Only the chosen command's module is imported (the others'
 names and one-line help are enough for the command list), so heavy imports (torch,
@@ -18,9 +18,10 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.cli_args import Command
+from bench.commands.common import Command
 from bench.config import ConfigError, load_config
 from bench.console import Console
+from bench.redact_secrets import redactor_for
 
 __all__ = [
     "COMMANDS", "GLOBAL_OPTIONS", "PROG", "RUN_ALIASES", "Registration", "build_parser", "flag_owners", "main",
@@ -46,20 +47,20 @@ class Registration:
 
 # One line per command; the order is the order of `python -m bench --help`.
 COMMANDS: tuple[Registration, ...] = (
-    Registration("train", "bench.cmd_train:TRAIN", "train the shared MNIST model and export TorchScript + SavedModel"),
-    Registration("targets", "bench.cmd_targets:TARGETS", "list configured targets (adapter, local/remote, URL)"),
-    Registration("serve", "bench.cmd_targets:SERVE", "start one target's local stand-in in the foreground until Ctrl-C"),
-    Registration("manifests", "bench.cmd_manifests:MANIFESTS",
+    Registration("train", "bench.commands.train:TRAIN", "train the shared MNIST model and export TorchScript + SavedModel"),
+    Registration("targets", "bench.commands.targets:TARGETS", "list configured targets (adapter, local/remote, URL)"),
+    Registration("serve", "bench.commands.serve:SERVE", "start one target's local stand-in in the foreground until Ctrl-C"),
+    Registration("manifests", "bench.commands.manifests:MANIFESTS",
                  "render the manifests that create a target (or hpo, pipeline, ui, loadgen TARGET) on a real cluster"),
-    Registration("ui", "bench.cmd_ui:UI", "serve the digit-recognition page (the study's section 5.4) for one target"),
-    Registration("check-target", "bench.cmd_check_target:CHECK_TARGET",
+    Registration("ui", "bench.commands.ui:UI", "serve the digit-recognition page (the study's section 5.4) for one target"),
+    Registration("check-target", "bench.commands.check_target:CHECK_TARGET",
                  "run the target contract suite against one configured adapter (in-tree or not)"),
-    Registration("calibrate", "bench.cmd_calibrate:CALIBRATE", "measure each load-generator engine's own ceiling"),
-    Registration("run", "bench.cmd_run:RUN", "run the benchmark sweep: `run all` or `run TARGET...`"),
+    Registration("calibrate", "bench.commands.calibrate:CALIBRATE", "measure each load-generator engine's own ceiling"),
+    Registration("run", "bench.commands.run:RUN", "run the benchmark sweep: `run all` or `run TARGET...`"),
     Registration("hpo", "bench.cmd_hpo:HPO", "the study's hyperparameter tuning, Tables 1-2 (also `run hpo`)"),
     Registration("pipeline", "bench.cmd_pipeline:PIPELINE",
                  "Kubeflow Pipelines: `pipeline run` (also `run pipeline`), `pipeline compile`"),
-    Registration("merge", "bench.cmd_merge:MERGE", "merge shard runs (`run TARGET --shard I/N`) into one run"),
+    Registration("merge", "bench.commands.merge:MERGE", "merge shard runs (`run TARGET --shard I/N`) into one run"),
     Registration("report", "bench.cmd_report:REPORT", "regenerate tables and figures from result CSVs"),
     Registration("compare", "bench.cmd_compare:COMPARE",
                  "compare two runs over their trials (per-step and per-target verdicts)"),
@@ -86,8 +87,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _dispatch(args: argparse.Namespace, console: Console) -> int:
     """Load bench.toml, hide its secrets from every printed line, run the chosen command."""
     config = load_config(args.config)
-    from bench.redact_secrets import redactor_for
-
     redactor_for(config, console)  # from here on nothing printed shows a configured secret
     command: Command = args.command_spec
     return command.main(args, config, console)

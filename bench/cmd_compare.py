@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.cli_args import Command
+from bench.commands.common import Command
 from bench.cmd_compare_capacity import show_capacity, split_capacity_runs
 from bench.compare import GATES, CompareError, CompareSettings, compare_runs
 from bench.compare_capacity import CANNOT_JUDGE

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from bench.cli_args import Command, choice_list, csv_ints, csv_words
+from bench.commands.common import Command, choice_list, csv_ints, csv_words
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
 from ground.runmeta import KIND_HPO, RunMeta, RunStatus
@@ -311,7 +311,7 @@ def _show_summary(run_dir: Path, budget: _Budget, meta: RunMeta, console: Consol
 
 def write_hpo_manifests(config: BenchConfig, *, output: Path | None, console: Console) -> int:
     """Render one Katib Experiment per configured algorithm; print them or write them to ``output``."""
-    from bench.cmd_targets import emit_files
+    from bench.emit import emit_files
     from models.hpo.katib import render_experiments
 
     emit_files(render_experiments(config.hpo, model_name=config.model.name), output, console)

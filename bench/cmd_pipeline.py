@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TextIO
 
-from bench.cli_args import Command, choices_metavar
+from bench.commands.common import Command, choices_metavar
 from ground.runmeta import KIND_PIPELINE, RunMeta, RunStatus
 from models.pipeline.registry import (
     OUTPUT_NAMES,

@@ -114,7 +114,7 @@ def write_pipeline_manifests(config: BenchConfig, *, output: Path | None, consol
     except ValueError as exc:
         console.error(str(exc))
         return 1
-    from bench.cmd_targets import emit_files
+    from bench.emit import emit_files
 
     emit_files(files, output, console)
     return 0

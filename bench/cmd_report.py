@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench.cli_args import Command
+from bench.commands.common import Command
 from bench.config import BenchConfig
 from bench.console import Console
 from bench.results.status import HostView, resolve_status, run_warnings

@@ -118,7 +118,7 @@ def read_sides(run: RunData, column: str, name: str) -> dict[StepKey, Side]:
 
 def trial_designs(run: RunData) -> dict[str, str]:
     """Per target, what its trials replicate: ``restart`` (each trial a fresh start of the
-    stand-in, :mod:`bench.trial_design`) or ``within-run`` (one start for all trials).
+    stand-in, :mod:`bench.run.trial_design`) or ``within-run`` (one start for all trials).
 
     Runs written before issue 21, merged shard runs and remote targets have no ``restart``
     entry: their trials were inside one start, which is what the default says.

@@ -10,7 +10,7 @@ freedom, which is exact for normal scores with unequal spreads and close to nomi
 already at 2-3 trials per side (benchmarks/compare_coverage.py shows it). It is only as
 good as the trials are replicates: scores of trials inside one start of a stand-in vary
 less than runs do, which is why ``bench run`` restarts the stand-in per trial
-(:mod:`bench.trial_design`) and why ``bench compare`` keeps a noise floor for runs whose
+(:mod:`bench.run.trial_design`) and why ``bench compare`` keeps a noise floor for runs whose
 trials were not restarted.
 
 The power figures answer "could this comparison have seen it?": the "slower" verdict

@@ -20,13 +20,15 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from bench.capacity_config import CapacityConfig
 from ground.tables import ConfigError, parse_table
+from ground.cpus import plan_cpus
 from loadgen.sweep_settings import SweepSettings
 from models.config import ModelConfig
 from models.hpo.config import HpoConfig
+from targets.base import TargetContext
 from targets.spec import TargetSpec
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "LoadgenConfig",
     "load_config",
     "parse_config",
+    "target_context",
 ]
 
 
@@ -140,3 +143,20 @@ def load_config(path: str | Path = "bench.toml") -> BenchConfig:
     except FileNotFoundError:
         raise ConfigError(str(path), "file not found (pass --config PATH or run from the project folder)") from None
     return parse_config(source, path.resolve().parent)
+
+
+def target_context(config: BenchConfig, *, log_dir: Path | None = None,
+                   cpus: tuple[int, ...] | None = None) -> TargetContext:
+    """The :class:`targets.base.TargetContext` of a target built from ``config``: the model's folder,
+    the stand-in's log folder and CPUs, and bench.toml's folder (which the table's paths are relative to).
+
+    Without ``log_dir``/``cpus`` (the commands that start one stand-in: serve, ui,
+    check-target, manifests): logs in ``.cache/logs`` beside bench.toml, the stand-in CPUs of
+    ``[loadgen] cpus``.  A run passes its own: logs in its folder, the CPUs of its plan.
+    """
+    return TargetContext(
+        artifacts_dir=config.artifacts_dir,
+        log_dir=log_dir if log_dir is not None else (config.root / ".cache" / "logs").resolve(),
+        cpus=cpus if cpus is not None else plan_cpus(config.loadgen.cpus).standins,
+        config_dir=config.root,
+    )

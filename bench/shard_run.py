@@ -1,6 +1,6 @@
-"""``bench run TARGET --shard I/N [--start-at EPOCH]``: the checks, names and meta.json of one shard.
+"""One shard's run (``bench run TARGET --shard I/N [--start-at EPOCH]``): its checks, run id, CPUs and meta.json.
 
-Why a module of its own: ``bench/cmd_run.py`` runs a shard exactly as any other run (same
+``bench/run/session.py`` runs a shard exactly as any other run (same
 targets, engine, writer, runner); all that differs is decided here, in a few functions it
 calls -- whether the plan and targets can be sharded, the shard's run id, its CPU
 placement, and the ``shard`` section of its meta.json that ``bench merge`` reads back.

@@ -21,7 +21,7 @@ from collections import Counter
 import httpx
 import numpy as np
 
-from bench.cmd_targets import standin_context
+from bench.config import target_context
 from bench.config import load_config
 from models.artifacts import ensure_model
 from models.data import load_dataset, wire_pixels
@@ -40,7 +40,7 @@ async def main(config_path: str, n_images: int) -> int:
     split = load_dataset(config.model)
     images, labels = split.test_x[:n_images], split.test_y[:n_images]
     reference = torch_logits(load_torchscript(artifacts.torchscript_path), wire_pixels(images)).argmax(axis=1)
-    targets = [build_target(spec, standin_context(config, name)) for name, spec in config.targets.items()]
+    targets = [build_target(spec, target_context(config)) for name, spec in config.targets.items()]
     targets = [t for t in targets if not t.is_remote]
     ok = True
     try:

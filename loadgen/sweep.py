@@ -11,7 +11,7 @@ Choices, so that numbers mean one thing:
   drift (a warming cache, a noisy neighbour) hits every request count alike. With
   ``only_trials`` the sweep measures just those trials (numbers kept): ``bench run``
   restarts a local stand-in per trial and sweeps one trial per start
-  (:mod:`bench.trial_design`).
+  (:mod:`bench.run.trial_design`).
 - **Connections**: a fresh engine (connection pool) per step, made with that step's
   options (connection cap = its concurrency) and opened/closed by ``async with``, so a
   step that fails or is cancelled still closes its connections; steps are independent
@@ -72,7 +72,7 @@ class SweepPlan(SweepSettings):
 
     ``only_trials``: the trial numbers this sweep measures (empty = all ``trials``). The
     runner sets it when every trial is a fresh start of the stand-in
-    (:mod:`bench.trial_design`); a trial keeps its number, so its images and schedule are
+    (:mod:`bench.run.trial_design`); a trial keeps its number, so its images and schedule are
     the ones it has in a whole sweep.
     """
 

@@ -41,7 +41,7 @@ def synthetic_run(run_id: str, rng: np.random.Generator, *, trials: int = 3, tar
     {(target, mode, n): failed requests} put into trial 1 of that step. ``saturated``:
     steps whose trial 1 is flagged saturated. ``schema=1`` leaves out the schema-2 columns.
     ``design="restart"``: every trial a fresh start -- the run effect is drawn anew per trial
-    -- and meta.json says so (:mod:`bench.trial_design`); otherwise one run effect for all
+    -- and meta.json says so (:mod:`bench.run.trial_design`); otherwise one run effect for all
     trials, and meta.json with no trial design (a run recorded before issue 21).
     """
     errors = errors or {}

@@ -19,7 +19,7 @@ import numpy as np
 
 from bench.results.header import new_meta
 from bench.results import RunWriter
-from bench.runner import TargetOutcome, finish_meta
+from bench.run.runner import TargetOutcome, finish_meta
 from bench.shard_run import ShardOptions, shard_meta, shard_run_id
 from ground.runmeta import RunStatus
 from loadgen.barrier import ShardRun, StartSchedule

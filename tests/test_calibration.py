@@ -242,7 +242,7 @@ def test_run_calibration_writes_json_and_is_reused(tmp_path: Path) -> None:
 
 
 def test_calibrate_command_validates_arguments(repo_root: Path) -> None:
-    from bench.cmd_calibrate import calibrate
+    from bench.commands.calibrate import calibrate
 
     config = load_config(repo_root / "bench.toml")
     console = Console(quiet=True, file=io.StringIO())
@@ -253,7 +253,7 @@ def test_calibrate_command_validates_arguments(repo_root: Path) -> None:
 
 @pytest.mark.slow
 def test_calibrate_command_prints_table_and_writes_json(repo_root: Path, tmp_path: Path) -> None:
-    from bench.cmd_calibrate import calibrate
+    from bench.commands.calibrate import calibrate
 
     config = load_config(repo_root / "bench.toml")
     out = io.StringIO()

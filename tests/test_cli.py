@@ -8,6 +8,7 @@ what a user sees and that every flag still arrives where it did.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import subprocess
 import sys
@@ -18,9 +19,9 @@ import pytest
 
 from bench.capacity_run import CAPACITY_MODE
 from bench.cli import COMMANDS, build_parser, main, parse_args
-from bench.cli_args import Command
+from bench.commands.common import Command
 from bench.compare import GATES
-from bench.cmd_manifests import SPECIAL
+from bench.commands.manifests import SPECIAL
 from loadgen.engines import ENGINE_NAMES
 from loadgen.modes import MODES
 from models.hpo.search import ALGORITHMS
@@ -156,7 +157,8 @@ def config_file(tmp_path: Path) -> Path:
 
 def _recorder(calls: list[dict[str, Any]], code: int = 0) -> Any:
     def record(config: Any, *args: Any, **kwargs: Any) -> int:
-        calls.append({"args": args, **kwargs})
+        fields = {k: v for a in args if dataclasses.is_dataclass(a) for k, v in vars(a).items()}  # a RunRequest
+        calls.append({"args": args, **fields, **kwargs})
         return code
 
     return record
@@ -164,12 +166,12 @@ def _recorder(calls: list[dict[str, Any]], code: int = 0) -> Any:
 
 @pytest.mark.parametrize(("argv", "module", "function", "expected"), [
     (["run", "all", "--requests", "1,4", "--modes", "sequential,capacity", "--trials", "2", "--engine", "httpx",
-      "--run-id", "r1", "--no-report", "--slo", "p99=50ms"], "bench.cmd_run", "run",
-     {"targets": ["all"], "n_requests": [1, 4], "modes": ["sequential", "capacity"], "trials": 2, "engine": "httpx",
+      "--run-id", "r1", "--no-report", "--slo", "p99=50ms"], "bench.run.session", "run",
+     {"targets": ("all",), "n_requests": (1, 4), "modes": ("sequential", "capacity"), "trials": 2, "engine": "httpx",
       "run_id": "r1", "write_report": False, "slo": "p99=50ms", "rate_rps": None, "duration_s": None,
       "concurrency": None}),
-    (["run", "x", "--rate", "20", "--duration", "1.5", "--concurrency", "0"], "bench.cmd_run", "run",
-     {"targets": ["x"], "rate_rps": 20.0, "duration_s": 1.5, "concurrency": 0, "write_report": True}),
+    (["run", "x", "--rate", "20", "--duration", "1.5", "--concurrency", "0"], "bench.run.session", "run",
+     {"targets": ("x",), "rate_rps": 20.0, "duration_s": 1.5, "concurrency": 0, "write_report": True}),
     (["run", "hpo", "--algorithms", "grid,random", "--max-trials", "5,10", "--parallel", "2", "--epochs", "1",
       "--repeats", "3", "--run-id", "h", "--no-report"], "bench.cmd_hpo", "run_hpo",
      {"algorithms": ["grid", "random"], "max_trials": [5, 10], "parallel": 2, "epochs": 1, "repeats": 3,
@@ -181,7 +183,7 @@ def _recorder(calls: list[dict[str, Any]], code: int = 0) -> Any:
      "run_pipeline", {"pipeline": "custom", "run_id": "p", "write_report": False}),
     (["pipeline", "run", "--target", "kf", "--timeout", "30"], "bench.cmd_pipeline_remote", "run_remote_pipeline",
      {"target": "kf", "pipeline": "servebench", "run_id": None, "timeout_s": 30.0}),
-    (["calibrate", "--engines", "fast", "--duration", "1", "--concurrency", "1,8"], "bench.cmd_calibrate",
+    (["calibrate", "--engines", "fast", "--duration", "1", "--concurrency", "1,8"], "bench.commands.calibrate",
      "calibrate", {"engines": ["fast"], "duration_s": 1.0, "concurrencies": [1, 8], "output": None}),
     (["report", "a", "b", "--no-study-overlay"], "bench.cmd_report", "report",
      {"runs": ["a", "b"], "study_overlay": False}),
@@ -189,17 +191,17 @@ def _recorder(calls: list[dict[str, Any]], code: int = 0) -> Any:
       "--fail-on-regression", "--gate", "step", "--seed", "7", "--format", "csv"], "bench.cmd_compare", "compare",
      {"a": "a", "b": "b", "metric": "p99", "threshold_pct": 3.0, "alpha": 0.01, "correction": "bh",
       "fail_on_regression": True, "gate": "step", "seed": 7, "fmt": "csv"}),
-    (["train", "--force"], "bench.cmd_train", "train", {"force": True}),
-    (["manifests", "x", "-o", "out"], "bench.cmd_targets", "write_manifests",
+    (["train", "--force"], "bench.commands.train", "train", {"force": True}),
+    (["manifests", "x", "-o", "out"], "bench.commands.manifests", "write_manifests",
      {"args": ("x",), "output": Path("out")}),
-    (["manifests", "hpo"], "bench.cmd_hpo", "write_hpo_manifests", {"output": None}),
-    (["manifests", "pipeline", "-o", "o"], "bench.cmd_pipeline_manifests", "write_pipeline_manifests",
+    (["manifests", "hpo"], "bench.commands.manifests", "write_hpo_manifests", {"output": None}),
+    (["manifests", "pipeline", "-o", "o"], "bench.commands.manifests", "write_pipeline_manifests",
      {"output": Path("o")}),
-    (["manifests", "ui", "--predict-url", "http://m"], "bench.cmd_ui", "write_ui_manifests",
+    (["manifests", "ui", "--predict-url", "http://m"], "bench.commands.manifests", "write_ui_manifests",
      {"output": None, "predict_url": "http://m"}),
     (["manifests", "loadgen", "x", "--clients", "3", "--step-interval", "45", "--pvc", "c", "--namespace", "ns",
-      "--image", "img:1", "--start-in", "60", "-o", "o"], "bench.cmd_loadgen_manifests", "write_loadgen_manifests",
-     {"target": "x", "clients": 3, "step_interval_s": 45.0, "pvc": "c", "namespace": "ns", "image": "img:1",
+      "--image", "img:1", "--start-in", "60", "-o", "o"], "bench.commands.manifests", "write_loadgen_manifests",
+     {"targets": ("x",), "clients": 3, "step_interval_s": 45.0, "pvc": "c", "namespace": "ns", "image": "img:1",
       "start_in_s": 60.0, "output": Path("o")}),
 ])
 def test_flags_reach_the_command_as_plain_values(monkeypatch, config_file: Path, argv: list[str], module: str,
@@ -227,7 +229,7 @@ def test_run_pipeline_checks_and_misplaced_words(config_file: Path, capsys) -> N
 def test_parsing_imports_only_the_chosen_command(repo_root: Path) -> None:
     """`bench targets` must not pay for pandas/scipy (compare) or the load generator (run)."""
     code = ("import sys; from bench.cli import parse_args; parse_args(['targets']); "
-            "print(sorted(m for m in ('bench.cmd_compare', 'bench.cmd_run', 'bench.cmd_hpo', 'pandas', 'scipy') "
+            "print(sorted(m for m in ('bench.cmd_compare', 'bench.run.session', 'bench.cmd_hpo', 'pandas', 'scipy') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root, timeout=120,
                          check=True).stdout
@@ -275,9 +277,9 @@ def test_config_after_the_command_reaches_the_command(monkeypatch, config_file: 
     import importlib
 
     calls: list[dict[str, Any]] = []
-    monkeypatch.setattr(importlib.import_module("bench.cmd_run"), "run", _recorder(calls, code=3))
+    monkeypatch.setattr(importlib.import_module("bench.run.session"), "run", _recorder(calls, code=3))
     assert main(["run", "--config", str(config_file), "all", "-q"]) == 3  # the issue's spelling
-    assert len(calls) == 1 and calls[0]["targets"] == ["all"]
+    assert len(calls) == 1 and calls[0]["targets"] == ("all",)
 
 
 @pytest.mark.parametrize(("argv", "prog", "flag", "owners"), [

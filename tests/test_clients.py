@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main, parse_args
-from bench.clients import place_clients, shard_argv
+from bench.shard.processes import place_clients, shard_argv
 from bench.shard_run import check_schedule_flags
 from e2e_helpers import REPO, e2e_config, run_bench
 from loadgen.barrier import StartSchedule

@@ -101,7 +101,7 @@ def _run_args(*argv: str):
 
 
 def _plan(config, *argv: str):
-    from bench.sweep_flags import sweep_overrides
+    from bench.run.request import sweep_overrides
     from loadgen.sweep import SweepPlan
 
     args = _run_args(*argv)
@@ -248,7 +248,7 @@ def test_bad_sweep_flags_exit_2_before_anything_starts(tmp_path: Path, capsys) -
 
 
 def test_connection_limit_warning_names_the_flag() -> None:
-    from bench.cmd_run import connection_limit_warning
+    from bench.run.session import connection_limit_warning
     from loadgen.sweep import SweepPlan
 
     wide = SweepPlan(n_requests=(1,), modes=("rate",), rate_rps=1000.0, duration_s=5.0)

@@ -193,7 +193,7 @@ def test_runner_records_the_running_target_and_its_noise(tmp_path) -> None:
     import numpy as np
 
     from bench.results import RunWriter
-    from bench.runner import RunEvents, TargetOutcome, finish_meta, sweep_targets
+    from bench.run.runner import RunEvents, TargetOutcome, finish_meta, sweep_targets
     from loadgen.stats import SUMMARY_COLUMNS
 
     seen_on_disk: list[dict] = []

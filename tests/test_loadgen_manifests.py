@@ -17,10 +17,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bench.cmd_loadgen_manifests import loadgen_job
+from bench.shard.job import loadgen_job
 from bench.config import parse_config
 from targets.base import TargetContext
-from targets.manifests_loadgen import CREDENTIALS_SECRET, WORKDIR, render_loadgen_manifests, shard_bench_toml
+from bench.shard.job_render import CREDENTIALS_SECRET, WORKDIR, render_loadgen_manifests, shard_bench_toml
 from targets.registry import build_target
 
 K8S_VERSION = "1.30.0"

@@ -27,12 +27,12 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.cmd_loadgen_manifests import loadgen_job
+from bench.shard.job import loadgen_job
 from bench.config import load_config
 from bench.results import load_run
 from ground.toml_write import dumps as toml_dumps
 from targets.base import TargetContext
-from targets.manifests_loadgen import render_loadgen_manifests
+from bench.shard.job_render import render_loadgen_manifests
 from targets.registry import build_target
 
 pytestmark = pytest.mark.slow

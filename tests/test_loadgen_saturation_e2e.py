@@ -23,7 +23,7 @@ import pandas as pd
 import pytest
 
 from targets.spec import TargetSpec
-from bench.runner import run_coroutine
+from bench.run.runner import run_coroutine
 from loadgen.engines import engine_class
 from loadgen.records import StepResult
 from loadgen.saturation import FLAG_CONNECTION_CAP, FLAG_TARGET_BEHIND, analyze_open_loop

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.merge import MergeError, combined_ceiling, merge_runs
+from bench.shard.merge import MergeError, combined_ceiling, merge_runs
 from bench.results import read_requests
 from bench.shard_run import sharding_warnings
 from loadgen.stats import LATENCY_PERCENTILES, percentile

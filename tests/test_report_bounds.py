@@ -22,7 +22,7 @@ from bench.report.figures_rate import fig_rate, rate_points
 from bench.report.plotting import GID_BOUNDS, GID_LOWER_ONLY
 from bench.report.tables import step_means, target_summary_table
 from bench.results import load_run
-from bench.run_console import _step_line
+from bench.run.display import _step_line
 from loadgen.quantile_bounds import quantile_ci, quantile_ci_ranks
 from loadgen.stats import BOUND_COLUMNS, summarize
 

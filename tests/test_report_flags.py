@@ -17,7 +17,7 @@ import pytest
 from synthetic_runs import write_flagged_run, write_synthetic_run
 
 from bench.cmd_report import report
-from bench.cmd_run import print_table3
+from bench.run.display import print_table3
 from bench.config import parse_config
 from bench.console import Console
 from bench.report.figures import fig_errors_accuracy, fig_throughput, fig_total_time

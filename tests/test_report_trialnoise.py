@@ -1,5 +1,5 @@
 """One trial shown as a result: the caution, steps out of order beyond the noise, and the
-labels of time and answers (bench/report/trialnoise.py, bench/run_timing.py, bench/run_console.py)."""
+labels of time and answers (bench/report/trialnoise.py, bench/run_timing.py, bench/run/display.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from bench.report.trialnoise import (
     single_trial_caution,
 )
 from bench.results import load_run
-from bench.run_console import answers_correct_text, print_table3
+from bench.run.display import answers_correct_text, print_table3
 from bench.run_timing import RunTiming, timing_text
 from bench.results import write_json_atomic
 from tests.synthetic_runs import write_synthetic_run
@@ -155,7 +155,7 @@ def test_console_lists_steps_out_of_order(tmp_path, capsys):
 
 
 def test_step_line_says_answers_correct_not_accuracy():
-    from bench.run_console import _step_line
+    from bench.run.display import _step_line
 
     row = {"target": "k8s-ibm", "mode": "sequential", "n_requests": 100, "trial": 1, "total_s": 1.25,
            "lat_p50_s": 0.012, "lat_p50_lo_s": 0.011, "lat_p50_hi_s": 0.013, "n_ok": 100,

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bench.results.header import SCHEMA_VERSION, new_meta
-from bench.runner import (
+from bench.run.runner import (
     TargetOutcome,
     _is_dead,
     default_run_id,

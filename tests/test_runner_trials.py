@@ -1,4 +1,4 @@
-"""bench.runner.sweep_targets with independent trials: a fresh start per trial, shuffled order,
+"""bench.run.runner.sweep_targets with independent trials: a fresh start per trial, shuffled order,
 rows written as measured, a once-per-target phase run once, remote targets within-run."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from loadgen_helpers import MEMORY_URL, FakeTarget, SingleWorker, digit_images
 from bench.capacity_run import with_capacity
 from bench.results.header import new_meta
 from bench.results import RunWriter
-from bench.runner import RunEvents, TargetOutcome, sweep_targets
-from bench.trial_design import RESTART, WITHIN_RUN
+from bench.run.runner import RunEvents, TargetOutcome, sweep_targets
+from bench.run.trial_design import RESTART, WITHIN_RUN
 from loadgen.engines.memory_engine import MemoryEngine
 from loadgen.engines.virtual_time import run_virtual
 from loadgen.stats import SUMMARY_COLUMNS

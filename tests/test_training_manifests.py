@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bench.cmd_targets import standin_context
+from bench.config import target_context
 from bench.config import parse_config
 from models.artifacts import recorded_config
 from models.training_manifests import TRAIN_MODEL_DIR
@@ -55,7 +55,7 @@ image = "reg.example.com/mnist-app:0.2"
 
 def _files(tmp_path: Path, name: str, source: str = CONFIG) -> dict[str, str]:
     config = parse_config(source, tmp_path)
-    target = build_target(config.targets[name], standin_context(config, name))
+    target = build_target(config.targets[name], target_context(config))
     return {**target.manifests(), **training_manifests(
         target, model_table=tomllib.loads(source).get("model", {}), train_threads=config.model.torch_threads)}
 
@@ -181,7 +181,7 @@ def test_bad_slurm_settings_fail_naming_the_key(tmp_path, key, value) -> None:
     source = f'[targets.linserv]\nadapter = "flask"\n{key} = {tomllib_quote(value)}\n'
     config = parse_config(source, tmp_path)
     with pytest.raises(ConfigError, match=key):
-        build_target(config.targets["linserv"], standin_context(config, "linserv"))
+        build_target(config.targets["linserv"], target_context(config))
 
 
 def tomllib_quote(value: str) -> str:

@@ -1,10 +1,10 @@
-"""bench.trial_design: which target is measured when (restart per trial, shuffled order)."""
+"""bench.run.trial_design: which target is measured when (restart per trial, shuffled order)."""
 
 from __future__ import annotations
 
 import pytest
 
-from bench.trial_design import RESTART, WITHIN_RUN, describe_design, visit_schedule
+from bench.run.trial_design import RESTART, WITHIN_RUN, describe_design, visit_schedule
 from loadgen.sweep import SweepPlan
 
 

@@ -124,7 +124,7 @@ def new_meta(
     targets: list[str],
     load_at_start: Mapping[str, Any] | None = None,
 ) -> RunMeta:
-    """A load run's metadata at its start (status ``running`` until :func:`bench.runner.finish_meta`).
+    """A load run's metadata at its start (status ``running`` until :func:`bench.run.runner.finish_meta`).
 
     ``load_at_start`` is :func:`bench.hostnoise.run_start_load` taken before the run did any
     work (training, calibration); sampled here when not given.

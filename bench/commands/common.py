@@ -1,30 +1,33 @@
-"""What every command module shares with ``bench/cli.py``: the ``Command`` record and flag value types.
+"""What the command modules share: the ``Command`` record, argparse value types, and two target helpers.
 
-Why a module of its own: each ``bench/cmd_*.py`` builds its own subcommand parser (so
-``bench run --help`` shows run's flags only, and a new command is one module plus one
-registration line in ``bench/cli.py``), and all of them need the same argparse types --
-comma lists that refuse empty items, bounded numbers -- with errors that argparse prefixes
-with the flag's name (``argument --requests: ...``). argparse stays in the CLI layer: this
-module, ``bench/cli.py`` and the ``Command`` parts of the ``cmd_*`` modules. The functions a
-command calls receive plain values.
+Each module in :mod:`bench.commands` builds its own subcommand parser (so ``bench run
+--help`` shows run's flags only, and a new command is one module plus one registration
+line in ``bench/cli.py``), and all of them need the same argparse types -- comma lists
+that refuse empty items, bounded numbers -- with errors that argparse prefixes with the
+flag's name (``argument --requests: ...``).  argparse stays in the command layer (this
+package and ``bench/cli.py``): the functions a command calls receive plain values.
+Command modules never import each other; what two of them share lives here.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bench.config import BenchConfig
-    from bench.console import Console
+from bench.config import BenchConfig, target_context
+from bench.console import Console
+from targets.base import Target
+from targets.registry import build_target, target_spec
 
 __all__ = [
     "Command",
     "choice_list",
+    "as_tuple",
     "choices_metavar",
+    "configured_target",
     "csv_counts",
     "csv_ints",
     "csv_words",
@@ -32,6 +35,7 @@ __all__ = [
     "non_negative_int",
     "positive_float",
     "positive_int",
+    "serve_until_stopped",
 ]
 
 
@@ -126,3 +130,28 @@ def positive_float(text: str) -> float:
     if not 0 < value < math.inf:
         raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
     return value
+
+
+def as_tuple(values: list | None) -> tuple | None:
+    """A list flag's value as a tuple, for a frozen request (None: not given)."""
+    return None if values is None else tuple(values)
+
+
+def configured_target(config: BenchConfig, name: str) -> Target:
+    """Target ``name`` of bench.toml, built with the commands' context (:func:`bench.config.target_context`);
+    a ConfigError naming the configured targets when there is none of that name."""
+    target_spec(config.targets, name)
+    return build_target(config.targets[name], target_context(config))
+
+
+async def serve_until_stopped(target: Target, stop: asyncio.Event) -> int:
+    """Wait for a signal; return 1 early if the stand-in's processes die by themselves."""
+    processes = list(getattr(target, "processes", []) or [])
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=1.0)
+        except TimeoutError:
+            pass
+        if any(getattr(p, "returncode", None) is not None for p in processes):
+            return 1
+    return 0

@@ -1,11 +1,11 @@
-"""`python -m bench manifests loadgen TARGET --clients N`: the load generator as a cluster Job.
+"""The load generator's cluster Job for `manifests loadgen TARGET --clients N`: its inputs, checked.
 
-Why a command of its own: the Job is rendered from the whole configuration (the sweep, the
-model table, the one target), not from one target's table, and it needs decisions a
-target's ``manifests()`` cannot make: which modes can be sharded, which barrier time the
-shards share, which claim receives their runs.  The rendering itself is
-:mod:`targets.manifests_loadgen`; this module only gathers the inputs, checks them, and
-prints or writes the files (docs/loadgen-in-cluster.md).
+The Job is made from the whole configuration (the sweep, the model table, the one
+target), not from one target's table, and it needs decisions a target's ``manifests()``
+cannot make: which modes can be sharded, which barrier time the shards share, which claim
+receives their runs.  This module makes them (:func:`plan_loadgen_job`); the rendering is
+:mod:`bench.shard.job_render`, the printing :mod:`bench.commands.manifests`
+(docs/loadgen-in-cluster.md).
 """
 
 from __future__ import annotations
@@ -13,18 +13,20 @@ from __future__ import annotations
 import math
 import time
 import tomllib
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from bench.config import BenchConfig, ConfigError
-from bench.console import Console
-
-if TYPE_CHECKING:
-    from targets.manifests_loadgen import LoadgenJob
+from bench.config import BenchConfig, parse_config, target_context
+from bench.run.request import RunRequest
+from bench.shard.job_render import LoadgenJob
+from ground.toml_write import dumps
+from loadgen.shard import SHARDABLE_MODES, check_shardable
+from loadgen.sweep import SweepPlan
+from targets.cluster_endpoint import cluster_endpoint
+from targets.registry import build_target, target_spec
 
 __all__ = [
-    "DEFAULT_PVC", "DEFAULT_START_IN_S", "default_step_interval", "loadgen_job", "splittable_counts", "with_sweep",
-    "write_loadgen_manifests",
+    "DEFAULT_PVC", "DEFAULT_START_IN_S", "default_step_interval", "loadgen_job", "plan_loadgen_job",
+    "splittable_counts", "with_sweep",
 ]
 
 DEFAULT_PVC = "servebench-results"
@@ -60,9 +62,6 @@ def with_sweep(config: BenchConfig, overrides: dict[str, Any] | None) -> BenchCo
     """
     if not overrides:
         return config
-    from bench.config import parse_config
-    from ground.toml_write import dumps
-
     tables = tomllib.loads(config.source)
     tables.setdefault("sweep", {}).update(overrides)
     return parse_config(dumps(tables), config.root)
@@ -71,7 +70,7 @@ def with_sweep(config: BenchConfig, overrides: dict[str, Any] | None) -> BenchCo
 def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str | None = None,
                 namespace: str | None = None, image: str | None = None, start_at: int,
                 step_interval_s: float | None = None, notes: tuple[str, ...] = ()) -> LoadgenJob:
-    """The :class:`targets.manifests_loadgen.LoadgenJob` for ``target_name``.
+    """The :class:`bench.shard.job_render.LoadgenJob` for ``target_name``.
 
     Raises ConfigError for a target that is not configured, ValueError (naming the flag or
     the setting) for anything that cannot become a working Job.  A plan of several steps
@@ -79,17 +78,8 @@ def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str
     channel, only the clock, so step k starts at ``start_at + k x step_interval_s`` on every
     one of them), said in the job's notes.  ``notes``: lines for the rendered files' headers.
     """
-    from loadgen.shard import check_shardable
-    from loadgen.sweep import SweepPlan
-
-    from targets.cluster_endpoint import cluster_endpoint
-    from loadgen.shard import SHARDABLE_MODES
-    from targets.manifests_loadgen import LoadgenJob
-    from targets.registry import build_target, target_spec
-    from bench.cmd_targets import standin_context
-
     target_spec(config.targets, target_name)  # ConfigError naming the configured targets
-    target = build_target(config.targets[target_name], standin_context(config, target_name))
+    target = build_target(config.targets[target_name], target_context(config))
     modes = [m for m in config.sweep.modes if m in SHARDABLE_MODES]
     if not modes:
         raise ValueError(f"[sweep] modes = {list(config.sweep.modes)}: none can be sharded (only "
@@ -120,52 +110,28 @@ def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str
     )
 
 
-def write_loadgen_manifests(config: BenchConfig, *, target: str | None, clients: int | None, pvc: str | None,
-                            namespace: str | None, image: str | None, start_in_s: float | None,
-                            output: Path | None, console: Console, step_interval_s: float | None = None,
-                            sweep: dict[str, Any] | None = None) -> int:
-    """Render the ConfigMap, the Indexed Job and the collect pod; print them or write them to ``output``.
+def plan_loadgen_job(config: BenchConfig, request: RunRequest, *, pvc: str | None, namespace: str | None,
+                     image: str | None, start_in_s: float | None) -> LoadgenJob:
+    """The Job for ``request`` (its one target, ``clients``, ``step_interval_s`` and load flags), starting
+    ``start_in_s`` from now (default :data:`DEFAULT_START_IN_S`).
 
-    ``sweep``: ``[sweep]`` keys that replace bench.toml's in the shards' copy (``--requests``,
-    ``--modes``, ``--trials``, ``--rate``, ``--duration``, ``--concurrency``).
+    The load flags replace ``[sweep]`` keys in the shards' copy of bench.toml; modes and
+    request counts that cannot be sharded are left out, each said in the job's notes.
+    Raises ConfigError (an unknown target) or ValueError (naming what cannot become a Job).
     """
-    from bench.cmd_targets import emit_files
-    from loadgen.shard import SHARDABLE_MODES
-    from targets.manifests_loadgen import render_loadgen_manifests
-
-    if not target:
-        console.error("usage: manifests loadgen TARGET --clients N [--step-interval S] [--pvc NAME] "
-                      "[--namespace NS] [--image IMG] [--start-in S]")
-        return 2
-    if clients is None:
-        console.error("manifests loadgen needs --clients N (the number of shard pods)")
-        return 2
+    clients = request.clients or 1
     start_in = DEFAULT_START_IN_S if start_in_s is None else start_in_s
-    try:
-        config = with_sweep(config, sweep)
-        notes: list[str] = []
-        dropped = [m for m in config.sweep.modes if m not in SHARDABLE_MODES]
-        if dropped:
-            notes.append(f"[sweep] modes {', '.join(dropped)} left out: one request at a time cannot be split over "
-                         "clients (measure it with `bench run` from one client)")
-        kept, small = splittable_counts(list(config.sweep.n_requests), clients)
-        if small and kept:
-            config = with_sweep(config, {"n_requests": kept})
-            notes.append(f"[sweep] n_requests {', '.join(map(str, small))} left out: fewer requests than the "
-                         f"{clients} shards, so a shard would send none (measure them with `bench run` from one client)")
-        job = loadgen_job(config, target, clients=clients, pvc=pvc, namespace=namespace, image=image,
-                          start_at=math.ceil(time.time() + start_in), step_interval_s=step_interval_s,
-                          notes=tuple(notes))
-        files = render_loadgen_manifests(job)
-    except ConfigError:
-        raise
-    except ValueError as exc:
-        console.error(str(exc))
-        return 2
-    for note in job.notes:
-        console.warn(note)
-    emit_files(files, output, console)
-    console.info(f"run {job.run_id}: {clients} shard(s) against {job.endpoint.url}, "
-                 f"starting at {time.strftime('%H:%M:%S UTC', time.gmtime(job.start_at))} "
-                 f"(in {start_in:.0f} s); steps in docs/loadgen-in-cluster.md and the files' headers")
-    return 0
+    config = with_sweep(config, request.sweep_table())
+    notes: list[str] = []
+    dropped = [m for m in config.sweep.modes if m not in SHARDABLE_MODES]
+    if dropped:
+        notes.append(f"[sweep] modes {', '.join(dropped)} left out: one request at a time cannot be split over "
+                     "clients (measure it with `bench run` from one client)")
+    kept, small = splittable_counts(list(config.sweep.n_requests), clients)
+    if small and kept:
+        config = with_sweep(config, {"n_requests": kept})
+        notes.append(f"[sweep] n_requests {', '.join(map(str, small))} left out: fewer requests than the "
+                     f"{clients} shards, so a shard would send none (measure them with `bench run` from one client)")
+    return loadgen_job(config, request.targets[0], clients=clients, pvc=pvc, namespace=namespace, image=image,
+                       start_at=math.ceil(time.time() + start_in), step_interval_s=request.step_interval_s,
+                       notes=tuple(notes))

@@ -1,4 +1,4 @@
-"""``bench merge SHARD_RUN... -o RUN``: shard runs (``bench run --shard I/N``) into one ordinary run.
+"""Merge shard runs (``bench run --shard I/N``) into one ordinary run (``bench merge SHARD_RUN... -o RUN``).
 
 Why an ordinary run: ``bench report`` and ``bench compare`` must work on the merged run
 unchanged, so it is written like any other -- summary.csv, requests.csv.gz, meta.json --
@@ -12,7 +12,7 @@ Refused, naming the difference: shards of different configurations (sha256), mod
 (TorchScript and model.json sha256), targets (name and description), plans (the sweep),
 start schedules or shard counts; a shard index twice, or missing; a shard that did not
 complete or lacks a step.  Statistics are recomputed from the union of the raw records
-(:mod:`bench.merge_records`).  What the top-level meta.json fields mean for a merged run:
+(:mod:`bench.shard.merge_records`).  What the top-level meta.json fields mean for a merged run:
 ``host``, ``versions``, ``git``, ``config``, ``model``, ``sweep``, ``test_split`` are the
 shards' (checked equal where they must be; ``host`` is the first shard's); ``host_noise``
 is the noisiest shard's, per target (so its warnings show); ``client_ceiling`` is the sum
@@ -31,14 +31,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.hostnoise import target_busy_reasons
-from bench.merge_records import MergedStep, ShardStep, merge_step
+from bench.shard.merge_records import MergedStep, ShardStep, merge_step
 from bench.report.tables import ceiling_for
 from bench.results import SHARDS_DIR, RunData, RunWriter, ResultsError, holds_run, load_run, validate_run_id
 from bench.results.status import writer_facts
 from bench.shard_run import describe_share_rule
 from ground.clock import utc_iso
 from ground.redactor import Redactor
-from ground.runmeta import RunMeta, RunStatus, utc_iso
+from ground.runmeta import RunMeta, RunStatus
 from bench.results.parse import request_records
 from loadgen.records import RequestRecord, StepKey
 from loadgen.shard import split_evenly

@@ -13,9 +13,10 @@ import math
 import os
 import time
 
-from bench.cli_args import Command
+from bench.commands.common import Command
 from bench.config import BenchConfig
 from bench.console import Console
+from bench.training import ensure_model_shown
 
 __all__ = ["TRAIN", "train"]
 
@@ -26,24 +27,21 @@ def train(config: BenchConfig, *, force: bool, console: Console) -> int:
     # process shares the cores (measured here, 2 torch threads at load ~6: 129 s spinning,
     # 34 s passive; identical weights).  Must be set before torch loads OpenMP.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from models.artifacts import ArtifactsError, ensure_model  # lazy: torch
+    from models.artifacts import ArtifactsError  # lazy: torch
     from models.data import DataError
     from models.export import ParityError
 
     cfg = config.model
     start = time.perf_counter()
+
+    def label(epoch: int, epochs: int, loss: float, acc: float) -> str:
+        text = f"training {cfg.name}"
+        if not math.isnan(acc):
+            text += f"  loss {loss:.4f}  test acc {acc:.2%}"
+        return text
+
     try:
-        with console.progress(f"training {cfg.name}") as progress:
-
-            def on_progress(epoch: int, epochs: int, loss: float, acc: float) -> None:
-                label = f"training {cfg.name}"
-                if not math.isnan(acc):
-                    label += f"  loss {loss:.4f}  test acc {acc:.2%}"
-                progress.update(epoch, epochs, label)
-
-            artifacts = ensure_model(
-                cfg, config.artifacts_dir, force=force, on_progress=on_progress, on_stage=console.info, root=config.root
-            )
+        artifacts = ensure_model_shown(config, console, title=f"training {cfg.name}", label=label, force=force)
     except ParityError as exc:
         console.error(f"export failed the parity check: {exc}")
         return 1

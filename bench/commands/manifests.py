@@ -1,23 +1,45 @@
-"""`python -m bench manifests NAME [-o DIR]`: what creates NAME on a real cluster.
+"""`python -m bench manifests NAME [-o DIR]`: print or write what creates NAME on a real cluster.
 
-Why one command for several kinds: a user asks "what do I apply?" for a target and for
+One command for several kinds, because a user asks "what do I apply?" for a target and for
 the study's other cluster pieces alike. NAME is a target from bench.toml (its adapter
-renders the files) or one of the names in :data:`SPECIAL`, each rendered by the module
-that owns it. Adding one is one entry in :data:`SPECIAL`.
+renders the files, with the training manifests beside them) or one of the names in
+:data:`SPECIAL`, each rendered by the feature that owns it (webui, bench.shard, hpo,
+pipeline); this module only prints or writes the files. Adding one is one entry in
+:data:`SPECIAL`.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
+import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cli_args import Command, csv_counts, csv_words, non_negative_int, positive_float, positive_int
-from bench.config import BenchConfig
+from bench.cmd_hpo import write_hpo_manifests
+from bench.cmd_pipeline_manifests import write_pipeline_manifests
+from bench.commands.common import (
+    Command,
+    as_tuple,
+    configured_target,
+    csv_counts,
+    csv_words,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
+from bench.config import BenchConfig, ConfigError
 from bench.console import Console
+from bench.emit import emit_files
+from bench.run.request import RunRequest
+from bench.shard.job import DEFAULT_START_IN_S, plan_loadgen_job
+from bench.shard.job_render import render_loadgen_manifests
+from targets.manifests import training_manifests
+from webui.manifests import ManifestError, build_context_files, default_predict_url, render_ui_manifests
 
-__all__ = ["LOADGEN_FLAGS", "MANIFESTS", "SPECIAL", "Special"]
+__all__ = ["LOADGEN_FLAGS", "MANIFESTS", "SPECIAL", "Special", "write_loadgen_manifests", "write_manifests",
+           "write_ui_manifests"]
 
 
 @dataclass(frozen=True)
@@ -29,35 +51,90 @@ class Special:
 
 
 def _hpo(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
-    from bench.cmd_hpo import write_hpo_manifests
-
     return write_hpo_manifests(config, output=args.output, console=console)
 
 
 def _pipeline(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
-    from bench.cmd_pipeline_manifests import write_pipeline_manifests
-
     return write_pipeline_manifests(config, output=args.output, console=console)
 
 
 def _ui(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
-    from bench.cmd_ui import write_ui_manifests
-
     return write_ui_manifests(config, output=args.output, predict_url=args.predict_url, console=console)
 
 
 def _loadgen(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
-    from bench.cmd_loadgen_manifests import write_loadgen_manifests
+    if not args.subject:
+        console.error("usage: manifests loadgen TARGET --clients N [--step-interval S] [--pvc NAME] "
+                      "[--namespace NS] [--image IMG] [--start-in S]")
+        return 2
+    if args.clients is None:
+        console.error("manifests loadgen needs --clients N (the number of shard pods)")
+        return 2
+    request = RunRequest(  # the shards' `bench run`: these flags become [sweep] keys of their bench.toml
+        targets=(args.subject,), n_requests=as_tuple(args.requests), modes=as_tuple(args.modes), trials=args.trials,
+        rate_rps=args.rate, duration_s=args.duration, concurrency=args.concurrency, clients=args.clients,
+        step_interval_s=args.step_interval)
+    return write_loadgen_manifests(config, request, pvc=args.pvc, namespace=args.namespace, image=args.image,
+                                   start_in_s=args.start_in, output=args.output, console=console)
 
-    sweep = {key: value for key, value in (
-        ("n_requests", args.requests), ("modes", args.modes), ("trials", args.trials), ("rate_rps", args.rate),
-        ("duration_s", args.duration), ("concurrency", args.concurrency)) if value is not None}
-    if (args.rate is not None or args.duration is not None) and args.modes is None:
-        sweep["modes"] = ["rate"]  # as `bench run --rate/--duration`: they imply rate mode
-    return write_loadgen_manifests(config, target=args.subject, clients=args.clients, pvc=args.pvc,
-                                   namespace=args.namespace, image=args.image, start_in_s=args.start_in,
-                                   step_interval_s=args.step_interval, output=args.output, console=console,
-                                   sweep=sweep)
+
+def write_manifests(config: BenchConfig, name: str, *, output: Path | None, console: Console) -> int:
+    """Render the files that create ``name`` on a real host/cluster; print or write them."""
+    target = configured_target(config, name)
+    files = target.manifests()
+    # The study's training outside Kubeflow: a Slurm script (flask), a Job into a PVC (k8s).
+    files.update(training_manifests(target, model_table=tomllib.loads(config.source).get("model", {}),
+                                    train_threads=config.model.torch_threads))
+    emit_files(files, output, console)
+    if output is not None:
+        console.info(f"{len(files)} files for {name} written to {output}")
+    return 0
+
+
+def write_ui_manifests(
+    config: BenchConfig,
+    *,
+    output: Path | None,
+    predict_url: str | None,
+    console: Console,
+) -> int:
+    """Render the nginx image, Pod and LoadBalancer Service of the page; print or write them."""
+    try:
+        url = predict_url or default_predict_url(config.targets)
+        files = render_ui_manifests(predict_url=url)
+    except ManifestError as exc:
+        console.error(str(exc))
+        return 2
+    if output is None:
+        emit_files(files, None, console)
+        console.info("(the page's static files are written too with -o DIR: the Dockerfile's build context)")
+        return 0
+    blobs = {name: text.encode("utf-8") for name, text in files.items()} | build_context_files()
+    emit_files(blobs, output, console)
+    console.info(f"{len(blobs)} files for the digit page written to {output} (proxying /api/predict to {url})")
+    return 0
+
+
+def write_loadgen_manifests(config: BenchConfig, request: RunRequest, *, pvc: str | None, namespace: str | None,
+                            image: str | None, start_in_s: float | None, output: Path | None, console: Console) -> int:
+    """Render the ConfigMap, the Indexed Job and the collect pod of ``request``
+    (:func:`bench.shard.job.plan_loadgen_job`); print them or write them to ``output``."""
+    start_in = DEFAULT_START_IN_S if start_in_s is None else start_in_s
+    try:
+        job = plan_loadgen_job(config, request, pvc=pvc, namespace=namespace, image=image, start_in_s=start_in_s)
+        files = render_loadgen_manifests(job)
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        console.error(str(exc))
+        return 2
+    for note in job.notes:
+        console.warn(note)
+    emit_files(files, output, console)
+    console.info(f"run {job.run_id}: {request.clients} shard(s) against {job.endpoint.url}, "
+                 f"starting at {time.strftime('%H:%M:%S UTC', time.gmtime(job.start_at))} "
+                 f"(in {start_in:.0f} s); steps in docs/loadgen-in-cluster.md and the files' headers")
+    return 0
 
 
 SPECIAL: dict[str, Special] = {
@@ -118,8 +195,6 @@ def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> in
         return 2
     if args.target in SPECIAL:
         return SPECIAL[args.target].write(config, args, console)
-    from bench.cmd_targets import write_manifests
-
     return write_manifests(config, args.target, output=args.output, console=console)
 
 

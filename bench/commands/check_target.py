@@ -1,4 +1,4 @@
-"""`bench check-target NAME`: run the target contract suite against any configured adapter.
+"""`python -m bench check-target NAME`: run the target contract suite against any configured adapter.
 
 Why a command: the contract (:mod:`targets.contract.suite`) is what every adapter must pass,
 and an adapter written outside servebench (``adapter = "mypkg.mod:MyTarget"`` or an
@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import argparse
 
-from bench.cli_args import Command, csv_counts, positive_int
-from bench.cmd_targets import ensure_model_shown, standin_context
+from bench.commands.common import Command, configured_target, csv_counts, positive_int
 from bench.config import BenchConfig
 from bench.console import Console
+from bench.training import ensure_model_shown
 from targets.contract.suite import CheckResult, Samples, reference_digits, run_contract
 from targets.contract.load import BURST_SIZES
-from targets.registry import build_target, target_spec
+from targets.registry import target_spec
 
 __all__ = ["CHECK_TARGET", "DEFAULT_IMAGES", "check_target"]
 
@@ -58,7 +58,7 @@ def check_target(
     if not 0.0 <= min_agreement <= 1.0:
         console.error(f"--min-agreement must be a share in [0, 1], got {min_agreement:g}")
         return 2
-    target = build_target(config.targets[name], standin_context(config, name))  # validates the table
+    target = configured_target(config, name)  # validates the table
     if target.is_remote:
         console.error(
             f"target {name!r} is remote ({target.base_url}): check-target starts a local stand-in and sends it "

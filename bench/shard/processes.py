@@ -1,4 +1,4 @@
-"""``bench run TARGET --clients N``: N shard processes on this machine, one stand-in for all, merged.
+"""Run ``bench run TARGET --clients N``: N shard processes on this machine, one stand-in for all, merged.
 
 Why subprocesses running the very command a cluster pod runs: a local multi-client run
 must not be a second implementation of sharding.  Each client is
@@ -10,7 +10,7 @@ calibration exist before N processes would race to make them, chooses the engine
 places each shard on a CPU, starts them under the same lifeline watchdog as the stand-ins
 (:func:`targets.process.spawn`: a new process group, pinned from the first instruction,
 killed with the parent however it dies), waits, and merges their folders
-(``RUN/shards/*``) into ``RUN`` with :func:`bench.merge.merge_runs`.
+(``RUN/shards/*``) into ``RUN`` with :func:`bench.shard.merge.merge_runs`.
 
 When each step starts: without ``--start-at``/``--step-interval`` the parent coordinates
 the steps itself (:class:`loadgen.barrier.StepGate` in ``RUN/shards/gate``): each shard
@@ -28,18 +28,17 @@ stand-in (exit 130); nothing is merged then, the shard folders stay for inspecti
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import shutil
-import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.config import BenchConfig
+from bench.cmd_capacity import plan_capacity
+from bench.config import BenchConfig, target_context
 from bench.console import Console
 from bench.hostnoise import (
     CpuTimes,
@@ -50,10 +49,23 @@ from bench.hostnoise import (
     run_start_load,
     window_shares,
 )
+from bench.redact_secrets import redactor_for
+from bench.results import SHARDS_DIR, ResultsError, refuse_existing_run, validate_run_id
+from bench.run.display import print_table3
+from bench.run.prepare import choose_run_engine, prepare_model
+from bench.run.request import RunRequest
+from bench.run.runner import default_run_id, run_coroutine, run_log_dir
+from bench.shard.merge import MergeError, merge_runs
+from bench.shard.merge_table import print_merge
 from bench.shard_run import ShardOptions, check_shard_run, shard_run_id, with_endpoint
+from bench.signals import cancel_on_sigterm
 from ground.cpus import available_cpus, listed_cpus
 from loadgen.barrier import StartSchedule, StepGate, release_ready_steps
+from loadgen.engines import ENGINE_NAMES
 from loadgen.shard import ShardSpec
+from loadgen.sweep import SweepPlan
+from targets.process import proc_table, spawn
+from targets.registry import build_targets
 
 __all__ = ["CLIENT_START_DELAY_S", "ClientPlacement", "place_clients", "run_clients", "shard_argv"]
 
@@ -146,13 +158,9 @@ def shard_argv(*, config_path: Path, target: str, spec: ShardSpec, schedule: Sta
     return argv
 
 
-def _prepare(config: BenchConfig, console: Console, engine: str | None) -> str:
+def _prepare(config: BenchConfig, console: Console, requested: str) -> str:
     """Model and calibration made once, before N processes could race to make them; the engine chosen once."""
-    from bench.run_engine import choose_run_engine
-    from models.artifacts import ensure_model
-
-    requested = engine or config.loadgen.engine
-    ensure_model(config.model, config.artifacts_dir, on_stage=console.info, root=config.root)
+    prepare_model(config, console)
     return choose_run_engine(config, requested, console)[0]
 
 
@@ -172,8 +180,6 @@ class _WholeRunNoise:
 
     @staticmethod
     def _sample(pgids: Sequence[int]) -> dict[str, int] | None:
-        from targets.process import proc_table
-
         try:
             times = parse_proc_stat(Path("/proc/stat").read_text())[0]
             own = parse_pid_cpu_ticks(Path("/proc/self/stat").read_text())  # with reaped children
@@ -220,38 +226,32 @@ async def _run_shards(target: Any, argvs: Any, placement: ClientPlacement, log_d
                       noise: _WholeRunNoise, console: Console,
                       gate: StepGate | None = None) -> tuple[int, str, dict[str, Any]]:
     """Start the stand-in, the shards (pinned, under lifelines), wait; always stop everything."""
-    from targets.process import spawn
-
     procs: list[Any] = []
     standin_groups: list[int] = []
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGTERM, main_task.cancel)  # type: ignore[union-attr]
-    try:
-        t0 = time.perf_counter()
-        await target.start()
-        desc = {**target.describe(), "start_s": round(time.perf_counter() - t0, 3)}
-        console.info(f"[{target.name}] ready at {target.base_url}; starting {len(placement.clients)} shards")
-        standin_groups = [p.pgid for p in (getattr(target, "processes", None) or []) if getattr(p, "pgid", None)]
-        noise.start(standin_groups)
-        for index, argv in enumerate(argvs(target.base_url)):
-            procs.append(spawn(argv, log_path=log_dir / f"shard-{index}.log", cpus=placement.clients[index]))
-            console.info(f"  shard {index}: pid {procs[-1].pid}, CPUs {list(placement.clients[index]) or 'any'}")
-        code, problem = await _wait_for_shards(procs, gate)
-        return code, problem, desc
-    finally:
-        for proc in procs:
-            await proc.astop()
-        noise.end(standin_groups, placement)
-        await asyncio.shield(target.stop())
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.remove_signal_handler(signal.SIGTERM)
+    with cancel_on_sigterm():  # SIGTERM stops every shard and the stand-in, as Ctrl-C does
+        try:
+            t0 = time.perf_counter()
+            await target.start()
+            desc = {**target.describe(), "start_s": round(time.perf_counter() - t0, 3)}
+            console.info(f"[{target.name}] ready at {target.base_url}; starting {len(placement.clients)} shards")
+            standin_groups = [p.pgid for p in (getattr(target, "processes", None) or []) if getattr(p, "pgid", None)]
+            noise.start(standin_groups)
+            for index, argv in enumerate(argvs(target.base_url)):
+                procs.append(spawn(argv, log_path=log_dir / f"shard-{index}.log", cpus=placement.clients[index]))
+                console.info(f"  shard {index}: pid {procs[-1].pid}, CPUs {list(placement.clients[index]) or 'any'}")
+            code, problem = await _wait_for_shards(procs, gate)
+            return code, problem, desc
+        finally:
+            for proc in procs:
+                await proc.astop()
+            noise.end(standin_groups, placement)
+            await asyncio.shield(target.stop())
 
 
 @dataclass(frozen=True)
-class _Request:
-    """A checked ``--clients`` request: the configuration to use, the plan's flags, target and run id."""
+class _Checked:
+    """A checked ``--clients`` run: the configuration to use, the plan's flags (as the shards get them), target
+    and run id."""
 
     config: BenchConfig
     overrides: dict[str, Any]
@@ -259,62 +259,44 @@ class _Request:
     run_id: str
 
 
-def _check(config: BenchConfig, *, target_names: list[str], clients: int, overrides_in: dict[str, Any],
-           step_interval_s: float | None, start_at: float | None, endpoint: str | None, out: Path | None, run_id: str | None,
-           slo: str | None, engine: str | None) -> _Request:
+def _check(config: BenchConfig, request: RunRequest) -> _Checked:
     """Every check that can fail before anything starts (ValueError / ResultsError naming the problem)."""
-    from bench.cmd_capacity import plan_capacity
-    from bench.sweep_flags import sweep_overrides
-    from bench.results import refuse_existing_run, validate_run_id
-    from bench.runner import default_run_id
-    from loadgen.engines import ENGINE_NAMES
-    from loadgen.sweep import SweepPlan
-
-    requested = engine or config.loadgen.engine
+    requested = request.engine_name(config)
     if requested not in ("auto", *ENGINE_NAMES):
         raise ValueError(f"unknown engine {requested!r}; engines: auto, {', '.join(ENGINE_NAMES)}")
-    names = list(config.targets) if "all" in target_names else list(dict.fromkeys(target_names))
-    modes, capacity = plan_capacity(config, overrides_in.get("modes"), slo)
-    overrides = sweep_overrides(config, **{**overrides_in, "modes": modes})
+    names = request.target_names(config)
+    clients, start_at, step_interval_s = request.clients or 1, request.start_at, request.step_interval_s
+    modes, capacity = plan_capacity(config, request.mode_list(), request.slo)
+    overrides = request.sweep_overrides(config, modes)
     plan = None if modes == [] else SweepPlan.from_config(config.sweep, config.loadgen, **overrides)
     # check the plan as a shard of this run would be checked: gated, or on the --start-at schedule
     gated = start_at is None and step_interval_s is None
     schedule = StartSchedule(start_at or time.time() + CLIENT_START_DELAY_S, step_interval_s or 0.0)
     check_shard_run(plan, names, ShardOptions(ShardSpec(0, clients), schedule, gate=Path("gate") if gated else None),
                     capacity=capacity is not None)
-    if endpoint is not None:
-        config = with_endpoint(config, names[0], endpoint)
-    if out is not None:
-        config = dataclasses.replace(config, results_dir=Path(out).resolve())
-    run_id = validate_run_id(run_id or default_run_id())
+    if request.endpoint is not None:
+        config = with_endpoint(config, names[0], request.endpoint)
+    if request.out is not None:
+        config = dataclasses.replace(config, results_dir=Path(request.out).resolve())
+    run_id = validate_run_id(request.run_id or default_run_id())
     run_dir = config.results_dir / run_id
     refuse_existing_run(run_dir)  # a ResultsError (a ValueError) naming the folder
-    return _Request(config, overrides, names[0], run_id)
+    return _Checked(config, overrides, names[0], run_id)
 
 
-def run_clients(config: BenchConfig, *, config_path: Path, target_names: list[str], clients: int,
-                n_requests: list[int] | None, modes: list[str] | None, trials: int | None, rate_rps: float | None,
-                duration_s: float | None, concurrency: int | None, engine: str | None, run_id: str | None,
-                step_interval_s: float | None, start_at: float | None, endpoint: str | None, out: Path | None,
-                write_report: bool, slo: str | None, console: Console) -> int:
-    """Run ``clients`` shards of the plan against one target and merge them into ``RUN``; exit code as `bench run`."""
-    from bench.results import SHARDS_DIR, ResultsError
-    from bench.runner import run_coroutine
-    from targets.base import TargetContext
-    from targets.registry import build_targets
-
+def run_clients(config: BenchConfig, request: RunRequest, console: Console,
+                report: Callable[[BenchConfig, Path], Path] | None = None) -> int:
+    """Run ``request.clients`` shards of the plan against one target and merge them into ``RUN``; exit code as
+    `bench run`.  ``report``: writes a run folder's report (None: no report)."""
+    clients, start_at, step_interval_s = request.clients or 1, request.start_at, request.step_interval_s
     load_at_start = run_start_load()  # before this run does any work
     try:
-        request = _check(config, target_names=target_names, clients=clients, step_interval_s=step_interval_s,
-                         start_at=start_at, endpoint=endpoint, out=out, run_id=run_id, slo=slo, engine=engine,
-                         overrides_in={"n_requests": n_requests, "modes": modes, "trials": trials,
-                                       "rate_rps": rate_rps, "duration_s": duration_s, "concurrency": concurrency})
-        config, name = request.config, request.target
-        run_dir = config.results_dir / request.run_id
+        checked = _check(config, request)
+        config, name = checked.config, checked.target
+        run_dir = config.results_dir / checked.run_id
 
         def context(cpus: tuple[int, ...]) -> Any:
-            return lambda _: TargetContext(artifacts_dir=config.artifacts_dir, log_dir=run_dir / "logs" / name,
-                                           cpus=cpus, config_dir=config.root)
+            return lambda _: target_context(config, log_dir=run_log_dir(run_dir) / name, cpus=cpus)
 
         local = not build_targets(config.targets, [name], context(()))[0].is_remote  # the stand-in's CPUs depend on it
         placement = place_clients(clients, config.loadgen.cpus, available_cpus(), local_target=local)
@@ -323,7 +305,7 @@ def run_clients(config: BenchConfig, *, config_path: Path, target_names: list[st
         return 2
     target = build_targets(config.targets, [name], context(placement.standins))[0]
     try:
-        engine_name = _prepare(config, console, engine)
+        engine_name = _prepare(config, console, request.engine_name(config))
     except (OSError, RuntimeError, ValueError, ImportError) as exc:
         console.error(f"cannot prepare the run: {type(exc).__name__}: {exc}")
         return 1
@@ -331,7 +313,7 @@ def run_clients(config: BenchConfig, *, config_path: Path, target_names: list[st
     shards_dir.mkdir(parents=True, exist_ok=True)
     if (config.results_dir / "calibration.json").is_file():  # every shard reuses the one just checked
         shutil.copy(config.results_dir / "calibration.json", shards_dir / "calibration.json")
-    console.info(f"run {request.run_id}: {clients} shards of {name} on this machine; CPUs: {placement.note}")
+    console.info(f"run {checked.run_id}: {clients} shards of {name} on this machine; CPUs: {placement.note}")
     schedules: list[StartSchedule] = []
     gate = None
     if start_at is None and step_interval_s is None:  # this parent starts every step (loadgen.barrier.StepGate)
@@ -345,9 +327,9 @@ def run_clients(config: BenchConfig, *, config_path: Path, target_names: list[st
         else:
             schedules.append(StartSchedule(start_at if start_at is not None else time.time() + CLIENT_START_DELAY_S,
                                            step_interval_s or 0.0))
-        return [shard_argv(config_path=Path(config_path).resolve(), target=name, spec=ShardSpec(i, clients),
-                           schedule=schedules[0], out=shards_dir, run_id=request.run_id, endpoint=base_url,
-                           engine=engine_name, overrides=request.overrides,
+        return [shard_argv(config_path=Path(request.config_path).resolve(), target=name, spec=ShardSpec(i, clients),
+                           schedule=schedules[0], out=shards_dir, run_id=checked.run_id, endpoint=base_url,
+                           engine=engine_name, overrides=checked.overrides,
                            gate=gate.folder if gate is not None else None) for i in range(clients)]
 
     noise = _WholeRunNoise()
@@ -373,20 +355,15 @@ def run_clients(config: BenchConfig, *, config_path: Path, target_names: list[st
                          "steps_started_by": "this parent, when every shard was ready (step gate)" if gate is not None
                          else "the wall clock (--start-at schedule)",
                          "start_delay_s": None if start_at is not None or gate is not None else CLIENT_START_DELAY_S}}
-    shard_dirs = [shards_dir / shard_run_id(request.run_id, ShardOptions(ShardSpec(i, clients), schedules[0]))
+    shard_dirs = [shards_dir / shard_run_id(checked.run_id, ShardOptions(ShardSpec(i, clients), schedules[0]))
                   for i in range(clients)]
-    return _merge_and_show(config, shard_dirs, run_dir, placement, extra, name, code, write_report, console)
+    return _merge_and_show(config, shard_dirs, run_dir, placement, extra, name, code, report, console)
 
 
 def _merge_and_show(config: BenchConfig, shard_dirs: list[Path], run_dir: Path, placement: ClientPlacement,
-                    extra: dict[str, Any], name: str, code: int, write_report: bool, console: Console) -> int:
+                    extra: dict[str, Any], name: str, code: int, report: Callable[[BenchConfig, Path], Path] | None,
+                    console: Console) -> int:
     """Merge the shards into the run's folder, show it (and its report); the exit code."""
-    from bench.cmd_merge import print_merge
-    from bench.run_console import print_table3
-    from bench.merge import MergeError, merge_runs
-    from bench.redact_secrets import redactor_for
-    from bench.results import ResultsError
-
     try:
         result = merge_runs(shard_dirs, run_dir, redactor=redactor_for(config, console),
                             cpu_groups=placement.cpu_groups(), extra_meta=extra)
@@ -397,10 +374,8 @@ def _merge_and_show(config: BenchConfig, shard_dirs: list[Path], run_dir: Path, 
     print_table3(run_dir, console)
     for warning in noise_warnings(result.meta):
         console.warn(warning)
-    if write_report:
-        from bench.cmd_report import write_report as build
-
-        console.print(f"report: {build(config, run_dir, study_overlay=True, console=console) / 'report.html'}")
+    if report is not None:
+        console.print(f"report: {report(config, run_dir) / 'report.html'}")
     outcome = result.meta.details["outcomes"][name]
     if outcome["status"] != "ok" or code:
         console.error(f"{name}: {outcome['message'] or 'a shard reported problems'} -- details in {run_dir / 'shards'}")

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.cli_args import Command, choice_list, csv_ints, csv_words
+from bench.commands.common import Command, choice_list, csv_ints, csv_words
 from bench.config import BenchConfig
 from bench.console import Console
 

@@ -1,9 +1,10 @@
-"""`python -m bench run all | TARGET...`: measure, write results/<run-id>/, print Table 3.
+"""One `bench run` from its checks to its exit code: measure, write results/<run-id>/, print Table 3.
 
+The command (:mod:`bench.commands.run`) hands it a :class:`bench.run.request.RunRequest`.
 Why this order: everything that can be checked cheaply (sweep overrides, target tables,
 run id, engine name) is checked before the model is trained or anything is started, so a
 typo fails in a second, not after minutes. Then: model, engine choice (calibration), CPU
-split, targets one at a time (see :mod:`bench.runner`), final meta.json, the Table-3-style
+split, targets one at a time (see :mod:`bench.run.runner`), final meta.json, the Table-3-style
 table, and the report.
 
 Exit codes: 0 all targets measured without a failed request; 1 a target could not start,
@@ -13,7 +14,6 @@ died, crashed or had failed requests (named in the message; every measured row i
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import dataclasses
 import functools
@@ -21,58 +21,42 @@ import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from bench.capacity_run import with_capacity
-from bench.cli_args import (
-    Command,
-    choice_list,
-    choices_metavar,
-    csv_counts,
-    csv_words,
-    non_negative_int,
-    positive_float,
-    positive_int,
-)
 from bench.cmd_capacity import capacity_phase, plan_capacity
-from bench.config import BenchConfig
+from bench.config import BenchConfig, target_context
 from bench.console import Console
 from ground.cpus import CpuPlan, pin_current_process, plan_cpus
 from bench.hostnoise import noise_warnings, run_start_load
 from bench.results.header import new_meta
 from bench.redact_secrets import redact_tree, redactor_for
 from bench.results import ResultsError, RunWriter, refuse_existing_run, validate_run_id
-from bench.shard_args import add_shard_arguments, run_clients_from_args, shard_options
 from bench.shard_run import ShardOptions, check_shard_run, shard_cpu_plan, shard_meta, shard_run_id, with_endpoint
-from bench.sweep_flags import sweep_overrides
-from bench.trial_design import DESIGNS, RESTART
-from bench.run_console import print_table3, run_events
+from bench.run.request import RunRequest
+from bench.run.trial_design import RESTART
+from bench.run.display import print_table3, run_events
 from bench.run_timing import RunTiming, timing_text
-from bench.run_engine import CALIBRATION_MAX_AGE_S, calibration_json, choose_run_engine, event_loop_name
-from bench.runner import (
+from bench.run.prepare import PreparedRun, calibration_json, event_loop_name, prepare_run
+from bench.run.runner import (
     TargetOutcome,
     default_run_id,
     finish_meta,
     model_facts,
     run_coroutine,
+    run_log_dir,
     sweep_targets,
 )
 from ground.runmeta import RunMeta, RunStatus
+from loadgen.engines import ENGINE_NAMES
+from loadgen.stats import SUMMARY_COLUMNS
+from loadgen.sweep import SweepPlan
+from loadgen.sweep import run_sweep as sweep_steps
+from targets.base import TargetContext
+from targets.registry import build_targets
 
-__all__ = [
-    "CALIBRATION_MAX_AGE_S",
-    "RUN",
-    "choose_run_engine",
-    "connection_limit_warning",
-    "print_table3",
-    "run",
-]
-
-
-def _names(config: BenchConfig, targets: list[str]) -> list[str]:
-    if "all" in targets:
-        return list(config.targets)
-    return list(dict.fromkeys(targets))
+__all__ = ["connection_limit_warning", "run"]
 
 
 def connection_limit_warning(plan: Any, open_files: int | None = None) -> str:
@@ -95,38 +79,30 @@ def connection_limit_warning(plan: Any, open_files: int | None = None) -> str:
             f"concurrency) below {max(1, open_files - spare)}, or raise the limit")
 
 
-def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None, modes: list[str] | None,
-        trials: int | None, engine: str | None, run_id: str | None, write_report: bool, console: Console,
-        rate_rps: float | None = None, duration_s: float | None = None, concurrency: int | None = None,
-        slo: str | None = None, shard: ShardOptions | None = None, endpoint: str | None = None,
-        out: Path | None = None, trial_design: str = RESTART) -> int:
-    """Run the sweep against the named targets (or ``all``) and write results/<run-id>/.
+def run(config: BenchConfig, request: RunRequest, console: Console,
+        report: Callable[[BenchConfig, Path], Path] | None = None) -> int:
+    """Run the sweep against the requested targets (or ``all``) and write results/<run-id>/.
 
-    ``trial_design``: ``restart`` (each trial of a local stand-in a fresh start, targets in a
-    seeded shuffled order per trial) or ``within-run`` (start once, every trial); see
-    :mod:`bench.trial_design`.
-
-    ``shard``: run only that shard's share of the plan (:mod:`bench.shard_run`);
-    ``endpoint``: send to this URL instead of starting the (one) target's stand-in;
-    ``out``: the folder the run's folder goes in (instead of ``[paths] results_dir``).
+    ``request.trial_design``: ``restart`` (each trial of a local stand-in a fresh start,
+    targets in a seeded shuffled order per trial) or ``within-run`` (start once, every
+    trial); see :mod:`bench.run.trial_design`.  ``request.shard``: run only that shard's
+    share of the plan (:mod:`bench.shard_run`); ``request.endpoint``: send to this URL
+    instead of starting the (one) target's stand-in; ``request.out``: the folder the run's
+    folder goes in (instead of ``[paths] results_dir``).  ``report``: writes the report of
+    a run folder and returns its folder (the command passes it unless ``--no-report``).
     """
-    from targets.base import TargetContext
-    from targets.registry import build_targets
-
     started = time.perf_counter()
     load_at_start = run_start_load()  # before training/calibration: the host's own load
+    shard = request.shard
     try:
-        config = _retarget(config, targets, endpoint=endpoint, out=out)
-        checked = _check_run(config, targets=targets, n_requests=n_requests, modes=modes, trials=trials,
-                             rate_rps=rate_rps, duration_s=duration_s, concurrency=concurrency, slo=slo,
-                             engine=engine, run_id=run_id, console=console, shard=shard)
+        config = _retarget(config, request)
+        checked = _check_run(config, request, console)
     except (ValueError, ResultsError) as exc:
         console.error(str(exc))
         return 2
 
     def context(name: str) -> TargetContext:
-        return TargetContext(artifacts_dir=config.artifacts_dir, log_dir=checked.log_dir / name,
-                             cpus=checked.cpu_plan.standins, config_dir=config.root)
+        return target_context(config, log_dir=checked.log_dir / name, cpus=checked.cpu_plan.standins)
 
     built = build_targets(config.targets, checked.names, context)  # validates every table before anything starts
     if shard is not None and not built[0].is_remote:
@@ -135,20 +111,21 @@ def run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None
                       "--endpoint URL, or let --clients N start one stand-in for all its shards")
         return 2
     try:
-        prepared = _prepare_run(config, checked.engine_name, console)
+        prepared = prepare_run(config, checked.engine_name, console)
     except (OSError, RuntimeError, ValueError, ImportError) as exc:
         console.error(f"cannot prepare the run: {type(exc).__name__}: {exc}")
         return 1
     opened = _open_run(config, checked, prepared, load_at_start, console, shard=shard)
     if shard is not None:
-        write_report = False  # a shard is raw material for `bench merge`
+        report = None  # a shard is raw material for `bench merge`
     outcomes = [TargetOutcome(t.name) for t in built]
-    status = _sweep(config, checked, prepared, opened, built, outcomes, console, trial_design, started=started)
+    status = _sweep(config, checked, prepared, opened, built, outcomes, console, request.trial_design,
+                    started=started)
     writer = opened.writer
     console.info(f"time taken: {timing_text(opened.meta.details.get('timing'))} (the tables and report follow); "
                  f"{writer.rows_written} summary rows, {writer.requests_written} requests in {checked.run_dir}")
     if writer.rows_written:
-        _show_results(config, checked.run_dir, write_report, console)
+        _show_results(config, checked.run_dir, report, console)
     for warning in noise_warnings(opened.meta):
         console.warn(warning)
     return _exit_code(checked, outcomes, status, console)
@@ -168,21 +145,7 @@ class _CheckedRun:
 
     @property
     def log_dir(self) -> Path:
-        return self.run_dir / "logs"
-
-
-@dataclass(frozen=True)
-class _PreparedRun:
-    """The model, the test images and the engine, ready for the sweep."""
-
-    artifacts: Any
-    split: Any
-    engine_name: str
-    chosen_by: str
-    calibration: Any
-    engine_cls: Any
-    model_s: float = 0.0  # checking (or training) the model and loading the test images
-    calibration_s: float = 0.0  # loading or measuring the client calibration, choosing the engine
+        return run_log_dir(self.run_dir)
 
 
 @dataclass(frozen=True)
@@ -195,36 +158,30 @@ class _OpenRun:
     shard_run: Any = None  # a sharded run's ShardRun (its steps' measured starts), else None
 
 
-def _check_run(config: BenchConfig, *, targets: list[str], n_requests: list[int] | None, modes: list[str] | None,
-               trials: int | None, rate_rps: float | None, duration_s: float | None, concurrency: int | None,
-               slo: str | None, engine: str | None, run_id: str | None, console: Console,
-               shard: ShardOptions | None = None) -> _CheckedRun:
+def _check_run(config: BenchConfig, request: RunRequest, console: Console) -> _CheckedRun:
     """Sweep plan, run id, CPU split, engine name, targets, results folder; ValueError/ResultsError naming the problem.
 
     The connection-limit warning is printed here, in its place among the checks.
     """
-    from loadgen.engines import ENGINE_NAMES
-    from loadgen.sweep import SweepPlan
-
-    modes, capacity = plan_capacity(config, modes, slo)  # `--modes capacity` (bench/cmd_capacity.py)
-    overrides = sweep_overrides(config, n_requests=n_requests, modes=modes, trials=trials, rate_rps=rate_rps,
-                                duration_s=duration_s, concurrency=concurrency)
+    shard, run_id = request.shard, request.run_id
+    modes, capacity = plan_capacity(config, request.mode_list(), request.slo)  # `--modes capacity`
+    overrides = request.sweep_overrides(config, modes)
     try:
         plan = None if modes == [] else SweepPlan.from_config(config.sweep, config.loadgen, **overrides)
     except ValueError as exc:
         raise ValueError(f"sweep settings ([sweep] in bench.toml, with the run flags over them): {exc}") from None
     if shard is not None:
-        check_shard_run(plan, _names(config, targets), shard, capacity=capacity is not None)
+        check_shard_run(plan, request.target_names(config), shard, capacity=capacity is not None)
         run_id = shard_run_id(run_id, shard)
     run_id = validate_run_id(run_id or default_run_id())
     cpu_plan = shard_cpu_plan(config.loadgen.cpus) if shard is not None else plan_cpus(config.loadgen.cpus)
-    engine_name = engine or config.loadgen.engine
+    engine_name = request.engine_name(config)
     if engine_name not in ("auto", *ENGINE_NAMES):
         raise ValueError(f"unknown engine {engine_name!r}; engines: auto, {', '.join(ENGINE_NAMES)}")
     limit_warning = connection_limit_warning(plan) if plan else None
     if limit_warning:
         console.warn(limit_warning)
-    names = _names(config, targets)
+    names = request.target_names(config)
     if not names:
         raise ValueError("no targets configured in bench.toml ([targets.NAME] tables)")
     run_dir = config.results_dir / run_id
@@ -232,41 +189,19 @@ def _check_run(config: BenchConfig, *, targets: list[str], n_requests: list[int]
     return _CheckedRun(plan, capacity, run_id, cpu_plan, engine_name, names, run_dir)
 
 
-def _retarget(config: BenchConfig, targets: list[str], *, endpoint: str | None, out: Path | None) -> BenchConfig:
+def _retarget(config: BenchConfig, request: RunRequest) -> BenchConfig:
     """``--endpoint URL`` (one target, sent to that URL) and ``--out DIR`` (the run's folder goes under DIR)."""
-    if endpoint is not None:
-        names = _names(config, targets)
+    if request.endpoint is not None:
+        names = request.target_names(config)
         if len(names) != 1:
             raise ValueError("--endpoint points one target at a URL: name exactly one target")
-        config = with_endpoint(config, names[0], endpoint)
-    if out is not None:
-        config = dataclasses.replace(config, results_dir=Path(out).resolve())
+        config = with_endpoint(config, names[0], request.endpoint)
+    if request.out is not None:
+        config = dataclasses.replace(config, results_dir=Path(request.out).resolve())
     return config
 
 
-def _prepare_run(config: BenchConfig, engine_name: str, console: Console) -> _PreparedRun:
-    """Train the model if needed, load the test images, choose the engine (calibration)."""
-    from loadgen.engines import engine_class
-    from models.artifacts import ensure_model
-    from models.data import load_dataset
-
-    model_started = time.perf_counter()
-    with console.progress("model") as bar:
-        artifacts = ensure_model(
-            config.model, config.artifacts_dir,
-            on_progress=lambda epoch, epochs, loss, acc: bar.update(
-                epoch, epochs, f"training: epoch {epoch}/{epochs}, loss {loss:.3f}, training answers correct {acc:.1%}"),
-            on_stage=console.info, root=config.root,
-        )
-    split = load_dataset(config.model)
-    calibration_started = time.perf_counter()
-    engine_name, chosen_by, calibration = choose_run_engine(config, engine_name, console)
-    return _PreparedRun(artifacts, split, engine_name, chosen_by, calibration, engine_class(engine_name),
-                        model_s=calibration_started - model_started,
-                        calibration_s=time.perf_counter() - calibration_started)
-
-
-def _open_run(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun, load_at_start: Any,
+def _open_run(config: BenchConfig, checked: _CheckedRun, prepared: PreparedRun, load_at_start: Any,
               console: Console, shard: ShardOptions | None = None) -> _OpenRun:
     """Create the results folder and its first meta.json, pin this process to the client CPUs."""
     redactor = redactor_for(config, console)  # every configured secret, out of all that is written
@@ -299,16 +234,16 @@ def _open_run(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun,
     return _OpenRun(writer, meta, redactor, shard_run)
 
 
-def _sweep(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun, opened: _OpenRun, built: list[Any],
+def _sweep(config: BenchConfig, checked: _CheckedRun, prepared: PreparedRun, opened: _OpenRun, built: list[Any],
            outcomes: list[TargetOutcome], console: Console, trial_design: str = RESTART,
            started: float | None = None) -> RunStatus:
     """Sweep every target in turn (visits planned by ``trial_design``); the run's status.
     meta.json is final (with ``timing``, the parts of the time since ``started``) and the
     logs redacted, also on Ctrl-C."""
-    from loadgen.sweep import run_sweep
-
     if opened.shard_run is not None:
-        run_sweep = functools.partial(run_sweep, shard=opened.shard_run)
+        run_sweep = functools.partial(sweep_steps, shard=opened.shard_run)
+    else:
+        run_sweep = sweep_steps
     writer, meta = opened.writer, opened.meta
     status, error = RunStatus.FAILED, "the run stopped on an unexpected error (its traceback is on the console)"
     targets_started = time.perf_counter()
@@ -339,14 +274,12 @@ def _sweep(config: BenchConfig, checked: _CheckedRun, prepared: _PreparedRun, op
     return status
 
 
-def _show_results(config: BenchConfig, run_dir: Path, write_report: bool, console: Console) -> None:
+def _show_results(config: BenchConfig, run_dir: Path, report: Callable[[BenchConfig, Path], Path] | None,
+                  console: Console) -> None:
     """The Table-3-style tables, then (if asked) the report."""
     print_table3(run_dir, console)
-    if write_report:
-        from bench.cmd_report import write_report as build
-
-        out = build(config, run_dir, study_overlay=True, console=console)
-        console.print(f"report: {out / 'report.html'}")
+    if report is not None:
+        console.print(f"report: {report(config, run_dir) / 'report.html'}")
 
 
 def _exit_code(checked: _CheckedRun, outcomes: list[TargetOutcome], status: RunStatus, console: Console) -> int:
@@ -364,68 +297,4 @@ def _exit_code(checked: _CheckedRun, outcomes: list[TargetOutcome], status: RunS
 
 
 def _summary_columns() -> tuple[str, ...]:
-    from loadgen.stats import SUMMARY_COLUMNS
-
     return SUMMARY_COLUMNS
-
-
-# --- `python -m bench run` (registered in bench/cli.py) ---
-
-
-def _add_arguments(p: argparse.ArgumentParser) -> None:
-    from bench.capacity_run import CAPACITY_MODE
-    from loadgen.engines import ENGINE_NAMES
-    from loadgen.modes import MODES
-
-    p.description = ("Run the benchmark sweep against `all` targets or the named ones. The study's tuning is "
-                     "`python -m bench hpo` (also spelt `run hpo`), its pipelines `python -m bench pipeline run` "
-                     "(also spelt `run pipeline`); each has its own --help.")
-    p.add_argument("targets", nargs="+", help="'all' or target names")
-    p.add_argument("--requests", type=csv_counts, default=None, help="override [sweep] n_requests, e.g. 1,4,8")
-    p.add_argument("--modes", type=csv_words, default=None, metavar=choice_list((*MODES, CAPACITY_MODE)),
-                   help="override [sweep] modes (comma-separated); capacity = the capacity search (docs/capacity.md)")
-    p.add_argument("--trials", type=positive_int, default=None, help="override [sweep] trials")
-    p.add_argument("--trial-design", choices=DESIGNS, default=RESTART,
-                   help="restart: each trial of a local stand-in is a fresh start, targets in a seeded shuffled "
-                        "order per trial, so trials replicate what differs between runs; within-run: start each "
-                        "target once for all its trials (remote targets always are); default: %(default)s "
-                        "(docs/compare.md)")
-    p.add_argument("--rate", type=positive_float, default=None, metavar="R",
-                   help="open-loop rate in req/s (override [sweep] rate_rps); implies --modes rate "
-                        "unless --modes is given")
-    p.add_argument("--duration", type=positive_float, default=None, metavar="S",
-                   help="seconds per rate step (override [sweep] duration_s): each rate step sends "
-                        "round(R x S) requests instead of --requests (at most 100000); implies --modes rate "
-                        "unless --modes is given")
-    p.add_argument("--concurrency", type=non_negative_int, default=None, metavar="C",
-                   help="override [sweep] concurrency: requests in flight in concurrent mode, connection cap "
-                        "in rate mode (0 = N)")
-    p.add_argument("--engine", default=None, metavar=choices_metavar(("auto", *ENGINE_NAMES)),
-                   help="override [loadgen] engine")
-    p.add_argument("--run-id", default=None, help="name of the results folder (default: time-based)")
-    p.add_argument("--no-report", action="store_true", help="skip writing the report")
-    p.add_argument("--slo", default=None, help="with --modes capacity: the latency objective, e.g. p99=100ms "
-                   "(default: [capacity] percentile and bound_ms; docs/capacity.md)")
-    add_shard_arguments(p)
-
-
-def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
-    if len(args.targets) == 1 and args.targets[0] in ("hpo", "pipeline") and args.targets[0] not in config.targets:
-        word = args.targets[0]  # e.g. `run --run-id x hpo`: the alias applies to the word right after `run` only
-        console.error(f"{word!r} is not a target: write `python -m bench run {word} ...` with {word} right after "
-                      f"run (see `python -m bench {word} --help`)")
-        return 2
-    if args.clients is not None:
-        return run_clients_from_args(args, config, console)
-    try:
-        shard = shard_options(args)
-    except ValueError as exc:
-        console.error(str(exc))
-        return 2
-    return run(config, targets=args.targets, n_requests=args.requests, modes=args.modes, trials=args.trials,
-               rate_rps=args.rate, duration_s=args.duration, concurrency=args.concurrency, engine=args.engine,
-               run_id=args.run_id, write_report=not args.no_report, console=console, slo=args.slo,
-               shard=shard, endpoint=args.endpoint, out=args.out, trial_design=args.trial_design)
-
-
-RUN = Command(_add_arguments, _main)

@@ -1,22 +1,22 @@
-"""Orchestration of ``bench run``: targets one at a time, rows written as they are measured.
+"""Sweep the targets of a run one at a time, writing each row as it is measured.
 
 Why one target at a time (start, sweep, stop): on a small machine two stand-ins would
 compete for the same cores and each would slow the other; the study measured each
 platform on its own. Why keep going after a failure: a target that cannot start or dies
 mid-run must not cost the measurements of the others. Why a start per trial (issue
 21): trials inside one start share its placement and caches and are not replicates of
-what differs between runs; :mod:`bench.trial_design` says which target is measured when. Its state is recorded in meta.json,
-the steps already measured stay on disk, and the command exits non-zero naming it.
+what differs between runs; :mod:`bench.run.trial_design` says which target is measured
+when. Its state is recorded in meta.json, the steps already measured stay on disk, and the
+command exits non-zero naming it.
 
 Nothing here prints: progress and messages go through :class:`RunEvents` callbacks that
-``bench.cmd_run`` connects to the console.
+``bench.run.session`` connects to the console.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import signal
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -28,7 +28,8 @@ import numpy as np
 
 from bench.hostnoise import TargetNoiseProbe, target_busy_reasons
 from bench.results import RunWriter
-from bench.trial_design import RESTART, Visit, describe_design, visit_schedule
+from bench.run.trial_design import RESTART, Visit, describe_design, visit_schedule
+from bench.signals import cancel_on_sigterm
 from ground.clock import utc_stamp
 from ground.runmeta import RunMeta, RunStatus
 from loadgen.records import StepKey
@@ -43,6 +44,7 @@ __all__ = [
     "finish_meta",
     "model_facts",
     "run_coroutine",
+    "run_log_dir",
     "sweep_targets",
 ]
 
@@ -182,7 +184,7 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
                         trial_design: str = RESTART) -> list[TargetOutcome]:
     """Start, sweep and stop the targets visit by visit; never let one target's failure stop the rest.
 
-    The visits come from :func:`bench.trial_design.visit_schedule`: with ``restart`` (the
+    The visits come from :func:`bench.run.trial_design.visit_schedule`: with ``restart`` (the
     default) every trial of a local stand-in is its own start, the targets in a seeded
     shuffled order per trial; a remote target, or ``within-run``, is visited once for all
     trials. meta.json's ``trial_design`` records which. After a visit that ends in a
@@ -205,14 +207,7 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
                                                    has_plan=plan is not None)
     meta.details["outcomes"] = {o.name: o.as_meta() for o in outcomes}
     noise = meta.details.setdefault("host_noise", {}).setdefault("targets", {})
-    loop = asyncio.get_running_loop()
-    main_task = asyncio.current_task()
-    previous_sigterm = signal.getsignal(signal.SIGTERM)
-    try:
-        loop.add_signal_handler(signal.SIGTERM, main_task.cancel)  # type: ignore[union-attr]
-    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread / platform
-        pass
-    try:
+    with cancel_on_sigterm():  # SIGTERM cancels the sweep as Ctrl-C does: every stand-in is stopped
         for visit in visits:
             target, outcome = targets[visit.index], outcomes[visit.index]
             if outcome.problem:
@@ -220,12 +215,6 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
             visit_plan = replace(plan, only_trials=visit.trials) if plan is not None and visit.trials else plan
             await _visit(target, outcome, visit, visit_plan, run_sweep, engine_factory, images, labels, writer,
                          meta, outcomes, events, noise)
-    finally:
-        try:
-            loop.remove_signal_handler(signal.SIGTERM)
-            signal.signal(signal.SIGTERM, previous_sigterm)  # e.g. targets.process's safety net
-        except (NotImplementedError, RuntimeError, ValueError, TypeError):
-            pass
     return outcomes
 
 
@@ -311,8 +300,7 @@ def _write_progress(meta: RunMeta, outcomes: Sequence[TargetOutcome], writer: Ru
     writer.write_meta(meta)
 
 
-def artifacts_log_dir(run_dir: Path) -> Path:
-    """Stand-in logs live beside the results, so a failure's log tail can be read later."""
-    path = run_dir / "logs"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+def run_log_dir(run_dir: Path) -> Path:
+    """The folder of a run's stand-in logs (``RUN/logs``, one sub-folder per target): beside the results,
+    so a failure's log tail can be read later."""
+    return run_dir / "logs"

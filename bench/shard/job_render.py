@@ -1,4 +1,4 @@
-"""The load generator as a Kubernetes Indexed Job: N shard pods next to the target.
+"""Render the load generator as a Kubernetes Indexed Job: N shard pods next to the target.
 
 Why a Job: where the client runs is part of the measurement (the study's fastest
 deployment had its client in the same VPC), and Kubernetes already schedules, tracks and

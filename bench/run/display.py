@@ -1,6 +1,6 @@
 """What `bench run` shows on the console: a line per step, the sweep's events, the Table-3-style tables.
 
-Why apart from :mod:`bench.cmd_run`: that module decides what runs and in which order;
+Kept apart from :mod:`bench.run.session`: that module decides what runs and in which order;
 this one only words and lays out what happened (the same rows the results folder holds),
 so changing a line or a table never touches the run itself.
 """
@@ -10,10 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from bench.cmd_capacity import print_capacity
 from bench.console import Console, open_loop_text, saturation_warning, step_label
 from bench.report.bounds import NO_BOUND, NO_VALUE, percentile_cell
+from bench.report.flags import flag_legend, flag_sentences
+from bench.report.tables import modes_in, table3_rows
+from bench.report.trialnoise import ORDER_NOTES_INTRO, noise_notes
 from bench.results import load_run
-from bench.runner import RunEvents
+from bench.run.runner import RunEvents
 
 __all__ = ["answers_correct_text", "print_table3", "run_events"]
 
@@ -26,10 +30,6 @@ def print_table3(run_dir: Path, console: Console) -> None:
     carries ``⚠ saturated``. The marks used are explained, and the flagged steps named,
     below the tables.
     """
-    from bench.cmd_capacity import print_capacity
-    from bench.report.flags import flag_legend, flag_sentences
-    from bench.report.tables import modes_in, table3_rows
-
     run, capacity_shown = print_capacity(load_run(run_dir, with_requests=False), console)  # its own table
     if run.summary.empty:
         if not capacity_shown:
@@ -57,8 +57,6 @@ def print_table3(run_dir: Path, console: Console) -> None:
 
 def _print_noise(run: Any, console: Console) -> None:
     """Steps out of order beyond the noise, then the one-trial caution (a warning: shown with --quiet too)."""
-    from bench.report.trialnoise import ORDER_NOTES_INTRO, noise_notes
-
     caution, notes = noise_notes(run)
     if notes:
         console.print(ORDER_NOTES_INTRO)
