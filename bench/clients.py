@@ -263,7 +263,7 @@ def _check(config: BenchConfig, *, target_names: list[str], clients: int, overri
            step_interval_s: float | None, start_at: float | None, endpoint: str | None, out: Path | None, run_id: str | None,
            slo: str | None, engine: str | None) -> _Request:
     """Every check that can fail before anything starts (ValueError / ResultsError naming the problem)."""
-    from bench.cmd_capacity import plan_capacity
+    from bench.capacity.show import plan_capacity
     from bench.sweep_flags import sweep_overrides
     from bench.results import refuse_existing_run, validate_run_id
     from bench.runner import default_run_id
@@ -398,7 +398,7 @@ def _merge_and_show(config: BenchConfig, shard_dirs: list[Path], run_dir: Path, 
     for warning in noise_warnings(result.meta):
         console.warn(warning)
     if write_report:
-        from bench.cmd_report import write_report as build
+        from bench.report.write import write_report as build
 
         console.print(f"report: {build(config, run_dir, study_overlay=True, console=console) / 'report.html'}")
     outcome = result.meta.details["outcomes"][name]

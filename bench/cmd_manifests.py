@@ -29,13 +29,13 @@ class Special:
 
 
 def _hpo(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
-    from bench.cmd_hpo import write_hpo_manifests
+    from bench.hpo.run import write_hpo_manifests
 
     return write_hpo_manifests(config, output=args.output, console=console)
 
 
 def _pipeline(config: BenchConfig, args: argparse.Namespace, console: Console) -> int:
-    from bench.cmd_pipeline_manifests import write_pipeline_manifests
+    from bench.pipeline.manifests import write_pipeline_manifests
 
     return write_pipeline_manifests(config, output=args.output, console=console)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.capacity_run import with_capacity
+from bench.capacity.run import with_capacity
 from bench.cli_args import (
     Command,
     choice_list,
@@ -34,7 +34,7 @@ from bench.cli_args import (
     positive_float,
     positive_int,
 )
-from bench.cmd_capacity import capacity_phase, plan_capacity
+from bench.capacity.show import capacity_phase, plan_capacity
 from bench.config import BenchConfig
 from bench.console import Console
 from ground.cpus import CpuPlan, pin_current_process, plan_cpus
@@ -206,7 +206,7 @@ def _check_run(config: BenchConfig, *, targets: list[str], n_requests: list[int]
     from loadgen.engines import ENGINE_NAMES
     from loadgen.sweep import SweepPlan
 
-    modes, capacity = plan_capacity(config, modes, slo)  # `--modes capacity` (bench/cmd_capacity.py)
+    modes, capacity = plan_capacity(config, modes, slo)  # `--modes capacity` (bench/capacity/show.py)
     overrides = sweep_overrides(config, n_requests=n_requests, modes=modes, trials=trials, rate_rps=rate_rps,
                                 duration_s=duration_s, concurrency=concurrency)
     try:
@@ -343,7 +343,7 @@ def _show_results(config: BenchConfig, run_dir: Path, write_report: bool, consol
     """The Table-3-style tables, then (if asked) the report."""
     print_table3(run_dir, console)
     if write_report:
-        from bench.cmd_report import write_report as build
+        from bench.report.write import write_report as build
 
         out = build(config, run_dir, study_overlay=True, console=console)
         console.print(f"report: {out / 'report.html'}")
@@ -373,7 +373,7 @@ def _summary_columns() -> tuple[str, ...]:
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    from bench.capacity_run import CAPACITY_MODE
+    from bench.capacity.run import CAPACITY_MODE
     from loadgen.engines import ENGINE_NAMES
     from loadgen.modes import MODES
 

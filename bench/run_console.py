@@ -26,7 +26,7 @@ def print_table3(run_dir: Path, console: Console) -> None:
     carries ``⚠ saturated``. The marks used are explained, and the flagged steps named,
     below the tables.
     """
-    from bench.cmd_capacity import print_capacity
+    from bench.capacity.show import print_capacity
     from bench.report.flags import flag_legend, flag_sentences
     from bench.report.tables import modes_in, table3_rows
 

@@ -20,7 +20,8 @@ import pandas as pd
 
 from bench.report import figures
 from bench.report.bounds import bounds_note, bounds_recorded, two_sided_from
-from bench.report.capacity import add_capacity_section, capacity_only_report, split_capacity
+from bench.capacity.results import split_capacity
+from bench.report.capacity import add_capacity_section, capacity_only_report
 from bench.report.document import Document, to_html, to_markdown
 from bench.report.flags import annotate_flags, flag_legend, flag_sentences
 from bench.report.runfacts import ceiling_text, meta_rows, run_warnings, sweep_rows

@@ -2,7 +2,7 @@
 
 Why a module of its own: capacity rows (modes ``capacity`` and ``capacity_closed``) are not
 Table 3 steps -- their request counts follow the offered rate, not the study's N -- so
-they are split off before Table 3 is drawn (:func:`split_capacity`) and rendered here from
+they are split off before Table 3 is drawn (:func:`bench.capacity.results.split_capacity`) and rendered here from
 capacity.csv, capacity_probes.csv and capacity_concurrency.csv alone (``bench report``
 regenerates them). Tables are pure text cells; figures are built from frames; only
 :func:`ground.figures.save_figure` (shared with every other figure) writes files.
@@ -25,11 +25,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.capacity_results import CAPACITY_MODES, CapacityData, load_capacity
-from bench.report.capacity_table import capacity_heading, capacity_legend, capacity_table, concurrency_table
-from bench.report.capacity_table import num as _num
-from bench.report.capacity_table import rps as _rps
-from bench.report.capacity_table import truthy as _truthy
+from bench.capacity.results import CapacityData, load_capacity
+from bench.capacity.table import capacity_heading, capacity_legend, capacity_table, concurrency_table
+from bench.capacity.table import num as _num
+from bench.capacity.table import rps as _rps
+from bench.capacity.table import truthy as _truthy
 from bench.report.document import Document, to_html, to_markdown
 from bench.report.tables import markdown_table
 from bench.results import RunData
@@ -43,19 +43,9 @@ __all__ = [
     "capacity_table",
     "concurrency_table",
     "fig_capacity",
-    "split_capacity",
 ]
 
 FIGURE_DIR = "figures"
-
-
-def split_capacity(run: RunData) -> tuple[RunData, CapacityData | None]:
-    """(the run without capacity rows, its capacity files) -- None when it has no capacity search."""
-    classic = run.without_modes(CAPACITY_MODES)
-    data = load_capacity(run.path)
-    if data.empty and len(classic.steps) == len(run.steps):
-        return classic, None
-    return classic, data
 
 
 def capacity_markdown(cap: CapacityData, run_id: str, targets: Sequence[str] | None = None) -> str:

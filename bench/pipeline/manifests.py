@@ -70,7 +70,7 @@ def render_pipeline_manifests(config: BenchConfig) -> dict[str, str]:
     import kubernetes_validate
     import yaml
 
-    from bench.pipeline_definition import pipeline_function
+    from bench.pipeline.definition import pipeline_function
     from models.pipeline.remote import compile_for_cluster
     from models.pipeline.tfjob import check_tfjob, render_tfjob, replica_pod
     from targets.manifests_kserve import render_kserve_manifests

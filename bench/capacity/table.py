@@ -2,7 +2,7 @@
 
 Why a module of its own: the same cells are printed by ``bench run`` (console), written
 to capacity.md and put in report.md/html, so they are computed once, purely from the
-frames of :mod:`bench.capacity_results`. A newcomer must be able to read a row without
+frames of :mod:`bench.capacity.results`. A newcomer must be able to read a row without
 the docs: the *offered* rate (what the capacity is: the Poisson rate the load generator
 aimed at) is shown next to the *achieved* rate (successful completions per second
 measured at it: it differs by Poisson noise and, near the knee, because completions lag
@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.capacity_results import CapacityData
+from bench.capacity.results import CapacityData
 from loadgen.capacity import short_reason
 
 __all__ = ["capacity_heading", "capacity_legend", "capacity_table", "concurrency_table", "num", "rps", "truthy"]

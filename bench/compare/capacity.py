@@ -10,7 +10,7 @@ is no spread to judge by: the ratio is shown and the verdict says "single search
 A capacity below the reference is the regression (`--fail-on-regression`).
 
 Pure: frames in, :class:`CapacityComparison` rows out; rendering is in
-:mod:`bench.cmd_compare_capacity`.
+:mod:`bench.compare.capacity_show`.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.capacity_results import CAPACITY_MODES, CapacityData, load_capacity
+from bench.capacity.results import CAPACITY_MODES, CapacityData, load_capacity
 from bench.results import RunData
 
 __all__ = [
@@ -60,7 +60,7 @@ class CapacityComparison:
         return dataclasses.asdict(self)
 
 
-# Verdicts a regression gate cannot judge (bench.compare_gate's rule: never pass blind).
+# Verdicts a regression gate cannot judge (bench.compare.gate's rule: never pass blind).
 CANNOT_JUDGE = frozenset({"single search", "no capacity", "objectives differ"})
 
 CAPACITY_COMPARISON_COLUMNS = tuple(f.name for f in dataclasses.fields(CapacityComparison))

@@ -12,9 +12,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.capacity_config import CapacityConfig
-from bench.capacity_run import CapacityEvents, CapacityPhase, capacity_config, split_modes
-from bench.config import BenchConfig
+from bench.capacity.results import split_capacity
+from bench.capacity.run import CapacityEvents, CapacityPhase, capacity_config, split_modes
+from bench.capacity.table import capacity_heading, capacity_legend, capacity_table
+from bench.config import BenchConfig, CapacityConfig
 from bench.console import Console, ProgressHandle
 from bench.results import RunData, RunWriter
 from ground.runmeta import RunMeta
@@ -83,8 +84,6 @@ def capacity_phase(settings: CapacityConfig, config: BenchConfig, writer: RunWri
 def print_capacity(run: RunData, console: Console) -> tuple[RunData, bool]:
     """Print the capacity table of ``run`` if it has one; return (the run without capacity rows,
     whether a table was printed), so Table 3 is drawn from the ordinary steps only."""
-    from bench.report.capacity import capacity_heading, capacity_legend, capacity_table, split_capacity
-
     classic, cap = split_capacity(run)
     if cap is None or cap.capacity.empty:
         return classic, False

@@ -143,7 +143,7 @@ def _prepare(config: BenchConfig, pipeline: str, target: str, run_dir: Path, kfp
     """Create the run's folder, compile the package into it (image override applied), build meta.json's contents."""
     from bench.meta import run_header
     from models.pipeline.kfp_run import display_names
-    from bench.pipeline_definition import pipeline_function
+    from bench.pipeline.definition import pipeline_function
     from models.pipeline.registry import default_parameters
     from models.pipeline.remote import compile_for_cluster
 

@@ -11,12 +11,10 @@ carry one into a report.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench.cli_args import Command
 from bench.config import BenchConfig
 from bench.console import Console
 from bench.runstate import HostView, resolve_status, run_warnings
@@ -32,7 +30,7 @@ from bench.results import (
 )
 from ground.runmeta import KIND_PIPELINE
 
-__all__ = ["REPORT", "combined_pipeline_report", "pipeline_report", "report", "write_report"]
+__all__ = ["combined_pipeline_report", "pipeline_report", "report", "write_report"]
 
 
 def write_report(config: BenchConfig, run_dir: Path, *, study_overlay: bool, console: Console) -> Path:
@@ -156,19 +154,3 @@ def combined_pipeline_report(config: BenchConfig, run_dirs: list[Path], console:
     for path in paths:
         console.info(f"  {path}")
     return 0
-
-
-# --- `python -m bench report` (registered in bench/cli.py) ---
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run); 2-6 pipeline runs "
-                        "of one pipeline also get a side-by-side report in reports/A--vs--B/")
-    parser.add_argument("--no-study-overlay", action="store_true", help="leave the study's numbers off Figure 21")
-
-
-def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
-    return report(config, runs=args.runs, study_overlay=not args.no_study_overlay, console=console)
-
-
-REPORT = Command(_add_arguments, _main)

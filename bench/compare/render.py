@@ -1,7 +1,7 @@
 """Text for ``bench compare``: verdict wording, table cells, legend, summary lines and CSV.
 
-Why apart from :mod:`bench.compare`: the statistics are tested on numbers, the wording
-on strings; :mod:`bench.cmd_compare` only picks a format and prints. Nothing here prints.
+Why apart from :mod:`bench.compare.verdict`: the statistics are tested on numbers, the wording
+on strings; :mod:`bench.compare.show` only picks a format and prints. Nothing here prints.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import io
 import math
 from typing import Any
 
-from bench.compare import CompareResult, StepComparison, TargetSummary
+from bench.compare.verdict import CompareResult, StepComparison, TargetSummary
 
 __all__ = [
     "CSV_COLUMNS",
