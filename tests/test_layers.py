@@ -159,6 +159,8 @@ def _write_config(root: Path) -> Path:
 
     lines = ["[tool.importlinter]", f"root_packages = {toml_list([rename(p) for p in table['root_packages']])}"]
     for contract in table["contracts"]:
+        if contract["id"] not in ("layers", "acyclic"):  # contracts inside bench/ name modules the toy set lacks
+            continue
         lines += ["", "[[tool.importlinter.contracts]]"]
         for key, value in contract.items():
             if key in ("layers", "ancestors"):

@@ -1,9 +1,9 @@
-"""The CLI side of ``bench run --modes capacity``: checks, progress lines and the final table.
+"""The console side of ``bench run --modes capacity``: flag checks, progress lines and the final table.
 
-Why a module of its own: ``bench.cmd_run`` stays the one place that runs a benchmark; it
-calls three functions from here -- :func:`plan_capacity` (check ``--modes``/``--slo``
-before anything starts), :func:`capacity_phase` (the measuring object, wired to the
-console) and :func:`print_capacity` (the table at the end). Only this layer prints.
+``bench run`` stays the one place that runs a benchmark; it calls three functions from here
+-- :func:`plan_capacity` (check ``--modes``/``--slo`` before anything starts),
+:func:`capacity_phase` (the measuring object, wired to the console) and
+:func:`print_capacity` (the table at the end). Only this layer prints.
 """
 
 from __future__ import annotations

@@ -25,6 +25,7 @@ import pandas as pd
 
 from bench.capacity.results import CAPACITY_MODES, CapacityData, load_capacity
 from bench.results import RunData
+from loadgen.cells import cell_true
 
 __all__ = [
     "CAPACITY_COMPARISON_COLUMNS",
@@ -76,15 +77,9 @@ def _verdict_counts(part: pd.DataFrame) -> str:
     return ", ".join(f"{n}x {v}" for v, n in counts.items()) or "-"
 
 
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    return bool(value) and not (isinstance(value, float) and math.isnan(value))
-
-
 def _notes(side: str, part: pd.DataFrame) -> list[str]:
     notes = []
-    if part["client_bound"].map(_truthy).any():
+    if part["client_bound"].map(cell_true).any():
         notes.append(f"{side} possibly client-bound")
     bad = part[part["verdict"].astype(str) != "VALID"]
     if not bad.empty:

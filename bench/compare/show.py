@@ -1,11 +1,12 @@
-"""`python -m bench compare A B`: load two runs, print the comparison, set the exit code.
+"""Compare two runs and print the result: load them, compare, print in the chosen format, return the exit code.
 
-Why this thin: the statistics live in :mod:`bench.compare.verdict` (+ :mod:`bench.compare.stats`)
-and the wording in :mod:`bench.compare.render`; this module only loads the runs, picks a
-format (terminal table, Markdown or CSV -- legend and summary go to stdout in all three)
-and decides the exit code (:mod:`bench.compare.gate`): with ``--fail-on-regression``, 1 on
-a regression (per target by default, per step with ``gate="step"``), 3 when a target or
-step cannot be judged (unless ``--allow-inconclusive``); 2 on bad input; else 0.
+What ``bench compare A B`` does (its flags are in :mod:`bench.commands.compare`). The
+statistics live in :mod:`bench.compare.verdict` (+ :mod:`bench.compare.stats`) and the
+wording in :mod:`bench.compare.render`; this module loads the runs, picks a format (terminal
+table, Markdown or CSV -- legend and summary go to stdout in all three) and decides the exit
+code (:mod:`bench.compare.gate`): with ``--fail-on-regression``, 1 on a regression (per
+target by default, per step with ``gate="step"``), 3 when a target or step cannot be judged
+(unless ``--allow-inconclusive``); 2 on bad input; else 0.
 """
 
 from __future__ import annotations

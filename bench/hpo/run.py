@@ -1,11 +1,12 @@
-"""`python -m bench hpo` (also `run hpo`) and `python -m bench manifests hpo`: the study's Katib tuning.
+"""Run the study's hyperparameter tuning on this machine, and render its Katib Experiments.
 
-Why a command of its own: the study tuned the MNIST model with Katib (grid, random and
-Bayesian search over lr in [0.01, 0.05] and batch size in [80, 100], minimising loss with
-goal 0.001) and reported the best trial (Table 1) and the time per algorithm and trial
-budget (Table 2, Figure 20).  This command runs the same search on one machine -- one
-Optuna study per (repeat, max_trials, algorithm), trials as processes, ``parallel`` at a
-time with one torch thread each -- and writes raw trial rows as they finish.
+What ``bench hpo`` (also ``run hpo``; flags in :mod:`bench.commands.hpo`) and ``bench
+manifests hpo`` do. The study tuned the MNIST model with Katib (grid, random and Bayesian
+search over lr in [0.01, 0.05] and batch size in [80, 100], minimising loss with goal 0.001)
+and reported the best trial (Table 1) and the time per algorithm and trial budget (Table 2,
+Figure 20).  This command runs the same search on one machine -- one Optuna study per
+(repeat, max_trials, algorithm), trials as processes, ``parallel`` at a time with one torch
+thread each -- and writes raw trial rows as they finish.
 
 Execution order interleaves algorithms inside each (repeat, max_trials) so that a slow
 period of a shared machine does not land on one algorithm only.
@@ -25,6 +26,8 @@ from typing import Any
 
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
+from bench.meta import run_header
+from bench.results import ResultsError, fresh_run_dir, write_meta_file
 from ground.runmeta import KIND_HPO, RunMeta, RunStatus
 
 __all__ = ["run_hpo", "write_hpo_manifests"]
@@ -62,8 +65,6 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def _meta(config: BenchConfig, run_id: str, settings: dict) -> RunMeta:
-    from bench.meta import run_header
-
     return run_header(
         kind=KIND_HPO, run_id=run_id, root=config.root, extra_packages=("optuna", "torch"),
         config={"root": str(config.root), "sha256": config.sha256},
@@ -104,8 +105,6 @@ def run_hpo(
     console: Console,
 ) -> int:
     """Run every study, write results/<run-id>/hpo_*.csv + meta.json, then the report. 0 = ok."""
-    from bench.results import ResultsError
-
     budget = _budget(config, algorithms=algorithms, max_trials=max_trials, parallel=parallel, epochs=epochs,
                      repeats=repeats)  # ConfigError naming the flag
     try:
@@ -172,7 +171,6 @@ def _budget(config: BenchConfig, *, algorithms: list[str] | None, max_trials: li
 
 def _fresh_run(config: BenchConfig, run_id: str | None) -> tuple[Path, Any]:
     """The new run's folder (not created yet) and the data split; ResultsError or _Refused saying why not."""
-    from bench.results import fresh_run_dir
     from models.data import DataError, load_dataset
 
     run_dir = fresh_run_dir(config.results_dir, run_id, "hpo")
@@ -184,7 +182,6 @@ def _fresh_run(config: BenchConfig, run_id: str | None) -> tuple[Path, Any]:
 
 def _start_run(config: BenchConfig, run_dir: Path, budget: _Budget, split: Any) -> tuple[Path, Any, RunMeta]:
     """Create the folder with the trials' [model] table and the first meta.json; (model toml, space, meta)."""
-    from bench.results import write_meta_file
     from models.hpo.space import SearchSpace
 
     hpo = config.hpo
@@ -210,7 +207,6 @@ def _run_studies(config: BenchConfig, budget: _Budget, run_dir: Path, model_toml
     """Every study in turn, trial rows appended as they finish; meta.json gets the final status, also on Ctrl-C."""
     import optuna
 
-    from bench.results import write_meta_file
     from models.hpo.results import STUDIES_FILE, STUDY_COLUMNS, TRIAL_COLUMNS, TRIALS_FILE, CsvAppender
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -309,6 +305,7 @@ def _show_summary(run_dir: Path, budget: _Budget, meta: RunMeta, console: Consol
 
 def write_hpo_manifests(config: BenchConfig, *, output: Path | None, console: Console) -> int:
     """Render one Katib Experiment per configured algorithm; print them or write them to ``output``."""
+    # emit_files is command code (bench/cmd_targets.py); lazy so that importing this module does not load it
     from bench.cmd_targets import emit_files
     from models.hpo.katib import render_experiments
 

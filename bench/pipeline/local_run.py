@@ -1,4 +1,7 @@
-"""``bench pipeline run`` (also ``run pipeline``) and ``bench pipeline compile``: the KFP v2 pipeline, run and timed.
+"""Run a KFP v2 pipeline locally with kfp.local, timing each stage; compile a pipeline to IR YAML.
+
+What ``bench pipeline run`` (also ``run pipeline``) and ``bench pipeline compile`` do (flags
+in :mod:`bench.commands.pipeline`).
 
 How stages are timed (local run): every component wraps its body in
 :func:`models.pipeline.timing.stage_timer`, which appends one JSON line (stage, start, end,
@@ -30,6 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TextIO
 
+from bench.meta import run_header
+from bench.redaction import redact_file, redactor_for
+from bench.report.write import pipeline_report
+from bench.results import ResultsError, fresh_run_dir, write_meta_file
 from ground.runmeta import KIND_PIPELINE, RunMeta, RunStatus
 from models.pipeline.registry import (
     OUTPUT_NAMES,
@@ -53,7 +60,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours task names in its mes
 
 def compile_pipeline(output: str | Path, pipeline: str = "servebench") -> Path:
     """Write ``pipeline``'s KFP IR YAML to ``output``; returns the path (ValueError: unknown pipeline)."""
-    from bench.pipeline.definition import compile_named
+    from bench.pipeline.definition import compile_named  # lazy on purpose: imports kfp
 
     return compile_named(pipeline, output)
 
@@ -150,9 +157,6 @@ def run_pipeline(
     defaults come from ``[model]`` in bench.toml and the pipeline definition.  The report
     goes to ``reports/<run-id>/`` unless ``write_report`` is false.
     """
-    from bench.redaction import redactor_for
-    from bench.results import ResultsError, fresh_run_dir, write_meta_file
-
     problem = _request_problem(pipeline, settings)
     if problem:
         console.error(problem)
@@ -168,8 +172,6 @@ def run_pipeline(
     outcome = _execute(pipeline, params, run_dir, console)
     failed = _record(pipeline, run_dir, outcome, meta, redactor, console)
     if write_report:
-        from bench.report.write import pipeline_report
-
         pipeline_report(config, run_dir, console)
     return _exit_code(pipeline, run_dir, outcome, failed, console)
 
@@ -187,8 +189,6 @@ def _request_problem(pipeline: str, settings: Mapping[str, Any] | None) -> str:
 def _start_run(config: BenchConfig, pipeline: str, run_dir: Path,
                settings: Mapping[str, Any] | None) -> tuple[dict[str, Any], RunMeta]:
     """Create the run's folder; (the pipeline's parameters, the run's metadata)."""
-    from bench.meta import run_header
-
     run_dir.mkdir(parents=True, exist_ok=True)
     timings = run_dir / TIMINGS_FILE
     timings.unlink(missing_ok=True)
@@ -236,7 +236,7 @@ def _execute(pipeline: str, params: dict[str, Any], run_dir: Path, console: Cons
     """Run the pipeline under kfp.local, its output in kfp.log, a console line per stage as it ends."""
     import kfp.local
 
-    from bench.pipeline.definition import pipeline_function
+    from bench.pipeline.definition import pipeline_function  # lazy on purpose: imports kfp
     from models.pipeline.registry import stages_for
 
     stages = stages_for(pipeline)
@@ -266,8 +266,6 @@ def _execute(pipeline: str, params: dict[str, Any], run_dir: Path, console: Cons
 def _record(pipeline: str, run_dir: Path, outcome: _Outcome, meta: RunMeta, redactor: Any,
             console: Console) -> str:
     """Redact kfp.log; write the stage rows (with ``total``), the summary and the final meta.json; the failed stage."""
-    from bench.redaction import redact_file
-    from bench.results import write_meta_file
     from models.pipeline.timing import read_rows
 
     redact_file(outcome.log_path, redactor)  # kfp.log is complete: every task process has ended

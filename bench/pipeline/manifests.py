@@ -1,4 +1,4 @@
-"""``bench manifests pipeline [-o DIR]``: the cluster-side pieces of the study's E2E pipeline.
+"""Render the cluster-side pieces of the study's E2E pipeline (``bench manifests pipeline [-o DIR]``).
 
 What the study ran on Kubeflow after tuning (section 5.3): a TFJob training the model with
 the best parameters found, and a KServe InferenceService serving the result from a PVC,
@@ -70,7 +70,7 @@ def render_pipeline_manifests(config: BenchConfig) -> dict[str, str]:
     import kubernetes_validate
     import yaml
 
-    from bench.pipeline.definition import pipeline_function
+    from bench.pipeline.definition import pipeline_function  # lazy on purpose: imports kfp
     from models.pipeline.remote import compile_for_cluster
     from models.pipeline.tfjob import check_tfjob, render_tfjob, replica_pod
     from targets.manifests_kserve import render_kserve_manifests
@@ -114,6 +114,7 @@ def write_pipeline_manifests(config: BenchConfig, *, output: Path | None, consol
     except ValueError as exc:
         console.error(str(exc))
         return 1
+    # emit_files is command code (bench/cmd_targets.py); lazy so that importing this module does not load it
     from bench.cmd_targets import emit_files
 
     emit_files(files, output, console)

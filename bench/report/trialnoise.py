@@ -1,12 +1,12 @@
 """How much of a run is noise: the one-trial caution and steps that break the expected order.
 
-Why a module of its own: with the default single trial every cell of Table 3 is one
-measurement, and two single trials of identical code differ by up to about a quarter
-(docs/compare.md: the 95th percentile of |B/A - 1| between the first trials of identical
-back-to-back runs, :data:`DEFAULT_NOISE_FLOOR_PCT`, which ``bench compare`` uses too). A report that shows such
-numbers unmarked invites readers to rank targets on differences the run cannot resolve. So
-a run whose steps have one trial says so -- in the report, in table3.md and on the console
--- with that figure, where it comes from, and the command that would resolve more.
+With the default single trial every cell of Table 3 is one measurement, and two single
+trials of identical code differ by up to about a quarter (docs/compare.md: the 95th
+percentile of |B/A - 1| between the first trials of identical back-to-back runs,
+:data:`DEFAULT_NOISE_FLOOR_PCT`, which ``bench compare`` uses too). A report that shows such
+numbers unmarked invites readers to rank targets on differences the run cannot resolve. So a
+run whose steps have one trial says so -- in the report, in table3.md and on the console --
+with that figure, where it comes from, and the command that would resolve more.
 
 And steps that break what must hold whatever the target -- a closed-loop step's total time
 does not fall when N grows; a throughput is not far above (or below) both its neighbours --

@@ -1,12 +1,14 @@
-"""`python -m bench report [RUN ...]`: regenerate tables and figures from result CSVs.
+"""Write run reports into ``reports/<run-id>/``: serving, tuning and pipeline runs, pipelines side by side.
 
-Why from files only: a report must be reproducible after the fact, on another machine,
-with no target running; everything it shows comes from summary.csv, requests.csv.gz and
-meta.json of the run.  Two or more pipeline runs given together also get one side-by-side
-report (the study's Tables 4-5 compare two clusters), written after their own reports.
-Configured secrets are redacted from what a report reads (serving runs) or from the files it
-wrote (tuning and pipeline runs), so even a run recorded before redaction existed cannot
-carry one into a report.
+What ``bench report [RUN ...]`` does (its flags are in :mod:`bench.commands.report`);
+``bench run`` and ``bench pipeline run`` call :func:`write_report` and
+:func:`pipeline_report` too. Only from files: a report must be reproducible after the fact,
+on another machine, with no target running; everything it shows comes from summary.csv,
+requests.csv.gz and meta.json of the run.  Two or more pipeline runs given together also get
+one side-by-side report (the study's Tables 4-5 compare two clusters), written after their
+own reports. Configured secrets are redacted from what a report reads (serving runs) or from
+the files it wrote (tuning and pipeline runs), so even a run recorded before redaction
+existed cannot carry one into a report.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ __all__ = ["combined_pipeline_report", "pipeline_report", "report", "write_repor
 def write_report(config: BenchConfig, run_dir: Path, *, study_overlay: bool, console: Console) -> Path:
     """Build one run's report into ``reports/<run-id>/``; returns that folder."""
     from ground.reference import STUDY_MODE, study_table3
-    from bench.report.build import build_report
+    from bench.report.build import build_report  # lazy on purpose: imports matplotlib (serving runs only)
 
     run = load_run(run_dir, redactor=redactor_for(config, console))
     run = replace(run, meta=resolve_status(run.meta, HostView.current()))  # running vs abandoned
