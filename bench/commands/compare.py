@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 
 from bench.cli_args import Command
-from bench.compare import show  # called as show.compare: one place to patch in tests
+# called as show.compare: one place to patch in tests
+from bench.compare import show
 from bench.compare.verdict import GATES
 from bench.config import BenchConfig
 from bench.console import Console
