@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from loadgen.objective import CapacityConfig
 from ground.tables import ConfigError, parse_table
-from loadgen.objective import Objective
 from loadgen.sweep_settings import SweepSettings
 from models.config import ModelConfig
 from models.hpo.config import HpoConfig
@@ -31,7 +31,6 @@ from targets.spec import TargetSpec
 
 __all__ = [
     "BenchConfig",
-    "CapacityConfig",
     "ConfigError",
     "LoadgenConfig",
     "load_config",
@@ -58,60 +57,6 @@ class LoadgenConfig:
             raise ValueError(f"cpus must be 'auto', 'none' or a list of CPU numbers, got {self.cpus!r}")
         if self.max_rps < 0:
             raise ValueError("max_rps must be >= 0")
-
-
-# ``[capacity]`` (``bench run --modes capacity``, docs/capacity.md) is the one table of a bench
-# feature, so its type lives here rather than in a lower layer; the capacity package reads it.
-# ``confidence`` is the one knob that trades time for certainty: every rate's verdict (met
-# or violated) and the confirmation's are wrong with probability at most 1 - confidence,
-# and the shortest probe that can show "met" grows with it (p99 with 3 looks: 339 requests
-# at 90 %, 408 at 95 %, 590 at 99 %). The defaults aim at a search of all four local
-# stand-ins in a few minutes on a 2-core machine: per target at most ``closed_loop_seconds``
-# for the concurrency sweep plus ``max_seconds`` per search, plus the stand-in's start-up.
-@dataclass(frozen=True)
-class CapacityConfig:
-    """What a capacity search aims for and how long it may take."""
-
-    percentile: float = 99.0  # the objective: this latency percentile ...
-    bound_ms: float = 100.0  # ... of successful requests stays at or under this many ms
-    precision: float = 0.1  # bisect until first bad / last good <= 1 + precision
-    growth: float = 2.0  # the ramp multiplies the offered rate by this while the objective holds
-    start_rps: float = 0.0  # first offered rate; 0 = half the closed-loop throughput at concurrency 1
-    confidence: float = 0.95  # of every verdict: met / violated is wrong with probability <= 1 - this
-    max_looks: int = 3  # an undecided rate is extended up to this many looks (n1, 2 n1, 4 n1 requests)
-    min_requests: int = 200  # closed-loop levels send at least this many; a floor for probes, whose
-    # first look is at least what the objective and confidence need (p99 at 95 %: 408)
-    min_seconds: float = 2.0  # ... and at least this many seconds of arrivals
-    max_probes: int = 24  # open-loop probes (looks) per search, the confirmation included
-    max_seconds: float = 90.0  # seconds of probing per search (a look starts only if it fits)
-    repeats: int = 1  # searches per target (>= 2 shows their spread; `bench compare` uses it)
-    max_concurrency: int = 32  # closed-loop sweep: 1, 2, 4, ... up to this (1: concurrency 1 only)
-    closed_loop_seconds: float = 10.0  # seconds for the closed-loop sweep per target
-
-    def __post_init__(self) -> None:
-        Objective(self.percentile, self.bound_ms / 1000.0)  # raises ValueError naming the problem
-        if not 0 < self.precision < 1:
-            raise ValueError(f"precision must be in (0, 1), got {self.precision}")
-        if not self.growth > 1:
-            raise ValueError(f"growth must be > 1, got {self.growth}")
-        if self.start_rps < 0:
-            raise ValueError(f"start_rps must be >= 0 (0 = automatic), got {self.start_rps}")
-        for key in ("min_requests", "repeats", "max_concurrency"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if not 0.5 < self.confidence < 1:
-            raise ValueError(f"confidence must be in (0.5, 1), e.g. 0.95, got {self.confidence}")
-        if self.max_looks < 1:
-            raise ValueError(f"max_looks must be >= 1, got {self.max_looks}")
-        if self.max_probes < 2:
-            raise ValueError(f"max_probes must be >= 2 (a search probe and the confirmation), got {self.max_probes}")
-        for key in ("min_seconds", "max_seconds", "closed_loop_seconds"):
-            if not getattr(self, key) > 0:
-                raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
-
-    @property
-    def objective(self) -> Objective:
-        return Objective(self.percentile, self.bound_ms / 1000.0)
 
 
 @dataclass(frozen=True)

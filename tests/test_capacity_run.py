@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 from loadgen_helpers import MEMORY_URL, FakeTarget, SingleWorker, digit_images
 
-from bench.config import CapacityConfig
+from loadgen.objective import CapacityConfig
 from bench.capacity.results import CAPACITY_FILE, CONCURRENCY_FILE, PROBES_FILE, load_capacity
 from bench.compare.capacity import CANNOT_JUDGE
 from bench.capacity.run import CapacityEvents, CapacityPhase, capacity_config, split_modes, with_capacity

@@ -2,7 +2,7 @@
 
 Import the submodules; this package's ``__init__`` stays empty. The searches themselves are
 pure and live in :mod:`loadgen.capacity` and :mod:`loadgen.concurrency_search`; the
-``[capacity]`` table is :class:`bench.config.CapacityConfig`.
+``[capacity]`` table is :class:`loadgen.objective.CapacityConfig`.
 
 - ``run.py``: the capacity phase of ``bench run`` -- real probes for the searches, rows written as measured.
 - ``results.py``: capacity.csv, capacity_probes.csv and capacity_concurrency.csv: rows out, frames back in.

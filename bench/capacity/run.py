@@ -45,7 +45,6 @@ from bench.capacity.results import (
     concurrency_rows,
     probe_row,
 )
-from bench.config import CapacityConfig
 from bench.results import RunWriter
 from loadgen.calibration import ceiling_for
 from loadgen.capacity import (
@@ -59,6 +58,7 @@ from loadgen.capacity import (
     parse_objective,
 )
 from loadgen.concurrency_search import ClosedLoopResult, LevelOutcome, LevelRecord, LevelSpec, concurrency_sweep
+from loadgen.objective import CapacityConfig
 from loadgen.records import StepKey, StepResult
 from loadgen.stats import percentile, summarize
 from loadgen.sweep import SweepPlan

@@ -15,10 +15,11 @@ from typing import Any
 from bench.capacity.results import split_capacity
 from bench.capacity.run import CapacityEvents, CapacityPhase, capacity_config, split_modes
 from bench.capacity.table import capacity_heading, capacity_legend, capacity_table
-from bench.config import BenchConfig, CapacityConfig
+from bench.config import BenchConfig
 from bench.console import Console, ProgressHandle
 from bench.results import RunData, RunWriter
 from ground.runmeta import RunMeta
+from loadgen.objective import CapacityConfig
 
 __all__ = ["capacity_phase", "plan_capacity", "print_capacity"]
 

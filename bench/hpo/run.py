@@ -305,7 +305,6 @@ def _show_summary(run_dir: Path, budget: _Budget, meta: RunMeta, console: Consol
 
 def write_hpo_manifests(config: BenchConfig, *, output: Path | None, console: Console) -> int:
     """Render one Katib Experiment per configured algorithm; print them or write them to ``output``."""
-    # emit_files is command code (bench/cmd_targets.py); lazy so that importing this module does not load it
     from bench.cmd_targets import emit_files
     from models.hpo.katib import render_experiments
 

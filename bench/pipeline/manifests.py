@@ -114,7 +114,6 @@ def write_pipeline_manifests(config: BenchConfig, *, output: Path | None, consol
     except ValueError as exc:
         console.error(str(exc))
         return 1
-    # emit_files is command code (bench/cmd_targets.py); lazy so that importing this module does not load it
     from bench.cmd_targets import emit_files
 
     emit_files(files, output, console)
