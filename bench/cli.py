@@ -57,12 +57,12 @@ COMMANDS: tuple[Registration, ...] = (
                  "run the target contract suite against one configured adapter (in-tree or not)"),
     Registration("calibrate", "bench.commands.calibrate:CALIBRATE", "measure each load-generator engine's own ceiling"),
     Registration("run", "bench.commands.run:RUN", "run the benchmark sweep: `run all` or `run TARGET...`"),
-    Registration("hpo", "bench.cmd_hpo:HPO", "the study's hyperparameter tuning, Tables 1-2 (also `run hpo`)"),
-    Registration("pipeline", "bench.cmd_pipeline:PIPELINE",
+    Registration("hpo", "bench.commands.hpo:HPO", "the study's hyperparameter tuning, Tables 1-2 (also `run hpo`)"),
+    Registration("pipeline", "bench.commands.pipeline:PIPELINE",
                  "Kubeflow Pipelines: `pipeline run` (also `run pipeline`), `pipeline compile`"),
     Registration("merge", "bench.commands.merge:MERGE", "merge shard runs (`run TARGET --shard I/N`) into one run"),
-    Registration("report", "bench.cmd_report:REPORT", "regenerate tables and figures from result CSVs"),
-    Registration("compare", "bench.cmd_compare:COMPARE",
+    Registration("report", "bench.commands.report:REPORT", "regenerate tables and figures from result CSVs"),
+    Registration("compare", "bench.commands.compare:COMPARE",
                  "compare two runs over their trials (per-step and per-target verdicts)"),
 )
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from bench.capacity_config import CapacityConfig
+from loadgen.objective import CapacityConfig
 from ground.tables import ConfigError, parse_table
 from ground.cpus import plan_cpus
 from loadgen.sweep_settings import SweepSettings

@@ -11,7 +11,6 @@ configuration), so a secret an endpoint echoed into an error never reaches the t
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -22,6 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ground.redactor import Redactor
+from loadgen.cells import cell_number
 from loadgen.saturation import FLAG_CLIENT_BEHIND, FLAG_CONNECTION_CAP, FLAG_TARGET_BEHIND, SATURATION_DETAILS
 from loadgen.stats import FLAG_SATURATED, step_flags
 
@@ -107,20 +107,12 @@ def step_label(key: Any) -> str:
     return f"{key.target} {key.mode} N={key.n_requests}{rate} trial {key.trial}"
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
 def open_loop_text(row: Mapping[str, Any]) -> str:
     """``, offered 1500.0 req/s, achieved 680.6 req/s, send lag p50 0.21 ms`` for a rate row, else ``""``."""
     if row.get("mode") != "rate":
         return ""
-    offered, achieved = _number(row.get("offered_rps")), _number(row.get("achieved_rps"))
-    lag = _number(row.get("send_lag_p50_s"))
+    offered, achieved = cell_number(row.get("offered_rps")), cell_number(row.get("achieved_rps"))
+    lag = cell_number(row.get("send_lag_p50_s"))
     parts = [f"offered {offered:.1f} req/s" if offered is not None else f"rate {row.get('rate')} req/s"]
     if achieved is not None:
         parts.append(f"achieved {achieved:.1f} req/s")
@@ -144,7 +136,7 @@ def saturation_warning(row: Mapping[str, Any]) -> str:
     flags = step_flags(row)
     if FLAG_SATURATED not in flags:
         return ""
-    offered, achieved, growth = (_number(row.get(c)) for c in ("offered_rps", "achieved_rps", "lag_growth_s"))
+    offered, achieved, growth = (cell_number(row.get(c)) for c in ("offered_rps", "achieved_rps", "lag_growth_s"))
     rates = (f"achieved {achieved:.1f} of {offered:.1f} req/s offered" if offered is not None and achieved is not None
              else "the offered rate was not sustained")
     values = {"growth": f"{growth * 1000:.0f} ms" if growth is not None else "?",

@@ -5,7 +5,7 @@
 Why: issue 21 -- the old per-target interval (a percentile bootstrap over whole trials)
 held the truth about 82 % of the time at 3 trials per side, and trials inside one start of
 a stand-in do not replicate what differs between runs. This script checks the current
-rules (:mod:`bench.compare_power`) against a truth we control.
+rules (:mod:`bench.compare.power`) against a truth we control.
 
 The model of one target's per-trial log latency at step s (8 steps: 4 request counts x 2
 modes, as the A/A study's runs) is
@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from study_common import loadavg, study_header, write_study  # noqa: E402
 
-from bench.compare import DEFAULT_NOISE_FLOOR_PCT, target_verdict  # noqa: E402
-from bench.compare_power import detectable_log_effect  # noqa: E402
+from bench.compare.verdict import DEFAULT_NOISE_FLOOR_PCT, target_verdict  # noqa: E402
+from bench.compare.power import detectable_log_effect  # noqa: E402
 
 STEPS = 8
 LEVEL = 0.95
@@ -84,7 +84,7 @@ def _runs(rng: np.random.Generator, sc: Scenario, reps: int, trials: int, design
 
 
 def _welch(sa: np.ndarray, sb: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Vectorised :func:`bench.compare_power.welch_interval` over reps: (estimate, low, high, se, dof)."""
+    """Vectorised :func:`bench.compare.power.welch_interval` over reps: (estimate, low, high, se, dof)."""
     na, nb = sa.shape[1], sb.shape[1]
     va, vb = sa.var(axis=1, ddof=1) / na, sb.var(axis=1, ddof=1) / nb
     se = np.sqrt(va + vb)
@@ -120,7 +120,7 @@ def _current(la: np.ndarray, lb: np.ndarray, design: str) -> tuple[np.ndarray, .
 
 
 def _scores(la: np.ndarray, lb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Vectorised :func:`bench.compare_power.trial_scores` (no missing steps here)."""
+    """Vectorised :func:`bench.compare.power.trial_scores` (no missing steps here)."""
     centre = np.concatenate([la, lb], axis=1).mean(axis=1, keepdims=True)
     return (la - centre).mean(axis=2), (lb - centre).mean(axis=2)
 
@@ -142,7 +142,7 @@ def _bootstrap(la: np.ndarray, lb: np.ndarray, rng: np.random.Generator, resampl
 
 
 def _cannot_judge(verdict: np.ndarray, design: str) -> np.ndarray:
-    """bench.compare_gate's exit 3: inconclusive; within-run trials also whenever the floor (>= the
+    """bench.compare.gate's exit 3: inconclusive; within-run trials also whenever the floor (>= the
     between-run default, above the 5 % threshold) raised the threshold -- all but slower/faster."""
     if design == "restart":
         return verdict == "inconclusive"

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from bench.compare_power import trials_for_effect
+from bench.compare.power import trials_for_effect
 
 __all__ = ["aa_rows", "aa_summary", "cached_compare", "clopper_pearson", "rate_text"]
 

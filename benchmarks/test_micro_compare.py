@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench.compare import CompareResult, compare_runs
-from bench.compare_stats import mannwhitney_p
+from bench.compare.verdict import CompareResult, compare_runs
+from bench.compare.stats import mannwhitney_p
 from bench.results import RunData, load_run
 from micro_data import (
     COMPARE_MODES,

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
 import time
@@ -66,6 +67,7 @@ __all__ = [
     "RPS_KEYS",
     "SCHEMA",
     "calibration_summary",
+    "ceiling_for",
     "choose_engine",
     "load_or_run_calibration",
     "measure_engine_point",
@@ -410,3 +412,27 @@ def write_calibration(calibration: CalibrationResult, path: str | Path) -> Path:
     tmp.write_text(json.dumps(dict(calibration.data), indent=2, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
     return path
+
+
+def ceiling_for(concurrency: float, ceiling: Mapping[str, Any] | None) -> float | None:
+    """The client's calibrated req/s at this concurrency (an estimate between measured points).
+
+    Calibration measures a few concurrencies (e.g. 1 and 64); between two of them the
+    ceiling is interpolated linearly in log(concurrency)-log(req/s) space, outside them the
+    nearest measured value is used. None when no calibration was recorded.
+    """
+    if not ceiling:
+        return None
+    points = sorted((float(k), float(v)) for k, v in (ceiling.get("rps_by_concurrency") or {}).items() if v)
+    if not points:
+        return None
+    c = max(float(concurrency or 1), 1.0)
+    if c <= points[0][0]:
+        return points[0][1]
+    if c >= points[-1][0]:
+        return points[-1][1]
+    for (c0, r0), (c1, r1) in zip(points, points[1:]):
+        if c0 <= c <= c1:
+            w = (math.log(c) - math.log(c0)) / (math.log(c1) - math.log(c0))
+            return float(math.exp(math.log(r0) + w * (math.log(r1) - math.log(r0))))
+    return points[-1][1]  # unreachable: the loop covers every c between the ends

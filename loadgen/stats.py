@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from loadgen.cells import cell_count, cell_true
 from loadgen.records import ERROR_CLASSES, RequestRecord, StepKey, StepResult
 from loadgen.saturation import SATURATION_DETAILS, analyze_open_loop
 
@@ -308,16 +309,6 @@ def parse_error_counts(text: str) -> dict[str, int]:
     return counts
 
 
-def _truthy(value: Any) -> bool:
-    """A CSV cell read back as bool ('True', 'true', '1', 1, True); NaN and '' are False."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    try:
-        return bool(value) and not (isinstance(value, float) and math.isnan(value))
-    except (TypeError, ValueError):
-        return False
-
-
 def step_flags(row: Mapping[str, Any]) -> frozenset[str]:
     """The flags of one summary row, from any schema version.
 
@@ -329,24 +320,16 @@ def step_flags(row: Mapping[str, Any]) -> frozenset[str]:
     text = row.get("flags")
     if isinstance(text, str) and text.strip():
         flags.update(part.strip() for part in text.split(";") if part.strip())
-    errors = _as_int(row.get("errors"))
-    n_ok = _as_int(row.get("n_ok"))
-    n_requests = _as_int(row.get("n_requests"))
+    errors = cell_count(row.get("errors"))
+    n_ok = cell_count(row.get("n_ok"))
+    n_requests = cell_count(row.get("n_requests"))
     if errors:
         flags.add(FLAG_ERRORS)
     if n_requests and n_ok == 0:
         flags.update((FLAG_ERRORS, FLAG_ALL_FAILED))
-    if _truthy(row.get("saturated")):
+    if cell_true(row.get("saturated")):
         flags.add(FLAG_SATURATED)
     return frozenset(flags)
-
-
-def _as_int(value: Any) -> int | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else int(number)
 
 
 def format_flags(flags: Iterable[str]) -> str:

@@ -1,5 +1,5 @@
 """The closed-loop concurrency sweep (loadgen/concurrency_search.py) and the capacity comparison
-(bench/compare_capacity.py), both pure, against models and hand-made frames."""
+(bench/compare/capacity.py), both pure, against models and hand-made frames."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import math
 import pandas as pd
 import pytest
 
-from bench.compare_capacity import compare_capacity_frames
+from bench.compare.capacity import compare_capacity_frames
 from loadgen.capacity import Objective
 from loadgen.concurrency_search import LevelOutcome, LevelSpec, concurrency_levels, concurrency_sweep
 

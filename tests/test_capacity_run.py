@@ -20,10 +20,10 @@ import pandas as pd
 import pytest
 from loadgen_helpers import MEMORY_URL, FakeTarget, SingleWorker, digit_images
 
-from bench.capacity_config import CapacityConfig
-from bench.capacity_results import CAPACITY_FILE, CONCURRENCY_FILE, PROBES_FILE, load_capacity
-from bench.compare_capacity import CANNOT_JUDGE
-from bench.capacity_run import CapacityEvents, CapacityPhase, capacity_config, split_modes, with_capacity
+from loadgen.objective import CapacityConfig
+from bench.capacity.results import CAPACITY_FILE, CONCURRENCY_FILE, PROBES_FILE, load_capacity
+from bench.compare.capacity import CANNOT_JUDGE
+from bench.capacity.run import CapacityEvents, CapacityPhase, capacity_config, split_modes, with_capacity
 from bench.config import ConfigError, LoadgenConfig, parse_config
 from bench.results.header import new_meta
 from bench.results import RunWriter, load_run, write_meta_file
@@ -190,7 +190,7 @@ def test_mixed_run_report_puts_capacity_after_table3_and_keeps_it_out_of_table3(
 
 
 def test_compare_capacity_runs_cli(capacity_run, tmp_path: Path, capsys) -> None:
-    from bench.cmd_compare import compare
+    from bench.compare.show import compare
     from bench.console import Console
 
     run_dir, _, _ = capacity_run
@@ -218,7 +218,7 @@ def test_split_modes_and_slo() -> None:
 
 
 def test_plan_capacity_refuses_slo_without_the_mode() -> None:
-    from bench.cmd_capacity import plan_capacity
+    from bench.capacity.show import plan_capacity
 
     config = parse_config("", Path("/tmp"))
     with pytest.raises(ValueError, match="add --modes capacity"):
@@ -270,7 +270,7 @@ def test_load_capacity_of_a_run_without_a_search(tmp_path: Path) -> None:
 def test_compare_a_capacity_run_with_one_without_a_search(tmp_path: Path, capsys) -> None:
     """Only one side searched: the ordinary steps are still compared (with a warning);
     with no ordinary steps either, it is bad input."""
-    from bench.cmd_compare import compare
+    from bench.compare.show import compare
     from bench.console import Console
 
     plan = SweepPlan(n_requests=(1, 4), modes=("sequential",), warmup=1)
@@ -296,7 +296,7 @@ def test_compare_a_capacity_run_with_one_without_a_search(tmp_path: Path, capsys
 def test_compare_fails_on_a_capacity_regression_beyond_the_spread(capacity_run, tmp_path: Path, capsys) -> None:
     import shutil
 
-    from bench.cmd_compare import compare
+    from bench.compare.show import compare
     from bench.console import Console
 
     run_dir, _, _ = capacity_run

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from bench.capacity_run import CAPACITY_MODE
+from bench.capacity.run import CAPACITY_MODE
 from bench.cli import COMMANDS, build_parser, main, parse_args
 from bench.commands.common import Command
-from bench.compare import GATES
+from bench.compare.verdict import GATES
 from bench.commands.manifests import SPECIAL
 from loadgen.engines import ENGINE_NAMES
 from loadgen.modes import MODES
@@ -173,22 +173,22 @@ def _recorder(calls: list[dict[str, Any]], code: int = 0) -> Any:
     (["run", "x", "--rate", "20", "--duration", "1.5", "--concurrency", "0"], "bench.run.session", "run",
      {"targets": ("x",), "rate_rps": 20.0, "duration_s": 1.5, "concurrency": 0, "write_report": True}),
     (["run", "hpo", "--algorithms", "grid,random", "--max-trials", "5,10", "--parallel", "2", "--epochs", "1",
-      "--repeats", "3", "--run-id", "h", "--no-report"], "bench.cmd_hpo", "run_hpo",
+      "--repeats", "3", "--run-id", "h", "--no-report"], "bench.hpo.run", "run_hpo",
      {"algorithms": ["grid", "random"], "max_trials": [5, 10], "parallel": 2, "epochs": 1, "repeats": 3,
       "run_id": "h", "write_report": False}),
-    (["hpo"], "bench.cmd_hpo", "run_hpo",
+    (["hpo"], "bench.hpo.run", "run_hpo",
      {"algorithms": None, "max_trials": None, "parallel": None, "epochs": None, "repeats": None, "run_id": None,
       "write_report": True}),
-    (["run", "pipeline", "--pipeline", "custom", "--run-id", "p", "--no-report"], "bench.cmd_pipeline",
+    (["run", "pipeline", "--pipeline", "custom", "--run-id", "p", "--no-report"], "bench.pipeline.local_run",
      "run_pipeline", {"pipeline": "custom", "run_id": "p", "write_report": False}),
-    (["pipeline", "run", "--target", "kf", "--timeout", "30"], "bench.cmd_pipeline_remote", "run_remote_pipeline",
+    (["pipeline", "run", "--target", "kf", "--timeout", "30"], "bench.pipeline.remote_run", "run_remote_pipeline",
      {"target": "kf", "pipeline": "servebench", "run_id": None, "timeout_s": 30.0}),
     (["calibrate", "--engines", "fast", "--duration", "1", "--concurrency", "1,8"], "bench.commands.calibrate",
      "calibrate", {"engines": ["fast"], "duration_s": 1.0, "concurrencies": [1, 8], "output": None}),
-    (["report", "a", "b", "--no-study-overlay"], "bench.cmd_report", "report",
+    (["report", "a", "b", "--no-study-overlay"], "bench.report.write", "report",
      {"runs": ["a", "b"], "study_overlay": False}),
     (["compare", "a", "b", "--metric", "p99", "--threshold", "3", "--alpha", "0.01", "--correction", "bh",
-      "--fail-on-regression", "--gate", "step", "--seed", "7", "--format", "csv"], "bench.cmd_compare", "compare",
+      "--fail-on-regression", "--gate", "step", "--seed", "7", "--format", "csv"], "bench.compare.show", "compare",
      {"a": "a", "b": "b", "metric": "p99", "threshold_pct": 3.0, "alpha": 0.01, "correction": "bh",
       "fail_on_regression": True, "gate": "step", "seed": 7, "fmt": "csv"}),
     (["train", "--force"], "bench.commands.train", "train", {"force": True}),
@@ -229,7 +229,7 @@ def test_run_pipeline_checks_and_misplaced_words(config_file: Path, capsys) -> N
 def test_parsing_imports_only_the_chosen_command(repo_root: Path) -> None:
     """`bench targets` must not pay for pandas/scipy (compare) or the load generator (run)."""
     code = ("import sys; from bench.cli import parse_args; parse_args(['targets']); "
-            "print(sorted(m for m in ('bench.cmd_compare', 'bench.run.session', 'bench.cmd_hpo', 'pandas', 'scipy') "
+            "print(sorted(m for m in ('bench.compare.show', 'bench.run.session', 'bench.hpo.run', 'pandas', 'scipy') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo_root, timeout=120,
                          check=True).stdout

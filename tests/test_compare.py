@@ -17,9 +17,9 @@ import pytest
 from compare_synth import synthetic_run
 from synthetic_runs import copy_run, scale_run, write_synthetic_run
 
-from bench.cmd_compare import compare
-from bench.compare import DEFAULT_NOISE_FLOOR_PCT, CompareError, CompareSettings, compare_runs, regressions
-from bench.compare_stats import holm_adjust
+from bench.compare.show import compare
+from bench.compare.verdict import DEFAULT_NOISE_FLOOR_PCT, CompareError, CompareSettings, compare_runs, regressions
+from bench.compare.stats import holm_adjust
 from bench.config import parse_config
 from bench.console import Console
 from bench.results.header import SCHEMA_VERSION

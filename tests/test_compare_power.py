@@ -1,4 +1,4 @@
-"""bench.compare_power and bench.compare_gate: the Welch interval, detectable slow-downs, the gate's exits."""
+"""bench.compare.power and bench.compare.gate: the Welch interval, detectable slow-downs, the gate's exits."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from compare_synth import synthetic_run
 from scipy import stats
 
-from bench.compare import CompareSettings, compare_runs, target_verdict
-from bench.compare_gate import EXIT_CANNOT_JUDGE, EXIT_OK, EXIT_REGRESSION, exit_code, judge
-from bench.compare_power import detectable_log_effect, trial_scores, trials_for_effect, welch_interval
+from bench.compare.verdict import CompareSettings, compare_runs, target_verdict
+from bench.compare.gate import EXIT_CANNOT_JUDGE, EXIT_OK, EXIT_REGRESSION, exit_code, judge
+from bench.compare.power import detectable_log_effect, trial_scores, trials_for_effect, welch_interval
 
 
 def test_welch_interval_matches_scipy() -> None:
@@ -113,7 +113,7 @@ def test_gate_passes_only_what_it_showed() -> None:
 
 
 def test_spread_components_separates_whole_trial_shifts_from_step_noise() -> None:
-    from bench.compare_power import spread_components
+    from bench.compare.power import spread_components
 
     rng = np.random.default_rng(9)
     trials, steps = 400, 8

@@ -1,4 +1,4 @@
-"""bench.compare_stats: the pure statistics of `bench compare`, against hand-computed values."""
+"""bench.compare.stats: the pure statistics of `bench compare`, against hand-computed values."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from bench.compare_stats import (
+from bench.compare.stats import (
     bh_adjust,
     bootstrap_mean_diff_ci,
     holm_adjust,

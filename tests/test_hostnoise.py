@@ -150,7 +150,7 @@ def test_new_meta_records_the_load_at_start(tmp_path) -> None:
 
 def test_report_and_compare_show_the_warnings(tmp_path, capsys) -> None:
     """The report gets a Warnings section; `bench compare` prints both runs' warnings."""
-    from bench.cmd_compare import compare
+    from bench.compare.show import compare
     from bench.config import load_config
     from bench.report.build import build_report
     from bench.results import load_run, write_json_atomic

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.cmd_pipeline import (
+from bench.pipeline.local_run import (
     STAGE_COLUMNS,
     STAGES_FILE,
     compile_pipeline,
@@ -21,7 +21,7 @@ from bench.cmd_pipeline import (
 )
 from bench.config import parse_config
 from bench.console import Console
-from bench.pipeline_definition import STAGES
+from bench.pipeline.definition import STAGES
 from models.pipeline.timing import read_rows, stage_timer
 
 TINY = {"trials": 2, "tune_epochs": 1, "epochs": 1, "train_size": 1000, "test_size": 200, "smoke_requests": 4}

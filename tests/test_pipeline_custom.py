@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import yaml
 
-from bench.cmd_pipeline import STAGES_FILE, compile_pipeline, run_pipeline
+from bench.pipeline.local_run import STAGES_FILE, compile_pipeline, run_pipeline
 from bench.config import parse_config
 from bench.console import Console
 from models.pipeline.custom import MODEL_STAGES, STAGES

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from bench.cli import main
-from bench.cmd_pipeline_manifests import best_parameters, render_pipeline_manifests
+from bench.pipeline.manifests import best_parameters, render_pipeline_manifests
 from bench.config import parse_config
 from models.pipeline.tfjob import check_tfjob, render_tfjob, replica_pod
 

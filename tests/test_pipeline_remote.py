@@ -20,7 +20,7 @@ import pytest
 import yaml
 from kfp_fake import DATA, FakeKfp
 
-from bench.cmd_pipeline_remote import run_remote_pipeline
+from bench.pipeline.remote_run import run_remote_pipeline
 from bench.config import parse_config
 from bench.console import Console
 from models.pipeline.kfp_run import display_names
@@ -99,7 +99,7 @@ def test_recorded_answers_use_only_kfp_server_api_fields() -> None:
 
 
 def test_display_names_are_the_compiled_task_names(tmp_path: Path) -> None:
-    from bench.pipeline_definition import compile_pipeline
+    from bench.pipeline.definition import compile_pipeline
 
     doc = yaml.safe_load(compile_pipeline(tmp_path / "p.yaml").read_text())
     assert display_names(doc) == {s: s for s in STAGES}
@@ -109,7 +109,7 @@ def test_display_names_are_the_compiled_task_names(tmp_path: Path) -> None:
 
 def test_custom_pipeline_task_names_map_back_to_its_stages(tmp_path: Path) -> None:
     """KFP compiles the component ``load_data`` to the task ``load-data``; the stage stays ``load_data``."""
-    from bench.pipeline_definition import compile_named
+    from bench.pipeline.definition import compile_named
     from models.pipeline.registry import stages_for
 
     doc = yaml.safe_load(Path(compile_named("custom", tmp_path / "c.yaml")).read_text())

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bench.cmd_pipeline import STAGE_COLUMNS as CMD_COLUMNS
+from bench.pipeline.local_run import STAGE_COLUMNS as CMD_COLUMNS
 from ground.reference import load_reference
 from ground.runmeta import RunMeta
 from models.pipeline.figures import needs_log_scale
@@ -218,7 +218,7 @@ def test_bench_report_names_a_broken_pipeline_run(tmp_path: Path, repo_root: Pat
 E2E_REMOTE = [("tune", 310.0, "ok"), ("train", 140.0, "ok"), ("export", 12.0, "ok"), ("serve", 55.0, "ok"),
               ("smoke", 20.0, "ok"), ("total", 590.0, "ok")]
 LOCAL_META = {"status": "ok", "runner": "kfp.local.SubprocessRunner(use_venv=False)"}
-# what bench/cmd_pipeline_remote.py writes (trimmed to the keys the report reads)
+# what bench/pipeline/remote_run.py writes (trimmed to the keys the report reads)
 REMOTE_META = {"status": "ok", "mode": "remote", "runner": "kfp.Client", "target": "kubeflow-gcp",
                "kfp": {"kfp_endpoint": "https://kf.gcp.example.com/pipeline", "kfp_host": "kf.gcp.example.com"}}
 PURPLE = (148, 103, 189)  # matplotlib tab:purple, the second run's bars

@@ -8,7 +8,7 @@ import shutil
 import pytest
 from synthetic_runs import write_synthetic_run
 
-from bench.cmd_report import report
+from bench.report.write import report
 from bench.config import parse_config
 from bench.console import Console
 from ground.reference import STUDY_COLUMNS, load_reference, study_table3

@@ -26,7 +26,7 @@ from browser import (
 )
 from synthetic_runs import write_flagged_run, write_synthetic_run
 
-from bench.cmd_report import report
+from bench.report.write import report
 from bench.config import parse_config
 from bench.console import Console
 

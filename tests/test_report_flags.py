@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from synthetic_runs import write_flagged_run, write_synthetic_run
 
-from bench.cmd_report import report
+from bench.report.write import report
 from bench.run.display import print_table3
 from bench.config import parse_config
 from bench.console import Console

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from synthetic_runs import write_synthetic_run
 
-from bench.cmd_report import report
+from bench.report.write import report
 from bench.config import parse_config
 from bench.console import Console
 from bench.report.document import Document, to_html, to_markdown

@@ -8,7 +8,7 @@ import math
 import pandas as pd
 import pytest
 
-from bench.compare import DEFAULT_NOISE_FLOOR_PCT
+from bench.compare.verdict import DEFAULT_NOISE_FLOOR_PCT
 from bench.console import Console
 from bench.report.build import build_report
 from bench.report.runfacts import meta_rows

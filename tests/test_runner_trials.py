@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from loadgen_helpers import MEMORY_URL, FakeTarget, SingleWorker, digit_images
 
-from bench.capacity_run import with_capacity
+from bench.capacity.run import with_capacity
 from bench.results.header import new_meta
 from bench.results import RunWriter
 from bench.run.runner import RunEvents, TargetOutcome, sweep_targets

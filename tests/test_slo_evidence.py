@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bench.capacity_results import CAPACITY_FILE, load_capacity
-from bench.report.capacity_table import capacity_legend, capacity_table
+from bench.capacity.results import CAPACITY_FILE, load_capacity
+from bench.capacity.table import capacity_legend, capacity_table
 from scipy.stats import rankdata
 
 from loadgen.quantile_bounds import SloDecision, effective_sample_size, min_requests_to_meet

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.cmd_hpo import write_hpo_manifests
-from bench.cmd_pipeline_manifests import write_pipeline_manifests
+from bench.hpo.run import write_hpo_manifests
+from bench.pipeline.manifests import write_pipeline_manifests
 from bench.commands.common import (
     Command,
     as_tuple,

@@ -14,8 +14,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.capacity_run import CAPACITY_MODE
-from bench.cmd_report import write_report
+from bench.capacity.run import CAPACITY_MODE
+from bench.report.write import write_report
 from bench.commands.common import (
     Command,
     as_tuple,

@@ -20,8 +20,10 @@ import pandas as pd
 
 from bench.report import figures
 from bench.report.bounds import bounds_note, bounds_recorded, two_sided_from
-from bench.report.capacity import add_capacity_section, capacity_only_report, split_capacity
+from bench.capacity.results import split_capacity
+from bench.report.capacity import add_capacity_section, capacity_only_report
 from bench.report.document import Document, to_html, to_markdown
+from bench.report.figures_rate import fig_rate
 from bench.report.flags import annotate_flags, flag_legend, flag_sentences
 from bench.report.runfacts import ceiling_text, meta_rows, run_warnings, sweep_rows
 from bench.report.trialnoise import ORDER_NOTES_INTRO, noise_notes
@@ -109,8 +111,6 @@ def _model_accuracy(meta: RunMeta) -> float | None:
 def build_report(run: RunData, out_dir: Path, *, study: pd.DataFrame | None = None,
                  study_mode: str = "sequential") -> ReportFiles:
     """Write table3.md, figures (PNG + SVG), report.md and a self-contained report.html."""
-    from bench.report.figures_rate import fig_rate
-
     out_dir.mkdir(parents=True, exist_ok=True)
     fig_dir = out_dir / FIGURE_DIR
     run, capacity = split_capacity(run)  # capacity-search rows are not Table 3 steps (bench/report/capacity.py)

@@ -1,8 +1,8 @@
 """The capacity section of a report: the table beside Table 3 and the "hockey stick" figures.
 
-Why a module of its own: capacity rows (modes ``capacity`` and ``capacity_closed``) are not
-Table 3 steps -- their request counts follow the offered rate, not the study's N -- so
-they are split off before Table 3 is drawn (:func:`split_capacity`) and rendered here from
+Capacity rows (modes ``capacity`` and ``capacity_closed``) are not Table 3 steps -- their
+request counts follow the offered rate, not the study's N -- so they are split off before
+Table 3 is drawn (:func:`bench.capacity.results.split_capacity`) and rendered here from
 capacity.csv, capacity_probes.csv and capacity_concurrency.csv alone (``bench report``
 regenerates them). Tables are pure text cells; figures are built from frames; only
 :func:`ground.figures.save_figure` (shared with every other figure) writes files.
@@ -25,14 +25,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.capacity_results import CAPACITY_MODES, CapacityData, load_capacity
-from bench.report.capacity_table import capacity_heading, capacity_legend, capacity_table, concurrency_table
-from bench.report.capacity_table import num as _num
-from bench.report.capacity_table import rps as _rps
-from bench.report.capacity_table import truthy as _truthy
+from bench.capacity.results import CapacityData, load_capacity
+from bench.capacity.table import capacity_heading, capacity_legend, capacity_table, concurrency_table
+from bench.capacity.table import num as _num
+from bench.capacity.table import rps as _rps
 from bench.report.document import Document, to_html, to_markdown
+from bench.report.figures import REPORT_FORMATS, target_colors
 from bench.report.tables import markdown_table
 from bench.results import RunData
+from loadgen.cells import cell_true
 
 __all__ = [
     "add_capacity_section",
@@ -43,19 +44,9 @@ __all__ = [
     "capacity_table",
     "concurrency_table",
     "fig_capacity",
-    "split_capacity",
 ]
 
 FIGURE_DIR = "figures"
-
-
-def split_capacity(run: RunData) -> tuple[RunData, CapacityData | None]:
-    """(the run without capacity rows, its capacity files) -- None when it has no capacity search."""
-    classic = run.without_modes(CAPACITY_MODES)
-    data = load_capacity(run.path)
-    if data.empty and len(classic.steps) == len(run.steps):
-        return classic, None
-    return classic, data
 
 
 def capacity_markdown(cap: CapacityData, run_id: str, targets: Sequence[str] | None = None) -> str:
@@ -94,11 +85,9 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
     """Latency vs offered rate (the hockey stick), achieved vs offered, and the closed loop."""
     import matplotlib.pyplot as plt
 
-    from bench.report.figures import target_colors
-
     probes = cap.probes[cap.probes["target"] == target].sort_values("offered_rps")
     if "final" in probes and probes["final"].notna().any():  # one point per judged rate: its last look
-        probes = probes[probes["final"].map(_truthy)]
+        probes = probes[probes["final"].map(cell_true)]
     closed = cap.concurrency[cap.concurrency["target"] == target].sort_values("concurrency")
     summary = cap.capacity[cap.capacity["target"] == target]
     panels = 2 + (0 if closed.empty else 1)
@@ -109,7 +98,7 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
     bound = _num(summary["bound_s"].iloc[0]) if not summary.empty else math.nan
     capacity = float(np.nanmedian(summary["capacity_rps"].to_numpy(float))) \
         if not summary.empty and summary["capacity_rps"].notna().any() else math.nan
-    met = probes["met"].map(_truthy) if not probes.empty else pd.Series(dtype=bool)
+    met = probes["met"].map(cell_true) if not probes.empty else pd.Series(dtype=bool)
 
     ax = axes[0]
     if not probes.empty:
@@ -178,7 +167,6 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
 
 
 def _figures(cap: CapacityData, targets: Sequence[str], fig_dir: Path) -> list[tuple[str, str, list[Path]]]:
-    from bench.report.figures import REPORT_FORMATS
     from ground.figures import save_figure
 
     out = []

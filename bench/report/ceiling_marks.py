@@ -1,8 +1,8 @@
 """The client's calibrated ceiling on the throughput figure: only what was measured, never squashing the targets.
 
-Why a module of its own: the calibration measures the load generator against a null
-server at a few concurrencies (e.g. 1 and 64). Two things went wrong when the ceiling was
-drawn as a line through every step:
+The calibration measures the load generator against a null server at a few concurrencies
+(e.g. 1 and 64). Two things went wrong when the ceiling was drawn as a line through every
+step:
 
 - between two calibrated concurrencies the line was an interpolation, drawn exactly like
   a measurement (the concurrent panel's N = 4..32, and beyond the last point a guess);

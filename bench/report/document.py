@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.report.tables import markdown_table
+
 __all__ = ["Block", "Document", "column_align", "kv_rows", "slug", "to_html", "to_markdown"]
 
 
@@ -88,8 +90,6 @@ def _fig_id(block: Block) -> str:
 
 
 def _md_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], align: str = "") -> str:
-    from bench.report.tables import markdown_table
-
     return markdown_table(columns, rows, column_align(columns, rows, align))
 
 

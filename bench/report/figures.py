@@ -31,6 +31,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from bench.report.bounds import percentile_points
 from bench.report.ceiling_marks import ceiling_marks, draw_ceiling
+from bench.report.flags import merge_error_classes
 from bench.report.plotting import (
     GID_ALL_FAILED,
     axes_row,
@@ -288,8 +289,6 @@ def _classes_label(part: pd.DataFrame, failed: int) -> str:
     """Bar label: the count, with the error class when a single class explains it."""
     if not failed:
         return "0"
-    from bench.report.flags import merge_error_classes
-
     classes = merge_error_classes(part["errors_by_class"])
     return f"{failed} {next(iter(classes))}" if len(classes) == 1 else str(failed)
 

@@ -1,9 +1,9 @@
 """Flagged steps: which summary rows must not be read as plain results, and how to say so.
 
-Why a module of its own: a step where every request was refused finishes in milliseconds,
-so without a mark its "total" is the fastest number in Table 3 -- the opposite of the
-truth. Every table, figure and sentence of a report takes its flags from here, so the
-console table, ``table3.md``, report.md/html and the figures cannot disagree.
+A step where every request was refused finishes in milliseconds, so without a mark its
+"total" is the fastest number in Table 3 -- the opposite of the truth. Every table, figure
+and sentence of a report takes its flags from here, so the console table, ``table3.md``,
+report.md/html and the figures cannot disagree.
 
 Rules (pure functions of summary rows, via :func:`loadgen.stats.step_flags`):
 
@@ -19,12 +19,12 @@ Rules (pure functions of summary rows, via :func:`loadgen.stats.step_flags`):
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
+from loadgen.cells import cell_count, cell_number
 from loadgen.stats import FLAG_ALL_FAILED, FLAG_ERRORS, FLAG_SATURATED, parse_error_counts, step_flags
 
 __all__ = [
@@ -86,18 +86,9 @@ def _classes_text(classes: Mapping[str, int], failed: int) -> str:
     return ", ".join(f"{name} {count}" for name, count in classes.items())
 
 
-def _number(value: Any) -> float | None:
-    """A finite float, or None for missing, NaN and unreadable cells."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
 def _int(value: Any) -> int:
-    number = _number(value)
-    return 0 if number is None else int(round(number))
+    """A count cell, 0 when missing."""
+    return cell_count(value) or 0
 
 
 def flag_cell(value_text: str, cell: Mapping[str, Any]) -> str:
@@ -141,8 +132,8 @@ def flag_legend(cells: Iterable[str]) -> list[str]:
 def offered_rate(row: Mapping[str, Any]) -> float | None:
     """The offered rate of an open-loop row: ``offered_rps``, or ``rate`` in runs written
     before that column existed."""
-    offered = _number(row.get("offered_rps"))
-    return offered if offered is not None else _number(row.get("rate"))
+    offered = cell_number(row.get("offered_rps"))
+    return offered if offered is not None else cell_number(row.get("rate"))
 
 
 def _step_name(row: Mapping[str, Any], trials: int) -> str:
@@ -185,12 +176,12 @@ def flag_sentences(summary: pd.DataFrame, targets: Sequence[str], modes: Sequenc
 
 def _saturation_reason(row: Mapping[str, Any]) -> str:
     offered = offered_rate(row)
-    achieved = _number(row.get("achieved_rps"))
-    achieved = achieved if achieved is not None else _number(row.get("throughput_rps"))
+    achieved = cell_number(row.get("achieved_rps"))
+    achieved = achieved if achieved is not None else cell_number(row.get("throughput_rps"))
     text = "the open loop did not keep up"
     if offered is not None and achieved is not None:
         text = f"{achieved:.1f} req/s answered of {offered:g} req/s offered"
-    growth = _number(row.get("lag_growth_s"))
+    growth = cell_number(row.get("lag_growth_s"))
     if growth is not None and growth > 0:
         text += f", the client's send lag grew by {growth * 1000:.1f} ms over the step"
     return text + " (the numbers describe a queue, not the service at that rate)"

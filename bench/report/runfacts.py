@@ -1,10 +1,10 @@
 """meta.json in words: the run's status, CPU plan, sweep settings and warnings, as a reader
 wants them (not as Python dicts).
 
-Why a module of its own: report.md/html open with these facts; they must be readable
-sentences and small tables, and a new fact (a host-noise warning, a new sweep setting)
-should have one obvious place to go -- :func:`run_warnings` for anything the reader must
-see before trusting the numbers, :func:`sweep_rows` for settings.
+report.md/html open with these facts; they must be readable sentences and small tables, and
+a new fact (a host-noise warning, a new sweep setting) should have one obvious place to go
+-- :func:`run_warnings` for anything the reader must see before trusting the numbers,
+:func:`sweep_rows` for settings.
 """
 
 from __future__ import annotations

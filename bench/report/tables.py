@@ -17,6 +17,7 @@ import pandas as pd
 
 from bench.report.bounds import bounds_recorded, percentile_cell, trial_hull
 from bench.report.flags import annotate_flags, flag_cell, merge_error_classes, offered_rate, step_keys
+from loadgen.calibration import ceiling_for  # re-exported: merge.py and the tests read it here
 from loadgen.stats import BOUND_COLUMNS
 from loadgen.modes import MODES
 
@@ -106,30 +107,6 @@ def table3(summary: pd.DataFrame, mode: str, targets: Sequence[str]) -> pd.DataF
     wide = wide.reindex(columns=[t for t in targets if t in set(means["target"])]).sort_index()
     wide.columns.name = "target"
     return wide
-
-
-def ceiling_for(concurrency: float, ceiling: Mapping[str, Any] | None) -> float | None:
-    """The client's calibrated req/s at this concurrency (an estimate between measured points).
-
-    Calibration measures a few concurrencies (e.g. 1 and 64); between two of them the
-    ceiling is interpolated linearly in log(concurrency)-log(req/s) space, outside them the
-    nearest measured value is used. None when no calibration was recorded.
-    """
-    if not ceiling:
-        return None
-    points = sorted((float(k), float(v)) for k, v in (ceiling.get("rps_by_concurrency") or {}).items() if v)
-    if not points:
-        return None
-    c = max(float(concurrency or 1), 1.0)
-    if c <= points[0][0]:
-        return points[0][1]
-    if c >= points[-1][0]:
-        return points[-1][1]
-    for (c0, r0), (c1, r1) in zip(points, points[1:]):
-        if c0 <= c <= c1:
-            w = (math.log(c) - math.log(c0)) / (math.log(c1) - math.log(c0))
-            return float(math.exp(math.log(r0) + w * (math.log(r1) - math.log(r0))))
-    return points[-1][1]  # unreachable: the loop covers every c between the ends
 
 
 def flag_near_ceiling(frame: pd.DataFrame, ceiling: Mapping[str, Any] | None) -> pd.Series:

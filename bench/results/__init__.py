@@ -20,7 +20,7 @@ Modules, each with one job:
 
 The record meta.json holds, :class:`ground.runmeta.RunMeta`, lives in ``ground`` because
 ``models/pipeline`` reads it too and may not import ``bench``. The capacity search's own
-files are its feature's (``bench/capacity_results.py``), appended with
+files are its feature's (``bench/capacity/results.py``), appended with
 :func:`append_csv_rows`.
 
 Public surface: the names below are what other packages import from ``bench.results``;

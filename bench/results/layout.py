@@ -34,7 +34,7 @@ __all__ = [
 ]
 
 HPO_TRIALS_FILE = "hpo_trials.csv"  # written by `bench run hpo` (models/hpo/results.py)
-PIPELINE_STAGES_FILE = "pipeline_stages.csv"  # written by `bench run pipeline` (bench/cmd_pipeline.py)
+PIPELINE_STAGES_FILE = "pipeline_stages.csv"  # written by `bench run pipeline` (bench/pipeline/local_run.py)
 SUMMARY_FILE = "summary.csv"
 REQUESTS_FILE = "requests.csv.gz"
 META_FILE = "meta.json"

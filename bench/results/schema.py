@@ -13,7 +13,7 @@ an older file into the records of the current schema in one place:
 - a run without meta.json: :func:`guessed_schema` from the summary's columns.
 
 Readers accept older versions where the data allows and refuse only newer ones (``bench
-compare``, :func:`bench.compare_data.check_schemas`).
+compare``, :func:`bench.compare.data.check_schemas`).
 """
 
 from __future__ import annotations

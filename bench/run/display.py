@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from bench.cmd_capacity import print_capacity
+from bench.capacity.show import print_capacity
 from bench.console import Console, open_loop_text, saturation_warning, step_label
 from bench.report.bounds import NO_BOUND, NO_VALUE, percentile_cell
 from bench.report.flags import flag_legend, flag_sentences

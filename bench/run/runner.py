@@ -190,7 +190,7 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
     trials. meta.json's ``trial_design`` records which. After a visit that ends in a
     problem (start failed, died, sweep failed) the target's remaining visits are skipped.
     ``run_sweep`` gets the plan of the visit (``only_trials``), so a once-per-target phase
-    wrapped around it (:func:`bench.capacity_run.with_capacity`) runs on the last visit.
+    wrapped around it (:func:`bench.capacity.run.with_capacity`) runs on the last visit.
 
     Cancellation (Ctrl-C / SIGTERM) stops the current target and marks it interrupted; the
     caller finalises meta.json. meta.json is rewritten when each visit starts (the

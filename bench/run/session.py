@@ -24,8 +24,8 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from bench.capacity_run import with_capacity
-from bench.cmd_capacity import capacity_phase, plan_capacity
+from bench.capacity.run import with_capacity
+from bench.capacity.show import capacity_phase, plan_capacity
 from bench.config import BenchConfig, target_context
 from bench.console import Console
 from ground.cpus import CpuPlan, pin_current_process, plan_cpus

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.cmd_capacity import plan_capacity
+from bench.capacity.show import plan_capacity
 from bench.config import BenchConfig, target_context
 from bench.console import Console
 from bench.hostnoise import (

@@ -2,7 +2,7 @@
 
 The pipeline's last two stages, ``serve`` and ``smoke``, start a deployment target and
 send it load: that is orchestration across targets and the load generator, so they and
-the pipeline definition live in the CLI layer (:mod:`bench.pipeline_definition`); the
+the pipeline definition live in the CLI layer (:mod:`bench.pipeline.definition`); the
 components here use the model code only.
 
 Why the imports are inside each body: KFP serialises the function source and runs it in a

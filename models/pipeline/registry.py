@@ -1,9 +1,9 @@
 """The pipelines ``bench run pipeline --pipeline NAME`` knows: stages, settings, defaults.
 
-Why a registry: ``bench/cmd_pipeline.py`` runs, times and reports any of them the same way
+Why a registry: ``bench/pipeline/local_run.py`` runs, times and reports any of them the same way
 (kfp.local, ``stage_timer`` rows, ``pipeline_stages.csv``); only what differs per pipeline
 lives here, as plain data the reports can read without KFP.  The pipeline functions
-themselves are handed out by :func:`bench.pipeline_definition.pipeline_function` (the
+themselves are handed out by :func:`bench.pipeline.definition.pipeline_function` (the
 servebench pipeline deploys and loads a target, which is the CLI layer's to orchestrate).
 """
 

@@ -87,7 +87,7 @@ def where_label(run_meta: RunMeta | None) -> str:
 
     Why not just ``runner``: a remote run's runner is ``kfp.Client`` for every cluster; what
     tells two clusters apart is the host of ``kfp_endpoint`` (``meta["kfp"]["kfp_host"]``,
-    written by bench/cmd_pipeline_remote.py) and the target name.
+    written by bench/pipeline/remote_run.py) and the target name.
     """
     if run_meta is None:
         return "unknown (no meta.json)"

@@ -1,11 +1,12 @@
-"""`python -m bench hpo` (also `run hpo`) and `python -m bench manifests hpo`: the study's Katib tuning.
+"""Run the study's hyperparameter tuning on this machine, and render its Katib Experiments.
 
-Why a command of its own: the study tuned the MNIST model with Katib (grid, random and
-Bayesian search over lr in [0.01, 0.05] and batch size in [80, 100], minimising loss with
-goal 0.001) and reported the best trial (Table 1) and the time per algorithm and trial
-budget (Table 2, Figure 20).  This command runs the same search on one machine -- one
-Optuna study per (repeat, max_trials, algorithm), trials as processes, ``parallel`` at a
-time with one torch thread each -- and writes raw trial rows as they finish.
+What ``bench hpo`` (also ``run hpo``; flags in :mod:`bench.commands.hpo`) and ``bench
+manifests hpo`` do. The study tuned the MNIST model with Katib (grid, random and Bayesian
+search over lr in [0.01, 0.05] and batch size in [80, 100], minimising loss with goal 0.001)
+and reported the best trial (Table 1) and the time per algorithm and trial budget (Table 2,
+Figure 20).  This command runs the same search on one machine -- one Optuna study per
+(repeat, max_trials, algorithm), trials as processes, ``parallel`` at a time with one torch
+thread each -- and writes raw trial rows as they finish.
 
 Execution order interleaves algorithms inside each (repeat, max_trials) so that a slow
 period of a shared machine does not land on one algorithm only.
@@ -13,23 +14,20 @@ period of a shared machine does not land on one algorithm only.
 
 from __future__ import annotations
 
-import argparse
 import json
-import signal
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from bench.commands.common import Command, choice_list, csv_ints, csv_words
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
+from bench.results.header import run_header
+from bench.signals import sigterm_as_interrupt
+from bench.results import ResultsError, fresh_run_dir, write_meta_file
 from ground.runmeta import KIND_HPO, RunMeta, RunStatus
 
-__all__ = ["HPO", "run_hpo", "write_hpo_manifests"]
+__all__ = ["run_hpo", "write_hpo_manifests"]
 
 
 def _model_toml(config: BenchConfig) -> str:
@@ -46,26 +44,7 @@ def _model_toml(config: BenchConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM raises KeyboardInterrupt in the main thread, so trial processes are stopped, not orphaned."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def handler(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _meta(config: BenchConfig, run_id: str, settings: dict) -> RunMeta:
-    from bench.results.header import run_header
-
     return run_header(
         kind=KIND_HPO, run_id=run_id, root=config.root, extra_packages=("optuna", "torch"),
         config={"root": str(config.root), "sha256": config.sha256},
@@ -106,8 +85,6 @@ def run_hpo(
     console: Console,
 ) -> int:
     """Run every study, write results/<run-id>/hpo_*.csv + meta.json, then the report. 0 = ok."""
-    from bench.results import ResultsError
-
     budget = _budget(config, algorithms=algorithms, max_trials=max_trials, parallel=parallel, epochs=epochs,
                      repeats=repeats)  # ConfigError naming the flag
     try:
@@ -174,7 +151,6 @@ def _budget(config: BenchConfig, *, algorithms: list[str] | None, max_trials: li
 
 def _fresh_run(config: BenchConfig, run_id: str | None) -> tuple[Path, Any]:
     """The new run's folder (not created yet) and the data split; ResultsError or _Refused saying why not."""
-    from bench.results import fresh_run_dir
     from models.data import DataError, load_dataset
 
     run_dir = fresh_run_dir(config.results_dir, run_id, "hpo")
@@ -186,7 +162,6 @@ def _fresh_run(config: BenchConfig, run_id: str | None) -> tuple[Path, Any]:
 
 def _start_run(config: BenchConfig, run_dir: Path, budget: _Budget, split: Any) -> tuple[Path, Any, RunMeta]:
     """Create the folder with the trials' [model] table and the first meta.json; (model toml, space, meta)."""
-    from bench.results import write_meta_file
     from models.hpo.space import SearchSpace
 
     hpo = config.hpo
@@ -212,7 +187,6 @@ def _run_studies(config: BenchConfig, budget: _Budget, run_dir: Path, model_toml
     """Every study in turn, trial rows appended as they finish; meta.json gets the final status, also on Ctrl-C."""
     import optuna
 
-    from bench.results import write_meta_file
     from models.hpo.results import STUDIES_FILE, STUDY_COLUMNS, TRIAL_COLUMNS, TRIALS_FILE, CsvAppender
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -228,7 +202,7 @@ def _run_studies(config: BenchConfig, budget: _Budget, run_dir: Path, model_toml
     trials_csv = CsvAppender(run_dir / TRIALS_FILE, TRIAL_COLUMNS)
     studies_csv = CsvAppender(run_dir / STUDIES_FILE, STUDY_COLUMNS)
     try:
-        with _sigterm_as_interrupt(), console.progress("hpo trials") as progress:
+        with sigterm_as_interrupt(), console.progress("hpo trials") as progress:
             progress.update(0, total_trials)
             for repeat, mt, alg in studies:
                 _run_one_study(config, budget, (repeat, mt, alg), run_dir.name, model_toml, space,
@@ -316,31 +290,3 @@ def write_hpo_manifests(config: BenchConfig, *, output: Path | None, console: Co
 
     emit_files(render_experiments(config.hpo, model_name=config.model.name), output, console)
     return 0
-
-
-# --- `python -m bench hpo`, also spelt `run hpo` (registered in bench/cli.py) ---
-
-
-def _add_arguments(p: argparse.ArgumentParser) -> None:
-    from models.hpo.search import ALGORITHMS
-
-    p.description = ("The study's hyperparameter tuning (Tables 1-2, Figure 20): one Optuna study per repeat x "
-                     "max-trials x algorithm, trials as processes. Flags override [hpo] in bench.toml; "
-                     "see docs/hpo.md.")
-    p.add_argument("--algorithms", type=csv_words, default=None, metavar=choice_list(ALGORITHMS),
-                   help="search algorithms, comma-separated (default: [hpo] algorithms)")
-    p.add_argument("--max-trials", type=csv_ints, default=None, help="trial budgets, e.g. 5,10,15")
-    p.add_argument("--parallel", type=int, default=None, help="parallel trials (Katib's parallelTrialCount)")
-    p.add_argument("--epochs", type=int, default=None, help="training epochs per trial")
-    p.add_argument("--repeats", type=int, default=None, help="repeats of each algorithm x max-trials")
-    p.add_argument("--run-id", default=None, help="name of the results folder (default: time-based)")
-    p.add_argument("--no-report", action="store_true", help="skip writing the report")
-
-
-def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
-    return run_hpo(config, algorithms=args.algorithms, max_trials=args.max_trials, parallel=args.parallel,
-                   epochs=args.epochs, repeats=args.repeats, run_id=args.run_id, write_report=not args.no_report,
-                   console=console)
-
-
-HPO = Command(_add_arguments, _main)

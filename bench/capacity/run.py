@@ -12,7 +12,7 @@ Ctrl-C, meta.json -- is the runner's, not a second copy.
 Every probe's raw records go to requests.csv.gz and its summary row to summary.csv (mode
 ``capacity``, its offered rate in ``rate``/``offered_rps``, its number in ``trial``); the
 closed-loop levels likewise (mode ``capacity_closed``). The searches' judgements go to
-capacity.csv, capacity_probes.csv and capacity_concurrency.csv (:mod:`bench.capacity_results`),
+capacity.csv, capacity_probes.csv and capacity_concurrency.csv (:mod:`bench.capacity.results`),
 each row as soon as it is known.
 
 Errors during a search are findings (overload makes requests fail), so they do not count as
@@ -31,8 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.capacity_config import CapacityConfig
-from bench.capacity_results import (
+from bench.capacity.results import (
     CAPACITY_COLUMNS,
     CAPACITY_FILE,
     CLOSED_MODE,
@@ -47,6 +46,7 @@ from bench.capacity_results import (
     probe_row,
 )
 from bench.results import RunWriter
+from loadgen.calibration import ceiling_for
 from loadgen.capacity import (
     CapacityResult,
     Objective,
@@ -58,6 +58,7 @@ from loadgen.capacity import (
     parse_objective,
 )
 from loadgen.concurrency_search import ClosedLoopResult, LevelOutcome, LevelRecord, LevelSpec, concurrency_sweep
+from loadgen.objective import CapacityConfig
 from loadgen.records import StepKey, StepResult
 from loadgen.stats import percentile, summarize
 from loadgen.sweep import SweepPlan
@@ -267,8 +268,6 @@ class CapacityPhase:
     # -- one target -----------------------------------------------------------------------
     async def run(self, target: Any, engine_factory: Any, images: np.ndarray, labels: np.ndarray) -> None:
         """Closed-loop sweep, then ``repeats`` searches; rows written as each part ends."""
-        from bench.report.tables import ceiling_for
-
         run_id = self.writer.run_id
         directory = self.writer.directory
         closed = await self._closed_loop(target, engine_factory, images, np.asarray(labels))

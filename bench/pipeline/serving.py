@@ -1,10 +1,10 @@
 """What the ``serve`` and ``smoke`` components do with the exported model, as plain functions.
 
-Why here and not in the component bodies: testable without KFP, and the bodies stay short.
-Why in ``bench/``: both start a deployment target and ``smoke`` sweeps it with the load
-generator -- orchestration over the layers below, which only the CLI layer may do.
-The stand-in is :class:`targets.kserve.target.KServeTarget` (the real kserve ModelServer
-on loopback) pointed at the component's exported-model artifact folder.
+Plain functions rather than code in the component bodies: testable without KFP, and the
+bodies stay short. In ``bench/`` because both start a deployment target and ``smoke`` sweeps
+it with the load generator -- orchestration over the layers below, which only the CLI layer
+may do. The stand-in is :class:`targets.kserve.target.KServeTarget` (the real kserve
+ModelServer on loopback) pointed at the component's exported-model artifact folder.
 """
 
 from __future__ import annotations

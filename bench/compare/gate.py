@@ -10,7 +10,7 @@ not slower than A by more than the user's threshold: the interval's upper end is
 on "slower". Everything else is named with its reason and makes the command exit
 :data:`EXIT_CANNOT_JUDGE` unless the user opts in with ``--allow-inconclusive``.
 
-Pure: CompareResult in, :class:`GateResult` out; ``bench.cmd_compare`` prints it.
+Pure: CompareResult in, :class:`GateResult` out; ``bench.compare.show`` prints it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from bench.compare import GATES, CompareError, CompareResult, StepComparison, TargetSummary
+from bench.compare.verdict import GATES, CompareError, CompareResult, StepComparison, TargetSummary
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_CANNOT_JUDGE", "EXIT_OK", "EXIT_REGRESSION", "GateResult", "exit_code", "judge"]
 

@@ -1,23 +1,21 @@
-"""`python -m bench compare A B`: load two runs, print the comparison, set the exit code.
+"""Compare two runs and print the result: load them, compare, print in the chosen format, return the exit code.
 
-Why this thin: the statistics live in :mod:`bench.compare` (+ :mod:`bench.compare_stats`)
-and the wording in :mod:`bench.compare_render`; this module only loads the runs, picks a
-format (terminal table, Markdown or CSV -- legend and summary go to stdout in all three)
-and decides the exit code (:mod:`bench.compare_gate`): with ``--fail-on-regression``, 1 on
-a regression (per target by default, per step with ``gate="step"``), 3 when a target or
-step cannot be judged (unless ``--allow-inconclusive``); 2 on bad input; else 0.
+What ``bench compare A B`` does (its flags are in :mod:`bench.commands.compare`). The
+statistics live in :mod:`bench.compare.verdict` (+ :mod:`bench.compare.stats`) and the
+wording in :mod:`bench.compare.render`; this module loads the runs, picks a format (terminal
+table, Markdown or CSV -- legend and summary go to stdout in all three) and decides the exit
+code (:mod:`bench.compare.gate`): with ``--fail-on-regression``, 1 on a regression (per
+target by default, per step with ``gate="step"``), 3 when a target or step cannot be judged
+(unless ``--allow-inconclusive``); 2 on bad input; else 0.
 """
 
 from __future__ import annotations
 
-import argparse
-
-from bench.commands.common import Command
-from bench.cmd_compare_capacity import show_capacity, split_capacity_runs
-from bench.compare import GATES, CompareError, CompareSettings, compare_runs
-from bench.compare_capacity import CANNOT_JUDGE
-from bench.compare_gate import EXIT_BAD_INPUT, exit_code, judge
-from bench.compare_render import (
+from bench.compare.capacity_show import show_capacity, split_capacity_runs
+from bench.compare.verdict import GATES, CompareError, CompareSettings, compare_runs
+from bench.compare.capacity import CANNOT_JUDGE
+from bench.compare.gate import EXIT_BAD_INPUT, exit_code, judge
+from bench.compare.render import (
     STEP_COLUMNS,
     TARGET_COLUMNS,
     csv_text,
@@ -33,7 +31,7 @@ from bench.results import ResultsError, RunData, load_run, resolve_run
 from bench.results.status import HostView, resolve_status
 from bench.results.status import run_warnings as state_warnings
 
-__all__ = ["COMPARE", "compare", "run_warnings"]
+__all__ = ["compare", "run_warnings"]
 
 
 def run_warnings(run_a: RunData, run_b: RunData) -> list[str]:
@@ -49,7 +47,7 @@ def run_warnings(run_a: RunData, run_b: RunData) -> list[str]:
 def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha: float, fail_on_regression: bool,
             fmt: str, console: Console, metric: str = "median", correction: str = "holm", gate: str = "target",
             seed: int = 0, allow_inconclusive: bool = False, detect_pct: float | None = None) -> int:
-    """Compare run B against reference run A; the exit code is :func:`bench.compare_gate.exit_code`'s."""
+    """Compare run B against reference run A; the exit code is :func:`bench.compare.gate.exit_code`'s."""
     try:
         settings = CompareSettings(metric=metric, threshold_pct=threshold_pct, alpha=alpha, correction=correction,
                                    seed=seed, detect_pct=detect_pct)
@@ -68,7 +66,7 @@ def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha:
                          if c.verdict == "single search" else "") for c in (capacity or []) if c.verdict in CANNOT_JUDGE]
     capacity_lower = show_capacity(capacity, title=f"A = {run_a.run_id} vs B = {run_b.run_id}", fmt=fmt,
                                    threshold_pct=threshold_pct, fail_on_regression=fail_on_regression, console=console)
-    if result is None:  # capacity searches only (bench/cmd_compare_capacity.py)
+    if result is None:  # capacity searches only (bench/compare/capacity_show.py)
         return _finish(fail_on_regression, bool(capacity_lower), capacity_blind, allow_inconclusive, console)
     title = (f"A = {run_a.run_id} ({run_a.path})  vs  B = {run_b.run_id} ({run_b.path}); "
              f"metric {settings.metric}, threshold {threshold_pct:g} %, alpha {alpha:g}, {correction}")
@@ -127,62 +125,3 @@ def _finish(fail_on_regression: bool, regressed: bool, blind: list[str], allow_i
 def legend_md(legend: list[str]) -> list[str]:
     """The legend as one Markdown bullet list (empty when quiet)."""
     return ["\n".join(f"- {line}" for line in legend)] if legend else []
-
-
-# --- `python -m bench compare A B` (registered in bench/cli.py) ---
-
-
-def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = ("Compare run B against reference run A. Each trial is one sample; record gateable runs "
-                     "with `bench run ... --trials 3` or more (each trial a fresh start of the stand-ins). "
-                     "See docs/compare.md.")
-    p.epilog = ("exit codes: 0 = no regression (with --fail-on-regression: every target or step shown not slower "
-                "than the threshold), 1 = regression, 2 = bad input, 3 = cannot judge (too few trials, no clean "
-                "steps, in one run only, an interval crossing the threshold, or a noise floor above it); "
-                "--allow-inconclusive turns 3 into 0.")
-    p.add_argument("a", help="reference run folder, id or summary.csv")
-    p.add_argument("b", help="new run folder, id or summary.csv")
-    p.add_argument("--metric", choices=("median", "mean", "p90", "p99", "total"), default="median",
-                   help="per-trial statistic of each step (default: %(default)s latency; total = the step's total_s)")
-    p.add_argument("--threshold", type=float, default=5.0,
-                   help="minimum effect in %% that counts; the noise floor measured between trials can raise "
-                        "it (default: %(default)s)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default: %(default)s)")
-    p.add_argument("--correction", choices=("holm", "bh"), default="holm",
-                   help="multiple-comparison correction across steps: Holm-Bonferroni or "
-                        "Benjamini-Hochberg (default: %(default)s)")
-    p.add_argument("--fail-on-regression", action="store_true",
-                   help="exit 1 when a target (or with --gate step, a step) is slower, 3 when one cannot be judged")
-    p.add_argument("--allow-inconclusive", action="store_true",
-                   help="with --fail-on-regression: exit 0 instead of 3 when something cannot be judged "
-                        "(the reasons are still printed)")
-    p.add_argument("--detect", type=_percent, default=None, metavar="PCT",
-                   help="a slow-down to plan for, e.g. 10%%: says how many trials per side would flag it "
-                        "80 %% of the time at these runs' spread")
-    p.add_argument("--gate", choices=GATES, default="target",
-                   help="what --fail-on-regression judges: each target's geometric mean (default) or every step")
-    p.add_argument("--seed", type=int, default=0,
-                   help="accepted for old command lines; no longer used (the interval is a t interval, "
-                        "not a bootstrap)")
-    p.add_argument("--format", choices=("table", "md", "csv"), default="table", help="(default: %(default)s)")
-
-
-def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
-    return compare(config, a=args.a, b=args.b, threshold_pct=args.threshold, alpha=args.alpha,
-                   fail_on_regression=args.fail_on_regression, fmt=args.format, console=console, metric=args.metric,
-                   correction=args.correction, gate=args.gate, seed=args.seed,
-                   allow_inconclusive=args.allow_inconclusive, detect_pct=args.detect)
-
-
-def _percent(text: str) -> float:
-    """'10%' or '10' -> 10.0 (argparse type of --detect)."""
-    try:
-        value = float(text.strip().removesuffix("%"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--detect takes a percentage such as 10% or 10, got {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"--detect must be > 0 %, got {text!r}")
-    return value
-
-
-COMPARE = Command(_add_arguments, _main)

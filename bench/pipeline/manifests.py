@@ -1,4 +1,4 @@
-"""``bench manifests pipeline [-o DIR]``: the cluster-side pieces of the study's E2E pipeline.
+"""Render the cluster-side pieces of the study's E2E pipeline (``bench manifests pipeline [-o DIR]``).
 
 What the study ran on Kubeflow after tuning (section 5.3): a TFJob training the model with
 the best parameters found, and a KServe InferenceService serving the result from a PVC,
@@ -70,7 +70,7 @@ def render_pipeline_manifests(config: BenchConfig) -> dict[str, str]:
     import kubernetes_validate
     import yaml
 
-    from bench.pipeline_definition import pipeline_function
+    from bench.pipeline.definition import pipeline_function  # lazy on purpose: imports kfp
     from models.pipeline.remote import compile_for_cluster
     from models.pipeline.tfjob import check_tfjob, render_tfjob, replica_pod
     from targets.kserve.manifests import render_kserve_manifests

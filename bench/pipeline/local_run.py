@@ -1,4 +1,7 @@
-"""``bench pipeline run`` (also ``run pipeline``) and ``bench pipeline compile``: the KFP v2 pipeline, run and timed.
+"""Run a KFP v2 pipeline locally with kfp.local, timing each stage; compile a pipeline to IR YAML.
+
+What ``bench pipeline run`` (also ``run pipeline``) and ``bench pipeline compile`` do (flags
+in :mod:`bench.commands.pipeline`).
 
 How stages are timed (local run): every component wraps its body in
 :func:`models.pipeline.timing.stage_timer`, which appends one JSON line (stage, start, end,
@@ -7,19 +10,18 @@ Why not kfp.local's own output: it logs task status but no machine-readable star
 and a failed task yields no outputs.  The whole run is timed around ``kfp.local``; its
 ``total`` row therefore includes kfp.local's own per-task overhead (interpreter start-up).
 
-Pipelines (:mod:`models.pipeline.registry`; the functions from :mod:`bench.pipeline_definition`):
+Pipelines (:mod:`models.pipeline.registry`; the functions from :mod:`bench.pipeline.definition`):
 ``servebench``, the study's E2E pipeline (its Table 5), and ``custom``, its custom-model
 pipeline (Table 4).  From the stage rows the run
 also writes ``pipeline_summary.csv`` (the study's Table 4/5 quantities, docs/pipeline.md)
 and, unless told not to, the report (:mod:`models.pipeline.report`).
 
 Remote submission (``bench pipeline run --target NAME``, ``kfp.Client``) lives in
-:mod:`bench.cmd_pipeline_remote`; it writes the same stage file from the run's task details.
+:mod:`bench.pipeline.remote_run`; it writes the same stage file from the run's task details.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import os
@@ -31,7 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TextIO
 
-from bench.commands.common import Command, choices_metavar
+from bench.results.header import run_header
+from bench.redact_secrets import redact_file, redactor_for
+from bench.report.write import pipeline_report
+from bench.results import ResultsError, fresh_run_dir, write_meta_file
 from ground.runmeta import KIND_PIPELINE, RunMeta, RunStatus
 from models.pipeline.registry import (
     OUTPUT_NAMES,
@@ -45,7 +50,7 @@ if TYPE_CHECKING:
     from bench.config import BenchConfig
     from bench.console import Console
 
-__all__ = ["PIPELINE", "PIPELINES", "STAGES_FILE", "STAGE_COLUMNS", "compile_pipeline", "run_pipeline"]
+__all__ = ["PIPELINES", "STAGES_FILE", "STAGE_COLUMNS", "compile_pipeline", "run_pipeline"]
 
 TIMINGS_FILE = "stage_timings.jsonl"
 KFP_LOG_FILE = "kfp.log"
@@ -55,7 +60,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # kfp.local colours task names in its mes
 
 def compile_pipeline(output: str | Path, pipeline: str = "servebench") -> Path:
     """Write ``pipeline``'s KFP IR YAML to ``output``; returns the path (ValueError: unknown pipeline)."""
-    from bench.pipeline_definition import compile_named
+    from bench.pipeline.definition import compile_named  # lazy on purpose: imports kfp
 
     return compile_named(pipeline, output)
 
@@ -152,9 +157,6 @@ def run_pipeline(
     defaults come from ``[model]`` in bench.toml and the pipeline definition.  The report
     goes to ``reports/<run-id>/`` unless ``write_report`` is false.
     """
-    from bench.redact_secrets import redactor_for
-    from bench.results import ResultsError, fresh_run_dir, write_meta_file
-
     problem = _request_problem(pipeline, settings)
     if problem:
         console.error(problem)
@@ -170,8 +172,6 @@ def run_pipeline(
     outcome = _execute(pipeline, params, run_dir, console)
     failed = _record(pipeline, run_dir, outcome, meta, redactor, console)
     if write_report:
-        from bench.cmd_report import pipeline_report
-
         pipeline_report(config, run_dir, console)
     return _exit_code(pipeline, run_dir, outcome, failed, console)
 
@@ -189,8 +189,6 @@ def _request_problem(pipeline: str, settings: Mapping[str, Any] | None) -> str:
 def _start_run(config: BenchConfig, pipeline: str, run_dir: Path,
                settings: Mapping[str, Any] | None) -> tuple[dict[str, Any], RunMeta]:
     """Create the run's folder; (the pipeline's parameters, the run's metadata)."""
-    from bench.results.header import run_header
-
     run_dir.mkdir(parents=True, exist_ok=True)
     timings = run_dir / TIMINGS_FILE
     timings.unlink(missing_ok=True)
@@ -238,7 +236,7 @@ def _execute(pipeline: str, params: dict[str, Any], run_dir: Path, console: Cons
     """Run the pipeline under kfp.local, its output in kfp.log, a console line per stage as it ends."""
     import kfp.local
 
-    from bench.pipeline_definition import pipeline_function
+    from bench.pipeline.definition import pipeline_function  # lazy on purpose: imports kfp
     from models.pipeline.registry import stages_for
 
     stages = stages_for(pipeline)
@@ -268,8 +266,6 @@ def _execute(pipeline: str, params: dict[str, Any], run_dir: Path, console: Cons
 def _record(pipeline: str, run_dir: Path, outcome: _Outcome, meta: RunMeta, redactor: Any,
             console: Console) -> str:
     """Redact kfp.log; write the stage rows (with ``total``), the summary and the final meta.json; the failed stage."""
-    from bench.redact_secrets import redact_file
-    from bench.results import write_meta_file
     from models.pipeline.timing import read_rows
 
     redact_file(outcome.log_path, redactor)  # kfp.log is complete: every task process has ended
@@ -315,63 +311,3 @@ def _exit_code(pipeline: str, run_dir: Path, outcome: _Outcome, failed: str, con
         return 1
     console.info(f"pipeline {pipeline} finished in {outcome.t1 - outcome.t0:.1f} s; {run_dir / STAGES_FILE}")
     return 0
-
-
-# --- `python -m bench pipeline run|compile`; `run pipeline` means `pipeline run` (registered in bench/cli.py) ---
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = ("The study's Kubeflow pipelines: servebench (E2E, Table 5) and custom (its custom model, "
-                          "Table 4). See docs/pipeline.md and docs/remote-pipelines.md.")
-    actions = parser.add_subparsers(dest="action", required=True, metavar="{run,compile}")
-    run = actions.add_parser("run", help="run a pipeline via kfp.local, or on a target's Kubeflow (also spelt "
-                             "`python -m bench run pipeline`)")
-    _add_pipeline_flag(run)
-    run.add_argument("--target", default=None,
-                     help="submit to this target's Kubeflow Pipelines API (its kfp_endpoint) instead of kfp.local")
-    run.add_argument("--timeout", type=float, default=None,
-                     help="seconds to wait for the remote run (default: the target's kfp_timeout_s)")
-    run.add_argument("--run-id", default=None, help="name of the results folder (default: time-based)")
-    run.add_argument("--no-report", action="store_true", help="skip writing the report (local runs)")
-    run.set_defaults(pipeline_main=_run_main)
-    compile_ = actions.add_parser("compile", help="write a pipeline's KFP IR YAML")
-    compile_.add_argument("-o", "--output", type=Path, default=None,
-                          help="IR YAML file to write (default: PIPELINE-pipeline.yaml)")
-    _add_pipeline_flag(compile_)
-    compile_.set_defaults(pipeline_main=_compile_main)
-
-
-def _add_pipeline_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--pipeline", default="servebench", metavar=choices_metavar(PIPELINES),
-                        help="servebench (E2E, Table 5) or custom (the study's custom model, Table 4; "
-                             "default: %(default)s)")
-
-
-def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
-    return args.pipeline_main(args, config, console)
-
-
-def _run_main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
-    if args.target:
-        from bench.cmd_pipeline_remote import run_remote_pipeline
-
-        return run_remote_pipeline(config, target=args.target, pipeline=args.pipeline, run_id=args.run_id,
-                                   timeout_s=args.timeout, console=console)
-    if args.timeout is not None:
-        console.error("--timeout is the wait for a remote run: give --target NAME too")
-        return 2
-    return run_pipeline(config, pipeline=args.pipeline, run_id=args.run_id, console=console,
-                        write_report=not args.no_report)
-
-
-def _compile_main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
-    try:
-        path = compile_pipeline(args.output or Path(f"{args.pipeline}-pipeline.yaml"), pipeline=args.pipeline)
-    except ValueError as exc:
-        console.error(str(exc))
-        return 2
-    console.print(f"wrote {path}")
-    return 0
-
-
-PIPELINE = Command(_add_arguments, _main)

@@ -1,8 +1,8 @@
 """What ``bench compare`` reads from a run: per step, one value per clean trial, plus its flags.
 
-Why its own module: the comparison must not care whether a run is schema 1 or 2, came
-with ``requests.csv.gz`` or only ``summary.csv``, or lacks a column an older servebench
-did not write; all of that is settled here, once. Pure: ``RunData`` in, dicts out.
+The comparison must not care whether a run is schema 1 or 2, came with ``requests.csv.gz``
+or only ``summary.csv``, or lacks a column an older servebench did not write; all of that is
+settled here, once. Pure: ``RunData`` in, dicts out.
 """
 
 from __future__ import annotations

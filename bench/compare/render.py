@@ -1,7 +1,8 @@
 """Text for ``bench compare``: verdict wording, table cells, legend, summary lines and CSV.
 
-Why apart from :mod:`bench.compare`: the statistics are tested on numbers, the wording
-on strings; :mod:`bench.cmd_compare` only picks a format and prints. Nothing here prints.
+Apart from :mod:`bench.compare.verdict` so that the statistics are tested on numbers and the
+wording on strings; :mod:`bench.compare.show` picks a format and prints. Nothing here
+prints.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import io
 import math
 from typing import Any
 
-from bench.compare import CompareResult, StepComparison, TargetSummary
+from bench.compare.verdict import CompareResult, StepComparison, TargetSummary
 
 __all__ = [
     "CSV_COLUMNS",
@@ -47,10 +48,6 @@ def ratio_text(ratio: float) -> str:
     if ratio == 1:
         return "same"
     return f"{ratio:.2f}x slower" if ratio > 1 else f"{1 / ratio:.2f}x faster"
-
-
-def _pct(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value:.1f} %"
 
 
 def _p(value: float) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from bench.results import append_csv_rows as append_rows  # appended and flushed as summary.csv is
+from bench.results import RunData
 from loadgen.capacity import CapacityResult, ProbeRecord
 from loadgen.concurrency_search import ClosedLoopResult
 
@@ -46,6 +47,7 @@ __all__ = [
     "capacity_row",
     "concurrency_rows",
     "load_capacity",
+    "split_capacity",
     "probe_row",
 ]
 
@@ -204,3 +206,12 @@ def load_capacity(run_dir: Path) -> CapacityData:
         probes=_read(run_dir / PROBES_FILE, PROBE_COLUMNS),
         concurrency=_read(run_dir / CONCURRENCY_FILE, CONCURRENCY_COLUMNS),
     )
+
+
+def split_capacity(run: RunData) -> tuple[RunData, CapacityData | None]:
+    """(the run without capacity rows, its capacity files) -- None when it has no capacity search."""
+    classic = run.without_modes(CAPACITY_MODES)
+    data = load_capacity(run.path)
+    if data.empty and len(classic.steps) == len(run.steps):
+        return classic, None
+    return classic, data

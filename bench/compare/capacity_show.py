@@ -1,9 +1,9 @@
-"""`bench compare` on capacity runs: the rendering side of :mod:`bench.compare_capacity`.
+"""Print the capacity comparison of two runs (table, Markdown or CSV) and say whether capacity was lost.
 
-Why separate from bench/cmd_compare.py: that module renders step-by-step comparisons; this
-one renders the capacity comparison (one row per target) in the same three formats and
-says whether it is a regression. ``bench.cmd_compare`` calls :func:`split_capacity_runs`
-before comparing steps and :func:`show_capacity` before printing them.
+The rendering side of :mod:`bench.compare.capacity`: one row per target, in the same three
+formats as the step comparison of :mod:`bench.compare.show`, which calls
+:func:`split_capacity_runs` before comparing steps and :func:`show_capacity` before printing
+them.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import csv
 import io
 import math
 
-from bench.compare import CompareError
-from bench.compare_capacity import (
+from bench.compare.verdict import CompareError
+from bench.compare.capacity import (
     CAPACITY_COMPARISON_COLUMNS,
     CapacityComparison,
     compare_capacities,

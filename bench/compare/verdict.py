@@ -6,7 +6,7 @@ shift all of them together -- and neither are trials inside one start of a stand
 
 - **One sample per trial.** A step's statistic (default: the trial's median latency,
   ``lat_p50_s``) from each trial is one sample; a target's is the trial's mean log value
-  over its clean steps (:func:`bench.compare_power.trial_scores`). Tests need >= 2 trials
+  over its clean steps (:func:`bench.compare.power.trial_scores`). Tests need >= 2 trials
   per side; with fewer the verdict is "too few trials" and only the ratio is shown.
 - **Targets**: the geometric mean of B/A over the target's clean steps with a Welch t
   interval over the per-trial scores (level 1 - alpha / targets tested), nominal already
@@ -26,9 +26,9 @@ shift all of them together -- and neither are trials inside one start of a stand
   significant *and* beyond the threshold.
 - **Nothing silently dropped**: steps or targets in one run only are listed; failed or
   saturated steps are reported as such, never as faster or slower, and left out of the
-  geometric mean. What a gate cannot judge is named by :mod:`bench.compare_gate`.
+  geometric mean. What a gate cannot judge is named by :mod:`bench.compare.gate`.
 
-Pure: RunData in, :class:`CompareResult` out. Rendering is in :mod:`bench.compare_render`.
+Pure: RunData in, :class:`CompareResult` out. Rendering is in :mod:`bench.compare.render`.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from bench.compare_data import (
+from bench.compare.data import (
     CompareError,
     Side,
     StepKey,
@@ -50,14 +50,14 @@ from bench.compare_data import (
     step_label,
     trial_designs,
 )
-from bench.compare_power import (
+from bench.compare.power import (
     detectable_log_effect,
     spread_components,
     trial_scores,
     trials_for_effect,
     welch_interval,
 )
-from bench.compare_stats import (
+from bench.compare.stats import (
     MIN_TRIALS,
     bh_adjust,
     holm_adjust,
@@ -66,6 +66,7 @@ from bench.compare_stats import (
     pooled_log_sd,
     welch_log_p,
 )
+from bench.report.trialnoise import DEFAULT_NOISE_FLOOR_PCT
 from bench.results import RunData
 from loadgen.stats import FLAG_ALL_FAILED, FLAG_ERRORS, FLAG_SATURATED
 
@@ -97,11 +98,8 @@ METRICS: dict[str, str] = {
 CORRECTIONS = ("holm", "bh")
 GATES = ("target", "step")
 
-# The noise floor (%) where a side has a single trial, so the spread between trials cannot
-# be measured: the 95th percentile of |B/A - 1| between the first trials of identical
-# back-to-back runs, over 200 steps (benchmarks/aa_study.py, 10 pairs, greene-linserv +
-# kubeflow-gcp, N 1,4,8,16,64, 2-vCPU machine, load 0.3 before the study): 24.9 %.
-DEFAULT_NOISE_FLOOR_PCT = 25.0
+# DEFAULT_NOISE_FLOOR_PCT (a side with a single trial): measured between identical runs, defined
+# in bench/report/trialnoise.py beside its source so the report need not import the comparison.
 
 BOOTSTRAP_RESAMPLES = 4000  # kept for the settings' API and the coverage study's comparison; no verdict uses it
 

@@ -1,22 +1,22 @@
-"""`python -m bench report [RUN ...]`: regenerate tables and figures from result CSVs.
+"""Write run reports into ``reports/<run-id>/``: serving, tuning and pipeline runs, pipelines side by side.
 
-Why from files only: a report must be reproducible after the fact, on another machine,
-with no target running; everything it shows comes from summary.csv, requests.csv.gz and
-meta.json of the run.  Two or more pipeline runs given together also get one side-by-side
-report (the study's Tables 4-5 compare two clusters), written after their own reports.
-Configured secrets are redacted from what a report reads (serving runs) or from the files it
-wrote (tuning and pipeline runs), so even a run recorded before redaction existed cannot
-carry one into a report.
+What ``bench report [RUN ...]`` does (its flags are in :mod:`bench.commands.report`);
+``bench run`` and ``bench pipeline run`` call :func:`write_report` and
+:func:`pipeline_report` too. Only from files: a report must be reproducible after the fact,
+on another machine, with no target running; everything it shows comes from summary.csv,
+requests.csv.gz and meta.json of the run.  Two or more pipeline runs given together also get
+one side-by-side report (the study's Tables 4-5 compare two clusters), written after their
+own reports. Configured secrets are redacted from what a report reads (serving runs) or from
+the files it wrote (tuning and pipeline runs), so even a run recorded before redaction
+existed cannot carry one into a report.
 """
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench.commands.common import Command
 from bench.config import BenchConfig
 from bench.console import Console
 from bench.results.status import HostView, resolve_status, run_warnings
@@ -32,13 +32,13 @@ from bench.results import (
 )
 from ground.runmeta import KIND_PIPELINE
 
-__all__ = ["REPORT", "combined_pipeline_report", "pipeline_report", "report", "write_report"]
+__all__ = ["combined_pipeline_report", "pipeline_report", "report", "write_report"]
 
 
 def write_report(config: BenchConfig, run_dir: Path, *, study_overlay: bool, console: Console) -> Path:
     """Build one run's report into ``reports/<run-id>/``; returns that folder."""
     from ground.reference import STUDY_MODE, study_table3
-    from bench.report.build import build_report
+    from bench.report.build import build_report  # lazy on purpose: imports matplotlib (serving runs only)
 
     run = load_run(run_dir, redactor=redactor_for(config, console))
     run = replace(run, meta=resolve_status(run.meta, HostView.current()))  # running vs abandoned
@@ -156,19 +156,3 @@ def combined_pipeline_report(config: BenchConfig, run_dirs: list[Path], console:
     for path in paths:
         console.info(f"  {path}")
     return 0
-
-
-# --- `python -m bench report` (registered in bench/cli.py) ---
-
-
-def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run); 2-6 pipeline runs "
-                        "of one pipeline also get a side-by-side report in reports/A--vs--B/")
-    parser.add_argument("--no-study-overlay", action="store_true", help="leave the study's numbers off Figure 21")
-
-
-def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
-    return report(config, runs=args.runs, study_overlay=not args.no_study_overlay, console=console)
-
-
-REPORT = Command(_add_arguments, _main)

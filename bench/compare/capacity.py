@@ -10,7 +10,7 @@ is no spread to judge by: the ratio is shown and the verdict says "single search
 A capacity below the reference is the regression (`--fail-on-regression`).
 
 Pure: frames in, :class:`CapacityComparison` rows out; rendering is in
-:mod:`bench.cmd_compare_capacity`.
+:mod:`bench.compare.capacity_show`.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.capacity_results import CAPACITY_MODES, CapacityData, load_capacity
+from bench.capacity.results import CAPACITY_MODES, CapacityData, load_capacity
 from bench.results import RunData
+from loadgen.cells import cell_true
 
 __all__ = [
     "CAPACITY_COMPARISON_COLUMNS",
@@ -60,7 +61,7 @@ class CapacityComparison:
         return dataclasses.asdict(self)
 
 
-# Verdicts a regression gate cannot judge (bench.compare_gate's rule: never pass blind).
+# Verdicts a regression gate cannot judge (bench.compare.gate's rule: never pass blind).
 CANNOT_JUDGE = frozenset({"single search", "no capacity", "objectives differ"})
 
 CAPACITY_COMPARISON_COLUMNS = tuple(f.name for f in dataclasses.fields(CapacityComparison))
@@ -76,15 +77,9 @@ def _verdict_counts(part: pd.DataFrame) -> str:
     return ", ".join(f"{n}x {v}" for v, n in counts.items()) or "-"
 
 
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    return bool(value) and not (isinstance(value, float) and math.isnan(value))
-
-
 def _notes(side: str, part: pd.DataFrame) -> list[str]:
     notes = []
-    if part["client_bound"].map(_truthy).any():
+    if part["client_bound"].map(cell_true).any():
         notes.append(f"{side} possibly client-bound")
     bad = part[part["verdict"].astype(str) != "VALID"]
     if not bad.empty:

@@ -1,9 +1,9 @@
-"""The CLI side of ``bench run --modes capacity``: checks, progress lines and the final table.
+"""The console side of ``bench run --modes capacity``: flag checks, progress lines and the final table.
 
-Why a module of its own: ``bench.run.session`` stays the one place that runs a benchmark; it
-calls three functions from here -- :func:`plan_capacity` (check ``--modes``/``--slo``
-before anything starts), :func:`capacity_phase` (the measuring object, wired to the
-console) and :func:`print_capacity` (the table at the end). Only this layer prints.
+``bench run`` stays the one place that runs a benchmark; it calls three functions from here
+-- :func:`plan_capacity` (check ``--modes``/``--slo`` before anything starts),
+:func:`capacity_phase` (the measuring object, wired to the console) and
+:func:`print_capacity` (the table at the end). Only this layer prints.
 """
 
 from __future__ import annotations
@@ -12,12 +12,14 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.capacity_config import CapacityConfig
-from bench.capacity_run import CapacityEvents, CapacityPhase, capacity_config, split_modes
+from bench.capacity.results import split_capacity
+from bench.capacity.run import CapacityEvents, CapacityPhase, capacity_config, split_modes
+from bench.capacity.table import capacity_heading, capacity_legend, capacity_table
 from bench.config import BenchConfig
 from bench.console import Console, ProgressHandle
 from bench.results import RunData, RunWriter
 from ground.runmeta import RunMeta
+from loadgen.objective import CapacityConfig
 
 __all__ = ["capacity_phase", "plan_capacity", "print_capacity"]
 
@@ -83,8 +85,6 @@ def capacity_phase(settings: CapacityConfig, config: BenchConfig, writer: RunWri
 def print_capacity(run: RunData, console: Console) -> tuple[RunData, bool]:
     """Print the capacity table of ``run`` if it has one; return (the run without capacity rows,
     whether a table was printed), so Table 3 is drawn from the ordinary steps only."""
-    from bench.report.capacity import capacity_heading, capacity_legend, capacity_table, split_capacity
-
     classic, cap = split_capacity(run)
     if cap is None or cap.capacity.empty:
         return classic, False

@@ -1,4 +1,4 @@
-"""``bench run pipeline --target NAME``: the pipeline on a real Kubeflow, timed from the run's details.
+"""Run a pipeline on a target's Kubeflow (``bench pipeline run --target NAME``), timed from the run's details.
 
 Why from the API and not from the components: on a cluster every step is a pod, so the
 local side channel (``stage_timings.jsonl``) does not exist; KFP itself records each
@@ -22,6 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.results.header import run_header
+from bench.redact_secrets import redactor_for
+from bench.results import ResultsError, fresh_run_dir, write_meta_file
 from ground.runmeta import KIND_PIPELINE, RunMeta, RunStatus
 
 if TYPE_CHECKING:
@@ -69,8 +72,6 @@ def run_remote_pipeline(
     ``timeout_s`` overrides the target's ``kfp_timeout_s``; ``settings`` overrides pipeline
     parameters as for the local run.
     """
-    from bench.redact_secrets import redactor_for
-    from bench.results import ResultsError, fresh_run_dir
     from ground.tables import ConfigError
     from models.pipeline.remote import KfpError, open_kfp
     from models.pipeline.stages import STAGES_FILE
@@ -141,9 +142,8 @@ def _request_problem(pipeline: str, settings: Mapping[str, Any] | None, timeout_
 def _prepare(config: BenchConfig, pipeline: str, target: str, run_dir: Path, kfp: Any, timeout: float,
              settings: Mapping[str, Any] | None) -> _Submission:
     """Create the run's folder, compile the package into it (image override applied), build meta.json's contents."""
-    from bench.results.header import run_header
     from models.pipeline.kfp_run import display_names
-    from bench.pipeline_definition import pipeline_function
+    from bench.pipeline.definition import pipeline_function  # lazy on purpose: imports kfp
     from models.pipeline.registry import default_parameters
     from models.pipeline.remote import compile_for_cluster
 
@@ -174,8 +174,6 @@ def _announce(submission: _Submission, target: str, access: Any, console: Consol
 
 
 def _write_meta(submission: _Submission, redactor: Any) -> None:
-    from bench.results import write_meta_file
-
     write_meta_file(submission.run_dir, submission.meta, redactor)
 
 

@@ -1,12 +1,12 @@
 """The servebench pipeline, defined once (KFP v2): tune -> train -> export -> serve -> smoke.
 
 The same definition is compiled to IR YAML for a real Kubeflow (:func:`compile_pipeline`)
-and run locally by ``bench/cmd_pipeline.py`` through ``kfp.local``.
+and run locally by ``bench/pipeline/local_run.py`` through ``kfp.local``.
 (No ``from __future__ import annotations``: KFP reads the annotations as types.)
 
 Why in ``bench/``: ``tune``, ``train`` and ``export`` are the model's components
 (:mod:`models.pipeline.components`), but ``serve`` and ``smoke`` start a deployment target
-and send it load (:mod:`bench.pipeline_serving`), and a pipeline made of both is
+and send it load (:mod:`bench.pipeline.serving`), and a pipeline made of both is
 orchestration -- the CLI layer's job; the layers below never import it.
 :func:`pipeline_function` and :func:`compile_named` hand out this pipeline or the
 model-only ``custom`` one (:mod:`models.pipeline.custom`) by name.
@@ -52,7 +52,7 @@ def serve(
     from models.pipeline.timing import stage_timer
 
     with stage_timer(timing_path, "serve", fail_stage):
-        from bench.pipeline_serving import first_correct_prediction
+        from bench.pipeline.serving import first_correct_prediction
 
         seconds = first_correct_prediction(exported.path, train_size=train_size, test_size=test_size, seed=seed)
         metrics.log_metric("first_correct_s", seconds)
@@ -68,7 +68,7 @@ def smoke(
     from models.pipeline.timing import stage_timer
 
     with stage_timer(timing_path, "smoke", fail_stage):
-        from bench.pipeline_serving import smoke_sweep
+        from bench.pipeline.serving import smoke_sweep
 
         summary = smoke_sweep(exported.path, n_requests=n_requests, train_size=train_size,
                               test_size=test_size, seed=seed)

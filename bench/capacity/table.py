@@ -1,14 +1,14 @@
 """The capacity tables as text cells: one row per target, and the closed-loop sweep.
 
-Why a module of its own: the same cells are printed by ``bench run`` (console), written
-to capacity.md and put in report.md/html, so they are computed once, purely from the
-frames of :mod:`bench.capacity_results`. A newcomer must be able to read a row without
+The same cells are printed by ``bench run`` (console), written to capacity.md and put in
+report.md/html (:mod:`bench.report.capacity`), so they are computed once here, purely from
+the frames of :mod:`bench.capacity.results`. A newcomer must be able to read a row without
 the docs: the *offered* rate (what the capacity is: the Poisson rate the load generator
-aimed at) is shown next to the *achieved* rate (successful completions per second
-measured at it: it differs by Poisson noise and, near the knee, because completions lag
-arrivals), the verdict carries its confidence, and the bracket says between which rates
-the capacity lies and how the upper rate failed. Files written before the evidence
-columns existed (no ``confidence``) are shown with ``-`` where a figure is missing.
+aimed at) is shown next to the *achieved* rate (successful completions per second measured
+at it: it differs by Poisson noise and, near the knee, because completions lag arrivals),
+the verdict carries its confidence, and the bracket says between which rates the capacity
+lies and how the upper rate failed. Files written before the evidence columns existed (no
+``confidence``) are shown with ``-`` where a figure is missing.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bench.capacity_results import CapacityData
+from bench.capacity.results import CapacityData
 from loadgen.capacity import short_reason
+from loadgen.cells import cell_true
 
-__all__ = ["capacity_heading", "capacity_legend", "capacity_table", "concurrency_table", "num", "rps", "truthy"]
+__all__ = ["capacity_heading", "capacity_legend", "capacity_table", "concurrency_table", "num", "rps"]
 
 
 def num(value: Any) -> float:
@@ -42,12 +43,6 @@ def rps(value: Any) -> str:
 def _ms(value: Any) -> str:
     v = num(value)
     return "-" if math.isnan(v) else f"{v * 1000:.2f}"
-
-
-def truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes")
-    return bool(value) and not (isinstance(value, float) and math.isnan(value))
 
 
 def capacity_heading(cap: CapacityData) -> str:
@@ -130,10 +125,10 @@ def capacity_table(cap: CapacityData, targets: Sequence[str] | None = None) -> t
         best_c, best = part["closed_best_concurrency"].iloc[0], part["closed_best_rps"].iloc[0]
         closed = "-" if math.isnan(num(best)) else f"{rps(best)} @ {int(num(best_c))}"
         notes = []
-        if any(truthy(v) for v in part["client_bound"]):
+        if any(cell_true(v) for v in part["client_bound"]):
             ceiling = num(part["client_ceiling_rps"].iloc[0])
             notes.append(f"possibly client-bound (>= 50 % of the client's {rps(ceiling)} req/s)")
-        if not all(truthy(v) for v in part["precision_reached"]):
+        if not all(cell_true(v) for v in part["precision_reached"]):
             notes.append("; ".join(dict.fromkeys(short_reason(str(s)) for s in part["stop_reason"] if str(s))))
         one = len(part) == 1
         first = next(part.itertuples())
@@ -187,6 +182,6 @@ def concurrency_table(cap: CapacityData, targets: Sequence[str] | None = None) -
     for target in order:
         for r in frame[frame["target"] == target].itertuples():
             rows.append([target, str(int(r.concurrency)), rps(r.throughput_rps), _ms(r.lat_p50_s),
-                         _ms(r.lat_objective_s), str(int(num(r.errors))), "yes" if truthy(r.met) else "no",
-                         "yes" if truthy(r.near_client_ceiling) else "", short_reason(str(r.stop or ""))])
+                         _ms(r.lat_objective_s), str(int(num(r.errors))), "yes" if cell_true(r.met) else "no",
+                         "yes" if cell_true(r.near_client_ceiling) else "", short_reason(str(r.stop or ""))])
     return columns, rows
