@@ -22,6 +22,7 @@ from typing import Any
 
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
+from bench.emit import emit_files
 from bench.results.header import run_header
 from bench.signals import sigterm_as_interrupt
 from bench.results import ResultsError, fresh_run_dir, write_meta_file
@@ -285,7 +286,6 @@ def _show_summary(run_dir: Path, budget: _Budget, meta: RunMeta, console: Consol
 
 def write_hpo_manifests(config: BenchConfig, *, output: Path | None, console: Console) -> int:
     """Render one Katib Experiment per configured algorithm; print them or write them to ``output``."""
-    from bench.emit import emit_files
     from models.hpo.katib import render_experiments
 
     emit_files(render_experiments(config.hpo, model_name=config.model.name), output, console)
