@@ -182,8 +182,27 @@ def test_python_null_endpoint_answers_and_is_stopped() -> None:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 
 
+def test_nginx_is_found_outside_path(tmp_path, monkeypatch) -> None:
+    """Debian installs nginx in /usr/sbin, which a non-root user's PATH often lacks."""
+    from loadgen import nullserver
+
+    sbin = tmp_path / "sbin"
+    sbin.mkdir()
+    (sbin / "nginx").write_text("#!/bin/sh\n")
+    (sbin / "nginx").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    monkeypatch.setattr(nullserver, "NGINX_DIRS", ("/nonexistent/sbin", str(sbin)))
+    assert nullserver.nginx_available() == str(sbin / "nginx")
+    monkeypatch.setattr(nullserver, "NGINX_DIRS", ("/nonexistent/sbin",))
+    assert nullserver.nginx_available() is None
+    monkeypatch.undo()
+    assert nullserver.NGINX_DIRS == ("/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin")
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(nginx_available() is None, reason="nginx is not installed (apt-get install nginx)")
+@pytest.mark.skipif(nginx_available() is None,
+                    reason="NGINX NOT INSTALLED (apt-get install nginx; looked on PATH and in /usr/sbin, "
+                           "/usr/local/sbin, /usr/local/nginx/sbin)")
 def test_nginx_null_endpoint_answers_posts() -> None:
     with NullEndpoint("nginx") as endpoint:
         answer = _http(endpoint.port, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
