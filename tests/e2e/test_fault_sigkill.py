@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +27,7 @@ from pathlib import Path
 import pytest
 
 from targets.process import proc_table
+from tests.support.e2e import copy_calibration
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.slow
@@ -51,10 +51,7 @@ def workdir(tmp_path_factory, trained_model) -> Path:
     assert n == 1, "bench.toml's artifacts_dir line changed; update this test"
     text += '\n[paths]\nresults_dir = "results"\nreports_dir = "reports"\n'
     (folder / "bench.toml").write_text(text)
-    calibration = REPO / "results" / "calibration.json"
-    (folder / "results").mkdir()
-    if calibration.is_file():  # reused only if fresh and from this host; else measured once
-        shutil.copy(calibration, folder / "results" / "calibration.json")
+    copy_calibration(folder / "results")  # the session's, measured at most once
     return folder
 
 

@@ -12,7 +12,6 @@ sent to 127.0.0.1 only. Run with ``-s`` to see the figures.
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from loadgen.stats import FLAG_SATURATED, step_flags, summarize
 from loadgen.sweep import SweepPlan, run_sweep
 from targets.base import Target, TargetContext
 from targets.registry import build_target
+from tests.support.e2e import copy_calibration
 from tests.support.paths import REPO
 
 pytestmark = pytest.mark.slow
@@ -109,10 +109,7 @@ def test_bench_run_rate_flags_flag_and_say_saturated(tmp_path, trained_model) ->
     text = text.replace('artifacts_dir = "artifacts/model"', f'artifacts_dir = "{trained_model.dir}"')
     text = text.replace("[sweep]\n", "[sweep]\nmax_duration_s = 4.0\n")
     (tmp_path / "bench.toml").write_text(text + '\n[paths]\nresults_dir = "results"\nreports_dir = "reports"\n')
-    calibration = REPO / "results" / "calibration.json"
-    if calibration.is_file():  # reused only if fresh and from this host
-        (tmp_path / "results").mkdir()
-        shutil.copy(calibration, tmp_path / "results" / "calibration.json")
+    copy_calibration(tmp_path / "results")  # the session's, measured at most once
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--config", str(tmp_path / "bench.toml"), "run", "greene-linserv",
          "--rate", "1000", "--duration", "1", "--concurrency", "16", "--engine", "fast", "--no-report",
