@@ -250,7 +250,7 @@ def test_configuration_collects_every_adapters_secret_variables() -> None:
         "a": {"adapter": "flask", "bearer_token_env": "V1", "cookie_env": "V2"},
         "b": {"adapter": "kserve", "kfp_endpoint": "https://kfp.example", "kfp_token_env": "V3",
               "kfp_cookie_env": "V4"},
-        "c": {"adapter": "test_redaction:CustomTarget", "api_key_env": "V5", "auth_variable": "V6"},
+        "c": {"adapter": "tests.test_redaction:CustomTarget", "api_key_env": "V5", "auth_variable": "V6"},
         "d": {"adapter": "no.such.module:Nope", "some_token_env": "V7"},  # unparsable: *_env keys still count
     })
     assert configured_secret_variables(config) == ["V1", "V2", "V3", "V4", "V5", "V6", "V7"]
