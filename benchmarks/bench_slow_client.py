@@ -25,7 +25,8 @@ Everything is bounded: one slow client, ``--slow-s`` seconds at most, loopback o
 Results go to stdout and ``benchmarks/out/bench_slow_client.json`` (git-ignored) with the
 load average before and after each target (a loaded machine makes latencies noisy).
 This is a standalone script (its own argparse), not a test;
-``tests/test_slow_client.py`` calls :func:`measure_slow_client` with a generous bound.
+``tests/targets/test_bad_input.py`` (``test_slow_client_does_not_hold_the_server``) calls
+:func:`measure_slow_client` with a generous bound.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ from typing import Any
 
 from ground.cpus import pin_current_process, pin_process
 
-__all__ = ["NULL_BODY", "NullEndpoint", "nginx_available", "serve_forever"]
+__all__ = ["NGINX_DIRS", "NULL_BODY", "NullEndpoint", "nginx_available", "serve_forever"]
 
 NULL_BODY = b'{"predictions": [0]}'
 _READY = "NULLSERVER READY"
@@ -117,10 +117,15 @@ async def _serve(host: str, port: int, body: bytes) -> None:
 
 
 # -- the parent's handle -------------------------------------------------------------------
+#: Where nginx is installed when it is not on PATH: Debian/Ubuntu (/usr/sbin, often missing
+#: from a non-root user's PATH), a local package (/usr/local/sbin), a source build's default.
+NGINX_DIRS = ("/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin")
+
+
 def nginx_available() -> str | None:
-    """Path of the nginx binary, or None."""
+    """Path of the nginx binary (PATH first, then :data:`NGINX_DIRS`), or None."""
     return shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
+        (path for path in (f"{d}/nginx" for d in NGINX_DIRS) if os.access(path, os.X_OK)), None
     )
 
 

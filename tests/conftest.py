@@ -23,8 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
 import pytest  # noqa: E402
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
+from tests.support.paths import REPO as REPO_ROOT  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -58,11 +57,27 @@ def mnist(repo_root: Path):
     return split.test_x[:100], split.test_y[:100]
 
 
+@pytest.fixture(scope="session")
+def isvc_schema() -> dict:
+    """KServe's InferenceService schema (v1beta1 ``openAPIV3Schema``), from the vendored CRD.
+
+    Loaded once per session: the CRD is ~2 MB (tests/data/schemas/README.md: source,
+    version, licence). Missing file = a broken checkout, so it fails instead of skipping.
+    """
+    import yaml
+
+    from tests.support.paths import KSERVE_CRD
+
+    crd = yaml.load(KSERVE_CRD.read_text(), Loader=yaml.CSafeLoader)
+    (version,) = [v for v in crd["spec"]["versions"] if v["name"] == "v1beta1"]
+    return version["schema"]["openAPIV3Schema"]
+
+
 def _uses_browser(module: object) -> bool:
-    """True when a test module imported the browser helper (tests/browser.py)."""
+    """True when a test module imported the browser helper (tests/support/browser.py)."""
     import sys
 
-    helper = sys.modules.get("browser")
+    helper = sys.modules.get("tests.support.browser")
     if helper is None or module is None:
         return False
     return any(value is helper or getattr(value, "__module__", None) == helper.__name__
@@ -70,7 +85,7 @@ def _uses_browser(module: object) -> bool:
 
 
 def pytest_collection_modifyitems(config, items) -> None:
-    """Mark every test of a module that uses tests/browser.py as ``browser``, so
+    """Mark every test of a module that uses tests/support/browser.py as ``browser``, so
     ``python -m pytest -m browser`` runs exactly the real-browser tests."""
     for item in items:
         if _uses_browser(getattr(item, "module", None)):

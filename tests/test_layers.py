@@ -20,8 +20,8 @@ from pathlib import Path
 
 import grimp
 import pytest
+from tests.support.paths import REPO as REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 #: High -> low, as docs/architecture.md draws them; "loadgen | models" are independent.
 LAYERS = ["bench", "webui", "targets", "loadgen | models", "ground"]
 PACKAGES = ["bench", "webui", "targets", "loadgen", "models", "ground"]

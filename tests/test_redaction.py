@@ -2,7 +2,7 @@
 
 The end-to-end test runs `bench run`, `bench report`, `bench compare`, `bench targets` and
 `bench ui` against a loopback endpoint that echoes the credentials it receives
-(tests/echo_http.py), with canary secrets in the environment, then counts the canaries --
+(tests/support/echo_http.py), with canary secrets in the environment, then counts the canaries --
 raw, URL-encoded, base64 (also inside ``Basic user:secret``) and cut-off 6-character pieces
 -- in every file servebench wrote and everything the page received.  Every count must be 0,
 and the labels ``[REDACTED:VAR]`` must be there (proof that the echo did arrive).
@@ -29,9 +29,9 @@ from urllib.parse import quote, quote_plus
 import httpx
 import numpy as np
 import pytest
-from e2e_helpers import e2e_config
-from echo_http import CUT_PADDING, VARIANTS, EchoServer
-from webui_helpers import serve_app
+from tests.support.e2e import e2e_config
+from tests.support.echo_http import CUT_PADDING, VARIANTS, EchoServer
+from tests.support.webui import serve_app
 
 from bench.config import parse_config
 from bench.console import Console
@@ -47,8 +47,8 @@ from targets.registry import build_target
 from targets.remote import RemoteSettings
 from targets.secrets import read_secret_values, secret_env_fields, secret_env_names
 from targets.spec import TargetSpec
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 TOKEN = "tK9/q+Zx=Vb3mW7pLr2NsY8dHf4Jc6"  # "/", "+", "=": URL-encoding changes it
 COOKIE_VALUE = "Ck7Qp2Zr9Wx4Ls8Nb6Td3Yh5Mv1/Ga+"
 COOKIE = f"authservice_session={COOKIE_VALUE}"
@@ -250,7 +250,7 @@ def test_configuration_collects_every_adapters_secret_variables() -> None:
         "a": {"adapter": "flask", "bearer_token_env": "V1", "cookie_env": "V2"},
         "b": {"adapter": "kserve", "kfp_endpoint": "https://kfp.example", "kfp_token_env": "V3",
               "kfp_cookie_env": "V4"},
-        "c": {"adapter": "test_redaction:CustomTarget", "api_key_env": "V5", "auth_variable": "V6"},
+        "c": {"adapter": "tests.test_redaction:CustomTarget", "api_key_env": "V5", "auth_variable": "V6"},
         "d": {"adapter": "no.such.module:Nope", "some_token_env": "V7"},  # unparsable: *_env keys still count
     })
     assert configured_secret_variables(config) == ["V1", "V2", "V3", "V4", "V5", "V6", "V7"]
@@ -271,7 +271,7 @@ def _record(seq: int, detail: str) -> RequestRecord:
 
 def _echo_details() -> list[str]:
     """error_detail as loadgen.classify and the Flask adapter's decode really produce it."""
-    from echo_http import Sent
+    from tests.support.echo_http import Sent
 
     from targets.flask.target import decode_predictions
 

@@ -5,7 +5,7 @@ notebooks used (``kfp.Client()`` inside MiniKF) and what users will compare agai
 request shapes (experiment lookup by filter, ``runs`` body with the inline IR
 ``pipeline_spec``) are the KFP SDK's, not our guess.  Tests run this exact code against a
 fake KFP REST server on loopback that serves a recorded ``GET /apis/v2beta1/runs/{id}``
-answer (``tests/kfp_fake.py``); no live Kubeflow was reachable while writing it.
+answer (``tests/support/kfp_fake.py``); no live Kubeflow was reachable while writing it.
 
 Credentials: the token and cookie come from environment variables named in the target's
 table (:class:`models.pipeline.kfp_settings.KfpSettings`) and are handed to ``kfp.Client``

@@ -3,7 +3,7 @@
 Why a library and not only a test file: a new adapter lives in its author's package, and
 proving it works must need no edit of servebench.  ``python -m bench check-target NAME``
 builds the configured target (in-tree or ``module:Class``) and calls :func:`run_contract`;
-``tests/test_target_contract.py`` calls the same check functions, one test each, for the
+``tests/targets/test_contract.py`` calls the same check functions, one test each, for the
 built-in and example adapters.
 
 The checks, on a local stand-in started for the purpose:

@@ -14,7 +14,7 @@ flat 44 ms.  Two defaults did it, and ``--backlog`` / ``--nodelay`` turn them on
   (``StreamRequestHandler.disable_nagle_algorithm``).
 
 ``bench check-target`` must fail the first two and pass the fixed server
-(tests/test_check_target_load.py).  The wire format is the built-ins' one:
+(tests/bench/commands/test_check_target_load.py).  The wire format is the built-ins' one:
 ``POST /v1/models/mnist:predict`` JSON ``{"instances": [[[28 floats] x 28]]}`` ->
 ``{"predictions": [[10 logits]]}``; ``GET /health`` -> ``{"ok": true}``.  Bad input gets a
 4xx JSON ``{"error": ...}``.  HTTP/1.1 with keep-alive, one thread per connection.

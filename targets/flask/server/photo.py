@@ -3,7 +3,7 @@
 A photo upload is the app's one path where the client's bytes
 go to a decoder (Pillow), so what is accepted is decided here, once, before any decoder
 runs -- and the conversion (:func:`preprocess_photo`) is the reference the digit page's
-in-browser conversion is tested against (webui/, tests/test_webui_browser.py).
+in-browser conversion is tested against (webui/, tests/webui/test_browser.py).
 
 The rule for formats: **the bytes decide, and a declared type must agree with them.**
 Only PNG and JPEG photos are accepted (what the study's page sent).  The format is read

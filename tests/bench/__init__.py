@@ -1,0 +1,1 @@
+"""Tests of bench/, the CLI package, one folder per subpackage (commands, run, results, compare, capacity, shard, pipeline, report)."""

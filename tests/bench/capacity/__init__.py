@@ -1,0 +1,1 @@
+"""Tests of bench/capacity/: the capacity mode's plumbing and its end-to-end run."""

@@ -1,0 +1,1 @@
+"""Tests of bench/commands/: the parsers and flags of every command, train, check-target."""

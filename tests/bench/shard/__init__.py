@@ -1,0 +1,1 @@
+"""Tests of bench/shard/: ``--shard``/``--clients``, merging shard runs, the load-generator Job (rendered and executed)."""
