@@ -1,1 +1,1 @@
-"""Tests of bench/compare/verdict/: verdicts over trials, the power analysis and gate, the pure statistics."""
+"""Tests of bench/compare/: verdicts over trials, the power analysis and gate, the pure statistics."""
