@@ -24,8 +24,16 @@ from bench.console import Console
 from bench.redact_secrets import redactor_for
 
 __all__ = [
-    "COMMANDS", "GLOBAL_OPTIONS", "PROG", "RUN_ALIASES", "Registration", "build_parser", "flag_owners", "main",
-    "parse_args", "unrecognized_message",
+    "COMMANDS",
+    "GLOBAL_OPTIONS",
+    "PROG",
+    "RUN_ALIASES",
+    "Registration",
+    "build_parser",
+    "flag_owners",
+    "main",
+    "parse_args",
+    "unrecognized_message",
 ]
 
 PROG = "python -m bench"
@@ -47,23 +55,41 @@ class Registration:
 
 # One line per command; the order is the order of `python -m bench --help`.
 COMMANDS: tuple[Registration, ...] = (
-    Registration("train", "bench.commands.train:TRAIN", "train the shared MNIST model and export TorchScript + SavedModel"),
+    Registration(
+        "train", "bench.commands.train:TRAIN", "train the shared MNIST model and export TorchScript + SavedModel"
+    ),
     Registration("targets", "bench.commands.targets:TARGETS", "list configured targets (adapter, local/remote, URL)"),
-    Registration("serve", "bench.commands.serve:SERVE", "start one target's local stand-in in the foreground until Ctrl-C"),
-    Registration("manifests", "bench.commands.manifests:MANIFESTS",
-                 "render the manifests that create a target (or hpo, pipeline, ui, loadgen TARGET) on a real cluster"),
-    Registration("ui", "bench.commands.ui:UI", "serve the digit-recognition page (the study's section 5.4) for one target"),
-    Registration("check-target", "bench.commands.check_target:CHECK_TARGET",
-                 "run the target contract suite against one configured adapter (in-tree or not)"),
+    Registration(
+        "serve", "bench.commands.serve:SERVE", "start one target's local stand-in in the foreground until Ctrl-C"
+    ),
+    Registration(
+        "manifests",
+        "bench.commands.manifests:MANIFESTS",
+        "render the manifests that create a target (or hpo, pipeline, ui, loadgen TARGET) on a real cluster",
+    ),
+    Registration(
+        "ui", "bench.commands.ui:UI", "serve the digit-recognition page (the study's section 5.4) for one target"
+    ),
+    Registration(
+        "check-target",
+        "bench.commands.check_target:CHECK_TARGET",
+        "run the target contract suite against one configured adapter (in-tree or not)",
+    ),
     Registration("calibrate", "bench.commands.calibrate:CALIBRATE", "measure each load-generator engine's own ceiling"),
     Registration("run", "bench.commands.run:RUN", "run the benchmark sweep: `run all` or `run TARGET...`"),
     Registration("hpo", "bench.commands.hpo:HPO", "the study's hyperparameter tuning, Tables 1-2 (also `run hpo`)"),
-    Registration("pipeline", "bench.commands.pipeline:PIPELINE",
-                 "Kubeflow Pipelines: `pipeline run` (also `run pipeline`), `pipeline compile`"),
+    Registration(
+        "pipeline",
+        "bench.commands.pipeline:PIPELINE",
+        "Kubeflow Pipelines: `pipeline run` (also `run pipeline`), `pipeline compile`",
+    ),
     Registration("merge", "bench.commands.merge:MERGE", "merge shard runs (`run TARGET --shard I/N`) into one run"),
     Registration("report", "bench.commands.report:REPORT", "regenerate tables and figures from result CSVs"),
-    Registration("compare", "bench.commands.compare:COMPARE",
-                 "compare two runs over their trials (per-step and per-target verdicts)"),
+    Registration(
+        "compare",
+        "bench.commands.compare:COMPARE",
+        "compare two runs over their trials (per-step and per-target verdicts)",
+    ),
 )
 
 # `run hpo ...` and `run pipeline ...` predate the `hpo` and `pipeline run` commands and keep
@@ -106,7 +132,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     name, at = _command_word(argv)
     if name == "run" and 0 <= at < len(argv) - 1 and argv[at + 1] in RUN_ALIASES:
         alias = RUN_ALIASES[argv[at + 1]]
-        argv, name = argv[:at] + list(alias) + argv[at + 2:], alias[0]
+        argv, name = argv[:at] + list(alias) + argv[at + 2 :], alias[0]
     args, extras = _build({name}).parse_known_args(argv)
     if extras:
         innermost: argparse.ArgumentParser = args.command_parser  # `pipeline run`, not `pipeline`
@@ -175,8 +201,9 @@ def _add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> 
     before the command word is kept unless the same option is given again after it."""
     group = parser if top_level else parser.add_argument_group("global options (also accepted before the command)")
     for flags, kwargs, help_text in GLOBAL_OPTIONS:
-        group.add_argument(*flags, **{**kwargs, **({} if top_level else {"default": argparse.SUPPRESS})},
-                           help=help_text)
+        group.add_argument(
+            *flags, **{**kwargs, **({} if top_level else {"default": argparse.SUPPRESS})}, help=help_text
+        )
 
 
 class _CommandParser(argparse.ArgumentParser):
@@ -196,7 +223,8 @@ class _CommandParser(argparse.ArgumentParser):
 def _build(chosen: Collection[str]) -> argparse.ArgumentParser:
     """The top-level parser; only the ``chosen`` commands get their flags (and ``-h``)."""
     parser = argparse.ArgumentParser(
-        prog=PROG, description="servebench: benchmark one MNIST model across deployment targets.")
+        prog=PROG, description="servebench: benchmark one MNIST model across deployment targets."
+    )
     _add_global_options(parser, top_level=True)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_CommandParser)
     for registration in COMMANDS:

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from loadgen.objective import CapacityConfig
-from ground.tables import ConfigError, parse_table
 from ground.cpus import plan_cpus
+from ground.tables import ConfigError, parse_table
+from loadgen.objective import CapacityConfig
 from loadgen.sweep_settings import SweepSettings
 from models.config import ModelConfig
 from models.hpo.config import HpoConfig
@@ -145,8 +145,9 @@ def load_config(path: str | Path = "bench.toml") -> BenchConfig:
     return parse_config(source, path.resolve().parent)
 
 
-def target_context(config: BenchConfig, *, log_dir: Path | None = None,
-                   cpus: tuple[int, ...] | None = None) -> TargetContext:
+def target_context(
+    config: BenchConfig, *, log_dir: Path | None = None, cpus: tuple[int, ...] | None = None
+) -> TargetContext:
     """The :class:`targets.base.TargetContext` of a target built from ``config``: the model's folder,
     the stand-in's log folder and CPUs, and bench.toml's folder (which the table's paths are relative to).
 

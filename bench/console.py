@@ -123,11 +123,10 @@ def open_loop_text(row: Mapping[str, Any]) -> str:
 
 _CAUSES = {
     FLAG_CLIENT_BEHIND: "the sends fell behind the schedule (send lag grew by {growth}): the load generator "
-                        "could not send this rate here, so the step measured the client, not the target",
-    FLAG_TARGET_BEHIND: "requests were sent on time but the answers fell behind: the target did not sustain "
-                        "this rate",
+    "could not send this rate here, so the step measured the client, not the target",
+    FLAG_TARGET_BEHIND: "requests were sent on time but the answers fell behind: the target did not sustain this rate",
     FLAG_CONNECTION_CAP: "more than {concurrency} requests were in flight, so some waited for one of the step's "
-                         "{concurrency} connections (--concurrency)",
+    "{concurrency} connections (--concurrency)",
 }
 
 
@@ -137,14 +136,18 @@ def saturation_warning(row: Mapping[str, Any]) -> str:
     if FLAG_SATURATED not in flags:
         return ""
     offered, achieved, growth = (cell_number(row.get(c)) for c in ("offered_rps", "achieved_rps", "lag_growth_s"))
-    rates = (f"achieved {achieved:.1f} of {offered:.1f} req/s offered" if offered is not None and achieved is not None
-             else "the offered rate was not sustained")
-    values = {"growth": f"{growth * 1000:.0f} ms" if growth is not None else "?",
-              "concurrency": row.get("concurrency")}
+    rates = (
+        f"achieved {achieved:.1f} of {offered:.1f} req/s offered"
+        if offered is not None and achieved is not None
+        else "the offered rate was not sustained"
+    )
+    values = {"growth": f"{growth * 1000:.0f} ms" if growth is not None else "?", "concurrency": row.get("concurrency")}
     causes = [_CAUSES[f].format(**values) for f in SATURATION_DETAILS if f in flags]
-    return (f"{row.get('target')} rate N={row.get('n_requests')} trial {row.get('trial')} is SATURATED: {rates}; "
-            + ("; ".join(causes) or "the open loop did not keep up")
-            + ". Its latencies describe a growing queue, not the service.")
+    return (
+        f"{row.get('target')} rate N={row.get('n_requests')} trial {row.get('trial')} is SATURATED: {rates}; "
+        + ("; ".join(causes) or "the open loop did not keep up")
+        + ". Its latencies describe a growing queue, not the service."
+    )
 
 
 def _escape(text: str) -> str:

@@ -189,8 +189,9 @@ def window_shares(before: Mapping[str, int], after: Mapping[str, int]) -> dict[s
     ``others`` = busy minus servebench's own ticks, floored at 0 (ticks are sampled at
     slightly different instants). None when no time passed.
     """
-    delta = {k: after[k] - before[k] for k in ("user", "nice", "system", "idle", "iowait", "irq", "softirq",
-                                               "steal", "own")}
+    delta = {
+        k: after[k] - before[k] for k in ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "own")
+    }
     total = sum(delta[k] for k in ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal"))
     if total <= 0:
         return None
@@ -214,8 +215,7 @@ class TargetNoiseProbe:
     """
 
     def __init__(self) -> None:
-        self._facts: dict[str, Any] = {"load_before": None, "load_after": None, "sweep_s": None,
-                                       "cpus": None}
+        self._facts: dict[str, Any] = {"load_before": None, "load_after": None, "sweep_s": None, "cpus": None}
         self._start: dict[str, int] | None = None
         self._t0 = 0.0
 
@@ -276,8 +276,10 @@ def target_busy_reasons(facts: Mapping[str, Any], n_cpus: int) -> list[str]:
         reasons.append(f"{steal:.1%} of the CPU time was stolen by the hypervisor (above {STEAL_BUSY_SHARE:.0%})")
     others = facts.get("others_share")
     if others_busy(others):
-        reasons.append(f"other processes used {others:.1%} of the CPU time, about {others * n_cpus:.2f} of "
-                       f"{n_cpus} CPUs (above {OTHERS_BUSY_SHARE:.0%})")
+        reasons.append(
+            f"other processes used {others:.1%} of the CPU time, about {others * n_cpus:.2f} of "
+            f"{n_cpus} CPUs (above {OTHERS_BUSY_SHARE:.0%})"
+        )
     return reasons
 
 
@@ -296,9 +298,9 @@ def noise_warnings(meta: RunMeta) -> list[str]:
         warnings.append(
             f"run {run_id}: the host was busy when the run started: load average {load[0]:.2f} over the last "
             f"minute on {n_cpus} CPUs (above {LOAD1_BUSY_FRACTION * n_cpus:g}, half the CPUs); its timings may "
-            "be inflated by other work")
+            "be inflated by other work"
+        )
     for target, facts in (noise.get("targets") or {}).items():
         for reason in target_busy_reasons(facts or {}, n_cpus):
-            warnings.append(f"run {run_id}, target {target}: during its sweep {reason}; its timings may be "
-                            "inflated")
+            warnings.append(f"run {run_id}, target {target}: during its sweep {reason}; its timings may be inflated")
     return warnings

@@ -69,9 +69,11 @@ def redactor_for(
         console.redactor = console.redactor.merge(redactor)
         for name in redactor.short_names:
             if name not in already:
-                console.warn(f"the value of ${name} is shorter than {MIN_SECRET_CHARS} characters: it is still "
-                             "redacted from everything servebench writes, and so is any ordinary text that "
-                             "happens to contain it")
+                console.warn(
+                    f"the value of ${name} is shorter than {MIN_SECRET_CHARS} characters: it is still "
+                    "redacted from everything servebench writes, and so is any ordinary text that "
+                    "happens to contain it"
+                )
     return redactor
 
 

@@ -51,8 +51,11 @@ def timing_text(timing: Mapping[str, Any] | None) -> str:
     total = _seconds((timing or {}).get("total_s"))
     if total is None:
         return ""
-    parts = [("model (check or training)", "model_s"), ("client calibration", "calibration_s"),
-             ("targets (start-up, sweep, stop)", "targets_s")]
+    parts = [
+        ("model (check or training)", "model_s"),
+        ("client calibration", "calibration_s"),
+        ("targets (start-up, sweep, stop)", "targets_s"),
+    ]
     known = [(label, _seconds(timing.get(key))) for label, key in parts]  # type: ignore[union-attr]
     shown = [(label, v) for label, v in known if v is not None]
     other = total - sum(v for _label, v in shown)

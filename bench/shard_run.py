@@ -54,19 +54,24 @@ class ShardOptions:
         return ShardRun(self.spec, self.schedule, gate=StepGate(self.gate) if self.gate is not None else None)
 
 
-def check_schedule_flags(start_at: float | None, interval_s: float | None, *, shard: bool, clients: bool,
-                         gate: bool = False) -> None:
+def check_schedule_flags(
+    start_at: float | None, interval_s: float | None, *, shard: bool, clients: bool, gate: bool = False
+) -> None:
     """``--start-at`` and ``--step-interval`` only mean something for shards, and for one ``--shard`` the
     interval only with a start (``--clients`` chooses the start itself); ``--step-gate`` is one shard's
     alternative to both, written by ``--clients``."""
     if start_at is not None and not (shard or clients):
         raise ValueError("--start-at aligns the steps of several shards: give --shard I/N too (or --clients N)")
     if interval_s is not None and not clients and start_at is None:
-        raise ValueError("--step-interval spaces the steps of the --start-at schedule: give --start-at too"
-                         + ("" if shard else " and --shard I/N (or --clients N)"))
+        raise ValueError(
+            "--step-interval spaces the steps of the --start-at schedule: give --start-at too"
+            + ("" if shard else " and --shard I/N (or --clients N)")
+        )
     if gate and not shard:
-        raise ValueError("--step-gate is how a --clients parent starts each step of its shards: it goes with "
-                         "--shard I/N (run `--clients N` and it is set for you)")
+        raise ValueError(
+            "--step-gate is how a --clients parent starts each step of its shards: it goes with "
+            "--shard I/N (run `--clients N` and it is set for you)"
+        )
     if gate and start_at is not None:
         raise ValueError("--step-gate and --start-at are two ways to start the steps: give one")
 
@@ -74,9 +79,11 @@ def check_schedule_flags(start_at: float | None, interval_s: float | None, *, sh
 def check_shard_run(plan: Any, targets: Sequence[str], options: ShardOptions, *, capacity: bool) -> None:
     """Raise ValueError naming why this sharded run cannot go ahead (before anything starts)."""
     if len(targets) != 1:
-        raise ValueError(f"a sharded run measures one target, got {len(targets)} ({', '.join(targets)}): the "
-                         "shards' step schedule cannot include other targets' start-up times; run one target "
-                         "per sharded run")
+        raise ValueError(
+            f"a sharded run measures one target, got {len(targets)} ({', '.join(targets)}): the "
+            "shards' step schedule cannot include other targets' start-up times; run one target "
+            "per sharded run"
+        )
     try:
         if capacity or plan is not None:
             check_shardable(plan, options.spec.count, capacity=capacity)
@@ -87,9 +94,11 @@ def check_shard_run(plan: Any, targets: Sequence[str], options: ShardOptions, *,
     steps = len(plan.steps(targets[0]))
     schedule = options.schedule
     if options.gate is None and schedule.start_at is not None and steps > 1 and schedule.interval_s <= 0:
-        raise ValueError(f"this plan has {steps} steps: with --start-at, give --step-interval S too -- step k "
-                         "starts at EPOCH + k x S on every shard, so S must be longer than any step takes with "
-                         "its warm-up (a step that overruns delays the next, and its skew is recorded)")
+        raise ValueError(
+            f"this plan has {steps} steps: with --start-at, give --step-interval S too -- step k "
+            "starts at EPOCH + k x S on every shard, so S must be longer than any step takes with "
+            "its warm-up (a step that overruns delays the next, and its skew is recorded)"
+        )
 
 
 def shard_run_id(base: str | None, options: ShardOptions) -> str:
@@ -132,8 +141,10 @@ def shard_meta(options: ShardOptions, run: ShardRun) -> dict[str, Any]:
         "count": options.spec.count,
         "index_from": f"${SHARD_INDEX_ENV}" if options.index_from_env else "--shard",
         "schedule": options.schedule.describe(),
-        "step_gate": None if options.gate is None else "each step released by the --clients parent when every shard "
-                                                        "was ready for it (scheduled_at = the instant it set)",
+        "step_gate": None
+        if options.gate is None
+        else "each step released by the --clients parent when every shard "
+        "was ready for it (scheduled_at = the instant it set)",
         "clock": clock_facts(),
         "steps": run.starts,
     }
@@ -143,12 +154,12 @@ def describe_share_rule() -> Mapping[str, str]:
     """The splitting rules in words, for meta.json of merged runs (and the docs)."""
     return {
         "concurrent": "N requests and C in flight split as evenly as possible: shard i gets N//K, plus one "
-                      "if i < N%K (likewise of C); shard i sends the step's requests first_i..first_i+n_i-1",
+        "if i < N%K (likewise of C); shard i sends the step's requests first_i..first_i+n_i-1",
         "rate": "window T = N/R; shard i draws its n_i send times uniformly on [0, T) from its own seed "
-                "(run seed, trial, N, K, i): the union is a rate-R Poisson stream given N arrivals in T",
+        "(run seed, trial, N, K, i): the union is a rate-R Poisson stream given N arrivals in T",
         "barrier": "step k starts at start_at + k x step_interval_s on every shard, after its warm-up; a "
-                   "busy shard starts late, never early, and the lateness is recorded; with --clients on one "
-                   "machine and no --start-at, the parent starts step k a moment after every shard is ready",
+        "busy shard starts late, never early, and the lateness is recorded; with --clients on one "
+        "machine and no --start-at, the parent starts step k a moment after every shard is ready",
     }
 
 
@@ -171,16 +182,20 @@ def sharding_warnings(meta: Mapping[str, Any]) -> list[str]:
         skew = float(step.get("start_skew_s") or 0.0)
         longest = max((float(s.get("total_s") or 0.0) for s in step.get("shards") or []), default=0.0)
         if skew > max(SKEW_WARN_FLOOR_S, SKEW_WARN_SHARE * longest):
-            warnings.append(f"step {step.get('mode')} N={step.get('n_requests')} trial {step.get('trial')}: the "
-                            f"shards started {skew * 1000:.0f} ms apart (more than {SKEW_WARN_FLOOR_S * 1000:.0f} ms "
-                            f"and {SKEW_WARN_SHARE:.0%} of the step's {longest:.2f} s): for that long not every "
-                            "shard was sending")
+            warnings.append(
+                f"step {step.get('mode')} N={step.get('n_requests')} trial {step.get('trial')}: the "
+                f"shards started {skew * 1000:.0f} ms apart (more than {SKEW_WARN_FLOOR_S * 1000:.0f} ms "
+                f"and {SKEW_WARN_SHARE:.0%} of the step's {longest:.2f} s): for that long not every "
+                "shard was sending"
+            )
     if "several hosts" in str(sharding.get("clocks", "")):
         for shard in meta.get("shards") or []:
             clock = shard.get("clock") or {}
             if clock.get("synchronised") is False:
-                warnings.append(f"shard {shard.get('index')}'s clock was not NTP-synchronised (kernel estimate): "
-                                "the start skew between hosts is unknown")
+                warnings.append(
+                    f"shard {shard.get('index')}'s clock was not NTP-synchronised (kernel estimate): "
+                    "the start skew between hosts is unknown"
+                )
     return warnings
 
 
@@ -192,5 +207,7 @@ def sharding_text(meta: Mapping[str, Any]) -> str | None:
     hosts = sorted({str((s.get("host") or {}).get("hostname", "?")) for s in meta.get("shards") or []})
     skews = [float(s.get("start_skew_s") or 0.0) for s in sharding.get("steps") or []]
     worst = f"; largest start skew {max(skews) * 1000:.1f} ms" if skews else ""
-    return (f"{sharding.get('count', '?')} shards merged (on {', '.join(hosts)}){worst}; per shard and step: "
-            "meta.json shards / sharding")
+    return (
+        f"{sharding.get('count', '?')} shards merged (on {', '.join(hosts)}){worst}; per shard and step: "
+        "meta.json shards / sharding"
+    )

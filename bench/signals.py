@@ -23,8 +23,9 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @contextlib.contextmanager
-def on_signals(handler: Callable[[signal.Signals], None],
-               signals: Sequence[signal.Signals] = STOP_SIGNALS) -> Iterator[None]:
+def on_signals(
+    handler: Callable[[signal.Signals], None], signals: Sequence[signal.Signals] = STOP_SIGNALS
+) -> Iterator[None]:
     """Call ``handler(sig)`` in the running event loop when one of ``signals`` arrives, until the block ends.
 
     Where the loop cannot take signal handlers (not the main thread, another platform),

@@ -19,8 +19,14 @@ __all__ = ["ensure_model_shown"]
 EpochLabel = Callable[[int, int, float, float], str]
 
 
-def ensure_model_shown(config: BenchConfig, console: Console, *, title: str = "training the model (once)",
-                       label: EpochLabel | None = None, force: bool = False) -> Any:
+def ensure_model_shown(
+    config: BenchConfig,
+    console: Console,
+    *,
+    title: str = "training the model (once)",
+    label: EpochLabel | None = None,
+    force: bool = False,
+) -> Any:
     """The trained model's artifacts (:class:`models.artifacts.Artifacts`), training it first when missing
     (or when ``force``), each epoch shown on a progress bar called ``title``."""
     from models.artifacts import ensure_model  # lazy: torch
@@ -33,5 +39,11 @@ def ensure_model_shown(config: BenchConfig, console: Console, *, title: str = "t
             else:
                 progress.update(epoch, epochs, label(epoch, epochs, loss, acc))
 
-        return ensure_model(config.model, config.artifacts_dir, force=force, on_progress=on_progress,
-                            on_stage=console.info, root=config.root)
+        return ensure_model(
+            config.model,
+            config.artifacts_dir,
+            force=force,
+            on_progress=on_progress,
+            on_stage=console.info,
+            root=config.root,
+        )

@@ -33,9 +33,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from study_common import Scratch, loadavg, loaded, study_header, write_study  # noqa: E402
+from study_common import Scratch, loadavg, loaded, study_header, write_study
 
-from bench.console import Console  # noqa: E402
+from bench.console import Console
 
 TARGETS = ["greene-linserv", "k8s-ibm", "kubeflow-gcp", "kubeflow-ibm"]
 
@@ -79,27 +79,49 @@ def record(args: argparse.Namespace, console: Console) -> int:
             console.info(f"stop time {args.stop_at} UTC reached after {len(done)} pairs")
             break
         target = args.targets[pair % len(args.targets)]
-        entry = {"pair": pair, "target": target, "trials": args.trials, "requests": args.requests,
-                 "trial_design": args.trial_design, "runs": []}
+        entry = {
+            "pair": pair,
+            "target": target,
+            "trials": args.trials,
+            "requests": args.requests,
+            "trial_design": args.trial_design,
+            "runs": [],
+        }
         for side in ("a", "b"):
             run_id = f"aa-{pair:02d}-{side}"
             shutil.rmtree(scratch.directory / "results" / run_id, ignore_errors=True)  # a pair cut off before
             before = loadavg()
             started = time.monotonic()
-            code = scratch.run(config, run_id, targets=[target], requests=args.requests, trials=args.trials,
-                               modes=None, extra=["--trial-design", args.trial_design])
-            entry["runs"].append({"run_id": run_id, "exit": code, "load_before": before, "load_after": loadavg(),
-                                  "seconds": round(time.monotonic() - started, 1)})
+            code = scratch.run(
+                config,
+                run_id,
+                targets=[target],
+                requests=args.requests,
+                trials=args.trials,
+                modes=None,
+                extra=["--trial-design", args.trial_design],
+            )
+            entry["runs"].append(
+                {
+                    "run_id": run_id,
+                    "exit": code,
+                    "load_before": before,
+                    "load_after": loadavg(),
+                    "seconds": round(time.monotonic() - started, 1),
+                }
+            )
         with log.open("a", encoding="utf-8") as out:
             out.write(json.dumps(entry) + "\n")
         done.add(pair)
-        console.info(f"pair {pair} ({target}) recorded: {[r['seconds'] for r in entry['runs']]} s, "
-                     f"load {entry['runs'][-1]['load_after']}")
+        console.info(
+            f"pair {pair} ({target}) recorded: {[r['seconds'] for r in entry['runs']]} s, "
+            f"load {entry['runs'][-1]['load_after']}"
+        )
     return 0
 
 
 def analyze(args: argparse.Namespace, console: Console) -> int:
-    from study_analysis import aa_rows, aa_summary  # noqa: PLC0415 - numpy/pandas only when analysing
+    from study_analysis import aa_rows, aa_summary
 
     scratch = Scratch(keep=True, directory=args.dir.resolve())
     config = args.dir / "aa.toml"
@@ -107,9 +129,13 @@ def analyze(args: argparse.Namespace, console: Console) -> int:
     rows = aa_rows(scratch, config, pairs, args.compare_args.split())
     loads = [r["load_before"] for p in pairs for r in p["runs"]] + [r["load_after"] for p in pairs for r in p["runs"]]
     label = "loaded machine" if loaded(*loads) else "quiet machine (load1 <= 1)"
-    header = study_header("python benchmarks/aa_study.py analyze --dir DIR "
-                          f"(recorded with: record --pairs {len(pairs)} --trials {pairs[0]['trials']} --requests "
-                          f"{pairs[0]['requests']} --trial-design {pairs[0]['trial_design']})", label, loads)
+    header = study_header(
+        "python benchmarks/aa_study.py analyze --dir DIR "
+        f"(recorded with: record --pairs {len(pairs)} --trials {pairs[0]['trials']} --requests "
+        f"{pairs[0]['requests']} --trial-design {pairs[0]['trial_design']})",
+        label,
+        loads,
+    )
     md, csv_path = write_study(args.out, header, aa_summary(rows), rows)
     console.print(md.read_text())
     console.print(f"wrote {md} and {csv_path}")

@@ -19,7 +19,8 @@ processes (A = unchanged, B = slowed) compared with `bench compare A B
 A and B alternate which runs first (pair 0: A then B, pair 1: B then A, ...), so slow
 drift of a shared machine does not look like the change. Defaults (cpu, 3 levels x 10
 pairs, greene-linserv, requests 1,4,8,16,64, 3 trials) take about 15-20 minutes on a
-2-core machine (60 runs of ~15-25 s, 30 comparisons). `--pairs 1 --duties 40 --trials 2 --requests 1,4` is a smoke check.
+2-core machine (60 runs of ~15-25 s, 30 comparisons). `--pairs 1 --duties 40 --trials 2 --requests 1,4` is a
+smoke check.
 Results: stdout and benchmarks/out/ab_study.json (git-ignored); the load average is
 printed before and after, and results say "loaded machine" when the 1-minute load > 1.
 Each level's detection count comes with its 95 % Clopper-Pearson interval, and exit 3
@@ -48,11 +49,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from study_analysis import cached_compare, rate_text  # noqa: E402
-from study_common import Scratch, busy_competitor, loadavg, loaded, stop, target_line, write_json  # noqa: E402
+from study_analysis import cached_compare, rate_text
+from study_common import Scratch, busy_competitor, loadavg, loaded, stop, target_line, write_json
 
-from bench.console import Console  # noqa: E402
-from ground.cpus import plan_cpus  # noqa: E402
+from bench.console import Console
+from ground.cpus import plan_cpus
 
 DETECTION_SHARE = 0.9  # "detected in >= 9 of 10 pairs"
 
@@ -63,15 +64,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duties", default="10,20,40", help="cpu: competitor busy %% per 10 ms (default: %(default)s)")
     p.add_argument("--pairs", type=int, default=10, help="pairs per level (default: %(default)s)")
     p.add_argument("--trials", type=int, default=3, help="trials per run (default: %(default)s)")
-    p.add_argument("--targets", nargs="+", default=["greene-linserv"],
-                   help="cpu kind only; loading always uses greene-linserv (default: %(default)s)")
+    p.add_argument(
+        "--targets",
+        nargs="+",
+        default=["greene-linserv"],
+        help="cpu kind only; loading always uses greene-linserv (default: %(default)s)",
+    )
     p.add_argument("--requests", default="1,4,8,16,64", help="request counts (default: %(default)s)")
     p.add_argument("--modes", default=None, help="override [sweep] modes")
     p.add_argument("--config", type=Path, default=Path(__file__).resolve().parents[1] / "bench.toml")
     p.add_argument("--compare-args", default="", help="extra `bench compare` arguments, e.g. '--gate step'")
     p.add_argument("--keep", action="store_true", help="keep the scratch results folder (path printed)")
-    p.add_argument("--scaled-from", type=Path, default=None,
-                   help="no new runs: scale the B runs of the A/A pairs recorded in this folder")
+    p.add_argument(
+        "--scaled-from",
+        type=Path,
+        default=None,
+        help="no new runs: scale the B runs of the A/A pairs recorded in this folder",
+    )
     p.add_argument("--factors", default="1.10,1.25,1.5", help="--scaled-from: slow-down factors")
     p.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results" / "ab_scaled")
     return p
@@ -114,24 +123,46 @@ def scaled(args: argparse.Namespace, console: Console) -> int:
             _scaled_copy(directory / "results" / b, directory / "results" / scaled_id, factor)
             code, targets = cached_compare(scratch, config, a, scaled_id, args.compare_args.split())
             t = targets[0]
-            rows.append({"factor": factor, "pair": pair["pair"], "target": pair["target"], "exit": code,
-                         "verdict": t["verdict"], "ratio": t["ratio"], "ci_low": t["ci_low"], "ci_high": t["ci_high"],
-                         "detectable_pct": t.get("detectable_pct")})
+            rows.append(
+                {
+                    "factor": factor,
+                    "pair": pair["pair"],
+                    "target": pair["target"],
+                    "exit": code,
+                    "verdict": t["verdict"],
+                    "ratio": t["ratio"],
+                    "ci_low": t["ci_low"],
+                    "ci_high": t["ci_high"],
+                    "detectable_pct": t.get("detectable_pct"),
+                }
+            )
         console.info(f"x{factor:g}: {sum(1 for r in rows if r['factor'] == factor and r['exit'] == 1)} detected")
     loads = [r[k] for p in pairs for r in p["runs"] for k in ("load_before", "load_after")]
-    header = study_header(f"python benchmarks/ab_study.py --scaled-from DIR --factors {args.factors} (DIR: "
-                          f"{len(pairs)} A/A pairs, {pairs[0]['trials']} trials, requests {pairs[0]['requests']})",
-                          "loaded machine" if loaded(*loads) else "quiet machine (load1 <= 1)", loads)
-    summary = ["## Detection of a scaled slow-down on real A/A noise (`--fail-on-regression`, threshold 5 %)", "",
-               "| slow-down | detected (exit 1) | cannot judge (exit 3) | passed (exit 0) |", "|---|---|---|---|"]
+    header = study_header(
+        f"python benchmarks/ab_study.py --scaled-from DIR --factors {args.factors} (DIR: "
+        f"{len(pairs)} A/A pairs, {pairs[0]['trials']} trials, requests {pairs[0]['requests']})",
+        "loaded machine" if loaded(*loads) else "quiet machine (load1 <= 1)",
+        loads,
+    )
+    summary = [
+        "## Detection of a scaled slow-down on real A/A noise (`--fail-on-regression`, threshold 5 %)",
+        "",
+        "| slow-down | detected (exit 1) | cannot judge (exit 3) | passed (exit 0) |",
+        "|---|---|---|---|",
+    ]
     for factor in factors:
         part = [r["exit"] for r in rows if r["factor"] == factor]
-        summary.append(f"| {100 * (factor - 1):.0f} % | {rate_text(part.count(1), len(part))} | "
-                       f"{rate_text(part.count(3), len(part))} | {rate_text(part.count(0), len(part))} |")
+        summary.append(
+            f"| {100 * (factor - 1):.0f} % | {rate_text(part.count(1), len(part))} | "
+            f"{rate_text(part.count(3), len(part))} | {rate_text(part.count(0), len(part))} |"
+        )
     summary += ["", "Per target (detected / pairs):", ""]
     for target in dict.fromkeys(r["target"] for r in rows):
-        cells = [f"x{f:g} {sum(1 for r in rows if r['target'] == target and r['factor'] == f and r['exit'] == 1)}/"
-                 f"{sum(1 for r in rows if r['target'] == target and r['factor'] == f)}" for f in factors]
+        cells = [
+            f"x{f:g} {sum(1 for r in rows if r['target'] == target and r['factor'] == f and r['exit'] == 1)}/"
+            f"{sum(1 for r in rows if r['target'] == target and r['factor'] == f)}"
+            for f in factors
+        ]
         summary.append(f"- {target}: " + ", ".join(cells))
     md, csv_path = write_study(args.out, header, summary, rows)
     console.print(md.read_text())
@@ -187,20 +218,25 @@ def main(argv: list[str] | None = None) -> int:
             level = {"level": name, "duty": duty, "pairs": []}
             for pair in range(args.pairs):
                 ids = {"a": f"ab-{len(results)}-{pair:02d}-a", "b": f"ab-{len(results)}-{pair:02d}-b"}
-                for side in ("ab" if pair % 2 == 0 else "ba"):
+                for side in "ab" if pair % 2 == 0 else "ba":
                     console.info(f"{name}, pair {pair + 1}/{args.pairs}: run {side.upper()}")
                     competitor = busy_competitor(cpus, duty) if side == "b" and duty else None
                     try:
-                        scratch.run(config_a if side == "a" else config_b, ids[side], targets=targets,
-                                    requests=args.requests, trials=args.trials, modes=args.modes)
+                        scratch.run(
+                            config_a if side == "a" else config_b,
+                            ids[side],
+                            targets=targets,
+                            requests=args.requests,
+                            trials=args.trials,
+                            modes=args.modes,
+                        )
                     finally:
                         if competitor is not None:
                             stop(competitor)
                 code, rows = scratch.compare(config_a, ids["a"], ids["b"], args.compare_args.split())
                 level["pairs"].append({"exit": code, "targets": rows})
                 word = {1: "detected", 3: "NOT detected (exit 3: cannot judge)"}.get(code, "NOT detected")
-                console.print(f"{name}, pair {pair + 1}: {word}; "
-                              f"{target_line(rows)}")
+                console.print(f"{name}, pair {pair + 1}: {word}; {target_line(rows)}")
             results.append(level)
     finally:
         scratch.close()
@@ -215,29 +251,51 @@ def main(argv: list[str] | None = None) -> int:
         level["cannot_judge"] = sum(1 for p in level["pairs"] if p["exit"] == 3)
         level["detected_text"] = rate_text(detected, len(level["pairs"]))  # with its Clopper-Pearson interval
         level["median_slowdown_pct"] = (float(np.median(ratios)) - 1) * 100 if ratios else math.nan
-        console.print(f"[{label}] {level['level']}: detected {level['detected_text']}; cannot judge (exit 3) in "
-                      f"{level['cannot_judge']}; median slow-down {level['median_slowdown_pct']:.1f} %")
+        console.print(
+            f"[{label}] {level['level']}: detected {level['detected_text']}; cannot judge (exit 3) in "
+            f"{level['cannot_judge']}; median slow-down {level['median_slowdown_pct']:.1f} %"
+        )
         if detected >= DETECTION_SHARE * len(level["pairs"]) and (
-                smallest is None or level["median_slowdown_pct"] < smallest["median_slowdown_pct"]):
+            smallest is None or level["median_slowdown_pct"] < smallest["median_slowdown_pct"]
+        ):
             smallest = level
     if smallest is None:
         console.print(f"[{label}] no level was detected in >= {DETECTION_SHARE:.0%} of its pairs")
     else:
-        console.print(f"[{label}] smallest slow-down detected in >= {DETECTION_SHARE:.0%} of pairs: "
-                      f"{smallest['median_slowdown_pct']:.1f} % ({smallest['level']})")
+        console.print(
+            f"[{label}] smallest slow-down detected in >= {DETECTION_SHARE:.0%} of pairs: "
+            f"{smallest['median_slowdown_pct']:.1f} % ({smallest['level']})"
+        )
     elapsed = time.monotonic() - started
     run_s = float(np.mean(scratch.run_seconds)) if scratch.run_seconds else math.nan
     compare_s = float(np.mean(scratch.compare_seconds)) if scratch.compare_seconds else math.nan
-    path = write_json("ab_study", {
-        "label": label, "load_before": before, "load_after": after, "elapsed_s": round(elapsed, 1),
-        "kind": args.kind, "pairs": args.pairs, "trials": args.trials, "targets": targets, "requests": args.requests,
-        "modes": args.modes, "compare_args": args.compare_args, "stand_in_cpus": list(cpus), "levels": results,
-        "smallest_detected": smallest and {"level": smallest["level"], "slowdown_pct": smallest["median_slowdown_pct"]},
-        "mean_run_s": run_s, "mean_compare_s": compare_s,
-    })
-    console.print(f"elapsed {elapsed / 60:.1f} min; mean `bench run` {run_s:.0f} s, `bench compare` {compare_s:.0f} s; "
-                  f"at these settings {len(levels)} level(s) x {args.pairs} pair(s) take ~"
-                  f"{len(levels) * args.pairs * (2 * run_s + compare_s) / 60:.0f} min")
+    path = write_json(
+        "ab_study",
+        {
+            "label": label,
+            "load_before": before,
+            "load_after": after,
+            "elapsed_s": round(elapsed, 1),
+            "kind": args.kind,
+            "pairs": args.pairs,
+            "trials": args.trials,
+            "targets": targets,
+            "requests": args.requests,
+            "modes": args.modes,
+            "compare_args": args.compare_args,
+            "stand_in_cpus": list(cpus),
+            "levels": results,
+            "smallest_detected": smallest
+            and {"level": smallest["level"], "slowdown_pct": smallest["median_slowdown_pct"]},
+            "mean_run_s": run_s,
+            "mean_compare_s": compare_s,
+        },
+    )
+    console.print(
+        f"elapsed {elapsed / 60:.1f} min; mean `bench run` {run_s:.0f} s, `bench compare` {compare_s:.0f} s; "
+        f"at these settings {len(levels)} level(s) x {args.pairs} pair(s) take ~"
+        f"{len(levels) * args.pairs * (2 * run_s + compare_s) / 60:.0f} min"
+    )
     console.print(f"wrote {path}")
     return 0
 

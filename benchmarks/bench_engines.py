@@ -35,15 +35,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.console import Console  # noqa: E402
-from ground.clock import utc_iso, utc_stamp  # noqa: E402
-from ground.cpus import pinned, plan_cpus  # noqa: E402
-from ground.hostfacts import host_facts  # noqa: E402
-from loadgen import calibration as cal  # noqa: E402
-from loadgen.engines import ENGINE_NAMES, EngineUnavailable, engine_class  # noqa: E402
-from loadgen.engines.fast_engine import build_request_bytes, loop_name, run  # noqa: E402
-from loadgen.nullserver import NullEndpoint  # noqa: E402
-from targets.wire import mnist_payload  # noqa: E402
+from bench.console import Console
+from ground.clock import utc_iso, utc_stamp
+from ground.cpus import pinned, plan_cpus
+from ground.hostfacts import host_facts
+from loadgen import calibration as cal
+from loadgen.engines import ENGINE_NAMES, EngineUnavailable, engine_class
+from loadgen.engines.fast_engine import build_request_bytes, loop_name, run
+from loadgen.nullserver import NullEndpoint
+from targets.wire import mnist_payload
 
 OUT_DIR = ROOT / "benchmarks" / "out"
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
@@ -74,7 +74,9 @@ def parse_wrk(output: str) -> dict[str, Any]:
     }
 
 
-def run_wrk(wrk: str, url: str, body: bytes, concurrency: int, duration_s: float, cpus: tuple[int, ...]) -> dict[str, Any]:
+def run_wrk(
+    wrk: str, url: str, body: bytes, concurrency: int, duration_s: float, cpus: tuple[int, ...]
+) -> dict[str, Any]:
     """One wrk run (1 thread, ``concurrency`` connections) pinned to the client CPUs."""
     with tempfile.TemporaryDirectory(prefix="servebench-wrk-") as tmp:
         body_path = Path(tmp) / "body.json"
@@ -97,7 +99,9 @@ def run_wrk(wrk: str, url: str, body: bytes, concurrency: int, duration_s: float
     figures = parse_wrk(done.stdout)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     figures["cpu_ms_per_request"] = round(cpu / figures["requests"] * 1000.0, 5) if figures["requests"] else None
-    figures["mean_ms_littles_law"] = round(concurrency / figures["req_per_s"] * 1000.0, 4) if figures["req_per_s"] else None
+    figures["mean_ms_littles_law"] = (
+        round(concurrency / figures["req_per_s"] * 1000.0, 4) if figures["req_per_s"] else None
+    )
     figures["concurrency"] = concurrency
     return figures
 
@@ -141,19 +145,23 @@ def main(argv: list[str] | None = None) -> int:
         "engines": {},
         "wrk": None,
         "note": "wrk percentiles are as printed by wrk 4.1 (they include its synthetic CO-correction "
-                "samples); mean_ms_littles_law = concurrency / req_per_s is raw-derived",
+        "samples); mean_ms_littles_law = concurrency / req_per_s is raw-derived",
     }
     with NullEndpoint(args.endpoint, cpus=plan.standins) as endpoint, pinned(plan.client):
         result["endpoint"] = endpoint.describe()
-        console.info(f"endpoint: {endpoint.kind} on CPUs {list(plan.standins) or 'any'}; "
-                     f"client on CPUs {list(plan.client) or 'any'}; payload {len(request.body):,} B")
+        console.info(
+            f"endpoint: {endpoint.kind} on CPUs {list(plan.standins) or 'any'}; "
+            f"client on CPUs {list(plan.client) or 'any'}; payload {len(request.body):,} B"
+        )
         result["raw_socket"] = cal.raw_socket_p50(endpoint.url, build_request_bytes(request, endpoint.url), 1.0)
         if wrk:
             version = subprocess.run([wrk, "-v"], capture_output=True, text=True, check=False)
             result["wrk"] = {"version": (version.stdout or version.stderr).split("\n")[0].strip(), "points": []}
             for level in levels:
                 console.info(f"wrk: concurrency {level}")
-                result["wrk"]["points"].append(run_wrk(wrk, endpoint.url, request.body, level, args.duration, plan.client))
+                result["wrk"]["points"].append(
+                    run_wrk(wrk, endpoint.url, request.body, level, args.duration, plan.client)
+                )
         for name in engines:
             try:
                 if name not in ENGINE_NAMES:  # the in-memory test engine sends nothing to measure
@@ -173,19 +181,41 @@ def main(argv: list[str] | None = None) -> int:
     for level in levels:
         w = wrk_by_c.get(level)
         if w:
-            rows.append(["wrk", level, _fmt(w["req_per_s"], 0), f"{_fmt(w['p50_ms_printed'], 3)}*",
-                         f"{_fmt(w['p99_ms_printed'], 3)}*", _fmt(w["mean_ms_littles_law"], 3),
-                         _fmt(w["cpu_ms_per_request"], 4), "1.000", "1.000"])
+            rows.append(
+                [
+                    "wrk",
+                    level,
+                    _fmt(w["req_per_s"], 0),
+                    f"{_fmt(w['p50_ms_printed'], 3)}*",
+                    f"{_fmt(w['p99_ms_printed'], 3)}*",
+                    _fmt(w["mean_ms_littles_law"], 3),
+                    _fmt(w["cpu_ms_per_request"], 4),
+                    "1.000",
+                    "1.000",
+                ]
+            )
         for name, entry in result["engines"].items():
             p = next((p for p in entry["points"] if p["concurrency"] == level), None)
             if p is None:
                 continue
             p["ratio_req_per_s_to_wrk"] = _ratio(p["req_per_s"], w["req_per_s"]) if w else None
             p["ratio_cpu_to_wrk"] = _ratio(p["cpu_ms_per_request"], w["cpu_ms_per_request"]) if w else None
-            p["p50_minus_wrk_p50_printed_ms"] = round(p["p50_ms"] - w["p50_ms_printed"], 4) if w and p["p50_ms"] else None
-            rows.append([name, level, _fmt(p["req_per_s"], 0), _fmt(p["p50_ms"], 3), _fmt(p["p99_ms"], 3),
-                         _fmt(p["mean_ms"], 3), _fmt(p["cpu_ms_per_request"], 4),
-                         _fmt(p["ratio_req_per_s_to_wrk"], 3), _fmt(p["ratio_cpu_to_wrk"], 3)])
+            p["p50_minus_wrk_p50_printed_ms"] = (
+                round(p["p50_ms"] - w["p50_ms_printed"], 4) if w and p["p50_ms"] else None
+            )
+            rows.append(
+                [
+                    name,
+                    level,
+                    _fmt(p["req_per_s"], 0),
+                    _fmt(p["p50_ms"], 3),
+                    _fmt(p["p99_ms"], 3),
+                    _fmt(p["mean_ms"], 3),
+                    _fmt(p["cpu_ms_per_request"], 4),
+                    _fmt(p["ratio_req_per_s_to_wrk"], 3),
+                    _fmt(p["ratio_cpu_to_wrk"], 3),
+                ]
+            )
     ep = result["endpoint"]
     console.table(
         f"Engines vs wrk: {ep['kind']} {ep.get('version') or ''} on CPUs {ep['cpus'] or 'any'}, client on CPUs "
@@ -193,11 +223,15 @@ def main(argv: list[str] | None = None) -> int:
         ["client", "c", "req/s", "p50 ms", "p99 ms", "mean ms", "CPU ms/req", "req/s / wrk", "CPU / wrk"],
         rows,
     )
-    console.print(f"raw blocking-socket p50 at c=1: {_fmt(result['raw_socket']['p50_ms'], 3)} ms; "
-                  f"load average before {result['load_average_before']}, after {result['load_average_after']}")
+    console.print(
+        f"raw blocking-socket p50 at c=1: {_fmt(result['raw_socket']['p50_ms'], 3)} ms; "
+        f"load average before {result['load_average_before']}, after {result['load_average_after']}"
+    )
     if wrk:
-        console.print("* wrk's printed percentiles include its synthetic coordinated-omission samples; "
-                      "its 'mean ms' is concurrency / req/s (Little's law, raw-derived)")
+        console.print(
+            "* wrk's printed percentiles include its synthetic coordinated-omission samples; "
+            "its 'mean ms' is concurrency / req/s (Little's law, raw-derived)"
+        )
     else:
         console.print("wrk is not installed: no wrk ratios (apt-get install wrk)")
     OUT_DIR.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ for path in (ROOT, ROOT / "benchmarks"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from bench_slow_client import measure_latencies, request_bytes  # noqa: E402 - after the path set-up
+from bench_slow_client import measure_latencies, request_bytes
 
 OUT_DIR = ROOT / "benchmarks" / "out"
 WARMUP = 20
@@ -72,8 +72,9 @@ def _read_response(sock: socket.socket) -> tuple[int, bytes]:
             raise RuntimeError("connection closed mid-response")
         buf += chunk
     head, _, body = buf.partition(b"\r\n\r\n")
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:]
-                  if line.lower().startswith(b"content-length:"))  # fmt: skip
+    length = next(
+        int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")[1:] if line.lower().startswith(b"content-length:")
+    )
     while len(body) < length:
         chunk = sock.recv(65536)
         if not chunk:
@@ -91,8 +92,9 @@ def _measure(target_name: str, tree: Path, config: Any, plan: Any, requests: int
     saved_cwd, saved_path = os.getcwd(), os.environ.get("PYTHONPATH")
     os.chdir(tree)  # ``python -m targets.kserve.server.main`` imports from its working directory first
     os.environ["PYTHONPATH"] = str(tree)
-    context = TargetContext(artifacts_dir=config.artifacts_dir, log_dir=log_dir, cpus=plan.standins,
-                            ready_timeout_s=240.0)  # fmt: skip
+    context = TargetContext(
+        artifacts_dir=config.artifacts_dir, log_dir=log_dir, cpus=plan.standins, ready_timeout_s=240.0
+    )
     target = build_target(config.targets[target_name], context)
     try:
         asyncio.run(target.start())
@@ -136,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     for item in args.trees.split(","):
         label, sep, folder = item.partition("=")
         # DIR/targets/kserve_server.py before the layout of issue 23, DIR/targets/kserve/server/main.py after it
-        if not sep or not any((Path(folder) / "targets" / p).is_file() for p in ("kserve_server.py", "kserve/server/main.py")):
+        if not sep or not any(
+            (Path(folder) / "targets" / p).is_file() for p in ("kserve_server.py", "kserve/server/main.py")
+        ):
             parser.error(f"--trees: {item!r} is not label=DIR with DIR/targets/kserve/server/main.py")
         trees[label] = Path(folder).resolve()
     if not 1 <= args.rounds <= 10 or not 10 <= args.requests <= 5000:
@@ -178,9 +182,15 @@ def main(argv: list[str] | None = None) -> int:
             f"{row['per_round_keep_alive_median_ms']}), fresh-connection median "
             f"{row['fresh_connection_median_ms']} ms (rounds {row['per_round_fresh_connection_median_ms']})"
         )
-    result = {"target": args.target, "host": os.uname().nodename, "cpus": os.cpu_count(),
-              "trees": {k: str(v) for k, v in trees.items()}, "requests": args.requests, "summary": summary,
-              "runs": runs}  # fmt: skip
+    result = {
+        "target": args.target,
+        "host": os.uname().nodename,
+        "cpus": os.cpu_count(),
+        "trees": {k: str(v) for k, v in trees.items()},
+        "requests": args.requests,
+        "summary": summary,
+        "runs": runs,
+    }
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     (OUT_DIR / "bench_kserve_http.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     console.print(f"wrote {OUT_DIR / 'bench_kserve_http.json'}")

@@ -117,8 +117,9 @@ class SlowClientResult:
         return max(self.waits_s) if self.waits_s else float("nan")
 
 
-def _slow_client(host: str, port: int, slow_s: float, stop: threading.Event, result: SlowClientResult,
-                 connected: threading.Event) -> None:  # fmt: skip
+def _slow_client(
+    host: str, port: int, slow_s: float, stop: threading.Event, result: SlowClientResult, connected: threading.Event
+) -> None:
     """Send a request head one byte per second until ``slow_s``, ``stop`` or the server acts."""
     with socket.create_connection((host, port), timeout=10) as sock:
         sock.sendall(b"POST /predict HTTP/1.1\r\nHost: slow\r\nX-Slow: ")
@@ -139,8 +140,16 @@ def _slow_client(host: str, port: int, slow_s: float, stop: threading.Event, res
                 return
 
 
-def measure_slow_client(host: str, port: int, data: bytes, *, slow_s: float = 20.0, probes: int = 6,
-                        settle_s: float = 1.0, wait_for_cut: bool = False) -> SlowClientResult:  # fmt: skip
+def measure_slow_client(
+    host: str,
+    port: int,
+    data: bytes,
+    *,
+    slow_s: float = 20.0,
+    probes: int = 6,
+    settle_s: float = 1.0,
+    wait_for_cut: bool = False,
+) -> SlowClientResult:
     """Time ``probes`` valid requests sent while one slow client is connected.
 
     ``settle_s`` lets the server accept the slow connection first.  Every probe has a
@@ -170,12 +179,13 @@ def measure_slow_client(host: str, port: int, data: bytes, *, slow_s: float = 20
 
 
 def _measure_target(name: str, config: Any, plan: Any, args: argparse.Namespace, log_dir: Path) -> dict[str, Any]:
+    from models.data import load_dataset
     from targets.base import TargetContext
     from targets.registry import build_target
 
-    from models.data import load_dataset
-
-    context = TargetContext(artifacts_dir=config.artifacts_dir, log_dir=log_dir, cpus=plan.standins, ready_timeout_s=240.0)
+    context = TargetContext(
+        artifacts_dir=config.artifacts_dir, log_dir=log_dir, cpus=plan.standins, ready_timeout_s=240.0
+    )
     target = build_target(config.targets[name], context)
     image = load_dataset(config.model, root=config.root).test_x[0]
     asyncio.run(target.start())
@@ -186,8 +196,9 @@ def _measure_target(name: str, config: Any, plan: Any, args: argparse.Namespace,
         data = request_bytes(blueprint.method, blueprint.path, blueprint.body, blueprint.headers, host, port)
         load_before = [round(x, 2) for x in os.getloadavg()]
         latencies = measure_latencies(host, port, data, args.latency_requests)
-        slow = measure_slow_client(host, port, data, slow_s=args.slow_s, probes=args.probes,
-                                   wait_for_cut=not args.no_wait_for_cut)  # fmt: skip
+        slow = measure_slow_client(
+            host, port, data, slow_s=args.slow_s, probes=args.probes, wait_for_cut=not args.no_wait_for_cut
+        )
         return {
             "target": name,
             "server": target.describe().get("server", ""),
@@ -207,9 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--targets", default=",".join(DEFAULT_TARGETS), help="comma-separated bench.toml targets")
     parser.add_argument("--slow-s", type=float, default=20.0, help="how long the slow client drips (max 300)")
     parser.add_argument("--probes", type=int, default=6, help="valid requests sent while it is connected")
-    parser.add_argument("--no-wait-for-cut", action="store_true",
-                        help="stop the slow client when the probes are done (default: let it drip until the "
-                             "server cuts it or --slow-s ends, to see whether the server cuts it)")  # fmt: skip
+    parser.add_argument(
+        "--no-wait-for-cut",
+        action="store_true",
+        help="stop the slow client when the probes are done (default: let it drip until the "
+        "server cuts it or --slow-s ends, to see whether the server cuts it)",
+    )
     parser.add_argument("--latency-requests", type=int, default=200, help="valid requests for the median latency")
     parser.add_argument("--config", default=str(ROOT / "bench.toml"))
     parser.add_argument("--label", default="", help="a word stored with the results (e.g. before/after)")

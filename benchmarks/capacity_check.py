@@ -51,8 +51,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from loadgen.slo_evidence import SequentialRule  # noqa: E402
-from loadgen.slo_evidence import judge as judge_looks  # noqa: E402
+from loadgen.slo_evidence import SequentialRule
+from loadgen.slo_evidence import judge as judge_looks
 
 OUT_DIR = ROOT / "benchmarks" / "out"
 RESULTS = ROOT / "benchmarks" / "results"
@@ -95,8 +95,13 @@ def _env() -> dict[str, str]:
 
 
 def bench(config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", "--config", str(config), *args], cwd=ROOT, env=_env(),
-                          capture_output=True, text=True)
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "--config", str(config), *args],
+        cwd=ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+    )
 
 
 def has_rate_flags(config: Path) -> bool:
@@ -131,8 +136,16 @@ def _load() -> tuple[float, float, float]:
 
 
 # -- part 1: repeated searches -------------------------------------------------------------
-def searches(config: Path, data: dict[str, Any], results_dir: Path, targets: list[str], n: int, slo: str | None,
-             stamp: str, say: Any) -> dict[str, Any]:
+def searches(
+    config: Path,
+    data: dict[str, Any],
+    results_dir: Path,
+    targets: list[str],
+    n: int,
+    slo: str | None,
+    stamp: str,
+    say: Any,
+) -> dict[str, Any]:
     seed0 = int(data.get("sweep", {}).get("seed", 0))
     runs = []
     for i in range(1, n + 1):
@@ -147,9 +160,17 @@ def searches(config: Path, data: dict[str, Any], results_dir: Path, targets: lis
         if not capacity_csv.is_file():
             raise RuntimeError(f"search {i} wrote no capacity.csv (exit {proc.returncode}):\n{proc.stderr[-3000:]}")
         frame = pd.read_csv(capacity_csv)
-        runs.append({"run_id": run_id, "exit": proc.returncode, "wall_s": round(wall, 1), "seed": seed0 + i - 1,
-                     "loadavg_before": load_before, "loadavg_after": _load(),
-                     "rows": json.loads(frame.to_json(orient="records"))})
+        runs.append(
+            {
+                "run_id": run_id,
+                "exit": proc.returncode,
+                "wall_s": round(wall, 1),
+                "seed": seed0 + i - 1,
+                "loadavg_before": load_before,
+                "loadavg_after": _load(),
+                "rows": json.loads(frame.to_json(orient="records")),
+            }
+        )
     per_target: dict[str, Any] = {}
     for target in targets:
         rows = [r for run in runs for r in run["rows"] if r["target"] == target]
@@ -168,8 +189,9 @@ def searches(config: Path, data: dict[str, Any], results_dir: Path, targets: lis
             "percentile": rows[0]["percentile"] if rows else math.nan,
             "bound_s": rows[0]["bound_s"] if rows else math.nan,
             "confidence": rows[0].get("confidence") if rows else math.nan,
-            "max_dev_from_median_pct": (float(np.max(np.abs(found - median)) / median * 100) if found.size >= 2
-                                        else math.nan),
+            "max_dev_from_median_pct": (
+                float(np.max(np.abs(found - median)) / median * 100) if found.size >= 2 else math.nan
+            ),
         }
     return {"runs": runs, "targets": per_target}
 
@@ -192,19 +214,37 @@ def judge(run_dir: Path, percentile: float, bound_s: float, confidence: float) -
         decision = "violated"
     else:
         decision = evidence.decision.value
-    return {"n_requests": int(rows["n_requests"].sum()), "offered_rps": float(rows["rate"].iloc[0]),
-            "achieved_rps": float(rows["achieved_rps"].iloc[0]) if "achieved_rps" in rows else math.nan,
-            "latency_s": value, "errors": errors, "saturated": saturated, "decision": decision,
-            "met": decision == "met", "exceed": evidence.exceed if evidence else None,
-            "n_effective": round(evidence.n_effective, 1) if evidence else None,
-            "lat_lo_s": evidence.lat_lo_s if evidence else None, "lat_hi_s": evidence.lat_hi_s if evidence else None}
+    return {
+        "n_requests": int(rows["n_requests"].sum()),
+        "offered_rps": float(rows["rate"].iloc[0]),
+        "achieved_rps": float(rows["achieved_rps"].iloc[0]) if "achieved_rps" in rows else math.nan,
+        "latency_s": value,
+        "errors": errors,
+        "saturated": saturated,
+        "decision": decision,
+        "met": decision == "met",
+        "exceed": evidence.exceed if evidence else None,
+        "n_effective": round(evidence.n_effective, 1) if evidence else None,
+        "lat_lo_s": evidence.lat_lo_s if evidence else None,
+        "lat_hi_s": evidence.lat_hi_s if evidence else None,
+    }
 
 
-def cross_check(config: Path, data: dict[str, Any], results_dir: Path, found: dict[str, Any], seconds: float,
-                looks: float, stamp: str, say: Any) -> dict[str, Any]:
+def cross_check(
+    config: Path,
+    data: dict[str, Any],
+    results_dir: Path,
+    found: dict[str, Any],
+    seconds: float,
+    looks: float,
+    stamp: str,
+    say: Any,
+) -> dict[str, Any]:
     flags = has_rate_flags(config)
-    out: dict[str, Any] = {"used": "--rate/--duration flags" if flags else "temporary bench.toml ([sweep] rate_rps, "
-                           "n_requests)", "targets": {}}
+    out: dict[str, Any] = {
+        "used": "--rate/--duration flags" if flags else "temporary bench.toml ([sweep] rate_rps, n_requests)",
+        "targets": {},
+    }
     for target, info in found.items():
         capacity = info["median_rps"]
         if math.isnan(capacity):
@@ -219,11 +259,24 @@ def cross_check(config: Path, data: dict[str, Any], results_dir: Path, found: di
             run_id = f"capcheck-{stamp}-{target}-x{factor:g}"
             load_before, t0 = _load(), time.perf_counter()
             if flags:
-                proc = bench(config, "run", target, "--modes", "rate", "--rate", str(rate), "--duration",
-                             str(n / rate), "--run-id", run_id, "--no-report")
+                proc = bench(
+                    config,
+                    "run",
+                    target,
+                    "--modes",
+                    "rate",
+                    "--rate",
+                    str(rate),
+                    "--duration",
+                    str(n / rate),
+                    "--run-id",
+                    run_id,
+                    "--no-report",
+                )
             else:
-                patched = _with(data, "sweep", modes=["rate"], rate_rps=rate, n_requests=[n], arrival="poisson",
-                                trials=1)
+                patched = _with(
+                    data, "sweep", modes=["rate"], rate_rps=rate, n_requests=[n], arrival="poisson", trials=1
+                )
                 with TempConfig(config, patched, "capacity-check") as tmp:
                     proc = bench(tmp, "run", target, "--run-id", run_id, "--no-report")
             wall = time.perf_counter() - t0
@@ -232,12 +285,20 @@ def cross_check(config: Path, data: dict[str, Any], results_dir: Path, found: di
                 checks[f"x{factor:g}"] = {"error": f"exit {proc.returncode}: {proc.stderr[-2000:]}"}
                 continue
             result = judge(run_dir, info["percentile"], info["bound_s"], confidence)
-            result.update(factor=factor, run_id=run_id, exit=proc.returncode, wall_s=round(wall, 1),
-                          loadavg_before=load_before, loadavg_after=_load())
+            result.update(
+                factor=factor,
+                run_id=run_id,
+                exit=proc.returncode,
+                wall_s=round(wall, 1),
+                loadavg_before=load_before,
+                loadavg_after=_load(),
+            )
             checks[f"x{factor:g}"] = result
-            say(f"{target} at {factor:g}x = {rate:g} req/s ({n} requests): p{info['percentile']:g} "
+            say(
+                f"{target} at {factor:g}x = {rate:g} req/s ({n} requests): p{info['percentile']:g} "
                 f"{result['latency_s'] * 1000:.2f} ms, {result['exceed']} over the bound, errors {result['errors']}, "
-                f"saturated {result['saturated']} -> {result['decision']} ({wall:.1f} s wall)")
+                f"saturated {result['saturated']} -> {result['decision']} ({wall:.1f} s wall)"
+            )
         low, high = checks.get("x0.9", {}), checks.get("x1.2", {})
         checks["consistent"] = bool(low.get("decision") == "met" and high.get("decision") == "violated")
         out["targets"][target] = checks
@@ -250,11 +311,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=ROOT / "bench.toml")
     parser.add_argument("--searches", type=int, default=3, help="capacity searches per target (default: %(default)s)")
     parser.add_argument("--slo", default=None, help="objective, e.g. p99=100ms (default: the config's [capacity])")
-    parser.add_argument("--cross-seconds", type=float, default=5.0,
-                        help="seconds of arrivals per cross-check run (default: %(default)s)")
-    parser.add_argument("--cross-looks", type=float, default=4.0,
-                        help="each cross-check run sends at least this many times the requests one look needs to "
-                             "show 'met' (default: %(default)s)")
+    parser.add_argument(
+        "--cross-seconds",
+        type=float,
+        default=5.0,
+        help="seconds of arrivals per cross-check run (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--cross-looks",
+        type=float,
+        default=4.0,
+        help="each cross-check run sends at least this many times the requests one look needs to "
+        "show 'met' (default: %(default)s)",
+    )
     parser.add_argument("--no-cross-check", action="store_true", help="only the repeated searches")
     args = parser.parse_args(argv)
     if args.searches < 1 or not args.cross_seconds > 0:
@@ -272,14 +341,21 @@ def main(argv: list[str] | None = None) -> int:
     results_dir = (config.parent / data.get("paths", {}).get("results_dir", "results")).resolve()
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     started, load_start = time.perf_counter(), _load()
-    report: dict[str, Any] = {"created_utc": stamp, "config": str(config), "targets": targets,
-                              "searches": args.searches, "slo": args.slo, "loadavg_start": load_start,
-                              "cpu_count": os.cpu_count()}
+    report: dict[str, Any] = {
+        "created_utc": stamp,
+        "config": str(config),
+        "targets": targets,
+        "searches": args.searches,
+        "slo": args.slo,
+        "loadavg_start": load_start,
+        "cpu_count": os.cpu_count(),
+    }
     report["search"] = searches(config, data, results_dir, targets, args.searches, args.slo, stamp, say)
     report["search_wall_s"] = round(time.perf_counter() - started, 1)
     if not args.no_cross_check:
-        report["cross_check"] = cross_check(config, data, results_dir, report["search"]["targets"],
-                                            args.cross_seconds, args.cross_looks, stamp, say)
+        report["cross_check"] = cross_check(
+            config, data, results_dir, report["search"]["targets"], args.cross_seconds, args.cross_looks, stamp, say
+        )
     report["wall_s"] = round(time.perf_counter() - started, 1)
     report["loadavg_end"] = _load()
 
@@ -295,42 +371,61 @@ def main(argv: list[str] | None = None) -> int:
             cross_text = ", ".join(parts) + (" (consistent)" if cross.get("consistent") else " (NOT consistent)")
         else:
             cross_text = "-"
-        print(f"{target:<16} {caps:<28} {info['median_rps']:>9.4g} {spread:>8}  "
-              f"{', '.join(info['verdicts']):<28} {cross_text}")
+        print(
+            f"{target:<16} {caps:<28} {info['median_rps']:>9.4g} {spread:>8}  "
+            f"{', '.join(info['verdicts']):<28} {cross_text}"
+        )
         if not all(info["precision_reached"]):
-            print(f"{'':<16} note: {sum(not p for p in info['precision_reached'])} search(es) stopped before the "
-                  "precision was reached (see stop_reasons in the JSON): their capacity is a lower bound, so 1.2x "
-                  "may still meet the objective")
-    print(f"wall {report['wall_s']:.0f} s (searches {report['search_wall_s']:.0f} s); load average "
-          f"{load_start[0]:.2f} at start, {report['loadavg_end'][0]:.2f} at end, {os.cpu_count()} CPUs")
+            print(
+                f"{'':<16} note: {sum(not p for p in info['precision_reached'])} search(es) stopped before the "
+                "precision was reached (see stop_reasons in the JSON): their capacity is a lower bound, so 1.2x "
+                "may still meet the objective"
+            )
+    print(
+        f"wall {report['wall_s']:.0f} s (searches {report['search_wall_s']:.0f} s); load average "
+        f"{load_start[0]:.2f} at start, {report['loadavg_end'][0]:.2f} at end, {os.cpu_count()} CPUs"
+    )
     OUT_DIR.mkdir(parents=True, exist_ok=True)
     text = json.dumps(report, indent=2, default=str)
     (OUT_DIR / "capacity_check.json").write_text(text + "\n")
     (OUT_DIR / f"capacity_check-{stamp}.json").write_text(text + "\n")
-    write_markdown(report, "python benchmarks/capacity_check.py " + " ".join(argv if argv is not None else sys.argv[1:]))
+    write_markdown(
+        report, "python benchmarks/capacity_check.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    )
     print(f"wrote {OUT_DIR / 'capacity_check.json'} (and a timestamped copy) and {RESULTS / 'capacity_check.md'}")
     return 0
 
 
 def write_markdown(report: dict[str, Any], command: str) -> None:
     """benchmarks/results/capacity_check.md: what anyone needs to re-read the figures."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     start, end = report["loadavg_start"], report["loadavg_end"]
-    lines = ["# Capacity searches on the stand-ins: repeatability and plain rate runs", "",
-             f"- command: `{command.strip()}`", f"- date: {report['created_utc']} UTC, commit {commit}",
-             f"- load average (1, 5, 15 min) at start / end: {' '.join(f'{x:.2f}' for x in start)} / "
-             f"{' '.join(f'{x:.2f}' for x in end)} on {report['cpu_count']} CPUs"
-             + (" -- **loaded machine**" if max(start[0], end[0]) > 1 else ""),
-             f"- wall time: {report['wall_s']:.0f} s in all; searches {report['search_wall_s']:.0f} s "
-             f"({report['searches']} x `bench run {' '.join(report['targets'])} --modes capacity`, one per row "
-             "below)", ""]
+    lines = [
+        "# Capacity searches on the stand-ins: repeatability and plain rate runs",
+        "",
+        f"- command: `{command.strip()}`",
+        f"- date: {report['created_utc']} UTC, commit {commit}",
+        f"- load average (1, 5, 15 min) at start / end: {' '.join(f'{x:.2f}' for x in start)} / "
+        f"{' '.join(f'{x:.2f}' for x in end)} on {report['cpu_count']} CPUs"
+        + (" -- **loaded machine**" if max(start[0], end[0]) > 1 else ""),
+        f"- wall time: {report['wall_s']:.0f} s in all; searches {report['search_wall_s']:.0f} s "
+        f"({report['searches']} x `bench run {' '.join(report['targets'])} --modes capacity`, one per row "
+        "below)",
+        "",
+    ]
     lines += ["| search run | wall s | load before | load after |", "|---|---|---|---|"]
     for run in report["search"]["runs"]:
-        lines.append(f"| {run['run_id']} | {run['wall_s']} | {run['loadavg_before'][0]:.2f} | "
-                     f"{run['loadavg_after'][0]:.2f} |")
-    lines += ["", "| target | capacities offered (req/s) | median | max deviation from median | verdicts | "
-              "0.9x rate run | 1.2x rate run | consistent |", "|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {run['run_id']} | {run['wall_s']} | {run['loadavg_before'][0]:.2f} | {run['loadavg_after'][0]:.2f} |"
+        )
+    lines += [
+        "",
+        "| target | capacities offered (req/s) | median | max deviation from median | verdicts | "
+        "0.9x rate run | 1.2x rate run | consistent |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     cross = report.get("cross_check", {}).get("targets", {})
     for target, info in report["search"]["targets"].items():
         caps = ", ".join("-" if c is None else f"{c:.4g}" for c in info["capacities_rps"])
@@ -339,15 +434,20 @@ def write_markdown(report: dict[str, Any], command: str) -> None:
         for key in ("x0.9", "x1.2"):
             c = cross.get(target, {}).get(key, {})
             if "decision" in c:
-                cells.append(f"{c['offered_rps']:.4g} req/s x {c['n_requests']}: {c['decision']} "
-                             f"({c['exceed']} over, p{info['percentile']:g} {c['latency_s'] * 1000:.1f} ms"
-                             + (", saturated" if c["saturated"] else "") + (f", {c['errors']} errors" if c["errors"]
-                                                                           else "") + ")")
+                cells.append(
+                    f"{c['offered_rps']:.4g} req/s x {c['n_requests']}: {c['decision']} "
+                    f"({c['exceed']} over, p{info['percentile']:g} {c['latency_s'] * 1000:.1f} ms"
+                    + (", saturated" if c["saturated"] else "")
+                    + (f", {c['errors']} errors" if c["errors"] else "")
+                    + ")"
+                )
             else:
                 cells.append(cross.get(target, {}).get("skipped", c.get("error", "-"))[:80])
-        lines.append(f"| {target} | {caps} | {info['median_rps']:.4g} | "
-                     f"{'-' if math.isnan(dev) else f'{dev:.1f} %'} | {', '.join(info['verdicts'])} | {cells[0]} | "
-                     f"{cells[1]} | {cross.get(target, {}).get('consistent', '-')} |")
+        lines.append(
+            f"| {target} | {caps} | {info['median_rps']:.4g} | "
+            f"{'-' if math.isnan(dev) else f'{dev:.1f} %'} | {', '.join(info['verdicts'])} | {cells[0]} | "
+            f"{cells[1]} | {cross.get(target, {}).get('consistent', '-')} |"
+        )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "capacity_check.md").write_text("\n".join(lines) + "\n")
 

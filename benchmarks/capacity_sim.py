@@ -43,7 +43,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -53,8 +53,8 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import loadgen.slo_evidence as slo_evidence  # noqa: E402
-from loadgen.capacity import Objective, ProbeOutcome, ProbeSpec, SearchSettings, find_capacity  # noqa: E402
+import loadgen.slo_evidence as slo_evidence
+from loadgen.capacity import Objective, ProbeOutcome, ProbeSpec, SearchSettings, find_capacity
 
 RESULTS = ROOT / "benchmarks" / "results"
 LOGNORMAL_SIGMA = 0.8
@@ -79,20 +79,31 @@ def lognormal(factor: float, bound_s: float = 0.1) -> Server:
     def draw(rng: np.random.Generator, rate: float, n: int) -> np.ndarray:
         return rng.lognormal(mu, LOGNORMAL_SIGMA, n)
 
-    return Server(f"lognormal p99 = {factor:g} x bound", Objective(99.0, bound_s), factor >= 1.0, draw,
-                  true_capacity=0.0 if factor > 1.0 else math.inf)
+    return Server(
+        f"lognormal p99 = {factor:g} x bound",
+        Objective(99.0, bound_s),
+        factor >= 1.0,
+        draw,
+        true_capacity=0.0 if factor > 1.0 else math.inf,
+    )
 
 
 def mixture(p_slow: float) -> Server:
     def draw(rng: np.random.Generator, rate: float, n: int) -> np.ndarray:
         return np.where(rng.random(n) < p_slow, 0.150, 0.004)
 
-    return Server(f"mixture 4 ms / 150 ms with {p_slow:.1%}", Objective(99.0, 0.1), p_slow > 0.01, draw,
-                  true_capacity=0.0 if p_slow > 0.01 else math.inf)
+    return Server(
+        f"mixture 4 ms / 150 ms with {p_slow:.1%}",
+        Objective(99.0, 0.1),
+        p_slow > 0.01,
+        draw,
+        true_capacity=0.0 if p_slow > 0.01 else math.inf,
+    )
 
 
 def mm1(mu: float, bound_s: float) -> Server:
     """M/M/1 FIFO: Lindley's recursion, vectorised; the first request finds the stationary wait."""
+
     def draw(rng: np.random.Generator, rate: float, n: int) -> np.ndarray | None:
         if rate >= mu:
             return None
@@ -108,8 +119,14 @@ def mm1(mu: float, bound_s: float) -> Server:
 
     lam = mu - math.log(100) / bound_s
     at = tuple((f"{f:g}x", mu - math.log(100) / (f * bound_s)) for f in (1.1, 1.5))
-    return Server(f"M/M/1 mu={mu:g}/s, p99 <= {bound_s * 1000:g} ms", Objective(99.0, bound_s), False, draw,
-                  true_capacity=lam, capacity_at=at)
+    return Server(
+        f"M/M/1 mu={mu:g}/s, p99 <= {bound_s * 1000:g} ms",
+        Objective(99.0, bound_s),
+        False,
+        draw,
+        true_capacity=lam,
+        capacity_at=at,
+    )
 
 
 def _probe(server: Server) -> Callable[[ProbeSpec], object]:
@@ -118,10 +135,17 @@ def _probe(server: Server) -> Callable[[ProbeSpec], object]:
         lat = server.draw(rng, spec.rate, spec.n_requests)
         saturated = lat is None
         lat = np.full(spec.n_requests, 10.0) if lat is None else lat
-        return ProbeOutcome(rate=spec.rate, n_requests=spec.n_requests,
-                            latency_s=float(np.percentile(lat, server.objective.percentile)),
-                            p50_s=float(np.median(lat)), achieved_rps=spec.rate * (0.5 if saturated else 1.0),
-                            errors=0, saturated=saturated, duration_s=spec.planned_s + 0.3, latencies_s=lat)
+        return ProbeOutcome(
+            rate=spec.rate,
+            n_requests=spec.n_requests,
+            latency_s=float(np.percentile(lat, server.objective.percentile)),
+            p50_s=float(np.median(lat)),
+            achieved_rps=spec.rate * (0.5 if saturated else 1.0),
+            errors=0,
+            saturated=saturated,
+            duration_s=spec.planned_s + 0.3,
+            latencies_s=lat,
+        )
 
     return probe
 
@@ -130,9 +154,13 @@ def run_cell(server: Server, confidence: float, searches: int, seed: int) -> dic
     verdicts, caps, secs, probes = [], [], [], []
     start = server.true_capacity * 0.3 if math.isfinite(server.true_capacity) and server.true_capacity > 0 else 50.0
     for i in range(searches):
-        settings = SearchSettings(start_rps=start, confidence=confidence, max_rate_rps=400.0 if not
-                                  math.isfinite(server.true_capacity) or server.true_capacity == 0 else math.inf,
-                                  max_rate_reason="the study's cap", seed=seed * 1_000_003 + i)
+        settings = SearchSettings(
+            start_rps=start,
+            confidence=confidence,
+            max_rate_rps=400.0 if not math.isfinite(server.true_capacity) or server.true_capacity == 0 else math.inf,
+            max_rate_reason="the study's cap",
+            seed=seed * 1_000_003 + i,
+        )
         result = asyncio.run(find_capacity(_probe(server), server.objective, settings))
         verdicts.append(result.verdict)
         caps.append(result.capacity_rps)
@@ -149,18 +177,28 @@ def run_cell(server: Server, confidence: float, searches: int, seed: int) -> dic
     else:
         false_valid, detect = np.zeros_like(valid), valid
     row: dict[str, object] = {
-        "server": server.name, "violates": server.violates, "confidence": confidence, "searches": searches,
-        "VALID": int(valid.sum()), "INVALID": int((v == "INVALID").sum()),
-        "UNCONFIRMED": int((v == "UNCONFIRMED").sum()), "NOT_FOUND": int((v == "NOT_FOUND").sum()),
-        "false_valid": int(false_valid.sum()), "false_valid_rate": false_valid.mean(),
+        "server": server.name,
+        "violates": server.violates,
+        "confidence": confidence,
+        "searches": searches,
+        "VALID": int(valid.sum()),
+        "INVALID": int((v == "INVALID").sum()),
+        "UNCONFIRMED": int((v == "UNCONFIRMED").sum()),
+        "NOT_FOUND": int((v == "NOT_FOUND").sum()),
+        "false_valid": int(false_valid.sum()),
+        "false_valid_rate": false_valid.mean(),
         "false_valid_ci95_hi": _cp_hi(int(false_valid.sum()), searches),
-        "detected": int(detect.sum()), "detection_rate": detect.mean(),
+        "detected": int(detect.sum()),
+        "detection_rate": detect.mean(),
         "true_capacity_rps": server.true_capacity,
         "median_capacity_rps": float(np.nanmedian(c)) if np.isfinite(c).any() else math.nan,
-        "median_capacity_over_true": (float(np.nanmedian(c[valid])) / server.true_capacity
-                                      if valid.any() and math.isfinite(server.true_capacity)
-                                      and server.true_capacity > 0 else math.nan),
-        "median_seconds": float(np.median(secs)), "median_probes": float(np.median(probes)),
+        "median_capacity_over_true": (
+            float(np.nanmedian(c[valid])) / server.true_capacity
+            if valid.any() and math.isfinite(server.true_capacity) and server.true_capacity > 0
+            else math.nan
+        ),
+        "median_seconds": float(np.median(secs)),
+        "median_probes": float(np.median(probes)),
     }
     for label, rate in server.capacity_at:
         row[f"valid_above_{label}_bound"] = int((valid & (c > rate)).sum())
@@ -173,19 +211,27 @@ def _cp_hi(k: int, n: int) -> float:
 
 
 def servers() -> list[Server]:
-    return ([lognormal(f) for f in (1.5, 1.1, 1.0)] + [mixture(0.02)]
-            + [lognormal(f) for f in (0.9, 0.7, 0.5)] + [mixture(0.002)]
-            + [mm1(500.0, 0.100), mm1(500.0, 0.020)])
+    return (
+        [lognormal(f) for f in (1.5, 1.1, 1.0)]
+        + [mixture(0.02)]
+        + [lognormal(f) for f in (0.9, 0.7, 0.5)]
+        + [mixture(0.002)]
+        + [mm1(500.0, 0.100), mm1(500.0, 0.020)]
+    )
 
 
 def _facts() -> dict[str, str]:
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
-                           text=True).stdout.strip()
-    return {"date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            "commit": commit + (" (with uncommitted changes)" if dirty else ""),
-            "loadavg": Path("/proc/loadavg").read_text().split(" ")[0:3].__str__()}
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": commit + (" (with uncommitted changes)" if dirty else ""),
+        "loadavg": Path("/proc/loadavg").read_text().split(" ")[0:3].__str__(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -205,26 +251,49 @@ def main(argv: list[str] | None = None) -> int:
         for conf in (float(c) for c in args.confidence.split(",")):
             rows.append(run_cell(server, conf, args.searches, args.seed))
             r = rows[-1]
-            print(f"{r['server']:<40} conf {conf:.2f}: VALID {r['VALID']:>4}/{args.searches} "
-                  f"false {r['false_valid']:>3} detect {r['detected']:>4} median cap {r['median_capacity_rps']:.4g} "
-                  f"{r['median_seconds']:.0f} s", flush=True)
+            print(
+                f"{r['server']:<40} conf {conf:.2f}: VALID {r['VALID']:>4}/{args.searches} "
+                f"false {r['false_valid']:>3} detect {r['detected']:>4} median cap {r['median_capacity_rps']:.4g} "
+                f"{r['median_seconds']:.0f} s",
+                flush=True,
+            )
     wall = time.perf_counter() - t0
     frame = pd.DataFrame(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
     frame.to_csv(RESULTS / f"{args.out}.csv", index=False, float_format="%.4g")
     facts_after = _facts()
     cmd = "python benchmarks/capacity_sim.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    lines = [f"# Capacity rule, simulated ({'no design effect -- ablation' if args.no_design_effect else 'as shipped'})",
-             "", f"- command: `{cmd.strip()}`", f"- date: {facts_after['date']}, commit {facts_before['commit']}",
-             f"- load average (1, 5, 15 min) before / after: {facts_before['loadavg']} / {facts_after['loadavg']} "
-             "(virtual time: the figures do not depend on it)", f"- wall time: {wall:.0f} s", "",
-             "Search defaults (SearchSettings) except `confidence`; max_looks 3. False VALID: a VALID verdict on a "
-             "server violating the objective (queue: a VALID capacity above lambda*); `fv CI95 hi`: upper end of "
-             "its 95 % Clopper-Pearson interval. Detection: VALID on a meeting server (queue: VALID at or below "
-             "lambda*).", ""]
-    cols = ["server", "confidence", "searches", "VALID", "INVALID", "UNCONFIRMED", "NOT_FOUND", "false_valid",
-            "false_valid_ci95_hi", "detected", "median_capacity_rps", "median_capacity_over_true", "median_seconds",
-            "median_probes"] + [c for c in frame.columns if c.startswith("valid_above")]
+    lines = [
+        f"# Capacity rule, simulated ({'no design effect -- ablation' if args.no_design_effect else 'as shipped'})",
+        "",
+        f"- command: `{cmd.strip()}`",
+        f"- date: {facts_after['date']}, commit {facts_before['commit']}",
+        f"- load average (1, 5, 15 min) before / after: {facts_before['loadavg']} / {facts_after['loadavg']} "
+        "(virtual time: the figures do not depend on it)",
+        f"- wall time: {wall:.0f} s",
+        "",
+        "Search defaults (SearchSettings) except `confidence`; max_looks 3. False VALID: a VALID verdict on a "
+        "server violating the objective (queue: a VALID capacity above lambda*); `fv CI95 hi`: upper end of "
+        "its 95 % Clopper-Pearson interval. Detection: VALID on a meeting server (queue: VALID at or below "
+        "lambda*).",
+        "",
+    ]
+    cols = [
+        "server",
+        "confidence",
+        "searches",
+        "VALID",
+        "INVALID",
+        "UNCONFIRMED",
+        "NOT_FOUND",
+        "false_valid",
+        "false_valid_ci95_hi",
+        "detected",
+        "median_capacity_rps",
+        "median_capacity_over_true",
+        "median_seconds",
+        "median_probes",
+    ] + [c for c in frame.columns if c.startswith("valid_above")]
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))
     for r in frame[cols].itertuples(index=False):

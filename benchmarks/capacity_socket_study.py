@@ -28,7 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -79,22 +79,54 @@ def _search(kind: str, i: int, port: int, args: argparse.Namespace, folder: Path
     config = _config(folder, port, args, seed=1000 * (kind == "meeting") + i)
     run_id = f"{kind}-{i}"
     before, t0 = _load(), time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "bench", "--config", str(config), "run", "slo-server", "--modes",
-                           "capacity", "--slo", args.slo, "--run-id", run_id, "--no-report"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=args.max_seconds * 4 + 120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--config",
+            str(config),
+            "run",
+            "slo-server",
+            "--modes",
+            "capacity",
+            "--slo",
+            args.slo,
+            "--run-id",
+            run_id,
+            "--no-report",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=args.max_seconds * 4 + 120,
+    )
     wall = time.perf_counter() - t0
     path = folder / "results" / run_id / "capacity.csv"
     if not path.is_file():
         raise RuntimeError(f"{run_id}: no capacity.csv (exit {proc.returncode})\n{proc.stderr[-3000:]}")
     row = pd.read_csv(path).iloc[0].to_dict()
     probes = pd.read_csv(folder / "results" / run_id / "capacity_probes.csv")
-    return {"server": kind, "search": i, "verdict": row["verdict"], "capacity_rps": row["capacity_rps"],
-            "upper_rps": row["upper_rps"], "upper_decision": row.get("upper_decision", ""),
-            "confidence": row.get("confidence"), "at_n": row.get("at_n"), "at_exceed": row.get("at_exceed"),
-            "probes": int(row["probes"]), "requests": int(probes["n_requests"].sum()),
-            "decisions": " ".join(f"{r.offered_rps:.3g}:{r.decision}" for r in probes.itertuples() if r.final),
-            "seconds": row["seconds"], "wall_s": round(wall, 1), "exit": proc.returncode,
-            "stop_reason": row["stop_reason"], "load_before": before, "load_after": _load()}
+    return {
+        "server": kind,
+        "search": i,
+        "verdict": row["verdict"],
+        "capacity_rps": row["capacity_rps"],
+        "upper_rps": row["upper_rps"],
+        "upper_decision": row.get("upper_decision", ""),
+        "confidence": row.get("confidence"),
+        "at_n": row.get("at_n"),
+        "at_exceed": row.get("at_exceed"),
+        "probes": int(row["probes"]),
+        "requests": int(probes["n_requests"].sum()),
+        "decisions": " ".join(f"{r.offered_rps:.3g}:{r.decision}" for r in probes.itertuples() if r.final),
+        "seconds": row["seconds"],
+        "wall_s": round(wall, 1),
+        "exit": proc.returncode,
+        "stop_reason": row["stop_reason"],
+        "load_before": before,
+        "load_after": _load(),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,35 +140,55 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-seconds", type=float, default=40.0)
     parser.add_argument("--start-rps", type=float, default=50.0)
     parser.add_argument("--max-rps", type=float, default=200.0)
-    parser.add_argument("--calibration", type=Path, default=None,
-                        help="a calibration.json from an earlier run on this host (else the first search measures one)")
+    parser.add_argument(
+        "--calibration",
+        type=Path,
+        default=None,
+        help="a calibration.json from an earlier run on this host (else the first search measures one)",
+    )
     parser.add_argument("--out", default="capacity_socket")
     args = parser.parse_args(argv)
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     load_start = _load()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+    ).stdout.strip()
     rows: list[dict[str, object]] = []
     folder = Path(tempfile.mkdtemp(prefix="slo-socket-"))
     if args.calibration is not None:
         (folder / "results").mkdir()
         shutil.copy(args.calibration, folder / "results" / "calibration.json")
     try:
-        for kind, count, p_slow in (("violating", args.violating, args.p_slow),
-                                    ("meeting", args.meeting, args.p_slow_meeting)):
+        for kind, count, p_slow in (
+            ("violating", args.violating, args.p_slow),
+            ("meeting", args.meeting, args.p_slow_meeting),
+        ):
             if count <= 0:
                 continue
             port = _free_port()
-            server = subprocess.Popen([sys.executable, str(ROOT / "benchmarks" / "slo_server.py"), "--port",
-                                       str(port), "--p-slow", str(p_slow)], stdout=subprocess.PIPE, text=True)
+            server = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(ROOT / "benchmarks" / "slo_server.py"),
+                    "--port",
+                    str(port),
+                    "--p-slow",
+                    str(p_slow),
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             try:
                 assert server.stdout is not None
                 server.stdout.readline()  # "listening on ..."
                 for i in range(1, count + 1):
                     rows.append(_search(kind, i, port, args, folder))
                     r = rows[-1]
-                    print(f"{kind} {i}/{count}: {r['verdict']} {r['capacity_rps']} req/s ({r['decisions']}), "
-                          f"{r['wall_s']} s wall, load {r['load_before']}", flush=True)
+                    print(
+                        f"{kind} {i}/{count}: {r['verdict']} {r['capacity_rps']} req/s ({r['decisions']}), "
+                        f"{r['wall_s']} s wall, load {r['load_before']}",
+                        flush=True,
+                    )
             finally:
                 server.terminate()
                 server.wait(timeout=10)
@@ -146,25 +198,38 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     frame.to_csv(RESULTS / f"{args.out}.csv", index=False)
     cmd = "python benchmarks/capacity_socket_study.py " + " ".join(argv if argv is not None else sys.argv[1:])
-    lines = [f"# Capacity rule over real sockets ({args.slo}, confidence {args.confidence})", "",
-             f"- command: `{cmd.strip()}`", f"- date: {started:%Y-%m-%d %H:%M} UTC, commit {commit}",
-             f"- load average (1, 5, 15 min) at start / end: {load_start} / {_load()} -- loaded machine (2 CPUs "
-             "shared with other work); per-search load in the CSV",
-             f"- servers: benchmarks/slo_server.py, 4 ms or 150 ms with probability {args.p_slow} (violating) / "
-             f"{args.p_slow_meeting} (meeting); [capacity] max_seconds {args.max_seconds}, start_rps "
-             f"{args.start_rps}; [loadgen] max_rps {args.max_rps}", ""]
+    lines = [
+        f"# Capacity rule over real sockets ({args.slo}, confidence {args.confidence})",
+        "",
+        f"- command: `{cmd.strip()}`",
+        f"- date: {started:%Y-%m-%d %H:%M} UTC, commit {commit}",
+        f"- load average (1, 5, 15 min) at start / end: {load_start} / {_load()} -- loaded machine (2 CPUs "
+        "shared with other work); per-search load in the CSV",
+        f"- servers: benchmarks/slo_server.py, 4 ms or 150 ms with probability {args.p_slow} (violating) / "
+        f"{args.p_slow_meeting} (meeting); [capacity] max_seconds {args.max_seconds}, start_rps "
+        f"{args.start_rps}; [loadgen] max_rps {args.max_rps}",
+        "",
+    ]
     for kind in ("violating", "meeting"):
         part = frame[frame["server"] == kind] if not frame.empty else frame
         if part.empty:
             continue
         counts = part["verdict"].value_counts().to_dict()
-        lines.append(f"- **{kind}**: {len(part)} searches, verdicts {counts}; median {part['wall_s'].median():.0f} s "
-                     "wall per search")
-    lines += ["", "| server | search | verdict | capacity (req/s) | upper (req/s) | rates judged (rate:decision) | "
-              "probes | requests | wall s | load before |", "|---|---|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"- **{kind}**: {len(part)} searches, verdicts {counts}; median {part['wall_s'].median():.0f} s "
+            "wall per search"
+        )
+    lines += [
+        "",
+        "| server | search | verdict | capacity (req/s) | upper (req/s) | rates judged (rate:decision) | "
+        "probes | requests | wall s | load before |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in frame.itertuples():
-        lines.append(f"| {r.server} | {r.search} | {r.verdict} | {r.capacity_rps} | {r.upper_rps} | {r.decisions} | "
-                     f"{r.probes} | {r.requests} | {r.wall_s} | {r.load_before} |")
+        lines.append(
+            f"| {r.server} | {r.search} | {r.verdict} | {r.capacity_rps} | {r.upper_rps} | {r.decisions} | "
+            f"{r.probes} | {r.requests} | {r.wall_s} | {r.load_before} |"
+        )
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines) + "\n")
     print(f"wrote {RESULTS / (args.out + '.csv')} and .md")
     return 0

@@ -32,11 +32,14 @@ VARIANTS = {"backlog5": (5, True), "nagle": (1024, False), "fixed": (1024, True)
 
 
 def _fixtures_config(folder: Path) -> Path:
-    tables = "".join(f'\n[targets.{name}]\nadapter = "{ADAPTER}"\nbacklog = {backlog}\nnodelay = {str(nd).lower()}\n'
-                     for name, (backlog, nd) in VARIANTS.items())
+    tables = "".join(
+        f'\n[targets.{name}]\nadapter = "{ADAPTER}"\nbacklog = {backlog}\nnodelay = {str(nd).lower()}\n'
+        for name, (backlog, nd) in VARIANTS.items()
+    )
     path = folder / "bench.toml"
-    path.write_text(f'[loadgen]\ntimeout_s = 10.0\n\n[model]\nartifacts_dir = "{REPO / "artifacts" / "model"}"\n'
-                    + tables)
+    path.write_text(
+        f'[loadgen]\ntimeout_s = 10.0\n\n[model]\nartifacts_dir = "{REPO / "artifacts" / "model"}"\n' + tables
+    )
     return path
 
 
@@ -49,13 +52,17 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("groups", nargs="+", help="CONFIG:TARGET[,TARGET...], CONFIG being fixtures or shipped")
     args = parser.parse_args()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                            text=True).stdout.strip()
-    lines = ["# `bench check-target` load checks: what they saw", "",
-             f"Written by `python benchmarks/check_target_load.py --out {args.out} {' '.join(args.groups)}` "
-             f"on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}, {os.cpu_count()} CPUs.",
-             "Load average (1, 5, 15 min) before and after each target; above 1 = loaded machine (times inflated).",
-             ""]
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    lines = [
+        "# `bench check-target` load checks: what they saw",
+        "",
+        f"Written by `python benchmarks/check_target_load.py --out {args.out} {' '.join(args.groups)}` "
+        f"on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, commit {commit}, {os.cpu_count()} CPUs.",
+        "Load average (1, 5, 15 min) before and after each target; above 1 = loaded machine (times inflated).",
+        "",
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         configs = {"fixtures": _fixtures_config(Path(tmp)), "shipped": REPO / "bench.toml"}
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(EXAMPLE), str(REPO)]), "COLUMNS": "400"}
@@ -66,12 +73,20 @@ def main() -> int:
                 started = time.monotonic()
                 cmd = [sys.executable, "-m", "bench", "check-target", name, "--config", str(configs[config_name])]
                 result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
-                lines += [f"## {name} ({config_name} bench.toml): exit {result.returncode}", "",
-                          f"`python -m bench check-target {name}` -- load average before {before}, after "
-                          f"{_loadavg()}; {time.monotonic() - started:.0f} s", "", "```"]
+                lines += [
+                    f"## {name} ({config_name} bench.toml): exit {result.returncode}",
+                    "",
+                    f"`python -m bench check-target {name}` -- load average before {before}, after "
+                    f"{_loadavg()}; {time.monotonic() - started:.0f} s",
+                    "",
+                    "```",
+                ]
                 lines += [line for line in result.stdout.splitlines() if line[:5] in ("PASS ", "FAIL ", "SKIP ")]
-                lines += [line for line in (result.stdout + result.stderr).splitlines()
-                          if ": " in line and ("passed," in line or "does not meet" in line)]
+                lines += [
+                    line
+                    for line in (result.stdout + result.stderr).splitlines()
+                    if ": " in line and ("passed," in line or "does not meet" in line)
+                ]
                 lines += ["```", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))

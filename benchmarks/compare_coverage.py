@@ -43,10 +43,10 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from study_common import loadavg, study_header, write_study  # noqa: E402
+from study_common import loadavg, study_header, write_study
 
-from bench.compare.verdict import DEFAULT_NOISE_FLOOR_PCT, target_verdict  # noqa: E402
-from bench.compare.power import detectable_log_effect  # noqa: E402
+from bench.compare.power import detectable_log_effect
+from bench.compare.verdict import DEFAULT_NOISE_FLOOR_PCT, target_verdict
 
 STEPS = 8
 LEVEL = 0.95
@@ -71,8 +71,7 @@ SCENARIOS = (
 )
 
 
-def _runs(rng: np.random.Generator, sc: Scenario, reps: int, trials: int, design: str,
-          effect: float) -> np.ndarray:
+def _runs(rng: np.random.Generator, sc: Scenario, reps: int, trials: int, design: str, effect: float) -> np.ndarray:
     """reps x trials x steps log values: ``reps`` independent runs of one target."""
     step_mean = np.linspace(-1.0, 1.0, STEPS)
     host = rng.normal(0, sc.host, size=(reps, 1, 1))
@@ -97,7 +96,8 @@ def _welch(sa: np.ndarray, sb: np.ndarray) -> tuple[np.ndarray, ...]:
 def _floor_bound(la: np.ndarray, lb: np.ndarray, between_run_default: bool = False) -> np.ndarray:
     """log(1 + max(threshold, noise floor)) per rep, as bench compare computes the floor for within-run trials."""
     ss = ((la - la.mean(axis=1, keepdims=True)) ** 2).sum(axis=1) + ((lb - lb.mean(axis=1, keepdims=True)) ** 2).sum(
-        axis=1)
+        axis=1
+    )
     sd = np.median(np.sqrt(ss / (la.shape[1] + lb.shape[1] - 2)), axis=1)  # median over steps of the pooled sd
     floor = np.expm1(stats.norm.ppf(1 - (1 - LEVEL) / 2) * np.sqrt(2) * sd)
     if between_run_default:  # bench compare's rule since issue 21: at least the between-run default
@@ -115,7 +115,9 @@ def _current(la: np.ndarray, lb: np.ndarray, design: str) -> tuple[np.ndarray, .
     sa, sb = _scores(la, lb)
     est, low, high, se, dof = _welch(sa, sb)
     bound = np.full(est.shape, math.log1p(THRESHOLD)) if design == "restart" else _floor_bound(la, lb, True)
-    detectable = np.array([detectable_log_effect(s, d, LEVEL, b) for s, d, b in zip(se[:200], dof[:200], bound[:200])])
+    detectable = np.array(
+        [detectable_log_effect(s, d, LEVEL, b) for s, d, b in zip(se[:200], dof[:200], bound[:200], strict=False)]
+    )
     return low, high, _verdicts(low, high, est, bound), detectable
 
 
@@ -125,16 +127,19 @@ def _scores(la: np.ndarray, lb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (la - centre).mean(axis=2), (lb - centre).mean(axis=2)
 
 
-def _bootstrap(la: np.ndarray, lb: np.ndarray, rng: np.random.Generator, resamples: int = 1000) -> tuple[np.ndarray, ...]:
+def _bootstrap(
+    la: np.ndarray, lb: np.ndarray, rng: np.random.Generator, resamples: int = 1000
+) -> tuple[np.ndarray, ...]:
     """The old percentile bootstrap over whole trials, per rep: (low, high). Row means suffice (no NaN)."""
     ra, rb = la.mean(axis=2), lb.mean(axis=2)
     lows, highs = [], []
     for start in range(0, ra.shape[0], 200):
-        a, b = ra[start:start + 200], rb[start:start + 200]
+        a, b = ra[start : start + 200], rb[start : start + 200]
         ia = rng.integers(0, a.shape[1], size=(a.shape[0], resamples, a.shape[1]))
         ib = rng.integers(0, b.shape[1], size=(b.shape[0], resamples, b.shape[1]))
         diffs = np.take_along_axis(b[:, None, :], ib, axis=2).mean(axis=2) - np.take_along_axis(
-            a[:, None, :], ia, axis=2).mean(axis=2)
+            a[:, None, :], ia, axis=2
+        ).mean(axis=2)
         lo, hi = np.quantile(diffs, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2], axis=1)
         lows.append(lo)
         highs.append(hi)
@@ -159,16 +164,25 @@ def simulate(reps: int, seed: int = 0) -> list[dict[str, object]]:
                 low, high, verdict, _ = _current(la, lb, design)
                 b_low, b_high = _bootstrap(la, lb, rng)
                 row: dict[str, object] = {
-                    "scenario": sc.name, "sd_start": sc.start, "sd_host": sc.host, "sd_trial": sc.trial,
-                    "sd_step": sc.noise, "design": design, "trials": trials, "reps": reps,
+                    "scenario": sc.name,
+                    "sd_start": sc.start,
+                    "sd_host": sc.host,
+                    "sd_trial": sc.trial,
+                    "sd_step": sc.noise,
+                    "design": design,
+                    "trials": trials,
+                    "reps": reps,
                     "coverage_t": round(float(np.mean((low <= 0) & (0 <= high))), 4),
                     "coverage_bootstrap": round(float(np.mean((b_low <= 0) & (0 <= b_high))), 4),
                     "aa_exit1": round(float(np.mean(verdict == "slower")), 4),
-                    "aa_exit3": round(float(np.mean(_cannot_judge(verdict, design))), 4)}
+                    "aa_exit3": round(float(np.mean(_cannot_judge(verdict, design))), 4),
+                }
                 row["aa_exit0"] = round(1 - row["aa_exit1"] - row["aa_exit3"], 4)  # type: ignore[operator]
                 for slow in (0.10, 0.25, 0.50):
-                    la, lb = _runs(rng, sc, reps, trials, design, 0.0), _runs(rng, sc, reps, trials, design,
-                                                                              math.log1p(slow))
+                    la, lb = (
+                        _runs(rng, sc, reps, trials, design, 0.0),
+                        _runs(rng, sc, reps, trials, design, math.log1p(slow)),
+                    )
                     _, _, verdict, detectable = _current(la, lb, design)
                     b_low, _ = _bootstrap(la, lb, rng)
                     pct = int(slow * 100)
@@ -188,36 +202,61 @@ def _check_detectable(reps: int, seed: int = 1) -> list[dict[str, object]]:
         sd = math.sqrt(sc.start**2 + sc.trial**2 + sc.noise**2 / STEPS)
         effect = detectable_log_effect(sd * math.sqrt(2 / trials), 2 * trials - 2, LEVEL, math.log1p(THRESHOLD))
         rng = np.random.default_rng([seed, trials])
-        _, _, verdict, _ = _current(_runs(rng, sc, reps, trials, "restart", 0.0),
-                                    _runs(rng, sc, reps, trials, "restart", effect), "restart")
-        out.append({"trials": trials, "stated_detectable_pct": round(math.expm1(effect) * 100, 1),
-                    "flagged": round(float(np.mean(verdict == "slower")), 3)})
+        _, _, verdict, _ = _current(
+            _runs(rng, sc, reps, trials, "restart", 0.0), _runs(rng, sc, reps, trials, "restart", effect), "restart"
+        )
+        out.append(
+            {
+                "trials": trials,
+                "stated_detectable_pct": round(math.expm1(effect) * 100, 1),
+                "flagged": round(float(np.mean(verdict == "slower")), 3),
+            }
+        )
     return out
 
 
 def _summary(rows: list[dict[str, object]], check: list[dict[str, object]]) -> list[str]:
-    lines = ["## Coverage of the nominal 95 % interval (truth: B = A)", "",
-             "| scenario | design | trials/side | Welch t (current) | bootstrap (before) | A/A exit 1 | A/A exit 3 |"
-             " A/A exit 0 |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Coverage of the nominal 95 % interval (truth: B = A)",
+        "",
+        "| scenario | design | trials/side | Welch t (current) | bootstrap (before) | A/A exit 1 | A/A exit 3 |"
+        " A/A exit 0 |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['scenario']} | {r['design']} | {r['trials']} | {r['coverage_t']:.3f} | "
-                     f"{r['coverage_bootstrap']:.3f} | {r['aa_exit1']:.3f} | {r['aa_exit3']:.3f} | "
-                     f"{r['aa_exit0']:.3f} |")
-    lines += ["", "## Power: how often a true slow-down is flagged 'slower' (threshold 5 %)", "",
-              "| scenario | design | trials/side | 10 % new / old | 25 % new / old | 50 % new / old | "
-              "median stated detectable |", "|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {r['scenario']} | {r['design']} | {r['trials']} | {r['coverage_t']:.3f} | "
+            f"{r['coverage_bootstrap']:.3f} | {r['aa_exit1']:.3f} | {r['aa_exit3']:.3f} | "
+            f"{r['aa_exit0']:.3f} |"
+        )
+    lines += [
+        "",
+        "## Power: how often a true slow-down is flagged 'slower' (threshold 5 %)",
+        "",
+        "| scenario | design | trials/side | 10 % new / old | 25 % new / old | 50 % new / old | "
+        "median stated detectable |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['scenario']} | {r['design']} | {r['trials']} | {r['power_new_10']:.2f} / "
-                     f"{r['power_old_10']:.2f} | {r['power_new_25']:.2f} / {r['power_old_25']:.2f} | "
-                     f"{r['power_new_50']:.2f} / {r['power_old_50']:.2f} | {r['detectable_median_pct']} % |")
-    lines += ["", "'new' = the current rule: Welch t on per-trial scores; for within-run trials the threshold is "
-              f"raised to the noise floor, at least the between-run default {DEFAULT_NOISE_FLOOR_PCT:g} %; "
-              "'old' = the rule before issue 21: bootstrap CI above 1 + max(threshold, noise floor from trials). "
-              "The detectable column is the median over 200 of the reps. "
-              "Coverage is of the interval alone (the floor does not change it): it is what the within-run rows "
-              "show to be far from nominal, which is why the floor stays for within-run trials.",
-              "", "## The stated detectable slow-down, checked ('issue-21 spread', restart design)", "",
-              "| trials/side | stated detectable | flagged 'slower' at that true slow-down |", "|---|---|---|"]
+        lines.append(
+            f"| {r['scenario']} | {r['design']} | {r['trials']} | {r['power_new_10']:.2f} / "
+            f"{r['power_old_10']:.2f} | {r['power_new_25']:.2f} / {r['power_old_25']:.2f} | "
+            f"{r['power_new_50']:.2f} / {r['power_old_50']:.2f} | {r['detectable_median_pct']} % |"
+        )
+    lines += [
+        "",
+        "'new' = the current rule: Welch t on per-trial scores; for within-run trials the threshold is "
+        f"raised to the noise floor, at least the between-run default {DEFAULT_NOISE_FLOOR_PCT:g} %; "
+        "'old' = the rule before issue 21: bootstrap CI above 1 + max(threshold, noise floor from trials). "
+        "The detectable column is the median over 200 of the reps. "
+        "Coverage is of the interval alone (the floor does not change it): it is what the within-run rows "
+        "show to be far from nominal, which is why the floor stays for within-run trials.",
+        "",
+        "## The stated detectable slow-down, checked ('issue-21 spread', restart design)",
+        "",
+        "| trials/side | stated detectable | flagged 'slower' at that true slow-down |",
+        "|---|---|---|",
+    ]
     lines += [f"| {c['trials']} | {c['stated_detectable_pct']} % | {c['flagged']:.3f} |" for c in check]
     return lines
 
@@ -230,8 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     before = loadavg()
     rows = simulate(args.reps)
     check = _check_detectable(args.reps)
-    header = study_header(f"python benchmarks/compare_coverage.py --reps {args.reps}",
-                          "simulation on numpy: the figures do not depend on the load", [before, loadavg()])
+    header = study_header(
+        f"python benchmarks/compare_coverage.py --reps {args.reps}",
+        "simulation on numpy: the figures do not depend on the load",
+        [before, loadavg()],
+    )
     md, csv_path = write_study(args.out, header, _summary(rows, check), rows)
     print(md.read_text())
     print(f"wrote {md} and {csv_path}")

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.results.header import SCHEMA_VERSION
 from bench.results import RunWriter
+from bench.results.header import SCHEMA_VERSION
 from loadgen.records import RequestRecord, StepKey, StepResult
 from loadgen.stats import SUMMARY_COLUMNS, summarize
 
@@ -77,33 +77,59 @@ def open_loop_step(n: int, *, seed: int, rate: float = 5_000.0, mode: str = "rat
     bytes_out = rng.integers(5_000, 6_500, size=n)
     bytes_in = np.where(failed, 60, 22)
     records = tuple(
-        RequestRecord(seq=i, intended_s=float(intended[i]), sent_s=float(intended[i] + send_lag[i]),
-                      latency_s=float(latency[i]), service_s=float(service[i]),
-                      status=500 if failed[i] else 200, error="http_5xx" if failed[i] else "",
-                      error_detail="HTTP 500" if failed[i] else "", bytes_out=int(bytes_out[i]),
-                      bytes_in=int(bytes_in[i]), label=int(labels[i]), predicted=int(predicted[i]))
+        RequestRecord(
+            seq=i,
+            intended_s=float(intended[i]),
+            sent_s=float(intended[i] + send_lag[i]),
+            latency_s=float(latency[i]),
+            service_s=float(service[i]),
+            status=500 if failed[i] else 200,
+            error="http_5xx" if failed[i] else "",
+            error_detail="HTTP 500" if failed[i] else "",
+            bytes_out=int(bytes_out[i]),
+            bytes_in=int(bytes_in[i]),
+            label=int(labels[i]),
+            predicted=int(predicted[i]),
+        )
         for i in range(n)
     )
     total = float(np.max(intended + latency))
     key = StepKey("kubeflow-gcp", mode, n, 64 if mode == "rate" else n, rate if mode == "rate" else 0.0, 0)
     step = StepResult(key=key, records=records, total_s=total, started_at=1.7e9)
-    arrays = StepArrays(rate=rate, intended_s=intended, latency_s=latency, failed=failed,
-                        correct=~failed & (predicted == labels), bytes_out=bytes_out, bytes_in=bytes_in)
+    arrays = StepArrays(
+        rate=rate,
+        intended_s=intended,
+        latency_s=latency,
+        failed=failed,
+        correct=~failed & (predicted == labels),
+        bytes_out=bytes_out,
+        bytes_in=bytes_in,
+    )
     return step, arrays
 
 
-def _closed_step(target: str, mode: str, n: int, trial: int, median_s: float, rng: np.random.Generator,
-                 failures: int) -> StepResult:
+def _closed_step(
+    target: str, mode: str, n: int, trial: int, median_s: float, rng: np.random.Generator, failures: int
+) -> StepResult:
     """A closed-loop step: lognormal latencies around ``median_s`` (x2 when concurrent), ``failures`` refused."""
     latency = median_s * (2.0 if mode == "concurrent" else 1.0) * rng.lognormal(0.0, 0.25, size=n)
     sent = np.concatenate(([0.0], np.cumsum(latency)[:-1])) if mode == "sequential" else np.zeros(n)
     labels = rng.integers(0, 10, size=n)
     records = tuple(
-        RequestRecord(seq=i, intended_s=float(sent[i]), sent_s=float(sent[i]), latency_s=float(latency[i]),
-                      service_s=float(latency[i]), status=0 if i < failures else 200,
-                      error="refused" if i < failures else "",
-                      error_detail="connection refused" if i < failures else "", bytes_out=6_100, bytes_in=22,
-                      label=int(labels[i]), predicted=-1 if i < failures else int(labels[i]))
+        RequestRecord(
+            seq=i,
+            intended_s=float(sent[i]),
+            sent_s=float(sent[i]),
+            latency_s=float(latency[i]),
+            service_s=float(latency[i]),
+            status=0 if i < failures else 200,
+            error="refused" if i < failures else "",
+            error_detail="connection refused" if i < failures else "",
+            bytes_out=6_100,
+            bytes_in=22,
+            label=int(labels[i]),
+            predicted=-1 if i < failures else int(labels[i]),
+        )
         for i in range(n)
     )
     concurrency = 1 if mode == "sequential" else n
@@ -111,8 +137,14 @@ def _closed_step(target: str, mode: str, n: int, trial: int, median_s: float, rn
     return StepResult(key=key, records=records, total_s=float(np.max(sent + latency)), started_at=1.7e9 + trial)
 
 
-def write_compare_run(directory: Path, run_id: str, *, seed: int, slowdown: dict[str, float] | None = None,
-                      failed_step: tuple[str, str, int] | None = None) -> Path:
+def write_compare_run(
+    directory: Path,
+    run_id: str,
+    *,
+    seed: int,
+    slowdown: dict[str, float] | None = None,
+    failed_step: tuple[str, str, int] | None = None,
+) -> Path:
     """A run folder of 100,000 request records written by the real :class:`RunWriter` and ``summarize``.
 
     Each trial draws its own factor (lognormal, sd 0.03 on the log scale: the trial-to-trial
@@ -128,13 +160,20 @@ def write_compare_run(directory: Path, run_id: str, *, seed: int, slowdown: dict
                 for mode in COMPARE_MODES:
                     for n in COMPARE_NS:
                         failures = 1 if failed_step == (target, mode, n) and trial == 0 else 0
-                        step = _closed_step(target, mode, n, trial, median_s * trial_factor * slowdown.get(target, 1.0),
-                                            rng, failures)
+                        step = _closed_step(
+                            target, mode, n, trial, median_s * trial_factor * slowdown.get(target, 1.0), rng, failures
+                        )
                         writer.append_summary(summarize(step))
                         writer.append_requests(step.key, step.records)
     # A minimal meta.json (what compare reads from it), as plain JSON: synthetic, so no host facts.
-    meta = {"schema_version": SCHEMA_VERSION, "kind": "serving", "run_id": run_id,
-            "targets_order": list(COMPARE_TARGETS), "complete": True, "status": "complete",
-            "synthetic": "generated by benchmarks/micro_data.py -- not a measurement"}
+    meta = {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "serving",
+        "run_id": run_id,
+        "targets_order": list(COMPARE_TARGETS),
+        "complete": True,
+        "status": "complete",
+        "synthetic": "generated by benchmarks/micro_data.py -- not a measurement",
+    }
     (run_dir / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return run_dir

@@ -27,8 +27,8 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from loadgen.quantile_bounds import quantile_ci_ranks  # noqa: E402
-from loadgen.stats import LATENCY_PERCENTILES, PERCENTILE_CONFIDENCE  # noqa: E402
+from loadgen.quantile_bounds import quantile_ci_ranks
+from loadgen.stats import LATENCY_PERCENTILES, PERCENTILE_CONFIDENCE
 
 OUT = ROOT / "benchmarks" / "results" / "percentile_bounds.md"
 ALPHA = 1.0 - PERCENTILE_CONFIDENCE
@@ -37,7 +37,10 @@ SIM_SIZES = (16, 64, 256, 1000)
 SIM_LEVELS = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 # Latency shapes (numpy generator method, its arguments, the true quantile function).
 SHAPES = {
-    "lognormal(0, 0.5)": (lambda rng, size: rng.lognormal(0.0, 0.5, size), lambda q: float(np.exp(0.5 * stats.norm.ppf(q)))),
+    "lognormal(0, 0.5)": (
+        lambda rng, size: rng.lognormal(0.0, 0.5, size),
+        lambda q: float(np.exp(0.5 * stats.norm.ppf(q))),
+    ),
     "exponential(1)": (lambda rng, size: rng.exponential(1.0, size), lambda q: float(-np.log1p(-q))),
 }
 
@@ -53,8 +56,10 @@ def first_n(q: float, side: int) -> int:
 
 
 def needs_table() -> list[str]:
-    lines = ["| percentile | lower bound from n = | two-sided from n = | upper bound at that n is |",
-             "|---|---:|---:|---|"]
+    lines = [
+        "| percentile | lower bound from n = | two-sided from n = | upper bound at that n is |",
+        "|---|---:|---:|---|",
+    ]
     for q, suffix in LATENCY_PERCENTILES:
         lower_from = first_n(q / 100, 0)
         both = max(lower_from, first_n(q / 100, 1))
@@ -79,8 +84,10 @@ def ranks_table() -> list[str]:
 def simulate(reps: int, seed: int = 21) -> list[str]:
     """Coverage of the bounds over ``reps`` seeded steps per (shape, n, percentile)."""
     rng = np.random.default_rng(seed)
-    lines = ["| latencies | n | percentile | bounds | held the true value | median width (hi − lo) / true |",
-             "|---|---:|---|---|---:|---:|"]
+    lines = [
+        "| latencies | n | percentile | bounds | held the true value | median width (hi − lo) / true |",
+        "|---|---:|---|---|---:|---:|",
+    ]
     for shape, (draw, true_q) in SHAPES.items():
         for n in SIM_SIZES:
             samples = np.sort(draw(rng, (reps, n)), axis=1)
@@ -111,30 +118,32 @@ def main() -> int:
     sim = simulate(args.reps)
     load_after = Path("/proc/loadavg").read_text().strip()
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    text = "\n".join([
-        "# Percentile bounds: answers needed, ranks, simulated coverage",
-        "",
-        f"- command: `python benchmarks/percentile_bounds_study.py --reps {args.reps}`",
-        f"- date (UTC): {time.strftime('%Y-%m-%d %H:%M', time.gmtime(started))}; commit {commit or 'unknown'}",
-        f"- load average before / after: `{load_before}` / `{load_after}` (pure numpy on seeded draws: the "
-        "figures do not depend on the load)",
-        f"- confidence {PERCENTILE_CONFIDENCE:g} two-sided (each side ≤ {ALPHA / 2:g}); bounds are order "
-        "statistics X(k) of the step's successful latencies, ranks from the binomial "
-        "(`loadgen.quantile_bounds.quantile_ci_ranks`), as written to summary.csv by `loadgen.stats`",
-        "",
-        "## Answers a percentile needs",
-        "",
-        *needs_table(),
-        "",
-        "## Bounding order statistics at common step sizes (X(k) = k-th smallest answer)",
-        "",
-        *ranks_table(),
-        "",
-        f"## Simulated coverage ({args.reps} seeded steps per row)",
-        "",
-        *sim,
-        "",
-    ])
+    text = "\n".join(
+        [
+            "# Percentile bounds: answers needed, ranks, simulated coverage",
+            "",
+            f"- command: `python benchmarks/percentile_bounds_study.py --reps {args.reps}`",
+            f"- date (UTC): {time.strftime('%Y-%m-%d %H:%M', time.gmtime(started))}; commit {commit or 'unknown'}",
+            f"- load average before / after: `{load_before}` / `{load_after}` (pure numpy on seeded draws: the "
+            "figures do not depend on the load)",
+            f"- confidence {PERCENTILE_CONFIDENCE:g} two-sided (each side ≤ {ALPHA / 2:g}); bounds are order "
+            "statistics X(k) of the step's successful latencies, ranks from the binomial "
+            "(`loadgen.quantile_bounds.quantile_ci_ranks`), as written to summary.csv by `loadgen.stats`",
+            "",
+            "## Answers a percentile needs",
+            "",
+            *needs_table(),
+            "",
+            "## Bounding order statistics at common step sizes (X(k) = k-th smallest answer)",
+            "",
+            *ranks_table(),
+            "",
+            f"## Simulated coverage ({args.reps} seeded steps per row)",
+            "",
+            *sim,
+            "",
+        ]
+    )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(text, encoding="utf-8")
     print(text)

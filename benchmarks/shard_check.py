@@ -40,7 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from study_common import loadavg, loaded  # noqa: E402
+from study_common import loadavg, loaded
 
 OUT_DIR = ROOT / "benchmarks" / "out" / "shard_check"
 PERCENTILES = ((50, "p50"), (90, "p90"), (95, "p95"), (99, "p99"), (99.9, "p999"))
@@ -48,8 +48,14 @@ PERCENTILES = ((50, "p50"), (90, "p90"), (95, "p95"), (99, "p99"), (99.9, "p999"
 
 def bench(*argv: str, timeout_s: float = 900.0) -> subprocess.CompletedProcess[str]:
     """One `python -m bench` command from the repository root (its bench.toml)."""
-    return subprocess.run([sys.executable, "-m", "bench", "-q", *argv], cwd=ROOT, text=True,
-                          capture_output=True, timeout=timeout_s, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "-q", *argv],
+        cwd=ROOT,
+        text=True,
+        capture_output=True,
+        timeout=timeout_s,
+        check=False,
+    )
 
 
 def exact_percentiles(run_dir: Path) -> int:
@@ -57,17 +63,23 @@ def exact_percentiles(run_dir: Path) -> int:
     from bench.results import read_requests
 
     summary = pd.read_csv(run_dir / "summary.csv", float_precision="round_trip")
-    shards = pd.concat([read_requests(Path(p) / "requests.csv.gz")
-                        for p in sorted(glob.glob(str(run_dir / "shards" / "*-shard*")))])
+    shards = pd.concat(
+        [read_requests(Path(p) / "requests.csv.gz") for p in sorted(glob.glob(str(run_dir / "shards" / "*-shard*")))]
+    )
     checked = 0
     for _, row in summary.iterrows():
-        part = shards[(shards["mode"] == row["mode"]) & (shards["n_requests"] == row["n_requests"])
-                      & (shards["trial"] == row["trial"])]
+        part = shards[
+            (shards["mode"] == row["mode"])
+            & (shards["n_requests"] == row["n_requests"])
+            & (shards["trial"] == row["trial"])
+        ]
         ok = part[part["error"].fillna("") == ""]["latency_s"].to_numpy(float)
         for q, name in PERCENTILES:
             if row[f"lat_{name}_s"] != np.percentile(ok, q):
-                raise AssertionError(f"{run_dir.name} trial {row['trial']} {name}: summary "
-                                     f"{row[f'lat_{name}_s']!r} != union {np.percentile(ok, q)!r}")
+                raise AssertionError(
+                    f"{run_dir.name} trial {row['trial']} {name}: summary "
+                    f"{row[f'lat_{name}_s']!r} != union {np.percentile(ok, q)!r}"
+                )
             checked += 1
     return checked
 
@@ -83,16 +95,29 @@ def shard_table(run_dir: Path) -> list[dict[str, Any]]:
     summary = pd.read_csv(run_dir / "summary.csv")
     rows = []
     for step in meta["sharding"]["steps"]:
-        merged = summary[(summary["mode"] == step["mode"]) & (summary["n_requests"] == step["n_requests"])
-                         & (summary["trial"] == step["trial"])].iloc[0]
-        rows.append({
-            "trial": step["trial"],
-            "shards": [(s["index"], round(s["offered_rps"], 1), round(s["achieved_rps"], 1),
-                        round(s["start_offset_s"] * 1000, 2), round(s["late_s"] * 1000, 2)) for s in step["shards"]],
-            "merged_offered_rps": round(float(merged["offered_rps"]), 1),
-            "merged_achieved_rps": round(float(merged["achieved_rps"]), 1),
-            "start_skew_ms": round(step["start_skew_s"] * 1000, 2),
-        })
+        merged = summary[
+            (summary["mode"] == step["mode"])
+            & (summary["n_requests"] == step["n_requests"])
+            & (summary["trial"] == step["trial"])
+        ].iloc[0]
+        rows.append(
+            {
+                "trial": step["trial"],
+                "shards": [
+                    (
+                        s["index"],
+                        round(s["offered_rps"], 1),
+                        round(s["achieved_rps"], 1),
+                        round(s["start_offset_s"] * 1000, 2),
+                        round(s["late_s"] * 1000, 2),
+                    )
+                    for s in step["shards"]
+                ],
+                "merged_offered_rps": round(float(merged["offered_rps"]), 1),
+                "merged_achieved_rps": round(float(merged["achieved_rps"]), 1),
+                "start_skew_ms": round(step["start_skew_s"] * 1000, 2),
+            }
+        )
     return rows
 
 
@@ -109,8 +134,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     out = args.out or OUT_DIR / time.strftime("%Y%m%dT%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
-    plan = ["--rate", str(args.rate), "--duration", str(args.duration), "--trials", str(args.trials),
-            "--out", str(out), "--no-report"]
+    plan = [
+        "--rate",
+        str(args.rate),
+        "--duration",
+        str(args.duration),
+        "--trials",
+        str(args.trials),
+        "--out",
+        str(out),
+        "--no-report",
+    ]
     loads: list[str] = []
     report: dict[str, Any] = {"target": args.target, "plan": plan, "rounds": []}
     for round_no in range(1, args.rounds + 1):
@@ -118,35 +152,49 @@ def main(argv: list[str] | None = None) -> int:
         order = [single, sharded] if round_no % 2 else [sharded, single]
         for run_id in order:
             before = loadavg()
-            extra = (["--clients", str(args.clients), "--step-interval", str(args.step_interval)]
-                     if run_id == sharded else [])
+            extra = (
+                ["--clients", str(args.clients), "--step-interval", str(args.step_interval)]
+                if run_id == sharded
+                else []
+            )
             started = time.monotonic()
             done = bench("run", args.target, *plan, *extra, "--run-id", run_id)
             after = loadavg()
             loads += [before, after]
-            print(f"{run_id}: exit {done.returncode} in {time.monotonic() - started:.0f} s "
-                  f"(load before {before.split()[0]}, after {after.split()[0]})")
+            print(
+                f"{run_id}: exit {done.returncode} in {time.monotonic() - started:.0f} s "
+                f"(load before {before.split()[0]}, after {after.split()[0]})"
+            )
             if done.returncode != 0:
                 print(done.stdout[-3000:], done.stderr[-3000:], sep="\n")
                 return 1
         compared = bench("compare", str(out / single), str(out / sharded))
         verdict = [line for line in compared.stdout.splitlines() if args.target in line]
         checked = exact_percentiles(out / sharded)
-        entry = {"single_p50_ms": [round(v, 2) for v in trial_p50s(out / single)],
-                 "sharded_p50_ms": [round(v, 2) for v in trial_p50s(out / sharded)],
-                 "exact_percentiles_checked": checked, "compare": verdict,
-                 "steps": shard_table(out / sharded)}
+        entry = {
+            "single_p50_ms": [round(v, 2) for v in trial_p50s(out / single)],
+            "sharded_p50_ms": [round(v, 2) for v in trial_p50s(out / sharded)],
+            "exact_percentiles_checked": checked,
+            "compare": verdict,
+            "steps": shard_table(out / sharded),
+        }
         report["rounds"].append(entry)
-        print(f"round {round_no}: per-trial p50 ms single {entry['single_p50_ms']} vs "
-              f"--clients {args.clients} {entry['sharded_p50_ms']}")
+        print(
+            f"round {round_no}: per-trial p50 ms single {entry['single_p50_ms']} vs "
+            f"--clients {args.clients} {entry['sharded_p50_ms']}"
+        )
         print(f"  {checked} percentiles of the merged run equal the union's, bit for bit")
         for line in verdict:
             print(f"  compare: {line.strip()}")
         for step in entry["steps"]:
-            shards = "; ".join(f"shard {i}: offered {o} achieved {a} req/s, start +{s} ms, late {late} ms"
-                               for i, o, a, s, late in step["shards"])
-            print(f"  trial {step['trial']}: {shards}; merged offered {step['merged_offered_rps']} "
-                  f"achieved {step['merged_achieved_rps']} req/s; start skew {step['start_skew_ms']} ms")
+            shards = "; ".join(
+                f"shard {i}: offered {o} achieved {a} req/s, start +{s} ms, late {late} ms"
+                for i, o, a, s, late in step["shards"]
+            )
+            print(
+                f"  trial {step['trial']}: {shards}; merged offered {step['merged_offered_rps']} "
+                f"achieved {step['merged_achieved_rps']} req/s; start skew {step['start_skew_ms']} ms"
+            )
     report["loadavg"] = loads
     report["machine"] = "loaded machine" if loaded(*loads) else "quiet machine (1-min load <= 1)"
     (out / "shard_check.json").write_text(json.dumps(report, indent=1))

@@ -25,9 +25,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
-import loadgen.stats as current  # noqa: E402
-from loadgen.records import StepKey, StepResult  # noqa: E402
-from micro_data import open_loop_step  # noqa: E402
+from micro_data import open_loop_step
+
+import loadgen.stats as current
+from loadgen.records import StepKey, StepResult
 
 
 def _load(path: Path):
@@ -47,11 +48,17 @@ def main() -> int:
     args = parser.parse_args()
     base = _load(args.base)
     step, arrays = open_loop_step(args.records, seed=11, mode="rate")
-    closed = StepResult(key=StepKey(step.key.target, "concurrent", step.key.n_requests, 64, 0.0, 0),
-                        records=step.records, total_s=step.total_s, started_at=step.started_at)
-    cases = {"latency_stats (numpy part)": lambda m: m.latency_stats(arrays.latency_s),
-             "summarize, closed-loop step": lambda m: m.summarize(closed),
-             "summarize, rate step": lambda m: m.summarize(step)}
+    closed = StepResult(
+        key=StepKey(step.key.target, "concurrent", step.key.n_requests, 64, 0.0, 0),
+        records=step.records,
+        total_s=step.total_s,
+        started_at=step.started_at,
+    )
+    cases = {
+        "latency_stats (numpy part)": lambda m: m.latency_stats(arrays.latency_s),
+        "summarize, closed-loop step": lambda m: m.summarize(closed),
+        "summarize, rate step": lambda m: m.summarize(step),
+    }
     load_before = Path("/proc/loadavg").read_text().strip()
     times: dict[tuple[str, str], list[float]] = {}
     for _ in range(args.rounds):
@@ -61,8 +68,10 @@ def main() -> int:
                 call(module)
                 times.setdefault((case, name), []).append((time.perf_counter() - started) * 1000)
     load_after = Path("/proc/loadavg").read_text().strip()
-    print(f"load average before / after: `{load_before}` / `{load_after}`; {args.rounds} interleaved calls each, "
-          f"{args.records:,} records\n")
+    print(
+        f"load average before / after: `{load_before}` / `{load_after}`; {args.rounds} interleaved calls each, "
+        f"{args.records:,} records\n"
+    )
     print("| case | base min (ms) | with bounds min (ms) | base median | with bounds median |")
     print("|---|---:|---:|---:|---:|")
     for case in cases:

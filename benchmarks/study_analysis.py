@@ -63,17 +63,30 @@ def aa_rows(scratch: Any, config: Path, pairs: Sequence[Mapping[str, Any]], extr
         a, b = (r["run_id"] for r in pair["runs"])
         code, targets = cached_compare(scratch, config, a, b, extra)
         t = targets[0]
-        rows.append({
-            "pair": pair["pair"], "target": pair["target"], "trials": pair["trials"], "exit": code,
-            "verdict": t["verdict"], "ratio": t["ratio"], "ci_low": t["ci_low"], "ci_high": t["ci_high"],
-            "ci_level": t.get("ci_level"), "contains_1": bool(t["ci_low"] <= 1 <= t["ci_high"])
-            if t["ci_low"] is not None else None,
-            "independent": t.get("independent"), "trial_sd": t.get("trial_sd"), "dof": t.get("dof"),
-            "between_trial_sd": t.get("between_trial_sd"), "within_trial_sd": t.get("within_trial_sd"),
-            "detectable_pct": t.get("detectable_pct"), "threshold_pct": t["threshold_pct"],
-            "load_a": pair["runs"][0]["load_before"], "load_b": pair["runs"][1]["load_before"],
-            "run_s": sum(r["seconds"] for r in pair["runs"]),
-        })
+        rows.append(
+            {
+                "pair": pair["pair"],
+                "target": pair["target"],
+                "trials": pair["trials"],
+                "exit": code,
+                "verdict": t["verdict"],
+                "ratio": t["ratio"],
+                "ci_low": t["ci_low"],
+                "ci_high": t["ci_high"],
+                "ci_level": t.get("ci_level"),
+                "contains_1": bool(t["ci_low"] <= 1 <= t["ci_high"]) if t["ci_low"] is not None else None,
+                "independent": t.get("independent"),
+                "trial_sd": t.get("trial_sd"),
+                "dof": t.get("dof"),
+                "between_trial_sd": t.get("between_trial_sd"),
+                "within_trial_sd": t.get("within_trial_sd"),
+                "detectable_pct": t.get("detectable_pct"),
+                "threshold_pct": t["threshold_pct"],
+                "load_a": pair["runs"][0]["load_before"],
+                "load_b": pair["runs"][1]["load_before"],
+                "run_s": sum(r["seconds"] for r in pair["runs"]),
+            }
+        )
     return rows
 
 
@@ -87,35 +100,48 @@ def aa_summary(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     n = len(rows)
     exits = [r["exit"] for r in rows]
     covered = [r for r in rows if r["contains_1"] is not None]
-    per_target = ", ".join(f"{t} {sum(1 for r in rows if r['target'] == t)}"
-                           for t in dict.fromkeys(r["target"] for r in rows))
-    lines = ["## Gate outcomes on identical runs (`bench compare A B --fail-on-regression`, once per pair)", "",
-             f"- pairs: {n} ({per_target})",
-             f"- exit 1 (false alarm: nothing changed): {rate_text(exits.count(1), n)}",
-             f"- exit 3 (cannot judge): {rate_text(exits.count(3), n)}",
-             f"- exit 0 (shown not slower than the threshold): {rate_text(exits.count(0), n)}",
-             f"- the per-target interval contains 1 (coverage on real pairs, nominal "
-             f"{100 * float(covered[0]['ci_level']) if covered else math.nan:.0f} %): "
-             f"{rate_text(sum(1 for r in covered if r['contains_1']), len(covered))}", "",
-             "## Per target: spread between restarts and what the default trials can detect", "",
-             "| target | pairs | B/A range | median trial sd | of it: between restarts / step noise within a trial "
-             "| median detectable (80 % power) | trials/side for 10 % | for 20 % | exit 1 / 3 / 0 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    per_target = ", ".join(
+        f"{t} {sum(1 for r in rows if r['target'] == t)}" for t in dict.fromkeys(r["target"] for r in rows)
+    )
+    lines = [
+        "## Gate outcomes on identical runs (`bench compare A B --fail-on-regression`, once per pair)",
+        "",
+        f"- pairs: {n} ({per_target})",
+        f"- exit 1 (false alarm: nothing changed): {rate_text(exits.count(1), n)}",
+        f"- exit 3 (cannot judge): {rate_text(exits.count(3), n)}",
+        f"- exit 0 (shown not slower than the threshold): {rate_text(exits.count(0), n)}",
+        f"- the per-target interval contains 1 (coverage on real pairs, nominal "
+        f"{100 * float(covered[0]['ci_level']) if covered else math.nan:.0f} %): "
+        f"{rate_text(sum(1 for r in covered if r['contains_1']), len(covered))}",
+        "",
+        "## Per target: spread between restarts and what the default trials can detect",
+        "",
+        "| target | pairs | B/A range | median trial sd | of it: between restarts / step noise within a trial "
+        "| median detectable (80 % power) | trials/side for 10 % | for 20 % | exit 1 / 3 / 0 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for target in dict.fromkeys(r["target"] for r in rows):
         part = [r for r in rows if r["target"] == target]
         sd = _median([r["trial_sd"] for r in part])
         level = float(part[0]["ci_level"] or 0.95)
-        need = [trials_for_effect(sd, math.log1p(x), math.log1p(float(part[0]["threshold_pct"]) / 100), level)
-                for x in (0.10, 0.20)]
+        need = [
+            trials_for_effect(sd, math.log1p(x), math.log1p(float(part[0]["threshold_pct"]) / 100), level)
+            for x in (0.10, 0.20)
+        ]
         ratios = [r["ratio"] for r in part]
         codes = [r["exit"] for r in part]
         between = _median([r["between_trial_sd"] for r in part])
         within = _median([r["within_trial_sd"] for r in part])
-        lines.append(f"| {target} | {len(part)} | {min(ratios):.3f}-{max(ratios):.3f} | {100 * sd:.1f} % | "
-                     f"{100 * between:.1f} % / {100 * within:.1f} % | "
-                     f"{_median([r['detectable_pct'] for r in part]):.1f} % | {need[0] or '>1000'} | "
-                     f"{need[1] or '>1000'} | {codes.count(1)} / {codes.count(3)} / {codes.count(0)} |")
-    lines += ["", "trial sd: the sd of a trial's mean log latency over the target's steps (each trial a fresh "
-              "start of the stand-in); between restarts: what moves a whole trial; step noise: the step-by-step "
-              "spread inside one trial (per step, so it enters a trial's mean divided by the 8 steps)."]
+        lines.append(
+            f"| {target} | {len(part)} | {min(ratios):.3f}-{max(ratios):.3f} | {100 * sd:.1f} % | "
+            f"{100 * between:.1f} % / {100 * within:.1f} % | "
+            f"{_median([r['detectable_pct'] for r in part]):.1f} % | {need[0] or '>1000'} | "
+            f"{need[1] or '>1000'} | {codes.count(1)} / {codes.count(3)} / {codes.count(0)} |"
+        )
+    lines += [
+        "",
+        "trial sd: the sd of a trial's mean log latency over the target's steps (each trial a fresh "
+        "start of the stand-in); between restarts: what moves a whole trial; step noise: the step-by-step "
+        "spread inside one trial (per step, so it enters a trial's mean divided by the 8 steps).",
+    ]
     return lines

@@ -116,15 +116,17 @@ class Scratch:
         logs = self.directory / "logs"
         logs.mkdir(exist_ok=True)
         cmd = [sys.executable, "-m", "bench", "--config", str(config), *args]
-        child = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                 env=os.environ.copy())
+        child = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy()
+        )
         try:
             stdout, stderr = child.communicate(timeout=timeout_s)
         except BaseException:  # timeout or Ctrl-C: let bench stop its stand-ins (its Ctrl-C path) first
             _interrupt(child)
             raise
-        (logs / f"{log_name}.log").write_text(f"$ {' '.join(cmd)}\nexit {child.returncode}\n--- stdout\n{stdout}"
-                                              f"\n--- stderr\n{stderr}", encoding="utf-8")
+        (logs / f"{log_name}.log").write_text(
+            f"$ {' '.join(cmd)}\nexit {child.returncode}\n--- stdout\n{stdout}\n--- stderr\n{stderr}", encoding="utf-8"
+        )
         return subprocess.CompletedProcess(cmd, child.returncode, stdout, stderr)
 
     def train(self, config: Path) -> None:
@@ -133,19 +135,41 @@ class Scratch:
         if proc.returncode != 0:
             raise RuntimeError(f"`bench train` exited {proc.returncode}: {proc.stderr[-2000:]}")
 
-    def run(self, config: Path, run_id: str, *, targets: Sequence[str], requests: str, trials: int,
-            modes: str | None, extra: Sequence[str] = ()) -> int:
+    def run(
+        self,
+        config: Path,
+        run_id: str,
+        *,
+        targets: Sequence[str],
+        requests: str,
+        trials: int,
+        modes: str | None,
+        extra: Sequence[str] = (),
+    ) -> int:
         """One `bench run` into the scratch results; returns its exit code (1 = some request failed)."""
-        args = ["-q", "run", *targets, "--requests", requests, "--trials", str(trials), "--run-id", run_id,
-                "--no-report", *extra]
+        args = [
+            "-q",
+            "run",
+            *targets,
+            "--requests",
+            requests,
+            "--trials",
+            str(trials),
+            "--run-id",
+            run_id,
+            "--no-report",
+            *extra,
+        ]
         if modes:
             args += ["--modes", modes]
         started = time.monotonic()
         proc = self.bench(config, args, f"run-{run_id}", RUN_TIMEOUT_S)
         self.run_seconds.append(time.monotonic() - started)
         if proc.returncode not in (0, 1) or not (self.directory / "results" / run_id / "summary.csv").is_file():
-            raise RuntimeError(f"`bench run` {run_id} failed (exit {proc.returncode}); log: "
-                               f"{self.directory / 'logs' / f'run-{run_id}.log'}\n{proc.stderr[-2000:]}")
+            raise RuntimeError(
+                f"`bench run` {run_id} failed (exit {proc.returncode}); log: "
+                f"{self.directory / 'logs' / f'run-{run_id}.log'}\n{proc.stderr[-2000:]}"
+            )
         return proc.returncode
 
     def compare(self, config: Path, a: str, b: str, extra: Sequence[str] = ()) -> tuple[int, list[dict[str, Any]]]:
@@ -153,15 +177,33 @@ class Scratch:
         import pandas as pd
 
         started = time.monotonic()
-        proc = self.bench(config, ["-q", "compare", a, b, "--fail-on-regression", "--format", "csv", *extra],
-                          f"compare-{a}-{b}", COMPARE_TIMEOUT_S)
+        proc = self.bench(
+            config,
+            ["-q", "compare", a, b, "--fail-on-regression", "--format", "csv", *extra],
+            f"compare-{a}-{b}",
+            COMPARE_TIMEOUT_S,
+        )
         self.compare_seconds.append(time.monotonic() - started)
         if proc.returncode not in (0, 1, 3):  # 3 = cannot judge; 2 = bad input, a study error
             raise RuntimeError(f"`bench compare {a} {b}` exited {proc.returncode}: {proc.stderr[-2000:]}")
         rows = pd.read_csv(io.StringIO(proc.stdout), comment="#")
         targets = rows[rows["level"] == "target"]
-        keep = ["target", "ratio", "ci_low", "ci_high", "ci_level", "threshold_pct", "noise_floor_pct", "verdict",
-                "independent", "trial_sd", "dof", "detectable_pct", "between_trial_sd", "within_trial_sd"]
+        keep = [
+            "target",
+            "ratio",
+            "ci_low",
+            "ci_high",
+            "ci_level",
+            "threshold_pct",
+            "noise_floor_pct",
+            "verdict",
+            "independent",
+            "trial_sd",
+            "dof",
+            "detectable_pct",
+            "between_trial_sd",
+            "within_trial_sd",
+        ]
         return proc.returncode, json.loads(targets[keep].to_json(orient="records"))
 
     def summary(self, run_id: str):
@@ -195,8 +237,9 @@ while time.monotonic() < end:
 """
 
 
-def busy_competitor(cpus: Sequence[int], duty: float, *, period_s: float = 0.010,
-                    limit_s: float = RUN_TIMEOUT_S) -> subprocess.Popen:
+def busy_competitor(
+    cpus: Sequence[int], duty: float, *, period_s: float = 0.010, limit_s: float = RUN_TIMEOUT_S
+) -> subprocess.Popen:
     """A CPU-bound process pinned to ``cpus``, busy ``duty`` of every ``period_s``.
 
     It exits by itself after ``limit_s`` even if this script dies; the caller stops it
@@ -204,8 +247,9 @@ def busy_competitor(cpus: Sequence[int], duty: float, *, period_s: float = 0.010
     """
     if not 0 < duty <= 1:
         raise ValueError(f"duty must be in (0, 1], got {duty}")
-    return subprocess.Popen([sys.executable, "-c", _BUSY, ",".join(str(c) for c in cpus), str(duty), str(period_s),
-                             str(limit_s)])
+    return subprocess.Popen(
+        [sys.executable, "-c", _BUSY, ",".join(str(c) for c in cpus), str(duty), str(period_s), str(limit_s)]
+    )
 
 
 def _interrupt(child: subprocess.Popen) -> None:
@@ -240,8 +284,11 @@ def target_line(rows: Sequence[Mapping[str, Any]]) -> str:
     def pct(value: Any) -> str:
         return "-" if value is None or (isinstance(value, float) and value != value) else f"{value:.1f}"
 
-    return "; ".join(f"{r['target']} {num(r['ratio'])} [{num(r['ci_low'])}, {num(r['ci_high'])}] "
-                     f"thr {pct(r['threshold_pct'])} % {r['verdict']}" for r in rows)
+    return "; ".join(
+        f"{r['target']} {num(r['ratio'])} [{num(r['ci_low'])}, {num(r['ci_high'])}] "
+        f"thr {pct(r['threshold_pct'])} % {r['verdict']}"
+        for r in rows
+    )
 
 
 def write_json(name: str, data: Mapping[str, Any]) -> Path:
@@ -258,10 +305,16 @@ def write_json(name: str, data: Mapping[str, Any]) -> Path:
 def git_commit() -> str:
     """The checkout's commit (with '+dirty' when it has uncommitted changes), for result headers."""
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("+dirty" if dirty else "")
@@ -276,12 +329,18 @@ def study_header(command: str, label: str, loads: Sequence[str]) -> list[str]:
         except (ValueError, IndexError):
             continue
     span = f"{min(firsts):.2f}-{max(firsts):.2f}" if firsts else "unavailable"
-    return [f"command: `{command}`", f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
-            f"commit: {git_commit()}", f"1-minute load average over the study: {span} (`/proc/loadavg` samples: "
-            f"{len(firsts)}); {label}; 2 CPUs shared with other work"]
+    return [
+        f"command: `{command}`",
+        f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+        f"commit: {git_commit()}",
+        f"1-minute load average over the study: {span} (`/proc/loadavg` samples: "
+        f"{len(firsts)}); {label}; 2 CPUs shared with other work",
+    ]
 
 
-def write_study(out: Path, header: Sequence[str], summary: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> tuple[Path, Path]:
+def write_study(
+    out: Path, header: Sequence[str], summary: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> tuple[Path, Path]:
     """OUT.md (header, summary lines) and OUT.csv (the rows, header lines as # comments)."""
     import csv
 

@@ -91,8 +91,12 @@ def test_decode_kserve(benchmark, context: TargetContext, protocol: str) -> None
     if protocol == "v1":
         doc: dict = {"predictions": [logits]}
     else:
-        doc = {"model_name": "mnist", "model_version": None, "id": "4f1c", "parameters": None,
-               "outputs": [{"name": "logits", "shape": [1, 10], "datatype": "FP32", "parameters": None,
-                            "data": logits}]}
+        doc = {
+            "model_name": "mnist",
+            "model_version": None,
+            "id": "4f1c",
+            "parameters": None,
+            "outputs": [{"name": "logits", "shape": [1, 10], "datatype": "FP32", "parameters": None, "data": logits}],
+        }
     body = json.dumps(doc).encode()
     assert benchmark(kserve_target(context, protocol).decode, 200, body) == 3

@@ -20,11 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scipy import stats
-
-from bench.compare.verdict import CompareResult, compare_runs
-from bench.compare.stats import mannwhitney_p
-from bench.results import RunData, load_run
 from micro_data import (
     COMPARE_MODES,
     COMPARE_NS,
@@ -34,6 +29,11 @@ from micro_data import (
     SLOWDOWN,
     write_compare_run,
 )
+from scipy import stats
+
+from bench.compare.stats import mannwhitney_p
+from bench.compare.verdict import CompareResult, compare_runs
+from bench.results import RunData, load_run
 
 N_PER_RUN = len(COMPARE_TARGETS) * len(COMPARE_MODES) * sum(COMPARE_NS) * COMPARE_TRIALS
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from micro_data import open_loop_step
 
 from bench.results import RunWriter, read_requests
 from loadgen.stats import SUMMARY_COLUMNS
-from micro_data import open_loop_step
 
 N_RECORDS = 100_000
 

@@ -16,11 +16,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from micro_data import StepArrays, open_loop_step
 
 from loadgen.quantile_bounds import quantile_ci
 from loadgen.records import StepKey, StepResult
 from loadgen.stats import LATENCY_PERCENTILES, PERCENTILE_CONFIDENCE, SUMMARY_COLUMNS, latency_stats, summarize
-from micro_data import StepArrays, open_loop_step
 
 N_RECORDS = 1_000_000
 

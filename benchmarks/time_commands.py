@@ -25,13 +25,29 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "command_times.csv"
-COLUMNS = ("utc", "commit", "what", "command", "exit", "wall_s", "model_s", "calibration_s", "targets_s",
-           "train_s", "export_s", "load_before", "load_after", "cpus", "machine", "notes")
+COLUMNS = (
+    "utc",
+    "commit",
+    "what",
+    "command",
+    "exit",
+    "wall_s",
+    "model_s",
+    "calibration_s",
+    "targets_s",
+    "train_s",
+    "export_s",
+    "load_before",
+    "load_after",
+    "cpus",
+    "machine",
+    "notes",
+)
 
 
 def _load() -> str:
@@ -40,8 +56,9 @@ def _load() -> str:
 
 def _commit() -> str:
     done = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.strip()
     return done.stdout.strip() + ("+dirty" if dirty else "")
 
 
@@ -50,7 +67,7 @@ def _scratch_config(scratch: Path) -> Path:
     text = (ROOT / "bench.toml").read_text(encoding="utf-8")
     text, count = re.subn(r'(?m)^artifacts_dir = "[^"]*"', f'artifacts_dir = "{scratch / "model"}"', text)
     if count != 1:
-        raise SystemExit("bench.toml: expected exactly one `artifacts_dir = \"...\"` line in [model]")
+        raise SystemExit('bench.toml: expected exactly one `artifacts_dir = "..."` line in [model]')
     path = scratch / "bench.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -70,16 +87,31 @@ def main() -> int:
     parser.add_argument("--requests", default=None, help="bench run --requests (default: bench.toml's)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds before the command is killed")
     args = parser.parse_args()
-    row: dict[str, object] = {"utc": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                              "commit": _commit(), "what": args.what, "cpus": os.cpu_count()}
+    row: dict[str, object] = {
+        "utc": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "commit": _commit(),
+        "what": args.what,
+        "cpus": os.cpu_count(),
+    }
     with tempfile.TemporaryDirectory(prefix="servebench-time-") as tmp:
         scratch = Path(tmp)
         if args.what == "train":
             command = [sys.executable, "-m", "bench", "--config", str(_scratch_config(scratch)), "train"]
             shown = "python -m bench train (into an empty artifacts folder)"
         else:
-            command = [sys.executable, "-m", "bench", "-q", "run", "all", "--out", str(scratch / "results"),
-                       "--run-id", "timed", "--no-report"]
+            command = [
+                sys.executable,
+                "-m",
+                "bench",
+                "-q",
+                "run",
+                "all",
+                "--out",
+                str(scratch / "results"),
+                "--run-id",
+                "timed",
+                "--no-report",
+            ]
             if args.requests:
                 command += ["--requests", args.requests]
             shown = "python -m bench run all" + (f" --requests {args.requests}" if args.requests else "")
@@ -89,10 +121,20 @@ def main() -> int:
         model_json = scratch / "model" / "model.json"  # training and export as the trainer timed them
         model = json.loads(model_json.read_text()) if model_json.is_file() else {}
     loaded = max(float(before.split()[0]), float(after.split()[0])) > 1.0
-    row.update(command=shown, exit=code, wall_s=round(wall, 1), model_s=timing.get("model_s", ""),
-               calibration_s=timing.get("calibration_s", ""), targets_s=timing.get("targets_s", ""),
-               train_s=model.get("training_seconds", ""), export_s=model.get("export_seconds", ""), notes="",
-               load_before=before, load_after=after, machine="loaded machine" if loaded else "quiet machine")
+    row.update(
+        command=shown,
+        exit=code,
+        wall_s=round(wall, 1),
+        model_s=timing.get("model_s", ""),
+        calibration_s=timing.get("calibration_s", ""),
+        targets_s=timing.get("targets_s", ""),
+        train_s=model.get("training_seconds", ""),
+        export_s=model.get("export_seconds", ""),
+        notes="",
+        load_before=before,
+        load_after=after,
+        machine="loaded machine" if loaded else "quiet machine",
+    )
     OUT.parent.mkdir(parents=True, exist_ok=True)
     new = not OUT.is_file()
     with OUT.open("a", newline="", encoding="utf-8") as fh:

@@ -21,8 +21,7 @@ from collections import Counter
 import httpx
 import numpy as np
 
-from bench.config import target_context
-from bench.config import load_config
+from bench.config import load_config, target_context
 from models.artifacts import ensure_model
 from models.data import load_dataset, wire_pixels
 from models.predict import load_torchscript, torch_logits
@@ -59,8 +58,12 @@ async def main(config_path: str, n_images: int) -> int:
                 digits, replicas = [], Counter()
                 for image in images:
                     req = target.encode(image)
-                    resp = client.request(req.method, target.base_url + req.path, content=req.body,
-                                          headers={**req.headers, "Connection": "close"})  # fmt: skip
+                    resp = client.request(
+                        req.method,
+                        target.base_url + req.path,
+                        content=req.body,
+                        headers={**req.headers, "Connection": "close"},
+                    )
                     digits.append(target.decode(resp.status_code, resp.content))
                     replicas[resp.headers.get("X-Replica", "-")] += 1
                 d = np.asarray(digits)

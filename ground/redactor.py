@@ -77,7 +77,7 @@ def _base64_cores(data: bytes) -> set[str]:
     cores: set[str] = set()
     for shift in range(3):
         encoded = base64.b64encode(b"\0" * shift + data).decode("ascii")
-        core = encoded[-(-8 * shift // 6): (8 * (shift + len(data))) // 6]
+        core = encoded[-(-8 * shift // 6) : (8 * (shift + len(data))) // 6]
         if len(core) >= BASE64_MIN_CHARS:
             cores.add(core)
             cores.add(core.translate(_URLSAFE))
@@ -88,8 +88,8 @@ def _without_scheme(value: str) -> str:
     """``value`` without a leading ``Bearer `` / ``Basic ``: the scheme word is not secret."""
     lowered = value.lower()
     for scheme in ("bearer ", "basic "):
-        if lowered.startswith(scheme) and value[len(scheme):].strip():
-            return value[len(scheme):].strip()
+        if lowered.startswith(scheme) and value[len(scheme) :].strip():
+            return value[len(scheme) :].strip()
     return value
 
 
@@ -113,18 +113,20 @@ def secret_forms(value: str) -> set[str]:
     """Every string that counts as an occurrence of secret ``value`` (see the module docstring)."""
     forms: set[str] = set()
     for part in _parts(value):
-        forms.update({
-            part,
-            quote(part, safe=""),
-            quote(part),  # "/" kept, as in URL paths
-            quote_plus(part, safe=""),
-            json.dumps(part)[1:-1],
-            json.dumps(part, ensure_ascii=False)[1:-1],
-            repr(part)[1:-1],
-            repr(part.encode("utf-8"))[2:-1],
-            html.escape(part),
-            part.replace("/", "\\/"),
-        })
+        forms.update(
+            {
+                part,
+                quote(part, safe=""),
+                quote(part),  # "/" kept, as in URL paths
+                quote_plus(part, safe=""),
+                json.dumps(part)[1:-1],
+                json.dumps(part, ensure_ascii=False)[1:-1],
+                repr(part)[1:-1],
+                repr(part.encode("utf-8"))[2:-1],
+                html.escape(part),
+                part.replace("/", "\\/"),
+            }
+        )
         forms.update(_base64_cores(part.encode("utf-8")))
     return {form for form in forms if form}
 

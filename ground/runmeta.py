@@ -85,8 +85,22 @@ LEGACY_STATUS: Mapping[str, RunStatus] = {
     "timeout": RunStatus.FAILED,  # remote pipelines: the bounded wait ran out (the run went on on the cluster)
 }
 
-_HEADER = ("schema_version", "kind", "run_id", "complete", "status", "started_at", "started_utc", "finished_at",
-           "finished_utc", "error", "host", "writer", "versions", "git")
+_HEADER = (
+    "schema_version",
+    "kind",
+    "run_id",
+    "complete",
+    "status",
+    "started_at",
+    "started_utc",
+    "finished_at",
+    "finished_utc",
+    "error",
+    "host",
+    "writer",
+    "versions",
+    "git",
+)
 _READER_ONLY = ("recorded_status", "status_reason")
 
 
@@ -183,10 +197,20 @@ class RunMeta:
     def to_json(self) -> dict[str, Any]:
         """meta.json's content: the header keys readers have always used, then the details."""
         data: dict[str, Any] = {
-            "schema_version": self.schema_version, "kind": self.kind, "run_id": self.run_id,
-            "complete": self.complete, "status": self.status.value, "started_at": self.started_at,
-            "started_utc": self.started_utc, "finished_at": self.finished_at, "finished_utc": self.finished_utc,
-            "error": self.error, "host": self.host, "writer": self.writer, "versions": self.versions, "git": self.git,
+            "schema_version": self.schema_version,
+            "kind": self.kind,
+            "run_id": self.run_id,
+            "complete": self.complete,
+            "status": self.status.value,
+            "started_at": self.started_at,
+            "started_utc": self.started_utc,
+            "finished_at": self.finished_at,
+            "finished_utc": self.finished_utc,
+            "error": self.error,
+            "host": self.host,
+            "writer": self.writer,
+            "versions": self.versions,
+            "git": self.git,
         }
         if self.recorded_status:
             data["recorded_status"] = self.recorded_status
@@ -218,8 +242,9 @@ class RunMeta:
             started_utc=data.get("started_utc") or None,
             finished_at=_number(data.get("finished_at")),
             finished_utc=data.get("finished_utc") or None,
-            error=str(data["error"]) if data.get("error") else (detail if status is RunStatus.FAILED and detail
-                                                               else None),
+            error=str(data["error"])
+            if data.get("error")
+            else (detail if status is RunStatus.FAILED and detail else None),
             host=_mapping(data.get("host")),
             writer=_mapping(data.get("writer")),
             versions=_mapping(data.get("versions")),

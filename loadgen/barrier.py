@@ -42,7 +42,13 @@ from loadgen.records import StepKey, StepResult
 from loadgen.shard import ShardSpec, StepShare, step_share
 
 __all__ = [
-    "GATE_LEAD_S", "GATE_POLL_S", "MAX_SLEEP_CHUNK_S", "ShardRun", "StartSchedule", "StepGate", "release_ready_steps",
+    "GATE_LEAD_S",
+    "GATE_POLL_S",
+    "MAX_SLEEP_CHUNK_S",
+    "ShardRun",
+    "StartSchedule",
+    "StepGate",
+    "release_ready_steps",
     "sleep_until",
 ]
 
@@ -83,8 +89,14 @@ class StepGate:
         return instant
 
 
-def release_ready_steps(gate: StepGate, count: int, released: Collection[int], *, lead_s: float = GATE_LEAD_S,
-                        clock: Callable[[], float] = time.time) -> list[int]:
+def release_ready_steps(
+    gate: StepGate,
+    count: int,
+    released: Collection[int],
+    *,
+    lead_s: float = GATE_LEAD_S,
+    clock: Callable[[], float] = time.time,
+) -> list[int]:
     """The parent's side of a :class:`StepGate`: write ``go-K`` for every step all ``count`` shards are ready for.
 
     ``released``: steps already let go (not looked at again).  Returns the steps released
@@ -177,14 +189,16 @@ class ShardRun:
         """
         due = self._due.pop(index) if index in self._due else self.schedule.scheduled(index)
         records = tuple(dataclasses.replace(r, seq=r.seq + share.first) for r in result.records)
-        self.starts.append({
-            "step": index,
-            **share.describe(),
-            "scheduled_at": due,
-            "started_at": float(result.started_at),
-            "late_s": None if due is None else result.started_at - due,
-            "waited_s": self._waited.pop(index, 0.0),
-            "total_s": float(result.total_s),
-        })
+        self.starts.append(
+            {
+                "step": index,
+                **share.describe(),
+                "scheduled_at": due,
+                "started_at": float(result.started_at),
+                "late_s": None if due is None else result.started_at - due,
+                "waited_s": self._waited.pop(index, 0.0),
+                "total_s": float(result.total_s),
+            }
+        )
         key = dataclasses.replace(share.key, concurrency=share.sent.concurrency)
         return StepResult(key=key, records=records, total_s=result.total_s, started_at=result.started_at)

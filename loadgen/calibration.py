@@ -126,8 +126,10 @@ class ClientCeiling:
 
     def to_json(self) -> dict[str, Any]:
         """``{"engine", "rps_by_concurrency": {"1": req/s, ...}}``, concurrencies ascending."""
-        return {"engine": self.engine,
-                "rps_by_concurrency": {str(c): self.rps_by_concurrency[c] for c in sorted(self.rps_by_concurrency)}}
+        return {
+            "engine": self.engine,
+            "rps_by_concurrency": {str(c): self.rps_by_concurrency[c] for c in sorted(self.rps_by_concurrency)},
+        }
 
 
 @dataclass(frozen=True)
@@ -163,9 +165,11 @@ def _point(node: Mapping[str, Any], engine: str) -> CalibrationPoint | None:
         return None
     rps = next((node[k] for k in RPS_KEYS if k in node), None)
     return CalibrationPoint(
-        engine=str(node.get("engine") or node.get("name") or engine), concurrency=int(concurrency),
+        engine=str(node.get("engine") or node.get("name") or engine),
+        concurrency=int(concurrency),
         req_per_s=float(rps) if isinstance(rps, int | float) and not isinstance(rps, bool) and rps > 0 else 0.0,
-        cpu_ms_per_request=_opt_float(node.get("cpu_ms_per_request")), p50_ms=_opt_float(node.get("p50_ms")),
+        cpu_ms_per_request=_opt_float(node.get("cpu_ms_per_request")),
+        p50_ms=_opt_float(node.get("p50_ms")),
         p99_ms=_opt_float(node.get("p99_ms")),
         errors=dict(node["errors"]) if isinstance(node.get("errors"), Mapping) else {},
     )
@@ -180,18 +184,27 @@ def parse_calibration(data: Mapping[str, Any]) -> CalibrationResult:
     engines: dict[str, EngineCalibration] = {}
     for name, entry in (data.get("engines") or {}).items():
         entry = entry if isinstance(entry, Mapping) else {}
-        points = tuple(p for p in (_point(n, str(name)) for n in entry.get("points") or () if isinstance(n, Mapping))
-                       if p is not None)
+        points = tuple(
+            p
+            for p in (_point(n, str(name)) for n in entry.get("points") or () if isinstance(n, Mapping))
+            if p is not None
+        )
         engines[str(name)] = EngineCalibration(
-            name=str(name), works=bool(entry.get("works")), points=points, version=str(entry.get("version") or ""),
-            error=str(entry.get("error") or ""), cpu_ms_per_request=_opt_float(entry.get("cpu_ms_per_request")),
-            added_latency_ms=_opt_float(entry.get("added_latency_ms")))
+            name=str(name),
+            works=bool(entry.get("works")),
+            points=points,
+            version=str(entry.get("version") or ""),
+            error=str(entry.get("error") or ""),
+            cpu_ms_per_request=_opt_float(entry.get("cpu_ms_per_request")),
+            added_latency_ms=_opt_float(entry.get("added_latency_ms")),
+        )
     loose = [p for p in (_point(n, "") for n in data.get("points") or () if isinstance(n, Mapping)) if p and p.engine]
     for name in dict.fromkeys(p.engine for p in loose):  # a flat list of points: one entry per engine named
         mine = tuple(p for p in loose if p.engine == name)
         known = engines.get(name)
-        engines[name] = EngineCalibration(name, works=known.works if known else True,
-                                          points=(known.points if known else ()) + mine)
+        engines[name] = EngineCalibration(
+            name, works=known.works if known else True, points=(known.points if known else ()) + mine
+        )
     return CalibrationResult(engines=engines, chosen=str(data.get("chosen") or ""), data=dict(data))
 
 
@@ -275,7 +288,7 @@ def run_calibration(
                 try:
                     with asyncio.Runner(loop_factory=new_event_loop) as runner:
                         point = runner.run(measure_engine_point(cls, null.url, request, level, duration_s))
-                except Exception as exc:  # noqa: BLE001 -- a broken engine is a finding, not a crash
+                except Exception as exc:
                     entry["error"] = f"concurrency {level}: {type(exc).__name__}: {exc}"
                     break
                 point["engine"] = name
@@ -286,16 +299,17 @@ def run_calibration(
     except ValueError as exc:
         data["chosen"] = ""
         data["choice_error"] = str(exc)
-    data["choice_rule"] = ("lowest mean client CPU ms/request over the concurrencies every working engine "
-                           "measured; an engine works when every point completed with no error")
+    data["choice_rule"] = (
+        "lowest mean client CPU ms/request over the concurrencies every working engine "
+        "measured; an engine works when every point completed with no error"
+    )
     return parse_calibration(data)
 
 
 def _finish_entry(entry: dict[str, Any], baseline: dict[str, Any], levels: Sequence[int]) -> None:
     points = entry["points"]
     entry["works"] = (
-        not entry["error"] and len(points) == len(levels)
-        and all(p["requests"] > 0 and not p["errors"] for p in points)
+        not entry["error"] and len(points) == len(levels) and all(p["requests"] > 0 and not p["errors"] for p in points)
     )
     costs = [p["cpu_ms_per_request"] for p in points if p["cpu_ms_per_request"] is not None]
     entry["cpu_ms_per_request"] = round(float(np.mean(costs)), 5) if costs else None
@@ -396,8 +410,15 @@ def load_or_run_calibration(
         if _still_valid(data, max_age_s):
             return parse_calibration(data)  # type: ignore[arg-type]
     if quick:
-        result = run_calibration(engines=engines, concurrencies=QUICK_CONCURRENCIES, duration_s=0.5, cpus=cpus,
-                                 quick=True, payload=payload, on_progress=on_progress)
+        result = run_calibration(
+            engines=engines,
+            concurrencies=QUICK_CONCURRENCIES,
+            duration_s=0.5,
+            cpus=cpus,
+            quick=True,
+            payload=payload,
+            on_progress=on_progress,
+        )
     else:
         result = run_calibration(engines=engines, cpus=cpus, payload=payload, on_progress=on_progress)
     write_calibration(result, path)
@@ -431,7 +452,7 @@ def ceiling_for(concurrency: float, ceiling: Mapping[str, Any] | None) -> float 
         return points[0][1]
     if c >= points[-1][0]:
         return points[-1][1]
-    for (c0, r0), (c1, r1) in zip(points, points[1:]):
+    for (c0, r0), (c1, r1) in zip(points, points[1:], strict=False):
         if c0 <= c <= c1:
             w = (math.log(c) - math.log(c0)) / (math.log(c1) - math.log(c0))
             return float(math.exp(math.log(r0) + w * (math.log(r1) - math.log(r0))))

@@ -75,6 +75,7 @@ CLIENT_BOUND_FRACTION = 0.5
 VALID, INVALID, UNCONFIRMED, NOT_FOUND = "VALID", "INVALID", "UNCONFIRMED", "NOT_FOUND"
 VERDICTS: tuple[str, ...] = (VALID, INVALID, UNCONFIRMED, NOT_FOUND)
 
+
 @dataclass(frozen=True)
 class SearchSettings:
     """Everything that decides which rates are offered and when the search stops."""
@@ -185,13 +186,17 @@ def violation(outcome: ProbeOutcome, objective: Objective, rule: SequentialRule 
     hard = hard_violation(outcome)
     if hard:
         return hard
-    evidence = judge([outcome.latencies_s], objective.percentile, objective.bound_s,
-                     SequentialRule(rule.confidence, 1) if rule else SequentialRule(max_looks=1))
+    evidence = judge(
+        [outcome.latencies_s],
+        objective.percentile,
+        objective.bound_s,
+        SequentialRule(rule.confidence, 1) if rule else SequentialRule(max_looks=1),
+    )
     return _evidence_reason(evidence, objective)
 
 
 def _evidence_reason(evidence: Evidence, objective: Objective) -> str:
-    """"" for met; else why not, with the counts."""
+    """ "" for met; else why not, with the counts."""
     text = evidence.describe(objective.label, objective.bound_s * 1000)
     if evidence.decision is SloDecision.MET:
         return ""
@@ -276,8 +281,9 @@ OnRecord = Callable[[ProbeRecord], None]
 class _Search:
     """Bookkeeping of one search: probes so far, elapsed seconds, the bracket."""
 
-    def __init__(self, probe: Probe, objective: Objective, settings: SearchSettings,
-                 on_record: OnRecord | None) -> None:
+    def __init__(
+        self, probe: Probe, objective: Objective, settings: SearchSettings, on_record: OnRecord | None
+    ) -> None:
         self.probe, self.objective, self.s = probe, objective, settings
         self.on_record = on_record or (lambda record: None)
         self.rule = settings.rule
@@ -308,20 +314,28 @@ class _Search:
         elapsed = self.elapsed + (pending or 0.0)
         if elapsed + need > self.s.max_seconds:
             what = f"look {look} at {rate:.4g} req/s" + ("" if confirming else " and the confirmation")
-            self.stop = (f"time cap of {self.s.max_seconds:g} s ({elapsed:.1f} s used; {what} "
-                         f"would need {need:.1f} s more)")
+            self.stop = (
+                f"time cap of {self.s.max_seconds:g} s ({elapsed:.1f} s used; {what} would need {need:.1f} s more)"
+            )
             return False
         return True
 
     async def _look(self, phase: str, rate: float, look: int) -> tuple[ProbeSpec, ProbeOutcome]:
         index = len(self.records) + 1
-        spec = ProbeSpec(index=index, phase=phase, rate=rate,
-                         n_requests=self.s.requests_for(rate, self.objective.percentile, look),
-                         planned_s=self._seconds(rate, look), seed=probe_seed(self.s.seed, index), look=look)
+        spec = ProbeSpec(
+            index=index,
+            phase=phase,
+            rate=rate,
+            n_requests=self.s.requests_for(rate, self.objective.percentile, look),
+            planned_s=self._seconds(rate, look),
+            seed=probe_seed(self.s.seed, index),
+            look=look,
+        )
         return spec, await self.probe(spec)
 
-    def _record(self, spec: ProbeSpec, outcome: ProbeOutcome, reason: str, decision: str,
-                evidence: Evidence | None, final: bool) -> ProbeRecord:
+    def _record(
+        self, spec: ProbeSpec, outcome: ProbeOutcome, reason: str, decision: str, evidence: Evidence | None, final: bool
+    ) -> ProbeRecord:
         record = ProbeRecord(spec, outcome, reason, decision, evidence, final)
         self.records.append(record)
         self.on_record(record)
@@ -343,8 +357,11 @@ class _Search:
             evidence = judge(looks, self.objective.percentile, self.objective.bound_s, self.rule)
             reason = _evidence_reason(evidence, self.objective)
             decided = evidence.decision is not SloDecision.UNDECIDED
-            more = (not decided and look < self.rule.max_looks
-                    and self.fits(rate, look + 1, confirming=confirming, pending=outcome.duration_s))
+            more = (
+                not decided
+                and look < self.rule.max_looks
+                and self.fits(rate, look + 1, confirming=confirming, pending=outcome.duration_s)
+            )
             if not decided and look < self.rule.max_looks and not more:
                 reason += f" (no room for look {look + 1}: {short_reason(self.stop)})"
             elif not decided and not more:
@@ -363,8 +380,9 @@ class _Search:
         return record
 
 
-async def find_capacity(probe: Probe, objective: Objective, settings: SearchSettings,
-                        on_record: OnRecord | None = None) -> CapacityResult:
+async def find_capacity(
+    probe: Probe, objective: Objective, settings: SearchSettings, on_record: OnRecord | None = None
+) -> CapacityResult:
     """Ramp, bisect and confirm (module docstring); every look goes through ``probe`` and,
     once judged, through ``on_record`` (so a caller can write it at once)."""
     search = _Search(probe, objective, settings, on_record)

@@ -119,7 +119,7 @@ def classify_response(status: int, body: bytes, decode: Callable[[int, bytes], i
         return Outcome(error, snippet(f"HTTP {status}: ".encode() + body[:DETAIL_LIMIT]), -1)
     try:
         predicted = decode(status, body)
-    except Exception as exc:  # noqa: BLE001 -- any adapter failure is an undecodable body
+    except Exception as exc:
         return Outcome("undecodable", describe_exception(exc), -1)
     if isinstance(predicted, bool) or not isinstance(predicted, int) or not 0 <= predicted <= 9:
         # numpy integers are fine; anything else is the adapter's bug, recorded, not raised

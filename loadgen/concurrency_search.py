@@ -107,9 +107,15 @@ def _requests_for(c: int, last: LevelOutcome | None, min_requests: int, min_seco
     return n
 
 
-async def concurrency_sweep(measure: Callable[[LevelSpec], Awaitable[LevelOutcome]], objective: Objective, *,
-                            max_concurrency: int, min_requests: int, min_seconds: float,
-                            max_seconds: float) -> ClosedLoopResult:
+async def concurrency_sweep(
+    measure: Callable[[LevelSpec], Awaitable[LevelOutcome]],
+    objective: Objective,
+    *,
+    max_concurrency: int,
+    min_requests: int,
+    min_seconds: float,
+    max_seconds: float,
+) -> ClosedLoopResult:
     """Run the levels in order until a stop rule fires (module docstring)."""
     if min_requests < 1 or not min_seconds > 0 or not max_seconds > 0:
         raise ValueError("min_requests must be >= 1, min_seconds and max_seconds > 0")
@@ -124,8 +130,10 @@ async def concurrency_sweep(measure: Callable[[LevelSpec], Awaitable[LevelOutcom
         if last is not None and last.throughput_rps > 0:
             expected = n / last.throughput_rps
             if elapsed + expected > max_seconds:
-                stop = (f"time cap of {max_seconds:g} s ({elapsed:.1f} s used; concurrency {c} would need "
-                        f"about {expected:.1f} s)")
+                stop = (
+                    f"time cap of {max_seconds:g} s ({elapsed:.1f} s used; concurrency {c} would need "
+                    f"about {expected:.1f} s)"
+                )
                 records[-1] = dataclasses.replace(records[-1], stop=stop)  # said on the last level measured
                 break
         outcome = await measure(LevelSpec(concurrency=c, n_requests=n))
@@ -137,11 +145,15 @@ async def concurrency_sweep(measure: Callable[[LevelSpec], Awaitable[LevelOutcom
         elif outcome.errors:
             stop = f"{outcome.errors} of {outcome.n_requests} requests failed at concurrency {c}"
         elif over:
-            stop = (f"{objective.label} {outcome.latency_s * 1000:.4g} ms > {objective.bound_s * 1000:g} ms "
-                    f"at concurrency {c}")
+            stop = (
+                f"{objective.label} {outcome.latency_s * 1000:.4g} ms > {objective.bound_s * 1000:g} ms "
+                f"at concurrency {c}"
+            )
         elif last is not None and outcome.throughput_rps < best_tput * (1 + MIN_THROUGHPUT_GAIN):
-            stop = (f"throughput grew < {MIN_THROUGHPUT_GAIN:.0%} at concurrency {c} (best before "
-                    f"{best_tput:.4g}, now {outcome.throughput_rps:.4g} req/s)")
+            stop = (
+                f"throughput grew < {MIN_THROUGHPUT_GAIN:.0%} at concurrency {c} (best before "
+                f"{best_tput:.4g}, now {outcome.throughput_rps:.4g} req/s)"
+            )
         elif i == len(levels) - 1:
             stop = f"reached max_concurrency {max_concurrency}"
         records.append(LevelRecord(LevelSpec(c, n), outcome, met, stop))

@@ -131,7 +131,7 @@ class Engine(abc.ABC):
         await self.close()
 
     # -- sending --------------------------------------------------------------------------
-    def prepare(self, requests: Iterable[Request]) -> None:
+    def prepare(self, requests: Iterable[Request]) -> None:  # noqa: B027 - a no-op default, optional to override
         """Pre-build what :meth:`send` needs for ``requests``, outside any timing.
 
         Default: nothing (correct for an engine whose per-request work is its client

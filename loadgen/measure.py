@@ -53,8 +53,10 @@ def synthetic_payload() -> Payload:
     image = rng.integers(0, 256, size=(28, 28)) * (rng.random((28, 28)) < 0.2)
     values = np.round(((image / 255.0) - 0.1307) / 0.3081, 4).tolist()
     body = json.dumps({"instances": [values]}, separators=(",", ":")).encode()
-    return (Request("POST", "/predict", body, {"Content-Type": "application/json"}),
-            "synthetic 28x28 image (no MNIST payload given)")
+    return (
+        Request("POST", "/predict", body, {"Content-Type": "application/json"}),
+        "synthetic 28x28 image (no MNIST payload given)",
+    )
 
 
 # -- measurements --------------------------------------------------------------------------
@@ -78,8 +80,11 @@ async def measure_engine_point(
         raise ValueError(f"duration must be in (0, {MAX_DURATION_S:g}] s, got {duration_s}")
     if not 1 <= concurrency <= MAX_CONCURRENCY:
         raise ValueError(f"concurrency must be in 1..{MAX_CONCURRENCY}, got {concurrency}")
-    engine = engine_cls(EngineOptions(base_url=url, max_connections=concurrency, timeout_s=timeout_s,
-                                      connect_timeout_s=min(5.0, timeout_s)))
+    engine = engine_cls(
+        EngineOptions(
+            base_url=url, max_connections=concurrency, timeout_s=timeout_s, connect_timeout_s=min(5.0, timeout_s)
+        )
+    )
     engine.prepare([request])
     latencies: list[float] = []
     errors: dict[str, int] = {}
@@ -144,9 +149,13 @@ def raw_socket_p50(url: str, wire: bytes, duration_s: float = 0.5) -> dict[str, 
             times.append(clock() - start)
     finally:
         sock.close()
-    lat = np.asarray(times[len(times) // 10:])  # the first tenth is warm-up
-    return {"kind": "blocking socket, pre-built request bytes", "requests": int(len(lat)),
-            "p50_ms": _percentile_ms(lat, 50), "p99_ms": _percentile_ms(lat, 99)}
+    lat = np.asarray(times[len(times) // 10 :])  # the first tenth is warm-up
+    return {
+        "kind": "blocking socket, pre-built request bytes",
+        "requests": int(len(lat)),
+        "p50_ms": _percentile_ms(lat, 50),
+        "p99_ms": _percentile_ms(lat, 99),
+    }
 
 
 def _recv_response(sock: socket.socket) -> None:
@@ -167,4 +176,3 @@ def _recv_response(sock: socket.socket) -> None:
         if not chunk:
             raise ConnectionResetError("null endpoint closed the connection mid-body")
         body += chunk
-

@@ -37,8 +37,8 @@ from loadgen.classify import classify_response, describe_exception
 from loadgen.engine import Engine, EngineError
 from loadgen.pacing import pace
 from loadgen.records import RequestRecord, StepKey, StepResult
-from loadgen.throttle import make_throttle
 from loadgen.request import Request
+from loadgen.throttle import make_throttle
 
 __all__ = ["MODES", "Mode", "ProgressCallback", "run_step"]
 
@@ -109,7 +109,7 @@ class _Step:
             response = await self.engine.send(self.requests[seq])
         except EngineError as exc:
             self.error[seq], self.detail[seq] = exc.error, exc.detail
-        except Exception as exc:  # noqa: BLE001 -- an engine bug is recorded, never fatal to a sweep
+        except Exception as exc:
             self.error[seq], self.detail[seq] = "other", describe_exception(exc)
         else:
             self.status[seq], self.body[seq], self.bytes_in[seq] = response.status, response.body, response.bytes_in

@@ -43,8 +43,14 @@ _READY = "NULLSERVER READY"
 def _response(body: bytes, keep_alive: bool, status: bytes = b"200 OK") -> bytes:
     connection = b"keep-alive" if keep_alive else b"close"
     return (
-        b"HTTP/1.1 " + status + b"\r\nContent-Type: application/json\r\nContent-Length: "
-        + str(len(body)).encode() + b"\r\nConnection: " + connection + b"\r\n\r\n" + body
+        b"HTTP/1.1 "
+        + status
+        + b"\r\nContent-Type: application/json\r\nContent-Length: "
+        + str(len(body)).encode()
+        + b"\r\nConnection: "
+        + connection
+        + b"\r\n\r\n"
+        + body
     )
 
 
@@ -193,8 +199,13 @@ class NullEndpoint:
         else:
             out = subprocess.run([nginx_available() or "nginx", "-v"], capture_output=True, text=True, check=False)
             version = (out.stderr or out.stdout).strip().rpartition("/")[2]
-        return {"kind": self.kind, "version": version, "url": self.url, "cpus": list(self.cpus),
-                "body_bytes": len(self.body)}
+        return {
+            "kind": self.kind,
+            "version": version,
+            "url": self.url,
+            "cpus": list(self.cpus),
+            "body_bytes": len(self.body),
+        }
 
     def __enter__(self) -> NullEndpoint:
         try:
@@ -251,10 +262,11 @@ class NullEndpoint:
         self.port = _free_port()
         conf = Path(tmp) / "nginx.conf"
         conf.write_text(_NGINX_CONF.format(tmp=tmp, port=self.port, body=self.body.decode()))
-        log = open(Path(tmp) / "stderr.log", "wb")  # noqa: SIM115 -- closed by the child's exit
+        log = open(Path(tmp) / "stderr.log", "wb")
         binary = nginx_available() or "nginx"
-        self._proc = self._popen([binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"],
-                                 stdout=log, stderr=subprocess.STDOUT)
+        self._proc = self._popen(
+            [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"], stdout=log, stderr=subprocess.STDOUT
+        )
         log.close()
         deadline = time.monotonic() + ready_timeout_s
         while time.monotonic() < deadline:

@@ -58,8 +58,9 @@ def parse_objective(text: str) -> Objective:
     """
     match = _OBJECTIVE.match(text or "")
     if not match:
-        raise ValueError(f"objective {text!r} is not of the form pNN=BOUND with a unit, e.g. p99=100ms, "
-                         "p99.9=0.25s or p50=800us")
+        raise ValueError(
+            f"objective {text!r} is not of the form pNN=BOUND with a unit, e.g. p99=100ms, p99.9=0.25s or p50=800us"
+        )
     pct, value, unit = match.groups()
     return Objective(percentile=float(pct), bound_s=float(value) * _UNITS[unit.lower()])
 

@@ -26,9 +26,7 @@ Arrival = Literal["uniform", "poisson"]
 ARRIVALS: tuple[str, ...] = ("uniform", "poisson")
 
 
-def schedule(
-    n: int, rate_rps: float, arrival: Arrival = "uniform", seed: int | Sequence[int] | None = 0
-) -> np.ndarray:
+def schedule(n: int, rate_rps: float, arrival: Arrival = "uniform", seed: int | Sequence[int] | None = 0) -> np.ndarray:
     """Intended send offsets (seconds from the step's start) of ``n`` requests, ascending.
 
     ``seed`` only matters for ``poisson``; it seeds a generator of its own (anything

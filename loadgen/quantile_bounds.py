@@ -103,8 +103,7 @@ def _ranks_near_crossings(n: int, q: float, alpha: float) -> tuple[int | None, i
     return ranks[0], ranks[1]
 
 
-def quantile_ci(values: Sequence[float] | np.ndarray, q: float,
-                alpha: float = 0.05) -> tuple[float, float]:
+def quantile_ci(values: Sequence[float] | np.ndarray, q: float, alpha: float = 0.05) -> tuple[float, float]:
     """(lo, hi) distribution-free bounds of the q-quantile of ``values``; NaN where none exists.
 
     ``values`` need not be sorted. ``hi`` NaN means "the true percentile may be above the

@@ -34,7 +34,15 @@ ErrorClass = Literal[
     "other",
 ]
 ERROR_CLASSES: tuple[str, ...] = (
-    "refused", "reset", "timeout", "http_4xx", "http_5xx", "http_other", "protocol", "undecodable", "other",
+    "refused",
+    "reset",
+    "timeout",
+    "http_4xx",
+    "http_5xx",
+    "http_other",
+    "protocol",
+    "undecodable",
+    "other",
 )
 
 

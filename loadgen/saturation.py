@@ -176,8 +176,14 @@ def _unfinished(step: StepResult, records: list[RequestRecord]) -> np.ndarray:
     """Requests still unanswered when the step ended: never sent, or cut off at its deadline
     (``timeout`` recorded at the step's end by :func:`loadgen.modes.run_step`)."""
     end = step.total_s - 1e-6
-    return np.array([math.isnan(r.sent_s) or math.isnan(r.latency_s)
-                     or (r.error == "timeout" and r.intended_s + r.latency_s >= end) for r in records])  # fmt: skip
+    return np.array(
+        [
+            math.isnan(r.sent_s)
+            or math.isnan(r.latency_s)
+            or (r.error == "timeout" and r.intended_s + r.latency_s >= end)
+            for r in records
+        ]
+    )
 
 
 def analyze_open_loop(step: StepResult) -> OpenLoopVerdict | None:

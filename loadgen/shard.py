@@ -123,8 +123,10 @@ def parse_shard(text: str, environ: Mapping[str, str]) -> ShardSpec:
     if index_text.strip().lower() == "auto":
         value = environ.get(SHARD_INDEX_ENV)
         if value is None:
-            raise ShardError(f"--shard auto/{count_text} reads the shard index from ${SHARD_INDEX_ENV} "
-                             "(set by a Kubernetes Indexed Job), which is not set here; give the index: I/N")
+            raise ShardError(
+                f"--shard auto/{count_text} reads the shard index from ${SHARD_INDEX_ENV} "
+                "(set by a Kubernetes Indexed Job), which is not set here; give the index: I/N"
+            )
         index_text, where = value, f"${SHARD_INDEX_ENV}={value!r}"
     else:
         where = repr(text)
@@ -144,11 +146,15 @@ def parse_start_at(text: str) -> float:
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise ShardError(f"expected Unix seconds (e.g. {1767225600.0}) or an ISO 8601 time with a zone "
-                             f"(e.g. 2026-01-01T00:00:00Z), got {text!r}") from None
+            raise ShardError(
+                f"expected Unix seconds (e.g. {1767225600.0}) or an ISO 8601 time with a zone "
+                f"(e.g. 2026-01-01T00:00:00Z), got {text!r}"
+            ) from None
         if moment.tzinfo is None:
-            raise ShardError(f"an ISO 8601 start time needs a zone (Z or +HH:MM), got {text!r}: without one, "
-                             "shards in different time zones would start at different instants")
+            raise ShardError(
+                f"an ISO 8601 start time needs a zone (Z or +HH:MM), got {text!r}: without one, "
+                "shards in different time zones would start at different instants"
+            ) from None
         epoch = moment.timestamp()
     if not math.isfinite(epoch) or epoch <= 0:
         raise ShardError(f"start time must be a finite number of Unix seconds > 0, got {text!r}")
@@ -180,21 +186,29 @@ def check_shardable(plan: _PlanLike, count: int, *, capacity: bool = False) -> N
     request and at least one request in flight (or connection) in every step.
     """
     if capacity:
-        raise ShardError("capacity search cannot be sharded: each probe's rate is chosen from the previous "
-                         "probe's result, a decision a single client takes; run --modes capacity without "
-                         "--shard/--clients")
+        raise ShardError(
+            "capacity search cannot be sharded: each probe's rate is chosen from the previous "
+            "probe's result, a decision a single client takes; run --modes capacity without "
+            "--shard/--clients"
+        )
     if Mode.SEQUENTIAL in plan.modes:
-        raise ShardError("sequential mode cannot be sharded: it sends one request at a time, and K clients "
-                         "would send K at a time; choose --modes concurrent and/or rate")
+        raise ShardError(
+            "sequential mode cannot be sharded: it sends one request at a time, and K clients "
+            "would send K at a time; choose --modes concurrent and/or rate"
+        )
     for key in plan.steps(""):
         if key.n_requests < count:
-            raise ShardError(f"step {key.mode} N={key.n_requests} cannot be split over {count} shards: each "
-                             "shard needs at least one request; use request counts >= the number of shards")
+            raise ShardError(
+                f"step {key.mode} N={key.n_requests} cannot be split over {count} shards: each "
+                "shard needs at least one request; use request counts >= the number of shards"
+            )
         if key.concurrency < count:
             what = "in flight" if key.mode == "concurrent" else "connections"
-            raise ShardError(f"step {key.mode} N={key.n_requests} has {key.concurrency} {what} (--concurrency), "
-                             f"fewer than the {count} shards: each shard needs at least one; raise "
-                             "--concurrency or use fewer shards")
+            raise ShardError(
+                f"step {key.mode} N={key.n_requests} has {key.concurrency} {what} (--concurrency), "
+                f"fewer than the {count} shards: each shard needs at least one; raise "
+                "--concurrency or use fewer shards"
+            )
 
 
 def shard_seed(seed: int, trial: int, n_requests: int, spec: ShardSpec) -> list[int]:
@@ -240,8 +254,14 @@ class StepShare:
     offsets: np.ndarray | None
 
     def describe(self) -> dict[str, Any]:
-        return {"mode": self.key.mode, "n_requests": self.key.n_requests, "trial": self.key.trial,
-                "n_sent": self.sent.n_requests, "concurrency": self.sent.concurrency, "first": self.first}
+        return {
+            "mode": self.key.mode,
+            "n_requests": self.key.n_requests,
+            "trial": self.key.trial,
+            "n_sent": self.sent.n_requests,
+            "concurrency": self.sent.concurrency,
+            "first": self.first,
+        }
 
 
 def step_share(plan: _PlanLike, spec: ShardSpec, key: StepKey) -> StepShare:
@@ -251,9 +271,10 @@ def step_share(plan: _PlanLike, spec: ShardSpec, key: StepKey) -> StepShare:
     first, size = split_evenly(key.n_requests, spec.count)[spec.index]
     in_flight = split_evenly(key.concurrency, spec.count)[spec.index][1]
     if size < 1 or in_flight < 1:
-        raise ShardError(f"shard {spec.label} has nothing to send in step {key.mode} N={key.n_requests} "
-                         f"(concurrency {key.concurrency})")
+        raise ShardError(
+            f"shard {spec.label} has nothing to send in step {key.mode} N={key.n_requests} "
+            f"(concurrency {key.concurrency})"
+        )
     sent = replace(key, n_requests=size, concurrency=min(in_flight, size))
     offsets = shard_offsets(plan, spec, key.n_requests, key.trial) if key.mode == "rate" else None
     return StepShare(key=key, sent=sent, first=first, offsets=offsets)
-

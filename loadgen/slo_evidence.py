@@ -110,8 +110,9 @@ class Evidence:
         eff = "" if math.isclose(self.n_effective, self.n) else f", {self.n_effective:.0f} effective"
         lo = "-" if math.isnan(self.lat_lo_s) else f"{self.lat_lo_s * 1000:.4g}"
         hi = ">= max" if math.isnan(self.lat_hi_s) else f"{self.lat_hi_s * 1000:.4g}"
-        return (f"{self.exceed} of {self.n} over {bound_ms:g} ms{eff}; {label} in [{lo}, {hi}] ms "
-                f"at {self.confidence:.0%}")
+        return (
+            f"{self.exceed} of {self.n} over {bound_ms:g} ms{eff}; {label} in [{lo}, {hi}] ms at {self.confidence:.0%}"
+        )
 
 
 CLUSTER_FRACTION = 0.25
@@ -160,8 +161,9 @@ def _look_counts(latencies: np.ndarray, bound_s: float) -> tuple[int, int, float
     return n, h, n / deff, h / deff
 
 
-def judge(looks: Sequence[np.ndarray | Sequence[float]], percentile: float, bound_s: float,
-          rule: SequentialRule) -> Evidence:
+def judge(
+    looks: Sequence[np.ndarray | Sequence[float]], percentile: float, bound_s: float, rule: SequentialRule
+) -> Evidence:
     """The test after ``len(looks)`` looks: each look's successful latencies in send order.
 
     ``percentile`` in (0, 100), ``bound_s`` > 0. Looks are pooled as effective counts
@@ -182,8 +184,20 @@ def judge(looks: Sequence[np.ndarray | Sequence[float]], percentile: float, boun
     delta = rule.delta_per_look
     test = slo_decision(n_eff, min(h_eff, n_eff), percentile, delta)
     pooled = np.concatenate(arrays) if arrays else np.empty(0)
-    lo, hi = quantile_ci(pooled, percentile / 100.0, alpha=min(2 * delta, 0.99)) if pooled.size else (math.nan,
-                                                                                                     math.nan)
-    return Evidence(decision=test.decision, looks=len(arrays), n=n, exceed=h, n_effective=n_eff,
-                    exceed_effective=h_eff, p_met=test.p_met, p_violated=test.p_violated, delta_look=delta,
-                    confidence=rule.confidence, lat_lo_s=lo, lat_hi_s=hi)
+    lo, hi = (
+        quantile_ci(pooled, percentile / 100.0, alpha=min(2 * delta, 0.99)) if pooled.size else (math.nan, math.nan)
+    )
+    return Evidence(
+        decision=test.decision,
+        looks=len(arrays),
+        n=n,
+        exceed=h,
+        n_effective=n_eff,
+        exceed_effective=h_eff,
+        p_met=test.p_met,
+        p_violated=test.p_violated,
+        delta_look=delta,
+        confidence=rule.confidence,
+        lat_lo_s=lo,
+        lat_hi_s=hi,
+    )

@@ -89,7 +89,8 @@ PERCENTILE_CONFIDENCE = 0.95
 
 #: percentile column -> (lower bound column, upper bound column)
 BOUND_COLUMNS: dict[str, tuple[str, str]] = {
-    f"lat_{suffix}_s": (f"lat_{suffix}_lo_s", f"lat_{suffix}_hi_s") for _, suffix in LATENCY_PERCENTILES}
+    f"lat_{suffix}_s": (f"lat_{suffix}_lo_s", f"lat_{suffix}_hi_s") for _, suffix in LATENCY_PERCENTILES
+}
 
 
 # Why a step is flagged: a flagged row is never shown, compared or plotted as a plain result.
@@ -160,8 +161,9 @@ class StepSummary:
         if n is None:
             raise ValueError(f"summary row has n_requests {row['n_requests']!r}, not a count")
         try:
-            classes = parse_error_counts(row.get("errors_by_class") if isinstance(row.get("errors_by_class"), str)
-                                         else "")
+            classes = parse_error_counts(
+                row.get("errors_by_class") if isinstance(row.get("errors_by_class"), str) else ""
+            )
         except ValueError as exc:
             raise ValueError(f"summary row {row.get('target')}/{mode}/N={n}: {exc}") from None
         errors, n_ok = _cell_int(row.get("errors")), _cell_int(row.get("n_ok"))
@@ -171,8 +173,7 @@ class StepSummary:
             n_ok = n - errors
         concurrency, trial = _cell_int(row.get("concurrency")), _cell_int(row["trial"])
         if trial is None:
-            raise ValueError(f"summary row {row.get('target')}/{mode}/N={n} has trial {row['trial']!r}, "
-                             "not a number")
+            raise ValueError(f"summary row {row.get('target')}/{mode}/N={n} has trial {row['trial']!r}, not a number")
         if concurrency is None:
             concurrency = 1 if mode == "sequential" else n
         key = StepKey(str(row["target"]), mode, n, concurrency, _cell_float(row.get("rate")) or 0.0, trial)
@@ -182,16 +183,31 @@ class StepSummary:
             n_correct = int(round(accuracy * n))
         flags = step_flags({**row, "errors": errors, "n_ok": n_ok, "n_requests": n})
         stats = {name: _cell_float(row.get(name)) for name in _FLOAT_FIELDS}
-        return cls(key=key, n_ok=n_ok, errors=errors, errors_by_class=classes, n_correct=n_correct,
-                   bytes_out=_cell_int(row.get("bytes_out")), bytes_in=_cell_int(row.get("bytes_in")),
-                   saturated=FLAG_SATURATED in flags, flags=flags, **stats)
+        return cls(
+            key=key,
+            n_ok=n_ok,
+            errors=errors,
+            errors_by_class=classes,
+            n_correct=n_correct,
+            bytes_out=_cell_int(row.get("bytes_out")),
+            bytes_in=_cell_int(row.get("bytes_in")),
+            saturated=FLAG_SATURATED in flags,
+            flags=flags,
+            **stats,
+        )
 
     def as_row(self) -> dict[str, Any]:
         """The summary row (keys :data:`SUMMARY_COLUMNS`), ``None`` as NaN."""
         key = self.key
-        row: dict[str, Any] = {"target": key.target, "mode": key.mode, "n_requests": key.n_requests,
-                               "concurrency": key.concurrency, "rate": key.rate, "trial": key.trial}
-        for name in SUMMARY_COLUMNS[len(row):]:
+        row: dict[str, Any] = {
+            "target": key.target,
+            "mode": key.mode,
+            "n_requests": key.n_requests,
+            "concurrency": key.concurrency,
+            "rate": key.rate,
+            "trial": key.trial,
+        }
+        for name in SUMMARY_COLUMNS[len(row) :]:
             value = getattr(self, name)
             if name == "errors_by_class":
                 value = format_error_counts(value)
@@ -229,8 +245,11 @@ def _nan(value: float | int | None) -> float | int:
 
 
 def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip()) or (
-        isinstance(value, float) and math.isnan(value))
+    return (
+        value is None
+        or (isinstance(value, str) and not value.strip())
+        or (isinstance(value, float) and math.isnan(value))
+    )
 
 
 def percentile(values: Sequence[float] | np.ndarray, q: float | Sequence[float]) -> float | np.ndarray:
@@ -351,8 +370,15 @@ def open_loop_stats(step: StepResult) -> dict[str, Any]:
     verdict = analyze_open_loop(step)
     if verdict is None:
         nan = float("nan")
-        return {"offered_rps": nan, "achieved_rps": nan, "send_lag_p50_s": nan, "send_lag_max_s": nan,
-                "lag_growth_s": nan, "saturated": False, "flags": ""}
+        return {
+            "offered_rps": nan,
+            "achieved_rps": nan,
+            "send_lag_p50_s": nan,
+            "send_lag_max_s": nan,
+            "lag_growth_s": nan,
+            "saturated": False,
+            "flags": "",
+        }
     flags = ((FLAG_SATURATED,) if verdict.saturated else ()) + verdict.details
     return {**verdict.columns(), "flags": format_flags(flags)}
 

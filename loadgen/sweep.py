@@ -113,8 +113,7 @@ class SweepPlan(SweepSettings):
         The result is checked whole again: a flag can make valid settings invalid.
         """
         values: dict[str, Any] = {f.name: getattr(sweep, f.name) for f in dataclasses.fields(SweepSettings)}
-        values.update(timeout_s=loadgen.timeout_s, connect_timeout_s=loadgen.connect_timeout_s,
-                      max_rps=loadgen.max_rps)
+        values.update(timeout_s=loadgen.timeout_s, connect_timeout_s=loadgen.connect_timeout_s, max_rps=loadgen.max_rps)
         known = {f.name for f in dataclasses.fields(cls)}
         for name, value in overrides.items():
             if name not in known:
@@ -147,8 +146,10 @@ async def run_sweep(
         raise ValueError(f"target {target.name!r} has no base_url: start it before sweeping")
     labels_arr = np.asarray(labels)
     if len(images) == 0 or len(images) != len(labels_arr):
-        raise ValueError(f"need a non-empty test split with one label per image, got {len(images)} images "
-                         f"and {len(labels_arr)} labels")
+        raise ValueError(
+            f"need a non-empty test split with one label per image, got {len(images)} images "
+            f"and {len(labels_arr)} labels"
+        )
     blueprints: dict[int, Request] = {}
 
     def blueprint(index: int) -> Request:
@@ -187,14 +188,25 @@ async def run_sweep(
                     key, mode=Mode.CONCURRENT, n_requests=len(warm_requests), concurrency=warm_c
                 )
                 await run_step(
-                    engine, warm_key, warm_requests, labels_arr[warm], target.decode,
-                    max_duration_s=plan.max_duration_s, max_rps=plan.max_rps,
-                )  # fmt: skip
+                    engine,
+                    warm_key,
+                    warm_requests,
+                    labels_arr[warm],
+                    target.decode,
+                    max_duration_s=plan.max_duration_s,
+                    max_rps=plan.max_rps,
+                )
             if shard is not None:
                 await shard.wait(index)
             result = await run_step(
-                engine, key, requests, labels_arr[picks], target.decode,
-                offsets=offsets, max_duration_s=plan.max_duration_s, max_rps=plan.max_rps,
+                engine,
+                key,
+                requests,
+                labels_arr[picks],
+                target.decode,
+                offsets=offsets,
+                max_duration_s=plan.max_duration_s,
+                max_rps=plan.max_rps,
                 on_progress=on_progress,
-            )  # fmt: skip
+            )
         yield shard.finish(index, share, result) if shard is not None and share is not None else result

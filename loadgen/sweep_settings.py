@@ -80,16 +80,18 @@ class SweepSettings:
             if not (getattr(self, name) > 0 and math.isfinite(getattr(self, name))):
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)}")
         if not (self.duration_s >= 0 and math.isfinite(self.duration_s)):
-            raise ValueError(f"duration_s must be a finite number >= 0 (0: rate steps use n_requests), "
-                             f"got {self.duration_s}")
+            raise ValueError(
+                f"duration_s must be a finite number >= 0 (0: rate steps use n_requests), got {self.duration_s}"
+            )
         self._check_step_sizes()
 
     def _check_step_sizes(self) -> None:
         """Every step within :data:`MAX_STEP_REQUESTS`; every rate schedule within ``max_duration_s``."""
         too_many = [n for n in self.n_requests if n > MAX_STEP_REQUESTS]
         if too_many:
-            raise ValueError(f"n_requests {too_many[0]} is more than the {MAX_STEP_REQUESTS} requests one step "
-                             "may send")
+            raise ValueError(
+                f"n_requests {too_many[0]} is more than the {MAX_STEP_REQUESTS} requests one step may send"
+            )
         if Mode.RATE not in self.modes:
             return
         if self.duration_s > 0:
@@ -97,13 +99,15 @@ class SweepSettings:
             if not 1 <= n <= MAX_STEP_REQUESTS:
                 raise ValueError(
                     f"a rate step sends round(rate_rps x duration_s) = round({self.rate_rps:g} x "
-                    f"{self.duration_s:g}) = {n} requests; it must be 1 to {MAX_STEP_REQUESTS}")
+                    f"{self.duration_s:g}) = {n} requests; it must be 1 to {MAX_STEP_REQUESTS}"
+                )
         for n in self.rate_counts():
             span = (n - 1) / self.rate_rps  # the uniform schedule's; a Poisson one is as long on average
             if span > self.max_duration_s:
                 raise ValueError(
                     f"a rate step of {n} requests at {self.rate_rps:g} req/s is scheduled over {span:g} s, "
-                    f"longer than max_duration_s = {self.max_duration_s:g} s, which would cut it off")
+                    f"longer than max_duration_s = {self.max_duration_s:g} s, which would cut it off"
+                )
 
     def concurrency_for(self, mode: str, n: int) -> int:
         """In-flight limit of a step: 1 for sequential, else ``concurrency`` or N."""

@@ -139,7 +139,9 @@ def validate_artifacts(cfg: ModelConfig, folder: Path) -> str | None:
     except (OSError, ValueError) as exc:
         return f"{path} is unreadable: {exc}"
     if not isinstance(info, dict) or info.get("schema_version") != SCHEMA_VERSION:
-        return f"{path} has schema {info.get('schema_version') if isinstance(info, dict) else '?'}, need {SCHEMA_VERSION}"
+        return (
+            f"{path} has schema {info.get('schema_version') if isinstance(info, dict) else '?'}, need {SCHEMA_VERSION}"
+        )
     if info.get("recipe_version") != RECIPE_VERSION:
         return f"trained with recipe {info.get('recipe_version')}, current recipe is {RECIPE_VERSION}"
     want = recorded_config(cfg)

@@ -117,9 +117,7 @@ def wire_pixels(image: np.ndarray) -> np.ndarray:
     return np.round(normalize(image), 4).astype(np.float32)
 
 
-def stratified_split(
-    images: np.ndarray, labels: np.ndarray, train_size: int, test_size: int, seed: int
-) -> Split:
+def stratified_split(images: np.ndarray, labels: np.ndarray, train_size: int, test_size: int, seed: int) -> Split:
     """Shuffle with ``seed`` and split so every class has the same share in train and test.
 
     Per class, ``round(train_size * class_count / total)`` images go to train (the
@@ -223,9 +221,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     dtype = _IDX_DTYPES[code]
     expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
     if len(raw) - header != expected:
-        raise DataError(
-            f"{path}: payload is {len(raw) - header} bytes, dimensions {dims} of {dtype} need {expected}"
-        )
+        raise DataError(f"{path}: payload is {len(raw) - header} bytes, dimensions {dims} of {dtype} need {expected}")
     return np.frombuffer(raw, dtype=dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
 
 

@@ -96,9 +96,7 @@ def export_savedmodel(model: LeNet, base: Path, name: str) -> Path:
     return version_dir
 
 
-def check_parity(
-    torchscript_path: Path, savedmodel_dir: Path, images: np.ndarray, labels: np.ndarray
-) -> ExportReport:
+def check_parity(torchscript_path: Path, savedmodel_dir: Path, images: np.ndarray, labels: np.ndarray) -> ExportReport:
     """Load both files from disk, run every image through each, raise :class:`ParityError` if they differ."""
     if len(images) == 0:
         raise ParityError("parity check needs at least one test image")

@@ -1,6 +1,7 @@
 """Renders the files that train the model outside Kubeflow: a Slurm batch script and a Kubernetes Job.
 
-How the study's two baselines got their model.  The study trained its bare-metal baseline (``greene-linserv``) as a batch job on an HPC
+How the study's two baselines got their model.  The study trained its bare-metal baseline
+(``greene-linserv``) as a batch job on an HPC
 cluster (NYU Greene, Slurm) and its plain-Kubernetes baseline (``k8s-ibm``) in a container
 on the cluster.  ``bench manifests TARGET`` renders, beside the serving files (the adapters call the
 renderers below from their ``training_manifests`` method; see
@@ -41,46 +42,75 @@ TRAIN_MOUNT = "/models"
 TRAIN_MODEL_DIR = f"{TRAIN_MOUNT}/model"
 CONFIG_MOUNT = "/etc/servebench"
 
+
 def slurm_training_script(target: str, s: Any, *, artifacts_rel: str, train_threads: int) -> str:
     """``slurm-train.sbatch`` for flask target ``target`` with settings ``s`` (FlaskSettings)."""
-    optional = [f"#SBATCH --{key}={value}" for key, value in
-                (("partition", s.slurm_partition), ("account", s.slurm_account)) if value]
-    modules = (["module purge", *(f"module load {m}" for m in s.slurm_modules)] if s.slurm_modules
-               else ["# none configured (e.g. slurm_modules = [\"python/intel/3.11\"] in bench.toml)"])
-    return render_template("models", "slurm-train.sbatch", {
-        "target": target,
-        "job_name": f"servebench-train-{dns_label(target)}"[:64],
-        "time": s.slurm_time,
-        "cpus": train_threads,
-        "mem": s.slurm_mem,
-        "optional_directives": "\n".join(optional),
-        "module_lines": "\n".join(modules),
-        "hpc_dir": s.hpc_dir,
-        "artifacts_rel": artifacts_rel,
-        "unit_name": f"servebench-{target}.service",
-    })
+    optional = [
+        f"#SBATCH --{key}={value}"
+        for key, value in (("partition", s.slurm_partition), ("account", s.slurm_account))
+        if value
+    ]
+    modules = (
+        ["module purge", *(f"module load {m}" for m in s.slurm_modules)]
+        if s.slurm_modules
+        else ['# none configured (e.g. slurm_modules = ["python/intel/3.11"] in bench.toml)']
+    )
+    return render_template(
+        "models",
+        "slurm-train.sbatch",
+        {
+            "target": target,
+            "job_name": f"servebench-train-{dns_label(target)}"[:64],
+            "time": s.slurm_time,
+            "cpus": train_threads,
+            "mem": s.slurm_mem,
+            "optional_directives": "\n".join(optional),
+            "module_lines": "\n".join(modules),
+            "hpc_dir": s.hpc_dir,
+            "artifacts_rel": artifacts_rel,
+            "unit_name": f"servebench-{target}.service",
+        },
+    )
 
 
 def _labels(target: str) -> dict[str, str]:
-    return {"app.kubernetes.io/name": f"{dns_label(target)}-train", "app.kubernetes.io/part-of": "servebench",
-            "servebench/target": dns_label(target)}
+    return {
+        "app.kubernetes.io/name": f"{dns_label(target)}-train",
+        "app.kubernetes.io/part-of": "servebench",
+        "servebench/target": dns_label(target),
+    }
 
 
-def k8s_training_manifests(target: str, s: Any, *, model_table: Mapping[str, Any], train_threads: int,
-                           ) -> dict[str, str]:
+def k8s_training_manifests(
+    target: str,
+    s: Any,
+    *,
+    model_table: Mapping[str, Any],
+    train_threads: int,
+) -> dict[str, str]:
     """``train-configmap.yaml``, ``model-pvc.yaml`` and ``train-job.yaml`` for k8s target ``target``."""
     name = f"{dns_label(target)}-train"[:63].strip("-")
     labels = _labels(target)
     model = {**model_table, "artifacts_dir": TRAIN_MODEL_DIR}
-    bench_toml = toml_dumps({"model": model}, header=(
-        f"bench.toml of the training Job for target {target!r}: your [model] table, so the cluster trains\n"
-        f"the recipe your local stand-ins serve; artifacts_dir is the claim {s.model_claim!r} ({TRAIN_MODEL_DIR})."))
-    configmap = {"apiVersion": "v1", "kind": "ConfigMap",
-                 "metadata": {"name": name, "namespace": s.namespace, "labels": labels},
-                 "data": {"bench.toml": bench_toml}}
-    pvc = {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
-           "metadata": {"name": s.model_claim, "namespace": s.namespace, "labels": labels},
-           "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}}}
+    bench_toml = toml_dumps(
+        {"model": model},
+        header=(
+            f"bench.toml of the training Job for target {target!r}: your [model] table, so the cluster trains\n"
+            f"the recipe your local stand-ins serve; artifacts_dir is the claim {s.model_claim!r} ({TRAIN_MODEL_DIR})."
+        ),
+    )
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "namespace": s.namespace, "labels": labels},
+        "data": {"bench.toml": bench_toml},
+    }
+    pvc = {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": {"name": s.model_claim, "namespace": s.namespace, "labels": labels},
+        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
     job = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -92,18 +122,22 @@ def k8s_training_manifests(target: str, s: Any, *, model_table: Mapping[str, Any
                 "metadata": {"labels": {**labels, "sidecar.istio.io/inject": "false"}},
                 "spec": {
                     "restartPolicy": "Never",
-                    "containers": [{
-                        "name": "train",
-                        "image": s.train_image,
-                        "command": ["python", "-m", "bench", "--config", f"{CONFIG_MOUNT}/bench.toml", "train"],
-                        "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
-                        "resources": {"requests": {"cpu": str(train_threads), "memory": "4Gi"},
-                                      "limits": {"memory": "6Gi"}},
-                        "volumeMounts": [
-                            {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
-                            {"name": "model", "mountPath": TRAIN_MOUNT},
-                        ],
-                    }],
+                    "containers": [
+                        {
+                            "name": "train",
+                            "image": s.train_image,
+                            "command": ["python", "-m", "bench", "--config", f"{CONFIG_MOUNT}/bench.toml", "train"],
+                            "env": [{"name": "PYTHONUNBUFFERED", "value": "1"}],
+                            "resources": {
+                                "requests": {"cpu": str(train_threads), "memory": "4Gi"},
+                                "limits": {"memory": "6Gi"},
+                            },
+                            "volumeMounts": [
+                                {"name": "config", "mountPath": CONFIG_MOUNT, "readOnly": True},
+                                {"name": "model", "mountPath": TRAIN_MOUNT},
+                            ],
+                        }
+                    ],
                     "volumes": [
                         {"name": "config", "configMap": {"name": name}},
                         {"name": "model", "persistentVolumeClaim": {"claimName": s.model_claim}},
@@ -118,18 +152,24 @@ def k8s_training_manifests(target: str, s: Any, *, model_table: Mapping[str, Any
         f"       kubectl apply -f deployment.yaml -f service.yaml   (its pods copy the model from the claim)\n"
         f"Run again after changing [model]: kubectl delete job -n {s.namespace} {name}, then apply both files."
     )
-    what = (f"Training of the shared model for target `{target}` on the cluster (the study's plain-Kubernetes\n"
-            f"baseline trained in a container), rendered by `python -m bench manifests {target}`.\n")
+    what = (
+        f"Training of the shared model for target `{target}` on the cluster (the study's plain-Kubernetes\n"
+        f"baseline trained in a container), rendered by `python -m bench manifests {target}`.\n"
+    )
     return {
         "model-pvc.yaml": yaml_document(
             what + f"The claim the training Job writes the model to ({TRAIN_MODEL_DIR} in the Job, model/ in the\n"
             "claim) and the Deployment's pods copy it from. ReadWriteMany: pods on several nodes mount it at once\n"
             "(IBM Cloud: a File storage class such as ibmc-file-gold; set storageClassName if it is not the default).\n"
-            + steps, pvc),
+            + steps,
+            pvc,
+        ),
         "train-configmap.yaml": yaml_document(what + "The training Job's bench.toml.\n" + steps, configmap),
         "train-job.yaml": yaml_document(
             what + f"`python -m bench train` in {s.train_image} (an image with servebench installed, as [hpo] image);\n"
-            "it trains only if the claim does not already hold valid artifacts for this [model].\n" + steps, job),
+            "it trains only if the claim does not already hold valid artifacts for this [model].\n" + steps,
+            job,
+        ),
     }
 
 
@@ -147,10 +187,14 @@ _HPC_DIR = re.compile(r"^[A-Za-z0-9_./${}+-]+$")
 def check_slurm_settings(s: Any) -> None:
     """ValueError naming the key when a ``hpc_dir``/``slurm_*`` value would break the script."""
     if not _HPC_DIR.match(s.hpc_dir) or "$(" in s.hpc_dir:
-        raise ValueError(f"hpc_dir must be a path (letters, digits, _ . / - + and $VARIABLES; no spaces, "
-                         f"quotes or ~), got {s.hpc_dir!r}")
+        raise ValueError(
+            f"hpc_dir must be a path (letters, digits, _ . / - + and $VARIABLES; no spaces, "
+            f"quotes or ~), got {s.hpc_dir!r}"
+        )
     if not _SLURM_TIME.match(s.slurm_time):
-        raise ValueError(f"slurm_time must be a Slurm time limit (MM, HH:MM:SS or D-HH[:MM[:SS]]), got {s.slurm_time!r}")
+        raise ValueError(
+            f"slurm_time must be a Slurm time limit (MM, HH:MM:SS or D-HH[:MM[:SS]]), got {s.slurm_time!r}"
+        )
     if not _SLURM_MEM.match(s.slurm_mem):
         raise ValueError(f"slurm_mem must be a size like 8G or 8000M, got {s.slurm_mem!r}")
     for key in ("slurm_partition", "slurm_account"):

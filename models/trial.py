@@ -96,8 +96,9 @@ def run_trial(
     The weight seed is the same for every trial, so two trials differ only in their
     hyperparameters.  ``threads`` is 1 by default: trials run several at a time.
     """
-    _, result = train_sgd(split, model_config, lr=lr, batch_size=batch_size, epochs=epochs,
-                          momentum=momentum, threads=threads)
+    _, result = train_sgd(
+        split, model_config, lr=lr, batch_size=batch_size, epochs=epochs, momentum=momentum, threads=threads
+    )
     return TrialResult(
         loss=result.final.loss,
         accuracy=result.final.accuracy,

@@ -45,8 +45,12 @@ def cluster_endpoint(target: Target) -> ClusterEndpoint:
     s = target.settings
     endpoint = getattr(s, "endpoint", "")
     if endpoint:
-        return ClusterEndpoint(endpoint, getattr(s, "host_header", ""),
-                               how="the target's configured endpoint (it does not run in the cluster)")
+        return ClusterEndpoint(
+            endpoint,
+            getattr(s, "host_header", ""),
+            how="the target's configured endpoint (it does not run in the cluster)",
+        )
     raise ValueError(
         f"target {target.name!r} ({target.adapter}) does not run on Kubernetes and has no endpoint: "
-        f"set targets.{target.name}.endpoint to an address the cluster's pods can reach")
+        f"set targets.{target.name}.endpoint to an address the cluster's pods can reach"
+    )

@@ -229,9 +229,13 @@ class LocalServerTarget(Target):
         Override it with what your deployment really needs (Dockerfile, Deployment, ...).
         """
         plan = self.spawn_plan("127.0.0.1", 8080)
-        lines = ["#!/bin/sh", f"# Starts target {self.name!r} ({self.adapter}) as servebench's stand-in does, on",
-                 "# loopback port 8080 (put a reverse proxy in front); its Python package must be importable.",
-                 "# Rendered by `python -m bench manifests`.", "set -e"]  # fmt: skip
+        lines = [
+            "#!/bin/sh",
+            f"# Starts target {self.name!r} ({self.adapter}) as servebench's stand-in does, on",
+            "# loopback port 8080 (put a reverse proxy in front); its Python package must be importable.",
+            "# Rendered by `python -m bench manifests`.",
+            "set -e",
+        ]
         commands = []
         for spec in plan:
             argv = ["python" if arg == sys.executable else str(arg) for arg in spec.argv]

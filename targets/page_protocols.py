@@ -35,8 +35,8 @@ PAGE_PROTOCOLS: dict[str, str] = {
     "multipart": 'the photo as multipart field "file" -> {"predictions": [digit]}',
     "kserve-v1": '{"instances": [28x28 normalised pixels]} -> {"predictions": [[10 logits]]}',
     "kserve-v2": 'a V2 tensor {"inputs": [{"name": "pixels", "shape": [1, 28, 28], ...}]} -> '
-                 '{"outputs": [{"shape": [1, 10], "data": [10 logits]}]}',
-}  # fmt: skip
+    '{"outputs": [{"shape": [1, 10], "data": [10 logits]}]}',
+}
 
 
 class PageAnswerError(ValueError):

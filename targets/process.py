@@ -139,8 +139,9 @@ class ManagedProcess:
     thread; ``astop`` runs it off the event loop.
     """
 
-    def __init__(self, popen: subprocess.Popen[bytes], argv: Sequence[str], log_path: Path,
-                 lifeline_fd: int | None = None) -> None:
+    def __init__(
+        self, popen: subprocess.Popen[bytes], argv: Sequence[str], log_path: Path, lifeline_fd: int | None = None
+    ) -> None:
         self.popen = popen
         self.argv = list(argv)
         self.log_path = log_path
@@ -304,7 +305,7 @@ def stop_all(timeout: float = 5.0) -> None:
     for proc in live_processes():
         try:
             proc.stop(timeout)
-        except Exception:  # noqa: BLE001 - best effort at shutdown
+        except Exception:
             pass
 
 
@@ -414,9 +415,7 @@ async def wait_ready(
         if ready:
             return answer
         if time.monotonic() >= deadline:
-            raise TargetError(
-                f"{label}not ready after {timeout:g} s{at}; last answer: {answer}{_tail_block(log_path)}"
-            )
+            raise TargetError(f"{label}not ready after {timeout:g} s{at}; last answer: {answer}{_tail_block(log_path)}")
         await asyncio.sleep(interval)
 
 

@@ -85,7 +85,7 @@ def resolve_adapter(spec: TargetSpec) -> type[Target]:
     if ref in eps:
         try:
             obj = eps[ref].load()  # type: ignore[attr-defined]
-        except Exception as exc:  # noqa: BLE001 - a broken plug-in must still name the key
+        except Exception as exc:
             raise ConfigError(where, f"entry point {ref!r} ({ENTRY_POINT_GROUP}) failed to load: {exc}") from exc
         return _check_target_class(obj, ref, where)
     raise ConfigError(
@@ -116,12 +116,13 @@ def build_targets(
     if names == ["all"]:
         names = list(specs)
     chosen = [target_spec(specs, n) for n in names]  # every name checked before any target is built
-    return [build_target(spec, context_factory(n)) for spec, n in zip(chosen, names)]
+    return [build_target(spec, context_factory(n)) for spec, n in zip(chosen, names, strict=False)]
 
 
 def target_spec(specs: Mapping[str, TargetSpec], name: str) -> TargetSpec:
     """The table of target ``name``; ConfigError naming it and the configured targets when there is none."""
     if name not in specs:
-        raise ConfigError(f"targets.{name}",
-                          f"no such target in bench.toml; configured targets: {', '.join(specs) or '(none)'}")
+        raise ConfigError(
+            f"targets.{name}", f"no such target in bench.toml; configured targets: {', '.join(specs) or '(none)'}"
+        )
     return specs[name]

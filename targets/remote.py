@@ -110,9 +110,7 @@ class RemoteAccess:
 def _env_value(target: str, key: str, var: str, environ: Mapping[str, str]) -> str:
     value = environ.get(var)
     if value is None or value == "":
-        raise TargetError(
-            f"target {target!r}: environment variable {var} (named by {key}) is not set or empty"
-        )
+        raise TargetError(f"target {target!r}: environment variable {var} (named by {key}) is not set or empty")
     if any(c in value for c in "\r\n"):
         raise TargetError(f"target {target!r}: environment variable {var} (named by {key}) contains a newline")
     return value

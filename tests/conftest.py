@@ -22,8 +22,9 @@ for _var, _sub in (
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import pytest  # noqa: E402
-from tests.support.paths import REPO as REPO_ROOT  # noqa: E402
+import pytest  # noqa: E402 - after the cache variables above, which imports read
+
+from tests.support.paths import REPO as REPO_ROOT  # noqa: E402 - likewise
 
 
 @pytest.fixture(scope="session")
@@ -80,8 +81,9 @@ def _uses_browser(module: object) -> bool:
     helper = sys.modules.get("tests.support.browser")
     if helper is None or module is None:
         return False
-    return any(value is helper or getattr(value, "__module__", None) == helper.__name__
-               for value in vars(module).values())
+    return any(
+        value is helper or getattr(value, "__module__", None) == helper.__name__ for value in vars(module).values()
+    )
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -95,8 +97,11 @@ def pytest_collection_modifyitems(config, items) -> None:
 def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """Say loudly, at the very end, when browser tests were skipped (and why): a green run
     without a browser has not checked the HTML at all."""
-    skipped = [r for r in terminalreporter.stats.get("skipped", [])
-               if "BROWSER TESTS SKIPPED" in str(getattr(r, "longrepr", ""))]
+    skipped = [
+        r
+        for r in terminalreporter.stats.get("skipped", [])
+        if "BROWSER TESTS SKIPPED" in str(getattr(r, "longrepr", ""))
+    ]
     if skipped:
         first = skipped[0].longrepr
         reason = str(first[-1] if isinstance(first, tuple) else first).removeprefix("Skipped: ")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import grimp
 import pytest
+
 from tests.support.paths import REPO as REPO_ROOT
 
 #: High -> low, as docs/architecture.md draws them; "loadgen | models" are independent.
@@ -33,11 +34,14 @@ def _importlinter_table() -> dict:
 
 def _lint_imports(cwd: Path, config: Path) -> subprocess.CompletedProcess[str]:
     """Run import-linter as ``lint-imports`` does, on the packages importable from ``cwd`` only."""
-    code = ("import sys; from importlinter.cli import lint_imports; "
-            f"sys.exit(lint_imports(config_filename={str(config)!r}, no_cache=True, no_logo=True))")
+    code = (
+        "import sys; from importlinter.cli import lint_imports; "
+        f"sys.exit(lint_imports(config_filename={str(config)!r}, no_cache=True, no_logo=True))"
+    )
     env = {**os.environ, "PYTHONPATH": str(cwd), "COLUMNS": "200"}  # wide: one line per contract
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300, check=False
+    )
 
 
 # -- 1. the real contracts --------------------------------------------------------------------
@@ -145,15 +149,23 @@ PREFIX = "lt_"
 
 def _write_package_set(root: Path) -> None:
     """Six packages named like ours (prefixed), each importing only the layer below it."""
-    below = {"bench": ["webui"], "webui": ["targets"], "targets": ["loadgen", "models"],
-             "loadgen": ["ground"], "models": ["ground"], "ground": []}
+    below = {
+        "bench": ["webui"],
+        "webui": ["targets"],
+        "targets": ["loadgen", "models"],
+        "loadgen": ["ground"],
+        "models": ["ground"],
+        "ground": [],
+    }
     for package, lower in below.items():
         folder = root / f"{PREFIX}{package}"
         folder.mkdir()
         (folder / "__init__.py").write_text("")
         imports = "".join(f"import {PREFIX}{name}.core\n" for name in lower)
         (folder / "core.py").write_text(f'"""{package} core."""\n{imports}')
-        (folder / "cli.py" if package == "bench" else folder / "stats.py").write_text(f"from {PREFIX}{package} import core\n")
+        (folder / "cli.py" if package == "bench" else folder / "stats.py").write_text(
+            f"from {PREFIX}{package} import core\n"
+        )
 
 
 def _write_config(root: Path) -> Path:

@@ -29,25 +29,25 @@ from urllib.parse import quote, quote_plus
 import httpx
 import numpy as np
 import pytest
-from tests.support.e2e import e2e_config
-from tests.support.echo_http import CUT_PADDING, VARIANTS, EchoServer
-from tests.support.webui import serve_app
 
 from bench.config import parse_config
 from bench.console import Console
 from bench.redact_secrets import configured_secret_variables, redact_file, redact_tree, redactor_for
 from bench.results import RunWriter, load_run, write_json_atomic
+from ground.redactor import MIN_SECRET_CHARS, PARTIAL_MIN_CHARS, Redactor
 from ground.runmeta import RunMeta
 from loadgen.classify import classify_response
 from loadgen.records import RequestRecord, StepKey
-from ground.redactor import MIN_SECRET_CHARS, PARTIAL_MIN_CHARS, Redactor
 from loadgen.stats import SUMMARY_COLUMNS
 from targets.base import Request, Target, TargetContext, TargetError
 from targets.registry import build_target
 from targets.remote import RemoteSettings
 from targets.secrets import read_secret_values, secret_env_fields, secret_env_names
 from targets.spec import TargetSpec
+from tests.support.e2e import e2e_config
+from tests.support.echo_http import CUT_PADDING, VARIANTS, EchoServer
 from tests.support.paths import REPO
+from tests.support.webui import serve_app
 
 TOKEN = "tK9/q+Zx=Vb3mW7pLr2NsY8dHf4Jc6"  # "/", "+", "=": URL-encoding changes it
 COOKIE_VALUE = "Ck7Qp2Zr9Wx4Ls8Nb6Td3Yh5Mv1/Ga+"
@@ -65,14 +65,19 @@ def canary_forms(secret: str) -> dict[str, str]:
     user:secret`` at all 3 byte alignments: the middle of the encoding, computed without
     servebench's code) and its first/last 6 characters (a piece left by a cut)."""
     forms = {
-        "raw": secret, "url": quote(secret, safe=""), "url-path": quote(secret), "url-plus": quote_plus(secret),
-        "b64": _b64(secret), "b64-urlsafe": _b64(secret, "url"),
-        "first6": secret[:PARTIAL_MIN_CHARS], "last6": secret[-PARTIAL_MIN_CHARS:],
+        "raw": secret,
+        "url": quote(secret, safe=""),
+        "url-path": quote(secret),
+        "url-plus": quote_plus(secret),
+        "b64": _b64(secret),
+        "b64-urlsafe": _b64(secret, "url"),
+        "first6": secret[:PARTIAL_MIN_CHARS],
+        "last6": secret[-PARTIAL_MIN_CHARS:],
     }
     for prefix in ("u:", "us:", "usr:"):
         for alphabet in ("std", "url"):
             encoded = _b64(prefix + secret, alphabet)
-            forms[f"b64-basic-{len(prefix)}-{alphabet}"] = encoded[len(prefix) * 4 // 3 + 2: -4]
+            forms[f"b64-basic-{len(prefix)}-{alphabet}"] = encoded[len(prefix) * 4 // 3 + 2 : -4]
     return forms
 
 
@@ -81,8 +86,9 @@ CANARIES = {"token": TOKEN, "cookie": COOKIE, "cookie-value": COOKIE_VALUE}
 
 def _config(targets: dict[str, dict[str, str]]):
     """A BenchConfig with just these target tables (string values only)."""
-    text = "".join(f"[targets.{name}]\n" + "".join(f'{k} = "{v}"\n' for k, v in table.items())
-                   for name, table in targets.items())
+    text = "".join(
+        f"[targets.{name}]\n" + "".join(f'{k} = "{v}"\n' for k, v in table.items()) for name, table in targets.items()
+    )
     return parse_config(text, REPO)
 
 
@@ -217,6 +223,7 @@ class CustomTarget(Target):
 
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
+
     is_remote = True
 
     def encode(self, image: np.ndarray) -> Request:
@@ -246,13 +253,19 @@ def test_settings_declare_secret_variables_by_convention_and_explicitly() -> Non
 
 
 def test_configuration_collects_every_adapters_secret_variables() -> None:
-    config = _config({
-        "a": {"adapter": "flask", "bearer_token_env": "V1", "cookie_env": "V2"},
-        "b": {"adapter": "kserve", "kfp_endpoint": "https://kfp.example", "kfp_token_env": "V3",
-              "kfp_cookie_env": "V4"},
-        "c": {"adapter": "tests.test_redaction:CustomTarget", "api_key_env": "V5", "auth_variable": "V6"},
-        "d": {"adapter": "no.such.module:Nope", "some_token_env": "V7"},  # unparsable: *_env keys still count
-    })
+    config = _config(
+        {
+            "a": {"adapter": "flask", "bearer_token_env": "V1", "cookie_env": "V2"},
+            "b": {
+                "adapter": "kserve",
+                "kfp_endpoint": "https://kfp.example",
+                "kfp_token_env": "V3",
+                "kfp_cookie_env": "V4",
+            },
+            "c": {"adapter": "tests.test_redaction:CustomTarget", "api_key_env": "V5", "auth_variable": "V6"},
+            "d": {"adapter": "no.such.module:Nope", "some_token_env": "V7"},  # unparsable: *_env keys still count
+        }
+    )
     assert configured_secret_variables(config) == ["V1", "V2", "V3", "V4", "V5", "V6", "V7"]
     env = {f"V{i}": f"secret-number-{i}-value" for i in range(1, 8)}
     r = redactor_for(config, environ=env)
@@ -265,15 +278,26 @@ def test_configuration_collects_every_adapters_secret_variables() -> None:
 
 
 def _record(seq: int, detail: str) -> RequestRecord:
-    return RequestRecord(seq=seq, intended_s=0.0, sent_s=0.0, latency_s=0.01, service_s=0.01, status=401,
-                         error="http_4xx", error_detail=detail, bytes_out=1, bytes_in=1, label=1, predicted=-1)
+    return RequestRecord(
+        seq=seq,
+        intended_s=0.0,
+        sent_s=0.0,
+        latency_s=0.01,
+        service_s=0.01,
+        status=401,
+        error="http_4xx",
+        error_detail=detail,
+        bytes_out=1,
+        bytes_in=1,
+        label=1,
+        predicted=-1,
+    )
 
 
 def _echo_details() -> list[str]:
     """error_detail as loadgen.classify and the Flask adapter's decode really produce it."""
-    from tests.support.echo_http import Sent
-
     from targets.flask.target import decode_predictions
+    from tests.support.echo_http import Sent
 
     sent = Sent(f"Bearer {TOKEN}", COOKIE)
     details = []
@@ -292,10 +316,18 @@ def test_run_writer_redacts_error_detail_meta_and_summary(tmp_path) -> None:
     r = Redactor({TOKEN_ENV: TOKEN, COOKIE_ENV: COOKIE})
     key = StepKey("t", "sequential", len(details), 1, 0.0, 0)
     with RunWriter(tmp_path / "run", "run", SUMMARY_COLUMNS, redactor=r) as writer:
-        writer.write_meta(RunMeta.from_json({"run_id": "run", "target_errors": {"t": f"start_failed: HTTP 401 {TOKEN}"},
-                                             "targets": {"t": {"note": quote(TOKEN, safe="")}}}))
-        writer.append_summary({"target": "t", "mode": "sequential", "n_requests": 1, "trial": 0, "total_s": 1.0,
-                               "flags": f"x {TOKEN}"})
+        writer.write_meta(
+            RunMeta.from_json(
+                {
+                    "run_id": "run",
+                    "target_errors": {"t": f"start_failed: HTTP 401 {TOKEN}"},
+                    "targets": {"t": {"note": quote(TOKEN, safe="")}},
+                }
+            )
+        )
+        writer.append_summary(
+            {"target": "t", "mode": "sequential", "n_requests": 1, "trial": 0, "total_s": 1.0, "flags": f"x {TOKEN}"}
+        )
         writer.append_requests(key, [_record(i, d) for i, d in enumerate(details)])
     for path in (tmp_path / "run").iterdir():
         assert not count_canaries(_readable(path)), path
@@ -349,8 +381,9 @@ def test_console_redacts_messages_tables_and_errors(capsys) -> None:
 
 
 def _flask_target(tmp_path: Path, endpoint: str, **table: object):
-    spec = TargetSpec("echo", "flask", {"endpoint": endpoint, "bearer_token_env": TOKEN_ENV,
-                                        "cookie_env": COOKIE_ENV, **table})
+    spec = TargetSpec(
+        "echo", "flask", {"endpoint": endpoint, "bearer_token_env": TOKEN_ENV, "cookie_env": COOKIE_ENV, **table}
+    )
     return build_target(spec, TargetContext(artifacts_dir=tmp_path, log_dir=tmp_path / "logs", ready_timeout_s=5))
 
 
@@ -397,7 +430,9 @@ def test_page_proxy_never_passes_an_echoed_secret(tmp_path, canary_env) -> None:
     # A valid answer stays valid JSON with its prediction; only the echo is replaced.
     first = answers[0].json()
     assert first["predictions"] == [3] and first["you_sent"] == {
-        "authorization": f"Bearer [REDACTED:{TOKEN_ENV}]", "cookie": f"[REDACTED:{COOKIE_ENV}]"}
+        "authorization": f"Bearer [REDACTED:{TOKEN_ENV}]",
+        "cookie": f"[REDACTED:{COOKIE_ENV}]",
+    }
     assert answers[0].headers["X-Replica"] == f"[REDACTED:{TOKEN_ENV}]"
     assert "set-cookie" not in answers[0].headers and "www-authenticate" not in answers[0].headers
 
@@ -407,10 +442,12 @@ def test_page_proxy_never_passes_an_echoed_secret(tmp_path, canary_env) -> None:
 
 def _e2e_config(tmp_path: Path, trained_model, echo_url: str) -> Path:
     creds = f'bearer_token_env = "{TOKEN_ENV}"\ncookie_env = "{COOKIE_ENV}"\n'
-    extra = (f'\n[targets.echo-flask]\nadapter = "flask"\nendpoint = "{echo_url}"\n{creds}'
-             f'\n[targets.echo-kserve]\nadapter = "kserve"\nprotocol = "v1"\nendpoint = "{echo_url}"\n{creds}'
-             f'\n[targets.echo-deny]\nadapter = "k8s"\nendpoint = "{echo_url}"\nhealth_path = "/deny"\n'
-             f'ready_timeout_s = 0.5\n{creds}')
+    extra = (
+        f'\n[targets.echo-flask]\nadapter = "flask"\nendpoint = "{echo_url}"\n{creds}'
+        f'\n[targets.echo-kserve]\nadapter = "kserve"\nprotocol = "v1"\nendpoint = "{echo_url}"\n{creds}'
+        f'\n[targets.echo-deny]\nadapter = "k8s"\nendpoint = "{echo_url}"\nhealth_path = "/deny"\n'
+        f"ready_timeout_s = 0.5\n{creds}"
+    )
     return e2e_config(tmp_path, trained_model, extra)
 
 
@@ -419,8 +456,14 @@ def _env() -> dict[str, str]:
 
 
 def _bench(config: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "bench", "--config", str(config), *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO, env=_env())
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=_env(),
+    )
 
 
 def _page_session(config: Path, target: str) -> tuple[list[bytes], str, int]:
@@ -428,9 +471,14 @@ def _page_session(config: Path, target: str) -> tuple[list[bytes], str, int]:
 
     Returns (everything the page received, the process's stdout+stderr, its exit code).
     """
-    proc = subprocess.Popen([sys.executable, "-m", "bench", "--config", str(config), "ui", "--target", target,
-                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-                            env=_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bench", "--config", str(config), "ui", "--target", target, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+        env=_env(),
+    )
     received: list[bytes] = []
     try:
         url = ""
@@ -460,12 +508,26 @@ def test_no_file_servebench_writes_and_nothing_the_page_gets_holds_a_canary(tmp_
     outputs: dict[str, str] = {}
     with EchoServer() as echo:
         config = _e2e_config(tmp_path, trained_model, echo.url)
-        run = _bench(config, "run", "echo-flask", "echo-kserve", "echo-deny", "--requests", "9,18",
-                     "--modes", "sequential,concurrent", "--run-id", "canary")
+        run = _bench(
+            config,
+            "run",
+            "echo-flask",
+            "echo-kserve",
+            "echo-deny",
+            "--requests",
+            "9,18",
+            "--modes",
+            "sequential,concurrent",
+            "--run-id",
+            "canary",
+        )
         outputs["run"] = run.stdout + run.stderr
         assert run.returncode == 1, outputs["run"]  # echoes are errors, and echo-deny never got ready
-        for name, args in {"report": ("report", "canary"), "compare": ("compare", "canary", "canary", "--format", "md"),
-                           "targets": ("targets",)}.items():
+        for name, args in {
+            "report": ("report", "canary"),
+            "compare": ("compare", "canary", "canary", "--format", "md"),
+            "targets": ("targets",),
+        }.items():
             proc = _bench(config, *args)
             outputs[name] = proc.stdout + proc.stderr
             assert proc.returncode == 0, outputs[name]
@@ -476,8 +538,13 @@ def test_no_file_servebench_writes_and_nothing_the_page_gets_holds_a_canary(tmp_
         assert deny.returncode == 1 and "not ready" in outputs["ui-deny"], outputs["ui-deny"]
 
     # Count every canary form in every file written and everything received.
-    written = [p for d in ("results", "reports", ".cache") if (tmp_path / d).is_dir()
-               for p in sorted((tmp_path / d).rglob("*")) if p.is_file()]
+    written = [
+        p
+        for d in ("results", "reports", ".cache")
+        if (tmp_path / d).is_dir()
+        for p in sorted((tmp_path / d).rglob("*"))
+        if p.is_file()
+    ]
     assert any(p.name == "report.html" for p in written) and any(p.name == "requests.csv.gz" for p in written)
     counts: dict[str, dict[str, int]] = {}
     for path in written:
@@ -492,8 +559,11 @@ def test_no_file_servebench_writes_and_nothing_the_page_gets_holds_a_canary(tmp_
         kind = where.split(":")[0] if ":" in where else _kind(Path(where))
         files_by_kind[kind] += 1
         by_kind[kind] += sum(found.values())
-    report = {"files_by_kind": dict(files_by_kind), "canary_count_by_kind": dict(by_kind),
-              "nonzero": {k: v for k, v in counts.items() if v}}
+    report = {
+        "files_by_kind": dict(files_by_kind),
+        "canary_count_by_kind": dict(by_kind),
+        "nonzero": {k: v for k, v in counts.items() if v},
+    }
     out_dir = REPO / "test-output"  # git-ignored; the counts per file type, for the record
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "redaction-canary-counts.json").write_text(json.dumps(report, indent=2) + "\n")

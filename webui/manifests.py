@@ -102,9 +102,7 @@ def _check(name: str, value: str, pattern: re.Pattern[str], what: str) -> str:
     return value
 
 
-def _nginx_conf(
-    *, predict_url: str, host: str, resolver: str, listen_port: int, html_root: str, api: ApiMode
-) -> str:
+def _nginx_conf(*, predict_url: str, host: str, resolver: str, listen_port: int, html_root: str, api: ApiMode) -> str:
     limit = MAX_BODY_BYTES
     too_large = json.dumps({"error": f"body too large: the limit is {limit} bytes", "source": "proxy", "limit": limit})
     not_allowed = json.dumps({"error": "method not allowed: POST a photo or a predict body", "source": "proxy"})
@@ -277,8 +275,7 @@ def render_ui_manifests(
         ),
         "config.json": json.dumps(config, indent=1) + "\n",
         "pod.yaml": _yaml(
-            f"The digit page's nginx Pod (the study used one plain Pod).\n{where}\n"
-            f"It proxies /api/predict to {url}",
+            f"The digit page's nginx Pod (the study used one plain Pod).\n{where}\nIt proxies /api/predict to {url}",
             _pod(name, namespace, image, listen_port),
         ),
         "service.yaml": _yaml(

@@ -113,13 +113,17 @@ def _host_name(host: str) -> str:
 
 
 @web.middleware
-async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+async def _guard(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
     """Every answer JSON on error, safe headers, and only our own origin accepted."""
     if _host_name(request.host or "") not in _LOCAL_HOSTS:
         return _json_error(421, f"this server only answers requests for 127.0.0.1/localhost, not Host {request.host!r}")
     origin = request.headers.get("Origin")
     if origin is not None and origin != f"{request.scheme}://{request.host}":
-        return _json_error(403, f"cross-origin request from {origin!r} refused: the page must be loaded from this server")
+        return _json_error(
+            403, f"cross-origin request from {origin!r} refused: the page must be loaded from this server"
+        )
     if request.headers.get("Sec-Fetch-Site") == "cross-site":
         return _json_error(403, "cross-site request refused: the page must be loaded from this server")
     try:
@@ -130,7 +134,7 @@ async def _guard(request: web.Request, handler: Callable[[web.Request], Awaitabl
         response = _json_error(exc.status, exc.reason if exc.status != 404 else f"not found: {request.path}")
         if exc.status == 405:
             response.headers["Allow"] = exc.headers.get("Allow", "")
-    except Exception as exc:  # noqa: BLE001 - a bug must still answer JSON and leave the server up
+    except Exception as exc:
         response = _json_error(500, f"internal error in the page's server: {type(exc).__name__}")
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -185,9 +189,7 @@ class _Proxy:
             return _json_error(400, "empty body: POST a photo (multipart field 'file') or a predict JSON body")
         name = self.target.name
         if self.upstream is None or self.session is None:
-            return _json_error(
-                502, f"target {name!r} is not running: the page's server was started with --no-start"
-            )
+            return _json_error(502, f"target {name!r} is not running: the page's server was started with --no-start")
         headers = dict(self.upstream.headers)
         headers["Content-Type"] = request.headers.get("Content-Type", "application/octet-stream")
         try:
@@ -197,7 +199,9 @@ class _Proxy:
                 content_type = resp.headers.get("Content-Type", "")
                 passed = {k: resp.headers[k] for k in _PASSED_RESPONSE_HEADERS if k in resp.headers}
         except TimeoutError:
-            return _json_error(504, f"target {name!r} at {self.upstream.url} did not answer within {self.timeout_s:g} s")
+            return _json_error(
+                504, f"target {name!r} at {self.upstream.url} did not answer within {self.timeout_s:g} s"
+            )
         except (ClientError, OSError) as exc:
             detail = self.redactor.redact(f"{type(exc).__name__}: {exc}")
             return _json_error(502, f"target {name!r} at {self.upstream.url} is unreachable ({detail})")
@@ -208,12 +212,15 @@ class _Proxy:
             snippet = self.redactor.redact(answer.decode("utf-8", "replace")).strip()[:SNIPPET_CHARS].strip()
             return _json_error(
                 502 if status < 400 else status,
-                self.redactor.redact(f"target {name!r} answered HTTP {status} with "
-                                     f"{content_type or 'no content type'}, not JSON: {snippet!r}"),
+                self.redactor.redact(
+                    f"target {name!r} answered HTTP {status} with "
+                    f"{content_type or 'no content type'}, not JSON: {snippet!r}"
+                ),
                 upstream_status=status,
             )
-        return web.Response(body=self.redactor.redact_bytes(answer), status=status, content_type="application/json",
-                            headers=passed)
+        return web.Response(
+            body=self.redactor.redact_bytes(answer), status=status, content_type="application/json", headers=passed
+        )
 
 
 def create_app(
@@ -257,9 +264,7 @@ def create_app(
         return handler
 
     async def config_handler(_request: web.Request) -> web.Response:
-        return web.Response(
-            body=config_bytes, content_type="application/json", headers={"Cache-Control": "no-store"}
-        )
+        return web.Response(body=config_bytes, content_type="application/json", headers={"Cache-Control": "no-store"})
 
     app.router.add_get("/", static_handler("index.html"))
     for filename in STATIC_FILES:

@@ -137,9 +137,18 @@ def _is_dead(step: StepResult) -> bool:
 class CapacityPhase:
     """The capacity mode of one run: for each target, the closed-loop sweep, then the searches."""
 
-    def __init__(self, config: CapacityConfig, *, sweep: Any, loadgen: Any, writer: RunWriter,
-                 ceiling: Mapping[str, Any] | None, outcomes: Mapping[str, Any] | None = None,
-                 events: CapacityEvents | None = None, run_sweep: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: CapacityConfig,
+        *,
+        sweep: Any,
+        loadgen: Any,
+        writer: RunWriter,
+        ceiling: Mapping[str, Any] | None,
+        outcomes: Mapping[str, Any] | None = None,
+        events: CapacityEvents | None = None,
+        run_sweep: Callable[..., Any] | None = None,
+    ) -> None:
         from loadgen.sweep import run_sweep as default_run_sweep
 
         self.config = config
@@ -168,15 +177,32 @@ class CapacityPhase:
     # -- measuring one step through the sweep code path ----------------------------------
     def _plan(self, mode: str, n: int, *, concurrency: int, rate: float, seed: int, max_duration_s: float) -> SweepPlan:
         return SweepPlan(
-            n_requests=(n,), modes=(mode,), trials=1, warmup=self.sweep.warmup, concurrency=concurrency,
-            rate_rps=rate, arrival="poisson", seed=seed, max_duration_s=min(max_duration_s, self.sweep.max_duration_s),
-            timeout_s=self.loadgen.timeout_s, connect_timeout_s=self.loadgen.connect_timeout_s,
+            n_requests=(n,),
+            modes=(mode,),
+            trials=1,
+            warmup=self.sweep.warmup,
+            concurrency=concurrency,
+            rate_rps=rate,
+            arrival="poisson",
+            seed=seed,
+            max_duration_s=min(max_duration_s, self.sweep.max_duration_s),
+            timeout_s=self.loadgen.timeout_s,
+            connect_timeout_s=self.loadgen.connect_timeout_s,
             max_rps=self.loadgen.max_rps,
         )
 
-    async def _measure(self, target: Any, engine_factory: Any, plan: SweepPlan, images: np.ndarray,
-                       labels: np.ndarray, mode: str, trial: int) -> tuple[StepResult, dict[str, Any], float]:
+    async def _measure(
+        self,
+        target: Any,
+        engine_factory: Any,
+        plan: SweepPlan,
+        images: np.ndarray,
+        labels: np.ndarray,
+        mode: str,
+        trial: int,
+    ) -> tuple[StepResult, dict[str, Any], float]:
         """One step via run_sweep; write it relabelled (``mode``, ``trial``); (step, row, wall seconds)."""
+
         def progress(key: StepKey, done: int, total: int) -> None:
             self.events.on_progress(dataclasses.replace(key, mode=mode, trial=trial), done, total)
 
@@ -184,7 +210,7 @@ class CapacityPhase:
         sweep = self.run_sweep(target, engine_factory, plan, images, labels, on_progress=progress)
         step: StepResult | None = None
         try:
-            async for step in sweep:
+            async for step in sweep:  # noqa: B007 - drained for its one step, read after the loop
                 pass
         finally:
             await sweep.aclose()
@@ -206,20 +232,39 @@ class CapacityPhase:
         return float(percentile(ok, self.objective.percentile)) if ok else math.nan
 
     # -- the two searches ---------------------------------------------------------------
-    async def _closed_loop(self, target: Any, engine_factory: Any, images: np.ndarray,
-                           labels: np.ndarray) -> ClosedLoopResult:
+    async def _closed_loop(
+        self, target: Any, engine_factory: Any, images: np.ndarray, labels: np.ndarray
+    ) -> ClosedLoopResult:
         async def measure(spec: LevelSpec) -> LevelOutcome:
-            plan = self._plan("concurrent", spec.n_requests, concurrency=spec.concurrency, rate=self.sweep.rate_rps,
-                              seed=self.sweep.seed, max_duration_s=max(4 * self.config.closed_loop_seconds, 10.0))
+            plan = self._plan(
+                "concurrent",
+                spec.n_requests,
+                concurrency=spec.concurrency,
+                rate=self.sweep.rate_rps,
+                seed=self.sweep.seed,
+                max_duration_s=max(4 * self.config.closed_loop_seconds, 10.0),
+            )
             step, row, wall = await self._measure(target, engine_factory, plan, images, labels, CLOSED_MODE, 1)
             return LevelOutcome(
-                concurrency=spec.concurrency, n_requests=len(step.records), throughput_rps=float(row["throughput_rps"]),
-                latency_s=self._pctl(step), p50_s=float(row["lat_p50_s"]), errors=int(row["errors"]),
-                duration_s=wall, fatal=_is_dead(step), error_classes=str(row["errors_by_class"] or ""))
+                concurrency=spec.concurrency,
+                n_requests=len(step.records),
+                throughput_rps=float(row["throughput_rps"]),
+                latency_s=self._pctl(step),
+                p50_s=float(row["lat_p50_s"]),
+                errors=int(row["errors"]),
+                duration_s=wall,
+                fatal=_is_dead(step),
+                error_classes=str(row["errors_by_class"] or ""),
+            )
 
-        result = await concurrency_sweep(measure, self.objective, max_concurrency=self.config.max_concurrency,
-                                         min_requests=self.config.min_requests, min_seconds=self.config.min_seconds,
-                                         max_seconds=self.config.closed_loop_seconds)
+        result = await concurrency_sweep(
+            measure,
+            self.objective,
+            max_concurrency=self.config.max_concurrency,
+            min_requests=self.config.min_requests,
+            min_seconds=self.config.min_seconds,
+            max_seconds=self.config.closed_loop_seconds,
+        )
         for record in result.levels:
             self.events.on_level(target.name, record)
         return result
@@ -235,32 +280,67 @@ class CapacityPhase:
         max_rate, reason = min(caps) if caps else (math.inf, "")
         seed = int(np.random.SeedSequence([self.sweep.seed, 2, repeat]).generate_state(1)[0])
         return SearchSettings(
-            start_rps=min(start_rps, max_rate), growth=c.growth, precision=c.precision, min_requests=c.min_requests,
-            min_seconds=c.min_seconds, max_probes=c.max_probes, max_seconds=c.max_seconds, max_rate_rps=max_rate,
-            max_rate_reason=reason, client_ceiling_rps=ceiling, seed=seed, confidence=c.confidence,
-            max_looks=c.max_looks)
+            start_rps=min(start_rps, max_rate),
+            growth=c.growth,
+            precision=c.precision,
+            min_requests=c.min_requests,
+            min_seconds=c.min_seconds,
+            max_probes=c.max_probes,
+            max_seconds=c.max_seconds,
+            max_rate_rps=max_rate,
+            max_rate_reason=reason,
+            client_ceiling_rps=ceiling,
+            seed=seed,
+            confidence=c.confidence,
+            max_looks=c.max_looks,
+        )
 
-    async def _search(self, target: Any, engine_factory: Any, images: np.ndarray, labels: np.ndarray,
-                      settings: SearchSettings, repeat: int) -> CapacityResult:
+    async def _search(
+        self,
+        target: Any,
+        engine_factory: Any,
+        images: np.ndarray,
+        labels: np.ndarray,
+        settings: SearchSettings,
+        repeat: int,
+    ) -> CapacityResult:
         bound = self.objective.bound_s
         trials: dict[int, int] = {}  # probe index -> its trial in summary.csv
 
         async def probe(spec: ProbeSpec) -> ProbeOutcome:
             trial = self._last_trial[target.name] = self._last_trial.get(target.name, 0) + 1
             trials[spec.index] = trial
-            plan = self._plan("rate", spec.n_requests, concurrency=self.sweep.concurrency, rate=spec.rate,
-                              seed=spec.seed, max_duration_s=2 * spec.planned_s + 2 * bound + 1.0)
+            plan = self._plan(
+                "rate",
+                spec.n_requests,
+                concurrency=self.sweep.concurrency,
+                rate=spec.rate,
+                seed=spec.seed,
+                max_duration_s=2 * spec.planned_s + 2 * bound + 1.0,
+            )
             step, row, wall = await self._measure(target, engine_factory, plan, images, labels, OPEN_MODE, trial)
             return ProbeOutcome(
-                rate=spec.rate, n_requests=len(step.records), latency_s=self._pctl(step),
-                p50_s=float(row["lat_p50_s"]), p90_s=float(row["lat_p90_s"]), p99_s=float(row["lat_p99_s"]),
-                achieved_rps=float(row["achieved_rps"]), errors=int(row["errors"]), saturated=bool(row["saturated"]),
-                duration_s=wall, fatal=_is_dead(step), error_classes=str(row["errors_by_class"] or ""),
-                latencies_s=sent_order_latencies(step))
+                rate=spec.rate,
+                n_requests=len(step.records),
+                latency_s=self._pctl(step),
+                p50_s=float(row["lat_p50_s"]),
+                p90_s=float(row["lat_p90_s"]),
+                p99_s=float(row["lat_p99_s"]),
+                achieved_rps=float(row["achieved_rps"]),
+                errors=int(row["errors"]),
+                saturated=bool(row["saturated"]),
+                duration_s=wall,
+                fatal=_is_dead(step),
+                error_classes=str(row["errors_by_class"] or ""),
+                latencies_s=sent_order_latencies(step),
+            )
 
         def judged(record: ProbeRecord) -> None:
-            append_rows(self.writer.directory / PROBES_FILE, PROBE_COLUMNS,
-                        [probe_row(self.writer.run_id, target.name, repeat, record, trials[record.spec.index])])
+            append_rows(
+                self.writer.directory / PROBES_FILE,
+                PROBE_COLUMNS,
+                [probe_row(self.writer.run_id, target.name, repeat, record, trials[record.spec.index])],
+            )
             self.events.on_probe(target.name, repeat, record)
 
         return await find_capacity(probe, self.objective, settings, judged)
@@ -273,11 +353,13 @@ class CapacityPhase:
         closed = await self._closed_loop(target, engine_factory, images, np.asarray(labels))
         self.closed[target.name] = closed
         ceiling_at = {r.spec.concurrency: ceiling_for(r.spec.concurrency, self.ceiling) for r in closed.levels}
-        append_rows(directory / CONCURRENCY_FILE, CONCURRENCY_COLUMNS,
-                    concurrency_rows(run_id, target.name, closed, ceiling_at))
+        append_rows(
+            directory / CONCURRENCY_FILE, CONCURRENCY_COLUMNS, concurrency_rows(run_id, target.name, closed, ceiling_at)
+        )
         if any(r.outcome.fatal for r in closed.levels):
-            raise TargetStoppedAnswering(f"{target.name} stopped answering in the closed-loop sweep: "
-                                         f"{closed.stop_reason}")
+            raise TargetStoppedAnswering(
+                f"{target.name} stopped answering in the closed-loop sweep: {closed.stop_reason}"
+            )
         first = closed.levels[0].outcome if closed.levels else None
         auto = first.throughput_rps / 2 if first and first.throughput_rps > 0 else FALLBACK_START_RPS
         start = self.config.start_rps or auto
@@ -285,24 +367,45 @@ class CapacityPhase:
             settings = self._settings(start, repeat)
             result = await self._search(target, engine_factory, images, np.asarray(labels), settings, repeat)
             self.results.setdefault(target.name, []).append(result)
-            append_rows(directory / CAPACITY_FILE, CAPACITY_COLUMNS,
-                        [capacity_row(run_id, target.name, repeat, result, closed,
-                                      ceiling_rps=settings.client_ceiling_rps, seed=settings.seed)])
+            append_rows(
+                directory / CAPACITY_FILE,
+                CAPACITY_COLUMNS,
+                [
+                    capacity_row(
+                        run_id,
+                        target.name,
+                        repeat,
+                        result,
+                        closed,
+                        ceiling_rps=settings.client_ceiling_rps,
+                        seed=settings.seed,
+                    )
+                ],
+            )
             self.events.on_search(target.name, repeat, result)
             if result.fatal:
-                raise TargetStoppedAnswering(f"{target.name} stopped answering during capacity search {repeat}: "
-                                             f"{result.stop_reason}")
+                raise TargetStoppedAnswering(
+                    f"{target.name} stopped answering during capacity search {repeat}: {result.stop_reason}"
+                )
 
 
-def with_capacity(run_sweep: Callable[..., Any],
-                  phase: CapacityPhase | None) -> Callable[..., AsyncIterator[StepResult]]:
+def with_capacity(
+    run_sweep: Callable[..., Any], phase: CapacityPhase | None
+) -> Callable[..., AsyncIterator[StepResult]]:
     """A ``run_sweep`` for :func:`bench.run.runner.sweep_targets`: the ordinary sweep's steps
     (when ``plan`` is not None), then, while the target is still up, the capacity phase --
     once per target: when the runner restarts the target per trial, on its last trial's
     visit (``plan.last_slice``)."""
 
-    async def sweep(target: Any, engine_factory: Any, plan: SweepPlan | None, images: np.ndarray,
-                    labels: Any, *, on_progress: Any = None) -> AsyncIterator[StepResult]:
+    async def sweep(
+        target: Any,
+        engine_factory: Any,
+        plan: SweepPlan | None,
+        images: np.ndarray,
+        labels: Any,
+        *,
+        on_progress: Any = None,
+    ) -> AsyncIterator[StepResult]:
         if plan is not None:
             async for step in run_sweep(target, engine_factory, plan, images, labels, on_progress=on_progress):
                 yield step

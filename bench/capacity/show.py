@@ -24,8 +24,9 @@ from loadgen.objective import CapacityConfig
 __all__ = ["capacity_phase", "plan_capacity", "print_capacity"]
 
 
-def plan_capacity(config: BenchConfig, modes: Sequence[str] | None,
-                  slo: str | None) -> tuple[list[str] | None, CapacityConfig | None]:
+def plan_capacity(
+    config: BenchConfig, modes: Sequence[str] | None, slo: str | None
+) -> tuple[list[str] | None, CapacityConfig | None]:
     """(the ordinary sweep's modes -- None: as configured, []: none -- and the capacity settings
     or None). Raises ValueError for ``--slo`` without ``capacity`` or a malformed objective."""
     rest, wanted = split_modes(modes)
@@ -38,15 +39,25 @@ def _fmt_rps(value: float) -> str:
     return "-" if math.isnan(value) else f"{value:.4g}"
 
 
-def capacity_phase(settings: CapacityConfig, config: BenchConfig, writer: RunWriter, meta: RunMeta,
-                   outcomes: Sequence[Any], console: Console, bar: ProgressHandle) -> CapacityPhase:
+def capacity_phase(
+    settings: CapacityConfig,
+    config: BenchConfig,
+    writer: RunWriter,
+    meta: RunMeta,
+    outcomes: Sequence[Any],
+    console: Console,
+    bar: ProgressHandle,
+) -> CapacityPhase:
     """The capacity phase of this run, its progress shown on ``console``; records its settings in meta."""
+
     def level(target: str, record: Any) -> None:
         o = record.outcome
-        console.info(f"  {target} closed loop C={record.spec.concurrency}: {o.throughput_rps:.1f} req/s, "
-                     f"p50 {o.p50_s * 1000:.2f} ms, {settings.objective.label} {o.latency_s * 1000:.2f} ms"
-                     + (f", errors {o.errors} ({o.error_classes})" if o.errors else "")
-                     + (f" -- stop: {record.stop}" if record.stop else ""))
+        console.info(
+            f"  {target} closed loop C={record.spec.concurrency}: {o.throughput_rps:.1f} req/s, "
+            f"p50 {o.p50_s * 1000:.2f} ms, {settings.objective.label} {o.latency_s * 1000:.2f} ms"
+            + (f", errors {o.errors} ({o.error_classes})" if o.errors else "")
+            + (f" -- stop: {record.stop}" if record.stop else "")
+        )
 
     def probe(target: str, repeat: int, record: Any) -> None:
         o = record.outcome
@@ -54,30 +65,47 @@ def capacity_phase(settings: CapacityConfig, config: BenchConfig, writer: RunWri
         if record.met:
             verdict = f"met ({evidence})"
         elif record.decision == "undecided":
-            verdict = (record.violation if record.final else f"undecided ({evidence}): extending")
+            verdict = record.violation if record.final else f"undecided ({evidence}): extending"
         else:
             verdict = f"VIOLATED: {record.violation}"
         look = f" look {record.spec.look}" if record.spec.look > 1 else ""
-        console.info(f"  {target} search {repeat} probe {record.spec.index} ({record.spec.phase}{look}) "
-                     f"{record.spec.rate:.4g} req/s x {o.n_requests}: p50 {o.p50_s * 1000:.2f} ms, "
-                     f"{settings.objective.label} {o.latency_s * 1000:.2f} ms, achieved {o.achieved_rps:.4g} req/s, "
-                     f"{o.duration_s:.1f} s -- {verdict}")
+        console.info(
+            f"  {target} search {repeat} probe {record.spec.index} ({record.spec.phase}{look}) "
+            f"{record.spec.rate:.4g} req/s x {o.n_requests}: p50 {o.p50_s * 1000:.2f} ms, "
+            f"{settings.objective.label} {o.latency_s * 1000:.2f} ms, achieved {o.achieved_rps:.4g} req/s, "
+            f"{o.duration_s:.1f} s -- {verdict}"
+        )
 
     def search(target: str, repeat: int, result: Any) -> None:
         flag = " -- POSSIBLY CLIENT-BOUND (>= 50 % of the client's calibrated ceiling)" if result.client_bound else ""
-        upper = "" if math.isnan(result.upper_rps) else (f", not met at {_fmt_rps(result.upper_rps)} req/s "
-                                                          f"({result.upper_decision})")
-        console.info(f"[{target}] capacity under {result.objective.describe()}: {_fmt_rps(result.capacity_rps)} "
-                     f"req/s offered{upper}, {result.verdict} at {result.confidence:.0%} confidence "
-                     f"({len(result.probes)} probes, {result.seconds:.1f} s; {result.stop_reason}){flag}")
+        upper = (
+            ""
+            if math.isnan(result.upper_rps)
+            else (f", not met at {_fmt_rps(result.upper_rps)} req/s ({result.upper_decision})")
+        )
+        console.info(
+            f"[{target}] capacity under {result.objective.describe()}: {_fmt_rps(result.capacity_rps)} "
+            f"req/s offered{upper}, {result.verdict} at {result.confidence:.0%} confidence "
+            f"({len(result.probes)} probes, {result.seconds:.1f} s; {result.stop_reason}){flag}"
+        )
 
     events = CapacityEvents(
         on_progress=lambda key, done, total: bar.update(
-            done, total, f"{key.target} {key.mode} N={key.n_requests} probe {key.trial}"),
-        on_level=level, on_probe=probe, on_search=search)
-    phase = CapacityPhase(settings, sweep=config.sweep, loadgen=config.loadgen, writer=writer,
-                          ceiling=meta.details.get("client_ceiling"), outcomes={o.name: o for o in outcomes},
-                          events=events)
+            done, total, f"{key.target} {key.mode} N={key.n_requests} probe {key.trial}"
+        ),
+        on_level=level,
+        on_probe=probe,
+        on_search=search,
+    )
+    phase = CapacityPhase(
+        settings,
+        sweep=config.sweep,
+        loadgen=config.loadgen,
+        writer=writer,
+        ceiling=meta.details.get("client_ceiling"),
+        outcomes={o.name: o for o in outcomes},
+        events=events,
+    )
     meta.details["capacity"] = phase.describe()
     return phase
 

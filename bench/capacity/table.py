@@ -46,7 +46,7 @@ def _ms(value: Any) -> str:
 
 
 def capacity_heading(cap: CapacityData) -> str:
-    """"Capacity under p99 <= 100 ms" (every objective of the run, normally one)."""
+    """ "Capacity under p99 <= 100 ms" (every objective of the run, normally one)."""
     objectives = list(dict.fromkeys(cap.capacity.get("objective", pd.Series(dtype=str)).astype(str)))
     return "Capacity under " + (" / ".join(objectives) if objectives else "a latency objective")
 
@@ -92,8 +92,7 @@ def _evidence(row: Any) -> str:
     """``p99 45.1 ms in [30.2, 98] ms; 0 of 1,632 over``: the confirmation's evidence."""
     n, h = num(getattr(row, "at_n", math.nan)), num(getattr(row, "at_exceed", math.nan))
     value = _ms(row.at_lat_objective_s)
-    lo, hi = num(getattr(row, "at_lat_objective_lo_s", math.nan)), num(getattr(row, "at_lat_objective_hi_s",
-                                                                               math.nan))
+    lo, hi = num(getattr(row, "at_lat_objective_lo_s", math.nan)), num(getattr(row, "at_lat_objective_hi_s", math.nan))
     if value == "-":
         return "-"
     if math.isnan(n):
@@ -112,9 +111,19 @@ def capacity_table(cap: CapacityData, targets: Sequence[str] | None = None) -> t
     label = "objective"
     if not frame.empty and "percentile" in frame:
         label = f"p{num(frame['percentile'].iloc[0]):g}"
-    columns = ["target", "capacity: offered (req/s)", "achieved at it (req/s)", "bracket (req/s)", "verdict",
-               f"{label} at capacity (ms) [bounds]; evidence", "p50 at capacity (ms)", "closed loop best (req/s @ C)",
-               "probes", "seconds", "note"]
+    columns = [
+        "target",
+        "capacity: offered (req/s)",
+        "achieved at it (req/s)",
+        "bracket (req/s)",
+        "verdict",
+        f"{label} at capacity (ms) [bounds]; evidence",
+        "p50 at capacity (ms)",
+        "closed loop best (req/s @ C)",
+        "probes",
+        "seconds",
+        "note",
+    ]
     rows = []
     order = list(targets or []) + [t for t in dict.fromkeys(frame["target"]) if t not in (targets or [])]
     for target in order:
@@ -133,15 +142,25 @@ def capacity_table(cap: CapacityData, targets: Sequence[str] | None = None) -> t
         one = len(part) == 1
         first = next(part.itertuples())
         achieved = part["at_achieved_rps"].to_numpy(float)
-        rows.append([
-            target, _spread(caps), _spread(achieved) if np.isfinite(achieved).any() else "-",
-            _bracket(first) if one else "; ".join(_bracket(r) for r in part.itertuples()),
-            _verdicts(part),
-            _evidence(first) if one else _ms(np.nanmedian(part["at_lat_objective_s"].to_numpy(float)))
-            if part["at_lat_objective_s"].notna().any() else "-",
-            _ms(np.nanmedian(part["at_lat_p50_s"].to_numpy(float))) if part["at_lat_p50_s"].notna().any() else "-",
-            closed, str(int(part["probes"].sum())), f"{part['seconds'].sum():.1f}", "; ".join(notes),
-        ])
+        rows.append(
+            [
+                target,
+                _spread(caps),
+                _spread(achieved) if np.isfinite(achieved).any() else "-",
+                _bracket(first) if one else "; ".join(_bracket(r) for r in part.itertuples()),
+                _verdicts(part),
+                _evidence(first)
+                if one
+                else _ms(np.nanmedian(part["at_lat_objective_s"].to_numpy(float)))
+                if part["at_lat_objective_s"].notna().any()
+                else "-",
+                _ms(np.nanmedian(part["at_lat_p50_s"].to_numpy(float))) if part["at_lat_p50_s"].notna().any() else "-",
+                closed,
+                str(int(part["probes"].sum())),
+                f"{part['seconds'].sum():.1f}",
+                "; ".join(notes),
+            ]
+        )
     return columns, rows
 
 
@@ -164,8 +183,10 @@ def capacity_legend(cap: CapacityData) -> list[str]:
         "were autocorrelated).",
     ]
     if conf.empty and not cap.capacity.empty:
-        lines.append("this run was written before verdicts carried a confidence: its VALID meant only that one "
-                     "probe's percentile point estimate was under the bound.")
+        lines.append(
+            "this run was written before verdicts carried a confidence: its VALID meant only that one "
+            "probe's percentile point estimate was under the bound."
+        )
     return lines
 
 
@@ -175,13 +196,32 @@ def concurrency_table(cap: CapacityData, targets: Sequence[str] | None = None) -
     label = "objective"
     if not cap.capacity.empty and "percentile" in cap.capacity:
         label = f"p{num(cap.capacity['percentile'].iloc[0]):g}"
-    columns = ["target", "concurrency", "throughput (req/s)", "p50 (ms)", f"{label} (ms)", "errors", "met",
-               "near client ceiling", "stopped because"]
+    columns = [
+        "target",
+        "concurrency",
+        "throughput (req/s)",
+        "p50 (ms)",
+        f"{label} (ms)",
+        "errors",
+        "met",
+        "near client ceiling",
+        "stopped because",
+    ]
     rows = []
     order = list(targets or []) + [t for t in dict.fromkeys(frame["target"]) if t not in (targets or [])]
     for target in order:
         for r in frame[frame["target"] == target].itertuples():
-            rows.append([target, str(int(r.concurrency)), rps(r.throughput_rps), _ms(r.lat_p50_s),
-                         _ms(r.lat_objective_s), str(int(num(r.errors))), "yes" if cell_true(r.met) else "no",
-                         "yes" if cell_true(r.near_client_ceiling) else "", short_reason(str(r.stop or ""))])
+            rows.append(
+                [
+                    target,
+                    str(int(r.concurrency)),
+                    rps(r.throughput_rps),
+                    _ms(r.lat_p50_s),
+                    _ms(r.lat_objective_s),
+                    str(int(num(r.errors))),
+                    "yes" if cell_true(r.met) else "no",
+                    "yes" if cell_true(r.near_client_ceiling) else "",
+                    short_reason(str(r.stop or "")),
+                ]
+            )
     return columns, rows

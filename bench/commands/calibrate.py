@@ -37,8 +37,17 @@ def calibration_rows(calibration: CalibrationResult) -> list[list[str]]:
             continue
         for p in entry.points:
             errors = ", ".join(f"{k}={v}" for k, v in sorted(p.errors.items())) or "0"
-            rows.append([name, str(p.concurrency), _fmt(p.req_per_s, 0), _fmt(p.cpu_ms_per_request, 4),
-                         _fmt(p.p50_ms, 3), _fmt(p.p99_ms, 3), errors])
+            rows.append(
+                [
+                    name,
+                    str(p.concurrency),
+                    _fmt(p.req_per_s, 0),
+                    _fmt(p.cpu_ms_per_request, 4),
+                    _fmt(p.p50_ms, 3),
+                    _fmt(p.p99_ms, 3),
+                    errors,
+                ]
+            )
     return rows
 
 
@@ -66,8 +75,14 @@ def calibrate(
     total = len(engines or ("fast", "aiohttp", "httpx")) * len(levels) * (duration_s + 0.2)
     console.info(f"calibrating engines against a null endpoint on loopback (~{total:.0f} s of load)")
     try:
-        result = run_calibration(engines=engines, concurrencies=levels, duration_s=duration_s,
-                                 cpus=config.loadgen.cpus, payload=mnist_payload(), on_progress=console.info)
+        result = run_calibration(
+            engines=engines,
+            concurrencies=levels,
+            duration_s=duration_s,
+            cpus=config.loadgen.cpus,
+            payload=mnist_payload(),
+            on_progress=console.info,
+        )
     except ValueError as exc:
         console.error(str(exc))
         return 2
@@ -87,8 +102,10 @@ def calibrate(
     console.print(f"raw blocking-socket round trip at c=1: p50 {_fmt(data['baseline']['p50_ms'], 3)} ms")
     for name, entry in result.engines.items():
         if entry.added_latency_ms is not None:
-            console.print(f"{name} ({entry.version}): adds {entry.added_latency_ms:.3f} ms at c=1 "
-                          f"(p50 minus raw socket p50); mean CPU {_fmt(entry.cpu_ms_per_request, 4)} ms/req")
+            console.print(
+                f"{name} ({entry.version}): adds {entry.added_latency_ms:.3f} ms at c=1 "
+                f"(p50 minus raw socket p50); mean CPU {_fmt(entry.cpu_ms_per_request, 4)} ms/req"
+            )
     write_calibration(result, path)
     if not result.chosen:
         console.error(data.get("choice_error", "no engine worked"))
@@ -105,16 +122,27 @@ def calibrate(
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     from loadgen.engines import ENGINE_NAMES
 
-    parser.add_argument("--engines", type=csv_words, default=None, metavar=choice_list(ENGINE_NAMES),
-                        help="comma-separated engines (default: all)")
+    parser.add_argument(
+        "--engines",
+        type=csv_words,
+        default=None,
+        metavar=choice_list(ENGINE_NAMES),
+        help="comma-separated engines (default: all)",
+    )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement (default: %(default)s)")
     parser.add_argument("--concurrency", type=csv_ints, default=None, help="e.g. 1,8,64")
     parser.add_argument("-o", "--output", type=Path, default=None, help="JSON file to write")
 
 
 def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
-    return calibrate(config, engines=args.engines, duration_s=args.duration, concurrencies=args.concurrency,
-                     output=args.output, console=console)
+    return calibrate(
+        config,
+        engines=args.engines,
+        duration_s=args.duration,
+        concurrencies=args.concurrency,
+        output=args.output,
+        console=console,
+    )
 
 
 CALIBRATE = Command(_add_arguments, _main)

@@ -19,8 +19,8 @@ from bench.commands.common import Command, configured_target, csv_counts, positi
 from bench.config import BenchConfig
 from bench.console import Console
 from bench.training import ensure_model_shown
-from targets.contract.suite import CheckResult, Samples, reference_digits, run_contract
 from targets.contract.load import BURST_SIZES
+from targets.contract.suite import CheckResult, Samples, reference_digits, run_contract
 from targets.registry import target_spec
 
 __all__ = ["CHECK_TARGET", "DEFAULT_IMAGES", "check_target"]
@@ -73,13 +73,17 @@ def check_target(
     def show(result: CheckResult) -> None:
         console.print(f"{_MARK[result.status]}  {result.name:<30} {result.detail}")
 
-    results = run_contract(target, samples, min_agreement=min_agreement, on_result=show,
-                           timeout_s=config.loadgen.timeout_s, burst_sizes=burst_sizes)
+    results = run_contract(
+        target,
+        samples,
+        min_agreement=min_agreement,
+        on_result=show,
+        timeout_s=config.loadgen.timeout_s,
+        burst_sizes=burst_sizes,
+    )
     failed = [r.name for r in results if not r.passed]
     skipped = sum(r.status == "skip" for r in results)
-    console.print(
-        f"{name}: {len(results) - len(failed) - skipped} passed, {len(failed)} failed, {skipped} skipped"
-    )
+    console.print(f"{name}: {len(results) - len(failed) - skipped} passed, {len(failed)} failed, {skipped} skipped")
     if failed:
         console.error(f"{name} does not meet the target contract: {', '.join(failed)} failed")
         return 1
@@ -90,22 +94,41 @@ def check_target(
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = ("Start TARGET's local stand-in and check it against the contract every adapter passes "
-                     "(docs/adding-a-target.md); exit 1 when a check fails.")
+    p.description = (
+        "Start TARGET's local stand-in and check it against the contract every adapter passes "
+        "(docs/adding-a-target.md); exit 1 when a check fails."
+    )
     p.add_argument("target", help="a target name from bench.toml (any adapter: built-in, module:Class, entry point)")
-    p.add_argument("--min-agreement", type=float, default=1.0, metavar="SHARE",
-                   help="share of test images whose digit must equal the in-process TorchScript model's "
-                        "(default: %(default)s; 0.99 for a server of the SavedModel export)")
-    p.add_argument("--images", type=positive_int, default=DEFAULT_IMAGES,
-                   help="test images sent (default: %(default)s)")
-    p.add_argument("--burst", type=csv_counts, default=list(BURST_SIZES), metavar="N[,N...]",
-                   help="connections opened at once by the burst:N checks (default: "
-                        f"{','.join(map(str, BURST_SIZES))}, the study's largest concurrent steps)")
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=1.0,
+        metavar="SHARE",
+        help="share of test images whose digit must equal the in-process TorchScript model's "
+        "(default: %(default)s; 0.99 for a server of the SavedModel export)",
+    )
+    p.add_argument(
+        "--images", type=positive_int, default=DEFAULT_IMAGES, help="test images sent (default: %(default)s)"
+    )
+    p.add_argument(
+        "--burst",
+        type=csv_counts,
+        default=list(BURST_SIZES),
+        metavar="N[,N...]",
+        help="connections opened at once by the burst:N checks (default: "
+        f"{','.join(map(str, BURST_SIZES))}, the study's largest concurrent steps)",
+    )
 
 
 def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
-    return check_target(config, args.target, min_agreement=args.min_agreement, n_images=args.images,
-                        burst_sizes=tuple(args.burst), console=console)
+    return check_target(
+        config,
+        args.target,
+        min_agreement=args.min_agreement,
+        n_images=args.images,
+        burst_sizes=tuple(args.burst),
+        console=console,
+    )
 
 
 CHECK_TARGET = Command(_add_arguments, _main)

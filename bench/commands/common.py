@@ -76,7 +76,8 @@ def _csv_parts(text: str, what: str) -> list[str]:
     empty = [i for i, part in enumerate(parts, 1) if not part]
     if empty:
         raise argparse.ArgumentTypeError(
-            f"expected comma-separated {what}, got {text!r}: item {empty[0]} of {len(parts)} is empty")
+            f"expected comma-separated {what}, got {text!r}: item {empty[0]} of {len(parts)} is empty"
+        )
     return parts
 
 

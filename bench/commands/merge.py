@@ -43,11 +43,18 @@ def merge(config: BenchConfig, *, shards: Sequence[str], output: str, console: C
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = ("Merge the shard runs of one plan into one ordinary run: raw records concatenated (with a "
-                     "shard column), statistics recomputed from their union. See docs/loadgen-in-cluster.md.")
+    p.description = (
+        "Merge the shard runs of one plan into one ordinary run: raw records concatenated (with a "
+        "shard column), statistics recomputed from their union. See docs/loadgen-in-cluster.md."
+    )
     p.add_argument("shards", nargs="+", metavar="SHARD_RUN", help="shard run folders or ids, one per shard")
-    p.add_argument("-o", "--output", required=True, metavar="RUN",
-                   help="the merged run: a folder path, or a run id under the results folder")
+    p.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="RUN",
+        help="the merged run: a folder path, or a run id under the results folder",
+    )
 
 
 def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:

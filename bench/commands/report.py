@@ -13,8 +13,12 @@ __all__ = ["REPORT"]
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("runs", nargs="*", help="run folders or ids (default: the latest run); 2-6 pipeline runs "
-                        "of one pipeline also get a side-by-side report in reports/A--vs--B/")
+    parser.add_argument(
+        "runs",
+        nargs="*",
+        help="run folders or ids (default: the latest run); 2-6 pipeline runs "
+        "of one pipeline also get a side-by-side report in reports/A--vs--B/",
+    )
     parser.add_argument("--no-study-overlay", action="store_true", help="leave the study's numbers off Figure 21")
 
 

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from bench.capacity.run import CAPACITY_MODE
-from bench.report.write import write_report
 from bench.commands.common import (
     Command,
     as_tuple,
@@ -29,6 +28,7 @@ from bench.commands.common import (
 )
 from bench.config import BenchConfig
 from bench.console import Console
+from bench.report.write import write_report
 from bench.run import session
 from bench.run.request import RunRequest
 from bench.run.trial_design import DESIGNS, RESTART
@@ -45,11 +45,26 @@ __all__ = ["RUN", "add_shard_arguments", "run_request", "shard_options"]
 def run_request(args: argparse.Namespace, shard: ShardOptions | None = None) -> RunRequest:
     """The parsed `run` flags as a :class:`RunRequest` (``shard``: :func:`shard_options` of them)."""
     return RunRequest(
-        targets=tuple(args.targets), n_requests=as_tuple(args.requests), modes=as_tuple(args.modes), trials=args.trials,
-        rate_rps=args.rate, duration_s=args.duration, concurrency=args.concurrency, engine=args.engine,
-        run_id=args.run_id, write_report=not args.no_report, slo=args.slo, trial_design=args.trial_design,
-        shard=shard, endpoint=args.endpoint, out=args.out, clients=args.clients, start_at=args.start_at,
-        step_interval_s=args.step_interval, config_path=Path(args.config))
+        targets=tuple(args.targets),
+        n_requests=as_tuple(args.requests),
+        modes=as_tuple(args.modes),
+        trials=args.trials,
+        rate_rps=args.rate,
+        duration_s=args.duration,
+        concurrency=args.concurrency,
+        engine=args.engine,
+        run_id=args.run_id,
+        write_report=not args.no_report,
+        slo=args.slo,
+        trial_design=args.trial_design,
+        shard=shard,
+        endpoint=args.endpoint,
+        out=args.out,
+        clients=args.clients,
+        start_at=args.start_at,
+        step_interval_s=args.step_interval,
+        config_path=Path(args.config),
+    )
 
 
 def _report(request: RunRequest, console: Console) -> Callable[[BenchConfig, Path], Path] | None:
@@ -78,81 +93,152 @@ def _start_at(text: str) -> float:
 def add_shard_arguments(p: argparse.ArgumentParser) -> None:
     """`run`'s sharded-load flags (docs/loadgen-in-cluster.md)."""
     group = p.add_argument_group("sharded load (one target; docs/loadgen-in-cluster.md)")
-    group.add_argument("--shard", type=_shard_spec, default=None, metavar="I/N",
-                       help="run shard I (0..N-1) of N of the plan: concurrent mode splits the requests and the "
-                            "in-flight count, rate mode the offered rate; auto/N takes I from $JOB_COMPLETION_INDEX")
-    group.add_argument("--start-at", type=_start_at, default=None, metavar="EPOCH",
-                       help="with --shard: start step k at EPOCH + k x --step-interval (Unix seconds or ISO 8601 "
-                            "with a zone), the same on every shard; measured start skew recorded")
-    group.add_argument("--step-interval", type=positive_float, default=None, metavar="S",
-                       help="with --start-at and more than one step: seconds from one step's start to the next "
-                            "(--clients without it: the parent starts each step when every shard is ready)")
-    group.add_argument("--step-gate", type=Path, default=None, metavar="DIR",
-                       help="with --shard, on the --clients parent's machine: wait at each step until the parent "
-                            "releases it (set by --clients N; other shards coordinate with --start-at)")
-    group.add_argument("--clients", type=positive_int, default=None, metavar="N",
-                       help="run N shard processes on this machine (one stand-in for all; the parent starts each "
-                            "step on all of them together), then merge them")
-    group.add_argument("--endpoint", default=None, metavar="URL",
-                       help="send to this URL instead of starting the target's stand-in (remote mode)")
-    group.add_argument("--out", type=Path, default=None, metavar="DIR",
-                       help="write the run's folder under DIR instead of the results folder")
+    group.add_argument(
+        "--shard",
+        type=_shard_spec,
+        default=None,
+        metavar="I/N",
+        help="run shard I (0..N-1) of N of the plan: concurrent mode splits the requests and the "
+        "in-flight count, rate mode the offered rate; auto/N takes I from $JOB_COMPLETION_INDEX",
+    )
+    group.add_argument(
+        "--start-at",
+        type=_start_at,
+        default=None,
+        metavar="EPOCH",
+        help="with --shard: start step k at EPOCH + k x --step-interval (Unix seconds or ISO 8601 "
+        "with a zone), the same on every shard; measured start skew recorded",
+    )
+    group.add_argument(
+        "--step-interval",
+        type=positive_float,
+        default=None,
+        metavar="S",
+        help="with --start-at and more than one step: seconds from one step's start to the next "
+        "(--clients without it: the parent starts each step when every shard is ready)",
+    )
+    group.add_argument(
+        "--step-gate",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="with --shard, on the --clients parent's machine: wait at each step until the parent "
+        "releases it (set by --clients N; other shards coordinate with --start-at)",
+    )
+    group.add_argument(
+        "--clients",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="run N shard processes on this machine (one stand-in for all; the parent starts each "
+        "step on all of them together), then merge them",
+    )
+    group.add_argument(
+        "--endpoint",
+        default=None,
+        metavar="URL",
+        help="send to this URL instead of starting the target's stand-in (remote mode)",
+    )
+    group.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write the run's folder under DIR instead of the results folder",
+    )
 
 
 def shard_options(args: argparse.Namespace) -> ShardOptions | None:
     """The ShardOptions of a `run --shard`, or None; ValueError for flags that do not go together."""
-    check_schedule_flags(args.start_at, args.step_interval, shard=args.shard is not None,
-                         clients=args.clients is not None, gate=args.step_gate is not None)
+    check_schedule_flags(
+        args.start_at,
+        args.step_interval,
+        shard=args.shard is not None,
+        clients=args.clients is not None,
+        gate=args.step_gate is not None,
+    )
     if args.clients is not None and args.shard is not None:
         raise ValueError("--clients N runs shards 0..N-1 itself: give --clients or --shard, not both")
     if args.shard is None:
         return None
     spec, from_env = args.shard
-    return ShardOptions(spec, StartSchedule(args.start_at, args.step_interval or 0.0), index_from_env=from_env,
-                        gate=args.step_gate)
+    return ShardOptions(
+        spec, StartSchedule(args.start_at, args.step_interval or 0.0), index_from_env=from_env, gate=args.step_gate
+    )
 
 
 # --- `python -m bench run` (registered in bench/cli.py) ---
 
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
-    p.description = ("Run the benchmark sweep against `all` targets or the named ones. The study's tuning is "
-                     "`python -m bench hpo` (also spelt `run hpo`), its pipelines `python -m bench pipeline run` "
-                     "(also spelt `run pipeline`); each has its own --help.")
+    p.description = (
+        "Run the benchmark sweep against `all` targets or the named ones. The study's tuning is "
+        "`python -m bench hpo` (also spelt `run hpo`), its pipelines `python -m bench pipeline run` "
+        "(also spelt `run pipeline`); each has its own --help."
+    )
     p.add_argument("targets", nargs="+", help="'all' or target names")
     p.add_argument("--requests", type=csv_counts, default=None, help="override [sweep] n_requests, e.g. 1,4,8")
-    p.add_argument("--modes", type=csv_words, default=None, metavar=choice_list((*MODES, CAPACITY_MODE)),
-                   help="override [sweep] modes (comma-separated); capacity = the capacity search (docs/capacity.md)")
+    p.add_argument(
+        "--modes",
+        type=csv_words,
+        default=None,
+        metavar=choice_list((*MODES, CAPACITY_MODE)),
+        help="override [sweep] modes (comma-separated); capacity = the capacity search (docs/capacity.md)",
+    )
     p.add_argument("--trials", type=positive_int, default=None, help="override [sweep] trials")
-    p.add_argument("--trial-design", choices=DESIGNS, default=RESTART,
-                   help="restart: each trial of a local stand-in is a fresh start, targets in a seeded shuffled "
-                        "order per trial, so trials replicate what differs between runs; within-run: start each "
-                        "target once for all its trials (remote targets always are); default: %(default)s "
-                        "(docs/compare.md)")
-    p.add_argument("--rate", type=positive_float, default=None, metavar="R",
-                   help="open-loop rate in req/s (override [sweep] rate_rps); implies --modes rate "
-                        "unless --modes is given")
-    p.add_argument("--duration", type=positive_float, default=None, metavar="S",
-                   help="seconds per rate step (override [sweep] duration_s): each rate step sends "
-                        "round(R x S) requests instead of --requests (at most 100000); implies --modes rate "
-                        "unless --modes is given")
-    p.add_argument("--concurrency", type=non_negative_int, default=None, metavar="C",
-                   help="override [sweep] concurrency: requests in flight in concurrent mode, connection cap "
-                        "in rate mode (0 = N)")
-    p.add_argument("--engine", default=None, metavar=choices_metavar(("auto", *ENGINE_NAMES)),
-                   help="override [loadgen] engine")
+    p.add_argument(
+        "--trial-design",
+        choices=DESIGNS,
+        default=RESTART,
+        help="restart: each trial of a local stand-in is a fresh start, targets in a seeded shuffled "
+        "order per trial, so trials replicate what differs between runs; within-run: start each "
+        "target once for all its trials (remote targets always are); default: %(default)s "
+        "(docs/compare.md)",
+    )
+    p.add_argument(
+        "--rate",
+        type=positive_float,
+        default=None,
+        metavar="R",
+        help="open-loop rate in req/s (override [sweep] rate_rps); implies --modes rate unless --modes is given",
+    )
+    p.add_argument(
+        "--duration",
+        type=positive_float,
+        default=None,
+        metavar="S",
+        help="seconds per rate step (override [sweep] duration_s): each rate step sends "
+        "round(R x S) requests instead of --requests (at most 100000); implies --modes rate "
+        "unless --modes is given",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=non_negative_int,
+        default=None,
+        metavar="C",
+        help="override [sweep] concurrency: requests in flight in concurrent mode, connection cap in rate mode (0 = N)",
+    )
+    p.add_argument(
+        "--engine", default=None, metavar=choices_metavar(("auto", *ENGINE_NAMES)), help="override [loadgen] engine"
+    )
     p.add_argument("--run-id", default=None, help="name of the results folder (default: time-based)")
     p.add_argument("--no-report", action="store_true", help="skip writing the report")
-    p.add_argument("--slo", default=None, help="with --modes capacity: the latency objective, e.g. p99=100ms "
-                   "(default: [capacity] percentile and bound_ms; docs/capacity.md)")
+    p.add_argument(
+        "--slo",
+        default=None,
+        help="with --modes capacity: the latency objective, e.g. p99=100ms "
+        "(default: [capacity] percentile and bound_ms; docs/capacity.md)",
+    )
     add_shard_arguments(p)
 
 
 def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
     if len(args.targets) == 1 and args.targets[0] in ("hpo", "pipeline") and args.targets[0] not in config.targets:
         word = args.targets[0]  # e.g. `run --run-id x hpo`: the alias applies to the word right after `run` only
-        console.error(f"{word!r} is not a target: write `python -m bench run {word} ...` with {word} right after "
-                      f"run (see `python -m bench {word} --help`)")
+        console.error(
+            f"{word!r} is not a target: write `python -m bench run {word} ...` with {word} right after "
+            f"run (see `python -m bench {word} --help`)"
+        )
         return 2
     try:
         shard = shard_options(args)

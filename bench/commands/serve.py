@@ -30,8 +30,7 @@ def _curl_example(target: Target, config: BenchConfig, console: Console) -> None
     body_path.write_bytes(request.body)
     headers = " ".join(f"-H '{k}: {v}'" for k, v in request.headers.items() if k.lower() == "content-type")
     console.print(
-        f"try:  curl -s -X {request.method} {target.base_url}{request.path} {headers} "
-        f"--data-binary @{body_path}"
+        f"try:  curl -s -X {request.method} {target.base_url}{request.path} {headers} --data-binary @{body_path}"
     )
     console.print(f"      (test image 0, label {int(split.test_y[0])})")
 

@@ -119,10 +119,14 @@ async def ui(
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default=None, help="target name (default: the first flask target)")
-    parser.add_argument("--port", type=int, default=8765,
-                        help="port on 127.0.0.1, 0 = a free one (default: %(default)s)")
-    parser.add_argument("--no-start", action="store_true",
-                        help="do not start or contact the target: serve the page only (predictions off)")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="port on 127.0.0.1, 0 = a free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--no-start",
+        action="store_true",
+        help="do not start or contact the target: serve the page only (predictions off)",
+    )
 
 
 def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:

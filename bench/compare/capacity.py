@@ -87,29 +87,49 @@ def _notes(side: str, part: pd.DataFrame) -> list[str]:
     return notes
 
 
-def compare_capacity_frames(a: pd.DataFrame, b: pd.DataFrame, *, threshold_pct: float = 5.0,
-                            order: list[str] | None = None) -> list[CapacityComparison]:
+def compare_capacity_frames(
+    a: pd.DataFrame, b: pd.DataFrame, *, threshold_pct: float = 5.0, order: list[str] | None = None
+) -> list[CapacityComparison]:
     """One comparison per target that both capacity.csv frames have."""
     if threshold_pct < 0:
         raise ValueError(f"threshold must be >= 0 %, got {threshold_pct}")
-    common = [t for t in dict.fromkeys(list(order or []) + list(a["target"])) if (b["target"] == t).any()
-              and (a["target"] == t).any()]
+    common = [
+        t
+        for t in dict.fromkeys(list(order or []) + list(a["target"]))
+        if (b["target"] == t).any() and (a["target"] == t).any()
+    ]
     out = []
     for target in common:
         pa, pb = a[a["target"] == target], b[b["target"] == target]
         obj_a, obj_b = set(pa["objective"].astype(str)), set(pb["objective"].astype(str))
-        objective = " / ".join(sorted(obj_a)) if obj_a == obj_b else f"A: {', '.join(sorted(obj_a))} / " \
-            f"B: {', '.join(sorted(obj_b))}"
+        objective = (
+            " / ".join(sorted(obj_a))
+            if obj_a == obj_b
+            else f"A: {', '.join(sorted(obj_a))} / B: {', '.join(sorted(obj_b))}"
+        )
         ca = pa["capacity_rps"].to_numpy(float)
         cb = pb["capacity_rps"].to_numpy(float)
         ca, cb = ca[~np.isnan(ca)], cb[~np.isnan(cb)]
         notes = _notes("A", pa) + _notes("B", pb)
         nan = math.nan
         if ca.size == 0 or cb.size == 0:
-            out.append(CapacityComparison(target, objective, float(np.median(ca)) if ca.size else nan,
-                                          float(np.median(cb)) if cb.size else nan, nan, nan, nan, int(ca.size),
-                                          int(cb.size), _verdict_counts(pa), _verdict_counts(pb), "; ".join(notes),
-                                          "no capacity"))
+            out.append(
+                CapacityComparison(
+                    target,
+                    objective,
+                    float(np.median(ca)) if ca.size else nan,
+                    float(np.median(cb)) if cb.size else nan,
+                    nan,
+                    nan,
+                    nan,
+                    int(ca.size),
+                    int(cb.size),
+                    _verdict_counts(pa),
+                    _verdict_counts(pb),
+                    "; ".join(notes),
+                    "no capacity",
+                )
+            )
             continue
         a_med, b_med = float(np.median(ca)), float(np.median(cb))
         ratio = b_med / a_med if a_med > 0 else nan
@@ -125,13 +145,29 @@ def compare_capacity_frames(a: pd.DataFrame, b: pd.DataFrame, *, threshold_pct: 
             verdict = "below threshold"
         else:
             verdict = "higher" if ratio > 1 else "lower"
-        out.append(CapacityComparison(target, objective, a_med, b_med, ratio, low, high, int(ca.size), int(cb.size),
-                                      _verdict_counts(pa), _verdict_counts(pb), "; ".join(notes), verdict))
+        out.append(
+            CapacityComparison(
+                target,
+                objective,
+                a_med,
+                b_med,
+                ratio,
+                low,
+                high,
+                int(ca.size),
+                int(cb.size),
+                _verdict_counts(pa),
+                _verdict_counts(pb),
+                "; ".join(notes),
+                verdict,
+            )
+        )
     return out
 
 
-def compare_capacities(run_a: RunData, run_b: RunData, *,
-                       threshold_pct: float = 5.0) -> list[CapacityComparison] | None:
+def compare_capacities(
+    run_a: RunData, run_b: RunData, *, threshold_pct: float = 5.0
+) -> list[CapacityComparison] | None:
     """Compare the two runs' capacity searches; None when neither run has one.
 
     Raises ValueError when only one of them has a capacity search (nothing to set it against).
@@ -142,10 +178,12 @@ def compare_capacities(run_a: RunData, run_b: RunData, *,
         return None
     if cap_a.capacity.empty or cap_b.capacity.empty:
         missing = run_a if cap_a.capacity.empty else run_b
-        raise ValueError(f"only one run has a capacity search: {missing.path} has no capacity.csv "
-                         "(run it with `--modes capacity`)")
-    comparisons = compare_capacity_frames(cap_a.capacity, cap_b.capacity, threshold_pct=threshold_pct,
-                                          order=list(cap_a.capacity["target"]))
+        raise ValueError(
+            f"only one run has a capacity search: {missing.path} has no capacity.csv (run it with `--modes capacity`)"
+        )
+    comparisons = compare_capacity_frames(
+        cap_a.capacity, cap_b.capacity, threshold_pct=threshold_pct, order=list(cap_a.capacity["target"])
+    )
     if not comparisons:
         raise ValueError(f"the capacity searches share no target (A: {cap_a.targets}, B: {cap_b.targets})")
     return comparisons

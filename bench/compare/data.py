@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.results.schema import SCHEMA_ADDED, SCHEMA_VERSION
 from bench.results import RunData
-from loadgen.modes import MODES
 from bench.results.parse import StepSummary, ok_latencies
+from bench.results.schema import SCHEMA_ADDED, SCHEMA_VERSION
+from loadgen.modes import MODES
 
 __all__ = [
     "CompareError",
@@ -68,13 +68,17 @@ def check_schemas(a: RunData, b: RunData) -> list[str]:
     for name, run in (("A", a), ("B", b)):
         version = run.schema_version
         if version is not None and version > SCHEMA_VERSION:
-            raise CompareError(f"{name} ({run.path}) has schema {version}, newer than this servebench knows "
-                               f"({SCHEMA_VERSION}); compare with the servebench that wrote it")
+            raise CompareError(
+                f"{name} ({run.path}) has schema {version}, newer than this servebench knows "
+                f"({SCHEMA_VERSION}); compare with the servebench that wrote it"
+            )
     va, vb = a.schema_version, b.schema_version
     if va is not None and vb is not None and va != vb:
         added = "; ".join(SCHEMA_ADDED[v] for v in range(min(va, vb) + 1, max(va, vb) + 1) if v in SCHEMA_ADDED)
-        return [f"A has schema {va}, B schema {vb}: the columns added since schema {min(va, vb)} ({added}) are "
-                "absent on the older side, whose failures are derived from its error counts"]
+        return [
+            f"A has schema {va}, B schema {vb}: the columns added since schema {min(va, vb)} ({added}) are "
+            "absent on the older side, whose failures are derived from its error counts"
+        ]
     return []
 
 
@@ -91,8 +95,9 @@ def read_sides(run: RunData, column: str, name: str) -> dict[StepKey, Side]:
     :class:`bench.results.parse.StepSummary` records, so schema 1 and 2 read alike.
     """
     if not any(getattr(step, column) is not None for step in run.steps):
-        raise CompareError(f"{name} ({run.path}) has no {column!r} column (or no value in it) in summary.csv; "
-                           "pick another --metric")
+        raise CompareError(
+            f"{name} ({run.path}) has no {column!r} column (or no value in it) in summary.csv; pick another --metric"
+        )
     groups: dict[StepKey, list[StepSummary]] = {}
     for step in run.steps:
         groups.setdefault(_key(step), []).append(step)
@@ -137,5 +142,6 @@ def request_latencies(run: RunData) -> dict[StepKey, np.ndarray]:
 def order_keys(keys: Iterable[StepKey], target_order: list[str]) -> list[StepKey]:
     """Run order of targets, then sequential < concurrent < rate, then N, concurrency, rate."""
     rank = {t: i for i, t in enumerate(target_order)}
-    return sorted(keys, key=lambda k: (rank.get(k[0], len(rank)), k[0], _MODE_RANK.get(k[1], 9), k[1], k[2], k[3],
-                                       k[4]))
+    return sorted(
+        keys, key=lambda k: (rank.get(k[0], len(rank)), k[0], _MODE_RANK.get(k[1], 9), k[1], k[2], k[3], k[4])
+    )

@@ -48,12 +48,13 @@ def _pct(ratio: float) -> str:
 
 
 def _floor_reason(threshold_pct: float, floor_pct: float, source: str) -> str:
-    where = ("the default measured between identical runs" if source == "default" else "from the spread between "
-             "trials")
-    return (f"its trials ran inside one start of the stand-in, which cannot show how much runs differ, so the "
-            f"threshold is raised to the noise floor {floor_pct:.1f} % ({where}), above your {threshold_pct:g} %: a change "
-            f"of {threshold_pct:g} % cannot be tested; record both runs with local stand-ins restarted per trial "
-            f"(the default `bench run --trials 3` or more) or raise --threshold")
+    where = "the default measured between identical runs" if source == "default" else "from the spread between trials"
+    return (
+        f"its trials ran inside one start of the stand-in, which cannot show how much runs differ, so the "
+        f"threshold is raised to the noise floor {floor_pct:.1f} % ({where}), above your {threshold_pct:g} %: a change "
+        f"of {threshold_pct:g} % cannot be tested; record both runs with local stand-ins restarted per trial "
+        f"(the default `bench run --trials 3` or more) or raise --threshold"
+    )
 
 
 def _target_reason(t: TargetSummary, threshold_pct: float) -> str | None:
@@ -64,19 +65,26 @@ def _target_reason(t: TargetSummary, threshold_pct: float) -> str | None:
     if t.verdict in _PASS_TARGET and not floored:
         return None
     if t.verdict == "too few trials":
-        return (f"{min(t.n_a, t.n_b)} trial(s) on a side, and one trial has no spread to judge by; record both runs "
-                "with `python -m bench run ... --trials 3` or more")
+        return (
+            f"{min(t.n_a, t.n_b)} trial(s) on a side, and one trial has no spread to judge by; record both runs "
+            "with `python -m bench run ... --trials 3` or more"
+        )
     if t.verdict in ("only in A", "only in B"):
         return f"it is {t.verdict} ({t.detail})"
     if t.verdict == "no clean steps":
         return t.detail or "no step is clean in both runs"
     if floored:
         return _floor_reason(threshold_pct, t.noise_floor_pct, t.floor_source)
-    detect = "" if math.isnan(t.detectable_pct) else (
-        f"; the smallest slow-down these runs could detect (80 % power) is about {t.detectable_pct:.0f} %")
-    return (f"its {t.ci_level * 100:.4g} % interval {t.ci_low:.3f}-{t.ci_high:.3f} ({_pct(t.ci_low)} to "
-            f"{_pct(t.ci_high)}) crosses the +{t.threshold_pct:.1f} % threshold{detect}; more trials narrow it "
-            "(`bench compare --detect PCT` says how many)")
+    detect = (
+        ""
+        if math.isnan(t.detectable_pct)
+        else (f"; the smallest slow-down these runs could detect (80 % power) is about {t.detectable_pct:.0f} %")
+    )
+    return (
+        f"its {t.ci_level * 100:.4g} % interval {t.ci_low:.3f}-{t.ci_high:.3f} ({_pct(t.ci_low)} to "
+        f"{_pct(t.ci_high)}) crosses the +{t.threshold_pct:.1f} % threshold{detect}; more trials narrow it "
+        "(`bench compare --detect PCT` says how many)"
+    )
 
 
 def _step_reason(s: StepComparison, threshold_pct: float) -> str | None:
@@ -92,8 +100,9 @@ def _step_reason(s: StepComparison, threshold_pct: float) -> str | None:
         return _floor_reason(threshold_pct, s.noise_floor_pct, s.floor_source)
     if not math.isnan(s.ci_high) and s.ci_high <= 1 + s.threshold_pct / 100:
         return None
-    return (f"its interval {s.ci_low:.3f}-{s.ci_high:.3f} reaches past the +{s.threshold_pct:.1f} % threshold "
-            f"({s.verdict})")
+    return (
+        f"its interval {s.ci_low:.3f}-{s.ci_high:.3f} reaches past the +{s.threshold_pct:.1f} % threshold ({s.verdict})"
+    )
 
 
 def judge(result: CompareResult, gate: str = "target") -> GateResult:

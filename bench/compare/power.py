@@ -157,8 +157,7 @@ def detectable_log_effect(se: float, dof: float, level: float, bound_log: float,
     return max(se * _ncp_for_power(t_crit, dof, power), bound_log + se * t_power)
 
 
-def trials_for_effect(sd: float, effect_log: float, bound_log: float, level: float,
-                      power: float = POWER) -> int | None:
+def trials_for_effect(sd: float, effect_log: float, bound_log: float, level: float, power: float = POWER) -> int | None:
     """Trials per side (both runs alike) to flag a true log slow-down ``effect_log`` with ``power``.
 
     ``sd``: the per-trial score spread (as measured between fresh starts). None when no

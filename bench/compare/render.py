@@ -28,15 +28,64 @@ __all__ = [
     "target_verdict_text",
 ]
 
-STEP_COLUMNS = ["target", "mode", "N", "A", "B", "B/A", "trials A/B", "p", "p adj", "floor", "verdict",
-                "MWU p (requests)"]
-TARGET_COLUMNS = ["target", "steps", "trials A/B", "trials are", "geomean B/A", "CI", "threshold", "detectable",
-                  "verdict"]
+STEP_COLUMNS = [
+    "target",
+    "mode",
+    "N",
+    "A",
+    "B",
+    "B/A",
+    "trials A/B",
+    "p",
+    "p adj",
+    "floor",
+    "verdict",
+    "MWU p (requests)",
+]
+TARGET_COLUMNS = [
+    "target",
+    "steps",
+    "trials A/B",
+    "trials are",
+    "geomean B/A",
+    "CI",
+    "threshold",
+    "detectable",
+    "verdict",
+]
 CSV_COLUMNS = (
-    "level", "target", "mode", "n_requests", "concurrency", "rate", "metric", "n_a", "n_b", "a_value", "b_value",
-    "ratio", "ci_low", "ci_high", "ci_level", "p_value", "p_adjusted", "p_requests", "noise_floor_pct",
-    "floor_source", "threshold_pct", "steps", "excluded", "independent", "trial_sd", "dof", "detectable_pct",
-    "trials_needed", "between_trial_sd", "within_trial_sd", "verdict", "verdict_text",
+    "level",
+    "target",
+    "mode",
+    "n_requests",
+    "concurrency",
+    "rate",
+    "metric",
+    "n_a",
+    "n_b",
+    "a_value",
+    "b_value",
+    "ratio",
+    "ci_low",
+    "ci_high",
+    "ci_level",
+    "p_value",
+    "p_adjusted",
+    "p_requests",
+    "noise_floor_pct",
+    "floor_source",
+    "threshold_pct",
+    "steps",
+    "excluded",
+    "independent",
+    "trial_sd",
+    "dof",
+    "detectable_pct",
+    "trials_needed",
+    "between_trial_sd",
+    "within_trial_sd",
+    "verdict",
+    "verdict_text",
 )
 _CORRECTION_NAMES = {"holm": "Holm-Bonferroni", "bh": "Benjamini-Hochberg"}
 
@@ -103,11 +152,27 @@ def step_cells(result: CompareResult) -> list[list[str]]:
     """Rows of the step table, in :data:`STEP_COLUMNS` order."""
     rows = []
     for s in result.steps:
-        floor = "-" if math.isnan(s.noise_floor_pct) else f"{s.noise_floor_pct:.1f} %" + (
-            "*" if s.floor_source == "default" else "")
-        rows.append([s.target, s.mode, _n_label(s), _seconds(s.a_value), _seconds(s.b_value),
-                     "-" if math.isnan(s.ratio) else f"{s.ratio:.3f}", f"{s.n_a}/{s.n_b}", _p(s.p_value),
-                     _p(s.p_adjusted), floor, step_verdict_text(s), _p(s.p_requests)])
+        floor = (
+            "-"
+            if math.isnan(s.noise_floor_pct)
+            else f"{s.noise_floor_pct:.1f} %" + ("*" if s.floor_source == "default" else "")
+        )
+        rows.append(
+            [
+                s.target,
+                s.mode,
+                _n_label(s),
+                _seconds(s.a_value),
+                _seconds(s.b_value),
+                "-" if math.isnan(s.ratio) else f"{s.ratio:.3f}",
+                f"{s.n_a}/{s.n_b}",
+                _p(s.p_value),
+                _p(s.p_adjusted),
+                floor,
+                step_verdict_text(s),
+                _p(s.p_requests),
+            ]
+        )
     return rows
 
 
@@ -129,11 +194,25 @@ def target_cells(result: CompareResult) -> list[list[str]]:
     rows = []
     for t in result.targets:
         steps = f"{t.steps}" + (f" (+{t.excluded} excluded)" if t.excluded else "")
-        threshold = "-" if t.verdict.startswith("only in") else f"{t.threshold_pct:.1f} %" + (
-            "*" if t.floor_source == "default" and t.noise_floor_pct >= t.threshold_pct else "")
-        rows.append([t.target, steps, f"{t.n_a}/{t.n_b}", _trials_are(t),
-                     "-" if math.isnan(t.ratio) else f"{t.ratio:.3f}", _ci(t), threshold,
-                     "-" if math.isnan(t.detectable_pct) else f"{t.detectable_pct:.1f} %", target_verdict_text(t)])
+        threshold = (
+            "-"
+            if t.verdict.startswith("only in")
+            else f"{t.threshold_pct:.1f} %"
+            + ("*" if t.floor_source == "default" and t.noise_floor_pct >= t.threshold_pct else "")
+        )
+        rows.append(
+            [
+                t.target,
+                steps,
+                f"{t.n_a}/{t.n_b}",
+                _trials_are(t),
+                "-" if math.isnan(t.ratio) else f"{t.ratio:.3f}",
+                _ci(t),
+                threshold,
+                "-" if math.isnan(t.detectable_pct) else f"{t.detectable_pct:.1f} %",
+                target_verdict_text(t),
+            ]
+        )
     return rows
 
 
@@ -178,8 +257,10 @@ def summary_lines(result: CompareResult) -> list[str]:
             floor = f"the between-run default floor {t.noise_floor_pct:.1f} %: trials within one start or one trial"
         else:
             floor = f"noise floor {t.noise_floor_pct:.1f} % from the trials: trials within one start"
-        lines.append(f"{t.target}: geometric mean B/A {t.ratio:.3f} over {t.steps} steps{ci}, trials A {t.n_a} / "
-                     f"B {t.n_b}; threshold {t.threshold_pct:.1f} % ({floor}) -> {target_verdict_text(t)}")
+        lines.append(
+            f"{t.target}: geometric mean B/A {t.ratio:.3f} over {t.steps} steps{ci}, trials A {t.n_a} / "
+            f"B {t.n_b}; threshold {t.threshold_pct:.1f} % ({floor}) -> {target_verdict_text(t)}"
+        )
         lines += _spread_lines(t, result.settings.detect_pct)
     if result.only_in_a:
         lines.append("only in A: " + ", ".join(result.only_in_a))
@@ -187,8 +268,10 @@ def summary_lines(result: CompareResult) -> list[str]:
         lines.append("only in B: " + ", ".join(result.only_in_b))
     flagged = [s for s in result.steps if s.verdict in ("failed", "saturated")]
     if flagged:
-        lines.append("excluded from the geometric means (never read as faster or slower): "
-                     + "; ".join(f"{s.label}: {s.detail}" for s in flagged))
+        lines.append(
+            "excluded from the geometric means (never read as faster or slower): "
+            + "; ".join(f"{s.label}: {s.detail}" for s in flagged)
+        )
     return lines
 
 
@@ -200,18 +283,27 @@ def _spread_lines(t: TargetSummary, detect_pct: float | None) -> list[str]:
     parts = ""
     if not math.isnan(t.between_trial_sd):
         whole = "between restarts" if t.independent else "between passes of one start"
-        parts = (f" (whole-trial shifts {whole} sd {t.between_trial_sd * 100:.1f} %, step noise within a trial "
-                 f"sd {t.within_trial_sd * 100:.1f} %)")
-    lines = [f"  spread {kind}: sd {t.trial_sd * 100:.1f} % per trial{parts}; smallest slow-down these runs could "
-             f"detect (80 % power): {t.detectable_pct:.1f} %"]
+        parts = (
+            f" (whole-trial shifts {whole} sd {t.between_trial_sd * 100:.1f} %, step noise within a trial "
+            f"sd {t.within_trial_sd * 100:.1f} %)"
+        )
+    lines = [
+        f"  spread {kind}: sd {t.trial_sd * 100:.1f} % per trial{parts}; smallest slow-down these runs could "
+        f"detect (80 % power): {t.detectable_pct:.1f} %"
+    ]
     if detect_pct is not None:
         if t.trials_needed is None:
-            why = ("it is not beyond the threshold" if detect_pct <= t.threshold_pct
-                   else "more than 1000 trials per side would be needed")
+            why = (
+                "it is not beyond the threshold"
+                if detect_pct <= t.threshold_pct
+                else "more than 1000 trials per side would be needed"
+            )
             lines.append(f"  to detect {detect_pct:g} %: not reachable ({why})")
         else:
-            lines.append(f"  to detect {detect_pct:g} % with 80 % power: {t.trials_needed} trials per side "
-                         f"at this spread (`bench run ... --trials {t.trials_needed}`)")
+            lines.append(
+                f"  to detect {detect_pct:g} % with 80 % power: {t.trials_needed} trials per side "
+                f"at this spread (`bench run ... --trials {t.trials_needed}`)"
+            )
     return lines
 
 
@@ -231,22 +323,57 @@ def csv_text(result: CompareResult, comment_lines: list[str]) -> str:
     writer.writerow(CSV_COLUMNS)
     metric = result.settings.metric
     for s in result.steps:
-        row = {"level": "step", "target": s.target, "mode": s.mode, "n_requests": s.n_requests,
-               "concurrency": s.concurrency, "rate": s.rate, "metric": metric, "n_a": s.n_a, "n_b": s.n_b,
-               "a_value": s.a_value, "b_value": s.b_value, "ratio": s.ratio, "p_value": s.p_value,
-               "p_adjusted": s.p_adjusted, "p_requests": s.p_requests, "noise_floor_pct": s.noise_floor_pct,
-               "floor_source": s.floor_source, "threshold_pct": s.threshold_pct, "verdict": s.verdict,
-               "ci_low": s.ci_low, "ci_high": s.ci_high, "independent": s.independent,
-               "verdict_text": step_verdict_text(s)}
+        row = {
+            "level": "step",
+            "target": s.target,
+            "mode": s.mode,
+            "n_requests": s.n_requests,
+            "concurrency": s.concurrency,
+            "rate": s.rate,
+            "metric": metric,
+            "n_a": s.n_a,
+            "n_b": s.n_b,
+            "a_value": s.a_value,
+            "b_value": s.b_value,
+            "ratio": s.ratio,
+            "p_value": s.p_value,
+            "p_adjusted": s.p_adjusted,
+            "p_requests": s.p_requests,
+            "noise_floor_pct": s.noise_floor_pct,
+            "floor_source": s.floor_source,
+            "threshold_pct": s.threshold_pct,
+            "verdict": s.verdict,
+            "ci_low": s.ci_low,
+            "ci_high": s.ci_high,
+            "independent": s.independent,
+            "verdict_text": step_verdict_text(s),
+        }
         writer.writerow([_num(row.get(c, math.nan)) for c in CSV_COLUMNS])
     for t in result.targets:
-        row = {"level": "target", "target": t.target, "metric": f"geomean {metric}", "n_a": t.n_a, "n_b": t.n_b,
-               "ratio": t.ratio, "ci_low": t.ci_low, "ci_high": t.ci_high, "ci_level": t.ci_level,
-               "noise_floor_pct": t.noise_floor_pct, "floor_source": t.floor_source,
-               "threshold_pct": t.threshold_pct, "steps": t.steps, "excluded": t.excluded, "verdict": t.verdict,
-               "independent": t.independent, "trial_sd": t.trial_sd, "dof": t.dof,
-               "detectable_pct": t.detectable_pct, "trials_needed": "" if t.trials_needed is None else t.trials_needed,
-               "between_trial_sd": t.between_trial_sd, "within_trial_sd": t.within_trial_sd,
-               "verdict_text": target_verdict_text(t)}
+        row = {
+            "level": "target",
+            "target": t.target,
+            "metric": f"geomean {metric}",
+            "n_a": t.n_a,
+            "n_b": t.n_b,
+            "ratio": t.ratio,
+            "ci_low": t.ci_low,
+            "ci_high": t.ci_high,
+            "ci_level": t.ci_level,
+            "noise_floor_pct": t.noise_floor_pct,
+            "floor_source": t.floor_source,
+            "threshold_pct": t.threshold_pct,
+            "steps": t.steps,
+            "excluded": t.excluded,
+            "verdict": t.verdict,
+            "independent": t.independent,
+            "trial_sd": t.trial_sd,
+            "dof": t.dof,
+            "detectable_pct": t.detectable_pct,
+            "trials_needed": "" if t.trials_needed is None else t.trials_needed,
+            "between_trial_sd": t.between_trial_sd,
+            "within_trial_sd": t.within_trial_sd,
+            "verdict_text": target_verdict_text(t),
+        }
         writer.writerow([_num(row.get(c, math.nan)) for c in CSV_COLUMNS])
     return out.getvalue().rstrip("\n")

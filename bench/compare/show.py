@@ -11,9 +11,8 @@ target by default, per step with ``gate="step"``), 3 when a target or step canno
 
 from __future__ import annotations
 
-from bench.compare.capacity_show import show_capacity, split_capacity_runs
-from bench.compare.verdict import GATES, CompareError, CompareSettings, compare_runs
 from bench.compare.capacity import CANNOT_JUDGE
+from bench.compare.capacity_show import show_capacity, split_capacity_runs
 from bench.compare.gate import EXIT_BAD_INPUT, exit_code, judge
 from bench.compare.render import (
     STEP_COLUMNS,
@@ -24,6 +23,7 @@ from bench.compare.render import (
     summary_lines,
     target_cells,
 )
+from bench.compare.verdict import GATES, CompareError, CompareSettings, compare_runs
 from bench.config import BenchConfig
 from bench.console import Console
 from bench.report.tables import markdown_table
@@ -44,13 +44,33 @@ def run_warnings(run_a: RunData, run_b: RunData) -> list[str]:
     return [w for run in (run_a, run_b) for w in state_warnings(resolve_status(run.meta, host))]
 
 
-def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha: float, fail_on_regression: bool,
-            fmt: str, console: Console, metric: str = "median", correction: str = "holm", gate: str = "target",
-            seed: int = 0, allow_inconclusive: bool = False, detect_pct: float | None = None) -> int:
+def compare(
+    config: BenchConfig,
+    *,
+    a: str,
+    b: str,
+    threshold_pct: float,
+    alpha: float,
+    fail_on_regression: bool,
+    fmt: str,
+    console: Console,
+    metric: str = "median",
+    correction: str = "holm",
+    gate: str = "target",
+    seed: int = 0,
+    allow_inconclusive: bool = False,
+    detect_pct: float | None = None,
+) -> int:
     """Compare run B against reference run A; the exit code is :func:`bench.compare.gate.exit_code`'s."""
     try:
-        settings = CompareSettings(metric=metric, threshold_pct=threshold_pct, alpha=alpha, correction=correction,
-                                   seed=seed, detect_pct=detect_pct)
+        settings = CompareSettings(
+            metric=metric,
+            threshold_pct=threshold_pct,
+            alpha=alpha,
+            correction=correction,
+            seed=seed,
+            detect_pct=detect_pct,
+        )
         if gate not in GATES:
             raise CompareError(f"unknown gate {gate!r}; gates: {', '.join(GATES)}")
         run_a = load_run(resolve_run(a, config.results_dir))
@@ -61,15 +81,26 @@ def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha:
     except (CompareError, ResultsError) as exc:
         console.error(str(exc))
         return EXIT_BAD_INPUT
-    capacity_blind = [f"the capacity comparison cannot judge {c.target}: {c.verdict}"
-                      + (" (one search on a side has no spread; set [capacity] repeats = 3)"
-                         if c.verdict == "single search" else "") for c in (capacity or []) if c.verdict in CANNOT_JUDGE]
-    capacity_lower = show_capacity(capacity, title=f"A = {run_a.run_id} vs B = {run_b.run_id}", fmt=fmt,
-                                   threshold_pct=threshold_pct, fail_on_regression=fail_on_regression, console=console)
+    capacity_blind = [
+        f"the capacity comparison cannot judge {c.target}: {c.verdict}"
+        + (" (one search on a side has no spread; set [capacity] repeats = 3)" if c.verdict == "single search" else "")
+        for c in (capacity or [])
+        if c.verdict in CANNOT_JUDGE
+    ]
+    capacity_lower = show_capacity(
+        capacity,
+        title=f"A = {run_a.run_id} vs B = {run_b.run_id}",
+        fmt=fmt,
+        threshold_pct=threshold_pct,
+        fail_on_regression=fail_on_regression,
+        console=console,
+    )
     if result is None:  # capacity searches only (bench/compare/capacity_show.py)
         return _finish(fail_on_regression, bool(capacity_lower), capacity_blind, allow_inconclusive, console)
-    title = (f"A = {run_a.run_id} ({run_a.path})  vs  B = {run_b.run_id} ({run_b.path}); "
-             f"metric {settings.metric}, threshold {threshold_pct:g} %, alpha {alpha:g}, {correction}")
+    title = (
+        f"A = {run_a.run_id} ({run_a.path})  vs  B = {run_b.run_id} ({run_b.path}); "
+        f"metric {settings.metric}, threshold {threshold_pct:g} %, alpha {alpha:g}, {correction}"
+    )
     legend = [] if console.quiet else legend_lines(result, settings.column)
     judged = judge(result, gate)
     blind = judged.lines() + capacity_blind
@@ -79,18 +110,25 @@ def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha:
     if failing:
         verdict = f"regression ({gate} gate): {', '.join(failing)}"
     elif blind:
-        verdict = (f"no regression shown, but the {gate} gate cannot judge "
-                   f"{len(blind)} {'item' if len(blind) == 1 else 'items'} (see the warnings)")
+        verdict = (
+            f"no regression shown, but the {gate} gate cannot judge "
+            f"{len(blind)} {'item' if len(blind) == 1 else 'items'} (see the warnings)"
+        )
     else:
         verdict = f"no regression ({gate} gate)"
     if fmt == "csv":
         comments = [title, *legend, *(f"warning: {w}" for w in warnings), *summary, verdict]
         console.print(csv_text(result, comments))
     elif fmt == "md":
-        parts = [f"**{title}**", markdown_table(STEP_COLUMNS, step_cells(result)), *legend_md(legend),
-                 *(f"**warning:** {w}" for w in warnings),
-                 markdown_table(TARGET_COLUMNS, target_cells(result)), "\n".join(f"- {line}" for line in summary),
-                 f"**{verdict}**"]
+        parts = [
+            f"**{title}**",
+            markdown_table(STEP_COLUMNS, step_cells(result)),
+            *legend_md(legend),
+            *(f"**warning:** {w}" for w in warnings),
+            markdown_table(TARGET_COLUMNS, target_cells(result)),
+            "\n".join(f"- {line}" for line in summary),
+            f"**{verdict}**",
+        ]
         console.print("\n\n".join(p for p in parts if p))
     else:
         if not console.out.is_terminal:  # piped: rich would fold the table into 80 columns
@@ -109,15 +147,19 @@ def compare(config: BenchConfig, *, a: str, b: str, threshold_pct: float, alpha:
     return _finish(fail_on_regression, bool(failing or capacity_lower), blind, allow_inconclusive, console)
 
 
-def _finish(fail_on_regression: bool, regressed: bool, blind: list[str], allow_inconclusive: bool,
-            console: Console) -> int:
+def _finish(
+    fail_on_regression: bool, regressed: bool, blind: list[str], allow_inconclusive: bool, console: Console
+) -> int:
     """The exit code; 'cannot judge' is said on stderr so a CI log shows why it is 3."""
     if not fail_on_regression:
         return 0
     code = exit_code(regressed, bool(blind), allow_inconclusive=allow_inconclusive)
     if blind and not regressed:
-        how = ("passing anyway (--allow-inconclusive)" if allow_inconclusive
-               else "exit 3: cannot judge (--allow-inconclusive passes anyway)")
+        how = (
+            "passing anyway (--allow-inconclusive)"
+            if allow_inconclusive
+            else "exit 3: cannot judge (--allow-inconclusive passes anyway)"
+        )
         console.error(f"{how}: " + "; ".join(blind))
     return code
 

@@ -120,7 +120,8 @@ def pooled_log_sd(a: Sequence[float] | np.ndarray, b: Sequence[float] | np.ndarr
     if dof < 1:
         return math.nan
     ss = float(np.sum((la - la.mean()) ** 2) if la.size else 0.0) + float(
-        np.sum((lb - lb.mean()) ** 2) if lb.size else 0.0)
+        np.sum((lb - lb.mean()) ** 2) if lb.size else 0.0
+    )
     return math.sqrt(ss / dof)
 
 
@@ -147,8 +148,9 @@ def _quiet_nanmean() -> Iterator[None]:
         yield
 
 
-def bootstrap_mean_diff_ci(logs_a: np.ndarray, logs_b: np.ndarray, *, level: float, resamples: int,
-                           seed: Sequence[int] | int) -> tuple[float, float, float]:
+def bootstrap_mean_diff_ci(
+    logs_a: np.ndarray, logs_b: np.ndarray, *, level: float, resamples: int, seed: Sequence[int] | int
+) -> tuple[float, float, float]:
     """(estimate, low, high) of mean over steps of (mean log B - mean log A), percentile CI.
 
     ``logs_a``/``logs_b`` are trials x steps matrices (same steps, same column order; NaN

@@ -239,38 +239,67 @@ def _geomean(values: Iterable[float]) -> float:
     return float(np.exp(np.mean(np.log(data)))) if data.size else math.nan
 
 
-def _step(key: StepKey, sa: Side, sb: Side, settings: CompareSettings,
-          lat_a: np.ndarray | None, lat_b: np.ndarray | None) -> StepComparison:
+def _step(
+    key: StepKey, sa: Side, sb: Side, settings: CompareSettings, lat_a: np.ndarray | None, lat_b: np.ndarray | None
+) -> StepComparison:
     """A step's numbers and its provisional verdict (floors and adjusted p come later)."""
     a_vals, b_vals = list(sa.values.values()), list(sb.values.values())
     av, bv = _geomean(a_vals), _geomean(b_vals)
     nan = math.nan
     step = StepComparison(
-        *key, n_a=len(a_vals), n_b=len(b_vals), a_value=av, b_value=bv,
-        ratio=bv / av if av > 0 and bv > 0 else nan, p_value=nan, p_adjusted=nan,
+        *key,
+        n_a=len(a_vals),
+        n_b=len(b_vals),
+        a_value=av,
+        b_value=bv,
+        ratio=bv / av if av > 0 and bv > 0 else nan,
+        p_value=nan,
+        p_adjusted=nan,
         p_requests=mannwhitney_p(lat_a, lat_b) if lat_a is not None and lat_b is not None else nan,
-        trial_sd=nan, noise_floor_pct=nan, floor_source="", threshold_pct=settings.threshold_pct,
-        verdict="not significant")
+        trial_sd=nan,
+        noise_floor_pct=nan,
+        floor_source="",
+        threshold_pct=settings.threshold_pct,
+        verdict="not significant",
+    )
     flagged = _flag_verdict(sa, sb)
     if flagged:
         return replace(step, verdict=flagged[0], detail=flagged[1])
     if min(len(a_vals), len(b_vals)) < MIN_TRIALS:
         floor = settings.default_noise_floor_pct
-        return replace(step, noise_floor_pct=floor, floor_source="default",
-                       threshold_pct=max(settings.threshold_pct, floor), verdict="too few trials")
-    return replace(step, p_value=welch_log_p(a_vals, b_vals), trial_sd=pooled_log_sd(a_vals, b_vals),
-                   floor_source="trials")
+        return replace(
+            step,
+            noise_floor_pct=floor,
+            floor_source="default",
+            threshold_pct=max(settings.threshold_pct, floor),
+            verdict="too few trials",
+        )
+    return replace(
+        step, p_value=welch_log_p(a_vals, b_vals), trial_sd=pooled_log_sd(a_vals, b_vals), floor_source="trials"
+    )
 
 
 def _only_in(key: StepKey, sa: Side | None, sb: Side | None, settings: CompareSettings) -> StepComparison:
     side = sa or sb
     assert side is not None
     value, nan = _geomean(side.values.values()), math.nan
-    return StepComparison(*key, n_a=len(sa.values) if sa else 0, n_b=len(sb.values) if sb else 0,
-                          a_value=value if sa else nan, b_value=value if sb else nan, ratio=nan, p_value=nan,
-                          p_adjusted=nan, p_requests=nan, trial_sd=nan, noise_floor_pct=nan, floor_source="",
-                          threshold_pct=settings.threshold_pct, verdict="only in A" if sa else "only in B",
-                          detail=_plural(side.trials, "trial"))
+    return StepComparison(
+        *key,
+        n_a=len(sa.values) if sa else 0,
+        n_b=len(sb.values) if sb else 0,
+        a_value=value if sa else nan,
+        b_value=value if sb else nan,
+        ratio=nan,
+        p_value=nan,
+        p_adjusted=nan,
+        p_requests=nan,
+        trial_sd=nan,
+        noise_floor_pct=nan,
+        floor_source="",
+        threshold_pct=settings.threshold_pct,
+        verdict="only in A" if sa else "only in B",
+        detail=_plural(side.trials, "trial"),
+    )
 
 
 def target_trial_sd(steps: list[StepComparison]) -> float:
@@ -294,9 +323,14 @@ def _within_run_floor(from_trials: float, settings: CompareSettings) -> tuple[fl
     return from_trials, "trials"
 
 
-def _decide_steps(steps: list[StepComparison], settings: CompareSettings, target_sd: dict[str, float],
-                  independent: dict[str, bool], sides_a: dict[StepKey, Side],
-                  sides_b: dict[StepKey, Side]) -> list[StepComparison]:
+def _decide_steps(
+    steps: list[StepComparison],
+    settings: CompareSettings,
+    target_sd: dict[str, float],
+    independent: dict[str, bool],
+    sides_a: dict[StepKey, Side],
+    sides_b: dict[StepKey, Side],
+) -> list[StepComparison]:
     """Each tested step's floor (only for trials inside one start), adjusted p, interval and verdict."""
     adjust = holm_adjust if settings.correction == "holm" else bh_adjust
     adjusted = adjust([s.p_value for s in steps])
@@ -321,9 +355,19 @@ def _decide_steps(steps: list[StepComparison], settings: CompareSettings, target
         verdict = "not significant"
         if p_adj < settings.alpha:
             verdict = "slower" if step.ratio > bound else "faster" if step.ratio < 1 / bound else "within noise"
-        out.append(replace(step, p_adjusted=p_adj, noise_floor_pct=floor, threshold_pct=threshold, verdict=verdict,
-                           floor_source=source, ci_low=math.exp(interval.low),
-                           ci_high=math.exp(interval.high), independent=own))
+        out.append(
+            replace(
+                step,
+                p_adjusted=p_adj,
+                noise_floor_pct=floor,
+                threshold_pct=threshold,
+                verdict=verdict,
+                floor_source=source,
+                ci_low=math.exp(interval.low),
+                ci_high=math.exp(interval.high),
+                independent=own,
+            )
+        )
     return out
 
 
@@ -357,12 +401,34 @@ def target_verdict(low: float, high: float, estimate: float, bound: float) -> st
     return "not slower" if high <= bound else "inconclusive"
 
 
-def _target(target: str, steps: list[StepComparison], sides_a: dict[StepKey, Side], sides_b: dict[StepKey, Side],
-            settings: CompareSettings, level: float, sd: float, independent: bool) -> TargetSummary:
+def _target(
+    target: str,
+    steps: list[StepComparison],
+    sides_a: dict[StepKey, Side],
+    sides_b: dict[StepKey, Side],
+    settings: CompareSettings,
+    level: float,
+    sd: float,
+    independent: bool,
+) -> TargetSummary:
     used = [s for s in steps if s.in_geomean]
     nan = math.nan
-    base = TargetSummary(target, len(used), len(steps) - len(used), 0, 0, nan, nan, nan, level, nan, "",
-                         settings.threshold_pct, "no clean steps", independent=independent)
+    base = TargetSummary(
+        target,
+        len(used),
+        len(steps) - len(used),
+        0,
+        0,
+        nan,
+        nan,
+        nan,
+        level,
+        nan,
+        "",
+        settings.threshold_pct,
+        "no clean steps",
+        independent=independent,
+    )
     if not used:
         return replace(base, detail="every step failed, saturated or is in one run only")
     la = _log_matrix([sides_a[s.key] for s in used])
@@ -372,8 +438,9 @@ def _target(target: str, steps: list[StepComparison], sides_a: dict[StepKey, Sid
     base = replace(base, n_a=la.shape[0], n_b=lb.shape[0], ratio=ratio)
     if not independent:  # trials inside one start: their spread understates the runs' (docs/compare.md)
         floor, source = _within_run_floor(noise_floor_pct(sd, sd, settings.alpha), settings)
-        base = replace(base, noise_floor_pct=floor, floor_source=source,
-                       threshold_pct=max(settings.threshold_pct, floor))
+        base = replace(
+            base, noise_floor_pct=floor, floor_source=source, threshold_pct=max(settings.threshold_pct, floor)
+        )
     if min(base.n_a, base.n_b) < MIN_TRIALS:
         return replace(base, verdict="too few trials")
     score_a, score_b = trial_scores(la, lb)
@@ -384,12 +451,19 @@ def _target(target: str, steps: list[StepComparison], sides_a: dict[StepKey, Sid
     if settings.detect_pct is not None:
         needed = trials_for_effect(interval.sd, math.log1p(settings.detect_pct / 100), bound, level)
     between, within = spread_components(la, lb)
-    return replace(base, between_trial_sd=between, within_trial_sd=within,
-                   ratio=math.exp(interval.estimate), ci_low=math.exp(interval.low),
-                   ci_high=math.exp(interval.high),
-                   verdict=target_verdict(interval.low, interval.high, interval.estimate, bound),
-                   trial_sd=interval.sd, dof=interval.dof, detectable_pct=math.expm1(detectable) * 100,
-                   trials_needed=needed)
+    return replace(
+        base,
+        between_trial_sd=between,
+        within_trial_sd=within,
+        ratio=math.exp(interval.estimate),
+        ci_low=math.exp(interval.low),
+        ci_high=math.exp(interval.high),
+        verdict=target_verdict(interval.low, interval.high, interval.estimate, bound),
+        trial_sd=interval.sd,
+        dof=interval.dof,
+        detectable_pct=math.expm1(detectable) * 100,
+        trials_needed=needed,
+    )
 
 
 def _testable(steps: list[StepComparison], sides_a: dict[StepKey, Side], sides_b: dict[StepKey, Side]) -> bool:
@@ -416,13 +490,19 @@ def compare_runs(a: RunData, b: RunData, settings: CompareSettings | None = None
     order = targets_a + [t for t in targets_b if t not in set(targets_a)]
     keys = [k for k in order_keys(set(sides_a) | set(sides_b), order) if k[0] in set(shared)]
     if not any(k in sides_a and k in sides_b for k in keys):
-        raise CompareError("the runs share targets but no step (mode, N, concurrency, rate): only in A: "
-                           + ", ".join(step_label(k) for k in keys if k in sides_a) + "; only in B: "
-                           + ", ".join(step_label(k) for k in keys if k in sides_b))
+        raise CompareError(
+            "the runs share targets but no step (mode, N, concurrency, rate): only in A: "
+            + ", ".join(step_label(k) for k in keys if k in sides_a)
+            + "; only in B: "
+            + ", ".join(step_label(k) for k in keys if k in sides_b)
+        )
     lat_a, lat_b = request_latencies(a), request_latencies(b)
-    steps = [_step(k, sides_a[k], sides_b[k], settings, lat_a.get(k), lat_b.get(k))
-             if k in sides_a and k in sides_b else _only_in(k, sides_a.get(k), sides_b.get(k), settings)
-             for k in keys]
+    steps = [
+        _step(k, sides_a[k], sides_b[k], settings, lat_a.get(k), lat_b.get(k))
+        if k in sides_a and k in sides_b
+        else _only_in(k, sides_a.get(k), sides_b.get(k), settings)
+        for k in keys
+    ]
     by_target = {t: [s for s in steps if s.target == t] for t in shared}
     target_sd = {t: target_trial_sd(by_target[t]) for t in shared}
     design_a, design_b = trial_designs(a), trial_designs(b)
@@ -434,15 +514,21 @@ def compare_runs(a: RunData, b: RunData, settings: CompareSettings | None = None
     summaries, only_in_a, only_in_b = [], [], []
     for target in order:
         if target in by_target:
-            summaries.append(_target(target, by_target[target], sides_a, sides_b, settings, level,
-                                     target_sd[target], independent[target]))
+            summaries.append(
+                _target(
+                    target, by_target[target], sides_a, sides_b, settings, level, target_sd[target], independent[target]
+                )
+            )
             continue
         side, sides, listing = ("A", sides_a, only_in_a) if target in targets_a else ("B", sides_b, only_in_b)
         count = _plural(sum(1 for k in sides if k[0] == target), "step")
         listing.append(f"target {target} ({count})")
         nan = math.nan
-        summaries.append(TargetSummary(target, 0, 0, 0, 0, nan, nan, nan, level, nan, "", settings.threshold_pct,
-                                       f"only in {side}", count))
+        summaries.append(
+            TargetSummary(
+                target, 0, 0, 0, 0, nan, nan, nan, level, nan, "", settings.threshold_pct, f"only in {side}", count
+            )
+        )
     only_in_a += [s.label for s in steps if s.verdict == "only in A"]
     only_in_b += [s.label for s in steps if s.verdict == "only in B"]
     return CompareResult(settings, steps, summaries, only_in_a, only_in_b, notes)

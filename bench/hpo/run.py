@@ -23,9 +23,9 @@ from typing import Any
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
 from bench.emit import emit_files
+from bench.results import ResultsError, fresh_run_dir, write_meta_file
 from bench.results.header import run_header
 from bench.signals import sigterm_as_interrupt
-from bench.results import ResultsError, fresh_run_dir, write_meta_file
 from ground.runmeta import KIND_HPO, RunMeta, RunStatus
 
 __all__ = ["run_hpo", "write_hpo_manifests"]
@@ -47,7 +47,10 @@ def _model_toml(config: BenchConfig) -> str:
 
 def _meta(config: BenchConfig, run_id: str, settings: dict) -> RunMeta:
     return run_header(
-        kind=KIND_HPO, run_id=run_id, root=config.root, extra_packages=("optuna", "torch"),
+        kind=KIND_HPO,
+        run_id=run_id,
+        root=config.root,
+        extra_packages=("optuna", "torch"),
         config={"root": str(config.root), "sha256": config.sha256},
         hpo=settings,
         model={k: v for k, v in asdict(config.model).items()},
@@ -67,8 +70,14 @@ def _num(value: float, spec: str) -> str:
 def _summary_cells(r: Any) -> list[Any]:
     """One console row of the summary (a pandas itertuples row)."""
     return [
-        r.algorithm, r.max_trials, _num(r.wall_s_mean, ".1f"), _num(r.wall_s_std, ".1f"), r.failed,
-        _num(r.best_loss, ".4f"), _num(r.best_lr, ".4f"), r.best_batch_size,
+        r.algorithm,
+        r.max_trials,
+        _num(r.wall_s_mean, ".1f"),
+        _num(r.wall_s_std, ".1f"),
+        r.failed,
+        _num(r.best_loss, ".4f"),
+        _num(r.best_lr, ".4f"),
+        r.best_batch_size,
         f"{_num(r.trials_to_1pct_mean, '.1f')} ({r.reached_1pct})",
     ]
 
@@ -86,8 +95,9 @@ def run_hpo(
     console: Console,
 ) -> int:
     """Run every study, write results/<run-id>/hpo_*.csv + meta.json, then the report. 0 = ok."""
-    budget = _budget(config, algorithms=algorithms, max_trials=max_trials, parallel=parallel, epochs=epochs,
-                     repeats=repeats)  # ConfigError naming the flag
+    budget = _budget(
+        config, algorithms=algorithms, max_trials=max_trials, parallel=parallel, epochs=epochs, repeats=repeats
+    )  # ConfigError naming the flag
     try:
         run_dir, split = _fresh_run(config, run_id)
     except (ResultsError, _Refused) as exc:
@@ -126,8 +136,15 @@ class _Refused(Exception):
     """The run cannot start (its folder holds a run, the data cannot be loaded): exit 2, message shown."""
 
 
-def _budget(config: BenchConfig, *, algorithms: list[str] | None, max_trials: list[int] | None,
-            parallel: int | None, epochs: int | None, repeats: int | None) -> _Budget:
+def _budget(
+    config: BenchConfig,
+    *,
+    algorithms: list[str] | None,
+    max_trials: list[int] | None,
+    parallel: int | None,
+    epochs: int | None,
+    repeats: int | None,
+) -> _Budget:
     """The flags over ``[hpo]``; ConfigError naming the flag when a value cannot mean anything."""
     from models.hpo.search import ALGORITHMS
 
@@ -171,11 +188,21 @@ def _start_run(config: BenchConfig, run_dir: Path, budget: _Budget, split: Any) 
     model_toml.write_text(_model_toml(config), encoding="utf-8")
     space = SearchSpace.from_config(hpo)
     settings = {
-        "algorithms": budget.algorithms, "max_trials": budget.max_trials, "parallel": budget.parallel,
-        "epochs": budget.epochs, "repeats": budget.repeats, "seed": hpo.seed, "goal": hpo.goal,
-        "max_failed_trials": hpo.max_failed_trials, "space": asdict(space), "grid_points": len(space.grid_points()),
-        "momentum": hpo.momentum, "grid_order": hpo.grid_order, "bayesian_initial_points": hpo.bayesian_initial_points,
-        "trial_timeout_s": hpo.trial_timeout_s, "train_images": int(len(split.train_y)),
+        "algorithms": budget.algorithms,
+        "max_trials": budget.max_trials,
+        "parallel": budget.parallel,
+        "epochs": budget.epochs,
+        "repeats": budget.repeats,
+        "seed": hpo.seed,
+        "goal": hpo.goal,
+        "max_failed_trials": hpo.max_failed_trials,
+        "space": asdict(space),
+        "grid_points": len(space.grid_points()),
+        "momentum": hpo.momentum,
+        "grid_order": hpo.grid_order,
+        "bayesian_initial_points": hpo.bayesian_initial_points,
+        "trial_timeout_s": hpo.trial_timeout_s,
+        "train_images": int(len(split.train_y)),
         "held_out_images": int(len(split.test_y)),
     }
     meta = _meta(config, run_dir.name, settings)
@@ -183,8 +210,9 @@ def _start_run(config: BenchConfig, run_dir: Path, budget: _Budget, split: Any) 
     return model_toml, space, meta
 
 
-def _run_studies(config: BenchConfig, budget: _Budget, run_dir: Path, model_toml: Path, space: Any, meta: RunMeta,
-                 console: Console) -> None:
+def _run_studies(
+    config: BenchConfig, budget: _Budget, run_dir: Path, model_toml: Path, space: Any, meta: RunMeta, console: Console
+) -> None:
     """Every study in turn, trial rows appended as they finish; meta.json gets the final status, also on Ctrl-C."""
     import optuna
 
@@ -206,8 +234,19 @@ def _run_studies(config: BenchConfig, budget: _Budget, run_dir: Path, model_toml
         with sigterm_as_interrupt(), console.progress("hpo trials") as progress:
             progress.update(0, total_trials)
             for repeat, mt, alg in studies:
-                _run_one_study(config, budget, (repeat, mt, alg), run_dir.name, model_toml, space,
-                               trials_csv, studies_csv, done, progress, console)
+                _run_one_study(
+                    config,
+                    budget,
+                    (repeat, mt, alg),
+                    run_dir.name,
+                    model_toml,
+                    space,
+                    trials_csv,
+                    studies_csv,
+                    done,
+                    progress,
+                    console,
+                )
         status, error = RunStatus.COMPLETE, None
     except KeyboardInterrupt:
         raise  # status stays interrupted; the CLI reports it and exits 130
@@ -230,9 +269,19 @@ class _TrialCount:
     trials: int = 0
 
 
-def _run_one_study(config: BenchConfig, budget: _Budget, study_key: tuple[int, int, str], run_id: str,
-                   model_toml: Path, space: Any, trials_csv: Any, studies_csv: Any, done: _TrialCount,
-                   progress: Any, console: Console) -> None:
+def _run_one_study(
+    config: BenchConfig,
+    budget: _Budget,
+    study_key: tuple[int, int, str],
+    run_id: str,
+    model_toml: Path,
+    space: Any,
+    trials_csv: Any,
+    studies_csv: Any,
+    done: _TrialCount,
+    progress: Any,
+    console: Console,
+) -> None:
     """One (repeat, max_trials, algorithm) study: its trial rows as they end, its study row, its console line."""
     from models.hpo.results import study_row, trial_row
     from models.hpo.runner import ProcessTrialRunner
@@ -243,29 +292,46 @@ def _run_one_study(config: BenchConfig, budget: _Budget, study_key: tuple[int, i
     seed = derive_seed(hpo.seed, alg, repeat)
     label = f"{alg} max {mt} repeat {repeat + 1}/{budget.repeats}"
     runner = ProcessTrialRunner(
-        epochs=budget.epochs, momentum=hpo.momentum, config_path=model_toml, cwd=config.root,
+        epochs=budget.epochs,
+        momentum=hpo.momentum,
+        config_path=model_toml,
+        cwd=config.root,
         timeout_s=hpo.trial_timeout_s,
     )
 
     def on_trial(record: Any) -> None:
-        trials_csv.write(trial_row(record, run_id=run_id, algorithm=alg, max_trials=mt, repeat=repeat,
-                                   seed=seed, epochs=budget.epochs))
+        trials_csv.write(
+            trial_row(
+                record, run_id=run_id, algorithm=alg, max_trials=mt, repeat=repeat, seed=seed, epochs=budget.epochs
+            )
+        )
         done.trials += 1
         progress.update(done.trials, done.total, label)
         if record.state == "FAILED":
             console.warn(f"{label}: trial {record.number} FAILED: {record.error}")
 
     study = run_study(
-        alg, runner, space=space, max_trials=mt, parallel=budget.parallel, seed=seed, goal=hpo.goal,
-        max_failed=hpo.max_failed_trials, grid_order=hpo.grid_order,
-        bayesian_initial_points=hpo.bayesian_initial_points, on_trial=on_trial,
+        alg,
+        runner,
+        space=space,
+        max_trials=mt,
+        parallel=budget.parallel,
+        seed=seed,
+        goal=hpo.goal,
+        max_failed=hpo.max_failed_trials,
+        grid_order=hpo.grid_order,
+        bayesian_initial_points=hpo.bayesian_initial_points,
+        on_trial=on_trial,
     )
     studies_csv.write(study_row(study, run_id=run_id, repeat=repeat, epochs=budget.epochs))
     best = study.best
-    best_text = (f"best loss {best.loss:.4f} (lr {best.lr:.4f}, batch {best.batch_size})"
-                 if best else "no completed trial")
-    console.info(f"{label}: {study.wall_s:.1f} s, {len(study.trials)} trials ({study.n_failed} failed), "
-                 f"{best_text}, stopped: {study.stop_reason}")
+    best_text = (
+        f"best loss {best.loss:.4f} (lr {best.lr:.4f}, batch {best.batch_size})" if best else "no completed trial"
+    )
+    console.info(
+        f"{label}: {study.wall_s:.1f} s, {len(study.trials)} trials ({study.n_failed} failed), "
+        f"{best_text}, stopped: {study.stop_reason}"
+    )
 
 
 def _show_summary(run_dir: Path, budget: _Budget, meta: RunMeta, console: Console) -> None:

@@ -45,8 +45,13 @@ STAGES = stages_for("servebench")  # tune, train, export, serve, smoke
 
 @dsl.component(base_image=BASE_IMAGE)
 def serve(
-    train_size: int, test_size: int, seed: int,
-    timing_path: str, fail_stage: str, exported: Input[Model], metrics: Output[Metrics],
+    train_size: int,
+    test_size: int,
+    seed: int,
+    timing_path: str,
+    fail_stage: str,
+    exported: Input[Model],
+    metrics: Output[Metrics],
 ) -> float:
     """Start the KServe stand-in on the SavedModel; return seconds to its first CORRECT answer."""
     from models.pipeline.timing import stage_timer
@@ -61,8 +66,14 @@ def serve(
 
 @dsl.component(base_image=BASE_IMAGE)
 def smoke(
-    n_requests: int, train_size: int, test_size: int, seed: int,
-    timing_path: str, fail_stage: str, exported: Input[Model], metrics: Output[Metrics],
+    n_requests: int,
+    train_size: int,
+    test_size: int,
+    seed: int,
+    timing_path: str,
+    fail_stage: str,
+    exported: Input[Model],
+    metrics: Output[Metrics],
 ) -> float:
     """A short sequential + concurrent sweep through loadgen; return the accuracy of the answers."""
     from models.pipeline.timing import stage_timer
@@ -70,8 +81,9 @@ def smoke(
     with stage_timer(timing_path, "smoke", fail_stage):
         from bench.pipeline.serving import smoke_sweep
 
-        summary = smoke_sweep(exported.path, n_requests=n_requests, train_size=train_size,
-                              test_size=test_size, seed=seed)
+        summary = smoke_sweep(
+            exported.path, n_requests=n_requests, train_size=train_size, test_size=test_size, seed=seed
+        )
         for key, value in summary.items():
             metrics.log_metric(key, float(value))
     return float(summary["accuracy"])
@@ -91,8 +103,13 @@ def servebench_pipeline(
     fail_stage: str = "",
 ) -> None:
     """Parameters are the quick settings; ``fail_stage`` forces that stage to fail (tests)."""
-    common = {"train_size": train_size, "test_size": test_size, "seed": seed,
-              "timing_path": timing_path, "fail_stage": fail_stage}
+    common = {
+        "train_size": train_size,
+        "test_size": test_size,
+        "seed": seed,
+        "timing_path": timing_path,
+        "fail_stage": fail_stage,
+    }
     t = tune(trials=trials, epochs=tune_epochs, **common)
     tr = train(lr=t.outputs["lr"], batch_size=t.outputs["batch_size"], epochs=epochs, **common)
     ex = export(model_name=model_name, model=tr.outputs["model"], **common)

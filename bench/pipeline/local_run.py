@@ -33,10 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Self, TextIO
 
-from bench.results.header import run_header
 from bench.redact_secrets import redact_file, redactor_for
 from bench.report.write import pipeline_report
 from bench.results import ResultsError, fresh_run_dir, write_meta_file
+from bench.results.header import run_header
 from ground.runmeta import KIND_PIPELINE, RunMeta, RunStatus
 from models.pipeline.registry import (
     OUTPUT_NAMES,
@@ -114,7 +114,7 @@ class _StageWatcher:
             rows = read_rows(self.timings)
         except ValueError:  # a line being written right now: next poll
             return
-        for r in rows[self.shown:]:
+        for r in rows[self.shown :]:
             self.console.info(f"  {r['stage']:<9} {r['seconds']:8.2f} s  {r['status']}")
         self.shown = max(self.shown, len(rows))
 
@@ -150,7 +150,8 @@ def run_pipeline(
     settings: Mapping[str, Any] | None = None,
     write_report: bool = True,
 ) -> int:
-    """Run ``pipeline`` with kfp.local (subprocess runner, this interpreter); 0 ok, 1 stage failed, 2 bad input, 130 interrupted.
+    """Run ``pipeline`` with kfp.local (subprocess runner, this interpreter); 0 ok, 1 stage failed, 2 bad
+    input, 130 interrupted.
 
     ``settings`` overrides pipeline parameters (names per pipeline:
     :func:`models.pipeline.registry.settings_for`; ``fail_stage`` forces that stage to fail);
@@ -186,8 +187,9 @@ def _request_problem(pipeline: str, settings: Mapping[str, Any] | None) -> str:
     return ""
 
 
-def _start_run(config: BenchConfig, pipeline: str, run_dir: Path,
-               settings: Mapping[str, Any] | None) -> tuple[dict[str, Any], RunMeta]:
+def _start_run(
+    config: BenchConfig, pipeline: str, run_dir: Path, settings: Mapping[str, Any] | None
+) -> tuple[dict[str, Any], RunMeta]:
     """Create the run's folder; (the pipeline's parameters, the run's metadata)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     timings = run_dir / TIMINGS_FILE
@@ -195,11 +197,16 @@ def _start_run(config: BenchConfig, pipeline: str, run_dir: Path,
     params = default_parameters(pipeline, config.model)
     params.update(settings or {})
     params["timing_path"] = str(timings)
-    meta = run_header(kind=KIND_PIPELINE, run_id=run_dir.name, root=config.root,
-                      extra_packages=("kfp", "optuna", "kserve"),
-                      config={"root": str(config.root), "sha256": config.sha256},
-                      pipeline=pipeline, runner="kfp.local.SubprocessRunner(use_venv=False)",
-                      parameters={k: v for k, v in params.items() if k != "timing_path"})
+    meta = run_header(
+        kind=KIND_PIPELINE,
+        run_id=run_dir.name,
+        root=config.root,
+        extra_packages=("kfp", "optuna", "kserve"),
+        config={"root": str(config.root), "sha256": config.sha256},
+        pipeline=pipeline,
+        runner="kfp.local.SubprocessRunner(use_venv=False)",
+        parameters={k: v for k, v in params.items() if k != "timing_path"},
+    )
     return params, meta
 
 
@@ -250,12 +257,15 @@ def _execute(pipeline: str, params: dict[str, Any], run_dir: Path, console: Cons
     task = None
     # kfp.local prints every task's output to stdout (its logging handler and builtins.print):
     # that goes to kfp.log, and the console shows one line per stage as each one ends.
-    with (_source_tree_on_pythonpath(), open(log_path, "w", encoding="utf-8") as log,
-          _StageWatcher(run_dir / TIMINGS_FILE, console)):
+    with (
+        _source_tree_on_pythonpath(),
+        open(log_path, "w", encoding="utf-8") as log,
+        _StageWatcher(run_dir / TIMINGS_FILE, console),
+    ):
         try:
             with contextlib.redirect_stdout(_AnsiStripper(log)):
                 task = pipeline_function(pipeline)(**params)
-        except Exception as exc:  # noqa: BLE001  kfp.local raises RuntimeError; anything else is a failure too
+        except Exception as exc:
             text = _ANSI.sub("", str(exc)).strip()
             error = text.splitlines()[0] if text else type(exc).__name__
         except KeyboardInterrupt:  # Ctrl-C reaches the task processes too (same process group)
@@ -263,8 +273,7 @@ def _execute(pipeline: str, params: dict[str, Any], run_dir: Path, console: Cons
     return _Outcome(stages, log_path, t0, time.time(), task, error, interrupted)
 
 
-def _record(pipeline: str, run_dir: Path, outcome: _Outcome, meta: RunMeta, redactor: Any,
-            console: Console) -> str:
+def _record(pipeline: str, run_dir: Path, outcome: _Outcome, meta: RunMeta, redactor: Any, console: Console) -> str:
     """Redact kfp.log; write the stage rows (with ``total``), the summary and the final meta.json; the failed stage."""
     from models.pipeline.timing import read_rows
 
@@ -300,14 +309,18 @@ def _failed_stage(outcome: _Outcome, rows: list[dict[str, Any]]) -> str:
 def _exit_code(pipeline: str, run_dir: Path, outcome: _Outcome, failed: str, console: Console) -> int:
     """130 interrupted, 1 a stage failed (the log's tail shown), 0 ok; the message says where the rows are."""
     if outcome.interrupted:
-        console.error(f"pipeline {pipeline} interrupted during stage {failed!r}; timings so far in "
-                      f"{run_dir / STAGES_FILE}; meta.json says interrupted")
+        console.error(
+            f"pipeline {pipeline} interrupted during stage {failed!r}; timings so far in "
+            f"{run_dir / STAGES_FILE}; meta.json says interrupted"
+        )
         return 130
     if outcome.error:
         for line in _tail(outcome.log_path, 12):
             console.info(f"  | {line}")
-        console.error(f"pipeline {pipeline} stopped: stage {failed!r} failed ({outcome.error}); "
-                      f"timings so far in {run_dir / STAGES_FILE}, full log in {outcome.log_path}")
+        console.error(
+            f"pipeline {pipeline} stopped: stage {failed!r} failed ({outcome.error}); "
+            f"timings so far in {run_dir / STAGES_FILE}, full log in {outcome.log_path}"
+        )
         return 1
     console.info(f"pipeline {pipeline} finished in {outcome.t1 - outcome.t0:.1f} s; {run_dir / STAGES_FILE}")
     return 0

@@ -47,8 +47,11 @@ def best_parameters(config: BenchConfig) -> tuple[float, int, str]:
         if best is not None:
             return best[1], best[2], f"best trial (loss {best[0]:.4f}) of {path.parent.name}/{TRIALS_FILE}"
     h = config.hpo
-    return (round((h.lr_min + h.lr_max) / 2, 6), (h.batch_size_min + h.batch_size_max) // 2,
-            "no `bench run hpo` results found: the middle of the [hpo] search space")
+    return (
+        round((h.lr_min + h.lr_max) / 2, 6),
+        (h.batch_size_min + h.batch_size_max) // 2,
+        "no `bench run hpo` results found: the middle of the [hpo] search space",
+    )
 
 
 def _kserve_target(config: BenchConfig) -> tuple[str, Any]:
@@ -77,9 +80,19 @@ def render_pipeline_manifests(config: BenchConfig) -> dict[str, str]:
 
     target, ks = _kserve_target(config)
     lr, batch, source = best_parameters(config)
-    claim = ks.storage_uri[len("pvc://"):].split("/")[0] if ks.storage_uri.startswith("pvc://") else "servebench-models"
-    job = render_tfjob(name=f"{ks.model_name}-train", namespace=ks.namespace, image=config.hpo.image, lr=lr,
-                       batch_size=batch, epochs=config.model.epochs, model_name=ks.model_name, pvc_claim=claim)
+    claim = (
+        ks.storage_uri[len("pvc://") :].split("/")[0] if ks.storage_uri.startswith("pvc://") else "servebench-models"
+    )
+    job = render_tfjob(
+        name=f"{ks.model_name}-train",
+        namespace=ks.namespace,
+        image=config.hpo.image,
+        lr=lr,
+        batch_size=batch,
+        epochs=config.model.epochs,
+        model_name=ks.model_name,
+        pvc_claim=claim,
+    )
     problems = check_tfjob(job)
     try:
         kubernetes_validate.validate(replica_pod(job), "1.30.0", strict=True)
@@ -87,14 +100,20 @@ def render_pipeline_manifests(config: BenchConfig) -> dict[str, str]:
         problems.append(f"pod template (as a v1 Pod, Kubernetes 1.30): {exc.message}")
     if problems:
         raise ValueError("rendered TFJob is invalid: " + "; ".join(problems))
-    pvc_note = (f"# It exports onto PVC {claim!r} at /mnt/models; the InferenceService reads {ks.storage_uri}.\n"
-                if ks.storage_uri.startswith("pvc://") else
-                f"# storage_uri {ks.storage_uri} is not a PVC: copy /mnt/models/savedmodel/{ks.model_name} there.\n")
-    files = {"tfjob.yaml": (
-        "# TFJob (Kubeflow training operator): train the MNIST LeNet with the best parameters and export it.\n"
-        f"# Parameters: lr {lr:g}, batch size {batch} -- {source}.\n"
-        "# Rendered by `python -m bench manifests pipeline`; the image must contain servebench.\n"
-        + pvc_note + yaml.safe_dump(job, sort_keys=False))}
+    pvc_note = (
+        f"# It exports onto PVC {claim!r} at /mnt/models; the InferenceService reads {ks.storage_uri}.\n"
+        if ks.storage_uri.startswith("pvc://")
+        else f"# storage_uri {ks.storage_uri} is not a PVC: copy /mnt/models/savedmodel/{ks.model_name} there.\n"
+    )
+    files = {
+        "tfjob.yaml": (
+            "# TFJob (Kubeflow training operator): train the MNIST LeNet with the best parameters and export it.\n"
+            f"# Parameters: lr {lr:g}, batch size {batch} -- {source}.\n"
+            "# Rendered by `python -m bench manifests pipeline`; the image must contain servebench.\n"
+            + pvc_note
+            + yaml.safe_dump(job, sort_keys=False)
+        )
+    }
     files.update(render_kserve_manifests(target, ks))
     with tempfile.TemporaryDirectory(prefix="sb-ir-") as tmp:
         package = Path(tmp) / "servebench-pipeline.yaml"

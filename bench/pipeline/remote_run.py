@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.results.header import run_header
 from bench.redact_secrets import redactor_for
 from bench.results import ResultsError, fresh_run_dir, write_meta_file
+from bench.results.header import run_header
 from ground.runmeta import KIND_PIPELINE, RunMeta, RunStatus
 
 if TYPE_CHECKING:
@@ -48,11 +48,15 @@ def _kfp_settings(config: BenchConfig, target: str) -> Any:
     spec = config.targets[target]
     settings = parse_table(resolve_adapter(spec).Settings, spec.settings, f"targets.{target}")
     if not isinstance(settings, KfpSettings):
-        raise ConfigError(f"targets.{target}.adapter",
-                          f"adapter {spec.adapter!r} has no Kubeflow Pipelines keys (kfp_*); use a kserve target")
+        raise ConfigError(
+            f"targets.{target}.adapter",
+            f"adapter {spec.adapter!r} has no Kubeflow Pipelines keys (kfp_*); use a kserve target",
+        )
     if not settings.has_kfp:
-        raise ConfigError(f"targets.{target}.kfp_endpoint",
-                          'not set: add kfp_endpoint = "https://<kubeflow host>/pipeline" to submit pipelines')
+        raise ConfigError(
+            f"targets.{target}.kfp_endpoint",
+            'not set: add kfp_endpoint = "https://<kubeflow host>/pipeline" to submit pipelines',
+        )
     return settings
 
 
@@ -101,9 +105,16 @@ def run_remote_pipeline(
         return 1
     _write_rows(submission, timings, console)
     status, message = _verdict(kfp_run_id, timings, timed_out, timeout, access.redact(timings.error))
-    _finish_meta(submission, redactor, status, message or None, kfp_state=timings.state,
-                 failed_stage=timings.failed_stage or None, missing_stages=timings.missing,
-                 unmapped_tasks=timings.unmapped)
+    _finish_meta(
+        submission,
+        redactor,
+        status,
+        message or None,
+        kfp_state=timings.state,
+        failed_stage=timings.failed_stage or None,
+        missing_stages=timings.missing,
+        unmapped_tasks=timings.unmapped,
+    )
     if message:
         console.error(f"pipeline {pipeline}: {message}; {run_dir / STAGES_FILE}")
         return 1
@@ -139,11 +150,18 @@ def _request_problem(pipeline: str, settings: Mapping[str, Any] | None, timeout_
     return ""
 
 
-def _prepare(config: BenchConfig, pipeline: str, target: str, run_dir: Path, kfp: Any, timeout: float,
-             settings: Mapping[str, Any] | None) -> _Submission:
+def _prepare(
+    config: BenchConfig,
+    pipeline: str,
+    target: str,
+    run_dir: Path,
+    kfp: Any,
+    timeout: float,
+    settings: Mapping[str, Any] | None,
+) -> _Submission:
     """Create the run's folder, compile the package into it (image override applied), build meta.json's contents."""
-    from models.pipeline.kfp_run import display_names
     from bench.pipeline.definition import pipeline_function  # lazy on purpose: imports kfp
+    from models.pipeline.kfp_run import display_names
     from models.pipeline.registry import default_parameters
     from models.pipeline.remote import compile_for_cluster
 
@@ -153,24 +171,37 @@ def _prepare(config: BenchConfig, pipeline: str, target: str, run_dir: Path, kfp
     params.update(settings or {})
     doc = compile_for_cluster(pipeline_function(pipeline), run_dir / PACKAGE_FILE, kfp.kfp_image)
     meta = run_header(
-        kind=KIND_PIPELINE, run_id=run_dir.name, root=config.root, extra_packages=("kfp", "kfp-server-api"),
+        kind=KIND_PIPELINE,
+        run_id=run_dir.name,
+        root=config.root,
+        extra_packages=("kfp", "kfp-server-api"),
         config={"root": str(config.root), "sha256": config.sha256},
-        pipeline=pipeline, mode="remote", target=target, runner="kfp.Client",
-        kfp=kfp.public_kfp_settings(), timeout_s=timeout, poll_s=kfp.kfp_poll_s,
-        parameters={k: v for k, v in params.items() if k != "timing_path"}, enable_caching=False,
+        pipeline=pipeline,
+        mode="remote",
+        target=target,
+        runner="kfp.Client",
+        kfp=kfp.public_kfp_settings(),
+        timeout_s=timeout,
+        poll_s=kfp.kfp_poll_s,
+        parameters={k: v for k, v in params.items() if k != "timing_path"},
+        enable_caching=False,
         package=PACKAGE_FILE,
     )
-    return _Submission(pipeline, run_dir, kfp, timeout, params, display_names(doc), list(doc["root"]["dag"]["tasks"]),
-                       meta)
+    return _Submission(
+        pipeline, run_dir, kfp, timeout, params, display_names(doc), list(doc["root"]["dag"]["tasks"]), meta
+    )
 
 
 def _announce(submission: _Submission, target: str, access: Any, console: Console) -> None:
     """Say where the run goes; warn when the steps' image cannot hold servebench."""
     if not submission.kfp.kfp_image:
-        console.warn("kfp_image is not set: the steps run in the compiled image (python:3.11), "
-                     "which lacks servebench; set kfp_image to an image with servebench installed")
-    console.info(f"pipeline {submission.pipeline}: submitting to {access.host} (target {target}, "
-                 f"experiment {access.experiment})")
+        console.warn(
+            "kfp_image is not set: the steps run in the compiled image (python:3.11), "
+            "which lacks servebench; set kfp_image to an image with servebench installed"
+        )
+    console.info(
+        f"pipeline {submission.pipeline}: submitting to {access.host} (target {target}, experiment {access.experiment})"
+    )
 
 
 def _write_meta(submission: _Submission, redactor: Any) -> None:
@@ -184,8 +215,9 @@ def _submit_and_wait(submission: _Submission, access: Any, redactor: Any, consol
 
     kfp, run_dir, timeout = submission.kfp, submission.run_dir, submission.timeout_s
     session = KfpSession(access)
-    kfp_run_id = session.submit(run_dir / PACKAGE_FILE, arguments=submission.params,
-                                run_name=f"servebench-{run_dir.name}")
+    kfp_run_id = session.submit(
+        run_dir / PACKAGE_FILE, arguments=submission.params, run_name=f"servebench-{run_dir.name}"
+    )
     submission.meta.details["kfp_run_id"] = kfp_run_id
     _write_meta(submission, redactor)
     for link in session.links:
@@ -216,19 +248,24 @@ def _verdict(kfp_run_id: str, timings: Any, timed_out: bool, timeout: float, err
     A timed-out wait is ``failed`` here (the error says so; ``kfp_state`` says the run goes on).
     """
     if timed_out:
-        return RunStatus.FAILED, (f"timed out: run {kfp_run_id} still {timings.state} after {timeout:g} s; it keeps "
-                                  "running on the cluster (finished stages are in the CSV)")
+        return RunStatus.FAILED, (
+            f"timed out: run {kfp_run_id} still {timings.state} after {timeout:g} s; it keeps "
+            "running on the cluster (finished stages are in the CSV)"
+        )
     if timings.state != "SUCCEEDED":
-        return RunStatus.FAILED, (f"run {kfp_run_id} {timings.state}: stage {timings.failed_stage!r} failed"
-                                  + (f" ({error})" if error else ""))
+        return RunStatus.FAILED, (
+            f"run {kfp_run_id} {timings.state}: stage {timings.failed_stage!r} failed"
+            + (f" ({error})" if error else "")
+        )
     if timings.missing:
-        return RunStatus.FAILED, (f"run {kfp_run_id} succeeded but its task details lack stage(s) {timings.missing} "
-                                  f"(task names seen: {timings.unmapped})")
+        return RunStatus.FAILED, (
+            f"run {kfp_run_id} succeeded but its task details lack stage(s) {timings.missing} "
+            f"(task names seen: {timings.unmapped})"
+        )
     return RunStatus.COMPLETE, ""
 
 
-def _finish_meta(submission: _Submission, redactor: Any, status: RunStatus, error: str | None,
-                 **details: Any) -> None:
+def _finish_meta(submission: _Submission, redactor: Any, status: RunStatus, error: str | None, **details: Any) -> None:
     """meta.json finished (:meth:`RunMeta.finish`) with the run's remote facts (``kfp_state``, ...)."""
     submission.meta.details.update(details)
     submission.meta.finish(status, error=error)

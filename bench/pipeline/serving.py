@@ -51,8 +51,9 @@ async def _first_correct(exported: str | Path, image, label: int, timeout_s: flo
                     await asyncio.sleep(0.2)
 
 
-def first_correct_prediction(exported: str | Path, *, train_size: int, test_size: int, seed: int,
-                             timeout_s: float = 60.0) -> float:
+def first_correct_prediction(
+    exported: str | Path, *, train_size: int, test_size: int, seed: int, timeout_s: float = 60.0
+) -> float:
     """Start the stand-in, send test image 0 until the answer is its label, stop; seconds from start.
 
     Raises RuntimeError when the answer stays wrong for ``timeout_s`` (a wrong model must
@@ -82,7 +83,9 @@ async def _sweep(exported: str | Path, n_requests: int, images, labels) -> dict[
     }
 
 
-def smoke_sweep(exported: str | Path, *, n_requests: int, train_size: int, test_size: int, seed: int) -> dict[str, float]:
+def smoke_sweep(
+    exported: str | Path, *, n_requests: int, train_size: int, test_size: int, seed: int
+) -> dict[str, float]:
     """A short sequential + concurrent sweep; requests, errors and accuracy over all records.
 
     Raises RuntimeError if any request failed (a smoke test that errors is a failed stage).

@@ -121,8 +121,9 @@ def _legacy_exact(row: Mapping[str, Any], suffix: str) -> bool:
     return not math.isnan(n_ok) and n_ok >= two_sided_from(suffix)
 
 
-def percentile_cell(row: Mapping[str, Any], suffix: str, recorded: bool = True, *,
-                    scale: float = 1000.0, digits: int = 2) -> str:
+def percentile_cell(
+    row: Mapping[str, Any], suffix: str, recorded: bool = True, *, scale: float = 1000.0, digits: int = 2
+) -> str:
     """A step's percentile as text: ``v (lo–hi)``, ``≥ lo``, ``—`` or ``-`` (see the module).
 
     ``row`` holds ``lat_<suffix>_s`` and its bound columns (a summary row or a step mean);
@@ -164,18 +165,23 @@ def percentile_points(frame: pd.DataFrame, suffix: str, recorded: bool = True) -
         los.append(lo if two_sided else math.nan)
         his.append(hi if two_sided else math.nan)
         lower_only.append(lo if recorded and not math.isnan(value) and not two_sided else math.nan)
-    return pd.DataFrame({"value_": values, "lo_": los, "hi_": his, "lower_only_": lower_only}, index=frame.index,
-                        dtype=float)
+    return pd.DataFrame(
+        {"value_": values, "lo_": los, "hi_": his, "lower_only_": lower_only}, index=frame.index, dtype=float
+    )
 
 
 def bounds_note(recorded: bool, suffixes: tuple[str, ...] = ("p50", "p90", "p99")) -> str:
     """The sentence that explains the cells, with the answers each percentile needs."""
     need = ", ".join(f"{s} from {two_sided_from(s)}" for s in suffixes)
     if not recorded:
-        return ("This run was written before percentile bounds were recorded (summary.csv schema < 3): a "
-                f"percentile is shown, without its interval, only where a step has enough answers for a two-sided "
-                f"{PERCENTILE_CONFIDENCE * 100:g} % bound ({need}); '—' elsewhere.")
-    return (f"Percentiles carry their {PERCENTILE_CONFIDENCE * 100:g} % distribution-free bounds (binomial order "
-            "statistics of the step's successful latencies): 'v (lo–hi)'; '≥ lo' where the step has too few "
-            f"answers to bound the percentile from above (a two-sided bound needs {need} answers); '—' where "
-            "no bound exists at all; over several trials, the hull of the trials' intervals.")
+        return (
+            "This run was written before percentile bounds were recorded (summary.csv schema < 3): a "
+            f"percentile is shown, without its interval, only where a step has enough answers for a two-sided "
+            f"{PERCENTILE_CONFIDENCE * 100:g} % bound ({need}); '—' elsewhere."
+        )
+    return (
+        f"Percentiles carry their {PERCENTILE_CONFIDENCE * 100:g} % distribution-free bounds (binomial order "
+        "statistics of the step's successful latencies): 'v (lo–hi)'; '≥ lo' where the step has too few "
+        f"answers to bound the percentile from above (a two-sided bound needs {need} answers); '—' where "
+        "no bound exists at all; over several trials, the hull of the trials' intervals."
+    )

@@ -53,8 +53,10 @@ def capacity_markdown(cap: CapacityData, run_id: str, targets: Sequence[str] | N
     """capacity.md: the capacity table and the closed-loop table, as Markdown."""
     parts = [f"# {capacity_heading(cap)} (servebench run `{run_id}`)\n"]
     parts.append(markdown_table(*capacity_table(cap, targets)))
-    parts.append("\n" + "\n".join(f"- {line}" for line in capacity_legend(cap)) + "\n\nHow a verdict is reached "
-                 "and how sure it is: docs/capacity.md.")
+    parts.append(
+        "\n" + "\n".join(f"- {line}" for line in capacity_legend(cap)) + "\n\nHow a verdict is reached "
+        "and how sure it is: docs/capacity.md."
+    )
     if not cap.concurrency.empty:
         parts.append("\n## Closed loop: throughput per concurrency (perf_analyzer style)\n")
         parts.append(markdown_table(*concurrency_table(cap, targets)))
@@ -96,8 +98,11 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
     color = target_colors([target])[target]
     label = f"p{_num(summary['percentile'].iloc[0]):g}" if not summary.empty else "objective"
     bound = _num(summary["bound_s"].iloc[0]) if not summary.empty else math.nan
-    capacity = float(np.nanmedian(summary["capacity_rps"].to_numpy(float))) \
-        if not summary.empty and summary["capacity_rps"].notna().any() else math.nan
+    capacity = (
+        float(np.nanmedian(summary["capacity_rps"].to_numpy(float)))
+        if not summary.empty and summary["capacity_rps"].notna().any()
+        else math.nan
+    )
     met = probes["met"].map(cell_true) if not probes.empty else pd.Series(dtype=bool)
 
     ax = axes[0]
@@ -105,16 +110,34 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
         per_rate = probes.groupby("offered_rps")[["lat_p50_s", "lat_objective_s"]].median()  # several searches
         for col, marker, style, name in (("lat_p50_s", "o", "-", "p50"), ("lat_objective_s", "^", "--", label)):
             ax.scatter(probes["offered_rps"], probes[col] * 1000, marker=marker, color=color, alpha=0.5)
-            ax.plot(per_rate.index, per_rate[col] * 1000, marker=marker, color=color, linestyle=style,
-                    label=f"{name} (line: median per rate)")
-        undecided = (probes["decision"].astype(str) == "undecided") if "decision" in probes \
+            ax.plot(
+                per_rate.index,
+                per_rate[col] * 1000,
+                marker=marker,
+                color=color,
+                linestyle=style,
+                label=f"{name} (line: median per rate)",
+            )
+        undecided = (
+            (probes["decision"].astype(str) == "undecided")
+            if "decision" in probes
             else pd.Series(False, index=probes.index)
-        for mask, colour, name in ((~met & ~undecided, "red", "violated (latency, errors or saturated)"),
-                                   (undecided, "orange", "undecided after its looks (not met)")):
+        )
+        for mask, colour, name in (
+            (~met & ~undecided, "red", "violated (latency, errors or saturated)"),
+            (undecided, "orange", "undecided after its looks (not met)"),
+        ):
             bad = probes[mask]
             if not bad.empty:
-                ax.scatter(bad["offered_rps"], bad["lat_objective_s"].fillna(bound * 2) * 1000, marker="x", s=70,
-                           color=colour, zorder=5, label=name)
+                ax.scatter(
+                    bad["offered_rps"],
+                    bad["lat_objective_s"].fillna(bound * 2) * 1000,
+                    marker="x",
+                    s=70,
+                    color=colour,
+                    zorder=5,
+                    label=name,
+                )
         _latency_axis(ax, probes[["lat_p50_s", "lat_objective_s"]].to_numpy(float) * 1000, bound * 1000)
         ax.set_xlim(left=0, right=float(probes["offered_rps"].max()) * 1.1)
     if not math.isnan(bound):
@@ -129,8 +152,13 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
 
     ax = axes[1]
     if not probes.empty:
-        ax.scatter(probes["offered_rps"], probes["achieved_rps"], color=[color if m else "red" for m in met],
-                   zorder=4, label="probes (red: not met)")
+        ax.scatter(
+            probes["offered_rps"],
+            probes["achieved_rps"],
+            color=[color if m else "red" for m in met],
+            zorder=4,
+            label="probes (red: not met)",
+        )
         top = float(np.nanmax(probes[["offered_rps", "achieved_rps"]].to_numpy(float)))
         ax.plot([0, top], [0, top], color="grey", linestyle=":", label="achieved = offered")
         ax.set_xlim(left=0)
@@ -152,8 +180,14 @@ def fig_capacity(cap: CapacityData, target: str) -> Any:
         ax.set_ylabel("throughput (successful req/s)")
         ax.set_title(f"{target}: closed-loop concurrency sweep")
         twin = ax.twinx()
-        twin.plot(closed["concurrency"], closed["lat_objective_s"] * 1000, marker="^", color="grey",
-                  linestyle="--", label=f"{label} (ms, right)")
+        twin.plot(
+            closed["concurrency"],
+            closed["lat_objective_s"] * 1000,
+            marker="^",
+            color="grey",
+            linestyle="--",
+            label=f"{label} (ms, right)",
+        )
         if not math.isnan(bound):
             twin.axhline(bound * 1000, color="grey", linestyle=":", label=f"bound {bound * 1000:g} ms (right)")
         twin.set_ylim(bottom=0)
@@ -184,30 +218,44 @@ def _order(cap: CapacityData, targets: Sequence[str]) -> list[str]:
 def _section(cap: CapacityData, targets: Sequence[str], fig_dir: Path) -> tuple[Document, list[Path]]:
     doc = Document("capacity")
     doc.add("h2", capacity_heading(cap))
-    doc.add("p", "The highest offered Poisson rate at which the objective was **met at a stated confidence** "
-                 "(few enough requests over the bound, no failed request, no saturation): ramp, bisect, then a "
-                 "fresh confirmation probe at the found rate decides **VALID** (met again), **INVALID** "
-                 "(violated) or **UNCONFIRMED** (undecided). Latencies are counted from each request's intended "
-                 "send time. Read a `possibly client-bound` row as a lower bound on the target. docs/capacity.md "
-                 "explains what a verdict means and how sure it is.")
+    doc.add(
+        "p",
+        "The highest offered Poisson rate at which the objective was **met at a stated confidence** "
+        "(few enough requests over the bound, no failed request, no saturation): ramp, bisect, then a "
+        "fresh confirmation probe at the found rate decides **VALID** (met again), **INVALID** "
+        "(violated) or **UNCONFIRMED** (undecided). Latencies are counted from each request's intended "
+        "send time. Read a `possibly client-bound` row as a lower bound on the target. docs/capacity.md "
+        "explains what a verdict means and how sure it is.",
+    )
     columns, rows = capacity_table(cap, targets)
-    doc.add("table", "Open loop (one row per target; several searches: median, range and count):",
-            columns=columns, rows=rows)
+    doc.add(
+        "table",
+        "Open loop (one row per target; several searches: median, range and count):",
+        columns=columns,
+        rows=rows,
+    )
     doc.add("ul", items=capacity_legend(cap))
     if not cap.concurrency.empty:
         columns, rows = concurrency_table(cap, targets)
-        doc.add("table", "Closed loop (perf_analyzer style: concurrency 1, 2, 4, ... until the objective is "
-                         "crossed or throughput grows < 5 %):", columns=columns, rows=rows)
+        doc.add(
+            "table",
+            "Closed loop (perf_analyzer style: concurrency 1, 2, 4, ... until the objective is "
+            "crossed or throughput grows < 5 %):",
+            columns=columns,
+            rows=rows,
+        )
     made: list[Path] = []
     for target, stem, paths in _figures(cap, targets, fig_dir):
         made += paths
-        doc.add("figure", f"{target}: latency vs offered rate (hockey stick), achieved vs offered, closed loop",
-                image=stem)
+        doc.add(
+            "figure", f"{target}: latency vs offered rate (hockey stick), achieved vs offered, closed loop", image=stem
+        )
     return doc, made
 
 
-def add_capacity_section(doc: Document, cap: CapacityData | None, targets: Sequence[str],
-                         fig_dir: Path, run_id: str) -> list[Path]:
+def add_capacity_section(
+    doc: Document, cap: CapacityData | None, targets: Sequence[str], fig_dir: Path, run_id: str
+) -> list[Path]:
     """Insert the capacity section right after Table 3 (before the next h2) and write
     capacity.md beside the figure folder; returns the figure files."""
     if cap is None or cap.empty:
@@ -223,8 +271,9 @@ def add_capacity_section(doc: Document, cap: CapacityData | None, targets: Seque
     return made
 
 
-def capacity_only_report(run: RunData, cap: CapacityData | None, out_dir: Path,
-                         facts: Sequence[Sequence[str]]) -> tuple[list[Path], list[Path], Path, Path]:
+def capacity_only_report(
+    run: RunData, cap: CapacityData | None, out_dir: Path, facts: Sequence[Sequence[str]]
+) -> tuple[list[Path], list[Path], Path, Path]:
     """The whole report of a run that measured only the capacity search (``--modes capacity``).
 
     Returns (tables, figures, report.md, report.html), the fields of build's ReportFiles.
@@ -236,21 +285,29 @@ def capacity_only_report(run: RunData, cap: CapacityData | None, out_dir: Path,
     doc = Document(f"servebench report: run {run.run_id}")
     meta = run.meta
     if meta.incomplete:
-        doc.add("p", f"**INCOMPLETE RUN** (status: {meta.status.value}): only the searches that "
-                     "finished before it stopped are shown.")
+        doc.add(
+            "p",
+            f"**INCOMPLETE RUN** (status: {meta.status.value}): only the searches that "
+            "finished before it stopped are shown.",
+        )
     errors: Mapping[str, str] = meta.details.get("target_errors") or {}
     if errors:
         doc.add("p", "**Targets with problems:**")
-        doc.add("ul", items=[f"`{t}`: {str(m).strip().splitlines()[0] if str(m).strip() else ''}"
-                             for t, m in errors.items()])
+        doc.add(
+            "ul",
+            items=[f"`{t}`: {str(m).strip().splitlines()[0] if str(m).strip() else ''}" for t, m in errors.items()],
+        )
     doc.add("h2", "Run")
     doc.add("table", columns=["fact", "value"], rows=[list(r) for r in facts], align="ll")
     doc.add("p", "This run measured only the capacity search (`--modes capacity`): no Table 3.")
     section, figures = _section(cap, targets, fig_dir)
     doc.blocks += section.blocks
     table3 = out_dir / "table3.md"
-    table3.write_text(f"# Table 3 (servebench run `{run.run_id}`)\n\nThis run measured only the capacity search "
-                      "(`--modes capacity`): no Table 3. See capacity.md.\n", encoding="utf-8")
+    table3.write_text(
+        f"# Table 3 (servebench run `{run.run_id}`)\n\nThis run measured only the capacity search "
+        "(`--modes capacity`): no Table 3. See capacity.md.\n",
+        encoding="utf-8",
+    )
     capacity_md = out_dir / "capacity.md"
     capacity_md.write_text(capacity_markdown(cap, run.run_id, targets), encoding="utf-8")
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"

@@ -82,8 +82,9 @@ def _calibrated(ceiling: Mapping[str, Any] | None) -> dict[int, float]:
     return out
 
 
-def ceiling_marks(concurrency_by_n: Mapping[float, float], fastest_target_rps: float,
-                  ceiling: Mapping[str, Any] | None) -> CeilingMarks | None:
+def ceiling_marks(
+    concurrency_by_n: Mapping[float, float], fastest_target_rps: float, ceiling: Mapping[str, Any] | None
+) -> CeilingMarks | None:
     """Which steps get a measured ceiling, on the axis or off scale; None without a calibration.
 
     ``concurrency_by_n``: each step's N and the concurrency it ran at (sequential: 1;
@@ -122,22 +123,70 @@ def draw_ceiling(ax: Any, marks: CeilingMarks | None) -> list[Line2D]:
     handles: list[Line2D] = []
     if marks.on_axis:
         xs, ys = [p[0] for p in marks.on_axis], [p[1] for p in marks.on_axis]
-        ax.plot(xs, ys, linestyle="none", marker="D", markersize=6, markerfacecolor="white",
-                markeredgecolor=_GREY, markeredgewidth=1.4, gid=GID_CEILING_MEASURED, zorder=3)
-        handles.append(Line2D([], [], linestyle="none", marker="D", markerfacecolor="white", markeredgecolor=_GREY,
-                              markeredgewidth=1.4, label=_wrapped(
-                                  f"client ceiling ({marks.engine} engine), measured: {_values(marks.on_axis)}")))
+        ax.plot(
+            xs,
+            ys,
+            linestyle="none",
+            marker="D",
+            markersize=6,
+            markerfacecolor="white",
+            markeredgecolor=_GREY,
+            markeredgewidth=1.4,
+            gid=GID_CEILING_MEASURED,
+            zorder=3,
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="D",
+                markerfacecolor="white",
+                markeredgecolor=_GREY,
+                markeredgewidth=1.4,
+                label=_wrapped(f"client ceiling ({marks.engine} engine), measured: {_values(marks.on_axis)}"),
+            )
+        )
     if marks.off_scale:
         top = blended_transform_factory(ax.transData, ax.transAxes)
         xs = [p[0] for p in marks.off_scale]
-        ax.plot(xs, [1.0] * len(xs), linestyle="none", marker="^", markersize=8, color=_GREY, transform=top,
-                clip_on=False, gid=GID_CEILING_OFF_SCALE, zorder=6)
+        ax.plot(
+            xs,
+            [1.0] * len(xs),
+            linestyle="none",
+            marker="^",
+            markersize=8,
+            color=_GREY,
+            transform=top,
+            clip_on=False,
+            gid=GID_CEILING_OFF_SCALE,
+            zorder=6,
+        )
         times = min(p[1] for p in marks.off_scale) / marks.fastest_target_rps
-        handles.append(Line2D([], [], linestyle="none", marker="^", color=_GREY, label=_wrapped(
-            f"on the top edge: client ceiling ({marks.engine} engine), measured, far above this axis: "
-            f"{_values(marks.off_scale)} (>= {times:,.0f}x the fastest target)")))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                marker="^",
+                color=_GREY,
+                label=_wrapped(
+                    f"on the top edge: client ceiling ({marks.engine} engine), measured, far above this axis: "
+                    f"{_values(marks.off_scale)} (>= {times:,.0f}x the fastest target)"
+                ),
+            )
+        )
     if marks.unmeasured:
-        handles.append(Line2D([], [], linestyle="none", label=_wrapped(
-            "no client ceiling at N = " + ", ".join(str(n) for n in marks.unmeasured)
-            + ": their concurrency was not calibrated (an estimate between calibrated points is not drawn)")))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                linestyle="none",
+                label=_wrapped(
+                    "no client ceiling at N = "
+                    + ", ".join(str(n) for n in marks.unmeasured)
+                    + ": their concurrency was not calibrated (an estimate between calibrated points is not drawn)"
+                ),
+            )
+        )
     return handles

@@ -108,9 +108,11 @@ def to_markdown(doc: Document, figure_dir: str = "figures") -> str:
             out.append((b.text + "\n\n" if b.text else "") + _md_table(b.columns, b.rows, b.align))
         elif b.kind == "figure":
             figure_no += 1
-            out.append(f'<a id="{_fig_id(b)}"></a>\n\n![{b.text}]({figure_dir}/{b.image}.png)\n\n'
-                       f"**Figure {figure_no}.** *{b.text}* "
-                       f"([PNG]({figure_dir}/{b.image}.png), [SVG]({figure_dir}/{b.image}.svg))\n")
+            out.append(
+                f'<a id="{_fig_id(b)}"></a>\n\n![{b.text}]({figure_dir}/{b.image}.png)\n\n'
+                f"**Figure {figure_no}.** *{b.text}* "
+                f"([PNG]({figure_dir}/{b.image}.png), [SVG]({figure_dir}/{b.image}.svg))\n"
+            )
         elif b.kind == "pre":
             out.append("```\n" + b.text.rstrip("\n") + "\n```\n")
         elif b.kind == "warnings":
@@ -168,9 +170,13 @@ li{margin:.15em 0}
 def to_html(doc: Document, figure_dir: Path) -> str:
     """Self-contained HTML: figures read from ``figure_dir`` and inlined as data URIs."""
     e = html.escape
-    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
-           '<meta name="viewport" content="width=device-width, initial-scale=1">',
-           f"<title>{e(doc.title)}</title><style>{_CSS}</style></head><body>", f"<h1>{e(doc.title)}</h1>"]
+    out = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{e(doc.title)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>{e(doc.title)}</h1>",
+    ]
     out += _html_index(doc)
     figure_no = 0
     for b in doc.blocks:
@@ -187,15 +193,20 @@ def to_html(doc: Document, figure_dir: Path) -> str:
             figure_no += 1
             data = base64.b64encode((figure_dir / f"{b.image}.png").read_bytes()).decode("ascii")
             files = f"{figure_dir.name}/{b.image}"
-            out.append(f'<figure id="{_fig_id(b)}"><img alt="{e(b.text)}" src="data:image/png;base64,{data}">'
-                       f'<figcaption><span class="n">Figure {figure_no}.</span> {e(b.text)} '
-                       f'(full size: <a href="{e(files)}.png">PNG</a>, <a href="{e(files)}.svg">SVG</a>)'
-                       "</figcaption></figure>")
+            out.append(
+                f'<figure id="{_fig_id(b)}"><img alt="{e(b.text)}" src="data:image/png;base64,{data}">'
+                f'<figcaption><span class="n">Figure {figure_no}.</span> {e(b.text)} '
+                f'(full size: <a href="{e(files)}.png">PNG</a>, <a href="{e(files)}.svg">SVG</a>)'
+                "</figcaption></figure>"
+            )
         elif b.kind == "pre":
             out.append(f"<pre>{e(b.text)}</pre>")
         elif b.kind == "warnings":
-            out.append(f'<div class="warnings" role="note"><p><strong>{e(b.text)}</strong></p><ul>'
-                       + "".join(f"<li>{_inline(i)}</li>" for i in b.items) + "</ul></div>")
+            out.append(
+                f'<div class="warnings" role="note"><p><strong>{e(b.text)}</strong></p><ul>'
+                + "".join(f"<li>{_inline(i)}</li>" for i in b.items)
+                + "</ul></div>"
+            )
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
@@ -204,13 +215,17 @@ def _html_index(doc: Document) -> list[str]:
     e = html.escape
     parts = []
     if doc.sections():
-        parts.append("<p><strong>Contents:</strong> " + " · ".join(
-            f'<a href="#{slug(s)}">{e(s)}</a>' for s in doc.sections()) + "</p>")
+        parts.append(
+            "<p><strong>Contents:</strong> "
+            + " · ".join(f'<a href="#{slug(s)}">{e(s)}</a>' for s in doc.sections())
+            + "</p>"
+        )
     figs = doc.figures()
     if figs:
-        parts.append(f'<p><strong>Figures in this report (<span id="figure-count">{len(figs)}</span>):'
-                     "</strong></p><ol>" + "".join(
-                         f'<li><a href="#{_fig_id(b)}">{e(b.text)}</a></li>' for b in figs) + "</ol>")
+        parts.append(
+            f'<p><strong>Figures in this report (<span id="figure-count">{len(figs)}</span>):'
+            "</strong></p><ol>" + "".join(f'<li><a href="#{_fig_id(b)}">{e(b.text)}</a></li>' for b in figs) + "</ol>"
+        )
     return ['<nav class="index">' + "".join(parts) + "</nav>"] if parts else []
 
 
@@ -222,8 +237,9 @@ def _html_table(b: Block) -> str:
     th_cls = [left if a == "l" else "" for a in align]
     td_cls = [(' class="l wrap"' if i else left) if a == "l" else "" for i, a in enumerate(align)]
     head = "".join(f"<th{th_cls[i]}>{_keep_words(str(c))}</th>" for i, c in enumerate(b.columns))
-    body = "".join("<tr>" + "".join(f"<td{td_cls[i]}>{e(str(c))}</td>" for i, c in enumerate(row)) + "</tr>"
-                   for row in b.rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td{td_cls[i]}>{e(str(c))}</td>" for i, c in enumerate(row)) + "</tr>" for row in b.rows
+    )
     caption = f'<p class="table-cap">{_inline(b.text)}</p>' if b.text else ""
     return f'{caption}<div class="table-wrap"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 

@@ -65,13 +65,18 @@ def _part(means: pd.DataFrame, target: str, mode: str) -> pd.DataFrame:
     return means[(means["target"] == target) & (means["mode"] == mode)].sort_values("n_requests")
 
 
-def fig_total_time(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[str],
-                   study: pd.DataFrame | None = None, study_mode: str = "sequential",
-                   ceiling: Mapping[str, Any] | None = None) -> Figure:
+def fig_total_time(
+    means: pd.DataFrame,
+    targets: Sequence[str],
+    modes: Sequence[str],
+    study: pd.DataFrame | None = None,
+    study_mode: str = "sequential",
+    ceiling: Mapping[str, Any] | None = None,
+) -> Figure:
     """Figure 21: total time to answer N requests vs N, one line per target, per mode."""
     colors = target_colors(targets)
     fig, axes = axes_row(len(modes), height=5.8)
-    for ax, mode in zip(axes, modes):
+    for ax, mode in zip(axes, modes, strict=False):
         drawn: set[str] = set()
         overlay = study is not None and mode == study_mode
         for t in targets:
@@ -82,8 +87,15 @@ def fig_total_time(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[
             if overlay:
                 ref = study[study["target"] == t].sort_values("n_requests")
                 if not ref.empty:
-                    ax.plot(ref["n_requests"], ref["total_s"], linestyle="--", marker="x", alpha=0.8,
-                            color=colors[t], label=f"{t} (study)")
+                    ax.plot(
+                        ref["n_requests"],
+                        ref["total_s"],
+                        linestyle="--",
+                        marker="x",
+                        alpha=0.8,
+                        color=colors[t],
+                        label=f"{t} (study)",
+                    )
         ns = list(means.loc[means["mode"] == mode, "n_requests"])
         if overlay:
             ns += list(study["n_requests"])
@@ -99,8 +111,9 @@ def fig_total_time(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[
 _PERCENTILE_STYLES = (("p50", "-"), ("p90", "--"), ("p99", ":"))
 
 
-def fig_latency_percentiles(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[str],
-                            recorded: bool = True) -> Figure:
+def fig_latency_percentiles(
+    means: pd.DataFrame, targets: Sequence[str], modes: Sequence[str], recorded: bool = True
+) -> Figure:
     """Per-request latency p50/p90/p99 (ms) vs N: one panel per mode x target; y shared per mode.
 
     Each percentile is a point with a bar over its 95 % bounds where both exist; where only
@@ -108,8 +121,14 @@ def fig_latency_percentiles(means: pd.DataFrame, targets: Sequence[str], modes: 
     line skips the step; where no bound exists nothing is drawn. ``recorded`` False (a run
     from before the bounds): points where a two-sided bound would exist, without bars.
     """
-    fig, grid = plt.subplots(len(modes), len(targets), figsize=(4.2 * len(targets), 3.6 * len(modes) + 0.8),
-                             squeeze=False, sharex="row", sharey="row")
+    fig, grid = plt.subplots(
+        len(modes),
+        len(targets),
+        figsize=(4.2 * len(targets), 3.6 * len(modes) + 0.8),
+        squeeze=False,
+        sharex="row",
+        sharey="row",
+    )
     colors = target_colors(targets)
     drawn: set[str] = set()
     for i, mode in enumerate(modes):
@@ -126,8 +145,9 @@ def fig_latency_percentiles(means: pd.DataFrame, targets: Sequence[str], modes: 
                     if not (shown[col].notna().any() or points["lower_only_"].notna().any()):
                         continue
                     shown = shown.assign(flag_all_failed=False)
-                drawn |= plot_steps(ax, shown, "n_requests", col, scale=1000, color=colors[t], label=suffix,
-                                    linestyle=ls, markersize=4)
+                drawn |= plot_steps(
+                    ax, shown, "n_requests", col, scale=1000, color=colors[t], label=suffix, linestyle=ls, markersize=4
+                )
                 drawn |= plot_bounds(ax, part["n_requests"], points, color=colors[t], name=suffix, scale=1000)
             ax.set_title(f"{t} / {mode}")
             ax.set_xlabel("number of requests N")
@@ -142,28 +162,44 @@ def fig_latency_percentiles(means: pd.DataFrame, targets: Sequence[str], modes: 
             room_for_failed(grid[i][0])  # shared y: once per row
     # One legend for every panel (colours are named in the titles): the line styles drawn
     # anywhere, the bound marks, then the flag marks drawn anywhere.
-    styles = {line.get_label(): line.get_linestyle() for ax in grid.flat for line in ax.lines
-              if line.get_label() in dict(_PERCENTILE_STYLES) and np.isfinite(line.get_ydata()).any()}
-    lines = [Line2D([], [], color="black", linestyle=ls, marker="o", markersize=4, label=name)
-             for name, ls in _PERCENTILE_STYLES if name in styles] + bound_handles(drawn)
+    styles = {
+        line.get_label(): line.get_linestyle()
+        for ax in grid.flat
+        for line in ax.lines
+        if line.get_label() in dict(_PERCENTILE_STYLES) and np.isfinite(line.get_ydata()).any()
+    }
+    lines = [
+        Line2D([], [], color="black", linestyle=ls, marker="o", markersize=4, label=name)
+        for name, ls in _PERCENTILE_STYLES
+        if name in styles
+    ] + bound_handles(drawn)
     marks = flag_handles(drawn)
     inch = 1.0 / fig.get_figheight()  # legend rows are placed in inches from the bottom edge
     if lines:
-        fig.legend(handles=lines, loc="lower center", ncol=len(lines), frameon=False,
-                   bbox_to_anchor=(0.5, (0.5 if marks else 0.25) * inch))
+        fig.legend(
+            handles=lines,
+            loc="lower center",
+            ncol=len(lines),
+            frameon=False,
+            bbox_to_anchor=(0.5, (0.5 if marks else 0.25) * inch),
+        )
     if marks:
         fig.legend(handles=marks, loc="lower center", ncol=len(marks), frameon=False, bbox_to_anchor=(0.5, 0.22 * inch))
-    note = ("bars: 95 % distribution-free bounds of the true percentile; a percentile with too few answers for "
-            "any bound is not drawn" if recorded else
-            "run written before percentile bounds were recorded: percentiles drawn where a step has enough "
-            "answers for a two-sided 95 % bound, without it")
+    note = (
+        "bars: 95 % distribution-free bounds of the true percentile; a percentile with too few answers for "
+        "any bound is not drawn"
+        if recorded
+        else "run written before percentile bounds were recorded: percentiles drawn where a step has enough "
+        "answers for a two-sided 95 % bound, without it"
+    )
     fig.text(0.5, 0.02 * inch, note, ha="center", va="bottom", fontsize=8, color="#444")
     fig.tight_layout(rect=(0, (0.8 if marks else 0.55) * inch, 1, 1))
     return fig
 
 
-def fig_throughput(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[str],
-                   ceiling: Mapping[str, Any] | None = None) -> Figure:
+def fig_throughput(
+    means: pd.DataFrame, targets: Sequence[str], modes: Sequence[str], ceiling: Mapping[str, Any] | None = None
+) -> Figure:
     """Throughput (successful requests per second of step wall time) vs N, one panel per mode.
 
     The client's calibrated ceiling is drawn only where it was measured, and off the axis
@@ -172,7 +208,7 @@ def fig_throughput(means: pd.DataFrame, targets: Sequence[str], modes: Sequence[
     """
     colors = target_colors(targets)
     fig, axes = axes_row(len(modes), height=5.4)
-    for ax, mode in zip(axes, modes):
+    for ax, mode in zip(axes, modes, strict=False):
         drawn: set[str] = set()
         for t in targets:
             part = _part(means, t, mode)
@@ -200,7 +236,7 @@ def fig_latency_cdf(requests: pd.DataFrame, targets: Sequence[str], modes: Seque
     (for ``rate``: the largest N at the highest offered rate)."""
     colors = target_colors(targets)
     fig, axes = axes_row(len(modes))
-    for ax, mode in zip(axes, modes):
+    for ax, mode in zip(axes, modes, strict=False):
         steps = requests[requests["mode"] == mode]
         where = ""
         if mode == "rate" and not steps.empty:
@@ -231,8 +267,9 @@ def fig_latency_cdf(requests: pd.DataFrame, targets: Sequence[str], modes: Seque
     return fig
 
 
-def fig_errors_accuracy(summary: pd.DataFrame, targets: Sequence[str], modes: Sequence[str],
-                        model_accuracy: float | None = None) -> Figure:
+def fig_errors_accuracy(
+    summary: pd.DataFrame, targets: Sequence[str], modes: Sequence[str], model_accuracy: float | None = None
+) -> Figure:
     """Left: failed requests per target and mode (or "0 errors" when there are none);
     right: accuracy of the answers (correct / answered) on an axis zoomed to the data, with
     the model's own test accuracy dotted."""
@@ -259,11 +296,19 @@ def fig_errors_accuracy(summary: pd.DataFrame, targets: Sequence[str], modes: Se
             ax_err.bar_label(bars, labels=labels, fontsize=8)
         shown = ~np.isnan(np.asarray(acc, dtype=float))
         if shown.any():
-            ax_acc.plot(offs[shown], np.asarray(acc)[shown], linestyle="none", marker="o", markersize=8,
-                        color=mode_colors[mode], label=mode)
-            for xo, a in zip(offs[shown], np.asarray(acc)[shown]):
-                ax_acc.annotate(f"{100 * a:.1f} %", (xo, a), textcoords="offset points", xytext=(0, 7), ha="center",
-                                fontsize=8)
+            ax_acc.plot(
+                offs[shown],
+                np.asarray(acc)[shown],
+                linestyle="none",
+                marker="o",
+                markersize=8,
+                color=mode_colors[mode],
+                label=mode,
+            )
+            for xo, a in zip(offs[shown], np.asarray(acc)[shown], strict=False):
+                ax_acc.annotate(
+                    f"{100 * a:.1f} %", (xo, a), textcoords="offset points", xytext=(0, 7), ha="center", fontsize=8
+                )
             accs += list(np.asarray(acc)[shown])
     for ax in (ax_err, ax_acc):
         ax.set_xticks(x, list(targets), rotation=15)
@@ -278,8 +323,16 @@ def fig_errors_accuracy(summary: pd.DataFrame, targets: Sequence[str], modes: Se
     else:
         ax_err.set_yticks([])
         ax_err.grid(False)
-        ax_err.text(0.5, 0.5, f"0 errors\n(all {total_sent:,} requests answered)", transform=ax_err.transAxes,
-                    ha="center", va="center", fontsize=14, color="#2a7a2a")
+        ax_err.text(
+            0.5,
+            0.5,
+            f"0 errors\n(all {total_sent:,} requests answered)",
+            transform=ax_err.transAxes,
+            ha="center",
+            va="center",
+            fontsize=14,
+            color="#2a7a2a",
+        )
     _accuracy_axis(ax_acc, accs, model_accuracy)
     fig.tight_layout()
     return fig
@@ -300,8 +353,12 @@ def _accuracy_axis(ax: Any, accs: list[float], model_accuracy: float | None) -> 
     ax.set_ylabel("share of answers correct")
     values = list(accs)
     if model_accuracy is not None:
-        ax.axhline(model_accuracy, color="grey", linestyle=":",
-                   label=f"the model on the test split ({100 * model_accuracy:.1f} %)")
+        ax.axhline(
+            model_accuracy,
+            color="grey",
+            linestyle=":",
+            label=f"the model on the test split ({100 * model_accuracy:.1f} %)",
+        )
         values.append(model_accuracy)
     if not values:
         ax.set_yticks([])

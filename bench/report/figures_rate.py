@@ -74,10 +74,8 @@ def fig_rate(means: pd.DataFrame, targets: Sequence[str], recorded: bool = True)
             # a line with no two-sided point stays out of the legend ("_" label): only its
             # lower-bound triangles are drawn, and they have their own entry
             label = f"{t} {suffix}" if shown[col].notna().any() else f"_{t} {suffix}"
-            lat_drawn |= plot_steps(ax_lat, shown, "offered_", col, scale=1000, color=colors[t],
-                                    label=label, **style)
-            lat_drawn |= plot_bounds(ax_lat, part["offered_"], bounded, color=colors[t], name=suffix,
-                                     scale=1000)
+            lat_drawn |= plot_steps(ax_lat, shown, "offered_", col, scale=1000, color=colors[t], label=label, **style)
+            lat_drawn |= plot_bounds(ax_lat, part["offered_"], bounded, color=colors[t], name=suffix, scale=1000)
         tp_drawn |= plot_steps(ax_tp, part, "offered_", "achieved_", color=colors[t], label=t)
     rates = sorted(set(points["offered_"]))
     for ax in (ax_lat, ax_tp):
@@ -85,14 +83,21 @@ def fig_rate(means: pd.DataFrame, targets: Sequence[str], recorded: bool = True)
         if len(rates) == 1:
             ax.set_xlim(rates[0] / 2, rates[0] * 2)
         ax.set_xlabel("offered rate (requests/s)")
-    if ax_lat.lines and (np.isfinite(points["lat_p50_s"].to_numpy(float)).any()
-                         or np.isfinite(points["lat_p99_s"].to_numpy(float)).any()):
+    if ax_lat.lines and (
+        np.isfinite(points["lat_p50_s"].to_numpy(float)).any() or np.isfinite(points["lat_p99_s"].to_numpy(float)).any()
+    ):
         log_value_axis(ax_lat, "y")
     ax_lat.set_ylabel("latency (ms, from the scheduled send)")
     ax_lat.set_title("open loop: latency vs offered rate")
     if rates:
-        top = max(max(rates), float(np.nanmax(points["achieved_"].to_numpy(float))) if points["achieved_"].notna().any() else 0)
-        low = min(min(rates), float(np.nanmin(points["achieved_"].to_numpy(float))) if points["achieved_"].notna().any() else top)
+        top = max(
+            max(rates),
+            float(np.nanmax(points["achieved_"].to_numpy(float))) if points["achieved_"].notna().any() else 0,
+        )
+        low = min(
+            min(rates),
+            float(np.nanmin(points["achieved_"].to_numpy(float))) if points["achieved_"].notna().any() else top,
+        )
         span = np.array([max(low / 2, 1e-3), top * 2])
         ax_tp.plot(span, span, color="grey", linestyle=":", label="achieved = offered")
         ax_tp.set_xlim(*span)
@@ -103,8 +108,15 @@ def fig_rate(means: pd.DataFrame, targets: Sequence[str], recorded: bool = True)
     ax_tp.set_ylabel("achieved (successful requests/s)")
     ax_tp.set_title("open loop: achieved vs offered throughput")
     largest = points.groupby("target")["n_requests"].max()
-    n_text = (f"N = {int(largest.iloc[0])}" if largest.nunique() == 1 else
-              ", ".join(f"{t}: N = {int(n)}" for t, n in largest.items())) if len(largest) else ""
+    n_text = (
+        (
+            f"N = {int(largest.iloc[0])}"
+            if largest.nunique() == 1
+            else ", ".join(f"{t}: N = {int(n)}" for t, n in largest.items())
+        )
+        if len(largest)
+        else ""
+    )
     note = "at each offered rate, the step with the most requests" + (f" ({n_text})" if n_text else "")
     if len(rates) == 1:
         note += "; only one offered rate in this run, so no curve"
@@ -113,4 +125,3 @@ def fig_rate(means: pd.DataFrame, targets: Sequence[str], recorded: bool = True)
     finish_legend(ax_tp, tp_drawn, loc="upper left")
     fig.tight_layout(rect=(0, 0.035, 1, 1))
     return fig
-

@@ -116,14 +116,19 @@ def flag_legend(cells: Iterable[str]) -> list[str]:
     cells = list(cells)
     lines = []
     if any(c.startswith("failed:") for c in cells):
-        lines.append("failed: k/n class = every request of the step failed (k of n, by error class): "
-                     "there is no result, so no total is shown.")
+        lines.append(
+            "failed: k/n class = every request of the step failed (k of n, by error class): "
+            "there is no result, so no total is shown."
+        )
     if any(FAILED_MARK in c for c in cells):
-        lines.append(f"{FAILED_MARK}k/n = k of the n requests failed: the number describes only the requests "
-                     "that succeeded.")
+        lines.append(
+            f"{FAILED_MARK}k/n = k of the n requests failed: the number describes only the requests that succeeded."
+        )
     if any(SATURATED_MARK in c for c in cells):
-        lines.append(f"{SATURATED_MARK} = the open loop did not sustain the offered rate: the number describes "
-                     "a growing queue, not the service at that rate.")
+        lines.append(
+            f"{SATURATED_MARK} = the open loop did not sustain the offered rate: the number describes "
+            "a growing queue, not the service at that rate."
+        )
     if lines and any(c == "-" for c in cells):
         lines.append("- = not measured (its target had stopped, or the step was not in that target's plan).")
     return lines
@@ -152,8 +157,9 @@ def flag_sentences(summary: pd.DataFrame, targets: Sequence[str], modes: Sequenc
     trials = int(frame["trial"].nunique())
     order_t = {t: i for i, t in enumerate(targets)}
     order_m = {m: i for i, m in enumerate(modes)}
-    flagged = flagged.assign(_t=flagged["target"].map(order_t).fillna(len(order_t)),
-                             _m=flagged["mode"].map(order_m).fillna(len(order_m)))
+    flagged = flagged.assign(
+        _t=flagged["target"].map(order_t).fillna(len(order_t)), _m=flagged["mode"].map(order_m).fillna(len(order_m))
+    )
     sort_cols = ["_t", "_m", "rate", "n_requests", "trial"]
     out = []
     for row in flagged.sort_values(sort_cols).to_dict("records"):
@@ -166,8 +172,10 @@ def flag_sentences(summary: pd.DataFrame, targets: Sequence[str], modes: Sequenc
             what = "its only request failed" if sent == 1 else f"all {sent} requests failed"
             reasons.append(f"{what}{by_class}: no total, latency or throughput is shown for it")
         elif row["flag_errors"]:
-            reasons.append(f"{failed} of {sent} requests failed{by_class}: its total and latencies describe "
-                           f"only the {ok} that succeeded")
+            reasons.append(
+                f"{failed} of {sent} requests failed{by_class}: its total and latencies describe "
+                f"only the {ok} that succeeded"
+            )
         if row["flag_saturated"]:
             reasons.append("saturated: " + _saturation_reason(row))
         out.append(f"{_step_name(row, trials)}: " + "; ".join(reasons) + ".")

@@ -24,15 +24,15 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator  # noqa: E402
-from matplotlib.transforms import blended_transform_factory  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
+from matplotlib.transforms import blended_transform_factory
 
-from bench.report.tables import FLAG_FRACTION, flag_near_ceiling  # noqa: E402
+from bench.report.tables import FLAG_FRACTION, flag_near_ceiling
 
 __all__ = [
     "GID_ALL_FAILED",
@@ -53,29 +53,62 @@ __all__ = [
     "target_colors",
 ]
 
-plt.rcParams.update({
-    "svg.hashsalt": "servebench",  # stable SVG ids across regenerations
-    "font.size": 10,
-    "axes.titlesize": 11,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "legend.fontsize": 8,
-})
+plt.rcParams.update(
+    {
+        "svg.hashsalt": "servebench",  # stable SVG ids across regenerations
+        "font.size": 10,
+        "axes.titlesize": 11,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "legend.fontsize": 8,
+    }
+)
 
 GID_ERRORS = "flag-errors"
 GID_SATURATED = "flag-saturated"
 GID_ALL_FAILED = "flag-all-failed"
 GID_CEILING = "flag-ceiling"
-_CEILING_STYLE = dict(marker="o", markersize=12, markerfacecolor="none", markeredgecolor="red",
-                      markeredgewidth=1.5, linestyle="none", zorder=5)
+_CEILING_STYLE = dict(
+    marker="o",
+    markersize=12,
+    markerfacecolor="none",
+    markeredgecolor="red",
+    markeredgewidth=1.5,
+    linestyle="none",
+    zorder=5,
+)
 _LEGEND_PROXIES = {
-    GID_ERRORS: Line2D([], [], marker="o", linestyle="none", markerfacecolor="none", markeredgecolor="black",
-                       markeredgewidth=1.5, label="hollow: some requests failed (value = survivors only)"),
-    GID_SATURATED: Line2D([], [], marker="x", linestyle="none", color="black", markersize=9, markeredgewidth=2,
-                          label="crossed: open loop saturated (rate not sustained)"),
-    GID_ALL_FAILED: Line2D([], [], marker="X", linestyle="none", markerfacecolor="white", markeredgecolor="red",
-                           markersize=9, markeredgewidth=1.5,
-                           label="X on the bottom edge: every request failed (no value)"),
+    GID_ERRORS: Line2D(
+        [],
+        [],
+        marker="o",
+        linestyle="none",
+        markerfacecolor="none",
+        markeredgecolor="black",
+        markeredgewidth=1.5,
+        label="hollow: some requests failed (value = survivors only)",
+    ),
+    GID_SATURATED: Line2D(
+        [],
+        [],
+        marker="x",
+        linestyle="none",
+        color="black",
+        markersize=9,
+        markeredgewidth=2,
+        label="crossed: open loop saturated (rate not sustained)",
+    ),
+    GID_ALL_FAILED: Line2D(
+        [],
+        [],
+        marker="X",
+        linestyle="none",
+        markerfacecolor="white",
+        markeredgecolor="red",
+        markersize=9,
+        markeredgewidth=1.5,
+        label="X on the bottom edge: every request failed (no value)",
+    ),
     GID_CEILING: Line2D([], [], label=f"ringed: near client ceiling (>= {FLAG_FRACTION:.0%})", **_CEILING_STYLE),
 }
 
@@ -96,9 +129,20 @@ def _flag(frame: pd.DataFrame, column: str) -> np.ndarray:
     return frame[column].fillna(False).to_numpy(dtype=bool)
 
 
-def plot_steps(ax: Any, frame: pd.DataFrame, x: str, y: str, *, color: Any, label: str, scale: float = 1.0,
-               linestyle: str = "-", marker: str = "o", markersize: float = 6.0,
-               ceiling: Mapping[str, Any] | None = None) -> set[str]:
+def plot_steps(
+    ax: Any,
+    frame: pd.DataFrame,
+    x: str,
+    y: str,
+    *,
+    color: Any,
+    label: str,
+    scale: float = 1.0,
+    linestyle: str = "-",
+    marker: str = "o",
+    markersize: float = 6.0,
+    ceiling: Mapping[str, Any] | None = None,
+) -> set[str]:
     """One target's line of ``y`` (times ``scale``) against ``x`` with flagged steps marked.
 
     ``frame`` holds step rows with the flag columns of :func:`bench.report.tables.step_means`
@@ -113,24 +157,55 @@ def plot_steps(ax: Any, frame: pd.DataFrame, x: str, y: str, *, color: Any, labe
     ys = np.where(all_failed, np.nan, ys)
     has_value = ~np.isnan(ys)
     clean = [int(i) for i in np.flatnonzero(has_value & ~errors)]
-    ax.plot(xs, ys, linestyle=linestyle, marker=marker, markersize=markersize, markevery=clean,
-            color=color, label=label)
+    ax.plot(
+        xs, ys, linestyle=linestyle, marker=marker, markersize=markersize, markevery=clean, color=color, label=label
+    )
     drawn: set[str] = set()
     if (errors & has_value).any():
         sel = errors & has_value
-        ax.plot(xs[sel], ys[sel], linestyle="none", marker=marker, markersize=markersize + 1,
-                markerfacecolor="none", markeredgecolor=color, markeredgewidth=1.6, gid=GID_ERRORS, zorder=4)
+        ax.plot(
+            xs[sel],
+            ys[sel],
+            linestyle="none",
+            marker=marker,
+            markersize=markersize + 1,
+            markerfacecolor="none",
+            markeredgecolor=color,
+            markeredgewidth=1.6,
+            gid=GID_ERRORS,
+            zorder=4,
+        )
         drawn.add(GID_ERRORS)
     if (saturated & has_value).any():
         sel = saturated & has_value
-        ax.plot(xs[sel], ys[sel], linestyle="none", marker="x", markersize=markersize + 3, color="black",
-                markeredgewidth=2, gid=GID_SATURATED, zorder=6)
+        ax.plot(
+            xs[sel],
+            ys[sel],
+            linestyle="none",
+            marker="x",
+            markersize=markersize + 3,
+            color="black",
+            markeredgewidth=2,
+            gid=GID_SATURATED,
+            zorder=6,
+        )
         drawn.add(GID_SATURATED)
     if all_failed.any():
         bottom = blended_transform_factory(ax.transData, ax.transAxes)
-        ax.plot(xs[all_failed], np.full(int(all_failed.sum()), 0.04), linestyle="none", marker="X",
-                markersize=10, markeredgewidth=1.5, markerfacecolor=color, markeredgecolor="red",
-                transform=bottom, clip_on=False, gid=GID_ALL_FAILED, zorder=6)
+        ax.plot(
+            xs[all_failed],
+            np.full(int(all_failed.sum()), 0.04),
+            linestyle="none",
+            marker="X",
+            markersize=10,
+            markeredgewidth=1.5,
+            markerfacecolor=color,
+            markeredgecolor="red",
+            transform=bottom,
+            clip_on=False,
+            gid=GID_ALL_FAILED,
+            zorder=6,
+        )
         drawn.add(GID_ALL_FAILED)
     if ceiling:
         near = flag_near_ceiling(frame, ceiling).to_numpy(dtype=bool) & has_value
@@ -145,8 +220,9 @@ def flag_handles(drawn: set[str]) -> list[Line2D]:
     return [_LEGEND_PROXIES[gid] for gid in (GID_ERRORS, GID_SATURATED, GID_ALL_FAILED, GID_CEILING) if gid in drawn]
 
 
-def finish_legend(ax: Any, drawn: set[str], *, below: bool = False, extra: Sequence[Line2D] = (),
-                  **kwargs: Any) -> None:
+def finish_legend(
+    ax: Any, drawn: set[str], *, below: bool = False, extra: Sequence[Line2D] = (), **kwargs: Any
+) -> None:
     """The axes' legend: its labelled artists, ``extra`` entries (e.g. the percentile bound
     marks, the client ceiling's marks, whose artists carry no label), then one entry per
     kind of flag drawn on it.
@@ -195,7 +271,7 @@ def plain_log_axes(ax: Any, xs: Sequence[float], y_log: bool = True) -> None:
     if ticks:
         ax.set_xticks(ticks, [tick_label(t) for t in ticks])
         ax.xaxis.set_minor_locator(NullLocator())
-        crowded = any(b / a < 1.45 for a, b in zip(ticks, ticks[1:]))
+        crowded = any(b / a < 1.45 for a, b in zip(ticks, ticks[1:], strict=False))
         if crowded:
             ax.tick_params(axis="x", labelrotation=90)
         elif len(ticks) > 8:
@@ -224,8 +300,9 @@ GID_LOWER_ONLY = "pctl-lower-only"
 _LOWER_ONLY_MARKER = "^"
 
 
-def plot_bounds(ax: Any, xs: Sequence[float], points: pd.DataFrame, *, color: Any, name: str,
-                scale: float = 1.0) -> set[str]:
+def plot_bounds(
+    ax: Any, xs: Sequence[float], points: pd.DataFrame, *, color: Any, name: str, scale: float = 1.0
+) -> set[str]:
     """Error bars of the two-sided points and lower-bound marks of ``points``
     (:func:`bench.report.bounds.percentile_points`) at ``xs``; returns the gids drawn.
 
@@ -238,16 +315,42 @@ def plot_bounds(ax: Any, xs: Sequence[float], points: pd.DataFrame, *, color: An
     bars = ~np.isnan(lo) & ~np.isnan(hi)
     if bars.any():
         ax.vlines(x[bars], lo[bars], hi[bars], colors=[color], linewidth=1.2, alpha=0.75, gid=GID_BOUNDS, zorder=3)
-        ax.plot(np.concatenate([x[bars], x[bars]]), np.concatenate([lo[bars], hi[bars]]), linestyle="none", marker="_",
-                markersize=6, color=color, alpha=0.75, gid=GID_BOUNDS + "-caps", zorder=3)
+        ax.plot(
+            np.concatenate([x[bars], x[bars]]),
+            np.concatenate([lo[bars], hi[bars]]),
+            linestyle="none",
+            marker="_",
+            markersize=6,
+            color=color,
+            alpha=0.75,
+            gid=GID_BOUNDS + "-caps",
+            zorder=3,
+        )
         drawn.add(GID_BOUNDS)
     only = ~np.isnan(lower)
     if only.any():
-        ax.plot(x[only], lower[only], linestyle="none", marker=_LOWER_ONLY_MARKER, markersize=7,
-                markerfacecolor="none", markeredgecolor=color, markeredgewidth=1.3, gid=GID_LOWER_ONLY, zorder=4)
-        for xi, yi in zip(x[only], lower[only]):
-            ax.annotate(name, (xi, yi), textcoords="offset points", xytext=(5, -2), fontsize=6, color=color,
-                        gid=GID_LOWER_ONLY + "-label")
+        ax.plot(
+            x[only],
+            lower[only],
+            linestyle="none",
+            marker=_LOWER_ONLY_MARKER,
+            markersize=7,
+            markerfacecolor="none",
+            markeredgecolor=color,
+            markeredgewidth=1.3,
+            gid=GID_LOWER_ONLY,
+            zorder=4,
+        )
+        for xi, yi in zip(x[only], lower[only], strict=False):
+            ax.annotate(
+                name,
+                (xi, yi),
+                textcoords="offset points",
+                xytext=(5, -2),
+                fontsize=6,
+                color=color,
+                gid=GID_LOWER_ONLY + "-label",
+            )
         drawn.add(GID_LOWER_ONLY)
     return drawn
 
@@ -256,9 +359,28 @@ def bound_handles(drawn: set[str]) -> list[Line2D]:
     """Legend entries for the bound marks in ``drawn``."""
     handles = []
     if GID_BOUNDS in drawn:
-        handles.append(Line2D([], [], color="black", marker="|", markersize=10, markeredgewidth=1.2,
-                              linestyle="none", label="95 % bounds"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="black",
+                marker="|",
+                markersize=10,
+                markeredgewidth=1.2,
+                linestyle="none",
+                label="95 % bounds",
+            )
+        )
     if GID_LOWER_ONLY in drawn:
-        handles.append(Line2D([], [], color="black", marker=_LOWER_ONLY_MARKER, markerfacecolor="none",
-                              linestyle="none", label="lower bound only (too few answers for an upper one)"))
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="black",
+                marker=_LOWER_ONLY_MARKER,
+                markerfacecolor="none",
+                linestyle="none",
+                label="lower bound only (too few answers for an upper one)",
+            )
+        )
     return handles

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.run_timing import timing_text
 from bench.results.status import run_warnings as state_warnings
+from bench.run_timing import timing_text
 from bench.shard_run import sharding_text, sharding_warnings
 from ground.runmeta import RunMeta, RunStatus
 
@@ -21,11 +21,10 @@ __all__ = ["ceiling_text", "cpu_plan_text", "meta_rows", "run_warnings", "status
 
 _STATUS = {
     RunStatus.COMPLETE: "complete: every planned target was run",
-    RunStatus.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM): the tables hold only the steps measured before it "
-                           "stopped",
+    RunStatus.INTERRUPTED: "interrupted (Ctrl-C or SIGTERM): the tables hold only the steps measured before it stopped",
     RunStatus.FAILED: "failed on an error: the tables hold only the steps measured before it",
     RunStatus.ABANDONED: "abandoned: the run's process ended without finishing it; the tables hold the steps "
-                         "measured before",
+    "measured before",
     RunStatus.RUNNING: "running: the process writing it is still measuring; the tables hold the steps so far",
     RunStatus.UNKNOWN: "unknown",
 }
@@ -54,7 +53,9 @@ def cpu_plan_text(plan: Mapping[str, Any] | None) -> str:
     def cpus(values: Sequence[Any]) -> str:
         return ("CPU " if len(values) == 1 else "CPUs ") + ", ".join(str(v) for v in values)
 
-    text = f"load generator on {cpus(client) if client else 'any CPU'}; stand-ins on {cpus(standins) if standins else 'any CPU'}"
+    client_cpus = cpus(client) if client else "any CPU"
+    standin_cpus = cpus(standins) if standins else "any CPU"
+    text = f"load generator on {client_cpus}; stand-ins on {standin_cpus}"
     if len(standins) == 1:
         text += " (all stand-ins share that one core: extra workers or replicas add no parallelism)"
     return text
@@ -63,8 +64,10 @@ def cpu_plan_text(plan: Mapping[str, Any] | None) -> str:
 def ceiling_text(ceiling: Mapping[str, Any] | None) -> str:
     if not ceiling:
         return "not measured (no calibration recorded): near-ceiling points cannot be flagged"
-    points = ", ".join(f"c={k}: {float(v):,.0f} req/s" for k, v in sorted(
-        (ceiling.get("rps_by_concurrency") or {}).items(), key=lambda kv: float(kv[0])))
+    points = ", ".join(
+        f"c={k}: {float(v):,.0f} req/s"
+        for k, v in sorted((ceiling.get("rps_by_concurrency") or {}).items(), key=lambda kv: float(kv[0]))
+    )
     return f"{ceiling.get('engine', '?')} engine: {points}"
 
 
@@ -90,8 +93,10 @@ def sweep_rows(sweep: Mapping[str, Any]) -> list[list[str]]:
     if modes == ["rate"] and s.get("duration_s") and s.get("rate_rps"):  # the counts are not used at all
         counts = f"{round(float(s['rate_rps']) * float(s['duration_s']))} (offered rate x seconds of arrivals)"
     elif "rate" in modes and s.get("duration_s") and s.get("rate_rps"):
-        counts += (f" ({', '.join(m for m in modes if m != 'rate')}); rate steps: "
-                   f"{round(float(s['rate_rps']) * float(s['duration_s']))} (offered rate x seconds of arrivals)")
+        counts += (
+            f" ({', '.join(m for m in modes if m != 'rate')}); rate steps: "
+            f"{round(float(s['rate_rps']) * float(s['duration_s']))} (offered rate x seconds of arrivals)"
+        )
     take("n_requests", "requests per step (N)", counts)
     take("modes", "modes", ", ".join(modes))
     take("trials", "trials (each step repeated)", s.get("trials"))
@@ -102,16 +107,23 @@ def sweep_rows(sweep: Mapping[str, Any]) -> list[list[str]]:
         take("rate_rps", "offered rate (rate mode)", f"{s.get('rate_rps')} req/s")
         take("arrival", "arrivals (rate mode)", s.get("arrival"))
         duration = s.get("duration_s")
-        take("duration_s", "seconds of arrivals per rate step",
-             _seconds(duration) if duration else "not set (N from the request counts)")
+        take(
+            "duration_s",
+            "seconds of arrivals per rate step",
+            _seconds(duration) if duration else "not set (N from the request counts)",
+        )
     else:
         for name in ("rate_rps", "arrival", "duration_s"):  # rate-mode settings of a run without it
             s.pop(name, None)
     take("seed", "seed (image order, rate schedule)", s.get("seed"))
     take("max_duration_s", "longest a step may run", _seconds(s.get("max_duration_s")))
     if "timeout_s" in s or "connect_timeout_s" in s:
-        rows.append(["request timeout (connect)",
-                     f"{_seconds(s.pop('timeout_s', '?'))} ({_seconds(s.pop('connect_timeout_s', '?'))})"])
+        rows.append(
+            [
+                "request timeout (connect)",
+                f"{_seconds(s.pop('timeout_s', '?'))} ({_seconds(s.pop('connect_timeout_s', '?'))})",
+            ]
+        )
     rate_cap = s.get("max_rps")
     take("max_rps", "request rate cap", "none" if not rate_cap else f"{rate_cap} req/s")
     take("verify_tls", "TLS certificates verified (remote targets)", "yes" if s.get("verify_tls") else "no")
@@ -130,17 +142,20 @@ def meta_rows(meta: RunMeta) -> list[list[str]]:
         "run id": meta.run_id or "?",
         "status": status_text(meta),
         "started / finished (UTC)": f"{meta.started_utc or '?'} / {meta.finished_utc or '-'}",
-        "time taken by bench run": timing_text(details.get("timing")) or "not recorded (a run written before "
-                                   "meta.json had timing)",
-        "host CPU": f"{host.get('cpu_model', '?')} ({host.get('cpu_count', '?')} CPUs, {host.get('cpus_usable', '?')} usable)",
+        "time taken by bench run": timing_text(details.get("timing"))
+        or "not recorded (a run written before meta.json had timing)",
+        "host CPU": (
+            f"{host.get('cpu_model', '?')} ({host.get('cpu_count', '?')} CPUs, {host.get('cpus_usable', '?')} usable)"
+        ),
         "OS / Python": f"{host.get('os', '?')} / Python {host.get('python', '?')}",
         "engine": f"{engine.get('name', '?')} ({engine.get('version', '?')}); chosen: {engine.get('chosen_by', '?')}",
         "client ceiling": ceiling_text(details.get("client_ceiling")),
         "CPU plan": cpu_plan_text(details.get("cpu_plan")),
         "execution": details.get("execution", "-"),
         "model": f"{model.get('dir', '?')} (TorchScript sha256 {str(model.get('torchscript_sha256', '?'))[:16]}...)"
-                 + (f"; answers correct on the test split {100 * float(accuracy['torch']):.1f} %"
-                    if "torch" in accuracy else ""),
+        + (
+            f"; answers correct on the test split {100 * float(accuracy['torch']):.1f} %" if "torch" in accuracy else ""
+        ),
         "config sha256": (details.get("config") or {}).get("sha256", "?"),
         "git": f"{git.get('commit', '?')}{' (dirty tree)' if git.get('dirty') else ''}",
     }
@@ -156,8 +171,9 @@ def _first_line(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def run_warnings(meta: RunMeta, flagged_steps: int = 0, *, caution: str | None = None,
-                 out_of_order: int = 0) -> list[str]:
+def run_warnings(
+    meta: RunMeta, flagged_steps: int = 0, *, caution: str | None = None, out_of_order: int = 0
+) -> list[str]:
     """Everything a reader must know before trusting this run's numbers, one sentence each.
 
     Rendered as a box at the top of report.md/html (the document's "warnings" block). This
@@ -167,20 +183,30 @@ def run_warnings(meta: RunMeta, flagged_steps: int = 0, *, caution: str | None =
     """
     warnings = []
     if meta.incomplete:
-        warnings.append(f"**INCOMPLETE RUN** (status: {meta.status.value}): the tables hold only "
-                        "the steps measured before it stopped.")
+        warnings.append(
+            f"**INCOMPLETE RUN** (status: {meta.status.value}): the tables hold only "
+            "the steps measured before it stopped."
+        )
     for target, message in (meta.details.get("target_errors") or {}).items():
-        warnings.append(f"Target `{target}` had a problem: {_first_line(message)} (full message and the "
-                        "stand-in's log tail: the run's meta.json and logs/ folder).")
-    warnings.extend(state_warnings(meta))  # abandoned / still running, busy host (bench.results.status, bench.hostnoise)
+        warnings.append(
+            f"Target `{target}` had a problem: {_first_line(message)} (full message and the "
+            "stand-in's log tail: the run's meta.json and logs/ folder)."
+        )
+    warnings.extend(
+        state_warnings(meta)
+    )  # abandoned / still running, busy host (bench.results.status, bench.hostnoise)
     warnings.extend(sharding_warnings(meta.details))  # merged shards: start skew, unsynchronised clocks
     if flagged_steps:
-        warnings.append(f"{flagged_steps} step(s) are flagged (failed requests or a saturated open loop): they "
-                        "are marked in every table and figure, and listed under \"Flagged steps\".")
+        warnings.append(
+            f"{flagged_steps} step(s) are flagged (failed requests or a saturated open loop): they "
+            'are marked in every table and figure, and listed under "Flagged steps".'
+        )
     if caution:
         warnings.append(caution)
     if out_of_order:
-        warnings.append(f"{out_of_order} step(s) break the expected order by more than the noise (a larger N "
-                        "finished sooner, or a throughput far from both its neighbours): listed under Table 3 as "
-                        "\"Steps out of order\"; re-measure them before reading them.")
+        warnings.append(
+            f"{out_of_order} step(s) break the expected order by more than the noise (a larger N "
+            "finished sooner, or a throughput far from both its neighbours): listed under Table 3 as "
+            '"Steps out of order"; re-measure them before reading them.'
+        )
     return warnings

@@ -18,8 +18,8 @@ import pandas as pd
 from bench.report.bounds import bounds_recorded, percentile_cell, trial_hull
 from bench.report.flags import annotate_flags, flag_cell, merge_error_classes, offered_rate, step_keys
 from loadgen.calibration import ceiling_for  # re-exported: merge.py and the tests read it here
-from loadgen.stats import BOUND_COLUMNS
 from loadgen.modes import MODES
+from loadgen.stats import BOUND_COLUMNS
 
 __all__ = [
     "FLAG_FRACTION",
@@ -66,17 +66,26 @@ def step_means(summary: pd.DataFrame) -> pd.DataFrame:
     frame = annotate_flags(summary)
     frame["failed_"] = _failed_counts(frame)
     bounds = {c for pair in BOUND_COLUMNS.values() for c in pair}
-    numeric = [c for c in summary.columns if c not in keys and c not in ("saturated", "trial") and c not in bounds
-               and pd.api.types.is_numeric_dtype(summary[c]) and not pd.api.types.is_bool_dtype(summary[c])]
+    numeric = [
+        c
+        for c in summary.columns
+        if c not in keys
+        and c not in ("saturated", "trial")
+        and c not in bounds
+        and pd.api.types.is_numeric_dtype(summary[c])
+        and not pd.api.types.is_bool_dtype(summary[c])
+    ]
     groups = frame.groupby(keys, sort=True, dropna=False)
-    out = pd.DataFrame({
-        "trials": groups.size(),
-        "sent": groups["n_requests"].sum(),
-        "failed": groups["failed_"].sum(),
-        "flag_errors": groups["flag_errors"].any(),
-        "flag_all_failed": groups["flag_all_failed"].all(),
-        "flag_saturated": groups["flag_saturated"].any(),
-    })
+    out = pd.DataFrame(
+        {
+            "trials": groups.size(),
+            "sent": groups["n_requests"].sum(),
+            "failed": groups["failed_"].sum(),
+            "flag_errors": groups["flag_errors"].any(),
+            "flag_all_failed": groups["flag_all_failed"].all(),
+            "flag_saturated": groups["flag_saturated"].any(),
+        }
+    )
     out["error_classes"] = [merge_error_classes(frame["errors_by_class"].loc[idx]) for idx in groups.groups.values()]
     usable = frame[~frame["flag_all_failed"]].groupby(keys, sort=True, dropna=False)
     means = usable[numeric].mean()
@@ -94,7 +103,9 @@ def row_labels(means: pd.DataFrame) -> list[tuple[str, tuple[Any, ...]]]:
     """(label, step key) per table row, in order: 'N', or 'N @ R req/s' when a mode ran at
     several offered rates (then N alone would name two steps)."""
     has_rate = means["rate"].nunique(dropna=False) > 1
-    keys = sorted({(float(r) if has_rate else 0.0, int(n)) for n, r in zip(means["n_requests"], means["rate"])})
+    keys = sorted(
+        {(float(r) if has_rate else 0.0, int(n)) for n, r in zip(means["n_requests"], means["rate"], strict=False)}
+    )
     return [(f"{n} @ {r:g} req/s" if has_rate else str(n), (n, r)) for r, n in keys]
 
 
@@ -139,8 +150,12 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[Any]], align:
 def _cells_by_key(means: pd.DataFrame) -> dict[tuple[str, int, float], dict[str, Any]]:
     """(target, N, rate) -> the step's row as a dict (rate 0 for closed-loop modes)."""
     has_rate = means["rate"].nunique(dropna=False) > 1
-    return {(str(t), int(n), float(r) if has_rate else 0.0): row
-            for t, n, r, row in zip(means["target"], means["n_requests"], means["rate"], means.to_dict("records"))}
+    return {
+        (str(t), int(n), float(r) if has_rate else 0.0): row
+        for t, n, r, row in zip(
+            means["target"], means["n_requests"], means["rate"], means.to_dict("records"), strict=False
+        )
+    }
 
 
 def table3_rows(
@@ -166,7 +181,9 @@ def table3_rows(
     return ["No of Req", *present], rows
 
 
-def study_side_by_side(summary: pd.DataFrame, study: pd.DataFrame, targets: Sequence[str], mode: str) -> tuple[list[str], list[list[str]]]:
+def study_side_by_side(
+    summary: pd.DataFrame, study: pd.DataFrame, targets: Sequence[str], mode: str
+) -> tuple[list[str], list[list[str]]]:
     """Per N and target: 'this run / the study = ratio' of total seconds (one compact cell);
     a flagged step keeps its mark, and a step with no result has no ratio."""
     means = step_means(summary[summary["mode"] == mode])
@@ -188,8 +205,9 @@ def study_side_by_side(summary: pd.DataFrame, study: pd.DataFrame, targets: Sequ
     return columns, rows
 
 
-def target_summary_table(summary: pd.DataFrame, mode: str, targets: Sequence[str],
-                         ceiling: Mapping[str, Any] | None = None) -> tuple[list[str], list[list[str]]]:
+def target_summary_table(
+    summary: pd.DataFrame, mode: str, targets: Sequence[str], ceiling: Mapping[str, Any] | None = None
+) -> tuple[list[str], list[list[str]]]:
     """Per target x step: total (or achieved vs offered rate in ``rate`` mode), latency
     percentiles in ms with their 95 % bounds (``v (lo–hi)``, ``≥ lo`` or ``—``, see
     :func:`bench.report.bounds.percentile_cell`), failures, answers correct (%).
@@ -198,8 +216,10 @@ def target_summary_table(summary: pd.DataFrame, mode: str, targets: Sequence[str
     'notes' column appears only when some step is near the client's ceiling.
     """
     means = step_means(summary[summary["mode"] == mode])
-    means = means.assign(near_=flag_near_ceiling(means, ceiling).to_numpy(),
-                         order_=means["target"].map({t: i for i, t in enumerate(targets)}))
+    means = means.assign(
+        near_=flag_near_ceiling(means, ceiling).to_numpy(),
+        order_=means["target"].map({t: i for i, t in enumerate(targets)}),
+    )
     open_loop = mode == "rate"
     lat = ["p50 (ms)", "p90 (ms)", "p99 (ms)", "max (ms)"]
     if open_loop:
@@ -219,11 +239,22 @@ def target_summary_table(summary: pd.DataFrame, mode: str, targets: Sequence[str
             offered = offered_rate(r)
             achieved = r.get("achieved_rps")
             achieved = achieved if achieved is not None and not pd.isna(achieved) else r.get("throughput_rps")
-            row = [r["target"], "-" if offered is None else f"{offered:g}", str(int(r["n_requests"])),
-                   flag_cell(_fmt(achieved, 1), r), *latency, _ms(r.get("send_lag_p50_s"))]
+            row = [
+                r["target"],
+                "-" if offered is None else f"{offered:g}",
+                str(int(r["n_requests"])),
+                flag_cell(_fmt(achieved, 1), r),
+                *latency,
+                _ms(r.get("send_lag_p50_s")),
+            ]
         else:
-            row = [r["target"], str(int(r["n_requests"])), flag_cell(format_seconds(r.get("total_s")), r),
-                   _fmt(r.get("throughput_rps"), 1), *latency]
+            row = [
+                r["target"],
+                str(int(r["n_requests"])),
+                flag_cell(format_seconds(r.get("total_s")), r),
+                _fmt(r.get("throughput_rps"), 1),
+                *latency,
+            ]
         row += [f"{int(r['failed'])}/{int(r['sent'])}" if r["failed"] else "0", _pct(r.get("accuracy"))]
         if notes:
             row.append("near client ceiling" if r["near_"] else "")
@@ -235,8 +266,15 @@ def error_accuracy_table(summary: pd.DataFrame, targets: Sequence[str]) -> tuple
     """Per target x mode over all steps: requests, failures by class, answers correct as a
     share of the requests sent and of those answered (summary.csv's ``accuracy`` and
     ``accuracy_ok``; "accuracy" alone read like a request success rate)."""
-    columns = ["target", "mode", "requests", "failed", "error classes", "answers correct (% of sent)",
-               "answers correct (% of answered)"]
+    columns = [
+        "target",
+        "mode",
+        "requests",
+        "failed",
+        "error classes",
+        "answers correct (% of sent)",
+        "answers correct (% of answered)",
+    ]
     rows = []
     for t in targets:
         for mode in modes_in(summary):
@@ -248,9 +286,17 @@ def error_accuracy_table(summary: pd.DataFrame, targets: Sequence[str]) -> tuple
             correct = float(part["n_correct"].sum(min_count=1))  # NaN when no row recorded it
             answered = sent - failed
             classes = merge_error_classes(part["errors_by_class"])
-            rows.append([t, mode, str(sent), str(failed), ", ".join(f"{k}: {v}" for k, v in classes.items()),
-                         _pct(correct / sent if sent else np.nan, 2),
-                         _pct(correct / answered if answered else np.nan, 2)])
+            rows.append(
+                [
+                    t,
+                    mode,
+                    str(sent),
+                    str(failed),
+                    ", ".join(f"{k}: {v}" for k, v in classes.items()),
+                    _pct(correct / sent if sent else np.nan, 2),
+                    _pct(correct / answered if answered else np.nan, 2),
+                ]
+            )
     return columns, rows
 
 

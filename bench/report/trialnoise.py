@@ -54,9 +54,11 @@ __all__ = [
 DEFAULT_NOISE_FLOOR_PCT = 25.0
 #: The spread one trial cannot rule out (%): the compare command's one-trial noise floor.
 ONE_TRIAL_NOISE_PCT: float = DEFAULT_NOISE_FLOOR_PCT
-NOISE_SOURCE = ("the 95th percentile of |B/A - 1| between the first trials of 10 pairs of identical back-to-back "
-                "runs, 200 steps, on a quiet 2-vCPU machine -- a busy one adds more; docs/compare.md, "
-                "\"The noise floor\"")
+NOISE_SOURCE = (
+    "the 95th percentile of |B/A - 1| between the first trials of 10 pairs of identical back-to-back "
+    "runs, 200 steps, on a quiet 2-vCPU machine -- a busy one adds more; docs/compare.md, "
+    '"The noise floor"'
+)
 #: Trials suggested to a one-trial run (docs/compare.md's recommendation for gateable runs).
 TRIALS_SUGGESTED = 3
 #: With several trials the measured spread sets the threshold, but never below this (%):
@@ -64,8 +66,10 @@ TRIALS_SUGGESTED = 3
 MIN_ORDER_NOTE_PCT = 5.0
 _Z95 = 1.959963984540054  # two-sided 95 % normal quantile, as compare's floor uses
 _CLOSED_LOOP = tuple(m.value for m in Mode if not m.open_loop)
-ORDER_NOTES_INTRO = ("Steps out of order (noted, not corrected: the numbers are as measured; a larger N should not "
-                     "finish sooner, and a throughput should not jump far above or below both its neighbours):")
+ORDER_NOTES_INTRO = (
+    "Steps out of order (noted, not corrected: the numbers are as measured; a larger N should not "
+    "finish sooner, and a throughput should not jump far above or below both its neighbours):"
+)
 
 
 @dataclass(frozen=True)
@@ -124,11 +128,13 @@ def single_trial_caution(summary: pd.DataFrame, command: str | None = None) -> s
     if trials != 1:
         return None
     which = "every step" if int(summary["trial"].nunique()) == 1 else "some steps"
-    return (f"**One trial per step**: {which} of this run was "
-            f"measured once, so each number is a single measurement. Two single trials of identical code "
-            f"differ by up to about {ONE_TRIAL_NOISE_PCT:.0f} % ({NOISE_SOURCE}): differences between targets "
-            f"or steps smaller than that are not resolved by this run. For means and their spread, run "
-            f"`{rerun_command(command)}`.")
+    return (
+        f"**One trial per step**: {which} of this run was "
+        f"measured once, so each number is a single measurement. Two single trials of identical code "
+        f"differ by up to about {ONE_TRIAL_NOISE_PCT:.0f} % ({NOISE_SOURCE}): differences between targets "
+        f"or steps smaller than that are not resolved by this run. For means and their spread, run "
+        f"`{rerun_command(command)}`."
+    )
 
 
 def step_noise_pct(part: pd.DataFrame, summary: pd.DataFrame | None = None) -> float:
@@ -144,8 +150,11 @@ def step_noise_pct(part: pd.DataFrame, summary: pd.DataFrame | None = None) -> f
         return ONE_TRIAL_NOISE_PCT
     rows = summary[(summary["target"] == part["target"].iloc[0]) & (summary["mode"] == part["mode"].iloc[0])]
     rows = rows[pd.to_numeric(rows["total_s"], errors="coerce") > 0]
-    spreads = rows.groupby(["n_requests", "rate"])["total_s"].apply(
-        lambda s: float(np.std(np.log(s.astype(float)), ddof=1)) if len(s) > 1 else np.nan).dropna()
+    spreads = (
+        rows.groupby(["n_requests", "rate"])["total_s"]
+        .apply(lambda s: float(np.std(np.log(s.astype(float)), ddof=1)) if len(s) > 1 else np.nan)
+        .dropna()
+    )
     if spreads.empty:
         return ONE_TRIAL_NOISE_PCT
     pct = 100.0 * (math.exp(_Z95 * math.sqrt(2.0 / trials) * float(spreads.median())) - 1.0)
@@ -167,8 +176,9 @@ def _trial_word(part: pd.DataFrame) -> str:
     return "one trial" if trials <= 1 else f"means of {trials} trials"
 
 
-def order_notes(means: pd.DataFrame, summary: pd.DataFrame | None = None,
-                modes: Sequence[str] | None = None) -> list[OrderNote]:
+def order_notes(
+    means: pd.DataFrame, summary: pd.DataFrame | None = None, modes: Sequence[str] | None = None
+) -> list[OrderNote]:
     """Closed-loop steps that break the expected order by more than the noise (see the module doc).
 
     ``means``: :func:`bench.report.tables.step_means` rows; ``summary``: the per-trial rows
@@ -191,12 +201,21 @@ def order_notes(means: pd.DataFrame, summary: pd.DataFrame | None = None,
 def _total_falls(part: pd.DataFrame, target: str, mode: str, noise: float) -> list[OrderNote]:
     out = []
     ns, totals = part["n_requests"].astype(int).tolist(), part["total_s"].astype(float).tolist()
-    for (n0, t0), (n1, t1) in zip(zip(ns, totals), zip(ns[1:], totals[1:])):
+    for (n0, t0), (n1, t1) in zip(zip(ns, totals, strict=False), zip(ns[1:], totals[1:], strict=False), strict=False):
         if t1 * (1.0 + noise / 100.0) < t0:
-            out.append(OrderNote(target, mode, "total_falls", n1, (
-                f"`{target}` {mode} N={n1}: total time {t1:.3g} s, less than the {t0:.3g} s of N={n0} "
-                f"although it answered more requests (N={n0} took {t0 / t1:.2f}x as long); beyond the "
-                f"{_factor(noise)} that {_trial_word(part)} can differ by: re-measure before reading it.")))
+            out.append(
+                OrderNote(
+                    target,
+                    mode,
+                    "total_falls",
+                    n1,
+                    (
+                        f"`{target}` {mode} N={n1}: total time {t1:.3g} s, less than the {t0:.3g} s of N={n0} "
+                        f"although it answered more requests (N={n0} took {t0 / t1:.2f}x as long); beyond the "
+                        f"{_factor(noise)} that {_trial_word(part)} can differ by: re-measure before reading it."
+                    ),
+                )
+            )
     return out
 
 
@@ -214,10 +233,19 @@ def _throughput_outliers(part: pd.DataFrame, target: str, mode: str, noise: floa
             where, ratio = "below", min(left, right) / here
         else:
             continue
-        out.append(OrderNote(target, mode, "throughput_outlier", ns[i], (
-            f"`{target}` {mode} N={ns[i]}: throughput {here:,.0f} req/s, {ratio:.2f}x {where} the nearer of its "
-            f"neighbours ({left:,.0f} at N={ns[i - 1]}, {right:,.0f} at N={ns[i + 1]}); beyond the "
-            f"{_factor(noise)} that {_trial_word(part)} can differ by: re-measure before reading it.")))
+        out.append(
+            OrderNote(
+                target,
+                mode,
+                "throughput_outlier",
+                ns[i],
+                (
+                    f"`{target}` {mode} N={ns[i]}: throughput {here:,.0f} req/s, {ratio:.2f}x {where} the nearer "
+                    f"of its neighbours ({left:,.0f} at N={ns[i - 1]}, {right:,.0f} at N={ns[i + 1]}); beyond the "
+                    f"{_factor(noise)} that {_trial_word(part)} can differ by: re-measure before reading it."
+                ),
+            )
+        )
     return out
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 from bench.config import BenchConfig
 from bench.console import Console
-from bench.results.status import HostView, resolve_status, run_warnings
 from bench.redact_secrets import redact_tree, redactor_for
 from bench.results import (
     HPO_TRIALS_FILE,
@@ -30,6 +29,7 @@ from bench.results import (
     read_meta,
     resolve_run,
 )
+from bench.results.status import HostView, resolve_status, run_warnings
 from ground.runmeta import KIND_PIPELINE
 
 __all__ = ["combined_pipeline_report", "pipeline_report", "report", "write_report"]
@@ -37,8 +37,8 @@ __all__ = ["combined_pipeline_report", "pipeline_report", "report", "write_repor
 
 def write_report(config: BenchConfig, run_dir: Path, *, study_overlay: bool, console: Console) -> Path:
     """Build one run's report into ``reports/<run-id>/``; returns that folder."""
-    from ground.reference import STUDY_MODE, study_table3
     from bench.report.build import build_report  # lazy on purpose: imports matplotlib (serving runs only)
+    from ground.reference import STUDY_MODE, study_table3
 
     run = load_run(run_dir, redactor=redactor_for(config, console))
     run = replace(run, meta=resolve_status(run.meta, HostView.current()))  # running vs abandoned
@@ -88,7 +88,12 @@ def report(config: BenchConfig, *, runs: list[str], study_overlay: bool, console
 
 
 def _side_report(
-    what: str, render: Callable[[Path, Path], list[Path]], run_dir: Path, out: Path, console: Console, shown: str,
+    what: str,
+    render: Callable[[Path, Path], list[Path]],
+    run_dir: Path,
+    out: Path,
+    console: Console,
+    shown: str,
     config: BenchConfig,
 ) -> int:
     """Render a non-serving run's report with ``render(run_dir, out)``; 0 ok, 2 unreadable input."""

@@ -41,8 +41,11 @@ def print_table3(run_dir: Path, console: Console) -> None:
     for mode in modes:
         columns, rows = table3_rows(run.summary, mode, run.targets, ceiling)
         cells += [cell for row in rows for cell in row[1:]]
-        console.table(f"Total time (s) to answer N requests, mode {mode} (run {run.run_id})", columns,
-                      [[_printable(cell, console) for cell in row] for row in rows])
+        console.table(
+            f"Total time (s) to answer N requests, mode {mode} (run {run.run_id})",
+            columns,
+            [[_printable(cell, console) for cell in row] for row in rows],
+        )
     if ceiling and any("*" in cell for cell in cells):
         console.info("* throughput >= 50 % of the client's calibrated ceiling: the client may be the limit there")
     legend = flag_legend(cells)
@@ -89,7 +92,8 @@ def run_events(console: Console, bar: Any) -> RunEvents:
         on_progress=lambda key, done, total: bar.update(done, total, step_label(key)),
         on_step=lambda row: _show_step(row, console),
         on_target_done=lambda o: (console.error if o.problem else console.info)(
-            f"[{o.name}] {o.status}: {o.message or f'{o.steps} steps, {o.requests} requests'}"),
+            f"[{o.name}] {o.status}: {o.message or f'{o.steps} steps, {o.requests} requests'}"
+        ),
     )
 
 
@@ -105,9 +109,11 @@ def _step_line(row: dict[str, Any]) -> str:
     """One step in a line; its p50 carries the 95 % bounds, so a small step's never looks exact."""
     p50_text = _p50_text(row)
     errors = f", errors {row['errors']} ({row['errors_by_class']})" if row.get("errors") else ""
-    return (f"  {row['target']} {row['mode']} N={row['n_requests']} trial {row['trial']}: "
-            f"total {row['total_s']:.4f} s, latency p50 {p50_text}, {row['throughput_rps']:.1f} req/s, "
-            f"{answers_correct_text(row.get('accuracy'))}{errors}{open_loop_text(row)}")
+    return (
+        f"  {row['target']} {row['mode']} N={row['n_requests']} trial {row['trial']}: "
+        f"total {row['total_s']:.4f} s, latency p50 {p50_text}, {row['throughput_rps']:.1f} req/s, "
+        f"{answers_correct_text(row.get('accuracy'))}{errors}{open_loop_text(row)}"
+    )
 
 
 def _p50_text(row: dict[str, Any]) -> str:
@@ -117,7 +123,7 @@ def _p50_text(row: dict[str, Any]) -> str:
     """
     cell = percentile_cell(row, "p50")
     if cell == NO_BOUND:
-        n_ok = row.get('n_ok')
+        n_ok = row.get("n_ok")
         return f"n/a ({n_ok} answer{'' if n_ok == 1 else 's'}: too few for a bound)"
     return cell if cell == NO_VALUE else cell.replace("–", "-") + " ms"
 

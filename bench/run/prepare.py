@@ -23,8 +23,15 @@ from models.data import load_dataset
 if TYPE_CHECKING:
     from loadgen.calibration import CalibrationResult
 
-__all__ = ["CALIBRATION_MAX_AGE_S", "PreparedRun", "calibration_json", "choose_run_engine", "event_loop_name",
-           "prepare_model", "prepare_run"]
+__all__ = [
+    "CALIBRATION_MAX_AGE_S",
+    "PreparedRun",
+    "calibration_json",
+    "choose_run_engine",
+    "event_loop_name",
+    "prepare_model",
+    "prepare_run",
+]
 
 CALIBRATION_MAX_AGE_S = 24 * 3600.0
 
@@ -45,8 +52,14 @@ class PreparedRun:
 
 def prepare_model(config: BenchConfig, console: Console) -> Any:
     """The model's artifacts, trained first when missing (a progress bar titled "model")."""
-    return ensure_model_shown(config, console, title="model", label=lambda epoch, epochs, loss, acc: (
-        f"training: epoch {epoch}/{epochs}, loss {loss:.3f}, training answers correct {acc:.1%}"))
+    return ensure_model_shown(
+        config,
+        console,
+        title="model",
+        label=lambda epoch, epochs, loss, acc: (
+            f"training: epoch {epoch}/{epochs}, loss {loss:.3f}, training answers correct {acc:.1%}"
+        ),
+    )
 
 
 def prepare_run(config: BenchConfig, engine_name: str, console: Console) -> PreparedRun:
@@ -56,12 +69,21 @@ def prepare_run(config: BenchConfig, engine_name: str, console: Console) -> Prep
     split = load_dataset(config.model)
     calibration_started = time.perf_counter()
     engine_name, chosen_by, calibration = choose_run_engine(config, engine_name, console)
-    return PreparedRun(artifacts, split, engine_name, chosen_by, calibration, engine_class(engine_name),
-                       model_s=calibration_started - model_started,
-                       calibration_s=time.perf_counter() - calibration_started)
+    return PreparedRun(
+        artifacts,
+        split,
+        engine_name,
+        chosen_by,
+        calibration,
+        engine_class(engine_name),
+        model_s=calibration_started - model_started,
+        calibration_s=time.perf_counter() - calibration_started,
+    )
 
 
-def choose_run_engine(config: BenchConfig, requested: str, console: Console) -> tuple[str, str, CalibrationResult | None]:
+def choose_run_engine(
+    config: BenchConfig, requested: str, console: Console
+) -> tuple[str, str, CalibrationResult | None]:
     """(engine name, how it was chosen, calibration or None).
 
     ``auto`` takes the engine the calibration measured cheapest here; a named engine is used
@@ -76,21 +98,28 @@ def choose_run_engine(config: BenchConfig, requested: str, console: Console) -> 
     if load_or_run_calibration is not None:
         path = config.results_dir / "calibration.json"
         try:
-            console.info(f"client calibration: {path} (reused when under {CALIBRATION_MAX_AGE_S / 3600:g} h old "
-                         "and from this host; else a quick one is measured now)")
+            console.info(
+                f"client calibration: {path} (reused when under {CALIBRATION_MAX_AGE_S / 3600:g} h old "
+                "and from this host; else a quick one is measured now)"
+            )
             from targets.wire import mnist_payload
 
-            calibration = load_or_run_calibration(path, max_age_s=CALIBRATION_MAX_AGE_S, quick=True,
-                                                  cpus=config.loadgen.cpus, payload=mnist_payload(),
-                                                  on_progress=console.info)
-        except Exception as exc:  # noqa: BLE001 - a failed calibration must not stop the benchmark
+            calibration = load_or_run_calibration(
+                path,
+                max_age_s=CALIBRATION_MAX_AGE_S,
+                quick=True,
+                cpus=config.loadgen.cpus,
+                payload=mnist_payload(),
+                on_progress=console.info,
+            )
+        except Exception as exc:
             console.warn(f"client calibration failed ({type(exc).__name__}: {exc}); no ceiling recorded")
     if requested != "auto":
         return requested, "configured", calibration
     if calibration is not None and choose_engine is not None:
         try:
             return choose_engine(calibration), "auto: cheapest CPU per request in the calibration", calibration
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             console.warn(f"could not choose an engine from the calibration: {exc}")
     available = available_engines()
     if not available:

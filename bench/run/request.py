@@ -62,9 +62,13 @@ class RunRequest:
         """The load flags given, as ``[sweep]`` keys of a copy of bench.toml (`manifests loadgen`: the shards'
         own file); ``--rate``/``--duration`` without ``--modes`` select rate mode, as in `bench run`."""
         given: dict[str, Any] = {
-            "n_requests": None if self.n_requests is None else list(self.n_requests), "modes": self.mode_list(),
-            "trials": self.trials, "rate_rps": self.rate_rps, "duration_s": self.duration_s,
-            "concurrency": self.concurrency}
+            "n_requests": None if self.n_requests is None else list(self.n_requests),
+            "modes": self.mode_list(),
+            "trials": self.trials,
+            "rate_rps": self.rate_rps,
+            "duration_s": self.duration_s,
+            "concurrency": self.concurrency,
+        }
         table = {key: value for key, value in given.items() if value is not None}
         if (self.rate_rps is not None or self.duration_s is not None) and self.modes is None:
             table["modes"] = ["rate"]
@@ -73,14 +77,27 @@ class RunRequest:
     def sweep_overrides(self, config: BenchConfig, modes: list[str] | None) -> dict[str, Any]:
         """The load flags as :meth:`SweepPlan.from_config` overrides of ``[sweep]`` (see :func:`sweep_overrides`);
         ``modes``: the ordinary sweep's modes (``--modes`` without ``capacity``)."""
-        return sweep_overrides(config, n_requests=None if self.n_requests is None else list(self.n_requests),
-                               modes=modes, trials=self.trials, rate_rps=self.rate_rps, duration_s=self.duration_s,
-                               concurrency=self.concurrency)
+        return sweep_overrides(
+            config,
+            n_requests=None if self.n_requests is None else list(self.n_requests),
+            modes=modes,
+            trials=self.trials,
+            rate_rps=self.rate_rps,
+            duration_s=self.duration_s,
+            concurrency=self.concurrency,
+        )
 
 
-def sweep_overrides(config: BenchConfig, *, n_requests: list[int] | None = None, modes: list[str] | None = None,
-                    trials: int | None = None, rate_rps: float | None = None, duration_s: float | None = None,
-                    concurrency: int | None = None) -> dict[str, Any]:
+def sweep_overrides(
+    config: BenchConfig,
+    *,
+    n_requests: list[int] | None = None,
+    modes: list[str] | None = None,
+    trials: int | None = None,
+    rate_rps: float | None = None,
+    duration_s: float | None = None,
+    concurrency: int | None = None,
+) -> dict[str, Any]:
     """The ``bench run`` flags as :meth:`SweepPlan.from_config` overrides of ``[sweep]``.
 
     One path: bench.toml's values, each replaced by its flag when given (None = not given).
@@ -92,13 +109,22 @@ def sweep_overrides(config: BenchConfig, *, n_requests: list[int] | None = None,
     if rate_flags and modes is None:
         modes = ["rate"]
     elif rate_flags and modes is not None and "rate" not in modes:
-        raise ValueError(f"{' and '.join(rate_flags)} set the load of rate mode, but --modes "
-                         f"{','.join(modes)} does not include rate")
+        raise ValueError(
+            f"{' and '.join(rate_flags)} set the load of rate mode, but --modes {','.join(modes)} does not include rate"
+        )
     effective_modes = modes if modes is not None else list(config.sweep.modes)
     effective_duration = duration_s if duration_s is not None else config.sweep.duration_s
     if n_requests is not None and effective_duration > 0 and set(effective_modes) == {"rate"}:
         source = "--duration" if duration_s is not None else "[sweep] duration_s"
-        raise ValueError(f"--requests has no effect: with {source} each rate step sends round(rate x duration) "
-                         "requests, and no closed-loop mode is selected")
-    return {"n_requests": n_requests, "modes": modes, "trials": trials, "rate_rps": rate_rps,
-            "duration_s": duration_s, "concurrency": concurrency}
+        raise ValueError(
+            f"--requests has no effect: with {source} each rate step sends round(rate x duration) "
+            "requests, and no closed-loop mode is selected"
+        )
+    return {
+        "n_requests": n_requests,
+        "modes": modes,
+        "trials": trials,
+        "rate_rps": rate_rps,
+        "duration_s": duration_s,
+        "concurrency": concurrency,
+    }

@@ -122,8 +122,9 @@ def model_facts(artifacts: Any) -> dict[str, Any]:
     return facts
 
 
-def finish_meta(meta: RunMeta, outcomes: Sequence[TargetOutcome], status: RunStatus,
-                error: str | None = None) -> RunMeta:
+def finish_meta(
+    meta: RunMeta, outcomes: Sequence[TargetOutcome], status: RunStatus, error: str | None = None
+) -> RunMeta:
     """End a load run: :meth:`RunMeta.finish`, then the per-target outcomes and problems."""
     meta.finish(status, error=error)
     word = meta.status.value
@@ -146,9 +147,17 @@ def _is_dead(row: Mapping[str, Any]) -> bool:
     return int(row.get("n_ok", 0)) == 0 and bool(classes) and set(classes) <= DEATH_CLASSES
 
 
-async def _sweep_one(target: Target, outcome: TargetOutcome, run_sweep: Callable[..., Any],
-                     engine_factory: Callable[[Any], Any], plan: Any, images: np.ndarray, labels: np.ndarray,
-                     writer: RunWriter, events: RunEvents) -> None:
+async def _sweep_one(
+    target: Target,
+    outcome: TargetOutcome,
+    run_sweep: Callable[..., Any],
+    engine_factory: Callable[[Any], Any],
+    plan: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    writer: RunWriter,
+    events: RunEvents,
+) -> None:
     classes: Counter[str] = Counter(outcome.error_classes)  # over the target's visits so far
     sweep = run_sweep(target, engine_factory, plan, images, labels, on_progress=events.on_progress)
     try:
@@ -164,24 +173,39 @@ async def _sweep_one(target: Target, outcome: TargetOutcome, run_sweep: Callable
             events.on_step(row)
             if _is_dead(row):
                 outcome.status = "died"
-                outcome.message = (f"every request of step {step.key.mode} N={step.key.n_requests} failed "
-                                   f"({row['errors_by_class']}): the target stopped answering; "
-                                   "its remaining steps were skipped")
+                outcome.message = (
+                    f"every request of step {step.key.mode} N={step.key.n_requests} failed "
+                    f"({row['errors_by_class']}): the target stopped answering; "
+                    "its remaining steps were skipped"
+                )
                 return
     finally:
         await sweep.aclose()
     if outcome.errors:
         outcome.status = "errors"
-        outcome.message = (f"{outcome.errors} of {outcome.requests} requests failed ("
-                           + ", ".join(f"{k}: {v}" for k, v in classes.items()) + ")")
+        outcome.message = (
+            f"{outcome.errors} of {outcome.requests} requests failed ("
+            + ", ".join(f"{k}: {v}" for k, v in classes.items())
+            + ")"
+        )
     else:
         outcome.status = "ok"
 
 
-async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutcome], *, run_sweep: Callable[..., Any],
-                        engine_factory: Callable[[Any], Any], plan: Any, images: np.ndarray, labels: np.ndarray,
-                        writer: RunWriter, meta: RunMeta, events: RunEvents,
-                        trial_design: str = RESTART) -> list[TargetOutcome]:
+async def sweep_targets(
+    targets: Sequence[Target],
+    outcomes: Sequence[TargetOutcome],
+    *,
+    run_sweep: Callable[..., Any],
+    engine_factory: Callable[[Any], Any],
+    plan: Any,
+    images: np.ndarray,
+    labels: np.ndarray,
+    writer: RunWriter,
+    meta: RunMeta,
+    events: RunEvents,
+    trial_design: str = RESTART,
+) -> list[TargetOutcome]:
     """Start, sweep and stop the targets visit by visit; never let one target's failure stop the rest.
 
     The visits come from :func:`bench.run.trial_design.visit_schedule`: with ``restart`` (the
@@ -203,8 +227,9 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
     remote = [bool(getattr(t, "is_remote", False)) for t in targets]
     trials, seed = (plan.trials, plan.seed) if plan is not None else (1, 0)
     visits = visit_schedule(remote, trials, design=trial_design, seed=seed, has_plan=plan is not None)
-    meta.details["trial_design"] = describe_design(names, remote, trials, design=trial_design, seed=seed,
-                                                   has_plan=plan is not None)
+    meta.details["trial_design"] = describe_design(
+        names, remote, trials, design=trial_design, seed=seed, has_plan=plan is not None
+    )
     meta.details["outcomes"] = {o.name: o.as_meta() for o in outcomes}
     noise = meta.details.setdefault("host_noise", {}).setdefault("targets", {})
     with cancel_on_sigterm():  # SIGTERM cancels the sweep as Ctrl-C does: every stand-in is stopped
@@ -213,8 +238,21 @@ async def sweep_targets(targets: Sequence[Target], outcomes: Sequence[TargetOutc
             if outcome.problem:
                 continue  # its earlier visit failed: the message says so, the other targets go on
             visit_plan = replace(plan, only_trials=visit.trials) if plan is not None and visit.trials else plan
-            await _visit(target, outcome, visit, visit_plan, run_sweep, engine_factory, images, labels, writer,
-                         meta, outcomes, events, noise)
+            await _visit(
+                target,
+                outcome,
+                visit,
+                visit_plan,
+                run_sweep,
+                engine_factory,
+                images,
+                labels,
+                writer,
+                meta,
+                outcomes,
+                events,
+                noise,
+            )
     return outcomes
 
 
@@ -222,10 +260,21 @@ def _visit_label(visit: Visit, plan: Any) -> str:
     return f"trial {visit.trials[0]}/{plan.trials}" if visit.trials and plan is not None else ""
 
 
-async def _visit(target: Target, outcome: TargetOutcome, visit: Visit, plan: Any, run_sweep: Callable[..., Any],
-                 engine_factory: Callable[[Any], Any], images: np.ndarray, labels: np.ndarray, writer: RunWriter,
-                 meta: RunMeta, outcomes: Sequence[TargetOutcome], events: RunEvents,
-                 noise: dict[str, Any]) -> None:
+async def _visit(
+    target: Target,
+    outcome: TargetOutcome,
+    visit: Visit,
+    plan: Any,
+    run_sweep: Callable[..., Any],
+    engine_factory: Callable[[Any], Any],
+    images: np.ndarray,
+    labels: np.ndarray,
+    writer: RunWriter,
+    meta: RunMeta,
+    outcomes: Sequence[TargetOutcome],
+    events: RunEvents,
+    noise: dict[str, Any],
+) -> None:
     """One start-sweep-stop of ``target``; its outcome accumulates over the target's visits."""
     label = _visit_label(visit, plan)
     events.on_target_start(target.name)
@@ -239,7 +288,7 @@ async def _visit(target: Target, outcome: TargetOutcome, visit: Visit, plan: Any
             await target.start()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any start failure is recorded, not fatal
+        except Exception as exc:
             outcome.status = "start_failed"
             outcome.message = f"could not start{' for ' + label if label else ''}: {type(exc).__name__}: {exc}"
             if outcome.steps:
@@ -257,10 +306,12 @@ async def _visit(target: Target, outcome: TargetOutcome, visit: Visit, plan: Any
             await _sweep_one(target, outcome, run_sweep, engine_factory, plan, images, labels, writer, events)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a crashed sweep is recorded, the others go on
+        except Exception as exc:
             outcome.status = "failed"
-            outcome.message = (f"sweep failed after {outcome.steps} steps{' in ' + label if label else ''}: "
-                               f"{type(exc).__name__}: {exc}")
+            outcome.message = (
+                f"sweep failed after {outcome.steps} steps{' in ' + label if label else ''}: "
+                f"{type(exc).__name__}: {exc}"
+            )
         if outcome.status in ("ok", "errors") and not visit.last:
             outcome.status = "running"  # more trials to come; "ok"/"errors" is decided on its last visit
     except asyncio.CancelledError:
@@ -271,7 +322,7 @@ async def _visit(target: Target, outcome: TargetOutcome, visit: Visit, plan: Any
         probe.window_end(_pgids(target))
         try:
             await asyncio.shield(target.stop())
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             outcome.message += f"; stop failed: {exc}"
         probe.after_stop()
         _record_noise(noise, target.name, probe.facts(), meta)

@@ -19,26 +19,22 @@ import dataclasses
 import functools
 import resource
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 from bench.capacity.run import with_capacity
 from bench.capacity.show import capacity_phase, plan_capacity
 from bench.config import BenchConfig, target_context
 from bench.console import Console
-from ground.cpus import CpuPlan, pin_current_process, plan_cpus
 from bench.hostnoise import noise_warnings, run_start_load
-from bench.results.header import new_meta
 from bench.redact_secrets import redact_tree, redactor_for
 from bench.results import ResultsError, RunWriter, refuse_existing_run, validate_run_id
-from bench.shard_run import ShardOptions, check_shard_run, shard_cpu_plan, shard_meta, shard_run_id, with_endpoint
-from bench.run.request import RunRequest
-from bench.run.trial_design import RESTART
+from bench.results.header import new_meta
 from bench.run.display import print_table3, run_events
-from bench.run_timing import RunTiming, timing_text
 from bench.run.prepare import PreparedRun, calibration_json, event_loop_name, prepare_run
+from bench.run.request import RunRequest
 from bench.run.runner import (
     TargetOutcome,
     default_run_id,
@@ -48,6 +44,10 @@ from bench.run.runner import (
     run_log_dir,
     sweep_targets,
 )
+from bench.run.trial_design import RESTART
+from bench.run_timing import RunTiming, timing_text
+from bench.shard_run import ShardOptions, check_shard_run, shard_cpu_plan, shard_meta, shard_run_id, with_endpoint
+from ground.cpus import CpuPlan, pin_current_process, plan_cpus
 from ground.runmeta import RunMeta, RunStatus
 from loadgen.engines import ENGINE_NAMES
 from loadgen.stats import SUMMARY_COLUMNS
@@ -74,13 +74,19 @@ def connection_limit_warning(plan: Any, open_files: int | None = None) -> str:
     spare = 64  # the engine, log files, the event loop, stand-in pipes
     if widest + spare <= open_files:
         return ""
-    return (f"a step may open up to {widest} connections, but this process may open only {open_files} files "
-            f"(ulimit -n): requests beyond that will fail; cap connections with --concurrency (or [sweep] "
-            f"concurrency) below {max(1, open_files - spare)}, or raise the limit")
+    return (
+        f"a step may open up to {widest} connections, but this process may open only {open_files} files "
+        f"(ulimit -n): requests beyond that will fail; cap connections with --concurrency (or [sweep] "
+        f"concurrency) below {max(1, open_files - spare)}, or raise the limit"
+    )
 
 
-def run(config: BenchConfig, request: RunRequest, console: Console,
-        report: Callable[[BenchConfig, Path], Path] | None = None) -> int:
+def run(
+    config: BenchConfig,
+    request: RunRequest,
+    console: Console,
+    report: Callable[[BenchConfig, Path], Path] | None = None,
+) -> int:
     """Run the sweep against the requested targets (or ``all``) and write results/<run-id>/.
 
     ``request.trial_design``: ``restart`` (each trial of a local stand-in a fresh start,
@@ -106,9 +112,11 @@ def run(config: BenchConfig, request: RunRequest, console: Console,
 
     built = build_targets(config.targets, checked.names, context)  # validates every table before anything starts
     if shard is not None and not built[0].is_remote:
-        console.error(f"shard {shard.spec.label}: the shards must all send to one {checked.names[0]!r}, but it is a "
-                      "local stand-in that each shard would start for itself; set its endpoint in bench.toml, give "
-                      "--endpoint URL, or let --clients N start one stand-in for all its shards")
+        console.error(
+            f"shard {shard.spec.label}: the shards must all send to one {checked.names[0]!r}, but it is a "
+            "local stand-in that each shard would start for itself; set its endpoint in bench.toml, give "
+            "--endpoint URL, or let --clients N start one stand-in for all its shards"
+        )
         return 2
     try:
         prepared = prepare_run(config, checked.engine_name, console)
@@ -119,11 +127,12 @@ def run(config: BenchConfig, request: RunRequest, console: Console,
     if shard is not None:
         report = None  # a shard is raw material for `bench merge`
     outcomes = [TargetOutcome(t.name) for t in built]
-    status = _sweep(config, checked, prepared, opened, built, outcomes, console, request.trial_design,
-                    started=started)
+    status = _sweep(config, checked, prepared, opened, built, outcomes, console, request.trial_design, started=started)
     writer = opened.writer
-    console.info(f"time taken: {timing_text(opened.meta.details.get('timing'))} (the tables and report follow); "
-                 f"{writer.rows_written} summary rows, {writer.requests_written} requests in {checked.run_dir}")
+    console.info(
+        f"time taken: {timing_text(opened.meta.details.get('timing'))} (the tables and report follow); "
+        f"{writer.rows_written} summary rows, {writer.requests_written} requests in {checked.run_dir}"
+    )
     if writer.rows_written:
         _show_results(config, checked.run_dir, report, console)
     for warning in noise_warnings(opened.meta):
@@ -201,22 +210,38 @@ def _retarget(config: BenchConfig, request: RunRequest) -> BenchConfig:
     return config
 
 
-def _open_run(config: BenchConfig, checked: _CheckedRun, prepared: PreparedRun, load_at_start: Any,
-              console: Console, shard: ShardOptions | None = None) -> _OpenRun:
+def _open_run(
+    config: BenchConfig,
+    checked: _CheckedRun,
+    prepared: PreparedRun,
+    load_at_start: Any,
+    console: Console,
+    shard: ShardOptions | None = None,
+) -> _OpenRun:
     """Create the results folder and its first meta.json, pin this process to the client CPUs."""
     redactor = redactor_for(config, console)  # every configured secret, out of all that is written
     writer = RunWriter(checked.run_dir, checked.run_id, _summary_columns(), redactor=redactor)
     checked.log_dir.mkdir(parents=True, exist_ok=True)
     plan, engine_name, calibration = checked.plan, prepared.engine_name, prepared.calibration
-    meta = new_meta(run_id=checked.run_id, root=config.root, config_sha256=config.sha256,
-                    config_path=str(config.root / "bench.toml"), sweep=plan.describe() if plan else {},
-                    targets=checked.names, load_at_start=load_at_start)
+    meta = new_meta(
+        run_id=checked.run_id,
+        root=config.root,
+        config_sha256=config.sha256,
+        config_path=str(config.root / "bench.toml"),
+        sweep=plan.describe() if plan else {},
+        targets=checked.names,
+        load_at_start=load_at_start,
+    )
     ceiling = calibration.ceiling(engine_name) if calibration is not None else None
     meta.details.update(
         model=model_facts(prepared.artifacts),
         test_split={"images": int(len(prepared.split.test_x)), "dataset": config.model.dataset},
-        engine={"name": engine_name, "version": prepared.engine_cls.version(), "chosen_by": prepared.chosen_by,
-                "loop": event_loop_name()},
+        engine={
+            "name": engine_name,
+            "version": prepared.engine_cls.version(),
+            "chosen_by": prepared.chosen_by,
+            "loop": event_loop_name(),
+        },
         calibration=calibration_json(calibration, config.results_dir / "calibration.json"),
         client_ceiling=ceiling.to_json() if ceiling else None,
         cpu_plan=checked.cpu_plan.describe(),
@@ -228,15 +253,25 @@ def _open_run(config: BenchConfig, checked: _CheckedRun, prepared: PreparedRun, 
     writer.write_meta(meta)
     cpu_plan = checked.cpu_plan
     pin_current_process(cpu_plan.client)  # after host facts were taken, so they show every CPU
-    console.info(f"run {checked.run_id}: {len(checked.names)} target(s) {', '.join(checked.names)}; engine "
-                 f"{engine_name} ({prepared.chosen_by}); CPUs client {list(cpu_plan.client) or 'any'}, stand-ins "
-                 f"{list(cpu_plan.standins) or 'any'}; results in {checked.run_dir}")
+    console.info(
+        f"run {checked.run_id}: {len(checked.names)} target(s) {', '.join(checked.names)}; engine "
+        f"{engine_name} ({prepared.chosen_by}); CPUs client {list(cpu_plan.client) or 'any'}, stand-ins "
+        f"{list(cpu_plan.standins) or 'any'}; results in {checked.run_dir}"
+    )
     return _OpenRun(writer, meta, redactor, shard_run)
 
 
-def _sweep(config: BenchConfig, checked: _CheckedRun, prepared: PreparedRun, opened: _OpenRun, built: list[Any],
-           outcomes: list[TargetOutcome], console: Console, trial_design: str = RESTART,
-           started: float | None = None) -> RunStatus:
+def _sweep(
+    config: BenchConfig,
+    checked: _CheckedRun,
+    prepared: PreparedRun,
+    opened: _OpenRun,
+    built: list[Any],
+    outcomes: list[TargetOutcome],
+    console: Console,
+    trial_design: str = RESTART,
+    started: float | None = None,
+) -> RunStatus:
     """Sweep every target in turn (visits planned by ``trial_design``); the run's status.
     meta.json is final (with ``timing``, the parts of the time since ``started``) and the
     logs redacted, also on Ctrl-C."""
@@ -252,11 +287,21 @@ def _sweep(config: BenchConfig, checked: _CheckedRun, prepared: PreparedRun, ope
             events = run_events(console, bar)
             capacity = checked.capacity
             phase = capacity_phase(capacity, config, writer, meta, outcomes, console, bar) if capacity else None
-            run_coroutine(sweep_targets(built, outcomes, run_sweep=with_capacity(run_sweep, phase),
-                                        engine_factory=prepared.engine_cls,
-                                        plan=checked.plan, images=prepared.split.test_x,
-                                        labels=prepared.split.test_y, writer=writer, meta=meta, events=events,
-                                        trial_design=trial_design))
+            run_coroutine(
+                sweep_targets(
+                    built,
+                    outcomes,
+                    run_sweep=with_capacity(run_sweep, phase),
+                    engine_factory=prepared.engine_cls,
+                    plan=checked.plan,
+                    images=prepared.split.test_x,
+                    labels=prepared.split.test_y,
+                    writer=writer,
+                    meta=meta,
+                    events=events,
+                    trial_design=trial_design,
+                )
+            )
         status, error = RunStatus.COMPLETE, None
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM (cancels the main task)
         status, error = RunStatus.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM)"
@@ -265,17 +310,21 @@ def _sweep(config: BenchConfig, checked: _CheckedRun, prepared: PreparedRun, ope
         raise
     finally:
         now = time.perf_counter()
-        meta.details["timing"] = RunTiming(total_s=now - (started if started is not None else targets_started),
-                                           model_s=prepared.model_s, calibration_s=prepared.calibration_s,
-                                           targets_s=now - targets_started).to_json()
+        meta.details["timing"] = RunTiming(
+            total_s=now - (started if started is not None else targets_started),
+            model_s=prepared.model_s,
+            calibration_s=prepared.calibration_s,
+            targets_s=now - targets_started,
+        ).to_json()
         writer.write_meta(finish_meta(meta, outcomes, status, error))
         writer.close()
         redact_tree(checked.log_dir, opened.redactor)  # stand-ins wrote their logs themselves; all are stopped now
     return status
 
 
-def _show_results(config: BenchConfig, run_dir: Path, report: Callable[[BenchConfig, Path], Path] | None,
-                  console: Console) -> None:
+def _show_results(
+    config: BenchConfig, run_dir: Path, report: Callable[[BenchConfig, Path], Path] | None, console: Console
+) -> None:
     """The Table-3-style tables, then (if asked) the report."""
     print_table3(run_dir, console)
     if report is not None:
@@ -289,9 +338,11 @@ def _exit_code(checked: _CheckedRun, outcomes: list[TargetOutcome], status: RunS
         return 130
     problems = [o for o in outcomes if o.problem]
     if problems:
-        console.error("problems with target(s): " + "; ".join(
-            f"{o.name} ({o.status}: {o.message.splitlines()[0] if o.message else ''})" for o in problems)
-            + f" -- details in {checked.run_dir / 'meta.json'} and {checked.log_dir}")
+        console.error(
+            "problems with target(s): "
+            + "; ".join(f"{o.name} ({o.status}: {o.message.splitlines()[0] if o.message else ''})" for o in problems)
+            + f" -- details in {checked.run_dir / 'meta.json'} and {checked.log_dir}"
+        )
         return 1
     return 0
 

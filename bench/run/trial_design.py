@@ -51,8 +51,9 @@ def _round_order(n_targets: int, trial: int, seed: int, shuffle: bool) -> list[i
     return [int(i) for i in np.random.default_rng([seed, _ORDER_STREAM, trial]).permutation(n_targets)]
 
 
-def visit_schedule(remote: Sequence[bool], trials: int, *, design: str = RESTART, seed: int = 0,
-                   has_plan: bool = True) -> list[Visit]:
+def visit_schedule(
+    remote: Sequence[bool], trials: int, *, design: str = RESTART, seed: int = 0, has_plan: bool = True
+) -> list[Visit]:
     """The run's visits in order.
 
     ``remote[i]``: whether target ``i`` is remote (never restarted). ``trials``: the plan's
@@ -79,13 +80,16 @@ def visit_schedule(remote: Sequence[bool], trials: int, *, design: str = RESTART
     return visits
 
 
-def describe_design(names: Sequence[str], remote: Sequence[bool], trials: int, *, design: str, seed: int,
-                    has_plan: bool = True) -> dict[str, object]:
+def describe_design(
+    names: Sequence[str], remote: Sequence[bool], trials: int, *, design: str, seed: int, has_plan: bool = True
+) -> dict[str, object]:
     """meta.json's ``trial_design`` section: what a trial replicates, per target, and the visit order."""
     visits = visit_schedule(remote, trials, design=design, seed=seed, has_plan=has_plan)
     restarted = design == RESTART and has_plan and trials > 1
-    per_target = {name: (WITHIN_RUN if (is_remote or not restarted) else RESTART)
-                  for name, is_remote in zip(names, remote, strict=True)}
+    per_target = {
+        name: (WITHIN_RUN if (is_remote or not restarted) else RESTART)
+        for name, is_remote in zip(names, remote, strict=True)
+    }
     return {
         "design": design,
         "trials": trials,
@@ -94,5 +98,5 @@ def describe_design(names: Sequence[str], remote: Sequence[bool], trials: int, *
         "remote_within_run": [name for name, r in zip(names, remote, strict=True) if r and restarted],
         "visits": [{"target": names[v.index], "trials": list(v.trials) or "all"} for v in visits],
         "why": "trials of one start share its placement, ports and caches and are not replicates of what differs "
-               "between runs; a fresh start per trial is (docs/compare.md)",
+        "between runs; a fresh start per trial is (docs/compare.md)",
     }

@@ -25,8 +25,13 @@ from targets.cluster_endpoint import cluster_endpoint
 from targets.registry import build_target, target_spec
 
 __all__ = [
-    "DEFAULT_PVC", "DEFAULT_START_IN_S", "default_step_interval", "loadgen_job", "plan_loadgen_job",
-    "splittable_counts", "with_sweep",
+    "DEFAULT_PVC",
+    "DEFAULT_START_IN_S",
+    "default_step_interval",
+    "loadgen_job",
+    "plan_loadgen_job",
+    "splittable_counts",
+    "with_sweep",
 ]
 
 DEFAULT_PVC = "servebench-results"
@@ -67,9 +72,18 @@ def with_sweep(config: BenchConfig, overrides: dict[str, Any] | None) -> BenchCo
     return parse_config(dumps(tables), config.root)
 
 
-def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str | None = None,
-                namespace: str | None = None, image: str | None = None, start_at: int,
-                step_interval_s: float | None = None, notes: tuple[str, ...] = ()) -> LoadgenJob:
+def loadgen_job(
+    config: BenchConfig,
+    target_name: str,
+    *,
+    clients: int,
+    pvc: str | None = None,
+    namespace: str | None = None,
+    image: str | None = None,
+    start_at: int,
+    step_interval_s: float | None = None,
+    notes: tuple[str, ...] = (),
+) -> LoadgenJob:
     """The :class:`bench.shard.job_render.LoadgenJob` for ``target_name``.
 
     Raises ConfigError for a target that is not configured, ValueError (naming the flag or
@@ -82,8 +96,10 @@ def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str
     target = build_target(config.targets[target_name], target_context(config))
     modes = [m for m in config.sweep.modes if m in SHARDABLE_MODES]
     if not modes:
-        raise ValueError(f"[sweep] modes = {list(config.sweep.modes)}: none can be sharded (only "
-                         f"{' and '.join(SHARDABLE_MODES)}; sequential sends one request at a time)")
+        raise ValueError(
+            f"[sweep] modes = {list(config.sweep.modes)}: none can be sharded (only "
+            f"{' and '.join(SHARDABLE_MODES)}; sequential sends one request at a time)"
+        )
     try:
         plan = SweepPlan.from_config(config.sweep, config.loadgen, modes=modes)
         check_shardable(plan, clients)  # every shard needs a request (and one in flight) in every step
@@ -92,9 +108,12 @@ def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str
     steps = len(plan.steps(target_name))
     if steps > 1 and step_interval_s is None:
         step_interval_s = default_step_interval(config.loadgen.timeout_s)
-        notes = (*notes, f"--step-interval not given: steps {step_interval_s:g} s apart ({STEP_INTERVAL_TIMEOUTS} x "
-                         f"[loadgen] timeout_s), {steps} steps, about {steps * step_interval_s / 60:.0f} min; a longer "
-                         "step delays the next on its shard (recorded); set --step-interval to change it")
+        notes = (
+            *notes,
+            f"--step-interval not given: steps {step_interval_s:g} s apart ({STEP_INTERVAL_TIMEOUTS} x "
+            f"[loadgen] timeout_s), {steps} steps, about {steps * step_interval_s / 60:.0f} min; a longer "
+            "step delays the next on its shard (recorded); set --step-interval to change it",
+        )
     return LoadgenJob(
         target=target,
         tables=tomllib.loads(config.source),
@@ -110,8 +129,15 @@ def loadgen_job(config: BenchConfig, target_name: str, *, clients: int, pvc: str
     )
 
 
-def plan_loadgen_job(config: BenchConfig, request: RunRequest, *, pvc: str | None, namespace: str | None,
-                     image: str | None, start_in_s: float | None) -> LoadgenJob:
+def plan_loadgen_job(
+    config: BenchConfig,
+    request: RunRequest,
+    *,
+    pvc: str | None,
+    namespace: str | None,
+    image: str | None,
+    start_in_s: float | None,
+) -> LoadgenJob:
     """The Job for ``request`` (its one target, ``clients``, ``step_interval_s`` and load flags), starting
     ``start_in_s`` from now (default :data:`DEFAULT_START_IN_S`).
 
@@ -125,13 +151,25 @@ def plan_loadgen_job(config: BenchConfig, request: RunRequest, *, pvc: str | Non
     notes: list[str] = []
     dropped = [m for m in config.sweep.modes if m not in SHARDABLE_MODES]
     if dropped:
-        notes.append(f"[sweep] modes {', '.join(dropped)} left out: one request at a time cannot be split over "
-                     "clients (measure it with `bench run` from one client)")
+        notes.append(
+            f"[sweep] modes {', '.join(dropped)} left out: one request at a time cannot be split over "
+            "clients (measure it with `bench run` from one client)"
+        )
     kept, small = splittable_counts(list(config.sweep.n_requests), clients)
     if small and kept:
         config = with_sweep(config, {"n_requests": kept})
-        notes.append(f"[sweep] n_requests {', '.join(map(str, small))} left out: fewer requests than the "
-                     f"{clients} shards, so a shard would send none (measure them with `bench run` from one client)")
-    return loadgen_job(config, request.targets[0], clients=clients, pvc=pvc, namespace=namespace, image=image,
-                       start_at=math.ceil(time.time() + start_in), step_interval_s=request.step_interval_s,
-                       notes=tuple(notes))
+        notes.append(
+            f"[sweep] n_requests {', '.join(map(str, small))} left out: fewer requests than the "
+            f"{clients} shards, so a shard would send none (measure them with `bench run` from one client)"
+        )
+    return loadgen_job(
+        config,
+        request.targets[0],
+        clients=clients,
+        pvc=pvc,
+        namespace=namespace,
+        image=image,
+        start_at=math.ceil(time.time() + start_in),
+        step_interval_s=request.step_interval_s,
+        notes=tuple(notes),
+    )

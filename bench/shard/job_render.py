@@ -156,20 +156,23 @@ def shard_bench_toml(job: LoadgenJob) -> str:
     if float(loadgen.get("max_rps", 0) or 0) > 0:
         loadgen["max_rps"] = float(loadgen["max_rps"]) / job.clients
     sweep = {**job.tables.get("sweep", {}), "modes": list(job.modes)}
-    header = "\n".join((
-        f"servebench bench.toml for the {job.clients} load-generator shards of run {job.run_id}.",
-        f"Rendered by `python -m bench manifests loadgen {job.target.name} --clients {job.clients}`.",
-        f"Target {job.target.name!r} in remote mode at {job.endpoint.url}"
-        + (f" (Host: {job.endpoint.host_header})" if job.endpoint.host_header else "") + ":",
-        f"  {job.endpoint.how}",
-        "Paths are relative to the pod's working directory " + WORKDIR + f"; {DATA_DIR}/ is the claim.",
-        f"{DATA_DIR}/model must hold the trained model (copy artifacts/model there; docs/loadgen-in-cluster.md):",
-        "  the shards only record its checksums, but `bench run` would train one if it were missing.",
-        "[loadgen] cpus = \"none\": pods on one node must not all pin themselves to its last CPU.",
-        "[loadgen] max_rps (if set) is divided by the number of shards: the cap is for the whole run.",
-        f"[sweep] modes: {', '.join(job.modes)} (sequential mode is one request at a time: not shardable).",
-        *(f"Note: {note}" for note in job.notes),
-    ))
+    header = "\n".join(
+        (
+            f"servebench bench.toml for the {job.clients} load-generator shards of run {job.run_id}.",
+            f"Rendered by `python -m bench manifests loadgen {job.target.name} --clients {job.clients}`.",
+            f"Target {job.target.name!r} in remote mode at {job.endpoint.url}"
+            + (f" (Host: {job.endpoint.host_header})" if job.endpoint.host_header else "")
+            + ":",
+            f"  {job.endpoint.how}",
+            "Paths are relative to the pod's working directory " + WORKDIR + f"; {DATA_DIR}/ is the claim.",
+            f"{DATA_DIR}/model must hold the trained model (copy artifacts/model there; docs/loadgen-in-cluster.md):",
+            "  the shards only record its checksums, but `bench run` would train one if it were missing.",
+            '[loadgen] cpus = "none": pods on one node must not all pin themselves to its last CPU.',
+            "[loadgen] max_rps (if set) is divided by the number of shards: the cap is for the whole run.",
+            f"[sweep] modes: {', '.join(job.modes)} (sequential mode is one request at a time: not shardable).",
+            *(f"Note: {note}" for note in job.notes),
+        )
+    )
     return toml_dumps(
         {
             "model": model,
@@ -194,22 +197,24 @@ def shard_script(job: LoadgenJob) -> str:
     folder is the only one in the pod's ``results/``) is copied to the claim whatever happened.
     """
     interval = f" --step-interval {job.step_interval_s:g}" if job.step_interval_s is not None else ""
-    return "\n".join((
-        "set -u",
-        f'out="{DATA_DIR}/runs/{job.run_id}"',
-        f"python -m bench --config bench.toml run {shlex.quote(job.target.name)} --shard auto/{job.clients} "
-        f"--start-at {job.start_at}{interval} --run-id {job.run_id} --no-report",
-        "rc=$?",
-        f'echo "servebench shard $JOB_COMPLETION_INDEX of {job.clients}: bench run exited $rc"',
-        'mkdir -p "$out" || exit 1',
-        f"for run in results/{job.run_id}-shard*; do",
-        '    [ -d "$run" ] || continue',
-        '    rm -rf "$out/${run#results/}" && cp -R "$run" "$out/" || exit 1',
-        "done",
-        'echo "$rc" > "$out/shard-$JOB_COMPLETION_INDEX.exit"',
-        'case "$rc" in 0|1) exit 0 ;; *) exit "$rc" ;; esac',
-        "",
-    ))
+    return "\n".join(
+        (
+            "set -u",
+            f'out="{DATA_DIR}/runs/{job.run_id}"',
+            f"python -m bench --config bench.toml run {shlex.quote(job.target.name)} --shard auto/{job.clients} "
+            f"--start-at {job.start_at}{interval} --run-id {job.run_id} --no-report",
+            "rc=$?",
+            f'echo "servebench shard $JOB_COMPLETION_INDEX of {job.clients}: bench run exited $rc"',
+            'mkdir -p "$out" || exit 1',
+            f"for run in results/{job.run_id}-shard*; do",
+            '    [ -d "$run" ] || continue',
+            '    rm -rf "$out/${run#results/}" && cp -R "$run" "$out/" || exit 1',
+            "done",
+            'echo "$rc" > "$out/shard-$JOB_COMPLETION_INDEX.exit"',
+            'case "$rc" in 0|1) exit 0 ;; *) exit "$rc" ;; esac',
+            "",
+        )
+    )
 
 
 def _labels(job: LoadgenJob) -> dict[str, str]:
@@ -223,8 +228,10 @@ def _labels(job: LoadgenJob) -> dict[str, str]:
 
 def _container(job: LoadgenJob) -> dict[str, Any]:
     env: list[dict[str, Any]] = [{"name": "PYTHONUNBUFFERED", "value": "1"}]
-    env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": var}}}
-            for var in job.secret_vars]
+    env += [
+        {"name": var, "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": var}}}
+        for var in job.secret_vars
+    ]
     return {
         "name": "shard",
         "image": job.image,
@@ -257,18 +264,26 @@ def _job(job: LoadgenJob) -> dict[str, Any]:
                 "metadata": {"labels": {**labels, "sidecar.istio.io/inject": "false"}},
                 "spec": {
                     "restartPolicy": "Never",
-                    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
-                        "weight": 100,
-                        "podAffinityTerm": {
-                            "labelSelector": {"matchLabels": {"servebench/run": labels["servebench/run"]}},
-                            "topologyKey": "kubernetes.io/hostname",
-                        },
-                    }]}},
+                    "affinity": {
+                        "podAntiAffinity": {
+                            "preferredDuringSchedulingIgnoredDuringExecution": [
+                                {
+                                    "weight": 100,
+                                    "podAffinityTerm": {
+                                        "labelSelector": {"matchLabels": {"servebench/run": labels["servebench/run"]}},
+                                        "topologyKey": "kubernetes.io/hostname",
+                                    },
+                                }
+                            ]
+                        }
+                    },
                     "containers": [_container(job)],
                     "volumes": [
                         {"name": "work", "emptyDir": {}},
-                        {"name": "config", "configMap": {"name": job.job_name,
-                                                         "items": [{"key": "bench.toml", "path": "bench.toml"}]}},
+                        {
+                            "name": "config",
+                            "configMap": {"name": job.job_name, "items": [{"key": "bench.toml", "path": "bench.toml"}]},
+                        },
                         {"name": "data", "persistentVolumeClaim": {"claimName": job.pvc}},
                     ],
                 },
@@ -290,17 +305,22 @@ def _helper_pod(job: LoadgenJob) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": f"{job.job_name}-helper", "namespace": job.namespace,
-                     "labels": {**_labels(job), "app.kubernetes.io/name": "servebench-helper"}},
+        "metadata": {
+            "name": f"{job.job_name}-helper",
+            "namespace": job.namespace,
+            "labels": {**_labels(job), "app.kubernetes.io/name": "servebench-helper"},
+        },
         "spec": {
             "restartPolicy": "Never",
-            "containers": [{
-                "name": "helper",
-                "image": job.image,
-                "command": ["sleep", "86400"],  # a day to copy in and out; delete it when done
-                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-                "volumeMounts": [{"name": "data", "mountPath": "/data"}],
-            }],
+            "containers": [
+                {
+                    "name": "helper",
+                    "image": job.image,
+                    "command": ["sleep", "86400"],  # a day to copy in and out; delete it when done
+                    "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                    "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                }
+            ],
             "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": job.pvc}}],
         },
     }
@@ -308,8 +328,15 @@ def _helper_pod(job: LoadgenJob) -> dict[str, Any]:
 
 def _steps(job: LoadgenJob) -> str:
     ns, pod = job.namespace, f"{job.job_name}-helper"
-    secret = (f"  kubectl create secret generic {CREDENTIALS_SECRET} -n {ns} "
-              + " ".join(f'--from-literal={v}="${v}"' for v in job.secret_vars) + "\n") if job.secret_vars else ""
+    secret = (
+        (
+            f"  kubectl create secret generic {CREDENTIALS_SECRET} -n {ns} "
+            + " ".join(f'--from-literal={v}="${v}"' for v in job.secret_vars)
+            + "\n"
+        )
+        if job.secret_vars
+        else ""
+    )
     return (
         f"Steps (docs/loadgen-in-cluster.md); the claim {job.pvc!r} must exist (ReadWriteMany if the pods\n"
         "may land on several nodes):\n"
@@ -330,26 +357,32 @@ def _utc(epoch: int) -> str:
 
 def render_loadgen_manifests(job: LoadgenJob) -> dict[str, str]:
     """File name -> YAML text: ``loadgen-configmap.yaml``, ``loadgen-job.yaml``, ``loadgen-helper.yaml``."""
-    what = (f"servebench load generator: {job.clients} shard(s) of `bench run {job.target.name}` "
-            f"from inside the cluster, run {job.run_id}.\n"
-            f"Rendered by `python -m bench manifests loadgen {job.target.name} --clients {job.clients}`.\n"
-            f"Target URL: {job.endpoint.url}"
-            + (f" with Host: {job.endpoint.host_header}" if job.endpoint.host_header else "") + "\n"
-            f"All shards start measuring at {_utc(job.start_at)} (--start-at {job.start_at}): apply before "
-            "then,\nor render again.\n"
-            + (f"Steps start {job.step_interval_s:g} s apart (--step-interval).\n" if job.step_interval_s else "")
-            + "".join(f"Note: {note}\n" for note in job.notes))
+    what = (
+        f"servebench load generator: {job.clients} shard(s) of `bench run {job.target.name}` "
+        f"from inside the cluster, run {job.run_id}.\n"
+        f"Rendered by `python -m bench manifests loadgen {job.target.name} --clients {job.clients}`.\n"
+        f"Target URL: {job.endpoint.url}"
+        + (f" with Host: {job.endpoint.host_header}" if job.endpoint.host_header else "")
+        + "\n"
+        f"All shards start measuring at {_utc(job.start_at)} (--start-at {job.start_at}): apply before "
+        "then,\nor render again.\n"
+        + (f"Steps start {job.step_interval_s:g} s apart (--step-interval).\n" if job.step_interval_s else "")
+        + "".join(f"Note: {note}\n" for note in job.notes)
+    )
     return {
         "loadgen-configmap.yaml": yaml_document(
             what + "The shards' bench.toml. Steps: loadgen-job.yaml's header, docs/loadgen-in-cluster.md.\n",
-            _configmap(job)),
+            _configmap(job),
+        ),
         "loadgen-job.yaml": yaml_document(
             what + "Indexed Job: pod I runs shard I (JOB_COMPLETION_INDEX) and copies its run to the claim\n"
             f"{job.pvc!r} under runs/{job.run_id}/. Istio sidecar off: a classic sidecar would keep the pods\n"
             "running after the shard ends (docs/loadgen-in-cluster.md, 'Service mesh').\n" + _steps(job),
-            _job(job)),
+            _job(job),
+        ),
         "loadgen-helper.yaml": yaml_document(
             what + f"A pod mounting the claim {job.pvc!r}, to copy the model in (kubectl cp) before the Job runs and\n"
             "the shard runs out after it. Steps: loadgen-job.yaml's header, docs/loadgen-in-cluster.md.\n",
-            _helper_pod(job)),
+            _helper_pod(job),
+        ),
     }

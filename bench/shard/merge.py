@@ -31,15 +31,15 @@ from pathlib import Path
 from typing import Any
 
 from bench.hostnoise import target_busy_reasons
-from bench.shard.merge_records import MergedStep, ShardStep, merge_step
 from bench.report.tables import ceiling_for
-from bench.results import SHARDS_DIR, RunData, RunWriter, ResultsError, holds_run, load_run, validate_run_id
+from bench.results import SHARDS_DIR, ResultsError, RunData, RunWriter, holds_run, load_run, validate_run_id
+from bench.results.parse import request_records
 from bench.results.status import writer_facts
+from bench.shard.merge_records import MergedStep, ShardStep, merge_step
 from bench.shard_run import describe_share_rule
 from ground.clock import utc_iso
 from ground.redactor import Redactor
 from ground.runmeta import RunMeta, RunStatus
-from bench.results.parse import request_records
 from loadgen.records import RequestRecord, StepKey
 from loadgen.shard import split_evenly
 from loadgen.stats import SUMMARY_COLUMNS, format_flags, parse_error_counts, summarize
@@ -94,12 +94,15 @@ def read_shards(paths: Sequence[Path]) -> list[ShardInput]:
             raise MergeError(f"{path}: {exc}") from None
         section = run.meta.details.get("shard")
         if not isinstance(section, Mapping):
-            raise MergeError(f"{path} is not a shard run: its meta.json has no 'shard' section "
-                             "(shard runs come from `bench run TARGET --shard I/N`)")
+            raise MergeError(
+                f"{path} is not a shard run: its meta.json has no 'shard' section "
+                "(shard runs come from `bench run TARGET --shard I/N`)"
+            )
         if run.requests is None:
             raise MergeError(f"{path} has no requests.csv.gz: the merge needs every shard's raw records")
-        shards.append(ShardInput(Path(path), run, int(section["index"]), int(section["count"]),
-                                 request_records(run.requests)))
+        shards.append(
+            ShardInput(Path(path), run, int(section["index"]), int(section["count"]), request_records(run.requests))
+        )
     return shards
 
 
@@ -117,7 +120,7 @@ def _difference(a: Any, b: Any, where: str = "") -> str | None:
                 return found
         return None
     if isinstance(a, list | tuple) and isinstance(b, list | tuple) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
+        for i, (x, y) in enumerate(zip(a, b, strict=False)):
             found = _difference(x, y, f"{where}[{i}]")
             if found:
                 return found
@@ -127,9 +130,13 @@ def _difference(a: Any, b: Any, where: str = "") -> str | None:
 
 def _target_facts(meta: Mapping[str, Any]) -> dict[str, Any]:
     targets = meta.get("targets") or {}
-    return {"order": list(meta.get("targets_order") or []),
-            "described": {name: {k: v for k, v in (desc or {}).items() if k not in _VOLATILE_TARGET_KEYS}
-                          for name, desc in targets.items()}}
+    return {
+        "order": list(meta.get("targets_order") or []),
+        "described": {
+            name: {k: v for k, v in (desc or {}).items() if k not in _VOLATILE_TARGET_KEYS}
+            for name, desc in targets.items()
+        },
+    }
 
 
 def _model_facts(meta: Mapping[str, Any]) -> dict[str, Any]:
@@ -153,31 +160,36 @@ def check_shards(shards: Sequence[ShardInput]) -> None:
         raise MergeError("no shard runs given")
     counts = sorted({s.count for s in shards})
     if len(counts) > 1:
-        raise MergeError("the runs are shards of different splits: " + "; ".join(
-            f"{s.path} is shard {s.index} of {s.count}" for s in shards))
+        raise MergeError(
+            "the runs are shards of different splits: "
+            + "; ".join(f"{s.path} is shard {s.index} of {s.count}" for s in shards)
+        )
     count = counts[0]
     seen: dict[int, ShardInput] = {}
     for shard in shards:
         if shard.index in seen:
-            raise MergeError(f"shard {shard.index} of {count} is given twice: {seen[shard.index].path} and "
-                             f"{shard.path}")
+            raise MergeError(
+                f"shard {shard.index} of {count} is given twice: {seen[shard.index].path} and {shard.path}"
+            )
         seen[shard.index] = shard
     missing = [i for i in range(count) if i not in seen]
     if missing:
-        raise MergeError(f"shard(s) {', '.join(map(str, missing))} of {count} missing: a merged run needs every "
-                         f"shard (given: {', '.join(str(i) for i in sorted(seen))})")
+        raise MergeError(
+            f"shard(s) {', '.join(map(str, missing))} of {count} missing: a merged run needs every "
+            f"shard (given: {', '.join(str(i) for i in sorted(seen))})"
+        )
     for shard in shards:
         status = shard.run.meta.status
         if status is not RunStatus.COMPLETE:
-            raise MergeError(f"{shard.name} did not complete (status: {status.value}): the merged run would lack its "
-                             "requests")
+            raise MergeError(
+                f"{shard.name} did not complete (status: {status.value}): the merged run would lack its requests"
+            )
     first = min(shards, key=lambda s: s.index)
     for what, read in _AGREEMENT:
         for other in sorted(shards, key=lambda s: s.index):
             found = _difference(read(first.meta), read(other.meta))
             if found:
-                raise MergeError(f"the shards disagree on the {what}: {first.name} and {other.name} differ in "
-                                 f"{found}")
+                raise MergeError(f"the shards disagree on the {what}: {first.name} and {other.name} differ in {found}")
 
 
 def _plan(meta: Mapping[str, Any]) -> SweepPlan:
@@ -194,30 +206,55 @@ def _shard_step(shard: ShardInput, key: StepKey) -> ShardStep:
 
     def same_step(k: StepKey) -> bool:  # a shard records its own share's concurrency: not compared
         return (k.target, k.mode, k.n_requests, k.trial, float(k.rate)) == (
-            key.target, key.mode, key.n_requests, key.trial, float(key.rate))
+            key.target,
+            key.mode,
+            key.n_requests,
+            key.trial,
+            float(key.rate),
+        )
 
     summaries = [s for s in shard.run.steps if same_step(s.key)]
     if len(summaries) != 1:
-        raise MergeError(f"{shard.name} has {len(summaries)} summary rows for {label} (expected 1): an incomplete "
-                         "or edited shard run")
+        raise MergeError(
+            f"{shard.name} has {len(summaries)} summary rows for {label} (expected 1): an incomplete "
+            "or edited shard run"
+        )
     records = sorted((r for k, recs in shard.records.items() if same_step(k) for r in recs), key=lambda r: r.seq)
     first, size = split_evenly(key.n_requests, shard.count)[shard.index]
     seqs = [r.seq for r in records]
     if seqs != list(range(first, first + size)):
-        raise MergeError(f"{shard.name} has {len(seqs)} records for {label}, not its share (requests {first} to "
-                         f"{first + size - 1} of {key.n_requests})")
+        raise MergeError(
+            f"{shard.name} has {len(seqs)} records for {label}, not its share (requests {first} to "
+            f"{first + size - 1} of {key.n_requests})"
+        )
     row = summaries[0]
-    lateness = next((s.get("late_s") for s in (shard.run.meta.details["shard"].get("steps") or [])
-                     if s.get("mode") == key.mode and s.get("n_requests") == key.n_requests
-                     and s.get("trial") == key.trial), None)
-    facts = {"concurrency": row.key.concurrency, "offered_rps": row.offered_rps, "achieved_rps": row.achieved_rps,
-             "late_s": lateness, "flags": format_flags(row.flags)}
-    return ShardStep(index=shard.index, records=tuple(records), started_at=float(row.started_at or 0.0),
-                     total_s=float(row.total_s or 0.0), facts=facts)
+    lateness = next(
+        (
+            s.get("late_s")
+            for s in (shard.run.meta.details["shard"].get("steps") or [])
+            if s.get("mode") == key.mode and s.get("n_requests") == key.n_requests and s.get("trial") == key.trial
+        ),
+        None,
+    )
+    facts = {
+        "concurrency": row.key.concurrency,
+        "offered_rps": row.offered_rps,
+        "achieved_rps": row.achieved_rps,
+        "late_s": lateness,
+        "flags": format_flags(row.flags),
+    }
+    return ShardStep(
+        index=shard.index,
+        records=tuple(records),
+        started_at=float(row.started_at or 0.0),
+        total_s=float(row.total_s or 0.0),
+        facts=facts,
+    )
 
 
-def combined_ceiling(ceilings: Sequence[Mapping[str, Any] | None],
-                     cpu_groups: Sequence[Sequence[int]] | None = None) -> dict[str, Any] | None:
+def combined_ceiling(
+    ceilings: Sequence[Mapping[str, Any] | None], cpu_groups: Sequence[Sequence[int]] | None = None
+) -> dict[str, Any] | None:
     """The K clients' ceiling together: at concurrency ``K x c``, the sum of each group's ceiling.
 
     ``cpu_groups`` lists the shards that shared one CPU (default: each shard alone); a group
@@ -234,22 +271,30 @@ def combined_ceiling(ceilings: Sequence[Mapping[str, Any] | None],
         total = sum(ceiling_for(c * len(group), ceilings[group[0]]) or 0.0 for group in groups)
         points[str(int(round(c * k)))] = total
     engines = sorted({str(c.get("engine")) for c in ceilings if c})
-    return {"engine": ", ".join(engines), "rps_by_concurrency": points,
-            "combined_from": f"{k} shard ceilings summed at concurrency c per shard ({len(groups)} CPU group(s))"}
+    return {
+        "engine": ", ".join(engines),
+        "rps_by_concurrency": points,
+        "combined_from": f"{k} shard ceilings summed at concurrency c per shard ({len(groups)} CPU group(s))",
+    }
 
 
 def _noisiest(shards: Sequence[ShardInput]) -> dict[str, Any]:
     """host_noise of the merged run: the highest start load, and per target the noisiest shard's facts."""
+
     def load1(shard: ShardInput) -> float:
         load = ((shard.meta.get("host_noise") or {}).get("at_start") or {}).get("load") or [0.0]
         return float(load[0] or 0.0)
 
     worst_start = max(shards, key=load1)
-    noise: dict[str, Any] = {"at_start": dict((worst_start.meta.get("host_noise") or {}).get("at_start") or {}),
-                             "targets": {}, "from_shards": {"at_start": worst_start.index}}
+    noise: dict[str, Any] = {
+        "at_start": dict((worst_start.meta.get("host_noise") or {}).get("at_start") or {}),
+        "targets": {},
+        "from_shards": {"at_start": worst_start.index},
+    }
     names = {name for s in shards for name in ((s.meta.get("host_noise") or {}).get("targets") or {})}
     for name in sorted(names):
-        def reasons(shard: ShardInput) -> int:
+
+        def reasons(shard: ShardInput, name: str = name) -> int:
             facts = ((shard.meta.get("host_noise") or {}).get("targets") or {}).get(name) or {}
             n_cpus = int(((shard.meta.get("host_noise") or {}).get("at_start") or {}).get("n_cpus") or 1)
             return len(target_busy_reasons(facts, n_cpus))
@@ -262,10 +307,31 @@ def _noisiest(shards: Sequence[ShardInput]) -> dict[str, Any]:
 
 def _shard_record(shard: ShardInput) -> dict[str, Any]:
     meta = shard.meta
-    keep = ("run_id", "host", "writer", "versions", "git", "engine", "calibration", "client_ceiling", "cpu_plan",
-            "host_noise", "command", "started_at", "started_utc", "finished_at", "finished_utc", "targets")
-    return {"index": shard.index, "count": shard.count, "path": str(shard.path),
-            **{k: copy.deepcopy(meta.get(k)) for k in keep}, **copy.deepcopy(dict(meta["shard"]))}
+    keep = (
+        "run_id",
+        "host",
+        "writer",
+        "versions",
+        "git",
+        "engine",
+        "calibration",
+        "client_ceiling",
+        "cpu_plan",
+        "host_noise",
+        "command",
+        "started_at",
+        "started_utc",
+        "finished_at",
+        "finished_utc",
+        "targets",
+    )
+    return {
+        "index": shard.index,
+        "count": shard.count,
+        "path": str(shard.path),
+        **{k: copy.deepcopy(meta.get(k)) for k in keep},
+        **copy.deepcopy(dict(meta["shard"])),
+    }
 
 
 def _outcome(name: str, steps: Sequence[MergedStep], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -276,20 +342,38 @@ def _outcome(name: str, steps: Sequence[MergedStep], rows: Sequence[Mapping[str,
         for cls, n in parse_error_counts(row["errors_by_class"] or "").items():
             classes[cls] = classes.get(cls, 0) + n
     status = "errors" if errors else "ok"
-    message = (f"{errors} of {requests} requests failed (" + ", ".join(f"{k}: {v}" for k, v in classes.items()) + ")"
-               if errors else "")
-    return {"name": name, "status": status, "message": message, "steps": len(steps), "requests": requests,
-            "errors": errors, "error_classes": classes, "start_s": None}
+    message = (
+        f"{errors} of {requests} requests failed (" + ", ".join(f"{k}: {v}" for k, v in classes.items()) + ")"
+        if errors
+        else ""
+    )
+    return {
+        "name": name,
+        "status": status,
+        "message": message,
+        "steps": len(steps),
+        "requests": requests,
+        "errors": errors,
+        "error_classes": classes,
+        "start_s": None,
+    }
 
 
-def merged_meta(shards: Sequence[ShardInput], run_id: str, steps: Sequence[MergedStep],
-                rows: Sequence[Mapping[str, Any]], cpu_groups: Sequence[Sequence[int]] | None = None) -> RunMeta:
+def merged_meta(
+    shards: Sequence[ShardInput],
+    run_id: str,
+    steps: Sequence[MergedStep],
+    rows: Sequence[Mapping[str, Any]],
+    cpu_groups: Sequence[Sequence[int]] | None = None,
+) -> RunMeta:
     """meta.json of the merged run (see the module docstring for what each field means here)."""
     ordered = sorted(shards, key=lambda s: s.index)
     first = ordered[0].meta
-    meta = {k: copy.deepcopy(v) for k, v in first.items()
-            if k not in ("shard", "outcomes", "target_errors", "status", "complete", "error", "finished_at",
-                         "finished_utc")}
+    meta = {
+        k: copy.deepcopy(v)
+        for k, v in first.items()
+        if k not in ("shard", "outcomes", "target_errors", "status", "complete", "error", "finished_at", "finished_utc")
+    }
     now = time.time()
     started = min(float(s.meta.get("started_at") or now) for s in ordered)
     finished = max(float(s.meta.get("finished_at") or now) for s in ordered)
@@ -297,34 +381,59 @@ def merged_meta(shards: Sequence[ShardInput], run_id: str, steps: Sequence[Merge
     same_host = len({(s.meta.get("writer") or {}).get("boot_id") or id(s) for s in ordered}) == 1
     target = steps[0].result.key.target if steps else (first.get("targets_order") or ["?"])[0]
     outcome = _outcome(target, steps, rows)
-    meta.update({
-        "run_id": run_id, "started_at": started, "started_utc": utc_iso(started),
-        "writer": writer_facts(), "command": " ".join(sys.argv),
-        "targets": {name: {k: v for k, v in (desc or {}).items() if k not in _VOLATILE_TARGET_KEYS}
-                    for name, desc in (first.get("targets") or {}).items()},
-        "calibration": None,
-        "client_ceiling": combined_ceiling([s.meta.get("client_ceiling") for s in ordered], cpu_groups),
-        "host_noise": _noisiest(ordered),
-        "execution": (f"{len(ordered)} shards (bench run --shard I/{len(ordered)}) sent each step's share together "
-                      "and were merged by bench merge: statistics recomputed from the union of their raw records"),
-        "outcomes": {target: outcome},
-        "target_errors": {target: f"{outcome['status']}: {outcome['message']}"} if outcome["status"] != "ok" else {},
-        "shards": [_shard_record(s) for s in ordered],
-        "sharding": {
-            "count": len(ordered),
-            "schedule": copy.deepcopy((first.get("shard") or {}).get("schedule")),
-            "rules": dict(describe_share_rule()),
-            "clocks": ("one host (one clock) for all shards" if same_host else
-                       "several hosts: each shard's kernel NTP estimate is under shards[i].clock; the skew below "
-                       "is measured on the shards' own clocks"),
-            "merged_at": utc_iso(now),
-            "steps": [{"mode": s.result.key.mode, "n_requests": s.result.key.n_requests, "trial": s.result.key.trial,
-                       "start_skew_s": s.start_skew_s, "shards": list(s.shards)} for s in steps],
-        },
-    })
+    meta.update(
+        {
+            "run_id": run_id,
+            "started_at": started,
+            "started_utc": utc_iso(started),
+            "writer": writer_facts(),
+            "command": " ".join(sys.argv),
+            "targets": {
+                name: {k: v for k, v in (desc or {}).items() if k not in _VOLATILE_TARGET_KEYS}
+                for name, desc in (first.get("targets") or {}).items()
+            },
+            "calibration": None,
+            "client_ceiling": combined_ceiling([s.meta.get("client_ceiling") for s in ordered], cpu_groups),
+            "host_noise": _noisiest(ordered),
+            "execution": (
+                f"{len(ordered)} shards (bench run --shard I/{len(ordered)}) sent each step's share together "
+                "and were merged by bench merge: statistics recomputed from the union of their raw records"
+            ),
+            "outcomes": {target: outcome},
+            "target_errors": {target: f"{outcome['status']}: {outcome['message']}"}
+            if outcome["status"] != "ok"
+            else {},
+            "shards": [_shard_record(s) for s in ordered],
+            "sharding": {
+                "count": len(ordered),
+                "schedule": copy.deepcopy((first.get("shard") or {}).get("schedule")),
+                "rules": dict(describe_share_rule()),
+                "clocks": (
+                    "one host (one clock) for all shards"
+                    if same_host
+                    else "several hosts: each shard's kernel NTP estimate is under shards[i].clock; the skew below "
+                    "is measured on the shards' own clocks"
+                ),
+                "merged_at": utc_iso(now),
+                "steps": [
+                    {
+                        "mode": s.result.key.mode,
+                        "n_requests": s.result.key.n_requests,
+                        "trial": s.result.key.trial,
+                        "start_skew_s": s.start_skew_s,
+                        "shards": list(s.shards),
+                    }
+                    for s in steps
+                ],
+            },
+        }
+    )
     if len(engines) > 1:
-        meta["engine"] = {"name": "mixed", "version": "", "chosen_by": "per shard (see shards): "
-                          + ", ".join(sorted(str(e) for e in engines))}
+        meta["engine"] = {
+            "name": "mixed",
+            "version": "",
+            "chosen_by": "per shard (see shards): " + ", ".join(sorted(str(e) for e in engines)),
+        }
     if same_host:
         client = sorted({c for s in ordered for c in ((s.meta.get("cpu_plan") or {}).get("client") or [])})
         meta["cpu_plan"] = {"client": client, "standins": list((first.get("cpu_plan") or {}).get("standins") or [])}
@@ -333,9 +442,14 @@ def merged_meta(shards: Sequence[ShardInput], run_id: str, steps: Sequence[Merge
     return merged
 
 
-def merge_runs(paths: Sequence[Path], run_dir: Path, *, redactor: Redactor | None = None,
-               cpu_groups: Sequence[Sequence[int]] | None = None,
-               extra_meta: Mapping[str, Any] | None = None) -> MergeResult:
+def merge_runs(
+    paths: Sequence[Path],
+    run_dir: Path,
+    *,
+    redactor: Redactor | None = None,
+    cpu_groups: Sequence[Sequence[int]] | None = None,
+    extra_meta: Mapping[str, Any] | None = None,
+) -> MergeResult:
     """Check and merge the shard runs at ``paths`` into a new run folder ``run_dir``.
 
     Raises MergeError (nothing written) when they cannot be merged; ResultsError when
@@ -358,11 +472,18 @@ def merge_runs(paths: Sequence[Path], run_dir: Path, *, redactor: Redactor | Non
     rows = [summarize(step.result) for step in steps]
     meta = merged_meta(ordered, run_id, steps, rows, cpu_groups)
     meta.details.update(copy.deepcopy(dict(extra_meta or {})))
-    with RunWriter(run_dir, run_id, SUMMARY_COLUMNS, redactor=redactor,
-                   extra_request_columns=(SHARD_COLUMN,), expected=(SHARDS_DIR,)) as writer:
-        for step, row in zip(steps, rows):
+    with RunWriter(
+        run_dir,
+        run_id,
+        SUMMARY_COLUMNS,
+        redactor=redactor,
+        extra_request_columns=(SHARD_COLUMN,),
+        expected=(SHARDS_DIR,),
+    ) as writer:
+        for step, row in zip(steps, rows, strict=False):
             writer.append_summary(row)
-            writer.append_requests(step.result.key, step.result.records,
-                                   extra_cells=[(i,) for i in step.shard_of_record])
+            writer.append_requests(
+                step.result.key, step.result.records, extra_cells=[(i,) for i in step.shard_of_record]
+            )
         writer.write_meta(meta)
     return MergeResult(run_dir=Path(run_dir), run_id=run_id, steps=tuple(steps), meta=meta)

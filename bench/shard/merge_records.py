@@ -78,12 +78,27 @@ def merge_step(key: StepKey, parts: Sequence[ShardStep]) -> MergedStep:
     seqs = [seq for seq, _, _ in tagged]
     if len(set(seqs)) != len(seqs):
         duplicates = sorted({s for s in seqs if seqs.count(s) > 1})[:5]
-        raise ValueError(f"step {key.mode} N={key.n_requests} trial {key.trial}: request numbers {duplicates} "
-                         "come from more than one shard (were these shards of one plan?)")
-    result = StepResult(key=key, records=tuple(r for _, _, r in tagged), total_s=float(np.max(ends)),
-                        started_at=earliest)
-    shard_facts = tuple({"index": p.index, "n": len(p.records), "started_at": p.started_at,
-                         "start_offset_s": p.started_at - earliest, "total_s": p.total_s, **p.facts}
-                        for p in sorted(parts, key=lambda p: p.index))
-    return MergedStep(result=result, shard_of_record=tuple(i for _, i, _ in tagged), start_skew_s=latest - earliest,
-                      shards=shard_facts)
+        raise ValueError(
+            f"step {key.mode} N={key.n_requests} trial {key.trial}: request numbers {duplicates} "
+            "come from more than one shard (were these shards of one plan?)"
+        )
+    result = StepResult(
+        key=key, records=tuple(r for _, _, r in tagged), total_s=float(np.max(ends)), started_at=earliest
+    )
+    shard_facts = tuple(
+        {
+            "index": p.index,
+            "n": len(p.records),
+            "started_at": p.started_at,
+            "start_offset_s": p.started_at - earliest,
+            "total_s": p.total_s,
+            **p.facts,
+        }
+        for p in sorted(parts, key=lambda p: p.index)
+    )
+    return MergedStep(
+        result=result,
+        shard_of_record=tuple(i for _, i, _ in tagged),
+        start_skew_s=latest - earliest,
+        shards=shard_facts,
+    )

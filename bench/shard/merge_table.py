@@ -35,21 +35,49 @@ def shard_rows(result: MergeResult) -> list[list[str]]:
         key = step.result.key
         label = f"{key.mode} N={key.n_requests} t{key.trial}"
         for shard in step.shards:
-            rows.append([label, str(shard["index"]), str(shard["n"]), str(shard.get("concurrency", "")),
-                         _rps(shard.get("offered_rps")), _rps(shard.get("achieved_rps")),
-                         _ms(shard.get("start_offset_s")), _ms(shard.get("late_s"))])
+            rows.append(
+                [
+                    label,
+                    str(shard["index"]),
+                    str(shard["n"]),
+                    str(shard.get("concurrency", "")),
+                    _rps(shard.get("offered_rps")),
+                    _rps(shard.get("achieved_rps")),
+                    _ms(shard.get("start_offset_s")),
+                    _ms(shard.get("late_s")),
+                ]
+            )
         merged: Mapping[str, Any] = summarize(step.result)
-        rows.append([label, "merged", str(len(step.result.records)), str(key.concurrency),
-                     _rps(merged["offered_rps"]), _rps(merged["achieved_rps"]),
-                     f"skew {_ms(step.start_skew_s)}", "-"])
+        rows.append(
+            [
+                label,
+                "merged",
+                str(len(step.result.records)),
+                str(key.concurrency),
+                _rps(merged["offered_rps"]),
+                _rps(merged["achieved_rps"]),
+                f"skew {_ms(step.start_skew_s)}",
+                "-",
+            ]
+        )
     return rows
 
 
 def print_merge(result: MergeResult, console: Console) -> None:
     """The merged run's table (:func:`shard_rows`), then its sharding warnings."""
-    console.table(f"Merged run {result.run_id}: each shard and the union ({result.run_dir})",
-                  ["step", "shard", "requests", "in flight / conns", "offered req/s", "achieved req/s",
-                   "start offset ms", "late vs schedule ms"],
-                  shard_rows(result))
+    console.table(
+        f"Merged run {result.run_id}: each shard and the union ({result.run_dir})",
+        [
+            "step",
+            "shard",
+            "requests",
+            "in flight / conns",
+            "offered req/s",
+            "achieved req/s",
+            "start offset ms",
+            "late vs schedule ms",
+        ],
+        shard_rows(result),
+    )
     for warning in sharding_warnings(result.meta.details):
         console.warn(warning)

@@ -120,19 +120,35 @@ def place_clients(n: int, setting: str | Sequence[int], cpus: Sequence[int], *, 
     if setting == "auto":
         if len(cpus) >= n + 1:
             return ClientPlacement(tuple((c,) for c in cpus[-n:]), cpus[:-n], "one CPU per shard")
-        return ClientPlacement(tuple((cpus[-1],) for _ in range(n)), cpus[:-1],
-                               f"{n} shards share CPU {cpus[-1]} (only {len(cpus)} CPUs: one is kept for the "
-                               "stand-in): together they get one CPU's worth of client")
+        return ClientPlacement(
+            tuple((cpus[-1],) for _ in range(n)),
+            cpus[:-1],
+            f"{n} shards share CPU {cpus[-1]} (only {len(cpus)} CPUs: one is kept for the "
+            "stand-in): together they get one CPU's worth of client",
+        )
     listed = listed_cpus(setting, cpus)
     rest = tuple(c for c in cpus if c not in listed)
     shared = "" if n <= len(listed) else f"; {n} shards share {len(listed)} CPU(s)"
-    return ClientPlacement(tuple((listed[i % len(listed)],) for i in range(n)), rest or cpus,
-                           "shards round-robin over loadgen.cpus" + shared)
+    return ClientPlacement(
+        tuple((listed[i % len(listed)],) for i in range(n)),
+        rest or cpus,
+        "shards round-robin over loadgen.cpus" + shared,
+    )
 
 
-def shard_argv(*, config_path: Path, target: str, spec: ShardSpec, schedule: StartSchedule, out: Path, run_id: str,
-               endpoint: str | None, engine: str | None, overrides: dict[str, Any],
-               gate: Path | None = None) -> list[str]:
+def shard_argv(
+    *,
+    config_path: Path,
+    target: str,
+    spec: ShardSpec,
+    schedule: StartSchedule,
+    out: Path,
+    run_id: str,
+    endpoint: str | None,
+    engine: str | None,
+    overrides: dict[str, Any],
+    gate: Path | None = None,
+) -> list[str]:
     """The shard's command line: the one documented for Kubernetes pods (docs/loadgen-in-cluster.md),
     with ``--step-gate DIR`` instead of ``--start-at`` when the parent coordinates the steps."""
     argv = [sys.executable, "-m", "bench", "--config", str(config_path), "run", target, "--shard", spec.label]
@@ -147,14 +163,26 @@ def shard_argv(*, config_path: Path, target: str, spec: ShardSpec, schedule: Sta
         argv += ["--endpoint", endpoint]
     if engine:
         argv += ["--engine", engine]
-    flags = {"n_requests": "--requests", "modes": "--modes", "trials": "--trials", "rate_rps": "--rate",
-             "duration_s": "--duration", "concurrency": "--concurrency"}
+    flags = {
+        "n_requests": "--requests",
+        "modes": "--modes",
+        "trials": "--trials",
+        "rate_rps": "--rate",
+        "duration_s": "--duration",
+        "concurrency": "--concurrency",
+    }
     for name, flag in flags.items():
         value = overrides.get(name)
         if value is None:
             continue
-        argv += [flag, ",".join(str(v) for v in value) if isinstance(value, list | tuple) else repr(value)
-                 if isinstance(value, float) else str(value)]
+        argv += [
+            flag,
+            ",".join(str(v) for v in value)
+            if isinstance(value, list | tuple)
+            else repr(value)
+            if isinstance(value, float)
+            else str(value),
+        ]
     return argv
 
 
@@ -183,8 +211,11 @@ class _WholeRunNoise:
         try:
             times = parse_proc_stat(Path("/proc/stat").read_text())[0]
             own = parse_pid_cpu_ticks(Path("/proc/self/stat").read_text())  # with reaped children
-            own += sum(parse_pid_cpu_ticks(Path(f"/proc/{pid}/stat").read_text())
-                       for pid, _ppid, pgrp in proc_table() if pgrp in set(pgids))
+            own += sum(
+                parse_pid_cpu_ticks(Path(f"/proc/{pid}/stat").read_text())
+                for pid, _ppid, pgrp in proc_table()
+                if pgrp in set(pgids)
+            )
         except (OSError, ValueError, IndexError):
             return None
         return {**{k: getattr(times, k) for k in CpuTimes.__dataclass_fields__}, "own": own}
@@ -198,8 +229,10 @@ class _WholeRunNoise:
             self.facts.update(window_shares(self._start, end) or {})
             self.facts["sweep_s"] = round(time.monotonic() - self._t0, 3)
         self.facts["load_after"] = read_loadavg()
-        self.facts["cpus"] = {"client": sorted({c for cpus in placement.clients for c in cpus}),
-                              "standins": list(placement.standins)}
+        self.facts["cpus"] = {
+            "client": sorted({c for cpus in placement.clients for c in cpus}),
+            "standins": list(placement.standins),
+        }
 
 
 async def _wait_for_shards(procs: Sequence[Any], gate: StepGate | None = None) -> tuple[int, str]:
@@ -215,16 +248,23 @@ async def _wait_for_shards(procs: Sequence[Any], gate: StepGate | None = None) -
             index, code = failed[0]
             for p in procs:
                 await p.astop()
-            return code, (f"shard {index} exited with code {code}; the other shards were stopped:\n"
-                          + procs[index].log_tail(20))
+            return code, (
+                f"shard {index} exited with code {code}; the other shards were stopped:\n" + procs[index].log_tail(20)
+            )
         if all(c is not None for c in codes):
             return max(codes), ""
         await asyncio.sleep(_GATE_POLL_S if gate is not None else _POLL_S)
 
 
-async def _run_shards(target: Any, argvs: Any, placement: ClientPlacement, log_dir: Path,
-                      noise: _WholeRunNoise, console: Console,
-                      gate: StepGate | None = None) -> tuple[int, str, dict[str, Any]]:
+async def _run_shards(
+    target: Any,
+    argvs: Any,
+    placement: ClientPlacement,
+    log_dir: Path,
+    noise: _WholeRunNoise,
+    console: Console,
+    gate: StepGate | None = None,
+) -> tuple[int, str, dict[str, Any]]:
     """Start the stand-in, the shards (pinned, under lifelines), wait; always stop everything."""
     procs: list[Any] = []
     standin_groups: list[int] = []
@@ -272,8 +312,12 @@ def _check(config: BenchConfig, request: RunRequest) -> _Checked:
     # check the plan as a shard of this run would be checked: gated, or on the --start-at schedule
     gated = start_at is None and step_interval_s is None
     schedule = StartSchedule(start_at or time.time() + CLIENT_START_DELAY_S, step_interval_s or 0.0)
-    check_shard_run(plan, names, ShardOptions(ShardSpec(0, clients), schedule, gate=Path("gate") if gated else None),
-                    capacity=capacity is not None)
+    check_shard_run(
+        plan,
+        names,
+        ShardOptions(ShardSpec(0, clients), schedule, gate=Path("gate") if gated else None),
+        capacity=capacity is not None,
+    )
     if request.endpoint is not None:
         config = with_endpoint(config, names[0], request.endpoint)
     if request.out is not None:
@@ -284,8 +328,12 @@ def _check(config: BenchConfig, request: RunRequest) -> _Checked:
     return _Checked(config, overrides, names[0], run_id)
 
 
-def run_clients(config: BenchConfig, request: RunRequest, console: Console,
-                report: Callable[[BenchConfig, Path], Path] | None = None) -> int:
+def run_clients(
+    config: BenchConfig,
+    request: RunRequest,
+    console: Console,
+    report: Callable[[BenchConfig, Path], Path] | None = None,
+) -> int:
     """Run ``request.clients`` shards of the plan against one target and merge them into ``RUN``; exit code as
     `bench run`.  ``report``: writes a run folder's report (None: no report)."""
     clients, start_at, step_interval_s = request.clients or 1, request.start_at, request.step_interval_s
@@ -325,12 +373,26 @@ def run_clients(config: BenchConfig, request: RunRequest, console: Console,
         if gate is not None:
             schedules.append(StartSchedule())
         else:
-            schedules.append(StartSchedule(start_at if start_at is not None else time.time() + CLIENT_START_DELAY_S,
-                                           step_interval_s or 0.0))
-        return [shard_argv(config_path=Path(request.config_path).resolve(), target=name, spec=ShardSpec(i, clients),
-                           schedule=schedules[0], out=shards_dir, run_id=checked.run_id, endpoint=base_url,
-                           engine=engine_name, overrides=checked.overrides,
-                           gate=gate.folder if gate is not None else None) for i in range(clients)]
+            schedules.append(
+                StartSchedule(
+                    start_at if start_at is not None else time.time() + CLIENT_START_DELAY_S, step_interval_s or 0.0
+                )
+            )
+        return [
+            shard_argv(
+                config_path=Path(request.config_path).resolve(),
+                target=name,
+                spec=ShardSpec(i, clients),
+                schedule=schedules[0],
+                out=shards_dir,
+                run_id=checked.run_id,
+                endpoint=base_url,
+                engine=engine_name,
+                overrides=checked.overrides,
+                gate=gate.folder if gate is not None else None,
+            )
+            for i in range(clients)
+        ]
 
     noise = _WholeRunNoise()
     try:
@@ -338,35 +400,63 @@ def run_clients(config: BenchConfig, request: RunRequest, console: Console,
     except (KeyboardInterrupt, asyncio.CancelledError):
         console.error(f"interrupted: every shard and the stand-in were stopped; shard folders kept in {shards_dir}")
         return 130
-    except Exception as exc:  # noqa: BLE001 - the stand-in could not start: named, nothing merged
+    except Exception as exc:
         console.error(f"[{name}] {type(exc).__name__}: {exc}")
         return 1
     if problem:
         console.error(problem)
         return 1
-    extra = {"targets": {name: desc},
-             "cpu_plan": {"client": sorted({c for cpus in placement.clients for c in cpus}),
-                          "standins": list(placement.standins)},
-             "host_noise": {"at_start": load_at_start, "targets": {name: noise.facts},
-                            "measured_by": "the --clients parent: the stand-in and every shard count as "
-                                           "servebench's own CPU time (each shard's own figures are under shards)"},
-             "clients": {"count": clients, "placement": placement.describe(), "start_at": schedules[0].start_at,
-                         "step_interval_s": schedules[0].interval_s, "engine": engine_name,
-                         "steps_started_by": "this parent, when every shard was ready (step gate)" if gate is not None
-                         else "the wall clock (--start-at schedule)",
-                         "start_delay_s": None if start_at is not None or gate is not None else CLIENT_START_DELAY_S}}
-    shard_dirs = [shards_dir / shard_run_id(checked.run_id, ShardOptions(ShardSpec(i, clients), schedules[0]))
-                  for i in range(clients)]
+    extra = {
+        "targets": {name: desc},
+        "cpu_plan": {
+            "client": sorted({c for cpus in placement.clients for c in cpus}),
+            "standins": list(placement.standins),
+        },
+        "host_noise": {
+            "at_start": load_at_start,
+            "targets": {name: noise.facts},
+            "measured_by": "the --clients parent: the stand-in and every shard count as "
+            "servebench's own CPU time (each shard's own figures are under shards)",
+        },
+        "clients": {
+            "count": clients,
+            "placement": placement.describe(),
+            "start_at": schedules[0].start_at,
+            "step_interval_s": schedules[0].interval_s,
+            "engine": engine_name,
+            "steps_started_by": "this parent, when every shard was ready (step gate)"
+            if gate is not None
+            else "the wall clock (--start-at schedule)",
+            "start_delay_s": None if start_at is not None or gate is not None else CLIENT_START_DELAY_S,
+        },
+    }
+    shard_dirs = [
+        shards_dir / shard_run_id(checked.run_id, ShardOptions(ShardSpec(i, clients), schedules[0]))
+        for i in range(clients)
+    ]
     return _merge_and_show(config, shard_dirs, run_dir, placement, extra, name, code, report, console)
 
 
-def _merge_and_show(config: BenchConfig, shard_dirs: list[Path], run_dir: Path, placement: ClientPlacement,
-                    extra: dict[str, Any], name: str, code: int, report: Callable[[BenchConfig, Path], Path] | None,
-                    console: Console) -> int:
+def _merge_and_show(
+    config: BenchConfig,
+    shard_dirs: list[Path],
+    run_dir: Path,
+    placement: ClientPlacement,
+    extra: dict[str, Any],
+    name: str,
+    code: int,
+    report: Callable[[BenchConfig, Path], Path] | None,
+    console: Console,
+) -> int:
     """Merge the shards into the run's folder, show it (and its report); the exit code."""
     try:
-        result = merge_runs(shard_dirs, run_dir, redactor=redactor_for(config, console),
-                            cpu_groups=placement.cpu_groups(), extra_meta=extra)
+        result = merge_runs(
+            shard_dirs,
+            run_dir,
+            redactor=redactor_for(config, console),
+            cpu_groups=placement.cpu_groups(),
+            extra_meta=extra,
+        )
     except (MergeError, ResultsError) as exc:
         console.error(f"the shards ran but cannot be merged: {exc} (shard folders in {run_dir / 'shards'})")
         return 1

@@ -254,7 +254,11 @@ class FastEngine(Engine):
         try:
             async with asyncio.timeout(limit):
                 await loop.create_connection(
-                    lambda: conn, self._host, self._port, ssl=self._ssl, server_hostname=self._server_hostname,
+                    lambda: conn,
+                    self._host,
+                    self._port,
+                    ssl=self._ssl,
+                    server_hostname=self._server_hostname,
                 )
         except BaseException as exc:
             self._open.discard(conn)

@@ -194,7 +194,7 @@ def _is_framed(raw: bytes) -> bool:
     close ends the body (a complete response); with one, the close cut the body short.
     """
     start = raw.rfind(b"HTTP/1.")
-    head = raw[max(start, 0):].split(b"\r\n\r\n", 1)[0]
+    head = raw[max(start, 0) :].split(b"\r\n\r\n", 1)[0]
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()

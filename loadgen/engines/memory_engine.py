@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
+
 from loadgen.engine import Engine, EngineError, EngineOptions, Response
 from loadgen.engines.virtual_time import is_virtual
 from loadgen.request import Request
@@ -88,8 +89,10 @@ class MemoryEngine(Engine):
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         if not is_virtual(loop):
-            raise RuntimeError("the memory engine runs on virtual time only (it never sleeps against the wall "
-                               "clock): run the coroutine with loadgen.engines.virtual_time.run_virtual()")
+            raise RuntimeError(
+                "the memory engine runs on virtual time only (it never sleeps against the wall "
+                "clock): run the coroutine with loadgen.engines.virtual_time.run_virtual()"
+            )
         self._loop = loop
         self._slots = asyncio.Semaphore(self.options.max_connections)
 

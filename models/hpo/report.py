@@ -43,8 +43,7 @@ def table1_markdown(trials: pd.DataFrame, study: pd.DataFrame | None) -> str:
     lines = [
         "# Table 1: best trial (Katib hyperparameter tuning)",
         "",
-        "| Platform | Best Trial Performance (Loss) | Tuned Learning Rate | Tuned Batch-Size | Accuracy "
-        "| Source |",
+        "| Platform | Best Trial Performance (Loss) | Tuned Learning Rate | Tuned Batch-Size | Accuracy | Source |",
         "|---|---|---|---|---|---|",
     ]
     done = trials[trials["state"] == "COMPLETE"].sort_values(["loss", "algorithm", "max_trials", "repeat", "trial"])
@@ -53,7 +52,8 @@ def table1_markdown(trials: pd.DataFrame, study: pd.DataFrame | None) -> str:
         if len(mine):
             b = mine.iloc[0]
             lines.append(
-                f"| this machine, {alg} (max {int(b['max_trials'])}, repeat {int(b['repeat'])}, trial {int(b['trial'])}) "
+                f"| this machine, {alg} (max {int(b['max_trials'])}, repeat {int(b['repeat'])}, "
+                f"trial {int(b['trial'])}) "
                 f"| {b['loss']:.4f} | {b['lr']:.4f} | {int(b['batch_size'])} | {b['accuracy']:.4f} | measured |"
             )
         else:
@@ -201,8 +201,15 @@ def _convergence(trials: pd.DataFrame, path: Path) -> Path:
             padded = np.array([c + [c[-1]] * (n - len(c)) for c in curves], dtype=float)
             with np.errstate(all="ignore"):
                 mean = np.nanmean(padded, axis=0)
-            ax.plot(range(1, n + 1), mean, color=_COLORS[alg], linewidth=2.2, marker="o", markersize=3,
-                    label=f"{_LABELS[alg]} (max {biggest}, mean of {len(curves)})")
+            ax.plot(
+                range(1, n + 1),
+                mean,
+                color=_COLORS[alg],
+                linewidth=2.2,
+                marker="o",
+                markersize=3,
+                label=f"{_LABELS[alg]} (max {biggest}, mean of {len(curves)})",
+            )
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

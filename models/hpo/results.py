@@ -45,25 +45,72 @@ STUDIES_FILE = "hpo_studies.csv"
 SUMMARY_FILE = "hpo_summary.csv"
 
 TRIAL_COLUMNS: tuple[str, ...] = (
-    "run_id", "algorithm", "katib_algorithm", "max_trials", "repeat", "seed", "trial",
-    "lr", "batch_size", "epochs", "loss", "accuracy", "state", "error",
-    "start_s", "end_s", "duration_s", "started_at",
+    "run_id",
+    "algorithm",
+    "katib_algorithm",
+    "max_trials",
+    "repeat",
+    "seed",
+    "trial",
+    "lr",
+    "batch_size",
+    "epochs",
+    "loss",
+    "accuracy",
+    "state",
+    "error",
+    "start_s",
+    "end_s",
+    "duration_s",
+    "started_at",
 )
 STUDY_COLUMNS: tuple[str, ...] = (
-    "run_id", "algorithm", "katib_algorithm", "max_trials", "repeat", "seed", "parallel", "epochs",
-    "trials", "completed", "failed", "stop_reason", "wall_s", "best_loss", "best_accuracy",
-    "best_lr", "best_batch_size", "best_trial", "started_at",
+    "run_id",
+    "algorithm",
+    "katib_algorithm",
+    "max_trials",
+    "repeat",
+    "seed",
+    "parallel",
+    "epochs",
+    "trials",
+    "completed",
+    "failed",
+    "stop_reason",
+    "wall_s",
+    "best_loss",
+    "best_accuracy",
+    "best_lr",
+    "best_batch_size",
+    "best_trial",
+    "started_at",
 )
 SUMMARY_COLUMNS: tuple[str, ...] = (
-    "algorithm", "katib_algorithm", "max_trials", "repeats", "trials", "failed",
-    "wall_s_mean", "wall_s_std", "wall_s_min", "wall_s_max",
-    "best_loss", "best_accuracy", "best_lr", "best_batch_size", "best_repeat",
-    "best_loss_mean", "trials_to_1pct_mean", "reached_1pct", "stop_reasons",
+    "algorithm",
+    "katib_algorithm",
+    "max_trials",
+    "repeats",
+    "trials",
+    "failed",
+    "wall_s_mean",
+    "wall_s_std",
+    "wall_s_min",
+    "wall_s_max",
+    "best_loss",
+    "best_accuracy",
+    "best_lr",
+    "best_batch_size",
+    "best_repeat",
+    "best_loss_mean",
+    "trials_to_1pct_mean",
+    "reached_1pct",
+    "stop_reasons",
 )
 
 
-def trial_row(record: TrialRecord, *, run_id: str, algorithm: str, max_trials: int, repeat: int, seed: int,
-              epochs: int) -> dict[str, Any]:
+def trial_row(
+    record: TrialRecord, *, run_id: str, algorithm: str, max_trials: int, repeat: int, seed: int, epochs: int
+) -> dict[str, Any]:
     """A ``hpo_trials.csv`` row (times rounded to microseconds)."""
     return {
         "run_id": run_id,
@@ -189,25 +236,27 @@ def summarize_hpo(trials: pd.DataFrame, studies: pd.DataFrame) -> pd.DataFrame:
         hits = [reach.get((alg, int(mt), int(r)), math.nan) for r in group["repeat"]]
         reached = [h for h in hits if h == h]
         reasons = group["stop_reason"].value_counts()
-        rows.append({
-            "algorithm": alg,
-            "katib_algorithm": KATIB_ALGORITHMS.get(alg, alg),
-            "max_trials": int(mt),
-            "repeats": len(group),
-            "trials": int(group["trials"].sum()),
-            "failed": int(group["failed"].sum()),
-            "wall_s_mean": walls.mean(),
-            "wall_s_std": walls.std(ddof=1) if len(walls) > 1 else math.nan,
-            "wall_s_min": walls.min(),
-            "wall_s_max": walls.max(),
-            "best_loss": best["loss"] if best is not None else math.nan,
-            "best_accuracy": best["accuracy"] if best is not None else math.nan,
-            "best_lr": best["lr"] if best is not None else math.nan,
-            "best_batch_size": int(best["batch_size"]) if best is not None else "",
-            "best_repeat": int(best["repeat"]) if best is not None else "",
-            "best_loss_mean": group["best_loss"].astype(float).mean(),
-            "trials_to_1pct_mean": sum(reached) / len(reached) if reached else math.nan,
-            "reached_1pct": f"{len(reached)}/{len(hits)}",
-            "stop_reasons": ";".join(f"{k}:{v}" for k, v in sorted(reasons.items())),
-        })
+        rows.append(
+            {
+                "algorithm": alg,
+                "katib_algorithm": KATIB_ALGORITHMS.get(alg, alg),
+                "max_trials": int(mt),
+                "repeats": len(group),
+                "trials": int(group["trials"].sum()),
+                "failed": int(group["failed"].sum()),
+                "wall_s_mean": walls.mean(),
+                "wall_s_std": walls.std(ddof=1) if len(walls) > 1 else math.nan,
+                "wall_s_min": walls.min(),
+                "wall_s_max": walls.max(),
+                "best_loss": best["loss"] if best is not None else math.nan,
+                "best_accuracy": best["accuracy"] if best is not None else math.nan,
+                "best_lr": best["lr"] if best is not None else math.nan,
+                "best_batch_size": int(best["batch_size"]) if best is not None else "",
+                "best_repeat": int(best["repeat"]) if best is not None else "",
+                "best_loss_mean": group["best_loss"].astype(float).mean(),
+                "trials_to_1pct_mean": sum(reached) / len(reached) if reached else math.nan,
+                "reached_1pct": f"{len(reached)}/{len(hits)}",
+                "stop_reasons": ";".join(f"{k}:{v}" for k, v in sorted(reasons.items())),
+            }
+        )
     return pd.DataFrame(rows, columns=list(SUMMARY_COLUMNS))

@@ -54,7 +54,9 @@ def trial_command(
 ) -> list[str]:
     """The argv of one local trial (the Katib trial Job runs the same module and flags)."""
     argv = [
-        python, "-m", "models.trial",
+        python,
+        "-m",
+        "models.trial",
         f"--lr={params.lr!r}",
         f"--batch-size={params.batch_size}",
         f"--epochs={epochs}",

@@ -128,11 +128,11 @@ class KatibGridSampler(optuna.samplers.GridSampler):
     ``optimize``; with ask/tell the loop stops at the grid size itself.
     """
 
-    def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001
+    def after_trial(self, study, trial, state, values) -> None:
         return None
 
 
-def make_sampler(algorithm: str, space: SearchSpace, seed: int, *, bayesian_initial_points: int = 10):  # noqa: ANN201
+def make_sampler(algorithm: str, space: SearchSpace, seed: int, *, bayesian_initial_points: int = 10):
     """The seeded Optuna sampler standing in for Katib's algorithm of that name."""
     if algorithm == "grid":
         return KatibGridSampler(space.grid_values(), seed=seed)
@@ -162,7 +162,7 @@ def _call(objective: Objective, params: TrialParams) -> _Done:
     start = time.perf_counter()
     try:
         outcome = objective(params)
-    except Exception as exc:  # noqa: BLE001 -- any failure of a trial is that trial's, not the study's
+    except Exception as exc:
         return _Done(None, exc, start, time.perf_counter())
     return _Done(outcome, None, start, time.perf_counter())
 
@@ -253,7 +253,7 @@ def run_study(
     )
 
 
-def _finish(study, trial, params: TrialParams, future: Future, t0: float) -> TrialRecord:  # noqa: ANN001
+def _finish(study, trial, params: TrialParams, future: Future, t0: float) -> TrialRecord:
     """Tell Optuna how the trial ended and build its record (NaN/inf loss counts as failed)."""
     done: _Done = future.result()
     start, end = done.start, done.end

@@ -30,7 +30,13 @@ from models.pipeline.report import (
     study_table_markdown,
 )
 
-__all__ = ["MAX_RUNS", "MixedPipelinesError", "combined_dir_name", "render_pipeline_comparison", "stage_comparison_markdown"]
+__all__ = [
+    "MAX_RUNS",
+    "MixedPipelinesError",
+    "combined_dir_name",
+    "render_pipeline_comparison",
+    "stage_comparison_markdown",
+]
 
 #: more runs than this make a figure whose bars cannot be read (and a table too wide)
 MAX_RUNS = 6
@@ -55,8 +61,10 @@ def combined_dir_name(run_ids: Sequence[str]) -> str:
         raise ValueError(f"a combined report takes 2 to {MAX_RUNS} runs, got {len(run_ids)}")
     for run_id in run_ids:
         if not _RUN_ID.match(run_id):
-            raise ValueError(f"run id {run_id!r} cannot name a report folder: use 1-100 letters, digits, "
-                             "'.', '_' or '-' (rename the run's folder)")
+            raise ValueError(
+                f"run id {run_id!r} cannot name a report folder: use 1-100 letters, digits, "
+                "'.', '_' or '-' (rename the run's folder)"
+            )
     twice = sorted({r for r in run_ids if list(run_ids).count(r) > 1})
     if twice:
         raise ValueError(f"run {', '.join(twice)} given more than once; compare different runs")
@@ -88,14 +96,17 @@ def stage_comparison_markdown(runs: Sequence[PipelineRun], expected: tuple[str, 
     for stage in stages:
         cells = [_stage_cell(r, stage) for r in runs]
         a_s, a_state, _ = cells[0]
-        ratios = [ratio_cell(a_s, a_state, b_s, b_state, a_name=f"`{first.run_id}`", b_name=f"`{r.run_id}`")
-                  for r, (b_s, b_state, _) in zip(later, cells[1:], strict=True)]
+        ratios = [
+            ratio_cell(a_s, a_state, b_s, b_state, a_name=f"`{first.run_id}`", b_name=f"`{r.run_id}`")
+            for r, (b_s, b_state, _) in zip(later, cells[1:], strict=True)
+        ]
         lines.append("| " + " | ".join([stage, *(text for _, _, text in cells), *ratios]) + " |")
     return "\n".join(lines) + "\n"
 
 
-def render_pipeline_comparison(run_dirs: Sequence[Path], out_dir: Path, *,
-                               reference_dir: Path | None = None) -> list[Path]:
+def render_pipeline_comparison(
+    run_dirs: Sequence[Path], out_dir: Path, *, reference_dir: Path | None = None
+) -> list[Path]:
     """Write the side-by-side table4/5.md, figure22/23 PNG and report.md into ``out_dir``.
 
     Raises :class:`MixedPipelinesError` when the runs are of different pipelines, and
@@ -110,12 +121,16 @@ def render_pipeline_comparison(run_dirs: Sequence[Path], out_dir: Path, *,
     pipelines = {r.pipeline for r in runs}
     if len(pipelines) > 1:
         listed = ", ".join(f"{r.run_id} ({r.pipeline})" for r in runs)
-        raise MixedPipelinesError(f"cannot put runs of different pipelines side by side: {listed}; "
-                                  "give runs of one pipeline (servebench = Table 5, custom = Table 4)")
+        raise MixedPipelinesError(
+            f"cannot put runs of different pipelines side by side: {listed}; "
+            "give runs of one pipeline (servebench = Table 5, custom = Table 4)"
+        )
     pipeline = runs[0].pipeline
     if pipeline not in STUDY_TABLE:
-        raise ValueError(f"pipeline `{pipeline}` (runs {', '.join(r.run_id for r in runs)}) has no study table "
-                         f"to compare in; known: {', '.join(STUDY_TABLE)}")
+        raise ValueError(
+            f"pipeline `{pipeline}` (runs {', '.join(r.run_id for r in runs)}) has no study table "
+            f"to compare in; known: {', '.join(STUDY_TABLE)}"
+        )
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     table = STUDY_TABLE[pipeline]
@@ -124,20 +139,32 @@ def render_pipeline_comparison(run_dirs: Sequence[Path], out_dir: Path, *,
     md.write_text(study_table_markdown(pipeline, runs, study), encoding="utf-8")
     png = study_figure(pipeline, runs, study, out_dir / figure_name(pipeline))
     ids = " vs ".join(r.run_id for r in runs)
-    lines = [f"# Pipeline runs side by side: {ids}", "",
-             f"Pipeline `{pipeline}`; ratios are each run's seconds over `{runs[0].run_id}`'s (below 1 = faster).",
-             "", "| run | where | status | started (UTC) | finished (UTC) | own report |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Pipeline runs side by side: {ids}",
+        "",
+        f"Pipeline `{pipeline}`; ratios are each run's seconds over `{runs[0].run_id}`'s (below 1 = faster).",
+        "",
+        "| run | where | status | started (UTC) | finished (UTC) | own report |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in runs:
         status = r.status.value
         if r.status is not RunStatus.COMPLETE:
             status = f"**{status}**" + (f" (stage {', '.join(r.failed)})" if r.failed else "")
         started, finished = (r.meta.started_utc, r.meta.finished_utc) if r.meta else (None, None)
-        lines.append(f"| `{r.run_id}` | {r.where} | {status} | {started or '–'} "
-                     f"| {finished or '–'} | [../{r.run_id}/report.md](../{r.run_id}/report.md) |")
-    lines += ["", f"- [{md.name}]({md.name}) -- the study's Table {table} with one column per run",
-              f"- [{png.name}]({png.name}) -- Figure {22 if table == 4 else 23}: one bar per run beside the study's",
-              "", "## Stage times", "",
-              stage_comparison_markdown(runs, stages_for(pipeline) if pipeline in PIPELINES else ())]
+        lines.append(
+            f"| `{r.run_id}` | {r.where} | {status} | {started or '–'} "
+            f"| {finished or '–'} | [../{r.run_id}/report.md](../{r.run_id}/report.md) |"
+        )
+    lines += [
+        "",
+        f"- [{md.name}]({md.name}) -- the study's Table {table} with one column per run",
+        f"- [{png.name}]({png.name}) -- Figure {22 if table == 4 else 23}: one bar per run beside the study's",
+        "",
+        "## Stage times",
+        "",
+        stage_comparison_markdown(runs, stages_for(pipeline) if pipeline in PIPELINES else ()),
+    ]
     report = out_dir / "report.md"
     report.write_text("\n".join(lines), encoding="utf-8")
     return [md, png, report]

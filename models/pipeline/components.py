@@ -25,8 +25,14 @@ BASE_IMAGE = "python:3.11"
 
 @dsl.component(base_image=BASE_IMAGE)
 def tune(
-    trials: int, epochs: int, train_size: int, test_size: int, seed: int,
-    timing_path: str, fail_stage: str, metrics: Output[Metrics],
+    trials: int,
+    epochs: int,
+    train_size: int,
+    test_size: int,
+    seed: int,
+    timing_path: str,
+    fail_stage: str,
+    metrics: Output[Metrics],
 ) -> NamedTuple("Best", lr=float, batch_size=int):
     """The study's Katib random search (lr 0.01-0.05, batch 80-100), run as ``bench run hpo`` runs it.
 
@@ -65,8 +71,16 @@ def tune(
 
 @dsl.component(base_image=BASE_IMAGE)
 def train(
-    lr: float, batch_size: int, epochs: int, train_size: int, test_size: int, seed: int,
-    timing_path: str, fail_stage: str, model: Output[Model], metrics: Output[Metrics],
+    lr: float,
+    batch_size: int,
+    epochs: int,
+    train_size: int,
+    test_size: int,
+    seed: int,
+    timing_path: str,
+    fail_stage: str,
+    model: Output[Model],
+    metrics: Output[Metrics],
 ):
     """Train the shared LeNet with the best parameters (SGD, as the trials did); TFJob stand-in."""
     from models.pipeline.timing import stage_timer
@@ -87,8 +101,15 @@ def train(
 
 @dsl.component(base_image=BASE_IMAGE)
 def export(
-    model_name: str, train_size: int, test_size: int, seed: int,
-    timing_path: str, fail_stage: str, model: Input[Model], exported: Output[Model], metrics: Output[Metrics],
+    model_name: str,
+    train_size: int,
+    test_size: int,
+    seed: int,
+    timing_path: str,
+    fail_stage: str,
+    model: Input[Model],
+    exported: Output[Model],
+    metrics: Output[Metrics],
 ):
     """TorchScript + state_dict + SavedModel, with the TorchScript/SavedModel parity check."""
     from models.pipeline.timing import stage_timer

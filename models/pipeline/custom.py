@@ -45,8 +45,13 @@ MODEL_STAGES = ("train", "evaluate")
 
 @dsl.component(base_image=BASE_IMAGE)
 def load_data(
-    train_size: int, test_size: int, seed: int, timing_path: str, fail_stage: str,
-    train_data: Output[Dataset], test_data: Output[Dataset],
+    train_size: int,
+    test_size: int,
+    seed: int,
+    timing_path: str,
+    fail_stage: str,
+    train_data: Output[Dataset],
+    test_data: Output[Dataset],
 ):
     """Load the seeded stratified MNIST split, normalise it, write train and held-out test as .npz."""
     from models.pipeline.timing import stage_timer
@@ -66,8 +71,15 @@ def load_data(
 
 @dsl.component(base_image=BASE_IMAGE)
 def train(
-    epochs: int, batch_size: int, learning_rate: float, seed: int, timing_path: str, fail_stage: str,
-    train_data: Input[Dataset], model: Output[Model], metrics: Output[Metrics],
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    timing_path: str,
+    fail_stage: str,
+    train_data: Input[Dataset],
+    model: Output[Model],
+    metrics: Output[Metrics],
 ):
     """Fit the Keras LeNet twin with Adam on the training Dataset; save it as model.keras."""
     from models.pipeline.timing import stage_timer
@@ -95,13 +107,24 @@ def train(
         model_obj.save(os.path.join(model.path, "model.keras"))
         metrics.log_metric("train_loss", float(history.history["loss"][-1]))
         metrics.log_metric("train_accuracy", float(history.history["accuracy"][-1]))
-        model.metadata.update({"framework": "keras", "epochs": epochs, "batch_size": batch_size,
-                               "learning_rate": learning_rate, "file": "model.keras"})
+        model.metadata.update(
+            {
+                "framework": "keras",
+                "epochs": epochs,
+                "batch_size": batch_size,
+                "learning_rate": learning_rate,
+                "file": "model.keras",
+            }
+        )
 
 
 @dsl.component(base_image=BASE_IMAGE)
 def evaluate(
-    timing_path: str, fail_stage: str, test_data: Input[Dataset], model: Input[Model], metrics: Output[Metrics],
+    timing_path: str,
+    fail_stage: str,
+    test_data: Input[Dataset],
+    model: Input[Model],
+    metrics: Output[Metrics],
 ) -> float:
     """Accuracy and loss of the trained model on the held-out Dataset (KFP Metrics); returns accuracy."""
     from models.pipeline.timing import stage_timer
@@ -128,7 +151,9 @@ def evaluate(
     return accuracy
 
 
-@dsl.pipeline(name=PIPELINE_NAME, description="The study's custom model: TF/Keras digit recogniser as lightweight components.")
+@dsl.pipeline(
+    name=PIPELINE_NAME, description="The study's custom model: TF/Keras digit recogniser as lightweight components."
+)
 def custom_pipeline(
     epochs: int = 3,
     batch_size: int = 64,
@@ -142,8 +167,14 @@ def custom_pipeline(
     """Defaults are the quick settings (~30 s of TF work on 2 cores); returns held-out accuracy."""
     timing = {"timing_path": timing_path, "fail_stage": fail_stage}
     data = load_data(train_size=train_size, test_size=test_size, seed=seed, **timing)
-    fit = train(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                train_data=data.outputs["train_data"], **timing)
+    fit = train(
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        seed=seed,
+        train_data=data.outputs["train_data"],
+        **timing,
+    )
     ev = evaluate(test_data=data.outputs["test_data"], model=fit.outputs["model"], **timing)
     return ev.outputs["Output"]
 

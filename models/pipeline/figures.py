@@ -73,7 +73,12 @@ def _legend_layout(labels: Sequence[str], width_in: float) -> tuple[int, int]:
 
 
 def grouped_bars(
-    categories: Sequence[str], series: Sequence[Series], *, title: str, caption: str, path: Path,
+    categories: Sequence[str],
+    series: Sequence[Series],
+    *,
+    title: str,
+    caption: str,
+    path: Path,
     ylabel: str = "seconds",
 ) -> Path:
     """Draw one group of bars per category, one bar per series; save a PNG at ``path``."""
@@ -92,16 +97,33 @@ def grouped_bars(
             hatched = s.hatched[j] if j < len(s.hatched) else False
             xpos = x[j] + offset
             if value is None:
-                ax.text(xpos, floor if log else 0, note or "not run", ha="center", va="bottom",
-                        rotation=90, fontsize=8, color="dimgray")
+                ax.text(
+                    xpos,
+                    floor if log else 0,
+                    note or "not run",
+                    ha="center",
+                    va="bottom",
+                    rotation=90,
+                    fontsize=8,
+                    color="dimgray",
+                )
                 continue
             color = s.color or _DEFAULT_COLORS[i % len(_DEFAULT_COLORS)]
-            ax.bar(xpos, value, width, color=color, edgecolor="black", linewidth=0.5,
-                   hatch="//" if hatched else None, label=None if labelled else s.label)
+            ax.bar(
+                xpos,
+                value,
+                width,
+                color=color,
+                edgecolor="black",
+                linewidth=0.5,
+                hatch="//" if hatched else None,
+                label=None if labelled else s.label,
+            )
             labelled = True
             text = _fmt(value) + (f"\n{note}" if note else "")
-            ax.annotate(text, (xpos, value), xytext=(0, 2), textcoords="offset points",
-                        ha="center", va="bottom", fontsize=8)
+            ax.annotate(
+                text, (xpos, value), xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=8
+            )
     ncol, rows = _legend_layout([s.label for s in series], fig.get_figwidth())
     extra_rows = rows - 1  # legend rows beyond the first need head room too
     if log:

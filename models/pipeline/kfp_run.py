@@ -54,8 +54,13 @@ def _state(value: Any) -> str:
 
 def stage_status(state: str) -> str:
     """Our status words for a KFP task state (the local run writes ``ok`` / ``failed``)."""
-    return {"SUCCEEDED": "ok", "FAILED": "failed", "CANCELED": "canceled", "CANCELING": "canceled",
-            "SKIPPED": "skipped"}.get(state, state.lower())
+    return {
+        "SUCCEEDED": "ok",
+        "FAILED": "failed",
+        "CANCELED": "canceled",
+        "CANCELING": "canceled",
+        "SKIPPED": "skipped",
+    }.get(state, state.lower())
 
 
 def _error(obj: Any) -> str:
@@ -119,8 +124,16 @@ def run_timings(run: Any, names: Mapping[str, str], stage_order: Sequence[str]) 
         failed = failed or next((s for s in stage_order if s not in done), "unknown")
     created, finished = epoch(getattr(run, "created_at", None)), epoch(getattr(run, "finished_at", None))
     if state in FINISHED_STATES and created is not None and finished is not None:
-        rows.append({"stage": "total", "start": created, "end": finished, "seconds": finished - created,
-                     "status": "ok" if state == "SUCCEEDED" else "failed"})
+        rows.append(
+            {
+                "stage": "total",
+                "start": created,
+                "end": finished,
+                "seconds": finished - created,
+                "status": "ok" if state == "SUCCEEDED" else "failed",
+            }
+        )
     error = errors.get(failed, "") or _error(run)
-    return RunTimings(state=state, rows=rows, failed_stage=failed, error=error, missing=missing,
-                      unmapped=sorted(unmapped))
+    return RunTimings(
+        state=state, rows=rows, failed_stage=failed, error=error, missing=missing, unmapped=sorted(unmapped)
+    )

@@ -29,7 +29,16 @@ OUTPUT_NAMES = {"custom": "accuracy"}
 
 #: Pipeline parameters a caller may override per pipeline; everything else is fixed.
 _SETTINGS = {
-    "servebench": ("trials", "tune_epochs", "epochs", "train_size", "test_size", "seed", "smoke_requests", "fail_stage"),
+    "servebench": (
+        "trials",
+        "tune_epochs",
+        "epochs",
+        "train_size",
+        "test_size",
+        "seed",
+        "smoke_requests",
+        "fail_stage",
+    ),
     "custom": ("epochs", "batch_size", "learning_rate", "train_size", "test_size", "seed", "fail_stage"),
 }
 
@@ -60,6 +69,12 @@ def default_parameters(name: str, model: ModelConfig) -> dict[str, Any]:
     """
     split = {"train_size": model.train_size, "test_size": model.test_size, "seed": model.seed}
     if check_pipeline(name) == "servebench":
-        return {"trials": 4, "tune_epochs": 1, "smoke_requests": 8, "epochs": model.epochs, **split,
-                "model_name": model.name}
+        return {
+            "trials": 4,
+            "tune_epochs": 1,
+            "smoke_requests": 8,
+            "epochs": model.epochs,
+            **split,
+            "model_name": model.name,
+        }
     return dict(split)

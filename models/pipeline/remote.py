@@ -74,8 +74,9 @@ def _env(target: str, key: str, var: str, environ: Mapping[str, str]) -> str:
     return value
 
 
-def open_kfp(target: str, settings: KfpSettings, *, verify_tls: bool = True,
-             environ: Mapping[str, str] | None = None) -> KfpAccess:
+def open_kfp(
+    target: str, settings: KfpSettings, *, verify_tls: bool = True, environ: Mapping[str, str] | None = None
+) -> KfpAccess:
     """Read the credentials named by ``settings`` from the environment; errors name the VARIABLE."""
     if not settings.kfp_endpoint:
         raise KfpError(f"target {target!r} has no kfp_endpoint")
@@ -83,9 +84,15 @@ def open_kfp(target: str, settings: KfpSettings, *, verify_tls: bool = True,
     token = _env(target, "kfp_token_env", settings.kfp_token_env, env) if settings.kfp_token_env else ""
     cookie = _env(target, "kfp_cookie_env", settings.kfp_cookie_env, env) if settings.kfp_cookie_env else ""
     redactor = Redactor({settings.kfp_token_env or "kfp_token": token, settings.kfp_cookie_env or "kfp_cookie": cookie})
-    return KfpAccess(host=normalize_kfp_endpoint(settings.kfp_endpoint), namespace=settings.kfp_namespace,
-                     experiment=settings.kfp_experiment, verify_tls=verify_tls, token=token, cookie=cookie,
-                     redactor=redactor)
+    return KfpAccess(
+        host=normalize_kfp_endpoint(settings.kfp_endpoint),
+        namespace=settings.kfp_namespace,
+        experiment=settings.kfp_experiment,
+        verify_tls=verify_tls,
+        token=token,
+        cookie=cookie,
+        redactor=redactor,
+    )
 
 
 def compile_for_cluster(pipeline_func: Callable[..., Any], path: Path, image: str = "") -> dict[str, Any]:
@@ -112,7 +119,7 @@ def _describe_error(exc: BaseException) -> str:
     import kfp_server_api
 
     if isinstance(exc, kfp_server_api.ApiException):
-        body = (exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or ""))
+        body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else str(exc.body or "")
         return f"HTTP {exc.status} {exc.reason or ''}".rstrip() + (f": {body.strip()[:300]}" if body.strip() else "")
     return f"{type(exc).__name__}: {str(exc)[:300]}"
 
@@ -155,7 +162,9 @@ def preflight(access: KfpAccess, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
             hint = "redirected to a login page: the session cookie (kfp_cookie_env) is missing or expired"
             raise KfpError(access.redact(f"KFP API at {access.host}: HTTP {exc.code} {hint} (-> {where})")) from None
         hint = {401: " (check kfp_token_env / kfp_cookie_env)", 403: " (the credentials lack access)"}.get(exc.code, "")
-        raise KfpError(access.redact(f"KFP API at {access.host}: GET {url} answered HTTP {exc.code} {exc.reason}{hint}")) from None
+        raise KfpError(
+            access.redact(f"KFP API at {access.host}: GET {url} answered HTTP {exc.code} {exc.reason}{hint}")
+        ) from None
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise KfpError(access.redact(f"KFP API at {access.host}: cannot reach {url}: {reason}")) from None
@@ -175,8 +184,13 @@ class KfpSession:
         import urllib3
 
         a = self.access
-        client = kfp.Client(host=a.host, namespace=a.namespace or "kubeflow", existing_token=a.token or None,
-                            cookies=a.cookie or None, verify_ssl=a.verify_tls)
+        client = kfp.Client(
+            host=a.host,
+            namespace=a.namespace or "kubeflow",
+            existing_token=a.token or None,
+            cookies=a.cookie or None,
+            verify_ssl=a.verify_tls,
+        )
         # kfp.Client takes no timeout; the pool of its (shared) ApiClient does.
         pool = getattr(getattr(getattr(client._run_api, "api_client", None), "rest_client", None), "pool_manager", None)
         if pool is not None:
@@ -191,26 +205,42 @@ class KfpSession:
                 return fn()
         except KfpError:
             raise
-        except Exception as exc:  # noqa: BLE001  urllib3, ApiException, ValueError: all are "the API said no"
-            raise KfpError(self.access.redact(f"KFP API at {self.access.host}: {what} failed: {_describe_error(exc)}")) from None
+        except Exception as exc:
+            raise KfpError(
+                self.access.redact(f"KFP API at {self.access.host}: {what} failed: {_describe_error(exc)}")
+            ) from None
         finally:
             self.links.extend(line.strip() for line in self.access.redact(out.getvalue()).splitlines() if line.strip())
 
     def submit(self, package: Path, *, arguments: Mapping[str, Any], run_name: str) -> str:
         """Create a run from the compiled package (caching off: every step really runs); its run id."""
         a = self.access
-        result = self._call("create run", lambda: self._client.create_run_from_pipeline_package(
-            pipeline_file=str(package), arguments=dict(arguments), run_name=run_name,
-            experiment_name=a.experiment, namespace=a.namespace or None, enable_caching=False))
+        result = self._call(
+            "create run",
+            lambda: self._client.create_run_from_pipeline_package(
+                pipeline_file=str(package),
+                arguments=dict(arguments),
+                run_name=run_name,
+                experiment_name=a.experiment,
+                namespace=a.namespace or None,
+                enable_caching=False,
+            ),
+        )
         return str(result.run_id)
 
     def get_run(self, run_id: str) -> Any:
         """The run (``kfp_server_api.V2beta1Run``) as the API reports it now."""
         return self._call("get run", lambda: self._client.get_run(run_id))
 
-    def wait(self, run_id: str, *, timeout_s: float, poll_s: float,
-             clock: Callable[[], float] = time.monotonic,
-             sleep: Callable[[float], None] = time.sleep) -> tuple[Any, bool]:
+    def wait(
+        self,
+        run_id: str,
+        *,
+        timeout_s: float,
+        poll_s: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> tuple[Any, bool]:
         """Poll until the run finished or ``timeout_s`` passed: (last run read, timed_out)."""
         deadline = clock() + timeout_s
         while True:

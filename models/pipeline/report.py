@@ -120,12 +120,18 @@ def load_pipeline_run(run_dir: Path) -> PipelineRun:
     if not pipeline:
         raise ValueError(f"{run_dir / STAGES_FILE} has no rows and meta.json names no pipeline")
     failed = tuple(r.stage for r in rows if r.status != "ok" and r.stage != "total") or (
-        (str(details["failed_stage"]),) if details.get("failed_stage") else ())
+        (str(details["failed_stage"]),) if details.get("failed_stage") else ()
+    )
     accuracy = read_summary_values(run_dir / SUMMARY_FILE).get("accuracy") if pipeline == "custom" else None
     return PipelineRun(
-        run_id=meta.run_id if meta and meta.run_id else run_dir.name, pipeline=pipeline, where=where_label(meta),
-        rows=tuple(rows), metrics=tuple(study_metrics(pipeline, rows)),
-        status=meta.status if meta else _status_from_stages(rows, failed), failed=failed, meta=meta,
+        run_id=meta.run_id if meta and meta.run_id else run_dir.name,
+        pipeline=pipeline,
+        where=where_label(meta),
+        rows=tuple(rows),
+        metrics=tuple(study_metrics(pipeline, rows)),
+        status=meta.status if meta else _status_from_stages(rows, failed),
+        failed=failed,
+        meta=meta,
         accuracy=accuracy,
     )
 
@@ -167,8 +173,9 @@ def _cell(m: StudyMetric) -> str:
     return text
 
 
-def ratio_cell(a: float | None, a_state: str, b: float | None, b_state: str, *,
-               a_name: str = "A", b_name: str = "B") -> str:
+def ratio_cell(
+    a: float | None, a_state: str, b: float | None, b_state: str, *, a_name: str = "A", b_name: str = "B"
+) -> str:
     """``b / a`` to two decimals, or ``–`` with the reason when either side is not a complete time.
 
     Why refuse partial times: a failed stage's seconds are "time until the failure", and a
@@ -196,26 +203,53 @@ def study_table_markdown(pipeline: str, runs: Sequence[PipelineRun], study: Stud
     if not runs:
         raise ValueError("study_table_markdown needs at least one run")
     table, first, later = STUDY_TABLE[pipeline], runs[0], runs[1:]
-    header = ["study row", *(f"`{r.run_id}`: {r.where} (s)" for r in runs),
-              *(f"`{r.run_id}` / `{first.run_id}`" for r in later),
-              "study: Kubeflow on GCP (s)", "study: Kubeflow on IBM Cloud (s)"]
+    header = [
+        "study row",
+        *(f"`{r.run_id}`: {r.where} (s)" for r in runs),
+        *(f"`{r.run_id}` / `{first.run_id}`" for r in later),
+        "study: Kubeflow on GCP (s)",
+        "study: Kubeflow on IBM Cloud (s)",
+    ]
     header += ["study: IBM / GCP"] if later else []
     header.append("our stages (definition)")
     if len(runs) == 1:
-        intro = f"Run `{first.run_id}` (pipeline `{pipeline}`, ran with {first.where}) beside the study's Kubeflow runs."
+        intro = (
+            f"Run `{first.run_id}` (pipeline `{pipeline}`, ran with {first.where}) beside the study's Kubeflow runs."
+        )
     else:
         listed = ", ".join(f"`{r.run_id}` ({r.where})" for r in runs)
-        intro = (f"Runs {listed} of pipeline `{pipeline}` side by side, beside the study's Kubeflow runs. "
-                 f"`X` / `{first.run_id}` = run X's seconds divided by `{first.run_id}`'s: below 1 means X was "
-                 "faster. A ratio is given only where both runs completed every stage of the row.")
-    lines = [f"# {_TITLES[table]}", "", intro, "", "| " + " | ".join(header) + " |",
-             "|---|" + "---:|" * (len(header) - 2) + "---|"]
+        intro = (
+            f"Runs {listed} of pipeline `{pipeline}` side by side, beside the study's Kubeflow runs. "
+            f"`X` / `{first.run_id}` = run X's seconds divided by `{first.run_id}`'s: below 1 means X was "
+            "faster. A ratio is given only where both runs completed every stage of the row."
+        )
+    lines = [
+        f"# {_TITLES[table]}",
+        "",
+        intro,
+        "",
+        "| " + " | ".join(header) + " |",
+        "|---|" + "---:|" * (len(header) - 2) + "---|",
+    ]
     for i, m in enumerate(first.metrics):
         gcp, ibm = study.get(m.key, (None, None)) if study else (None, None)
-        cells = [m.label, *(_cell(r.metrics[i]) for r in runs),
-                 *(ratio_cell(m.seconds, m.status, r.metrics[i].seconds, r.metrics[i].status,
-                             a_name=f"`{first.run_id}`", b_name=f"`{r.run_id}`") for r in later),
-                 _num(gcp), _num(ibm)]
+        cells = [
+            m.label,
+            *(_cell(r.metrics[i]) for r in runs),
+            *(
+                ratio_cell(
+                    m.seconds,
+                    m.status,
+                    r.metrics[i].seconds,
+                    r.metrics[i].status,
+                    a_name=f"`{first.run_id}`",
+                    b_name=f"`{r.run_id}`",
+                )
+                for r in later
+            ),
+            _num(gcp),
+            _num(ibm),
+        ]
         if later:
             cells.append("–" if gcp is None or ibm is None or gcp <= 0 else f"{ibm / gcp:.2f}")
         cells.append(_DEFINITIONS[m.key])
@@ -224,14 +258,22 @@ def study_table_markdown(pipeline: str, runs: Sequence[PipelineRun], study: Stud
     for r in runs:
         if r.status is not RunStatus.COMPLETE:
             error = r.meta.error if r.meta else None
-            lines.append(f"**Run `{r.run_id}` {r.status.value}**" + (f" (stage {', '.join(r.failed)})" if r.failed else "")
-                         + (f": {error}" if error else "") + ". Its cells show the rows it has.")
+            lines.append(
+                f"**Run `{r.run_id}` {r.status.value}**"
+                + (f" (stage {', '.join(r.failed)})" if r.failed else "")
+                + (f": {error}" if error else "")
+                + ". Its cells show the rows it has."
+            )
     accuracies = [(r.run_id, r.accuracy) for r in runs if r.accuracy is not None]
     if len(runs) == 1 and accuracies:
         lines += [f"Held-out accuracy of the trained model (`evaluate`, KFP Metrics): {accuracies[0][1]:.4f}.", ""]
     elif accuracies:
-        lines += ["Held-out accuracy of the trained model (`evaluate`, KFP Metrics): "
-                  + ", ".join(f"`{run_id}` {acc:.4f}" for run_id, acc in accuracies) + ".", ""]
+        lines += [
+            "Held-out accuracy of the trained model (`evaluate`, KFP Metrics): "
+            + ", ".join(f"`{run_id}` {acc:.4f}" for run_id, acc in accuracies)
+            + ".",
+            "",
+        ]
     if study is None:
         lines.append(f"The study's Table {table} was not found in results/reference/; only our times are shown.")
     else:
@@ -277,22 +319,46 @@ def study_figure(pipeline: str, runs: Sequence[PipelineRun], study: Study | None
         number, what = 23, "end-to-end pipeline: time per study step"
         categories = [f"{m.label}\n(ours: {m.from_stages})" for m in metrics]
     series = [
-        Series(f"servebench, run {r.label}", [m.seconds for m in r.metrics],
-               notes=["failed" if m.status == "failed" else "incomplete" if m.status == "incomplete" else
-                      "not run" if m.seconds is None else "" for m in r.metrics],
-               hatched=[m.status != "ok" for m in r.metrics], color=RUN_COLORS[i % len(RUN_COLORS)])
+        Series(
+            f"servebench, run {r.label}",
+            [m.seconds for m in r.metrics],
+            notes=[
+                "failed"
+                if m.status == "failed"
+                else "incomplete"
+                if m.status == "incomplete"
+                else "not run"
+                if m.seconds is None
+                else ""
+                for m in r.metrics
+            ],
+            hatched=[m.status != "ok" for m in r.metrics],
+            color=RUN_COLORS[i % len(RUN_COLORS)],
+        )
         for i, r in enumerate(runs)
     ]
     if study is not None:
         notes = ["not in study" if m.key not in study else "" for m in metrics]
-        series += [Series("study: Kubeflow on GCP", [study.get(m.key, (None, None))[0] for m in metrics],
-                          notes=notes, color=STUDY_COLORS[0]),
-                   Series("study: Kubeflow on IBM Cloud", [study.get(m.key, (None, None))[1] for m in metrics],
-                          notes=notes, color=STUDY_COLORS[1])]
+        series += [
+            Series(
+                "study: Kubeflow on GCP",
+                [study.get(m.key, (None, None))[0] for m in metrics],
+                notes=notes,
+                color=STUDY_COLORS[0],
+            ),
+            Series(
+                "study: Kubeflow on IBM Cloud",
+                [study.get(m.key, (None, None))[1] for m in metrics],
+                notes=notes,
+                color=STUDY_COLORS[1],
+            ),
+        ]
     ours = "this run's stage times" if len(runs) == 1 else "each run's stage times"
-    caption = (f"Ours: {ours} from pipeline_stages.csv. Study: its Table {STUDY_TABLE[pipeline]} (transcribed). "
-               "Values are printed on the bars; a log axis is used when they differ by 10x or more. "
-               "Hatched = a stage failed (time until the failure).")
+    caption = (
+        f"Ours: {ours} from pipeline_stages.csv. Study: its Table {STUDY_TABLE[pipeline]} (transcribed). "
+        "Values are printed on the bars; a log axis is used when they differ by 10x or more. "
+        "Hatched = a stage failed (time until the failure)."
+    )
     who = "servebench (this run)" if len(runs) == 1 else f"{len(runs)} servebench runs"
     title = f"Figure {number}: {what}\n{who} vs the study's Kubeflow on GCP and IBM Cloud"
     return grouped_bars(categories, series, title=title, caption=caption, path=path)
@@ -318,17 +384,25 @@ def render_pipeline_report(run_dir: Path, out_dir: Path, *, reference_dir: Path 
         md.write_text(study_table_markdown(run.pipeline, [run], study), encoding="utf-8")
         png = study_figure(run.pipeline, [run], study, out_dir / figure_name(run.pipeline))
         paths += [md, png]
-        listing += [f"- [{md.name}]({md.name}) -- the study's Table {table} with this run beside it",
-                    f"- [{png.name}]({png.name}) -- Figure {22 if table == 4 else 23}: the same numbers as grouped bars"]
+        listing += [
+            f"- [{md.name}]({md.name}) -- the study's Table {table} with this run beside it",
+            f"- [{png.name}]({png.name}) -- Figure {22 if table == 4 else 23}: the same numbers as grouped bars",
+        ]
     meta = run.meta
     expected = stages_for(run.pipeline) if run.pipeline in PIPELINES else ()
-    lines = [f"# Pipeline run {run.run_id}", "",
-             f"- pipeline: `{run.pipeline}`; where: {run.where}; status: **{run.status.value}**",
-             f"- started: {(meta and meta.started_utc) or '–'}; finished: {(meta and meta.finished_utc) or '–'}"]
+    lines = [
+        f"# Pipeline run {run.run_id}",
+        "",
+        f"- pipeline: `{run.pipeline}`; where: {run.where}; status: **{run.status.value}**",
+        f"- started: {(meta and meta.started_utc) or '–'}; finished: {(meta and meta.finished_utc) or '–'}",
+    ]
     if run.failed:
         error = meta.error if meta else None
-        lines.append(f"- **failed stage: {', '.join(run.failed)}**" + (f" ({error})" if error else "")
-                     + " -- the rows that exist are shown; later stages did not run")
+        lines.append(
+            f"- **failed stage: {', '.join(run.failed)}**"
+            + (f" ({error})" if error else "")
+            + " -- the rows that exist are shown; later stages did not run"
+        )
     if run.pipeline not in STUDY_TABLE:
         lines.append(f"- the study has no table for a pipeline named `{run.pipeline}`; only the stage times are shown")
     lines += ["", *listing, "", "## Stage times", "", stages_markdown(run.rows, expected)]

@@ -104,8 +104,9 @@ def write_stages(path: Path, pipeline: str, rows: list[dict]) -> Path:
         writer = csv.writer(fh)
         writer.writerow(STAGE_COLUMNS)
         for r in rows:
-            writer.writerow([pipeline, r["stage"], utc_iso(r["start"]), utc_iso(r["end"]),
-                             f"{r['seconds']:.3f}", r["status"]])
+            writer.writerow(
+                [pipeline, r["stage"], utc_iso(r["start"]), utc_iso(r["end"]), f"{r['seconds']:.3f}", r["status"]]
+            )
     return path
 
 
@@ -173,13 +174,27 @@ def summary_rows(pipeline: str, rows: list[StageRow], extra: dict[str, float] | 
     stage that produced it (``evaluate``).
     """
     out = [
-        {"pipeline": pipeline, "metric": m.key, "value": "" if m.seconds is None else f"{m.seconds:.3f}",
-         "unit": "s", "from_stages": m.from_stages, "status": m.status}
+        {
+            "pipeline": pipeline,
+            "metric": m.key,
+            "value": "" if m.seconds is None else f"{m.seconds:.3f}",
+            "unit": "s",
+            "from_stages": m.from_stages,
+            "status": m.status,
+        }
         for m in study_metrics(pipeline, rows)
     ]
     for key, value in (extra or {}).items():
-        out.append({"pipeline": pipeline, "metric": key, "value": f"{value:.6g}", "unit": "fraction",
-                    "from_stages": "evaluate", "status": "ok"})
+        out.append(
+            {
+                "pipeline": pipeline,
+                "metric": key,
+                "value": f"{value:.6g}",
+                "unit": "fraction",
+                "from_stages": "evaluate",
+                "status": "ok",
+            }
+        )
     return out
 
 

@@ -47,14 +47,22 @@ def render_tfjob(
     memory: str = "2Gi",
 ) -> dict[str, Any]:
     """One single-Worker TFJob that trains with (lr, batch_size, epochs) and exports to the PVC."""
-    command = ["python", "-m", "models.pipeline.train_job", f"--lr={_num(lr)}", f"--batch-size={batch_size}",
-               f"--epochs={epochs}", f"--model-name={model_name}", f"--output={MOUNT}", "--threads=1"]
+    command = [
+        "python",
+        "-m",
+        "models.pipeline.train_job",
+        f"--lr={_num(lr)}",
+        f"--batch-size={batch_size}",
+        f"--epochs={epochs}",
+        f"--model-name={model_name}",
+        f"--output={MOUNT}",
+        "--threads=1",
+    ]
     resources = {"cpu": cpu, "memory": memory}
     return {
         "apiVersion": "kubeflow.org/v1",
         "kind": "TFJob",
-        "metadata": {"name": name, "namespace": namespace,
-                     "labels": {"app.kubernetes.io/part-of": "servebench"}},
+        "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/part-of": "servebench"}},
         "spec": {
             "runPolicy": {"cleanPodPolicy": "None", "backoffLimit": 2},
             "tfReplicaSpecs": {
@@ -64,13 +72,15 @@ def render_tfjob(
                     "template": {
                         "metadata": {"annotations": {"sidecar.istio.io/inject": "false"}},
                         "spec": {
-                            "containers": [{
-                                "name": TF_CONTAINER,
-                                "image": image,
-                                "command": command,
-                                "resources": {"requests": dict(resources), "limits": dict(resources)},
-                                "volumeMounts": [{"name": "models", "mountPath": MOUNT}],
-                            }],
+                            "containers": [
+                                {
+                                    "name": TF_CONTAINER,
+                                    "image": image,
+                                    "command": command,
+                                    "resources": {"requests": dict(resources), "limits": dict(resources)},
+                                    "volumeMounts": [{"name": "models", "mountPath": MOUNT}],
+                                }
+                            ],
                             "volumes": [{"name": "models", "persistentVolumeClaim": {"claimName": pvc_claim}}],
                         },
                     },
@@ -108,12 +118,16 @@ def check_tfjob(doc: Mapping[str, Any]) -> list[str]:
         if rtype == "Chief" and replicas != 1:
             problems.append(f"{where}.replicas: a TFJob has exactly one Chief, got {replicas!r}")
         if spec.get("restartPolicy") not in RESTART_POLICIES:
-            problems.append(f"{where}.restartPolicy: must be one of {', '.join(RESTART_POLICIES)}, "
-                            f"got {spec.get('restartPolicy')!r}")
+            problems.append(
+                f"{where}.restartPolicy: must be one of {', '.join(RESTART_POLICIES)}, "
+                f"got {spec.get('restartPolicy')!r}"
+            )
         containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or []
         if TF_CONTAINER not in [c.get("name") for c in containers if isinstance(c, Mapping)]:
-            problems.append(f"{where}.template.spec.containers: needs a container named {TF_CONTAINER!r} "
-                            "(the training operator looks it up by that name)")
+            problems.append(
+                f"{where}.template.spec.containers: needs a container named {TF_CONTAINER!r} "
+                "(the training operator looks it up by that name)"
+            )
     return problems
 
 

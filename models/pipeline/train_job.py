@@ -62,16 +62,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, DataError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"train_job: lr {args.lr:g}, batch size {args.batch_size}, epochs {args.epochs}, "
-          f"{len(split.train_y)} training images", file=sys.stderr)
-    net, result = train_sgd(split, cfg, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
-                            momentum=args.momentum, threads=args.threads)
+    print(
+        f"train_job: lr {args.lr:g}, batch size {args.batch_size}, epochs {args.epochs}, "
+        f"{len(split.train_y)} training images",
+        file=sys.stderr,
+    )
+    net, result = train_sgd(
+        split,
+        cfg,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        momentum=args.momentum,
+        threads=args.threads,
+    )
     net.eval()
     out = Path(args.output)
     report = export_all(net, out, args.model_name, split.test_x, split.test_y)
-    (out / "model.json").write_text(json.dumps({
-        "name": args.model_name, "lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
-        "accuracy": result.final.accuracy, "parity": report.as_dict()}, indent=2))
+    (out / "model.json").write_text(
+        json.dumps(
+            {
+                "name": args.model_name,
+                "lr": args.lr,
+                "batch_size": args.batch_size,
+                "epochs": args.epochs,
+                "accuracy": result.final.accuracy,
+                "parity": report.as_dict(),
+            },
+            indent=2,
+        )
+    )
     print(f"train_job: accuracy {result.final.accuracy:.4f}, exported to {out}", file=sys.stderr)
     return 0
 

@@ -168,8 +168,9 @@ async def _one_async(host: str, port: int, conn: h11.Connection, data: bytes, ti
     return answer
 
 
-async def _exchange(host: str, port: int, conn: h11.Connection, data: bytes, timeout_s: float, t0: float,
-                    holder: list[Any]) -> Answer:
+async def _exchange(
+    host: str, port: int, conn: h11.Connection, data: bytes, timeout_s: float, t0: float, holder: list[Any]
+) -> Answer:
     """Connect, send, read one answer; the writer goes into ``holder`` (to be read and closed by the caller)."""
     connect_s = 0.0
     try:
@@ -195,9 +196,15 @@ async def _exchange(host: str, port: int, conn: h11.Connection, data: bytes, tim
             elif isinstance(event, h11.ConnectionClosed):
                 raise ConnectionError("closed before a complete answer")
         return Answer(connect_s, time.perf_counter() - t0 - connect_s, status, body, False)
-    except (TimeoutError, asyncio.TimeoutError):
-        return Answer(connect_s or time.perf_counter() - t0, 0.0, None, b"", False,
-                      f"no answer within {timeout_s:g} s" + ("" if connect_s else " (not even connected)"))
+    except TimeoutError:
+        return Answer(
+            connect_s or time.perf_counter() - t0,
+            0.0,
+            None,
+            b"",
+            False,
+            f"no answer within {timeout_s:g} s" + ("" if connect_s else " (not even connected)"),
+        )
     except (OSError, ConnectionError, h11.ProtocolError) as exc:
         return Answer(connect_s, 0.0, None, b"", False, f"{type(exc).__name__}: {exc}")
 
@@ -230,13 +237,15 @@ def check_burst(target: Target, image: Any, n: int, *, timeout_s: float, pids: s
             continue
         try:
             target.decode(answer.status or 0, answer.body)
-        except Exception as exc:  # noqa: BLE001 - any DecodeError / wrong answer is a failure of the burst
+        except Exception as exc:
             failed.append(f"HTTP {answer.status}: {type(exc).__name__}: {str(exc)[:80]}")
     retried = [a for a in answers if a.retransmits]
     unread = sum(a.retransmits is None for a in answers)
     slowest_connect = max(a.connect_s for a in answers)
-    seen = (f"{n} connections at once: {n - len(failed)} answered ({_summary(answers)}; slowest handshake "
-            f"{slowest_connect * 1000:.0f} ms)")
+    seen = (
+        f"{n} connections at once: {n - len(failed)} answered ({_summary(answers)}; slowest handshake "
+        f"{slowest_connect * 1000:.0f} ms)"
+    )
     if not failed and not retried:
         return seen + ("; no retransmission" if not unread else f"; retransmissions unread on {unread} connections")
     problems = []
@@ -244,16 +253,23 @@ def check_burst(target: Target, image: Any, n: int, *, timeout_s: float, pids: s
         common = max(set(failed), key=failed.count)
         problems.append(f"{len(failed)} failed (e.g. {common})")
     if retried:
-        problems.append(f"{len(retried)} had packets retransmitted on loopback (TCP_INFO): the server's listen "
-                        "queue was full and the kernel dropped their SYNs, retried after 1 s, 3 s, ...")
+        problems.append(
+            f"{len(retried)} had packets retransmitted on loopback (TCP_INFO): the server's listen "
+            "queue was full and the kernel dropped their SYNs, retried after 1 s, 3 s, ..."
+        )
     backlogs = listening_backlogs(pids)
     small = [b for b in backlogs if b < n]
     if retried or small:
-        queue = (f"the server listens with a backlog of {', '.join(map(str, sorted(set(backlogs))))}"
-                 if backlogs else "the server's listen backlog could not be read")
-        advice = (f"{queue} (ss Send-Q): a burst beyond the listen queue is dropped -- raise the listen backlog "
-                  f"to >= {n} (http.server: request_queue_size; gunicorn/uvicorn: --backlog; socket.listen(n)) "
-                  "and net.core.somaxconn if lower")
+        queue = (
+            f"the server listens with a backlog of {', '.join(map(str, sorted(set(backlogs))))}"
+            if backlogs
+            else "the server's listen backlog could not be read"
+        )
+        advice = (
+            f"{queue} (ss Send-Q): a burst beyond the listen queue is dropped -- raise the listen backlog "
+            f"to >= {n} (http.server: request_queue_size; gunicorn/uvicorn: --backlog; socket.listen(n)) "
+            "and net.core.somaxconn if lower"
+        )
     else:
         advice = "the listen backlog is large enough: look at the server's log for why it failed"
     raise ContractFailure(f"{seen}; " + "; ".join(problems) + f"; {advice}")
@@ -306,14 +322,18 @@ def check_keep_alive(target: Target, image: Any, *, timeout_s: float, n: int = K
             try:
                 answer = connection.ask(request)
             except (OSError, ConnectionError, h11.ProtocolError) as exc:
-                raise ContractFailure(f"request {i + 1} of {n} on one kept-alive connection failed ({type(exc).__name__}: "
-                               f"{exc}): the server kept the connection open after answer {i} without saying "
-                               "`Connection: close`, then did not answer on it") from None
+                raise ContractFailure(
+                    f"request {i + 1} of {n} on one kept-alive connection failed ({type(exc).__name__}: "
+                    f"{exc}): the server kept the connection open after answer {i} without saying "
+                    "`Connection: close`, then did not answer on it"
+                ) from None
             target.decode(answer.status or 0, answer.body)
             if not answer.keep_alive:
                 if i == 0:
-                    return ("the server closes the connection after each answer (`Connection: close`): every "
-                            "request pays a new TCP handshake -- allowed, but keep-alive is cheaper under load")
+                    return (
+                        "the server closes the connection after each answer (`Connection: close`): every "
+                        "request pays a new TCP handshake -- allowed, but keep-alive is cheaper under load"
+                    )
                 return f"{i + 1} requests on one connection, then the server closed it, saying so"
     finally:
         connection.close()
@@ -337,8 +357,10 @@ def check_latency(target: Target, image: Any, *, timeout_s: float, n: int = LATE
         for i in range(n + 2):  # the first two only warm the connection (and use up the client's quick ACKs)
             answer = connection.ask(request)
             if not answer.keep_alive:
-                raise ContractSkip(f"the server closed the connection after answer {i + 1}: no reused connection "
-                                   f"to time (a fresh connection's answer: {answer.answer_s * 1000:.1f} ms)")
+                raise ContractSkip(
+                    f"the server closed the connection after answer {i + 1}: no reused connection "
+                    f"to time (a fresh connection's answer: {answer.answer_s * 1000:.1f} ms)"
+                )
             if i >= 2:
                 reused.append(answer.answer_s)
                 fresh.append(_fresh(target, request, timeout_s).answer_s)
@@ -346,14 +368,18 @@ def check_latency(target: Target, image: Any, *, timeout_s: float, n: int = LATE
         connection.close()
     fresh_med, reused_med = statistics.median(fresh), statistics.median(reused)
     excess = reused_med - fresh_med
-    slower = sum(r > f for r, f in zip(reused, fresh))
-    seen = (f"median answer {fresh_med * 1000:.1f} ms on {n} fresh connections, {reused_med * 1000:.1f} ms on one "
-            f"reused connection (fastest {min(fresh) * 1000:.1f} / {min(reused) * 1000:.1f} ms; the reused one "
-            f"slower in {slower} of {len(reused)} alternating pairs)")
+    slower = sum(r > f for r, f in zip(reused, fresh, strict=False))
+    seen = (
+        f"median answer {fresh_med * 1000:.1f} ms on {n} fresh connections, {reused_med * 1000:.1f} ms on one "
+        f"reused connection (fastest {min(fresh) * 1000:.1f} / {min(reused) * 1000:.1f} ms; the reused one "
+        f"slower in {slower} of {len(reused)} alternating pairs)"
+    )
     if excess >= NAGLE_EXCESS_S and slower >= NAGLE_PAIR_SHARE * len(reused):
-        raise ContractFailure(f"{seen}: {excess * 1000:.0f} ms more once the connection is reused, in nearly "
-                              f"every pair -- the signature of Nagle's algorithm meeting the client's delayed ACK "
-                              "(40 ms): the server writes headers and body separately without TCP_NODELAY; set "
-                              "TCP_NODELAY on its sockets (http.server: disable_nagle_algorithm = True) or write each "
-                              "response in one send")
+        raise ContractFailure(
+            f"{seen}: {excess * 1000:.0f} ms more once the connection is reused, in nearly "
+            f"every pair -- the signature of Nagle's algorithm meeting the client's delayed ACK "
+            "(40 ms): the server writes headers and body separately without TCP_NODELAY; set "
+            "TCP_NODELAY on its sockets (http.server: disable_nagle_algorithm = True) or write each "
+            "response in one send"
+        )
     return seen

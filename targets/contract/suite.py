@@ -112,13 +112,21 @@ def contract_client() -> Any:
     return httpx.Client(trust_env=False, timeout=30.0)
 
 
-def _send(client: Any, target: Target, request: Request, *, body: bytes | None = None,
-          headers: dict[str, str] | None = None, **kwargs: Any) -> Any:  # fmt: skip
+def _send(
+    client: Any,
+    target: Target,
+    request: Request,
+    *,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+    **kwargs: Any,
+) -> Any:
     """One blueprint on a fresh connection (``body``/``headers``/httpx ``kwargs`` override its own)."""
     if "files" in kwargs or "json" in kwargs:  # the page's own body: the adapter's path and non-body headers
         base = {k: v for k, v in request.headers.items() if k.lower() not in ("content-type", "content-length")}
-        return client.request(request.method, target.base_url + request.path,
-                              headers={**base, "Connection": "close"}, **kwargs)  # fmt: skip
+        return client.request(
+            request.method, target.base_url + request.path, headers={**base, "Connection": "close"}, **kwargs
+        )
     return client.request(
         request.method,
         target.base_url + request.path,
@@ -180,15 +188,18 @@ def check_real_images(target: Target, client: Any, samples: Samples, min_agreeme
     accuracy = float(np.mean(got == samples.labels))
     seen = f"{len(got)} images: agreement with the in-process model {agreement:.0%}, accuracy {accuracy:.0%}"
     if agreement < min_agreement:
-        raise ContractFailure(f"{seen}; agreement must be >= {min_agreement:.0%} (a server of another export of "
-                              "the model may flip a near-tie: lower it with --min-agreement)")  # fmt: skip
+        raise ContractFailure(
+            f"{seen}; agreement must be >= {min_agreement:.0%} (a server of another export of "
+            "the model may flip a near-tie: lower it with --min-agreement)"
+        )
     if accuracy < MIN_ACCURACY:
         raise ContractFailure(f"{seen}; accuracy must be >= {MIN_ACCURACY:.0%}")
     return seen
 
 
-def check_bad_input(target: Target, client: Any, image: np.ndarray, kind: str,
-                    oversized_bytes: int = OVERSIZED_BYTES) -> str:  # fmt: skip
+def check_bad_input(
+    target: Target, client: Any, image: np.ndarray, kind: str, oversized_bytes: int = OVERSIZED_BYTES
+) -> str:
     """One kind of bad input gets a 4xx JSON ``{"error": ...}``, and the server still answers right."""
     valid = target.encode(image)
     try:
@@ -246,8 +257,14 @@ def check_stop(target: Target) -> str:
 
 # -- the suite --------------------------------------------------------------------------
 def contract_checks(
-    target: Target, client: Any, samples: Samples, *, min_agreement: float, oversized_bytes: int,
-    timeout_s: float = DEFAULT_TIMEOUT_S, burst_sizes: tuple[int, ...] = BURST_SIZES,
+    target: Target,
+    client: Any,
+    samples: Samples,
+    *,
+    min_agreement: float,
+    oversized_bytes: int,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    burst_sizes: tuple[int, ...] = BURST_SIZES,
 ) -> Iterator[tuple[str, Callable[[], str]]]:
     """Every check after ``start``, in order, as (name, thunk).
 
@@ -276,7 +293,7 @@ def _outcome(name: str, check: Callable[[], str]) -> CheckResult:
         return CheckResult(name, "fail", str(exc))
     except TargetError as exc:  # a failed start: keep the stand-in's log tail, line by line
         return CheckResult(name, "fail", str(exc))
-    except Exception as exc:  # noqa: BLE001 - a DecodeError, a refused connection: the check failed
+    except Exception as exc:
         return CheckResult(name, "fail", _excerpt(f"{type(exc).__name__}: {exc}", 300))
 
 
@@ -296,8 +313,10 @@ def run_contract(
     The stand-in is stopped whatever happens.  A failed start is one failing result.
     """
     if target.is_remote:
-        raise TargetError(f"target {target.name!r} is remote ({target.base_url}): the contract suite starts "
-                          "and checks a local stand-in (remove `endpoint` from its table)")  # fmt: skip
+        raise TargetError(
+            f"target {target.name!r} is remote ({target.base_url}): the contract suite starts "
+            "and checks a local stand-in (remove `endpoint` from its table)"
+        )
     results: list[CheckResult] = []
 
     def record(result: CheckResult) -> None:
@@ -316,8 +335,13 @@ def run_contract(
         record(_outcome("start", start))
         if results[-1].passed:
             for name, check in contract_checks(
-                target, client, samples, min_agreement=min_agreement, oversized_bytes=oversized_bytes,
-                timeout_s=timeout_s, burst_sizes=burst_sizes,
+                target,
+                client,
+                samples,
+                min_agreement=min_agreement,
+                oversized_bytes=oversized_bytes,
+                timeout_s=timeout_s,
+                burst_sizes=burst_sizes,
             ):
                 record(_outcome(name, check))
     finally:

@@ -1,7 +1,8 @@
 """What the target contract suite sends and looks at: bad bodies, listening sockets.
 
 Shared by the contract suite (:mod:`targets.contract.suite`, driven by ``bench
-check-target`` and by the in-repo tests) and the target tests; each does one thing with the real OS facilities (``ss``, ``/proc``), so a check sees what a
+check-target`` and by the in-repo tests) and the target tests; each does one thing with the real OS
+facilities (``ss``, ``/proc``), so a check sees what a
 user would see.
 """
 
@@ -15,8 +16,14 @@ from collections.abc import Callable
 from typing import Any
 
 __all__ = [
-    "BAD_INPUT_KINDS", "OVERSIZED_BYTES", "ContractFailure", "ContractSkip", "NoImageInBody", "bad_bodies",
-    "listening_addresses", "listening_backlogs",
+    "BAD_INPUT_KINDS",
+    "OVERSIZED_BYTES",
+    "ContractFailure",
+    "ContractSkip",
+    "NoImageInBody",
+    "bad_bodies",
+    "listening_addresses",
+    "listening_backlogs",
 ]
 
 
@@ -27,23 +34,28 @@ class ContractFailure(AssertionError):
 class ContractSkip(Exception):
     """A check does not apply to this adapter; the message says why."""
 
+
 #: Size of the body every stand-in must refuse with a 4xx (8 MiB; the built-ins' limits
 #: are 1-4 MiB).  A server that accepts bodies this large fails the oversized-body check.
 OVERSIZED_BYTES = 8 * 1024 * 1024
 
 #: The kinds of bad input, in the order they are sent.
 BAD_INPUT_KINDS: tuple[str, ...] = (
-    "malformed-json", "wrong-shape", "nan", "infinity", "empty-body", "oversized-body", "wrong-content-type",
-)  # fmt: skip
+    "malformed-json",
+    "wrong-shape",
+    "nan",
+    "infinity",
+    "empty-body",
+    "oversized-body",
+    "wrong-content-type",
+)
 
 
 def _is_image(value: Any) -> bool:
     if isinstance(value, list) and len(value) == 784 and all(isinstance(v, int | float) for v in value):
         return True
     return (
-        isinstance(value, list)
-        and len(value) == 28
-        and all(isinstance(row, list) and len(row) == 28 for row in value)
+        isinstance(value, list) and len(value) == 28 and all(isinstance(row, list) and len(row) == 28 for row in value)
     )
 
 

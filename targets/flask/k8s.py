@@ -145,6 +145,8 @@ class K8sTarget(FlaskTarget):
         s = self.settings
         name = dns_label(self.name)
         port = "" if s.service_port == 80 else f":{s.service_port}"
-        return ClusterEndpoint(f"http://{name}.{s.namespace}.svc.{CLUSTER_DOMAIN}{port}",
-                               how=f"the Service {name!r} in namespace {s.namespace!r} by its cluster DNS name "
-                                   "(ClusterIP through kube-proxy, not the LoadBalancer)")
+        return ClusterEndpoint(
+            f"http://{name}.{s.namespace}.svc.{CLUSTER_DOMAIN}{port}",
+            how=f"the Service {name!r} in namespace {s.namespace!r} by its cluster DNS name "
+            "(ClusterIP through kube-proxy, not the LoadBalancer)",
+        )

@@ -1,4 +1,5 @@
-"""Adapter ``flask``: starts the study's bare-metal Flask app under gunicorn (target ``greene-linserv``), renders its files.
+"""Adapter ``flask``: starts the study's bare-metal Flask app under gunicorn (target ``greene-linserv``),
+renders its files.
 
 Runs in servebench's process; the app itself is :mod:`targets.flask.server`.
 
@@ -152,15 +153,23 @@ class FlaskTarget(LocalServerTarget):
     # -- the stand-in ---------------------------------------------------------------------
     def command(self, host: str, port: int) -> list[str]:
         argv = [
-            sys.executable, "-m", "gunicorn",
-            "--bind", f"{host}:{port}",
-            "--workers", str(self.settings.workers),
-            "--worker-class", WORKER_CLASS,
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"{host}:{port}",
+            "--workers",
+            str(self.settings.workers),
+            "--worker-class",
+            WORKER_CLASS,
             "--no-control-socket",
-            "--timeout", "120",
-            "--graceful-timeout", "5",
-            "--log-level", "info",
-        ]  # fmt: skip
+            "--timeout",
+            "120",
+            "--graceful-timeout",
+            "5",
+            "--log-level",
+            "info",
+        ]
         if self.replicas > 1:
             argv.append("--reuse-port")
         return [*argv, "targets.flask.server.app:app"]
@@ -288,5 +297,8 @@ class FlaskTarget(LocalServerTarget):
         if not isinstance(self.settings, FlaskSettings):
             return {}
         # The artifacts folder as the systemd unit beside the script names it.
-        return {"slurm-train.sbatch": slurm_training_script(self.name, self.settings, artifacts_rel=self._artifacts_rel(),
-                                                            train_threads=train_threads)}
+        return {
+            "slurm-train.sbatch": slurm_training_script(
+                self.name, self.settings, artifacts_rel=self._artifacts_rel(), train_threads=train_threads
+            )
+        }

@@ -1,4 +1,5 @@
-"""Renders a ``kserve`` target's InferenceService, custom predictor Dockerfile and Istio policy; spells its cluster host.
+"""Renders a ``kserve`` target's InferenceService, custom predictor Dockerfile and Istio policy; spells its
+cluster host.
 
 Why templates plus JSON-encoded values: the YAML files in ``targets/templates/kserve/``
 carry the comments a user needs next to ``kubectl apply``, and every value is inserted as
@@ -22,8 +23,13 @@ from targets.cluster_endpoint import CLUSTER_DOMAIN
 from targets.kserve.settings import KServeSettings
 from targets.manifests import dns_label, render
 
-__all__ = ["DENIED_PATHS", "RAW_DEPLOYMENT_ANNOTATION", "kserve_cluster_host", "render_inference_only_policy",
-           "render_kserve_manifests"]
+__all__ = [
+    "DENIED_PATHS",
+    "RAW_DEPLOYMENT_ANNOTATION",
+    "kserve_cluster_host",
+    "render_inference_only_policy",
+    "render_kserve_manifests",
+]
 
 RAW_DEPLOYMENT_ANNOTATION = {"serving.kserve.io/deploymentMode": "RawDeployment"}
 
@@ -88,11 +94,27 @@ def render_kserve_manifests(target: str, s: KServeSettings) -> dict[str, str]:
         isvc = render("kserve/inferenceservice-tensorflow.yaml", {**common, **comments, "protocol": j(s.protocol)})
         return {"inferenceservice.yaml": isvc}
     # One server process per pod: replicas (minReplicas) give the parallelism on a cluster.
-    args = ["--model-dir", "/mnt/models", "--model-name", s.model_name,
-            "--host", "0.0.0.0", "--http-port", "8080", "--workers", "1"]  # fmt: skip
+    args = [
+        "--model-dir",
+        "/mnt/models",
+        "--model-name",
+        s.model_name,
+        "--host",
+        "0.0.0.0",
+        "--http-port",
+        "8080",
+        "--workers",
+        "1",
+    ]
     isvc = render(
         "kserve/inferenceservice-custom.yaml",
-        {**common, "plain_name": s.model_name, "image": j(s.image), "args": j(args), "health_path": j("/v2/health/ready")},
+        {
+            **common,
+            "plain_name": s.model_name,
+            "image": j(s.image),
+            "args": j(args),
+            "health_path": j("/v2/health/ready"),
+        },
     )
     dockerfile = render(
         "kserve/Dockerfile.kserve-predictor",

@@ -73,4 +73,6 @@ class KServeSettings(RemoteSettings, KfpSettings):
             if not value or any(c.isspace() or c in "\"'`$" for c in value):
                 raise ValueError(f"{key} must be non-empty, without spaces, quotes or '$', got {value!r}")
         if "://" not in self.storage_uri:
-            raise ValueError(f"storage_uri must be a URI like pvc://claim/path or gs://bucket/path, got {self.storage_uri!r}")
+            raise ValueError(
+                f"storage_uri must be a URI like pvc://claim/path or gs://bucket/path, got {self.storage_uri!r}"
+            )

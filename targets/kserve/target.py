@@ -78,9 +78,7 @@ class KServeTarget(LocalServerTarget):
         self.settings: KServeSettings = settings
         self.savedmodel_dir: Path | None = None
         s = settings
-        self._path = (
-            f"/v1/models/{s.model_name}:predict" if s.protocol == "v1" else f"/v2/models/{s.model_name}/infer"
-        )
+        self._path = f"/v1/models/{s.model_name}:predict" if s.protocol == "v1" else f"/v2/models/{s.model_name}/infer"
 
     @property
     def health_path(self) -> str:  # type: ignore[override]
@@ -98,14 +96,22 @@ class KServeTarget(LocalServerTarget):
         cpus = self.cpus
         tf_threads = self.settings.tf_threads or max(1, len(cpus) or len(os.sched_getaffinity(0)))
         return [
-            sys.executable, "-m", "targets.kserve.server.main",
-            "--model-dir", str(self.savedmodel_dir),
-            "--model-name", self.settings.model_name,
-            "--host", host,
-            "--http-port", str(port),
-            "--workers", str(self.settings.workers),
-            "--tf-threads", str(tf_threads),
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "targets.kserve.server.main",
+            "--model-dir",
+            str(self.savedmodel_dir),
+            "--model-name",
+            self.settings.model_name,
+            "--host",
+            host,
+            "--http-port",
+            str(port),
+            "--workers",
+            str(self.settings.workers),
+            "--tf-threads",
+            str(tf_threads),
+        ]
 
     def environment(self) -> dict[str, str]:
         return {"TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -136,7 +142,9 @@ class KServeTarget(LocalServerTarget):
             body = instances_body(image)
         else:
             flat = [value for row in wire_instance(image) for value in row]
-            body = dumps_compact({"inputs": [{"name": "pixels", "shape": [1, 28, 28], "datatype": "FP32", "data": flat}]})
+            body = dumps_compact(
+                {"inputs": [{"name": "pixels", "shape": [1, 28, 28], "datatype": "FP32", "data": flat}]}
+            )
         return Request(method="POST", path=self._path, body=body, headers=self.request_headers())
 
     def decode(self, status: int, body: bytes) -> int:
@@ -181,8 +189,11 @@ class KServeTarget(LocalServerTarget):
 
         s = self.settings
         host = kserve_cluster_host(s.model_name, s.namespace, s.raw_deployment)
-        how = ("the predictor Service of the RawDeployment InferenceService" if s.raw_deployment else
-               "the InferenceService's cluster-local address (Knative local gateway)")
+        how = (
+            "the predictor Service of the RawDeployment InferenceService"
+            if s.raw_deployment
+            else "the InferenceService's cluster-local address (Knative local gateway)"
+        )
         return ClusterEndpoint(f"http://{host}", how=f"{how} {s.model_name!r} in namespace {s.namespace!r}")
 
     def describe(self) -> dict[str, Any]:

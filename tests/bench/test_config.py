@@ -105,8 +105,15 @@ def _plan(config, *argv: str):
     from loadgen.sweep import SweepPlan
 
     args = _run_args(*argv)
-    overrides = sweep_overrides(config, n_requests=args.requests, modes=args.modes, trials=args.trials,
-                                rate_rps=args.rate, duration_s=args.duration, concurrency=args.concurrency)
+    overrides = sweep_overrides(
+        config,
+        n_requests=args.requests,
+        modes=args.modes,
+        trials=args.trials,
+        rate_rps=args.rate,
+        duration_s=args.duration,
+        concurrency=args.concurrency,
+    )
     return SweepPlan.from_config(config.sweep, config.loadgen, **overrides)
 
 
@@ -181,7 +188,13 @@ def test_the_flags_override_the_config_and_rate_implies_rate_mode() -> None:
         (("--rate", "1000", "--duration", "101"), "it must be 1 to 100000"),
         (("--rate", "0.1", "--duration", "1"), r"round\(0.1 x 1\) = 0 requests"),
         (("--rate", "0.5", "--requests", "600"), "longer than max_duration_s = 600 s"),
-        (("--requests", "100001",), "more than the 100000 requests one step may send"),
+        (
+            (
+                "--requests",
+                "100001",
+            ),
+            "more than the 100000 requests one step may send",
+        ),
     ],
 )
 def test_flag_combinations_that_cannot_mean_anything_are_errors(argv: tuple[str, ...], problem: str) -> None:
@@ -224,10 +237,12 @@ def test_bad_flag_values_are_usage_errors_naming_the_flag(capsys, argv, flag: st
 def test_other_list_flags_reject_empty_items_too(capsys) -> None:
     from bench.cli import parse_args
 
-    for argv, flag in ((["calibrate", "--concurrency", "1,,8"], "--concurrency"),
-                       (["calibrate", "--engines", "fast,"], "--engines"),
-                       (["hpo", "--max-trials", "5,,10"], "--max-trials"),
-                       (["run", "hpo", "--algorithms", ",grid"], "--algorithms")):
+    for argv, flag in (
+        (["calibrate", "--concurrency", "1,,8"], "--concurrency"),
+        (["calibrate", "--engines", "fast,"], "--engines"),
+        (["hpo", "--max-trials", "5,,10"], "--max-trials"),
+        (["run", "hpo", "--algorithms", ",grid"], "--algorithms"),
+    ):
         with pytest.raises(SystemExit):
             parse_args(argv)
         err = capsys.readouterr().err

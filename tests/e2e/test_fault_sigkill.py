@@ -37,8 +37,12 @@ GONE_WITHIN_S = 15.0  # every process of the killed command must be gone within 
 READY_WITHIN_S = 300.0  # start-up on a loaded 2-core machine (KServe imports TensorFlow)
 TARGETS = ["greene-linserv", "k8s-ibm", "kubeflow-gcp", "kubeflow-ibm"]
 #: What each target's stand-in looks like in a command line (proves we found its processes).
-STANDIN_SIGN = {"greene-linserv": "gunicorn", "k8s-ibm": "gunicorn", "kubeflow-gcp": "targets.kserve.server.main",
-                "kubeflow-ibm": "targets.kserve.server.main"}
+STANDIN_SIGN = {
+    "greene-linserv": "gunicorn",
+    "k8s-ibm": "gunicorn",
+    "kubeflow-gcp": "targets.kserve.server.main",
+    "kubeflow-ibm": "targets.kserve.server.main",
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +51,7 @@ def workdir(tmp_path_factory, trained_model) -> Path:
     (so the client calibration is measured at most once and reused by every `bench run`)."""
     folder = tmp_path_factory.mktemp("fault")
     text = (REPO / "bench.toml").read_text()
-    text, n = re.subn(r'(?m)^artifacts_dir = .*$', f'artifacts_dir = "{trained_model.dir}"', text)
+    text, n = re.subn(r"(?m)^artifacts_dir = .*$", f'artifacts_dir = "{trained_model.dir}"', text)
     assert n == 1, "bench.toml's artifacts_dir line changed; update this test"
     text += '\n[paths]\nresults_dir = "results"\nreports_dir = "reports"\n'
     (folder / "bench.toml").write_text(text)
@@ -80,7 +84,11 @@ def _start(workdir: Path, *args: str, marker: str, stderr_path: Path) -> subproc
     env = {**os.environ, MARKER_VAR: marker, "COLUMNS": "200"}
     return subprocess.Popen(
         [sys.executable, "-m", "bench", "--config", str(workdir / "bench.toml"), *args],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=stderr_path.open("w"), text=True,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr_path.open("w"),
+        text=True,
     )
 
 
@@ -100,8 +108,9 @@ def _wait_for_row(proc: subprocess.Popen[str], summary: Path, target: str, stder
     deadline = time.monotonic() + READY_WITHIN_S
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"run ended (exit {proc.returncode}) before measuring {target}:\n"
-                        f"{stderr_path.read_text()[-3000:]}")
+            pytest.fail(
+                f"run ended (exit {proc.returncode}) before measuring {target}:\n{stderr_path.read_text()[-3000:]}"
+            )
         try:
             if any(line.split(",", 2)[1] == target for line in summary.read_text().splitlines()[1:]):
                 return
@@ -123,8 +132,9 @@ def _kill_and_time(proc: subprocess.Popen[str], marker: str, what: str, sign: st
         while (left := _marked(marker)) and time.monotonic() - started < GONE_WITHIN_S:
             time.sleep(0.02)
         took = time.monotonic() - started
-        assert not left, (f"{what}: {len(left)} process(es) alive {GONE_WITHIN_S} s after SIGKILL: "
-                          + "; ".join(f"{pid} {_cmdline(pid)[:100]}" for pid in sorted(left)))
+        assert not left, f"{what}: {len(left)} process(es) alive {GONE_WITHIN_S} s after SIGKILL: " + "; ".join(
+            f"{pid} {_cmdline(pid)[:100]}" for pid in sorted(left)
+        )
     finally:
         for pid in _marked(marker):  # never leave a failed test's processes behind
             os.kill(pid, signal.SIGKILL)
@@ -140,8 +150,20 @@ def _loadavg() -> str:
 def test_sigkill_of_bench_run_leaves_nothing_and_the_run_is_abandoned(workdir, target, tmp_path) -> None:
     marker, run_id = uuid.uuid4().hex, f"sigkill-{target}"
     stderr_path = tmp_path / "stderr.txt"
-    proc = _start(workdir, "run", target, "--requests", "1,2,4,8,16,32,64,128,256,512", "--modes", "sequential",
-                  "--run-id", run_id, "--no-report", marker=marker, stderr_path=stderr_path)
+    proc = _start(
+        workdir,
+        "run",
+        target,
+        "--requests",
+        "1,2,4,8,16,32,64,128,256,512",
+        "--modes",
+        "sequential",
+        "--run-id",
+        run_id,
+        "--no-report",
+        marker=marker,
+        stderr_path=stderr_path,
+    )
     run_dir = workdir / "results" / run_id
     try:
         _wait_for_row(proc, run_dir / "summary.csv", target, stderr_path)
@@ -154,8 +176,13 @@ def test_sigkill_of_bench_run_leaves_nothing_and_the_run_is_abandoned(workdir, t
     on_disk = json.loads((run_dir / "meta.json").read_text())
     assert on_disk["status"] == "running"  # what the killed writer left...
     assert on_disk["outcomes"][target]["status"] == "running"  # ...naming the target it was measuring
-    report = subprocess.run([sys.executable, "-m", "bench", "--config", str(workdir / "bench.toml"), "report", run_id],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    report = subprocess.run(
+        [sys.executable, "-m", "bench", "--config", str(workdir / "bench.toml"), "report", run_id],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert report.returncode == 0, report.stderr
     assert f"run {run_id} was abandoned while measuring target {target}" in report.stderr
     md = (workdir / "reports" / run_id / "report.md").read_text()

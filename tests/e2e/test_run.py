@@ -21,11 +21,10 @@ import pandas as pd
 import pytest
 
 from targets.process import proc_table
-from tests.support.synthetic_runs import scale_run
 from tests.support.e2e import REPO, e2e_config, run_bench
+from tests.support.synthetic_runs import scale_run
 
 pytestmark = pytest.mark.slow
-
 
 
 def _config(tmp_path: Path, trained_model) -> Path:
@@ -99,8 +98,15 @@ def test_run_all_report_compare(tmp_path, trained_model):
     assert "One trial per step" in proc.stderr and "--trials 3" in proc.stderr  # the default single trial
 
     report_dir = tmp_path / "reports" / "e2e"
-    for name in ("table3.md", "report.md", "report.html", "figures/fig21_total_time.png",
-                 "figures/fig21_total_time.svg", "figures/latency_cdf.png", "figures/throughput.svg"):
+    for name in (
+        "table3.md",
+        "report.md",
+        "report.html",
+        "figures/fig21_total_time.png",
+        "figures/fig21_total_time.svg",
+        "figures/latency_cdf.png",
+        "figures/throughput.svg",
+    ):
         assert (report_dir / name).is_file(), name
     first = (report_dir / "table3.md").read_text()
     first_md = (report_dir / "report.md").read_text()
@@ -125,8 +131,17 @@ def test_run_all_report_compare(tmp_path, trained_model):
     # the gate cannot judge one-trial runs: it says so and exits 3 rather than pass a 1.5x slow-down
     assert slow.returncode == 3, slow.stdout + slow.stderr
     assert "# warning: the target gate cannot judge" in slow.stdout
-    allowed = _bench(config, "compare", "e2e", "e2e-slow", "--fail-on-regression", "--allow-inconclusive",
-                     "--format", "csv", timeout=300)
+    allowed = _bench(
+        config,
+        "compare",
+        "e2e",
+        "e2e-slow",
+        "--fail-on-regression",
+        "--allow-inconclusive",
+        "--format",
+        "csv",
+        timeout=300,
+    )
     assert allowed.returncode == 0 and "passing anyway (--allow-inconclusive)" in allowed.stderr
     rows = pd.read_csv(pd.io.common.StringIO(slow.stdout), comment="#")
     steps = rows[rows["level"] == "step"]
@@ -135,8 +150,13 @@ def test_run_all_report_compare(tmp_path, trained_model):
 
 
 def _start_run(config: Path, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "bench", "--config", str(config), *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", "--config", str(config), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
 
 
 def _wait_for_rows(proc: subprocess.Popen, summary: Path, target: str, rows: int, timeout: float = 300) -> None:
@@ -160,8 +180,20 @@ def _standin_groups(pid: int) -> list[int]:
 def test_killed_standin_is_recorded_and_others_finish(tmp_path, trained_model):
     config = _config(tmp_path, trained_model)
     run_dir = tmp_path / "results" / "kill"
-    proc = _start_run(config, "run", "greene-linserv", "k8s-ibm", "--requests", "1,2,4,8,16,32",
-                      "--modes", "sequential", "--run-id", "kill", "--engine", "aiohttp")
+    proc = _start_run(
+        config,
+        "run",
+        "greene-linserv",
+        "k8s-ibm",
+        "--requests",
+        "1,2,4,8,16,32",
+        "--modes",
+        "sequential",
+        "--run-id",
+        "kill",
+        "--engine",
+        "aiohttp",
+    )
     try:
         _wait_for_rows(proc, run_dir / "summary.csv", "greene-linserv", 2)
         groups = _standin_groups(proc.pid)
@@ -191,8 +223,20 @@ def test_killed_standin_is_recorded_and_others_finish(tmp_path, trained_model):
 def test_ctrl_c_keeps_rows_marks_meta_and_stops_standins(tmp_path, trained_model):
     config = _config(tmp_path, trained_model)
     run_dir = tmp_path / "results" / "intr"
-    proc = _start_run(config, "run", "greene-linserv", "--requests", "1,2,4,8,16,32,64",
-                      "--modes", "sequential", "--run-id", "intr", "--engine", "aiohttp", "--no-report")
+    proc = _start_run(
+        config,
+        "run",
+        "greene-linserv",
+        "--requests",
+        "1,2,4,8,16,32,64",
+        "--modes",
+        "sequential",
+        "--run-id",
+        "intr",
+        "--engine",
+        "aiohttp",
+        "--no-report",
+    )
     try:
         _wait_for_rows(proc, run_dir / "summary.csv", "greene-linserv", 2)
         groups = _standin_groups(proc.pid)

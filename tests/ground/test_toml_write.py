@@ -15,20 +15,34 @@ def test_the_shipped_bench_toml_round_trips() -> None:
     assert tomllib.loads(dumps(tables)) == tables
 
 
-@pytest.mark.parametrize("value", [
-    "plain", 'quote " and backslash \\', "tab\tnewline\nreturn\r", "del \x7f and nul \x00 and \x1f",
-    "unicode é ✓ 😀", "", "$SCRATCH/servebench", "[not a table]", "# not a comment",
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "plain",
+        'quote " and backslash \\',
+        "tab\tnewline\nreturn\r",
+        "del \x7f and nul \x00 and \x1f",
+        "unicode é ✓ 😀",
+        "",
+        "$SCRATCH/servebench",
+        "[not a table]",
+        "# not a comment",
+    ],
+)
 def test_strings_survive_every_escape(value: str) -> None:
     tables = {"t": {"key": value, "list": [value, value]}}
     assert tomllib.loads(dumps(tables)) == tables
 
 
 def test_keys_that_need_quotes_and_nested_tables() -> None:
-    tables = {"top": 1, "targets": {"greene-linserv": {"adapter": "flask", "workers": 2},
-                                   "my target.v2": {"adapter": "x", "cpus": [0, 1], "verify_tls": False,
-                                                    "rate": 2.5e-3, "big": 10**15}},
-              "empty": {}}
+    tables = {
+        "top": 1,
+        "targets": {
+            "greene-linserv": {"adapter": "flask", "workers": 2},
+            "my target.v2": {"adapter": "x", "cpus": [0, 1], "verify_tls": False, "rate": 2.5e-3, "big": 10**15},
+        },
+        "empty": {},
+    }
     assert tomllib.loads(dumps(tables)) == tables
 
 

@@ -1,1 +1,2 @@
-"""Tests of loadgen/: engines, modes, pacing, saturation, statistics, sweeps, calibration, capacity search, shards, the step gate."""
+"""Tests of loadgen/: engines, modes, pacing, saturation, statistics, sweeps, calibration, capacity search,
+shards, the step gate."""

@@ -24,9 +24,19 @@ from loadgen.nullserver import NULL_BODY, NullEndpoint, nginx_available
 from targets.wire import mnist_payload
 
 
-def _point(engine: str, c: int, cpu: float, rps: float = 1000.0, errors: dict[str, int] | None = None) -> dict[str, Any]:
-    return {"engine": engine, "concurrency": c, "requests": 100, "errors": errors or {}, "req_per_s": rps,
-            "cpu_ms_per_request": cpu, "p50_ms": 0.1, "p99_ms": 0.2}
+def _point(
+    engine: str, c: int, cpu: float, rps: float = 1000.0, errors: dict[str, int] | None = None
+) -> dict[str, Any]:
+    return {
+        "engine": engine,
+        "concurrency": c,
+        "requests": 100,
+        "errors": errors or {},
+        "req_per_s": rps,
+        "cpu_ms_per_request": cpu,
+        "p50_ms": 0.1,
+        "p99_ms": 0.2,
+    }
 
 
 def _entry(points: list[dict[str, Any]], works: bool = True) -> dict[str, Any]:
@@ -96,8 +106,17 @@ def test_summary_is_compact_and_keeps_the_choice() -> None:
 # -- the typed result: one parser, one ceiling field -----------------------------------------
 @pytest.mark.parametrize("key", cal.RPS_KEYS)
 def test_every_old_name_of_the_req_per_s_figure_reads_into_one_field(key: str) -> None:
-    data = {"engines": {"fast": {"works": True, "points": [
-        {"engine": "fast", "concurrency": 1, key: 2500.0}, {"engine": "fast", "concurrency": 64, key: 19000.0}]}}}
+    data = {
+        "engines": {
+            "fast": {
+                "works": True,
+                "points": [
+                    {"engine": "fast", "concurrency": 1, key: 2500.0},
+                    {"engine": "fast", "concurrency": 64, key: 19000.0},
+                ],
+            }
+        }
+    }
     result = cal.parse_calibration(data)
     assert [p.req_per_s for p in result.engines["fast"].points] == [2500.0, 19000.0]
     ceiling = result.ceiling("fast")
@@ -106,11 +125,14 @@ def test_every_old_name_of_the_req_per_s_figure_reads_into_one_field(key: str) -
 
 
 def test_ceiling_is_per_engine_and_takes_the_best_figure_per_concurrency() -> None:
-    data = {"engines": {
-        "fast": {"works": True, "points": [{"engine": "fast", "concurrency": 1, "req_per_s": 2500.0}]},
-        "httpx": {"works": True, "points": [{"engine": "httpx", "concurrency": 1, "req_per_s": 500.0}]}},
+    data = {
+        "engines": {
+            "fast": {"works": True, "points": [{"engine": "fast", "concurrency": 1, "req_per_s": 2500.0}]},
+            "httpx": {"works": True, "points": [{"engine": "httpx", "concurrency": 1, "req_per_s": 500.0}]},
+        },
         # an older flat list, naming the engine "name" and the figure "max_rps"
-        "points": [{"name": "fast", "concurrency": 1, "max_rps": 2600.0}, {"name": "fast", "concurrency": 8, "rps": 0}]}
+        "points": [{"name": "fast", "concurrency": 1, "max_rps": 2600.0}, {"name": "fast", "concurrency": 8, "rps": 0}],
+    }
     result = cal.parse_calibration(data)
     assert result.ceiling("fast").rps_by_concurrency == {1: 2600.0}  # a 0 req/s point is no ceiling
     assert result.ceiling("httpx").rps_by_concurrency == {1: 500.0}
@@ -200,9 +222,11 @@ def test_nginx_is_found_outside_path(tmp_path, monkeypatch) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(nginx_available() is None,
-                    reason="NGINX NOT INSTALLED (apt-get install nginx; looked on PATH and in /usr/sbin, "
-                           "/usr/local/sbin, /usr/local/nginx/sbin)")
+@pytest.mark.skipif(
+    nginx_available() is None,
+    reason="NGINX NOT INSTALLED (apt-get install nginx; looked on PATH and in /usr/sbin, "
+    "/usr/local/sbin, /usr/local/nginx/sbin)",
+)
 def test_nginx_null_endpoint_answers_posts() -> None:
     with NullEndpoint("nginx") as endpoint:
         answer = _http(endpoint.port, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
@@ -278,8 +302,9 @@ def test_calibrate_command_prints_table_and_writes_json(repo_root: Path, tmp_pat
     out = io.StringIO()
     console = Console(quiet=True, file=out)
     path = tmp_path / "cal.json"
-    code = calibrate(config, engines=["fast", "aiohttp"], duration_s=0.2, concurrencies=[1, 4], output=path,
-                     console=console)
+    code = calibrate(
+        config, engines=["fast", "aiohttp"], duration_s=0.2, concurrencies=[1, 4], output=path, console=console
+    )
     text = out.getvalue()
     assert code == 0, text
     assert "req/s" in text and "CPU ms/req" in text and "cheapest engine here" in text
@@ -314,7 +339,12 @@ def test_benchmark_reads_wrk_output(repo_root: Path) -> None:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     figures = module.parse_wrk(WRK_OUTPUT)
-    assert figures == {"req_per_s": 48347.5, "requests": 97274, "p50_ms_printed": 0.054,
-                       "p99_ms_printed": 6.27, "errors": 3}
+    assert figures == {
+        "req_per_s": 48347.5,
+        "requests": 97274,
+        "p50_ms_printed": 0.054,
+        "p99_ms_printed": 6.27,
+        "errors": 3,
+    }
     with pytest.raises(ValueError, match="unexpected wrk output"):
         module.parse_wrk("wrk: command failed")

@@ -26,9 +26,15 @@ def server(workers: int, service_s: float, *, errors_from: int = 0):
         tput = min(spec.concurrency, workers) / service_s
         latency = spec.concurrency / tput
         errors = 1 if errors_from and spec.concurrency >= errors_from else 0
-        return LevelOutcome(concurrency=spec.concurrency, n_requests=spec.n_requests, throughput_rps=tput,
-                            latency_s=latency * 1.5, p50_s=latency, errors=errors,
-                            duration_s=spec.n_requests / tput)
+        return LevelOutcome(
+            concurrency=spec.concurrency,
+            n_requests=spec.n_requests,
+            throughput_rps=tput,
+            latency_s=latency * 1.5,
+            p50_s=latency,
+            errors=errors,
+            duration_s=spec.n_requests / tput,
+        )
 
     return measure, calls
 
@@ -87,19 +93,36 @@ def test_level_sizes_follow_min_requests_min_seconds_and_the_time_cap() -> None:
 
 # -- comparing capacities -------------------------------------------------------------------
 
-def frame(target: str, capacities: list[float], *, objective: str = "p99 <= 100 ms", verdict: str = "VALID",
-          client_bound: bool = False) -> pd.DataFrame:
-    return pd.DataFrame({"target": target, "objective": objective, "capacity_rps": capacities,
-                         "verdict": verdict, "client_bound": client_bound})
+
+def frame(
+    target: str,
+    capacities: list[float],
+    *,
+    objective: str = "p99 <= 100 ms",
+    verdict: str = "VALID",
+    client_bound: bool = False,
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "target": target,
+            "objective": objective,
+            "capacity_rps": capacities,
+            "verdict": verdict,
+            "client_bound": client_bound,
+        }
+    )
 
 
-@pytest.mark.parametrize(("a", "b", "verdict"), [
-    ([100, 104, 98], [150, 148, 155], "higher"),
-    ([100, 104, 98], [60, 62, 59], "lower"),
-    ([100, 120, 90], [105, 95, 118], "within spread"),
-    ([100, 101, 100.5], [102.5, 103, 102.6], "below threshold"),
-    ([100], [60], "single search"),
-])
+@pytest.mark.parametrize(
+    ("a", "b", "verdict"),
+    [
+        ([100, 104, 98], [150, 148, 155], "higher"),
+        ([100, 104, 98], [60, 62, 59], "lower"),
+        ([100, 120, 90], [105, 95, 118], "within spread"),
+        ([100, 101, 100.5], [102.5, 103, 102.6], "below threshold"),
+        ([100], [60], "single search"),
+    ],
+)
 def test_capacity_verdicts_follow_the_spread(a: list[float], b: list[float], verdict: str) -> None:
     (c,) = compare_capacity_frames(frame("t", a), frame("t", b), threshold_pct=5.0)
     assert c.verdict == verdict
@@ -109,8 +132,9 @@ def test_capacity_verdicts_follow_the_spread(a: list[float], b: list[float], ver
 
 
 def test_capacity_comparison_notes_and_refusals() -> None:
-    (c,) = compare_capacity_frames(frame("t", [100, 101], verdict="INVALID", client_bound=True),
-                                   frame("t", [100, 99], objective="p99 <= 50 ms"))
+    (c,) = compare_capacity_frames(
+        frame("t", [100, 101], verdict="INVALID", client_bound=True), frame("t", [100, 99], objective="p99 <= 50 ms")
+    )
     assert c.verdict == "objectives differ" and "A possibly client-bound" in c.notes and "INVALID" in c.notes
     (c,) = compare_capacity_frames(frame("t", [math.nan]), frame("t", [100.0]))
     assert c.verdict == "no capacity" and math.isnan(c.ratio)

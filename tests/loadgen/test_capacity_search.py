@@ -29,17 +29,33 @@ from loadgen.capacity import (
 P99_100MS = Objective(99.0, 0.100)
 
 
-def outcome(spec: ProbeSpec, latency_s: float, *, errors: int = 0, saturated: bool = False,
-            fatal: bool = False, duration_s: float | None = None) -> ProbeOutcome:
+def outcome(
+    spec: ProbeSpec,
+    latency_s: float,
+    *,
+    errors: int = 0,
+    saturated: bool = False,
+    fatal: bool = False,
+    duration_s: float | None = None,
+) -> ProbeOutcome:
     """Every successful request takes ``latency_s``: a rate is met (no exceedance) or
     violated (all exceed) deterministically, so these tests are about the search's logic."""
     achieved = spec.rate * (0.5 if saturated else 1.0)
     ok = max(spec.n_requests - errors, 0)
     latencies = np.full(ok, latency_s) if not math.isnan(latency_s) else np.empty(0)
-    return ProbeOutcome(rate=spec.rate, n_requests=spec.n_requests, latency_s=latency_s, p50_s=latency_s / 3,
-                        achieved_rps=achieved, errors=errors, saturated=saturated,
-                        duration_s=spec.planned_s if duration_s is None else duration_s, fatal=fatal,
-                        error_classes="timeout:1" if errors else "", latencies_s=latencies)
+    return ProbeOutcome(
+        rate=spec.rate,
+        n_requests=spec.n_requests,
+        latency_s=latency_s,
+        p50_s=latency_s / 3,
+        achieved_rps=achieved,
+        errors=errors,
+        saturated=saturated,
+        duration_s=spec.planned_s if duration_s is None else duration_s,
+        fatal=fatal,
+        error_classes="timeout:1" if errors else "",
+        latencies_s=latencies,
+    )
 
 
 def knee(capacity: float):
@@ -56,6 +72,7 @@ def knee(capacity: float):
 def mm1(mu: float):
     """M/M/1 with service rate ``mu``: p99 of the sojourn time is ln(100) / (mu - rate);
     at or above mu the queue grows without bound (saturated)."""
+
     async def probe(spec: ProbeSpec) -> ProbeOutcome:
         if spec.rate >= mu:
             return outcome(spec, 5.0, saturated=True)
@@ -212,14 +229,16 @@ def test_client_bound_flag(ceiling: float | None, bound: bool) -> None:
 
 def test_a_capacity_at_the_client_ceiling_is_flagged_not_silently_reported() -> None:
     probe, calls = knee(1e9)
-    result = search(probe, max_rate_rps=800.0, max_rate_reason="the client's calibrated ceiling",
-                    client_ceiling_rps=800.0)
+    result = search(
+        probe, max_rate_rps=800.0, max_rate_reason="the client's calibrated ceiling", client_ceiling_rps=800.0
+    )
     assert result.client_bound and result.capacity_rps == 800.0
     assert "client's calibrated ceiling" in result.stop_reason
 
 
 def noisy(mu: float):
     """M/M/1 with multiplicative noise drawn from the probe's own seed."""
+
     async def probe(spec: ProbeSpec) -> ProbeOutcome:
         noise = np.random.default_rng(spec.seed).lognormal(0.0, 0.3)
         if spec.rate >= mu:
@@ -232,8 +251,9 @@ def noisy(mu: float):
 def test_seeded_searches_repeat_exactly_and_seeds_differ_per_probe() -> None:
     a = search(noisy(300.0), seed=7)
     b = search(noisy(300.0), seed=7)
-    assert [(p.spec.rate, p.spec.seed, p.outcome.latency_s) for p in a.probes] == \
-        [(p.spec.rate, p.spec.seed, p.outcome.latency_s) for p in b.probes]
+    assert [(p.spec.rate, p.spec.seed, p.outcome.latency_s) for p in a.probes] == [
+        (p.spec.rate, p.spec.seed, p.outcome.latency_s) for p in b.probes
+    ]
     assert a.capacity_rps == b.capacity_rps and a.verdict == b.verdict
     assert len({p.spec.seed for p in a.probes}) == len(a.probes)
     c = search(noisy(300.0), seed=8)
@@ -246,23 +266,29 @@ def test_probe_sizes_follow_min_requests_and_min_seconds() -> None:
     assert s.requests_for(500.0) == 1000 and s.planned_seconds(500.0) == pytest.approx(2.0)
 
 
-@pytest.mark.parametrize(("confidence", "looks", "first"), [(0.95, 3, 408), (0.99, 1, 459), (0.95, 1, 299),
-                                                            (0.90, 3, 339)])
-def test_the_first_look_follows_the_percentile_and_the_confidence(confidence: float, looks: int,
-                                                                  first: int) -> None:
+@pytest.mark.parametrize(
+    ("confidence", "looks", "first"), [(0.95, 3, 408), (0.99, 1, 459), (0.95, 1, 299), (0.90, 3, 339)]
+)
+def test_the_first_look_follows_the_percentile_and_the_confidence(confidence: float, looks: int, first: int) -> None:
     # the fewest requests with no exceedance that show p99 met at (1 - confidence) / looks:
     # 0.99**n <= delta_look, e.g. 0.99**459 < 0.01 (MLPerf's 459 at 99 %)
     s = SearchSettings(start_rps=10.0, min_requests=1, min_seconds=0.01, confidence=confidence, max_looks=looks)
     assert s.requests_for(10.0, 99.0) == first
-    assert 0.99 ** first <= (1 - confidence) / looks < 0.99 ** (first - 1)
+    assert 0.99**first <= (1 - confidence) / looks < 0.99 ** (first - 1)
     # later looks double the cumulative count: n1, n1, 2 n1
     assert [s.requests_for(10.0, 99.0, k) for k in (1, 2, 3)] == [first, first, 2 * first]
 
 
-@pytest.mark.parametrize(("text", "pct", "bound"), [
-    ("p99=100ms", 99.0, 0.1), ("p99<=0.25s", 99.0, 0.25), ("p99.9:250ms", 99.9, 0.25),
-    ("p50=800us", 50.0, 0.0008), (" P95 = 20 MS ", 95.0, 0.02),
-])
+@pytest.mark.parametrize(
+    ("text", "pct", "bound"),
+    [
+        ("p99=100ms", 99.0, 0.1),
+        ("p99<=0.25s", 99.0, 0.25),
+        ("p99.9:250ms", 99.9, 0.25),
+        ("p50=800us", 50.0, 0.0008),
+        (" P95 = 20 MS ", 95.0, 0.02),
+    ],
+)
 def test_parse_objective(text: str, pct: float, bound: float) -> None:
     objective = parse_objective(text)
     assert objective.percentile == pct and objective.bound_s == pytest.approx(bound)
@@ -289,9 +315,21 @@ def test_violation_texts() -> None:
     assert violation(outcome(spec, 0.05, saturated=True), P99_100MS).startswith("saturated")
 
 
-@pytest.mark.parametrize("bad", [dict(start_rps=0.0), dict(growth=1.0), dict(precision=0.0), dict(precision=1.0),
-                                 dict(max_probes=1), dict(max_seconds=0.0), dict(min_requests=0),
-                                 dict(confidence=0.5), dict(confidence=1.0), dict(max_looks=0)])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(start_rps=0.0),
+        dict(growth=1.0),
+        dict(precision=0.0),
+        dict(precision=1.0),
+        dict(max_probes=1),
+        dict(max_seconds=0.0),
+        dict(min_requests=0),
+        dict(confidence=0.5),
+        dict(confidence=1.0),
+        dict(max_looks=0),
+    ],
+)
 def test_settings_reject_nonsense(bad: dict) -> None:
     args = dict(start_rps=10.0) | bad
     with pytest.raises(ValueError):
@@ -334,12 +372,15 @@ def test_an_undecided_rate_is_extended_with_doubling_looks_and_stays_undecided()
     # exactly 1 % over the bound: h/n sits on the boundary, no look can decide
     async def at_bound(spec: ProbeSpec) -> ProbeOutcome:
         lat = np.full(spec.n_requests, 0.004)
-        lat[:: 100] = 0.150
+        lat[::100] = 0.150
         return dataclasses.replace(outcome(spec, 0.004), latencies_s=lat)
 
     records = []
-    result = asyncio.run(find_capacity(at_bound, P99_100MS, SearchSettings(start_rps=100.0, max_seconds=1e9,
-                                                                           max_probes=50), records.append))
+    result = asyncio.run(
+        find_capacity(
+            at_bound, P99_100MS, SearchSettings(start_rps=100.0, max_seconds=1e9, max_probes=50), records.append
+        )
+    )
     first_rate = [r for r in records if r.spec.rate == 100.0]
     assert [r.spec.look for r in first_rate] == [1, 2, 3]
     n1 = first_rate[0].spec.n_requests
@@ -355,7 +396,7 @@ def test_a_confirmation_that_stays_undecided_is_unconfirmed_not_valid() -> None:
     async def turns_marginal(spec: ProbeSpec) -> ProbeOutcome:
         lat = np.full(spec.n_requests, 0.004)
         if spec.phase == "confirm":
-            lat[:: 100] = 0.150
+            lat[::100] = 0.150
         return dataclasses.replace(outcome(spec, 0.004), latencies_s=lat)
 
     result = search(turns_marginal, max_rate_rps=80.0)
@@ -366,7 +407,7 @@ def test_a_confirmation_that_stays_undecided_is_unconfirmed_not_valid() -> None:
 def test_an_extension_that_does_not_fit_leaves_the_rate_undecided() -> None:
     async def at_bound(spec: ProbeSpec) -> ProbeOutcome:
         lat = np.full(spec.n_requests, 0.004)
-        lat[:: 100] = 0.150
+        lat[::100] = 0.150
         return dataclasses.replace(outcome(spec, 0.004), latencies_s=lat)
 
     result = search(at_bound, start_rps=100.0, max_seconds=9.0)

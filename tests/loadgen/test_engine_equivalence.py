@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from tests.support.stub_http import StubServer, digit_of
 
 from loadgen.engines import available_engines, engine_class
 from loadgen.engines.fast_engine import run
 from loadgen.sweep import SweepPlan, run_sweep
 from targets.base import DecodeError, Request, Target, TargetContext
+from tests.support.stub_http import StubServer, digit_of
 
 ENGINES = available_engines()
 N_IMAGES = 6
@@ -73,8 +73,14 @@ def _sweep(engine: str, behaviour: str) -> list[tuple[str, int, int, str, int, i
     # A short timeout only where a timeout is the expected outcome: a loaded CI machine
     # must not turn a slow answer from a well-behaved stub into a spurious timeout.
     timeout_s = 0.4 if behaviour == "silent" else 10.0
-    plan = SweepPlan(n_requests=(3,), modes=("sequential", "concurrent"), warmup=0, timeout_s=timeout_s,
-                     connect_timeout_s=5.0, max_duration_s=30.0)
+    plan = SweepPlan(
+        n_requests=(3,),
+        modes=("sequential", "concurrent"),
+        warmup=0,
+        timeout_s=timeout_s,
+        connect_timeout_s=5.0,
+        max_duration_s=30.0,
+    )
 
     async def main() -> list[Any]:
         with StubServer(behaviour) as server:
@@ -82,11 +88,7 @@ def _sweep(engine: str, behaviour: str) -> list[tuple[str, int, int, str, int, i
             return [step async for step in run_sweep(target, engine_class(engine), plan, images, labels)]
 
     steps = run(main())
-    return [
-        (step.key.mode, r.seq, r.label, r.error, r.predicted, r.status)
-        for step in steps
-        for r in step.records
-    ]
+    return [(step.key.mode, r.seq, r.label, r.error, r.predicted, r.status) for step in steps for r in step.records]
 
 
 def _expected(behaviour: str) -> list[tuple[str, int, int, str, int, int]]:

@@ -7,13 +7,13 @@ import json
 
 import numpy as np
 import pytest
-from tests.support.loadgen import FakeTarget, TinyServer, answer_digit, closed_port, http_response, reset_connection
 
 from loadgen.engine import EngineOptions
 from loadgen.engines import ENGINE_NAMES, TEST_ENGINE_NAMES, available_engines, engine_class
 from loadgen.modes import run_step
 from loadgen.records import StepKey
 from targets.base import Request
+from tests.support.loadgen import FakeTarget, TinyServer, answer_digit, closed_port, http_response, reset_connection
 
 ENGINES = available_engines()
 
@@ -39,7 +39,7 @@ async def _not_a_digit(path: str, body: bytes, w: asyncio.StreamWriter) -> None:
 
 
 async def _close_mid_body(path: str, body: bytes, w: asyncio.StreamWriter) -> None:
-    w.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"digit\":")
+    w.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"digit":')
     await w.drain()
     w.close()
 
@@ -171,14 +171,19 @@ def test_engine_honours_the_connection_cap(engine_name: str) -> None:
     assert state["peak"] == 20 and connections == 20
 
 
-@pytest.mark.parametrize(("options", "problem"), [
-    (dict(base_url="", max_connections=1), "base_url must be a non-empty URL"),
-    (dict(base_url="http://127.0.0.1:1", max_connections=0), "max_connections must be an integer >= 1"),
-    (dict(base_url="http://127.0.0.1:1", max_connections=2.5), "max_connections must be an integer >= 1"),
-    (dict(base_url="http://127.0.0.1:1", max_connections=1, timeout_s=0), "timeout_s must be a finite number > 0"),
-    (dict(base_url="http://127.0.0.1:1", max_connections=1, connect_timeout_s=float("inf")),
-     "connect_timeout_s must be a finite number > 0"),
-])
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        (dict(base_url="", max_connections=1), "base_url must be a non-empty URL"),
+        (dict(base_url="http://127.0.0.1:1", max_connections=0), "max_connections must be an integer >= 1"),
+        (dict(base_url="http://127.0.0.1:1", max_connections=2.5), "max_connections must be an integer >= 1"),
+        (dict(base_url="http://127.0.0.1:1", max_connections=1, timeout_s=0), "timeout_s must be a finite number > 0"),
+        (
+            dict(base_url="http://127.0.0.1:1", max_connections=1, connect_timeout_s=float("inf")),
+            "connect_timeout_s must be a finite number > 0",
+        ),
+    ],
+)
 def test_bad_options_fail_when_made_not_when_used(options: dict, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         EngineOptions(**options)

@@ -13,11 +13,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
-from tests.support.stub_http import ParsedRequest, StubServer, digit_of
 
 from loadgen.engine import EngineError, EngineOptions, Response
 from loadgen.engines.fast_engine import FastEngine, build_request_bytes, loop_name, new_event_loop, run
 from targets.base import Request
+from tests.support.stub_http import ParsedRequest, StubServer, digit_of
 
 BODY = json.dumps({"instances": [[0.5] * 784]}).encode()
 POST = Request("POST", "/predict", BODY, {"Content-Type": "application/json"})
@@ -314,7 +314,7 @@ def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

@@ -49,6 +49,7 @@ def test_virtual_time_bounds_and_timeouts_are_exact() -> None:
 
 def test_virtual_loop_still_waits_for_real_work_in_threads() -> None:
     """With no timer pending the loop blocks on real I/O, so a thread's result arrives."""
+
     def work() -> str:
         time.sleep(0.05)  # real work in a thread: the loop must wait for it, not skip ahead
         return "done"
@@ -98,6 +99,7 @@ def test_memory_engine_holds_the_connection_cap_and_its_wait_counts_in_the_timeo
     async def main() -> tuple[list[float], list[str], int, int]:
         loop = asyncio.get_running_loop()
         async with MemoryEngine(OPTIONS, echo, latency=0.3) as engine:  # 3 slots, 1-s timeout
+
             async def one() -> tuple[float, str]:
                 try:
                     await engine.send(REQUEST)

@@ -13,7 +13,6 @@ import asyncio
 
 import numpy as np
 import pytest
-from tests.support.loadgen import MEMORY_URL, FakeTarget, SingleWorker, TinyServer, answer_digit, digit_answer
 
 from loadgen.engine import EngineOptions
 from loadgen.engines import available_engines, engine_class
@@ -23,6 +22,7 @@ from loadgen.modes import run_step
 from loadgen.pacing import schedule
 from loadgen.records import StepKey, StepResult
 from loadgen.request import Request
+from tests.support.loadgen import MEMORY_URL, FakeTarget, SingleWorker, TinyServer, answer_digit, digit_answer
 
 ENGINE = "aiohttp"  # for the real-time tests; engines themselves are covered in test_loadgen_engines
 
@@ -96,22 +96,49 @@ def _step_args(mode: str, n: int, concurrency: int, rate: float, base_url: str):
     return target, labels, requests, key, offsets
 
 
-def _memory_step(handler, mode: str, n: int, concurrency: int = 1, *, rate: float = 0.0, timeout_s: float = 10.0,
-                 max_duration_s: float = 30.0, on_progress=None) -> StepResult:  # fmt: skip
+def _memory_step(
+    handler,
+    mode: str,
+    n: int,
+    concurrency: int = 1,
+    *,
+    rate: float = 0.0,
+    timeout_s: float = 10.0,
+    max_duration_s: float = 30.0,
+    on_progress=None,
+) -> StepResult:
     """One step through the memory engine on virtual time: exact times, no socket."""
 
     async def main() -> StepResult:
         target, labels, requests, key, offsets = _step_args(mode, n, concurrency, rate, MEMORY_URL)
         options = EngineOptions(base_url=target.base_url, max_connections=key.concurrency, timeout_s=timeout_s)
         async with MemoryEngine(options, handler) as engine:
-            return await run_step(engine, key, requests, labels, target.decode, offsets=offsets,
-                                  max_duration_s=max_duration_s, on_progress=on_progress)
+            return await run_step(
+                engine,
+                key,
+                requests,
+                labels,
+                target.decode,
+                offsets=offsets,
+                max_duration_s=max_duration_s,
+                on_progress=on_progress,
+            )
 
     return run_virtual(main())
 
 
-def _step(handler, mode: str, n: int, concurrency: int = 1, *, rate: float = 0.0, timeout_s: float = 10.0,
-          max_duration_s: float = 30.0, max_rps: float = 0.0, engine_name: str = ENGINE) -> StepResult:  # fmt: skip
+def _step(
+    handler,
+    mode: str,
+    n: int,
+    concurrency: int = 1,
+    *,
+    rate: float = 0.0,
+    timeout_s: float = 10.0,
+    max_duration_s: float = 30.0,
+    max_rps: float = 0.0,
+    engine_name: str = ENGINE,
+) -> StepResult:
     """One step through a network engine against a TinyServer on loopback (real time)."""
 
     async def main() -> StepResult:
@@ -119,8 +146,16 @@ def _step(handler, mode: str, n: int, concurrency: int = 1, *, rate: float = 0.0
             target, labels, requests, key, offsets = _step_args(mode, n, concurrency, rate, server.base_url)
             options = EngineOptions(base_url=target.base_url, max_connections=key.concurrency, timeout_s=timeout_s)
             async with engine_class(engine_name)(options) as engine:
-                return await run_step(engine, key, requests, labels, target.decode, offsets=offsets,
-                                      max_duration_s=max_duration_s, max_rps=max_rps)
+                return await run_step(
+                    engine,
+                    key,
+                    requests,
+                    labels,
+                    target.decode,
+                    offsets=offsets,
+                    max_duration_s=max_duration_s,
+                    max_rps=max_rps,
+                )
 
     return asyncio.run(main())
 

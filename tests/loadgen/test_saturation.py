@@ -22,9 +22,16 @@ from loadgen.stats import FLAG_ERRORS, FLAG_SATURATED, SUMMARY_COLUMNS, open_loo
 OPEN_LOOP_COLUMNS = ("offered_rps", "achieved_rps", "send_lag_p50_s", "send_lag_max_s", "lag_growth_s")
 
 
-def rate_step(intended: np.ndarray, sent: np.ndarray, done: np.ndarray, *, rate: float,
-              concurrency: int | None = None, errors: dict[int, str] | None = None,
-              end: float | None = None) -> StepResult:  # fmt: skip
+def rate_step(
+    intended: np.ndarray,
+    sent: np.ndarray,
+    done: np.ndarray,
+    *,
+    rate: float,
+    concurrency: int | None = None,
+    errors: dict[int, str] | None = None,
+    end: float | None = None,
+) -> StepResult:
     """A ``rate`` step from absolute times (seconds from the step's start); NaN sent = never sent."""
     errors = errors or {}
     n = len(intended)
@@ -32,14 +39,22 @@ def rate_step(intended: np.ndarray, sent: np.ndarray, done: np.ndarray, *, rate:
     for i in range(n):
         error = errors.get(i, "")
         unsent = math.isnan(sent[i])
-        records.append(RequestRecord(
-            seq=i, intended_s=float(intended[i]), sent_s=float(sent[i]),
-            latency_s=math.nan if unsent else float(done[i] - intended[i]),
-            service_s=math.nan if unsent else float(done[i] - sent[i]),
-            status=0 if error else 200, error=error, error_detail="x" if error else "",
-            bytes_out=0 if unsent else 10, bytes_in=0 if error else 20, label=i % 10,
-            predicted=-1 if error else i % 10,
-        ))  # fmt: skip
+        records.append(
+            RequestRecord(
+                seq=i,
+                intended_s=float(intended[i]),
+                sent_s=float(sent[i]),
+                latency_s=math.nan if unsent else float(done[i] - intended[i]),
+                service_s=math.nan if unsent else float(done[i] - sent[i]),
+                status=0 if error else 200,
+                error=error,
+                error_detail="x" if error else "",
+                bytes_out=0 if unsent else 10,
+                bytes_in=0 if error else 20,
+                label=i % 10,
+                predicted=-1 if error else i % 10,
+            )
+        )
     total = end if end is not None else float(np.nanmax(done))
     key = StepKey(target="t", mode="rate", n_requests=n, concurrency=concurrency or n, rate=rate, trial=1)
     return StepResult(key=key, records=tuple(records), total_s=total, started_at=1.7e9)
@@ -153,8 +168,7 @@ def test_tolerance_has_a_floor_and_grows_with_the_span() -> None:
 
 def test_a_short_sparse_poisson_schedule_is_not_saturated() -> None:
     """Measured against what the schedule offered, not the configured rate."""
-    seed = next(s for s in range(1000)
-                if (5 / schedule(6, 100.0, "poisson", seed=s)[-1]) < 60.0)  # fmt: skip
+    seed = next(s for s in range(1000) if (5 / schedule(6, 100.0, "poisson", seed=s)[-1]) < 60.0)
     intended = schedule(6, 100.0, "poisson", seed=seed)  # came out at < 60 req/s
     sent = intended + 0.0003
     done = sent + 0.030  # each answer 30 ms: slow, but nothing queues
@@ -247,8 +261,12 @@ def test_nothing_answered_achieves_zero() -> None:
 def test_closed_loop_modes_have_no_open_loop_figures(mode: str) -> None:
     intended = np.arange(10) * 0.01
     step = rate_step(intended, intended.copy(), intended + 0.01, rate=100.0)
-    closed = StepResult(key=StepKey("t", mode, 10, 1 if mode == "sequential" else 4, 0.0, 1),
-                        records=step.records, total_s=step.total_s, started_at=step.started_at)  # fmt: skip
+    closed = StepResult(
+        key=StepKey("t", mode, 10, 1 if mode == "sequential" else 4, 0.0, 1),
+        records=step.records,
+        total_s=step.total_s,
+        started_at=step.started_at,
+    )
     assert analyze_open_loop(closed) is None
     row = summarize(closed)
     assert tuple(row) == SUMMARY_COLUMNS
@@ -269,8 +287,9 @@ def test_the_console_shows_the_offered_rate_and_says_who_fell_behind() -> None:
     warning = saturation_warning(over)
     assert "achieved 100.0 of 200.0 req/s offered" in warning and "answers fell behind" in warning
     assert "8 connections (--concurrency)" in warning
-    slow_client = summarize(rate_step(intended, capped_client(intended, 50.0), capped_client(intended, 50.0) + 0.005,
-                                      rate=200.0))  # fmt: skip
+    slow_client = summarize(
+        rate_step(intended, capped_client(intended, 50.0), capped_client(intended, 50.0) + 0.005, rate=200.0)
+    )
     assert "the step measured the client, not the target" in saturation_warning(slow_client)
     calm = summarize(rate_step(intended, sent, sent + 0.002, rate=200.0))
     assert saturation_warning(calm) == "" and open_loop_text({"mode": "sequential"}) == ""

@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from targets.spec import TargetSpec
 from bench.run.runner import run_coroutine
 from loadgen.engines import engine_class
 from loadgen.records import StepResult
@@ -30,6 +29,7 @@ from loadgen.stats import FLAG_SATURATED, step_flags, summarize
 from loadgen.sweep import SweepPlan, run_sweep
 from targets.base import Target, TargetContext
 from targets.registry import build_target
+from targets.spec import TargetSpec
 from tests.support.e2e import copy_calibration
 from tests.support.paths import REPO
 
@@ -40,8 +40,9 @@ GREENE = {"model_loading": "per-request", "workers": 1}
 
 @pytest.fixture(scope="module")
 def greene(trained_model, tmp_path_factory) -> Iterator[Target]:
-    context = TargetContext(artifacts_dir=trained_model.dir, log_dir=tmp_path_factory.mktemp("logs-greene"),
-                            ready_timeout_s=180.0)  # fmt: skip
+    context = TargetContext(
+        artifacts_dir=trained_model.dir, log_dir=tmp_path_factory.mktemp("logs-greene"), ready_timeout_s=180.0
+    )
     target = build_target(TargetSpec("greene-linserv", "flask", GREENE), context)
     asyncio.run(target.start())
     try:
@@ -63,12 +64,14 @@ def _figures(name: str, step: StepResult) -> str:
     row = summarize(step)
     verdict = analyze_open_loop(step)
     assert verdict is not None
-    return (f"{name}: N={row['n_requests']} conc={row['concurrency']} offered {row['offered_rps']:.1f} req/s, "
-            f"achieved {row['achieved_rps']:.1f} req/s, send lag p50 {row['send_lag_p50_s'] * 1e3:.2f} ms "
-            f"max {row['send_lag_max_s'] * 1e3:.1f} ms growth {row['lag_growth_s'] * 1e3:.1f} ms, "
-            f"answer-lag growth {verdict.answer_lag_growth_s * 1e3:.0f} ms, service growth "
-            f"{verdict.service_growth_s * 1e3:.0f} ms (tolerance {verdict.tolerance_s * 1e3:.0f} ms), "
-            f"p50 {row['lat_p50_s'] * 1e3:.1f} ms, errors {row['errors']}, flags {row['flags']!r}")
+    return (
+        f"{name}: N={row['n_requests']} conc={row['concurrency']} offered {row['offered_rps']:.1f} req/s, "
+        f"achieved {row['achieved_rps']:.1f} req/s, send lag p50 {row['send_lag_p50_s'] * 1e3:.2f} ms "
+        f"max {row['send_lag_max_s'] * 1e3:.1f} ms growth {row['lag_growth_s'] * 1e3:.1f} ms, "
+        f"answer-lag growth {verdict.answer_lag_growth_s * 1e3:.0f} ms, service growth "
+        f"{verdict.service_growth_s * 1e3:.0f} ms (tolerance {verdict.tolerance_s * 1e3:.0f} ms), "
+        f"p50 {row['lat_p50_s'] * 1e3:.1f} ms, errors {row['errors']}, flags {row['flags']!r}"
+    )
 
 
 def test_overloaded_rate_step_is_saturated_and_a_sustainable_one_is_not(greene, mnist) -> None:
@@ -78,12 +81,31 @@ def test_overloaded_rate_step_is_saturated_and_a_sustainable_one_is_not(greene, 
     capacity = summarize(probe)["throughput_rps"]  # one sync worker, one request at a time: its ceiling
 
     calm_rate = min(20.0, capacity / 5)
-    calm = _one_step(greene, SweepPlan(n_requests=(1,), modes=("rate",), rate_rps=calm_rate, duration_s=3.0,
-                                       warmup=3, timeout_s=10.0, seed=1), images, labels)  # fmt: skip
+    calm = _one_step(
+        greene,
+        SweepPlan(
+            n_requests=(1,), modes=("rate",), rate_rps=calm_rate, duration_s=3.0, warmup=3, timeout_s=10.0, seed=1
+        ),
+        images,
+        labels,
+    )
     over_rate = max(1000.0, 10 * capacity)
-    over = _one_step(greene, SweepPlan(n_requests=(1,), modes=("rate",), rate_rps=over_rate, duration_s=2.0,
-                                       concurrency=32, max_duration_s=5.0, timeout_s=10.0, warmup=3, seed=1),
-                     images, labels)  # fmt: skip
+    over = _one_step(
+        greene,
+        SweepPlan(
+            n_requests=(1,),
+            modes=("rate",),
+            rate_rps=over_rate,
+            duration_s=2.0,
+            concurrency=32,
+            max_duration_s=5.0,
+            timeout_s=10.0,
+            warmup=3,
+            seed=1,
+        ),
+        images,
+        labels,
+    )
     load = Path("/proc/loadavg").read_text().split()[:3]
     print(f"\nloadavg {' '.join(load)}; sequential capacity {capacity:.1f} req/s")
     print(_figures(f"sustainable {calm_rate:g} req/s x 3 s", calm))
@@ -111,11 +133,31 @@ def test_bench_run_rate_flags_flag_and_say_saturated(tmp_path, trained_model) ->
     (tmp_path / "bench.toml").write_text(text + '\n[paths]\nresults_dir = "results"\nreports_dir = "reports"\n')
     copy_calibration(tmp_path / "results")  # the session's, measured at most once
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--config", str(tmp_path / "bench.toml"), "run", "greene-linserv",
-         "--rate", "1000", "--duration", "1", "--concurrency", "16", "--engine", "fast", "--no-report",
-         "--run-id", "over"],
-        capture_output=True, text=True, timeout=600, cwd=REPO,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--config",
+            str(tmp_path / "bench.toml"),
+            "run",
+            "greene-linserv",
+            "--rate",
+            "1000",
+            "--duration",
+            "1",
+            "--concurrency",
+            "16",
+            "--engine",
+            "fast",
+            "--no-report",
+            "--run-id",
+            "over",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
     print(proc.stderr[-3000:])
     assert proc.returncode in (0, 1), proc.stderr  # 1 when the 4-s bound cut requests off
     rows = pd.read_csv(tmp_path / "results" / "over" / "summary.csv")

@@ -33,23 +33,27 @@ def _plan(**kw) -> SweepPlan:
 
 # --- parsing ------------------------------------------------------------------------------
 
+
 def test_parse_shard_explicit_and_from_the_indexed_job_variable() -> None:
     assert parse_shard("1/4", {}) == ShardSpec(1, 4)
     assert parse_shard(" 0/1 ", {}) == ShardSpec(0, 1)
     assert parse_shard("auto/3", {SHARD_INDEX_ENV: "2"}) == ShardSpec(2, 3)
 
 
-@pytest.mark.parametrize("text, env, words", [
-    ("4/4", {}, "0 to 3"),
-    ("-1/2", {}, "0 to 1"),
-    ("1", {}, "I/N"),
-    ("a/2", {}, "whole number"),
-    ("1/x", {}, "whole number of shards"),
-    ("0/0", {}, ">= 1"),
-    ("auto/2", {}, SHARD_INDEX_ENV),
-    ("auto/2", {SHARD_INDEX_ENV: "5"}, "0 to 1"),
-    ("auto/2", {SHARD_INDEX_ENV: "x"}, f"${SHARD_INDEX_ENV}='x'"),
-])
+@pytest.mark.parametrize(
+    "text, env, words",
+    [
+        ("4/4", {}, "0 to 3"),
+        ("-1/2", {}, "0 to 1"),
+        ("1", {}, "I/N"),
+        ("a/2", {}, "whole number"),
+        ("1/x", {}, "whole number of shards"),
+        ("0/0", {}, ">= 1"),
+        ("auto/2", {}, SHARD_INDEX_ENV),
+        ("auto/2", {SHARD_INDEX_ENV: "5"}, "0 to 1"),
+        ("auto/2", {SHARD_INDEX_ENV: "x"}, f"${SHARD_INDEX_ENV}='x'"),
+    ],
+)
 def test_parse_shard_refuses_with_a_reason(text: str, env: dict, words: str) -> None:
     with pytest.raises(ShardError, match=None) as info:
         parse_shard(text, env)
@@ -60,14 +64,14 @@ def test_parse_start_at_takes_unix_seconds_or_zoned_iso() -> None:
     assert parse_start_at("1767225600.25") == 1767225600.25
     assert parse_start_at("2026-01-01T00:00:00Z") == 1767225600.0
     assert parse_start_at("2026-01-01T01:00:00+01:00") == 1767225600.0
-    for bad, words in (("2026-01-01T00:00:00", "zone"), ("soon", "Unix seconds"), ("nan", "finite"),
-                       ("-5", "> 0")):
+    for bad, words in (("2026-01-01T00:00:00", "zone"), ("soon", "Unix seconds"), ("nan", "finite"), ("-5", "> 0")):
         with pytest.raises(ShardError) as info:
             parse_start_at(bad)
         assert words in str(info.value)
 
 
 # --- counts -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("count", range(1, 9))
 def test_split_evenly_covers_the_whole_once_with_the_extra_on_the_first_shards(count: int) -> None:
@@ -110,6 +114,7 @@ def test_refusals_name_the_reason() -> None:
 
 # --- rate mode: schedules -----------------------------------------------------------------
 
+
 def _rate_key(n: int, rate: float) -> StepKey:
     return StepKey("t", "rate", n, n, rate, 1)
 
@@ -121,7 +126,7 @@ def test_rate_shares_are_seeded_reproducible_and_independent() -> None:
     np.testing.assert_array_equal(a0, shard_offsets(plan, ShardSpec(0, 2), 4000, trial=1))  # same seed, same stream
     assert not np.array_equal(a0, shard_offsets(plan, ShardSpec(0, 2), 4000, trial=2))  # the trial is in the seed
     assert not np.array_equal(a0, shard_offsets(_plan(rate_rps=50.0, seed=4), ShardSpec(0, 2), 4000, trial=1))
-    assert not np.array_equal(a0, shard_offsets(plan, ShardSpec(0, 3), 4000, trial=1)[:len(a0)])
+    assert not np.array_equal(a0, shard_offsets(plan, ShardSpec(0, 3), 4000, trial=1)[: len(a0)])
     assert not set(a0.tolist()) & set(a1.tolist())
     # independent streams: their inter-arrival gaps are uncorrelated (|r| within 3 standard errors of 0)
     r = np.corrcoef(np.diff(a0), np.diff(a1))[0, 1]

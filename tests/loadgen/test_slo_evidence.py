@@ -14,11 +14,10 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import rankdata
 
 from bench.capacity.results import CAPACITY_FILE, load_capacity
 from bench.capacity.table import capacity_legend, capacity_table
-from scipy.stats import rankdata
-
 from loadgen.quantile_bounds import SloDecision, effective_sample_size, min_requests_to_meet
 from loadgen.slo_evidence import CLUSTER_FRACTION, SequentialRule, design_effect, judge
 
@@ -122,18 +121,43 @@ def test_rule_rejects_nonsense() -> None:
 
 
 def test_a_capacity_csv_written_before_the_evidence_columns_still_renders(tmp_path) -> None:
-    old = pd.DataFrame([{
-        "run_id": "old", "target": "k8s-ibm", "repeat": 1, "objective": "p99 <= 100 ms", "percentile": 99.0,
-        "bound_s": 0.1, "capacity_rps": 52.0, "verdict": "VALID", "client_bound": False, "client_ceiling_rps": 900.0,
-        "upper_rps": 55.0, "precision_reached": True, "stop_reason": "bracket within 10%", "probes": 8,
-        "seconds": 30.0, "at_offered_rps": 52.0, "at_achieved_rps": 50.1, "at_lat_p50_s": 0.02,
-        "at_lat_p90_s": 0.04, "at_lat_p99_s": 0.09, "at_lat_objective_s": 0.09, "at_errors": 0,
-        "at_saturated": False, "closed_best_concurrency": 2, "closed_best_rps": 60.0,
-        "closed_best_lat_objective_s": 0.05, "seed": 1}])
+    old = pd.DataFrame(
+        [
+            {
+                "run_id": "old",
+                "target": "k8s-ibm",
+                "repeat": 1,
+                "objective": "p99 <= 100 ms",
+                "percentile": 99.0,
+                "bound_s": 0.1,
+                "capacity_rps": 52.0,
+                "verdict": "VALID",
+                "client_bound": False,
+                "client_ceiling_rps": 900.0,
+                "upper_rps": 55.0,
+                "precision_reached": True,
+                "stop_reason": "bracket within 10%",
+                "probes": 8,
+                "seconds": 30.0,
+                "at_offered_rps": 52.0,
+                "at_achieved_rps": 50.1,
+                "at_lat_p50_s": 0.02,
+                "at_lat_p90_s": 0.04,
+                "at_lat_p99_s": 0.09,
+                "at_lat_objective_s": 0.09,
+                "at_errors": 0,
+                "at_saturated": False,
+                "closed_best_concurrency": 2,
+                "closed_best_rps": 60.0,
+                "closed_best_lat_objective_s": 0.05,
+                "seed": 1,
+            }
+        ]
+    )
     old.to_csv(tmp_path / CAPACITY_FILE, index=False)
     cap = load_capacity(tmp_path)
     columns, rows = capacity_table(cap)
-    row = dict(zip(columns, rows[0]))
+    row = dict(zip(columns, rows[0], strict=False))
     assert row["capacity: offered (req/s)"] == "52" and row["achieved at it (req/s)"] == "50.1"
     assert row["verdict"] == "VALID" and row["bracket (req/s)"] == "52-55"
     assert row["p99 at capacity (ms) [bounds]; evidence"] == "90.00"  # no counts recorded: the point estimate only

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from loadgen.records import RequestRecord, StepKey, StepResult
 from loadgen.quantile_bounds import quantile_ci
+from loadgen.records import RequestRecord, StepKey, StepResult
 from loadgen.stats import (
     BOUND_COLUMNS,
     LATENCY_PERCENTILES,
@@ -24,10 +24,19 @@ from loadgen.stats import (
 
 def _record(seq: int, latency: float, error: str = "", label: int = 1, predicted: int = 1) -> RequestRecord:
     return RequestRecord(
-        seq=seq, intended_s=0.0, sent_s=0.0, latency_s=latency, service_s=latency, status=200 if not error else 0,
-        error=error, error_detail="x" if error else "", bytes_out=100, bytes_in=50, label=label,
+        seq=seq,
+        intended_s=0.0,
+        sent_s=0.0,
+        latency_s=latency,
+        service_s=latency,
+        status=200 if not error else 0,
+        error=error,
+        error_detail="x" if error else "",
+        bytes_out=100,
+        bytes_in=50,
+        label=label,
         predicted=predicted if not error else -1,
-    )  # fmt: skip
+    )
 
 
 def _step(records: list[RequestRecord], total_s: float = 2.0) -> StepResult:
@@ -99,10 +108,13 @@ def test_bounds_of_a_small_step_are_missing_not_made_up() -> None:
 
 
 def test_bounds_in_the_summary_use_successful_requests_only() -> None:
-    records = [_record(i, (i + 1) / 1000.0) for i in range(50)] + [_record(50 + i, 0.0001, "refused") for i in range(30)]
+    records = [_record(i, (i + 1) / 1000.0) for i in range(50)] + [
+        _record(50 + i, 0.0001, "refused") for i in range(30)
+    ]
     row = summarize(_step(records))
-    assert list(row)[list(row).index("lat_max_s") + 1:list(row).index("n_correct")] == [
-        c for _, suffix in LATENCY_PERCENTILES for c in BOUND_COLUMNS[f"lat_{suffix}_s"]]
+    assert list(row)[list(row).index("lat_max_s") + 1 : list(row).index("n_correct")] == [
+        c for _, suffix in LATENCY_PERCENTILES for c in BOUND_COLUMNS[f"lat_{suffix}_s"]
+    ]
     lo, hi = quantile_ci([(i + 1) / 1000.0 for i in range(50)], 0.5)
     assert (row["lat_p50_lo_s"], row["lat_p50_hi_s"]) == (lo, hi) == (0.018, 0.033)
 

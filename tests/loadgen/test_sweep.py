@@ -12,7 +12,6 @@ import json
 
 import numpy as np
 import pytest
-from tests.support.loadgen import MEMORY_URL, FakeTarget, MemoryServer, TinyServer, answer_digit, digit_images, digit_of
 
 from bench.config import LoadgenConfig
 from loadgen.engine import EngineOptions
@@ -23,6 +22,7 @@ from loadgen.records import StepResult
 from loadgen.stats import summarize
 from loadgen.sweep import SweepPlan, run_sweep
 from loadgen.sweep_settings import SweepSettings
+from tests.support.loadgen import MEMORY_URL, FakeTarget, MemoryServer, TinyServer, answer_digit, digit_images, digit_of
 
 LABELS = np.random.default_rng(5).integers(0, 10, size=40)
 IMAGES = digit_images(LABELS)
@@ -32,8 +32,10 @@ def _memory_sweep(server: MemoryServer, plan: SweepPlan, latency: float = 0.001)
     """Run a sweep through the memory engine on virtual time (``latency`` s per request)."""
 
     async def main() -> list[StepResult]:
-        return [step async for step in run_sweep(target, MemoryEngine.factory(server, latency=latency), plan, IMAGES,
-                                                 LABELS)]
+        return [
+            step
+            async for step in run_sweep(target, MemoryEngine.factory(server, latency=latency), plan, IMAGES, LABELS)
+        ]
 
     target = FakeTarget(MEMORY_URL)
     return run_virtual(main()), target
@@ -74,9 +76,13 @@ def test_plan_steps_order_and_concurrency() -> None:
     keys = plan.steps("t")
     assert len(keys) == 12
     assert [(k.trial, k.mode, k.n_requests) for k in keys[:6]] == [
-        (1, "sequential", 1), (1, "sequential", 8), (1, "concurrent", 1),
-        (1, "concurrent", 8), (1, "rate", 1), (1, "rate", 8),
-    ]  # fmt: skip
+        (1, "sequential", 1),
+        (1, "sequential", 8),
+        (1, "concurrent", 1),
+        (1, "concurrent", 8),
+        (1, "rate", 1),
+        (1, "rate", 8),
+    ]
     assert [k.concurrency for k in keys[:6]] == [1, 1, 1, 8, 1, 8]
     assert [k.rate for k in keys[:6]] == [0, 0, 0, 0, 20.0, 20.0]
     capped = SweepPlan(n_requests=(2, 100), modes=("concurrent",), concurrency=16)
@@ -94,8 +100,15 @@ def test_plan_seeds_are_separate_and_reproducible() -> None:
 
 
 def test_sweep_runs_every_step_with_warmup_and_checks_every_label() -> None:
-    plan = SweepPlan(n_requests=(1, 4, 50), modes=("sequential", "concurrent", "rate"), trials=2, warmup=3,
-                     rate_rps=400.0, arrival="poisson", seed=3)  # fmt: skip
+    plan = SweepPlan(
+        n_requests=(1, 4, 50),
+        modes=("sequential", "concurrent", "rate"),
+        trials=2,
+        warmup=3,
+        rate_rps=400.0,
+        arrival="poisson",
+        seed=3,
+    )
     server = MemoryServer()
     results, target = _memory_sweep(server, plan)
     assert [r.key for r in results] == plan.steps("fake")
@@ -198,8 +211,10 @@ def test_rate_steps_sized_by_duration_and_bounded() -> None:
     plan = SweepPlan(n_requests=(1, 4), modes=("sequential", "rate"), rate_rps=200.0, duration_s=0.25)
     assert plan.rate_counts() == (50,) and plan.counts_for("sequential") == (1, 4)
     assert [(k.mode, k.n_requests, k.concurrency) for k in plan.steps("t")] == [
-        ("sequential", 1, 1), ("sequential", 4, 1), ("rate", 50, 50),
-    ]  # fmt: skip
+        ("sequential", 1, 1),
+        ("sequential", 4, 1),
+        ("rate", 50, 50),
+    ]
     assert plan.total_requests() == 1 + 4 + 50 + 3 * plan.warmup
     assert plan.describe()["duration_s"] == 0.25
     assert SweepPlan.from_config(SweepSettings(duration_s=2.0), LoadgenConfig()).duration_s == 2.0
@@ -217,8 +232,9 @@ def test_rate_steps_sized_by_duration_and_bounded() -> None:
 
 
 def test_a_duration_sized_rate_step_runs_round_r_times_s_requests() -> None:
-    plan = SweepPlan(n_requests=(3,), modes=("sequential", "rate"), rate_rps=400.0, duration_s=0.1, warmup=1,
-                     concurrency=4)  # fmt: skip
+    plan = SweepPlan(
+        n_requests=(3,), modes=("sequential", "rate"), rate_rps=400.0, duration_s=0.1, warmup=1, concurrency=4
+    )
     server = MemoryServer()
     results, _ = _memory_sweep(server, plan)
     assert server.requests == 3 + 40 + 2 * plan.warmup
@@ -262,8 +278,15 @@ def _recording_factory(handler):
 
 
 def test_each_step_gets_a_fresh_engine_made_with_its_options_prepared_and_closed() -> None:
-    plan = SweepPlan(n_requests=(2, 6), modes=("sequential", "concurrent"), warmup=3, concurrency=4, timeout_s=7.0,
-                     connect_timeout_s=2.0, verify_tls=False)  # fmt: skip
+    plan = SweepPlan(
+        n_requests=(2, 6),
+        modes=("sequential", "concurrent"),
+        warmup=3,
+        concurrency=4,
+        timeout_s=7.0,
+        connect_timeout_s=2.0,
+        verify_tls=False,
+    )
 
     async def main() -> list[StepResult]:
         factory = _recording_factory(MemoryServer())
@@ -272,9 +295,14 @@ def test_each_step_gets_a_fresh_engine_made_with_its_options_prepared_and_closed
     results = run_virtual(main())
     engines = _RecordingEngine.made
     assert len(engines) == len(results) == 4 and len({id(e) for e in engines}) == 4
-    for engine, step in zip(engines, results):
-        assert engine.options == EngineOptions(base_url=MEMORY_URL, max_connections=step.key.concurrency,
-                                               timeout_s=7.0, connect_timeout_s=2.0, verify_tls=False)
+    for engine, step in zip(engines, results, strict=False):
+        assert engine.options == EngineOptions(
+            base_url=MEMORY_URL,
+            max_connections=step.key.concurrency,
+            timeout_s=7.0,
+            connect_timeout_s=2.0,
+            verify_tls=False,
+        )
         assert engine.prepared == step.key.n_requests + plan.warmup  # warm-up and step, before either runs
         assert engine.state == "closed"
         assert engine.sent == step.key.n_requests + plan.warmup
@@ -289,7 +317,9 @@ def test_a_step_that_fails_or_is_cancelled_still_closes_its_engine() -> None:
 
     async def failing() -> None:
         factory = _recording_factory(MemoryServer())
-        async for _ in run_sweep(FakeTarget(MEMORY_URL), factory, plan, IMAGES, LABELS, on_progress=fail_in_second_step):
+        async for _ in run_sweep(
+            FakeTarget(MEMORY_URL), factory, plan, IMAGES, LABELS, on_progress=fail_in_second_step
+        ):
             pass
 
     with pytest.raises(RuntimeError, match="display broke"):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from models.config import ModelConfig
 from models import artifacts as art
+from models.config import ModelConfig
 from models.export import ParityError
 
 SMALL = ModelConfig(train_size=200, test_size=100, epochs=1, batch_size=50, torch_threads=1)

@@ -17,8 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bench.config import target_context
-from bench.config import parse_config
+from bench.config import parse_config, target_context
 from models.artifacts import recorded_config
 from models.training_manifests import TRAIN_MODEL_DIR
 from targets.manifests import training_manifests
@@ -56,11 +55,16 @@ image = "reg.example.com/mnist-app:0.2"
 def _files(tmp_path: Path, name: str, source: str = CONFIG) -> dict[str, str]:
     config = parse_config(source, tmp_path)
     target = build_target(config.targets[name], target_context(config))
-    return {**target.manifests(), **training_manifests(
-        target, model_table=tomllib.loads(source).get("model", {}), train_threads=config.model.torch_threads)}
+    return {
+        **target.manifests(),
+        **training_manifests(
+            target, model_table=tomllib.loads(source).get("model", {}), train_threads=config.model.torch_threads
+        ),
+    }
 
 
 # --- Slurm ---------------------------------------------------------------------------------------
+
 
 def _int_at_least_1(value: str) -> bool:
     return value.isdigit() and int(value) >= 1
@@ -160,8 +164,12 @@ def test_the_script_really_runs_bench_train_in_the_project_folder(tmp_path) -> N
     source = CONFIG.replace('slurm_modules = ["python/intel/3.11.4", "cuda/12.1"]', "")
     script = _files(tmp_path, "greene-linserv", source)["slurm-train.sbatch"]
     (tmp_path / "job.sh").write_text(script)
-    env = {"PATH": "/usr/bin:/bin", "SCRATCH": str(tmp_path / "scratch"), "PROJECT_LOG": str(tmp_path / "log"),
-           "SLURM_CPUS_PER_TASK": "4"}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "SCRATCH": str(tmp_path / "scratch"),
+        "PROJECT_LOG": str(tmp_path / "log"),
+        "SLURM_CPUS_PER_TASK": "4",
+    }
     (tmp_path / "scratch" / "projects").mkdir(parents=True)
     (tmp_path / "scratch" / "projects" / "servebench").symlink_to(project)
     result = subprocess.run(["bash", str(tmp_path / "job.sh")], capture_output=True, text=True, env=env, cwd=tmp_path)
@@ -170,11 +178,21 @@ def test_the_script_really_runs_bench_train_in_the_project_folder(tmp_path) -> N
     assert "with 4 CPU(s)" in result.stdout
 
 
-@pytest.mark.parametrize(("key", "value"), [
-    ("slurm_time", "1h"), ("slurm_time", "1:2:3:4"), ("slurm_mem", "8 GB"), ("slurm_mem", "0G"),
-    ("slurm_partition", "a b"), ("slurm_account", "x;rm"), ("hpc_dir", "~/servebench"),
-    ("hpc_dir", "/path with space"), ("hpc_dir", '/x"y'), ("hpc_dir", "$(whoami)"),
-])
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("slurm_time", "1h"),
+        ("slurm_time", "1:2:3:4"),
+        ("slurm_mem", "8 GB"),
+        ("slurm_mem", "0G"),
+        ("slurm_partition", "a b"),
+        ("slurm_account", "x;rm"),
+        ("hpc_dir", "~/servebench"),
+        ("hpc_dir", "/path with space"),
+        ("hpc_dir", '/x"y'),
+        ("hpc_dir", "$(whoami)"),
+    ],
+)
 def test_bad_slurm_settings_fail_naming_the_key(tmp_path, key, value) -> None:
     from bench.config import ConfigError
 
@@ -191,6 +209,7 @@ def tomllib_quote(value: str) -> str:
 
 
 # --- Kubernetes ------------------------------------------------------------------------------------
+
 
 def test_k8s_training_documents_validate_strictly(tmp_path) -> None:
     files = _files(tmp_path, "k8s-ibm")
@@ -210,7 +229,9 @@ def test_the_job_trains_into_the_claim_the_deployment_serves_from(tmp_path) -> N
     assert train["image"] == "reg.example.com/servebench:0.2"
     assert train["command"][-1] == "train" and train["command"][:3] == ["python", "-m", "bench"]
     claim_mount = {m["name"]: m["mountPath"] for m in train["volumeMounts"]}
-    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v
+    }
     (claim_volume,) = claims
     assert claims[claim_volume] == "mnist-model"
     subfolder = Path(TRAIN_MODEL_DIR).relative_to(claim_mount[claim_volume])  # model/ inside the claim
@@ -264,4 +285,6 @@ def test_init_container_copies_the_model_or_says_what_is_missing(tmp_path) -> No
 
 def test_other_adapters_get_no_training_files(tmp_path) -> None:
     source = '[targets.kubeflow-gcp]\nadapter = "kserve"\n'
-    assert not any(name.startswith(("train", "slurm", "model-pvc")) for name in _files(tmp_path, "kubeflow-gcp", source))
+    assert not any(
+        name.startswith(("train", "slurm", "model-pvc")) for name in _files(tmp_path, "kubeflow-gcp", source)
+    )

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.paths import REPO as REPO_ROOT
 
+from tests.support.paths import REPO as REPO_ROOT
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser")
 CHROMIUM_FLAGS = (
@@ -108,8 +108,11 @@ def browser_or_skip() -> Iterator[Any]:
     exe = chromium_path()
     if exe is None:
         env = os.environ.get("SERVEBENCH_CHROMIUM")
-        where = f"SERVEBENCH_CHROMIUM={env!r} is not an executable" if env is not None else (
-            f"no system Chromium at {' or '.join(CHROMIUM_CANDIDATES)} or on PATH")
+        where = (
+            f"SERVEBENCH_CHROMIUM={env!r} is not an executable"
+            if env is not None
+            else (f"no system Chromium at {' or '.join(CHROMIUM_CANDIDATES)} or on PATH")
+        )
         pytest.skip(f"BROWSER TESTS SKIPPED: {where} ({INSTALL_HINT})")
     with sync_playwright() as pw:
         # A plain launch gets a new empty profile from Playwright (it refuses --user-data-dir).

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.results import RunData
-from ground.runmeta import RunMeta
 from bench.results.parse import StepSummary
+from ground.runmeta import RunMeta
 
 __all__ = ["NS", "TARGETS", "synthetic_run"]
 
@@ -30,11 +30,23 @@ NS = (1, 4, 8, 16, 64)
 MODES = ("sequential", "concurrent")
 
 
-def synthetic_run(run_id: str, rng: np.random.Generator, *, trials: int = 3, targets: Mapping[str, float] = TARGETS,
-                  ns: tuple[int, ...] = NS, modes: tuple[str, ...] = MODES, sd_run: float = 0.03,
-                  sd_trial: float = 0.03, sd_step: float = 0.03, slowdown: Mapping[tuple, float] | float = 1.0,
-                  errors: Mapping[tuple, int] | None = None, saturated: set[tuple] | frozenset = frozenset(),
-                  schema: int = 2, design: str | None = None) -> RunData:
+def synthetic_run(
+    run_id: str,
+    rng: np.random.Generator,
+    *,
+    trials: int = 3,
+    targets: Mapping[str, float] = TARGETS,
+    ns: tuple[int, ...] = NS,
+    modes: tuple[str, ...] = MODES,
+    sd_run: float = 0.03,
+    sd_trial: float = 0.03,
+    sd_step: float = 0.03,
+    slowdown: Mapping[tuple, float] | float = 1.0,
+    errors: Mapping[tuple, int] | None = None,
+    saturated: set[tuple] | frozenset = frozenset(),
+    schema: int = 2,
+    design: str | None = None,
+) -> RunData:
     """A run's summary rows from the noise model above.
 
     ``slowdown``: one factor for everything, or {(target, mode, n): factor}. ``errors``:
@@ -59,11 +71,22 @@ def synthetic_run(run_id: str, rng: np.random.Generator, *, trials: int = 3, tar
                     scale = 1.0 if mode == "sequential" else n / 2
                     value = base * scale * factor * float(np.exp(run_effect + trial_effect + rng.normal(0.0, sd_step)))
                     failed = errors.get(key, 0) if trial == 1 else 0
-                    row = {"run_id": run_id, "target": target, "mode": mode, "n_requests": n,
-                           "concurrency": 1 if mode == "sequential" else n, "rate": 0.0, "trial": trial,
-                           "total_s": value * (n if mode == "sequential" else 2), "n_ok": n - failed,
-                           "errors": failed, "lat_mean_s": value * 1.05, "lat_p50_s": value,
-                           "lat_p90_s": value * 1.3, "lat_p99_s": value * 1.6}
+                    row = {
+                        "run_id": run_id,
+                        "target": target,
+                        "mode": mode,
+                        "n_requests": n,
+                        "concurrency": 1 if mode == "sequential" else n,
+                        "rate": 0.0,
+                        "trial": trial,
+                        "total_s": value * (n if mode == "sequential" else 2),
+                        "n_ok": n - failed,
+                        "errors": failed,
+                        "lat_mean_s": value * 1.05,
+                        "lat_p50_s": value,
+                        "lat_p90_s": value * 1.3,
+                        "lat_p99_s": value * 1.6,
+                    }
                     if schema >= 2:
                         sat = key in saturated and trial == 1
                         flags = ";".join(f for f, on in (("errors", failed > 0), ("saturated", sat)) if on)
@@ -73,5 +96,11 @@ def synthetic_run(run_id: str, rng: np.random.Generator, *, trials: int = 3, tar
     if design is not None:
         record["trial_design"] = {"design": design, "per_target": {t: design for t in targets}}
     meta = RunMeta.from_json(record)
-    return RunData(path=Path("/synthetic") / run_id, run_id=run_id, steps=tuple(map(StepSummary.from_row, rows)),
-                   requests=None, meta=meta, columns=frozenset(rows[0]) if rows else frozenset())
+    return RunData(
+        path=Path("/synthetic") / run_id,
+        run_id=run_id,
+        steps=tuple(map(StepSummary.from_row, rows)),
+        requests=None,
+        meta=meta,
+        columns=frozenset(rows[0]) if rows else frozenset(),
+    )

@@ -47,8 +47,14 @@ def calibration_file() -> Path:
     folder = Path(tempfile.mkdtemp(prefix="servebench-test-calibration-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     path = folder / "calibration.json"
-    subprocess.run([sys.executable, "-c", _CALIBRATE, str(REPO / "bench.toml"), str(path)],
-                   check=True, capture_output=True, text=True, timeout=300, cwd=REPO)
+    subprocess.run(
+        [sys.executable, "-c", _CALIBRATE, str(REPO / "bench.toml"), str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
     return path
 
 
@@ -72,5 +78,10 @@ def e2e_config(tmp_path: Path, trained_model, extra_toml: str = "") -> Path:
 
 def run_bench(config: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
     """``python -m bench --config CONFIG ARGS...`` from the repository root, output captured."""
-    return subprocess.run([sys.executable, "-m", "bench", "--config", str(config), *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+    )

@@ -55,27 +55,52 @@ def _b64(text: str) -> str:
 
 
 VARIANTS: tuple[tuple[str, Variant], ...] = (
-    ("200 json, a valid prediction plus the echo",
-     lambda s: _json(200, {"predictions": [3], "you_sent": {"authorization": s.authorization, "cookie": s.cookie}})),
-    ("200 json without a prediction, echoing",
-     lambda s: _json(200, {"echo": s.authorization, "cookie": s.cookie})),
-    ("200 text",
-     lambda s: (200, "text/plain", f"ok, I saw {s.authorization} and {s.cookie}".encode())),
-    ("401 json",
-     lambda s: _json(401, {"error": "invalid_token", "authorization": s.authorization, "cookie": s.cookie})),
-    ("401 text",
-     lambda s: (401, "text/plain", f"Unauthorized: Authorization: {s.authorization}; Cookie: {s.cookie}".encode())),
-    ("403 html",
-     lambda s: (403, "text/html", (f"<html><body><h1>Forbidden</h1><p>token <b>{html.escape(s.token)}</b>, "
-                                   f"cookie <i>{html.escape(s.cookie)}</i></p></body></html>").encode())),
-    ("500 json, encoded echoes",
-     lambda s: _json(500, {"error": "boom", "url": f"/login?token={quote(s.token, safe='')}&next=%2F",
-                           "basic": "Basic " + _b64("user:" + s.token), "b64": _b64(s.token),
-                           "cookie_b64": _b64(s.cookie)})),
-    ("503 text, token where the error detail is cut",
-     lambda s: (503, "text/plain", ("x" * CUT_PADDING + s.token + " tail").encode())),
-    ("502 text, cookie where the error detail is cut",
-     lambda s: (502, "text/plain", ("y" * (CUT_PADDING + 3) + s.cookie).encode())),
+    (
+        "200 json, a valid prediction plus the echo",
+        lambda s: _json(200, {"predictions": [3], "you_sent": {"authorization": s.authorization, "cookie": s.cookie}}),
+    ),
+    ("200 json without a prediction, echoing", lambda s: _json(200, {"echo": s.authorization, "cookie": s.cookie})),
+    ("200 text", lambda s: (200, "text/plain", f"ok, I saw {s.authorization} and {s.cookie}".encode())),
+    (
+        "401 json",
+        lambda s: _json(401, {"error": "invalid_token", "authorization": s.authorization, "cookie": s.cookie}),
+    ),
+    (
+        "401 text",
+        lambda s: (401, "text/plain", f"Unauthorized: Authorization: {s.authorization}; Cookie: {s.cookie}".encode()),
+    ),
+    (
+        "403 html",
+        lambda s: (
+            403,
+            "text/html",
+            (
+                f"<html><body><h1>Forbidden</h1><p>token <b>{html.escape(s.token)}</b>, "
+                f"cookie <i>{html.escape(s.cookie)}</i></p></body></html>"
+            ).encode(),
+        ),
+    ),
+    (
+        "500 json, encoded echoes",
+        lambda s: _json(
+            500,
+            {
+                "error": "boom",
+                "url": f"/login?token={quote(s.token, safe='')}&next=%2F",
+                "basic": "Basic " + _b64("user:" + s.token),
+                "b64": _b64(s.token),
+                "cookie_b64": _b64(s.cookie),
+            },
+        ),
+    ),
+    (
+        "503 text, token where the error detail is cut",
+        lambda s: (503, "text/plain", ("x" * CUT_PADDING + s.token + " tail").encode()),
+    ),
+    (
+        "502 text, cookie where the error detail is cut",
+        lambda s: (502, "text/plain", ("y" * (CUT_PADDING + 3) + s.cookie).encode()),
+    ),
 )
 
 
@@ -107,22 +132,26 @@ class EchoServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("X-Replica", sent.token)  # the page's proxy passes X-Replica on
                 self.send_header("Set-Cookie", sent.cookie)
-                self.send_header("WWW-Authenticate",
-                                 f'Bearer realm="echo", error="invalid_token", token="{sent.token}"')
+                self.send_header(
+                    "WWW-Authenticate", f'Bearer realm="echo", error="invalid_token", token="{sent.token}"'
+                )
                 self.send_header("X-Echo-Authorization", sent.authorization)
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 sent = self._sent()
                 if self.path.startswith("/deny"):
-                    self._answer(sent, (401, "text/plain",
-                                        f"not ready: who is {sent.authorization}? cookie {sent.cookie}".encode()))
+                    self._answer(
+                        sent,
+                        (401, "text/plain", f"not ready: who is {sent.authorization}? cookie {sent.cookie}".encode()),
+                    )
                 else:
-                    self._answer(sent, _json(200, {"ready": True, "you_sent": sent.authorization,
-                                                   "cookie": sent.cookie}))
+                    self._answer(
+                        sent, _json(200, {"ready": True, "you_sent": sent.authorization, "cookie": sent.cookie})
+                    )
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 sent = self._sent()
                 with server._lock:

@@ -126,24 +126,35 @@ class FakeKfp:
         if (method, path) == ("GET", f"{base}/healthz"):
             return 200, {"multi_user": False, "pipeline_store": "database"}
         if (method, path) == ("GET", f"{base}/experiments"):
-            wanted = [p["stringValue"] for p in json.loads(query.get("filter", ["{}"])[0]).get("predicates", [])
-                      if p.get("key") == "display_name"]
+            wanted = [
+                p["stringValue"]
+                for p in json.loads(query.get("filter", ["{}"])[0]).get("predicates", [])
+                if p.get("key") == "display_name"
+            ]
             found = [e for e in self.experiments if e["display_name"] in wanted]
             return 200, ({"experiments": found, "total_size": len(found)} if found else {})
         if (method, path) == ("POST", f"{base}/experiments"):
             if not isinstance(body, dict) or not body.get("display_name"):
                 return 400, {"code": 3, "message": "experiment needs a display_name"}
-            exp = {**body, "experiment_id": "9b2d4e11-58a3-4c6f-a0e7-1d2c3b4a5f60",
-                   "created_at": "2026-11-20T14:02:00Z", "storage_state": "AVAILABLE"}
+            exp = {
+                **body,
+                "experiment_id": "9b2d4e11-58a3-4c6f-a0e7-1d2c3b4a5f60",
+                "created_at": "2026-11-20T14:02:00Z",
+                "storage_state": "AVAILABLE",
+            }
             self.experiments.append(exp)
             return 200, exp
         if (method, path) == ("POST", f"{base}/runs"):
             if not isinstance(body, dict) or "pipeline_spec" not in body or not body.get("experiment_id"):
                 return 400, {"code": 3, "message": "run needs pipeline_spec and experiment_id"}
             self.created_runs.append(body)
-            return 200, {"run_id": self.run_id, "display_name": body.get("display_name"),
-                         "experiment_id": body["experiment_id"], "state": "PENDING",
-                         "created_at": "2026-11-20T14:02:11Z"}
+            return 200, {
+                "run_id": self.run_id,
+                "display_name": body.get("display_name"),
+                "experiment_id": body["experiment_id"],
+                "state": "PENDING",
+                "created_at": "2026-11-20T14:02:11Z",
+            }
         if method == "GET" and path == f"{base}/runs/{self.run_id}":
             with self._lock:
                 doc = self._docs[min(self._reads, len(self._docs) - 1)]

@@ -25,8 +25,17 @@ import numpy as np
 from loadgen.engine import EngineError
 from targets.base import DecodeError, Request, Target, TargetContext
 
-__all__ = ["MEMORY_URL", "FakeTarget", "MemoryServer", "SingleWorker", "TinyServer", "closed_port", "digit_answer", "digit_images",
-           "http_response"]
+__all__ = [
+    "MEMORY_URL",
+    "FakeTarget",
+    "MemoryServer",
+    "SingleWorker",
+    "TinyServer",
+    "closed_port",
+    "digit_answer",
+    "digit_images",
+    "http_response",
+]
 
 MEMORY_URL = "http://memory.invalid"  # FakeTarget's base_url under the memory engine (nothing is contacted)
 

@@ -55,8 +55,9 @@ class RawAnswer:
         )
 
 
-def http_request(method: str, path: str, headers: Iterable[tuple[str, str]], body: bytes = b"", *,
-                 version: str = "HTTP/1.1") -> bytes:  # fmt: skip
+def http_request(
+    method: str, path: str, headers: Iterable[tuple[str, str]], body: bytes = b"", *, version: str = "HTTP/1.1"
+) -> bytes:
     """A request head (exactly the given header lines, in order) followed by ``body``."""
     lines = [f"{method} {path} {version}", *(f"{k}: {v}" for k, v in headers), "", ""]
     return "\r\n".join(lines).encode("latin-1") + body

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from bench.results.header import new_meta
 from bench.results import RunWriter
+from bench.results.header import new_meta
 from bench.run.runner import TargetOutcome, finish_meta
 from bench.shard_run import ShardOptions, shard_meta, shard_run_id
 from ground.runmeta import RunStatus
@@ -47,24 +47,39 @@ async def _sweep_all(plan: SweepPlan, runs: list[ShardRun]) -> tuple[str, list[l
         return server.base_url, list(await asyncio.gather(*(one(r) for r in runs)))
 
 
-def write_shard_runs(directory: Path, plan: SweepPlan, count: int, *, run_id: str = "sh",
-                     interval_s: float = 0.6) -> list[Path]:
+def write_shard_runs(
+    directory: Path, plan: SweepPlan, count: int, *, run_id: str = "sh", interval_s: float = 0.6
+) -> list[Path]:
     """Run ``count`` shards of ``plan`` (barrier 0.3 s from now) and write their run folders."""
     schedule = StartSchedule(time.time() + 0.3, interval_s)
     options = [ShardOptions(ShardSpec(i, count), schedule) for i in range(count)]
     runs = [o.new_run() for o in options]
     base_url, results = asyncio.run(_sweep_all(plan, runs))
     paths = []
-    for option, run, steps in zip(options, runs, results):
+    for option, run, steps in zip(options, runs, results, strict=False):
         shard_id = shard_run_id(run_id, option)
         writer = RunWriter(directory / shard_id, shard_id, SUMMARY_COLUMNS)
-        meta = new_meta(run_id=shard_id, root=directory, config_sha256="c" * 64, config_path="bench.toml",
-                        sweep=plan.describe(), targets=["fake"], load_at_start=QUIET_HOST)
+        meta = new_meta(
+            run_id=shard_id,
+            root=directory,
+            config_sha256="c" * 64,
+            config_path="bench.toml",
+            sweep=plan.describe(),
+            targets=["fake"],
+            load_at_start=QUIET_HOST,
+        )
         meta.details.update(
             model={"torchscript_sha256": "t" * 64, "model_json_sha256": "m" * 64, "sha256": {"model.pt": "t"}},
             test_split={"images": 60, "dataset": "synthetic"},
-            targets={"fake": {"name": "fake", "adapter": "fake", "mode": "remote", "base_url": base_url,
-                              "start_s": 0.01 * (option.spec.index + 1)}},
+            targets={
+                "fake": {
+                    "name": "fake",
+                    "adapter": "fake",
+                    "mode": "remote",
+                    "base_url": base_url,
+                    "start_s": 0.01 * (option.spec.index + 1),
+                }
+            },
             engine={"name": "fast", "version": "test", "chosen_by": "configured", "loop": "asyncio"},
             client_ceiling=CEILING,
             cpu_plan={"client": [], "standins": []},

@@ -138,8 +138,9 @@ def _no_length(server: StubServer, sock: socket.socket) -> None:
     request = _read_request(sock, bytearray())
     if request is not None:
         server.record(request)
-        sock.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
-                     + _answer_json(request))
+        sock.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n" + _answer_json(request)
+        )
 
 
 BEHAVIOURS: dict[str, Behaviour] = {

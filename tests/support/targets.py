@@ -40,8 +40,14 @@ def assert_clear(message: str) -> None:
 _CLIENT: httpx.Client | None = None
 
 
-def send(base_url: str, request: Request, *, headers: dict[str, str] | None = None, body: bytes | None = None,
-         timeout: float = 30.0) -> httpx.Response:  # fmt: skip
+def send(
+    base_url: str,
+    request: Request,
+    *,
+    headers: dict[str, str] | None = None,
+    body: bytes | None = None,
+    timeout: float = 30.0,
+) -> httpx.Response:
     """Send one blueprint on a fresh connection (``headers``/``body`` override its own).
 
     One shared client (building an httpx client costs ~50 ms of TLS set-up) and

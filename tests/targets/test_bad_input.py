@@ -30,7 +30,6 @@ from bench.config import load_config
 from targets.base import Target, TargetContext
 from targets.process import group_pids
 from targets.registry import build_target
-
 from tests.support.bad_input_cases import CASES, BadCase, Ctx, Expect, make_images
 from tests.support.raw_http import RawAnswer, http_request, send_raw
 
@@ -83,8 +82,12 @@ def _start(name: str, repo_root, trained_model, mnist, log_dir) -> Running:
             images=make_images(images[0]),
         )
         health = settings.health_path if family == "flask" else f"/v1/models/{model_name}"
-        headers = [("Host", ctx.authority), *blueprint.headers.items(), ("Content-Length", str(len(blueprint.body))),
-                   ("Connection", "close")]  # fmt: skip
+        headers = [
+            ("Host", ctx.authority),
+            *blueprint.headers.items(),
+            ("Content-Length", str(len(blueprint.body))),
+            ("Connection", "close"),
+        ]
         valid = http_request(blueprint.method, blueprint.path, headers, blueprint.body)
         answer = send_raw(ctx.host, ctx.port, [valid], timeout=30)
         digit = target.decode(answer.status, answer.body)
@@ -103,6 +106,7 @@ def standins(repo_root, trained_model, mnist, tmp_path_factory) -> Iterator[dict
     with the target (so a failure names one combination), and pytest would then treat
     every combination as a new fixture parameter and restart the stand-in per test.
     """
+
     class Lazy(dict):
         def __missing__(self, name: str) -> Running:
             self[name] = _start(name, repo_root, trained_model, mnist, tmp_path_factory.mktemp(f"logs-{name}"))
@@ -138,8 +142,9 @@ def _check_answer(answer: RawAnswer, expect: Expect) -> None:
 
 def _still_serving(run: Running) -> None:
     ctx = run.ctx
-    health = send_raw(ctx.host, ctx.port, [http_request("GET", run.health_path, [("Host", ctx.authority),
-                                                                                  ("Connection", "close")])])  # fmt: skip
+    health = send_raw(
+        ctx.host, ctx.port, [http_request("GET", run.health_path, [("Host", ctx.authority), ("Connection", "close")])]
+    )
     assert health.status == 200, f"health check after the bad input: {health.describe()}"
     again = send_raw(ctx.host, ctx.port, [run.valid_request], timeout=30)
     assert again.status == 200, f"valid request after the bad input: {again.describe()}"
@@ -155,7 +160,9 @@ SLOW_CLIENT_BOUND_S = 10.0
 
 
 def _slow_client_module(repo_root):
-    spec = importlib.util.spec_from_file_location("bench_slow_client", repo_root / "benchmarks" / "bench_slow_client.py")
+    spec = importlib.util.spec_from_file_location(
+        "bench_slow_client", repo_root / "benchmarks" / "bench_slow_client.py"
+    )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # its dataclasses resolve their module by name
     spec.loader.exec_module(module)
@@ -216,6 +223,8 @@ def test_every_target_family_is_known(repo_root) -> None:
     """The family table above matches bench.toml's adapters (a renamed target fails here)."""
     config = load_config(repo_root / "bench.toml")
     assert {name: FAMILY[config.targets[name].adapter] for name in TARGETS} == {
-        "greene-linserv": "flask", "k8s-ibm": "flask", "kubeflow-gcp": "kserve", "kubeflow-ibm": "kserve"
-    }  # fmt: skip
-
+        "greene-linserv": "flask",
+        "k8s-ibm": "flask",
+        "kubeflow-gcp": "kserve",
+        "kubeflow-ibm": "kserve",
+    }

@@ -6,7 +6,8 @@ loopback only; answer 100 real MNIST test images with the digits the TorchScript
 gives in-process on the same ``wire_pixels`` input; answer each kind of bad input with a
 4xx JSON error and keep serving; keep a connection alive (or say it closes it), show no
 Nagle / delayed-ACK floor and answer 128 connections at once without a dropped SYN; answer
-the digit page's request if it declares a page protocol; and stop leaving no process behind.  ``bench check-target`` runs the same checks
+the digit page's request if it declares a page protocol; and stop leaving no process behind.  ``bench
+check-target`` runs the same checks
 for any configured adapter (tests/bench/commands/test_check_target.py).
 """
 
@@ -37,7 +38,6 @@ from targets.contract.tools import BAD_INPUT_KINDS
 from targets.process import group_pids
 from targets.registry import build_target
 from targets.spec import TargetSpec
-
 from tests.support.target_cases import CASES, ContractCase
 
 pytestmark = pytest.mark.slow

@@ -17,11 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from targets.spec import TargetSpec
 from targets.base import TargetContext, TargetError
 from targets.process import live_processes
 from targets.registry import build_target
-
+from targets.spec import TargetSpec
 from tests.support.targets import descendants, listening_addresses
 
 TABLES = """
@@ -85,7 +84,9 @@ def test_bench_targets_lists_local_and_remote(tmp_path, repo_root) -> None:
     (tmp_path / "bench.toml").write_text(TABLES)
     result = _cli(["--config", str(tmp_path / "bench.toml"), "targets"], cwd=repo_root)
     assert result.returncode == 0, result.stderr
-    lines = {line.split()[1]: line for line in result.stdout.splitlines() if re.match(r"^\W+\s*\S", line) and "│" in line}
+    lines = {
+        line.split()[1]: line for line in result.stdout.splitlines() if re.match(r"^\W+\s*\S", line) and "│" in line
+    }
     assert "(started on demand)" in lines["linserv"] and "local" in lines["linserv"]
     assert "replicas=3" in lines["cluster"]
     assert "remote" in lines["far-away"] and "http://203.0.113.7:80" in lines["far-away"]
@@ -101,8 +102,14 @@ def test_bench_manifests_prints_and_writes(tmp_path, repo_root) -> None:
     out = tmp_path / "out"
     written = _cli([*config, "manifests", "cluster", "-o", str(out)], cwd=repo_root)
     assert written.returncode == 0, written.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["Dockerfile", "deployment.yaml", "model-pvc.yaml", "service.yaml",
-                                                     "train-configmap.yaml", "train-job.yaml"]  # + training (k8s)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "Dockerfile",
+        "deployment.yaml",
+        "model-pvc.yaml",
+        "service.yaml",
+        "train-configmap.yaml",
+        "train-job.yaml",
+    ]  # + training (k8s)
     assert "replicas: 3" in (out / "deployment.yaml").read_text()
 
 
@@ -118,7 +125,7 @@ def test_bench_config_errors_name_target_and_key(tmp_path, repo_root) -> None:
 def _serve_config(tmp_path: Path, repo_root: Path, trained_model) -> Path:
     """The repo's bench.toml with the artifacts folder made absolute (same model config)."""
     text = (repo_root / "bench.toml").read_text()
-    text, n = re.subn(r'(?m)^artifacts_dir = .*$', f'artifacts_dir = "{trained_model.dir}"', text)
+    text, n = re.subn(r"(?m)^artifacts_dir = .*$", f'artifacts_dir = "{trained_model.dir}"', text)
     assert n == 1
     path = tmp_path / "bench.toml"
     path.write_text(text)

@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from ground.tables import ConfigError
+from loadgen.request import DecodeError
 from targets.base import TargetContext, TargetError
 from targets.contract.tools import BAD_INPUT_KINDS, OVERSIZED_BYTES, NoImageInBody, bad_bodies
 from targets.local_server import LocalServerTarget, package_root
@@ -25,8 +26,6 @@ from targets.page_protocols import PAGE_PROTOCOLS, PageAnswerError, decode_page_
 from targets.registry import build_target
 from targets.spec import TargetSpec
 from targets.wire import decode_v1_logits, instances_body
-from loadgen.request import DecodeError
-
 from tests.support.target_cases import FASTAPI_ADAPTER, FASTAPI_DIR
 
 IMAGE = (np.arange(784, dtype=np.int64) % 256).astype(np.uint8).reshape(28, 28)
@@ -55,14 +54,17 @@ def test_spawned_server_gets_the_adapters_folder_on_pythonpath(tmp_path, fastapi
 
 def test_missing_model_is_named_before_anything_spawns(tmp_path, fastapi_on_path) -> None:
     target = _fastapi(tmp_path)
-    with pytest.raises(TargetError, match=r"'fast': TorchScript model not found at .*torchscript/model\.pt.*bench train"):
+    with pytest.raises(
+        TargetError, match=r"'fast': TorchScript model not found at .*torchscript/model\.pt.*bench train"
+    ):
         target.command("127.0.0.1", 1)
 
 
 def test_remote_mode_comes_from_the_settings(tmp_path, fastapi_on_path, monkeypatch) -> None:
     monkeypatch.setenv("SB_FAST_TOKEN", "tok-123")
-    target = _fastapi(tmp_path, endpoint="https://fast.example.org/", bearer_token_env="SB_FAST_TOKEN",
-                      host_header="fast.internal")  # fmt: skip
+    target = _fastapi(
+        tmp_path, endpoint="https://fast.example.org/", bearer_token_env="SB_FAST_TOKEN", host_header="fast.internal"
+    )
     assert target.is_remote and target.base_url == "https://fast.example.org" and target.processes == []
     request = target.encode(IMAGE)
     assert request.path == "/v1/predict" and request.body == instances_body(IMAGE)
@@ -141,8 +143,13 @@ def test_v1_logits_decoder_is_strict() -> None:
     logits = [0.0] * 10
     logits[2] = 1.0
     assert decode_v1_logits(200, json.dumps({"predictions": [logits]}).encode()) == 2
-    for status, body in [(500, b"{}"), (200, b"not json"), (200, b'{"predictions": [2]}'),
-                         (200, b'{"predictions": [[1, 2, 3]]}'), (200, b'{"predictions": [[true]]}')]:  # fmt: skip
+    for status, body in [
+        (500, b"{}"),
+        (200, b"not json"),
+        (200, b'{"predictions": [2]}'),
+        (200, b'{"predictions": [[1, 2, 3]]}'),
+        (200, b'{"predictions": [[true]]}'),
+    ]:
         with pytest.raises(DecodeError):
             decode_v1_logits(status, body)
 

@@ -78,7 +78,10 @@ def test_stop_kills_the_whole_group_even_if_sigterm_is_ignored(tmp_path) -> None
 
 
 def test_stop_is_graceful_first(tmp_path) -> None:
-    script = "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\nprint('RE' + 'ADY', flush=True)\ntime.sleep(300)"
+    script = (
+        "import signal, sys, time\nsignal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\n"
+        "print('RE' + 'ADY', flush=True)\ntime.sleep(300)"
+    )
     proc = spawn([sys.executable, "-c", script], log_path=tmp_path / "p.log")
     deadline = time.monotonic() + 10
     while "READY" not in log_tail(proc.log_path) and time.monotonic() < deadline:

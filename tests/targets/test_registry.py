@@ -10,11 +10,10 @@ import pytest
 from bench.config import parse_config
 from ground.tables import ConfigError
 from targets.base import TargetContext
-from targets.flask.target import FlaskTarget
 from targets.flask.k8s import K8sTarget
+from targets.flask.target import FlaskTarget
 from targets.registry import ENTRY_POINT_GROUP, build_target, build_targets, resolve_adapter
 from targets.spec import TargetSpec
-
 from tests.support.target_cases import EXAMPLE_ADAPTER, EXAMPLE_DIR
 
 CTX = TargetContext(artifacts_dir=Path("/nonexistent"), log_dir=Path("/tmp"))
@@ -120,7 +119,7 @@ replicas = 3
     assert [t.name for t in built] == ["a", "b"] and built[1].settings.replicas == 3
     with pytest.raises(ConfigError, match=r"targets\.nope: no such target"):
         build_targets(config.targets, ["a", "nope"], lambda name: CTX)
-    bad = parse_config(source + 'workerz = 2\n', tmp_path)
+    bad = parse_config(source + "workerz = 2\n", tmp_path)
     with pytest.raises(ConfigError, match=r"targets\.b\.workerz"):
         build_targets(bad.targets, ["all"], lambda name: CTX)
 
@@ -144,8 +143,8 @@ def test_public_surface_names_resolve_to_their_modules() -> None:
 
     import targets
 
-    assert sorted(targets.__all__) == sorted(targets._SURFACE)  # noqa: SLF001 - one list of names
-    for name, module in targets._SURFACE.items():  # noqa: SLF001
+    assert sorted(targets.__all__) == sorted(targets._SURFACE)
+    for name, module in targets._SURFACE.items():
         assert getattr(targets, name) is getattr(importlib.import_module(module), name), name
     with pytest.raises(AttributeError, match="no_such_name"):
         targets.no_such_name  # noqa: B018 - the attribute access is the test
@@ -155,8 +154,15 @@ def test_importing_targets_imports_nothing_else() -> None:
     """A stand-in's image copies ``targets/__init__.py`` and its own files only: the package must not pull more."""
     import subprocess
 
-    code = ("import sys, targets; print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('targets', 'models', 'loadgen', 'ground', 'bench', 'numpy', 'torch')))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
+    code = (
+        "import sys, targets; print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('targets', 'models', 'loadgen', 'ground', 'bench', 'numpy', 'torch')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
     assert out.stdout.strip() == "['targets']"

@@ -25,17 +25,17 @@ import httpx
 import numpy as np
 import pytest
 from aiohttp import web
-from tests.support.browser import LAPTOP_VIEWPORT, browser_or_skip, screenshot_dir, watch
 from PIL import Image
-from tests.support.webui import serve_app
 
-from targets.spec import TargetSpec
 from models.data import normalize
 from targets.base import Target, TargetContext
 from targets.flask.server.app import preprocess_photo
 from targets.process import free_port
 from targets.registry import build_target
+from targets.spec import TargetSpec
 from targets.wire import wire_instance
+from tests.support.browser import LAPTOP_VIEWPORT, browser_or_skip, screenshot_dir, watch
+from tests.support.webui import serve_app
 from webui.server import create_app
 
 pytestmark = pytest.mark.slow
@@ -88,8 +88,9 @@ def target_answer(target: Target, png: bytes, pixels: np.ndarray) -> int:
             resp = client.post(target.base_url + "/predict", files={"file": ("digit.png", png, "image/png")})
         else:
             request = target.encode(pixels)
-            resp = client.request(request.method, target.base_url + request.path, content=request.body,
-                                  headers=dict(request.headers))  # fmt: skip
+            resp = client.request(
+                request.method, target.base_url + request.path, content=request.body, headers=dict(request.headers)
+            )
     return target.decode(resp.status_code, resp.content)
 
 
@@ -185,8 +186,9 @@ def test_page_recognises_a_real_digit(running, mnist, tmp_path) -> None:
 
 def test_page_explains_bad_files_and_an_unreachable_target(tmp_path, mnist) -> None:
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: the proxy answers 502
-    target = build_target(TargetSpec("nowhere", "flask", {"endpoint": dead}),
-                          TargetContext(artifacts_dir=tmp_path, log_dir=tmp_path))  # fmt: skip
+    target = build_target(
+        TargetSpec("nowhere", "flask", {"endpoint": dead}), TargetContext(artifacts_dir=tmp_path, log_dir=tmp_path)
+    )
     text_file = tmp_path / "notes.txt"
     text_file.write_text("not a picture")
     fake_png = tmp_path / "broken.png"
@@ -259,8 +261,10 @@ def test_page_conversion_equals_preprocess_photo_on_many_photos(tmp_path, mnist)
     up-scaling, normalisation and rounding.
     """
     rng = np.random.default_rng(7)
-    target = build_target(TargetSpec("page-only", "kserve", {"endpoint": "http://127.0.0.1:9"}),
-                          TargetContext(artifacts_dir=tmp_path, log_dir=tmp_path))  # fmt: skip
+    target = build_target(
+        TargetSpec("page-only", "kserve", {"endpoint": "http://127.0.0.1:9"}),
+        TargetContext(artifacts_dir=tmp_path, log_dir=tmp_path),
+    )
     cases = []
     for i in range(40):
         png = _variant_png(mnist[0][i], rng)

@@ -24,14 +24,15 @@ import httpx
 import kubernetes_validate
 import pytest
 import yaml
-from tests.support.webui import StubUpstream, serve_app
 
-from targets.spec import TargetSpec
 from loadgen.nullserver import nginx_available
 from models.data import MEAN, STD
 from targets.base import TargetContext
 from targets.process import free_port
 from targets.registry import build_target
+from targets.spec import TargetSpec
+from tests.support.paths import EXAMPLES
+from tests.support.webui import StubUpstream, serve_app
 from webui.manifests import (
     ManifestError,
     default_predict_url,
@@ -40,7 +41,6 @@ from webui.manifests import (
 )
 from webui.pageconfig import UnsupportedTarget
 from webui.server import STATIC_DIR, STATIC_FILES, create_app
-from tests.support.paths import EXAMPLES
 
 TOKEN = "s3cr3t-token-value-for-tests"
 TOKEN_ENV = "SERVEBENCH_WEBUI_TEST_TOKEN"
@@ -89,7 +89,9 @@ def test_proxy_forwards_the_photo_with_the_adapters_host_and_token(tmp_path, tok
 
 
 def test_proxy_forwards_a_kserve_v2_body_byte_for_byte(tmp_path) -> None:
-    stub = StubUpstream(body=json.dumps({"outputs": [{"name": "logits", "shape": [1, 10], "data": [0.0] * 10}]}).encode())
+    stub = StubUpstream(
+        body=json.dumps({"outputs": [{"name": "logits", "shape": [1, 10], "data": [0.0] * 10}]}).encode()
+    )
     body = json.dumps({"inputs": [{"name": "pixels", "shape": [1, 28, 28], "datatype": "FP32", "data": [0.5] * 784}]})
     with serve_app(stub.app()) as upstream_url:
         target = _target("kserve", upstream_url.rstrip("/"), tmp_path, protocol="v2", model_name="digits")
@@ -97,9 +99,7 @@ def test_proxy_forwards_a_kserve_v2_body_byte_for_byte(tmp_path) -> None:
         try:
             with serve_app(create_app(target)) as page_url, _client() as client:
                 config = client.get(page_url + "config.json").json()
-                resp = client.post(
-                    page_url + "api/predict", content=body, headers={"Content-Type": "application/json"}
-                )
+                resp = client.post(page_url + "api/predict", content=body, headers={"Content-Type": "application/json"})
         finally:
             asyncio.run(target.stop())
     assert config["api"] == "kserve-v2"
@@ -121,8 +121,9 @@ def test_target_errors_pass_through_with_their_status(tmp_path) -> None:
 
 
 def test_non_json_answer_becomes_a_json_error_without_secrets(tmp_path, token_env) -> None:
-    stub = StubUpstream(status=503, body=f"<html>upstream down, you sent Bearer {TOKEN}</html>".encode(),
-                        content_type="text/html")  # fmt: skip
+    stub = StubUpstream(
+        status=503, body=f"<html>upstream down, you sent Bearer {TOKEN}</html>".encode(), content_type="text/html"
+    )
     with serve_app(stub.app()) as upstream_url:
         target = _target("flask", upstream_url.rstrip("/"), tmp_path, bearer_token_env=TOKEN_ENV)
         with serve_app(create_app(target)) as page_url, _client() as client:
@@ -246,8 +247,13 @@ def test_out_of_tree_adapter_declaring_kserve_v1_gets_the_page(tmp_path) -> None
     stub = StubUpstream(body=json.dumps({"predictions": [[0.0] * 3 + [5.0] + [0.0] * 6]}).encode())
     body = json.dumps({"instances": [[[0.5] * 28] * 28]})
     with serve_app(stub.app()) as upstream_url:
-        target = _example_target("fast", "servebench_fastapi_example.target:FastAPITarget", "fastapi_target",
-                                 tmp_path, endpoint=upstream_url.rstrip("/"))  # fmt: skip
+        target = _example_target(
+            "fast",
+            "servebench_fastapi_example.target:FastAPITarget",
+            "fastapi_target",
+            tmp_path,
+            endpoint=upstream_url.rstrip("/"),
+        )
         asyncio.run(target.start())  # readiness check against the stub (GET /health)
         try:
             with serve_app(create_app(target)) as page_url, _client() as client:
@@ -299,7 +305,9 @@ def test_page_references_only_local_assets(tmp_path) -> None:
     assert sorted(parser.refs) == ["data:,", "digit.css", "digit.js", "mnist.js"]  # data:, = no favicon request
     js = (STATIC_DIR / "digit.js").read_text() + (STATIC_DIR / "mnist.js").read_text()
     css = (STATIC_DIR / "digit.css").read_text()
-    assert not re.search(r"https?:|//[a-z0-9.-]+\.[a-z]{2,}/", js + css, re.IGNORECASE), "an absolute URL in the page's code"
+    assert not re.search(r"https?:|//[a-z0-9.-]+\.[a-z]{2,}/", js + css, re.IGNORECASE), (
+        "an absolute URL in the page's code"
+    )
     assert "@import" not in css and "url(" not in css and "@font-face" not in css
     fetched = re.findall(r"fetch\(([^,)]+)", js)
     assert sorted(fetched) == ['"config.json"', "cfg.predict_path"], fetched  # predict_path: "api/predict"
@@ -338,7 +346,9 @@ def test_manifests_validate_and_wire_the_page_to_the_inferenceservice(repo_root)
 
     docker = files["Dockerfile"]
     assert re.search(r"^FROM nginx:", docker, re.MULTILINE)
-    assert "COPY static/ /usr/share/nginx/html/" in docker and "COPY nginx.conf /etc/nginx/conf.d/default.conf" in docker
+    assert (
+        "COPY static/ /usr/share/nginx/html/" in docker and "COPY nginx.conf /etc/nginx/conf.d/default.conf" in docker
+    )
     conf = files["nginx.conf"]
     assert f'set $predict_url "{url}";' in conf and "proxy_pass $predict_url;" in conf
     assert "proxy_set_header Host mnist.kubeflow-user-example-com.svc.cluster.local;" in conf
@@ -375,10 +385,25 @@ def test_kubernetes_schema_rejects_a_broken_pod() -> None:
 def test_cli_manifests_ui_writes_the_build_context(tmp_path, repo_root) -> None:
     out = tmp_path / "ui"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench", "--config", str(repo_root / "bench.toml"), "manifests", "ui", "-o", str(out),
-         "--predict-url", "http://digits.team-a.svc.cluster.local/v1/models/digits:predict"],
-        check=False, capture_output=True, text=True, timeout=120, cwd=repo_root,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--config",
+            str(repo_root / "bench.toml"),
+            "manifests",
+            "ui",
+            "-o",
+            str(out),
+            "--predict-url",
+            "http://digits.team-a.svc.cluster.local/v1/models/digits:predict",
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=repo_root,
+    )
     assert proc.returncode == 0, proc.stderr
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
     assert written == sorted(
@@ -388,15 +413,17 @@ def test_cli_manifests_ui_writes_the_build_context(tmp_path, repo_root) -> None:
     assert "proxy_set_header Host digits.team-a.svc.cluster.local;" in (out / "nginx.conf").read_text()
 
 
-
 def test_cli_predict_url_is_refused_for_other_manifests(repo_root) -> None:
     """--predict-url only means something to `manifests ui`; elsewhere it must not be silently dropped."""
     from bench.cli import main
 
     assert main(["--config", str(repo_root / "bench.toml"), "manifests", "hpo", "--predict-url", "http://x"]) == 2
 
+
 @pytest.mark.slow
-@pytest.mark.skipif(nginx_available() is None, reason="NGINX NOT INSTALLED (apt-get install nginx): the rendered nginx.conf is not run")
+@pytest.mark.skipif(
+    nginx_available() is None, reason="NGINX NOT INSTALLED (apt-get install nginx): the rendered nginx.conf is not run"
+)
 def test_rendered_nginx_conf_serves_the_page_and_proxies(tmp_path) -> None:
     """Run the rendered server block under a real nginx, proxying to the recording stub."""
     stub = StubUpstream(body=b'{"predictions": [[0, 0, 0, 0, 5, 0, 0, 0, 0, 0]]}')
@@ -405,9 +432,11 @@ def test_rendered_nginx_conf_serves_the_page_and_proxies(tmp_path) -> None:
         html = tmp_path / "html"
         html.mkdir()
         files = render_ui_manifests(
-            predict_url=upstream_url + "v1/models/mnist:predict", resolver="127.0.0.1", listen_port=port,
+            predict_url=upstream_url + "v1/models/mnist:predict",
+            resolver="127.0.0.1",
+            listen_port=port,
             html_root=str(html),
-        )  # fmt: skip
+        )
         for name in STATIC_FILES:
             shutil.copy(STATIC_DIR / name, html / name)
         (html / "config.json").write_text(files["config.json"])
@@ -423,8 +452,9 @@ def test_rendered_nginx_conf_serves_the_page_and_proxies(tmp_path) -> None:
         (tmp_path / "nginx.conf").write_text(main)
         proc = subprocess.Popen(
             [nginx_available(), "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
         try:
             base = f"http://127.0.0.1:{port}/"
             with _client() as client:
@@ -439,8 +469,11 @@ def test_rendered_nginx_conf_serves_the_page_and_proxies(tmp_path) -> None:
                 assert client.get(base + "digit.js").headers["Content-Type"].endswith("javascript")
                 config = client.get(base + "config.json").json()
                 body = json.dumps({"instances": [[[0.0] * 28] * 28]}).encode()
-                ok = client.post(base + "api/predict", content=body, headers={"Content-Type": "application/json",
-                                                                              "Cookie": "session=abc"})
+                ok = client.post(
+                    base + "api/predict",
+                    content=body,
+                    headers={"Content-Type": "application/json", "Cookie": "session=abc"},
+                )
                 wrong = client.get(base + "api/predict")
                 big = client.post(base + "api/predict", content=b"x" * (4 * 1024 * 1024 + 1))
         finally:
@@ -464,8 +497,11 @@ def _start_ui(repo_root: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
     """``python -m bench ui ARGS --port 0``; returns the process and the page URL it printed."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench", "--config", str(repo_root / "bench.toml"), "ui", "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=repo_root,
-    )  # fmt: skip
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=repo_root,
+    )
     assert proc.stdout is not None
     line = proc.stdout.readline()  # blocks until the URL line (or EOF when it failed)
     match = re.search(r"digit page for \S+: (http://127\.0\.0\.1:\d+/)", line)
@@ -497,8 +533,12 @@ def test_cli_ui_no_start_serves_the_page_and_stops_on_ctrl_c(repo_root) -> None:
 
 def test_cli_ui_refuses_an_unknown_target_and_a_bad_port(repo_root) -> None:
     base = [sys.executable, "-m", "bench", "--config", str(repo_root / "bench.toml"), "ui"]
-    unknown = subprocess.run([*base, "--target", "nope"], check=False, capture_output=True, text=True, timeout=120, cwd=repo_root)
-    port = subprocess.run([*base, "--port", "70000"], check=False, capture_output=True, text=True, timeout=120, cwd=repo_root)
+    unknown = subprocess.run(
+        [*base, "--target", "nope"], check=False, capture_output=True, text=True, timeout=120, cwd=repo_root
+    )
+    port = subprocess.run(
+        [*base, "--port", "70000"], check=False, capture_output=True, text=True, timeout=120, cwd=repo_root
+    )
     assert unknown.returncode == 2 and "targets.nope" in unknown.stderr and "greene-linserv" in unknown.stderr
     assert port.returncode == 2 and "--port must be 0..65535" in port.stderr
 
@@ -506,6 +546,7 @@ def test_cli_ui_refuses_an_unknown_target_and_a_bad_port(repo_root) -> None:
 @pytest.mark.slow
 def test_cli_ui_starts_the_default_flask_standin_and_leaves_nothing_behind(repo_root, trained_model, mnist) -> None:
     from PIL import Image
+
     from tests.support.targets import descendants
 
     buf = io.BytesIO()
@@ -539,8 +580,13 @@ def test_cli_ui_reports_a_target_that_is_not_ready_and_a_taken_port(tmp_path, re
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        taken = subprocess.run([*base, "--no-start", "--port", str(busy.getsockname()[1])],
-                               check=False, capture_output=True, text=True, timeout=120)  # fmt: skip
+        taken = subprocess.run(
+            [*base, "--no-start", "--port", str(busy.getsockname()[1])],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     assert not_ready.returncode == 1, not_ready.stderr
     assert "far-away" in not_ready.stderr and f"127.0.0.1:{dead}" in not_ready.stderr
     assert "digit page for" not in not_ready.stdout

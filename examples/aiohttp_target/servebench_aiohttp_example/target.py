@@ -29,8 +29,17 @@ class AiohttpTarget(LocalServerTarget):
 
     def command(self, host: str, port: int) -> list[str]:
         model = self.model_file("torchscript/model.pt", "TorchScript model")
-        return [sys.executable, "-m", "servebench_aiohttp_example.server", "--model", str(model),
-                "--host", host, "--port", str(port)]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "servebench_aiohttp_example.server",
+            "--model",
+            str(model),
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ]
 
     def encode(self, image: np.ndarray) -> Request:
         return Request("POST", "/v1/classify", dumps_compact({"image": wire_instance(image)}), self.request_headers())

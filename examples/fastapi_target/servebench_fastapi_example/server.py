@@ -92,7 +92,7 @@ def create_app(model_path: str) -> FastAPI:
     state: dict[str, Any] = {}
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI):  # noqa: ANN202 - FastAPI's lifespan protocol
+    async def lifespan(_: FastAPI):
         torch.set_num_threads(1)
         state["model"] = torch.jit.load(model_path, map_location="cpu").eval()
         yield

@@ -20,8 +20,17 @@ class FastAPITarget(LocalServerTarget):
 
     def command(self, host: str, port: int) -> list[str]:
         model = self.model_file("torchscript/model.pt", "TorchScript model")
-        return [sys.executable, "-m", "servebench_fastapi_example.server",
-                "--model", str(model), "--host", host, "--port", str(port)]  # fmt: skip
+        return [
+            sys.executable,
+            "-m",
+            "servebench_fastapi_example.server",
+            "--model",
+            str(model),
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ]
 
     def encode(self, image: np.ndarray) -> Request:
         return Request("POST", "/v1/predict", instances_body(image), self.request_headers())

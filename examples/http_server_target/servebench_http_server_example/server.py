@@ -80,7 +80,7 @@ def _handler(model: Any, nodelay: bool) -> type[BaseHTTPRequestHandler]:
         protocol_version = "HTTP/1.1"  # keep-alive, as a load generator expects
         disable_nagle_algorithm = nodelay
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's signature
+        def log_message(self, format: str, *args: Any) -> None:
             pass  # one line per request would cost more than the prediction
 
         def _json(self, status: int, doc: Any, *, close: bool = False) -> None:
@@ -94,13 +94,13 @@ def _handler(model: Any, nodelay: bool) -> type[BaseHTTPRequestHandler]:
             self.end_headers()  # one send for the status line and headers ...
             self.wfile.write(body)  # ... and one for the body: the write Nagle holds back
 
-        def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+        def do_GET(self) -> None:
             if self.path == "/health":
                 self._json(200, {"ok": True})
             else:
                 self._json(404, {"error": f"no such path {self.path}"})
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             declared = self.headers.get("Content-Length", "")
             if not declared.isdigit():
                 self._json(411, {"error": "Content-Length required"}, close=True)

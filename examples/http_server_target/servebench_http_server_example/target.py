@@ -30,8 +30,19 @@ class HttpServerTarget(LocalServerTarget):
 
     def command(self, host: str, port: int) -> list[str]:
         model = self.model_file("torchscript/model.pt", "TorchScript model")
-        argv = [sys.executable, "-m", "servebench_http_server_example.server", "--model", str(model),
-                "--host", host, "--port", str(port), "--backlog", str(self.settings.backlog)]  # fmt: skip
+        argv = [
+            sys.executable,
+            "-m",
+            "servebench_http_server_example.server",
+            "--model",
+            str(model),
+            "--host",
+            host,
+            "--port",
+            str(port),
+            "--backlog",
+            str(self.settings.backlog),
+        ]
         return argv + (["--nodelay"] if self.settings.nodelay else [])
 
     def encode(self, image: np.ndarray) -> Request:

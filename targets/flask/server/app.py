@@ -178,7 +178,7 @@ def _parse_int(text: str) -> int:
 
 def _parse_json(body: bytes) -> Any:
     if not body.strip():
-        raise BadInput("empty body: expected JSON {\"instances\": [...]} or {\"images\": [...]}")
+        raise BadInput('empty body: expected JSON {"instances": [...]} or {"images": [...]}')
     try:
         return json.loads(body, parse_constant=_reject_constant, parse_int=_parse_int)
     except BadInput:

@@ -34,7 +34,9 @@ _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _TOKEN_RE = re.compile(_TOKEN)
 _QUOTED = rb'"(?:[\t !#-\[\]-~\x80-\xff]|\\[\t -~\x80-\xff])*"'
 #: RFC 9112 section 7.1.1: ``*( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )``.
-_CHUNK_EXT_RE = re.compile(rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*")
+_CHUNK_EXT_RE = re.compile(
+    rb"(?:[ \t]*;[ \t]*" + _TOKEN + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*"
+)
 _HEX_RE = re.compile(rb"[0-9A-Fa-f]+")
 _VERSION_RE = re.compile(rb"HTTP/1\.[01]")
 #: Field values: visible ASCII, obs-text, space and tab (RFC 9110 section 5.5).

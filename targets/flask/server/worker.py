@@ -257,11 +257,17 @@ class BufferingSyncWorker(SyncWorker):
             elif conn.framer.received == 0:
                 self._close(conn)  # connected and said nothing: nobody to answer
             elif not conn.framer.head_done:
-                self._refuse(conn, 408, f"request timeout: the request head did not arrive within "
-                                        f"{self.settings.header_timeout_s:g} s")  # fmt: skip
+                self._refuse(
+                    conn,
+                    408,
+                    f"request timeout: the request head did not arrive within {self.settings.header_timeout_s:g} s",
+                )
             else:
-                self._refuse(conn, 408, f"request timeout: the request body did not arrive within "
-                                        f"{self.settings.body_timeout_s:g} s")  # fmt: skip
+                self._refuse(
+                    conn,
+                    408,
+                    f"request timeout: the request body did not arrive within {self.settings.body_timeout_s:g} s",
+                )
 
     # -- reading a request -------------------------------------------------------------
     def _accept(self, listener: Any) -> None:

@@ -172,9 +172,11 @@ class EndpointGuard:
             await _drain(receive)
             allow = ", ".join(methods)
             await reply_json(
-                send, 405, f"method {_clip(method, 20)} is not allowed on {_clip(path)}; use {allow}",
+                send,
+                405,
+                f"method {_clip(method, 20)} is not allowed on {_clip(path)}; use {allow}",
                 headers=[(b"allow", allow.encode())],
-            )  # fmt: skip
+            )
             return
         await self._serve(scope, receive, send)
 

@@ -121,9 +121,10 @@ def check_head(
         )
     if len(headers) > limits.max_header_count:
         return Refused(
-            431, f"{len(headers)} header fields exceed the limit of {limits.max_header_count} (431 Request "
+            431,
+            f"{len(headers)} header fields exceed the limit of {limits.max_header_count} (431 Request "
             "Header Fields Too Large)",
-        )  # fmt: skip
+        )
     hosts = 0
     for name, value in headers:
         if name == b"host":
@@ -161,9 +162,10 @@ def _check_transfer_encoding(value: bytes) -> Refused | None:
     if codings[-1] != "chunked":
         # RFC 9112 section 6.3: the body length cannot be determined -> 400, then close.
         return Refused(
-            400, f"Transfer-Encoding {shown!r} does not end in chunked: the body length cannot be determined; "
+            400,
+            f"Transfer-Encoding {shown!r} does not end in chunked: the body length cannot be determined; "
             "send Content-Length or Transfer-Encoding: chunked",
-        )  # fmt: skip
+        )
     if len(codings) > 1:
         # RFC 9112 section 6.1: a transfer coding the server does not understand -> 501.
         return Refused(501, f"Transfer-Encoding {shown!r} is not implemented: only chunked is accepted")

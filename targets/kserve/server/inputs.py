@@ -45,8 +45,16 @@ IMAGE_SHAPES = ((28, 28), (784,))
 PIXEL_ABS_LIMIT = 1000.0
 
 #: Numeric V2 datatypes and the range of values each can hold.
-_INT_TYPES = {"INT8": np.int8, "INT16": np.int16, "INT32": np.int32, "INT64": np.int64,
-              "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32, "UINT64": np.uint64}  # fmt: skip
+_INT_TYPES = {
+    "INT8": np.int8,
+    "INT16": np.int16,
+    "INT32": np.int32,
+    "INT64": np.int64,
+    "UINT8": np.uint8,
+    "UINT16": np.uint16,
+    "UINT32": np.uint32,
+    "UINT64": np.uint64,
+}
 _FLOAT_MAX = {"FP16": float(np.finfo(np.float16).max), "FP32": float(np.finfo(np.float32).max), "FP64": math.inf}
 _FLOAT_NAME = {"FP16": "float16", "FP32": "float32", "FP64": "float64"}
 V2_DATATYPES = frozenset(_INT_TYPES) | frozenset(_FLOAT_MAX)
@@ -213,9 +221,7 @@ def _check_v2_shape(shape: Any, what: str) -> list[int]:
     if any(d < 0 for d in dims):
         raise InvalidInput(f"{what} has a negative dimension in shape {_shape_text(dims)}; {expected}")
     if len(dims) not in (2, 3) or tuple(dims[1:]) not in IMAGE_SHAPES or not 1 <= dims[0] <= MAX_INSTANCES:
-        raise InvalidInput(
-            f"{what} has shape {_shape_text(dims)}; {expected}"
-        )
+        raise InvalidInput(f"{what} has shape {_shape_text(dims)}; {expected}")
     return dims
 
 

@@ -130,7 +130,7 @@ async def _invalid_input_handler(_request: Any, exc: Any) -> Any:
     message = str(exc)
     if message.startswith(_UNPARSED):
         message = (
-            f"request body is not valid JSON ({message[len(_UNPARSED):][:200]}); NaN, Infinity and "
+            f"request body is not valid JSON ({message[len(_UNPARSED) :][:200]}); NaN, Infinity and "
             "numbers beyond the 64-bit float range (such as 1e400 or 10**400) are refused"
         )
     return _json_error(400, message)
@@ -152,9 +152,13 @@ class LoopbackRESTServer(RESTServer):
     """kserve's RESTServer listening on ``host`` and guarding request bodies."""
 
     def __init__(
-        self, *args: Any, host: str, max_body_bytes: int, max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
+        self,
+        *args: Any,
+        host: str,
+        max_body_bytes: int,
+        max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES,
         **kwargs: Any,
-    ) -> None:  # fmt: skip
+    ) -> None:
         super().__init__(*args, **kwargs)
         # uvicorn.Server holds this same Config object, so this is the address it binds
         # (single process), and the one RESTServerMultiProcess binds its shared socket to.

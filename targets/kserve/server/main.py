@@ -68,7 +68,10 @@ def quiet_log_config(access_log: bool = False) -> dict[str, Any]:
     """kserve's own logging config with the per-request loggers turned down to WARNING."""
     from kserve.logging import KSERVE_LOG_CONFIG
 
-    config: dict[str, Any] = {**KSERVE_LOG_CONFIG, "loggers": {k: dict(v) for k, v in KSERVE_LOG_CONFIG["loggers"].items()}}
+    config: dict[str, Any] = {
+        **KSERVE_LOG_CONFIG,
+        "loggers": {k: dict(v) for k, v in KSERVE_LOG_CONFIG["loggers"].items()},
+    }
     config["loggers"]["kserve.trace"]["level"] = "WARNING"
     config["filters"] = {"one_line_client_errors": {"()": "targets.kserve.server.loopback.OneLineClientErrors"}}
     config["handlers"] = {k: dict(v) for k, v in KSERVE_LOG_CONFIG["handlers"].items()}
@@ -117,16 +120,21 @@ def _parse(argv: Sequence[str] | None) -> ServerOptions:
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (each loads the model)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument(
-        "--max-header-bytes", type=int, default=DEFAULT_MAX_HEADER_BYTES,
+        "--max-header-bytes",
+        type=int,
+        default=DEFAULT_MAX_HEADER_BYTES,
         help="limit on the request line plus all headers; larger heads get a 431 (default: %(default)s)",
-    )  # fmt: skip
+    )
     parser.add_argument("--tf-threads", type=int, default=0, help="TF intra/inter-op threads (0 = TF default)")
     parser.add_argument("--access-log", action="store_true", help="log one line per request")
     ns = parser.parse_args(argv)
     if (
-        ns.workers < 1 or not 0 < ns.http_port < 65536 or ns.max_body_bytes < 1 or ns.max_header_bytes < 1024
+        ns.workers < 1
+        or not 0 < ns.http_port < 65536
+        or ns.max_body_bytes < 1
+        or ns.max_header_bytes < 1024
         or ns.tf_threads < 0
-    ):  # fmt: skip
+    ):
         parser.error(
             "--workers and --max-body-bytes must be >= 1, --max-header-bytes >= 1024, "
             "--http-port in 1..65535, --tf-threads >= 0"

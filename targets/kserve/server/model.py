@@ -1,7 +1,8 @@
 """The MNIST predictor that the KServe stand-in serves: a ``kserve.Model`` over the SavedModel.
 
 The class lives at a real module path because ``kserve``'s multi-worker mode pickles it
-into *spawned* worker processes (a class defined in ``__main__`` would not resolve there).  A loaded TensorFlow function does not
+into *spawned* worker processes (a class defined in ``__main__`` would not resolve there).  A loaded
+TensorFlow function does not
 pickle, so the pickled state is only the path and settings and every worker loads the
 SavedModel itself (see ``targets.kserve.server.loopback.LoopbackRESTServer.run``) -- the same
 as one pod per replica on a cluster.
@@ -38,10 +39,19 @@ OUTPUT_NAME = "logits"
 
 #: TensorFlow dtype name -> Open Inference Protocol datatype.
 _V2_TYPE_OF = {
-    "float16": "FP16", "float32": "FP32", "float64": "FP64", "bool": "BOOL",
-    "int8": "INT8", "int16": "INT16", "int32": "INT32", "int64": "INT64",
-    "uint8": "UINT8", "uint16": "UINT16", "uint32": "UINT32", "uint64": "UINT64",
-}  # fmt: skip
+    "float16": "FP16",
+    "float32": "FP32",
+    "float64": "FP64",
+    "bool": "BOOL",
+    "int8": "INT8",
+    "int16": "INT16",
+    "int32": "INT32",
+    "int64": "INT64",
+    "uint8": "UINT8",
+    "uint16": "UINT16",
+    "uint32": "UINT32",
+    "uint64": "UINT64",
+}
 
 
 def tensor_metadata(name: str, spec: Any) -> dict[str, Any]:

@@ -94,7 +94,9 @@ def test_capacity_mode_end_to_end(tmp_path, trained_model):
 
 def test_slo_without_capacity_mode_is_bad_input(tmp_path, capsys):
     config = tmp_path / "bench.toml"
-    config.write_text((REPO / "bench.toml").read_text() + '\n[paths]\nresults_dir = "results"\nreports_dir = "reports"\n')
+    config.write_text(
+        (REPO / "bench.toml").read_text() + '\n[paths]\nresults_dir = "results"\nreports_dir = "reports"\n'
+    )
     assert main(["--config", str(config), "run", "greene-linserv", "--modes", "sequential", "--slo", "p99=100ms"]) == 2
     assert "add --modes capacity" in capsys.readouterr().err
     assert main(["--config", str(config), "run", "greene-linserv", "--modes", "capacity", "--slo", "99th=fast"]) == 2

@@ -18,31 +18,42 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.support.loadgen import MEMORY_URL, FakeTarget, SingleWorker, digit_images
 
-from loadgen.objective import CapacityConfig
 from bench.capacity.results import CAPACITY_FILE, CONCURRENCY_FILE, PROBES_FILE, load_capacity
-from bench.compare.capacity import CANNOT_JUDGE
 from bench.capacity.run import CapacityEvents, CapacityPhase, capacity_config, split_modes, with_capacity
+from bench.compare.capacity import CANNOT_JUDGE
 from bench.config import ConfigError, LoadgenConfig, parse_config
-from bench.results.header import new_meta
 from bench.results import RunWriter, load_run, write_meta_file
+from bench.results.header import new_meta
 from ground.runmeta import RunStatus
 from loadgen.engines.memory_engine import MemoryEngine
 from loadgen.engines.virtual_time import run_virtual
+from loadgen.objective import CapacityConfig
 from loadgen.stats import SUMMARY_COLUMNS, step_flags
 from loadgen.sweep import SweepPlan, run_sweep
 from loadgen.sweep_settings import SweepSettings
+from tests.support.loadgen import MEMORY_URL, FakeTarget, SingleWorker, digit_images
 
 LABELS = np.random.default_rng(5).integers(0, 10, size=40)
 IMAGES = digit_images(LABELS)
-SMALL = CapacityConfig(percentile=50.0, bound_ms=2000.0, min_requests=12, min_seconds=0.1, max_seconds=3.0, max_probes=5,
-                       max_concurrency=2, closed_loop_seconds=2.0, start_rps=40.0, repeats=2)
+SMALL = CapacityConfig(
+    percentile=50.0,
+    bound_ms=2000.0,
+    min_requests=12,
+    min_seconds=0.1,
+    max_seconds=3.0,
+    max_probes=5,
+    max_concurrency=2,
+    closed_loop_seconds=2.0,
+    start_rps=40.0,
+    repeats=2,
+)
 CEILING = {"engine": "aiohttp", "rps_by_concurrency": {"1": 900.0, "64": 4000.0}}
 
 
-def _capacity_run(tmp_path: Path, run_id: str, config: CapacityConfig = SMALL, *, plan: SweepPlan | None = None,
-                  seed: int = 0) -> tuple[Path, CapacityPhase, list]:
+def _capacity_run(
+    tmp_path: Path, run_id: str, config: CapacityConfig = SMALL, *, plan: SweepPlan | None = None, seed: int = 0
+) -> tuple[Path, CapacityPhase, list]:
     """A run folder written by the real phase through the memory engine, with meta.json."""
     run_dir = tmp_path / run_id
     events: list = []
@@ -51,11 +62,18 @@ def _capacity_run(tmp_path: Path, run_id: str, config: CapacityConfig = SMALL, *
         target = FakeTarget(MEMORY_URL)
         engines = MemoryEngine.factory(SingleWorker(0.002))  # one model server for the whole run
         writer = RunWriter(run_dir, run_id, SUMMARY_COLUMNS)
-        phase = CapacityPhase(config, sweep=SweepSettings(seed=seed), loadgen=LoadgenConfig(), writer=writer,
-                              ceiling=CEILING, events=CapacityEvents(
-                                  on_probe=lambda t, r, rec: events.append(("probe", r, rec)),
-                                  on_level=lambda t, rec: events.append(("level", rec)),
-                                  on_search=lambda t, r, res: events.append(("search", r, res))))
+        phase = CapacityPhase(
+            config,
+            sweep=SweepSettings(seed=seed),
+            loadgen=LoadgenConfig(),
+            writer=writer,
+            ceiling=CEILING,
+            events=CapacityEvents(
+                on_probe=lambda t, r, rec: events.append(("probe", r, rec)),
+                on_level=lambda t, rec: events.append(("level", rec)),
+                on_search=lambda t, r, res: events.append(("search", r, res)),
+            ),
+        )
         sweep = with_capacity(run_sweep, phase)(target, engines, plan, IMAGES, LABELS)
         async for step in sweep:
             from loadgen.stats import summarize
@@ -63,8 +81,14 @@ def _capacity_run(tmp_path: Path, run_id: str, config: CapacityConfig = SMALL, *
             writer.append_summary(summarize(step))
             writer.append_requests(step.key, step.records)
         writer.close()
-        meta = new_meta(run_id=run_id, root=tmp_path, config_sha256="0" * 64, config_path="test",
-                        sweep=plan.describe() if plan else {}, targets=["fake"])
+        meta = new_meta(
+            run_id=run_id,
+            root=tmp_path,
+            config_sha256="0" * 64,
+            config_path="test",
+            sweep=plan.describe() if plan else {},
+            targets=["fake"],
+        )
         meta.details.update(client_ceiling=CEILING, capacity=phase.describe())
         meta.finish(RunStatus.COMPLETE)
         write_meta_file(run_dir, meta)
@@ -98,8 +122,12 @@ def test_every_probe_keeps_its_raw_records_and_summary_row(capacity_run) -> None
     # requests.csv.gz holds every request of every probe and level, under the same keys
     requests = run.requests
     for row in run.summary.itertuples():
-        part = requests[(requests["mode"] == row.mode) & (requests["trial"] == row.trial)
-                        & (requests["concurrency"] == row.concurrency) & (requests["rate"] == row.rate)]
+        part = requests[
+            (requests["mode"] == row.mode)
+            & (requests["trial"] == row.trial)
+            & (requests["concurrency"] == row.concurrency)
+            & (requests["rate"] == row.rate)
+        ]
         assert len(part) == row.n_requests
     # a probe's n follows min_requests / min_seconds
     for record in results[0].probes:
@@ -111,7 +139,7 @@ def test_the_capacity_files_agree_with_the_search(capacity_run) -> None:
     capacity = pd.read_csv(run_dir / CAPACITY_FILE)
     results = phase.results["fake"]
     assert list(capacity["repeat"]) == [1, 2]
-    for row, result in zip(capacity.itertuples(), results):
+    for row, result in zip(capacity.itertuples(), results, strict=False):
         assert row.verdict == result.verdict and row.probes == len(result.probes)
         assert row.objective == "p50 <= 2000 ms" and row.bound_s == 2.0
         if math.isnan(result.capacity_rps):
@@ -129,8 +157,9 @@ def test_the_capacity_files_agree_with_the_search(capacity_run) -> None:
         assert list(part["met"]) == [p.met for p in result.probes]
     summary = load_run(run_dir).summary
     flagged = summary[summary["mode"] == "capacity"].apply(lambda r: bool(step_flags(r)), axis=1)
-    assert list(flagged) == list(probes["violation"].fillna("").map(lambda v: v.startswith(("saturated", "no req"))
-                                                                      or "failed" in v))
+    assert list(flagged) == list(
+        probes["violation"].fillna("").map(lambda v: v.startswith(("saturated", "no req")) or "failed" in v)
+    )
     closed = pd.read_csv(run_dir / CONCURRENCY_FILE)
     assert list(closed["concurrency"]) == [r.spec.concurrency for r in phase.closed["fake"].levels]
     assert [e[0] for e in events].count("search") == 2
@@ -183,8 +212,10 @@ def test_mixed_run_report_puts_capacity_after_table3_and_keeps_it_out_of_table3(
     files = build_report(load_run(run_dir), tmp_path / "report")
     md = files.report_md.read_text()
     heads = [line for line in md.splitlines() if line.startswith("## ")]
-    assert heads.index("## Capacity under p50 <= 2000 ms") == heads.index(
-        "## Table 3: total time to answer N requests") + 1
+    assert (
+        heads.index("## Capacity under p50 <= 2000 ms")
+        == heads.index("## Table 3: total time to answer N requests") + 1
+    )
     table3 = (tmp_path / "report" / "table3.md").read_text()
     assert "capacity" not in table3 and "| 4 |" in table3
 
@@ -195,8 +226,16 @@ def test_compare_capacity_runs_cli(capacity_run, tmp_path: Path, capsys) -> None
 
     run_dir, _, _ = capacity_run
     config = parse_config(f'[paths]\nresults_dir = "{run_dir.parent}"\n', tmp_path)
-    code = compare(config, a=str(run_dir), b=str(run_dir), threshold_pct=5.0, alpha=0.05, fail_on_regression=True,
-                   fmt="csv", console=Console())
+    code = compare(
+        config,
+        a=str(run_dir),
+        b=str(run_dir),
+        threshold_pct=5.0,
+        alpha=0.05,
+        fail_on_regression=True,
+        fmt="csv",
+        console=Console(),
+    )
     out = capsys.readouterr().out
     rows = pd.read_csv(pd.io.common.StringIO(out))
     # the gate never passes blind: a search with no capacity (or a single one) cannot be judged (exit 3)
@@ -227,21 +266,24 @@ def test_plan_capacity_refuses_slo_without_the_mode() -> None:
     assert modes == [] and settings.objective.describe() == "p95 <= 20 ms"
 
 
-@pytest.mark.parametrize(("text", "where", "problem"), [
-    ("[capacity]\nbound = 100\n", "capacity.bound", "did you mean 'bound_ms'"),
-    ("[capacity]\npercentile = 'p99'\n", "capacity.percentile", "must be a number"),
-    ("[capacity]\npercentile = 100\n", "capacity", "percentile must be in (0, 100)"),
-    ("[capacity]\nbound_ms = 0\n", "capacity", "bound must be a finite time > 0"),
-    ("[capacity]\nprecision = 1.5\n", "capacity", "precision must be in (0, 1)"),
-    ("[capacity]\ngrowth = 1\n", "capacity", "growth must be > 1"),
-    ("[capacity]\nmax_probes = 1\n", "capacity", "max_probes must be >= 2"),
-    ("[capacity]\nrepeats = 0\n", "capacity", "repeats must be >= 1"),
-    ("[capacity]\nmin_requests = 2.5\n", "capacity.min_requests", "must be an integer"),
-    ("[capacity]\nmax_seconds = -1\n", "capacity", "max_seconds must be > 0"),
-    ("[capacity]\nstart_rps = -5\n", "capacity", "start_rps must be >= 0"),
-    ("[capacity]\nmax_concurrency = 0\n", "capacity", "max_concurrency must be >= 1"),
-    ("[capcity]\n", "capcity", "unknown table"),
-])
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    [
+        ("[capacity]\nbound = 100\n", "capacity.bound", "did you mean 'bound_ms'"),
+        ("[capacity]\npercentile = 'p99'\n", "capacity.percentile", "must be a number"),
+        ("[capacity]\npercentile = 100\n", "capacity", "percentile must be in (0, 100)"),
+        ("[capacity]\nbound_ms = 0\n", "capacity", "bound must be a finite time > 0"),
+        ("[capacity]\nprecision = 1.5\n", "capacity", "precision must be in (0, 1)"),
+        ("[capacity]\ngrowth = 1\n", "capacity", "growth must be > 1"),
+        ("[capacity]\nmax_probes = 1\n", "capacity", "max_probes must be >= 2"),
+        ("[capacity]\nrepeats = 0\n", "capacity", "repeats must be >= 1"),
+        ("[capacity]\nmin_requests = 2.5\n", "capacity.min_requests", "must be an integer"),
+        ("[capacity]\nmax_seconds = -1\n", "capacity", "max_seconds must be > 0"),
+        ("[capacity]\nstart_rps = -5\n", "capacity", "start_rps must be >= 0"),
+        ("[capacity]\nmax_concurrency = 0\n", "capacity", "max_concurrency must be >= 1"),
+        ("[capcity]\n", "capcity", "unknown table"),
+    ],
+)
 def test_capacity_table_errors_name_the_key(text: str, where: str, problem: str) -> None:
     with pytest.raises(ConfigError) as excinfo:
         parse_config(text, Path("/tmp"))
@@ -254,7 +296,7 @@ def test_capacity_defaults_are_documented_in_bench_toml(repo_root: Path) -> None
     import re
 
     text = (repo_root / "bench.toml").read_text()
-    block = text[text.index("# [capacity]"):].split("\n# ---")[0]
+    block = text[text.index("# [capacity]") :].split("\n# ---")[0]
     shown = dict(re.findall(r"^# (\w+) = ([^#\n]+?)\s*(?:#|$)", block, flags=re.M))
     defaults = dataclasses.asdict(CapacityConfig())
     assert set(defaults) <= set(shown), set(defaults) - set(shown)
@@ -280,16 +322,32 @@ def test_compare_a_capacity_run_with_one_without_a_search(tmp_path: Path, capsys
     for name in (CAPACITY_FILE, PROBES_FILE, CONCURRENCY_FILE):
         (plain / name).unlink()
     settings = parse_config(f'[paths]\nresults_dir = "{tmp_path}"\n', tmp_path)
-    code = compare(settings, a=str(plain), b=str(mixed), threshold_pct=5.0, alpha=0.05, fail_on_regression=False,
-                   fmt="csv", console=Console())
+    code = compare(
+        settings,
+        a=str(plain),
+        b=str(mixed),
+        threshold_pct=5.0,
+        alpha=0.05,
+        fail_on_regression=False,
+        fmt="csv",
+        console=Console(),
+    )
     captured = capsys.readouterr()
     assert code == 0 and "capacity not compared" in captured.err
     rows = pd.read_csv(pd.io.common.StringIO(captured.out), comment="#")  # legend/summary as '#' lines
     rows = rows[rows["level"] == "step"]
     assert set(rows["mode"]) == {"sequential"}  # capacity rows never enter the step-by-step comparison
     only_capacity, _, _ = _capacity_run(tmp_path, "only", config)
-    code = compare(settings, a=str(plain), b=str(only_capacity), threshold_pct=5.0, alpha=0.05,
-                   fail_on_regression=False, fmt="table", console=Console())
+    code = compare(
+        settings,
+        a=str(plain),
+        b=str(only_capacity),
+        threshold_pct=5.0,
+        alpha=0.05,
+        fail_on_regression=False,
+        fmt="table",
+        console=Console(),
+    )
     assert code == 2 and "only one run has a capacity search" in capsys.readouterr().err
 
 

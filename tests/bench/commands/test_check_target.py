@@ -18,16 +18,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.target_cases import FASTAPI_ADAPTER, FASTAPI_DIR
 from tests.support.paths import REPO
+from tests.support.target_cases import FASTAPI_ADAPTER, FASTAPI_DIR
 
 
 def _check_target(cwd: Path, *args: str, python_path: tuple[Path, ...] = ()) -> subprocess.CompletedProcess[str]:
     """``python -m bench check-target ARGS`` from ``cwd``, with ``python_path`` put on PYTHONPATH."""
     paths = [str(p) for p in python_path] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths), "COLUMNS": "250"}
-    return subprocess.run([sys.executable, "-m", "bench", "check-target", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "check-target", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def _outside_config(tmp_path: Path, model_dir: Path | str, tables: str) -> Path:
@@ -39,11 +45,15 @@ def _outside_config(tmp_path: Path, model_dir: Path | str, tables: str) -> Path:
 
 
 def test_unknown_and_remote_targets_are_refused_before_anything_starts(tmp_path) -> None:
-    project = _outside_config(tmp_path, tmp_path / "no-model", """
+    project = _outside_config(
+        tmp_path,
+        tmp_path / "no-model",
+        """
         [targets.far]
         adapter = "flask"
         endpoint = "http://203.0.113.7:80"
-    """)  # fmt: skip
+    """,
+    )
     unknown = _check_target(project, "nope")
     assert unknown.returncode == 2 and "targets.nope" in unknown.stderr and "far" in unknown.stderr
     remote = _check_target(project, "far")
@@ -56,7 +66,9 @@ def test_unknown_and_remote_targets_are_refused_before_anything_starts(tmp_path)
 
 
 def test_config_flag_is_accepted_after_the_target(tmp_path) -> None:
-    project = _outside_config(tmp_path, tmp_path / "no-model", '[targets.far]\nadapter = "k8s"\nendpoint = "http://x:1"\n')
+    project = _outside_config(
+        tmp_path, tmp_path / "no-model", '[targets.far]\nadapter = "k8s"\nendpoint = "http://x:1"\n'
+    )
     result = _check_target(tmp_path, "far", "--config", str(project / "bench.toml"))
     assert result.returncode == 2 and "'far' is remote" in result.stderr
 
@@ -68,10 +80,14 @@ def test_help_names_the_command() -> None:
 
 @pytest.mark.slow
 def test_fastapi_example_passes_from_outside_the_repo(tmp_path, trained_model) -> None:
-    project = _outside_config(tmp_path, trained_model.dir, f"""
+    project = _outside_config(
+        tmp_path,
+        trained_model.dir,
+        f"""
         [targets.my-fastapi]
         adapter = "{FASTAPI_ADAPTER}"
-    """)  # fmt: skip
+    """,
+    )
     result = _check_target(project, "my-fastapi", python_path=(FASTAPI_DIR,))
     assert result.returncode == 0, result.stdout + result.stderr
     lines = [line for line in result.stdout.splitlines() if re.match(r"^(PASS|FAIL|SKIP) ", line)]
@@ -111,16 +127,21 @@ class StaticFiles(LocalServerTarget):
 
 @pytest.mark.slow
 def test_broken_adapter_fails_naming_each_failed_check(tmp_path, trained_model) -> None:
-    project = _outside_config(tmp_path, trained_model.dir, """
+    project = _outside_config(
+        tmp_path,
+        trained_model.dir,
+        """
         [targets.broken]
         adapter = "my_adapters:StaticFiles"
-    """)  # fmt: skip
+    """,
+    )
     (project / "my_adapters.py").write_text(BROKEN_ADAPTER)
     (project / "empty").mkdir()  # the folder it serves, relative to bench.toml (TargetContext.path)
     result = _check_target(project, "broken", "--images", "5", "--burst", "8", python_path=(project,))
     assert result.returncode == 1, result.stdout + result.stderr
-    status = {line.split()[1]: line.split()[0] for line in result.stdout.splitlines()
-              if re.match(r"^(PASS|FAIL|SKIP) ", line)}  # fmt: skip
+    status = {
+        line.split()[1]: line.split()[0] for line in result.stdout.splitlines() if re.match(r"^(PASS|FAIL|SKIP) ", line)
+    }
     assert status["start"] == status["loopback-only"] == status["stop"] == "PASS"
     assert status["real-images"] == status["page-protocol"] == status["bad-input:nan"] == "FAIL"
     assert status["keep-alive"] == status["burst:8"] == "FAIL"  # answers, but no predictions

@@ -55,8 +55,14 @@ def test_retransmissions_are_zero_on_a_healthy_loopback_connection() -> None:
 def _start_check(project: Path, name: str) -> subprocess.Popen[str]:
     """`python -m bench check-target NAME` from ``project``, started (the three run side by side)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(EXAMPLE_DIR), str(REPO)]), "COLUMNS": "400"}
-    return subprocess.Popen([sys.executable, "-m", "bench", "check-target", name, "--images", "5", "--burst", "128"],
-                            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench", "check-target", name, "--images", "5", "--burst", "128"],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def _outcome(proc: subprocess.Popen[str]) -> tuple[int, dict[str, str], dict[str, str], str]:
@@ -76,16 +82,20 @@ def _outcome(proc: subprocess.Popen[str]) -> tuple[int, dict[str, str], dict[str
 def test_backlog_and_nagle_servers_fail_and_the_fixed_one_passes(tmp_path, trained_model) -> None:
     project = tmp_path / "project"
     project.mkdir()
-    tables = "".join(f"""
+    tables = "".join(
+        f"""
         [targets.{name}]
         adapter = "{ADAPTER}"
         backlog = {backlog}
         nodelay = {str(nodelay).lower()}
-        """ for name, backlog, nodelay in (("backlog5", 5, True), ("nagle", 1024, False), ("fixed", 1024, True)))
+        """
+        for name, backlog, nodelay in (("backlog5", 5, True), ("nagle", 1024, False), ("fixed", 1024, True))
+    )
     # a shorter request deadline than the benchmark's 30 s: the backlog-5 run ends sooner (it fails on the
     # retransmissions, not on the deadline), and still generous for 128 answers on a busy host
-    (project / "bench.toml").write_text(f'[loadgen]\ntimeout_s = 15.0\n\n[model]\nartifacts_dir = "{trained_model.dir}"\n'
-                                        + textwrap.dedent(tables))
+    (project / "bench.toml").write_text(
+        f'[loadgen]\ntimeout_s = 15.0\n\n[model]\nartifacts_dir = "{trained_model.dir}"\n' + textwrap.dedent(tables)
+    )
 
     procs = {name: _start_check(project, name) for name in ("backlog5", "nagle", "fixed")}
     outcomes = {name: _outcome(proc) for name, proc in procs.items()}

@@ -14,15 +14,15 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
-from tests.support.compare_synth import synthetic_run
-from tests.support.synthetic_runs import copy_run, scale_run, write_synthetic_run
 
 from bench.compare.show import compare
-from bench.compare.verdict import DEFAULT_NOISE_FLOOR_PCT, CompareError, CompareSettings, compare_runs, regressions
 from bench.compare.stats import holm_adjust
+from bench.compare.verdict import DEFAULT_NOISE_FLOOR_PCT, CompareError, CompareSettings, compare_runs, regressions
 from bench.config import parse_config
 from bench.console import Console
 from bench.results.header import SCHEMA_VERSION
+from tests.support.compare_synth import synthetic_run
+from tests.support.synthetic_runs import copy_run, scale_run, write_synthetic_run
 
 
 def _config(tmp_path):
@@ -54,8 +54,9 @@ def test_identical_distribution_with_trial_noise_is_no_regression():
     assert not regressions(result, "target") and not regressions(result, "step")
     assert all(t.ci_low < t.ratio < t.ci_high for t in result.targets)
     # trials inside one start (no trial design recorded): the floor is at least the between-run default
-    assert all(s.floor_source in ("trials", "default") and s.threshold_pct >= DEFAULT_NOISE_FLOOR_PCT
-               for s in result.steps)
+    assert all(
+        s.floor_source in ("trials", "default") and s.threshold_pct >= DEFAULT_NOISE_FLOOR_PCT for s in result.steps
+    )
 
 
 def test_thirty_percent_slowdown_with_five_trials_is_slower():
@@ -64,8 +65,9 @@ def test_thirty_percent_slowdown_with_five_trials_is_slower():
     b = synthetic_run("b", rng, trials=5, slowdown=1.3)
     result = compare_runs(a, b)
     assert [t.verdict for t in result.targets] == ["slower", "slower"]
-    assert all(1.3 / 1.1 < t.ratio < 1.3 * 1.1 and t.ci_low > 1 and t.ratio > 1 + t.threshold_pct / 100
-               for t in result.targets)
+    assert all(
+        1.3 / 1.1 < t.ratio < 1.3 * 1.1 and t.ci_low > 1 and t.ratio > 1 + t.threshold_pct / 100 for t in result.targets
+    )
     assert regressions(result) == ["greene-linserv", "kubeflow-gcp"]
     assert {s.verdict for s in result.steps} == {"slower"}
     back = compare_runs(b, a)  # the same change seen from the other side
@@ -104,8 +106,13 @@ def test_only_in_a_and_b_are_listed():
 def test_failed_and_saturated_steps_are_never_faster_or_slower():
     rng = np.random.default_rng(15)
     a = synthetic_run("a", rng, trials=3, saturated={("kubeflow-gcp", "concurrent", 64)})
-    b = synthetic_run("b", rng, trials=3, slowdown=1.5, errors={("greene-linserv", "concurrent", 16): 5,
-                                                               ("greene-linserv", "sequential", 1): 1})
+    b = synthetic_run(
+        "b",
+        rng,
+        trials=3,
+        slowdown=1.5,
+        errors={("greene-linserv", "concurrent", 16): 5, ("greene-linserv", "sequential", 1): 1},
+    )
     result = compare_runs(a, b)
     by_label = {s.label: s for s in result.steps}
     failed = by_label["greene-linserv/concurrent/N=16"]
@@ -119,7 +126,8 @@ def test_failed_and_saturated_steps_are_never_faster_or_slower():
     # a failure in both runs names both
     both = {s.label: s for s in compare_runs(b, b).steps}[failed.label]
     assert both.verdict == "failed" and both.detail == (
-        "failed in A (5/48 requests failed in 1 of 3 trials); failed in B (5/48 requests failed in 1 of 3 trials)")
+        "failed in A (5/48 requests failed in 1 of 3 trials); failed in B (5/48 requests failed in 1 of 3 trials)"
+    )
 
 
 def test_schema_1_against_schema_2_compares():
@@ -184,8 +192,13 @@ def test_target_interval_is_welch_t_over_per_trial_scores():
     for t in result.targets:
         score = {}
         for name, run in (("a", a), ("b", b)):
-            rows = pd.DataFrame([{"trial": s.key.trial, "v": math.log(s.lat_p50_s), "mode": s.key.mode,
-                                  "n": s.key.n_requests} for s in run.steps if s.key.target == t.target])
+            rows = pd.DataFrame(
+                [
+                    {"trial": s.key.trial, "v": math.log(s.lat_p50_s), "mode": s.key.mode, "n": s.key.n_requests}
+                    for s in run.steps
+                    if s.key.target == t.target
+                ]
+            )
             score[name] = rows.groupby("trial")["v"].mean().to_numpy()
         test = stats.ttest_ind(score["b"], score["a"], equal_var=False)
         low, high = test.confidence_interval(confidence_level=t.ci_level)
@@ -197,13 +210,16 @@ def test_target_interval_is_welch_t_over_per_trial_scores():
 
 def test_restart_trials_have_no_floor_and_within_run_trials_keep_it():
     rng = np.random.default_rng(21)
-    restart = compare_runs(synthetic_run("a", rng, trials=3, design="restart"),
-                           synthetic_run("b", rng, trials=3, design="restart"))
+    restart = compare_runs(
+        synthetic_run("a", rng, trials=3, design="restart"), synthetic_run("b", rng, trials=3, design="restart")
+    )
     assert all(t.independent and t.floor_source == "" for t in restart.targets)
     assert all(s.independent and math.isnan(s.noise_floor_pct) for s in restart.steps)
     mixed = compare_runs(synthetic_run("a", rng, trials=3, design="restart"), synthetic_run("b", rng, trials=3))
-    assert all(not t.independent and t.floor_source in ("trials", "default")
-               and t.threshold_pct >= DEFAULT_NOISE_FLOOR_PCT for t in mixed.targets)
+    assert all(
+        not t.independent and t.floor_source in ("trials", "default") and t.threshold_pct >= DEFAULT_NOISE_FLOOR_PCT
+        for t in mixed.targets
+    )
 
 
 def test_detect_names_the_trials_needed():
@@ -304,8 +320,7 @@ def test_summary_csv_only_and_metric_total(tmp_path, capsys):
     config = _config(tmp_path)
     a = write_synthetic_run(tmp_path, "a", ns=(4, 8), trials=3)
     b = scale_run(a, tmp_path / "b", 1.5)
-    code, out, _ = _cmp(config, a / "summary.csv", b / "summary.csv", capsys, fail_on_regression=True,
-                        metric="total")
+    code, out, _ = _cmp(config, a / "summary.csv", b / "summary.csv", capsys, fail_on_regression=True, metric="total")
     rows = _read_csv(out)
     assert code == 1 and set(rows["metric"]) == {"total", "geomean total"}
     assert rows.query("level == 'step'")["p_requests"].isna().all()  # no requests.csv.gz: no detail column
@@ -353,8 +368,17 @@ def test_bad_input_exits_2(tmp_path, capsys):
     meta["schema_version"] = 1
     (old / "meta.json").write_text(json.dumps(meta))
     summary = pd.read_csv(old / "summary.csv")
-    summary.drop(columns=["offered_rps", "achieved_rps", "send_lag_p50_s", "send_lag_max_s", "lag_growth_s",
-                          "saturated", "flags"]).to_csv(old / "summary.csv", index=False)
+    summary.drop(
+        columns=[
+            "offered_rps",
+            "achieved_rps",
+            "send_lag_p50_s",
+            "send_lag_max_s",
+            "lag_growth_s",
+            "saturated",
+            "flags",
+        ]
+    ).to_csv(old / "summary.csv", index=False)
     code, out, _ = _cmp(config, old, a, capsys)
     assert code == 0 and f"# warning: A has schema 1, B schema {SCHEMA_VERSION}" in out
     assert "open-loop rates, saturated, flags; percentile bounds" in out
@@ -367,8 +391,12 @@ def test_cli_wires_the_compare_options(tmp_path, capsys):
     a = write_synthetic_run(tmp_path, "a", ns=(32, 64), trials=3)
     b = scale_run(a, tmp_path / "b", 1.5)
     base = ["--config", str(tmp_path / "bench.toml"), "compare", str(a), str(b), "--format", "csv"]
-    assert main(base + ["--fail-on-regression", "--gate", "step", "--correction", "bh", "--metric", "total",
-                        "--seed", "3"]) == 1
+    assert (
+        main(
+            base + ["--fail-on-regression", "--gate", "step", "--correction", "bh", "--metric", "total", "--seed", "3"]
+        )
+        == 1
+    )
     out = capsys.readouterr().out
     assert "Benjamini-Hochberg" in out and "# regression (step gate)" in out
     assert set(_read_csv(out)["metric"]) == {"total", "geomean total"}

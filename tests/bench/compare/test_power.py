@@ -6,12 +6,12 @@ import math
 
 import numpy as np
 import pytest
-from tests.support.compare_synth import synthetic_run
 from scipy import stats
 
-from bench.compare.verdict import CompareSettings, compare_runs, target_verdict
 from bench.compare.gate import EXIT_CANNOT_JUDGE, EXIT_OK, EXIT_REGRESSION, exit_code, judge
 from bench.compare.power import detectable_log_effect, trial_scores, trials_for_effect, welch_interval
+from bench.compare.verdict import CompareSettings, compare_runs, target_verdict
+from tests.support.compare_synth import synthetic_run
 
 
 def test_welch_interval_matches_scipy() -> None:
@@ -74,10 +74,17 @@ def test_trials_for_effect() -> None:
     assert trials_for_effect(math.nan, math.log(1.2), bound, 0.95) is None
 
 
-@pytest.mark.parametrize(("low", "high", "est", "verdict"), [
-    (0.01, 0.2, 0.1, "slower"), (0.01, 0.2, 0.03, "inconclusive"), (-0.2, -0.01, -0.1, "faster"),
-    (-0.03, 0.04, 0.0, "within threshold"), (-0.2, 0.04, -0.08, "not slower"), (-0.1, 0.2, 0.05, "inconclusive"),
-])
+@pytest.mark.parametrize(
+    ("low", "high", "est", "verdict"),
+    [
+        (0.01, 0.2, 0.1, "slower"),
+        (0.01, 0.2, 0.03, "inconclusive"),
+        (-0.2, -0.01, -0.1, "faster"),
+        (-0.03, 0.04, 0.0, "within threshold"),
+        (-0.2, 0.04, -0.08, "not slower"),
+        (-0.1, 0.2, 0.05, "inconclusive"),
+    ],
+)
 def test_target_verdict(low, high, est, verdict) -> None:
     assert target_verdict(low, high, est, math.log(1.05)) == verdict
 
@@ -107,8 +114,9 @@ def test_gate_passes_only_what_it_showed() -> None:
     result = compare_runs(a, b, CompareSettings(threshold_pct=5.0))
     assert {t.verdict for t in result.targets} == {"within threshold"}
     assert judge(result, "target").blind == [] and judge(result, "target").regressions == []
-    slow = compare_runs(a, synthetic_run("c", rng, trials=8, design="restart", slowdown=1.3, sd_run=0.01,
-                                         sd_trial=0.01, sd_step=0.01))
+    slow = compare_runs(
+        a, synthetic_run("c", rng, trials=8, design="restart", slowdown=1.3, sd_run=0.01, sd_trial=0.01, sd_step=0.01)
+    )
     assert judge(slow, "target").regressions == ["greene-linserv", "kubeflow-gcp"]
 
 
@@ -117,8 +125,10 @@ def test_spread_components_separates_whole_trial_shifts_from_step_noise() -> Non
 
     rng = np.random.default_rng(9)
     trials, steps = 400, 8
-    runs = [np.linspace(-1, 1, steps) + rng.normal(0, 0.10, (trials, 1)) + rng.normal(0, 0.03, (trials, steps))
-            for _ in range(2)]
+    runs = [
+        np.linspace(-1, 1, steps) + rng.normal(0, 0.10, (trials, 1)) + rng.normal(0, 0.03, (trials, steps))
+        for _ in range(2)
+    ]
     between, within = spread_components(*runs)
     assert between == pytest.approx(0.10, rel=0.1) and within == pytest.approx(0.03, rel=0.1)
     runs[1] = runs[1] + 0.5  # a real change between the runs is not spread

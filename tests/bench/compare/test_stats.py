@@ -64,8 +64,9 @@ def test_pooled_log_sd_and_noise_floor_hand_computed():
     assert pooled_log_sd(a, b) == pytest.approx(math.sqrt(0.10 / 3))
     assert math.isnan(pooled_log_sd([1.0], [2.0]))
     # two trials with log sd 0.05 each: 1.959964 * sqrt(0.005) = 0.138590 -> exp - 1
-    assert noise_floor_pct(0.05, 0.05, 0.05) == pytest.approx((math.exp(1.959964 * math.sqrt(0.005)) - 1) * 100,
-                                                              rel=1e-5)
+    assert noise_floor_pct(0.05, 0.05, 0.05) == pytest.approx(
+        (math.exp(1.959964 * math.sqrt(0.005)) - 1) * 100, rel=1e-5
+    )
     assert noise_floor_pct(0.05, 0.05, 0.05) == pytest.approx(14.866, abs=0.01)
     assert math.isnan(noise_floor_pct(math.nan, 0.05, 0.05))
 

@@ -1,1 +1,2 @@
-"""Tests of the pipeline feature: the KFP pipeline, the custom-model pipeline, its manifests, the remote client, its report."""
+"""Tests of the pipeline feature: the KFP pipeline, the custom-model pipeline, its manifests, the remote
+client, its report."""

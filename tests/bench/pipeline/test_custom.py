@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import yaml
 
-from bench.pipeline.local_run import STAGES_FILE, compile_pipeline, run_pipeline
 from bench.config import parse_config
 from bench.console import Console
+from bench.pipeline.local_run import STAGES_FILE, compile_pipeline, run_pipeline
 from models.pipeline.custom import MODEL_STAGES, STAGES
 from models.pipeline.stages import SUMMARY_FILE, read_summary_values
 
@@ -39,10 +39,15 @@ def test_compiled_yaml_passes_data_and_model_as_artifacts(tmp_path: Path) -> Non
     doc = yaml.safe_load(compile_pipeline(tmp_path / "custom.yaml", pipeline="custom").read_text())
     assert sorted(doc["components"]) == ["comp-evaluate", "comp-load-data", "comp-train"]
     tasks = doc["root"]["dag"]["tasks"]
-    src = {name: {k: v["taskOutputArtifact"]["producerTask"] for k, v in t["inputs"].get("artifacts", {}).items()}
-           for name, t in tasks.items()}
-    assert src == {"load-data": {}, "train": {"train_data": "load-data"},
-                   "evaluate": {"test_data": "load-data", "model": "train"}}
+    src = {
+        name: {k: v["taskOutputArtifact"]["producerTask"] for k, v in t["inputs"].get("artifacts", {}).items()}
+        for name, t in tasks.items()
+    }
+    assert src == {
+        "load-data": {},
+        "train": {"train_data": "load-data"},
+        "evaluate": {"test_data": "load-data", "model": "train"},
+    }
     assert doc["root"]["outputDefinitions"]["parameters"]["Output"]["parameterType"] == "NUMBER_DOUBLE"
 
 
@@ -58,11 +63,26 @@ def test_cli_compiles_the_custom_pipeline(tmp_path: Path, repo_root: Path, capsy
     from bench.cli import main
 
     out = tmp_path / "c.yaml"
-    assert main(["--config", str(repo_root / "bench.toml"), "pipeline", "compile", "--pipeline", "custom",
-                 "-o", str(out)]) == 0
+    assert (
+        main(["--config", str(repo_root / "bench.toml"), "pipeline", "compile", "--pipeline", "custom", "-o", str(out)])
+        == 0
+    )
     assert "comp-evaluate" in yaml.safe_load(out.read_text())["components"]
-    assert main(["--config", str(repo_root / "bench.toml"), "pipeline", "compile", "--pipeline", "nope",
-                 "-o", str(tmp_path / "n.yaml")]) == 2
+    assert (
+        main(
+            [
+                "--config",
+                str(repo_root / "bench.toml"),
+                "pipeline",
+                "compile",
+                "--pipeline",
+                "nope",
+                "-o",
+                str(tmp_path / "n.yaml"),
+            ]
+        )
+        == 2
+    )
     assert "unknown pipeline 'nope'" in capsys.readouterr().err
 
 
@@ -105,8 +125,9 @@ def test_local_run_times_each_stage_and_reports_accuracy(tmp_path: Path) -> None
 @pytest.mark.timeout(120)
 def test_forced_failure_keeps_earlier_rows_and_is_reported(tmp_path: Path, capsys) -> None:
     config = _config(tmp_path)
-    rc = run_pipeline(config, pipeline="custom", run_id="bad", console=Console(quiet=True),
-                      settings={**TINY, "fail_stage": "train"})
+    rc = run_pipeline(
+        config, pipeline="custom", run_id="bad", console=Console(quiet=True), settings={**TINY, "fail_stage": "train"}
+    )
     assert rc == 1
     assert "stage 'train' failed" in capsys.readouterr().err
     run_dir = config.results_dir / "bad"

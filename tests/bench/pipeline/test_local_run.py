@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.config import parse_config
+from bench.console import Console
+from bench.pipeline.definition import STAGES
 from bench.pipeline.local_run import (
     STAGE_COLUMNS,
     STAGES_FILE,
     compile_pipeline,
     run_pipeline,
 )
-from bench.config import parse_config
-from bench.console import Console
-from bench.pipeline.definition import STAGES
 from models.pipeline.timing import read_rows, stage_timer
 
 TINY = {"trials": 2, "tune_epochs": 1, "epochs": 1, "train_size": 1000, "test_size": 200, "smoke_requests": 4}
@@ -91,8 +91,13 @@ def test_local_run_times_every_stage(tmp_path: Path) -> None:
 @pytest.mark.timeout(120)
 def test_forced_failure_names_the_stage_and_keeps_earlier_rows(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     config = _config(tmp_path)
-    rc = run_pipeline(config, pipeline="servebench", run_id="bad", console=Console(quiet=True),
-                      settings={**TINY, "fail_stage": "train"})
+    rc = run_pipeline(
+        config,
+        pipeline="servebench",
+        run_id="bad",
+        console=Console(quiet=True),
+        settings={**TINY, "fail_stage": "train"},
+    )
     assert rc == 1
     out, err = capsys.readouterr()
     assert "stage 'train' failed" in err
@@ -114,8 +119,10 @@ def test_cli_compiles_and_refuses_an_unknown_pipeline(tmp_path: Path, repo_root:
     assert main(["--config", str(repo_root / "bench.toml"), "pipeline", "compile", "-o", str(out)]) == 0
     assert {f"comp-{stage}" for stage in STAGES} <= set(yaml.safe_load(out.read_text())["components"])
     config = tmp_path / "bench.toml"
-    config.write_text((repo_root / "bench.toml").read_text()
-                      + f'\n[paths]\nresults_dir = "{tmp_path / "results"}"\nreports_dir = "{tmp_path / "reports"}"\n')
+    config.write_text(
+        (repo_root / "bench.toml").read_text()
+        + f'\n[paths]\nresults_dir = "{tmp_path / "results"}"\nreports_dir = "{tmp_path / "reports"}"\n'
+    )
     assert main(["--config", str(config), "run", "pipeline", "--pipeline", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
 
@@ -135,8 +142,12 @@ def test_ctrl_c_keeps_stage_rows_marks_meta_and_leaves_no_process(tmp_path: Path
     run_dir = tmp_path / "results" / "intr"
     proc = subprocess.Popen(
         [sys.executable, "-m", "bench", "--config", str(config), "run", "pipeline", "--run-id", "intr", "--no-report"],
-        cwd=repo_root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
+        cwd=repo_root,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not read_rows(run_dir / "stage_timings.jsonl") and time.monotonic() < deadline:
@@ -155,8 +166,10 @@ def test_ctrl_c_keeps_stage_rows_marks_meta_and_leaves_no_process(tmp_path: Path
     # SIGINT lands in train's body (its timer writes a failed row) or in kfp.local's start-up of
     # that task (no row yet); either way tune's row is kept and the run is marked interrupted.
     stages = [(r["stage"], r["status"]) for r in rows]
-    assert stages in ([("tune", "ok"), ("train", "failed"), ("total", "interrupted")],
-                      [("tune", "ok"), ("total", "interrupted")]), stages
+    assert stages in (
+        [("tune", "ok"), ("train", "failed"), ("total", "interrupted")],
+        [("tune", "ok"), ("total", "interrupted")],
+    ), stages
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "interrupted" and meta["complete"] is False and meta["failed_stage"] == "train"
     # the whole group, kfp's task processes included, is gone (zombies awaiting their reaper aside)
@@ -171,5 +184,8 @@ def _live_group_members(pgid: int) -> list[str]:
     import subprocess
 
     out = subprocess.run(["ps", "-eo", "pid=,pgid=,stat=,args="], capture_output=True, text=True, check=True).stdout
-    return [line.strip()[:200] for line in out.splitlines()
-            if line.split()[1] == str(pgid) and not line.split()[2].startswith("Z")]
+    return [
+        line.strip()[:200]
+        for line in out.splitlines()
+        if line.split()[1] == str(pgid) and not line.split()[2].startswith("Z")
+    ]

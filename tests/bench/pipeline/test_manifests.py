@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from bench.cli import main
-from bench.pipeline.manifests import best_parameters, render_pipeline_manifests
 from bench.config import parse_config
+from bench.pipeline.manifests import best_parameters, render_pipeline_manifests
 from models.pipeline.tfjob import check_tfjob, render_tfjob, replica_pod
 from tests.support.paths import REPO
 
@@ -24,14 +24,22 @@ STAGES = ["tune", "train", "export", "serve", "smoke"]
 
 
 def _job(**kw: Any) -> dict[str, Any]:
-    args = {"name": "mnist-train", "namespace": "kubeflow-user-example-com", "image": "registry.example/sb:1",
-            "lr": 0.03, "batch_size": 90, "epochs": 3}
+    args = {
+        "name": "mnist-train",
+        "namespace": "kubeflow-user-example-com",
+        "image": "registry.example/sb:1",
+        "lr": 0.03,
+        "batch_size": 90,
+        "epochs": 3,
+    }
     return render_tfjob(**{**args, **kw})
 
 
 def _config(tmp_path: Path, extra: str = ""):
-    text = ('[paths]\nresults_dir = "results"\nreports_dir = "reports"\n'
-            '[targets.kubeflow-gcp]\nadapter = "kserve"\nstorage_uri = "pvc://models-claim/savedmodel/mnist"\n' + extra)
+    text = (
+        '[paths]\nresults_dir = "results"\nreports_dir = "reports"\n'
+        '[targets.kubeflow-gcp]\nadapter = "kserve"\nstorage_uri = "pvc://models-claim/savedmodel/mnist"\n' + extra
+    )
     (tmp_path / "bench.toml").write_text(text)
     return parse_config(text, tmp_path)
 
@@ -64,8 +72,10 @@ def test_tfjob_fields_and_pod_template_validate() -> None:
         (lambda j: j["spec"]["tfReplicaSpecs"]["Worker"].update(replicas=0), "Worker.replicas"),
         (lambda j: j["spec"]["tfReplicaSpecs"]["Worker"].update(replicas="1"), "Worker.replicas"),
         (lambda j: j["spec"]["tfReplicaSpecs"]["Worker"].update(restartPolicy="Sometimes"), "restartPolicy"),
-        (lambda j: j["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0].update(name="trainer"),
-         "named 'tensorflow'"),
+        (
+            lambda j: j["spec"]["tfReplicaSpecs"]["Worker"]["template"]["spec"]["containers"][0].update(name="trainer"),
+            "named 'tensorflow'",
+        ),
         (lambda j: j["metadata"].update(name="MNIST_train"), "metadata.name"),
         (lambda j: j["spec"].update(tfReplicaSpecs={}), "tfReplicaSpecs"),
     ],
@@ -95,7 +105,8 @@ def test_best_parameters_come_from_the_newest_hpo_run(tmp_path: Path) -> None:
     run = config.results_dir / "h1"
     run.mkdir(parents=True)
     (run / "hpo_trials.csv").write_text(
-        "lr,batch_size,loss,state\n0.02,85,0.31,COMPLETE\n0.04,95,0.12,COMPLETE\n0.05,99,0.01,FAILED\n0.01,80,nan,COMPLETE\n")
+        "lr,batch_size,loss,state\n0.02,85,0.31,COMPLETE\n0.04,95,0.12,COMPLETE\n0.05,99,0.01,FAILED\n0.01,80,nan,COMPLETE\n"
+    )
     lr, batch, source = best_parameters(config)
     assert (lr, batch) == (0.04, 95) and "h1/hpo_trials.csv" in source and "0.1200" in source
 
@@ -133,8 +144,9 @@ def test_cli_writes_and_prints(tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
     assert main(["--config", str(tmp_path / "bench.toml"), "manifests", "pipeline", "-o", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == ["inferenceservice.yaml", "servebench-pipeline.yaml", "tfjob.yaml"]
-    assert capsys.readouterr().out.split() == [str(out / n) for n in ("tfjob.yaml", "inferenceservice.yaml",
-                                                                        "servebench-pipeline.yaml")]
+    assert capsys.readouterr().out.split() == [
+        str(out / n) for n in ("tfjob.yaml", "inferenceservice.yaml", "servebench-pipeline.yaml")
+    ]
     assert main(["--config", str(tmp_path / "bench.toml"), "manifests", "pipeline"]) == 0
     kinds = [d.get("kind") for d in yaml.safe_load_all(capsys.readouterr().out)]
     assert kinds[:2] == ["TFJob", "InferenceService"] and len(kinds) == 3
@@ -154,8 +166,17 @@ def test_train_job_entrypoint_exports_a_servable_model(tmp_path: Path) -> None:
     import subprocess
     import sys
 
-    cmd = [sys.executable, "-m", "models.pipeline.train_job", "--lr=0.03", "--batch-size=90", "--epochs=1",
-           f"--output={tmp_path / 'models'}", "--train-size=1000", "--test-size=200"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "models.pipeline.train_job",
+        "--lr=0.03",
+        "--batch-size=90",
+        "--epochs=1",
+        f"--output={tmp_path / 'models'}",
+        "--train-size=1000",
+        "--test-size=200",
+    ]
     proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=170, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (tmp_path / "models" / "savedmodel" / "mnist" / "1" / "saved_model.pb").is_file()

@@ -18,13 +18,13 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.support.kfp_fake import DATA, FakeKfp
 
-from bench.pipeline.remote_run import run_remote_pipeline
 from bench.config import parse_config
 from bench.console import Console
+from bench.pipeline.remote_run import run_remote_pipeline
 from models.pipeline.kfp_run import display_names
 from models.pipeline.stages import STAGE_COLUMNS, STAGES_FILE
+from tests.support.kfp_fake import DATA, FakeKfp
 
 TOKEN = "kfp-s3cret-T0KEN-6a1f"
 STAGES = ["tune", "train", "export", "serve", "smoke"]
@@ -39,8 +39,14 @@ def _no_user_kfp_context(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def _config(tmp_path: Path, url: str, **keys: Any):
-    table = {"adapter": "kserve", "kfp_endpoint": url, "kfp_token_env": "SB_KFP_TOKEN", "kfp_poll_s": 0.05,
-             "kfp_image": "registry.example.com/servebench:1", **keys}
+    table = {
+        "adapter": "kserve",
+        "kfp_endpoint": url,
+        "kfp_token_env": "SB_KFP_TOKEN",
+        "kfp_poll_s": 0.05,
+        "kfp_image": "registry.example.com/servebench:1",
+        **keys,
+    }
     lines = "\n".join(f"{k} = {json.dumps(v)}" for k, v in table.items())
     text = f'[paths]\nresults_dir = "results"\nreports_dir = "reports"\n\n[targets.kubeflow-test]\n{lines}\n'
     (tmp_path / "bench.toml").write_text(text)
@@ -147,7 +153,8 @@ def test_succeeded_run_writes_the_local_stage_format(tmp_path: Path, capsys, cap
     # compiled with enableCache: true; submitted with caching off (protobuf JSON drops the false)
     assert not any(t["cachingOptions"].get("enableCache") for t in spec["root"]["dag"]["tasks"].values())
     assert {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()} == {
-        "registry.example.com/servebench:1"}
+        "registry.example.com/servebench:1"
+    }
     params = body["runtime_config"]["parameters"]
     assert params["trials"] == 2 and params["timing_path"] == "" and params["model_name"] == "mnist"
     assert body["display_name"] == "servebench-ok"
@@ -166,7 +173,11 @@ def test_failed_task_names_the_stage_and_keeps_rows(tmp_path: Path, capsys) -> N
     err = capsys.readouterr().err
     assert "stage 'train' failed" in err and "forced failure" in err
     run_dir = config.results_dir / "bad"
-    assert [(r["stage"], r["status"]) for r in _rows(run_dir)] == [("tune", "ok"), ("train", "failed"), ("total", "failed")]
+    assert [(r["stage"], r["status"]) for r in _rows(run_dir)] == [
+        ("tune", "ok"),
+        ("train", "failed"),
+        ("total", "failed"),
+    ]
     meta = json.loads((run_dir / "meta.json").read_text())
     assert meta["status"] == "failed" and meta["failed_stage"] == "train" and meta["kfp_state"] == "FAILED"
     assert meta["missing_stages"] == ["export", "serve", "smoke"]
@@ -245,7 +256,11 @@ def test_cookie_is_sent_as_cookie_header(tmp_path: Path) -> None:
     ("keys", "environ", "expected"),
     [
         ({}, {}, "SB_KFP_TOKEN (named by kfp_token_env) is not set"),
-        ({"kfp_endpiont": "https://x"}, None, "targets.kubeflow-test.kfp_endpiont: unknown key (did you mean 'kfp_endpoint'?)"),
+        (
+            {"kfp_endpiont": "https://x"},
+            None,
+            "targets.kubeflow-test.kfp_endpiont: unknown key (did you mean 'kfp_endpoint'?)",
+        ),
         ({"kfp_timeout_s": "10"}, None, "targets.kubeflow-test.kfp_timeout_s: must be a number"),
         ({"kfp_token_env": "not a name"}, None, "kfp_token_env must be an environment variable NAME"),
         ({"kfp_endpoint": "http://kubeflow.example.com"}, None, "kfp_endpoint must use https://"),
@@ -264,9 +279,14 @@ def test_other_bad_input_is_refused(tmp_path: Path, capsys) -> None:
     config = _config(tmp_path, "http://127.0.0.1:9")
     quiet = Console(quiet=True)
     env = {"SB_KFP_TOKEN": TOKEN}
-    assert run_remote_pipeline(config, target="nope", pipeline="servebench", run_id="a", console=quiet, environ=env) == 2
+    assert (
+        run_remote_pipeline(config, target="nope", pipeline="servebench", run_id="a", console=quiet, environ=env) == 2
+    )
     assert "targets.nope: no such target" in capsys.readouterr().err
-    assert run_remote_pipeline(config, target="kubeflow-test", pipeline="nope", run_id="b", console=quiet, environ=env) == 2
+    assert (
+        run_remote_pipeline(config, target="kubeflow-test", pipeline="nope", run_id="b", console=quiet, environ=env)
+        == 2
+    )
     assert _run(config, run_id="c", settings={"epoch": 1}) == 2
     assert _run(config, run_id="d", timeout_s=0) == 2
     flask = parse_config('[targets.linserv]\nadapter = "flask"\n', tmp_path)
@@ -292,8 +312,18 @@ def test_cli_submits_with_target_and_timeout(tmp_path: Path, monkeypatch: pytest
     monkeypatch.setenv("SB_KFP_TOKEN", TOKEN)
     with FakeKfp(["run-succeeded.json"], token=TOKEN) as fake:
         _config(tmp_path, fake.url)
-        argv = ["--config", str(tmp_path / "bench.toml"), "run", "pipeline", "--target", "kubeflow-test",
-                "--timeout", "30", "--run-id", "cli"]
+        argv = [
+            "--config",
+            str(tmp_path / "bench.toml"),
+            "run",
+            "pipeline",
+            "--target",
+            "kubeflow-test",
+            "--timeout",
+            "30",
+            "--run-id",
+            "cli",
+        ]
         assert main(argv) == 0
     meta = json.loads((tmp_path / "results" / "cli" / "meta.json").read_text())
     assert meta["mode"] == "remote" and meta["timeout_s"] == 30.0
@@ -333,15 +363,31 @@ def test_retried_and_canceled_tasks_map_to_one_row_each() -> None:
     from models.pipeline.kfp_run import run_timings
 
     def t(name: str, start: int, end: int | None, state: str) -> NS:
-        at = lambda s: datetime.fromtimestamp(1.7e9 + s, UTC) if s is not None else None
+        def at(s: int | None) -> datetime | None:
+            return datetime.fromtimestamp(1.7e9 + s, UTC) if s is not None else None
+
         return NS(display_name=name, start_time=at(start), end_time=at(end), state=state, error=None)
 
-    tasks = [t("train", 20, 30, "FAILED"), t("tune", 0, 10, "SUCCEEDED"), t("train", 40, 55, "SUCCEEDED"),
-             t("train-driver", 12, 19, "SUCCEEDED"), t("export", 60, 61, "CANCELED")]
-    run = NS(state="CANCELED", run_details=NS(task_details=tasks), error=NS(message="canceled by user"),
-             created_at=datetime.fromtimestamp(1.7e9 - 5, UTC), finished_at=datetime.fromtimestamp(1.7e9 + 62, UTC))
+    tasks = [
+        t("train", 20, 30, "FAILED"),
+        t("tune", 0, 10, "SUCCEEDED"),
+        t("train", 40, 55, "SUCCEEDED"),
+        t("train-driver", 12, 19, "SUCCEEDED"),
+        t("export", 60, 61, "CANCELED"),
+    ]
+    run = NS(
+        state="CANCELED",
+        run_details=NS(task_details=tasks),
+        error=NS(message="canceled by user"),
+        created_at=datetime.fromtimestamp(1.7e9 - 5, UTC),
+        finished_at=datetime.fromtimestamp(1.7e9 + 62, UTC),
+    )
     got = run_timings(run, {s: s for s in STAGES}, STAGES)
     assert [(r["stage"], r["seconds"], r["status"]) for r in got.rows] == [
-        ("tune", 10.0, "ok"), ("train", 35.0, "ok"), ("export", 1.0, "canceled"), ("total", 67.0, "failed")]
+        ("tune", 10.0, "ok"),
+        ("train", 35.0, "ok"),
+        ("export", 1.0, "canceled"),
+        ("total", 67.0, "failed"),
+    ]
     assert got.failed_stage == "export" and got.error == "canceled by user"
     assert got.missing == ["serve", "smoke"] and got.unmapped == ["train-driver"]

@@ -28,8 +28,14 @@ from models.pipeline.stages import (
     write_summary,
 )
 
-E2E_OK = [("tune", 31.5, "ok"), ("train", 12.25, "ok"), ("export", 4.5, "ok"), ("serve", 6.0, "ok"),
-          ("smoke", 3.0, "ok"), ("total", 61.0, "ok")]
+E2E_OK = [
+    ("tune", 31.5, "ok"),
+    ("train", 12.25, "ok"),
+    ("export", 4.5, "ok"),
+    ("serve", 6.0, "ok"),
+    ("smoke", 3.0, "ok"),
+    ("total", 61.0, "ok"),
+]
 CUSTOM_OK = [("load_data", 1.5, "ok"), ("train", 9.75, "ok"), ("evaluate", 5.25, "ok"), ("total", 21.0, "ok")]
 
 
@@ -71,8 +77,12 @@ def test_column_sets_agree_with_the_writer() -> None:
 def test_study_metrics_follow_the_documented_mapping() -> None:
     e2e = [StageRow("servebench", s, "", "", sec, st) for s, sec, st in E2E_OK]
     got = {m.key: (m.seconds, m.status) for m in study_metrics("servebench", e2e)}
-    assert got == {"katib_experiment": (31.5, "ok"), "tfjob": (16.75, "ok"), "model_serving": (6.0, "ok"),
-                   "total_time": (61.0, "ok")}
+    assert got == {
+        "katib_experiment": (31.5, "ok"),
+        "tfjob": (16.75, "ok"),
+        "model_serving": (6.0, "ok"),
+        "total_time": (61.0, "ok"),
+    }
     custom = [StageRow("custom", s, "", "", sec, st) for s, sec, st in CUSTOM_OK]
     got = {m.key: m.seconds for m in study_metrics("custom", custom)}
     assert got == {"total_pipeline_time": 21.0, "model_running_time": 15.0}
@@ -105,8 +115,12 @@ def test_table5_puts_ours_beside_the_study(tmp_path: Path) -> None:
     md = (tmp_path / "reports" / "e2e" / "table5.md").read_text()
     rows = _table_rows(md)
     study = load_reference(5).set_index("step")
-    expected = {"Katib experiment": ("31.50", "katib_experiment"), "TFJob": ("16.75", "tfjob"),
-                "Model serving": ("6.00", "model_serving"), "Total time": ("61.00", "total_time")}
+    expected = {
+        "Katib experiment": ("31.50", "katib_experiment"),
+        "TFJob": ("16.75", "tfjob"),
+        "Model serving": ("6.00", "model_serving"),
+        "Total time": ("61.00", "total_time"),
+    }
     for label, (ours, key) in expected.items():
         assert rows[label][0] == ours
         assert rows[label][1] == f"{study.loc[key, 'gcp_s']:g}" and rows[label][2] == f"{study.loc[key, 'ibm_s']:g}"
@@ -120,14 +134,28 @@ def test_table5_puts_ours_beside_the_study(tmp_path: Path) -> None:
 
 def test_table4_has_both_metrics_and_the_accuracy(tmp_path: Path) -> None:
     run = _write_run(tmp_path / "c", "custom", CUSTOM_OK, {"status": "ok"})
-    write_summary(run / "pipeline_summary.csv", [{"pipeline": "custom", "metric": "accuracy", "value": "0.9625",
-                                                  "unit": "fraction", "from_stages": "evaluate", "status": "ok"}])
+    write_summary(
+        run / "pipeline_summary.csv",
+        [
+            {
+                "pipeline": "custom",
+                "metric": "accuracy",
+                "value": "0.9625",
+                "unit": "fraction",
+                "from_stages": "evaluate",
+                "status": "ok",
+            }
+        ],
+    )
     render_pipeline_report(run, tmp_path / "out")
     md = (tmp_path / "out" / "table4.md").read_text()
     rows = _table_rows(md)
     study = load_reference(4).set_index("metric")
-    assert rows["Total pipeline time"][:3] == ["21.00", f"{study.loc['total_pipeline_time', 'gcp_s']:g}",
-                                               f"{study.loc['total_pipeline_time', 'ibm_s']:g}"]
+    assert rows["Total pipeline time"][:3] == [
+        "21.00",
+        f"{study.loc['total_pipeline_time', 'gcp_s']:g}",
+        f"{study.loc['total_pipeline_time', 'ibm_s']:g}",
+    ]
     assert rows["Model running time"][:3] == ["15.00", "429", "583"]
     assert "0.9625" in md
     _assert_png(tmp_path / "out" / "figure22_pipeline_custom.png")
@@ -135,15 +163,21 @@ def test_table4_has_both_metrics_and_the_accuracy(tmp_path: Path) -> None:
 
 def test_a_failed_run_keeps_its_rows_and_marks_the_failure(tmp_path: Path) -> None:
     rows = [("tune", 30.0, "ok"), ("train", 2.0, "failed"), ("total", 40.0, "failed")]
-    run = _write_run(tmp_path / "bad", "servebench", rows,
-                     {"status": "failed", "failed_stage": "train", "error": "Task 'train' finished with status FAILURE"})
+    run = _write_run(
+        tmp_path / "bad",
+        "servebench",
+        rows,
+        {"status": "failed", "failed_stage": "train", "error": "Task 'train' finished with status FAILURE"},
+    )
     render_pipeline_report(run, tmp_path / "out")
     table = _table_rows((tmp_path / "out" / "table5.md").read_text())
     assert table["Katib experiment"][0] == "30.00"
     assert table["TFJob"][0].startswith("2.00 (**failed**: train")
     assert table["Model serving"][0] == "– (not run)"
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "failed stage: train** (Task 'train' finished with status FAILURE)" in report and "status: **failed**" in report
+    assert (
+        "failed stage: train** (Task 'train' finished with status FAILURE)" in report and "status: **failed**" in report
+    )
     for stage in ("export", "serve", "smoke"):
         assert f"| {stage} | – | – | – | not run |" in report
     _assert_png(tmp_path / "out" / "figure23_pipeline_servebench.png")
@@ -178,8 +212,10 @@ def test_log_scale_only_when_values_span_ten_times() -> None:
 
 def _cli_config(tmp_path: Path, repo_root: Path) -> Path:
     config = tmp_path / "bench.toml"
-    config.write_text((repo_root / "bench.toml").read_text()
-                      + f'\n[paths]\nresults_dir = "{tmp_path / "results"}"\nreports_dir = "{tmp_path / "reports"}"\n')
+    config.write_text(
+        (repo_root / "bench.toml").read_text()
+        + f'\n[paths]\nresults_dir = "{tmp_path / "results"}"\nreports_dir = "{tmp_path / "reports"}"\n'
+    )
     return config
 
 
@@ -187,8 +223,9 @@ def test_bench_report_renders_a_pipeline_run_and_compare_refuses_it(tmp_path: Pa
     from bench.cli import main
 
     config = _cli_config(tmp_path, repo_root)
-    _write_run(tmp_path / "results" / "pl-1", "custom", CUSTOM_OK,
-               {"status": "ok", "started_at": 1.0e9, "complete": True})
+    _write_run(
+        tmp_path / "results" / "pl-1", "custom", CUSTOM_OK, {"status": "ok", "started_at": 1.0e9, "complete": True}
+    )
     assert main(["--config", str(config), "report", "pl-1"]) == 0
     assert (tmp_path / "reports" / "pl-1" / "table4.md").is_file()
     assert (tmp_path / "reports" / "pl-1" / "figure22_pipeline_custom.png").is_file()
@@ -215,12 +252,23 @@ def test_bench_report_names_a_broken_pipeline_run(tmp_path: Path, repo_root: Pat
 
 # --- several runs side by side (models/pipeline/combined.py, `bench report A B`) ---------------------------
 
-E2E_REMOTE = [("tune", 310.0, "ok"), ("train", 140.0, "ok"), ("export", 12.0, "ok"), ("serve", 55.0, "ok"),
-              ("smoke", 20.0, "ok"), ("total", 590.0, "ok")]
+E2E_REMOTE = [
+    ("tune", 310.0, "ok"),
+    ("train", 140.0, "ok"),
+    ("export", 12.0, "ok"),
+    ("serve", 55.0, "ok"),
+    ("smoke", 20.0, "ok"),
+    ("total", 590.0, "ok"),
+]
 LOCAL_META = {"status": "ok", "runner": "kfp.local.SubprocessRunner(use_venv=False)"}
 # what bench/pipeline/remote_run.py writes (trimmed to the keys the report reads)
-REMOTE_META = {"status": "ok", "mode": "remote", "runner": "kfp.Client", "target": "kubeflow-gcp",
-               "kfp": {"kfp_endpoint": "https://kf.gcp.example.com/pipeline", "kfp_host": "kf.gcp.example.com"}}
+REMOTE_META = {
+    "status": "ok",
+    "mode": "remote",
+    "runner": "kfp.Client",
+    "target": "kubeflow-gcp",
+    "kfp": {"kfp_endpoint": "https://kf.gcp.example.com/pipeline", "kfp_host": "kf.gcp.example.com"},
+}
 PURPLE = (148, 103, 189)  # matplotlib tab:purple, the second run's bars
 
 
@@ -265,20 +313,30 @@ def test_two_servebench_runs_side_by_side(tmp_path: Path) -> None:
     md = (out / "table5.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| study row"))
     assert [c.strip() for c in header.strip("|").split("|")] == [
-        "study row", "`pl-local`: local kfp.local (s)", "`pl-gcp`: remote kf.gcp.example.com, target kubeflow-gcp (s)",
-        "`pl-gcp` / `pl-local`", "study: Kubeflow on GCP (s)", "study: Kubeflow on IBM Cloud (s)", "study: IBM / GCP",
-        "our stages (definition)"]
+        "study row",
+        "`pl-local`: local kfp.local (s)",
+        "`pl-gcp`: remote kf.gcp.example.com, target kubeflow-gcp (s)",
+        "`pl-gcp` / `pl-local`",
+        "study: Kubeflow on GCP (s)",
+        "study: Kubeflow on IBM Cloud (s)",
+        "study: IBM / GCP",
+        "our stages (definition)",
+    ]
     rows = _table_rows(md)
     study = load_reference(5).set_index("step")
-    expected = {"Katib experiment": ("31.50", "310.00", 310.0 / 31.5, "katib_experiment"),
-                "TFJob": ("16.75", "152.00", 152.0 / 16.75, "tfjob"),
-                "Model serving": ("6.00", "55.00", 55.0 / 6.0, "model_serving"),
-                "Total time": ("61.00", "590.00", 590.0 / 61.0, "total_time")}
+    expected = {
+        "Katib experiment": ("31.50", "310.00", 310.0 / 31.5, "katib_experiment"),
+        "TFJob": ("16.75", "152.00", 152.0 / 16.75, "tfjob"),
+        "Model serving": ("6.00", "55.00", 55.0 / 6.0, "model_serving"),
+        "Total time": ("61.00", "590.00", 590.0 / 61.0, "total_time"),
+    }
     for label, (ours_a, ours_b, ratio, key) in expected.items():
         gcp, ibm = study.loc[key, "gcp_s"], study.loc[key, "ibm_s"]
         assert rows[label][:6] == [ours_a, ours_b, f"{ratio:.2f}", f"{gcp:g}", f"{ibm:g}", f"{ibm / gcp:.2f}"]
     report = (out / "report.md").read_text()
-    assert "| `pl-gcp` | remote kf.gcp.example.com, target kubeflow-gcp | complete |" in report  # its meta.json says "ok"
+    assert (
+        "| `pl-gcp` | remote kf.gcp.example.com, target kubeflow-gcp | complete |" in report
+    )  # its meta.json says "ok"
     assert "| smoke | 3.00 | 20.00 | 6.67 |" in report  # stages without a study row are compared too
     # the figure: valid, and the second run's bars are drawn (its colour is absent from a single-run figure)
     png = out / "figure23_pipeline_servebench.png"
@@ -292,8 +350,12 @@ def test_a_failed_run_is_marked_and_gets_no_ratio(tmp_path: Path) -> None:
     from models.pipeline.combined import render_pipeline_comparison
 
     a = _write_run(tmp_path / "a", "servebench", E2E_OK, LOCAL_META)
-    b = _write_run(tmp_path / "b", "servebench", [("tune", 30.0, "ok"), ("train", 2.0, "failed"), ("total", 40.0, "failed")],
-                   {"status": "failed", "failed_stage": "train", "error": "Task 'train' finished with status FAILURE"})
+    b = _write_run(
+        tmp_path / "b",
+        "servebench",
+        [("tune", 30.0, "ok"), ("train", 2.0, "failed"), ("total", 40.0, "failed")],
+        {"status": "failed", "failed_stage": "train", "error": "Task 'train' finished with status FAILURE"},
+    )
     render_pipeline_comparison([a, b], tmp_path / "out")
     md = (tmp_path / "out" / "table5.md").read_text()
     rows = _table_rows(md)
@@ -309,10 +371,25 @@ def test_two_custom_runs_compare_in_table4(tmp_path: Path) -> None:
     from models.pipeline.combined import render_pipeline_comparison
 
     a = _write_run(tmp_path / "c1", "custom", CUSTOM_OK, LOCAL_META)
-    b = _write_run(tmp_path / "c2", "custom", [("load_data", 2.0, "ok"), ("train", 12.0, "ok"),
-                                               ("evaluate", 6.0, "ok"), ("total", 31.5, "ok")], LOCAL_META)
-    write_summary(b / "pipeline_summary.csv", [{"pipeline": "custom", "metric": "accuracy", "value": "0.95",
-                                                "unit": "fraction", "from_stages": "evaluate", "status": "ok"}])
+    b = _write_run(
+        tmp_path / "c2",
+        "custom",
+        [("load_data", 2.0, "ok"), ("train", 12.0, "ok"), ("evaluate", 6.0, "ok"), ("total", 31.5, "ok")],
+        LOCAL_META,
+    )
+    write_summary(
+        b / "pipeline_summary.csv",
+        [
+            {
+                "pipeline": "custom",
+                "metric": "accuracy",
+                "value": "0.95",
+                "unit": "fraction",
+                "from_stages": "evaluate",
+                "status": "ok",
+            }
+        ],
+    )
     render_pipeline_comparison([a, b], tmp_path / "out")
     md = (tmp_path / "out" / "table4.md").read_text()
     rows = _table_rows(md)

@@ -13,7 +13,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from tests.support.synthetic_runs import make_step, write_flagged_run, write_synthetic_run
 
 from bench.report.bounds import bounds_note, bounds_recorded, percentile_cell, trial_hull, two_sided_from
 from bench.report.build import build_report
@@ -25,6 +24,7 @@ from bench.results import load_run
 from bench.run.display import _step_line
 from loadgen.quantile_bounds import quantile_ci, quantile_ci_ranks
 from loadgen.stats import BOUND_COLUMNS, summarize
+from tests.support.synthetic_runs import make_step, write_flagged_run, write_synthetic_run
 
 NS = (4, 64, 400)
 Q = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
@@ -32,8 +32,9 @@ Q = {"p50": 0.5, "p90": 0.9, "p99": 0.99}
 
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    path = write_synthetic_run(tmp_path_factory.mktemp("bounds"), "b", ns=NS, trials=1, modes=("sequential",),
-                               targets={"t": 0.01})
+    path = write_synthetic_run(
+        tmp_path_factory.mktemp("bounds"), "b", ns=NS, trials=1, modes=("sequential",), targets={"t": 0.01}
+    )
     return load_run(path)
 
 
@@ -75,8 +76,7 @@ def test_table_cells_show_the_bound_or_the_lower_bound_or_a_dash(run) -> None:
 
 
 def test_trials_combine_as_the_hull_of_their_intervals(tmp_path) -> None:
-    run = load_run(write_synthetic_run(tmp_path, "h", ns=(64,), trials=3, modes=("sequential",),
-                                       targets={"t": 0.01}))
+    run = load_run(write_synthetic_run(tmp_path, "h", ns=(64,), trials=3, modes=("sequential",), targets={"t": 0.01}))
     means = step_means(run.summary).iloc[0]
     trials = run.summary
     for lo, hi in BOUND_COLUMNS.values():
@@ -96,8 +96,9 @@ def test_runs_before_the_bounds_show_values_only_where_a_bound_would_exist(tmp_p
     old_dir = tmp_path / "old"
     old_dir.mkdir()
     summary = pd.read_csv(run.path / "summary.csv")
-    summary.drop(columns=[c for pair in BOUND_COLUMNS.values() for c in pair]).to_csv(old_dir / "summary.csv",
-                                                                                        index=False)
+    summary.drop(columns=[c for pair in BOUND_COLUMNS.values() for c in pair]).to_csv(
+        old_dir / "summary.csv", index=False
+    )
     old = load_run(old_dir / "summary.csv")
     assert not bounds_recorded(old.summary) and bounds_recorded(run.summary)
     columns, rows = target_summary_table(old.summary, "sequential", ["t"])
@@ -118,8 +119,10 @@ def test_latency_figure_draws_bars_and_lower_bounds_never_a_point(run) -> None:
     fig = fig_latency_percentiles(step_means(run.summary), ["t"], ["sequential"])
     ax = fig.axes[0]
     by_label = {line.get_label(): line for line in ax.lines if line.get_label() in Q}
-    finite = {s: [x for x, y in zip(line.get_xdata(), line.get_ydata()) if not pd.isna(y)]
-              for s, line in by_label.items()}
+    finite = {
+        s: [x for x, y in zip(line.get_xdata(), line.get_ydata(), strict=False) if not pd.isna(y)]
+        for s, line in by_label.items()
+    }
     assert finite == {"p50": [64.0, 400.0], "p90": [64.0, 400.0], "p99": [400.0]}
     bars = [c for c in ax.collections if c.get_gid() == GID_BOUNDS]
     segments = [tuple(map(tuple, seg)) for c in bars for seg in c.get_segments()]
@@ -129,9 +132,10 @@ def test_latency_figure_draws_bars_and_lower_bounds_never_a_point(run) -> None:
             assert ((n, pytest.approx(lo * 1000)), (n, pytest.approx(hi * 1000))) in segments, (n, suffix)
     assert len(segments) == 5
     lower = _lines(ax, GID_LOWER_ONLY)
-    marks = sorted((x, y) for line in lower for x, y in zip(line.get_xdata(), line.get_ydata()))
-    expected = sorted((n, quantile_ci(_latencies(run, n), Q[s])[0] * 1000)
-                      for n, s in ((4, "p90"), (4, "p99"), (64, "p99")))
+    marks = sorted((x, y) for line in lower for x, y in zip(line.get_xdata(), line.get_ydata(), strict=False))
+    expected = sorted(
+        (n, quantile_ci(_latencies(run, n), Q[s])[0] * 1000) for n, s in ((4, "p90"), (4, "p99"), (64, "p99"))
+    )
     assert marks == [(x, pytest.approx(y)) for x, y in expected]
     labels = sorted(t.get_text() for t in ax.texts if t.get_gid() == GID_LOWER_ONLY + "-label")
     assert labels == ["p90", "p99", "p99"]

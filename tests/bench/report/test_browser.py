@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from bench.config import parse_config
+from bench.console import Console
+from bench.report.write import report
 from tests.support.browser import (
     LAPTOP_VIEWPORT,
     browser_or_skip,
@@ -25,10 +29,6 @@ from tests.support.browser import (
     watch,
 )
 from tests.support.synthetic_runs import write_flagged_run, write_synthetic_run
-
-from bench.report.write import report
-from bench.config import parse_config
-from bench.console import Console
 
 NARROW_VIEWPORT = {"width": 800, "height": 900}
 CEILING = {"engine": "fast", "rps_by_concurrency": {"1": 2000.0, "64": 40000.0}}
@@ -98,7 +98,13 @@ def check_report_page(browser: Any, report_dir: Path, viewport: dict[str, int], 
     # Every figure the report lists is on the page, decoded, and matches the figures folder.
     assert pngs, f"no PNGs in {report_dir / 'figures'}"
     assert facts["figureCount"] == facts["indexEntries"] == facts["figures"] == len(facts["images"]) == len(pngs), (
-        where, facts["figureCount"], facts["indexEntries"], facts["figures"], len(facts["images"]), [p.name for p in pngs])
+        where,
+        facts["figureCount"],
+        facts["indexEntries"],
+        facts["figures"],
+        len(facts["images"]),
+        [p.name for p in pngs],
+    )
     for img in facts["images"]:
         assert img["complete"] and img["natural"] > 0, (where, "image did not decode", img["alt"])
         assert 0 < img["width"] <= img["container"] + 0.5 and img["right"] <= viewport["width"], (where, img)
@@ -106,7 +112,7 @@ def check_report_page(browser: Any, report_dir: Path, viewport: dict[str, int], 
 
     # Every table shows, is readable, and scrolls inside its own box rather than the page.
     assert facts["tables"], where
-    for i, (table, shown) in enumerate(zip(facts["tables"], visible)):
+    for i, (table, shown) in enumerate(zip(facts["tables"], visible, strict=False)):
         assert shown and not table["hidden"] and table["width"] > 0 and table["height"] > 0, (where, i, table)
         assert table["rows"] >= 2, (where, i, table)
         assert table["boxRight"] <= viewport["width"], (where, i, "table box sticks out of the page", table)
@@ -155,8 +161,11 @@ def test_checks_catch_overflow_and_broken_images(browser):
     """The measurements above can fail: a too-wide block and an undecodable image are seen."""
     page = browser.new_page(viewport=NARROW_VIEWPORT)
     try:
-        page.set_content('<div style="width:3000px">wide</div><img alt="broken" src="data:image/png;base64,AAAA">'
-                         '<nav class="index"><ol><li>x</li></ol></nav><a href="#nowhere">x</a>', wait_until="load")
+        page.set_content(
+            '<div style="width:3000px">wide</div><img alt="broken" src="data:image/png;base64,AAAA">'
+            '<nav class="index"><ol><li>x</li></ol></nav><a href="#nowhere">x</a>',
+            wait_until="load",
+        )
         facts = page.evaluate(_MEASURE)
     finally:
         page.close()

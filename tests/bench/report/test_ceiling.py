@@ -49,7 +49,7 @@ def test_far_ceiling_goes_to_the_top_edge_and_keeps_the_targets_axis(tmp_path):
     means, targets = _means(tmp_path)
     ceiling = {"engine": "fast", "rps_by_concurrency": {"1": 5.0e6, "64": 9.0e6}}
     fig = fig_throughput(means, targets, MODES, ceiling)
-    for ax, mode in zip(fig.axes, MODES):
+    for ax, mode in zip(fig.axes, MODES, strict=False):
         fastest = means.loc[means["mode"] == mode, "throughput_rps"].max()
         assert ax.get_ylim()[1] < 5.0e6 and ax.get_ylim()[1] < 3 * fastest  # the targets fill the axis
         assert _lines(ax, GID_CEILING_MEASURED) == []
@@ -78,8 +78,14 @@ def test_near_ceiling_is_drawn_as_measured_values_only(tmp_path):
     assert list(conc_marks.get_ydata()) == pytest.approx([2.0 * seq_fastest, 2.0 * conc_fastest])
     assert conc_marks.get_linestyle() == "None"
     for ax in fig.axes:
-        ys = np.concatenate([np.asarray(line.get_ydata(), float) for line in ax.lines if line.get_gid() is None
-                             and line.get_color() == "grey"] or [np.array([])])
+        ys = np.concatenate(
+            [
+                np.asarray(line.get_ydata(), float)
+                for line in ax.lines
+                if line.get_gid() is None and line.get_color() == "grey"
+            ]
+            or [np.array([])]
+        )
         assert ys.size == 0  # no interpolated grey line survives
 
 

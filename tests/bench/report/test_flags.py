@@ -14,10 +14,7 @@ import re
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
-from tests.support.synthetic_runs import write_flagged_run, write_synthetic_run
 
-from bench.report.write import report
-from bench.run.display import print_table3
 from bench.config import parse_config
 from bench.console import Console
 from bench.report.figures import fig_errors_accuracy, fig_throughput, fig_total_time
@@ -25,8 +22,11 @@ from bench.report.figures_rate import fig_rate, rate_points
 from bench.report.flags import flag_cell, flag_legend, flag_sentences
 from bench.report.plotting import GID_ALL_FAILED, GID_ERRORS, GID_SATURATED
 from bench.report.tables import step_means, table3_rows
+from bench.report.write import report
 from bench.results import load_run
 from bench.results.parse import StepSummary, summary_frame
+from bench.run.display import print_table3
+from tests.support.synthetic_runs import write_flagged_run, write_synthetic_run
 
 TARGETS = ["greene-linserv", "kubeflow-gcp"]
 
@@ -66,8 +66,12 @@ def test_step_means_flag_a_cell_when_any_trial_is(flagged):
     assert dead["flag_all_failed"] and dead["failed"] == dead["sent"] == 16 and pd.isna(dead["total_s"])
     half = means.loc[("kubeflow-gcp", "concurrent", 4, 0.0)]
     assert half["flag_errors"] and not half["flag_all_failed"] and (half["failed"], half["sent"]) == (4, 8)
-    clean_trial = flagged.summary[(flagged.summary["target"] == "kubeflow-gcp") & (flagged.summary["mode"] == "concurrent")
-                                  & (flagged.summary["n_requests"] == 4) & (flagged.summary["n_ok"] > 0)]
+    clean_trial = flagged.summary[
+        (flagged.summary["target"] == "kubeflow-gcp")
+        & (flagged.summary["mode"] == "concurrent")
+        & (flagged.summary["n_requests"] == 4)
+        & (flagged.summary["n_ok"] > 0)
+    ]
     assert half["total_s"] == pytest.approx(float(clean_trial["total_s"].iloc[0]))  # the dead trial is not averaged in
     assert means.loc[("greene-linserv", "sequential", 8, 0.0)]["flag_errors"]
     assert means.loc[("greene-linserv", "rate", 128, 40.0)]["flag_saturated"]
@@ -155,9 +159,10 @@ def test_clean_run_says_so(tmp_path):
     assert "No cell is flagged" in md and "Flagged steps" not in md
     assert "✗" not in md and "⚠" not in md and "Marks:" not in table3_md
     # a clean run of one trial is still one measurement per cell: its only warning says so
-    box = md[md.index("Warnings about this run"):md.index("## Run")]
+    box = md[md.index("Warnings about this run") : md.index("## Run")]
     assert [line for line in box.splitlines() if line.startswith("> - ")] == [
-        next(line for line in box.splitlines() if "**One trial per step**" in line)]
+        next(line for line in box.splitlines() if "**One trial per step**" in line)
+    ]
 
 
 def _lines(ax, gid: str):
@@ -178,7 +183,7 @@ def test_figures_mark_flagged_steps(flagged):
     dead = _lines(conc, GID_ALL_FAILED)
     assert len(dead) == 1 and list(dead[0].get_xdata()) == [8.0]
     greene = next(line for line in conc.lines if line.get_label() == "greene-linserv")
-    ys = dict(zip(greene.get_xdata(), greene.get_ydata()))
+    ys = dict(zip(greene.get_xdata(), greene.get_ydata(), strict=False))
     assert pd.isna(ys[8])  # no total drawn for the step where every request failed
     assert any("every request failed" in t for t in _legend_texts(conc))
     assert not any("every request failed" in t for t in _legend_texts(seq))  # only where drawn
@@ -192,7 +197,9 @@ def test_figures_mark_flagged_steps(flagged):
     fig = fig_rate(means, TARGETS)
     lat, tp = fig.axes[:2]
     crossed = _lines(tp, GID_SATURATED)
-    assert len(crossed) == 1 and list(crossed[0].get_xdata()) == pytest.approx([40.0], rel=0.05)  # realised offered rate
+    assert len(crossed) == 1 and list(crossed[0].get_xdata()) == pytest.approx(
+        [40.0], rel=0.05
+    )  # realised offered rate
     assert any("saturated" in t for t in _legend_texts(tp))
     plt.close(fig)
 

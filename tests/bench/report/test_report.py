@@ -6,14 +6,14 @@ import re
 import shutil
 
 import pytest
-from tests.support.synthetic_runs import write_synthetic_run
 
-from bench.report.write import report
 from bench.config import parse_config
 from bench.console import Console
-from ground.reference import STUDY_COLUMNS, load_reference, study_table3
 from bench.report.tables import ceiling_for, flag_near_ceiling, step_means, table3
+from bench.report.write import report
 from bench.results import load_run
+from ground.reference import STUDY_COLUMNS, load_reference, study_table3
+from tests.support.synthetic_runs import write_synthetic_run
 
 CEILING = {"engine": "fast", "rps_by_concurrency": {"1": 2000.0, "64": 40000.0}}
 
@@ -41,14 +41,15 @@ def test_table3_layout_and_means(tmp_path):
     run = load_run(write_synthetic_run(tmp_path, "r", ns=(1, 4, 8), trials=2))
     wide = table3(run.summary, "sequential", run.targets)
     assert list(wide.index) == [1, 4, 8] and list(wide.columns) == run.targets
-    part = run.summary[(run.summary["mode"] == "sequential") & (run.summary["target"] == "k8s-ibm")
-                       & (run.summary["n_requests"] == 4)]
+    part = run.summary[
+        (run.summary["mode"] == "sequential") & (run.summary["target"] == "k8s-ibm") & (run.summary["n_requests"] == 4)
+    ]
     assert wide.loc[4, "k8s-ibm"] == pytest.approx(part["total_s"].mean())
 
 
 def test_ceiling_flags():
     assert ceiling_for(1, CEILING) == 2000.0 and ceiling_for(100, CEILING) == 40000.0
-    assert ceiling_for(8, CEILING) == pytest.approx(2000.0 * 20 ** 0.5)  # halfway in log-log
+    assert ceiling_for(8, CEILING) == pytest.approx(2000.0 * 20**0.5)  # halfway in log-log
     assert ceiling_for(0, CEILING) == 2000.0
     assert ceiling_for(1, None) is None
     means = step_means(load_run_frame())
@@ -61,8 +62,18 @@ def load_run_frame():
     """A hand-made summary with few columns, read the way every summary is (bench.results.parse)."""
     from bench.results.parse import StepSummary, summary_frame
 
-    rows = [{"target": "a", "mode": "sequential", "n_requests": n, "trial": 0, "total_s": t, "throughput_rps": 100.0,
-             "concurrency": 1} for n, t in ((1, 0.01), (4, 0.04))]
+    rows = [
+        {
+            "target": "a",
+            "mode": "sequential",
+            "n_requests": n,
+            "trial": 0,
+            "total_s": t,
+            "throughput_rps": 100.0,
+            "concurrency": 1,
+        }
+        for n, t in ((1, 0.01), (4, 0.04))
+    ]
     return summary_frame(map(StepSummary.from_row, rows))
 
 
@@ -99,11 +110,12 @@ def test_report_writes_every_file_and_regenerates_identically(tmp_path):
 
 def test_report_without_overlay_and_incomplete_run(tmp_path):
     config = _config(tmp_path)
-    write_synthetic_run(config.results_dir, "cut", ns=(1, 4), trials=1, complete=False,
-                        targets={"mine": 0.01})
+    write_synthetic_run(config.results_dir, "cut", ns=(1, 4), trials=1, complete=False, targets={"mine": 0.01})
     assert report(config, runs=["cut"], study_overlay=False, console=Console(quiet=True)) == 0
     md = (config.reports_dir / "cut" / "report.md").read_text()
-    assert "INCOMPLETE RUN" in md and "study" not in md.split("## Figures")[0].lower().replace("study's table 3 layout", "")
+    assert "INCOMPLETE RUN" in md and "study" not in md.split("## Figures")[0].lower().replace(
+        "study's table 3 layout", ""
+    )
     assert "not measured" in md  # no calibration recorded
 
 

@@ -2,18 +2,29 @@
 
 from __future__ import annotations
 
-from tests.support.synthetic_runs import write_synthetic_run
-
-from bench.report.write import report
 from bench.config import parse_config
 from bench.console import Console
 from bench.report.document import Document, to_html, to_markdown
 from bench.report.runfacts import cpu_plan_text, meta_rows, run_warnings, status_text, sweep_rows
+from bench.report.write import report
 from ground.runmeta import RunMeta
+from tests.support.synthetic_runs import write_synthetic_run
 
-SWEEP = {"n_requests": [1, 4, 128], "modes": ["sequential", "concurrent"], "trials": 1, "warmup": 5,
-         "concurrency": 0, "rate_rps": 50.0, "arrival": "poisson", "seed": 0, "max_duration_s": 600.0,
-         "timeout_s": 30.0, "connect_timeout_s": 5.0, "max_rps": 0.0, "verify_tls": True}
+SWEEP = {
+    "n_requests": [1, 4, 128],
+    "modes": ["sequential", "concurrent"],
+    "trials": 1,
+    "warmup": 5,
+    "concurrency": 0,
+    "rate_rps": 50.0,
+    "arrival": "poisson",
+    "seed": 0,
+    "max_duration_s": 600.0,
+    "timeout_s": 30.0,
+    "connect_timeout_s": 5.0,
+    "max_rps": 0.0,
+    "verify_tls": True,
+}
 
 
 def _status(data: dict) -> str:
@@ -28,9 +39,11 @@ def test_status_and_cpu_plan_are_sentences():
     assert _status({"complete": False}).startswith("running")  # never finalised
     assert _status({}) == "unknown: meta.json records no status"
     assert _status({"status": "weird", "complete": False}) == (
-        "unknown: meta.json records the status 'weird', which this servebench does not know")
+        "unknown: meta.json records the status 'weird', which this servebench does not know"
+    )
     assert "1 target(s) had problems: k8s-ibm" in _status(
-        {"status": "complete", "complete": True, "target_errors": {"k8s-ibm": "died: x"}})
+        {"status": "complete", "complete": True, "target_errors": {"k8s-ibm": "died: x"}}
+    )
     assert cpu_plan_text({"client": [1], "standins": [0]}).startswith("load generator on CPU 1; stand-ins on CPU 0")
     assert cpu_plan_text({"client": [3], "standins": [0, 1, 2]}) == "load generator on CPU 3; stand-ins on CPUs 0, 1, 2"
     assert cpu_plan_text({"client": [], "standins": []}).startswith("not pinned")
@@ -52,12 +65,19 @@ def test_sweep_rows_are_a_small_table():
     timed = dict(sweep_rows({**SWEEP, "modes": ["rate"], "duration_s": 5.0}))  # `--rate 50 --duration 5`
     assert timed["requests per step (N)"] == "250 (offered rate x seconds of arrivals)"  # not the unused counts
     mixed = dict(sweep_rows({**SWEEP, "modes": ["concurrent", "rate"], "duration_s": 2.0}))
-    assert mixed["requests per step (N)"] == "1, 4, 128 (concurrent); rate steps: 100 (offered rate x seconds of arrivals)"
+    assert (
+        mixed["requests per step (N)"] == "1, 4, 128 (concurrent); rate steps: 100 (offered rate x seconds of arrivals)"
+    )
 
 
 def test_meta_rows_hold_no_python_reprs():
-    meta = {"run_id": "r", "status": "complete", "complete": True, "cpu_plan": {"client": [1], "standins": [0]},
-            "model": {"accuracy": {"torch": 0.983}, "dir": "m", "torchscript_sha256": "ab" * 32}}
+    meta = {
+        "run_id": "r",
+        "status": "complete",
+        "complete": True,
+        "cpu_plan": {"client": [1], "standins": [0]},
+        "model": {"accuracy": {"torch": 0.983}, "dir": "m", "torchscript_sha256": "ab" * 32},
+    }
     text = " ".join(v for _, v in meta_rows(RunMeta.from_json(meta)))
     assert "{" not in text and "[" not in text and "complete: True" not in text
     assert "answers correct on the test split 98.3 %" in text
@@ -92,8 +112,9 @@ def test_sweep_rows_word_the_rate_duration_and_hide_it_without_rate_mode():
 
     closed = sweep_rows({"n_requests": [1, 4], "modes": ["sequential"], "duration_s": 0.0})
     assert not any("duration" in label for label, _ in closed)
-    rate = dict(sweep_rows({"n_requests": [1], "modes": ["rate"], "rate_rps": 40, "arrival": "poisson",
-                            "duration_s": 5.0}))
+    rate = dict(
+        sweep_rows({"n_requests": [1], "modes": ["rate"], "rate_rps": 40, "arrival": "poisson", "duration_s": 5.0})
+    )
     assert rate["seconds of arrivals per rate step"] == "5 s"
     unset = dict(sweep_rows({"n_requests": [1], "modes": ["rate"], "rate_rps": 40, "duration_s": 0.0}))
     assert unset["seconds of arrivals per rate step"].startswith("not set")

@@ -21,10 +21,9 @@ from bench.report.trialnoise import (
     rerun_command,
     single_trial_caution,
 )
-from bench.results import load_run
+from bench.results import load_run, write_json_atomic
 from bench.run.display import answers_correct_text, print_table3
 from bench.run_timing import RunTiming, timing_text
-from bench.results import write_json_atomic
 from tests.support.synthetic_runs import write_synthetic_run
 
 NS = (64, 128, 256, 512)
@@ -33,8 +32,12 @@ NS = (64, 128, 256, 512)
 def _summary(tmp_path, totals: dict[int, list[float]], *, errors_at: int | None = None) -> pd.DataFrame:
     """A one-target sequential summary whose totals (per N, one per trial) are set by hand."""
     trials = len(next(iter(totals.values())))
-    run = load_run(write_synthetic_run(tmp_path, "hand", ns=tuple(totals), modes=("sequential",), trials=trials,
-                                       targets={"kubeflow-ibm": 0.002}), with_requests=False)
+    run = load_run(
+        write_synthetic_run(
+            tmp_path, "hand", ns=tuple(totals), modes=("sequential",), trials=trials, targets={"kubeflow-ibm": 0.002}
+        ),
+        with_requests=False,
+    )
     summary = run.summary.copy()
     for i, row in summary.iterrows():
         total = totals[int(row["n_requests"])][int(row["trial"])]
@@ -58,8 +61,10 @@ def test_total_that_falls_when_n_doubles_is_noted(tmp_path):
     summary = _summary(tmp_path, {64: [0.21], 128: [0.42], 256: [0.789], 512: [0.585]})
     notes = _notes(summary)
     assert [(n.kind, n.n_requests) for n in notes] == [("total_falls", 512)]
-    assert "0.585 s, less than the 0.789 s of N=256 although it answered more requests (N=256 took 1.35x as long)" \
+    assert (
+        "0.585 s, less than the 0.789 s of N=256 although it answered more requests (N=256 took 1.35x as long)"
         in notes[0].text
+    )
     assert "beyond the 1.25x (25 %) that one trial can differ by" in notes[0].text
     assert summary.loc[summary["n_requests"] == 512, "total_s"].item() == 0.585  # a note, not a fix
 
@@ -74,8 +79,7 @@ def test_throughput_far_from_both_neighbours_is_noted(tmp_path):
     # totals grow, but N=128's throughput (427 req/s) is 40 % above both neighbours (305)
     notes = _notes(_summary(tmp_path, {64: [0.21], 128: [0.30], 256: [0.84], 512: [1.68]}))
     assert [(n.kind, n.n_requests) for n in notes] == [("throughput_outlier", 128)]
-    assert "throughput 427 req/s, 1.40x above the nearer of its neighbours (305 at N=64, 305 at N=256)" \
-        in notes[0].text
+    assert "throughput 427 req/s, 1.40x above the nearer of its neighbours (305 at N=64, 305 at N=256)" in notes[0].text
 
 
 def test_steps_flagged_for_failures_are_left_to_the_flags(tmp_path):
@@ -85,8 +89,12 @@ def test_steps_flagged_for_failures_are_left_to_the_flags(tmp_path):
 
 def test_several_trials_use_their_own_spread(tmp_path):
     # three trials agreeing within ~1 %: an 11 % fall is beyond their noise (floor MIN_ORDER_NOTE_PCT)
-    totals = {64: [0.21, 0.212, 0.208], 128: [0.42, 0.424, 0.416], 256: [0.789, 0.797, 0.781],
-              512: [0.70, 0.707, 0.693]}
+    totals = {
+        64: [0.21, 0.212, 0.208],
+        128: [0.42, 0.424, 0.416],
+        256: [0.789, 0.797, 0.781],
+        512: [0.70, 0.707, 0.693],
+    }
     summary = _summary(tmp_path, totals)
     notes = _notes(summary)
     assert [(n.kind, n.n_requests) for n in notes] == [("total_falls", 512)]
@@ -105,8 +113,10 @@ def test_caution_only_for_one_trial_with_its_source_and_command(tmp_path):
 
 
 def test_rerun_command_sets_trials_and_drops_the_run_id():
-    assert rerun_command("/v/bin/bench run k8s-ibm --trials=1 --run-id x --requests 1,4") == \
-        "python -m bench run k8s-ibm --requests 1,4 --trials 3"
+    assert (
+        rerun_command("/v/bin/bench run k8s-ibm --trials=1 --run-id x --requests 1,4")
+        == "python -m bench run k8s-ibm --requests 1,4 --trials 3"
+    )
     assert rerun_command(None) == "python -m bench run all --trials 3"
     assert rerun_command("/usr/bin/pytest tests/test_x.py") == "python -m bench run all --trials 3"
 
@@ -118,9 +128,9 @@ def test_report_and_table3_carry_the_caution_for_one_trial_not_for_three(tmp_pat
         md, table3_md = files.report_md.read_text(), (files.directory / "table3.md").read_text()
         html = files.report_html.read_text()
         if trials == 1:
-            box = md[md.index("Warnings about this run"):md.index("## Run")]
+            box = md[md.index("Warnings about this run") : md.index("## Run")]
             assert "**One trial per step**" in box
-            table3 = md[md.index("## Table 3"):md.index("## Figures")]
+            table3 = md[md.index("## Table 3") : md.index("## Figures")]
             assert "Note: **One trial per step**" in table3  # in Table 3's notes as well, above its tables
             assert table3.index("Note: **One trial per step**") < table3.index("mode `")
             assert table3_md.index("One trial per step") < table3_md.index("## mode:")  # above the tables
@@ -141,10 +151,11 @@ def test_console_warns_about_one_trial_at_the_end_of_the_tables(tmp_path, capsys
 
 
 def test_console_lists_steps_out_of_order(tmp_path, capsys):
-    run_dir = write_synthetic_run(tmp_path, "odd", ns=NS, modes=("sequential",), trials=1,
-                                  targets={"kubeflow-ibm": 0.002})
+    run_dir = write_synthetic_run(
+        tmp_path, "odd", ns=NS, modes=("sequential",), trials=1, targets={"kubeflow-ibm": 0.002}
+    )
     summary = pd.read_csv(run_dir / "summary.csv")
-    totals = dict(zip(NS, (0.21, 0.42, 0.789, 0.585)))
+    totals = dict(zip(NS, (0.21, 0.42, 0.789, 0.585), strict=False))
     summary["total_s"] = summary["n_requests"].map(totals)
     summary["throughput_rps"] = summary["n_ok"] / summary["total_s"]
     summary.to_csv(run_dir / "summary.csv", index=False)
@@ -157,9 +168,20 @@ def test_console_lists_steps_out_of_order(tmp_path, capsys):
 def test_step_line_says_answers_correct_not_accuracy():
     from bench.run.display import _step_line
 
-    row = {"target": "k8s-ibm", "mode": "sequential", "n_requests": 100, "trial": 1, "total_s": 1.25,
-           "lat_p50_s": 0.012, "lat_p50_lo_s": 0.011, "lat_p50_hi_s": 0.013, "n_ok": 100,
-           "throughput_rps": 80.0, "accuracy": 0.99, "errors": 0}
+    row = {
+        "target": "k8s-ibm",
+        "mode": "sequential",
+        "n_requests": 100,
+        "trial": 1,
+        "total_s": 1.25,
+        "lat_p50_s": 0.012,
+        "lat_p50_lo_s": 0.011,
+        "lat_p50_hi_s": 0.013,
+        "n_ok": 100,
+        "throughput_rps": 80.0,
+        "accuracy": 0.99,
+        "errors": 0,
+    }
     line = _step_line(row)
     assert "answers correct 99.0 %" in line and "accuracy" not in line
     assert "total 1.2500 s, latency p50 12.00 (11.00-13.00) ms, 80.0 req/s" in line
@@ -170,8 +192,10 @@ def test_step_line_says_answers_correct_not_accuracy():
 def test_timing_words_every_part_and_the_rest():
     timing = RunTiming(total_s=277.6, model_s=105.2, calibration_s=20.1, targets_s=151.0).to_json()
     text = timing_text(timing)
-    assert text.startswith("277.6 s in all: model (check or training) 105.2 s, client calibration 20.1 s, "
-                           "targets (start-up, sweep, stop) 151.0 s, other set-up 1.3 s")
+    assert text.startswith(
+        "277.6 s in all: model (check or training) 105.2 s, client calibration 20.1 s, "
+        "targets (start-up, sweep, stop) 151.0 s, other set-up 1.3 s"
+    )
     assert timing_text(None) == "" and timing_text({"total_s": "x"}) == ""
     assert math.isclose(sum(v for k, v in timing.items() if k != "total_s") + 1.3, 277.6)
 
@@ -184,9 +208,11 @@ def test_report_run_table_shows_the_time_parts(tmp_path):
     meta["timing"] = RunTiming(total_s=12.0, model_s=2.0, calibration_s=3.0, targets_s=6.5).to_json()
     write_json_atomic(run_dir / "meta.json", meta)
     rows = dict(meta_rows(load_run(run_dir, with_requests=False).meta))
-    assert rows["time taken by bench run"] == ("12.0 s in all: model (check or training) 2.0 s, client "
-                                               "calibration 3.0 s, targets (start-up, sweep, stop) 6.5 s, "
-                                               "other set-up 0.5 s")
+    assert rows["time taken by bench run"] == (
+        "12.0 s in all: model (check or training) 2.0 s, client "
+        "calibration 3.0 s, targets (start-up, sweep, stop) 6.5 s, "
+        "other set-up 0.5 s"
+    )
     old = dict(meta_rows(load_run(write_synthetic_run(tmp_path, "old", ns=(1,), trials=1)).meta))
     assert old["time taken by bench run"].startswith("not recorded")
 

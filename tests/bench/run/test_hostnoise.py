@@ -64,8 +64,13 @@ def test_window_shares_splits_busy_time_into_ours_and_others() -> None:
     # 1000 ticks pass: 600 busy user, 50 steal, 50 iowait, 300 idle; servebench used 400 of them.
     after = _sample(user=1600, idle=1300, iowait=50, steal=50, own=800)
     shares = window_shares(before, after)
-    assert shares == {"steal_share": 0.05, "iowait_share": 0.05, "busy_share": 0.65,
-                      "servebench_share": 0.4, "others_share": 0.25}
+    assert shares == {
+        "steal_share": 0.05,
+        "iowait_share": 0.05,
+        "busy_share": 0.65,
+        "servebench_share": 0.4,
+        "others_share": 0.25,
+    }
     assert window_shares(before, before) is None  # no time passed: nothing to say
 
 
@@ -75,13 +80,16 @@ def test_window_shares_never_reports_negative_others() -> None:
     assert shares is not None and shares["others_share"] == 0.0 and shares["servebench_share"] == 0.5
 
 
-@pytest.mark.parametrize(("load1", "cpus", "busy"), [
-    (1.0, 2, False),   # exactly half: not above
-    (1.01, 2, True),
-    (3.9, 8, False),
-    (4.5, 8, True),
-    (None, 2, False),  # no load average on this OS
-])
+@pytest.mark.parametrize(
+    ("load1", "cpus", "busy"),
+    [
+        (1.0, 2, False),  # exactly half: not above
+        (1.01, 2, True),
+        (3.9, 8, False),
+        (4.5, 8, True),
+        (None, 2, False),  # no load average on this OS
+    ],
+)
 def test_load_rule_is_above_half_the_cpus(load1, cpus, busy) -> None:
     assert LOAD1_BUSY_FRACTION == 0.5
     assert load_busy(load1, cpus) is busy
@@ -93,9 +101,13 @@ def test_steal_and_others_rules_at_their_thresholds() -> None:
 
 
 def _meta(load1: float, targets: dict[str, dict]) -> RunMeta:
-    return RunMeta.from_json({"run_id": "r1", "host": {"cpu_count": 2},
-                              "host_noise": {"at_start": {"load": [load1, 1.0, 1.0], "n_cpus": 2},
-                                             "targets": targets}})
+    return RunMeta.from_json(
+        {
+            "run_id": "r1",
+            "host": {"cpu_count": 2},
+            "host_noise": {"at_start": {"load": [load1, 1.0, 1.0], "n_cpus": 2}, "targets": targets},
+        }
+    )
 
 
 def test_noise_warnings_name_the_run_and_the_target() -> None:
@@ -140,10 +152,16 @@ def test_probe_samples_this_machine(tmp_path) -> None:
 
 
 def test_new_meta_records_the_load_at_start(tmp_path) -> None:
-    meta = new_meta(run_id="m", root=tmp_path, config_sha256="0", config_path="c", sweep={}, targets=["a"],
-                    load_at_start={"load": [0.1, 0.2, 0.3], "n_cpus": 4, "at": 1.0})
-    assert meta.details["host_noise"] == {"at_start": {"load": [0.1, 0.2, 0.3], "n_cpus": 4, "at": 1.0},
-                                          "targets": {}}
+    meta = new_meta(
+        run_id="m",
+        root=tmp_path,
+        config_sha256="0",
+        config_path="c",
+        sweep={},
+        targets=["a"],
+        load_at_start={"load": [0.1, 0.2, 0.3], "n_cpus": 4, "at": 1.0},
+    )
+    assert meta.details["host_noise"] == {"at_start": {"load": [0.1, 0.2, 0.3], "n_cpus": 4, "at": 1.0}, "targets": {}}
     sampled = new_meta(run_id="m", root=tmp_path, config_sha256="0", config_path="c", sweep={}, targets=[])
     assert sampled.details["host_noise"]["at_start"]["n_cpus"] >= 1
 
@@ -160,8 +178,10 @@ def test_report_and_compare_show_the_warnings(tmp_path, capsys) -> None:
     for run_id, others in (("calm", 0.01), ("noisy", 0.37)):
         run_dir = write_synthetic_run(tmp_path / "results", run_id, ns=(4,), modes=("sequential",), trials=1)
         meta = json.loads((run_dir / "meta.json").read_text())
-        meta["host_noise"] = {"at_start": {"load": [0.2, 0.2, 0.2], "n_cpus": 2},
-                              "targets": {"k8s-ibm": {"steal_share": 0.0, "others_share": others}}}
+        meta["host_noise"] = {
+            "at_start": {"load": [0.2, 0.2, 0.2], "n_cpus": 2},
+            "targets": {"k8s-ibm": {"steal_share": 0.0, "others_share": others}},
+        }
         write_json_atomic(run_dir / "meta.json", meta)
         runs[run_id] = run_dir
 
@@ -176,8 +196,16 @@ def test_report_and_compare_show_the_warnings(tmp_path, capsys) -> None:
     (tmp_path / "bench.toml").write_text('[paths]\nresults_dir = "results"\n')
     config = load_config(tmp_path / "bench.toml")
     capsys.readouterr()
-    code = compare(config, a="calm", b="noisy", threshold_pct=5.0, alpha=0.05, fail_on_regression=False,
-                   fmt="csv", console=Console(quiet=False))
+    code = compare(
+        config,
+        a="calm",
+        b="noisy",
+        threshold_pct=5.0,
+        alpha=0.05,
+        fail_on_regression=False,
+        fmt="csv",
+        console=Console(quiet=False),
+    )
     out, err = capsys.readouterr()
     assert code == 0
     # CSV: the legend, warnings and summary are '#' comment lines before the table (docs/compare.md)
@@ -221,9 +249,20 @@ def test_runner_records_the_running_target_and_its_noise(tmp_path) -> None:
     meta = new_meta(run_id="r", root=tmp_path, config_sha256="0", config_path="c", sweep={}, targets=["a", "b"])
     writer.write_meta(meta)
     outcomes = [TargetOutcome("a"), TargetOutcome("b")]
-    asyncio.run(sweep_targets([FakeTarget("a"), FakeTarget("b")], outcomes, run_sweep=run_sweep,
-                              engine_factory=None, plan=None, images=np.zeros((1, 28, 28)), labels=np.zeros(1),
-                              writer=writer, meta=meta, events=RunEvents()))
+    asyncio.run(
+        sweep_targets(
+            [FakeTarget("a"), FakeTarget("b")],
+            outcomes,
+            run_sweep=run_sweep,
+            engine_factory=None,
+            plan=None,
+            images=np.zeros((1, 28, 28)),
+            labels=np.zeros(1),
+            writer=writer,
+            meta=meta,
+            events=RunEvents(),
+        )
+    )
     writer.close()
     first, second = seen_on_disk
     assert first["outcomes"]["a"]["status"] == "running" and first["outcomes"]["b"]["status"] == "pending"

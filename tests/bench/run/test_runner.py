@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from bench.results import ResultsError, latest_run, validate_run_id
 from bench.results.header import SCHEMA_VERSION, new_meta
 from bench.run.runner import (
     TargetOutcome,
@@ -14,7 +15,6 @@ from bench.run.runner import (
     finish_meta,
 )
 from ground.runmeta import RunStatus
-from bench.results import ResultsError, latest_run, validate_run_id
 
 
 def test_dead_only_when_every_request_failed_to_connect():
@@ -27,10 +27,15 @@ def test_dead_only_when_every_request_failed_to_connect():
 
 
 def test_finish_meta_names_problems_and_unrun_targets(tmp_path):
-    meta = new_meta(run_id="r", root=tmp_path, config_sha256="x", config_path="bench.toml", sweep={}, targets=["a", "b", "c"])
+    meta = new_meta(
+        run_id="r", root=tmp_path, config_sha256="x", config_path="bench.toml", sweep={}, targets=["a", "b", "c"]
+    )
     assert meta.schema_version == SCHEMA_VERSION and meta.complete is False and meta.status is RunStatus.RUNNING
-    outcomes = [TargetOutcome("a", status="ok"), TargetOutcome("b", status="died", message="gone\nlog tail"),
-                TargetOutcome("c")]
+    outcomes = [
+        TargetOutcome("a", status="ok"),
+        TargetOutcome("b", status="died", message="gone\nlog tail"),
+        TargetOutcome("c"),
+    ]
     finish_meta(meta, outcomes, RunStatus.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM)")
     data = meta.to_json()
     assert data["complete"] is False and data["status"] == "interrupted" and data["finished_utc"]

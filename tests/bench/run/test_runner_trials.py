@@ -7,17 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from tests.support.loadgen import MEMORY_URL, FakeTarget, SingleWorker, digit_images
 
 from bench.capacity.run import with_capacity
-from bench.results.header import new_meta
 from bench.results import RunWriter
+from bench.results.header import new_meta
 from bench.run.runner import RunEvents, TargetOutcome, sweep_targets
 from bench.run.trial_design import RESTART, WITHIN_RUN
 from loadgen.engines.memory_engine import MemoryEngine
 from loadgen.engines.virtual_time import run_virtual
 from loadgen.stats import SUMMARY_COLUMNS
 from loadgen.sweep import SweepPlan, run_sweep
+from tests.support.loadgen import MEMORY_URL, FakeTarget, SingleWorker, digit_images
 
 LABELS = np.random.default_rng(3).integers(0, 10, size=20)
 IMAGES = digit_images(LABELS)
@@ -57,14 +57,32 @@ def _run(tmp_path: Path, targets: list[LocalFake], trials: int, design: str, log
     run_dir = tmp_path / "r"
     plan = SweepPlan(n_requests=(1, 3), modes=("sequential",), trials=trials, warmup=0, seed=11)
     writer = RunWriter(run_dir, "r", SUMMARY_COLUMNS)
-    meta = new_meta(run_id="r", root=tmp_path, config_sha256="0", config_path="c", sweep=plan.describe(),
-                    targets=[t.name for t in targets])
+    meta = new_meta(
+        run_id="r",
+        root=tmp_path,
+        config_sha256="0",
+        config_path="c",
+        sweep=plan.describe(),
+        targets=[t.name for t in targets],
+    )
     outcomes = [TargetOutcome(t.name) for t in targets]
     engines = MemoryEngine.factory(SingleWorker(0.001))
     sweep = with_capacity(run_sweep, CountingPhase(log))
-    run_virtual(sweep_targets(targets, outcomes, run_sweep=sweep, engine_factory=engines, plan=plan, images=IMAGES,
-                              labels=LABELS, writer=writer, meta=meta, events=RunEvents(),
-                              trial_design=design))
+    run_virtual(
+        sweep_targets(
+            targets,
+            outcomes,
+            run_sweep=sweep,
+            engine_factory=engines,
+            plan=plan,
+            images=IMAGES,
+            labels=LABELS,
+            writer=writer,
+            meta=meta,
+            events=RunEvents(),
+            trial_design=design,
+        )
+    )
     writer.close()
     return run_dir, meta.details, outcomes
 

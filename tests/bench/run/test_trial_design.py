@@ -11,7 +11,7 @@ from loadgen.sweep import SweepPlan
 def test_restart_visits_every_local_target_once_per_trial_in_a_seeded_shuffle() -> None:
     visits = visit_schedule([False] * 4, 5, design=RESTART, seed=7)
     assert len(visits) == 20
-    rounds = [visits[i * 4:(i + 1) * 4] for i in range(5)]
+    rounds = [visits[i * 4 : (i + 1) * 4] for i in range(5)]
     for trial, rnd in enumerate(rounds, start=1):
         assert sorted(v.index for v in rnd) == [0, 1, 2, 3]
         assert all(v.trials == (trial,) for v in rnd)
@@ -34,8 +34,9 @@ def test_remote_targets_are_visited_once_for_all_trials() -> None:
     assert facts["remote_within_run"] == ["far"]
 
 
-@pytest.mark.parametrize(("design", "trials", "has_plan"), [(WITHIN_RUN, 3, True), (RESTART, 1, True),
-                                                            (RESTART, 3, False)])
+@pytest.mark.parametrize(
+    ("design", "trials", "has_plan"), [(WITHIN_RUN, 3, True), (RESTART, 1, True), (RESTART, 3, False)]
+)
 def test_one_visit_per_target_when_nothing_is_restarted(design: str, trials: int, has_plan: bool) -> None:
     visits = visit_schedule([False, False], trials, design=design, has_plan=has_plan)
     assert [(v.index, v.trials, v.last) for v in visits] == [(0, (), True), (1, (), True)]

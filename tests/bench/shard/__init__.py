@@ -1,1 +1,2 @@
-"""Tests of bench/shard/: ``--shard``/``--clients``, merging shard runs, the load-generator Job (rendered and executed)."""
+"""Tests of bench/shard/: ``--shard``/``--clients``, merging shard runs, the load-generator Job (rendered and
+executed)."""

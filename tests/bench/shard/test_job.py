@@ -17,10 +17,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from bench.shard.job import loadgen_job
 from bench.config import parse_config
-from targets.base import TargetContext
+from bench.shard.job import loadgen_job
 from bench.shard.job_render import CREDENTIALS_SECRET, WORKDIR, render_loadgen_manifests, shard_bench_toml
+from targets.base import TargetContext
 from targets.registry import build_target
 from tests.support.paths import REPO
 
@@ -110,7 +110,9 @@ def test_indexed_job_runs_n_shards_against_the_cluster_url(tmp_path) -> None:
     script = container["command"][2]
     assert "--shard auto/4 " in script and f"--start-at {START} --step-interval 30 " in script
     assert f"--run-id {job.run_id} " in script and "run kubeflow-ibm " in script
-    claims = {v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v}
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"] for v in pod["volumes"] if "persistentVolumeClaim" in v
+    }
     assert claims == {"data": "shard-runs"}
     mounts = {m["name"]: m for m in container["volumeMounts"]}
     assert mounts["work"]["mountPath"] == WORKDIR
@@ -134,12 +136,15 @@ def test_the_shard_script_is_valid_posix_shell(tmp_path) -> None:
     assert subprocess.run(["sh", "-n", "-c", script], capture_output=True).returncode == 0
 
 
-@pytest.mark.parametrize(("target", "url", "host"), [
-    ("kubeflow-ibm", "http://digits.team-a.svc.cluster.local", None),
-    ("kubeflow-raw", "http://mnist-predictor.kubeflow-user-example-com.svc.cluster.local", None),
-    ("k8s-ibm", "http://k8s-ibm.bench.svc.cluster.local:8080", None),
-    ("linserv-remote", "https://linserv.example.org", None),
-])
+@pytest.mark.parametrize(
+    ("target", "url", "host"),
+    [
+        ("kubeflow-ibm", "http://digits.team-a.svc.cluster.local", None),
+        ("kubeflow-raw", "http://mnist-predictor.kubeflow-user-example-com.svc.cluster.local", None),
+        ("k8s-ibm", "http://k8s-ibm.bench.svc.cluster.local:8080", None),
+        ("linserv-remote", "https://linserv.example.org", None),
+    ],
+)
 def test_shard_config_is_one_remote_target_at_its_cluster_url(tmp_path, target, url, host) -> None:
     job, docs = _render(tmp_path, target)
     text = docs["loadgen-configmap.yaml"]["data"]["bench.toml"]
@@ -172,27 +177,33 @@ def test_credentials_stay_variable_names_filled_from_a_secret(tmp_path, monkeypa
     assert not any(key.startswith("kfp_") for key in table)  # the pipeline API is no shard's business
     container = yaml.safe_load(files["loadgen-job.yaml"])["spec"]["template"]["spec"]["containers"][0]
     from_secret = [e for e in container["env"] if "valueFrom" in e]
-    assert from_secret == [{"name": "KF_SESSION",
-                            "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "KF_SESSION"}}}]
+    assert from_secret == [
+        {"name": "KF_SESSION", "valueFrom": {"secretKeyRef": {"name": CREDENTIALS_SECRET, "key": "KF_SESSION"}}}
+    ]
     assert f"kubectl create secret generic {CREDENTIALS_SECRET}" in files["loadgen-job.yaml"]
 
 
 def test_names_fit_kubernetes_limits_for_long_target_names(tmp_path) -> None:
     long_name = "a-very-long-target-name-that-goes-on-and-on-and-on-for-ever"
-    source = CONFIG.replace("n_requests = [8, 16]", "n_requests = [16, 32]") + f'\n[targets.{long_name}]\nadapter = "k8s"\n'
+    source = (
+        CONFIG.replace("n_requests = [8, 16]", "n_requests = [16, 32]") + f'\n[targets.{long_name}]\nadapter = "k8s"\n'
+    )
     job = loadgen_job(_config(tmp_path, source), long_name, clients=12, start_at=START, step_interval_s=30.0)
     assert len(f"{job.job_name}-11") <= 63 and len(job.job_name) <= 56  # an Indexed pod's host name
     for doc in render_loadgen_manifests(job).values():
         kubernetes_validate.validate(yaml.safe_load(doc), K8S_VERSION, strict=True)
 
 
-@pytest.mark.parametrize(("target", "kwargs", "message"), [
-    ("greene-linserv", {}, "does not run on Kubernetes and has no endpoint"),
-    ("k8s-ibm", {"clients": 0}, "--clients"),
-    ("k8s-ibm", {"pvc": "Bad_Claim"}, "--pvc"),
-    ("k8s-ibm", {"namespace": "Team A"}, "--namespace"),
-    ("k8s-ibm", {"image": "has space:1"}, "--image"),
-])
+@pytest.mark.parametrize(
+    ("target", "kwargs", "message"),
+    [
+        ("greene-linserv", {}, "does not run on Kubernetes and has no endpoint"),
+        ("k8s-ibm", {"clients": 0}, "--clients"),
+        ("k8s-ibm", {"pvc": "Bad_Claim"}, "--pvc"),
+        ("k8s-ibm", {"namespace": "Team A"}, "--namespace"),
+        ("k8s-ibm", {"image": "has space:1"}, "--image"),
+    ],
+)
 def test_what_cannot_become_a_working_job_is_refused_naming_it(tmp_path, target, kwargs, message) -> None:
     kwargs = {"clients": 2, "step_interval_s": 30.0, **kwargs}
     with pytest.raises(ValueError, match=message):
@@ -225,17 +236,24 @@ def test_a_plan_of_several_steps_gets_two_request_timeouts_between_steps_and_say
 
 def test_a_single_step_plan_needs_no_interval(tmp_path) -> None:
     source = CONFIG.replace("n_requests = [8, 16]", "n_requests = [8]").replace(
-        'modes = ["sequential", "concurrent", "rate"]', 'modes = ["rate"]')
+        'modes = ["sequential", "concurrent", "rate"]', 'modes = ["rate"]'
+    )
     job = loadgen_job(_config(tmp_path, source), "k8s-ibm", clients=2, start_at=START)
     script = yaml.safe_load(render_loadgen_manifests(job)["loadgen-job.yaml"])["spec"]["template"]["spec"][
-        "containers"][0]["command"][2]
+        "containers"
+    ][0]["command"][2]
     assert "--step-interval" not in script and f"--start-at {START} " in script
 
 
 def _cli(tmp_path: Path, *args: str, source: str = CONFIG) -> subprocess.CompletedProcess:
     (tmp_path / "bench.toml").write_text(source)
-    return subprocess.run([sys.executable, "-m", "bench", "--config", str(tmp_path / "bench.toml"), *args],
-                          capture_output=True, text=True, cwd=REPO, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "bench", "--config", str(tmp_path / "bench.toml"), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
 
 
 def test_steps_too_small_for_the_shards_are_left_out_with_a_note(tmp_path) -> None:
@@ -252,8 +270,24 @@ def test_steps_too_small_for_the_shards_are_left_out_with_a_note(tmp_path) -> No
 
 
 def test_shipped_config_renders_for_4_clients(tmp_path) -> None:
-    result = subprocess.run([sys.executable, "-m", "bench", "manifests", "loadgen", "kubeflow-gcp", "--clients", "4",
-                             "-o", str(tmp_path / "x")], capture_output=True, text=True, cwd=REPO, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "manifests",
+            "loadgen",
+            "kubeflow-gcp",
+            "--clients",
+            "4",
+            "-o",
+            str(tmp_path / "x"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "n_requests 1 left out" in result.stderr and "sequential left out" in result.stderr
     assert "s apart (2 x [loadgen] timeout_s)" in result.stderr
@@ -261,11 +295,26 @@ def test_shipped_config_renders_for_4_clients(tmp_path) -> None:
 
 def test_cli_writes_the_three_files(tmp_path) -> None:
     out = tmp_path / "out"
-    result = _cli(tmp_path, "manifests", "loadgen", "k8s-ibm", "--clients", "2", "--step-interval", "20",
-                  "--pvc", "my-claim", "-o", str(out))
+    result = _cli(
+        tmp_path,
+        "manifests",
+        "loadgen",
+        "k8s-ibm",
+        "--clients",
+        "2",
+        "--step-interval",
+        "20",
+        "--pvc",
+        "my-claim",
+        "-o",
+        str(out),
+    )
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["loadgen-configmap.yaml", "loadgen-helper.yaml",
-                                                     "loadgen-job.yaml"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "loadgen-configmap.yaml",
+        "loadgen-helper.yaml",
+        "loadgen-job.yaml",
+    ]
     assert "sequential left out" in result.stderr
     job = yaml.safe_load((out / "loadgen-job.yaml").read_text())
     assert job["spec"]["template"]["spec"]["volumes"][2]["persistentVolumeClaim"]["claimName"] == "my-claim"
@@ -276,12 +325,30 @@ def test_cli_plan_flags_replace_the_shards_sweep_and_are_validated(tmp_path) -> 
     a bench.toml whose own sweep cannot be sharded (N=1, sequential) still renders a Job."""
     unshardable = CONFIG.replace("n_requests = [8, 16]", "n_requests = [1, 16]")
     too_small = CONFIG.replace("n_requests = [8, 16]", "n_requests = [1]")
-    refused = _cli(tmp_path, "manifests", "loadgen", "k8s-ibm", "--clients", "2", "--step-interval", "20",
-                   source=too_small)  # nothing left to split: refused, naming the step
+    refused = _cli(
+        tmp_path, "manifests", "loadgen", "k8s-ibm", "--clients", "2", "--step-interval", "20", source=too_small
+    )  # nothing left to split: refused, naming the step
     assert refused.returncode == 2 and "N=1 cannot be split over 2 shards" in refused.stderr, refused.stderr
     out = tmp_path / "out"
-    result = _cli(tmp_path, "manifests", "loadgen", "k8s-ibm", "--clients", "2", "--rate", "200",
-                  "--duration", "10", "--trials", "3", "--step-interval", "30", "-o", str(out), source=unshardable)
+    result = _cli(
+        tmp_path,
+        "manifests",
+        "loadgen",
+        "k8s-ibm",
+        "--clients",
+        "2",
+        "--rate",
+        "200",
+        "--duration",
+        "10",
+        "--trials",
+        "3",
+        "--step-interval",
+        "30",
+        "-o",
+        str(out),
+        source=unshardable,
+    )
     assert result.returncode == 0, result.stderr
     docs = [yaml.safe_load(f.read_text()) for f in sorted(out.iterdir())]
     for doc in docs:
@@ -289,18 +356,32 @@ def test_cli_plan_flags_replace_the_shards_sweep_and_are_validated(tmp_path) -> 
     configmap = next(doc for doc in docs if doc["kind"] == "ConfigMap")
     sweep = tomllib.loads(configmap["data"]["bench.toml"])["sweep"]
     assert (sweep["modes"], sweep["rate_rps"], sweep["duration_s"], sweep["trials"]) == (["rate"], 200.0, 10.0, 3)
-    bad = _cli(tmp_path, "manifests", "loadgen", "k8s-ibm", "--clients", "2", "--modes", "concurrent,bogus",
-               "--step-interval", "20", source=unshardable)
+    bad = _cli(
+        tmp_path,
+        "manifests",
+        "loadgen",
+        "k8s-ibm",
+        "--clients",
+        "2",
+        "--modes",
+        "concurrent,bogus",
+        "--step-interval",
+        "20",
+        source=unshardable,
+    )
     assert bad.returncode == 2 and "bogus" in bad.stderr, bad.stderr
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["manifests", "loadgen", "k8s-ibm"], "needs --clients"),
-    (["manifests", "loadgen", "--clients", "2"], "usage: manifests loadgen TARGET"),
-    (["manifests", "k8s-ibm", "--clients", "2"], "belong to `manifests loadgen TARGET`"),
-    (["manifests", "k8s-ibm", "kubeflow-ibm"], "takes one name"),
-    (["manifests", "loadgen", "nope", "--clients", "2"], "no such target"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["manifests", "loadgen", "k8s-ibm"], "needs --clients"),
+        (["manifests", "loadgen", "--clients", "2"], "usage: manifests loadgen TARGET"),
+        (["manifests", "k8s-ibm", "--clients", "2"], "belong to `manifests loadgen TARGET`"),
+        (["manifests", "k8s-ibm", "kubeflow-ibm"], "takes one name"),
+        (["manifests", "loadgen", "nope", "--clients", "2"], "no such target"),
+    ],
+)
 def test_cli_misuse_exits_2_naming_the_problem(tmp_path, args, message) -> None:
     result = _cli(tmp_path, *args)
     assert result.returncode == 2 and message in result.stderr, result.stderr

@@ -27,12 +27,12 @@ from typing import Any
 import pytest
 import yaml
 
-from bench.shard.job import loadgen_job
 from bench.config import load_config
 from bench.results import load_run
+from bench.shard.job import loadgen_job
+from bench.shard.job_render import render_loadgen_manifests
 from ground.toml_write import dumps as toml_dumps
 from targets.base import TargetContext
-from bench.shard.job_render import render_loadgen_manifests
 from targets.registry import build_target
 from tests.support.paths import REPO
 
@@ -62,8 +62,9 @@ def _user_config(tmp_path: Path) -> Path:
     return path
 
 
-def _lay_out_pod(pod_dir: Path, pod_spec: dict[str, Any], configmap: dict[str, Any], claim: Path,
-                 old_url: str, new_url: str) -> None:
+def _lay_out_pod(
+    pod_dir: Path, pod_spec: dict[str, Any], configmap: dict[str, Any], claim: Path, old_url: str, new_url: str
+) -> None:
     """Create ``pod_dir`` as the pod's working directory with every volume mounted where the spec says."""
     (container,) = pod_spec["containers"]
     volumes = {v["name"]: v for v in pod_spec["volumes"]}
@@ -87,8 +88,12 @@ def _lay_out_pod(pod_dir: Path, pod_spec: dict[str, Any], configmap: dict[str, A
 
 
 def _pod_env(container: dict[str, Any], index: int, home: Path) -> dict[str, str]:
-    env = {"PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
-           "PYTHONPATH": str(REPO), "HOME": str(home), "JOB_COMPLETION_INDEX": str(index)}
+    env = {
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}/usr/bin{os.pathsep}/bin",
+        "PYTHONPATH": str(REPO),
+        "HOME": str(home),
+        "JOB_COMPLETION_INDEX": str(index),
+    }
     for var in ("MPLCONFIGDIR", "KERAS_HOME", "TORCH_HOME", "XDG_CACHE_HOME"):  # tests keep caches out of $HOME
         if var in os.environ:
             env[var] = os.environ[var]
@@ -99,8 +104,10 @@ def _pod_env(container: dict[str, Any], index: int, home: Path) -> dict[str, str
 
 
 async def _run_pods(commands: list[tuple[list[str], Path, dict[str, str]]], timeout_s: float) -> list[tuple[int, str]]:
-    procs = [await asyncio.create_subprocess_exec(*argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
-                                                  stderr=subprocess.STDOUT) for argv, cwd, env in commands]
+    procs = [
+        await asyncio.create_subprocess_exec(*argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for argv, cwd, env in commands
+    ]
     try:
         outputs = await asyncio.wait_for(asyncio.gather(*(p.communicate() for p in procs)), timeout_s)
     except TimeoutError:
@@ -115,8 +122,15 @@ async def _run_pods(commands: list[tuple[list[str], Path, dict[str, str]]], time
 def test_rendered_pods_run_locally_and_their_shards_merge(tmp_path, trained_model) -> None:
     user_toml = _user_config(tmp_path)
     config = load_config(user_toml)
-    job = loadgen_job(config, "k8s-ibm", clients=CLIENTS, pvc="shard-runs", image="servebench:test",
-                      start_at=math.ceil(time.time() + START_IN_S), step_interval_s=STEP_INTERVAL_S)
+    job = loadgen_job(
+        config,
+        "k8s-ibm",
+        clients=CLIENTS,
+        pvc="shard-runs",
+        image="servebench:test",
+        start_at=math.ceil(time.time() + START_IN_S),
+        step_interval_s=STEP_INTERVAL_S,
+    )
     docs = {name: yaml.safe_load(text) for name, text in render_loadgen_manifests(job).items()}
     job_doc, configmap = docs["loadgen-job.yaml"], docs["loadgen-configmap.yaml"]
     assert (job_doc["spec"]["completions"], job_doc["spec"]["parallelism"]) == (CLIENTS, CLIENTS)
@@ -151,9 +165,23 @@ def test_rendered_pods_run_locally_and_their_shards_merge(tmp_path, trained_mode
     assert all(p.read_text().strip() == "0" for p in runs.glob("*.exit"))
 
     merged_dir = tmp_path / "merged" / job.run_id
-    merged = subprocess.run([sys.executable, "-m", "bench", "--config", str(user_toml), "merge",
-                             *map(str, shard_dirs), "-o", str(merged_dir)],
-                            capture_output=True, text=True, cwd=REPO, timeout=300)
+    merged = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench",
+            "--config",
+            str(user_toml),
+            "merge",
+            *map(str, shard_dirs),
+            "-o",
+            str(merged_dir),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=300,
+    )
     assert merged.returncode == 0, merged.stdout + merged.stderr
     print(merged.stdout)  # the per-shard table: offered/achieved rate per shard, start skew
 

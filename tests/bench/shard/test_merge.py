@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from bench.shard.merge import MergeError, combined_ceiling, merge_runs
 from bench.results import read_requests
+from bench.shard.merge import MergeError, combined_ceiling, merge_runs
 from bench.shard_run import sharding_warnings
 from loadgen.stats import LATENCY_PERCENTILES, percentile
 from loadgen.sweep import SweepPlan
@@ -51,8 +51,11 @@ def test_merged_percentiles_equal_those_of_the_union(shard_dirs: list[Path], tmp
     shards = pd.concat([read_requests(p / "requests.csv.gz") for p in shard_dirs])
     assert len(summary) == len(PLAN.steps("fake")) == 8
     for _, row in summary.iterrows():
-        part = shards[(shards["mode"] == row["mode"]) & (shards["n_requests"] == row["n_requests"])
-                      & (shards["trial"] == row["trial"])]
+        part = shards[
+            (shards["mode"] == row["mode"])
+            & (shards["n_requests"] == row["n_requests"])
+            & (shards["trial"] == row["trial"])
+        ]
         ok = part[part["error"] == ""]["latency_s"].to_numpy(dtype=float)
         assert len(part) == row["n_requests"] and row["n_ok"] == len(ok) > 0
         for q, suffix in LATENCY_PERCENTILES:  # exactly, not approximately
@@ -107,8 +110,9 @@ def test_report_and_compare_accept_the_merged_run(shard_dirs: list[Path], tmp_pa
     assert main(["--config", str(config), "-q", "compare", "merged", "merged", "--format", "csv"]) == 0
 
 
-def test_cli_merge_prints_each_shard_and_refuses_an_existing_output(shard_dirs: list[Path], tmp_path: Path,
-                                                                   capsys) -> None:
+def test_cli_merge_prints_each_shard_and_refuses_an_existing_output(
+    shard_dirs: list[Path], tmp_path: Path, capsys
+) -> None:
     config = tmp_path / "bench.toml"
     config.write_text('[paths]\nresults_dir = "results"\n')
     args = ["--config", str(config), "merge", *map(str, shard_dirs), "-o", "m1"]
@@ -119,15 +123,18 @@ def test_cli_merge_prints_each_shard_and_refuses_an_existing_output(shard_dirs: 
     assert "already holds a run" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("edit, words", [
-    (lambda m: m["config"].update(sha256="d" * 64), "disagree on the configuration"),
-    (lambda m: m["model"].update(torchscript_sha256="x" * 64), "disagree on the model: "),
-    (lambda m: m["targets"]["fake"].update(base_url="http://127.0.0.1:1"), "described.fake.base_url"),
-    (lambda m: m.update(targets_order=["other"]), "disagree on the target"),
-    (lambda m: m["sweep"].update(rate_rps=99.0), "disagree on the plan: shard 0"),
-    (lambda m: m["shard"]["schedule"].update(start_at=1.0), "disagree on the start schedule"),
-    (lambda m: m.update(status="interrupted"), "did not complete (status: interrupted)"),
-])
+@pytest.mark.parametrize(
+    "edit, words",
+    [
+        (lambda m: m["config"].update(sha256="d" * 64), "disagree on the configuration"),
+        (lambda m: m["model"].update(torchscript_sha256="x" * 64), "disagree on the model: "),
+        (lambda m: m["targets"]["fake"].update(base_url="http://127.0.0.1:1"), "described.fake.base_url"),
+        (lambda m: m.update(targets_order=["other"]), "disagree on the target"),
+        (lambda m: m["sweep"].update(rate_rps=99.0), "disagree on the plan: shard 0"),
+        (lambda m: m["shard"]["schedule"].update(start_at=1.0), "disagree on the start schedule"),
+        (lambda m: m.update(status="interrupted"), "did not complete (status: interrupted)"),
+    ],
+)
 def test_disagreeing_shards_are_refused_naming_the_difference(shard_dirs, tmp_path, edit, words) -> None:
     copies = _copy(shard_dirs, tmp_path)
     _edit_meta(copies[2], edit)
@@ -174,10 +181,20 @@ def test_combined_ceiling_counts_shards_on_one_cpu_once() -> None:
 
 
 def test_skew_warnings_name_the_step() -> None:
-    meta = {"sharding": {"steps": [{"mode": "rate", "n_requests": 100, "trial": 1, "start_skew_s": 0.2,
-                                    "shards": [{"total_s": 1.0}, {"total_s": 1.1}]},
-                                   {"mode": "rate", "n_requests": 200, "trial": 1, "start_skew_s": 0.01,
-                                    "shards": [{"total_s": 1.0}]}]}}
+    meta = {
+        "sharding": {
+            "steps": [
+                {
+                    "mode": "rate",
+                    "n_requests": 100,
+                    "trial": 1,
+                    "start_skew_s": 0.2,
+                    "shards": [{"total_s": 1.0}, {"total_s": 1.1}],
+                },
+                {"mode": "rate", "n_requests": 200, "trial": 1, "start_skew_s": 0.01, "shards": [{"total_s": 1.0}]},
+            ]
+        }
+    }
     warnings = sharding_warnings(meta)
     assert len(warnings) == 1 and "rate N=100 trial 1" in warnings[0] and "200 ms apart" in warnings[0]
     assert sharding_warnings({}) == []

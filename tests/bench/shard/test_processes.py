@@ -16,13 +16,13 @@ import pytest
 from bench.cli import main, parse_args
 from bench.shard.processes import place_clients, shard_argv
 from bench.shard_run import check_schedule_flags
-from tests.support.e2e import REPO, e2e_config, run_bench
 from loadgen.barrier import StartSchedule
 from loadgen.shard import SHARD_INDEX_ENV, ShardSpec
 from loadgen.stats import LATENCY_PERCENTILES
-
+from tests.support.e2e import REPO, e2e_config, run_bench
 
 # --- placement ----------------------------------------------------------------------------
+
 
 def test_each_client_gets_a_cpu_of_its_own_where_there_are_enough() -> None:
     placed = place_clients(2, "auto", range(4), local_target=True)
@@ -38,8 +38,10 @@ def test_on_two_cpus_clients_share_one_and_the_stand_in_keeps_the_other() -> Non
 
 def test_remote_targets_spread_clients_over_every_cpu_and_none_or_one_cpu_pins_nothing() -> None:
     assert place_clients(3, "auto", (0, 1), local_target=False).clients == ((0,), (1,), (0,))
-    for placed in (place_clients(2, "none", range(4), local_target=True),
-                   place_clients(2, "auto", (0,), local_target=True)):
+    for placed in (
+        place_clients(2, "none", range(4), local_target=True),
+        place_clients(2, "auto", (0,), local_target=True),
+    ):
         assert placed.clients == ((), ()) and placed.standins == ()
         assert placed.cpu_groups() == [[0], [1]]  # unpinned: each counted as its own client
 
@@ -53,11 +55,19 @@ def test_a_cpu_list_is_used_round_robin() -> None:
 
 # --- the command line (the one documented for Kubernetes pods) ----------------------------
 
+
 def test_shard_argv_is_the_documented_run_command_and_parses(tmp_path: Path) -> None:
-    argv = shard_argv(config_path=tmp_path / "bench.toml", target="kubeflow-gcp", spec=ShardSpec(1, 3),
-                      schedule=StartSchedule(1767225600.5, 12.0), out=tmp_path / "out", run_id="r1",
-                      endpoint="http://127.0.0.1:9", engine="fast",
-                      overrides={"modes": ["rate"], "rate_rps": 200.0, "duration_s": 5.0, "n_requests": None})
+    argv = shard_argv(
+        config_path=tmp_path / "bench.toml",
+        target="kubeflow-gcp",
+        spec=ShardSpec(1, 3),
+        schedule=StartSchedule(1767225600.5, 12.0),
+        out=tmp_path / "out",
+        run_id="r1",
+        endpoint="http://127.0.0.1:9",
+        engine="fast",
+        overrides={"modes": ["rate"], "rate_rps": 200.0, "duration_s": 5.0, "n_requests": None},
+    )
     assert argv[1:3] == ["-m", "bench"]
     args = parse_args(argv[3:])
     assert args.command == "run" and args.targets == ["kubeflow-gcp"]
@@ -67,10 +77,18 @@ def test_shard_argv_is_the_documented_run_command_and_parses(tmp_path: Path) -> 
 
 
 def test_shard_argv_with_a_gate_has_no_start_time_and_parses(tmp_path: Path) -> None:
-    argv = shard_argv(config_path=tmp_path / "bench.toml", target="kubeflow-gcp", spec=ShardSpec(0, 2),
-                      schedule=StartSchedule(), out=tmp_path / "out", run_id="r1", endpoint="http://127.0.0.1:9",
-                      engine="fast", overrides={"modes": ["concurrent"], "n_requests": [64, 256]},
-                      gate=tmp_path / "gate")
+    argv = shard_argv(
+        config_path=tmp_path / "bench.toml",
+        target="kubeflow-gcp",
+        spec=ShardSpec(0, 2),
+        schedule=StartSchedule(),
+        out=tmp_path / "out",
+        run_id="r1",
+        endpoint="http://127.0.0.1:9",
+        engine="fast",
+        overrides={"modes": ["concurrent"], "n_requests": [64, 256]},
+        gate=tmp_path / "gate",
+    )
     assert "--start-at" not in argv and "--step-interval" not in argv
     args = parse_args(argv[3:])
     assert args.step_gate == tmp_path / "gate" and args.start_at is None and args.requests == [64, 256]
@@ -87,6 +105,7 @@ def test_shard_auto_reads_the_indexed_job_variable(monkeypatch) -> None:
 
 # --- refusals before anything starts (no servers, no training) ----------------------------
 
+
 @pytest.fixture()
 def config(tmp_path: Path) -> Path:
     text = (REPO / "bench.toml").read_text() + '\n[paths]\nresults_dir = "results"\nreports_dir = "reports"\n'
@@ -95,29 +114,87 @@ def config(tmp_path: Path) -> Path:
     return path
 
 
-@pytest.mark.parametrize("args, words", [
-    (["run", "all", "--shard", "0/2", "--rate", "10", "--duration", "2"], "a sharded run measures one target, got 4"),
-    (["run", "kubeflow-gcp", "--shard", "0/2", "--modes", "sequential"], "sequential mode cannot be sharded"),
-    (["run", "kubeflow-gcp", "--shard", "0/2", "--modes", "capacity"], "capacity search cannot be sharded"),
-    (["run", "kubeflow-gcp", "--shard", "0/2", "--requests", "1,4", "--modes", "concurrent"],
-     "N=1 cannot be split over 2 shards"),
-    (["run", "kubeflow-gcp", "--rate", "10", "--duration", "2", "--start-at", "1767225600"], "give --shard I/N too"),
-    (["run", "kubeflow-gcp", "--shard", "0/2", "--rate", "10", "--duration", "2", "--step-interval", "5"],
-     "give --start-at too"),
-    (["run", "kubeflow-gcp", "--shard", "0/2", "--requests", "4,8", "--modes", "concurrent", "--start-at",
-      "1767225600"], "this plan has 2 steps: with --start-at, give --step-interval"),
-    (["run", "kubeflow-gcp", "--shard", "0/2", "--rate", "10", "--duration", "2"],
-     "a local stand-in that each shard would start"),
-    (["run", "kubeflow-gcp", "--clients", "2", "--shard", "0/2", "--rate", "10", "--duration", "2"], "not both"),
-    (["run", "kubeflow-gcp", "--clients", "2", "--modes", "sequential"], "sequential mode cannot be sharded"),
-    (["run", "kubeflow-gcp", "--clients", "2", "--requests", "4,8", "--modes", "concurrent", "--start-at",
-      "1767225600"], "give --step-interval"),  # an explicit wall-clock start keeps the schedule's rule
-    (["run", "kubeflow-gcp", "--step-gate", "g", "--rate", "10", "--duration", "2"], "goes with --shard I/N"),
-    (["run", "kubeflow-gcp", "--shard", "0/2", "--step-gate", "g", "--start-at", "1767225600", "--rate", "10",
-      "--duration", "2"], "give one"),
-    (["run", "kubeflow-gcp", "--clients", "2", "--rate", "10", "--duration", "2", "--engine", "warp"],
-     "unknown engine 'warp'"),
-])
+@pytest.mark.parametrize(
+    "args, words",
+    [
+        (
+            ["run", "all", "--shard", "0/2", "--rate", "10", "--duration", "2"],
+            "a sharded run measures one target, got 4",
+        ),
+        (["run", "kubeflow-gcp", "--shard", "0/2", "--modes", "sequential"], "sequential mode cannot be sharded"),
+        (["run", "kubeflow-gcp", "--shard", "0/2", "--modes", "capacity"], "capacity search cannot be sharded"),
+        (
+            ["run", "kubeflow-gcp", "--shard", "0/2", "--requests", "1,4", "--modes", "concurrent"],
+            "N=1 cannot be split over 2 shards",
+        ),
+        (
+            ["run", "kubeflow-gcp", "--rate", "10", "--duration", "2", "--start-at", "1767225600"],
+            "give --shard I/N too",
+        ),
+        (
+            ["run", "kubeflow-gcp", "--shard", "0/2", "--rate", "10", "--duration", "2", "--step-interval", "5"],
+            "give --start-at too",
+        ),
+        (
+            [
+                "run",
+                "kubeflow-gcp",
+                "--shard",
+                "0/2",
+                "--requests",
+                "4,8",
+                "--modes",
+                "concurrent",
+                "--start-at",
+                "1767225600",
+            ],
+            "this plan has 2 steps: with --start-at, give --step-interval",
+        ),
+        (
+            ["run", "kubeflow-gcp", "--shard", "0/2", "--rate", "10", "--duration", "2"],
+            "a local stand-in that each shard would start",
+        ),
+        (["run", "kubeflow-gcp", "--clients", "2", "--shard", "0/2", "--rate", "10", "--duration", "2"], "not both"),
+        (["run", "kubeflow-gcp", "--clients", "2", "--modes", "sequential"], "sequential mode cannot be sharded"),
+        (
+            [
+                "run",
+                "kubeflow-gcp",
+                "--clients",
+                "2",
+                "--requests",
+                "4,8",
+                "--modes",
+                "concurrent",
+                "--start-at",
+                "1767225600",
+            ],
+            "give --step-interval",
+        ),  # an explicit wall-clock start keeps the schedule's rule
+        (["run", "kubeflow-gcp", "--step-gate", "g", "--rate", "10", "--duration", "2"], "goes with --shard I/N"),
+        (
+            [
+                "run",
+                "kubeflow-gcp",
+                "--shard",
+                "0/2",
+                "--step-gate",
+                "g",
+                "--start-at",
+                "1767225600",
+                "--rate",
+                "10",
+                "--duration",
+                "2",
+            ],
+            "give one",
+        ),
+        (
+            ["run", "kubeflow-gcp", "--clients", "2", "--rate", "10", "--duration", "2", "--engine", "warp"],
+            "unknown engine 'warp'",
+        ),
+    ],
+)
 def test_sharded_runs_refuse_with_a_reason(config: Path, args: list[str], words: str, capsys) -> None:
     assert main(["--config", str(config), *args]) == 2
     assert words in capsys.readouterr().err.replace("\n", " ")
@@ -135,6 +212,7 @@ def test_schedule_flags_go_with_shards() -> None:
 
 # --- end to end ---------------------------------------------------------------------------
 
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -146,8 +224,20 @@ def _alive(pid: int) -> bool:
 @pytest.mark.slow
 def test_clients_2_against_a_stand_in_merges_into_an_ordinary_run(tmp_path: Path, trained_model) -> None:
     config = e2e_config(tmp_path, trained_model)
-    proc = run_bench(config, "run", "greene-linserv", "--clients", "2", "--rate", "20", "--duration", "2",
-                     "--run-id", "c2", timeout=600)
+    proc = run_bench(
+        config,
+        "run",
+        "greene-linserv",
+        "--clients",
+        "2",
+        "--rate",
+        "20",
+        "--duration",
+        "2",
+        "--run-id",
+        "c2",
+        timeout=600,
+    )
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}"
     run_dir = tmp_path / "results" / "c2"
     summary = pd.read_csv(run_dir / "summary.csv", float_precision="round_trip")
@@ -185,16 +275,30 @@ def test_clients_runs_a_multi_step_plan_with_no_schedule_flags(tmp_path: Path, t
     """The issue's case: `--clients 2` on a plan of several steps, without --step-interval: the parent
     starts each step on both shards when both are ready (one go instant per step, recorded)."""
     config = e2e_config(tmp_path, trained_model)
-    proc = run_bench(config, "run", "greene-linserv", "--clients", "2", "--modes", "concurrent", "--requests", "8,16",
-                     "--run-id", "g2", "--no-report", timeout=600)
+    proc = run_bench(
+        config,
+        "run",
+        "greene-linserv",
+        "--clients",
+        "2",
+        "--modes",
+        "concurrent",
+        "--requests",
+        "8,16",
+        "--run-id",
+        "g2",
+        "--no-report",
+        timeout=600,
+    )
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}"
     run_dir = tmp_path / "results" / "g2"
     summary = pd.read_csv(run_dir / "summary.csv")
     assert sorted(summary["n_requests"]) == [8, 16] and (summary["n_ok"] == summary["n_requests"]).all()
     meta = json.loads((run_dir / "meta.json").read_text())
     assert "step gate" in meta["clients"]["steps_started_by"] and meta["clients"]["start_at"] is None
-    shard_steps = [json.loads((run_dir / "shards" / f"g2-shard{i}of2" / "meta.json").read_text())["shard"]
-                   for i in (0, 1)]
+    shard_steps = [
+        json.loads((run_dir / "shards" / f"g2-shard{i}of2" / "meta.json").read_text())["shard"] for i in (0, 1)
+    ]
     assert all("released by the --clients parent" in s["step_gate"] for s in shard_steps)
     for index in (0, 1):
         due = {s["steps"][index]["scheduled_at"] for s in shard_steps}
@@ -202,5 +306,11 @@ def test_clients_runs_a_multi_step_plan_with_no_schedule_flags(tmp_path: Path, t
         assert all(s["steps"][index]["late_s"] >= 0 for s in shard_steps)  # and neither started before it
     assert all(step["start_skew_s"] >= 0 for step in meta["sharding"]["steps"])
     gate = run_dir / "shards" / "gate"
-    assert sorted(p.name for p in gate.iterdir()) == ["go-0", "go-1", "ready-0-0", "ready-0-1", "ready-1-0",
-                                                      "ready-1-1"]
+    assert sorted(p.name for p in gate.iterdir()) == [
+        "go-0",
+        "go-1",
+        "ready-0-0",
+        "ready-0-1",
+        "ready-1-0",
+        "ready-1-1",
+    ]

@@ -46,13 +46,22 @@ def example(algorithm: str) -> dict:
 @pytest.mark.parametrize("algorithm", ["grid", "random", "bayesian"])
 def test_experiment_matches_katib_example_shape(algorithm: str, hpo: HpoConfig) -> None:
     ours, theirs = render_experiment(algorithm, hpo), example(algorithm)
-    assert (ours["apiVersion"], ours["kind"]) == (theirs["apiVersion"], theirs["kind"]) == ("kubeflow.org/v1beta1", "Experiment")
+    assert (
+        (ours["apiVersion"], ours["kind"])
+        == (theirs["apiVersion"], theirs["kind"])
+        == ("kubeflow.org/v1beta1", "Experiment")
+    )
     assert ours["metadata"]["namespace"] == theirs["metadata"]["namespace"] == "kubeflow"
     assert re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", ours["metadata"]["name"])
     spec, ref = ours["spec"], theirs["spec"]
     for key in ("type", "goal", "objectiveMetricName"):
         assert spec["objective"][key] == ref["objective"][key]
-    assert spec["objective"] == {"type": "minimize", "goal": 0.001, "objectiveMetricName": "loss", "additionalMetricNames": ["accuracy"]}
+    assert spec["objective"] == {
+        "type": "minimize",
+        "goal": 0.001,
+        "objectiveMetricName": "loss",
+        "additionalMetricNames": ["accuracy"],
+    }
     assert spec["algorithm"]["algorithmName"] == ref["algorithm"]["algorithmName"]
     assert spec["parallelTrialCount"] == ref["parallelTrialCount"] == 3
     assert spec["maxFailedTrialCount"] == ref["maxFailedTrialCount"] == 3
@@ -62,11 +71,15 @@ def test_experiment_matches_katib_example_shape(algorithm: str, hpo: HpoConfig) 
     assert lr["parameterType"] == "double"
     assert (lr["feasibleSpace"]["min"], lr["feasibleSpace"]["max"]) == ("0.01", "0.05")
     assert (lr["feasibleSpace"]["min"], lr["feasibleSpace"]["max"]) == (
-        ref["parameters"][0]["feasibleSpace"]["min"], ref["parameters"][0]["feasibleSpace"]["max"])
+        ref["parameters"][0]["feasibleSpace"]["min"],
+        ref["parameters"][0]["feasibleSpace"]["max"],
+    )
     assert batch == {
         "name": "batch_size",
         "parameterType": "int",
-        "feasibleSpace": ({"min": "80", "step": "5", "max": "100"} if algorithm == "grid" else {"min": "80", "max": "100"}),
+        "feasibleSpace": (
+            {"min": "80", "step": "5", "max": "100"} if algorithm == "grid" else {"min": "80", "max": "100"}
+        ),
     }
     for param, ref_param in zip(spec["parameters"], ref["parameters"], strict=True):
         assert list(param["feasibleSpace"]) == list(ref_param["feasibleSpace"])  # same keys, same order
@@ -130,7 +143,10 @@ def test_config_changes_reach_the_experiment() -> None:
     assert exp["metadata"]["name"] == "my-model-hpo-random"
     assert exp["spec"]["maxTrialCount"] == 8 and exp["spec"]["parallelTrialCount"] == 2
     assert exp["spec"]["parameters"][0]["feasibleSpace"]["min"] == "0.02"
-    assert exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example/sb:1"
+    assert (
+        exp["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]["containers"][0]["image"]
+        == "registry.example/sb:1"
+    )
     with pytest.raises(ValueError, match="unknown algorithm"):
         render_experiment("hyperband", hpo)
 

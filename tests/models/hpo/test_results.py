@@ -30,8 +30,15 @@ from tests.support.paths import REPO
 
 def rec(number: int, lr: float, batch: int, loss: float, state: str = "COMPLETE") -> TrialRecord:
     return TrialRecord(
-        number=number, lr=lr, batch_size=batch, state=state, loss=loss, accuracy=0.0 if math.isnan(loss) else 0.9,
-        error="" if state == "COMPLETE" else "TrialFailed: boom", start_s=number * 1.0, end_s=number * 1.0 + 0.5,
+        number=number,
+        lr=lr,
+        batch_size=batch,
+        state=state,
+        loss=loss,
+        accuracy=0.0 if math.isnan(loss) else 0.9,
+        error="" if state == "COMPLETE" else "TrialFailed: boom",
+        start_s=number * 1.0,
+        end_s=number * 1.0 + 0.5,
         started_at=1_800_000_000.0 + number,
     )
 
@@ -47,7 +54,10 @@ STUDIES = [
 
 def write_run(run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    with CsvAppender(run_dir / TRIALS_FILE, TRIAL_COLUMNS) as trials, CsvAppender(run_dir / STUDIES_FILE, STUDY_COLUMNS) as studies:
+    with (
+        CsvAppender(run_dir / TRIALS_FILE, TRIAL_COLUMNS) as trials,
+        CsvAppender(run_dir / STUDIES_FILE, STUDY_COLUMNS) as studies,
+    ):
         for alg, mt, rep, wall, losses in STUDIES:
             records = tuple(
                 rec(i, 0.01 + 0.01 * i, 80 + 5 * i, loss, "FAILED" if math.isnan(loss) else "COMPLETE")
@@ -79,7 +89,12 @@ def test_summary_from_round_tripped_csvs(tmp_path: Path) -> None:
     assert rand["wall_s_mean"] == pytest.approx(23.0) and (rand["wall_s_min"], rand["wall_s_max"]) == (20.0, 26.0)
     assert rand["failed"] == 1 and rand["trials"] == 6
     # Best: the random study repeat 1, trial 0 (loss 0.20, lr 0.01, batch 80).
-    assert (rand["best_loss"], rand["best_lr"], int(rand["best_batch_size"]), int(rand["best_repeat"])) == (0.20, 0.01, 80, 1)
+    assert (rand["best_loss"], rand["best_lr"], int(rand["best_batch_size"]), int(rand["best_repeat"])) == (
+        0.20,
+        0.01,
+        80,
+        1,
+    )
     assert grid["best_loss"] == pytest.approx(0.30)
     # Within 1 % of the run's best (0.20 * 1.01 = 0.202): random rep 0 at trial 3 (0.201), rep 1 at trial 1;
     # grid never gets there.

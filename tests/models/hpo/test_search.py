@@ -200,7 +200,9 @@ def test_process_runner_timeout_and_cancel_stop_the_process() -> None:
 
     runner = _SleepRunner(epochs=1, timeout_s=60)
     errors: list[BaseException] = []
-    thread = threading.Thread(target=lambda: errors.append(pytest.raises(TrialFailed, runner, TrialParams(0, 0.01, 80)).value))
+    thread = threading.Thread(
+        target=lambda: errors.append(pytest.raises(TrialFailed, runner, TrialParams(0, 0.01, 80)).value)
+    )
     thread.start()
     deadline = time.monotonic() + 10
     while not runner._live and time.monotonic() < deadline:

@@ -40,8 +40,15 @@ def _small_toml(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 def test_command_line_prints_katib_metrics(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "models.trial", "--lr=0.05", "--batch-size=90", "--epochs=1",
-           f"--config={_small_toml(tmp_path)}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "models.trial",
+        "--lr=0.05",
+        "--batch-size=90",
+        "--epochs=1",
+        f"--config={_small_toml(tmp_path)}",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
@@ -61,10 +68,18 @@ def test_process_runner_runs_a_real_trial(tmp_path: Path) -> None:
 
 
 def test_command_line_rejects_bad_arguments_and_data(tmp_path: Path) -> None:
-    bad = subprocess.run([sys.executable, "-m", "models.trial", "--lr=abc", "--batch-size=80"],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "models.trial", "--lr=abc", "--batch-size=80"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "--lr: expected a number" in bad.stderr
     missing = tmp_path / "nope"
-    bad = subprocess.run([sys.executable, "-m", "models.trial", "--lr=0.01", "--batch-size=80", "--dataset=idx",
-                          f"--idx-dir={missing}"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "models.trial", "--lr=0.01", "--batch-size=80", "--dataset=idx", f"--idx-dir={missing}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "is not a folder" in bad.stderr and "loss=" not in bad.stdout

@@ -100,7 +100,6 @@ def test_photo_preprocessing_is_mnist_like() -> None:
     assert back[14, 14] > 200 and back[0, 0] < 1 and back[14, 2] < 1  # bright ink centred, dark border
 
 
-
 def test_grey_paper_becomes_black_background() -> None:
     """Paper at grey 220 (not white): the background level is taken off, so the model sees black around the ink."""
     image = np.zeros((28, 28), dtype=np.uint8)
@@ -111,6 +110,7 @@ def test_grey_paper_becomes_black_background() -> None:
     hole = back[10:18, 12:16]  # paper inside the ring; without levelling it would be ~35
     assert hole.max() < 8, f"paper inside the digit should be black (LANCZOS ringing <= 5), got up to {hole.max():.1f}"
     assert back.max() > 200  # the ink keeps its contrast (255 - 35 = 220)
+
 
 def _encode(img: Image.Image, fmt: str) -> bytes:
     buf = io.BytesIO()
@@ -255,8 +255,12 @@ def test_image_bombs_are_413_before_decoding(client, width: int, height: int) ->
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    bomb = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b""))  # fmt: skip
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(b"\0" * 1000))
+        + chunk(b"IEND", b"")
+    )
     assert len(bomb) < 200
     resp = client.post("/predict", data=bomb, content_type="image/png")
     assert resp.status_code == 413 and "image too large" in resp.get_json()["error"]
@@ -284,10 +288,10 @@ def test_worker_deadlines_and_expect_continue(trained_model, tmp_path) -> None:
     import socket
     import time
 
-    from targets.spec import TargetSpec
     from targets.base import TargetContext
     from targets.process import group_pids
     from targets.registry import build_target
+    from targets.spec import TargetSpec
 
     table = {"model_loading": "startup", "header_timeout_s": 1.0, "body_timeout_s": 1.0}
     context = TargetContext(artifacts_dir=trained_model.dir, log_dir=tmp_path, ready_timeout_s=180.0)
@@ -298,8 +302,10 @@ def test_worker_deadlines_and_expect_continue(trained_model, tmp_path) -> None:
         address = (host, int(port))
         pids = {pid for p in target.processes for pid in group_pids(p.pgid)}
         body = ONE.encode()
-        head = (f"POST /predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n").encode()  # fmt: skip
+        head = (
+            f"POST /predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n"
+        ).encode()
 
         def answer_of(sock: socket.socket) -> bytes:
             sock.settimeout(10)
@@ -318,8 +324,10 @@ def test_worker_deadlines_and_expect_continue(trained_model, tmp_path) -> None:
             valid.sendall(head + b"\r\n" + body)
             assert answer_of(valid).startswith(b"HTTP/1.1 200")
         assert time.monotonic() - start < 10
-        for sock, expected in ((slow_head, b"request head did not arrive within 1 s"),
-                               (slow_body, b"request body did not arrive within 1 s")):  # fmt: skip
+        for sock, expected in (
+            (slow_head, b"request head did not arrive within 1 s"),
+            (slow_body, b"request body did not arrive within 1 s"),
+        ):
             with sock:
                 answer = answer_of(sock)
                 assert answer.startswith(b"HTTP/1.1 408") and b"application/json" in answer and expected in answer
@@ -338,9 +346,9 @@ def test_worker_deadlines_and_expect_continue(trained_model, tmp_path) -> None:
 
 
 def test_deadline_settings_are_checked(tmp_path) -> None:
-    from targets.spec import TargetSpec
     from targets.base import TargetContext
     from targets.registry import build_target
+    from targets.spec import TargetSpec
 
     context = TargetContext(artifacts_dir=tmp_path, log_dir=tmp_path)
     target = build_target(TargetSpec("t", "flask", {"header_timeout_s": 2.5}), context)

@@ -76,8 +76,11 @@ def test_expect_100_continue_is_flagged_and_dropped() -> None:
         (b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 1001\r\n\r\n", 413, "limit is 1000"),
         (b"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 1" + b"0" * 30 + b"\r\n\r\n", 413, "too large"),
         (b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" + b"%x\r\n" % 2**80, 413, "too large"),
-        (b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n" + b"a" * 1000
-         + b"\r\n1\r\n", 413, "too large"),  # fmt: skip
+        (
+            b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3e8\r\n" + b"a" * 1000 + b"\r\n1\r\n",
+            413,
+            "too large",
+        ),
         # Chunk framing.
         (b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", 400, "chunk size 'zz'"),
         (b"POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\n", 400, "chunk size '-5'"),

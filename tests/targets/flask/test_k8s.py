@@ -21,7 +21,6 @@ from targets.flask.target import WORKER_CLASS
 from targets.process import group_pids
 from targets.registry import build_target
 from targets.spec import TargetSpec
-
 from tests.support.targets import listening_addresses, send
 
 K8S_VERSION = "1.30.0"

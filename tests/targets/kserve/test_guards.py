@@ -24,7 +24,7 @@ def _call(guard_app: Any, method: str, path: str) -> tuple[int, dict[str, str], 
     """Run EndpointGuard around ``guard_app`` for one request -> (status, headers, JSON, app ran)."""
     ran = False
 
-    async def app(scope, receive, send):  # noqa: ANN001 - ASGI
+    async def app(scope, receive, send):
         nonlocal ran
         ran = True
         await guard_app(scope, receive, send)
@@ -44,16 +44,23 @@ def _call(guard_app: Any, method: str, path: str) -> tuple[int, dict[str, str], 
     return sent[0]["status"], headers, json.loads(body), ran
 
 
-async def _ok_app(scope, receive, send):  # noqa: ANN001 - ASGI
+async def _ok_app(scope, receive, send):
     await send({"type": "http.response.start", "status": 200, "headers": []})
     await send({"type": "http.response.body", "body": b'{"ok": true}'})
 
 
 @pytest.mark.parametrize(
     "path",
-    ["/v2/repository/index", "/v2/repository/models/mnist/load", "/v2/repository/models/mnist/unload",
-     "/v2/repository/models/mnist/unload/", "/v1/models/mnist:load", "/v1/models/mnist/unload", "/v2/repository"],
-)  # fmt: skip
+    [
+        "/v2/repository/index",
+        "/v2/repository/models/mnist/load",
+        "/v2/repository/models/mnist/unload",
+        "/v2/repository/models/mnist/unload/",
+        "/v1/models/mnist:load",
+        "/v1/models/mnist/unload",
+        "/v2/repository",
+    ],
+)
 @pytest.mark.parametrize("method", ["POST", "GET", "DELETE"])
 def test_repository_extension_is_403_for_any_method(method: str, path: str) -> None:
     status, _, doc, ran = _call(_ok_app, method, path)
@@ -91,16 +98,23 @@ def test_paths_outside_the_inference_protocol_are_404(path: str) -> None:
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("POST", "/v1/models/mnist:predict"), ("POST", "/v2/models/mnist/infer"), ("GET", "/v2/models/mnist"),
-     ("HEAD", "/v2/health/ready"), ("GET", "/v1/models/mnist"), ("GET", "/"), ("GET", "/metrics")],
-)  # fmt: skip
+    [
+        ("POST", "/v1/models/mnist:predict"),
+        ("POST", "/v2/models/mnist/infer"),
+        ("GET", "/v2/models/mnist"),
+        ("HEAD", "/v2/health/ready"),
+        ("GET", "/v1/models/mnist"),
+        ("GET", "/"),
+        ("GET", "/metrics"),
+    ],
+)
 def test_inference_protocol_passes_through(method: str, path: str) -> None:
     assert allowed_methods(path) is not None and not is_repository_path(path)
     assert _call(_ok_app, method, path)[0::3] == (200, True)
 
 
 def test_an_unexpected_exception_becomes_a_500_json_without_repr() -> None:
-    async def broken(scope, receive, send):  # noqa: ANN001 - ASGI
+    async def broken(scope, receive, send):
         raise OverflowError("int too large to convert to float <object at 0xdeadbeef>")
 
     status, _, doc, ran = _call(broken, "POST", "/v2/models/mnist/infer")
@@ -113,7 +127,7 @@ def test_a_body_ending_in_a_disconnect_gets_no_answer_and_no_error_log(caplog: p
     """The HTTP layer abandons a request whose chunked framing broke and answers it itself."""
     from starlette.requests import ClientDisconnect
 
-    async def reads_body(scope, receive, send):  # noqa: ANN001 - ASGI
+    async def reads_body(scope, receive, send):
         raise ClientDisconnect()
 
     sent: list[dict[str, Any]] = []
@@ -260,8 +274,10 @@ def test_tensor_metadata_names_datatype_and_free_dimensions() -> None:
     from targets.kserve.server.model import tensor_metadata
 
     assert tensor_metadata("pixels", _Spec("float32", [None, 28, 28])) == {
-        "name": "pixels", "datatype": "FP32", "shape": [-1, 28, 28],
-    }  # fmt: skip
+        "name": "pixels",
+        "datatype": "FP32",
+        "shape": [-1, 28, 28],
+    }
     assert tensor_metadata("logits", _Spec("float32", [None, 10]))["shape"] == [-1, 10]
     with pytest.raises(ValueError, match="string"):
         tensor_metadata("s", _Spec("string", [None]))

@@ -34,7 +34,6 @@ from models.data import wire_pixels
 from targets.base import TargetContext
 from targets.kserve.target import KServeSettings, KServeTarget
 from targets.process import group_pids
-
 from tests.support.targets import assert_clear
 
 pytestmark = pytest.mark.slow
@@ -109,7 +108,10 @@ class Snapshot:
         self.target, self.images = target, images[:10]
         self.pids = set(group_pids(target.processes[0].pgid))
         self.digits = [_digit(target, image) for image in self.images]
-        assert sum(d == int(label) for d, label in zip(self.digits, labels[:10])) >= 9, (self.digits, labels[:10])
+        assert sum(d == int(label) for d, label in zip(self.digits, labels[:10], strict=False)) >= 9, (
+            self.digits,
+            labels[:10],
+        )
 
     def check(self) -> None:
         """Ready, the same digits as before, the same processes (no worker died or respawned)."""
@@ -177,8 +179,9 @@ def test_unload_is_refused_and_every_worker_keeps_serving(
 # -- 2. overflow, non-finite values, malformed tensors: 400 JSON with a clear message ----
 def _v2_body(data: str, shape: str = "[1, 784]", datatype: str = "FP32", name: str = "pixels") -> bytes:
     """A V2 body with ``data`` spliced in as raw JSON text (so 10**400 and 1e400 stay literal)."""
-    return (f'{{"inputs": [{{"name": "{name}", "shape": {shape}, "datatype": "{datatype}", '
-            f'"data": {data}}}]}}').encode()  # fmt: skip
+    return (
+        f'{{"inputs": [{{"name": "{name}", "shape": {shape}, "datatype": "{datatype}", "data": {data}}}]}}'
+    ).encode()
 
 
 _ZEROS = ", ".join(["0.0"] * 783)
@@ -250,7 +253,8 @@ def _read_answer(sock: socket.socket, timeout_s: float = 120.0) -> bytes:
     "head_start",
     [
         b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\nX-Big: ",  # one 64 MiB header
-        b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-H%d: %s\r\n" % (i, b"h" * 900) for i in range(80)),
+        b"GET /v2/health/ready HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-H%d: %s\r\n" % (i, b"h" * 900) for i in range(80)),
     ],
     ids=["single-64MiB-header", "80-headers-of-900-bytes"],
 )
@@ -277,12 +281,14 @@ def test_oversized_head_is_431_before_it_is_even_sent(ibm: KServeTarget, head_st
 # -- 4. wrong method on a predict path: 405 JSON with Allow ----------------------------
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/v1/models/mnist:predict"), ("GET", "/v2/models/mnist/infer"), ("PUT", "/v2/models/mnist/infer"),
-     ("DELETE", "/v1/models/mnist:predict")],
-)  # fmt: skip
-def test_wrong_method_on_a_predict_path_is_405_with_allow(
-    ibm: KServeTarget, method: str, path: str, snapshot
-) -> None:
+    [
+        ("GET", "/v1/models/mnist:predict"),
+        ("GET", "/v2/models/mnist/infer"),
+        ("PUT", "/v2/models/mnist/infer"),
+        ("DELETE", "/v1/models/mnist:predict"),
+    ],
+)
+def test_wrong_method_on_a_predict_path_is_405_with_allow(ibm: KServeTarget, method: str, path: str, snapshot) -> None:
     before = snapshot(ibm)
     response = httpx.request(method, ibm.base_url + path, trust_env=False)
     assert (response.status_code, response.headers.get("allow")) == (405, "POST"), response.text[:200]

@@ -96,7 +96,7 @@ def _serve(chunks: list[bytes], limits: HttpLimits | None = None) -> Served:
 
     served = Served(b"", _Transport())
 
-    async def app(scope, receive, send):  # noqa: ANN001 - ASGI
+    async def app(scope, receive, send):
         served.paths.append(scope["path"])
         body = b""
         while True:
@@ -129,8 +129,16 @@ def _serve(chunks: list[bytes], limits: HttpLimits | None = None) -> Served:
 
 
 def _post(body: bytes, *extra: bytes, path: bytes = b"/a", host: bytes = b"Host: x\r\n") -> bytes:
-    return (b"POST " + path + b" HTTP/1.1\r\n" + host + b"Content-Type: application/json\r\n"
-            + b"".join(extra) + b"Content-Length: %d\r\n\r\n" % len(body) + body)  # fmt: skip
+    return (
+        b"POST "
+        + path
+        + b" HTTP/1.1\r\n"
+        + host
+        + b"Content-Type: application/json\r\n"
+        + b"".join(extra)
+        + b"Content-Length: %d\r\n\r\n" % len(body)
+        + body
+    )
 
 
 def _chunked(*pieces: bytes) -> bytes:
@@ -182,8 +190,16 @@ def test_oversized_head_gets_431_json_and_is_not_parsed(chunks: list[bytes]) -> 
         (b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n{}", 400, "does not end in chunked"),
         (_chunked(b"0\r\n\r\n").replace(b": chunked", b": gzip, chunked"), 501, "not implemented"),
     ],
-    ids=["no-host", "two-hosts", "content-length-over-limit", "too-many-headers", "long-target", "http-2.0",
-         "te-gzip", "te-gzip-chunked"],  # fmt: skip
+    ids=[
+        "no-host",
+        "two-hosts",
+        "content-length-over-limit",
+        "too-many-headers",
+        "long-target",
+        "http-2.0",
+        "te-gzip",
+        "te-gzip-chunked",
+    ],
 )
 def test_bad_head_is_refused_before_the_app_runs(data: bytes, status: int, needle: str) -> None:
     limits = HttpLimits(max_body_bytes=4096, max_header_count=10, max_target_bytes=256)
@@ -208,8 +224,11 @@ def test_content_length_over_the_limit_is_answered_without_waiting_for_the_body(
         (_chunked(b"%x\r\n{}\r\n" % 2**80), 413, "chunk size of 2**64 bytes or more exceeds the limit"),
         (_post(b"{}").replace(b"Content-Length: 2", b"Content-Length: 12abc"), 400, "Content-Length"),
         (_post(b"{}").replace(b"Content-Length: 2", b"Content-Length: -1"), 400, "Content-Length"),
-        (_post(b"{}").replace(b"Content-Length: 2", b"Content-Length: 1" + b"0" * 30), 413,
-         "Content-Length of 2**64 bytes or more exceeds the limit"),
+        (
+            _post(b"{}").replace(b"Content-Length: 2", b"Content-Length: 1" + b"0" * 30),
+            413,
+            "Content-Length of 2**64 bytes or more exceeds the limit",
+        ),
         (_post(b"{}", b"Content-Length: 3\r\n"), 400, "Duplicate Content-Length"),
         (_post(b"{}", b"Transfer-Encoding: chunked\r\n"), 400, "Transfer-Encoding"),
         (b"HELLO THERE\r\n\r\n", 400, "method"),
@@ -218,9 +237,22 @@ def test_content_length_over_the_limit_is_answered_without_waiting_for_the_body(
         (_post(b"{}", b"Bad Name: x\r\n"), 400, "header token"),
         (_post(b"{}", b"X-Folded: a\r\n  continued\r\n"), 400, "whitespace"),
     ],
-    ids=["chunk-zz", "chunk-negative", "chunk-data-too-long", "chunk-2e80", "cl-not-a-number", "cl-negative",
-         "cl-10e30", "cl-twice", "cl-and-chunked", "garbage-line", "bad-method", "http-9.9", "header-space",
-         "obs-fold"],  # fmt: skip
+    ids=[
+        "chunk-zz",
+        "chunk-negative",
+        "chunk-data-too-long",
+        "chunk-2e80",
+        "cl-not-a-number",
+        "cl-negative",
+        "cl-10e30",
+        "cl-twice",
+        "cl-and-chunked",
+        "garbage-line",
+        "bad-method",
+        "http-9.9",
+        "header-space",
+        "obs-fold",
+    ],
 )
 def test_framing_error_is_a_json_refusal_naming_it(data: bytes, status: int, needle: str) -> None:
     served = _serve([data])

@@ -1,7 +1,8 @@
 """InferenceService manifests validate against KServe's own CRD schema (offline).
 
 The CRD is vendored in tests/data/schemas/kserve/ (source and licence in its README) and
-loaded once per session by the ``isvc_schema`` fixture (tests/conftest.py).  The schema check must also *reject* a wrong type, or a passing
+loaded once per session by the ``isvc_schema`` fixture (tests/conftest.py).  The schema check must also
+*reject* a wrong type, or a passing
 validation would prove nothing.  The Istio AuthorizationPolicy rendered beside the
 InferenceService is checked in tests/targets/kserve/test_policy.py.
 """
@@ -9,8 +10,8 @@ InferenceService is checked in tests/targets/kserve/test_policy.py.
 from __future__ import annotations
 
 import copy
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -18,6 +19,7 @@ import yaml
 from ground.tables import ConfigError, parse_table
 from targets.base import TargetContext
 from targets.kserve.target import KServeSettings, KServeTarget
+
 
 def validate(doc: dict[str, Any], schema: dict[str, Any]) -> None:
     import jsonschema
@@ -69,7 +71,7 @@ def test_custom_container_form_and_dockerfile(isvc_schema: dict[str, Any], repo_
     assert {"name": "STORAGE_URI", "value": "pvc://servebench-models/savedmodel/mnist"} in container["env"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
     dockerfile = files["Dockerfile.kserve-predictor"]
-    assert "ENTRYPOINT [\"python\", \"-m\", \"targets.kserve.server.main\"]" in dockerfile
+    assert 'ENTRYPOINT ["python", "-m", "targets.kserve.server.main"]' in dockerfile
     # Every file of the server process (targets/kserve/server/) and the packages above it.
     server = sorted(p.name for p in (repo_root / "targets" / "kserve" / "server").glob("*.py"))
     assert "main.py" in server and "savedmodel.py" in server
@@ -157,6 +159,11 @@ def test_inferenceservice_notes_say_how_the_cluster_protects_the_model(table: di
     """The comments a user reads before ``kubectl apply`` name the risk and the policy."""
     text = render(**table)["inferenceservice.yaml"]
     notes = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
-    for needle in ("/v2/repository/models/<name>/load|unload", "authorizationpolicy.yaml", "Istio",
-                   "serving.kserve.io/inferenceservice: mnist", "docs/remote-targets.md"):  # fmt: skip
+    for needle in (
+        "/v2/repository/models/<name>/load|unload",
+        "authorizationpolicy.yaml",
+        "Istio",
+        "serving.kserve.io/inferenceservice: mnist",
+        "docs/remote-targets.md",
+    ):
         assert needle in notes, needle

@@ -19,9 +19,9 @@ import yaml
 
 from ground.tables import parse_table
 from targets.base import TargetContext
+from targets.kserve.manifests import DENIED_PATHS
 from targets.kserve.server.guards import is_repository_path
 from targets.kserve.target import KServeSettings, KServeTarget
-from targets.kserve.manifests import DENIED_PATHS
 
 _STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}}
 
@@ -53,16 +53,59 @@ AUTHORIZATION_POLICY_SCHEMA: dict[str, Any] = _closed(
                     "type": "array",
                     "items": _closed(
                         {
-                            "from": {"type": "array", "items": _closed({"source": _closed({k: _STRINGS for k in (
-                                "principals", "notPrincipals", "requestPrincipals", "notRequestPrincipals",
-                                "namespaces", "notNamespaces", "ipBlocks", "notIpBlocks", "remoteIpBlocks",
-                                "notRemoteIpBlocks")})})},  # fmt: skip
-                            "to": {"type": "array", "items": _closed({"operation": _closed({k: _STRINGS for k in (
-                                "hosts", "notHosts", "ports", "notPorts", "methods", "notMethods", "paths",
-                                "notPaths")})})},  # fmt: skip
-                            "when": {"type": "array", "items": _closed(
-                                {"key": {"type": "string"}, "values": _STRINGS, "notValues": _STRINGS},
-                                required=["key"])},  # fmt: skip
+                            "from": {
+                                "type": "array",
+                                "items": _closed(
+                                    {
+                                        "source": _closed(
+                                            {
+                                                k: _STRINGS
+                                                for k in (
+                                                    "principals",
+                                                    "notPrincipals",
+                                                    "requestPrincipals",
+                                                    "notRequestPrincipals",
+                                                    "namespaces",
+                                                    "notNamespaces",
+                                                    "ipBlocks",
+                                                    "notIpBlocks",
+                                                    "remoteIpBlocks",
+                                                    "notRemoteIpBlocks",
+                                                )
+                                            }
+                                        )
+                                    }
+                                ),
+                            },
+                            "to": {
+                                "type": "array",
+                                "items": _closed(
+                                    {
+                                        "operation": _closed(
+                                            {
+                                                k: _STRINGS
+                                                for k in (
+                                                    "hosts",
+                                                    "notHosts",
+                                                    "ports",
+                                                    "notPorts",
+                                                    "methods",
+                                                    "notMethods",
+                                                    "paths",
+                                                    "notPaths",
+                                                )
+                                            }
+                                        )
+                                    }
+                                ),
+                            },
+                            "when": {
+                                "type": "array",
+                                "items": _closed(
+                                    {"key": {"type": "string"}, "values": _STRINGS, "notValues": _STRINGS},
+                                    required=["key"],
+                                ),
+                            },
                         }
                     ),
                 },
@@ -116,9 +159,19 @@ REPOSITORY_PATHS = [
     "/v2/models/mnist/unload",
 ]
 INFERENCE_PATHS = [
-    "/", "/metrics", "/v1/models", "/v1/models/mnist", "/v1/models/mnist:predict", "/v2", "/v2/health/live",
-    "/v2/health/ready", "/v2/models", "/v2/models/mnist", "/v2/models/mnist/ready", "/v2/models/mnist/infer",
-]  # fmt: skip
+    "/",
+    "/metrics",
+    "/v1/models",
+    "/v1/models/mnist",
+    "/v1/models/mnist:predict",
+    "/v2",
+    "/v2/health/live",
+    "/v2/health/ready",
+    "/v2/models",
+    "/v2/models/mnist",
+    "/v2/models/mnist/ready",
+    "/v2/models/mnist/infer",
+]
 
 
 @pytest.mark.parametrize("table", [{}, {"protocol": "v2", "custom_container": True, "namespace": "team-a"}])
@@ -142,7 +195,7 @@ def test_policy_is_well_formed_and_selects_the_services_pods(table: dict[str, ob
         (("spec", "rules", 0, "to", 0, "operation", "paths"), "/v2/repository/*"),
         (("spec", "rules", 0, "to", 0, "operation", "path"), ["/v2/repository/*"]),
         (("spec", "selector", "labels"), {"a": "b"}),
-        (("kind", ), "AuthorisationPolicy"),
+        (("kind",), "AuthorisationPolicy"),
     ],
 )
 def test_schema_rejects_a_wrong_policy(path: tuple[Any, ...], value: object) -> None:

@@ -25,7 +25,6 @@ from models.data import wire_pixels
 from targets.base import TargetContext, TargetError
 from targets.kserve.target import KServeSettings, KServeTarget
 from targets.process import group_pids
-
 from tests.support.targets import listening_addresses, send
 
 pytestmark = pytest.mark.slow
@@ -111,6 +110,7 @@ def test_two_workers_serve_from_one_loopback_port(server: KServeTarget, mnist) -
 
     async def burst() -> list[int]:
         async with httpx.AsyncClient(base_url=server.base_url, timeout=30.0, trust_env=False) as client:
+
             async def one(image: np.ndarray) -> int:
                 request = server.encode(image)
                 r = await client.post(request.path, content=request.body, headers=dict(request.headers))
@@ -127,14 +127,21 @@ def test_rejects_bad_requests_with_json_errors(server: KServeTarget, mnist) -> N
     cases = {
         "unknown model": ("/v1/models/nope:predict", valid.body, "application/json", 404),
         "form body": (valid.path, valid.body, "application/x-www-form-urlencoded", 415),
-        "too many images": (valid.path, json.dumps({"instances": [[0.0] * 784] * 513}).encode(), "application/json", 400),
+        "too many images": (
+            valid.path,
+            json.dumps({"instances": [[0.0] * 784] * 513}).encode(),
+            "application/json",
+            400,
+        ),
         "v2 not a tensor": ("/v2/models/mnist/infer", b'{"inputs": 5}', "application/json", 400),
         "v2 bad json": ("/v2/models/mnist/infer", b'{"inputs": [', "application/json", 400),
     }
     for what, (path, body, ctype, status) in cases.items():
-        response = send(server.base_url, valid, body=body, headers={"Content-Type": ctype}) if path == valid.path else (
-            httpx.post(server.base_url + path, content=body, headers={"Content-Type": ctype}, trust_env=False)
-        )  # fmt: skip
+        response = (
+            send(server.base_url, valid, body=body, headers={"Content-Type": ctype})
+            if path == valid.path
+            else (httpx.post(server.base_url + path, content=body, headers={"Content-Type": ctype}, trust_env=False))
+        )
         assert response.status_code == status, f"{what}: HTTP {response.status_code} {response.text[:200]}"
         assert json.loads(response.content)["error"], what
     assert server.decode(*_answer(server, valid)) in range(10)
@@ -150,9 +157,13 @@ def test_remote_mode_sends_host_header_and_token(
 ) -> None:
     monkeypatch.setenv("SB_KSERVE_TEST_TOKEN", "tok-3f9a-secret")
     remote = make_target(
-        "kubeflow-remote", context, endpoint=server.base_url, host_header="mnist.kubeflow-user.example.com",
-        bearer_token_env="SB_KSERVE_TEST_TOKEN", protocol="v1",
-    )  # fmt: skip
+        "kubeflow-remote",
+        context,
+        endpoint=server.base_url,
+        host_header="mnist.kubeflow-user.example.com",
+        bearer_token_env="SB_KSERVE_TEST_TOKEN",
+        protocol="v1",
+    )
     assert remote.is_remote
     asyncio.run(remote.start())
     try:

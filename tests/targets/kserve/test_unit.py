@@ -30,7 +30,13 @@ def digit_image(seed: int = 0) -> np.ndarray:
 def test_defaults_mirror_bench_toml(tmp_path: Path) -> None:
     target = make_target(tmp_path)
     s = target.settings
-    assert (s.protocol, s.workers, s.model_name, s.raw_deployment, s.custom_container) == ("v1", 1, "mnist", False, False)
+    assert (s.protocol, s.workers, s.model_name, s.raw_deployment, s.custom_container) == (
+        "v1",
+        1,
+        "mnist",
+        False,
+        False,
+    )
     assert not target.is_remote
     assert target.describe()["mode"] == "local"
 
@@ -89,7 +95,10 @@ def test_decode_takes_the_argmax_of_the_logits(tmp_path: Path) -> None:
     v1 = make_target(tmp_path)
     assert v1.decode(200, json.dumps({"predictions": [logits]}).encode()) == 3
     v2 = make_target(tmp_path, protocol="v2")
-    body = {"model_name": "mnist", "outputs": [{"name": "logits", "shape": [1, 10], "datatype": "FP32", "data": logits}]}
+    body = {
+        "model_name": "mnist",
+        "outputs": [{"name": "logits", "shape": [1, 10], "datatype": "FP32", "data": logits}],
+    }
     assert v2.decode(200, json.dumps(body).encode()) == 3
 
 
@@ -114,13 +123,17 @@ def test_decode_is_strict(tmp_path: Path, protocol: str, status: int, body: byte
 
 
 # -- remote mode without a server -------------------------------------------------------
-def test_remote_encode_reads_credentials_and_describe_hides_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_remote_encode_reads_credentials_and_describe_hides_secrets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Like every LocalServerTarget, encode() before start() reads the variables itself."""
     monkeypatch.setenv("SB_TEST_TOKEN", "s3cr3t-value")
     target = make_target(
-        tmp_path, endpoint="https://kubeflow.example.com", host_header="mnist.kubeflow-user.example.com",
+        tmp_path,
+        endpoint="https://kubeflow.example.com",
+        host_header="mnist.kubeflow-user.example.com",
         bearer_token_env="SB_TEST_TOKEN",
-    )  # fmt: skip
+    )
     assert target.is_remote
     headers = target.encode(digit_image()).headers
     assert headers["Authorization"] == "Bearer s3cr3t-value" and headers["Host"] == "mnist.kubeflow-user.example.com"
@@ -251,7 +264,7 @@ def _call_guard(headers: dict[str, str], chunks: list[bytes], limit: int = 100) 
 
     ran = False
 
-    async def app(scope, receive, send):  # noqa: ANN001 - ASGI
+    async def app(scope, receive, send):
         nonlocal ran
         ran = True
         while (await receive()).get("more_body"):
@@ -281,7 +294,11 @@ def _call_guard(headers: dict[str, str], chunks: list[bytes], limit: int = 100) 
 
 
 def test_body_guard_passes_json_within_the_limit() -> None:
-    assert _call_guard({"Content-Type": "application/json", "Content-Length": "10"}, [b"x" * 10]) == (200, {"ok": True}, True)
+    assert _call_guard({"Content-Type": "application/json", "Content-Length": "10"}, [b"x" * 10]) == (
+        200,
+        {"ok": True},
+        True,
+    )
     assert _call_guard({}, [b"x" * 50, b"x" * 50])[0] == 200  # no type, chunked, exactly the limit
 
 
