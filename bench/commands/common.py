@@ -16,6 +16,7 @@ import asyncio
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from bench.config import BenchConfig, target_context
 from bench.console import Console
@@ -136,6 +137,18 @@ def positive_float(text: str) -> float:
 def as_tuple(values: list | None) -> tuple | None:
     """A list flag's value as a tuple, for a frozen request (None: not given)."""
     return None if values is None else tuple(values)
+
+
+def sweep_request_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The sweep flags that `run` and `manifests loadgen` share, as :class:`RunRequest` fields."""
+    return {
+        "n_requests": as_tuple(args.requests),
+        "modes": as_tuple(args.modes),
+        "trials": args.trials,
+        "rate_rps": args.rate,
+        "duration_s": args.duration,
+        "concurrency": args.concurrency,
+    }
 
 
 def configured_target(config: BenchConfig, name: str) -> Target:

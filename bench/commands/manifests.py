@@ -19,13 +19,13 @@ from pathlib import Path
 
 from bench.commands.common import (
     Command,
-    as_tuple,
     configured_target,
     csv_counts,
     csv_words,
     non_negative_int,
     positive_float,
     positive_int,
+    sweep_request_fields,
 )
 from bench.config import BenchConfig, ConfigError
 from bench.console import Console
@@ -81,12 +81,7 @@ def _loadgen(config: BenchConfig, args: argparse.Namespace, console: Console) ->
         return 2
     request = RunRequest(  # the shards' `bench run`: these flags become [sweep] keys of their bench.toml
         targets=(args.subject,),
-        n_requests=as_tuple(args.requests),
-        modes=as_tuple(args.modes),
-        trials=args.trials,
-        rate_rps=args.rate,
-        duration_s=args.duration,
-        concurrency=args.concurrency,
+        **sweep_request_fields(args),
         clients=args.clients,
         step_interval_s=args.step_interval,
     )

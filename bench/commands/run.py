@@ -17,7 +17,6 @@ from pathlib import Path
 from bench.capacity.run import CAPACITY_MODE
 from bench.commands.common import (
     Command,
-    as_tuple,
     choice_list,
     choices_metavar,
     csv_counts,
@@ -25,6 +24,7 @@ from bench.commands.common import (
     non_negative_int,
     positive_float,
     positive_int,
+    sweep_request_fields,
 )
 from bench.config import BenchConfig
 from bench.console import Console
@@ -46,12 +46,7 @@ def run_request(args: argparse.Namespace, shard: ShardOptions | None = None) -> 
     """The parsed `run` flags as a :class:`RunRequest` (``shard``: :func:`shard_options` of them)."""
     return RunRequest(
         targets=tuple(args.targets),
-        n_requests=as_tuple(args.requests),
-        modes=as_tuple(args.modes),
-        trials=args.trials,
-        rate_rps=args.rate,
-        duration_s=args.duration,
-        concurrency=args.concurrency,
+        **sweep_request_fields(args),
         engine=args.engine,
         run_id=args.run_id,
         write_report=not args.no_report,
