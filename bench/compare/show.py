@@ -29,12 +29,12 @@ from bench.console import Console
 from bench.report.tables import markdown_table
 from bench.results import ResultsError, RunData, load_run, resolve_run
 from bench.results.status import HostView, resolve_status
-from bench.results.status import run_warnings as state_warnings
+from bench.results.status import status_and_noise_warnings as state_warnings
 
-__all__ = ["compare", "run_warnings"]
+__all__ = ["compare", "compared_run_warnings"]
 
 
-def run_warnings(run_a: RunData, run_b: RunData) -> list[str]:
+def compared_run_warnings(run_a: RunData, run_b: RunData) -> list[str]:
     """Warnings about the runs themselves, printed before the summary in every format.
 
     The place for facts that make a comparison less trustworthy than its statistics say:
@@ -104,7 +104,7 @@ def compare(
     legend = [] if console.quiet else legend_lines(result, settings.column)
     judged = judge(result, gate)
     blind = judged.lines() + capacity_blind
-    warnings = run_warnings(run_a, run_b) + result.notes + (blind if fail_on_regression else [])
+    warnings = compared_run_warnings(run_a, run_b) + result.notes + (blind if fail_on_regression else [])
     summary = summary_lines(result)
     failing = judged.regressions
     if failing:

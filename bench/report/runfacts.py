@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bench.results.status import run_warnings as state_warnings
+from bench.results.status import status_and_noise_warnings as state_warnings
 from bench.run_timing import timing_text
 from bench.shard_run import sharding_text, sharding_warnings
 from ground.runmeta import RunMeta, RunStatus

@@ -29,7 +29,7 @@ from bench.results import (
     read_meta,
     resolve_run,
 )
-from bench.results.status import HostView, resolve_status, run_warnings
+from bench.results.status import HostView, resolve_status, status_and_noise_warnings
 from ground.runmeta import KIND_PIPELINE
 
 __all__ = ["combined_pipeline_report", "pipeline_report", "report", "write_report"]
@@ -73,7 +73,7 @@ def report(config: BenchConfig, *, runs: list[str], study_overlay: bool, console
             continue
         try:
             meta = read_meta(run_dir)
-            for warning in run_warnings(resolve_status(meta, HostView.current())) if meta else []:
+            for warning in status_and_noise_warnings(resolve_status(meta, HostView.current())) if meta else []:
                 console.warn(warning)
             out = write_report(config, run_dir, study_overlay=study_overlay, console=console)
         except ResultsError as exc:

@@ -43,8 +43,21 @@ __all__ = [
 ]
 
 _PACKAGES = (
-    "servebench", "numpy", "pandas", "scipy", "torch", "tensorflow-cpu", "keras", "kserve",
-    "flask", "gunicorn", "httpx", "aiohttp", "uvloop", "httptools", "matplotlib",
+    "servebench",
+    "numpy",
+    "pandas",
+    "scipy",
+    "torch",
+    "tensorflow-cpu",
+    "keras",
+    "kserve",
+    "flask",
+    "gunicorn",
+    "httpx",
+    "aiohttp",
+    "uvloop",
+    "httptools",
+    "matplotlib",
 )
 _SECRETISH = re.compile(r"(secret|password|passwd|token|cookie|authorization|api[_-]?key)", re.I)
 _SECRET_NAME_OK = re.compile(r"_env$")  # names of env vars holding secrets are fine to record
@@ -69,7 +82,11 @@ def git_commit(root: Path) -> dict[str, Any]:
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root, capture_output=True, text=True, timeout=10, check=True,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return {}
@@ -89,9 +106,7 @@ def scrub(value: Any) -> Any:
     return value
 
 
-def run_header(
-    *, kind: str, run_id: str, root: Path, extra_packages: tuple[str, ...] = (), **details: Any
-) -> RunMeta:
+def run_header(*, kind: str, run_id: str, root: Path, extra_packages: tuple[str, ...] = (), **details: Any) -> RunMeta:
     """A new run's metadata (status ``running``): the header every kind of run shares, plus ``details``.
 
     Why shared: load runs (``kind = "serving"``), tuning runs (``"hpo"``) and pipeline runs
@@ -130,7 +145,9 @@ def new_meta(
     work (training, calibration); sampled here when not given.
     """
     return run_header(
-        kind=KIND_SERVING, run_id=run_id, root=root,
+        kind=KIND_SERVING,
+        run_id=run_id,
+        root=root,
         config={"path": config_path, "sha256": config_sha256},
         sweep=dict(sweep),
         targets_order=list(targets),
@@ -143,9 +160,11 @@ def new_meta(
         cpu_plan={},
         host_noise={"at_start": dict(load_at_start or run_start_load()), "targets": {}},
         execution="targets run one at a time (start, sweep, stop) so they never compete for CPU",
-        percentile_bounds={"columns": "summary.csv lat_pXX_lo_s / lat_pXX_hi_s",
-                           "confidence": PERCENTILE_CONFIDENCE,
-                           "method": "distribution-free binomial order statistics (loadgen.quantile_bounds); "
-                                     "empty where no bound exists at that number of answers"},
+        percentile_bounds={
+            "columns": "summary.csv lat_pXX_lo_s / lat_pXX_hi_s",
+            "confidence": PERCENTILE_CONFIDENCE,
+            "method": "distribution-free binomial order statistics (loadgen.quantile_bounds); "
+            "empty where no bound exists at that number of answers",
+        },
         command=" ".join(sys.argv),
     )

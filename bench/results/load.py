@@ -110,8 +110,10 @@ def load_run(ref: str | Path, *, with_requests: bool = True, redactor: Redactor 
     else:
         raise ResultsError(f"{ref} is neither a run folder nor a summary CSV")
     if not summary_path.is_file() and (directory / PIPELINE_STAGES_FILE).is_file():
-        raise ResultsError(f"{directory} is a pipeline run (it has {PIPELINE_STAGES_FILE}), not a serving "
-                           f"benchmark: it has no {SUMMARY_FILE}; `bench report` renders it, `bench compare` cannot")
+        raise ResultsError(
+            f"{directory} is a pipeline run (it has {PIPELINE_STAGES_FILE}), not a serving "
+            f"benchmark: it has no {SUMMARY_FILE}; `bench report` renders it, `bench compare` cannot"
+        )
     meta = read_meta(directory)
     if not summary_path.is_file() and meta is not None and meta.kind != KIND_SERVING:
         raise ResultsError(f"{directory} is a {meta.kind!r} run, not a serving benchmark: it has no {SUMMARY_FILE}")
@@ -120,16 +122,22 @@ def load_run(ref: str | Path, *, with_requests: bool = True, redactor: Redactor 
     except ReadError as exc:
         raise ResultsError(str(exc)) from None
     if meta is None:
-        meta = RunMeta(kind=KIND_SERVING, run_id=summary.run_id or directory.name, status=RunStatus.UNKNOWN,
-                       schema_version=guessed_schema(summary.columns), status_reason="the run has no meta.json")
+        meta = RunMeta(
+            kind=KIND_SERVING,
+            run_id=summary.run_id or directory.name,
+            status=RunStatus.UNKNOWN,
+            schema_version=guessed_schema(summary.columns),
+            status_reason="the run has no meta.json",
+        )
     requests = read_requests(requests_path) if requests_path is not None else None
     if redactor:
         meta = RunMeta.from_json(redactor.redact_data(meta.to_json()))
         if requests is not None:
             for column in ("error_detail", "error"):
                 requests[column] = [redactor.redact(v) if isinstance(v, str) else v for v in requests[column]]
-    return RunData(path=directory, run_id=meta.run_id, steps=summary.steps, requests=requests, meta=meta,
-                   columns=summary.columns)
+    return RunData(
+        path=directory, run_id=meta.run_id, steps=summary.steps, requests=requests, meta=meta, columns=summary.columns
+    )
 
 
 def latest_run(results_dir: Path) -> Path:

@@ -61,8 +61,15 @@ __all__ = [
 REQUEST_KEY_COLUMNS: tuple[str, ...] = ("run_id", *(f.name for f in fields(StepKey)))
 REQUIRED_SUMMARY_COLUMNS = ("target", "mode", "n_requests", "trial", "total_s")
 # Request columns an older requests.csv.gz may lack, and what they read as.
-_REQUEST_DEFAULTS: dict[str, Any] = {"service_s": math.nan, "error_detail": "", "bytes_out": 0, "bytes_in": 0,
-                                     "label": -1, "predicted": -1, "status": 0}
+_REQUEST_DEFAULTS: dict[str, Any] = {
+    "service_s": math.nan,
+    "error_detail": "",
+    "bytes_out": 0,
+    "bytes_in": 0,
+    "label": -1,
+    "predicted": -1,
+    "status": 0,
+}
 
 PooledKey = tuple[str, str, int, int, float]  # target, mode, n_requests, concurrency, rate: trials pooled
 
@@ -143,8 +150,12 @@ def read_requests_csv(path: Path) -> pd.DataFrame | None:
     if not data:
         return None
     try:
-        frame = pd.read_csv(io.BytesIO(data), keep_default_na=False, na_values={"latency_s": [""], "sent_s": [""],
-                            "service_s": [""], "intended_s": [""]}, float_precision="round_trip")
+        frame = pd.read_csv(
+            io.BytesIO(data),
+            keep_default_na=False,
+            na_values={"latency_s": [""], "sent_s": [""], "service_s": [""], "intended_s": [""]},
+            float_precision="round_trip",
+        )
     except (pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise ReadError(f"{path} is not a readable CSV: {exc}") from None
     missing = {"target", "mode", "n_requests", "trial", "latency_s", "error"} - set(frame.columns)
@@ -170,11 +181,22 @@ def request_records(frame: pd.DataFrame | None) -> dict[StepKey, tuple[RequestRe
         target, mode, n, concurrency, rate, trial = row[:6]
         key = StepKey(str(target), str(mode), int(n), int(concurrency), float(rate), int(trial))
         values = dict(zip(RECORD_COLUMNS, row[6:], strict=True))
-        grouped.setdefault(key, []).append(RequestRecord(
-            seq=int(values["seq"]), intended_s=float(values["intended_s"]), sent_s=float(values["sent_s"]),
-            latency_s=float(values["latency_s"]), service_s=float(values["service_s"]), status=int(values["status"]),
-            error=str(values["error"]), error_detail=str(values["error_detail"]), bytes_out=int(values["bytes_out"]),
-            bytes_in=int(values["bytes_in"]), label=int(values["label"]), predicted=int(values["predicted"])))
+        grouped.setdefault(key, []).append(
+            RequestRecord(
+                seq=int(values["seq"]),
+                intended_s=float(values["intended_s"]),
+                sent_s=float(values["sent_s"]),
+                latency_s=float(values["latency_s"]),
+                service_s=float(values["service_s"]),
+                status=int(values["status"]),
+                error=str(values["error"]),
+                error_detail=str(values["error_detail"]),
+                bytes_out=int(values["bytes_out"]),
+                bytes_in=int(values["bytes_in"]),
+                label=int(values["label"]),
+                predicted=int(values["predicted"]),
+            )
+        )
     return {key: tuple(records) for key, records in grouped.items()}
 
 
@@ -182,8 +204,11 @@ def step_results(steps: Sequence[StepSummary], frame: pd.DataFrame | None) -> li
     """The StepResults a run measured: each summary row with its requests (steps without
     requests on disk are left out), so :func:`loadgen.stats.summarize` can be applied again."""
     records = request_records(frame)
-    return [StepResult(key=s.key, records=records[s.key], total_s=_nan(s.total_s), started_at=_nan(s.started_at))
-            for s in steps if s.key in records]
+    return [
+        StepResult(key=s.key, records=records[s.key], total_s=_nan(s.total_s), started_at=_nan(s.started_at))
+        for s in steps
+        if s.key in records
+    ]
 
 
 def ok_latencies(frame: pd.DataFrame | None) -> dict[PooledKey, np.ndarray]:
@@ -192,7 +217,8 @@ def ok_latencies(frame: pd.DataFrame | None) -> dict[PooledKey, np.ndarray]:
         return {}
     ok = frame[frame["error"] == ""]
     out: dict[PooledKey, np.ndarray] = {}
-    for (target, mode, n, c, rate), group in ok.groupby(["target", "mode", "n_requests", "concurrency", "rate"],
-                                                         sort=False):
+    for (target, mode, n, c, rate), group in ok.groupby(
+        ["target", "mode", "n_requests", "concurrency", "rate"], sort=False
+    ):
         out[(str(target), str(mode), int(n), int(c), round(float(rate), 6))] = group["latency_s"].to_numpy(float)
     return out

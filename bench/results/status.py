@@ -40,7 +40,7 @@ __all__ = [
     "effective_status",
     "process_start_ticks",
     "resolve_status",
-    "run_warnings",
+    "status_and_noise_warnings",
     "status_warnings",
     "writer_facts",
 ]
@@ -93,8 +93,10 @@ def effective_status(meta: RunMeta, here: HostView) -> tuple[RunStatus, str]:
     writer = meta.writer
     pid, ticks, host = writer.get("pid"), writer.get("start_ticks"), writer.get("host")
     if not isinstance(pid, int) or host is None:
-        return RunStatus.UNKNOWN, ("meta.json says running but names no writer (an older servebench wrote it): "
-                                   "cannot tell whether it is still running")
+        return RunStatus.UNKNOWN, (
+            "meta.json says running but names no writer (an older servebench wrote it): "
+            "cannot tell whether it is still running"
+        )
     who = f"pid {pid} on host {host}"
     if host != here.host:
         return RunStatus.UNKNOWN, f"written by {who}; its process cannot be checked from host {here.host}"
@@ -105,8 +107,9 @@ def effective_status(meta: RunMeta, here: HostView) -> tuple[RunStatus, str]:
     if now is None:
         return RunStatus.ABANDONED, f"its writer ({who}) is gone: killed or crashed before it could record an end"
     if ticks is not None and now != ticks:
-        return RunStatus.ABANDONED, (f"its writer ({who}) is gone: that pid now belongs to another process "
-                                     "(a different start time)")
+        return RunStatus.ABANDONED, (
+            f"its writer ({who}) is gone: that pid now belongs to another process (a different start time)"
+        )
     return RunStatus.RUNNING, f"its writer ({who}) is still running"
 
 
@@ -132,8 +135,9 @@ def resolve_status(meta: RunMeta, here: HostView) -> RunMeta:
             continue
         if outcome.get("status") == "running":
             outcome["status"] = "abandoned"
-            outcome["message"] = ("the run's process died while measuring this target; the steps measured "
-                                  "before are kept in summary.csv")
+            outcome["message"] = (
+                "the run's process died while measuring this target; the steps measured before are kept in summary.csv"
+            )
         elif outcome.get("status") == "pending":
             outcome["status"] = "not_run"
             outcome["message"] = "not run: the run's process died before this target"
@@ -149,11 +153,16 @@ def status_warnings(meta: RunMeta) -> list[str]:
     """Lines about a resolved run's status: abandoned, still running, or undecidable."""
     status, why, run_id = meta.status, meta.status_reason, meta.run_id or "?"
     if status is RunStatus.ABANDONED:
-        during = [name for name, o in (meta.details.get("outcomes") or {}).items()
-                  if isinstance(o, dict) and o.get("status") == "abandoned"]
+        during = [
+            name
+            for name, o in (meta.details.get("outcomes") or {}).items()
+            if isinstance(o, dict) and o.get("status") == "abandoned"
+        ]
         where = f" while measuring target {', '.join(during)}" if during else ""
-        return [f"run {run_id} was abandoned{where}: {why}; meta.json still says "
-                f"'{meta.recorded_status or 'running'}'. Only the rows written before are there."]
+        return [
+            f"run {run_id} was abandoned{where}: {why}; meta.json still says "
+            f"'{meta.recorded_status or 'running'}'. Only the rows written before are there."
+        ]
     if status is RunStatus.RUNNING:
         return [f"run {run_id} is still running ({why}): its results are incomplete"]
     if status is RunStatus.UNKNOWN and why:
@@ -161,6 +170,6 @@ def status_warnings(meta: RunMeta) -> list[str]:
     return []
 
 
-def run_warnings(meta: RunMeta) -> list[str]:
+def status_and_noise_warnings(meta: RunMeta) -> list[str]:
     """Everything to say before showing a resolved run's numbers: its status, then host noise."""
     return status_warnings(meta) + noise_warnings(meta)

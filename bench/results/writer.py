@@ -75,8 +75,13 @@ class RunWriter:
     """
 
     def __init__(
-        self, directory: Path, run_id: str, summary_columns: Sequence[str], redactor: Redactor | None = None,
-        extra_request_columns: Sequence[str] = (), expected: Sequence[str] = (),
+        self,
+        directory: Path,
+        run_id: str,
+        summary_columns: Sequence[str],
+        redactor: Redactor | None = None,
+        extra_request_columns: Sequence[str] = (),
+        expected: Sequence[str] = (),
     ) -> None:
         self.redactor = redactor or Redactor()
         self.directory = Path(directory)
@@ -114,15 +119,18 @@ class RunWriter:
         os.fsync(self._summary.fileno())
         self.rows_written += 1
 
-    def append_requests(self, key: StepKey, records: Iterable[Any],
-                        extra_cells: Sequence[Sequence[Any]] | None = None) -> None:
+    def append_requests(
+        self, key: StepKey, records: Iterable[Any], extra_cells: Sequence[Sequence[Any]] | None = None
+    ) -> None:
         """All records of one step as one complete gzip member appended to requests.csv.gz.
 
         ``extra_cells[i]`` holds record ``i``'s values of the extra request columns.
         """
         if (extra_cells is None) != (self._extra_columns == 0):
-            raise ResultsError(f"requests.csv.gz has {self._extra_columns} extra column(s); give their cells "
-                               "with every step, and only then")
+            raise ResultsError(
+                f"requests.csv.gz has {self._extra_columns} extra column(s); give their cells "
+                "with every step, and only then"
+            )
         text = io.StringIO()
         writer = csv.writer(text)
         if not self._requests_header_written:

@@ -8,7 +8,6 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from tests.support.synthetic_runs import make_rate_step, make_step, write_flagged_run
 
 from bench.results import RunWriter, load_run
 from bench.results.parse import (
@@ -22,20 +21,41 @@ from bench.results.parse import (
 )
 from loadgen.records import RequestRecord, StepKey, StepResult
 from loadgen.stats import BOUND_COLUMNS, FLAG_ALL_FAILED, FLAG_ERRORS, FLAG_SATURATED, SUMMARY_COLUMNS, summarize
+from tests.support.synthetic_runs import make_rate_step, make_step, write_flagged_run
 
-SCHEMA_2_ONLY = ("offered_rps", "achieved_rps", "send_lag_p50_s", "send_lag_max_s", "lag_growth_s", "saturated",
-                 "flags")
+SCHEMA_2_ONLY = (
+    "offered_rps",
+    "achieved_rps",
+    "send_lag_p50_s",
+    "send_lag_max_s",
+    "lag_growth_s",
+    "saturated",
+    "flags",
+)
 
 
 def _steps(rng: np.random.Generator) -> list[StepResult]:
-    not_sent = RequestRecord(seq=2, intended_s=0.1, sent_s=math.nan, latency_s=math.nan, service_s=math.nan,
-                             status=0, error="other", error_detail="not sent: the step reached max_duration_s",
-                             bytes_out=0, bytes_in=0, label=3, predicted=-1)
+    not_sent = RequestRecord(
+        seq=2,
+        intended_s=0.1,
+        sent_s=math.nan,
+        latency_s=math.nan,
+        service_s=math.nan,
+        status=0,
+        error="other",
+        error_detail="not sent: the step reached max_duration_s",
+        bytes_out=0,
+        bytes_in=0,
+        label=3,
+        predicted=-1,
+    )
     cut = make_step("b", "concurrent", 3, 1, 0.002, rng)
-    return [make_step("a", "sequential", 6, 0, 0.01, rng, fail_every=3),
-            make_step("a", "concurrent", 4, 0, 0.01, rng, fail_every=1),  # every request failed
-            make_rate_step("b", 64, 0, 40.0, 0.01, rng, backlog_s=0.01),  # saturated
-            replace(cut, records=cut.records[:2] + (not_sent,))]
+    return [
+        make_step("a", "sequential", 6, 0, 0.01, rng, fail_every=3),
+        make_step("a", "concurrent", 4, 0, 0.01, rng, fail_every=1),  # every request failed
+        make_rate_step("b", 64, 0, 40.0, 0.01, rng, backlog_s=0.01),  # saturated
+        replace(cut, records=cut.records[:2] + (not_sent,)),
+    ]
 
 
 def _write(tmp_path, steps: list[StepResult]):
@@ -48,8 +68,10 @@ def _write(tmp_path, steps: list[StepResult]):
 
 def _same_record(a: RequestRecord, b: RequestRecord) -> bool:
     """Field by field, NaN equal to NaN (a request never sent has no send time)."""
-    return all(x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))
-               for x, y in zip(a.__dict__.values(), b.__dict__.values(), strict=True))
+    return all(
+        x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y))
+        for x, y in zip(a.__dict__.values(), b.__dict__.values(), strict=True)
+    )
 
 
 def test_records_written_read_back_equal(tmp_path) -> None:
@@ -138,8 +160,15 @@ def test_schema_2_summaries_read_with_the_bounds_missing(tmp_path) -> None:
 
 
 def test_a_hand_made_summary_gets_its_missing_counts_derived() -> None:
-    row = {"target": "t", "mode": "sequential", "n_requests": "8", "trial": "0", "total_s": "1.5",
-           "n_ok": "6", "accuracy": "0.5"}
+    row = {
+        "target": "t",
+        "mode": "sequential",
+        "n_requests": "8",
+        "trial": "0",
+        "total_s": "1.5",
+        "n_ok": "6",
+        "accuracy": "0.5",
+    }
     step = StepSummary.from_row(row)
     assert step.key == StepKey("t", "sequential", 8, 1, 0.0, 0)  # sequential: concurrency 1
     assert (step.errors, step.n_correct, step.flags) == (2, 4, frozenset({FLAG_ERRORS}))

@@ -7,9 +7,7 @@ import json
 
 import numpy as np
 import pytest
-from tests.support.synthetic_runs import make_step, write_synthetic_run
 
-from bench.results.header import SCHEMA_VERSION, scrub
 from bench.results import (
     RUN_MARKERS,
     SHARDS_DIR,
@@ -23,9 +21,11 @@ from bench.results import (
     resolve_run,
     validate_run_id,
 )
+from bench.results.header import SCHEMA_VERSION, scrub
 from ground.runmeta import RunMeta, RunStatus
 from loadgen.records import RECORD_COLUMNS
 from loadgen.stats import SUMMARY_COLUMNS, summarize
+from tests.support.synthetic_runs import make_step, write_synthetic_run
 
 
 def test_round_trip_summary_requests_meta(tmp_path):
@@ -41,15 +41,26 @@ def test_round_trip_summary_requests_meta(tmp_path):
     assert list(run.summary.columns) == list(SUMMARY_COLUMNS)
     assert run.columns == {"run_id", *SUMMARY_COLUMNS}  # what the file holds
     assert run.summary["n_requests"].tolist() == [1, 4, 8]
-    for step, (_, row) in zip(steps, run.summary.iterrows()):
+    for step, (_, row) in zip(steps, run.summary.iterrows(), strict=False):
         expected = summarize(step)
         assert row["total_s"] == expected["total_s"]  # full float precision survives CSV
         assert row["lat_p99_s"] == pytest.approx(expected["lat_p99_s"], rel=0, abs=0)
         assert row["errors"] == expected["errors"]
-        assert (row["errors_by_class"] if isinstance(row["errors_by_class"], str) else "") == expected["errors_by_class"]
+        assert (row["errors_by_class"] if isinstance(row["errors_by_class"], str) else "") == expected[
+            "errors_by_class"
+        ]
     req = run.requests
     assert len(req) == 13
-    assert list(req.columns) == ["run_id", "target", "mode", "n_requests", "concurrency", "rate", "trial", *RECORD_COLUMNS]
+    assert list(req.columns) == [
+        "run_id",
+        "target",
+        "mode",
+        "n_requests",
+        "concurrency",
+        "rate",
+        "trial",
+        *RECORD_COLUMNS,
+    ]
     flat = [r for s in steps for r in s.records]
     np.testing.assert_array_equal(req["latency_s"].to_numpy(), [r.latency_s for r in flat])
     assert req["error"].tolist() == [r.error for r in flat]
@@ -130,8 +141,17 @@ def test_interrupted_run_keeps_rows_and_says_incomplete(tmp_path):
 
 
 def test_meta_scrub_drops_secrets_but_keeps_env_var_names():
-    meta = {"targets": {"x": {"bearer_token_env": "MY_TOKEN", "token": "s3cr3t", "Authorization": "Bearer z",
-                              "cookie": "a=b", "base_url": "http://127.0.0.1:1"}}}
+    meta = {
+        "targets": {
+            "x": {
+                "bearer_token_env": "MY_TOKEN",
+                "token": "s3cr3t",
+                "Authorization": "Bearer z",
+                "cookie": "a=b",
+                "base_url": "http://127.0.0.1:1",
+            }
+        }
+    }
     cleaned = json.dumps(scrub(meta))
     assert "MY_TOKEN" in cleaned and "s3cr3t" not in cleaned and "Bearer z" not in cleaned and "a=b" not in cleaned
 

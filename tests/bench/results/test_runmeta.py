@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bench.results.header import SCHEMA_VERSION, new_meta, run_header
 from bench.results import read_meta, write_meta_file
+from bench.results.header import SCHEMA_VERSION, new_meta, run_header
 from ground.runmeta import (
     KIND_HPO,
     KIND_PIPELINE,
@@ -22,8 +22,15 @@ from ground.runmeta import (
 
 
 def test_a_written_meta_reads_back_as_the_same_record(tmp_path) -> None:
-    meta = new_meta(run_id="r", root=tmp_path, config_sha256="ab", config_path="bench.toml",
-                    sweep={"n_requests": [1, 4]}, targets=["a", "b"], load_at_start={"load": [0.1] * 3, "n_cpus": 2})
+    meta = new_meta(
+        run_id="r",
+        root=tmp_path,
+        config_sha256="ab",
+        config_path="bench.toml",
+        sweep={"n_requests": [1, 4]},
+        targets=["a", "b"],
+        load_at_start={"load": [0.1] * 3, "n_cpus": 2},
+    )
     meta.details["client_ceiling"] = {"engine": "fast", "rps_by_concurrency": {"1": 2500.0}}
     (tmp_path / "r").mkdir()
     write_meta_file(tmp_path / "r", meta)
@@ -34,7 +41,11 @@ def test_a_written_meta_reads_back_as_the_same_record(tmp_path) -> None:
     on_disk = json.loads((tmp_path / "r" / "meta.json").read_text())
     # the keys readers have always used, in the vocabulary of now
     assert (on_disk["status"], on_disk["complete"], on_disk["finished_utc"], on_disk["error"]) == (
-        "failed", False, "2026-01-01T00:00:00Z", "ValueError: boom")
+        "failed",
+        False,
+        "2026-01-01T00:00:00Z",
+        "ValueError: boom",
+    )
     assert on_disk["targets_order"] == ["a", "b"] and on_disk["run_id"] == "r" and on_disk["kind"] == "serving"
     assert read_meta(tmp_path / "r") == meta
 

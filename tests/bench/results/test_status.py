@@ -6,15 +6,15 @@ import os
 import subprocess
 import sys
 
-from ground.runmeta import RunMeta, RunStatus
 from bench.results.status import (
     HostView,
     effective_status,
     process_start_ticks,
     resolve_status,
-    run_warnings,
+    status_and_noise_warnings,
     writer_facts,
 )
+from ground.runmeta import RunMeta, RunStatus
 
 WRITER = {"host": "box", "boot_id": "boot-1", "pid": 4242, "start_ticks": 1000}
 
@@ -24,11 +24,17 @@ def _here(alive: dict[int, int], host: str = "box", boot: str = "boot-1") -> Hos
 
 
 def _meta(status: str = "running", writer: dict | None = WRITER) -> RunMeta:
-    meta = {"run_id": "r", "status": status, "complete": status == "complete",
-            "outcomes": {"a": {"name": "a", "status": "ok", "message": "", "steps": 4},
-                         "b": {"name": "b", "status": "running", "message": "", "steps": 2},
-                         "c": {"name": "c", "status": "pending", "message": "", "steps": 0}},
-            "target_errors": {}}
+    meta = {
+        "run_id": "r",
+        "status": status,
+        "complete": status == "complete",
+        "outcomes": {
+            "a": {"name": "a", "status": "ok", "message": "", "steps": 4},
+            "b": {"name": "b", "status": "running", "message": "", "steps": 2},
+            "c": {"name": "c", "status": "pending", "message": "", "steps": 0},
+        },
+        "target_errors": {},
+    }
     if writer is not None:
         meta["writer"] = dict(writer)
     return RunMeta.from_json(meta)
@@ -57,7 +63,7 @@ def test_other_host_or_no_writer_is_unknown_and_final_statuses_stay() -> None:
     assert effective_status(_meta("crashed"), _here({}))[0] is RunStatus.FAILED  # an old word, read as now
     nothing = RunMeta.from_json({"run_id": "x"})  # no status recorded at all
     assert effective_status(nothing, _here({})) == (RunStatus.UNKNOWN, "meta.json records no status")
-    assert run_warnings(nothing) == ["run x: status unknown: meta.json records no status"]
+    assert status_and_noise_warnings(nothing) == ["run x: status unknown: meta.json records no status"]
 
 
 def test_resolve_marks_the_target_being_measured_and_the_unstarted_ones() -> None:
@@ -70,11 +76,11 @@ def test_resolve_marks_the_target_being_measured_and_the_unstarted_ones() -> Non
     assert outcomes["b"]["status"] == "abandoned" and "died while measuring" in outcomes["b"]["message"]
     assert outcomes["c"]["status"] == "not_run"
     assert set(resolved.details["target_errors"]) == {"b", "c"}
-    (warning,) = run_warnings(resolved)
+    (warning,) = status_and_noise_warnings(resolved)
     assert warning.startswith("run r was abandoned while measuring target b: its writer (pid 4242")
     alive = resolve_status(meta, _here({4242: 1000}))
     assert alive.status is RunStatus.RUNNING and alive.recorded_status == ""
-    assert run_warnings(alive)[0].startswith("run r is still running")
+    assert status_and_noise_warnings(alive)[0].startswith("run r is still running")
 
 
 def test_writer_facts_describe_this_live_process() -> None:
