@@ -105,7 +105,8 @@ def render(facts: dict[str, Any], args: argparse.Namespace, command: str) -> str
         f"## Triton client vs `{args.model}`: {'binary-tensor' if args.binary else 'JSON'} tensors",
         "",
         f"- command: `{command}`",
-        f"- client: tritonclient {metadata.version('tritonclient')}, numpy {np.__version__}, Python {sys.version.split()[0]}",
+        f"- client: tritonclient {metadata.version('tritonclient')}, numpy {np.__version__}, "
+        f"Python {sys.version.split()[0]}",
         f"- input-data file: `{args.input_data}` ({facts['samples']} samples)",
         "- metadata: inputs "
         + ", ".join(f"`{t['name']}` {t['datatype']} {t['shape']}" for t in meta["inputs"])
