@@ -11,6 +11,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import yaml
 from kserve.errors import InvalidInput
 from kserve.protocol.infer_type import InferInput, InferRequest
 
@@ -145,3 +146,18 @@ def test_the_predictor_pickles_without_its_arrays(artifacts_root: Path) -> None:
     clone = pickle.loads(pickle.dumps(model))
     assert not clone.ready and clone._arrays == {}
     assert clone.load() and clone.n_features == 30
+
+
+# -- manifests ----------------------------------------------------------------------------
+def test_manifests_of_a_tabular_target_need_the_custom_container(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        make_target(tmp_path, model="breast-cancer", protocol="v2").manifests()
+    assert err.value.where == "targets.t.model" and "custom_container = true" in str(err.value)
+    files = make_target(
+        tmp_path, model="breast-cancer", model_name="breast-cancer", protocol="v2", custom_container=True
+    ).manifests()
+    (container,) = yaml.safe_load(files["inferenceservice.yaml"])["spec"]["predictor"]["containers"]
+    assert container["args"][:2] == ["--model-dir", "/mnt/models"]
+    assert container["args"][-2:] == ["--model-kind", "tabular"]
+    mnist = make_target(tmp_path, protocol="v2", custom_container=True).manifests()
+    assert "--model-kind" not in mnist["inferenceservice.yaml"]
