@@ -97,8 +97,10 @@ class KServeTarget(LocalServerTarget):
         return f"/v1/models/{s.model_name}" if s.protocol == "v1" else "/v2/health/ready"
 
     @property
-    def page_protocol(self) -> str:
-        """The digit page builds KServe V1 or V2 bodies itself, like ``encode``."""
+    def page_protocol(self) -> str | None:
+        """The digit page builds KServe V1 or V2 bodies itself, like ``encode`` (None: a tabular model)."""
+        if not self.settings.serves_mnist:
+            return None
         return "kserve-v1" if self.settings.protocol == "v1" else "kserve-v2"
 
     # -- the stand-in -------------------------------------------------------------------

@@ -72,6 +72,8 @@ def test_a_tabular_target_refuses_mnist_images(tmp_path: Path) -> None:
         target.encode(np.zeros((28, 28), dtype=np.uint8))
     with pytest.raises(TargetError, match="not MNIST images"):
         target.decode(200, b"{}")
+    assert target.page_protocol is None  # `bench ui` refuses it by name
+    assert make_target(tmp_path, protocol="v2").page_protocol == "kserve-v2"
 
 
 def test_server_option_model_kind() -> None:
