@@ -335,6 +335,7 @@ def _recorder(calls: list[dict[str, Any]], code: int = 0) -> Any:
             },
         ),
         (["train", "--force"], "bench.commands.train", "train", {"force": True}),
+        (["train", "--model", "wine"], "bench.commands.train", "train_tabular", {"args": ("wine",), "force": False}),
         (
             ["manifests", "x", "-o", "out"],
             "bench.commands.manifests",
