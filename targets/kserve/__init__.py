@@ -18,4 +18,6 @@ imports nothing of servebench, so the rendered Dockerfile copies just these file
 * ``server.http_protocol`` -- uvicorn's httptools protocol with header/body limits
 * ``server.http_rules``    -- what that HTTP layer refuses, and the JSON answers
 * ``server.savedmodel``    -- where a SavedModel lies (also used by the adapter to find it)
+* ``server.tabular``       -- the tabular ``kserve.Model`` over ``weights.npz`` (setting ``model``)
+* ``server.tabular_inputs`` -- its V1/V2 request bodies -> float64 feature rows, validated
 """

@@ -83,6 +83,13 @@ def render_kserve_manifests(target: str, s: KServeSettings) -> dict[str, str]:
         "cpu": j(s.cpu),
         "memory": j(s.memory),
     }
+    if not s.custom_container and not s.serves_mnist:
+        raise ConfigError(
+            f"targets.{target}.model",
+            f"KServe's tensorflow runtime cannot serve the tabular model {s.model!r} (weights.npz); "
+            "set custom_container = true to deploy servebench's predictor, with storage_uri "
+            f"where artifacts/{s.model}/ is copied",
+        )
     if not s.custom_container:
         comments = {"plain_name": s.model_name, "plain_namespace": s.namespace}
         if s.protocol != "v1":
@@ -106,6 +113,8 @@ def render_kserve_manifests(target: str, s: KServeSettings) -> dict[str, str]:
         "--workers",
         "1",
     ]
+    if not s.serves_mnist:  # /mnt/models then holds artifacts/<model>/ (weights.npz)
+        args += ["--model-kind", "tabular"]
     isvc = render(
         "kserve/inferenceservice-custom.yaml",
         {

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from models.pipeline.kfp_settings import KfpSettings
+from models.tabular.datasets import TABULAR_MODELS
 from targets.remote import RemoteSettings
 
 __all__ = ["KServeSettings"]
@@ -40,6 +41,11 @@ class KServeSettings(RemoteSettings, KfpSettings):
     KServe's tensorflow runtime; ``image`` names it.
     ``cpus``: CPUs for the stand-in, overriding the run's plan (empty = the plan's).
     ``tf_threads``: TensorFlow threads per worker (0 = one per CPU the stand-in may use).
+    ``model``: which model the local stand-in serves: ``"mnist"`` (the study's SavedModel,
+    the default) or a tabular model trained by ``python -m bench train --model NAME``
+    (``breast-cancer``, ``wine``; served from ``artifacts/NAME/weights.npz``, V2 input
+    ``features`` FP64, outputs ``probabilities`` FP32 and ``label`` INT64).  A tabular
+    target is not an MNIST target: it takes its requests from an input-data file.
     """
 
     protocol: Literal["v1", "v2"] = "v1"
@@ -54,12 +60,20 @@ class KServeSettings(RemoteSettings, KfpSettings):
     memory: str = "2Gi"
     cpus: list[int] = ()  # type: ignore[assignment]  # parse_table gives a tuple
     tf_threads: int = 0
+    model: str = "mnist"
+
+    @property
+    def serves_mnist(self) -> bool:
+        """True when the stand-in serves the study's MNIST model (``model = "mnist"``)."""
+        return self.model == "mnist"
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_kfp()
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
+        if self.model != "mnist" and self.model not in TABULAR_MODELS:
+            raise ValueError(f"model must be 'mnist' or one of {sorted(TABULAR_MODELS)}, got {self.model!r}")
         if self.tf_threads < 0:
             raise ValueError(f"tf_threads must be >= 0, got {self.tf_threads}")
         for key in ("model_name", "namespace"):

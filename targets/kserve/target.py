@@ -33,7 +33,7 @@ from targets.wire import argmax_logits, decode_v1_logits, dumps_compact, instanc
 
 # KServeSettings is defined in targets.kserve.settings (shared with the manifest renderer)
 # and stays importable from here, where adapters are looked up.
-__all__ = ["KServeSettings", "KServeTarget", "find_savedmodel"]
+__all__ = ["KServeSettings", "KServeTarget", "find_savedmodel", "find_tabular_model"]
 
 #: Log line uvicorn prints once per serving process when it is ready to accept.
 _WORKER_READY = "Application startup complete"
@@ -67,6 +67,16 @@ def find_savedmodel(artifacts_dir: str | os.PathLike[str]) -> Path:
         raise TargetError(f"{exc} ({hint})") from None
 
 
+def find_tabular_model(artifacts_dir: str | os.PathLike[str], name: str) -> Path:
+    """``artifacts/<name>/`` (the MNIST folder's sibling) holding the tabular model's ``weights.npz``."""
+    from models.tabular.artifacts import WEIGHTS_FILE, tabular_artifacts_dir
+
+    folder = tabular_artifacts_dir(artifacts_dir, name)
+    if not (folder / WEIGHTS_FILE).is_file():
+        raise TargetError(f"no {WEIGHTS_FILE} in {folder} (train it first: python -m bench train --model {name})")
+    return folder
+
+
 class KServeTarget(LocalServerTarget):
     """KServe ModelServer stand-in (local) or an InferenceService endpoint (remote)."""
 
@@ -77,6 +87,7 @@ class KServeTarget(LocalServerTarget):
         super().__init__(name, settings, context)
         self.settings: KServeSettings = settings
         self.savedmodel_dir: Path | None = None
+        self.tabular_dir: Path | None = None
         s = settings
         self._path = f"/v1/models/{s.model_name}:predict" if s.protocol == "v1" else f"/v2/models/{s.model_name}/infer"
 
@@ -86,21 +97,27 @@ class KServeTarget(LocalServerTarget):
         return f"/v1/models/{s.model_name}" if s.protocol == "v1" else "/v2/health/ready"
 
     @property
-    def page_protocol(self) -> str:
-        """The digit page builds KServe V1 or V2 bodies itself, like ``encode``."""
+    def page_protocol(self) -> str | None:
+        """The digit page builds KServe V1 or V2 bodies itself, like ``encode`` (None: a tabular model)."""
+        if not self.settings.serves_mnist:
+            return None
         return "kserve-v1" if self.settings.protocol == "v1" else "kserve-v2"
 
     # -- the stand-in -------------------------------------------------------------------
     def command(self, host: str, port: int) -> list[str]:
-        self.savedmodel_dir = find_savedmodel(self.context.artifacts_dir)  # fails before any spawn
+        if self.settings.serves_mnist:
+            self.savedmodel_dir = find_savedmodel(self.context.artifacts_dir)  # fails before any spawn
+            model_args = ["--model-dir", str(self.savedmodel_dir)]
+        else:
+            self.tabular_dir = find_tabular_model(self.context.artifacts_dir, self.settings.model)
+            model_args = ["--model-kind", "tabular", "--model-dir", str(self.tabular_dir)]
         cpus = self.cpus
         tf_threads = self.settings.tf_threads or max(1, len(cpus) or len(os.sched_getaffinity(0)))
         return [
             sys.executable,
             "-m",
             "targets.kserve.server.main",
-            "--model-dir",
-            str(self.savedmodel_dir),
+            *model_args,
             "--model-name",
             self.settings.model_name,
             "--host",
@@ -137,7 +154,16 @@ class KServeTarget(LocalServerTarget):
         return all_workers_ready
 
     # -- requests ---------------------------------------------------------------------
+    def _refuse_images(self) -> None:
+        """A tabular stand-in has no MNIST wire format: say what to send instead."""
+        if not self.settings.serves_mnist:
+            raise TargetError(
+                f"target {self.name!r} serves the tabular model {self.settings.model!r}, not MNIST images: "
+                f"send it the samples of artifacts/{self.settings.model}/input-data.json (docs/own-model.md)"
+            )
+
     def encode(self, image: np.ndarray) -> Request:
+        self._refuse_images()
         if self.settings.protocol == "v1":
             body = instances_body(image)
         else:
@@ -148,6 +174,7 @@ class KServeTarget(LocalServerTarget):
         return Request(method="POST", path=self._path, body=body, headers=self.request_headers())
 
     def decode(self, status: int, body: bytes) -> int:
+        self._refuse_images()
         if self.settings.protocol == "v1":
             return decode_v1_logits(status, body)
         if not 200 <= status < 300:
@@ -200,10 +227,14 @@ class KServeTarget(LocalServerTarget):
         facts = super().describe()
         s = self.settings
         facts.update(protocol=s.protocol, model_name=s.model_name, path=self._path)
+        if not s.serves_mnist:
+            facts["model"] = s.model
         if not self.is_remote:
             facts.update(workers=s.workers, cpus=list(self.cpus))
             if self.savedmodel_dir is not None:
                 facts["savedmodel_dir"] = str(self.savedmodel_dir)
+            if self.tabular_dir is not None:
+                facts["tabular_dir"] = str(self.tabular_dir)
         return facts
 
 

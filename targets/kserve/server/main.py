@@ -1,4 +1,5 @@
-"""Entry point of the KServe stand-in's server process: the real ``kserve`` ModelServer serving the MNIST SavedModel.
+"""Entry point of the KServe stand-in's server process: the real ``kserve`` ModelServer serving the MNIST SavedModel
+(or, with ``--model-kind tabular``, a tabular model's ``weights.npz``: :mod:`targets.kserve.server.tabular`).
 
 Run as ``python -m targets.kserve.server.main --model-dir artifacts/model/savedmodel --http-port 8080``.
 
@@ -42,6 +43,7 @@ from targets.kserve.server.savedmodel import resolve_savedmodel_dir
 __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_HEADER_BYTES",
+    "MODEL_KINDS",
     "ServerOptions",
     "main",
     "quiet_log_config",
@@ -62,6 +64,28 @@ class ServerOptions:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     tf_threads: int = 0
     access_log: bool = False
+    model_kind: str = "mnist"  # or "tabular": model_dir is then artifacts/<name> holding weights.npz
+
+
+#: What ``--model-kind`` selects: the study's MNIST SavedModel, or a tabular model's arrays.
+MODEL_KINDS = ("mnist", "tabular")
+
+
+def _model(options: ServerOptions) -> Any:
+    """The ``kserve.Model`` to serve; raises ``FileNotFoundError`` before any port opens."""
+    if options.model_kind == "tabular":
+        from pathlib import Path
+
+        from targets.kserve.server.tabular import TabularModel
+
+        weights = Path(options.model_dir) / "weights.npz"
+        if not weights.is_file():
+            raise FileNotFoundError(f"no weights.npz in {options.model_dir} (python -m bench train --model NAME)")
+        return TabularModel(options.model_name, weights)
+    from targets.kserve.server.model import MnistSavedModel
+
+    resolve_savedmodel_dir(options.model_dir, options.model_name)
+    return MnistSavedModel(options.model_name, options.model_dir, tf_threads=options.tf_threads)
 
 
 def quiet_log_config(access_log: bool = False) -> dict[str, Any]:
@@ -84,10 +108,8 @@ def quiet_log_config(access_log: bool = False) -> dict[str, Any]:
 def serve(options: ServerOptions) -> int:
     """Load the model and serve until SIGTERM/SIGINT (blocks); the exit status."""
     from targets.kserve.server import loopback  # kserve imported here, after argv is settled
-    from targets.kserve.server.model import MnistSavedModel
 
-    resolve_savedmodel_dir(options.model_dir, options.model_name)  # fail before any port opens
-    model = MnistSavedModel(options.model_name, options.model_dir, tf_threads=options.tf_threads)
+    model = _model(options)  # fails before any port opens
     if options.workers == 1:
         model.load()
     else:
@@ -127,6 +149,12 @@ def _parse(argv: Sequence[str] | None) -> ServerOptions:
     )
     parser.add_argument("--tf-threads", type=int, default=0, help="TF intra/inter-op threads (0 = TF default)")
     parser.add_argument("--access-log", action="store_true", help="log one line per request")
+    parser.add_argument(
+        "--model-kind",
+        choices=MODEL_KINDS,
+        default="mnist",
+        help="mnist: --model-dir is the SavedModel; tabular: --model-dir is artifacts/<name> with weights.npz",
+    )
     ns = parser.parse_args(argv)
     if (
         ns.workers < 1
@@ -149,6 +177,7 @@ def _parse(argv: Sequence[str] | None) -> ServerOptions:
         max_header_bytes=ns.max_header_bytes,
         tf_threads=ns.tf_threads,
         access_log=ns.access_log,
+        model_kind=ns.model_kind,
     )
 
 

@@ -21,6 +21,7 @@ from bench.capacity.run import CAPACITY_MODE
 from bench.cli import COMMANDS, build_parser, main, parse_args
 from bench.commands.common import Command
 from bench.commands.manifests import SPECIAL
+from bench.commands.train import MODEL_CHOICES
 from bench.compare.verdict import GATES
 from loadgen.engines import ENGINE_NAMES
 from loadgen.modes import MODES
@@ -34,7 +35,7 @@ LOAD_FLAGS = ("--requests", "--modes", "--trials", "--rate", "--duration", "--co
 # Every command's choice-valued flags and their values (from where the values are defined).
 # A command without any is listed with {}: a new command must be considered here.
 CHOICES: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {
-    ("train",): {},
+    ("train",): {"--model": MODEL_CHOICES},
     ("targets",): {},
     ("serve",): {},
     ("manifests",): {"target": ("TARGET", *SPECIAL)},
@@ -334,6 +335,7 @@ def _recorder(calls: list[dict[str, Any]], code: int = 0) -> Any:
             },
         ),
         (["train", "--force"], "bench.commands.train", "train", {"force": True}),
+        (["train", "--model", "wine"], "bench.commands.train", "train_tabular", {"args": ("wine",), "force": False}),
         (
             ["manifests", "x", "-o", "out"],
             "bench.commands.manifests",
