@@ -25,8 +25,11 @@ class KServeSettings(RemoteSettings, KfpSettings):
     The ``kfp_*`` keys (:class:`models.pipeline.kfp_settings.KfpSettings`) name the cluster's
     Kubeflow Pipelines API for ``bench run pipeline --target``.
 
-    ``protocol``: "v1" (``/v1/models/<name>:predict``, TF-Serving rows) or "v2" (Open
-    Inference Protocol, ``/v2/models/<name>/infer``).
+    ``protocol``: "v1" (``/v1/models/<name>:predict``, TF-Serving rows), "v2" (Open
+    Inference Protocol in JSON, ``/v2/models/<name>/infer``), "v2-binary" (the same
+    endpoint with the binary-tensor extension) or "grpc-v2" (the Open Inference Protocol
+    over gRPC: the stand-in also serves gRPC on a loopback port, the ``grpc`` engine sends);
+    see :mod:`targets.kserve.protocols`.
     ``workers``: ModelServer processes of the local stand-in; in the manifest, the fixed
     replica count (min = max, so autoscaling never changes what is measured).
     ``model_name``: name in the URL; on a cluster it is the InferenceService name.
@@ -42,7 +45,7 @@ class KServeSettings(RemoteSettings, KfpSettings):
     ``tf_threads``: TensorFlow threads per worker (0 = one per CPU the stand-in may use).
     """
 
-    protocol: Literal["v1", "v2"] = "v1"
+    protocol: Literal["v1", "v2", "v2-binary", "grpc-v2"] = "v1"
     workers: int = 1
     model_name: str = "mnist"
     namespace: str = "kubeflow-user-example-com"
