@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from models.pipeline.kfp_settings import KfpSettings
 from targets.remote import RemoteSettings
@@ -29,7 +29,9 @@ class KServeSettings(RemoteSettings, KfpSettings):
     Inference Protocol in JSON, ``/v2/models/<name>/infer``), "v2-binary" (the same
     endpoint with the binary-tensor extension) or "grpc-v2" (the Open Inference Protocol
     over gRPC: the stand-in also serves gRPC on a loopback port, the ``grpc`` engine sends);
-    see :mod:`targets.kserve.protocols`.
+    see :mod:`targets.kserve.protocols`.  A remote grpc-v2 ``endpoint`` is
+    ``grpc://host:port`` (plaintext) or ``grpcs://host:port`` (TLS, certificate always
+    checked); credentials and ``host_header`` travel as gRPC metadata and ``:authority``.
     ``workers``: ModelServer processes of the local stand-in; in the manifest, the fixed
     replica count (min = max, so autoscaling never changes what is measured).
     ``model_name``: name in the URL; on a cluster it is the InferenceService name.
@@ -44,6 +46,8 @@ class KServeSettings(RemoteSettings, KfpSettings):
     ``cpus``: CPUs for the stand-in, overriding the run's plan (empty = the plan's).
     ``tf_threads``: TensorFlow threads per worker (0 = one per CPU the stand-in may use).
     """
+
+    endpoint_schemes: ClassVar[tuple[str, ...]] = ("http", "https", "grpc", "grpcs")
 
     protocol: Literal["v1", "v2", "v2-binary", "grpc-v2"] = "v1"
     workers: int = 1
@@ -61,6 +65,13 @@ class KServeSettings(RemoteSettings, KfpSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_kfp()
+        if self.endpoint:
+            grpc_url = self.endpoint.split("://", 1)[0] in ("grpc", "grpcs")
+            if grpc_url != (self.protocol == "grpc-v2"):
+                raise ValueError(
+                    "endpoint: protocol grpc-v2 takes a grpc://host:port or grpcs://host:port endpoint, "
+                    f"the other protocols an http(s):// one; got {self.endpoint!r} with protocol {self.protocol!r}"
+                )
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.tf_threads < 0:

@@ -31,6 +31,7 @@ from targets.kserve.readiness import grpc_model_ready_probe
 from targets.kserve.settings import KServeSettings
 from targets.local_server import LocalServerTarget
 from targets.process import Probe, free_port, http_probe, log_tail
+from targets.remote import RemoteAccess
 
 # KServeSettings is defined in targets.kserve.settings (shared with the manifest renderer)
 # and stays importable from here, where adapters are looked up.
@@ -130,6 +131,15 @@ class KServeTarget(LocalServerTarget):
         if self.settings.protocol == "grpc-v2" and not self.is_remote and self._grpc_port:
             host = self.context.bind_host
             self.base_url = f"grpc://{'[' + host + ']' if ':' in host else host}:{self._grpc_port}"
+
+    def remote_readiness_probe(self, access: RemoteAccess) -> Probe | None:
+        """A remote grpc-v2 endpoint is ready when gRPC ``ModelReady`` says so (with the access headers)."""
+        if self.settings.protocol != "grpc-v2":
+            return None
+        from loadgen.engines.grpc_engine import grpc_target
+
+        address, tls = grpc_target(access.base_url)
+        return grpc_model_ready_probe(address, self.settings.model_name, tls=tls, metadata=access.headers)
 
     def environment(self) -> dict[str, str]:
         return {"TF_CPP_MIN_LOG_LEVEL": "2"}
