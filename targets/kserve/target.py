@@ -212,6 +212,11 @@ class KServeTarget(LocalServerTarget):
         facts = super().describe()
         s = self.settings
         facts.update(protocol=s.protocol, model_name=s.model_name, path=self._path)
+        if s.protocol == "grpc-v2":
+            import grpc
+
+            # meta.json's "engine" is the run's HTTP engine; this target's requests go through grpc.
+            facts["client_engine"] = f"grpc (grpcio {grpc.__version__})"
         if not self.is_remote:
             facts.update(workers=s.workers, cpus=list(self.cpus))
             if self.savedmodel_dir is not None:
