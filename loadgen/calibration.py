@@ -298,7 +298,8 @@ def run_calibration(
                     break
                 point["engine"] = name
                 entry["points"].append(point)
-            _finish_entry(entry, data["baseline"], levels)
+            # The raw-socket baseline is HTTP against the HTTP endpoint: no added latency for grpc.
+            _finish_entry(entry, data["baseline"] if name not in PROTOCOL_ENGINE_NAMES else {}, levels)
     try:
         data["chosen"] = choose_engine(parse_calibration(data))
     except ValueError as exc:
