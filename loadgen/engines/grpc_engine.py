@@ -144,6 +144,7 @@ class GrpcEngine(Engine):
         self._calls: list[aio.UnaryUnaryMultiCallable] = []
         self._slots: asyncio.Semaphore | None = None
         self._next = 0
+        self._path = ""  # the one RPC method this engine calls, fixed by its first request
         self._authority = ""
         self._metadata: dict[int, tuple[tuple[str, str], ...]] = {}  # id(headers) -> metadata
 
@@ -228,7 +229,7 @@ class GrpcEngine(Engine):
         try:
             call = self._calls[index](request.body, timeout=max(deadline - loop.time(), 0.001), metadata=metadata)
             body = await call
-            return Response(status=200, body=body, bytes_in=len(body))
+            return Response(status=200, body=body, bytes_in=len(body) + 5)  # + gRPC's 5-byte message prefix
         except aio.AioRpcError as exc:
             code, details = exc.code(), exc.details() or ""
             status, error = map_status(code, details)
