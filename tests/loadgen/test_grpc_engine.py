@@ -194,3 +194,30 @@ def test_steps_against_the_null_grpc_server(null_grpc: str, mode: str) -> None:
     assert len(result.records) == n
     assert all(r.ok and r.predicted == 0 and r.status == 200 for r in result.records), result.records[0]
     assert all(r.bytes_out == len(request.body) and r.bytes_in > 0 for r in result.records)
+
+
+def test_tls_server_with_an_untrusted_certificate_is_refused(tmp_path) -> None:
+    """grpcs:// checks the certificate like HTTPS: a self-signed server fails the handshake (class ``other``)."""
+    from tests.loadgen.test_fast_engine import _self_signed
+
+    cert, key = _self_signed(tmp_path)
+
+    async def body() -> Any:
+        class AnyMethod(grpc.GenericRpcHandler):
+            def service(self, _details: Any) -> Any:
+                return grpc.unary_unary_rpc_method_handler(lambda _r, _c: b"")
+
+        server = aio.server(handlers=[AnyMethod()])
+        port = server.add_secure_port(
+            "127.0.0.1:0", grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+        )
+        await server.start()
+        try:
+            async with GrpcEngine(EngineOptions(f"grpcs://127.0.0.1:{port}", 1, timeout_s=5.0)) as engine:
+                return await engine.send(Request("POST", MODEL_INFER_METHOD, b""))
+        finally:
+            await server.stop(grace=None)
+
+    with pytest.raises(EngineError) as caught:
+        asyncio.run(body())
+    assert caught.value.error == "other", caught.value.detail
