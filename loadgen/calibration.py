@@ -31,6 +31,7 @@ typed points. Functions here are pure of printing; progress goes through an
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -54,6 +55,7 @@ from loadgen.measure import (
     raw_socket_p50,
     synthetic_payload,
 )
+from loadgen.request import Request
 
 __all__ = [
     "CalibrationPoint",
@@ -232,14 +234,15 @@ def run_calibration(
     :func:`loadgen.measure.synthetic_payload`, of the same size.
     """
     from ground.cpus import plan_cpus
-    from loadgen.engines import ENGINE_NAMES, EngineUnavailable, engine_class
+    from loadgen.engines import ENGINE_NAMES, PROTOCOL_ENGINE_NAMES, EngineUnavailable, engine_class
     from loadgen.engines.fast_engine import loop_name, new_event_loop
     from loadgen.nullserver import NullEndpoint
 
     names = list(dict.fromkeys(engines or ENGINE_NAMES))
-    unknown = [n for n in names if n not in ENGINE_NAMES]
+    known = ENGINE_NAMES + PROTOCOL_ENGINE_NAMES
+    unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"unknown engine(s) {unknown}; engines: {', '.join(ENGINE_NAMES)}")
+        raise ValueError(f"unknown engine(s) {unknown}; engines: {', '.join(known)}")
     levels = sorted(set(int(c) for c in concurrencies))
     if not levels or any(not 1 <= c <= MAX_CONCURRENCY for c in levels):
         raise ValueError(f"concurrencies must be in 1..{MAX_CONCURRENCY}, got {list(concurrencies)}")
@@ -266,8 +269,9 @@ def run_calibration(
         },
         "engines": {},
     }
-    with NullEndpoint(endpoint, cpus=plan.standins) as null, pinned(plan.client):
+    with NullEndpoint(endpoint, cpus=plan.standins) as null, contextlib.ExitStack() as stack, pinned(plan.client):
         data["endpoint"] = null.describe()
+        grpc_null = _grpc_endpoint(names, stack, plan.standins, data, say)
         from loadgen.engines.fast_engine import build_request_bytes
 
         say(f"baseline: raw socket round trips against {null.kind} at {null.url}")
@@ -287,13 +291,15 @@ def run_calibration(
                 say(f"{name}: concurrency {level} for {duration_s:g} s")
                 try:
                     with asyncio.Runner(loop_factory=new_event_loop) as runner:
-                        point = runner.run(measure_engine_point(cls, null.url, request, level, duration_s))
+                        url, sent = (null.url, request) if name not in PROTOCOL_ENGINE_NAMES else grpc_null
+                        point = runner.run(measure_engine_point(cls, url, sent, level, duration_s))
                 except Exception as exc:
                     entry["error"] = f"concurrency {level}: {type(exc).__name__}: {exc}"
                     break
                 point["engine"] = name
                 entry["points"].append(point)
-            _finish_entry(entry, data["baseline"], levels)
+            # The raw-socket baseline is HTTP against the HTTP endpoint: no added latency for grpc.
+            _finish_entry(entry, data["baseline"] if name not in PROTOCOL_ENGINE_NAMES else {}, levels)
     try:
         data["chosen"] = choose_engine(parse_calibration(data))
     except ValueError as exc:
@@ -304,6 +310,26 @@ def run_calibration(
         "measured; an engine works when every point completed with no error"
     )
     return parse_calibration(data)
+
+
+def _grpc_endpoint(
+    names: Sequence[str], stack: contextlib.ExitStack, cpus: Sequence[int], data: dict[str, Any], say: Progress
+) -> tuple[str, Request] | None:
+    """For the ``grpc`` engine: a null gRPC server (:mod:`loadgen.null_grpc`) and its request.
+
+    Recorded as ``grpc_endpoint`` and ``grpc_payload`` beside the HTTP ``endpoint``; None when
+    no gRPC engine is asked for.
+    """
+    if "grpc" not in names:
+        return None
+    from loadgen.null_grpc import NullGrpcEndpoint, grpc_payload
+
+    null = stack.enter_context(NullGrpcEndpoint(cpus=cpus))
+    request, source = grpc_payload()
+    data["grpc_endpoint"] = null.describe()
+    data["grpc_payload"] = {"bytes": len(request.body), "source": source, "method": request.path}
+    say(f"grpc: measured against a null gRPC server at {null.url}")
+    return null.url, request
 
 
 def _finish_entry(entry: dict[str, Any], baseline: dict[str, Any], levels: Sequence[int]) -> None:
@@ -329,7 +355,9 @@ def choose_engine(calibration: CalibrationResult) -> str:
     Ties (within 1 %) go to the registry order (fast, aiohttp, httpx). Raises ValueError
     when no engine worked.
     """
-    engines = calibration.engines
+    from loadgen.engines import ENGINE_NAMES
+
+    engines = {n: e for n, e in calibration.engines.items() if n in ENGINE_NAMES}  # HTTP engines only
     working = {n: e for n, e in engines.items() if e.works and e.points}
     if not working:
         problems = "; ".join(f"{n}: {e.error or 'no data'}" for n, e in engines.items()) or "none measured"

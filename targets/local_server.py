@@ -123,6 +123,10 @@ class LocalServerTarget(Target):
         """Every process of the stand-in; one by default. Override for replicas."""
         return [SpawnSpec(self.command(host, port), self.environment(), self.name)]
 
+    def remote_readiness_probe(self, access: RemoteAccess) -> Probe | None:
+        """The check ``start`` polls in remote mode; None (the default): ``GET health_path``."""
+        return None
+
     def readiness_probe(self, url: str) -> Probe:
         """The check ``start`` polls: by default ``GET url`` answering 200."""
         return http_probe(url)
@@ -176,7 +180,8 @@ class LocalServerTarget(Target):
         if self._remote_ready:
             return
         access = open_remote(self.name, self.settings)
-        await check_remote_ready(self.name, access, self.health_path, timeout_s=self.ready_timeout_s)
+        probe = self.remote_readiness_probe(access)
+        await check_remote_ready(self.name, access, self.health_path, timeout_s=self.ready_timeout_s, probe=probe)
         self._access, self._remote_ready, self.base_url = access, True, access.base_url
 
     async def _start_local(self) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from ground.redactor import Redactor
@@ -40,11 +40,16 @@ __all__ = [
 ]
 
 
-def normalize_endpoint(url: str) -> str:
-    """Validate an ``endpoint`` setting: http(s)://host[:port][/prefix], no trailing slash."""
+def normalize_endpoint(url: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    """Validate an ``endpoint`` setting: scheme://host[:port][/prefix], no trailing slash.
+
+    ``schemes``: those the adapter speaks (http and https by default; the kserve adapter
+    adds grpc and grpcs for ``protocol = "grpc-v2"``).
+    """
     parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"endpoint must be an http:// or https:// URL with a host, got {url!r}")
+    if parts.scheme not in schemes or not parts.hostname:
+        spelled = " or ".join(f"{s}://" for s in schemes)
+        raise ValueError(f"endpoint must be an {spelled} URL with a host, got {url!r}")
     if parts.query or parts.fragment:
         raise ValueError(f"endpoint must not have a query or fragment, got {url!r}")
     if parts.username or parts.password:
@@ -65,6 +70,9 @@ class RemoteSettings:
     ``ready_timeout_s``: how long ``start()`` waits for the target (0 = the run's default).
     """
 
+    #: URL schemes ``endpoint`` may use (an adapter speaking more overrides it).
+    endpoint_schemes: ClassVar[tuple[str, ...]] = ("http", "https")
+
     endpoint: str = ""
     host_header: str = ""
     bearer_token_env: str = ""
@@ -74,7 +82,7 @@ class RemoteSettings:
 
     def __post_init__(self) -> None:
         if self.endpoint:
-            normalize_endpoint(self.endpoint)
+            normalize_endpoint(self.endpoint, self.endpoint_schemes)
         for key in ("bearer_token_env", "cookie_env"):
             value = getattr(self, key)
             if value and not value.replace("_", "").isalnum():
@@ -129,7 +137,8 @@ def open_remote(
     the same header rules). Raises :class:`TargetError` naming a missing VARIABLE.
     """
     env = os.environ if environ is None else environ
-    url = normalize_endpoint(base_url if base_url is not None else settings.endpoint)
+    schemes = getattr(settings, "endpoint_schemes", ("http", "https"))
+    url = normalize_endpoint(base_url if base_url is not None else settings.endpoint, schemes)
     headers: dict[str, str] = {}
     secrets: dict[str, str] = {}
     if settings.host_header:
@@ -178,8 +187,12 @@ async def check_remote_ready(
     *,
     timeout_s: float,
     ok_statuses: tuple[int, ...] = (200,),
+    probe: Any = None,
 ) -> str:
     """Poll ``GET base_url + health_path`` with the access headers until it answers OK.
+
+    ``probe``: an adapter's own readiness check instead of the GET (a
+    :data:`targets.process.Probe`), for endpoints that are not HTTP.
 
     Raises :class:`TargetError` naming the target, the URL and what it answered (secrets
     redacted) after ``timeout_s``.
@@ -187,7 +200,10 @@ async def check_remote_ready(
     from targets.process import wait_ready
 
     url = access.base_url + health_path
-    probe = _redacting_probe(url, access, ok_statuses)
+    if probe is None:  # else the adapter's own check (e.g. gRPC ModelReady), answers redacted here
+        probe = _redacting_probe(url, access, ok_statuses)
+    else:
+        url = access.base_url
     try:
         return await wait_ready(probe, timeout=timeout_s, what=f"remote target {target!r} at {url}")
     except TargetError as exc:

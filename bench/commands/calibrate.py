@@ -120,14 +120,15 @@ def calibrate(
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
-    from loadgen.engines import ENGINE_NAMES
+    from loadgen.engines import ENGINE_NAMES, PROTOCOL_ENGINE_NAMES
 
     parser.add_argument(
         "--engines",
         type=csv_words,
         default=None,
-        metavar=choice_list(ENGINE_NAMES),
-        help="comma-separated engines (default: all)",
+        metavar=choice_list(ENGINE_NAMES + PROTOCOL_ENGINE_NAMES),
+        help="comma-separated engines (default: the HTTP engines; add grpc to measure the gRPC engine "
+        "against a null gRPC server)",
     )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement (default: %(default)s)")
     parser.add_argument("--concurrency", type=csv_ints, default=None, help="e.g. 1,8,64")

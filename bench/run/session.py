@@ -49,7 +49,7 @@ from bench.run_timing import RunTiming, timing_text
 from bench.shard_run import ShardOptions, check_shard_run, shard_cpu_plan, shard_meta, shard_run_id, with_endpoint
 from ground.cpus import CpuPlan, pin_current_process, plan_cpus
 from ground.runmeta import RunMeta, RunStatus
-from loadgen.engines import ENGINE_NAMES
+from loadgen.engines import ENGINE_NAMES, engine_for_url
 from loadgen.stats import SUMMARY_COLUMNS
 from loadgen.sweep import SweepPlan
 from loadgen.sweep import run_sweep as sweep_steps
@@ -292,7 +292,7 @@ def _sweep(
                     built,
                     outcomes,
                     run_sweep=with_capacity(run_sweep, phase),
-                    engine_factory=prepared.engine_cls,
+                    engine_factory=engine_for_url(prepared.engine_cls),  # grpc:// targets: the grpc engine
                     plan=checked.plan,
                     images=prepared.split.test_x,
                     labels=prepared.split.test_y,

@@ -5,8 +5,10 @@ httptools); a run needs one of them, and `bench calibrate` all.  ``engine_class`
 single place that maps the ``[loadgen] engine`` setting to code.  The choice of the
 *default* engine ("auto") belongs to calibration, not to this module.
 
-Two kinds of engine are registered: the network engines (:data:`ENGINE_NAMES`, the ones
-``bench run``, ``[loadgen] engine`` and calibration choose from) and the in-process
+Three kinds of engine are registered: the HTTP engines (:data:`ENGINE_NAMES`, the ones
+``bench run``, ``[loadgen] engine`` and calibration choose from), the protocol engines
+(:data:`PROTOCOL_ENGINE_NAMES`: ``grpc``, chosen by the target's URL scheme, never by
+``auto``: it cannot speak HTTP -- :func:`engine_for_url`), and the in-process
 ``memory`` engine (:data:`TEST_ENGINE_NAMES`), which sends nothing anywhere and exists so
 tests can run the real sweep and mode code on virtual time.  ``engine_class`` resolves
 both; ``available_engines`` lists only network engines, so nothing ever measures a
@@ -16,21 +18,37 @@ target with the memory engine by accident.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
-from loadgen.engine import Engine
+from loadgen.engine import Engine, EngineOptions
 
-__all__ = ["ENGINE_NAMES", "TEST_ENGINE_NAMES", "EngineUnavailable", "available_engines", "engine_class"]
+__all__ = [
+    "ENGINE_NAMES",
+    "PROTOCOL_ENGINE_NAMES",
+    "SCHEME_ENGINES",
+    "TEST_ENGINE_NAMES",
+    "EngineUnavailable",
+    "available_engines",
+    "engine_class",
+    "engine_for_url",
+]
 
 _NETWORK_ENGINES: dict[str, str] = {
     "fast": "loadgen.engines.fast_engine:FastEngine",
     "aiohttp": "loadgen.engines.aiohttp_engine:AiohttpEngine",
     "httpx": "loadgen.engines.httpx_engine:HttpxEngine",
 }
+_PROTOCOL_ENGINES: dict[str, str] = {
+    "grpc": "loadgen.engines.grpc_engine:GrpcEngine",
+}
+#: Base-URL schemes served by a protocol engine instead of the run's HTTP engine.
+SCHEME_ENGINES: dict[str, str] = {"grpc": "grpc", "grpcs": "grpc"}
 _TEST_ENGINES: dict[str, str] = {
     "memory": "loadgen.engines.memory_engine:MemoryEngine",
 }
-_ENGINES: dict[str, str] = {**_NETWORK_ENGINES, **_TEST_ENGINES}
+_ENGINES: dict[str, str] = {**_NETWORK_ENGINES, **_PROTOCOL_ENGINES, **_TEST_ENGINES}
 ENGINE_NAMES: tuple[str, ...] = tuple(_NETWORK_ENGINES)  # what runs and calibration may use
+PROTOCOL_ENGINE_NAMES: tuple[str, ...] = tuple(_PROTOCOL_ENGINES)
 TEST_ENGINE_NAMES: tuple[str, ...] = tuple(_TEST_ENGINES)
 
 
@@ -69,3 +87,21 @@ def available_engines() -> tuple[str, ...]:
             continue
         names.append(name)
     return tuple(names)
+
+
+def engine_for_url(http_factory: Callable[[EngineOptions], Engine]) -> Callable[[EngineOptions], Engine]:
+    """An engine factory that sends ``grpc://``/``grpcs://`` targets through the ``grpc`` engine.
+
+    Every other base URL goes to ``http_factory`` (the run's chosen HTTP engine), so one
+    run can sweep an HTTP target and a gRPC target side by side; each step's engine is
+    picked from that step's ``base_url``.
+    """
+
+    def factory(options: EngineOptions) -> Engine:
+        scheme = options.base_url.partition("://")[0].lower()
+        name = SCHEME_ENGINES.get(scheme)
+        if name is None:
+            return http_factory(options)
+        return engine_class(name)(options)
+
+    return factory

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 from importlib import metadata
+from typing import Any
 
 from ground.tables import ConfigError
 from targets.cluster_endpoint import CLUSTER_DOMAIN
@@ -62,6 +63,31 @@ def _version(dist: str, fallback: str) -> str:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return fallback
+
+
+#: The predictor container's ports: REST, and gRPC for protocol grpc-v2.
+HTTP_PORT, GRPC_PORT = 8080, 8081
+
+
+def _ports_and_readiness(s: KServeSettings) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The container's ``ports`` and ``readinessProbe``: gRPC's port (``h2c``) exposed for grpc-v2.
+
+    Knative (the default, serverless mode) routes one port per container, so a serverless
+    grpc-v2 predictor declares ``h2c`` alone and is checked by a TCP probe of it; a
+    RawDeployment declares both and keeps the REST readiness check.
+    """
+    http = {"containerPort": HTTP_PORT, "protocol": "TCP"}
+    grpc = {"name": "h2c", "containerPort": GRPC_PORT, "protocol": "TCP"}
+    rest_ready = {
+        "httpGet": {"path": "/v2/health/ready", "port": HTTP_PORT},
+        "periodSeconds": 5,
+        "failureThreshold": 60,
+    }
+    if s.protocol != "grpc-v2":
+        return [http], rest_ready
+    if s.raw_deployment:
+        return [{"name": "http1", **http}, grpc], rest_ready  # two ports: each named
+    return [grpc], {"tcpSocket": {"port": GRPC_PORT}, "periodSeconds": 5, "failureThreshold": 60}
 
 
 def render_kserve_manifests(target: str, s: KServeSettings) -> dict[str, str]:
@@ -115,6 +141,9 @@ def render_kserve_manifests(target: str, s: KServeSettings) -> dict[str, str]:
     ]
     if not s.serves_mnist:  # /mnt/models then holds artifacts/<model>/ (weights.npz)
         args += ["--model-kind", "tabular"]
+    ports, readiness = _ports_and_readiness(s)
+    if s.protocol == "grpc-v2":
+        args += ["--grpc-port", str(GRPC_PORT)]
     isvc = render(
         "kserve/inferenceservice-custom.yaml",
         {
@@ -122,7 +151,8 @@ def render_kserve_manifests(target: str, s: KServeSettings) -> dict[str, str]:
             "plain_name": s.model_name,
             "image": j(s.image),
             "args": j(args),
-            "health_path": j("/v2/health/ready"),
+            "ports": j(ports),
+            "readiness": j(readiness),
         },
     )
     dockerfile = render(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from models.pipeline.kfp_settings import KfpSettings
 from models.tabular.datasets import TABULAR_MODELS
@@ -26,8 +26,13 @@ class KServeSettings(RemoteSettings, KfpSettings):
     The ``kfp_*`` keys (:class:`models.pipeline.kfp_settings.KfpSettings`) name the cluster's
     Kubeflow Pipelines API for ``bench run pipeline --target``.
 
-    ``protocol``: "v1" (``/v1/models/<name>:predict``, TF-Serving rows) or "v2" (Open
-    Inference Protocol, ``/v2/models/<name>/infer``).
+    ``protocol``: "v1" (``/v1/models/<name>:predict``, TF-Serving rows), "v2" (Open
+    Inference Protocol in JSON, ``/v2/models/<name>/infer``), "v2-binary" (the same
+    endpoint with the binary-tensor extension) or "grpc-v2" (the Open Inference Protocol
+    over gRPC: the stand-in also serves gRPC on a loopback port, the ``grpc`` engine sends);
+    see :mod:`targets.kserve.protocols`.  A remote grpc-v2 ``endpoint`` is
+    ``grpc://host:port`` (plaintext) or ``grpcs://host:port`` (TLS, certificate always
+    checked); credentials and ``host_header`` travel as gRPC metadata and ``:authority``.
     ``workers``: ModelServer processes of the local stand-in; in the manifest, the fixed
     replica count (min = max, so autoscaling never changes what is measured).
     ``model_name``: name in the URL; on a cluster it is the InferenceService name.
@@ -48,7 +53,9 @@ class KServeSettings(RemoteSettings, KfpSettings):
     target is not an MNIST target: it takes its requests from an input-data file.
     """
 
-    protocol: Literal["v1", "v2"] = "v1"
+    endpoint_schemes: ClassVar[tuple[str, ...]] = ("http", "https", "grpc", "grpcs")
+
+    protocol: Literal["v1", "v2", "v2-binary", "grpc-v2"] = "v1"
     workers: int = 1
     model_name: str = "mnist"
     namespace: str = "kubeflow-user-example-com"
@@ -70,6 +77,13 @@ class KServeSettings(RemoteSettings, KfpSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check_kfp()
+        if self.endpoint:
+            grpc_url = self.endpoint.split("://", 1)[0] in ("grpc", "grpcs")
+            if grpc_url != (self.protocol == "grpc-v2"):
+                raise ValueError(
+                    "endpoint: protocol grpc-v2 takes a grpc://host:port or grpcs://host:port endpoint, "
+                    f"the other protocols an http(s):// one; got {self.endpoint!r} with protocol {self.protocol!r}"
+                )
         if self.workers < 1:
             raise ValueError(f"workers must be >= 1, got {self.workers}")
         if self.model != "mnist" and self.model not in TABULAR_MODELS:

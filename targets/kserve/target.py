@@ -24,12 +24,14 @@ from typing import Any
 
 import numpy as np
 
-from targets.base import DecodeError, Request, TargetContext, TargetError
+from targets.base import Request, TargetContext, TargetError
 from targets.cluster_endpoint import ClusterEndpoint
+from targets.kserve.protocols import decode_answer, encode_image, infer_path
+from targets.kserve.readiness import grpc_model_ready_probe
 from targets.kserve.settings import KServeSettings
 from targets.local_server import LocalServerTarget
-from targets.process import Probe, http_probe, log_tail
-from targets.wire import argmax_logits, decode_v1_logits, dumps_compact, instances_body, wire_instance
+from targets.process import Probe, free_port, http_probe, log_tail
+from targets.remote import RemoteAccess
 
 # KServeSettings is defined in targets.kserve.settings (shared with the manifest renderer)
 # and stays importable from here, where adapters are looked up.
@@ -89,19 +91,21 @@ class KServeTarget(LocalServerTarget):
         self.savedmodel_dir: Path | None = None
         self.tabular_dir: Path | None = None
         s = settings
-        self._path = f"/v1/models/{s.model_name}:predict" if s.protocol == "v1" else f"/v2/models/{s.model_name}/infer"
+        self._path = infer_path(s.protocol, s.model_name)
+        self._grpc_port = 0  # the local stand-in's gRPC port (protocol grpc-v2), once chosen
 
     @property
     def health_path(self) -> str:  # type: ignore[override]
         s = self.settings
-        return f"/v1/models/{s.model_name}" if s.protocol == "v1" else "/v2/health/ready"
+        return f"/v1/models/{s.model_name}" if s.protocol == "v1" else "/v2/health/ready"  # REST, also for grpc-v2
 
     @property
     def page_protocol(self) -> str | None:
-        """The digit page builds KServe V1 or V2 bodies itself, like ``encode`` (None: a tabular model)."""
-        if not self.settings.serves_mnist:
+        """The digit page builds KServe V1 or V2 JSON bodies itself; it cannot speak gRPC nor a tabular model."""
+        protocol = self.settings.protocol
+        if not self.settings.serves_mnist or protocol == "grpc-v2":
             return None
-        return "kserve-v1" if self.settings.protocol == "v1" else "kserve-v2"
+        return "kserve-v1" if protocol == "v1" else "kserve-v2"
 
     # -- the stand-in -------------------------------------------------------------------
     def command(self, host: str, port: int) -> list[str]:
@@ -124,11 +128,35 @@ class KServeTarget(LocalServerTarget):
             host,
             "--http-port",
             str(port),
+            *self._grpc_args(host),
             "--workers",
             str(self.settings.workers),
             "--tf-threads",
             str(tf_threads),
         ]
+
+    def _grpc_args(self, host: str) -> list[str]:
+        """``--grpc-port N`` on a free port of ``host`` for protocol grpc-v2, else nothing."""
+        if self.settings.protocol != "grpc-v2":
+            return []
+        self._grpc_port = free_port(host)
+        return ["--grpc-port", str(self._grpc_port)]
+
+    async def start(self) -> None:
+        """Start (or reach) the server; for grpc-v2 the sweep's base URL is then its gRPC address."""
+        await super().start()
+        if self.settings.protocol == "grpc-v2" and not self.is_remote and self._grpc_port:
+            host = self.context.bind_host
+            self.base_url = f"grpc://{'[' + host + ']' if ':' in host else host}:{self._grpc_port}"
+
+    def remote_readiness_probe(self, access: RemoteAccess) -> Probe | None:
+        """A remote grpc-v2 endpoint is ready when gRPC ``ModelReady`` says so (with the access headers)."""
+        if self.settings.protocol != "grpc-v2":
+            return None
+        from loadgen.engines.grpc_engine import grpc_target
+
+        address, tls = grpc_target(access.base_url)
+        return grpc_model_ready_probe(address, self.settings.model_name, tls=tls, metadata=access.headers)
 
     def environment(self) -> dict[str, str]:
         return {"TF_CPP_MIN_LOG_LEVEL": "2"}
@@ -142,16 +170,26 @@ class KServeTarget(LocalServerTarget):
         http_ready = http_probe(url)
         workers = self.settings.workers
 
+        grpc_ready = grpc_model_ready_probe(self._grpc_address(), self.settings.model_name) if self._grpc_port else None
+
         async def all_workers_ready() -> tuple[bool, str]:
             ok, answer = await http_ready()
             if not ok:
                 return ok, answer
+            if grpc_ready is not None:
+                ok, grpc_answer = await grpc_ready()
+                if not ok:
+                    return ok, f"{answer}; gRPC: {grpc_answer}"
             started = _workers_started(self.log_path)
             if started < workers:
                 return False, f"{answer} ({started} of {workers} workers started)"
             return True, answer
 
         return all_workers_ready
+
+    def _grpc_address(self) -> str:
+        host = self.context.bind_host
+        return f"{'[' + host + ']' if ':' in host else host}:{self._grpc_port}"
 
     # -- requests ---------------------------------------------------------------------
     def _refuse_images(self) -> None:
@@ -164,37 +202,11 @@ class KServeTarget(LocalServerTarget):
 
     def encode(self, image: np.ndarray) -> Request:
         self._refuse_images()
-        if self.settings.protocol == "v1":
-            body = instances_body(image)
-        else:
-            flat = [value for row in wire_instance(image) for value in row]
-            body = dumps_compact(
-                {"inputs": [{"name": "pixels", "shape": [1, 28, 28], "datatype": "FP32", "data": flat}]}
-            )
-        return Request(method="POST", path=self._path, body=body, headers=self.request_headers())
+        return encode_image(self.settings.protocol, self.settings.model_name, image, self.request_headers())
 
     def decode(self, status: int, body: bytes) -> int:
         self._refuse_images()
-        if self.settings.protocol == "v1":
-            return decode_v1_logits(status, body)
-        if not 200 <= status < 300:
-            raise DecodeError(f"HTTP {status} is not a prediction")
-        try:
-            doc = json.loads(body)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise DecodeError(f"response is not JSON: {exc}") from None
-        try:
-            (output,) = doc["outputs"]
-            if list(output["shape"]) != [1, 10]:
-                raise DecodeError(f"expected an output of shape [1, 10], got {output['shape']}")
-            logits = output["data"]
-            if len(logits) == 1 and isinstance(logits[0], list):
-                (logits,) = logits
-        except DecodeError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise DecodeError(f"unexpected v2 response shape: {exc!r}") from None
-        return argmax_logits(logits)
+        return decode_answer(self.settings.protocol, status, body)
 
     # -- deployment -------------------------------------------------------------------
     def manifests(self) -> dict[str, str]:
@@ -229,6 +241,11 @@ class KServeTarget(LocalServerTarget):
         facts.update(protocol=s.protocol, model_name=s.model_name, path=self._path)
         if not s.serves_mnist:
             facts["model"] = s.model
+        if s.protocol == "grpc-v2":
+            import grpc
+
+            # meta.json's "engine" is the run's HTTP engine; this target's requests go through grpc.
+            facts["client_engine"] = f"grpc (grpcio {grpc.__version__})"
         if not self.is_remote:
             facts.update(workers=s.workers, cpus=list(self.cpus))
             if self.savedmodel_dir is not None:

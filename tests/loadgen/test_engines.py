@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from loadgen.engine import EngineOptions
-from loadgen.engines import ENGINE_NAMES, TEST_ENGINE_NAMES, available_engines, engine_class
+from loadgen.engines import ENGINE_NAMES, PROTOCOL_ENGINE_NAMES, TEST_ENGINE_NAMES, available_engines, engine_class
 from loadgen.modes import run_step
 from loadgen.records import StepKey
 from targets.base import Request
@@ -139,7 +139,9 @@ def test_registry_names_and_errors() -> None:
         assert cls.name == name and cls.version()
     # the in-memory engine is selectable by name but is never a candidate for measuring a target
     assert TEST_ENGINE_NAMES == ("memory",) and "memory" not in ENGINES
-    with pytest.raises(ValueError, match="known engines: fast, aiohttp, httpx, memory"):
+    # the grpc engine is reached by a grpc:// URL, never chosen as the run's HTTP engine
+    assert PROTOCOL_ENGINE_NAMES == ("grpc",) and "grpc" not in ENGINES and engine_class("grpc").name == "grpc"
+    with pytest.raises(ValueError, match="known engines: fast, aiohttp, httpx, grpc, memory"):
         engine_class("curl")
 
 

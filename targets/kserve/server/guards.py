@@ -213,6 +213,10 @@ class EndpointGuard:
 class BodyGuard:
     """ASGI middleware: 413 for bodies over the limit, 415 for non-JSON POST bodies.
 
+    ``application/octet-stream`` is accepted with an ``Inference-Header-Content-Length``
+    header: that is the Open Inference Protocol's binary-tensor extension (a JSON header
+    followed by raw tensor bytes), which kserve decodes itself.
+
     kserve reads whole bodies with no limit, and hands a non-JSON body to the model as
     raw bytes.  The declared Content-Length is checked first (nothing is read), then the
     bytes actually received are counted, so a chunked upload cannot exceed it either.
@@ -239,7 +243,8 @@ class BodyGuard:
                 await reply_json(send, 413, f"request body of {int(declared)} bytes exceeds the limit of {limit} bytes")
                 return
         ctype = headers.get(b"content-type", b"").split(b";")[0].strip().decode("latin-1").lower()
-        if ctype and ctype not in _JSON_TYPES:
+        binary = ctype == "application/octet-stream" and b"inference-header-content-length" in headers
+        if ctype and ctype not in _JSON_TYPES and not binary:  # binary-tensor bodies: JSON header + raw bytes
             await _drain(receive)
             await reply_json(send, 415, f"unsupported Content-Type {_clip(ctype, 60)!r}; send application/json")
             return

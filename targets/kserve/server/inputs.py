@@ -243,7 +243,12 @@ def v2_inputs_to_array(request: Any, input_name: str = "") -> np.ndarray:
         raise InvalidInput(f"{what} has datatype '{_clip(datatype, 20)}'; expected a numeric type such as FP32")
     shape = _check_v2_shape(tensor.shape, what)
     data = tensor.data
-    if isinstance(data, np.ndarray):  # binary tensor extension: already typed by kserve
+    if getattr(tensor, "_raw_data", None) is not None:  # gRPC raw_input_contents: kserve keeps the bytes
+        try:
+            data = tensor.as_numpy()
+        except ValueError as exc:  # a byte count that does not fit the shape
+            raise InvalidInput(f"{what}: its raw contents do not fit shape {_shape_text(shape)} ({exc})") from None
+    if isinstance(data, np.ndarray):  # binary tensor extension / raw contents: already typed by kserve
         array = data.astype(np.float64)
     else:
         array = _as_float_array(data, what, max_depth=len(shape))

@@ -6,8 +6,8 @@ the REST server into *spawned* processes that rebuild the FastAPI app there.  So
 host, the guards, the header limit and the log config have to live in picklable objects
 whose classes import by a real module path (this one).  Everything else -- the FastAPI
 app, the V1/V2 endpoints, DataPlane, kserve's exception handlers, worker supervision --
-is kserve's own.  gRPC is never started: kserve 0.21 binds it to ``[::]`` with no
-option, and the benchmark speaks REST.
+is kserve's own.  gRPC is started only when a port is given, and then bound to the same
+host (:mod:`targets.kserve.server.grpc_server`; kserve 0.21 would bind ``[::]``).
 
 What is added around kserve (see :mod:`targets.kserve.server.guards`, :mod:`targets.kserve.server.http_protocol`):
 the model repository extension (load/unload) is refused twice -- 403 before routing, and
@@ -251,7 +251,7 @@ class LoopbackRESTServerMultiProcess(RESTServerMultiProcess):
 
 
 class LoopbackModelServer(ModelServer):
-    """``kserve.ModelServer`` that binds ``host`` only, never starts gRPC, logs quietly."""
+    """``kserve.ModelServer`` that binds ``host`` only (REST, and gRPC when ``grpc_port`` > 0), logs quietly."""
 
     def __init__(
         self,
@@ -271,7 +271,7 @@ class LoopbackModelServer(ModelServer):
             kserve_logging.configure_logging(log_config)
             model_server.args.log_config_file = log_config
         _quiet_warnings()
-        kwargs.setdefault("enable_grpc", False)
+        kwargs["enable_grpc"] = bool(kwargs.get("grpc_port"))
         kwargs.setdefault("enable_latency_logging", False)
         super().__init__(**kwargs)
         # kserve 0.21 always routes /v2/repository/models/<name>/load|unload to this object.
@@ -287,11 +287,9 @@ class LoopbackModelServer(ModelServer):
         return bool(self._rest_multiprocess_server and self._rest_multiprocess_server.gave_up)
 
     def start(self, models: list[Any]) -> None:
-        """Same as ``ModelServer.start`` minus gRPC, with our REST server classes."""
+        """Same as ``ModelServer.start``, with our REST and gRPC server classes bound to ``host``."""
         import asyncio
 
-        if self.enable_grpc:
-            raise ValueError("gRPC is not supported by this stand-in (kserve binds it to all interfaces)")
         self._register_and_check_atleast_one_model_is_ready(models)
         common = dict(
             access_log_format=self.access_log_format,
@@ -312,7 +310,23 @@ class LoopbackModelServer(ModelServer):
         else:
             self._rest_server = LoopbackRESTServer(*positional, **common)
             self.servers.append(self._rest_server.start())
-        logger.info("REST listening on http://%s:%d (gRPC disabled)", self.host, self.http_port)
+        logger.info("REST listening on http://%s:%d", self.host, self.http_port)
+        if self.enable_grpc:
+            from kserve import model_server
+
+            from targets.kserve.server.grpc_server import LoopbackGRPCServer
+
+            # In this (parent) process, with the parent's DataPlane: with several REST
+            # workers the gRPC server is still one process (as in kserve).
+            self._grpc_server = LoopbackGRPCServer(
+                self.grpc_port,
+                self.dataplane,
+                self.model_repository_extension,
+                kwargs=vars(model_server.args),
+                grace_period=self.grace_period,
+                host=self.host,
+            )
+            self.servers.append(self._grpc_server.start(self.max_threads))
         self.setup_event_loop()
         self.register_signal_handler()
         asyncio.run(self._serve())

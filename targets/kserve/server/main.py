@@ -10,8 +10,9 @@ fills disks.  This module keeps everything else of kserve (FastAPI app, V1 and V
 endpoints, DataPlane, exception handlers, the multi-process worker model) and changes
 only that:
 
-* REST binds ``--host`` (127.0.0.1 by default); gRPC is not started (the benchmark speaks
-  REST; a gRPC port would be one more listener on all interfaces);
+* REST binds ``--host`` (127.0.0.1 by default); gRPC (the Open Inference Protocol's
+  ``inference.GRPCInferenceService``) is started only with ``--grpc-port``, on the same
+  host (kserve alone would listen on ``[::]``);
 * the access and timing loggers are set to WARNING, start-up messages stay;
 * request bodies above ``--max-body-bytes`` get a 413 JSON error before they are read
   whole (at once when the Content-Length says so), and non-JSON content types a 415
@@ -59,6 +60,7 @@ class ServerOptions:
     model_name: str = "mnist"
     host: str = "127.0.0.1"
     http_port: int = 8080
+    grpc_port: int = 0  # 0 = no gRPC server
     workers: int = 1
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
@@ -110,7 +112,8 @@ def serve(options: ServerOptions) -> int:
     from targets.kserve.server import loopback  # kserve imported here, after argv is settled
 
     model = _model(options)  # fails before any port opens
-    if options.workers == 1:
+    if options.workers == 1 or options.grpc_port:
+        # gRPC is served by this (parent) process, so it needs the model here too.
         model.load()
     else:
         # The parent of several workers never predicts: it holds the socket and supervises.
@@ -124,6 +127,7 @@ def serve(options: ServerOptions) -> int:
         max_header_bytes=options.max_header_bytes,
         log_config=quiet_log_config(options.access_log),
         http_port=options.http_port,
+        grpc_port=options.grpc_port,
         workers=options.workers,
     )
     server.start([model])
@@ -139,6 +143,7 @@ def _parse(argv: Sequence[str] | None) -> ServerOptions:
     parser.add_argument("--model-name", default="mnist", help="name in /v1/models/<name> and /v2/models/<name>")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s)")
     parser.add_argument("--http-port", type=int, default=8080)
+    parser.add_argument("--grpc-port", type=int, default=0, help="serve gRPC on this port too (0 = no gRPC)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes (each loads the model)")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument(
@@ -159,19 +164,21 @@ def _parse(argv: Sequence[str] | None) -> ServerOptions:
     if (
         ns.workers < 1
         or not 0 < ns.http_port < 65536
+        or not 0 <= ns.grpc_port < 65536
         or ns.max_body_bytes < 1
         or ns.max_header_bytes < 1024
         or ns.tf_threads < 0
     ):
         parser.error(
             "--workers and --max-body-bytes must be >= 1, --max-header-bytes >= 1024, "
-            "--http-port in 1..65535, --tf-threads >= 0"
+            "--http-port in 1..65535, --grpc-port in 0..65535, --tf-threads >= 0"
         )
     return ServerOptions(
         model_dir=ns.model_dir,
         model_name=ns.model_name,
         host=ns.host,
         http_port=ns.http_port,
+        grpc_port=ns.grpc_port,
         workers=ns.workers,
         max_body_bytes=ns.max_body_bytes,
         max_header_bytes=ns.max_header_bytes,

@@ -147,12 +147,16 @@ class MnistSavedModel(Model):
         """Validate, run the signature, answer in the protocol the request came in."""
         if isinstance(payload, InferRequest):
             logits = self._logits(v2_inputs_to_array(payload, self._input_name))
+            # Raw (binary) logits when the request asks for them: ``binary_data_output`` over
+            # REST (the binary-tensor extension), raw inputs over gRPC; JSON numbers otherwise.
+            binary = bool(payload.use_binary_outputs)
             output = InferOutput(name=OUTPUT_NAME, shape=list(logits.shape), datatype="FP32")
-            output.set_data_from_numpy(logits.astype(np.float32), binary_data=False)
+            output.set_data_from_numpy(logits.astype(np.float32), binary_data=binary)
             return InferResponse(
                 response_id=payload.id or "",
                 model_name=self.name,
                 infer_outputs=[output],
+                use_binary_outputs=binary,
             )
         logits = self._logits(instances_to_array(payload))
         return {"predictions": logits.tolist()}

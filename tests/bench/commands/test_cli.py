@@ -23,7 +23,7 @@ from bench.commands.common import Command
 from bench.commands.manifests import SPECIAL
 from bench.commands.train import MODEL_CHOICES
 from bench.compare.verdict import GATES
-from loadgen.engines import ENGINE_NAMES
+from loadgen.engines import ENGINE_NAMES, PROTOCOL_ENGINE_NAMES
 from loadgen.modes import MODES
 from models.hpo.search import ALGORITHMS
 from models.pipeline.registry import PIPELINES
@@ -41,7 +41,7 @@ CHOICES: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {
     ("manifests",): {"target": ("TARGET", *SPECIAL)},
     ("ui",): {},
     ("check-target",): {},
-    ("calibrate",): {"--engines": ENGINE_NAMES},
+    ("calibrate",): {"--engines": ENGINE_NAMES + PROTOCOL_ENGINE_NAMES},
     ("run",): {"--modes": (*MODES, CAPACITY_MODE), "--engine": ("auto", *ENGINE_NAMES)},
     ("hpo",): {"--algorithms": ALGORITHMS},
     ("pipeline",): {"action": ("run", "compile")},
