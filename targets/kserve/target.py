@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from loadgen.inference.v2_json import InputSet, OutputSet, decode_response, encode_request
 from targets.base import DecodeError, Request, TargetContext, TargetError
 from targets.cluster_endpoint import ClusterEndpoint
 from targets.kserve.settings import KServeSettings
@@ -168,6 +169,30 @@ class KServeTarget(LocalServerTarget):
         except (KeyError, TypeError, ValueError) as exc:
             raise DecodeError(f"unexpected v2 response shape: {exc!r}") from None
         return argmax_logits(logits)
+
+    # -- any model's named tensors (loadgen.inference.tensor_samples.TensorCodec) ----------
+    def metadata_request(self) -> Request | None:
+        """``GET /v2/models/NAME`` (None for V1, which has no V2 metadata)."""
+        if self.settings.protocol == "v1":
+            return None
+        headers = {k: v for k, v in self.request_headers().items() if k.lower() != "content-type"}
+        return Request(method="GET", path=f"/v2/models/{self.settings.model_name}", body=b"", headers=headers)
+
+    def tensor_request(self, inputs: InputSet) -> Request:
+        """One input set as a V2 infer request (JSON)."""
+        if self.settings.protocol == "v1":
+            raise TargetError(
+                f'target {self.name!r} speaks V1, which carries no named tensors: set protocol = "v2" '
+                "or give a JSON-lines file of V1 request bodies"
+            )
+        body = encode_request(self.settings.model_name, inputs)
+        return Request(method="POST", path=self._path, body=body, headers=self.request_headers())
+
+    def decode_outputs(self, status: int, body: bytes) -> OutputSet:
+        """A V2 JSON answer -> its output set (ValueError naming what is wrong)."""
+        if not 200 <= status < 300:
+            raise DecodeError(f"HTTP {status} is not an answer")
+        return decode_response(body)
 
     # -- deployment -------------------------------------------------------------------
     def manifests(self) -> dict[str, str]:

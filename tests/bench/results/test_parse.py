@@ -143,7 +143,7 @@ def test_schema_2_summaries_read_with_the_bounds_missing(tmp_path) -> None:
     assert first.lat_p99_lo_s <= first.lat_max_s
     with (run_dir / "summary.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    keep = [c for c in rows[0] if c not in bounds]
+    keep = [c for c in rows[0] if c not in bounds and c not in ("n_agree", "agreement")]
     old_path = tmp_path / "schema2.csv"
     with old_path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, keep, extrasaction="ignore")
@@ -152,11 +152,12 @@ def test_schema_2_summaries_read_with_the_bounds_missing(tmp_path) -> None:
     old = read_summary_csv(old_path)
     assert old.columns == set(keep) and not old.columns & set(bounds)
     for a, b in zip(new.steps, old.steps, strict=True):
-        assert replace(a, **{c: None for c in bounds}) == b
+        # schema < 4 has no agreement: it reads as the digit's accuracy
+        assert replace(a, **{c: None for c in bounds}, n_agree=a.n_correct, agreement=a.accuracy) == b
     frame = summary_frame(old.steps)
     assert list(frame.columns) == list(SUMMARY_COLUMNS) and frame[bounds].isna().all().all()
     assert load_run(old_path).schema_version == 2  # guessed without meta.json: flags, no bounds
-    assert load_run(run_dir / "summary.csv").schema_version == 3
+    assert load_run(run_dir / "summary.csv").schema_version == 4
 
 
 def test_a_hand_made_summary_gets_its_missing_counts_derived() -> None:
