@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 from dataclasses import replace
 
@@ -197,3 +198,21 @@ def test_ok_latencies_pool_trials_per_step(tmp_path) -> None:
     expected = [r.latency_s for s in steps for r in s.records if r.ok]
     assert list(pooled) == [("a", "sequential", 6, 1, 0.0)]
     np.testing.assert_array_equal(pooled[("a", "sequential", 6, 1, 0.0)], expected)
+
+
+def test_schema_3_requests_read_with_sample_and_agree_derived(tmp_path) -> None:
+    """requests.csv.gz before schema 4 has no ``sample``/``agree``: -1, and agree from the digit."""
+
+    header = "run_id,target,mode,n_requests,concurrency,rate,trial,seq,intended_s,sent_s,latency_s,service_s,"
+    header += "status,error,error_detail,bytes_out,bytes_in,label,predicted\n"
+    rows = [
+        "r,t,sequential,3,1,0,1,0,0,0,0.01,0.01,200,,,10,10,7,7",
+        "r,t,sequential,3,1,0,1,1,0,0,0.01,0.01,200,,,10,10,7,1",
+        "r,t,sequential,3,1,0,1,2,0,0,0.01,0.01,500,http_5xx,boom,10,10,7,-1",
+    ]
+    path = tmp_path / "requests.csv.gz"
+    path.write_bytes(gzip.compress((header + "\n".join(rows) + "\n").encode()))
+    frame = read_requests_csv(path)
+    assert frame is not None and frame["sample"].tolist() == [-1, -1, -1] and frame["agree"].tolist() == [1, 0, -1]
+    (records,) = request_records(frame).values()
+    assert [r.agree for r in records] == [1, 0, -1] and [r.correct for r in records] == [True, False, False]

@@ -60,7 +60,11 @@ def test_without_validation_data_there_is_nothing_expected(tmp_path) -> None:
     [
         ({**_good_sample(), "extra": [1]}, "sample 1, input 'extra'", "unknown tensor"),
         ({"tokens": [1, 2, 3, 4]}, "sample 1, input 'mask'", "missing"),
-        ({**_good_sample(), "tokens": {"content": [1, 2, 3], "shape": [3]}}, "sample 1, input 'tokens'", "does not fit"),
+        (
+            {**_good_sample(), "tokens": {"content": [1, 2, 3], "shape": [3]}},
+            "sample 1, input 'tokens'",
+            "does not fit",
+        ),
         ({**_good_sample(), "tokens": [1.5, 2, 3, 4]}, "sample 1, input 'tokens'", "1.5 is not an integer"),
         ({**_good_sample(), "mask": [1, 0, 1, 0]}, "sample 1, input 'mask'", "values do not fit BOOL"),
         (
@@ -74,7 +78,15 @@ def test_without_validation_data_there_is_nothing_expected(tmp_path) -> None:
             "do not fill",
         ),
     ],
-    ids=["unknown-tensor", "missing-tensor", "wrong-shape", "wrong-dtype", "bool-as-int", "declared-dtype", "b64-short"],
+    ids=[
+        "unknown-tensor",
+        "missing-tensor",
+        "wrong-shape",
+        "wrong-dtype",
+        "bool-as-int",
+        "declared-dtype",
+        "b64-short",
+    ],
 )
 def test_a_sample_that_does_not_fit_the_metadata_is_refused(tmp_path, sample, where, problem) -> None:
     path = _write(tmp_path, {"data": [_good_sample(), sample]})
