@@ -288,7 +288,7 @@ def _resolve_one(path: Path, where: str, raw: RawTensor, spec: TensorSpec | None
         else:
             count = int(np.asarray(raw.values, dtype=object).size) if raw.values is not None else 0
             shape = _shape_for(raw.shape, count, spec)
-            array = array_from_values(raw.values, shape, dt.name, "values")
+            array = array_from_values(raw.values, shape, dt.name, "")
     except ValueError as exc:
         raise _fail(path, where, str(exc)) from None
     if spec is not None and not spec.shape_fits(array.shape):

@@ -81,11 +81,16 @@ def encode_request(
     return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def _at(where: str) -> str:
+    """``"where: "`` before a problem, or nothing when the caller names the place itself."""
+    return f"{where}: " if where else ""
+
+
 def _check_shape(shape: Any, where: str) -> tuple[int, ...]:
     if not isinstance(shape, list | tuple) or not all(
         isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape
     ):
-        raise ValueError(f"{where}: shape must be a list of non-negative integers, got {shape!r}")
+        raise ValueError(f"{_at(where)}shape must be a list of non-negative integers, got {shape!r}")
     return tuple(int(d) for d in shape)
 
 
@@ -101,7 +106,7 @@ def array_from_values(values: Any, shape: Sequence[int], dtype_name: str, where:
     try:
         dt = datatype(dtype_name)
     except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
+        raise ValueError(f"{_at(where)}{exc}") from None
     if not isinstance(values, list):
         values = [values]
     try:
@@ -109,18 +114,18 @@ def array_from_values(values: Any, shape: Sequence[int], dtype_name: str, where:
         if dt.is_integer and raw.dtype.kind == "f":  # e.g. [0, 2**64 - 1]: numpy reads floats; keep the ints
             raw = np.asarray(values, dtype=object)
     except ValueError:
-        raise ValueError(f"{where}: data is a ragged nested list, not a tensor") from None
+        raise ValueError(f"{_at(where)}data is a ragged nested list, not a tensor") from None
     flat = raw.reshape(-1)
     expected = math.prod(dims)
     if flat.size != expected:
-        raise ValueError(f"{where}: {flat.size} values for shape {list(dims)} ({expected} expected)")
+        raise ValueError(f"{_at(where)}{flat.size} values for shape {list(dims)} ({expected} expected)")
     return _typed(flat, dt, where).reshape(dims)
 
 
 def _typed(flat: np.ndarray, dt: Datatype, where: str) -> np.ndarray:
     """``flat`` (numpy's own reading of the JSON values) cast to ``dt`` when every value fits it."""
     kind = flat.dtype.kind
-    what = f"{where}: values do not fit {dt.name}"
+    what = f"{_at(where)}values do not fit {dt.name}"
     if dt.name == "BYTES":
         bad = next((v for v in flat if not isinstance(v, str | bytes)), None)
         if bad is not None:
