@@ -133,6 +133,8 @@ def _answers_text(row: dict[str, Any]) -> str:
     accuracy, agreement = row.get("accuracy"), row.get("agreement")
     if _number(accuracy) is None and _number(agreement) is not None:
         return f"answers agreeing {100.0 * _number(agreement):.1f} %"  # type: ignore[operator]
+    if _number(accuracy) is None and row.get("n_requests") and "agreement" in row:
+        return "answers not compared (no expected outputs)"  # not MNIST: no digit, nothing expected
     return answers_correct_text(accuracy)
 
 
