@@ -171,19 +171,21 @@ class KServeTarget(LocalServerTarget):
         return argmax_logits(logits)
 
     # -- any model's named tensors (loadgen.inference.tensor_samples.TensorCodec) ----------
+    # Only protocol "v2" (JSON) has a tensor codec here; another V2 protocol (binary tensors,
+    # gRPC) adds its branch to these three methods, or its requests are refused by name.
     def metadata_request(self) -> Request | None:
         """``GET /v2/models/NAME`` (None for V1, which has no V2 metadata)."""
-        if self.settings.protocol == "v1":
+        if self.settings.protocol != "v2":
             return None
         headers = {k: v for k, v in self.request_headers().items() if k.lower() != "content-type"}
         return Request(method="GET", path=f"/v2/models/{self.settings.model_name}", body=b"", headers=headers)
 
     def tensor_request(self, inputs: InputSet) -> Request:
         """One input set as a V2 infer request (JSON)."""
-        if self.settings.protocol == "v1":
+        if self.settings.protocol != "v2":
             raise TargetError(
-                f'target {self.name!r} speaks V1, which carries no named tensors: set protocol = "v2" '
-                "or give a JSON-lines file of V1 request bodies"
+                f"target {self.name!r} speaks {self.settings.protocol}, for which servebench has no tensor "
+                'encoder: set protocol = "v2", or give a JSON-lines file of request bodies'
             )
         body = encode_request(self.settings.model_name, inputs)
         return Request(method="POST", path=self._path, body=body, headers=self.request_headers())
