@@ -56,3 +56,14 @@ def test_the_step_line_says_agreeing_for_other_samples_and_correct_for_mnist() -
     own = summarize(_own_model_step(4))
     assert "answers agreeing 75.0 %" in _step_line(own)
     assert "answers correct" in _step_line(summarize(_mnist_step()))
+
+
+def test_the_reports_run_table_says_what_was_sent() -> None:
+    from bench.report.runfacts import meta_rows
+    from ground.runmeta import RunMeta
+
+    meta = RunMeta(kind="serving", run_id="x")
+    assert not [r for r in meta_rows(meta) if r[0].startswith("samples")]  # MNIST: unchanged
+    meta.details["samples"] = {"targets": {"toy": {"description": "3 samples from toy.json"}}, "check": "exact"}
+    (row,) = [r for r in meta_rows(meta) if r[0].startswith("samples")]
+    assert row[1] == "toy: 3 samples from toy.json (exact)"
