@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import os
-import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -106,9 +106,10 @@ def main() -> int:
                 timeout=600,
             )
             wall = time.perf_counter() - t0
-            said = " ".join(proc.stderr.split())
-            match = re.search(r"error: (.*?)(?= error: | warning: |$)", said)
-            message = (match.group(1) if match else said[-300:]).replace(str(folder) + "/", "")
+            errors = [line.strip() for line in proc.stderr.splitlines() if line.strip().startswith("error:")]
+            message = (errors[0][len("error: ") :] if errors else proc.stderr.strip()[-300:]).replace(
+                str(folder) + "/", ""
+            )
             rows.append((name, proc.returncode, _infers(log) - before, f"{wall:.1f}", message))
             print(f"{name}: exit {proc.returncode}, {rows[-1][2]} infer requests, {wall:.1f} s: {message}")
     finally:
@@ -117,6 +118,7 @@ def main() -> int:
             server.wait(timeout=15)
         except subprocess.TimeoutExpired:
             os.killpg(server.pid, signal.SIGKILL)
+        shutil.rmtree(folder, ignore_errors=True)
     load = os.getloadavg()
     lines = [
         "# Bad input-data files, refused before any request",
