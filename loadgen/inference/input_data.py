@@ -292,7 +292,10 @@ def _resolve_one(path: Path, where: str, raw: RawTensor, spec: TensorSpec | None
     except ValueError as exc:
         raise _fail(path, where, str(exc)) from None
     if spec is not None and not spec.shape_fits(array.shape):
-        raise _fail(path, f"{where}, field 'shape'", f"{list(array.shape)} does not fit the declared {spec.describe()}")
+        given = f" (the file's {list(raw.shape)} with a batch of 1)" if raw.shape and raw.shape != array.shape else ""
+        raise _fail(
+            path, f"{where}, field 'shape'", f"{list(array.shape)}{given} does not fit the declared {spec.describe()}"
+        )
     return array
 
 
