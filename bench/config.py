@@ -118,8 +118,11 @@ def parse_config(source: str, root: Path) -> BenchConfig:
             raise ConfigError(f"{where}.adapter", "required key is missing")
         if not isinstance(adapter, str) or not adapter:
             raise ConfigError(f"{where}.adapter", f"must be a non-empty string, got {adapter!r}")
-        settings = {k: v for k, v in table.items() if k != "adapter"}
-        targets[name] = TargetSpec(name=name, adapter=adapter, settings=settings)
+        input_data = table.get("input_data", "")
+        if not isinstance(input_data, str):
+            raise ConfigError(f"{where}.input_data", f"must be a path (a string), got {input_data!r}")
+        settings = {k: v for k, v in table.items() if k not in ("adapter", "input_data")}
+        targets[name] = TargetSpec(name=name, adapter=adapter, settings=settings, input_data=input_data)
     paths = parse_table(_Paths, data.get("paths"), "paths")
     return BenchConfig(
         root=root,

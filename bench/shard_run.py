@@ -121,7 +121,10 @@ def with_endpoint(config: BenchConfig, target: str, endpoint: str) -> BenchConfi
         raise ValueError(f"--endpoint: no target {target!r} in the configuration")
     spec = config.targets[target]
     settings = {**spec.settings, "endpoint": endpoint}
-    targets = {**config.targets, target: TargetSpec(name=spec.name, adapter=spec.adapter, settings=settings)}
+    targets = {
+        **config.targets,
+        target: TargetSpec(name=spec.name, adapter=spec.adapter, settings=settings, input_data=spec.input_data),
+    }
     return dataclasses.replace(config, targets=targets)
 
 

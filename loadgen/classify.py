@@ -13,11 +13,16 @@ from __future__ import annotations
 import asyncio
 import errno
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from loadgen.samples import Answer
 
 __all__ = [
     "DETAIL_LIMIT",
+    "AnswerOutcome",
     "Outcome",
+    "classify_answer",
     "classify_os_error",
     "classify_response",
     "classify_status",
@@ -131,3 +136,29 @@ def classify_response(status: int, body: bytes, decode: Callable[[int, bytes], i
             return Outcome("undecodable", snippet(f"decode returned {predicted!r}, not a digit 0..9"), -1)
         predicted = as_int
     return Outcome("", "", int(predicted))
+
+
+class AnswerOutcome(NamedTuple):
+    """One response's verdict under a sample's check; ``error == ""`` means success."""
+
+    error: str
+    detail: str
+    predicted: int  # -1 when no digit or class was decoded
+    agree: int  # 1 agreed, 0 disagreed, -1 not checked (always -1 for an error)
+
+
+def classify_answer(status: int, body: bytes, check: Callable[[int, bytes], Answer]) -> AnswerOutcome:
+    """Classify one HTTP response and, for a 2xx, check it with the sample's ``check``.
+
+    As :func:`classify_response`: *any* exception from ``check`` makes the request
+    ``undecodable`` with the exception as its detail (a malformed answer: wrong shape or
+    dtype, not JSON); a well-formed answer that disagrees is a success with ``agree`` 0.
+    """
+    error = classify_status(status)
+    if error:
+        return AnswerOutcome(error, snippet(f"HTTP {status}: ".encode() + body[:DETAIL_LIMIT]), -1, -1)
+    try:
+        answer = check(status, body)
+    except Exception as exc:
+        return AnswerOutcome("undecodable", describe_exception(exc), -1, -1)
+    return AnswerOutcome("", "", int(answer.predicted), int(answer.agree))

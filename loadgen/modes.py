@@ -33,14 +33,15 @@ from enum import StrEnum
 
 import numpy as np
 
-from loadgen.classify import classify_response, describe_exception
+from loadgen.classify import AnswerOutcome, classify_answer, classify_response, describe_exception
 from loadgen.engine import Engine, EngineError
 from loadgen.pacing import pace
 from loadgen.records import RequestRecord, StepKey, StepResult
 from loadgen.request import Request
+from loadgen.samples import Answer
 from loadgen.throttle import make_throttle
 
-__all__ = ["MODES", "Mode", "ProgressCallback", "run_step"]
+__all__ = ["MODES", "AnswerCheck", "Mode", "ProgressCallback", "run_step"]
 
 
 class Mode(StrEnum):
@@ -66,6 +67,9 @@ class Mode(StrEnum):
 MODES: tuple[str, ...] = tuple(m.value for m in Mode)
 
 ProgressCallback = Callable[[StepKey, int, int], None]
+#: ``check(seq, status, body)``: request ``seq``'s 2xx answer checked (raise when malformed).
+AnswerCheck = Callable[[int, int, bytes], Answer]
+_Outcomes = Callable[[int, int, bytes], AnswerOutcome]
 _PROGRESS_INTERVAL_S = 0.05  # at most 20 progress callbacks a second: the display is not the load
 
 
@@ -153,8 +157,10 @@ async def run_step(
     key: StepKey,
     requests: Sequence[Request],
     labels: Sequence[int],
-    decode: Callable[[int, bytes], int],
+    decode: Callable[[int, bytes], int] | None = None,
     *,
+    check: AnswerCheck | None = None,
+    samples: Sequence[int] | None = None,
     offsets: np.ndarray | None = None,
     max_duration_s: float = 600.0,
     max_rps: float = 0.0,
@@ -162,14 +168,20 @@ async def run_step(
 ) -> StepResult:
     """Run one step of ``key.mode`` over an opened ``engine`` and return its records.
 
-    ``requests[i]`` is sent as request ``seq = i`` and checked against ``labels[i]``
-    with ``decode`` (the target's).  ``key.concurrency`` is the number of closed-loop
+    ``requests[i]`` is sent as request ``seq = i``; its answer is checked either with
+    ``check(i, status, body)`` (a sample's check, :mod:`loadgen.samples`) or, without one,
+    against the digit ``labels[i]`` with ``decode`` (a codec's).  ``samples[i]`` is the
+    sample number recorded for it (-1 without ``samples``).  ``key.concurrency`` is the number of closed-loop
     workers (1 for ``sequential``); ``rate`` mode needs ``offsets`` (intended send times
     in seconds from the step's start) and relies on the engine's connection cap.
     """
     n = len(requests)
     if len(labels) != n:
         raise ValueError(f"{n} requests but {len(labels)} labels")
+    if samples is not None and len(samples) != n:
+        raise ValueError(f"{n} requests but {len(samples)} sample numbers")
+    if (check is None) == (decode is None):
+        raise ValueError("run_step needs exactly one of decode (a digit codec) and check (a sample check)")
     if key.mode not in MODES:
         raise ValueError(f"unknown mode {key.mode!r}; modes: {', '.join(MODES)}")
     if not max_duration_s > 0:
@@ -203,16 +215,45 @@ async def run_step(
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
     t_stop = step.clock()
-    records = _records(step, labels, decode, t0, t_stop, offsets if key.mode == "rate" else None, max_duration_s)
+    if check is not None:
+        outcome = _check_outcomes(check)
+    else:
+        assert decode is not None
+        outcome = _digit_outcomes(labels, decode)
+    numbers = samples if samples is not None else [-1] * n
+    records = _records(
+        step, labels, numbers, outcome, t0, t_stop, offsets if key.mode == "rate" else None, max_duration_s
+    )
     ends = [t_stop] if stopped_by_deadline else [t for t in step.done if not math.isnan(t)]
     total_s = (max(ends) if ends else t_stop) - t0
     return StepResult(key=key, records=tuple(records), total_s=total_s, started_at=started_at)
 
 
+def _digit_outcomes(labels: Sequence[int], decode: Callable[[int, bytes], int]) -> _Outcomes:
+    """Outcomes from a digit decoder (:func:`classify_response`): agree = the digit is ``labels[seq]``."""
+
+    def outcome(seq: int, status: int, body: bytes) -> AnswerOutcome:
+        error, detail, predicted = classify_response(status, body, decode)
+        agree = -1 if error else int(predicted == int(labels[seq]))
+        return AnswerOutcome(error, detail, predicted, agree)
+
+    return outcome
+
+
+def _check_outcomes(check: AnswerCheck) -> _Outcomes:
+    """Outcomes from a sample check (:func:`classify_answer`)."""
+
+    def outcome(seq: int, status: int, body: bytes) -> AnswerOutcome:
+        return classify_answer(status, body, lambda st, b: check(seq, st, b))
+
+    return outcome
+
+
 def _records(
     step: _Step,
     labels: Sequence[int],
-    decode: Callable[[int, bytes], int],
+    samples: Sequence[int],
+    outcome: _Outcomes,
     t0: float,
     t_stop: float,
     offsets: np.ndarray | None,
@@ -223,7 +264,7 @@ def _records(
     for seq, request in enumerate(step.requests):
         intended = step.intended[seq] - t0 if offsets is None else float(offsets[seq])
         sent, done = step.sent[seq], step.done[seq]
-        status, bytes_out, bytes_in, predicted = step.status[seq], len(request.body), step.bytes_in[seq], -1
+        status, bytes_out, bytes_in, predicted, agree = step.status[seq], len(request.body), step.bytes_in[seq], -1, -1
         if math.isnan(sent):
             error = "other"
             detail = f"not sent: the step reached max_duration_s={max_duration_s:g} s first"
@@ -240,7 +281,7 @@ def _records(
             if step.error[seq]:
                 error, detail = step.error[seq], step.detail[seq]
             else:
-                error, detail, predicted = classify_response(status, step.body[seq], decode)
+                error, detail, predicted, agree = outcome(seq, status, step.body[seq])
         records.append(
             RequestRecord(
                 seq=seq,
@@ -255,6 +296,8 @@ def _records(
                 bytes_in=int(bytes_in),
                 label=int(labels[seq]),
                 predicted=int(predicted),
+                sample=int(samples[seq]),
+                agree=int(agree),
             )
         )
     return records

@@ -22,7 +22,7 @@ __all__ = [
 # Why each failure is classified: "the target is down" (refused), "the target is slow"
 # (timeout) and "the target is wrong" (http_5xx, undecodable) call for different actions.
 ErrorClass = Literal[
-    "",  # success: a 2xx response whose body decoded to a digit
+    "",  # success: a 2xx response whose body decoded (to a digit, or to the declared outputs)
     "refused",  # TCP connection refused (nothing listening)
     "reset",  # connection reset or closed by the peer before a full response
     "timeout",  # no complete response within the timeout
@@ -30,7 +30,7 @@ ErrorClass = Literal[
     "http_5xx",
     "http_other",  # 1xx/3xx final status
     "protocol",  # malformed HTTP response
-    "undecodable",  # 2xx whose body the adapter could not decode into a digit
+    "undecodable",  # 2xx whose body could not be decoded into a digit or the declared outputs
     "other",
 ]
 ERROR_CLASSES: tuple[str, ...] = (
@@ -66,7 +66,11 @@ class RequestRecord:
     ``latency_s``: completion minus *intended* time, so open-loop latencies include time a
     request waited behind a stalled server (no coordinated omission).
     ``service_s``: completion minus actual send time.
-    ``predicted`` is -1 when no digit was decoded.
+    ``predicted`` is -1 when no digit (or class) was decoded; ``label`` is -1 when the
+    sample is not an MNIST image.  ``sample``: which sample of the sweep's
+    :class:`~loadgen.samples.SampleSet` was sent (-1 in records of schema < 4);
+    ``agree``: 1 the answer agreed with what was expected (the digit, the expected
+    tensors), 0 it did not, -1 not checked (a failure, or nothing to compare with).
     """
 
     seq: int
@@ -81,6 +85,8 @@ class RequestRecord:
     bytes_in: int
     label: int
     predicted: int
+    sample: int = -1
+    agree: int = -1
 
     @property
     def ok(self) -> bool:
@@ -88,7 +94,7 @@ class RequestRecord:
 
     @property
     def correct(self) -> bool:
-        return self.error == "" and self.predicted == self.label
+        return self.error == "" and self.label >= 0 and self.predicted == self.label
 
 
 RECORD_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRecord))

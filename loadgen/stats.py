@@ -21,7 +21,13 @@ Definitions (one row per step, columns :data:`SUMMARY_COLUMNS`, the fields of it
 - ``throughput_rps``: successful requests per second of ``total_s`` (vegeta's
   throughput; failures do not count as served).
 - ``accuracy``: correct / n_requests (an error is never correct); ``accuracy_ok``:
-  correct / n_ok (the model's accuracy on the answers that came back).
+  correct / n_ok (the model's accuracy on the answers that came back).  Only MNIST
+  samples have a digit: a step with none has NaN accuracy.
+- ``n_agree``/``agreement``: answers that agreed with what was expected (the digit for
+  MNIST, so ``agreement == accuracy`` there; the expected output tensors for an
+  input-data file with ``validation_data``) and their share of n_requests (an error never
+  agrees); NaN when no answer of the step was checked (nothing to compare with, or every
+  request failed).  Summaries of schema < 4 read ``agreement`` as their ``accuracy``.
 - ``bytes_out``/``bytes_in``: sums over the step's requests.
 - Open loop (``rate`` mode; NaN in closed-loop modes), defined in :mod:`loadgen.saturation`:
   ``offered_rps`` (requests per second the schedule actually offered -- a short Poisson
@@ -138,6 +144,8 @@ class StepSummary:
     n_correct: int | None
     accuracy: float | None
     accuracy_ok: float | None
+    n_agree: int | None
+    agreement: float | None
     bytes_out: int | None
     bytes_in: int | None
     offered_rps: float | None
@@ -183,12 +191,16 @@ class StepSummary:
             n_correct = int(round(accuracy * n))
         flags = step_flags({**row, "errors": errors, "n_ok": n_ok, "n_requests": n})
         stats = {name: _cell_float(row.get(name)) for name in _FLOAT_FIELDS}
+        n_agree = _cell_int(row.get("n_agree"))
+        if "agreement" not in row:  # schema < 4: MNIST only, where agreeing is the right digit
+            stats["agreement"], n_agree = accuracy, n_correct
         return cls(
             key=key,
             n_ok=n_ok,
             errors=errors,
             errors_by_class=classes,
             n_correct=n_correct,
+            n_agree=n_agree,
             bytes_out=_cell_int(row.get("bytes_out")),
             bytes_in=_cell_int(row.get("bytes_in")),
             saturated=FLAG_SATURATED in flags,
@@ -390,6 +402,9 @@ def summarize(step: StepResult) -> dict[str, Any]:
     ok_latencies = np.array([r.latency_s for r in records if r.ok], dtype=np.float64)
     n_ok = int(ok_latencies.size)
     n_correct = sum(1 for r in records if r.correct)
+    labelled = any(r.label >= 0 for r in records)
+    n_checked = sum(1 for r in records if r.agree >= 0)
+    n_agree = sum(1 for r in records if r.agree == 1)
     counts = error_counts(records)
     key = step.key
     row: dict[str, Any] = {
@@ -407,8 +422,10 @@ def summarize(step: StepResult) -> dict[str, Any]:
         "errors_by_class": format_error_counts(counts),
         **latency_stats(ok_latencies),
         "n_correct": n_correct,
-        "accuracy": n_correct / n if n else float("nan"),
-        "accuracy_ok": n_correct / n_ok if n_ok else float("nan"),
+        "accuracy": n_correct / n if n and labelled else float("nan"),
+        "accuracy_ok": n_correct / n_ok if n_ok and labelled else float("nan"),
+        "n_agree": n_agree,
+        "agreement": n_agree / n if n_checked else float("nan"),
         "bytes_out": sum(r.bytes_out for r in records),
         "bytes_in": sum(r.bytes_in for r in records),
         **open_loop_stats(step),

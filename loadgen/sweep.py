@@ -20,10 +20,14 @@ Choices, so that numbers mean one thing:
 - **Warm-up**: ``warmup`` requests before every step, over that step's pool (so up to
   ``min(warmup, C)`` connections are already open when measuring starts), sent as a
   closed loop of ``min(warmup, C)`` and excluded from the records.
-- **Images**: each trial draws a seeded permutation of the test split (RNG
-  ``[seed, 0, trial]``); a step of N requests sends its first N images (cyclically if
-  N exceeds the split), the warm-up takes images from the other end.  Every mode of a
-  trial sees the same images for the same N, so modes compare like for like.
+- **Samples**: what is sent is a :class:`~loadgen.samples.SampleSet` -- the MNIST test
+  split through the target's codec (:class:`~loadgen.samples.MnistSamples`, the default:
+  ``images`` and ``labels``), or any prepared set passed as ``images`` (an input-data
+  file, synthesised inputs, request bodies).  Each trial draws a seeded permutation of the
+  samples (RNG ``[seed, 0, trial]``); a step of N requests sends its first N samples
+  (cyclically if N exceeds the set), the warm-up takes samples from the other end.  Every
+  mode of a trial sees the same samples for the same N, so modes compare like for like;
+  each record names its sample (``sample``).
 - **Schedule** (``rate`` mode): its own RNG ``[seed, 1, trial, N]``, separate from the
   image order (MLPerf LoadGen's separate seeds).
 - **Rate steps by duration**: with ``duration_s > 0`` every ``rate`` step sends
@@ -33,8 +37,8 @@ Choices, so that numbers mean one thing:
   :data:`~loadgen.sweep_settings.MAX_STEP_REQUESTS` requests (records are
   kept in memory and every one is written out), and a rate step's schedule must fit in
   ``max_duration_s`` -- otherwise its tail would be cut off by design, not by the target.
-- **Blueprints**: ``target.encode`` runs once per image for the whole sweep; the same
-  :class:`~loadgen.request.Request` objects are re-sent.
+- **Blueprints**: a sample's request is built once for the whole sweep (``target.encode``
+  once per image); the same :class:`~loadgen.request.Request` objects are re-sent.
 - **Shards** (``bench run --shard I/N``): the same loop sends only the shard's share of
   each step and starts it at a wall-clock instant shared by all shards
   (:mod:`loadgen.shard` says what a share is, :mod:`loadgen.barrier` when it starts).
@@ -52,9 +56,10 @@ import numpy as np
 
 from loadgen.barrier import ShardRun
 from loadgen.engine import Engine, EngineOptions
-from loadgen.modes import Mode, ProgressCallback, run_step
+from loadgen.modes import AnswerCheck, Mode, ProgressCallback, run_step
 from loadgen.records import StepKey, StepResult
-from loadgen.request import Request, SweepSubject
+from loadgen.request import SweepSubject
+from loadgen.samples import MnistSamples, SampleSet
 from loadgen.sweep_settings import SweepSettings
 
 __all__ = ["EngineFactory", "SweepPlan", "run_sweep"]
@@ -127,15 +132,17 @@ async def run_sweep(
     target: SweepSubject,
     engine_factory: EngineFactory,
     plan: SweepPlan,
-    images: np.ndarray,
-    labels: Sequence[int] | np.ndarray,
+    images: np.ndarray | SampleSet,
+    labels: Sequence[int] | np.ndarray | None = None,
     *,
     on_progress: ProgressCallback | None = None,
     shard: ShardRun | None = None,
 ) -> AsyncIterator[StepResult]:
     """Run ``plan`` against a started ``target``; yield one StepResult per step.
 
-    ``images`` is the test split (uint8, (N, 28, 28)) and ``labels`` its digits.
+    ``images`` is the test split (uint8, (N, 28, 28)) and ``labels`` its digits, sent
+    through the target's codec; or ``images`` is a ready :class:`SampleSet` (``labels``
+    unused), checked by its own ``check``.
     ``engine_factory(options)`` -- an Engine class, or any function of
     :class:`~loadgen.engine.EngineOptions` -- must return a fresh, unopened Engine; it is
     called once per step with that step's options (see the module docstring for why).
@@ -144,29 +151,29 @@ async def run_sweep(
     """
     if not target.base_url:
         raise ValueError(f"target {target.name!r} has no base_url: start it before sweeping")
-    labels_arr = np.asarray(labels)
-    if len(images) == 0 or len(images) != len(labels_arr):
-        raise ValueError(
-            f"need a non-empty test split with one label per image, got {len(images)} images "
-            f"and {len(labels_arr)} labels"
-        )
-    blueprints: dict[int, Request] = {}
+    if isinstance(images, SampleSet):
+        samples: SampleSet = images
+    else:
+        samples = MnistSamples(target, images, labels if labels is not None else ())
+    sample_labels = np.array([samples.label(i) for i in range(len(samples))], dtype=np.int64)
 
-    def blueprint(index: int) -> Request:
-        request = blueprints.get(index)
-        if request is None:
-            request = blueprints[index] = target.encode(images[index])
-        return request
+    def answers(numbers: np.ndarray) -> dict[str, Any]:
+        """run_step's way to check these samples' answers: MNIST's digits through the codec's
+        ``decode`` exactly as before (same details), any other set through its ``check``."""
+        if isinstance(samples, MnistSamples):
+            return {"decode": target.decode}
+        check: AnswerCheck = lambda seq, status, body: samples.check(int(numbers[seq]), status, body)  # noqa: E731
+        return {"check": check}
 
     for index, whole in enumerate(plan.steps(target.name)):
         share = shard.share(plan, whole) if shard is not None else None
         key = share.sent if share is not None else whole  # what this client sends
         first = share.first if share is not None else 0
-        order = plan.image_order(len(images), key.trial)
+        order = plan.image_order(len(samples), key.trial)
         picks = order[(first + np.arange(key.n_requests)) % len(order)]
         warm = order[::-1][np.arange(plan.warmup) % len(order)]
-        requests = [blueprint(int(i)) for i in picks]
-        warm_requests = [blueprint(int(i)) for i in warm]
+        requests = [samples.request(int(i)) for i in picks]
+        warm_requests = [samples.request(int(i)) for i in warm]
         if share is not None:
             offsets = share.offsets
         else:
@@ -191,8 +198,9 @@ async def run_sweep(
                     engine,
                     warm_key,
                     warm_requests,
-                    labels_arr[warm],
-                    target.decode,
+                    sample_labels[warm],
+                    **answers(warm),
+                    samples=warm.tolist(),
                     max_duration_s=plan.max_duration_s,
                     max_rps=plan.max_rps,
                 )
@@ -202,8 +210,9 @@ async def run_sweep(
                 engine,
                 key,
                 requests,
-                labels_arr[picks],
-                target.decode,
+                sample_labels[picks],
+                **answers(picks),
+                samples=picks.tolist(),
                 offsets=offsets,
                 max_duration_s=plan.max_duration_s,
                 max_rps=plan.max_rps,

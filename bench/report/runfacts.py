@@ -161,6 +161,10 @@ def meta_rows(meta: RunMeta) -> list[list[str]]:
     }
     if details.get("synthetic"):
         facts["synthetic"] = str(details["synthetic"])
+    samples = details.get("samples") or {}
+    if isinstance(samples, Mapping) and isinstance(samples.get("targets"), Mapping):  # not the MNIST images
+        sent = "; ".join(f"{name}: {(fact or {}).get('description', '?')}" for name, fact in samples["targets"].items())
+        facts["samples sent (other targets: the MNIST test split)"] = f"{sent} ({samples.get('check', '')})"
     if sharding_text(details):  # a run merged from shards (bench merge)
         facts["shards"] = sharding_text(details)
     return [[str(k), str(v)] for k, v in facts.items()]

@@ -31,6 +31,7 @@ __all__ = [
     "markdown_table",
     "modes_in",
     "row_labels",
+    "shows_agreement",
     "step_means",
     "study_side_by_side",
     "table3",
@@ -229,6 +230,9 @@ def target_summary_table(
         columns = ["target", "N", "total (s)", "throughput (req/s)", *lat]
         order = ["order_", "n_requests"]
     columns += ["failed", "answers correct (%)"]
+    agreeing = shows_agreement(summary)
+    if agreeing:
+        columns.append("answers agreeing (%)")
     notes = bool(means["near_"].any())
     recorded = bounds_recorded(summary)
     rows = []
@@ -256,10 +260,23 @@ def target_summary_table(
                 *latency,
             ]
         row += [f"{int(r['failed'])}/{int(r['sent'])}" if r["failed"] else "0", _pct(r.get("accuracy"))]
+        if agreeing:
+            row.append(_pct(r.get("agreement")))
         if notes:
             row.append("near client ceiling" if r["near_"] else "")
         rows.append(row)
     return columns + (["notes"] if notes else []), rows
+
+
+def shows_agreement(summary: pd.DataFrame) -> bool:
+    """Whether a table needs an 'answers agreeing' column: some step checked its answers
+    without a digit (an input-data file's expected outputs).  MNIST steps agree exactly when
+    their digit is correct, so a study run's tables stay as they were."""
+    if "agreement" not in summary.columns or summary.empty:
+        return False
+    agreement = pd.to_numeric(summary["agreement"], errors="coerce")
+    accuracy = pd.to_numeric(summary.get("accuracy", pd.Series(np.nan, index=summary.index)), errors="coerce")
+    return bool((agreement.notna() & accuracy.isna()).any())
 
 
 def error_accuracy_table(summary: pd.DataFrame, targets: Sequence[str]) -> tuple[list[str], list[list[str]]]:
@@ -275,6 +292,9 @@ def error_accuracy_table(summary: pd.DataFrame, targets: Sequence[str]) -> tuple
         "answers correct (% of sent)",
         "answers correct (% of answered)",
     ]
+    agreeing = shows_agreement(summary)
+    if agreeing:
+        columns.append("answers agreeing (% of sent)")
     rows = []
     for t in targets:
         for mode in modes_in(summary):
@@ -284,6 +304,8 @@ def error_accuracy_table(summary: pd.DataFrame, targets: Sequence[str]) -> tuple
             sent = int(part["n_requests"].sum())
             failed = int(_failed_counts(part).sum())
             correct = float(part["n_correct"].sum(min_count=1))  # NaN when no row recorded it
+            if "accuracy" in part.columns and part["accuracy"].isna().all():
+                correct = np.nan  # no digit to be correct about (not MNIST)
             answered = sent - failed
             classes = merge_error_classes(part["errors_by_class"])
             rows.append(
@@ -297,6 +319,9 @@ def error_accuracy_table(summary: pd.DataFrame, targets: Sequence[str]) -> tuple
                     _pct(correct / answered if answered else np.nan, 2),
                 ]
             )
+            if agreeing:
+                agreed = float(part["n_agree"].sum(min_count=1)) if part["agreement"].notna().any() else np.nan
+                rows[-1].append(_pct(agreed / sent if sent else np.nan, 2))
     return columns, rows
 
 

@@ -69,6 +69,7 @@ _REQUEST_DEFAULTS: dict[str, Any] = {
     "label": -1,
     "predicted": -1,
     "status": 0,
+    "sample": -1,
 }
 
 PooledKey = tuple[str, str, int, int, float]  # target, mode, n_requests, concurrency, rate: trials pooled
@@ -164,6 +165,9 @@ def read_requests_csv(path: Path) -> pd.DataFrame | None:
     for column, default in (("concurrency", None), ("rate", 0.0), *_REQUEST_DEFAULTS.items()):
         if column not in frame.columns:
             frame[column] = default
+    if "agree" not in frame.columns:  # schema < 4: MNIST only; a success agreed when its digit was right
+        ok = frame["error"].astype(str).isin(["", "nan"])
+        frame["agree"] = np.where(ok, (frame["predicted"] == frame["label"]).astype(int), -1)
     if frame["concurrency"].isna().any():
         frame["concurrency"] = np.where(frame["mode"] == "sequential", 1, frame["n_requests"])
     for column in ("target", "mode", "error", "error_detail"):  # text, "" when empty (keep_default_na=False)
@@ -195,6 +199,8 @@ def request_records(frame: pd.DataFrame | None) -> dict[StepKey, tuple[RequestRe
                 bytes_in=int(values["bytes_in"]),
                 label=int(values["label"]),
                 predicted=int(values["predicted"]),
+                sample=int(values["sample"]),
+                agree=int(values["agree"]),
             )
         )
     return {key: tuple(records) for key, records in grouped.items()}

@@ -24,18 +24,21 @@ __all__ = ["SCHEMA_ADDED", "SCHEMA_VERSION", "guessed_schema"]
 
 # Bump when summary.csv / requests.csv.gz columns or their meaning change, and say what
 # the new version added in SCHEMA_ADDED.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: What each version of summary.csv added (version 1: the columns with ``run_id``).
 SCHEMA_ADDED: Mapping[int, str] = {
     2: "open-loop rates, saturated, flags",  # offered_rps .. lag_growth_s, saturated, flags
     3: "percentile bounds",  # lat_pXX_lo_s / lat_pXX_hi_s (loadgen.stats, 95 %)
+    4: "samples and agreement",  # n_agree, agreement; requests.csv.gz: sample, agree
 }
 
 
 def guessed_schema(columns: Set[str]) -> int | None:
-    """The schema of a summary.csv without its meta.json: 3 has the percentile bounds, 2
-    ``flags``, 1 ``run_id``."""
-    if "lat_p50_lo_s" in columns:
+    """The schema of a summary.csv without its meta.json: 4 has ``agreement``, 3 the
+    percentile bounds, 2 ``flags``, 1 ``run_id``."""
+    if "agreement" in columns:
         return SCHEMA_VERSION
+    if "lat_p50_lo_s" in columns:
+        return 3
     return 2 if "flags" in columns else 1 if "run_id" in columns else None

@@ -112,7 +112,7 @@ def _step_line(row: dict[str, Any]) -> str:
     return (
         f"  {row['target']} {row['mode']} N={row['n_requests']} trial {row['trial']}: "
         f"total {row['total_s']:.4f} s, latency p50 {p50_text}, {row['throughput_rps']:.1f} req/s, "
-        f"{answers_correct_text(row.get('accuracy'))}{errors}{open_loop_text(row)}"
+        f"{_answers_text(row)}{errors}{open_loop_text(row)}"
     )
 
 
@@ -126,6 +126,24 @@ def _p50_text(row: dict[str, Any]) -> str:
         n_ok = row.get("n_ok")
         return f"n/a ({n_ok} answer{'' if n_ok == 1 else 's'}: too few for a bound)"
     return cell if cell == NO_VALUE else cell.replace("–", "-") + " ms"
+
+
+def _answers_text(row: dict[str, Any]) -> str:
+    """MNIST's 'answers correct', or for other samples 'answers agreeing' (expected outputs)."""
+    accuracy, agreement = row.get("accuracy"), row.get("agreement")
+    if _number(accuracy) is None and _number(agreement) is not None:
+        return f"answers agreeing {100.0 * _number(agreement):.1f} %"  # type: ignore[operator]
+    if _number(accuracy) is None and row.get("n_requests") and "agreement" in row:
+        return "answers not compared (no expected outputs)"  # not MNIST: no digit, nothing expected
+    return answers_correct_text(accuracy)
+
+
+def _number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if number != number else number
 
 
 def answers_correct_text(accuracy: Any) -> str:

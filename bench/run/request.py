@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.config import BenchConfig
+from bench.run.samples import SampleOptions
 from bench.run.trial_design import RESTART
 from bench.shard_run import ShardOptions
 
@@ -43,6 +44,7 @@ class RunRequest:
     start_at: float | None = None  # --start-at (with --clients: the shards' schedule)
     step_interval_s: float | None = None  # --step-interval
     config_path: Path = Path("bench.toml")  # --config, as the shard processes must be given it
+    samples: SampleOptions = SampleOptions()  # --input-data, --shape, --synthetic, --rtol/--atol/--argmax
 
     def target_names(self, config: BenchConfig) -> list[str]:
         """The targets to measure, in order, without repeats (``all``: every configured one)."""

@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -153,8 +153,8 @@ async def _sweep_one(
     run_sweep: Callable[..., Any],
     engine_factory: Callable[[Any], Any],
     plan: Any,
-    images: np.ndarray,
-    labels: np.ndarray,
+    images: np.ndarray | Any,  # the test split, or a ready SampleSet (then labels is None)
+    labels: np.ndarray | None,
     writer: RunWriter,
     events: RunEvents,
 ) -> None:
@@ -205,6 +205,7 @@ async def sweep_targets(
     meta: RunMeta,
     events: RunEvents,
     trial_design: str = RESTART,
+    samples: Callable[[Target], Awaitable[Any]] | None = None,
 ) -> list[TargetOutcome]:
     """Start, sweep and stop the targets visit by visit; never let one target's failure stop the rest.
 
@@ -222,6 +223,11 @@ async def sweep_targets(
     :mod:`bench.hostnoise`). ``outcomes`` (one per target, same order) is filled in place,
     so it is complete even when a KeyboardInterrupt unwinds the event loop before this
     coroutine returns.
+
+    ``samples(target)``, awaited once the target is up and before any request is sent, gives
+    the :class:`~loadgen.samples.SampleSet` to send instead of ``images``/``labels`` (None:
+    the MNIST images); an exception from it fails the target with its message, nothing sent
+    (:mod:`bench.run.samples`: input-data files and inputs synthesised from metadata).
     """
     names = [t.name for t in targets]
     remote = [bool(getattr(t, "is_remote", False)) for t in targets]
@@ -252,6 +258,7 @@ async def sweep_targets(
                 outcomes,
                 events,
                 noise,
+                samples,
             )
     return outcomes
 
@@ -274,6 +281,7 @@ async def _visit(
     outcomes: Sequence[TargetOutcome],
     events: RunEvents,
     noise: dict[str, Any],
+    samples: Callable[[Target], Awaitable[Any]] | None = None,
 ) -> None:
     """One start-sweep-stop of ``target``; its outcome accumulates over the target's visits."""
     label = _visit_label(visit, plan)
@@ -303,7 +311,16 @@ async def _visit(
         events.on_target_ready(target.name, desc)
         probe.window_start(_pgids(target))
         try:
-            await _sweep_one(target, outcome, run_sweep, engine_factory, plan, images, labels, writer, events)
+            chosen = await samples(target) if samples is not None else None
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            outcome.status = "failed"
+            outcome.message = f"no request sent: {exc}"
+            return
+        sent = (chosen, None) if chosen is not None else (images, labels)
+        try:
+            await _sweep_one(target, outcome, run_sweep, engine_factory, plan, *sent, writer, events)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

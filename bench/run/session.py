@@ -44,6 +44,7 @@ from bench.run.runner import (
     run_log_dir,
     sweep_targets,
 )
+from bench.run.samples import SampleChooser, read_input_files
 from bench.run.trial_design import RESTART
 from bench.run_timing import RunTiming, timing_text
 from bench.shard_run import ShardOptions, check_shard_run, shard_cpu_plan, shard_meta, shard_run_id, with_endpoint
@@ -103,6 +104,7 @@ def run(
     try:
         config = _retarget(config, request)
         checked = _check_run(config, request, console)
+        input_files = read_input_files(config, checked.names, request.samples)  # before anything starts
     except (ValueError, ResultsError) as exc:
         console.error(str(exc))
         return 2
@@ -127,7 +129,20 @@ def run(
     if shard is not None:
         report = None  # a shard is raw material for `bench merge`
     outcomes = [TargetOutcome(t.name) for t in built]
-    status = _sweep(config, checked, prepared, opened, built, outcomes, console, request.trial_design, started=started)
+    seed = checked.plan.seed if checked.plan is not None else config.sweep.seed
+    chooser = SampleChooser(input_files, request.samples, prepared.engine_cls, console, seed=seed)
+    status = _sweep(
+        config,
+        checked,
+        prepared,
+        opened,
+        built,
+        outcomes,
+        console,
+        request.trial_design,
+        started=started,
+        chooser=chooser,
+    )
     writer = opened.writer
     console.info(
         f"time taken: {timing_text(opened.meta.details.get('timing'))} (the tables and report follow); "
@@ -271,6 +286,7 @@ def _sweep(
     console: Console,
     trial_design: str = RESTART,
     started: float | None = None,
+    chooser: SampleChooser | None = None,
 ) -> RunStatus:
     """Sweep every target in turn (visits planned by ``trial_design``); the run's status.
     meta.json is final (with ``timing``, the parts of the time since ``started``) and the
@@ -300,6 +316,7 @@ def _sweep(
                     meta=meta,
                     events=events,
                     trial_design=trial_design,
+                    samples=chooser,
                 )
             )
         status, error = RunStatus.COMPLETE, None
@@ -316,6 +333,9 @@ def _sweep(
             calibration_s=prepared.calibration_s,
             targets_s=now - targets_started,
         ).to_json()
+        if chooser is not None and chooser.facts:
+            rule = chooser.options.rule
+            meta.details["samples"] = {"targets": chooser.facts, "check": rule.describe()}
         writer.write_meta(finish_meta(meta, outcomes, status, error))
         writer.close()
         redact_tree(checked.log_dir, opened.redactor)  # stand-ins wrote their logs themselves; all are stopped now

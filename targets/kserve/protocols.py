@@ -26,15 +26,29 @@ import numpy as np
 from loadgen.inference.grpc_messages import MODEL_INFER_METHOD, decode_infer_response, encode_infer_request
 from loadgen.inference.raw_tensors import TensorError
 from loadgen.inference.v2_binary import decode_binary_response, encode_binary_request
+from loadgen.inference.v2_json import decode_response, encode_request
 from models.data import wire_pixels
 from targets.base import DecodeError, Request
 from targets.wire import argmax_logits, decode_v1_logits, dumps_compact, instances_body, wire_instance
 
-__all__ = ["INPUT_NAME", "PROTOCOLS", "Protocol", "decode_answer", "encode_image", "infer_path"]
+__all__ = [
+    "INPUT_NAME",
+    "PROTOCOLS",
+    "TENSOR_PROTOCOLS",
+    "Protocol",
+    "decode_answer",
+    "decode_tensors",
+    "encode_image",
+    "encode_tensors",
+    "infer_path",
+]
 
 Protocol = Literal["v1", "v2", "v2-binary", "grpc-v2"]
 #: Every protocol the adapter speaks, in the order docs and errors list them.
 PROTOCOLS: tuple[str, ...] = ("v1", "v2", "v2-binary", "grpc-v2")
+#: The protocols that send any model's named tensors (an input-data file, synthesis from metadata).
+TENSOR_PROTOCOLS: tuple[str, ...] = ("v2", "v2-binary")
+
 #: The SavedModel signature's input tensor (the V2 metadata's ``pixels``).
 INPUT_NAME = "pixels"
 
@@ -108,3 +122,29 @@ def decode_answer(protocol: str, status: int, body: bytes) -> int:
     except TensorError as exc:
         raise DecodeError(str(exc)) from None
     return _logits_digit(outputs)
+
+
+def encode_tensors(
+    protocol: str, model_name: str, inputs: Mapping[str, np.ndarray], headers: Mapping[str, str]
+) -> Request:
+    """Any model's input set -> the infer request of ``protocol`` (one of :data:`TENSOR_PROTOCOLS`)."""
+    path = infer_path(protocol, model_name)
+    if protocol == "v2":
+        return Request("POST", path, encode_request(model_name, inputs), dict(headers))
+    if protocol == "v2-binary":
+        framed = encode_binary_request(inputs)
+        others = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+        return Request("POST", path, framed.body, {**others, **framed.headers()})
+    raise ValueError(f"protocol {protocol!r} sends no named tensors; those that do: {', '.join(TENSOR_PROTOCOLS)}")
+
+
+def decode_tensors(protocol: str, body: bytes) -> dict[str, np.ndarray]:
+    """A 2xx answer of ``protocol`` -> its output set; ValueError naming what is wrong."""
+    if protocol == "v2":
+        return decode_response(body)
+    if protocol == "v2-binary":
+        try:
+            return decode_binary_response(body)
+        except TensorError as exc:
+            raise ValueError(str(exc)) from None
+    raise ValueError(f"protocol {protocol!r} sends no named tensors; those that do: {', '.join(TENSOR_PROTOCOLS)}")

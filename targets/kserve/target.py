@@ -24,9 +24,17 @@ from typing import Any
 
 import numpy as np
 
-from targets.base import Request, TargetContext, TargetError
+from loadgen.inference.v2_json import InputSet, OutputSet
+from targets.base import DecodeError, Request, TargetContext, TargetError
 from targets.cluster_endpoint import ClusterEndpoint
-from targets.kserve.protocols import decode_answer, encode_image, infer_path
+from targets.kserve.protocols import (
+    TENSOR_PROTOCOLS,
+    decode_answer,
+    decode_tensors,
+    encode_image,
+    encode_tensors,
+    infer_path,
+)
 from targets.kserve.readiness import grpc_model_ready_probe
 from targets.kserve.settings import KServeSettings
 from targets.local_server import LocalServerTarget
@@ -207,6 +215,32 @@ class KServeTarget(LocalServerTarget):
     def decode(self, status: int, body: bytes) -> int:
         self._refuse_images()
         return decode_answer(self.settings.protocol, status, body)
+
+    # -- any model's named tensors (loadgen.inference.tensor_samples.TensorCodec) ----------
+    # Protocols "v2" (JSON) and "v2-binary" (binary tensors) send any model's tensors; the
+    # metadata is read over REST for both.  grpc-v2 is refused by name: its metadata would
+    # need the ModelMetadata RPC, which the sample chooser does not send yet.
+    def metadata_request(self) -> Request | None:
+        """``GET /v2/models/NAME`` (None for V1 and gRPC, which have no REST V2 metadata here)."""
+        if self.settings.protocol not in TENSOR_PROTOCOLS:
+            return None
+        headers = {k: v for k, v in self.request_headers().items() if k.lower() != "content-type"}
+        return Request(method="GET", path=f"/v2/models/{self.settings.model_name}", body=b"", headers=headers)
+
+    def tensor_request(self, inputs: InputSet) -> Request:
+        """One input set as a V2 infer request (JSON, or binary tensors for v2-binary)."""
+        if self.settings.protocol not in TENSOR_PROTOCOLS:
+            raise TargetError(
+                f"target {self.name!r} speaks {self.settings.protocol}, for which servebench sends no "
+                'named tensors yet: set protocol = "v2" or "v2-binary", or give a JSON-lines file of request bodies'
+            )
+        return encode_tensors(self.settings.protocol, self.settings.model_name, inputs, self.request_headers())
+
+    def decode_outputs(self, status: int, body: bytes) -> OutputSet:
+        """A V2 answer (JSON or binary tensors) -> its output set (ValueError naming what is wrong)."""
+        if not 200 <= status < 300:
+            raise DecodeError(f"HTTP {status} is not an answer")
+        return decode_tensors(self.settings.protocol, body)
 
     # -- deployment -------------------------------------------------------------------
     def manifests(self) -> dict[str, str]:

@@ -42,7 +42,11 @@ CHOICES: dict[tuple[str, ...], dict[str, tuple[str, ...]]] = {
     ("ui",): {},
     ("check-target",): {},
     ("calibrate",): {"--engines": ENGINE_NAMES + PROTOCOL_ENGINE_NAMES},
-    ("run",): {"--modes": (*MODES, CAPACITY_MODE), "--engine": ("auto", *ENGINE_NAMES)},
+    ("run",): {
+        "--modes": (*MODES, CAPACITY_MODE),
+        "--engine": ("auto", *ENGINE_NAMES),
+        "--synthetic": ("random", "zero"),
+    },
     ("hpo",): {"--algorithms": ALGORITHMS},
     ("pipeline",): {"action": ("run", "compile")},
     ("pipeline", "run"): {"--pipeline": PIPELINES},

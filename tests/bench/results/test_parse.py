@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import math
 from dataclasses import replace
 
@@ -143,7 +144,7 @@ def test_schema_2_summaries_read_with_the_bounds_missing(tmp_path) -> None:
     assert first.lat_p99_lo_s <= first.lat_max_s
     with (run_dir / "summary.csv").open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    keep = [c for c in rows[0] if c not in bounds]
+    keep = [c for c in rows[0] if c not in bounds and c not in ("n_agree", "agreement")]
     old_path = tmp_path / "schema2.csv"
     with old_path.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, keep, extrasaction="ignore")
@@ -152,11 +153,12 @@ def test_schema_2_summaries_read_with_the_bounds_missing(tmp_path) -> None:
     old = read_summary_csv(old_path)
     assert old.columns == set(keep) and not old.columns & set(bounds)
     for a, b in zip(new.steps, old.steps, strict=True):
-        assert replace(a, **{c: None for c in bounds}) == b
+        # schema < 4 has no agreement: it reads as the digit's accuracy
+        assert replace(a, **{c: None for c in bounds}, n_agree=a.n_correct, agreement=a.accuracy) == b
     frame = summary_frame(old.steps)
     assert list(frame.columns) == list(SUMMARY_COLUMNS) and frame[bounds].isna().all().all()
     assert load_run(old_path).schema_version == 2  # guessed without meta.json: flags, no bounds
-    assert load_run(run_dir / "summary.csv").schema_version == 3
+    assert load_run(run_dir / "summary.csv").schema_version == 4
 
 
 def test_a_hand_made_summary_gets_its_missing_counts_derived() -> None:
@@ -196,3 +198,21 @@ def test_ok_latencies_pool_trials_per_step(tmp_path) -> None:
     expected = [r.latency_s for s in steps for r in s.records if r.ok]
     assert list(pooled) == [("a", "sequential", 6, 1, 0.0)]
     np.testing.assert_array_equal(pooled[("a", "sequential", 6, 1, 0.0)], expected)
+
+
+def test_schema_3_requests_read_with_sample_and_agree_derived(tmp_path) -> None:
+    """requests.csv.gz before schema 4 has no ``sample``/``agree``: -1, and agree from the digit."""
+
+    header = "run_id,target,mode,n_requests,concurrency,rate,trial,seq,intended_s,sent_s,latency_s,service_s,"
+    header += "status,error,error_detail,bytes_out,bytes_in,label,predicted\n"
+    rows = [
+        "r,t,sequential,3,1,0,1,0,0,0,0.01,0.01,200,,,10,10,7,7",
+        "r,t,sequential,3,1,0,1,1,0,0,0.01,0.01,200,,,10,10,7,1",
+        "r,t,sequential,3,1,0,1,2,0,0,0.01,0.01,500,http_5xx,boom,10,10,7,-1",
+    ]
+    path = tmp_path / "requests.csv.gz"
+    path.write_bytes(gzip.compress((header + "\n".join(rows) + "\n").encode()))
+    frame = read_requests_csv(path)
+    assert frame is not None and frame["sample"].tolist() == [-1, -1, -1] and frame["agree"].tolist() == [1, 0, -1]
+    (records,) = request_records(frame).values()
+    assert [r.agree for r in records] == [1, 0, -1] and [r.correct for r in records] == [True, False, False]
