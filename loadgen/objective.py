@@ -80,7 +80,8 @@ class CapacityConfig:
     # first look is at least what the objective and confidence need (p99 at 95 %: 408)
     min_seconds: float = 2.0  # ... and at least this many seconds of arrivals
     max_probes: int = 24  # open-loop probes (looks) per search, the confirmation included
-    max_seconds: float = 90.0  # seconds of probing per search (a look starts only if it fits)
+    max_requests: int = 12_000  # request budget per search: a look starts only if its requests fit
+    max_seconds: float = 360.0  # wall-clock safety cap per search (a look starts only if it fits)
     repeats: int = 1  # searches per target (>= 2 shows their spread; `bench compare` uses it)
     max_concurrency: int = 32  # closed-loop sweep: 1, 2, 4, ... up to this (1: concurrency 1 only)
     closed_loop_seconds: float = 10.0  # seconds for the closed-loop sweep per target
@@ -100,6 +101,8 @@ class CapacityConfig:
             raise ValueError(f"confidence must be in (0.5, 1), e.g. 0.95, got {self.confidence}")
         if self.max_looks < 1:
             raise ValueError(f"max_looks must be >= 1, got {self.max_looks}")
+        if self.max_requests < 2:
+            raise ValueError(f"max_requests must be >= 2 (a search look and the confirmation), got {self.max_requests}")
         if self.max_probes < 2:
             raise ValueError(f"max_probes must be >= 2 (a search probe and the confirmation), got {self.max_probes}")
         for key in ("min_seconds", "max_seconds", "closed_loop_seconds"):
