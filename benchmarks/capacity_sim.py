@@ -1,7 +1,8 @@
 """Simulation study of the capacity rule: false-VALID and detection rates on known servers.
 
     python benchmarks/capacity_sim.py [--searches 300] [--confidence 0.9,0.95,0.99] [--seed 1]
-                                      [--no-design-effect]
+                                      [--no-design-effect] [--cluster-fraction F]
+                                      [--max-requests N] [--max-seconds S] [--servers a,b]
 
 Why a simulation: whether a rule keeps its stated error rate is a question about
 thousands of searches, which real sockets cannot afford. Here each probe's latencies are
@@ -24,6 +25,12 @@ Servers (objective p99 <= 100 ms unless stated):
   utilisation, deep in the knee, where latencies are strongly autocorrelated;
   269.7 req/s at 20 ms). A "false VALID" is a VALID capacity above lambda*; also counted:
   above the rate whose true p99 is 1.1 x and 1.5 x the bound.
+
+- ``stand-in-like``: two M/M/1 queues at the local stand-ins' scale (capacity 20 req/s,
+  mu 66, like the Flask ones; 200 req/s, mu 246, like the KServe ones), the search
+  starting at mu / 2 as bench starts at half the concurrency-1 throughput: what a search
+  costs under the caps (median and p90 virtual seconds, median requests, searches ended
+  NOT_FOUND by a cap).
 
 For each (server, confidence): the share of searches that end VALID (false-VALID rate on
 violating servers, detection rate on meeting ones) with a 95 % Clopper-Pearson interval,

@@ -10,9 +10,12 @@ bench.toml -- the objective plus the bounds of a search -- owned here like ``[sw
 ``confidence`` is the one knob that trades time for certainty: every rate's verdict (met
 or violated) and the confirmation's are wrong with probability at most 1 - confidence,
 and the shortest probe that can show "met" grows with it (p99 with 3 looks: 339 requests
-at 90 %, 408 at 95 %, 590 at 99 %). The defaults aim at a search of all four local
-stand-ins in a few minutes on a 2-core machine: per target at most ``closed_loop_seconds``
-for the concurrency sweep plus ``max_seconds`` per search, plus the stand-in's start-up.
+at 90 %, 408 at 95 %, 590 at 99 %). A search's probing is capped in requests
+(``max_requests``: the evidence is counted in requests, so slow targets get the same reach
+as fast ones) and, as a safety net, in seconds (``max_seconds``). Per target at most
+``closed_loop_seconds`` for the concurrency sweep plus ``max_seconds`` per search, plus the
+stand-in's start-up; the four local stand-ins take ~12 min (simulated estimate,
+docs/capacity.md "What the caps cost").
 """
 
 from __future__ import annotations

@@ -208,7 +208,7 @@ def test_a_slow_target_is_bracketed_and_confirmed_under_the_default_caps() -> No
     assert result.seconds <= defaults.max_seconds
 
 
-def test_a_fast_target_spends_its_request_budget_in_well_under_a_minute() -> None:
+def test_a_fast_target_is_found_in_well_under_a_minute_under_the_default_caps() -> None:
     defaults = SearchSettings(start_rps=123.0)  # a KServe stand-in's scale: capacity 200 req/s
     result = asyncio.run(find_capacity(knee_with_overhead(200.0), P99_100MS, defaults))
     assert result.verdict == "VALID" and result.precision_reached
