@@ -297,9 +297,11 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     frame = pd.DataFrame(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(RESULTS / f"{args.out}.csv", index=False, float_format="%.4g")
     facts_after = facts()
     cmd = "python benchmarks/capacity_sim.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    frame.assign(command=cmd.strip(), date=facts_after["date"], commit=facts_before["commit"]).to_csv(
+        RESULTS / f"{args.out}.csv", index=False, float_format="%.4g"
+    )
     lines = [
         f"# Capacity rule, simulated ({'no design effect -- ablation' if args.no_design_effect else 'as shipped'}"
         f"; cluster fraction {slo_evidence.CLUSTER_FRACTION:g}; caps {caps or 'default'})",

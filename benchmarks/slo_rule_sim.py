@@ -247,8 +247,10 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     after = facts()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(RESULTS / f"{args.out}.csv", index=False, float_format="%.4g")
     cmd = "python benchmarks/slo_rule_sim.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    frame.assign(command=cmd.strip(), date=after["date"], commit=before["commit"]).to_csv(
+        RESULTS / f"{args.out}.csv", index=False, float_format="%.4g"
+    )
     lines = [
         "# One rate's verdict, simulated: design-effect rules compared",
         "",
