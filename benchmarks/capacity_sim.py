@@ -1,7 +1,8 @@
 """Simulation study of the capacity rule: false-VALID and detection rates on known servers.
 
     python benchmarks/capacity_sim.py [--searches 300] [--confidence 0.9,0.95,0.99] [--seed 1]
-                                      [--no-design-effect]
+                                      [--no-design-effect] [--cluster-fraction F]
+                                      [--max-requests N] [--max-seconds S] [--servers a,b]
 
 Why a simulation: whether a rule keeps its stated error rate is a question about
 thousands of searches, which real sockets cannot afford. Here each probe's latencies are
@@ -24,6 +25,12 @@ Servers (objective p99 <= 100 ms unless stated):
   utilisation, deep in the knee, where latencies are strongly autocorrelated;
   269.7 req/s at 20 ms). A "false VALID" is a VALID capacity above lambda*; also counted:
   above the rate whose true p99 is 1.1 x and 1.5 x the bound.
+
+- ``stand-in-like``: two M/M/1 queues at the local stand-ins' scale (capacity 20 req/s,
+  mu 66, like the Flask ones; 200 req/s, mu 246, like the KServe ones), the search
+  starting at mu / 2 as bench starts at half the concurrency-1 throughput: what a search
+  costs under the caps (median and p90 virtual seconds, median requests, searches ended
+  NOT_FOUND by a cap).
 
 For each (server, confidence): the share of searches that end VALID (false-VALID rate on
 violating servers, detection rate on meeting ones) with a 95 % Clopper-Pearson interval,
@@ -71,6 +78,7 @@ class Server:
     draw: Callable[[np.random.Generator, float, int], np.ndarray | None]
     true_capacity: float = math.inf  # highest rate meeting the objective (inf: every rate)
     capacity_at: tuple[tuple[str, float], ...] = ()  # (label, rate whose true p99 is x the bound)
+    start_rps: float = math.nan  # NaN: 0.3 x the true capacity (or 50 req/s)
 
 
 def lognormal(factor: float, bound_s: float = 0.1) -> Server:
@@ -101,7 +109,7 @@ def mixture(p_slow: float) -> Server:
     )
 
 
-def mm1(mu: float, bound_s: float) -> Server:
+def mm1(mu: float, bound_s: float, start_rps: float = math.nan, name: str = "") -> Server:
     """M/M/1 FIFO: Lindley's recursion, vectorised; the first request finds the stationary wait."""
 
     def draw(rng: np.random.Generator, rate: float, n: int) -> np.ndarray | None:
@@ -120,12 +128,13 @@ def mm1(mu: float, bound_s: float) -> Server:
     lam = mu - math.log(100) / bound_s
     at = tuple((f"{f:g}x", mu - math.log(100) / (f * bound_s)) for f in (1.1, 1.5))
     return Server(
-        f"M/M/1 mu={mu:g}/s, p99 <= {bound_s * 1000:g} ms",
+        name or f"M/M/1 mu={mu:g}/s, p99 <= {bound_s * 1000:g} ms",
         Objective(99.0, bound_s),
         False,
         draw,
         true_capacity=lam,
         capacity_at=at,
+        start_rps=start_rps,
     )
 
 
@@ -150,9 +159,13 @@ def _probe(server: Server) -> Callable[[ProbeSpec], object]:
     return probe
 
 
-def run_cell(server: Server, confidence: float, searches: int, seed: int) -> dict[str, object]:
-    verdicts, caps, secs, probes = [], [], [], []
+def run_cell(
+    server: Server, confidence: float, searches: int, seed: int, limits: dict[str, float] | None = None
+) -> dict[str, object]:
+    limits = limits or {}
+    verdicts, caps, secs, probes, reqs, capped = [], [], [], [], [], 0
     start = server.true_capacity * 0.3 if math.isfinite(server.true_capacity) and server.true_capacity > 0 else 50.0
+    start = start if math.isnan(server.start_rps) else server.start_rps
     for i in range(searches):
         settings = SearchSettings(
             start_rps=start,
@@ -160,12 +173,15 @@ def run_cell(server: Server, confidence: float, searches: int, seed: int) -> dic
             max_rate_rps=400.0 if not math.isfinite(server.true_capacity) or server.true_capacity == 0 else math.inf,
             max_rate_reason="the study's cap",
             seed=seed * 1_000_003 + i,
+            **limits,
         )
         result = asyncio.run(find_capacity(_probe(server), server.objective, settings))
         verdicts.append(result.verdict)
         caps.append(result.capacity_rps)
         secs.append(result.seconds)
         probes.append(len(result.probes))
+        reqs.append(sum(p.spec.n_requests for p in result.probes))
+        capped += result.verdict == "NOT_FOUND" and result.stop_reason.startswith(("time cap", "request budget"))
     v = np.array(verdicts)
     c = np.array(caps, dtype=float)
     valid = v == "VALID"
@@ -198,6 +214,9 @@ def run_cell(server: Server, confidence: float, searches: int, seed: int) -> dic
             else math.nan
         ),
         "median_seconds": float(np.median(secs)),
+        "p90_seconds": float(np.percentile(secs, 90)),
+        "median_requests": float(np.median(reqs)),
+        "not_found_by_a_cap": int(capped),
         "median_probes": float(np.median(probes)),
     }
     for label, rate in server.capacity_at:
@@ -217,10 +236,18 @@ def servers() -> list[Server]:
         + [lognormal(f) for f in (0.9, 0.7, 0.5)]
         + [mixture(0.002)]
         + [mm1(500.0, 0.100), mm1(500.0, 0.020)]
+        + [STANDIN_SLOW, STANDIN_FAST]
     )
 
 
-def _facts() -> dict[str, str]:
+# The local stand-ins' scale (benchmarks/results/capacity_check_idle_start.md): two Flask
+# targets with capacity ~20 req/s, two KServe ones ~200 req/s under p99 <= 100 ms; the
+# search starts at half the closed-loop throughput at concurrency 1 (mu / 2), as bench does.
+STANDIN_SLOW = mm1(66.05, 0.100, start_rps=33.0, name="stand-in-like slow M/M/1 mu=66 (capacity 20/s)")
+STANDIN_FAST = mm1(246.05, 0.100, start_rps=123.0, name="stand-in-like fast M/M/1 mu=246 (capacity 200/s)")
+
+
+def facts() -> dict[str, str]:
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
@@ -241,15 +268,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-design-effect", action="store_true")
     parser.add_argument("--out", default="capacity_sim")
+    parser.add_argument("--cluster-fraction", type=float, default=None, help="override CLUSTER_FRACTION")
+    parser.add_argument("--max-requests", type=int, default=None, help="override the request budget")
+    parser.add_argument("--max-seconds", type=float, default=None, help="override the safety cap")
+    parser.add_argument("--servers", default="", help="comma-separated substrings of server names to keep")
     args = parser.parse_args(argv)
+    caps = {k: v for k, v in (("max_requests", args.max_requests), ("max_seconds", args.max_seconds)) if v is not None}
+    if args.cluster_fraction is not None:
+        slo_evidence.CLUSTER_FRACTION = args.cluster_fraction
     if args.no_design_effect:
         slo_evidence.effective_sample_size = lambda x, max_lag=None: float(len(x))
-    facts_before = _facts()
+    facts_before = facts()
     t0 = time.perf_counter()
     rows = []
+    keep = [k.strip() for k in args.servers.split(",") if k.strip()]
     for server in servers():
+        if keep and not any(k in server.name for k in keep):
+            continue
         for conf in (float(c) for c in args.confidence.split(",")):
-            rows.append(run_cell(server, conf, args.searches, args.seed))
+            rows.append(run_cell(server, conf, args.searches, args.seed, caps))
             r = rows[-1]
             print(
                 f"{r['server']:<40} conf {conf:.2f}: VALID {r['VALID']:>4}/{args.searches} "
@@ -260,11 +297,14 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - t0
     frame = pd.DataFrame(rows)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(RESULTS / f"{args.out}.csv", index=False, float_format="%.4g")
-    facts_after = _facts()
+    facts_after = facts()
     cmd = "python benchmarks/capacity_sim.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    frame.assign(command=cmd.strip(), date=facts_after["date"], commit=facts_before["commit"]).to_csv(
+        RESULTS / f"{args.out}.csv", index=False, float_format="%.4g"
+    )
     lines = [
-        f"# Capacity rule, simulated ({'no design effect -- ablation' if args.no_design_effect else 'as shipped'})",
+        f"# Capacity rule, simulated ({'no design effect -- ablation' if args.no_design_effect else 'as shipped'}"
+        f"; cluster fraction {slo_evidence.CLUSTER_FRACTION:g}; caps {caps or 'default'})",
         "",
         f"- command: `{cmd.strip()}`",
         f"- date: {facts_after['date']}, commit {facts_before['commit']}",
@@ -292,7 +332,10 @@ def main(argv: list[str] | None = None) -> int:
         "median_capacity_rps",
         "median_capacity_over_true",
         "median_seconds",
+        "p90_seconds",
+        "median_requests",
         "median_probes",
+        "not_found_by_a_cap",
     ] + [c for c in frame.columns if c.startswith("valid_above")]
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))

@@ -31,10 +31,13 @@ The search:
    probability <= delta, however many rates the search tried before.
 
 Caps: at most ``max_probes`` probes -- every look is a probe, one is kept for the
-confirmation's first look -- and ``max_seconds`` of probing (a look starts only if its
-planned length, plus the confirmation's first look for a search probe, fits in what is
-left). A probe marked ``fatal`` (the target stopped answering) ends the search at once. A
-capacity at or above half the client's calibrated ceiling is flagged ``client_bound``.
+confirmation's first look --, at most ``max_requests`` requests (the budget: evidence is
+counted in requests, so a slow target gets the same statistical reach as a fast one,
+only over more seconds), and ``max_seconds`` of probing (a wall-clock safety cap). A
+look starts only if its requests and its planned length, plus the confirmation's first
+look for a search probe, fit in what is left of both. A probe marked ``fatal`` (the
+target stopped answering) ends the search at once. A capacity at or above half the
+client's calibrated ceiling is flagged ``client_bound``.
 
 Repeatability: the driver is deterministic given its probes; every probe carries a seed
 derived from ``(seed, probe index)``, which the caller uses for the Poisson schedule.
@@ -86,7 +89,8 @@ class SearchSettings:
     min_requests: int = 1  # a floor: the first look is at least what the objective and confidence need
     min_seconds: float = 2.0
     max_probes: int = 24  # every look is a probe
-    max_seconds: float = 90.0
+    max_requests: int = 12_000  # the request budget of a search (every look's requests)
+    max_seconds: float = 360.0  # wall-clock safety cap of a search's probing
     confidence: float = 0.95  # of every verdict (met / violated), the confirmation's included
     max_looks: int = 3  # looks per rate before it stays undecided (Bonferroni over them)
     max_rate_rps: float = math.inf  # never offer more (politeness cap / client ceiling)
@@ -107,6 +111,8 @@ class SearchSettings:
             raise ValueError(f"max_probes must be >= 2 (one search probe and the confirmation), got {self.max_probes}")
         if not self.max_seconds > 0:
             raise ValueError(f"max_seconds must be > 0, got {self.max_seconds}")
+        if self.max_requests < 2:
+            raise ValueError(f"max_requests must be >= 2, got {self.max_requests}")
         if not self.max_rate_rps > 0:
             raise ValueError(f"max_rate_rps must be > 0, got {self.max_rate_rps}")
         SequentialRule(self.confidence, self.max_looks)  # raises ValueError naming the field
@@ -296,21 +302,47 @@ class _Search:
     def elapsed(self) -> float:
         return sum(r.outcome.duration_s for r in self.records)
 
+    @property
+    def requests_sent(self) -> int:
+        return sum(r.spec.n_requests for r in self.records)
+
+    def _requests(self, rate: float, look: int = 1) -> int:
+        return self.s.requests_for(rate, self.objective.percentile, look)
+
     def _seconds(self, rate: float, look: int = 1) -> float:
         return self.s.planned_seconds(rate, self.objective.percentile, look)
 
-    def fits(self, rate: float, look: int = 1, *, confirming: bool = False, pending: float | None = None) -> bool:
+    def fits(
+        self,
+        rate: float,
+        look: int = 1,
+        *,
+        confirming: bool = False,
+        pending: float | None = None,
+        pending_requests: int | None = None,
+    ) -> bool:
         """Room for look ``look`` at ``rate`` and -- for a search probe -- then the
-        confirmation's first look (caps on both counts). ``pending``: the seconds of a look
-        just measured but not yet recorded (it counts as a probe too)."""
+        confirmation's first look (caps on probes, requests and seconds). ``pending`` /
+        ``pending_requests``: the seconds and requests of a look just measured but not yet
+        recorded (it counts as a probe too)."""
         reserve_probes = 0 if confirming else 1
         done = len(self.records) + (0 if pending is None else 1)
         if done + 1 + reserve_probes > self.s.max_probes:
             self.stop = f"probe cap of {self.s.max_probes} probes (one kept for the confirmation)"
             return False
+        confirm_rate = min(rate, self.low) if self.low is not None else rate
+        need_requests = self._requests(rate, look) + (0 if confirming else self._requests(confirm_rate))
+        sent = self.requests_sent + (pending_requests or 0)
+        if sent + need_requests > self.s.max_requests:
+            what = f"look {look} at {rate:.4g} req/s" + ("" if confirming else " and the confirmation")
+            self.stop = (
+                f"request budget of {self.s.max_requests} requests ({sent} sent; {what} would need "
+                f"{need_requests} more)"
+            )
+            return False
         need = self._seconds(rate, look)
         if not confirming:
-            need += self._seconds(min(rate, self.low) if self.low is not None else rate)
+            need += self._seconds(confirm_rate)
         elapsed = self.elapsed + (pending or 0.0)
         if elapsed + need > self.s.max_seconds:
             what = f"look {look} at {rate:.4g} req/s" + ("" if confirming else " and the confirmation")
@@ -360,7 +392,9 @@ class _Search:
             more = (
                 not decided
                 and look < self.rule.max_looks
-                and self.fits(rate, look + 1, confirming=confirming, pending=outcome.duration_s)
+                and self.fits(
+                    rate, look + 1, confirming=confirming, pending=outcome.duration_s, pending_requests=spec.n_requests
+                )
             )
             if not decided and look < self.rule.max_looks and not more:
                 reason += f" (no room for look {look + 1}: {short_reason(self.stop)})"

@@ -10,9 +10,12 @@ bench.toml -- the objective plus the bounds of a search -- owned here like ``[sw
 ``confidence`` is the one knob that trades time for certainty: every rate's verdict (met
 or violated) and the confirmation's are wrong with probability at most 1 - confidence,
 and the shortest probe that can show "met" grows with it (p99 with 3 looks: 339 requests
-at 90 %, 408 at 95 %, 590 at 99 %). The defaults aim at a search of all four local
-stand-ins in a few minutes on a 2-core machine: per target at most ``closed_loop_seconds``
-for the concurrency sweep plus ``max_seconds`` per search, plus the stand-in's start-up.
+at 90 %, 408 at 95 %, 590 at 99 %). A search's probing is capped in requests
+(``max_requests``: the evidence is counted in requests, so slow targets get the same reach
+as fast ones) and, as a safety net, in seconds (``max_seconds``). Per target at most
+``closed_loop_seconds`` for the concurrency sweep plus ``max_seconds`` per search, plus the
+stand-in's start-up; the four local stand-ins take ~12 min (simulated estimate,
+docs/capacity.md "What the caps cost").
 """
 
 from __future__ import annotations
@@ -80,7 +83,8 @@ class CapacityConfig:
     # first look is at least what the objective and confidence need (p99 at 95 %: 408)
     min_seconds: float = 2.0  # ... and at least this many seconds of arrivals
     max_probes: int = 24  # open-loop probes (looks) per search, the confirmation included
-    max_seconds: float = 90.0  # seconds of probing per search (a look starts only if it fits)
+    max_requests: int = 12_000  # request budget per search: a look starts only if its requests fit
+    max_seconds: float = 360.0  # wall-clock safety cap per search (a look starts only if it fits)
     repeats: int = 1  # searches per target (>= 2 shows their spread; `bench compare` uses it)
     max_concurrency: int = 32  # closed-loop sweep: 1, 2, 4, ... up to this (1: concurrency 1 only)
     closed_loop_seconds: float = 10.0  # seconds for the closed-loop sweep per target
@@ -100,6 +104,8 @@ class CapacityConfig:
             raise ValueError(f"confidence must be in (0.5, 1), e.g. 0.95, got {self.confidence}")
         if self.max_looks < 1:
             raise ValueError(f"max_looks must be >= 1, got {self.max_looks}")
+        if self.max_requests < 2:
+            raise ValueError(f"max_requests must be >= 2 (a search look and the confirmation), got {self.max_requests}")
         if self.max_probes < 2:
             raise ValueError(f"max_probes must be >= 2 (a search probe and the confirmation), got {self.max_probes}")
         for key in ("min_seconds", "max_seconds", "closed_loop_seconds"):

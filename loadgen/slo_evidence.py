@@ -8,7 +8,7 @@ stated error rate, built on :func:`loadgen.quantile_bounds.slo_decision`:
 - **Evidence** (:func:`judge`): the successful requests' latencies at one rate, in the
   order they were sent, possibly in several *looks* (chunks). Count the h of n over the
   bound. Exceedances near a server's knee come in bursts (a queue builds and drains), so
-  each look's n and h are divided by the design effect of its 0/1 exceedance series
+  n and h of all looks together are divided by the design effect of their 0/1 exceedance series
   (:func:`loadgen.quantile_bounds.effective_sample_size`), or of the series "over a
   quarter of the bound" if that is larger (:data:`CLUSTER_FRACTION`: a queue clusters
   before it exceeds), before the binomial test. The simulation study
@@ -96,7 +96,7 @@ class Evidence:
     looks: int
     n: int  # successful requests judged, all looks
     exceed: int  # of them over the bound
-    n_effective: float  # n after each look's design effect
+    n_effective: float  # n over the design effect of all looks together
     exceed_effective: float
     p_met: float  # P(Binom(n_eff, 1-q) <= h_eff): "met" when <= delta_look
     p_violated: float  # P(Binom(n_eff, 1-q) >= h_eff): "violated" when <= delta_look
@@ -133,7 +133,7 @@ the bulk's drift.
 """
 
 
-def design_effect(latencies: np.ndarray, bound_s: float) -> float:
+def design_effect(latencies: np.ndarray, bound_s: float, cluster_fraction: float | None = None) -> float:
     """How many requests one independent sample is worth in this look (>= 1).
 
     The larger of two design effects: that of the 0/1 exceedance series "latency > bound"
@@ -142,33 +142,40 @@ def design_effect(latencies: np.ndarray, bound_s: float) -> float:
     exceeds the bound; see :data:`CLUSTER_FRACTION` for why not the latencies' ranks).
     0/1 series, so one huge latency does not dominate the autocorrelation and ties do not
     fake a trend.
+
+    ``cluster_fraction`` overrides :data:`CLUSTER_FRACTION` (the simulation study compares
+    fractions; 1.0 = the exceedance series alone).
     """
+    fraction = CLUSTER_FRACTION if cluster_fraction is None else cluster_fraction
+    if not 0 < fraction <= 1:
+        raise ValueError(f"cluster_fraction must be in (0, 1], got {fraction}")
     n = latencies.size
     if n < 4:
         return 1.0
     over = (latencies > bound_s).astype(np.float64)
-    near = (latencies > CLUSTER_FRACTION * bound_s).astype(np.float64)
+    near = (latencies > fraction * bound_s).astype(np.float64)
     ess = min(effective_sample_size(over), effective_sample_size(near))
     return max(1.0, n / ess) if ess > 0 else 1.0
 
 
-def _look_counts(latencies: np.ndarray, bound_s: float) -> tuple[int, int, float, float]:
-    over = latencies > bound_s
-    n, h = int(latencies.size), int(over.sum())
-    if n == 0:
-        return 0, 0, 0.0, 0.0
-    deff = design_effect(latencies, bound_s)
-    return n, h, n / deff, h / deff
-
-
 def judge(
-    looks: Sequence[np.ndarray | Sequence[float]], percentile: float, bound_s: float, rule: SequentialRule
+    looks: Sequence[np.ndarray | Sequence[float]],
+    percentile: float,
+    bound_s: float,
+    rule: SequentialRule,
+    cluster_fraction: float | None = None,
 ) -> Evidence:
     """The test after ``len(looks)`` looks: each look's successful latencies in send order.
 
-    ``percentile`` in (0, 100), ``bound_s`` > 0. Looks are pooled as effective counts
-    (sum of n_i / deff_i and h_i / deff_i); the percentile's bounds are the iid order
+    ``percentile`` in (0, 100), ``bound_s`` > 0. The looks are concatenated (they are
+    consecutive probes at one rate) and n and h are divided by the design effect of the
+    whole series. Not per look: pooling n_i / deff_i and h_i / deff_i weighs a quiet look
+    (deff 1, nothing over the bound) fully and discounts the look holding a burst, which
+    biases the pooled exceedance rate down -- the simulation study
+    (benchmarks/slo_rule_sim.py) measured a false "met" on a queue at the bound in 25 % of
+    rates with that pooling. The percentile's bounds are the iid order
     statistic bounds of all latencies at the per-look level (shown, not used to decide).
+    ``cluster_fraction``: see :func:`design_effect` (None: :data:`CLUSTER_FRACTION`).
     """
     if not looks:
         raise ValueError("judge needs at least one look")
@@ -176,14 +183,12 @@ def judge(
         raise ValueError(f"{len(looks)} looks exceed the rule's max_looks={rule.max_looks}")
     arrays = [np.asarray(x, dtype=np.float64) for x in looks]
     arrays = [a[np.isfinite(a)] for a in arrays]
-    counts = [_look_counts(a, bound_s) for a in arrays]
-    n = sum(c[0] for c in counts)
-    h = sum(c[1] for c in counts)
-    n_eff = float(sum(c[2] for c in counts))
-    h_eff = float(sum(c[3] for c in counts))
+    pooled = np.concatenate(arrays)
+    n, h = int(pooled.size), int((pooled > bound_s).sum())
+    deff = design_effect(pooled, bound_s, cluster_fraction) if n else 1.0
+    n_eff, h_eff = n / deff, h / deff
     delta = rule.delta_per_look
     test = slo_decision(n_eff, min(h_eff, n_eff), percentile, delta)
-    pooled = np.concatenate(arrays) if arrays else np.empty(0)
     lo, hi = (
         quantile_ci(pooled, percentile / 100.0, alpha=min(2 * delta, 0.99)) if pooled.size else (math.nan, math.nan)
     )

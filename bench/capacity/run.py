@@ -286,6 +286,7 @@ class CapacityPhase:
             min_requests=c.min_requests,
             min_seconds=c.min_seconds,
             max_probes=c.max_probes,
+            max_requests=c.max_requests,
             max_seconds=c.max_seconds,
             max_rate_rps=max_rate,
             max_rate_reason=reason,

@@ -84,6 +84,7 @@ def mm1(mu: float):
 def search(probe, objective: Objective = P99_100MS, **settings) -> object:
     settings.setdefault("start_rps", 10.0)
     settings.setdefault("max_seconds", 1e9)
+    settings.setdefault("max_requests", 10**9)
     settings.setdefault("max_probes", 50)
     return asyncio.run(find_capacity(probe, objective, SearchSettings(**settings)))
 
@@ -167,6 +168,52 @@ def test_the_time_cap_is_respected(max_seconds: float) -> None:
     assert result.seconds <= max_seconds
     assert "time cap" in result.stop_reason
     assert result.confirmation is not None  # the reserve kept room for it
+
+
+@pytest.mark.parametrize("max_requests", [3_000, 6_000, 12_000])
+def test_the_request_budget_is_respected_and_keeps_room_for_the_confirmation(max_requests: int) -> None:
+    probe, calls = knee(1e9)  # never violates: only the caps stop the ramp
+    result = search(probe, start_rps=100.0, max_requests=max_requests)
+    assert sum(c.n_requests for c in calls) <= max_requests
+    assert "request budget" in result.stop_reason
+    assert result.confirmation is not None and result.verdict == "VALID"
+
+
+def knee_with_overhead(capacity: float):
+    """A knee whose probes last their planned length plus 0.3 s (warm-up and drain): no
+    exceedance up to ``capacity``, 1.5 % of requests over the bound up to 1.25 x (undecided
+    until the third look, as the Flask stand-ins' 23 req/s probe: 41 of 1632), all above."""
+
+    async def probe(spec: ProbeSpec) -> ProbeOutcome:
+        base = outcome(spec, 0.005 if spec.rate <= 1.25 * capacity else 1.0, duration_s=spec.planned_s + 0.3)
+        if not capacity < spec.rate <= 1.25 * capacity:
+            return base
+        lat = np.full(spec.n_requests, 0.005)
+        lat[:: round(1 / 0.015)] = 0.150
+        return dataclasses.replace(base, latencies_s=lat)
+
+    return probe
+
+
+def test_a_slow_target_is_bracketed_and_confirmed_under_the_default_caps() -> None:
+    # a Flask stand-in's scale: capacity 20 req/s, the search starting at 33 req/s. Each
+    # rate needs >= 408 requests (p99 at 95 %), 20-35 s here: the old 90 s cap ended such
+    # searches before a bracket; the request budget and the 360 s safety cap do not
+    old = search(knee_with_overhead(20.0), start_rps=33.0, max_seconds=90.0, max_requests=10**9)
+    assert not old.precision_reached and "time cap" in old.stop_reason
+    defaults = SearchSettings(start_rps=33.0)
+    result = asyncio.run(find_capacity(knee_with_overhead(20.0), P99_100MS, defaults))
+    assert result.verdict == "VALID" and result.precision_reached
+    assert result.capacity_rps <= 20.0 < result.upper_rps
+    assert result.seconds <= defaults.max_seconds
+
+
+def test_a_fast_target_is_found_in_well_under_a_minute_under_the_default_caps() -> None:
+    defaults = SearchSettings(start_rps=123.0)  # a KServe stand-in's scale: capacity 200 req/s
+    result = asyncio.run(find_capacity(knee_with_overhead(200.0), P99_100MS, defaults))
+    assert result.verdict == "VALID" and result.precision_reached
+    assert sum(p.spec.n_requests for p in result.probes) <= defaults.max_requests
+    assert result.seconds < 60.0
 
 
 def test_a_slow_low_rate_probe_is_not_started_beyond_the_time_cap() -> None:
@@ -324,6 +371,7 @@ def test_violation_texts() -> None:
         dict(precision=1.0),
         dict(max_probes=1),
         dict(max_seconds=0.0),
+        dict(max_requests=1),
         dict(min_requests=0),
         dict(confidence=0.5),
         dict(confidence=1.0),

@@ -97,6 +97,31 @@ def test_drift_of_the_bulk_far_below_the_bound_is_not_penalised() -> None:
     assert ev.n_effective > 0.75 * n and ev.decision is SloDecision.MET
 
 
+def test_a_quiet_look_does_not_dilute_a_burst_in_an_earlier_look() -> None:
+    # 12 exceedances in one burst in look 1, then two quiet looks: 0.74 % over the bound,
+    # all in one cluster. Pooling per-look effective counts would weigh the quiet looks
+    # fully (deff 1) and the burst at ~1/12: "met". The design effect of the whole series
+    # keeps the ratio h / n and sees the burst: not met.
+    n1 = RULE.first_look(99.0)
+    burst = np.full(n1, 0.004)
+    burst[100:112] = 0.150
+    looks = [burst, np.full(n1, 0.004), np.full(2 * n1, 0.004)]
+    ev = judge(looks, 99.0, 0.1, RULE)
+    assert (ev.n, ev.exceed) == (4 * n1, 12)
+    assert ev.exceed_effective / ev.n_effective == pytest.approx(12 / (4 * n1))
+    assert ev.n_effective < ev.n / 5 and ev.decision is not SloDecision.MET
+    per_look = sum(x.size / design_effect(x, 0.1) for x in looks)
+    assert per_look > 0.9 * 3 * n1  # what the per-look pooling counted
+
+
+def test_the_cluster_fraction_can_be_overridden_and_is_checked() -> None:
+    lat = np.where(np.arange(816) % 50 < 10, 0.060, 0.004)  # waves over half the bound, none over it
+    assert design_effect(lat, 0.1, cluster_fraction=1.0) == 1.0  # the exceedance series alone: constant
+    assert design_effect(lat, 0.1, cluster_fraction=0.5) > 3
+    with pytest.raises(ValueError, match="cluster_fraction"):
+        design_effect(lat, 0.1, cluster_fraction=0.0)
+
+
 @pytest.mark.parametrize("look_count", [1, 3])
 def test_met_is_wrong_at_most_delta_per_look_at_the_bound(look_count: int) -> None:
     # a server whose true exceedance rate is exactly 1 %: "met" for p99 is false every time

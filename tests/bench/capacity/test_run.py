@@ -279,6 +279,8 @@ def test_plan_capacity_refuses_slo_without_the_mode() -> None:
         ("[capacity]\nrepeats = 0\n", "capacity", "repeats must be >= 1"),
         ("[capacity]\nmin_requests = 2.5\n", "capacity.min_requests", "must be an integer"),
         ("[capacity]\nmax_seconds = -1\n", "capacity", "max_seconds must be > 0"),
+        ("[capacity]\nmax_requests = 1\n", "capacity", "max_requests must be >= 2"),
+        ("[capacity]\nmax_requests = 'many'\n", "capacity.max_requests", "must be an integer"),
         ("[capacity]\nstart_rps = -5\n", "capacity", "start_rps must be >= 0"),
         ("[capacity]\nmax_concurrency = 0\n", "capacity", "max_concurrency must be >= 1"),
         ("[capcity]\n", "capcity", "unknown table"),
