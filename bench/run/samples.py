@@ -166,7 +166,8 @@ class SampleChooser:
                 response = await engine.send(request)
             if not 200 <= response.status < 300:
                 raise ValueError(f"GET {request.path} answered HTTP {response.status}")
-            metadata = parse_metadata(response.body)
+            as_json = getattr(target, "metadata_json", None)  # a gRPC answer -> REST's JSON document
+            metadata = parse_metadata(as_json(response.body) if callable(as_json) else response.body)
         except Exception as exc:
             if required:
                 self.console.warn(f"{target.name}: no V2 metadata ({exc}); the file's own datatypes and shapes apply")

@@ -130,7 +130,8 @@ def run(
         report = None  # a shard is raw material for `bench merge`
     outcomes = [TargetOutcome(t.name) for t in built]
     seed = checked.plan.seed if checked.plan is not None else config.sweep.seed
-    chooser = SampleChooser(input_files, request.samples, prepared.engine_cls, console, seed=seed)
+    # the metadata request goes through the engine the sweep will use (grpc:// targets: grpc)
+    chooser = SampleChooser(input_files, request.samples, engine_for_url(prepared.engine_cls), console, seed=seed)
     status = _sweep(
         config,
         checked,

@@ -18,6 +18,7 @@ kserve import (loadgen is below targets).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,9 @@ from loadgen.inference.raw_tensors import TensorError, check_tensors, element_co
 
 __all__ = [
     "MODEL_INFER_METHOD",
+    "MODEL_METADATA_METHOD",
+    "encode_metadata_request",
+    "metadata_response_as_json",
     "decode_infer_request",
     "decode_infer_response",
     "encode_infer_request",
@@ -37,6 +41,7 @@ __all__ = [
 ]
 
 MODEL_INFER_METHOD = pb.MODEL_INFER_METHOD
+MODEL_METADATA_METHOD = pb.MODEL_METADATA_METHOD
 
 
 def encode_infer_request(
@@ -149,3 +154,32 @@ def decode_infer_request(body: bytes) -> tuple[str, dict[str, np.ndarray]]:
     if not message.inputs:
         raise TensorError("the ModelInferRequest has no inputs")
     return message.model_name, _tensors("input", message.inputs, message.raw_input_contents)
+
+
+def encode_metadata_request(model_name: str) -> bytes:
+    """A serialized ``ModelMetadataRequest`` for ``model_name`` (the gRPC twin of ``GET /v2/models/NAME``)."""
+    if not isinstance(model_name, str) or not model_name:
+        raise TensorError(f"model_name must be a non-empty string, got {model_name!r}")
+    return pb.ModelMetadataRequest(name=model_name).SerializeToString()
+
+
+def metadata_response_as_json(body: bytes) -> bytes:
+    """A serialized ``ModelMetadataResponse`` -> the document REST's ``GET /v2/models/NAME`` answers.
+
+    Why JSON: the two carry the same fields (name, versions, platform, inputs and outputs
+    with name, datatype, shape), so one reader (:func:`loadgen.inference.metadata.parse_metadata`)
+    checks both, and a gRPC target's files and synthesis are judged exactly like a REST one's.
+    """
+    message = _parse(pb.ModelMetadataResponse, body, "inference.ModelMetadataResponse")
+
+    def tensors(items: Sequence[Any]) -> list[dict[str, Any]]:
+        return [{"name": t.name, "datatype": t.datatype, "shape": [int(d) for d in t.shape]} for t in items]
+
+    doc = {
+        "name": message.name,
+        "versions": list(message.versions),
+        "platform": message.platform,
+        "inputs": tensors(message.inputs),
+        "outputs": tensors(message.outputs),
+    }
+    return json.dumps(doc, separators=(",", ":")).encode()

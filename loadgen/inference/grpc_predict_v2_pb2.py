@@ -21,6 +21,7 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
 __all__ = [
     "MODEL_INFER_METHOD",
+    "MODEL_METADATA_METHOD",
     "MODEL_READY_METHOD",
     "SERIALIZED_FILE",
     "SERVER_READY_METHOD",
@@ -28,6 +29,8 @@ __all__ = [
     "InferTensorContents",
     "ModelInferRequest",
     "ModelInferResponse",
+    "ModelMetadataRequest",
+    "ModelMetadataResponse",
     "ModelReadyRequest",
     "ModelReadyResponse",
     "ServerReadyRequest",
@@ -41,6 +44,7 @@ _SERVICE = "/inference.GRPCInferenceService/"
 #: The RPC paths (``/package.Service/Method``) a client calls.
 MODEL_INFER_METHOD = _SERVICE + "ModelInfer"
 MODEL_READY_METHOD = _SERVICE + "ModelReady"
+MODEL_METADATA_METHOD = _SERVICE + "ModelMetadata"
 SERVER_READY_METHOD = _SERVICE + "ServerReady"
 
 _POOL = descriptor_pool.DescriptorPool()
@@ -55,6 +59,8 @@ InferParameter = _message("InferParameter")
 InferTensorContents = _message("InferTensorContents")
 ModelInferRequest = _message("ModelInferRequest")
 ModelInferResponse = _message("ModelInferResponse")
+ModelMetadataRequest = _message("ModelMetadataRequest")
+ModelMetadataResponse = _message("ModelMetadataResponse")
 ModelReadyRequest = _message("ModelReadyRequest")
 ModelReadyResponse = _message("ModelReadyResponse")
 ServerReadyRequest = _message("ServerReadyRequest")

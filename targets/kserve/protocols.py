@@ -23,7 +23,14 @@ from typing import Literal
 
 import numpy as np
 
-from loadgen.inference.grpc_messages import MODEL_INFER_METHOD, decode_infer_response, encode_infer_request
+from loadgen.inference.grpc_messages import (
+    MODEL_INFER_METHOD,
+    MODEL_METADATA_METHOD,
+    decode_infer_response,
+    encode_infer_request,
+    encode_metadata_request,
+    metadata_response_as_json,
+)
 from loadgen.inference.raw_tensors import TensorError
 from loadgen.inference.v2_binary import decode_binary_response, encode_binary_request
 from loadgen.inference.v2_json import decode_response, encode_request
@@ -41,13 +48,16 @@ __all__ = [
     "encode_image",
     "encode_tensors",
     "infer_path",
+    "metadata_json",
+    "metadata_request",
 ]
 
 Protocol = Literal["v1", "v2", "v2-binary", "grpc-v2"]
 #: Every protocol the adapter speaks, in the order docs and errors list them.
 PROTOCOLS: tuple[str, ...] = ("v1", "v2", "v2-binary", "grpc-v2")
-#: The protocols that send any model's named tensors (an input-data file, synthesis from metadata).
-TENSOR_PROTOCOLS: tuple[str, ...] = ("v2", "v2-binary")
+#: The protocols that send any model's named tensors (an input-data file, synthesis from metadata);
+#: all of them: the metadata comes from ``GET /v2/models/NAME`` or, for gRPC, the ``ModelMetadata`` RPC.
+TENSOR_PROTOCOLS: tuple[str, ...] = ("v2", "v2-binary", "grpc-v2")
 
 #: The SavedModel signature's input tensor (the V2 metadata's ``pixels``).
 INPUT_NAME = "pixels"
@@ -135,7 +145,22 @@ def encode_tensors(
         framed = encode_binary_request(inputs)
         others = {k: v for k, v in headers.items() if k.lower() != "content-type"}
         return Request("POST", path, framed.body, {**others, **framed.headers()})
+    if protocol == "grpc-v2":
+        return Request("POST", path, encode_infer_request(model_name, inputs), dict(headers))
     raise ValueError(f"protocol {protocol!r} sends no named tensors; those that do: {', '.join(TENSOR_PROTOCOLS)}")
+
+
+def metadata_request(protocol: str, model_name: str, headers: Mapping[str, str]) -> Request:
+    """The model's V2 metadata request: ``GET /v2/models/NAME``, or the ``ModelMetadata`` RPC for grpc-v2."""
+    if protocol == "grpc-v2":
+        return Request("POST", MODEL_METADATA_METHOD, encode_metadata_request(model_name), dict(headers))
+    others = {k: v for k, v in headers.items() if k.lower() != "content-type"}
+    return Request("GET", f"/v2/models/{model_name}", b"", others)
+
+
+def metadata_json(protocol: str, body: bytes) -> bytes:
+    """The metadata answer as REST's JSON document (a gRPC ``ModelMetadataResponse`` converted)."""
+    return metadata_response_as_json(body) if protocol == "grpc-v2" else body
 
 
 def decode_tensors(protocol: str, body: bytes) -> dict[str, np.ndarray]:
@@ -143,8 +168,7 @@ def decode_tensors(protocol: str, body: bytes) -> dict[str, np.ndarray]:
     if protocol == "v2":
         return decode_response(body)
     if protocol == "v2-binary":
-        try:
-            return decode_binary_response(body)
-        except TensorError as exc:
-            raise ValueError(str(exc)) from None
+        return decode_binary_response(body)  # TensorError is a ValueError
+    if protocol == "grpc-v2":
+        return decode_infer_response(body)
     raise ValueError(f"protocol {protocol!r} sends no named tensors; those that do: {', '.join(TENSOR_PROTOCOLS)}")

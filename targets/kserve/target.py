@@ -35,6 +35,8 @@ from targets.kserve.protocols import (
     encode_tensors,
     infer_path,
 )
+from targets.kserve.protocols import metadata_json as protocol_metadata_json
+from targets.kserve.protocols import metadata_request as protocol_metadata_request
 from targets.kserve.readiness import grpc_model_ready_probe
 from targets.kserve.settings import KServeSettings
 from targets.local_server import LocalServerTarget
@@ -217,27 +219,29 @@ class KServeTarget(LocalServerTarget):
         return decode_answer(self.settings.protocol, status, body)
 
     # -- any model's named tensors (loadgen.inference.tensor_samples.TensorCodec) ----------
-    # Protocols "v2" (JSON) and "v2-binary" (binary tensors) send any model's tensors; the
-    # metadata is read over REST for both.  grpc-v2 is refused by name: its metadata would
-    # need the ModelMetadata RPC, which the sample chooser does not send yet.
+    # Every V2 protocol sends them (JSON, binary tensors, gRPC); the metadata comes from
+    # GET /v2/models/NAME or, over gRPC, the ModelMetadata RPC (metadata_json converts it).
     def metadata_request(self) -> Request | None:
-        """``GET /v2/models/NAME`` (None for V1 and gRPC, which have no REST V2 metadata here)."""
+        """The model's V2 metadata request (None for V1, which has no V2 metadata)."""
         if self.settings.protocol not in TENSOR_PROTOCOLS:
             return None
-        headers = {k: v for k, v in self.request_headers().items() if k.lower() != "content-type"}
-        return Request(method="GET", path=f"/v2/models/{self.settings.model_name}", body=b"", headers=headers)
+        return protocol_metadata_request(self.settings.protocol, self.settings.model_name, self.request_headers())
+
+    def metadata_json(self, body: bytes) -> bytes:
+        """The metadata answer as REST's JSON document (what ``parse_metadata`` reads)."""
+        return protocol_metadata_json(self.settings.protocol, body)
 
     def tensor_request(self, inputs: InputSet) -> Request:
-        """One input set as a V2 infer request (JSON, or binary tensors for v2-binary)."""
+        """One input set as a V2 infer request (JSON, binary tensors or gRPC, by protocol)."""
         if self.settings.protocol not in TENSOR_PROTOCOLS:
             raise TargetError(
-                f"target {self.name!r} speaks {self.settings.protocol}, for which servebench sends no "
-                'named tensors yet: set protocol = "v2" or "v2-binary", or give a JSON-lines file of request bodies'
+                f"target {self.name!r} speaks {self.settings.protocol}, which has no named tensors: set a V2 "
+                'protocol ("v2", "v2-binary" or "grpc-v2"), or give a JSON-lines file of request bodies'
             )
         return encode_tensors(self.settings.protocol, self.settings.model_name, inputs, self.request_headers())
 
     def decode_outputs(self, status: int, body: bytes) -> OutputSet:
-        """A V2 answer (JSON or binary tensors) -> its output set (ValueError naming what is wrong)."""
+        """A V2 answer (JSON, binary tensors or gRPC) -> its output set (ValueError naming what is wrong)."""
         if not 200 <= status < 300:
             raise DecodeError(f"HTTP {status} is not an answer")
         return decode_tensors(self.settings.protocol, body)

@@ -164,7 +164,7 @@ def test_bench_serve_interrupted_leaves_no_process(sig, trained_model, tmp_path,
         assert all(a.startswith("127.0.0.1:") for a in listening_addresses(children | {proc.pid}))
         assert httpx.get(url + "/healthz", trust_env=False).json()["status"] == "ok"
         proc.send_signal(sig)
-        assert proc.wait(timeout=30) == 0
+        assert proc.wait(timeout=90) == 0  # a bound for a busy machine, not a speed claim
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -101,7 +101,13 @@ def features_from_v2(request: Any, n_features: int) -> np.ndarray:
         raise InvalidInput(
             f"{what} has shape {_clip(shape, 60)}; expected [N, {n_features}] with N from 1 to {MAX_INSTANCES}"
         )
-    array = _numbers(tensor.data, what)
+    data = tensor.data
+    if getattr(tensor, "_raw_data", None) is not None:  # gRPC raw_input_contents: kserve keeps the bytes
+        try:
+            data = tensor.as_numpy()
+        except ValueError as exc:  # a byte count that does not fit the shape
+            raise InvalidInput(f"{what}: its raw contents do not fit shape {_clip(shape, 60)} ({exc})") from None
+    array = _numbers(data, what)
     if array.size != math.prod(shape):
         raise InvalidInput(f"{what} has {array.size} values but shape {shape} needs {math.prod(shape)}")
     return _rows(array.reshape(shape), what, n_features)

@@ -71,7 +71,7 @@ def test_bad_input_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(480)  # kfp.local starts TF in every component: minutes on a busy 2-core machine
 def test_local_run_times_every_stage(tmp_path: Path) -> None:
     config = _config(tmp_path)
     assert run_pipeline(config, pipeline="servebench", run_id="ok", console=Console(quiet=True), settings=TINY) == 0
@@ -88,7 +88,7 @@ def test_local_run_times_every_stage(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_forced_failure_names_the_stage_and_keeps_earlier_rows(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     config = _config(tmp_path)
     rc = run_pipeline(

@@ -163,3 +163,22 @@ def test_manifests_of_a_tabular_target_need_the_custom_container(tmp_path: Path)
     assert container["args"][-2:] == ["--model-kind", "tabular"]
     mnist = make_target(tmp_path, protocol="v2", custom_container=True).manifests()
     assert "--model-kind" not in mnist["inferenceservice.yaml"]
+
+
+def test_grpc_raw_input_contents_are_read_and_checked() -> None:
+    """A gRPC request carries its features as raw bytes (what servebench's and Triton's clients send)."""
+    from kserve.errors import InvalidInput
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as kserve_pb
+    from kserve.protocol.infer_type import InferRequest
+
+    from loadgen.inference.grpc_messages import encode_infer_request
+    from targets.kserve.server.tabular_inputs import features_from_v2
+
+    rows = np.arange(60, dtype=np.float64).reshape(2, 30)
+    body = encode_infer_request("breast-cancer", {"features": rows})
+    request = InferRequest.from_grpc(kserve_pb.ModelInferRequest.FromString(body))
+    np.testing.assert_array_equal(features_from_v2(request, 30), rows)
+    short = kserve_pb.ModelInferRequest.FromString(body)
+    short.raw_input_contents[0] = short.raw_input_contents[0][:-8]  # one FP64 missing
+    with pytest.raises(InvalidInput, match="raw contents do not fit shape"):
+        features_from_v2(InferRequest.from_grpc(short), 30)
