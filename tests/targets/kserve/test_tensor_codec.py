@@ -35,7 +35,7 @@ def test_v2_sends_named_tensors_and_reads_them_back(tmp_path) -> None:
 def test_v1_has_no_metadata_and_no_tensors(tmp_path) -> None:
     target = _target(tmp_path, "v1")
     assert target.metadata_request() is None
-    with pytest.raises(TargetError, match="no tensor encoder"):
+    with pytest.raises(TargetError, match="has no named tensors"):
         target.tensor_request({"x": np.zeros((1, 1), np.float32)})
 
 
