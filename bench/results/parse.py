@@ -30,17 +30,15 @@ the given files; no printing.
 from __future__ import annotations
 
 import csv
-import io
 import math
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bench.results.chunks import ReadError, iter_request_frames
 from loadgen.records import RECORD_COLUMNS, RequestRecord, StepKey, StepResult
 from loadgen.stats import SUMMARY_COLUMNS, StepSummary
 
@@ -60,26 +58,12 @@ __all__ = [
 
 REQUEST_KEY_COLUMNS: tuple[str, ...] = ("run_id", *(f.name for f in fields(StepKey)))
 REQUIRED_SUMMARY_COLUMNS = ("target", "mode", "n_requests", "trial", "total_s")
-# Request columns an older requests.csv.gz may lack, and what they read as.
-_REQUEST_DEFAULTS: dict[str, Any] = {
-    "service_s": math.nan,
-    "error_detail": "",
-    "bytes_out": 0,
-    "bytes_in": 0,
-    "label": -1,
-    "predicted": -1,
-    "status": 0,
-}
 
 PooledKey = tuple[str, str, int, int, float]  # target, mode, n_requests, concurrency, rate: trials pooled
 
 
 def _nan(value: float | int | None) -> float | int:
     return math.nan if value is None else value
-
-
-class ReadError(ValueError):
-    """A results file that cannot be read as what servebench writes; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -127,48 +111,18 @@ def summary_frame(steps: Iterable[StepSummary]) -> pd.DataFrame:
 def read_requests_csv(path: Path) -> pd.DataFrame | None:
     """Per-request rows (step key columns + :data:`RECORD_COLUMNS`), None when there are none.
 
-    A gzip member truncated by a crash is dropped after its last complete line. Columns an
-    older file lacks get their defaults; ``error`` is ``""`` for every success.
+    The whole file in memory (about 750 bytes per record): for small runs and tests; what
+    must work at any run length reads :func:`bench.results.chunks.iter_request_frames`
+    instead. A gzip member truncated by a crash is dropped after its last complete line.
+    Columns an older file lacks get their defaults; ``error`` is ``""`` for every success.
     """
     path = Path(path)
     if not path.is_file():
         return None
-    raw = path.read_bytes()
-    chunks: list[bytes] = []
-    while raw:
-        member = zlib.decompressobj(wbits=31)  # 31: gzip framing, one member at a time
-        try:
-            chunks.append(member.decompress(raw))
-        except zlib.error:
-            break
-        if not member.eof:  # truncated member: keep its complete lines, stop here
-            break
-        raw = member.unused_data
-    data = b"".join(chunks)
-    if not data.endswith(b"\n"):
-        data = data[: data.rfind(b"\n") + 1]
-    if not data:
+    frames = list(iter_request_frames(path))
+    if not frames:
         return None
-    try:
-        frame = pd.read_csv(
-            io.BytesIO(data),
-            keep_default_na=False,
-            na_values={"latency_s": [""], "sent_s": [""], "service_s": [""], "intended_s": [""]},
-            float_precision="round_trip",
-        )
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ReadError(f"{path} is not a readable CSV: {exc}") from None
-    missing = {"target", "mode", "n_requests", "trial", "latency_s", "error"} - set(frame.columns)
-    if missing:
-        raise ReadError(f"{path} lacks columns {sorted(missing)}; is it a servebench requests.csv.gz?")
-    for column, default in (("concurrency", None), ("rate", 0.0), *_REQUEST_DEFAULTS.items()):
-        if column not in frame.columns:
-            frame[column] = default
-    if frame["concurrency"].isna().any():
-        frame["concurrency"] = np.where(frame["mode"] == "sequential", 1, frame["n_requests"])
-    for column in ("target", "mode", "error", "error_detail"):  # text, "" when empty (keep_default_na=False)
-        frame[column] = frame[column].astype(str)
-    return frame
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def request_records(frame: pd.DataFrame | None) -> dict[StepKey, tuple[RequestRecord, ...]]:
