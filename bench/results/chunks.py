@@ -35,8 +35,8 @@ __all__ = [
     "normalise_requests",
 ]
 
-#: CSV text per parsed chunk (about 250,000 records): the reader's memory, whatever the run's length.
-CHUNK_BYTES = 32 * 1024 * 1024
+#: CSV text per parsed chunk (about 60,000 records): the reader's memory, whatever the run's length.
+CHUNK_BYTES = 8 * 1024 * 1024
 _READ_BYTES = 1024 * 1024  # compressed bytes read from disk at a time
 # Request columns an older requests.csv.gz may lack, and what they read as.
 REQUEST_DEFAULTS: dict[str, Any] = {

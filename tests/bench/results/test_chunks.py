@@ -180,3 +180,24 @@ def test_a_run_without_requests_has_no_latencies(tmp_path):
     writer.close()
     run = load_run(tmp_path / "r")
     assert run.latencies() is None and run.requests is None
+
+
+def test_a_long_step_is_written_as_bounded_members_and_reads_back_whole(tmp_path, monkeypatch):
+    import bench.results.writer as writer_module
+
+    monkeypatch.setattr(writer_module, "ROWS_PER_MEMBER", 7)
+    step = make_step("t", "concurrent", 30, 1, 0.01, np.random.default_rng(4), fail_every=5)
+    writer = RunWriter(tmp_path / "r", "r", SUMMARY_COLUMNS)
+    writer.append_requests(step.key, (r for r in step.records))  # a generator: never a list here
+    writer.close()
+    raw = (tmp_path / "r" / "requests.csv.gz").read_bytes()
+    members = 0
+    while raw:
+        member = zlib.decompressobj(wbits=31)
+        member.decompress(raw)
+        members += 1
+        raw = member.unused_data
+    assert members == 5  # 30 records, 7 per member: 4 full members and one of 2
+    frame = read_requests_csv(tmp_path / "r" / "requests.csv.gz")
+    assert frame["seq"].tolist() == list(range(30))
+    assert frame["error"].tolist() == [r.error for r in step.records]
