@@ -23,6 +23,7 @@ the run against its copy, prints one line per command and appends it to
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -200,22 +201,107 @@ def measure(records: int, directory: Path, label: str, tree: Path = ROOT) -> lis
     return rows
 
 
+def run_one_step(records: int, directory: Path) -> dict[str, Any]:
+    """One open-loop step of ``records`` requests at 1,000 req/s on the in-memory engine (virtual
+    time, 2 ms per answer), summarised and written as ``bench run`` does; this process's peak RSS."""
+    import resource
+
+    from loadgen.engine import EngineOptions
+    from loadgen.engines.memory_engine import MemoryEngine
+    from loadgen.engines.virtual_time import run_virtual
+    from loadgen.modes import run_step
+    from loadgen.pacing import schedule
+    from loadgen.request import Request
+
+    request = Request("POST", "/predict", b"x" * 6000, {"Content-Type": "application/json"})
+    key = StepKey("memory", "rate", records, 64, 1000.0, 1)
+    options = EngineOptions(base_url="http://memory.invalid", max_connections=64, timeout_s=30.0)
+
+    async def main(n: int) -> StepResult:
+        async with MemoryEngine(options, lambda r: (200, b'{"predictions": [7]}'), latency=0.002) as engine:
+            return await run_step(
+                engine,
+                dataclasses.replace(key, n_requests=n),
+                [request] * n,
+                [7] * n,
+                lambda status, body: 7,
+                offsets=schedule(n, 1000.0),
+                max_duration_s=n / 1000.0 + 60.0,
+            )
+
+    def run_and_write(n: int) -> StepResult:
+        step = run_virtual(main(n))
+        run_dir = directory / f"run-{n}"
+        if run_dir.exists():
+            shutil.rmtree(run_dir)
+        with RunWriter(run_dir, run_dir.name, SUMMARY_COLUMNS) as writer:
+            writer.append_summary(summarize(step))
+            writer.append_requests(step.key, step.records)
+        return step
+
+    run_and_write(10)  # everything imported and warmed up: the baseline
+    baseline_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    started = time.monotonic()
+    step = run_and_write(records)
+    return {
+        "records": records,
+        "baseline_mb": round(baseline_mb, 1),  # after a 10-record step: imports, loop, writer
+        "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "wall_s": round(time.monotonic() - started, 1),
+        "written": len(step.records),
+    }
+
+
+def measure_run(counts: list[int], directory: Path, label: str) -> None:
+    """:func:`run_one_step` in a fresh process per record count; one printed line each."""
+    for records in counts:
+        before = loadavg()
+        proc = subprocess.run(
+            [sys.executable, __file__, "run-one", "--records", str(records), "--dir", str(directory)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            raise SystemExit(f"run-one {records} failed:\n{proc.stderr[-2000:]}")
+        row = {"label": label, "command": "run-step", **json.loads(proc.stdout.strip().splitlines()[-1])}
+        row.update(utc=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), load_before=before, load_after=loadavg())
+        per_record = (row["peak_mb"] - row["baseline_mb"]) * 1024 * 1024 / records
+        print(
+            f"{label:8} run-step {records:>10,} records  {row['wall_s']:7.1f} s  peak {row['peak_mb']:7.0f} MB"
+            f"  (10-record step {row['baseline_mb']:.0f} MB; {per_record:,.0f} bytes/record above it)"
+            f"  load {before.split()[0]} -> {row['load_after'].split()[0]}",
+            flush=True,
+        )
+        OUT_DIR.mkdir(parents=True, exist_ok=True)
+        with (OUT_DIR / "bench_memory.jsonl").open("a") as handle:
+            handle.write(json.dumps(row) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("generate", "measure"))
-    parser.add_argument("--records", type=int, required=True)
+    parser.add_argument("action", choices=("generate", "measure", "run", "run-one"))
+    parser.add_argument("--records", required=True, help="a count; for run, comma-separated counts")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "servebench-mem")
     parser.add_argument("--label", default="now", help="measure: what code this is (before, after, ...)")
     parser.add_argument("--tree", type=Path, default=ROOT, help="measure: the checkout whose code runs")
     args = parser.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
+    counts = [int(c) for c in str(args.records).split(",")]
+    if args.action == "run":
+        measure_run(counts, args.dir, args.label)
+        return 0
+    if args.action == "run-one":
+        print(json.dumps(run_one_step(counts[0], args.dir)))
+        return 0
+    records = counts[0]
     if args.action == "generate":
         started = time.monotonic()
-        run_dir = generate(args.records, args.dir)
+        run_dir = generate(records, args.dir)
         size = (run_dir / "requests.csv.gz").stat().st_size / 1e6
         print(f"wrote {run_dir} ({size:.0f} MB requests.csv.gz) in {time.monotonic() - started:.0f} s")
     else:
-        measure(args.records, args.dir, args.label, args.tree.resolve())
+        measure(records, args.dir, args.label, args.tree.resolve())
     return 0
 
 
