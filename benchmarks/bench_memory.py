@@ -12,11 +12,14 @@ step holding 40 % of the records (a soak). Latencies are seeded lognormal, 1 % o
 requests time out. Never a measurement of a server.
 
     python benchmarks/bench_memory.py generate --records 1000000 --dir /tmp/servebench-mem
+    python benchmarks/bench_memory.py scale --records 1000000 --dir /tmp/servebench-mem
     python benchmarks/bench_memory.py measure --records 1000000 --dir /tmp/servebench-mem --label after
+    python benchmarks/bench_memory.py run --records 10000,30000,100000,300000 --label after
 
 ``generate`` writes ``DIR/r<records>/`` (the run) and ``DIR/r<records>-copy/`` (a byte copy,
-the "B" of compare). ``measure`` runs ``bench report`` on the run and ``bench compare`` of
-the run against its copy, prints one line per command and appends it to
+the "B" of compare); ``scale`` writes ``DIR/r<records>-slower/`` (every latency x 1.05, a B
+that differs). ``measure`` runs ``bench report`` on the run and ``bench compare`` of the run
+against its copy (and against the slower one when it exists), prints one line per command and appends it to
 ``benchmarks/out/bench_memory.jsonl`` (git-ignored) with the load average before and after.
 """
 
@@ -140,6 +143,35 @@ def generate(records: int, directory: Path, seed: int = 0) -> Path:
     return run_dir
 
 
+def scaled_copy(records: int, directory: Path, factor: float = 1.05) -> Path:
+    """``r<records>-slower``: the run with every latency and service time multiplied by ``factor``
+    (totals too, throughput divided), rewritten chunk by chunk -- a B that differs, for compare."""
+    import gzip
+
+    import pandas as pd
+
+    from bench.results.chunks import iter_request_frames
+
+    src, dst = directory / f"r{records}", directory / f"r{records}-slower"
+    if dst.exists():
+        shutil.rmtree(dst)
+    dst.mkdir()
+    summary = pd.read_csv(src / "summary.csv", float_precision="round_trip")
+    for col in [c for c in summary.columns if c.startswith("lat_")] + ["total_s"]:
+        summary[col] = summary[col] * factor
+    summary["throughput_rps"] = summary["throughput_rps"] / factor
+    summary.to_csv(dst / "summary.csv", index=False)
+    with gzip.open(dst / "requests.csv.gz", "wt", newline="", compresslevel=6) as out:
+        for i, frame in enumerate(iter_request_frames(src / "requests.csv.gz")):
+            for col in ("latency_s", "service_s"):
+                frame[col] = frame[col] * factor
+            frame.to_csv(out, index=False, header=i == 0)
+    meta = json.loads((src / "meta.json").read_text())
+    meta["run_id"] = dst.name
+    (dst / "meta.json").write_text(json.dumps(meta, indent=2))
+    return dst
+
+
 def _timed(cmd: list[str], log: Path, tree: Path) -> dict[str, Any]:
     """Run ``cmd`` in ``tree`` under /usr/bin/time: exit code, wall seconds, peak RSS in MB."""
     stats = log.with_suffix(".time")
@@ -167,10 +199,11 @@ def measure(records: int, directory: Path, label: str, tree: Path = ROOT) -> lis
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=tree, capture_output=True, text=True)
     rows = []
     try:
-        for name, args in (
-            ("report", ["report", str(run_dir)]),
-            ("compare", ["compare", str(run_dir), str(copy)]),
-        ):
+        slower = directory / f"r{records}-slower"
+        commands = [("report", ["report", str(run_dir)]), ("compare", ["compare", str(run_dir), str(copy)])]
+        if slower.is_dir():  # made by `scale`: a B that differs, so compare's per-request test runs too
+            commands.append(("compare-slower", ["compare", str(run_dir), str(slower)]))
+        for name, args in commands:
             before = loadavg()
             result = _timed([*base, *args], scratch.directory / f"{name}.log", tree)
             row = {
@@ -280,7 +313,7 @@ def measure_run(counts: list[int], directory: Path, label: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("action", choices=("generate", "measure", "run", "run-one"))
+    parser.add_argument("action", choices=("generate", "scale", "measure", "run", "run-one"))
     parser.add_argument("--records", required=True, help="a count; for run, comma-separated counts")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "servebench-mem")
     parser.add_argument("--label", default="now", help="measure: what code this is (before, after, ...)")
@@ -295,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_one_step(counts[0], args.dir)))
         return 0
     records = counts[0]
+    if args.action == "scale":
+        print(f"wrote {scaled_copy(records, args.dir)}")
+        return 0
     if args.action == "generate":
         started = time.monotonic()
         run_dir = generate(records, args.dir)
