@@ -210,6 +210,14 @@ LEAN_MWU_SIZE = 100_000
 _MWU_CHUNK = 1 << 20
 
 
+def _distinct(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values of sorted ``values`` and their counts (no copy when all are distinct,
+    the usual case for measured latencies)."""
+    if not np.any(values[1:] == values[:-1]):
+        return values, np.ones(values.size, dtype=np.int8)
+    return np.unique(values, return_counts=True)
+
+
 def _tie_cubes(counts: np.ndarray) -> float:
     c = counts.astype(np.float64)
     return float(np.sum(c**3 - c))
@@ -225,8 +233,8 @@ def _mannwhitney_sorted_p(x: np.ndarray, y: np.ndarray) -> float:
         left = np.searchsorted(y, part, side="left")
         right = np.searchsorted(y, part, side="right")
         u1 += float(left.sum()) + 0.5 * float((right - left).sum())
-    ux, cx = np.unique(x, return_counts=True)
-    uy, cy = np.unique(y, return_counts=True)
+    ux, cx = _distinct(x)
+    uy, cy = _distinct(y)
     ties = _tie_cubes(cx) + _tie_cubes(cy)
     for start in range(0, uy.size, _MWU_CHUNK):  # values in both samples form one tie group
         values, counts = uy[start : start + _MWU_CHUNK], cy[start : start + _MWU_CHUNK]
