@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from bench.results import RunData
-from bench.results.parse import StepSummary, ok_latencies
+from bench.results.digest import ok_latencies_of
+from bench.results.parse import StepSummary
 from bench.results.schema import SCHEMA_ADDED, SCHEMA_VERSION
 from loadgen.modes import MODES
 
@@ -136,7 +137,7 @@ def trial_designs(run: RunData) -> dict[str, str]:
 
 def request_latencies(run: RunData) -> dict[StepKey, np.ndarray]:
     """Successful requests' latencies per step, all trials pooled (for the detail column)."""
-    return ok_latencies(run.requests)
+    return ok_latencies_of(run.latencies())
 
 
 def order_keys(keys: Iterable[StepKey], target_order: list[str]) -> list[StepKey]:

@@ -164,10 +164,11 @@ def build_report(
             "Open loop: latency p50/p99 (bars: 95 % bounds; a hollow triangle is a lower bound only) and "
             "achieved throughput vs offered rate",
         )
-    has_cdf = run.requests is not None and not run.requests.empty
+    latencies = run.latencies()  # read in bounded chunks: exact, one array per step
+    has_cdf = bool(latencies)
     if has_cdf:
         save(
-            figures.fig_latency_cdf(run.requests, targets, modes),
+            figures.fig_latency_cdf(latencies, targets, modes),
             "latency_cdf",
             "Latency CDF at the largest N (successful requests)",
         )

@@ -46,6 +46,7 @@ from bench.report.plotting import (
     room_for_failed,
     target_colors,
 )
+from bench.results.digest import PooledKey, StepLatencies
 
 __all__ = [
     "REPORT_FORMATS",
@@ -231,31 +232,55 @@ def fig_throughput(
     return fig
 
 
-def fig_latency_cdf(requests: pd.DataFrame, targets: Sequence[str], modes: Sequence[str]) -> Figure:
+#: At most this many points of each CDF curve are drawn (a 10 M-point step curve would cost
+#: gigabytes in matplotlib and a huge SVG); more successful requests than this are drawn
+#: at evenly spaced ranks, so the curve is off by at most 1/(CDF_MAX_POINTS - 1) in height.
+CDF_MAX_POINTS = 20_000
+
+
+def cdf_points(latencies: np.ndarray, max_points: int = CDF_MAX_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """The empirical CDF of ``latencies``: sorted values and the fraction at or below each.
+
+    Up to ``max_points`` values, every one (exact); beyond, the values at ``max_points``
+    evenly spaced ranks including the largest, each with its exact fraction.
+    """
+    lat = np.sort(np.asarray(latencies, dtype=np.float64))
+    n = lat.size
+    if n <= max_points:
+        return lat, np.arange(1, n + 1) / n
+    ranks = np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
+    return lat[ranks], (ranks + 1) / n
+
+
+def fig_latency_cdf(
+    latencies: Mapping[PooledKey, StepLatencies], targets: Sequence[str], modes: Sequence[str]
+) -> Figure:
     """Empirical CDF of successful requests' latency (ms) at the largest N of each mode
-    (for ``rate``: the largest N at the highest offered rate)."""
+    (for ``rate``: the largest N at the highest offered rate).
+
+    ``latencies``: per step, trials pooled (:meth:`bench.results.RunData.latencies`)."""
     colors = target_colors(targets)
     fig, axes = axes_row(len(modes))
     for ax, mode in zip(axes, modes, strict=False):
-        steps = requests[requests["mode"] == mode]
+        steps = {k: v for k, v in latencies.items() if k[1] == mode and v.sent}
         where = ""
-        if mode == "rate" and not steps.empty:
-            top = steps["rate"].max()
-            steps = steps[steps["rate"] == top]
+        if mode == "rate" and steps:
+            top = max(k[4] for k in steps)
+            steps = {k: v for k, v in steps.items() if k[4] == top}
             where = f" at {top:g} req/s"
-        n_max = int(steps["n_requests"].max()) if not steps.empty else 0
-        at_n = steps[steps["n_requests"] == n_max]
-        ok = at_n[at_n["error"] == ""]  # the reader writes "" for every success
+        n_max = max((k[2] for k in steps), default=0)
+        at_n = {k: v for k, v in steps.items() if k[2] == n_max}
         for t in targets:
-            sent = int((at_n["target"] == t).sum())
-            lat = np.sort(ok.loc[ok["target"] == t, "latency_s"].to_numpy(float))
-            if lat.size == 0:
+            mine = [v for k, v in at_n.items() if k[0] == t]
+            sent = sum(v.sent for v in mine)
+            ok = np.concatenate([v.ok for v in mine]) if mine else np.empty(0)
+            if ok.size == 0:
                 if sent:  # a target whose every request failed has no curve: say so in the legend
                     ax.plot([], [], color=colors[t], linestyle="none", marker="x", label=f"{t}: 0 of {sent} ok")
                 continue
-            y = np.arange(1, lat.size + 1) / lat.size
-            label = f"{t} ({lat.size} ok)" if lat.size == sent else f"{t} ({lat.size} of {sent} ok)"
-            ax.step(lat * 1000, y, where="post", color=colors[t], label=label)
+            x, y = cdf_points(ok)
+            label = f"{t} ({ok.size} ok)" if ok.size == sent else f"{t} ({ok.size} of {sent} ok)"
+            ax.step(x * 1000, y, where="post", color=colors[t], label=label)
         if ax.lines and any(len(line.get_xdata()) for line in ax.lines):
             log_value_axis(ax, "x")
         ax.set_ylim(0, 1.02)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.results.digest import PooledKey, StepLatencies, digest_frames, digest_requests
 from bench.results.layout import (
     META_FILE,
     PIPELINE_STAGES_FILE,
@@ -41,18 +42,56 @@ class RunData:
     ``steps`` are the typed summary rows (:class:`loadgen.stats.StepSummary`, any schema);
     ``summary`` is the same rows as a DataFrame with every current column, for the pandas
     code of the report; ``columns`` are the columns the summary file actually had.
+
+    The raw requests are read only when asked for, from ``requests_file`` (or given in
+    memory as ``request_frame``): :meth:`latencies` reads them in bounded chunks into
+    one compact array per step (what report and compare need, at any run length);
+    :attr:`requests` is the whole table in memory (about 750 bytes per record: small
+    runs, tests). ``dropped_modes`` are left out of both (:meth:`without_modes`).
     """
 
     path: Path
     run_id: str
     steps: tuple[StepSummary, ...]
-    requests: pd.DataFrame | None
     meta: RunMeta
     columns: frozenset[str] = frozenset(SUMMARY_COLUMNS)
+    requests_file: Path | None = None
+    request_frame: pd.DataFrame | None = None
+    redactor: Redactor | None = None
+    dropped_modes: frozenset[str] = frozenset()
 
     @cached_property
     def summary(self) -> pd.DataFrame:
         return summary_frame(self.steps)
+
+    @cached_property
+    def requests(self) -> pd.DataFrame | None:
+        """Every request row in memory (None when the run has none): unbounded, see the class docstring."""
+        frame = self.request_frame
+        if frame is None and self.requests_file is not None:
+            frame = read_requests(self.requests_file)
+            if frame is not None and self.redactor:
+                for column in ("error_detail", "error"):
+                    frame[column] = [self.redactor.redact(v) if isinstance(v, str) else v for v in frame[column]]
+        if frame is not None and self.dropped_modes:
+            frame = frame[~frame["mode"].isin(self.dropped_modes)].reset_index(drop=True)
+        return frame
+
+    @cached_property
+    def _digest(self) -> dict[PooledKey, StepLatencies] | None:
+        if self.request_frame is not None:
+            return digest_frames([self.request_frame], self.dropped_modes)
+        if self.requests_file is None:
+            return None
+        try:
+            return digest_requests(self.requests_file, self.dropped_modes)
+        except ReadError as exc:
+            raise ResultsError(str(exc)) from None
+
+    def latencies(self) -> dict[PooledKey, StepLatencies] | None:
+        """Per step (trials pooled), the successful requests' latencies and the count sent, read
+        in bounded chunks (:mod:`bench.results.digest`); None when the run has no requests file."""
+        return self._digest
 
     @property
     def schema_version(self) -> int | None:
@@ -68,10 +107,11 @@ class RunData:
     def without_modes(self, modes: Iterable[str]) -> RunData:
         """The run without the steps (and requests) of ``modes``, e.g. the capacity searches."""
         drop = set(modes)
-        requests = self.requests
-        if requests is not None:
-            requests = requests[~requests["mode"].isin(drop)].reset_index(drop=True)
-        return replace(self, steps=tuple(s for s in self.steps if s.key.mode not in drop), requests=requests)
+        return replace(
+            self,
+            steps=tuple(s for s in self.steps if s.key.mode not in drop),
+            dropped_modes=self.dropped_modes | drop,
+        )
 
     def step_results(self) -> list[StepResult]:
         """The measured steps with their raw records (needs requests.csv.gz), as the sweep produced them."""
@@ -129,14 +169,16 @@ def load_run(ref: str | Path, *, with_requests: bool = True, redactor: Redactor 
             schema_version=guessed_schema(summary.columns),
             status_reason="the run has no meta.json",
         )
-    requests = read_requests(requests_path) if requests_path is not None else None
     if redactor:
         meta = RunMeta.from_json(redactor.redact_data(meta.to_json()))
-        if requests is not None:
-            for column in ("error_detail", "error"):
-                requests[column] = [redactor.redact(v) if isinstance(v, str) else v for v in requests[column]]
     return RunData(
-        path=directory, run_id=meta.run_id, steps=summary.steps, requests=requests, meta=meta, columns=summary.columns
+        path=directory,
+        run_id=meta.run_id,
+        steps=summary.steps,
+        meta=meta,
+        columns=summary.columns,
+        requests_file=requests_path if requests_path is not None and requests_path.is_file() else None,
+        redactor=redactor,
     )
 
 

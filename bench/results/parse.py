@@ -30,17 +30,15 @@ the given files; no printing.
 from __future__ import annotations
 
 import csv
-import io
 import math
-import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bench.results.chunks import ReadError, iter_request_frames
 from loadgen.records import RECORD_COLUMNS, RequestRecord, StepKey, StepResult
 from loadgen.stats import SUMMARY_COLUMNS, StepSummary
 
@@ -48,6 +46,7 @@ __all__ = [
     "REQUEST_KEY_COLUMNS",
     "REQUIRED_SUMMARY_COLUMNS",
     "ReadError",
+    "iter_step_records",
     "StepSummary",
     "SummaryFile",
     "ok_latencies",
@@ -60,27 +59,12 @@ __all__ = [
 
 REQUEST_KEY_COLUMNS: tuple[str, ...] = ("run_id", *(f.name for f in fields(StepKey)))
 REQUIRED_SUMMARY_COLUMNS = ("target", "mode", "n_requests", "trial", "total_s")
-# Request columns an older requests.csv.gz may lack, and what they read as.
-_REQUEST_DEFAULTS: dict[str, Any] = {
-    "service_s": math.nan,
-    "error_detail": "",
-    "bytes_out": 0,
-    "bytes_in": 0,
-    "label": -1,
-    "predicted": -1,
-    "status": 0,
-    "sample": -1,
-}
 
 PooledKey = tuple[str, str, int, int, float]  # target, mode, n_requests, concurrency, rate: trials pooled
 
 
 def _nan(value: float | int | None) -> float | int:
     return math.nan if value is None else value
-
-
-class ReadError(ValueError):
-    """A results file that cannot be read as what servebench writes; the message names it."""
 
 
 @dataclass(frozen=True)
@@ -128,51 +112,18 @@ def summary_frame(steps: Iterable[StepSummary]) -> pd.DataFrame:
 def read_requests_csv(path: Path) -> pd.DataFrame | None:
     """Per-request rows (step key columns + :data:`RECORD_COLUMNS`), None when there are none.
 
-    A gzip member truncated by a crash is dropped after its last complete line. Columns an
-    older file lacks get their defaults; ``error`` is ``""`` for every success.
+    The whole file in memory (about 750 bytes per record): for small runs and tests; what
+    must work at any run length reads :func:`bench.results.chunks.iter_request_frames`
+    instead. A gzip member truncated by a crash is dropped after its last complete line.
+    Columns an older file lacks get their defaults; ``error`` is ``""`` for every success.
     """
     path = Path(path)
     if not path.is_file():
         return None
-    raw = path.read_bytes()
-    chunks: list[bytes] = []
-    while raw:
-        member = zlib.decompressobj(wbits=31)  # 31: gzip framing, one member at a time
-        try:
-            chunks.append(member.decompress(raw))
-        except zlib.error:
-            break
-        if not member.eof:  # truncated member: keep its complete lines, stop here
-            break
-        raw = member.unused_data
-    data = b"".join(chunks)
-    if not data.endswith(b"\n"):
-        data = data[: data.rfind(b"\n") + 1]
-    if not data:
+    frames = list(iter_request_frames(path))
+    if not frames:
         return None
-    try:
-        frame = pd.read_csv(
-            io.BytesIO(data),
-            keep_default_na=False,
-            na_values={"latency_s": [""], "sent_s": [""], "service_s": [""], "intended_s": [""]},
-            float_precision="round_trip",
-        )
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ReadError(f"{path} is not a readable CSV: {exc}") from None
-    missing = {"target", "mode", "n_requests", "trial", "latency_s", "error"} - set(frame.columns)
-    if missing:
-        raise ReadError(f"{path} lacks columns {sorted(missing)}; is it a servebench requests.csv.gz?")
-    for column, default in (("concurrency", None), ("rate", 0.0), *_REQUEST_DEFAULTS.items()):
-        if column not in frame.columns:
-            frame[column] = default
-    if "agree" not in frame.columns:  # schema < 4: MNIST only; a success agreed when its digit was right
-        ok = frame["error"].astype(str).isin(["", "nan"])
-        frame["agree"] = np.where(ok, (frame["predicted"] == frame["label"]).astype(int), -1)
-    if frame["concurrency"].isna().any():
-        frame["concurrency"] = np.where(frame["mode"] == "sequential", 1, frame["n_requests"])
-    for column in ("target", "mode", "error", "error_detail"):  # text, "" when empty (keep_default_na=False)
-        frame[column] = frame[column].astype(str)
-    return frame
+    return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
 
 
 def request_records(frame: pd.DataFrame | None) -> dict[StepKey, tuple[RequestRecord, ...]]:
@@ -204,6 +155,26 @@ def request_records(frame: pd.DataFrame | None) -> dict[StepKey, tuple[RequestRe
             )
         )
     return {key: tuple(records) for key, records in grouped.items()}
+
+
+def iter_step_records(path: Path) -> Iterator[tuple[StepKey, tuple[RequestRecord, ...]]]:
+    """The requests of ``path`` step by step, in file order: each run of consecutive rows of one
+    step as its RequestRecords, read in bounded chunks (:func:`iter_request_frames`).
+
+    Memory: one step's records at a time (a step's rows are written together), not the run's.
+    """
+    pending_key: StepKey | None = None
+    pending: list[RequestRecord] = []
+    for frame in iter_request_frames(Path(path)):
+        for key, records in request_records(frame).items():
+            if key == pending_key:
+                pending.extend(records)
+                continue
+            if pending_key is not None:
+                yield pending_key, tuple(pending)
+            pending_key, pending = key, list(records)
+    if pending_key is not None:
+        yield pending_key, tuple(pending)
 
 
 def step_results(steps: Sequence[StepSummary], frame: pd.DataFrame | None) -> list[StepResult]:

@@ -2,11 +2,12 @@
 
 Why rows are written immediately: a run can be interrupted, or a target can die, after many
 minutes of measuring; everything measured up to then must survive. ``summary.csv`` is
-appended and flushed per step; ``requests.csv.gz`` gets one complete gzip *member* per step
-(concatenated members are one valid gzip stream), so a crash can at worst truncate the
-member being written, and :func:`bench.results.load.read_requests` keeps every complete
-line before it. ``meta.json`` is replaced atomically (write temp, rename), always from a
-:class:`ground.runmeta.RunMeta` (:func:`write_meta_file`). Other results files that grow
+appended and flushed per step; ``requests.csv.gz`` gets complete gzip *members* per step
+(one, or one per :data:`ROWS_PER_MEMBER` records of a long step; concatenated members are
+one valid gzip stream), so a crash can at worst truncate the member being written, and the
+readers (:mod:`bench.results.chunks`) keep every complete line before it. ``meta.json``
+is replaced atomically (write temp, rename), always from a :class:`ground.runmeta.RunMeta`
+(:func:`write_meta_file`). Other results files that grow
 as they are measured (the capacity search's) use :func:`append_csv_rows`.
 
 Every writer here takes a :class:`ground.redactor.Redactor` (``bench.redact_secrets.redactor_for``)
@@ -41,7 +42,11 @@ from ground.redactor import Redactor
 from ground.runmeta import RunMeta
 from loadgen.records import RECORD_COLUMNS, StepKey
 
-__all__ = ["RunWriter", "append_csv_rows", "write_json_atomic", "write_meta_file"]
+__all__ = ["ROWS_PER_MEMBER", "RunWriter", "append_csv_rows", "write_json_atomic", "write_meta_file"]
+
+#: Records per gzip member of requests.csv.gz (about 2 MB of CSV text): a long step is
+#: written as several members, so the writer never holds a whole step's text.
+ROWS_PER_MEMBER = 20_000
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any], redactor: Redactor | None = None) -> None:
@@ -122,28 +127,38 @@ class RunWriter:
     def append_requests(
         self, key: StepKey, records: Iterable[Any], extra_cells: Sequence[Sequence[Any]] | None = None
     ) -> None:
-        """All records of one step as one complete gzip member appended to requests.csv.gz.
+        """All records of one step appended to requests.csv.gz as complete gzip members.
 
-        ``extra_cells[i]`` holds record ``i``'s values of the extra request columns.
+        A member holds at most :data:`ROWS_PER_MEMBER` records, so the text being compressed
+        stays bounded however long the step (``records`` may be a generator); a step of up to
+        that many records is one member. ``extra_cells[i]`` holds record ``i``'s values of
+        the extra request columns.
         """
         if (extra_cells is None) != (self._extra_columns == 0):
             raise ResultsError(
                 f"requests.csv.gz has {self._extra_columns} extra column(s); give their cells "
                 "with every step, and only then"
             )
-        text = io.StringIO()
-        writer = csv.writer(text)
-        if not self._requests_header_written:
-            writer.writerow(self.request_columns)
         prefix = [self.run_id, key.target, key.mode, key.n_requests, key.concurrency, key.rate, key.trial]
         count = 0
-        for i, record in enumerate(records):
-            extra = [self._text(v) for v in extra_cells[i]] if extra_cells is not None else []
-            writer.writerow(prefix + [self._text(getattr(record, c)) for c in RECORD_COLUMNS] + extra)
-            count += 1
-        member = gzip.compress(text.getvalue().encode("utf-8"), compresslevel=6, mtime=0)
         with self.requests_path.open("ab") as handle:
-            handle.write(member)
+            text = io.StringIO()
+            writer = csv.writer(text)
+            if not self._requests_header_written:
+                writer.writerow(self.request_columns)
+            in_member = 0
+            for i, record in enumerate(records):
+                extra = [self._text(v) for v in extra_cells[i]] if extra_cells is not None else []
+                writer.writerow(prefix + [self._text(getattr(record, c)) for c in RECORD_COLUMNS] + extra)
+                count += 1
+                in_member += 1
+                if in_member == ROWS_PER_MEMBER:
+                    handle.write(gzip.compress(text.getvalue().encode("utf-8"), compresslevel=6, mtime=0))
+                    text.seek(0)
+                    text.truncate()
+                    in_member = 0
+            if text.tell():
+                handle.write(gzip.compress(text.getvalue().encode("utf-8"), compresslevel=6, mtime=0))
             handle.flush()
             os.fsync(handle.fileno())
         self._requests_header_written = True

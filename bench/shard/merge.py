@@ -12,7 +12,10 @@ Refused, naming the difference: shards of different configurations (sha256), mod
 (TorchScript and model.json sha256), targets (name and description), plans (the sweep),
 start schedules or shard counts; a shard index twice, or missing; a shard that did not
 complete or lacks a step.  Statistics are recomputed from the union of the raw records
-(:mod:`bench.shard.merge_records`).  What the top-level meta.json fields mean for a merged run:
+(:mod:`bench.shard.merge_records`), one step at a time: each shard's requests.csv.gz is
+read step by step in its (the plan's) order, a step is merged, summarised and written,
+then dropped, so a merge holds one step's records, not the run's; when a later step
+cannot be merged, what was written is removed again.  What the top-level meta.json fields mean for a merged run:
 ``host``, ``versions``, ``git``, ``config``, ``model``, ``sweep``, ``test_split`` are the
 shards' (checked equal where they must be; ``host`` is the first shard's); ``host_noise``
 is the noisiest shard's, per target (so its warnings show); ``client_ceiling`` is the sum
@@ -33,9 +36,9 @@ from typing import Any
 from bench.hostnoise import target_busy_reasons
 from bench.report.tables import ceiling_for
 from bench.results import SHARDS_DIR, ResultsError, RunData, RunWriter, holds_run, load_run, validate_run_id
-from bench.results.parse import request_records
+from bench.results.parse import iter_step_records
 from bench.results.status import writer_facts
-from bench.shard.merge_records import MergedStep, ShardStep, merge_step
+from bench.shard.merge_records import MergedFacts, ShardStep, merge_step
 from bench.shard_run import describe_share_rule
 from ground.clock import utc_iso
 from ground.redactor import Redactor
@@ -64,7 +67,7 @@ class ShardInput:
     run: RunData
     index: int
     count: int
-    records: Mapping[StepKey, tuple[RequestRecord, ...]]  # the shard's raw records per step
+    requests_file: Path  # the shard's raw records, read step by step (:class:`_StepStream`)
 
     @property
     def name(self) -> str:
@@ -80,7 +83,7 @@ class ShardInput:
 class MergeResult:
     run_dir: Path
     run_id: str
-    steps: tuple[MergedStep, ...]
+    steps: tuple[MergedFacts, ...]
     meta: RunMeta
 
 
@@ -98,12 +101,27 @@ def read_shards(paths: Sequence[Path]) -> list[ShardInput]:
                 f"{path} is not a shard run: its meta.json has no 'shard' section "
                 "(shard runs come from `bench run TARGET --shard I/N`)"
             )
-        if run.requests is None:
+        if run.requests_file is None:
             raise MergeError(f"{path} has no requests.csv.gz: the merge needs every shard's raw records")
-        shards.append(
-            ShardInput(Path(path), run, int(section["index"]), int(section["count"]), request_records(run.requests))
-        )
+        shards.append(ShardInput(Path(path), run, int(section["index"]), int(section["count"]), run.requests_file))
     return shards
+
+
+class _StepStream:
+    """One shard's records step by step in file order (the plan's order): one step in memory."""
+
+    def __init__(self, shard: ShardInput) -> None:
+        self._steps = iter_step_records(shard.requests_file)
+        self._next: tuple[StepKey, tuple[RequestRecord, ...]] | None = None
+
+    def take(self, same_step: Any) -> tuple[RequestRecord, ...]:
+        """The records of the next step if ``same_step(its key)``, else none (a share of 0 requests)."""
+        if self._next is None:
+            self._next = next(self._steps, None)
+        if self._next is None or not same_step(self._next[0]):
+            return ()
+        records, self._next = self._next[1], None
+        return records
 
 
 def _difference(a: Any, b: Any, where: str = "") -> str | None:
@@ -200,8 +218,11 @@ def _plan(meta: Mapping[str, Any]) -> SweepPlan:
         raise MergeError(f"the shards' plan (meta.json 'sweep') cannot be read back: {exc}") from None
 
 
-def _shard_step(shard: ShardInput, key: StepKey) -> ShardStep:
-    """``shard``'s records and figures of the plan's step ``key``, checked against its share."""
+def _shard_step(shard: ShardInput, key: StepKey, stream: _StepStream) -> ShardStep:
+    """``shard``'s records and figures of the plan's step ``key``, checked against its share.
+
+    The records are the next step of ``stream`` (shards write their steps in the plan's order).
+    """
     label = f"step {key.mode} N={key.n_requests} trial {key.trial}"
 
     def same_step(k: StepKey) -> bool:  # a shard records its own share's concurrency: not compared
@@ -219,7 +240,7 @@ def _shard_step(shard: ShardInput, key: StepKey) -> ShardStep:
             f"{shard.name} has {len(summaries)} summary rows for {label} (expected 1): an incomplete "
             "or edited shard run"
         )
-    records = sorted((r for k, recs in shard.records.items() if same_step(k) for r in recs), key=lambda r: r.seq)
+    records = sorted(stream.take(same_step), key=lambda r: r.seq)
     first, size = split_evenly(key.n_requests, shard.count)[shard.index]
     seqs = [r.seq for r in records]
     if seqs != list(range(first, first + size)):
@@ -334,8 +355,8 @@ def _shard_record(shard: ShardInput) -> dict[str, Any]:
     }
 
 
-def _outcome(name: str, steps: Sequence[MergedStep], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    requests = sum(len(s.result.records) for s in steps)
+def _outcome(name: str, steps: Sequence[MergedFacts], rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    requests = sum(s.requests for s in steps)
     errors = sum(int(r["errors"]) for r in rows)
     classes: dict[str, int] = {}
     for row in rows:
@@ -362,7 +383,7 @@ def _outcome(name: str, steps: Sequence[MergedStep], rows: Sequence[Mapping[str,
 def merged_meta(
     shards: Sequence[ShardInput],
     run_id: str,
-    steps: Sequence[MergedStep],
+    steps: Sequence[MergedFacts],
     rows: Sequence[Mapping[str, Any]],
     cpu_groups: Sequence[Sequence[int]] | None = None,
 ) -> RunMeta:
@@ -379,7 +400,7 @@ def merged_meta(
     finished = max(float(s.meta.get("finished_at") or now) for s in ordered)
     engines = {(s.meta.get("engine") or {}).get("name") for s in ordered}
     same_host = len({(s.meta.get("writer") or {}).get("boot_id") or id(s) for s in ordered}) == 1
-    target = steps[0].result.key.target if steps else (first.get("targets_order") or ["?"])[0]
+    target = steps[0].key.target if steps else (first.get("targets_order") or ["?"])[0]
     outcome = _outcome(target, steps, rows)
     meta.update(
         {
@@ -417,9 +438,9 @@ def merged_meta(
                 "merged_at": utc_iso(now),
                 "steps": [
                     {
-                        "mode": s.result.key.mode,
-                        "n_requests": s.result.key.n_requests,
-                        "trial": s.result.key.trial,
+                        "mode": s.key.mode,
+                        "n_requests": s.key.n_requests,
+                        "trial": s.key.trial,
                         "start_skew_s": s.start_skew_s,
                         "shards": list(s.shards),
                     }
@@ -452,7 +473,7 @@ def merge_runs(
 ) -> MergeResult:
     """Check and merge the shard runs at ``paths`` into a new run folder ``run_dir``.
 
-    Raises MergeError (nothing written) when they cannot be merged; ResultsError when
+    Raises MergeError (nothing left written) when they cannot be merged; ResultsError when
     ``run_dir`` already holds a run. ``extra_meta`` is added to meta.json (``--clients``
     records its CPU placement and stand-in there).
     """
@@ -466,24 +487,42 @@ def merge_runs(
     target = (ordered[0].meta.get("targets_order") or [None])[0]
     if not target:
         raise MergeError(f"{ordered[0].name} names no target in meta.json")
-    steps = []
-    for key in plan.steps(target):
-        steps.append(merge_step(key, [_shard_step(s, key) for s in ordered]))
-    rows = [summarize(step.result) for step in steps]
-    meta = merged_meta(ordered, run_id, steps, rows, cpu_groups)
-    meta.details.update(copy.deepcopy(dict(extra_meta or {})))
-    with RunWriter(
+    streams = [_StepStream(s) for s in ordered]
+    steps: list[MergedFacts] = []
+    writer = RunWriter(
         run_dir,
         run_id,
         SUMMARY_COLUMNS,
         redactor=redactor,
         extra_request_columns=(SHARD_COLUMN,),
         expected=(SHARDS_DIR,),
-    ) as writer:
-        for step, row in zip(steps, rows, strict=False):
+    )
+    try:
+        for key in plan.steps(target):  # one step in memory at a time: merged, summarised, written, dropped
+            step = merge_step(key, [_shard_step(s, key, stream) for s, stream in zip(ordered, streams, strict=True)])
+            row = summarize(step.result)
             writer.append_summary(row)
             writer.append_requests(
                 step.result.key, step.result.records, extra_cells=[(i,) for i in step.shard_of_record]
             )
+            steps.append(MergedFacts(step.result.key, len(step.result.records), row, step.start_skew_s, step.shards))
+            del step
+        meta = merged_meta(ordered, run_id, steps, [s.row for s in steps], cpu_groups)
+        meta.details.update(copy.deepcopy(dict(extra_meta or {})))
         writer.write_meta(meta)
+    except BaseException:
+        writer.close()
+        _remove_partial(writer)  # nothing written when the shards cannot be merged
+        raise
+    writer.close()
     return MergeResult(run_dir=Path(run_dir), run_id=run_id, steps=tuple(steps), meta=meta)
+
+
+def _remove_partial(writer: RunWriter) -> None:
+    """Delete what ``writer`` wrote so far (and its folder when that leaves it empty)."""
+    for path in (writer.summary_path, writer.requests_path, writer.meta_path):
+        path.unlink(missing_ok=True)
+    try:
+        writer.directory.rmdir()
+    except OSError:
+        pass  # not empty: it holds the shards (``--clients``) or something else that was there

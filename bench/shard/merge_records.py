@@ -27,7 +27,7 @@ import numpy as np
 
 from loadgen.records import RequestRecord, StepKey, StepResult
 
-__all__ = ["MergedStep", "ShardStep", "merge_step"]
+__all__ = ["MergedFacts", "MergedStep", "ShardStep", "merge_step"]
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,18 @@ class MergedStep:
 
     result: StepResult
     shard_of_record: tuple[int, ...]  # parallel to result.records
+    start_skew_s: float
+    shards: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class MergedFacts:
+    """What the merge keeps of a merged step once it is written: no records, so a merge holds
+    one step's records at a time, however long the run."""
+
+    key: StepKey
+    requests: int  # records in the union
+    row: dict[str, Any]  # its summary row (loadgen.stats.summarize of the union)
     start_skew_s: float
     shards: tuple[dict[str, Any], ...]
 

@@ -11,7 +11,6 @@ from typing import Any
 from bench.console import Console
 from bench.shard.merge import MergeResult
 from bench.shard_run import sharding_warnings
-from loadgen.stats import summarize
 
 __all__ = ["print_merge", "shard_rows"]
 
@@ -32,7 +31,7 @@ def shard_rows(result: MergeResult) -> list[list[str]]:
     """Per step: one row per shard (its own offered/achieved rate, start offset, lateness), then the merged row."""
     rows = []
     for step in result.steps:
-        key = step.result.key
+        key = step.key
         label = f"{key.mode} N={key.n_requests} t{key.trial}"
         for shard in step.shards:
             rows.append(
@@ -47,12 +46,12 @@ def shard_rows(result: MergeResult) -> list[list[str]]:
                     _ms(shard.get("late_s")),
                 ]
             )
-        merged: Mapping[str, Any] = summarize(step.result)
+        merged: Mapping[str, Any] = step.row
         rows.append(
             [
                 label,
                 "merged",
-                str(len(step.result.records)),
+                str(step.requests),
                 str(key.concurrency),
                 _rps(merged["offered_rps"]),
                 _rps(merged["achieved_rps"]),

@@ -100,7 +100,6 @@ def synthetic_run(
         path=Path("/synthetic") / run_id,
         run_id=run_id,
         steps=tuple(map(StepSummary.from_row, rows)),
-        requests=None,
         meta=meta,
         columns=frozenset(rows[0]) if rows else frozenset(),
     )

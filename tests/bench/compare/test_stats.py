@@ -103,3 +103,18 @@ def test_mannwhitney_detail():
     assert mannwhitney_p(a, a) == 1.0
     assert mannwhitney_p(a, a * 1.5) < 1e-6
     assert math.isnan(mannwhitney_p([], a))
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_lean_mannwhitney_equals_scipys_on_large_samples(ties):
+    """Above LEAN_MWU_SIZE the p is counted from the sorted samples: scipy's asymptotic p, ties and all."""
+    from bench.compare.stats import LEAN_MWU_SIZE, mannwhitney_p
+
+    rng = np.random.default_rng(3)
+    a = rng.lognormal(0.0, 0.3, size=LEAN_MWU_SIZE // 2 + 1000)
+    b = rng.lognormal(0.01, 0.3, size=LEAN_MWU_SIZE // 2 + 7)
+    if ties:  # latencies rounded to 0.01: many ties within and across the samples
+        a, b = np.round(a, 2), np.round(b, 2)
+    expected = stats.mannwhitneyu(a, b, alternative="two-sided", method="asymptotic").pvalue
+    assert mannwhitney_p(a, b) == pytest.approx(expected, rel=1e-9, abs=1e-300)
+    assert mannwhitney_p(b, a) == pytest.approx(expected, rel=1e-9, abs=1e-300)

@@ -63,7 +63,7 @@ def test_merged_percentiles_equal_those_of_the_union(shard_dirs: list[Path], tmp
         assert row["lat_mean_s"] == np.mean(ok) and row["lat_max_s"] == ok.max()
         # the merged step is the plan's: its whole N and in-flight count / connection cap
         assert row["concurrency"] == PLAN.concurrency_for(row["mode"], row["n_requests"])
-    assert [s.result.key for s in result.steps] == PLAN.steps("fake")
+    assert [s.key for s in result.steps] == PLAN.steps("fake")
 
 
 def test_merged_records_keep_the_shard_and_one_time_line(shard_dirs: list[Path], tmp_path: Path) -> None:
@@ -72,14 +72,19 @@ def test_merged_records_keep_the_shard_and_one_time_line(shard_dirs: list[Path],
     assert "shard" in requests.columns and set(requests["shard"]) == {0, 1, 2}
     assert len(requests) == sum(k.n_requests for k in PLAN.steps("fake"))
     for step in result.steps:
-        key = step.result.key
-        assert [r.seq for r in step.result.records] == list(range(key.n_requests))
-        assert step.shard_of_record == tuple(sorted(step.shard_of_record))  # contiguous blocks per shard
+        key = step.key
+        rows = requests[
+            (requests["mode"] == key.mode)
+            & (requests["n_requests"] == key.n_requests)
+            & (requests["trial"] == key.trial)
+        ]
+        assert rows["seq"].tolist() == list(range(key.n_requests)) and step.requests == key.n_requests
+        assert rows["shard"].tolist() == sorted(rows["shard"])  # contiguous blocks per shard
         offsets = {s["index"]: s["start_offset_s"] for s in step.shards}
         assert min(offsets.values()) == 0.0 and step.start_skew_s == max(offsets.values())
         ends = [s["start_offset_s"] + s["total_s"] for s in step.shards]
-        assert step.result.total_s == max(ends)  # earliest start to latest answer
-        assert step.result.started_at == min(s["started_at"] for s in step.shards)
+        assert step.row["total_s"] == max(ends)  # earliest start to latest answer
+        assert step.row["started_at"] == min(s["started_at"] for s in step.shards)
     with gzip.open(tmp_path / "merged" / "requests.csv.gz", "rt") as fh:
         assert fh.readline().rstrip().endswith(",shard")
 
@@ -162,12 +167,13 @@ def test_duplicate_missing_and_foreign_runs_are_refused(shard_dirs, tmp_path) ->
 
 def test_a_shard_missing_records_is_refused(shard_dirs, tmp_path) -> None:
     copies = _copy(shard_dirs, tmp_path)
-    frame = read_requests(copies[0] / "requests.csv.gz")
-    frame = frame.iloc[1:]  # one request of the first step lost
-    with gzip.open(copies[0] / "requests.csv.gz", "wt", newline="") as fh:
-        frame.to_csv(fh, index=False)
-    with pytest.raises(MergeError, match="not its share"):
-        merge_runs(copies, tmp_path / "m")
+    whole = read_requests(copies[0] / "requests.csv.gz")
+    for frame in (whole.iloc[1:], whole.iloc[:-1]):  # one request of the first, then of the last step lost
+        with gzip.open(copies[0] / "requests.csv.gz", "wt", newline="") as fh:
+            frame.to_csv(fh, index=False)
+        with pytest.raises(MergeError, match="not its share"):
+            merge_runs(copies, tmp_path / "m")
+        assert not (tmp_path / "m").exists()  # the last step fails after 7 were written: none is left
 
 
 def test_combined_ceiling_counts_shards_on_one_cpu_once() -> None:
