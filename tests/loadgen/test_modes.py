@@ -259,10 +259,14 @@ def test_open_loop_counts_latency_from_the_intended_time_through_a_stall(engine_
     latency = np.array([r.latency_s for r in records])
     sent = np.array([r.sent_s for r in records])
     np.testing.assert_allclose(intended, np.arange(n) / rate)
-    # open loop: every request left on schedule, whatever the server was doing (the
-    # tolerances allow for a client starved of CPU on a busy 2-core machine; the effect
-    # measured is a 1-s stall)
-    assert np.all(sent - intended < 0.25), (sent - intended).max()
+    # open loop: the requests due during the stall (seq 25..74) left on schedule, whatever
+    # the server was doing -- a client that waited for answers would send them 0-1 s late,
+    # half a second in the median. The tolerances allow for a client starved of CPU on a busy
+    # 2-core machine (the suite runs two workers): a few sends may be late by a fraction of
+    # the stall when the held answers arrive together, never most of them.
+    late = sent - intended
+    assert np.median(late[25:75]) < 0.1, np.round(late[25:75], 3)
+    assert late.max() < 0.75, np.round(late, 3)
     # the requests due during the stall (0.5 s .. 1.5 s: seq 25..74) are all held until it
     # ends, so each one's latency is stall_end - intended: ~1 s for the first, decreasing
     # by 1/rate per request.  Seq 68..74 were due in its last 140 ms (jitter margin).
