@@ -1,7 +1,11 @@
 """Side-by-side protocol tables (benchmarks/results/protocols_quiet.md) from a run of examples/protocols/bench.toml.
 
-Usage: python benchmarks/protocol_tables.py results/RUN_ID  (pooled over the run's trials; prints Markdown)
+Usage: ``python benchmarks/protocol_tables.py results/RUN_ID`` -- prints Markdown: per mode and
+N, each protocol's total time (median over the run's trials) and its latency p50 / p99 pooled
+over the trials' successful requests; then requests, errors, answers correct and bytes.
 """
+
+from __future__ import annotations
 
 import gzip
 import sys
@@ -9,38 +13,52 @@ import sys
 import numpy as np
 import pandas as pd
 
-run = sys.argv[1]
-s = pd.read_csv(f"{run}/summary.csv")
-with gzip.open(f"{run}/requests.csv.gz", "rt") as fh:
-    r = pd.read_csv(fh, keep_default_na=False, na_values={"latency_s": [""]})
-names = {"kubeflow-gcp-json": "HTTP/JSON", "kubeflow-gcp-binary": "HTTP/binary", "kubeflow-gcp-grpc": "gRPC"}
-order = ["kubeflow-gcp-json", "kubeflow-gcp-binary", "kubeflow-gcp-grpc"]
-for mode in ("sequential", "concurrent"):
-    print(
-        f"\n**{mode}** -- total time (s) per step, median of 3 trials; latency p50 / p99 (ms) pooled over the 3 trials\n"
-    )
-    print(
-        "| N | "
-        + " | ".join(f"{names[t]} total s" for t in order)
-        + " | "
-        + " | ".join(f"{names[t]} p50 / p99" for t in order)
-        + " |"
-    )
-    print("|---" * (1 + 2 * len(order)) + "|")
-    for n in sorted(s["n_requests"].unique()):
-        totals, lats = [], []
-        for t in order:
-            rows = s[(s.target == t) & (s["mode"] == mode) & (s.n_requests == n)]
-            totals.append(f"{rows.total_s.median():.4f}")
-            req = r[(r.target == t) & (r["mode"] == mode) & (r.n_requests == n) & (r.error == "")]
-            lat = req.latency_s.to_numpy(float) * 1000
-            lats.append(f"{np.percentile(lat, 50):.1f} / {np.percentile(lat, 99):.1f}")
-        print(f"| {n} | " + " | ".join(totals) + " | " + " | ".join(lats) + " |")
-print("\n| target | requests | errors | answers correct | bytes out / request | bytes in / request |")
-print("|---|---|---|---|---|---|")
-for t in order:
-    req = r[r.target == t]
-    ok = req[req.error == ""]
-    print(
-        f"| {names[t]} | {len(req)} | {int((req.error != '').sum())} | {100 * (ok.predicted == ok.label).mean():.1f} % | {req.bytes_out.mean():.0f} | {req.bytes_in.mean():.0f} |"
-    )
+NAMES = {"kubeflow-gcp-json": "HTTP/JSON", "kubeflow-gcp-binary": "HTTP/binary", "kubeflow-gcp-grpc": "gRPC"}
+
+
+def _step_tables(summary: pd.DataFrame, requests: pd.DataFrame) -> None:
+    for mode in ("sequential", "concurrent"):
+        print(f"\n**{mode}** -- total time (s) per step, median of the trials; latency p50 / p99 (ms) pooled\n")
+        heads = [f"{NAMES[t]} total s" for t in NAMES] + [f"{NAMES[t]} p50 / p99" for t in NAMES]
+        print("| N | " + " | ".join(heads) + " |")
+        print("|---" * (1 + len(heads)) + "|")
+        for n in sorted(summary["n_requests"].unique()):
+            totals, lats = [], []
+            for target in NAMES:
+                rows = summary[(summary.target == target) & (summary["mode"] == mode) & (summary.n_requests == n)]
+                totals.append(f"{rows.total_s.median():.4f}")
+                ok = requests[
+                    (requests.target == target)
+                    & (requests["mode"] == mode)
+                    & (requests.n_requests == n)
+                    & (requests.error == "")
+                ]
+                ms = ok.latency_s.to_numpy(float) * 1000
+                lats.append(f"{np.percentile(ms, 50):.1f} / {np.percentile(ms, 99):.1f}")
+            print(f"| {n} | " + " | ".join(totals + lats) + " |")
+
+
+def _totals(requests: pd.DataFrame) -> None:
+    print("\n| target | requests | errors | answers correct | bytes out / request | bytes in / request |")
+    print("|---|---|---|---|---|---|")
+    for target, name in NAMES.items():
+        sent = requests[requests.target == target]
+        ok = sent[sent.error == ""]
+        correct = 100 * (ok.predicted == ok.label).mean()
+        errors = int((sent.error != "").sum())
+        print(
+            f"| {name} | {len(sent)} | {errors} | {correct:.1f} % | "
+            f"{sent.bytes_out.mean():.0f} | {sent.bytes_in.mean():.0f} |"
+        )
+
+
+def main(run_dir: str) -> None:
+    summary = pd.read_csv(f"{run_dir}/summary.csv")
+    with gzip.open(f"{run_dir}/requests.csv.gz", "rt") as fh:
+        requests = pd.read_csv(fh, keep_default_na=False, na_values={"latency_s": [""]})
+    _step_tables(summary, requests)
+    _totals(requests)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
