@@ -56,7 +56,7 @@ def timing_text(timing: Mapping[str, Any] | None) -> str:
         ("client calibration", "calibration_s"),
         ("targets (start-up, sweep, stop)", "targets_s"),
     ]
-    known = [(label, _seconds(timing.get(key))) for label, key in parts]  # type: ignore[union-attr]
+    known = [(label, _seconds(timing.get(key))) for label, key in parts]
     shown = [(label, v) for label, v in known if v is not None]
     other = total - sum(v for _label, v in shown)
     words = [f"{label} {v:.1f} s" for label, v in shown]

@@ -46,7 +46,7 @@ def on_signals(
         for sig, previous in installed.items():
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError, TypeError):
                 loop.remove_signal_handler(sig)
-                signal.signal(sig, previous)  # type: ignore[arg-type]  # getsignal's value, given back
+                signal.signal(sig, previous)  # getsignal's value, given back
 
 
 def cancel_on_sigterm() -> contextlib.AbstractContextManager[None]:

@@ -177,7 +177,7 @@ def simulate(reps: int, seed: int = 0) -> list[dict[str, object]]:
                     "aa_exit1": round(float(np.mean(verdict == "slower")), 4),
                     "aa_exit3": round(float(np.mean(_cannot_judge(verdict, design))), 4),
                 }
-                row["aa_exit0"] = round(1 - row["aa_exit1"] - row["aa_exit3"], 4)  # type: ignore[operator]
+                row["aa_exit0"] = round(1 - row["aa_exit1"] - row["aa_exit3"], 4)
                 for slow in (0.10, 0.25, 0.50):
                     la, lb = (
                         _runs(rng, sc, reps, trials, design, 0.0),

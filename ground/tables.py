@@ -114,7 +114,7 @@ def parse_table(cls: type[T], table: Mapping[str, Any] | None, where: str) -> T:
     if not isinstance(table, Mapping):
         raise ConfigError(where, f"must be a table, got {type(table).__name__}")
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     values: dict[str, Any] = {}
     for raw_key, value in table.items():
         key = raw_key.replace("-", "_")

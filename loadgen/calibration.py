@@ -436,7 +436,7 @@ def load_or_run_calibration(
         except (OSError, ValueError):
             data = None
         if _still_valid(data, max_age_s):
-            return parse_calibration(data)  # type: ignore[arg-type]
+            return parse_calibration(data)
     if quick:
         result = run_calibration(
             engines=engines,

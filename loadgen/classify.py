@@ -129,7 +129,7 @@ def classify_response(status: int, body: bytes, decode: Callable[[int, bytes], i
     if isinstance(predicted, bool) or not isinstance(predicted, int) or not 0 <= predicted <= 9:
         # numpy integers are fine; anything else is the adapter's bug, recorded, not raised
         try:
-            as_int = int(predicted)  # type: ignore[call-overload]
+            as_int = int(predicted)
         except (TypeError, ValueError):
             as_int = -1
         if isinstance(predicted, bool) or as_int != predicted or not 0 <= as_int <= 9:

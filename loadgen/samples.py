@@ -83,7 +83,7 @@ def checked_digit(value: object) -> int:
     if isinstance(value, bool):
         raise DecodeError(f"decode returned {value!r}, not a digit 0..9")
     try:
-        as_int = int(value)  # type: ignore[call-overload]  # numpy integers are fine
+        as_int = int(value)  # numpy integers are fine
     except (TypeError, ValueError):
         raise DecodeError(f"decode returned {value!r}, not a digit 0..9") from None
     if as_int != value or not 0 <= as_int <= 9:

@@ -151,7 +151,7 @@ class SweepSettings:
 
     def offsets(self, n: int, trial: int) -> np.ndarray:
         """Intended send offsets of a ``rate`` step of ``n`` requests in ``trial``."""
-        return schedule(n, self.rate_rps, self.arrival, seed=[self.seed, 1, trial, n])  # type: ignore[arg-type]
+        return schedule(n, self.rate_rps, self.arrival, seed=[self.seed, 1, trial, n])
 
     def describe(self) -> dict[str, Any]:
         """Plain-data form for meta.json (modes as their strings)."""

@@ -84,7 +84,7 @@ def resolve_adapter(spec: TargetSpec) -> type[Target]:
     eps = _entry_point_names()
     if ref in eps:
         try:
-            obj = eps[ref].load()  # type: ignore[attr-defined]
+            obj = eps[ref].load()
         except Exception as exc:
             raise ConfigError(where, f"entry point {ref!r} ({ENTRY_POINT_GROUP}) failed to load: {exc}") from exc
         return _check_target_class(obj, ref, where)

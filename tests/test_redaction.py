@@ -483,13 +483,13 @@ def _page_session(config: Path, target: str) -> tuple[list[bytes], str, int]:
     try:
         url = ""
         lines = []
-        for line in proc.stdout:  # type: ignore[union-attr]
+        for line in proc.stdout:
             lines.append(line)
             match = re.search(r"digit page for \S+: (http://\S+)", line)
             if match:
                 url = match.group(1)
                 break
-        assert url, "".join(lines) + proc.stderr.read()  # type: ignore[union-attr]
+        assert url, "".join(lines) + proc.stderr.read()
         with httpx.Client(timeout=30, trust_env=False) as client:
             for path in ("", "config.json", "digit.js", "mnist.js", "digit.css", "missing"):
                 resp = client.get(url + path)

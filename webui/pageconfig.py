@@ -71,7 +71,7 @@ def api_mode_for_target(target: Any) -> ApiMode:
             f"target {target.name!r} (adapter {adapter!r}) declares page_protocol {protocol!r}, which the digit "
             f"page does not speak (it speaks {known})"
         )
-    return protocol  # type: ignore[no-any-return]
+    return protocol
 
 
 def api_mode_for_url(url: str) -> ApiMode:

@@ -132,7 +132,7 @@ def _answers_text(row: dict[str, Any]) -> str:
     """MNIST's 'answers correct', or for other samples 'answers agreeing' (expected outputs)."""
     accuracy, agreement = row.get("accuracy"), row.get("agreement")
     if _number(accuracy) is None and _number(agreement) is not None:
-        return f"answers agreeing {100.0 * _number(agreement):.1f} %"  # type: ignore[operator]
+        return f"answers agreeing {100.0 * _number(agreement):.1f} %"
     if _number(accuracy) is None and row.get("n_requests") and "agreement" in row:
         return "answers not compared (no expected outputs)"  # not MNIST: no digit, nothing expected
     return answers_correct_text(accuracy)

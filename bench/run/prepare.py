@@ -94,7 +94,7 @@ def choose_run_engine(
         from loadgen.calibration import choose_engine, load_or_run_calibration
     except ImportError as exc:
         console.warn(f"calibration is not available ({exc}): the client ceiling will not be recorded")
-        choose_engine = load_or_run_calibration = None  # type: ignore[assignment]
+        choose_engine = load_or_run_calibration = None
     if load_or_run_calibration is not None:
         path = config.results_dir / "calibration.json"
         try:

@@ -107,7 +107,7 @@ class SampleChooser:
             inputs, expected = resolve_tensors(file, metadata)
             how = "checked against validation_data" if expected is not None else "answers checked for declared outputs"
             chosen = tensor_samples(
-                target,  # type: ignore[arg-type]
+                target,
                 inputs,
                 declared_outputs=metadata.outputs if metadata else (),
                 expected=expected,
@@ -122,7 +122,7 @@ class SampleChooser:
         )
         kind = "zeros" if self.options.zeros else "seeded random values"
         chosen = tensor_samples(
-            target,  # type: ignore[arg-type]
+            target,
             inputs,
             declared_outputs=metadata.outputs,
             description=f"{len(inputs)} input sets of {kind} synthesised from the metadata ({metadata.describe()})",

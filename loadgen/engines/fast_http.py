@@ -103,7 +103,7 @@ class HttpConnection(asyncio.Protocol):
 
     # asyncio.Protocol --------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport
 
     def data_received(self, data: bytes) -> None:
         if self.waiter is None:  # bytes nobody asked for: this connection is unusable
@@ -161,7 +161,7 @@ class HttpConnection(asyncio.Protocol):
         self.bytes_in = 0
         self.headers_done = False
         self.head = []
-        self.transport.write(wire)  # type: ignore[union-attr]
+        self.transport.write(wire)
 
     def on_timeout(self, timeout_s: float) -> None:
         self._fail("timeout", f"no complete response within {timeout_s:g} s ({self.bytes_in} bytes received)")

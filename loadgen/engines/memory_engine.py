@@ -133,6 +133,6 @@ class MemoryEngine(Engine):
             delay = self.latency(request) if callable(self.latency) else self.latency
             if delay > 0:
                 await asyncio.sleep(delay)
-            return answer  # type: ignore[return-value]
+            return answer
         finally:
             self.in_flight -= 1

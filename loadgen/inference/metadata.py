@@ -87,7 +87,7 @@ def _specs(doc: dict[str, object], key: str) -> tuple[TensorSpec, ...]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
             raise ValueError(f"{where} has no name")
         try:
-            dt = datatype(item.get("datatype"))  # type: ignore[arg-type]
+            dt = datatype(item.get("datatype"))
         except ValueError as exc:
             raise ValueError(f"{where} ({item['name']}): {exc}") from None
         shape = item.get("shape")

@@ -248,7 +248,7 @@ def run_study(
         parallel=parallel,
         started_at=started_at,
         wall_s=time.perf_counter() - t0,
-        stop_reason=stop_reason,  # type: ignore[arg-type]
+        stop_reason=stop_reason,
         trials=tuple(sorted(records, key=lambda r: r.number)),
     )
 
@@ -274,7 +274,7 @@ def _finish(study, trial, params: TrialParams, future: Future, t0: float) -> Tri
         number=params.number,
         lr=params.lr,
         batch_size=params.batch_size,
-        state=state,  # type: ignore[arg-type]
+        state=state,
         loss=loss,
         accuracy=accuracy,
         error=error,

@@ -74,7 +74,7 @@ class K8sTarget(FlaskTarget):
 
     adapter: ClassVar[str] = "k8s"
     Settings: ClassVar[type] = K8sSettings
-    settings: K8sSettings  # type: ignore[assignment]
+    settings: K8sSettings
 
     def __init__(self, name: str, settings: K8sSettings, context: TargetContext) -> None:
         super().__init__(name, settings, context)

@@ -142,7 +142,7 @@ class FlaskTarget(LocalServerTarget):
     page_protocol = "multipart"
 
     @property
-    def health_path(self) -> str:  # type: ignore[override]
+    def health_path(self) -> str:
         return self.settings.health_path
 
     @property

@@ -65,7 +65,7 @@ class KServeSettings(RemoteSettings, KfpSettings):
     image: str = "servebench-kserve-predictor:0.1.0"
     cpu: str = "1"
     memory: str = "2Gi"
-    cpus: list[int] = ()  # type: ignore[assignment]  # parse_table gives a tuple
+    cpus: list[int] = ()  # parse_table gives a tuple
     tf_threads: int = 0
     model: str = "mnist"
 

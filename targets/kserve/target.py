@@ -105,7 +105,7 @@ class KServeTarget(LocalServerTarget):
         self._grpc_port = 0  # the local stand-in's gRPC port (protocol grpc-v2), once chosen
 
     @property
-    def health_path(self) -> str:  # type: ignore[override]
+    def health_path(self) -> str:
         s = self.settings
         return f"/v1/models/{s.model_name}" if s.protocol == "v1" else "/v2/health/ready"  # REST, also for grpc-v2
 

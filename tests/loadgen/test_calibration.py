@@ -139,7 +139,7 @@ def test_ceiling_is_per_engine_and_takes_the_best_figure_per_concurrency() -> No
     assert result.ceiling("aiohttp") is None
     assert cal.parse_calibration({}).ceiling("fast") is None
     with pytest.raises(ValueError, match="JSON object"):
-        cal.parse_calibration([1, 2])  # type: ignore[arg-type]
+        cal.parse_calibration([1, 2])
 
 
 def test_meta_summary_parses_back_to_the_same_points_and_ceiling() -> None:
@@ -188,7 +188,7 @@ def test_python_null_endpoint_answers_and_is_stopped() -> None:
     cpus = (os.sched_getaffinity(0) and sorted(os.sched_getaffinity(0))[:1]) if hasattr(os, "sched_getaffinity") else []
     endpoint = NullEndpoint("python", cpus=cpus)
     with endpoint:
-        port, pid = endpoint.port, endpoint._proc.pid  # type: ignore[union-attr]
+        port, pid = endpoint.port, endpoint._proc.pid
         ok = _http(port, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
         assert ok.startswith(b"HTTP/1.1 200 OK") and ok.endswith(NULL_BODY)
         closing = _http(port, b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
@@ -232,7 +232,7 @@ def test_nginx_null_endpoint_answers_posts() -> None:
         answer = _http(endpoint.port, b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
         assert answer.startswith(b"HTTP/1.1 200 OK") and answer.endswith(NULL_BODY)
         assert endpoint.describe()["version"]
-        pid = endpoint._proc.pid  # type: ignore[union-attr]
+        pid = endpoint._proc.pid
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
 

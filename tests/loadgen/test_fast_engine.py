@@ -26,12 +26,12 @@ POST = Request("POST", "/predict", BODY, {"Content-Type": "application/json"})
 def _run(coro: Awaitable[object], loop: str = "default") -> object:
     if loop == "asyncio":
         with asyncio.Runner(loop_factory=asyncio.new_event_loop) as runner:
-            return runner.run(coro)  # type: ignore[arg-type]
-    return run(coro)  # type: ignore[arg-type]
+            return runner.run(coro)
+    return run(coro)
 
 
 async def _with_engine(url: str, body: Callable[[FastEngine], Awaitable[object]], **options: object) -> object:
-    options = EngineOptions(base_url=url, **{"max_connections": 4, "timeout_s": 5.0, **options})  # type: ignore[arg-type]
+    options = EngineOptions(base_url=url, **{"max_connections": 4, "timeout_s": 5.0, **options})
     async with FastEngine(options) as engine:
         return await body(engine)
 
@@ -40,7 +40,7 @@ def _send_one(url: str, request: Request = POST, loop: str = "default", **option
     async def body(engine: FastEngine) -> Response:
         return await engine.send(request)
 
-    return _run(_with_engine(url, body, **options), loop)  # type: ignore[return-value]
+    return _run(_with_engine(url, body, **options), loop)
 
 
 def _error_of(url: str, request: Request = POST, **options: object) -> EngineError:
@@ -96,7 +96,7 @@ def test_keep_alive_reuses_one_connection_sequentially() -> None:
 
     with StubServer("ok") as server:
         responses = _run(_with_engine(server.url, body))
-    assert [r.status for r in responses] == [200] * 25  # type: ignore[union-attr]
+    assert [r.status for r in responses] == [200] * 25
     assert server.connections == 1
     assert len(server.requests) == 25
 
@@ -107,7 +107,7 @@ def test_pool_never_exceeds_max_connections() -> None:
 
     with StubServer("ok") as server:
         responses = _run(_with_engine(server.url, body, max_connections=3))
-    assert all(r.status == 200 for r in responses)  # type: ignore[union-attr]
+    assert all(r.status == 200 for r in responses)
     assert 1 <= server.connections <= 3
     assert len(server.requests) == 40
 
@@ -118,7 +118,7 @@ def test_connection_close_header_means_new_connection_each_time() -> None:
         return responses, engine.connections_made
 
     with StubServer("close_header") as server:
-        responses, made = _run(_with_engine(server.url, body))  # type: ignore[misc]
+        responses, made = _run(_with_engine(server.url, body))
     assert all(r.status == 200 for r in responses)
     assert server.connections == 5 and made == 5
 
@@ -133,7 +133,7 @@ def test_reconnects_after_server_closed_an_idle_kept_alive_connection() -> None:
 
     with StubServer("close_after_each") as server:
         responses = _run(_with_engine(server.url, body))
-    assert [r.status for r in responses] == [200] * 4  # type: ignore[union-attr]
+    assert [r.status for r in responses] == [200] * 4
     assert server.connections == 4  # one fresh connection per request, no error
 
 
@@ -156,7 +156,7 @@ def test_close_that_arrived_while_the_loop_was_busy_is_read_before_reuse() -> No
 
     with StubServer(answer_then_close) as server:
         responses = _run(_with_engine(server.url, body, max_connections=1))
-    assert [r.status for r in responses] == [200, 200]  # type: ignore[union-attr]
+    assert [r.status for r in responses] == [200, 200]
     assert server.connections == 2
 
 
@@ -190,7 +190,7 @@ def test_stale_reused_connection_retries_only_idempotent_methods(method: str, re
         return first, second
 
     with StubServer(_stale_behaviour) as server:
-        first, second = _run(_with_engine(server.url, body, max_connections=1))  # type: ignore[misc]
+        first, second = _run(_with_engine(server.url, body, max_connections=1))
     assert first.status == 200
     if retried:
         assert isinstance(second, Response) and second.status == 200
@@ -244,7 +244,7 @@ def test_timed_out_connection_is_not_reused() -> None:
         return late, await engine.send(POST)
 
     with StubServer(slow_then_fast) as server:
-        late, second = _run(_with_engine(server.url, body, timeout_s=0.2, max_connections=1))  # type: ignore[misc]
+        late, second = _run(_with_engine(server.url, body, timeout_s=0.2, max_connections=1))
     assert late is not None and late.error == "timeout"
     assert json.loads(second.body)["predictions"] == [2]  # its own answer, not the late first one
     assert server.connections == 2
@@ -284,7 +284,7 @@ def test_request_bytes_are_built_once_per_blueprint() -> None:
         other = engine._bytes_for(Request("POST", "/predict", BODY, {"Content-Type": "application/json"}))[0]
         return first, again, other
 
-    first, again, other = _run(_with_engine("http://127.0.0.1:9", body))  # type: ignore[misc]
+    first, again, other = _run(_with_engine("http://127.0.0.1:9", body))
     assert first is again  # cached by identity of the frozen Request
     assert other == first and other is not first
 
@@ -364,7 +364,7 @@ def test_cancelled_send_drops_its_connection_and_the_engine_recovers() -> None:
 
     with StubServer(slow) as server:
         response = _run(_with_engine(server.url, body, max_connections=1))
-    assert response.status == 200  # type: ignore[union-attr]
+    assert response.status == 200
     assert server.connections == 2
 
 

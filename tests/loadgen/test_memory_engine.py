@@ -150,7 +150,7 @@ def test_memory_engine_refuses_wall_clock_loops_and_bad_arguments() -> None:
     with pytest.raises(ValueError, match="latency must be seconds >= 0"):
         MemoryEngine(OPTIONS, latency=-1.0)
     with pytest.raises(TypeError, match="handler must be callable"):
-        MemoryEngine(OPTIONS, "200 OK")  # type: ignore[arg-type]
+        MemoryEngine(OPTIONS, "200 OK")
 
 
 def test_async_with_closes_the_memory_engine_on_error_and_cancellation() -> None:

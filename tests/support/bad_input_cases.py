@@ -257,7 +257,7 @@ class BadCase:
 
 def _case(
     id: str, group: str, build: Callable[[Ctx], Send], flask: Expect | None, kserve: Expect | None = ...
-) -> BadCase:  # type: ignore[assignment]
+) -> BadCase:
     """``kserve`` defaults to the same expectation as ``flask``."""
     return BadCase(id, group, build, flask, flask if kserve is ... else kserve)
 

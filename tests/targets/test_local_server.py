@@ -40,7 +40,7 @@ def fastapi_on_path():
 
 def _fastapi(tmp_path: Path, **table: object) -> LocalServerTarget:
     ctx = TargetContext(artifacts_dir=tmp_path / "model", log_dir=tmp_path / "logs", config_dir=tmp_path)
-    return build_target(TargetSpec("fast", FASTAPI_ADAPTER, dict(table)), ctx)  # type: ignore[return-value]
+    return build_target(TargetSpec("fast", FASTAPI_ADAPTER, dict(table)), ctx)
 
 
 def test_spawned_server_gets_the_adapters_folder_on_pythonpath(tmp_path, fastapi_on_path, monkeypatch) -> None:

@@ -288,7 +288,7 @@ def create_app(
     app = Flask("servebench")
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     app.config["MAX_FORM_MEMORY_SIZE"] = max_body_bytes
-    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.json.sort_keys = False
 
     @app.get("/healthz")
     def healthz() -> Response:

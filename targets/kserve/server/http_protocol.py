@@ -61,7 +61,7 @@ try:
     import httptools
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as _Base
 except ImportError:  # pragma: no cover - httptools not installed: guard_http uses h11
-    _Base = None  # type: ignore[assignment,misc]
+    _Base = None
 
 
 def guard_http(config: Any, limits: HttpLimits) -> None:
@@ -79,7 +79,7 @@ def guard_http(config: Any, limits: HttpLimits) -> None:
 
 if _Base is not None:
 
-    class GuardedHttpToolsProtocol(_Base):  # type: ignore[misc,valid-type]
+    class GuardedHttpToolsProtocol(_Base):
         """uvicorn's httptools protocol that refuses bad requests itself, in JSON (module doc)."""
 
         def __init__(self, config: Any, *args: Any, **kwargs: Any) -> None:
@@ -202,4 +202,4 @@ if _Base is not None:
             super().connection_lost(exc)
 
 else:  # pragma: no cover
-    GuardedHttpToolsProtocol = None  # type: ignore[assignment,misc]
+    GuardedHttpToolsProtocol = None

@@ -113,7 +113,7 @@ def test_bad_inputs_refused_before_encoding() -> None:
     with pytest.raises(TensorError, match="at least one input"):
         encode_infer_request("m", {})
     with pytest.raises(TensorError, match="'x'.*numpy array"):
-        encode_infer_request("m", {"x": [1, 2]})  # type: ignore[dict-item]
+        encode_infer_request("m", {"x": [1, 2]})
     with pytest.raises(TensorError, match="model_name"):
         encode_infer_request("", {"x": np.ones(1, np.float32)})
     with pytest.raises(TensorError, match="'s'.*element 1 is int"):
