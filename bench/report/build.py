@@ -25,7 +25,7 @@ from bench.report.capacity import add_capacity_section, capacity_only_report
 from bench.report.document import Document, to_html, to_markdown
 from bench.report.figures_rate import fig_rate
 from bench.report.flags import annotate_flags, flag_legend, flag_sentences
-from bench.report.runfacts import ceiling_text, meta_rows, run_warnings, sweep_rows
+from bench.report.runfacts import ceiling_text, meta_rows, run_warnings, sweep_rows, target_ceilings
 from bench.report.tables import (
     FLAG_FRACTION,
     error_accuracy_table,
@@ -86,7 +86,7 @@ def table3_markdown(run: RunData) -> str:
     ]
     cells: list[str] = []
     for mode in modes_in(run.summary):
-        columns, rows = table3_rows(run.summary, mode, run.targets, ceiling)
+        columns, rows = table3_rows(run.summary, mode, run.targets, ceiling, target_ceilings(run.meta.details))
         cells += [c for row in rows for c in row[1:]]
         parts.append(f"## mode: {mode}{_mode_note(run.summary, mode)}\n")
         parts.append(markdown_table(columns, rows))
@@ -140,7 +140,9 @@ def build_report(
 
     if closed:
         save(
-            figures.fig_total_time(means, targets, closed, study, study_mode, ceiling),
+            figures.fig_total_time(
+                means, targets, closed, study, study_mode, ceiling, by_target=target_ceilings(run.meta.details)
+            ),
             "fig21_total_time",
             "Figure 21 style: total time vs number of requests (log-log)"
             + ("; dashed = the study's Table 3" if study is not None and study_mode in closed else ""),
@@ -152,7 +154,7 @@ def build_report(
             "bound only: too few answers for an upper one)",
         )
         save(
-            figures.fig_throughput(means, targets, closed, ceiling),
+            figures.fig_throughput(means, targets, closed, ceiling, by_target=target_ceilings(run.meta.details)),
             "throughput",
             "Throughput vs N (the client's calibrated ceiling only at the concurrencies it was measured: a "
             "grey diamond on the axis, or a ▲ on the top edge when it is far above every target)",
@@ -234,7 +236,7 @@ def _document(
 
     doc.add("h2", "Per-target summary")
     for mode in modes:
-        columns, rows = target_summary_table(run.summary, mode, targets, ceiling)
+        columns, rows = target_summary_table(run.summary, mode, targets, ceiling, target_ceilings(run.meta.details))
         what = (
             "offered and achieved rate; " if mode == "rate" else ""
         ) + "means over trials; latency over successful requests, with 95 % bounds"
@@ -296,7 +298,7 @@ def _table3_section(
         doc.add("p", "Note: " + caution)
     cells: list[str] = []
     for mode in modes:
-        columns, rows = table3_rows(run.summary, mode, targets, ceiling)
+        columns, rows = table3_rows(run.summary, mode, targets, ceiling, target_ceilings(run.meta.details))
         cells += [c for row in rows for c in row[1:]]
         note = _mode_note(run.summary, mode) if mode in OPEN_LOOP_MODES else ""
         doc.add("table", f"mode `{mode}`{note}:", columns=columns, rows=rows, align="l" + "r" * (len(columns) - 1))

@@ -73,8 +73,14 @@ def fig_total_time(
     study: pd.DataFrame | None = None,
     study_mode: str = "sequential",
     ceiling: Mapping[str, Any] | None = None,
+    *,
+    by_target: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> Figure:
-    """Figure 21: total time to answer N requests vs N, one line per target, per mode."""
+    """Figure 21: total time to answer N requests vs N, one line per target, per mode.
+
+    ``by_target``: the ceilings of targets another engine sent (a gRPC target's), ringing their
+    near-ceiling points against their own engine (:func:`bench.report.tables.target_ceilings`).
+    """
     colors = target_colors(targets)
     fig, axes = axes_row(len(modes), height=5.8)
     for ax, mode in zip(axes, modes, strict=False):
@@ -84,7 +90,8 @@ def fig_total_time(
             part = _part(means, t, mode)
             if part.empty:
                 continue
-            drawn |= plot_steps(ax, part, "n_requests", "total_s", color=colors[t], label=t, ceiling=ceiling)
+            own = by_target[t] if by_target and t in by_target else ceiling
+            drawn |= plot_steps(ax, part, "n_requests", "total_s", color=colors[t], label=t, ceiling=own)
             if overlay:
                 ref = study[study["target"] == t].sort_values("n_requests")
                 if not ref.empty:
@@ -199,7 +206,12 @@ def fig_latency_percentiles(
 
 
 def fig_throughput(
-    means: pd.DataFrame, targets: Sequence[str], modes: Sequence[str], ceiling: Mapping[str, Any] | None = None
+    means: pd.DataFrame,
+    targets: Sequence[str],
+    modes: Sequence[str],
+    ceiling: Mapping[str, Any] | None = None,
+    *,
+    by_target: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> Figure:
     """Throughput (successful requests per second of step wall time) vs N, one panel per mode.
 
@@ -215,7 +227,8 @@ def fig_throughput(
             part = _part(means, t, mode)
             if part.empty:
                 continue
-            drawn |= plot_steps(ax, part, "n_requests", "throughput_rps", color=colors[t], label=t, ceiling=ceiling)
+            own = by_target[t] if by_target and t in by_target else ceiling  # a gRPC target: the grpc engine's
+            drawn |= plot_steps(ax, part, "n_requests", "throughput_rps", color=colors[t], label=t, ceiling=own)
         steps = means[means["mode"] == mode]
         ns = sorted(set(steps["n_requests"]))
         usable = steps[~steps["flag_all_failed"].fillna(False).astype(bool)] if "flag_all_failed" in steps else steps

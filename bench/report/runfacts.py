@@ -17,7 +17,15 @@ from bench.run_timing import timing_text
 from bench.shard_run import sharding_text, sharding_warnings
 from ground.runmeta import RunMeta, RunStatus
 
-__all__ = ["ceiling_text", "cpu_plan_text", "meta_rows", "run_warnings", "status_text", "sweep_rows"]
+__all__ = [
+    "ceiling_text",
+    "cpu_plan_text",
+    "meta_rows",
+    "run_warnings",
+    "status_text",
+    "sweep_rows",
+    "target_ceilings",
+]
 
 _STATUS = {
     RunStatus.COMPLETE: "complete: every planned target was run",
@@ -59,6 +67,39 @@ def cpu_plan_text(plan: Mapping[str, Any] | None) -> str:
     if len(standins) == 1:
         text += " (all stand-ins share that one core: extra workers or replicas add no parallelism)"
     return text
+
+
+def target_ceilings(details: Mapping[str, Any]) -> dict[str, Mapping[str, Any] | None]:
+    """The targets whose requests another engine than the run's sent, each with that engine's ceiling.
+
+    A target's ``client_engine`` fact (meta.json ``targets``; e.g. ``"grpc (grpcio 1.85.4)"``)
+    names it; the ceiling is the run's calibration of that engine (``client_ceilings``), None
+    when it was not measured (``bench calibrate --engines fast,aiohttp,httpx,grpc``).
+    """
+    measured = details.get("client_ceilings") or {}
+    out: dict[str, Mapping[str, Any] | None] = {}
+    for name, facts in (details.get("targets") or {}).items():
+        engine = str((facts or {}).get("client_engine") or "").split(" ", 1)[0] if isinstance(facts, Mapping) else ""
+        if engine:
+            out[str(name)] = measured.get(engine)
+    return out
+
+
+def _other_engines_text(details: Mapping[str, Any]) -> str:
+    """The targets another engine sent (gRPC ones), each with that engine's ceiling or why it has none."""
+    parts = []
+    for target, ceiling in target_ceilings(details).items():
+        engine = str(((details.get("targets") or {}).get(target) or {}).get("client_engine", "?")).split(" ", 1)[0]
+        parts.append(
+            f"{target} (sent by the {engine} engine): "
+            + (
+                ceiling_text(ceiling)
+                if ceiling
+                else f"not measured (bench calibrate --engines fast,aiohttp,httpx,{engine}): its steps are "
+                "not checked against a client ceiling"
+            )
+        )
+    return "".join(f"; {part}" for part in parts)
 
 
 def ceiling_text(ceiling: Mapping[str, Any] | None) -> str:
@@ -149,7 +190,7 @@ def meta_rows(meta: RunMeta) -> list[list[str]]:
         ),
         "OS / Python": f"{host.get('os', '?')} / Python {host.get('python', '?')}",
         "engine": f"{engine.get('name', '?')} ({engine.get('version', '?')}); chosen: {engine.get('chosen_by', '?')}",
-        "client ceiling": ceiling_text(details.get("client_ceiling")),
+        "client ceiling": ceiling_text(details.get("client_ceiling")) + _other_engines_text(details),
         "CPU plan": cpu_plan_text(details.get("cpu_plan")),
         "execution": details.get("execution", "-"),
         "model": f"{model.get('dir', '?')} (TorchScript sha256 {str(model.get('torchscript_sha256', '?'))[:16]}...)"

@@ -121,12 +121,30 @@ def table3(summary: pd.DataFrame, mode: str, targets: Sequence[str]) -> pd.DataF
     return wide
 
 
-def flag_near_ceiling(frame: pd.DataFrame, ceiling: Mapping[str, Any] | None) -> pd.Series:
-    """True where throughput >= FLAG_FRACTION x the client's ceiling at that concurrency."""
-    if not ceiling or "throughput_rps" not in frame or "concurrency" not in frame:
+def flag_near_ceiling(
+    frame: pd.DataFrame,
+    ceiling: Mapping[str, Any] | None,
+    by_target: Mapping[str, Mapping[str, Any] | None] | None = None,
+) -> pd.Series:
+    """True where throughput >= FLAG_FRACTION x the client's ceiling at that concurrency.
+
+    ``by_target`` overrides ``ceiling`` for the targets it names (:func:`bench.report.runfacts.target_ceilings`: a
+    gRPC target's requests went through the grpc engine, whose ceiling is not the run's HTTP
+    engine's); a target mapped to None has no measured ceiling, so none of its steps is flagged.
+    """
+    if "throughput_rps" not in frame or "concurrency" not in frame:
         return pd.Series(False, index=frame.index)
-    limits = frame["concurrency"].map(lambda c: ceiling_for(c, ceiling))
-    limits = pd.to_numeric(limits, errors="coerce")
+    by_target = by_target or {}
+    if not ceiling and not any(by_target.values()):
+        return pd.Series(False, index=frame.index)
+
+    def limit(target: Any, concurrency: Any) -> Any:
+        chosen = by_target[target] if target in by_target else ceiling
+        return ceiling_for(concurrency, chosen) if chosen else np.nan
+
+    targets = frame["target"] if "target" in frame else pd.Series("", index=frame.index)
+    limits = [limit(t, c) for t, c in zip(targets, frame["concurrency"], strict=True)]
+    limits = pd.to_numeric(pd.Series(limits, index=frame.index), errors="coerce")
     return (frame["throughput_rps"] >= FLAG_FRACTION * limits).fillna(False).astype(bool)
 
 
@@ -160,12 +178,16 @@ def _cells_by_key(means: pd.DataFrame) -> dict[tuple[str, int, float], dict[str,
 
 
 def table3_rows(
-    summary: pd.DataFrame, mode: str, targets: Sequence[str], ceiling: Mapping[str, Any] | None = None
+    summary: pd.DataFrame,
+    mode: str,
+    targets: Sequence[str],
+    ceiling: Mapping[str, Any] | None = None,
+    by_target: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> tuple[list[str], list[list[str]]]:
     """Table 3 as text cells: total seconds, '*' near the client ceiling, and the step flags
     (``✗k/n``, ``⚠ saturated``; ``failed: n/n class`` instead of a total when nothing succeeded)."""
     means = step_means(summary[summary["mode"] == mode])
-    means = means.assign(near_=flag_near_ceiling(means, ceiling).to_numpy())
+    means = means.assign(near_=flag_near_ceiling(means, ceiling, by_target).to_numpy())
     present = [t for t in targets if t in set(means["target"])]
     cells = _cells_by_key(means)
     rows = []
@@ -207,7 +229,11 @@ def study_side_by_side(
 
 
 def target_summary_table(
-    summary: pd.DataFrame, mode: str, targets: Sequence[str], ceiling: Mapping[str, Any] | None = None
+    summary: pd.DataFrame,
+    mode: str,
+    targets: Sequence[str],
+    ceiling: Mapping[str, Any] | None = None,
+    by_target: Mapping[str, Mapping[str, Any] | None] | None = None,
 ) -> tuple[list[str], list[list[str]]]:
     """Per target x step: total (or achieved vs offered rate in ``rate`` mode), latency
     percentiles in ms with their 95 % bounds (``v (lo–hi)``, ``≥ lo`` or ``—``, see
@@ -218,7 +244,7 @@ def target_summary_table(
     """
     means = step_means(summary[summary["mode"] == mode])
     means = means.assign(
-        near_=flag_near_ceiling(means, ceiling).to_numpy(),
+        near_=flag_near_ceiling(means, ceiling, by_target).to_numpy(),
         order_=means["target"].map({t: i for i, t in enumerate(targets)}),
     )
     open_loop = mode == "rate"

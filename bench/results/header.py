@@ -157,6 +157,7 @@ def new_meta(
         engine={},
         calibration=None,
         client_ceiling=None,
+        client_ceilings={},
         cpu_plan={},
         host_noise={"at_start": dict(load_at_start or run_start_load()), "targets": {}},
         execution="targets run one at a time (start, sweep, stop) so they never compete for CPU",

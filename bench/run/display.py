@@ -14,6 +14,7 @@ from bench.capacity.show import print_capacity
 from bench.console import Console, open_loop_text, saturation_warning, step_label
 from bench.report.bounds import NO_BOUND, NO_VALUE, percentile_cell
 from bench.report.flags import flag_legend, flag_sentences
+from bench.report.runfacts import target_ceilings
 from bench.report.tables import modes_in, table3_rows
 from bench.report.trialnoise import ORDER_NOTES_INTRO, noise_notes
 from bench.results import load_run
@@ -39,14 +40,14 @@ def print_table3(run_dir: Path, console: Console) -> None:
     modes = modes_in(run.summary)
     cells: list[str] = []
     for mode in modes:
-        columns, rows = table3_rows(run.summary, mode, run.targets, ceiling)
+        columns, rows = table3_rows(run.summary, mode, run.targets, ceiling, target_ceilings(run.meta.details))
         cells += [cell for row in rows for cell in row[1:]]
         console.table(
             f"Total time (s) to answer N requests, mode {mode} (run {run.run_id})",
             columns,
             [[_printable(cell, console) for cell in row] for row in rows],
         )
-    if ceiling and any("*" in cell for cell in cells):
+    if any("*" in cell for cell in cells):
         console.info("* throughput >= 50 % of the client's calibrated ceiling: the client may be the limit there")
     legend = flag_legend(cells)
     if legend:

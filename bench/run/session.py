@@ -50,7 +50,7 @@ from bench.run_timing import RunTiming, timing_text
 from bench.shard_run import ShardOptions, check_shard_run, shard_cpu_plan, shard_meta, shard_run_id, with_endpoint
 from ground.cpus import CpuPlan, pin_current_process, plan_cpus
 from ground.runmeta import RunMeta, RunStatus
-from loadgen.engines import ENGINE_NAMES, engine_for_url
+from loadgen.engines import ENGINE_NAMES, SCHEME_ENGINES, engine_for_url
 from loadgen.stats import SUMMARY_COLUMNS
 from loadgen.sweep import SweepPlan
 from loadgen.sweep import run_sweep as sweep_steps
@@ -249,6 +249,13 @@ def _open_run(
         load_at_start=load_at_start,
     )
     ceiling = calibration.ceiling(engine_name) if calibration is not None else None
+    # Targets another engine sends (grpc:// ones): that engine's ceiling, where the calibration has it
+    # (bench calibrate --engines ...,grpc); the report judges their steps against it, never the HTTP one.
+    other_ceilings = {
+        name: c.to_json()
+        for name in sorted(set(SCHEME_ENGINES.values()))
+        if calibration is not None and (c := calibration.ceiling(name)) is not None
+    }
     meta.details.update(
         model=model_facts(prepared.artifacts),
         test_split={"images": int(len(prepared.split.test_x)), "dataset": config.model.dataset},
@@ -260,6 +267,7 @@ def _open_run(
         },
         calibration=calibration_json(calibration, config.results_dir / "calibration.json"),
         client_ceiling=ceiling.to_json() if ceiling else None,
+        client_ceilings=other_ceilings,
         cpu_plan=checked.cpu_plan.describe(),
     )
     shard_run = None

@@ -337,6 +337,7 @@ def _shard_record(shard: ShardInput) -> dict[str, Any]:
         "engine",
         "calibration",
         "client_ceiling",
+        "client_ceilings",
         "cpu_plan",
         "host_noise",
         "command",
@@ -415,6 +416,10 @@ def merged_meta(
             },
             "calibration": None,
             "client_ceiling": combined_ceiling([s.meta.get("client_ceiling") for s in ordered], cpu_groups),
+            "client_ceilings": {  # per other engine (grpc), combined like the run's engine's
+                name: combined_ceiling([(s.meta.get("client_ceilings") or {}).get(name) for s in ordered], cpu_groups)
+                for name in sorted({n for s in ordered for n in (s.meta.get("client_ceilings") or {})})
+            },
             "host_noise": _noisiest(ordered),
             "execution": (
                 f"{len(ordered)} shards (bench run --shard I/{len(ordered)}) sent each step's share together "
