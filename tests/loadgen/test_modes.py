@@ -248,6 +248,7 @@ def test_open_loop_latency_counts_from_the_intended_time_through_a_stall_exactly
 
 
 @pytest.mark.slow
+@pytest.mark.timing  # a send schedule: run after the parallel pass, with the CPUs to itself
 @pytest.mark.parametrize("engine_name", available_engines())
 def test_open_loop_counts_latency_from_the_intended_time_through_a_stall(engine_name: str) -> None:
     """Issue 3's proof: a 1-s stall shows up in every request that was due during it."""

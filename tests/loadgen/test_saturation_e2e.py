@@ -33,7 +33,8 @@ from targets.spec import TargetSpec
 from tests.support.e2e import copy_calibration
 from tests.support.paths import REPO
 
-pytestmark = pytest.mark.slow
+# timing: the calm step must not be flagged client_behind, which a CPU-starved client is (run serially)
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
 
 GREENE = {"model_loading": "per-request", "workers": 1}
 

@@ -79,6 +79,7 @@ def _outcome(proc: subprocess.Popen[str]) -> tuple[int, dict[str, str], dict[str
 
 
 @pytest.mark.slow
+@pytest.mark.timing  # latency and retransmission checks: run after the parallel pass
 def test_backlog_and_nagle_servers_fail_and_the_fixed_one_passes(tmp_path, trained_model) -> None:
     project = tmp_path / "project"
     project.mkdir()
