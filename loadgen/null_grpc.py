@@ -29,7 +29,7 @@ import numpy as np
 
 from ground.cpus import pin_current_process, pin_process
 from loadgen.inference.grpc_messages import MODEL_INFER_METHOD, encode_infer_request, encode_infer_response
-from loadgen.nullserver import _read_line, _stop_group
+from loadgen.nullserver import SpawnedEndpoint, _read_line, _stop_group
 from loadgen.request import Request
 
 __all__ = ["NULL_GRPC_ANSWER", "NullGrpcEndpoint", "grpc_payload", "serve_forever"]
@@ -95,7 +95,7 @@ async def _serve(host: str, port: int) -> None:
 
 
 # -- the parent's handle -------------------------------------------------------------------
-class NullGrpcEndpoint:
+class NullGrpcEndpoint(SpawnedEndpoint):
     """``with NullGrpcEndpoint(cpus=(0,)) as ep: ep.url`` -> ``grpc://127.0.0.1:PORT``."""
 
     kind = "python-grpc"
@@ -119,17 +119,6 @@ class NullGrpcEndpoint:
             "cpus": list(self.cpus),
             "body_bytes": len(NULL_GRPC_ANSWER),
         }
-
-    def __enter__(self) -> NullGrpcEndpoint:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def start(self, ready_timeout_s: float = 20.0) -> str:
         """Spawn the server and wait for its ready line; return its URL."""

@@ -29,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from ground.cpus import pin_current_process, pin_process
 
@@ -163,7 +163,32 @@ http {{
 """
 
 
-class NullEndpoint:
+class SpawnedEndpoint:
+    """A null endpoint in a child process: ``with`` starts it and stops it however the block ends.
+
+    Subclasses implement ``start()`` (idempotent) and ``stop()`` (safe after a failed start);
+    a start that fails half-way is stopped before the error propagates.
+    """
+
+    def start(self) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class NullEndpoint(SpawnedEndpoint):
     """A null endpoint process: ``with NullEndpoint("auto", cpus=(0,)) as ep: ep.url``.
 
     ``kind``: ``"python"``, ``"nginx"``, or ``"auto"`` (nginx when installed).
@@ -206,17 +231,6 @@ class NullEndpoint:
             "cpus": list(self.cpus),
             "body_bytes": len(self.body),
         }
-
-    def __enter__(self) -> NullEndpoint:
-        try:
-            self.start()
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     def start(self, ready_timeout_s: float = 15.0) -> str:
         """Spawn the server, wait until it accepts connections; return its URL."""
