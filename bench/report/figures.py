@@ -234,7 +234,10 @@ def fig_throughput(
         usable = steps[~steps["flag_all_failed"].fillna(False).astype(bool)] if "flag_all_failed" in steps else steps
         fastest = float(pd.to_numeric(usable["throughput_rps"], errors="coerce").max()) if not usable.empty else np.nan
         conc = steps.groupby("n_requests")["concurrency"].max().to_dict() if ns else {}
-        extra = draw_ceiling(ax, ceiling_marks(conc, fastest, ceiling))
+        # the run engine's ceiling only where a target it sent is drawn (a gRPC-only panel has none)
+        by_run = [t for t in targets if not (by_target and t in by_target)]
+        shown = ceiling if set(steps["target"]) & set(by_run) else None
+        extra = draw_ceiling(ax, ceiling_marks(conc, fastest, shown))
         plain_log_axes(ax, ns)
         ax.set_xlabel("number of requests N")
         ax.set_ylabel("throughput (successful requests/s)")

@@ -95,3 +95,17 @@ def test_no_calibration_draws_no_ceiling(tmp_path):
     for ax in fig.axes:
         assert not _lines(ax, GID_CEILING_MEASURED) and not _lines(ax, GID_CEILING_OFF_SCALE)
         assert "ceiling" not in _legend(ax)
+
+
+def test_the_run_engines_ceiling_is_not_drawn_on_a_panel_whose_targets_another_engine_sent(tmp_path):
+    """A run of gRPC targets only: fast's ceiling says nothing about them, so it is not drawn."""
+    means, targets = _means(tmp_path)
+    fast = {"engine": "fast", "rps_by_concurrency": {"1": 17246.2, "64": 56707.5}}
+    grpc = {"engine": "grpc", "rps_by_concurrency": {"1": 1700.0, "64": 2500.0}}
+    drawn = fig_throughput(means, targets, MODES, fast)
+    assert any(_lines(ax, GID_CEILING_OFF_SCALE) for ax in drawn.axes)  # the HTTP run: drawn
+    fig = fig_throughput(means, targets, MODES, fast, by_target={t: grpc for t in targets})
+    for ax in fig.axes:
+        assert not _lines(ax, GID_CEILING_MEASURED) and not _lines(ax, GID_CEILING_OFF_SCALE)
+    kept = fig_throughput(means, targets, MODES, fast, by_target={targets[0]: grpc})
+    assert any(_lines(ax, GID_CEILING_OFF_SCALE) for ax in kept.axes)  # the other targets: fast's, drawn
