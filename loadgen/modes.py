@@ -19,23 +19,37 @@ engine, so the same code gives exact times in tests).
 
 Every step is bounded by ``max_duration_s``: when it is reached, requests in flight are
 recorded as ``timeout`` and requests never sent as ``other``, each with a detail saying
-so -- nothing is silently dropped.  Responses are classified and decoded *after* the
-step's clock stopped, so JSON parsing never competes with sending.
+so -- nothing is silently dropped.
+
+Bounded memory at any length: a step holds only the requests in flight and those completed
+since the last drain.  Requests come from ``requests[seq]`` when they are sent (a lazy
+sequence is fine) and a ``rate`` step's intended offsets from an
+:class:`~loadgen.pacing.OffsetSchedule` a chunk at a time.  Without a ``sink`` the
+responses are classified and decoded *after* the step's clock stopped (JSON parsing never
+competes with sending) and the step returns its records as a tuple, as it always did.  With
+a ``sink`` (:class:`~loadgen.record_columns.RecordSink`) a drain task wakes every
+:data:`DRAIN_INTERVAL_S`, turns the completed requests into records in slices of
+:data:`DRAIN_SLICE` (yielding to the loop between slices, so sends due meanwhile go out)
+and hands them to the sink; the step then returns compact
+:class:`~loadgen.record_columns.RecordColumns` for its statistics, not the records.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
 from loadgen.classify import AnswerOutcome, classify_answer, classify_response, describe_exception
 from loadgen.engine import Engine, EngineError
-from loadgen.pacing import pace
+from loadgen.pacing import OffsetSchedule, as_schedule
+from loadgen.record_columns import ColumnBuilder, RecordSink
 from loadgen.records import RequestRecord, StepKey, StepResult
 from loadgen.request import Request
 from loadgen.samples import Answer
@@ -71,10 +85,32 @@ ProgressCallback = Callable[[StepKey, int, int], None]
 AnswerCheck = Callable[[int, int, bytes], Answer]
 _Outcomes = Callable[[int, int, bytes], AnswerOutcome]
 _PROGRESS_INTERVAL_S = 0.05  # at most 20 progress callbacks a second: the display is not the load
+#: Seconds between two drains of a streamed step (completed requests -> records -> sink).
+DRAIN_INTERVAL_S = 1.0
+#: Records built between two yields to the event loop while draining.
+DRAIN_SLICE = 256
+_OFFSET_CHUNK = 8192  # offsets taken from a schedule at a time
+_UNSENT_CHUNK = 8192  # records of never-sent requests built at a time at the step's end
+
+
+class _Done:
+    """A completed request, until the next drain makes it a record (times absolute, on the engine's clock)."""
+
+    __slots__ = ("body", "bytes_in", "bytes_out", "detail", "done", "error", "intended", "sent", "seq", "status")
+
+    def __init__(self, seq: int, intended: float, sent: float, bytes_out: int) -> None:
+        self.seq, self.intended, self.sent, self.bytes_out = seq, intended, sent, bytes_out
+        self.done = math.nan
+        self.status, self.body, self.bytes_in, self.error, self.detail = 0, b"", 0, "", ""
 
 
 class _Step:
-    """Mutable per-request bookkeeping of one running step (times from ``engine.clock()``)."""
+    """The bookkeeping of one running step: requests in flight, completed ones not yet records.
+
+    ``flight[seq]`` holds ``[intended, sent]`` (absolute; ``sent`` None until the request is
+    handed to the engine) from the moment a request is launched until it completes; a
+    completed request waits in ``finished`` for :meth:`drain`.
+    """
 
     def __init__(
         self,
@@ -83,73 +119,113 @@ class _Step:
         requests: Sequence[Request],
         max_rps: float,
         on_progress: ProgressCallback | None,
+        build: Callable[[Sequence[_Done], float], list[RequestRecord]],
+        sink: RecordSink | None,
     ) -> None:
-        n = len(requests)
         self.engine = engine
         self.clock = engine.clock
         self.key = key
         self.requests = requests
-        self.intended = np.full(n, np.nan)
-        self.sent = np.full(n, np.nan)
-        self.done = np.full(n, np.nan)
-        self.status = [0] * n
-        self.body: list[bytes] = [b""] * n
-        self.bytes_in = [0] * n
-        self.error = [""] * n
-        self.detail = [""] * n
+        self.n = len(requests)
+        self.flight: dict[int, list[Any]] = {}
+        self.finished: list[_Done] = []
+        self.launched = 0
         self.completed = 0
+        self.last_done = math.nan
         self.throttle = make_throttle(max_rps)
         self.on_progress = on_progress
         self._last_progress = 0.0
+        self.build = build
+        self.sink = sink
+        self.kept: list[RequestRecord] = []  # without a sink: every record, for the tuple
+        self.columns = ColumnBuilder() if sink is not None else None
+        self.pending_offsets: Iterator[float] = iter(())
+        self.waiting: float | None = None  # the offset the open loop is waiting to launch
+        self.t0 = math.nan  # the step's start on the engine's clock
 
-    async def one(self, seq: int, intended: float | None) -> None:
-        """Send request ``seq``; ``intended`` is None in closed loops (intended = sent)."""
+    async def one(self, seq: int, offset: float | None) -> None:
+        """Send request ``seq`` at ``offset`` from the step's start (None in closed loops: intended = sent)."""
+        slot = self.flight[seq]
         if self.throttle is not None:
             await self.throttle.acquire()
         sent = self.clock()
-        self.sent[seq] = sent
-        self.intended[seq] = sent if intended is None else intended
+        slot[0] = sent - self.t0 if offset is None else offset
+        slot[1] = sent
+        request = self.requests[seq]
+        done = _Done(seq, slot[0], sent, len(request.body))
         try:
-            response = await self.engine.send(self.requests[seq])
+            response = await self.engine.send(request)
         except EngineError as exc:
-            self.error[seq], self.detail[seq] = exc.error, exc.detail
+            done.error, done.detail = exc.error, exc.detail
         except Exception as exc:
-            self.error[seq], self.detail[seq] = "other", describe_exception(exc)
+            done.error, done.detail = "other", describe_exception(exc)
         else:
-            self.status[seq], self.body[seq], self.bytes_in[seq] = response.status, response.body, response.bytes_in
+            done.status, done.body, done.bytes_in = response.status, response.body, response.bytes_in
         now = self.clock()
-        self.done[seq] = now
+        done.done = now
+        del self.flight[seq]
+        self.finished.append(done)
+        self.last_done = now if math.isnan(self.last_done) else max(self.last_done, now)
         self.completed += 1
         if self.on_progress is not None and (
-            now - self._last_progress >= _PROGRESS_INTERVAL_S or self.completed == len(self.requests)
+            now - self._last_progress >= _PROGRESS_INTERVAL_S or self.completed == self.n
         ):
             self._last_progress = now
-            self.on_progress(self.key, self.completed, len(self.requests))
+            self.on_progress(self.key, self.completed, self.n)
 
     async def closed_loop(self, concurrency: int) -> None:
-        """C workers share one iterator of request numbers: a new send as each completes."""
-        numbers = iter(range(len(self.requests)))
+        """C workers take the next request number as each completes."""
 
         async def worker() -> None:
-            for seq in numbers:
+            while self.launched < self.n:
+                seq = self.launched
+                self.launched += 1
+                self.flight[seq] = [math.nan, None]
                 await self.one(seq, None)
 
-        await asyncio.gather(*(worker() for _ in range(min(concurrency, len(self.requests)))))
+        await asyncio.gather(*(worker() for _ in range(min(concurrency, self.n))))
 
-    async def open_loop(self, t0: float, offsets: np.ndarray, tasks: set[asyncio.Task[None]]) -> None:
-        """Launch each request at ``t0 + offsets[i]`` (or at once if overdue), then wait for all."""
+    async def open_loop(self, t0: float, schedule: OffsetSchedule, tasks: set[asyncio.Task[None]]) -> None:
+        """Launch each request at ``t0 + offset`` (or at once if overdue), then wait for all."""
         loop = asyncio.get_running_loop()
-        for seq in range(len(self.requests)):
-            wait, stop = pace(offsets, self.clock() - t0, seq)
-            if stop:
-                break
+        offsets = (float(o) for chunk in schedule.chunks(_OFFSET_CHUNK) for o in chunk)
+        self.pending_offsets = offsets
+        for offset in offsets:
+            self.waiting = offset
+            wait = offset - (self.clock() - t0)
             if wait > 0:
                 await asyncio.sleep(wait)
-            task = loop.create_task(self.one(seq, t0 + float(offsets[seq])))
+            seq = self.launched
+            self.launched += 1
+            self.waiting = None
+            self.flight[seq] = [offset, None]
+            task = loop.create_task(self.one(seq, offset))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         while tasks:
             await asyncio.gather(*list(tasks))
+
+    async def drain_forever(self) -> None:
+        """Every :data:`DRAIN_INTERVAL_S`, turn what completed into records for the sink."""
+        while True:
+            await asyncio.sleep(DRAIN_INTERVAL_S)
+            await self.drain()
+
+    async def drain(self, *, final: bool = False) -> None:
+        """The completed requests as records, :data:`DRAIN_SLICE` at a time, to the sink (or kept)."""
+        while self.finished:
+            batch, self.finished = self.finished[:DRAIN_SLICE], self.finished[DRAIN_SLICE:]
+            self.emit(self.build(batch, self.t0))
+            if not final:
+                await asyncio.sleep(0)  # sends due meanwhile go first
+
+    def emit(self, records: list[RequestRecord]) -> None:
+        if self.sink is None:
+            self.kept.extend(records)
+            return
+        assert self.columns is not None
+        self.columns.add(records)
+        self.sink.write(records)
 
 
 async def run_step(
@@ -161,10 +237,11 @@ async def run_step(
     *,
     check: AnswerCheck | None = None,
     samples: Sequence[int] | None = None,
-    offsets: np.ndarray | None = None,
+    offsets: OffsetSchedule | np.ndarray | None = None,
     max_duration_s: float = 600.0,
     max_rps: float = 0.0,
     on_progress: ProgressCallback | None = None,
+    sink: RecordSink | None = None,
 ) -> StepResult:
     """Run one step of ``key.mode`` over an opened ``engine`` and return its records.
 
@@ -173,7 +250,11 @@ async def run_step(
     against the digit ``labels[i]`` with ``decode`` (a codec's).  ``samples[i]`` is the
     sample number recorded for it (-1 without ``samples``).  ``key.concurrency`` is the number of closed-loop
     workers (1 for ``sequential``); ``rate`` mode needs ``offsets`` (intended send times
-    in seconds from the step's start) and relies on the engine's connection cap.
+    in seconds from the step's start: an array or an :class:`~loadgen.pacing.OffsetSchedule`)
+    and relies on the engine's connection cap.  With ``sink`` the records are streamed to it
+    while the step runs and the result holds compact columns (module docstring); the sink is
+    closed when the step ends, however it ends, and an OSError from it stops the step
+    (requests in flight cancelled) and is raised.
     """
     n = len(requests)
     if len(labels) != n:
@@ -186,47 +267,201 @@ async def run_step(
         raise ValueError(f"unknown mode {key.mode!r}; modes: {', '.join(MODES)}")
     if not max_duration_s > 0:
         raise ValueError(f"max_duration_s must be > 0, got {max_duration_s}")
-    if key.mode == "rate" and (offsets is None or len(offsets) != n):
+    schedule = as_schedule(offsets) if offsets is not None else None
+    if key.mode == "rate" and (schedule is None or len(schedule) != n):
         raise ValueError("rate mode needs one intended offset per request")
     if key.mode == "sequential" and key.concurrency != 1:
         raise ValueError(f"sequential mode has concurrency 1, got {key.concurrency}")
     if key.concurrency < 1:
         raise ValueError(f"concurrency must be >= 1, got {key.concurrency}")
 
-    step = _Step(engine, key, requests, max_rps, on_progress)
-    if on_progress is not None:
-        on_progress(key, 0, n)
-    tasks: set[asyncio.Task[None]] = set()
-    stopped_by_deadline = False
-    started_at = time.time()
-    t0 = step.clock()
-    try:
-        async with asyncio.timeout(max_duration_s):
-            if key.mode == "rate":
-                assert offsets is not None
-                await step.open_loop(t0, offsets, tasks)
-            else:
-                await step.closed_loop(key.concurrency)
-    except TimeoutError:
-        stopped_by_deadline = True
-    finally:
-        for task in list(tasks):
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
-    t_stop = step.clock()
     if check is not None:
         outcome = _check_outcomes(check)
     else:
         assert decode is not None
         outcome = _digit_outcomes(labels, decode)
-    numbers = samples if samples is not None else [-1] * n
-    records = _records(
-        step, labels, numbers, outcome, t0, t_stop, offsets if key.mode == "rate" else None, max_duration_s
-    )
-    ends = [t_stop] if stopped_by_deadline else [t for t in step.done if not math.isnan(t)]
+
+    def build(batch: Sequence[_Done], t0: float) -> list[RequestRecord]:
+        return [_completed_record(d, t0, labels, samples, outcome) for d in batch]
+
+    step = _Step(engine, key, requests, max_rps, on_progress, build, sink)
+    try:
+        return await _run(step, key, schedule, labels, samples, max_duration_s)
+    finally:
+        if sink is not None:
+            sink.close()
+
+
+async def _run(
+    step: _Step,
+    key: StepKey,
+    schedule: OffsetSchedule | None,
+    labels: Sequence[int],
+    samples: Sequence[int] | None,
+    max_duration_s: float,
+) -> StepResult:
+    """The timed part of :func:`run_step`, then the records of what was cut off."""
+    n = step.n
+    if step.on_progress is not None:
+        step.on_progress(key, 0, n)
+    tasks: set[asyncio.Task[None]] = set()
+    stopped_by_deadline = False
+    started_at = time.time()
+    t0 = step.t0 = step.clock()
+    loop = asyncio.get_running_loop()
+    drainer = loop.create_task(step.drain_forever()) if step.sink is not None else None
+    body: asyncio.Task[None] | None = None
+    try:
+        async with asyncio.timeout(max_duration_s):
+            if drainer is not None:
+                body = loop.create_task(_body(step, key, schedule, t0, tasks))
+                done, _ = await asyncio.wait({body, drainer}, return_when=asyncio.FIRST_COMPLETED)
+                if drainer in done:  # the sink failed: stop sending, raise its error
+                    drainer.result()
+                await body
+            else:
+                await _body(step, key, schedule, t0, tasks)
+    except TimeoutError:
+        stopped_by_deadline = True
+    finally:
+        for helper in (body, drainer):
+            if helper is not None and not helper.done():
+                helper.cancel()
+                await asyncio.gather(helper, return_exceptions=True)
+        for task in list(tasks):
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+    t_stop = step.clock()
+    await step.drain(final=True)
+    _cut_off(step, key, t0, t_stop, labels, samples, max_duration_s)
+    ends = [t_stop] if stopped_by_deadline else ([] if math.isnan(step.last_done) else [step.last_done])
     total_s = (max(ends) if ends else t_stop) - t0
-    return StepResult(key=key, records=tuple(records), total_s=total_s, started_at=started_at)
+    if step.columns is not None:
+        records: Sequence[RequestRecord] = step.columns.finish()
+    else:
+        records = tuple(sorted(step.kept, key=lambda r: r.seq))
+    return StepResult(key=key, records=records, total_s=total_s, started_at=started_at, streamed=step.sink is not None)
+
+
+async def _body(
+    step: _Step, key: StepKey, schedule: OffsetSchedule | None, t0: float, tasks: set[asyncio.Task[None]]
+) -> None:
+    if key.mode == "rate":
+        assert schedule is not None
+        await step.open_loop(t0, schedule, tasks)
+    else:
+        await step.closed_loop(key.concurrency)
+
+
+def _cut_off(
+    step: _Step,
+    key: StepKey,
+    t0: float,
+    t_stop: float,
+    labels: Sequence[int],
+    samples: Sequence[int] | None,
+    max_duration_s: float,
+) -> None:
+    """Records of the requests the step's end cut off: in flight (``timeout``) or never sent (``other``)."""
+    timeout = f"no response before the step reached max_duration_s={max_duration_s:g} s"
+    unsent = f"not sent: the step reached max_duration_s={max_duration_s:g} s first"
+    rate = key.mode == "rate"
+    batch: list[RequestRecord] = []
+    for seq in sorted(step.flight):
+        intended, sent = step.flight[seq]  # intended: the offset (rate) or sent - t0 (closed loop), NaN unsent
+        if sent is None:
+            batch.append(_cut_record(seq, intended, labels, samples, unsent))
+        else:
+            batch.append(
+                RequestRecord(
+                    seq=seq,
+                    intended_s=float(intended),
+                    sent_s=float(sent - t0),
+                    latency_s=float(t_stop - t0 - intended),
+                    service_s=float(t_stop - sent),
+                    status=0,
+                    error="timeout",
+                    error_detail=timeout,
+                    bytes_out=len(step.requests[seq].body),
+                    bytes_in=0,
+                    label=int(labels[seq]),
+                    predicted=-1,
+                    sample=_sample(samples, seq),
+                    agree=-1,
+                )
+            )
+    step.flight.clear()
+    step.emit(batch)
+    if rate:
+        waiting = [step.waiting] if step.waiting is not None else []
+        rest: Iterator[float] = itertools.chain(waiting, step.pending_offsets)
+    else:
+        rest = (math.nan for _ in range(step.launched, step.n))
+    seq = step.launched
+    batch = []
+    for intended in rest:
+        batch.append(_cut_record(seq, float(intended), labels, samples, unsent))
+        seq += 1
+        if len(batch) == _UNSENT_CHUNK:
+            step.emit(batch)
+            batch = []
+    step.emit(batch)
+
+
+def _cut_record(
+    seq: int, intended: float, labels: Sequence[int], samples: Sequence[int] | None, detail: str
+) -> RequestRecord:
+    """A request never sent before the step ended."""
+    nan = math.nan
+    return RequestRecord(
+        seq=seq,
+        intended_s=intended,
+        sent_s=nan,
+        latency_s=nan,
+        service_s=nan,
+        status=0,
+        error="other",
+        error_detail=detail,
+        bytes_out=0,
+        bytes_in=0,
+        label=int(labels[seq]),
+        predicted=-1,
+        sample=_sample(samples, seq),
+        agree=-1,
+    )
+
+
+def _sample(samples: Sequence[int] | None, seq: int) -> int:
+    return int(samples[seq]) if samples is not None else -1
+
+
+def _completed_record(
+    d: _Done, t0: float, labels: Sequence[int], samples: Sequence[int] | None, outcome: _Outcomes
+) -> RequestRecord:
+    """A completed request's record: its answer classified and decoded (or its engine error)."""
+    intended = d.intended
+    predicted, agree = -1, -1
+    if d.error:
+        error, detail = d.error, d.detail
+    else:
+        error, detail, predicted, agree = outcome(d.seq, d.status, d.body)
+    return RequestRecord(
+        seq=d.seq,
+        intended_s=float(intended),
+        sent_s=float(d.sent - t0),
+        latency_s=float(d.done - t0 - intended),
+        service_s=float(d.done - d.sent),
+        status=int(d.status),
+        error=error,
+        error_detail=detail,
+        bytes_out=d.bytes_out,
+        bytes_in=int(d.bytes_in),
+        label=int(labels[d.seq]),
+        predicted=int(predicted),
+        sample=_sample(samples, d.seq),
+        agree=int(agree),
+    )
 
 
 def _digit_outcomes(labels: Sequence[int], decode: Callable[[int, bytes], int]) -> _Outcomes:
@@ -247,57 +482,3 @@ def _check_outcomes(check: AnswerCheck) -> _Outcomes:
         return classify_answer(status, body, lambda st, b: check(seq, st, b))
 
     return outcome
-
-
-def _records(
-    step: _Step,
-    labels: Sequence[int],
-    samples: Sequence[int],
-    outcome: _Outcomes,
-    t0: float,
-    t_stop: float,
-    offsets: np.ndarray | None,
-    max_duration_s: float,
-) -> list[RequestRecord]:
-    """Turn the step's bookkeeping into records, classifying and decoding each response."""
-    records = []
-    for seq, request in enumerate(step.requests):
-        intended = step.intended[seq] - t0 if offsets is None else float(offsets[seq])
-        sent, done = step.sent[seq], step.done[seq]
-        status, bytes_out, bytes_in, predicted, agree = step.status[seq], len(request.body), step.bytes_in[seq], -1, -1
-        if math.isnan(sent):
-            error = "other"
-            detail = f"not sent: the step reached max_duration_s={max_duration_s:g} s first"
-            sent_s = latency = service = math.nan
-            bytes_out = 0
-        elif math.isnan(done):
-            error = "timeout"
-            detail = f"no response before the step reached max_duration_s={max_duration_s:g} s"
-            sent_s = sent - t0
-            latency, service = t_stop - t0 - intended, t_stop - sent
-        else:
-            sent_s = sent - t0
-            latency, service = done - t0 - intended, done - sent
-            if step.error[seq]:
-                error, detail = step.error[seq], step.detail[seq]
-            else:
-                error, detail, predicted, agree = outcome(seq, status, step.body[seq])
-        records.append(
-            RequestRecord(
-                seq=seq,
-                intended_s=float(intended),
-                sent_s=float(sent_s),
-                latency_s=float(latency),
-                service_s=float(service),
-                status=int(status),
-                error=error,
-                error_detail=detail,
-                bytes_out=bytes_out,
-                bytes_in=int(bytes_in),
-                label=int(labels[seq]),
-                predicted=int(predicted),
-                sample=int(samples[seq]),
-                agree=int(agree),
-            )
-        )
-    return records

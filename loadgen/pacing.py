@@ -11,16 +11,21 @@ Definitions:
 - ``poisson``: a Poisson process of intensity ``rate``: inter-arrival gaps are i.i.d.
   exponential with mean ``1 / rate``; the first request is due at 0 (so a step never
   starts with an idle gap) and request ``i`` at the sum of the first ``i`` gaps.
+
+A step consumes its schedule as an :class:`OffsetSchedule`: its length, its duration and
+its offsets in consecutive chunks, so a step of hours never holds millions of offsets at
+once (a staged schedule, :mod:`loadgen.stages`, computes each chunk when asked).  A plain
+array of offsets is one too, through :func:`as_schedule`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Iterator, Sequence
+from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["ARRIVALS", "Arrival", "pace", "schedule"]
+__all__ = ["ARRIVALS", "ArraySchedule", "Arrival", "OffsetSchedule", "as_schedule", "pace", "schedule"]
 
 Arrival = Literal["uniform", "poisson"]
 ARRIVALS: tuple[str, ...] = ("uniform", "poisson")
@@ -61,3 +66,51 @@ def pace(offsets: np.ndarray, elapsed: float, hits: int) -> tuple[float, bool]:
     if hits >= len(offsets):
         return 0.0, True
     return max(0.0, float(offsets[hits]) - elapsed), False
+
+
+@runtime_checkable
+class OffsetSchedule(Protocol):
+    """The intended send offsets of one ``rate`` step, produced a chunk at a time.
+
+    ``len()`` is the number of requests; :meth:`chunks` yields consecutive arrays of
+    non-decreasing offsets in seconds from the step's start (together, ``len()`` of them);
+    ``duration_s`` is when the schedule ends (the last offset, or the stage's end).
+    """
+
+    duration_s: float
+
+    def __len__(self) -> int: ...
+
+    def chunks(self, size: int) -> Iterator[np.ndarray]:
+        """The offsets in order, ``size`` at a time (the last chunk may be shorter)."""
+        ...
+
+
+class ArraySchedule:
+    """An :class:`OffsetSchedule` over a precomputed array of offsets (what :func:`schedule` returns)."""
+
+    def __init__(self, offsets: np.ndarray | Sequence[float]) -> None:
+        self.offsets = np.asarray(offsets, dtype=np.float64)
+        if self.offsets.ndim != 1:
+            raise ValueError(f"offsets must be one-dimensional, got shape {self.offsets.shape}")
+        if self.offsets.size and (np.any(np.isnan(self.offsets)) or np.any(np.diff(self.offsets) < 0)):
+            raise ValueError("offsets must be non-decreasing numbers")
+        self.duration_s = float(self.offsets[-1]) if self.offsets.size else 0.0
+
+    def __len__(self) -> int:
+        return int(self.offsets.size)
+
+    def chunks(self, size: int) -> Iterator[np.ndarray]:
+        if size < 1:
+            raise ValueError(f"chunk size must be >= 1, got {size}")
+        for start in range(0, self.offsets.size, size):
+            yield self.offsets[start : start + size]
+
+
+def as_schedule(offsets: OffsetSchedule | np.ndarray | Sequence[float]) -> OffsetSchedule:
+    """``offsets`` as an :class:`OffsetSchedule` (an array or a sequence is wrapped)."""
+    if isinstance(offsets, np.ndarray | list | tuple):
+        return ArraySchedule(offsets)
+    if isinstance(offsets, OffsetSchedule):
+        return offsets
+    raise TypeError(f"offsets must be an array of seconds or an OffsetSchedule, got {type(offsets).__name__}")

@@ -7,6 +7,7 @@ recomputed. Times are seconds relative to the start of the step, from a monotoni
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Literal
 
@@ -102,9 +103,15 @@ RECORD_COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(RequestRecord))
 
 @dataclass(frozen=True)
 class StepResult:
-    """The records of one step plus its wall time (first intended send to last completion)."""
+    """The records of one step plus its wall time (first intended send to last completion).
+
+    ``records``: a tuple of every record, or for a step streamed to disk as it ran
+    (``streamed``: its records are already in the results file) their compact columns
+    (:class:`loadgen.record_columns.RecordColumns`, a ``Sequence`` of the same records).
+    """
 
     key: StepKey
-    records: tuple[RequestRecord, ...]
+    records: Sequence[RequestRecord]
     total_s: float
     started_at: float  # wall-clock epoch seconds, for meta and plots over time
+    streamed: bool = False

@@ -76,7 +76,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from loadgen.records import RequestRecord, StepResult
+from loadgen.record_columns import RecordColumns
+from loadgen.records import StepResult
 
 __all__ = [
     "FLAG_CLIENT_BEHIND",
@@ -172,30 +173,30 @@ def _peak_in_flight(sent: np.ndarray, done: np.ndarray) -> int:
     return int(np.max(np.arange(1, starts.size + 1) - finished))
 
 
-def _unfinished(step: StepResult, records: list[RequestRecord]) -> np.ndarray:
+def _unfinished(step: StepResult, cols: RecordColumns, order: np.ndarray) -> np.ndarray:
     """Requests still unanswered when the step ended: never sent, or cut off at its deadline
-    (``timeout`` recorded at the step's end by :func:`loadgen.modes.run_step`)."""
+    (``timeout`` recorded at the step's end by :func:`loadgen.modes.run_step`); in ``order``."""
     end = step.total_s - 1e-6
-    return np.array(
-        [
-            math.isnan(r.sent_s)
-            or math.isnan(r.latency_s)
-            or (r.error == "timeout" and r.intended_s + r.latency_s >= end)
-            for r in records
-        ]
-    )
+    intended = cols.column("intended_s")[order]
+    sent, latency = cols.column("sent_s")[order], cols.column("latency_s")[order]
+    timeout = cols.error_is("timeout")[order]
+    with np.errstate(invalid="ignore"):
+        return np.isnan(sent) | np.isnan(latency) | (timeout & (intended + latency >= end))
 
 
 def analyze_open_loop(step: StepResult) -> OpenLoopVerdict | None:
     """The open-loop verdict of a ``rate`` step; None for closed-loop modes (nothing is offered)."""
     if step.key.mode != "rate":
         return None
-    records = sorted(step.records, key=lambda r: (r.intended_s, r.seq))
-    intended = np.array([r.intended_s for r in records], dtype=np.float64)
-    sent = np.array([r.sent_s for r in records], dtype=np.float64)
-    latency = np.array([r.latency_s for r in records], dtype=np.float64)
+    cols = RecordColumns.of(step.records)
+    order = np.lexsort((cols.column("seq"), cols.column("intended_s")))  # by (intended_s, seq)
+    intended = cols.column("intended_s")[order]
+    sent = cols.column("sent_s")[order]
+    latency = cols.column("latency_s")[order]
+    ok_mask = cols.ok()[order]
+    n_records = len(cols)
     was_sent = ~np.isnan(sent)
-    unfinished = _unfinished(step, records)
+    unfinished = _unfinished(step, cols, order)
     due = was_sent | (intended < step.total_s)  # a request due after the step ended was never late
     inf, nan = math.inf, math.nan
     send_lag = np.where(was_sent, sent - intended, inf)  # never sent: later than the whole step
@@ -213,11 +214,10 @@ def analyze_open_loop(step: StepResult) -> OpenLoopVerdict | None:
         growth_service = _growth(service[was_sent])
     tolerance = lag_tolerance(span) if not math.isnan(span) else nan
 
-    ok = [r for r in records if r.ok]
-    if len(records) < 2:
+    if n_records < 2:
         achieved = nan
-    elif ok:
-        achieved = _rate_between_quarters(np.array([r.intended_s + r.latency_s for r in ok], dtype=np.float64))
+    elif ok_mask.any():
+        achieved = _rate_between_quarters(intended[ok_mask] + latency[ok_mask])
     else:
         achieved = 0.0
 

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from loadgen.cells import cell_count, cell_true
+from loadgen.record_columns import RecordColumns
 from loadgen.records import ERROR_CLASSES, RequestRecord, StepKey, StepResult
 from loadgen.saturation import SATURATION_DETAILS, analyze_open_loop
 
@@ -316,9 +317,14 @@ def latency_stats(latencies: Sequence[float] | np.ndarray) -> dict[str, float]:
 
 def error_counts(records: Iterable[RequestRecord]) -> dict[str, int]:
     """Error class -> count, failures only, in :data:`ERROR_CLASSES` order (unknown last)."""
-    counts = Counter(r.error for r in records if r.error)
-    ordered = {name: counts.pop(name) for name in ERROR_CLASSES if name in counts}
-    ordered.update(sorted(counts.items()))
+    return _ordered_counts(Counter(r.error for r in records if r.error))
+
+
+def _ordered_counts(counts: Mapping[str, int]) -> dict[str, int]:
+    """Error class -> count in :data:`ERROR_CLASSES` order, unknown classes last (sorted)."""
+    rest = dict(counts)
+    ordered = {name: rest.pop(name) for name in ERROR_CLASSES if name in rest}
+    ordered.update(sorted(rest.items()))
     return ordered
 
 
@@ -397,15 +403,17 @@ def open_loop_stats(step: StepResult) -> dict[str, Any]:
 
 def summarize(step: StepResult) -> dict[str, Any]:
     """One summary row (keys :data:`SUMMARY_COLUMNS`, in that order) for a step."""
-    records = step.records
-    n = len(records)
-    ok_latencies = np.array([r.latency_s for r in records if r.ok], dtype=np.float64)
+    cols = RecordColumns.of(step.records)  # a streamed step's columns, or a small step's records as columns
+    n = len(cols)
+    ok = cols.ok()
+    ok_latencies = cols.column("latency_s")[ok]
     n_ok = int(ok_latencies.size)
-    n_correct = sum(1 for r in records if r.correct)
-    labelled = any(r.label >= 0 for r in records)
-    n_checked = sum(1 for r in records if r.agree >= 0)
-    n_agree = sum(1 for r in records if r.agree == 1)
-    counts = error_counts(records)
+    label, predicted, agree = cols.column("label"), cols.column("predicted"), cols.column("agree")
+    n_correct = int(np.count_nonzero(ok & (label >= 0) & (predicted == label)))
+    labelled = bool(np.any(label >= 0))
+    n_checked = int(np.count_nonzero(agree >= 0))
+    n_agree = int(np.count_nonzero(agree == 1))
+    counts = _ordered_counts({e: c for e, c in cols.error_counts().items() if e})
     key = step.key
     row: dict[str, Any] = {
         "target": key.target,
@@ -426,8 +434,8 @@ def summarize(step: StepResult) -> dict[str, Any]:
         "accuracy_ok": n_correct / n_ok if n_ok and labelled else float("nan"),
         "n_agree": n_agree,
         "agreement": n_agree / n if n_checked else float("nan"),
-        "bytes_out": sum(r.bytes_out for r in records),
-        "bytes_in": sum(r.bytes_in for r in records),
+        "bytes_out": int(np.sum(cols.column("bytes_out"))),
+        "bytes_in": int(np.sum(cols.column("bytes_in"))),
         **open_loop_stats(step),
     }
     row["flags"] = format_flags(step_flags(row))

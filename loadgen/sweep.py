@@ -38,7 +38,8 @@ Choices, so that numbers mean one thing:
   kept in memory and every one is written out), and a rate step's schedule must fit in
   ``max_duration_s`` -- otherwise its tail would be cut off by design, not by the target.
 - **Blueprints**: a sample's request is built once for the whole sweep (``target.encode``
-  once per image); the same :class:`~loadgen.request.Request` objects are re-sent.
+  once per image); the same :class:`~loadgen.request.Request` objects are re-sent, looked
+  up when sent (a step holds its sample numbers, not a list of requests).
 - **Shards** (``bench run --shard I/N``): the same loop sends only the shard's share of
   each step and starts it at a wall-clock instant shared by all shards
   (:mod:`loadgen.shard` says what a share is, :mod:`loadgen.barrier` when it starts).
@@ -57,8 +58,9 @@ import numpy as np
 from loadgen.barrier import ShardRun
 from loadgen.engine import Engine, EngineOptions
 from loadgen.modes import AnswerCheck, Mode, ProgressCallback, run_step
+from loadgen.record_columns import RecordSink
 from loadgen.records import StepKey, StepResult
-from loadgen.request import SweepSubject
+from loadgen.request import Request, SweepSubject
 from loadgen.samples import MnistSamples, SampleSet
 from loadgen.sweep_settings import SweepSettings
 
@@ -137,6 +139,7 @@ async def run_sweep(
     *,
     on_progress: ProgressCallback | None = None,
     shard: ShardRun | None = None,
+    record_sink: Callable[[StepKey], RecordSink] | None = None,
 ) -> AsyncIterator[StepResult]:
     """Run ``plan`` against a started ``target``; yield one StepResult per step.
 
@@ -148,6 +151,9 @@ async def run_sweep(
     called once per step with that step's options (see the module docstring for why).
     With ``shard``, each step sends only that shard's share and starts at the shard
     schedule's instant, after its warm-up (:mod:`loadgen.shard`, :mod:`loadgen.barrier`).
+    With ``record_sink``, each step's records are streamed to ``record_sink(key)`` while it
+    runs (the result is then ``streamed``, holding compact columns); not with ``shard``,
+    whose records are renumbered after the step (:meth:`ShardRun.finish`).
     """
     if not target.base_url:
         raise ValueError(f"target {target.name!r} has no base_url: start it before sweeping")
@@ -172,8 +178,9 @@ async def run_sweep(
         order = plan.image_order(len(samples), key.trial)
         picks = order[(first + np.arange(key.n_requests)) % len(order)]
         warm = order[::-1][np.arange(plan.warmup) % len(order)]
-        requests = [samples.request(int(i)) for i in picks]
+        requests = _StepRequests(samples, picks)  # built when sent, not a list of millions
         warm_requests = [samples.request(int(i)) for i in warm]
+        distinct = [samples.request(int(i)) for i in np.unique(picks)]
         if share is not None:
             offsets = share.offsets
         else:
@@ -188,7 +195,7 @@ async def run_sweep(
             )
         )
         async with engine:
-            engine.prepare(warm_requests + requests)  # encoding work stays outside the timed part
+            engine.prepare(warm_requests + distinct)  # encoding work stays outside the timed part
             if warm_requests:
                 warm_c = min(len(warm_requests), key.concurrency)
                 warm_key = dataclasses.replace(
@@ -212,10 +219,24 @@ async def run_sweep(
                 requests,
                 sample_labels[picks],
                 **answers(picks),
-                samples=picks.tolist(),
+                samples=picks,
                 offsets=offsets,
                 max_duration_s=plan.max_duration_s,
                 max_rps=plan.max_rps,
                 on_progress=on_progress,
+                sink=record_sink(key) if record_sink is not None and shard is None else None,
             )
         yield shard.finish(index, share, result) if shard is not None and share is not None else result
+
+
+class _StepRequests(Sequence[Request]):
+    """A step's requests by ``seq``: sample ``picks[seq]``'s ready request, looked up when sent."""
+
+    def __init__(self, samples: SampleSet, picks: np.ndarray) -> None:
+        self.samples, self.picks = samples, picks
+
+    def __len__(self) -> int:
+        return int(self.picks.size)
+
+    def __getitem__(self, seq: int) -> Request:  # type: ignore[override]
+        return self.samples.request(int(self.picks[seq]))

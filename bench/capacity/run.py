@@ -406,9 +406,13 @@ def with_capacity(
         labels: Any,
         *,
         on_progress: Any = None,
+        record_sink: Any = None,
     ) -> AsyncIterator[StepResult]:
         if plan is not None:
-            async for step in run_sweep(target, engine_factory, plan, images, labels, on_progress=on_progress):
+            steps = run_sweep(
+                target, engine_factory, plan, images, labels, on_progress=on_progress, record_sink=record_sink
+            )
+            async for step in steps:
                 yield step
         if phase is not None and (plan is None or plan.last_slice):
             await phase.run(target, engine_factory, images, labels)

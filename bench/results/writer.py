@@ -19,14 +19,16 @@ the paths that produce such text pass one rule at the one place they all reach.
 from __future__ import annotations
 
 import csv
+import errno
 import gzip
 import io
 import json
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bench.results.header import scrub
 from bench.results.layout import (
@@ -42,11 +44,32 @@ from ground.redactor import Redactor
 from ground.runmeta import RunMeta
 from loadgen.records import RECORD_COLUMNS, StepKey
 
-__all__ = ["ROWS_PER_MEMBER", "RunWriter", "append_csv_rows", "write_json_atomic", "write_meta_file"]
+__all__ = [
+    "CHECKPOINT_S",
+    "ROWS_PER_MEMBER",
+    "ResultsWriteError",
+    "RunWriter",
+    "StepSink",
+    "append_csv_rows",
+    "write_json_atomic",
+    "write_meta_file",
+]
 
 #: Records per gzip member of requests.csv.gz (about 2 MB of CSV text): a long step is
 #: written as several members, so the writer never holds a whole step's text.
 ROWS_PER_MEMBER = 20_000
+#: Seconds a streamed step's records wait in memory at most before their member is written,
+#: flushed and fsynced (and meta.json's checkpoint rewritten): what a killed run can lose.
+CHECKPOINT_S = 2.0
+
+
+class ResultsWriteError(ResultsError):
+    """A results file could not be written (the disk is full, or it went away): the run must stop."""
+
+    def __init__(self, path: Path, exc: OSError) -> None:
+        self.path, self.errno = path, exc.errno
+        why = "the disk is full (ENOSPC)" if exc.errno == errno.ENOSPC else f"{exc.strerror or exc}"
+        super().__init__(f"cannot write {path}: {why}; what was written before it is kept and readable")
 
 
 def write_json_atomic(path: Path, data: Mapping[str, Any], redactor: Redactor | None = None) -> None:
@@ -164,6 +187,25 @@ class RunWriter:
         self._requests_header_written = True
         self.requests_written += count
 
+    def step_sink(
+        self,
+        key: StepKey,
+        on_checkpoint: Callable[[StepKey, int, float], None] | None = None,
+        opener: Callable[[Path], IO[bytes]] | None = None,
+    ) -> StepSink:
+        """A :class:`StepSink` appending step ``key``'s records to requests.csv.gz as they come.
+
+        ``on_checkpoint(key, records_written, wall_time)`` is called after each member is on
+        disk (the runner records it in meta.json).  ``opener`` opens the file for appending
+        (tests inject a failing file).
+        """
+        return StepSink(self, key, on_checkpoint, opener or (lambda path: path.open("ab")))
+
+    def _request_rows(self, key: StepKey, records: Iterable[Any]) -> Iterable[list[Any]]:
+        prefix = [self.run_id, key.target, key.mode, key.n_requests, key.concurrency, key.rate, key.trial]
+        for record in records:
+            yield prefix + [self._text(getattr(record, c)) for c in RECORD_COLUMNS]
+
     def close(self) -> None:
         if not self._summary.closed:
             self._summary.close()
@@ -173,6 +215,78 @@ class RunWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class StepSink:
+    """One step's records streamed to requests.csv.gz: gzip members bounded by count and time.
+
+    Records are buffered as CSV text; a member is written, flushed and fsynced when
+    :data:`ROWS_PER_MEMBER` records are buffered or :data:`CHECKPOINT_S` seconds have
+    passed since the last one (each member is independently readable, so a run killed
+    mid-step keeps every member written).  An OSError of the file layer becomes a
+    :class:`ResultsWriteError` naming the file and why; after it the sink writes nothing
+    more (a half-written member is at most a truncated tail the readers skip).
+    """
+
+    def __init__(
+        self,
+        writer: RunWriter,
+        key: StepKey,
+        on_checkpoint: Callable[[StepKey, int, float], None] | None,
+        opener: Callable[[Path], IO[bytes]],
+    ) -> None:
+        self.writer, self.key, self.on_checkpoint, self.opener = writer, key, on_checkpoint, opener
+        self.text = io.StringIO()
+        self.csv = csv.writer(self.text)
+        self.buffered = 0
+        self.written = 0
+        self.last_flush = time.monotonic()
+        self.failed: ResultsWriteError | None = None
+
+    def write(self, records: Sequence[Any]) -> None:
+        """Buffer ``records``; write a member when the count or the time bound is reached."""
+        if self.failed is not None:
+            raise self.failed
+        self.csv.writerows(self.writer._request_rows(self.key, records))
+        self.buffered += len(records)
+        if self.buffered >= ROWS_PER_MEMBER or time.monotonic() - self.last_flush >= CHECKPOINT_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered as one gzip member, flushed and fsynced; then the checkpoint."""
+        if self.failed is not None:
+            raise self.failed
+        self.last_flush = time.monotonic()
+        if not self.buffered and self.writer._requests_header_written:
+            return
+        header = ""
+        if not self.writer._requests_header_written:
+            out = io.StringIO()
+            csv.writer(out).writerow(self.writer.request_columns)
+            header = out.getvalue()
+        member = gzip.compress((header + self.text.getvalue()).encode("utf-8"), compresslevel=6, mtime=0)
+        path = self.writer.requests_path
+        try:
+            with self.opener(path) as handle:
+                handle.write(member)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            self.failed = ResultsWriteError(path, exc)
+            raise self.failed from exc
+        self.writer._requests_header_written = True
+        self.written += self.buffered
+        self.writer.requests_written += self.buffered
+        self.buffered = 0
+        self.text.seek(0)
+        self.text.truncate()
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(self.key, self.written, time.time())
+
+    def close(self) -> None:
+        """Write the rest (the step ended); nothing after a failure."""
+        if self.failed is None and self.buffered:
+            self.flush()
 
 
 def _cell(value: Any) -> Any:

@@ -28,9 +28,10 @@ import numpy as np
 
 from bench.hostnoise import TargetNoiseProbe, target_busy_reasons
 from bench.results import RunWriter
+from bench.results.writer import ResultsWriteError
 from bench.run.trial_design import RESTART, Visit, describe_design, visit_schedule
 from bench.signals import cancel_on_sigterm
-from ground.clock import utc_stamp
+from ground.clock import utc_iso, utc_stamp
 from ground.runmeta import RunMeta, RunStatus
 from loadgen.records import StepKey
 from loadgen.stats import parse_error_counts, summarize
@@ -157,14 +158,24 @@ async def _sweep_one(
     labels: np.ndarray | None,
     writer: RunWriter,
     events: RunEvents,
+    checkpoint: Callable[[StepKey, int, float], None] | None = None,
 ) -> None:
     classes: Counter[str] = Counter(outcome.error_classes)  # over the target's visits so far
-    sweep = run_sweep(target, engine_factory, plan, images, labels, on_progress=events.on_progress)
+    sweep = run_sweep(
+        target,
+        engine_factory,
+        plan,
+        images,
+        labels,
+        on_progress=events.on_progress,
+        record_sink=lambda key: writer.step_sink(key, on_checkpoint=checkpoint),
+    )
     try:
         async for step in sweep:
             row = summarize(step)
             writer.append_summary(row)
-            writer.append_requests(step.key, step.records)
+            if not step.streamed:  # a shard's step, or a run_sweep that does not stream
+                writer.append_requests(step.key, step.records)
             outcome.steps += 1
             outcome.requests += len(step.records)
             outcome.errors += int(row["errors"])
@@ -320,8 +331,13 @@ async def _visit(
             return
         sent = (chosen, None) if chosen is not None else (images, labels)
         try:
-            await _sweep_one(target, outcome, run_sweep, engine_factory, plan, *sent, writer, events)
+            checkpoint = _checkpointer(meta, outcomes, writer)
+            await _sweep_one(target, outcome, run_sweep, engine_factory, plan, *sent, writer, events, checkpoint)
         except asyncio.CancelledError:
+            raise
+        except ResultsWriteError as exc:  # the disk is full: every other target would fail the same way
+            outcome.status = "failed"
+            outcome.message = f"stopped after {outcome.steps} steps: {exc}"
             raise
         except Exception as exc:
             outcome.status = "failed"
@@ -343,7 +359,10 @@ async def _visit(
             outcome.message += f"; stop failed: {exc}"
         probe.after_stop()
         _record_noise(noise, target.name, probe.facts(), meta)
-        _write_progress(meta, outcomes, writer)
+        try:
+            _write_progress(meta, outcomes, writer)
+        except OSError as exc:  # a full disk: the error that stops the run is already on its way
+            outcome.message += f"; meta.json not rewritten: {exc}"
         if outcome.status != "pending" and (visit.last or outcome.problem):
             events.on_target_done(outcome)
 
@@ -361,6 +380,29 @@ def _record_noise(noise: dict[str, Any], name: str, facts: dict[str, Any], meta:
 def _pgids(target: Target) -> list[int]:
     """Process groups of a local stand-in (empty for remote targets): its CPU is servebench's."""
     return [p.pgid for p in (getattr(target, "processes", None) or []) if getattr(p, "pgid", None)]
+
+
+def _checkpointer(
+    meta: RunMeta, outcomes: Sequence[TargetOutcome], writer: RunWriter
+) -> Callable[[StepKey, int, float], None]:
+    """What a streamed step's sink calls after each member it wrote: meta.json says how far the step got.
+
+    ``checkpoint`` in meta.json: the step (its key), the records of it on disk and when the last
+    were written (UTC); a run killed mid-step is read with it (``bench report``)."""
+
+    def checkpoint(key: StepKey, records_written: int, at: float) -> None:
+        meta.details["checkpoint"] = {
+            "step": asdict(key),
+            "records_written": records_written,
+            "requests_written": writer.requests_written,
+            "last_flush": utc_iso(at),
+        }
+        try:
+            _write_progress(meta, outcomes, writer)
+        except OSError as exc:
+            raise ResultsWriteError(writer.meta_path, exc) from exc
+
+    return checkpoint
 
 
 def _write_progress(meta: RunMeta, outcomes: Sequence[TargetOutcome], writer: RunWriter) -> None:

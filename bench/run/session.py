@@ -32,6 +32,7 @@ from bench.hostnoise import noise_warnings, run_start_load
 from bench.redact_secrets import redact_tree, redactor_for
 from bench.results import ResultsError, RunWriter, refuse_existing_run, validate_run_id
 from bench.results.header import new_meta
+from bench.results.writer import ResultsWriteError
 from bench.run.display import print_table3, run_events
 from bench.run.prepare import PreparedRun, calibration_json, event_loop_name, prepare_run
 from bench.run.request import RunRequest
@@ -331,6 +332,9 @@ def _sweep(
         status, error = RunStatus.COMPLETE, None
     except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C, or SIGTERM (cancels the main task)
         status, error = RunStatus.INTERRUPTED, "interrupted (Ctrl-C or SIGTERM)"
+    except ResultsWriteError as exc:  # a full disk: the run stops, the target's outcome names it
+        status, error = RunStatus.FAILED, str(exc)
+        console.error(f"the run stopped: {exc}")
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
         raise
@@ -345,7 +349,10 @@ def _sweep(
         if chooser is not None and chooser.facts:
             rule = chooser.options.rule
             meta.details["samples"] = {"targets": chooser.facts, "check": rule.describe()}
-        writer.write_meta(finish_meta(meta, outcomes, status, error))
+        try:
+            writer.write_meta(finish_meta(meta, outcomes, status, error))
+        except OSError as exc:  # a full disk may refuse meta.json too: say so, keep the rest
+            console.error(f"meta.json could not be written to {writer.meta_path}: {exc}")
         writer.close()
         redact_tree(checked.log_dir, opened.redactor)  # stand-ins wrote their logs themselves; all are stopped now
     return status

@@ -240,7 +240,7 @@ def test_runner_records_the_running_target_and_its_noise(tmp_path) -> None:
         def describe(self) -> dict:
             return {"name": self.name, "base_url": "http://127.0.0.1:9"}
 
-    async def run_sweep(target, engine_factory, plan, images, labels, on_progress=None):
+    async def run_sweep(target, engine_factory, plan, images, labels, on_progress=None, record_sink=None):
         seen_on_disk.append(json.loads((run_dir / "meta.json").read_text()))
         return
         yield  # an async generator that measures nothing
