@@ -48,6 +48,7 @@ import numpy as np
 
 from loadgen.classify import AnswerOutcome, classify_answer, classify_response, describe_exception
 from loadgen.engine import Engine, EngineError
+from loadgen.live import LiveStats, LiveWindow
 from loadgen.pacing import OffsetSchedule, as_schedule
 from loadgen.record_columns import ColumnBuilder, RecordSink
 from loadgen.records import RequestRecord, StepKey, StepResult
@@ -80,7 +81,9 @@ class Mode(StrEnum):
 #: The mode names as plain strings, in order (derived from :class:`Mode`, not a second list).
 MODES: tuple[str, ...] = tuple(m.value for m in Mode)
 
-ProgressCallback = Callable[[StepKey, int, int], None]
+#: ``on_progress(key, done, total, live)``: requests completed of the step's total, and the
+#: live figures over its last seconds (:class:`~loadgen.live.LiveStats`).
+ProgressCallback = Callable[[StepKey, int, int, LiveStats], None]
 #: ``check(seq, status, body)``: request ``seq``'s 2xx answer checked (raise when malformed).
 AnswerCheck = Callable[[int, int, bytes], Answer]
 _Outcomes = Callable[[int, int, bytes], AnswerOutcome]
@@ -142,6 +145,7 @@ class _Step:
         self.pending_offsets: Iterator[float] = iter(())
         self.waiting: float | None = None  # the offset the open loop is waiting to launch
         self.t0 = math.nan  # the step's start on the engine's clock
+        self.live = LiveWindow(math.nan)
 
     async def one(self, seq: int, offset: float | None) -> None:
         """Send request ``seq`` at ``offset`` from the step's start (None in closed loops: intended = sent)."""
@@ -151,6 +155,7 @@ class _Step:
         sent = self.clock()
         slot[0] = sent - self.t0 if offset is None else offset
         slot[1] = sent
+        self.live.sent(sent)
         request = self.requests[seq]
         done = _Done(seq, slot[0], sent, len(request.body))
         try:
@@ -163,6 +168,7 @@ class _Step:
             done.status, done.body, done.bytes_in = response.status, response.body, response.bytes_in
         now = self.clock()
         done.done = now
+        self.live.done(now, now - self.t0 - slot[0], not done.error and 200 <= done.status < 300)
         del self.flight[seq]
         self.finished.append(done)
         self.last_done = now if math.isnan(self.last_done) else max(self.last_done, now)
@@ -171,7 +177,7 @@ class _Step:
             now - self._last_progress >= _PROGRESS_INTERVAL_S or self.completed == self.n
         ):
             self._last_progress = now
-            self.on_progress(self.key, self.completed, self.n)
+            self.on_progress(self.key, self.completed, self.n, self.live.stats(now))
 
     async def closed_loop(self, concurrency: int) -> None:
         """C workers take the next request number as each completes."""
@@ -302,12 +308,13 @@ async def _run(
 ) -> StepResult:
     """The timed part of :func:`run_step`, then the records of what was cut off."""
     n = step.n
+    step.live = LiveWindow(step.clock(), schedule.duration_s if schedule is not None else math.nan)
     if step.on_progress is not None:
-        step.on_progress(key, 0, n)
+        step.on_progress(key, 0, n, step.live.stats(step.live.t0))
     tasks: set[asyncio.Task[None]] = set()
     stopped_by_deadline = False
     started_at = time.time()
-    t0 = step.t0 = step.clock()
+    t0 = step.t0 = step.live.t0 = step.clock()
     loop = asyncio.get_running_loop()
     drainer = loop.create_task(step.drain_forever()) if step.sink is not None else None
     body: asyncio.Task[None] | None = None

@@ -58,6 +58,7 @@ from loadgen.capacity import (
     parse_objective,
 )
 from loadgen.concurrency_search import ClosedLoopResult, LevelOutcome, LevelRecord, LevelSpec, concurrency_sweep
+from loadgen.live import LiveStats
 from loadgen.objective import CapacityConfig
 from loadgen.records import StepKey, StepResult
 from loadgen.stats import percentile, summarize
@@ -116,7 +117,7 @@ def open_loop_ceiling(ceiling: Mapping[str, Any] | None) -> float | None:
 class CapacityEvents:
     """Callbacks to whoever displays progress (all optional)."""
 
-    on_progress: Callable[[StepKey, int, int], None] = lambda key, done, total: None
+    on_progress: Callable[[StepKey, int, int, LiveStats], None] = lambda key, done, total, live: None
     on_level: Callable[[str, LevelRecord], None] = lambda target, record: None
     on_probe: Callable[[str, int, ProbeRecord], None] = lambda target, repeat, record: None
     on_search: Callable[[str, int, CapacityResult], None] = lambda target, repeat, result: None
@@ -203,8 +204,8 @@ class CapacityPhase:
     ) -> tuple[StepResult, dict[str, Any], float]:
         """One step via run_sweep; write it relabelled (``mode``, ``trial``); (step, row, wall seconds)."""
 
-        def progress(key: StepKey, done: int, total: int) -> None:
-            self.events.on_progress(dataclasses.replace(key, mode=mode, trial=trial), done, total)
+        def progress(key: StepKey, done: int, total: int, live: LiveStats) -> None:
+            self.events.on_progress(dataclasses.replace(key, mode=mode, trial=trial), done, total, live)
 
         t0 = time.perf_counter()
         sweep = self.run_sweep(target, engine_factory, plan, images, labels, on_progress=progress)

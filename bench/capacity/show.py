@@ -90,7 +90,7 @@ def capacity_phase(
         )
 
     events = CapacityEvents(
-        on_progress=lambda key, done, total: bar.update(
+        on_progress=lambda key, done, total, live: bar.update(
             done, total, f"{key.target} {key.mode} N={key.n_requests} probe {key.trial}"
         ),
         on_level=level,

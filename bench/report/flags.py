@@ -12,6 +12,8 @@ Rules (pure functions of summary rows, via :func:`loadgen.stats.step_flags`):
 - a step where every request failed has no total, latency or throughput at all: its cell
   reads ``failed: 100/100 refused``;
 - an open-loop step that did not sustain its offered rate carries ``⚠ saturated``;
+- a step the run ended during (killed mid-step: ``partial``, :mod:`bench.results.partial`)
+  is named in a sentence with the records it kept;
 - averaged over trials, a cell is flagged when any of its trials is; trials in which every
   request failed are left out of the averages (they measured nothing) but their requests
   still count in ``✗failed/sent``.
@@ -24,6 +26,7 @@ from typing import Any
 
 import pandas as pd
 
+from bench.results.partial import FLAG_PARTIAL
 from loadgen.cells import cell_count, cell_number
 from loadgen.stats import FLAG_ALL_FAILED, FLAG_ERRORS, FLAG_SATURATED, parse_error_counts, step_flags
 
@@ -61,6 +64,7 @@ def annotate_flags(summary: pd.DataFrame) -> pd.DataFrame:
     out["flag_errors"] = [FLAG_ERRORS in f for f in flags]
     out["flag_all_failed"] = [FLAG_ALL_FAILED in f for f in flags]
     out["flag_saturated"] = [FLAG_SATURATED in f for f in flags]
+    out["flag_partial"] = [FLAG_PARTIAL in f for f in flags]  # a sentence, not a cell mark: see flag_sentences
     return out
 
 
@@ -151,7 +155,7 @@ def _step_name(row: Mapping[str, Any], trials: int) -> str:
 def flag_sentences(summary: pd.DataFrame, targets: Sequence[str], modes: Sequence[str]) -> list[str]:
     """One plain sentence per flagged row (each trial separately): which step, and why."""
     frame = annotate_flags(summary)
-    flagged = frame[frame["flag_errors"] | frame["flag_saturated"]]
+    flagged = frame[frame["flag_errors"] | frame["flag_saturated"] | frame["flag_partial"]]
     if flagged.empty:
         return []
     trials = int(frame["trial"].nunique())
@@ -168,6 +172,13 @@ def flag_sentences(summary: pd.DataFrame, targets: Sequence[str], modes: Sequenc
         classes = merge_error_classes([row.get("errors_by_class")])
         by_class = " (" + ", ".join(f"{k}: {v}" for k, v in classes.items()) + ")" if classes else ""
         reasons = []
+        if row["flag_partial"]:  # its requests are the records on disk, not the N planned
+            failed = _int(row.get("errors"))
+            reasons.append(
+                f"partial: the run ended during this step; its row is summarised from the {ok + failed} "
+                f"records checkpointed to disk (of {sent} planned)"
+            )
+            sent = ok + failed
         if row["flag_all_failed"]:
             what = "its only request failed" if sent == 1 else f"all {sent} requests failed"
             reasons.append(f"{what}{by_class}: no total, latency or throughput is shown for it")

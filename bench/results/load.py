@@ -26,6 +26,7 @@ from bench.results.layout import (
     run_dirs,
 )
 from bench.results.parse import ReadError, read_requests_csv, read_summary_csv, step_results, summary_frame
+from bench.results.partial import checkpointed_key, partial_summary
 from bench.results.schema import guessed_schema
 from ground.redactor import Redactor
 from ground.runmeta import KIND_SERVING, MetaError, RunMeta, RunStatus, read_run_meta
@@ -171,10 +172,18 @@ def load_run(ref: str | Path, *, with_requests: bool = True, redactor: Redactor 
         )
     if redactor:
         meta = RunMeta.from_json(redactor.redact_data(meta.to_json()))
+    steps = summary.steps
+    cut_short = checkpointed_key(meta.details)
+    if cut_short is not None and (directory / REQUESTS_FILE).is_file():  # a step killed mid-way: its partial row
+        try:
+            partial = partial_summary(directory / REQUESTS_FILE, cut_short, steps)
+        except ReadError as exc:
+            raise ResultsError(str(exc)) from None
+        steps = steps if partial is None else (*steps, partial)
     return RunData(
         path=directory,
         run_id=meta.run_id,
-        steps=summary.steps,
+        steps=steps,
         meta=meta,
         columns=summary.columns,
         requests_file=requests_path if requests_path is not None and requests_path.is_file() else None,

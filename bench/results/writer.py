@@ -142,9 +142,12 @@ class RunWriter:
         unknown = set(full) - set(self.summary_columns)
         if unknown:
             raise ResultsError(f"summary row has columns not in the header: {sorted(unknown)}")
-        csv.writer(self._summary).writerow([self._text(full.get(c, "")) for c in self.summary_columns])
-        self._summary.flush()
-        os.fsync(self._summary.fileno())
+        try:
+            csv.writer(self._summary).writerow([self._text(full.get(c, "")) for c in self.summary_columns])
+            self._summary.flush()
+            os.fsync(self._summary.fileno())
+        except OSError as exc:
+            raise ResultsWriteError(self.summary_path, exc) from exc
         self.rows_written += 1
 
     def append_requests(

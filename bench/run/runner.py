@@ -33,6 +33,7 @@ from bench.run.trial_design import RESTART, Visit, describe_design, visit_schedu
 from bench.signals import cancel_on_sigterm
 from ground.clock import utc_iso, utc_stamp
 from ground.runmeta import RunMeta, RunStatus
+from loadgen.live import LiveStats
 from loadgen.records import StepKey
 from loadgen.stats import parse_error_counts, summarize
 from targets.base import Target
@@ -86,7 +87,7 @@ class RunEvents:
 
     on_target_start: Callable[[str], None] = lambda name: None
     on_target_ready: Callable[[str, Mapping[str, Any]], None] = lambda name, desc: None
-    on_progress: Callable[[StepKey, int, int], None] = lambda key, done, total: None
+    on_progress: Callable[[StepKey, int, int, LiveStats], None] = lambda key, done, total, live: None
     on_step: Callable[[Mapping[str, Any]], None] = lambda row: None
     on_target_done: Callable[[TargetOutcome], None] = lambda outcome: None
 

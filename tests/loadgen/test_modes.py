@@ -163,7 +163,7 @@ def _step(
 def test_sequential_sends_one_at_a_time_and_checks_labels() -> None:
     server = MemoryInFlight(0.01)
     calls: list[tuple[int, int]] = []
-    step = _memory_step(server, "sequential", 6, on_progress=lambda key, done, total: calls.append((done, total)))
+    step = _memory_step(server, "sequential", 6, on_progress=lambda key, done, total, live: calls.append((done, total)))
     assert server.peak == 1
     assert [r.error for r in step.records] == [""] * 6
     assert all(r.correct for r in step.records)

@@ -158,7 +158,7 @@ def test_a_long_step_reaches_the_sink_while_it_runs_not_only_at_its_end():
     sink = ListSink()
     seen_during: list[int] = []
 
-    def progress(key, done, total):
+    def progress(key, done, total, live):
         seen_during.append(len(sink.records))
 
     step = _run(run_step, _handler(0.01), "rate", 1000, 100, 100.0, 60.0, sink=sink, on_progress=progress)

@@ -311,7 +311,7 @@ def test_each_step_gets_a_fresh_engine_made_with_its_options_prepared_and_closed
 def test_a_step_that_fails_or_is_cancelled_still_closes_its_engine() -> None:
     plan = SweepPlan(n_requests=(3,), modes=("sequential", "concurrent"), warmup=0)
 
-    def fail_in_second_step(key, done: int, total: int) -> None:
+    def fail_in_second_step(key, done: int, total: int, live) -> None:
         if key.mode == "concurrent":
             raise RuntimeError("display broke")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 
@@ -63,3 +64,17 @@ def test_reference_and_calibration_are_not_runs(tmp_path):
     (tmp_path / "calibration.json").write_text("{}")
     with pytest.raises(ResultsError, match="no runs"):
         latest_run(tmp_path)
+
+
+def test_the_live_part_of_the_progress_line_shows_only_for_a_long_step():
+    from bench.run.display import LONG_STEP_S, live_text
+    from loadgen.live import LiveStats
+
+    short = LiveStats(1.0, 59.0, 1.0, 40.0, 39.5, 0.012, 0.05, 0)
+    assert live_text(short) == "" and live_text(None) == ""
+    long = LiveStats(LONG_STEP_S + 78.0, 3597.0, 5.0, 40.0, 39.54, 0.0123, 0.0456, 2)
+    assert live_text(long) == (
+        " | offered 40.0, achieved 39.5 req/s, p50 12.3 ms, p99 45.6 ms (last 5 s), 2 errors, 1:23 elapsed, 59:57 left"
+    )
+    closed = LiveStats(7200.0, math.nan, 5.0, math.nan, 3.0, math.nan, math.nan, 1)
+    assert live_text(closed) == " | offered -, achieved 3.0 req/s, p50 -, p99 - (last 5 s), 1 error, 2:00:00 elapsed"

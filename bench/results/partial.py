@@ -1,0 +1,88 @@
+"""The summary row of a step cut short (its run killed mid-step), computed from its records on disk.
+
+Why: a streamed step writes its records every few seconds (:class:`bench.results.writer.StepSink`)
+but its summary row only when it ends; a run killed with SIGKILL mid-step leaves those
+records without a row, and meta.json's ``checkpoint`` says which step that was.  The
+report must show what was measured, so this row is summarised from the records on disk
+(read in bounded chunks, held as compact columns) and flagged :data:`FLAG_PARTIAL`, never a
+plain result: its requests are the checkpointed ones, its ``total_s`` ends at the last
+completion on disk.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench.results.chunks import iter_request_frames
+from loadgen.record_columns import RecordColumns
+from loadgen.records import RECORD_COLUMNS, StepKey, StepResult
+from loadgen.stats import StepSummary, format_flags, step_flags, summarize
+
+__all__ = ["FLAG_PARTIAL", "checkpointed_key", "partial_summary"]
+
+#: The flag of a summary row computed from a cut-short step's checkpointed records.
+FLAG_PARTIAL = "partial"
+
+_KEY_COLUMNS = ("target", "mode", "n_requests", "concurrency", "rate", "trial")
+_INT_COLUMNS = ("seq", "status", "bytes_out", "bytes_in", "label", "predicted", "sample", "agree")
+
+
+def checkpointed_key(details: Mapping[str, Any]) -> StepKey | None:
+    """The step meta.json's ``checkpoint`` names (None without one, or when it is unreadable)."""
+    step = (details.get("checkpoint") or {}).get("step")
+    if not isinstance(step, Mapping):
+        return None
+    try:
+        return StepKey(
+            target=str(step["target"]),
+            mode=str(step["mode"]),
+            n_requests=int(step["n_requests"]),
+            concurrency=int(step["concurrency"]),
+            rate=float(step["rate"]),
+            trial=int(step["trial"]),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def partial_summary(requests_file: Path, key: StepKey, done: Sequence[StepSummary]) -> StepSummary | None:
+    """The partial row of step ``key`` from its records in ``requests_file``; None when ``done``
+    already has its row or the file has none of its records."""
+    if any(s.key == key for s in done):
+        return None
+    parts = []
+    for frame in iter_request_frames(requests_file, columns=[*_KEY_COLUMNS, *RECORD_COLUMNS]):
+        mask = np.ones(len(frame), dtype=bool)
+        for column in _KEY_COLUMNS:
+            mask &= (frame[column] == getattr(key, column)).to_numpy()
+        if mask.any():
+            parts.append(frame.loc[mask, list(RECORD_COLUMNS)])
+    if not parts:
+        return None
+    records = _columns(pd.concat(parts, ignore_index=True))
+    ends = records.column("intended_s") + records.column("latency_s")
+    total_s = float(np.nanmax(ends)) if np.any(~np.isnan(ends)) else math.nan
+    row = summarize(StepResult(key=key, records=records, total_s=total_s, started_at=math.nan))
+    row["flags"] = format_flags(step_flags(row) | {FLAG_PARTIAL})
+    return StepSummary.from_row(row)
+
+
+def _columns(frame: pd.DataFrame) -> RecordColumns:
+    """A frame of record columns as :class:`RecordColumns` (sorted by ``seq``), no record objects made."""
+    arrays: dict[str, np.ndarray] = {
+        name: frame[name].to_numpy(dtype=np.float64) for name in ("intended_s", "sent_s", "latency_s", "service_s")
+    }
+    for name in _INT_COLUMNS:
+        arrays[name] = frame[name].to_numpy(dtype=np.int64)
+    error_codes, errors = pd.factorize(frame["error"].fillna("").astype(str))
+    detail_codes, details = pd.factorize(frame["error_detail"].fillna("").astype(str))
+    arrays["error_code"] = error_codes.astype(np.int16)
+    arrays["detail_code"] = detail_codes.astype(np.int32)
+    order = np.argsort(arrays["seq"], kind="stable")
+    return RecordColumns({k: v[order] for k, v in arrays.items()}, list(errors), list(details))
