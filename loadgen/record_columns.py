@@ -162,14 +162,20 @@ class ColumnBuilder:
 
     def finish(self) -> RecordColumns:
         """The columns of every record added, sorted by ``seq``."""
-        names = (*_FLOATS, *_INTS, *_CODES)
-        if self._chunks:
-            arrays = {name: np.concatenate([c[name] for c in self._chunks]) for name in names}
-        else:
-            dtypes = {**dict.fromkeys(_FLOATS, np.float64), **_INTS, **_CODES}
-            arrays = {name: np.zeros(0, dtype=dtypes[name]) for name in names}
+        # One column at a time, its chunks dropped as it is joined and sorted: the peak is the
+        # columns plus one column and the sort order, not two or three copies of everything.
+        dtypes = {**dict.fromkeys(_FLOATS, np.float64), **_INTS, **_CODES}
+        arrays: dict[str, np.ndarray] = {}
+        order: np.ndarray | None = None
+        for name in ("seq", *(n for n in dtypes if n != "seq")):
+            parts = [chunk.pop(name) for chunk in self._chunks]
+            column = np.concatenate(parts) if parts else np.zeros(0, dtype=dtypes[name])
+            del parts
+            if order is None:
+                order = np.argsort(column, kind="stable")
+                if np.array_equal(order, np.arange(order.size)):
+                    order = np.zeros(0, dtype=np.int64)  # already in seq order
+            arrays[name] = column[order] if order.size else column
+            del column
         self._chunks = []
-        order = np.argsort(arrays["seq"], kind="stable")
-        if not np.array_equal(order, np.arange(order.size)):
-            arrays = {name: a[order] for name, a in arrays.items()}
         return RecordColumns(arrays, list(self._errors), list(self._details))
