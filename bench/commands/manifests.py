@@ -23,6 +23,7 @@ from bench.commands.common import (
     csv_counts,
     csv_words,
     non_negative_int,
+    positive_duration,
     positive_float,
     positive_int,
     sweep_request_fields,
@@ -248,10 +249,10 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     lg.add_argument(
         "--duration",
-        type=positive_float,
+        type=positive_duration,
         default=None,
-        metavar="S",
-        help="the shards' [sweep] duration_s per rate step; implies --modes rate",
+        metavar="D",
+        help="the shards' [sweep] duration_s per rate step (seconds or 90s, 30m, 2h, 1h30m); implies --modes rate",
     )
     lg.add_argument(
         "--concurrency",
