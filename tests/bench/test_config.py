@@ -279,3 +279,45 @@ def test_connection_limit_warning_names_the_flag() -> None:
     assert connection_limit_warning(wide, open_files=20_000) == ""
     capped = SweepPlan(n_requests=(1,), modes=("rate",), rate_rps=1000.0, duration_s=5.0, concurrency=64)
     assert connection_limit_warning(capped, open_files=1024) == ""
+
+
+def test_durations_with_units_and_stages_in_bench_toml() -> None:
+    config = _parse(
+        "[sweep]\nmodes = ['rate']\nmax_duration_s = '2h'\n"
+        "stages = [{duration = '2m', start_rate = 0, rate = 100}, {duration = '30m', rate = 100}, "
+        "{duration = '2m', rate = 0}]\n"
+    )
+    assert config.sweep.max_duration_s == 7200.0 and config.sweep.duration_s == 0.0
+    assert [s.duration_s for s in config.sweep.stages] == [120.0, 1800.0, 120.0]
+    plan = _plan(config)
+    # the step's key: the peak rate and the planned count (the integral of the rate curve)
+    assert [(k.mode, k.n_requests, k.rate) for k in plan.steps("t")] == [("rate", 192_000, 100.0)]
+    assert _parse("[sweep]\nduration_s = '1h30m'\n").sweep.duration_s == 5400.0
+    assert _parse("[sweep]\nduration_s = 90\n").sweep.duration_s == 90.0  # a number of seconds stays valid
+    # --duration replaces the configured stages, --stages the configured duration
+    assert _plan(config, "--duration", "1m").stages == () and _plan(config, "--duration", "1m").rate_counts() == (3000,)
+    timed = _parse("[sweep]\nmodes = ['rate']\nduration_s = '1h'\n")
+    staged = _plan(timed, "--stages", "1m:0-10,1m:0")
+    assert staged.duration_s == 0.0 and staged.rate_counts() == (600,)
+
+
+@pytest.mark.parametrize(
+    ("stages", "problem"),
+    [
+        ("[{duration = '2m', rate = -1}]", "stages[0].rate: must be a rate in req/s"),
+        ("[{duration = '2m', rate = 5}, {duration = '2x', rate = 5}]", "stages[1].duration: '2x' is not a duration"),
+        ("[{duration = '2m', rat = 5}]", "stages[0].rat: unknown key"),
+        ("[{rate = 5}]", "stages[0].duration: required key is missing"),
+        ("['2m:5']", "stages[0]: must be a table"),
+        ("[{duration = '2m', rate = 0}]", "rounds to 0"),
+    ],
+)
+def test_bad_stages_in_bench_toml_name_the_key(stages: str, problem: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        _parse(f"[sweep]\nmodes = ['rate']\nstages = {stages}\n")
+    assert excinfo.value.where == "sweep" and problem in str(excinfo.value), str(excinfo.value)
+
+
+def test_stages_and_a_duration_in_bench_toml_are_one_too_many() -> None:
+    with pytest.raises(ConfigError, match="duration_s and stages both size the rate step"):
+        _parse("[sweep]\nduration_s = '1h'\nstages = [{duration = '1h', rate = 5}]\n")
