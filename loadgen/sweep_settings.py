@@ -247,5 +247,8 @@ class SweepSettings:
         data["n_requests"] = list(self.n_requests)
         data["modes"] = [m.value for m in self.modes]
         data["max_duration_s"] = float(self.max_duration_s)
-        data["stages"] = [stage.describe() for stage in self.stages]
+        if self.stages:
+            data["stages"] = [stage.describe() for stage in self.stages]
+        else:  # a run without stages writes the meta.json it always did
+            del data["stages"]
         return data
