@@ -3,9 +3,9 @@
 What: two limits, checked before any request is sent.
 
 - **Disk**: a run's raw records are written to ``requests.csv.gz``; measured on real runs
-  at :data:`BYTES_PER_RECORD_MEASURED` bytes per record gzipped (rate-mode steps against
-  the stand-ins), so :func:`estimated_disk_bytes` plans :data:`BYTES_PER_RECORD` per
-  record (the measured figure with headroom for error details and long offsets) plus
+  at 45-49 bytes per record gzipped (rate-mode steps against the stand-ins), so
+  :func:`estimated_disk_bytes` plans :data:`BYTES_PER_RECORD` = 64 per record (the
+  measured figure with headroom for error details and long offsets) plus
   :data:`DISK_HEADROOM` for the run's other files, and :func:`check_free_space` refuses
   the run when that is more than the results folder's free space, with the estimate in
   the message.
@@ -32,7 +32,6 @@ from pathlib import Path
 
 __all__ = [
     "BYTES_PER_RECORD",
-    "BYTES_PER_RECORD_MEASURED",
     "CLOSED_LOOP_MAX_DURATION_S",
     "DISK_HEADROOM",
     "DiskEstimate",
@@ -43,11 +42,10 @@ __all__ = [
     "free_bytes",
 ]
 
-#: Bytes per record of requests.csv.gz measured on real rate-mode runs against the stand-ins
-#: (45-49 B on 1,196-1,359-record steps; 34 B on a 1 M-record in-memory run; docs/soak.md says how).
-BYTES_PER_RECORD_MEASURED = 49
-#: Bytes per record the disk check plans for: the measured figure with headroom for error
-#: details and the longer offsets (more digits) of hour-long steps.
+#: Bytes per record the disk check plans for.  Measured in requests.csv.gz on real rate-mode
+#: runs against the stand-ins: 45.0 B on a 14,000-record staged step, 45-49 B on
+#: 1,196-1,359-record steps (34 B on a 1 M-record in-memory run); docs/soak.md says how.  64
+#: leaves headroom for error details and the longer offsets (more digits) of hour-long steps.
 BYTES_PER_RECORD = 64
 #: Extra share of the records' size planned for everything else the run writes (summary,
 #: meta, checkpoints, logs, the report's figures).
