@@ -267,6 +267,8 @@ def test_bad_sweep_flags_exit_2_before_anything_starts(tmp_path: Path, capsys, m
     err = capsys.readouterr().err
     # 120,000 records x 64 B x 1.25 = 9.6 MB: refused before anything starts, the estimate in the message
     assert "would write 120,000 records, about 9.6 MB on disk" in err and "has 5.0 MB free" in err, err
+    assert main(["--config", str(config), "run", "x", "--stages", "1m:5", "--clients", "2"]) == 2
+    assert "stages are not supported with --clients or --shard yet" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
 
 
@@ -296,6 +298,10 @@ def test_durations_with_units_and_stages_in_bench_toml() -> None:
     assert _parse("[sweep]\nduration_s = 90\n").sweep.duration_s == 90.0  # a number of seconds stays valid
     # --duration replaces the configured stages, --stages the configured duration
     assert _plan(config, "--duration", "1m").stages == () and _plan(config, "--duration", "1m").rate_counts() == (3000,)
+    # max_duration_s "auto" follows the flags' plan: --duration 2h is not cut at the configured plan's 600 s
+    default = _parse("[sweep]\nrate_rps = 10\narrival = 'uniform'\n")
+    assert default.sweep.max_duration_s == 600.0
+    assert _plan(default, "--duration", "2h").max_duration_s == pytest.approx((72_000 - 1) / 10 * 1.1 + 60)
     timed = _parse("[sweep]\nmodes = ['rate']\nduration_s = '1h'\n")
     staged = _plan(timed, "--stages", "1m:0-10,1m:0")
     assert staged.duration_s == 0.0 and staged.rate_counts() == (600,)
