@@ -16,6 +16,12 @@ A step consumes its schedule as an :class:`OffsetSchedule`: its length, its dura
 its offsets in consecutive chunks, so a step of hours never holds millions of offsets at
 once (a staged schedule, :mod:`loadgen.stages`, computes each chunk when asked).  A plain
 array of offsets is one too, through :func:`as_schedule`.
+
+:class:`ConstantRateSchedule` is the same schedule produced lazily, a chunk at a time, for
+steps too long to hold every offset (an hour at 1,000 req/s is 3.6 M of them): its chunks,
+concatenated, equal :func:`schedule`'s array exactly (the same draws from the same
+generator, summed in the same order).  Schedules whose rate changes over the step
+(k6-like stages) are :class:`loadgen.stages.StagedSchedule`.
 """
 
 from __future__ import annotations
@@ -25,7 +31,16 @@ from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-__all__ = ["ARRIVALS", "ArraySchedule", "Arrival", "OffsetSchedule", "as_schedule", "pace", "schedule"]
+__all__ = [
+    "ARRIVALS",
+    "ArraySchedule",
+    "Arrival",
+    "ConstantRateSchedule",
+    "OffsetSchedule",
+    "as_schedule",
+    "pace",
+    "schedule",
+]
 
 Arrival = Literal["uniform", "poisson"]
 ARRIVALS: tuple[str, ...] = ("uniform", "poisson")
@@ -114,3 +129,51 @@ def as_schedule(offsets: OffsetSchedule | np.ndarray | Sequence[float]) -> Offse
     if isinstance(offsets, OffsetSchedule):
         return offsets
     raise TypeError(f"offsets must be an array of seconds or an OffsetSchedule, got {type(offsets).__name__}")
+
+
+class ConstantRateSchedule:
+    """:func:`schedule` ``(n, rate_rps, arrival, seed)`` generated lazily, in chunks of consecutive offsets.
+
+    ``duration_s`` is ``n / rate_rps``, the span the step's arrivals describe (the
+    ``--duration`` that sized it); the last offset is near ``(n - 1) / rate_rps``
+    (exactly, for ``uniform``).  Each :meth:`chunks` call starts again from the first
+    offset with a fresh generator of the same seed, so a schedule can be read twice and
+    the chunk size never changes an offset.
+    """
+
+    def __init__(
+        self, n: int, rate_rps: float, arrival: Arrival = "uniform", seed: int | Sequence[int] | None = 0
+    ) -> None:
+        schedule(0, rate_rps, arrival, seed)  # the same checks as the array form
+        if n < 0:
+            raise ValueError(f"n must be >= 0, got {n}")
+        self.n = int(n)
+        self.rate_rps = float(rate_rps)
+        self.arrival: Arrival = arrival
+        self.seed = seed
+        self.duration_s = self.n / self.rate_rps
+
+    def __len__(self) -> int:
+        return self.n
+
+    def chunks(self, size: int) -> Iterator[np.ndarray]:
+        """Consecutive offsets, ``size`` at a time (the last chunk may be shorter), ascending."""
+        if size < 1:
+            raise ValueError(f"chunk size must be >= 1, got {size}")
+        if self.arrival == "uniform":
+            for start in range(0, self.n, size):
+                yield np.arange(start, min(start + size, self.n), dtype=np.float64) / self.rate_rps
+            return
+        rng = np.random.default_rng(self.seed)
+        scale = 1.0 / self.rate_rps
+        last = 0.0
+        for start in range(0, self.n, size):
+            stop = min(start + size, self.n)
+            if start == 0:  # the first request is due at 0, then n - 1 gaps in all
+                gaps = rng.exponential(scale, size=stop - 1)
+                chunk = np.concatenate(([0.0], np.cumsum(gaps)))
+            else:  # summed on from the last offset, in the same order as one cumsum over all gaps
+                gaps = rng.exponential(scale, size=stop - start)
+                chunk = np.cumsum(np.concatenate(([last], gaps)))[1:]
+            last = float(chunk[-1])
+            yield chunk

@@ -20,6 +20,8 @@ from typing import Any
 
 from bench.config import BenchConfig, target_context
 from bench.console import Console
+from ground.durations import DURATION_FORMS, DurationError, parse_duration
+from loadgen.stages import Stage, parse_stages_text
 from targets.base import Target
 from targets.registry import build_target, target_spec
 
@@ -34,9 +36,11 @@ __all__ = [
     "csv_words",
     "int_at_least",
     "non_negative_int",
+    "positive_duration",
     "positive_float",
     "positive_int",
     "serve_until_stopped",
+    "stages_flag",
 ]
 
 
@@ -134,6 +138,28 @@ def positive_float(text: str) -> float:
     return value
 
 
+def positive_duration(text: str) -> float:
+    """A duration > 0: seconds (``90``, ``1.5``) or with units (``90s``, ``30m``, ``2h``, ``1h30m``).
+
+    The one parser of :mod:`ground.durations`, as bench.toml's ``[sweep]`` uses it.
+    """
+    try:
+        value = parse_duration(text, "duration")
+    except DurationError:
+        raise argparse.ArgumentTypeError(f"expected a duration > 0 -- {DURATION_FORMS} -- got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a duration > 0, got {text!r}")
+    return value
+
+
+def stages_flag(text: str) -> tuple[Stage, ...]:
+    """``--stages 2m:0-100,30m:100,2m:0`` (:data:`loadgen.stages.STAGES_FORM`) as stages."""
+    try:
+        return parse_stages_text(text, "--stages")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def as_tuple(values: list | None) -> tuple | None:
     """A list flag's value as a tuple, for a frozen request (None: not given)."""
     return None if values is None else tuple(values)
@@ -148,6 +174,7 @@ def sweep_request_fields(args: argparse.Namespace) -> dict[str, Any]:
         "rate_rps": args.rate,
         "duration_s": args.duration,
         "concurrency": args.concurrency,
+        "stages": getattr(args, "stages", None),  # `run` has --stages; `manifests loadgen` not yet
     }
 
 

@@ -22,8 +22,10 @@ from bench.commands.common import (
     csv_counts,
     csv_words,
     non_negative_int,
+    positive_duration,
     positive_float,
     positive_int,
+    stages_flag,
     sweep_request_fields,
 )
 from bench.config import BenchConfig
@@ -214,12 +216,21 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--duration",
-        type=positive_float,
+        type=positive_duration,
         default=None,
-        metavar="S",
-        help="seconds per rate step (override [sweep] duration_s): each rate step sends "
-        "round(R x S) requests instead of --requests (at most 100000); implies --modes rate "
-        "unless --modes is given",
+        metavar="D",
+        help="length of each rate step (override [sweep] duration_s): seconds or 90s, 30m, 2h, 1h30m; "
+        "each rate step sends round(R x D) requests instead of --requests; implies --modes rate "
+        "unless --modes is given (a soak: docs/soak.md)",
+    )
+    p.add_argument(
+        "--stages",
+        type=stages_flag,
+        default=None,
+        metavar="D:RATE,...",
+        help="k6-like stages for each rate step (override [sweep] stages): DURATION:RATE or "
+        "DURATION:FROM-TO, the rate going linearly from the previous stage's, e.g. "
+        "2m:0-100,30m:100,2m:0 (ramp up, hold, ramp down); implies --modes rate (docs/soak.md)",
     )
     p.add_argument(
         "--concurrency",
@@ -297,6 +308,9 @@ def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> in
         request = run_request(args, shard)
     except ValueError as exc:
         console.error(str(exc))
+        return 2
+    if (request.clients is not None or shard is not None) and request.uses_stages(config):
+        console.error("stages are not supported with --clients or --shard yet: run one client, or use --duration")
         return 2
     if (request.clients is not None or shard is not None) and (
         request.samples.input_data is not None

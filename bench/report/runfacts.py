@@ -16,6 +16,7 @@ from bench.results.status import status_and_noise_warnings as state_warnings
 from bench.run_timing import timing_text
 from bench.shard_run import sharding_text, sharding_warnings
 from ground.runmeta import RunMeta, RunStatus
+from loadgen.stages import Stage, format_stages, parse_stage_table, peak_rate, planned_count
 
 __all__ = [
     "ceiling_text",
@@ -119,6 +120,16 @@ def _seconds(value: Any) -> str:
         return str(value)
 
 
+def _stages(value: Any) -> tuple[Stage, ...] | None:
+    """meta.json's ``stages`` read back (None when there are none, or they cannot be read)."""
+    if not value:
+        return None
+    try:
+        return tuple(parse_stage_table(table, f"stages[{i}]") for i, table in enumerate(value))
+    except ValueError:
+        return None
+
+
 def sweep_rows(sweep: Mapping[str, Any]) -> list[list[str]]:
     """[setting, value] rows for the sweep table; settings it does not know are listed as they are."""
     s = dict(sweep)
@@ -131,7 +142,12 @@ def sweep_rows(sweep: Mapping[str, Any]) -> list[list[str]]:
 
     modes = list(s.get("modes") or [])
     counts = ", ".join(str(n) for n in s.get("n_requests") or [])
-    if modes == ["rate"] and s.get("duration_s") and s.get("rate_rps"):  # the counts are not used at all
+    stages = _stages(s.pop("stages", None)) if "rate" in modes else None
+    if stages is not None:  # the rate steps follow stages (docs/soak.md)
+        staged = f"{planned_count(stages)} (the stages' rate curve, integrated)"
+        others = ", ".join(m for m in modes if m != "rate")
+        counts = staged if modes == ["rate"] else f"{counts} ({others}); rate steps: {staged}"
+    elif modes == ["rate"] and s.get("duration_s") and s.get("rate_rps"):  # the counts are not used at all
         counts = f"{round(float(s['rate_rps']) * float(s['duration_s']))} (offered rate x seconds of arrivals)"
     elif "rate" in modes and s.get("duration_s") and s.get("rate_rps"):
         counts += (
@@ -144,6 +160,10 @@ def sweep_rows(sweep: Mapping[str, Any]) -> list[list[str]]:
     take("warmup", "warm-up requests before each step (not counted)", s.get("warmup"))
     conc = s.get("concurrency")
     take("concurrency", "in flight in concurrent mode", "N (a burst of all N)" if not conc else f"at most {conc}")
+    if stages is not None:
+        rows.append(["stages (rate mode)", f"{format_stages(stages)} (peak {peak_rate(stages):g} req/s)"])
+        for name in ("rate_rps", "duration_s"):  # the stages give both
+            s.pop(name, None)
     if "rate" in modes:
         take("rate_rps", "offered rate (rate mode)", f"{s.get('rate_rps')} req/s")
         take("arrival", "arrivals (rate mode)", s.get("arrival"))

@@ -17,6 +17,7 @@ from bench.config import BenchConfig
 from bench.run.samples import SampleOptions
 from bench.run.trial_design import RESTART
 from bench.shard_run import ShardOptions
+from loadgen.stages import Stage
 
 __all__ = ["RunRequest", "sweep_overrides"]
 
@@ -32,6 +33,7 @@ class RunRequest:
     rate_rps: float | None = None  # --rate
     duration_s: float | None = None  # --duration
     concurrency: int | None = None  # --concurrency
+    stages: tuple[Stage, ...] | None = None  # --stages
     engine: str | None = None  # --engine (None: [loadgen] engine)
     run_id: str | None = None  # --run-id (None: time-based)
     write_report: bool = True  # not --no-report
@@ -70,9 +72,14 @@ class RunRequest:
             "rate_rps": self.rate_rps,
             "duration_s": self.duration_s,
             "concurrency": self.concurrency,
+            "stages": None if self.stages is None else [stage.describe() for stage in self.stages],
         }
         table = {key: value for key, value in given.items() if value is not None}
-        if (self.rate_rps is not None or self.duration_s is not None) and self.modes is None:
+        if self.stages is not None:
+            table["duration_s"] = 0.0  # the stages size the rate step, as in `bench run`
+        if self.duration_s is not None:
+            table["stages"] = []
+        if (self.rate_rps is not None or self.duration_s is not None or self.stages is not None) and self.modes is None:
             table["modes"] = ["rate"]
         return table
 
@@ -87,7 +94,14 @@ class RunRequest:
             rate_rps=self.rate_rps,
             duration_s=self.duration_s,
             concurrency=self.concurrency,
+            stages=self.stages,
         )
+
+    def uses_stages(self, config: BenchConfig) -> bool:
+        """Whether this run's rate steps follow stages (``--stages``, or bench.toml's without ``--duration``)."""
+        if self.stages is not None:
+            return True
+        return self.duration_s is None and bool(config.sweep.stages)
 
 
 def sweep_overrides(
@@ -99,15 +113,26 @@ def sweep_overrides(
     rate_rps: float | None = None,
     duration_s: float | None = None,
     concurrency: int | None = None,
+    stages: tuple[Stage, ...] | None = None,
 ) -> dict[str, Any]:
     """The ``bench run`` flags as :meth:`SweepPlan.from_config` overrides of ``[sweep]``.
 
     One path: bench.toml's values, each replaced by its flag when given (None = not given).
     ``--rate``/``--duration`` mean rate mode: without ``--modes`` they select it alone; with
     a ``--modes`` that lacks it they are a mistake. A ``--requests`` that no step would use
-    (rate mode only, counts from the duration) is one too. Raises ValueError naming the flag.
+    (rate mode only, counts from the duration or the stages) is one too. ``--stages``
+    replaces bench.toml's ``duration_s`` and ``--duration`` bench.toml's ``stages`` (each
+    sizes the rate step); both flags together, or ``--rate`` with stages, mean nothing.
+    Raises ValueError naming the flag.
     """
-    rate_flags = [flag for flag, value in (("--rate", rate_rps), ("--duration", duration_s)) if value is not None]
+    if stages is not None and duration_s is not None:
+        raise ValueError(
+            "--duration and --stages both size the rate step: give one (the stages' durations are its length)"
+        )
+    if stages is not None and rate_rps is not None:
+        raise ValueError("--rate has no effect with --stages: each stage gives its own rate")
+    flags = (("--rate", rate_rps), ("--duration", duration_s), ("--stages", stages))
+    rate_flags = [flag for flag, value in flags if value is not None]
     if rate_flags and modes is None:
         modes = ["rate"]
     elif rate_flags and modes is not None and "rate" not in modes:
@@ -115,18 +140,25 @@ def sweep_overrides(
             f"{' and '.join(rate_flags)} set the load of rate mode, but --modes {','.join(modes)} does not include rate"
         )
     effective_modes = modes if modes is not None else list(config.sweep.modes)
-    effective_duration = duration_s if duration_s is not None else config.sweep.duration_s
-    if n_requests is not None and effective_duration > 0 and set(effective_modes) == {"rate"}:
-        source = "--duration" if duration_s is not None else "[sweep] duration_s"
+    effective_duration = duration_s if duration_s is not None else float(config.sweep.duration_s)
+    staged = stages is not None or (duration_s is None and bool(config.sweep.stages))
+    if n_requests is not None and (effective_duration > 0 or staged) and set(effective_modes) == {"rate"}:
+        if staged:
+            source = "--stages" if stages is not None else "[sweep] stages"
+            sized = "the requests its stages' rates add up to"
+        else:
+            source = "--duration" if duration_s is not None else "[sweep] duration_s"
+            sized = "round(rate x duration) requests"
         raise ValueError(
-            f"--requests has no effect: with {source} each rate step sends round(rate x duration) "
-            "requests, and no closed-loop mode is selected"
+            f"--requests has no effect: with {source} each rate step sends {sized}, and no closed-loop mode is selected"
         )
     return {
         "n_requests": n_requests,
         "modes": modes,
         "trials": trials,
         "rate_rps": rate_rps,
-        "duration_s": duration_s,
+        # each flag that sizes the rate step clears the other way of sizing it in bench.toml
+        "duration_s": 0.0 if stages is not None else duration_s,
         "concurrency": concurrency,
+        "stages": () if duration_s is not None else stages,
     }

@@ -52,6 +52,7 @@ from bench.shard_run import ShardOptions, check_shard_run, shard_cpu_plan, shard
 from ground.cpus import CpuPlan, pin_current_process, plan_cpus
 from ground.runmeta import RunMeta, RunStatus
 from loadgen.engines import ENGINE_NAMES, SCHEME_ENGINES, engine_for_url
+from loadgen.run_limits import check_free_space
 from loadgen.stats import SUMMARY_COLUMNS
 from loadgen.sweep import SweepPlan
 from loadgen.sweep import run_sweep as sweep_steps
@@ -212,6 +213,8 @@ def _check_run(config: BenchConfig, request: RunRequest, console: Console) -> _C
         raise ValueError("no targets configured in bench.toml ([targets.NAME] tables)")
     run_dir = config.results_dir / run_id
     refuse_existing_run(run_dir)  # a ResultsError naming the folder
+    if plan is not None:  # a typo such as --rate 100000 --duration 2h fails here, before any request
+        check_free_space(plan.planned_records(len(names)), config.results_dir)
     return _CheckedRun(plan, capacity, run_id, cpu_plan, engine_name, names, run_dir)
 
 

@@ -60,3 +60,30 @@ def test_throttle_parameters_average_the_cap_exactly() -> None:
     assert make_throttle(0.0) is None
     with pytest.raises(ValueError):
         throttle_params(-1.0)
+
+
+@pytest.mark.parametrize("arrival", ["uniform", "poisson"])
+@pytest.mark.parametrize("n", [0, 1, 2, 5, 1000, 70_001])
+def test_the_lazy_constant_rate_schedule_is_todays_schedule_exactly(arrival: str, n: int) -> None:
+    from loadgen.pacing import ConstantRateSchedule
+
+    seed = [0, 1, 3, n]
+    whole = schedule(n, 37.5, arrival, seed=seed)
+    lazy = ConstantRateSchedule(n, 37.5, arrival, seed=seed)
+    assert len(lazy) == n and lazy.duration_s == n / 37.5
+    for size in (1, 7, 4096, 1 << 20):
+        chunks = list(lazy.chunks(size))
+        assert all(len(c) == size for c in chunks[:-1])
+        got = np.concatenate([np.zeros(0), *chunks])
+        np.testing.assert_array_equal(got, whole)  # bit for bit: the same draws, summed in the same order
+
+
+def test_todays_poisson_offsets_are_unchanged_for_an_existing_seed() -> None:
+    from loadgen.pacing import ConstantRateSchedule
+
+    # schedule(5, 10.0, "poisson", seed=[0, 1, 1, 5]) as main computed it before the lazy form existed
+    # (the sweep's seed of trial 1, N = 5); both forms must keep giving exactly these offsets
+    pinned = [0.0, 0.015688251098953315, 0.053900940341794254, 0.1393299239470376, 0.23153966291620431]
+    assert schedule(5, 10.0, "poisson", seed=[0, 1, 1, 5]).tolist() == pinned
+    lazy = ConstantRateSchedule(5, 10.0, "poisson", seed=[0, 1, 1, 5])
+    assert np.concatenate(list(lazy.chunks(2))).tolist() == pinned

@@ -205,7 +205,7 @@ def test_a_target_dying_mid_step_fails_fast_and_is_recorded(engine: str) -> None
 
 
 def test_rate_steps_sized_by_duration_and_bounded() -> None:
-    from loadgen.sweep_settings import MAX_STEP_REQUESTS, requests_for
+    from loadgen.sweep_settings import requests_for
 
     assert requests_for(1500.0, 2.0) == 3000 and requests_for(0.1, 30.0) == 3 and requests_for(5.0, 0.5) == 3
     plan = SweepPlan(n_requests=(1, 4), modes=("sequential", "rate"), rate_rps=200.0, duration_s=0.25)
@@ -222,13 +222,23 @@ def test_rate_steps_sized_by_duration_and_bounded() -> None:
     assert SweepPlan(n_requests=(1,), duration_s=10_000.0).rate_counts() == (500_000,)
     for bad, match in [
         (dict(rate_rps=float("inf")), "rate_rps must be a finite number > 0"),
-        (dict(rate_rps=1000.0, duration_s=MAX_STEP_REQUESTS / 1000 + 1), "it must be 1 to 100000"),
-        (dict(duration_s=-1.0), "duration_s must be a finite number >= 0"),
+        (dict(rate_rps=0.1, duration_s=1.0), r"round\(0.1 x 1\) = 0 requests; it must send at least 1"),
+        (dict(duration_s=-1.0), "duration_s: must be a finite duration >= 0"),
+        (dict(duration_s="2x"), "duration_s: '2x' is not a duration"),
         (dict(rate_rps=1.0, max_duration_s=10.0, duration_s=20.0), "longer than max_duration_s = 10 s"),
-        (dict(n_requests=(MAX_STEP_REQUESTS + 1,)), "more than the 100000 requests"),
+        (dict(rate_rps=1.0, max_duration_s="10s", duration_s="20s"), "longer than max_duration_s = 10 s"),
     ]:
         with pytest.raises(ValueError, match=match):
             SweepPlan(**{"n_requests": (1,), "modes": ("rate",), **bad})
+
+
+def test_long_steps_are_no_longer_capped_by_a_request_count() -> None:
+    # the old MAX_STEP_REQUESTS (100,000) is gone: a soak of an hour at 1,000 req/s is a plan,
+    # bounded by the disk (loadgen.run_limits) and by a max_duration_s that follows it
+    plan = SweepPlan(n_requests=(1,), modes=("rate",), rate_rps=1000.0, duration_s="1h")
+    assert plan.rate_counts() == (3_600_000,) and plan.duration_s == 3600.0
+    assert plan.max_duration_s > 3600.0  # "auto": not cut at the old 600 s
+    assert SweepPlan(n_requests=(100_001,), modes=("sequential",)).steps("t")[0].n_requests == 100_001
 
 
 def test_a_duration_sized_rate_step_runs_round_r_times_s_requests() -> None:

@@ -118,3 +118,24 @@ def test_sweep_rows_word_the_rate_duration_and_hide_it_without_rate_mode():
     assert rate["seconds of arrivals per rate step"] == "5 s"
     unset = dict(sweep_rows({"n_requests": [1], "modes": ["rate"], "rate_rps": 40, "duration_s": 0.0}))
     assert unset["seconds of arrivals per rate step"].startswith("not set")
+
+
+def test_sweep_rows_show_the_stages_and_their_planned_count():
+    from loadgen.sweep import SweepPlan
+
+    stages = [
+        {"duration": "2m", "start_rate": 0, "rate": 100},
+        {"duration": "30m", "rate": 100},
+        {"duration": "2m", "rate": 0},
+    ]
+    rows = dict(sweep_rows(SweepPlan(modes=("rate",), stages=stages).describe()))
+    assert rows["requests per step (N)"] == "192000 (the stages' rate curve, integrated)"
+    assert rows["stages (rate mode)"] == "2m:0-100,30m:100,2m:0 (peak 100 req/s)"
+    assert "offered rate (rate mode)" not in rows and "seconds of arrivals per rate step" not in rows
+    mixed = dict(sweep_rows(SweepPlan(n_requests=(1, 4), modes=("sequential", "rate"), stages=stages).describe()))
+    assert (
+        mixed["requests per step (N)"] == "1, 4 (sequential); rate steps: 192000 (the stages' rate curve, integrated)"
+    )
+    # a run without stages: no stages row, and its meta.json has no stages key (as before)
+    plain = SweepPlan(modes=("rate",), duration_s=5.0).describe()
+    assert "stages" not in plain and "stages (rate mode)" not in dict(sweep_rows(plain))
