@@ -33,9 +33,9 @@ Choices, so that numbers mean one thing:
 - **Rate steps by duration**: with ``duration_s > 0`` every ``rate`` step sends
   ``round(rate_rps * duration_s)`` requests (vegeta's ``-rate`` and ``-duration``) instead
   of the ``n_requests`` counts, which then apply to the closed-loop modes only.
-- **Bounds**: no step sends more than
-  :data:`~loadgen.sweep_settings.MAX_STEP_REQUESTS` requests (records are
-  kept in memory and every one is written out), and a rate step's schedule must fit in
+- **Bounds**: a step's records must fit on the results folder's disk
+  (:mod:`loadgen.run_limits`, checked before any request; records stream to disk as they
+  complete, so memory does not grow with a step), and a rate step's schedule must fit in
   ``max_duration_s`` -- otherwise its tail would be cut off by design, not by the target.
 - **Blueprints**: a sample's request is built once for the whole sweep (``target.encode``
   once per image); the same :class:`~loadgen.request.Request` objects are re-sent, looked
@@ -184,7 +184,7 @@ async def run_sweep(
         if share is not None:
             offsets = share.offsets
         else:
-            offsets = plan.offsets(key.n_requests, key.trial) if key.mode == Mode.RATE else None
+            offsets = plan.rate_schedule(key.n_requests, key.trial) if key.mode == Mode.RATE else None
         engine = engine_factory(
             EngineOptions(
                 base_url=target.base_url,
