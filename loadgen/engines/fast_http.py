@@ -83,6 +83,30 @@ def build_request_bytes(request: Request, base_url: str, *, user_agent: str = _U
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + request.body
 
 
+# -- responses -----------------------------------------------------------------------------
+def _plain_fields(cls: type) -> bool:
+    """Whether ``cls`` instances keep (status, body, bytes_in) in a plain ``__dict__``."""
+    fields = getattr(cls, "__dataclass_fields__", None)
+    return fields is not None and tuple(fields) == ("status", "body", "bytes_in") and "__slots__" not in vars(cls)
+
+
+def _make_response(status: int, body: bytes, bytes_in: int) -> Response:
+    """``Response(status, body, bytes_in)`` at half the cost (~0.4 us saved per request).
+
+    A frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``;
+    filling the new instance's ``__dict__`` gives an equal object (same fields, ``==``,
+    hash and repr; tests/loadgen/test_fast_engine.py checks) without the three calls.
+    """
+    response = _new(Response)
+    response.__dict__.update(status=status, body=body, bytes_in=bytes_in)
+    return response
+
+
+_new = object.__new__
+if not _plain_fields(Response):  # Response changed shape: build it the ordinary way
+    _make_response = Response  # type: ignore[assignment]
+
+
 # -- one connection ------------------------------------------------------------------------
 class HttpConnection(asyncio.Protocol):
     """One kept-alive connection; at most one request in flight on it.
@@ -193,7 +217,7 @@ class HttpConnection(asyncio.Protocol):
         if waiter is not None and not waiter.done():
             chunks = self.chunks
             body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            waiter.set_result(Response(status, body, self.bytes_in))
+            waiter.set_result(_make_response(status, body, self.bytes_in))
         if not self.keep_alive:
             self._drop()
 

@@ -302,6 +302,17 @@ def test_request_bytes_leave_the_cache_with_their_blueprint() -> None:
     assert not keys & set(engine._wires)
 
 
+def test_fast_response_objects_equal_ordinary_ones() -> None:
+    """The engine's cheaper Response construction must give exactly a Response."""
+    from loadgen.engines.fast_http import _make_response, _plain_fields
+
+    assert _plain_fields(Response)  # else the engine silently uses the ordinary constructor
+    made, plain = _make_response(200, b"{}", 42), Response(200, b"{}", 42)
+    assert type(made) is Response and made == plain and hash(made) == hash(plain) and repr(made) == repr(plain)
+    with pytest.raises(AttributeError):
+        made.status = 500  # still frozen
+
+
 def test_build_request_bytes_layout_and_validation() -> None:
     wire = build_request_bytes(POST, "http://localhost:8080/prefix/")
     head, _, body = wire.partition(b"\r\n\r\n")
