@@ -92,7 +92,7 @@ class FakeTransport(asyncio.Transport):
 def on_fake_transport(module: Any, connection: type = HttpConnection) -> type[Engine]:
     """``module.FastEngine`` whose connections are ``connection`` objects on a fake transport."""
 
-    class Faked(module.FastEngine):  # type: ignore[name-defined,misc]
+    class Faked(module.FastEngine):
         name = "fast"
 
         async def _connect(self, deadline: float, loop: asyncio.AbstractEventLoop) -> Any:
@@ -167,12 +167,12 @@ class CallbackLoop(asyncio.Protocol):
         self.done: asyncio.Future[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = transport
 
     def go(self) -> None:
         self._start = time.perf_counter()
         self._chunks = []
-        self.transport.write(self._wire)  # type: ignore[union-attr]
+        self.transport.write(self._wire)
 
     def data_received(self, data: bytes) -> None:
         self._parser.feed_data(data)
@@ -213,7 +213,7 @@ async def callback_loop_point(url: str, wire: bytes, concurrency: int, duration_
     await spell(duration_s)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     for protocol in conns:
-        protocol.transport.close()  # type: ignore[union-attr]
+        protocol.transport.close()
     return {"req_per_s": len(latencies) / wall, "cpu_us": cpu / len(latencies) * 1e6}
 
 

@@ -104,7 +104,7 @@ def _make_response(status: int, body: bytes, bytes_in: int) -> Response:
 
 _new = object.__new__
 if not _plain_fields(Response):  # Response changed shape: build it the ordinary way
-    _make_response = Response  # type: ignore[assignment]
+    _make_response = Response
 
 
 # -- one connection ------------------------------------------------------------------------
