@@ -271,6 +271,11 @@ def profile_nginx(duration_s: float) -> str:
     return head + out.getvalue()
 
 
+def _commit() -> str:
+    out = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True)
+    return out.stdout.strip() or "unknown"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=5)
@@ -332,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
             f"# {title}",
             "",
             f"- command: `{command.strip()}`",
-            f"- date: {utc_iso()}; {loads}",
+            f"- date: {utc_iso()}; commit `{_commit()}`; {loads}",
             "",
             "| " + " | ".join(columns) + " |",
             "|" + "|".join("---" for _ in columns) + "|",
