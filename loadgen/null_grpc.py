@@ -96,13 +96,20 @@ async def _serve(host: str, port: int) -> None:
 
 # -- the parent's handle -------------------------------------------------------------------
 class NullGrpcEndpoint(SpawnedEndpoint):
-    """``with NullGrpcEndpoint(cpus=(0,)) as ep: ep.url`` -> ``grpc://127.0.0.1:PORT``."""
+    """``with NullGrpcEndpoint(cpus=(0,)) as ep: ep.url`` -> ``grpc://127.0.0.1:PORT``.
+
+    ``port``: 0 (the default) picks a free one; a fixed port lets a test stop the endpoint
+    and start another on the same address (a target restarting mid-run).
+    """
 
     kind = "python-grpc"
 
-    def __init__(self, *, cpus: Sequence[int] = ()) -> None:
+    def __init__(self, *, cpus: Sequence[int] = (), port: int = 0) -> None:
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an integer in 0..65535, got {port!r}")
         self.cpus = tuple(cpus)
-        self.port = 0
+        self._fixed_port = port
+        self.port = port
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -124,7 +131,10 @@ class NullGrpcEndpoint(SpawnedEndpoint):
         """Spawn the server and wait for its ready line; return its URL."""
         if self._proc is not None:
             return self.url
-        code = f"from loadgen.null_grpc import serve_forever; serve_forever('127.0.0.1', 0, {list(self.cpus)!r})"
+        code = (
+            "from loadgen.null_grpc import serve_forever; "
+            f"serve_forever('127.0.0.1', {self._fixed_port}, {list(self.cpus)!r})"
+        )
         self._proc = subprocess.Popen(
             [sys.executable, "-c", code],
             start_new_session=True,

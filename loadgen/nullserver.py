@@ -191,10 +191,14 @@ class SpawnedEndpoint:
 class NullEndpoint(SpawnedEndpoint):
     """A null endpoint process: ``with NullEndpoint("auto", cpus=(0,)) as ep: ep.url``.
 
-    ``kind``: ``"python"``, ``"nginx"``, or ``"auto"`` (nginx when installed).
+    ``kind``: ``"python"``, ``"nginx"``, or ``"auto"`` (nginx when installed).  ``port``:
+    0 (the default) picks a free one; a fixed port lets a test stop the endpoint and start
+    another on the same address (a target restarting mid-run).
     """
 
-    def __init__(self, kind: str = "python", *, cpus: Sequence[int] = (), body: bytes = NULL_BODY) -> None:
+    def __init__(
+        self, kind: str = "python", *, cpus: Sequence[int] = (), body: bytes = NULL_BODY, port: int = 0
+    ) -> None:
         if kind == "auto":
             kind = "nginx" if nginx_available() else "python"
         if kind not in ("python", "nginx"):
@@ -206,7 +210,10 @@ class NullEndpoint(SpawnedEndpoint):
         self.kind = kind
         self.cpus = tuple(cpus)
         self.body = body
-        self.port = 0
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(f"port must be an integer in 0..65535, got {port!r}")
+        self._fixed_port = port
+        self.port = port
         self._proc: subprocess.Popen[bytes] | None = None
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
 
@@ -260,7 +267,7 @@ class NullEndpoint(SpawnedEndpoint):
     def _start_python(self, ready_timeout_s: float) -> None:
         code = (
             "from loadgen.nullserver import serve_forever; "
-            f"serve_forever('127.0.0.1', 0, {list(self.cpus)!r}, {self.body!r})"
+            f"serve_forever('127.0.0.1', {self._fixed_port}, {list(self.cpus)!r}, {self.body!r})"
         )
         self._proc = self._popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         line = _read_line(self._proc, ready_timeout_s)
@@ -273,7 +280,7 @@ class NullEndpoint(SpawnedEndpoint):
     def _start_nginx(self, ready_timeout_s: float) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="servebench-nginx-")
         tmp = self._tmp.name
-        self.port = _free_port()
+        self.port = self._fixed_port or _free_port()
         conf = Path(tmp) / "nginx.conf"
         conf.write_text(_NGINX_CONF.format(tmp=tmp, port=self.port, body=self.body.decode()))
         log = open(Path(tmp) / "stderr.log", "wb")

@@ -77,6 +77,11 @@ class HttpxEngine(Engine):
         self._in_flight: list[int] = []
         self._built: list[dict[int, tuple[Request, httpx.Request]]] = []
         self._pending: list[Request] = []  # prepared before open(): built when the shards exist
+        self._sizes: list[int] = []  # connections of each shard
+        self._load: dict[httpx.AsyncClient, int] = {}  # requests in flight per client
+        self._retired: set[httpx.AsyncClient] = set()  # replaced, closed when their last request ends
+        self._closing: set[asyncio.Task[None]] = set()
+        self.replaced = 0  # for tests: shards given a fresh client after a cancelled request
 
     @classmethod
     def version(cls) -> str:
@@ -84,30 +89,56 @@ class HttpxEngine(Engine):
 
     async def open(self) -> None:
         await self.close()
-        options = self.options
-        budget = options.max_connections
+        budget = self.options.max_connections
         while budget > 0:
             size = min(self.SHARD_SIZE, budget)
             budget -= size
-            self._clients.append(
-                httpx.AsyncClient(
-                    base_url=options.base_url,
-                    limits=httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=60.0),
-                    timeout=httpx.Timeout(
-                        options.timeout_s,
-                        connect=options.connect_timeout_s,
-                        pool=options.timeout_s,  # waiting for a free connection counts too
-                    ),
-                    verify=options.verify_tls,
-                    trust_env=False,  # no proxy or netrc from the environment: loopback stays loopback
-                    follow_redirects=False,  # a 3xx is an answer to classify, not to follow
-                    http2=False,
-                )
-            )
+            self._clients.append(self._new_client(size))
+            self._sizes.append(size)
         self._in_flight = [0] * len(self._clients)
         self._built = [{} for _ in self._clients]
         pending, self._pending = self._pending, []
         self.prepare(pending)
+
+    def _new_client(self, size: int) -> httpx.AsyncClient:
+        options = self.options
+        return httpx.AsyncClient(
+            base_url=options.base_url,
+            limits=httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=60.0),
+            timeout=httpx.Timeout(
+                options.timeout_s,
+                connect=options.connect_timeout_s,
+                pool=options.timeout_s,  # waiting for a free connection counts too
+            ),
+            verify=options.verify_tls,
+            trust_env=False,  # no proxy or netrc from the environment: loopback stays loopback
+            follow_redirects=False,  # a 3xx is an answer to classify, not to follow
+            http2=False,
+        )
+
+    def _replace(self, shard: int) -> None:
+        """Give ``shard`` a fresh client; the old one closes once its last request is done.
+
+        Why: a request cancelled by the whole-request bound while httpcore's pool is
+        contended can leave a pool slot that is never given back (encode/httpcore#1093,
+        open for 1.0.9); after a hung target every slot of a shard was lost that way and
+        its requests timed out long after the target was back (tests/loadgen/
+        test_target_restart.py).  A fresh pool per shard after such a cancellation
+        bounds the damage to the requests already in flight.
+        """
+        old = self._clients[shard]
+        self._clients[shard] = self._new_client(self._sizes[shard])
+        self.replaced += 1
+        if self._load.get(old, 0):
+            self._retired.add(old)  # closed by the send that finishes its last request
+        else:
+            self._close_later(old)
+
+    def _close_later(self, client: httpx.AsyncClient) -> None:
+        self._load.pop(client, None)
+        task = asyncio.get_running_loop().create_task(client.aclose())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     def prepare(self, requests: Iterable[Request]) -> None:
         """Build each blueprint's ``httpx.Request`` on every shard now, outside the timing.
@@ -139,23 +170,38 @@ class HttpxEngine(Engine):
         in_flight = self._in_flight
         shard = in_flight.index(min(in_flight)) if len(in_flight) > 1 else 0
         in_flight[shard] += 1
+        client = self._clients[shard]
+        load = self._load
+        load[client] = load.get(client, 0) + 1
         try:
             async with asyncio.timeout(self.options.timeout_s):
-                response = await self._clients[shard].send(self._request(shard, request))
-        except TimeoutError as exc:  # the whole-request bound above
+                response = await client.send(self._request(shard, request))
+        except TimeoutError as exc:  # the whole-request bound above: the request was cancelled
+            if self._clients and self._clients[shard] is client:
+                self._replace(shard)  # its pool may have lost a slot to the cancellation
             detail = f"no complete response within timeout_s={self.options.timeout_s:g} s"
             raise EngineError("timeout", detail) from exc
         except (httpx.HTTPError, OSError) as exc:
             raise map_httpx_error(exc) from exc
         finally:
             in_flight[shard] -= 1
+            load[client] -= 1
+            if client in self._retired and not load[client]:
+                self._retired.discard(client)
+                self._close_later(client)
         body = response.content
         bytes_in = _head_size(response) + response.num_bytes_downloaded
         return Response(status=response.status_code, body=body, bytes_in=bytes_in)
 
     async def close(self) -> None:
         clients, self._clients = self._clients, []
+        retired, self._retired = list(self._retired), set()
         self._built = []
         self._in_flight = []
-        for client in clients:
+        self._sizes = []
+        self._load = {}
+        for client in clients + retired:
             await client.aclose()
+        closing = list(self._closing)
+        if closing:
+            await asyncio.gather(*closing, return_exceptions=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gc
 import ipaddress
 import json
 import socket
@@ -279,14 +280,37 @@ def test_host_header_default_and_override() -> None:
 
 def test_request_bytes_are_built_once_per_blueprint() -> None:
     async def body(engine: FastEngine) -> tuple[bytes, bytes, bytes]:
-        first = engine._bytes_for(POST)[0]
-        again = engine._bytes_for(POST)[0]
-        other = engine._bytes_for(Request("POST", "/predict", BODY, {"Content-Type": "application/json"}))[0]
+        first = engine._cached(POST)[1]
+        again = engine._cached(POST)[1]
+        other = engine._cached(Request("POST", "/predict", BODY, {"Content-Type": "application/json"}))[1]
         return first, again, other
 
     first, again, other = _run(_with_engine("http://127.0.0.1:9", body))
     assert first is again  # cached by identity of the frozen Request
     assert other == first and other is not first
+
+
+def test_request_bytes_leave_the_cache_with_their_blueprint() -> None:
+    """A long run that makes new blueprints must not grow the cache: entries die with them."""
+    engine = FastEngine(EngineOptions(base_url="http://127.0.0.1:9", max_connections=1))
+    requests = [Request("POST", f"/predict/{i}", BODY, {}) for i in range(3)]
+    engine.prepare(requests)
+    keys = {id(r) for r in requests}
+    assert keys <= set(engine._wires)
+    del requests
+    gc.collect()
+    assert not keys & set(engine._wires)
+
+
+def test_fast_response_objects_equal_ordinary_ones() -> None:
+    """The engine's cheaper Response construction must give exactly a Response."""
+    from loadgen.engines.fast_http import _make_response, _plain_fields
+
+    assert _plain_fields(Response)  # else the engine silently uses the ordinary constructor
+    made, plain = _make_response(200, b"{}", 42), Response(200, b"{}", 42)
+    assert type(made) is Response and made == plain and hash(made) == hash(plain) and repr(made) == repr(plain)
+    with pytest.raises(AttributeError):
+        made.status = 500  # still frozen
 
 
 def test_build_request_bytes_layout_and_validation() -> None:
