@@ -133,6 +133,16 @@ class SearchSettings:
         """How long look ``look``'s schedule lasts at ``rate`` (its requests over the rate)."""
         return self.requests_for(rate, percentile, look) / rate
 
+    def looks_to_meet(self, rate: float, percentile: float = 50.0) -> int:
+        """Fewest looks at ``rate`` whose arrivals span ``min_met_seconds`` (at most
+        ``max_looks``): what a confirmation must have room for to be able to say "met"."""
+        seconds = 0.0
+        for look in range(1, self.max_looks + 1):
+            seconds += self.planned_seconds(rate, percentile, look)
+            if seconds >= self.min_met_seconds:
+                return look
+        return self.max_looks
+
 
 @dataclass(frozen=True)
 class ProbeSpec:
@@ -345,7 +355,10 @@ class _Search:
             self.stop = f"probe cap of {self.s.max_probes} probes (one kept for the confirmation)"
             return False
         confirm_rate = min(rate, self.low) if self.low is not None else rate
-        need_requests = self._requests(rate, look) + (0 if confirming else self._requests(confirm_rate))
+        # the confirmation's reserve: the looks it needs before "met" is possible (floor of time)
+        confirm_looks = range(1, self.s.looks_to_meet(confirm_rate, self.objective.percentile) + 1)
+        reserve_requests = sum(self._requests(confirm_rate, k) for k in confirm_looks)
+        need_requests = self._requests(rate, look) + (0 if confirming else reserve_requests)
         sent = self.requests_sent + (pending_requests or 0)
         if sent + need_requests > self.s.max_requests:
             what = f"look {look} at {rate:.4g} req/s" + ("" if confirming else " and the confirmation")
@@ -356,7 +369,7 @@ class _Search:
             return False
         need = self._seconds(rate, look)
         if not confirming:
-            need += self._seconds(confirm_rate)
+            need += sum(self._seconds(confirm_rate, k) for k in confirm_looks)
         elapsed = self.elapsed + (pending or 0.0)
         if elapsed + need > self.s.max_seconds:
             what = f"look {look} at {rate:.4g} req/s" + ("" if confirming else " and the confirmation")

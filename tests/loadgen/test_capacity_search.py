@@ -486,3 +486,10 @@ def test_a_fast_rate_needs_the_floor_of_time_before_it_is_met() -> None:
     assert [r.spec.look for r in first] == [1, 2] and [r.decision for r in first] == ["undecided", "met"]
     assert first[0].evidence.short_of_time and "needs 4 s" in first[0].violation
     assert first[1].evidence.span_s >= 4.0 - 0.01
+
+
+def test_the_confirmation_reserve_covers_the_looks_its_floor_of_time_needs() -> None:
+    settings = SearchSettings(start_rps=10.0)  # min_met_seconds 4, min_seconds 2, first look >= 408
+    assert settings.looks_to_meet(50.0, 99.0) == 1  # 408 requests at 50 req/s: 8 s
+    assert settings.looks_to_meet(500.0, 99.0) == 2  # 2 s + 2 s
+    assert SearchSettings(start_rps=10.0, min_met_seconds=60.0).looks_to_meet(500.0, 99.0) == 3  # capped
