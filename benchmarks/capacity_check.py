@@ -209,7 +209,12 @@ def judge(run_dir: Path, percentile: float, bound_s: float, confidence: float) -
     value = float(np.percentile(ok, percentile, method="linear")) if ok.size else math.nan
     errors = int(rows["errors"].sum())
     saturated = bool(rows["saturated"].astype(str).str.lower().isin(["true", "1"]).any())
-    evidence = judge_looks([ok], percentile, bound_s, SequentialRule(confidence, 1)) if ok.size else None
+    sent = good["sent_s"].to_numpy(float) if "sent_s" in good else None  # episodes and seconds of arrivals
+    evidence = (
+        judge_looks([ok], percentile, bound_s, SequentialRule(confidence, 1), sent=None if sent is None else [sent])
+        if ok.size
+        else None
+    )
     if errors or saturated or evidence is None:
         decision = "violated"
     else:

@@ -1,7 +1,7 @@
 """Simulation study of the capacity rule: false-VALID and detection rates on known servers.
 
     python benchmarks/capacity_sim.py [--searches 300] [--confidence 0.9,0.95,0.99] [--seed 1]
-                                      [--no-design-effect] [--cluster-fraction F]
+                                      [--rule episodes|shipped] [--cluster-fraction F]
                                       [--max-requests N] [--max-seconds S] [--servers a,b]
 
 Why a simulation: whether a rule keeps its stated error rate is a question about
@@ -36,8 +36,12 @@ For each (server, confidence): the share of searches that end VALID (false-VALID
 violating servers, detection rate on meeting ones) with a 95 % Clopper-Pearson interval,
 the verdict counts, the median capacity, and the median seconds and probes a search
 took. Output: benchmarks/results/capacity_sim.csv and .md (command, date, commit, load).
-``--no-design-effect`` replaces the effective sample size by n (an ablation: does the
-design effect matter on the queue?).
+``--rule shipped`` judges with the rule shipped before the episode rule
+(benchmarks/shipped_rule.py: Geyer design effect of the series over the bound and over a
+quarter of it, no floor of time), on the same seeds, for comparison.
+
+- ``stalls``: load-independent pauses about once a second (requests arriving in one wait
+  for its end), sized so that the true p99 is F x the bound at every rate: hidden state.
 """
 
 from __future__ import annotations
@@ -60,7 +64,9 @@ from scipy import stats
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import loadgen.capacity as capacity_module
 import loadgen.slo_evidence as slo_evidence
+from benchmarks.shipped_rule import shipped_judge
 from loadgen.capacity import Objective, ProbeOutcome, ProbeSpec, SearchSettings, find_capacity
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -70,12 +76,13 @@ Z99 = stats.norm.ppf(0.99)
 
 @dataclass(frozen=True)
 class Server:
-    """A latency model: ``draw(rng, rate, n)`` -> latencies in send order, or None if saturated."""
+    """A latency model: ``draw(rng, rate, n)`` -> latencies in send order (or (send offsets,
+    latencies) when the model makes its own arrivals), or None if saturated."""
 
     name: str
     objective: Objective
     violates: bool  # at every rate (load-independent) or above lambda* (queue)
-    draw: Callable[[np.random.Generator, float, int], np.ndarray | None]
+    draw: Callable[[np.random.Generator, float, int], np.ndarray | tuple[np.ndarray, np.ndarray] | None]
     true_capacity: float = math.inf  # highest rate meeting the objective (inf: every rate)
     capacity_at: tuple[tuple[str, float], ...] = ()  # (label, rate whose true p99 is x the bound)
     start_rps: float = math.nan  # NaN: 0.3 x the true capacity (or 50 req/s)
@@ -112,7 +119,7 @@ def mixture(p_slow: float) -> Server:
 def mm1(mu: float, bound_s: float, start_rps: float = math.nan, name: str = "") -> Server:
     """M/M/1 FIFO: Lindley's recursion, vectorised; the first request finds the stationary wait."""
 
-    def draw(rng: np.random.Generator, rate: float, n: int) -> np.ndarray | None:
+    def draw(rng: np.random.Generator, rate: float, n: int) -> tuple[np.ndarray, np.ndarray] | None:
         if rate >= mu:
             return None
         service = rng.exponential(1.0 / mu, n)
@@ -123,7 +130,7 @@ def mm1(mu: float, bound_s: float, start_rps: float = math.nan, name: str = "") 
         walk = np.concatenate(([0.0], np.cumsum(steps)))  # P_0..P_{n-1}
         floor = np.minimum.accumulate(np.concatenate(([-w0], walk[1:])))  # min(-w0, P_1..P_k)
         wait = walk - floor  # W_k = P_k - min(-w0, P_1..P_k); W_0 = w0
-        return wait + service
+        return np.concatenate(([0.0], np.cumsum(gaps[:-1]))), wait + service
 
     lam = mu - math.log(100) / bound_s
     at = tuple((f"{f:g}x", mu - math.log(100) / (f * bound_s)) for f in (1.1, 1.5))
@@ -138,12 +145,39 @@ def mm1(mu: float, bound_s: float, start_rps: float = math.nan, name: str = "") 
     )
 
 
+def stalls(factor: float, gap_s: float = 1.0, base_s: float = 0.004, bound_s: float = 0.1) -> Server:
+    """Pauses after exponential gaps of mean ``gap_s`` (a GC-like server): a request arriving
+    in a pause waits for its end. The pause D puts the true p99 at factor x bound at every
+    rate: P(latency > x) = (D - (x - base)) / (gap + D)."""
+    pause = (factor * bound_s - base_s + 0.01 * gap_s) / 0.99
+
+    def draw(rng: np.random.Generator, rate: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+        arrivals = np.cumsum(rng.exponential(1.0 / rate, n))
+        starts = np.cumsum(rng.exponential(gap_s, int(arrivals[-1] / gap_s * 2) + 10) + pause) - pause
+        idx = np.searchsorted(starts, arrivals, side="right") - 1
+        since = arrivals - np.where(idx >= 0, starts[np.maximum(idx, 0)], -np.inf)
+        wait = np.where((idx >= 0) & (since < pause), pause - since, 0.0)
+        return arrivals - arrivals[0], base_s + wait
+
+    return Server(
+        f"stalls ~1/s, p99 = {factor:g} x bound",
+        Objective(99.0, bound_s),
+        factor >= 1.0,
+        draw,
+        true_capacity=0.0 if factor >= 1.0 else math.inf,
+    )
+
+
 def _probe(server: Server) -> Callable[[ProbeSpec], object]:
     async def probe(spec: ProbeSpec) -> ProbeOutcome:
         rng = np.random.default_rng(spec.seed)
-        lat = server.draw(rng, spec.rate, spec.n_requests)
-        saturated = lat is None
-        lat = np.full(spec.n_requests, 10.0) if lat is None else lat
+        drawn = server.draw(rng, spec.rate, spec.n_requests)
+        saturated = drawn is None
+        if isinstance(drawn, tuple):
+            sent, lat = drawn
+        else:  # load-independent: Poisson arrivals at the offered rate
+            lat = np.full(spec.n_requests, 10.0) if drawn is None else drawn
+            sent = np.concatenate(([0.0], np.cumsum(rng.exponential(1.0 / spec.rate, spec.n_requests - 1))))
         return ProbeOutcome(
             rate=spec.rate,
             n_requests=spec.n_requests,
@@ -154,6 +188,7 @@ def _probe(server: Server) -> Callable[[ProbeSpec], object]:
             saturated=saturated,
             duration_s=spec.planned_s + 0.3,
             latencies_s=lat,
+            sent_s=sent,
         )
 
     return probe
@@ -235,6 +270,7 @@ def servers() -> list[Server]:
         + [mixture(0.02)]
         + [lognormal(f) for f in (0.9, 0.7, 0.5)]
         + [mixture(0.002)]
+        + [stalls(1.1), stalls(0.3)]
         + [mm1(500.0, 0.100), mm1(500.0, 0.020)]
         + [STANDIN_SLOW, STANDIN_FAST]
     )
@@ -266,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--searches", type=int, default=300)
     parser.add_argument("--confidence", default="0.9,0.95,0.99")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--no-design-effect", action="store_true")
+    parser.add_argument("--rule", choices=("episodes", "shipped"), default="episodes")
     parser.add_argument("--out", default="capacity_sim")
     parser.add_argument("--cluster-fraction", type=float, default=None, help="override CLUSTER_FRACTION")
     parser.add_argument("--max-requests", type=int, default=None, help="override the request budget")
@@ -276,8 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     caps = {k: v for k, v in (("max_requests", args.max_requests), ("max_seconds", args.max_seconds)) if v is not None}
     if args.cluster_fraction is not None:
         slo_evidence.CLUSTER_FRACTION = args.cluster_fraction
-    if args.no_design_effect:
-        slo_evidence.effective_sample_size = lambda x, max_lag=None: float(len(x))
+    if args.rule == "shipped":
+        capacity_module.judge = shipped_judge
     facts_before = facts()
     t0 = time.perf_counter()
     rows = []
@@ -302,9 +338,11 @@ def main(argv: list[str] | None = None) -> int:
     frame.assign(command=cmd.strip(), date=facts_after["date"], commit=facts_before["commit"]).to_csv(
         RESULTS / f"{args.out}.csv", index=False, float_format="%.4g"
     )
+    shipped = args.rule == "shipped"
+    title = "the shipped design-effect rule, before" if shipped else "the episode rule"
+    fraction = 0.25 if shipped else slo_evidence.CLUSTER_FRACTION
     lines = [
-        f"# Capacity rule, simulated ({'no design effect -- ablation' if args.no_design_effect else 'as shipped'}"
-        f"; cluster fraction {slo_evidence.CLUSTER_FRACTION:g}; caps {caps or 'default'})",
+        f"# Capacity rule, simulated ({title}; cluster fraction {fraction:g}; caps {caps or 'default'})",
         "",
         f"- command: `{cmd.strip()}`",
         f"- date: {facts_after['date']}, commit {facts_before['commit']}",

@@ -46,7 +46,7 @@ derived from ``(seed, probe index)``, which the caller uses for the Poisson sche
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -93,6 +93,7 @@ class SearchSettings:
     max_seconds: float = 360.0  # wall-clock safety cap of a search's probing
     confidence: float = 0.95  # of every verdict (met / violated), the confirmation's included
     max_looks: int = 3  # looks per rate before it stays undecided (Bonferroni over them)
+    min_met_seconds: float = 4.0  # "met" needs the rate's looks to span this many seconds of arrivals
     max_rate_rps: float = math.inf  # never offer more (politeness cap / client ceiling)
     max_rate_reason: str = ""  # why max_rate_rps is what it is, for the stop reason
     client_ceiling_rps: float | None = None  # the client's calibrated req/s, for the client_bound flag
@@ -115,11 +116,11 @@ class SearchSettings:
             raise ValueError(f"max_requests must be >= 2, got {self.max_requests}")
         if not self.max_rate_rps > 0:
             raise ValueError(f"max_rate_rps must be > 0, got {self.max_rate_rps}")
-        SequentialRule(self.confidence, self.max_looks)  # raises ValueError naming the field
+        self.rule  # noqa: B018 -- builds the rule, which raises ValueError naming the field
 
     @property
     def rule(self) -> SequentialRule:
-        return SequentialRule(self.confidence, self.max_looks)
+        return SequentialRule(self.confidence, self.max_looks, self.min_met_seconds)
 
     def requests_for(self, rate: float, percentile: float = 50.0, look: int = 1) -> int:
         """Requests of look ``look`` at ``rate``: the first look has at least ``min_requests``,
@@ -131,6 +132,16 @@ class SearchSettings:
     def planned_seconds(self, rate: float, percentile: float = 50.0, look: int = 1) -> float:
         """How long look ``look``'s schedule lasts at ``rate`` (its requests over the rate)."""
         return self.requests_for(rate, percentile, look) / rate
+
+    def looks_to_meet(self, rate: float, percentile: float = 50.0) -> int:
+        """Fewest looks at ``rate`` whose arrivals span ``min_met_seconds`` (at most
+        ``max_looks``): what a confirmation must have room for to be able to say "met"."""
+        seconds = 0.0
+        for look in range(1, self.max_looks + 1):
+            seconds += self.planned_seconds(rate, percentile, look)
+            if seconds >= self.min_met_seconds:
+                return look
+        return self.max_looks
 
 
 @dataclass(frozen=True)
@@ -164,6 +175,9 @@ class ProbeOutcome:
     error_classes: str = ""
     # successful requests' latencies in the order they were sent: the evidence the verdict counts
     latencies_s: np.ndarray | tuple[float, ...] = field(default=(), compare=False, repr=False)
+    # their send offsets in seconds (same order and length; empty: unknown), from which the
+    # verdict finds episodes of overlapping slow requests and the seconds a rate spanned
+    sent_s: np.ndarray | tuple[float, ...] = field(default=(), compare=False, repr=False)
 
 
 def short_reason(text: str) -> str:
@@ -196,9 +210,19 @@ def violation(outcome: ProbeOutcome, objective: Objective, rule: SequentialRule 
         [outcome.latencies_s],
         objective.percentile,
         objective.bound_s,
-        SequentialRule(rule.confidence, 1) if rule else SequentialRule(max_looks=1),
+        SequentialRule(rule.confidence, 1, rule.min_met_seconds) if rule else SequentialRule(max_looks=1),
+        sent=_sent_looks([outcome]),
     )
     return _evidence_reason(evidence, objective)
+
+
+def _sent_looks(outcomes: Sequence[ProbeOutcome]) -> list[np.ndarray] | None:
+    """The outcomes' send offsets for :func:`judge`, or None when any outcome lacks them."""
+    sent = [np.asarray(o.sent_s, dtype=np.float64) for o in outcomes]
+    lat = [np.asarray(o.latencies_s) for o in outcomes]
+    if any(s.size != x.size or (x.size and not s.size) for s, x in zip(sent, lat, strict=True)):
+        return None
+    return sent
 
 
 def _evidence_reason(evidence: Evidence, objective: Objective) -> str:
@@ -331,7 +355,10 @@ class _Search:
             self.stop = f"probe cap of {self.s.max_probes} probes (one kept for the confirmation)"
             return False
         confirm_rate = min(rate, self.low) if self.low is not None else rate
-        need_requests = self._requests(rate, look) + (0 if confirming else self._requests(confirm_rate))
+        # the confirmation's reserve: the looks it needs before "met" is possible (floor of time)
+        confirm_looks = range(1, self.s.looks_to_meet(confirm_rate, self.objective.percentile) + 1)
+        reserve_requests = sum(self._requests(confirm_rate, k) for k in confirm_looks)
+        need_requests = self._requests(rate, look) + (0 if confirming else reserve_requests)
         sent = self.requests_sent + (pending_requests or 0)
         if sent + need_requests > self.s.max_requests:
             what = f"look {look} at {rate:.4g} req/s" + ("" if confirming else " and the confirmation")
@@ -342,7 +369,7 @@ class _Search:
             return False
         need = self._seconds(rate, look)
         if not confirming:
-            need += self._seconds(confirm_rate)
+            need += sum(self._seconds(confirm_rate, k) for k in confirm_looks)
         elapsed = self.elapsed + (pending or 0.0)
         if elapsed + need > self.s.max_seconds:
             what = f"look {look} at {rate:.4g} req/s" + ("" if confirming else " and the confirmation")
@@ -378,6 +405,7 @@ class _Search:
         (or when the next look does not fit). Returns the rate's final record."""
         confirming = phase == "confirm"
         looks: list[np.ndarray] = []
+        outcomes: list[ProbeOutcome] = []
         look = 1
         while True:
             spec, outcome = await self._look(phase, rate, look)
@@ -386,7 +414,10 @@ class _Search:
                 record = self._record(spec, outcome, hard, SloDecision.VIOLATED.value, None, True)
                 break
             looks.append(np.asarray(outcome.latencies_s, dtype=np.float64))
-            evidence = judge(looks, self.objective.percentile, self.objective.bound_s, self.rule)
+            outcomes.append(outcome)
+            evidence = judge(
+                looks, self.objective.percentile, self.objective.bound_s, self.rule, sent=_sent_looks(outcomes)
+            )
             reason = _evidence_reason(evidence, self.objective)
             decided = evidence.decision is not SloDecision.UNDECIDED
             more = (

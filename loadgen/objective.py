@@ -79,6 +79,7 @@ class CapacityConfig:
     start_rps: float = 0.0  # first offered rate; 0 = half the closed-loop throughput at concurrency 1
     confidence: float = 0.95  # of every verdict: met / violated is wrong with probability <= 1 - this
     max_looks: int = 3  # an undecided rate is extended up to this many looks (n1, 2 n1, 4 n1 requests)
+    min_met_seconds: float = 4.0  # "met" needs the rate's looks to span this many seconds of arrivals
     min_requests: int = 200  # closed-loop levels send at least this many; a floor for probes, whose
     # first look is at least what the objective and confidence need (p99 at 95 %: 408)
     min_seconds: float = 2.0  # ... and at least this many seconds of arrivals
@@ -104,6 +105,8 @@ class CapacityConfig:
             raise ValueError(f"confidence must be in (0.5, 1), e.g. 0.95, got {self.confidence}")
         if self.max_looks < 1:
             raise ValueError(f"max_looks must be >= 1, got {self.max_looks}")
+        if not (self.min_met_seconds >= 0 and math.isfinite(self.min_met_seconds)):
+            raise ValueError(f"min_met_seconds must be a finite time >= 0, got {self.min_met_seconds}")
         if self.max_requests < 2:
             raise ValueError(f"max_requests must be >= 2 (a search look and the confirmation), got {self.max_requests}")
         if self.max_probes < 2:

@@ -96,6 +96,10 @@ CAPACITY_COLUMNS: tuple[str, ...] = (
     "at_n_effective",
     "at_lat_objective_lo_s",
     "at_lat_objective_hi_s",
+    # the episode rule (schema 3; absent in older files)
+    "at_episodes",
+    "at_cluster_size",
+    "at_span_s",
 )
 PROBE_COLUMNS: tuple[str, ...] = (
     "run_id",
@@ -130,6 +134,11 @@ PROBE_COLUMNS: tuple[str, ...] = (
     "p_violated",
     "lat_objective_lo_s",
     "lat_objective_hi_s",
+    # the episode rule (schema 3; absent in older files): episodes over the bound, requests
+    # per episode (the larger of the bound's and the cluster level's), seconds of arrivals
+    "episodes",
+    "cluster_size",
+    "span_s",
 )
 CONCURRENCY_COLUMNS: tuple[str, ...] = (
     "run_id",
@@ -204,6 +213,9 @@ def capacity_row(
         "at_n_effective": round(ev.n_effective, 1) if ev else "",
         "at_lat_objective_lo_s": _nan(ev.lat_lo_s if ev else None),
         "at_lat_objective_hi_s": _nan(ev.lat_hi_s if ev else None),
+        "at_episodes": ev.episodes if ev else "",
+        "at_cluster_size": round(ev.cluster_size, 2) if ev else "",
+        "at_span_s": round(ev.span_s, 2) if ev and math.isfinite(ev.span_s) else "",
     }
 
 
@@ -243,6 +255,9 @@ def probe_row(run_id: str, target: str, repeat: int, record: ProbeRecord, trial:
         "p_violated": f"{ev.p_violated:.4g}" if ev else "",
         "lat_objective_lo_s": _nan(ev.lat_lo_s if ev else None),
         "lat_objective_hi_s": _nan(ev.lat_hi_s if ev else None),
+        "episodes": ev.episodes if ev else "",
+        "cluster_size": round(ev.cluster_size, 2) if ev else "",
+        "span_s": round(ev.span_s, 2) if ev and math.isfinite(ev.span_s) else "",
     }
 
 

@@ -130,6 +130,14 @@ def sent_order_latencies(step: StepResult) -> np.ndarray:
     return np.fromiter((lat for _, _, lat in ok), dtype=np.float64, count=len(ok))
 
 
+def sent_order_sends(step: StepResult) -> np.ndarray:
+    """The send offsets (seconds) of the same requests, in the same order as
+    :func:`sent_order_latencies`: with the latencies, each request's in-flight interval, from
+    which the verdict finds episodes of overlapping slow requests."""
+    ok = sorted((r.intended_s, r.seq, r.sent_s) for r in step.records if r.ok)
+    return np.fromiter((sent for _, _, sent in ok), dtype=np.float64, count=len(ok))
+
+
 def _is_dead(step: StepResult) -> bool:
     classes = {r.error for r in step.records if r.error}
     return bool(step.records) and all(r.error for r in step.records) and classes <= DEATH_CLASSES
@@ -295,6 +303,7 @@ class CapacityPhase:
             seed=seed,
             confidence=c.confidence,
             max_looks=c.max_looks,
+            min_met_seconds=c.min_met_seconds,
         )
 
     async def _search(
@@ -335,6 +344,7 @@ class CapacityPhase:
                 fatal=_is_dead(step),
                 error_classes=str(row["errors_by_class"] or ""),
                 latencies_s=sent_order_latencies(step),
+                sent_s=sent_order_sends(step),
             )
 
         def judged(record: ProbeRecord) -> None:

@@ -25,6 +25,7 @@ from loadgen.capacity import (
     parse_objective,
     violation,
 )
+from loadgen.slo_evidence import CLUSTER_FRACTION
 
 P99_100MS = Objective(99.0, 0.100)
 
@@ -101,15 +102,22 @@ def test_a_hard_knee_is_found_within_the_precision(capacity: float, precision: f
     assert [c.index for c in calls] == list(range(1, len(calls) + 1))
 
 
-def test_an_mm1_queue_capacity_matches_the_formula() -> None:
+def test_constant_latencies_near_the_bound_are_one_burst_so_the_capacity_is_where_they_stay_low() -> None:
+    # every request takes ln(100) / (mu - rate): no send times, so requests over the cluster
+    # level (0.3 x bound) in a row are one episode -- a whole probe of them is one burst,
+    # never "met"; the capacity is the rate whose latency stays at or under 30 ms
     mu = 500.0
-    true = mu - math.log(100) / 0.100  # the rate whose p99 is exactly 100 ms: ~453.9 req/s
+    low = mu - math.log(100) / (CLUSTER_FRACTION * 0.100)  # ~346.5 req/s
     result = search(mm1(mu), precision=0.02, start_rps=20.0)
-    assert result.capacity_rps <= true < result.upper_rps
+    assert result.capacity_rps <= low < result.upper_rps
     assert result.upper_rps / result.capacity_rps <= 1.02
     assert result.verdict == "VALID"
     at = result.at_capacity.outcome
-    assert at.latency_s <= 0.100 and at.rate == result.capacity_rps
+    assert at.latency_s <= CLUSTER_FRACTION * 0.100 and at.rate == result.capacity_rps
+    above = next(r for r in result.probes if r.spec.rate == result.upper_rps and r.final)
+    # each look is one run of slow requests: one episode per look
+    assert above.decision == "undecided"
+    assert above.evidence.cluster_size == pytest.approx(above.evidence.n / above.evidence.looks)
 
 
 def test_ramp_is_geometric_then_bisection_is_geometric() -> None:
@@ -354,10 +362,12 @@ def test_objective_describe() -> None:
 
 def test_violation_texts() -> None:
     spec = ProbeSpec(index=1, phase="ramp", rate=100.0, n_requests=500, planned_s=5.0, seed=0)
-    assert violation(outcome(spec, 0.05), P99_100MS) == ""
+    assert violation(outcome(spec, 0.02), P99_100MS) == ""
+    # 500 requests of 50 ms in a row: one burst over the cluster level, not evidence of "met"
+    assert violation(outcome(spec, 0.05), P99_100MS).startswith("undecided: 0 of 500 over 100 ms, bursts of 500")
     assert violation(outcome(spec, 0.15), P99_100MS).startswith("p99 over 100 ms: 500 of 500 over 100 ms")
     short = dataclasses.replace(spec, n_requests=100)
-    assert violation(outcome(short, 0.05), P99_100MS).startswith("undecided: 0 of 100")  # too few to say met
+    assert violation(outcome(short, 0.02), P99_100MS).startswith("undecided: 0 of 100")  # too few to say met
     assert violation(outcome(spec, math.nan, errors=500), P99_100MS) == "no request succeeded"
     assert violation(outcome(spec, 0.05, saturated=True), P99_100MS).startswith("saturated")
 
@@ -376,6 +386,7 @@ def test_violation_texts() -> None:
         dict(confidence=0.5),
         dict(confidence=1.0),
         dict(max_looks=0),
+        dict(min_met_seconds=-1.0),
     ],
 )
 def test_settings_reject_nonsense(bad: dict) -> None:
@@ -461,3 +472,24 @@ def test_an_extension_that_does_not_fit_leaves_the_rate_undecided() -> None:
     result = search(at_bound, start_rps=100.0, max_seconds=9.0)
     assert len(result.probes) == 1 and result.probes[0].decision == "undecided"
     assert "no room for look 2" in result.probes[0].violation and result.verdict == "NOT_FOUND"
+
+
+def test_a_fast_rate_needs_the_floor_of_time_before_it_is_met() -> None:
+    # 5 ms at every rate, with send times: the first look at 500 req/s spans 2 s of arrivals,
+    # short of the 4 s floor, so "met" comes at the second look (cumulative 4 s)
+    async def probe(spec: ProbeSpec) -> ProbeOutcome:
+        base = outcome(spec, 0.005)
+        return dataclasses.replace(base, sent_s=np.arange(spec.n_requests) / spec.rate)
+
+    result = search(probe, start_rps=500.0, max_rate_rps=500.0, min_seconds=2.0)
+    first = [r for r in result.probes if r.spec.rate == 500.0 and r.spec.phase == "ramp"]
+    assert [r.spec.look for r in first] == [1, 2] and [r.decision for r in first] == ["undecided", "met"]
+    assert first[0].evidence.short_of_time and "needs 4 s" in first[0].violation
+    assert first[1].evidence.span_s >= 4.0 - 0.01
+
+
+def test_the_confirmation_reserve_covers_the_looks_its_floor_of_time_needs() -> None:
+    settings = SearchSettings(start_rps=10.0)  # min_met_seconds 4, min_seconds 2, first look >= 408
+    assert settings.looks_to_meet(50.0, 99.0) == 1  # 408 requests at 50 req/s: 8 s
+    assert settings.looks_to_meet(500.0, 99.0) == 2  # 2 s + 2 s
+    assert SearchSettings(start_rps=10.0, min_met_seconds=60.0).looks_to_meet(500.0, 99.0) == 3  # capped

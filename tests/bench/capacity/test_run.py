@@ -41,6 +41,7 @@ SMALL = CapacityConfig(
     bound_ms=2000.0,
     min_requests=12,
     min_seconds=0.1,
+    min_met_seconds=0.0,  # sub-second probes: the floor of time would leave every rate undecided
     max_seconds=3.0,
     max_probes=5,
     max_concurrency=2,
