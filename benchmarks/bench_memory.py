@@ -83,6 +83,8 @@ def _records(n: int, base_s: float, rate: float, rng: np.random.Generator) -> It
                 "bytes_in": 31,
                 "label": int(labels[i]),
                 "predicted": -1 if bad else int(labels[i]) if i % 50 else int(labels[i] + 1) % 10,
+                "sample": int(seq[i]) % 1000,
+                "agree": -1 if bad else int(i % 50 != 0),
             }
             # columns other versions add (not known here) get their type's empty value
             yield RequestRecord(**{k: values.get(k, _DEFAULTS.get(type(values.get(k)), "")) for k in names})

@@ -3,7 +3,8 @@
 When (:func:`wants_timeline`): only where a timeline says something a per-step aggregate
 cannot -- the run has an open-loop step of at least :data:`MIN_RATE_STEP_S` (20 s), or any
 step of at least :data:`MIN_STEP_S` (2 min), or a target that answered nothing for a while
-(outage-class errors in the summary, then confirmed from the records). The study's sweep
+(a step with at least 3 refused/reset/timed-out requests in the summary, then
+confirmed from the records). The study's sweep
 (closed-loop steps of seconds) gets no timeline, so its report does not grow noise.
 
 How the records are read: :func:`bench.results.chunks.iter_request_frames` with only the
@@ -38,6 +39,7 @@ from bench.report.timeline_stats import (
 from bench.results import RunData
 from bench.results.chunks import ReadError, iter_request_frames
 from ground.figures import save_figure
+from loadgen.stats import parse_error_counts
 
 __all__ = [
     "MIN_RATE_STEP_S",
@@ -66,10 +68,18 @@ class TimelinePart:
 
 
 def _has_outage_errors(summary: pd.DataFrame) -> bool:
+    """A step with at least OUTAGE_MIN_REQUESTS refused/reset/timed-out requests (an outage is possible)."""
     column = summary.get("errors_by_class")
     if column is None:
         return False
-    return any(cls in str(text) for text in column.dropna() for cls in OUTAGE_CLASSES)
+    for text in column.dropna():
+        try:
+            counts = parse_error_counts(str(text))
+        except ValueError:
+            continue
+        if sum(counts.get(cls, 0) for cls in OUTAGE_CLASSES) >= OUTAGE_MIN_REQUESTS:
+            return True
+    return False
 
 
 def wants_timeline(summary: pd.DataFrame) -> bool:
