@@ -82,14 +82,14 @@ def _mark_steps(axes: list[Any], tl: TargetTimeline, unit: float) -> None:
         if label and len(tl.steps) > 1:
             axes[0].annotate(
                 step.label,
-                xy=(x, 0.02),
+                xy=(x, 0.97),
                 xycoords=("data", "axes fraction"),
                 xytext=(3, 0),
                 textcoords="offset points",
                 fontsize=7,
                 color="0.3",
                 rotation=90,
-                va="bottom",
+                va="top",
             )
 
 
@@ -102,7 +102,7 @@ def _mark_quarters(ax: Any, tl: TargetTimeline, unit: float) -> None:
         quarter = batches.batch_s * BATCHES_PER_QUARTER
         begin = step.started_at - tl.t0 + batches.warmup_s
         end = begin + batches.batch_s * N_BATCHES
-        for x0, name in ((begin, "first quarter"), (end - quarter, "last quarter")):
+        for x0, name in ((begin, "Q1"), (end - quarter, "Q4")):
             ax.annotate(
                 "",
                 xy=(x0 / unit, 0.02),
@@ -111,7 +111,7 @@ def _mark_quarters(ax: Any, tl: TargetTimeline, unit: float) -> None:
                 arrowprops={"arrowstyle": "|-|", "color": "0.35", "linewidth": 1, "shrinkA": 0, "shrinkB": 0},
             )
             ax.annotate(
-                f"drift: {name}",
+                name,
                 xy=((x0 + quarter / 2) / unit, 0.04),
                 xycoords=("data", "axes fraction"),
                 ha="center",
@@ -155,6 +155,8 @@ def fig_timeline(tl: TargetTimeline, color: Any = None, slo: tuple[float, float]
         for q in (0.5, 0.99)
         if not np.isfinite(hist_quantiles(tl.hist, q, min_count_for(q))).all()
     ]
+    if tl.drift:
+        notes.append("Q1/Q4: the quarters the drift test compares")
     if notes:
         lat_ax.text(
             0.01,

@@ -180,8 +180,8 @@ def add_timeline_section(doc: Document, part: TimelinePart) -> None:
             "p",
             f"Drift (steps of at least {DRIFT_MIN_S:g} s): the last quarter against the first, after a warm-up "
             f"of {WARMUP_FRACTION:.0%} of the step; each quarter is {N_BATCHES // 4} batches and the interval is "
-            f"Welch's t over the batches' log percentiles. Flagged only when the interval excludes 1 and the "
-            f"ratio is beyond ±{DRIFT_THRESHOLD:.0%}."
+            f"Welch's t over the batches' log percentiles (97.5 % each). Flagged only when the whole interval lies "
+            f"beyond ±{DRIFT_THRESHOLD:.0%} (steady: the whole interval within it)."
             + (" **Drift flagged** in " + str(len(flagged)) + " percentile(s)." if flagged else " Nothing flagged."),
         )
         doc.add(

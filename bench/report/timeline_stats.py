@@ -132,8 +132,9 @@ class TargetTimeline:
 
     def per_second(self, counts: np.ndarray) -> np.ndarray:
         """Counts per window as per second of the window's time inside the run (the last one is partial)."""
-        covered = np.clip(self.span_s - self.starts, 1e-9, self.window_s)
-        return counts / covered
+        covered = np.clip(self.span_s - self.starts, 0.0, self.window_s)
+        # a last window under half a width says little per second (3 answers in 0.01 s = 300/s): none
+        return np.where(covered >= self.window_s / 2, counts / np.maximum(covered, 1e-9), np.nan)
 
 
 class _OpenRun:
