@@ -23,7 +23,9 @@ drift is shown to exceed the threshold, not merely to exist; **faster** mirrored
 otherwise **cannot tell**. compare's rule (interval excludes 1 and the ratio beyond the
 threshold) flagged 3.9-11.6 % of steady simulated runs here, because 5 batches per
 quarter are few and neighbouring batches stay correlated when the latency wanders slowly;
-this one flags 0-2.7 % (``benchmarks/results/drift_sim.md``). Not compared at all when a
+this one flags 0.3 % (short-memory latencies), 0.5 % (an M/M/1 queue at 80 %) and 4.6 %
+(95 % upper bound 5.8 %) when the latency level wanders with a 20 s correlation time, the
+batches then being too few and too correlated (``benchmarks/results/drift_sim.md``). Not compared at all when a
 batch has too few successes for the percentile's bounds
 (:func:`bench.report.timeline_hist.min_count_for`) or when the offered rate of the two
 quarters differs by more than :data:`RATE_TOLERANCE` (a ramp is not a drift). Pure: no I/O.
