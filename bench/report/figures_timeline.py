@@ -100,6 +100,8 @@ def _mark_quarters(ax: Any, tl: TargetTimeline, unit: float) -> None:
         if batches is None:
             continue
         quarter = batches.batch_s * BATCHES_PER_QUARTER
+        if quarter < 0.04 * tl.span_s:  # too narrow to read among the other steps' brackets
+            continue
         begin = step.started_at - tl.t0 + batches.warmup_s
         end = begin + batches.batch_s * N_BATCHES
         for x0, name in ((begin, "Q1"), (end - quarter, "Q4")):
@@ -155,7 +157,7 @@ def fig_timeline(tl: TargetTimeline, color: Any = None, slo: tuple[float, float]
         for q in (0.5, 0.99)
         if not np.isfinite(hist_quantiles(tl.hist, q, min_count_for(q))).all()
     ]
-    if tl.drift:
+    if any(b.batch_s * BATCHES_PER_QUARTER >= 0.04 * tl.span_s for b in tl.drift.values()):
         notes.append("Q1/Q4: the quarters the drift test compares")
     if notes:
         lat_ax.text(
