@@ -202,3 +202,55 @@ def test_report_puts_the_timeline_after_the_figures(tmp_path):
     md = files.report_md.read_text()
     assert md.index("## Figures") < md.index("## Timeline") < md.index("## Per-target summary")
     assert "no answer from" in md.split("## Run")[0]  # the outage is among the warnings on top
+
+
+def test_a_restart_on_the_memory_engine_is_marked_as_one_outage(tmp_path):
+    """The real open-loop step code on virtual time: the target refuses connections from 10 s to
+    14 s of a 30 s step at 50 req/s, then answers again; the report's timeline finds that gap."""
+    import asyncio
+
+    from loadgen.engine import EngineError, EngineOptions
+    from loadgen.engines.memory_engine import MemoryEngine
+    from loadgen.engines.virtual_time import run_virtual
+    from loadgen.modes import run_step
+    from loadgen.pacing import schedule
+    from loadgen.request import Request
+
+    n, rate = 1500, 50.0
+    key = StepKey("memory", "rate", n, 16, rate, 1)
+    start: list[float] = []
+
+    def handler(request):
+        now = asyncio.get_running_loop().time() - start[0]
+        if 10.0 <= now < 14.0:
+            raise EngineError("refused", "connection refused (restarting)")
+        return 200, b'{"predictions": [7]}'
+
+    async def main() -> StepResult:
+        start.append(asyncio.get_running_loop().time())
+        options = EngineOptions(base_url="http://memory.invalid", max_connections=16, timeout_s=5.0)
+        async with MemoryEngine(options, handler, latency=0.005) as engine:
+            return await run_step(
+                engine,
+                key,
+                [Request("POST", "/predict", b"x", {})] * n,
+                [7] * n,
+                lambda status, body: 7,
+                offsets=schedule(n, rate),
+                max_duration_s=60.0,
+            )
+
+    step = run_virtual(main())
+    with RunWriter(tmp_path / "mem", "mem", SUMMARY_COLUMNS) as writer:
+        writer.append_summary(summarize(step))
+        writer.append_requests(step.key, step.records)
+    run = load_run(tmp_path / "mem")
+    part = make_timeline(run, tmp_path / "figures")
+    assert part is not None  # a 30 s open-loop step
+    (timeline,) = part.timelines
+    (outage,) = timeline.outages
+    assert outage.classes == ("refused",) and not outage.until_step_end
+    assert outage.length_s == pytest.approx(4.0, abs=0.2)
+    assert outage.start - timeline.t0 == pytest.approx(10.0, abs=0.2)
+    refused = sum(r.error == "refused" for r in step.records)
+    assert outage.requests == refused
