@@ -83,6 +83,8 @@ def _records(n: int, base_s: float, rate: float, rng: np.random.Generator) -> It
                 "bytes_in": 31,
                 "label": int(labels[i]),
                 "predicted": -1 if bad else int(labels[i]) if i % 50 else int(labels[i] + 1) % 10,
+                "sample": int(seq[i]) % 1000,
+                "agree": -1 if bad else int(i % 50 != 0),
             }
             # columns other versions add (not known here) get their type's empty value
             yield RequestRecord(**{k: values.get(k, _DEFAULTS.get(type(values.get(k)), "")) for k in names})
@@ -183,7 +185,9 @@ def _timed(cmd: list[str], log: Path, tree: Path) -> dict[str, Any]:
     return {"exit": proc.returncode, "wall_s": float(wall), "peak_mb": int(max_kb) / 1024}
 
 
-def measure(records: int, directory: Path, label: str, tree: Path = ROOT) -> list[dict[str, Any]]:
+def measure(
+    records: int, directory: Path, label: str, tree: Path = ROOT, only: frozenset[str] | None = None
+) -> list[dict[str, Any]]:
     """``bench report`` and ``bench compare`` on ``r<records>`` by the code in ``tree``; one row per command.
 
     ``tree``: a checkout of servebench (default: this one) -- e.g. ``git archive`` of an
@@ -204,6 +208,8 @@ def measure(records: int, directory: Path, label: str, tree: Path = ROOT) -> lis
         if slower.is_dir():  # made by `scale`: a B that differs, so compare's per-request test runs too
             commands.append(("compare-slower", ["compare", str(run_dir), str(slower)]))
         for name, args in commands:
+            if only and name not in only:
+                continue
             before = loadavg()
             result = _timed([*base, *args], scratch.directory / f"{name}.log", tree)
             row = {
@@ -318,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "servebench-mem")
     parser.add_argument("--label", default="now", help="measure: what code this is (before, after, ...)")
     parser.add_argument("--tree", type=Path, default=ROOT, help="measure: the checkout whose code runs")
+    parser.add_argument("--only", default="", help="measure: only these commands (comma-separated: report, compare)")
     args = parser.parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
     counts = [int(c) for c in str(args.records).split(",")]
@@ -337,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         size = (run_dir / "requests.csv.gz").stat().st_size / 1e6
         print(f"wrote {run_dir} ({size:.0f} MB requests.csv.gz) in {time.monotonic() - started:.0f} s")
     else:
-        measure(records, args.dir, args.label, args.tree.resolve())
+        measure(records, args.dir, args.label, args.tree.resolve(), frozenset(filter(None, args.only.split(","))))
     return 0
 
 

@@ -36,6 +36,7 @@ from bench.report.tables import (
     table3_rows,
     target_summary_table,
 )
+from bench.report.timeline_section import TimelinePart, add_timeline_section, make_timeline, timeline_warnings
 from bench.report.trialnoise import ORDER_NOTES_INTRO, noise_notes
 from bench.results import RunData
 from ground.figures import save_figure
@@ -180,7 +181,10 @@ def build_report(
         "Failed requests, and answers correct (of those answered) per target",
     )
 
-    doc = _document(run, targets, modes, study, study_mode, ceiling, shown, has_cdf)
+    timeline = make_timeline(run, fig_dir)  # None unless the run has long steps or an outage
+    if timeline is not None:
+        made += timeline.made
+    doc = _document(run, targets, modes, study, study_mode, ceiling, shown, has_cdf, timeline)
     made += add_capacity_section(doc, capacity, targets, fig_dir, run.run_id)  # also writes capacity.md
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"
     md_path.write_text(to_markdown(doc, FIGURE_DIR), encoding="utf-8")
@@ -197,13 +201,14 @@ def _document(
     ceiling: Mapping[str, Any] | None,
     shown: list[tuple[str, str]],
     has_cdf: bool,
+    timeline: TimelinePart | None = None,
 ) -> Document:
     meta = run.meta
     doc = Document(f"servebench report: run {run.run_id}")
     flagged = annotate_flags(run.summary)
     n_flagged = int((flagged["flag_errors"] | flagged["flag_saturated"]).sum())
     caution, notes = noise_notes(run)
-    warnings = run_warnings(meta, n_flagged, caution=caution, out_of_order=len(notes))
+    warnings = run_warnings(meta, n_flagged, caution=caution, out_of_order=len(notes)) + timeline_warnings(timeline)
     if warnings:
         doc.add("warnings", "Warnings about this run:", items=warnings)
 
@@ -233,6 +238,8 @@ def _document(
         doc.add("figure", caption, image=stem)
     if not has_cdf:
         doc.add("p", "No requests.csv.gz in this run: the latency CDF needs per-request records.")
+    if timeline is not None:
+        add_timeline_section(doc, timeline)
 
     doc.add("h2", "Per-target summary")
     for mode in modes:
