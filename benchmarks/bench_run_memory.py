@@ -5,9 +5,11 @@ What is measured is the run path itself -- :func:`loadgen.modes.run_step` sendin
 request, draining records into :meth:`bench.results.RunWriter.step_sink` (gzip members of
 requests.csv.gz on disk, meta-free), then :func:`loadgen.stats.summarize` of the step --
 on the in-memory engine on virtual time (:mod:`loadgen.engines.memory_engine`): no socket,
-no stand-in, so the figure is the client's own memory, not a server's, and a 3 M-request
-step (an hour at ~830 req/s) runs in minutes.  Each point is a fresh Python process; its
-peak RSS is ``resource.getrusage(RUSAGE_SELF).ru_maxrss`` at the end.
+no stand-in, so the figure is the client's own memory, not a server's.  Each point is a
+fresh Python process; ``peak_rss_step_mb`` is its RSS high-water mark
+(``resource.getrusage(RUSAGE_SELF).ru_maxrss``) when the step has ended, before its
+statistics; ``peak_rss_mb`` at the end, after ``summarize`` (whose numpy temporaries over
+every request's columns come on top).
 
 ``--path kept`` runs the same step through the pre-streaming code
 (:mod:`tests.support.legacy_modes`: every Request prebuilt, every record kept, written after
@@ -114,6 +116,7 @@ def one(n: int, path: str, folder: Path) -> dict:
 
     started = time.perf_counter()
     step = run_virtual(main())
+    after_step = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # the step itself, before its statistics
     row = summarize(step)
     writer.append_summary(row)
     if not step.streamed:
@@ -127,6 +130,7 @@ def one(n: int, path: str, folder: Path) -> dict:
         "records": n,
         "peak_rss_mb": round(peak / 1024, 1),
         "rss_before_step_mb": round(rss_before / 1024, 1),
+        "peak_rss_step_mb": round(after_step / 1024, 1),
         "seconds": round(seconds, 1),
         "file_mb": round(writer.requests_path.stat().st_size / 2**20, 1),
         "held_mb": round(getattr(step.records, "nbytes", 0) / 2**20, 1),

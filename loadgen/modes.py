@@ -145,6 +145,7 @@ class _Step:
         self.pending_offsets: Iterator[float] = iter(())
         self.waiting: float | None = None  # the offset the open loop is waiting to launch
         self.t0 = math.nan  # the step's start on the engine's clock
+        self.pending_write: asyncio.Future[None] | None = None  # the sink's write running in a thread
         self.live = LiveWindow(math.nan)
 
     async def one(self, seq: int, offset: float | None) -> None:
@@ -218,12 +219,22 @@ class _Step:
             await self.drain()
 
     async def drain(self, *, final: bool = False) -> None:
-        """The completed requests as records, :data:`DRAIN_SLICE` at a time, to the sink (or kept)."""
+        """The completed requests as records, :data:`DRAIN_SLICE` at a time, to the sink (or kept).
+
+        While the step runs, the sink's part (CSV text, and every few seconds a gzip member
+        written and fsynced) runs in a worker thread: an fsync can block for 100 ms and more,
+        and the sends due meanwhile must not wait for it (``benchmarks/bench_drain_lag.py``).
+        """
         while self.finished:
             batch, self.finished = self.finished[:DRAIN_SLICE], self.finished[DRAIN_SLICE:]
-            self.emit(self.build(batch, self.t0))
-            if not final:
-                await asyncio.sleep(0)  # sends due meanwhile go first
+            records = self.build(batch, self.t0)
+            if final or self.sink is None:
+                self.emit(records)
+                continue
+            assert self.columns is not None
+            self.columns.add(records)
+            self.pending_write = asyncio.ensure_future(asyncio.to_thread(self.sink.write, records))
+            await asyncio.shield(self.pending_write)  # sends due meanwhile go first; a cancel waits in _run
 
     def emit(self, records: list[RequestRecord]) -> None:
         if self.sink is None:
@@ -335,11 +346,15 @@ async def _run(
             if helper is not None and not helper.done():
                 helper.cancel()
                 await asyncio.gather(helper, return_exceptions=True)
+        if step.pending_write is not None:  # the sink is not thread-safe: its last write ends first
+            await asyncio.gather(step.pending_write, return_exceptions=True)
         for task in list(tasks):
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
     t_stop = step.clock()
+    if step.pending_write is not None:
+        step.pending_write.result()  # a write that failed as the step ended stops it too
     await step.drain(final=True)
     _cut_off(step, key, t0, t_stop, labels, samples, max_duration_s)
     ends = [t_stop] if stopped_by_deadline else ([] if math.isnan(step.last_done) else [step.last_done])

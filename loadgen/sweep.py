@@ -34,9 +34,10 @@ Choices, so that numbers mean one thing:
   ``round(rate_rps * duration_s)`` requests (vegeta's ``-rate`` and ``-duration``) instead
   of the ``n_requests`` counts, which then apply to the closed-loop modes only.
 - **Bounds**: a step's records must fit on the results folder's disk
-  (:mod:`loadgen.run_limits`, checked before any request; records stream to disk as they
-  complete, so memory does not grow with a step), and a rate step's schedule must fit in
-  ``max_duration_s`` -- otherwise its tail would be cut off by design, not by the target.
+  (:mod:`loadgen.run_limits`, checked before any request), and a rate step's schedule must
+  fit in ``max_duration_s`` -- otherwise its tail would be cut off by design, not by the
+  target.  With ``record_sink`` a step's records go to disk as they complete and the step
+  keeps 81 bytes a request for its statistics (:mod:`loadgen.record_columns`).
 - **Blueprints**: a sample's request is built once for the whole sweep (``target.encode``
   once per image); the same :class:`~loadgen.request.Request` objects are re-sent, looked
   up when sent (a step holds its sample numbers, not a list of requests).

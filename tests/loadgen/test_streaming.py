@@ -158,11 +158,19 @@ def test_a_long_step_reaches_the_sink_while_it_runs_not_only_at_its_end():
     sink = ListSink()
     seen_during: list[int] = []
 
+    lives = []
+
     def progress(key, done, total, live):
         seen_during.append(len(sink.records))
+        lives.append(live)
 
     step = _run(run_step, _handler(0.01), "rate", 1000, 100, 100.0, 60.0, sink=sink, on_progress=progress)
     assert len(step.records) == 1000 and len(sink.records) == 1000
+    middle = next(live for live in lives if live.elapsed_s >= 6.0)  # the live figures over the last 5 s
+    assert middle.window_s == pytest.approx(5.0)
+    assert middle.offered_rps == pytest.approx(100.0, rel=0.25)  # Poisson arrivals at 100/s
+    assert middle.p50_s == pytest.approx(0.01) and middle.errors == 0
+    assert middle.remaining_s == pytest.approx(step.records[-1].intended_s - middle.elapsed_s)
     assert sink.writes > 5  # drained about every DRAIN_INTERVAL_S of a 10 s step, in slices
     assert max(seen_during) >= 800  # records were on the sink before the step ended
 
