@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from bench.report.drift import DriftBatches
-from bench.report.timeline_hist import N_BINS, bin_index
+from bench.report.timeline_hist import N_BINS, bin_index, min_count_for
 
 __all__ = [
     "KEY_COLUMNS",
@@ -55,6 +55,10 @@ KEY_COLUMNS = ("target", "mode", "n_requests", "concurrency", "rate", "trial")
 #: The request columns the timeline reads.
 TIMELINE_COLUMNS = (*KEY_COLUMNS, "intended_s", "latency_s", "error")
 MAX_WINDOWS = 400
+#: The fewest windows a timeline is cut into when windows are widened for a p99.
+MIN_WINDOWS = 60
+#: Successes a window needs for both 95 % bounds of its p99 (368).
+P99_MIN_COUNT = min_count_for(0.99)
 _NICE_WINDOWS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21600, 86400)
 OUTAGE_CLASSES = frozenset({"refused", "reset", "timeout"})
 OUTAGE_MIN_REQUESTS = 3
@@ -62,14 +66,23 @@ OUTAGE_MIN_S = 1.0
 SCATTER_MAX = 100_000
 
 
-def window_seconds(span_s: float, max_windows: int = MAX_WINDOWS) -> float:
+def window_seconds(span_s: float, max_windows: int = MAX_WINDOWS, rate_rps: float = 0.0) -> float:
     """The shortest of 1, 2, 5, 10, 15, 30 s, 1, 2, 5 ... min that cuts ``span_s`` into at most
     ``max_windows`` windows (a minute: 1 s; an hour: 10 s; a day: 300 s). Never under 1 s: a
-    shorter window holds too few requests at the rates servebench runs for a rate or a p50."""
-    for width in _NICE_WINDOWS:
-        if span_s / width <= max_windows:
-            return float(width)
-    return float(_NICE_WINDOWS[-1])
+    shorter window holds too few requests at the rates servebench runs for a rate or a p50.
+
+    With the run's mean ``rate_rps``, windows are widened until one holds the requests a p99
+    needs (:data:`P99_MIN_COUNT`), as long as that still leaves at least
+    :data:`MIN_WINDOWS` of them: a 33-minute soak at 50 req/s gets 10 s windows (500
+    requests: a p99 per window) rather than 5 s ones (250: no p99 anywhere); a 40 s run at
+    30 req/s keeps its 1 s windows (a p99 would leave three).
+    """
+    width = next((float(w) for w in _NICE_WINDOWS if span_s / w <= max_windows), float(_NICE_WINDOWS[-1]))
+    if rate_rps > 0:
+        for wider in _NICE_WINDOWS:
+            if wider > width and span_s / wider >= MIN_WINDOWS and rate_rps * width < P99_MIN_COUNT:
+                width = float(wider)
+    return width
 
 
 @dataclass(frozen=True)
@@ -169,7 +182,8 @@ class TimelineAccumulator:
             spans.sort(key=lambda s: s.started_at)
             t0 = spans[0].started_at
             span = max(s.started_at + max(s.total_s, 0.0) for s in spans) - t0
-            width = window_seconds(span)
+            sent = sum(int(s.key[2]) for s in spans)  # planned counts: a killed step's too
+            width = window_seconds(span, rate_rps=sent / span if span > 0 else 0.0)
             n = int(math.floor(span / width)) + 1
             self._timelines[target] = TargetTimeline(
                 target,

@@ -176,7 +176,7 @@ def load_run(ref: str | Path, *, with_requests: bool = True, redactor: Redactor 
     cut_short = checkpointed_key(meta.details)
     if cut_short is not None and (directory / REQUESTS_FILE).is_file():  # a step killed mid-way: its partial row
         try:
-            partial = partial_summary(directory / REQUESTS_FILE, cut_short, steps)
+            partial = partial_summary(directory / REQUESTS_FILE, cut_short, steps, meta.details)
         except ReadError as exc:
             raise ResultsError(str(exc)) from None
         steps = steps if partial is None else (*steps, partial)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from loadgen.record_columns import RecordColumns
 from loadgen.records import RECORD_COLUMNS, StepKey, StepResult
 from loadgen.stats import StepSummary, format_flags, step_flags, summarize
 
-__all__ = ["FLAG_PARTIAL", "checkpointed_key", "partial_summary"]
+__all__ = ["FLAG_PARTIAL", "checkpointed_key", "checkpointed_start", "partial_summary"]
 
 #: The flag of a summary row computed from a cut-short step's checkpointed records.
 FLAG_PARTIAL = "partial"
@@ -51,9 +52,39 @@ def checkpointed_key(details: Mapping[str, Any]) -> StepKey | None:
         return None
 
 
-def partial_summary(requests_file: Path, key: StepKey, done: Sequence[StepSummary]) -> StepSummary | None:
+def checkpointed_start(details: Mapping[str, Any]) -> float | None:
+    """When the checkpointed step started (epoch seconds), as meta.json's ``checkpoint`` says.
+
+    ``step_started_at`` when the run recorded it; for a run written before it did, an
+    estimate: the last flush's wall-clock time (None without one) -- the caller subtracts the
+    step's last completion on disk, which the flush followed within one checkpoint interval.
+    """
+    checkpoint = details.get("checkpoint") or {}
+    started = checkpoint.get("step_started_at")
+    if isinstance(started, int | float) and math.isfinite(started):
+        return float(started)
+    return None
+
+
+def _last_flush_epoch(details: Mapping[str, Any]) -> float | None:
+    stamp = (details.get("checkpoint") or {}).get("last_flush")
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp() if stamp else None
+    except ValueError:
+        return None
+
+
+def partial_summary(
+    requests_file: Path, key: StepKey, done: Sequence[StepSummary], details: Mapping[str, Any] | None = None
+) -> StepSummary | None:
     """The partial row of step ``key`` from its records in ``requests_file``; None when ``done``
-    already has its row or the file has none of its records."""
+    already has its row or the file has none of its records.
+
+    ``details`` (meta.json's) give the row its ``started_at``, so the report's timeline can
+    place the step: the checkpoint's ``step_started_at``, or for older runs the last flush
+    minus the last completion on disk (within the few seconds between a completion and its
+    checkpoint); NaN when neither is there.
+    """
     if any(s.key == key for s in done):
         return None
     parts = []
@@ -68,7 +99,14 @@ def partial_summary(requests_file: Path, key: StepKey, done: Sequence[StepSummar
     records = _columns(pd.concat(parts, ignore_index=True))
     ends = records.column("intended_s") + records.column("latency_s")
     total_s = float(np.nanmax(ends)) if np.any(~np.isnan(ends)) else math.nan
-    row = summarize(StepResult(key=key, records=records, total_s=total_s, started_at=math.nan))
+    started_at = math.nan
+    if details is not None:
+        recorded, flushed = checkpointed_start(details), _last_flush_epoch(details)
+        if recorded is not None:
+            started_at = recorded
+        elif flushed is not None and math.isfinite(total_s):
+            started_at = flushed - total_s
+    row = summarize(StepResult(key=key, records=records, total_s=total_s, started_at=started_at))
     row["flags"] = format_flags(step_flags(row) | {FLAG_PARTIAL})
     return StepSummary.from_row(row)
 

@@ -193,12 +193,12 @@ class RunWriter:
     def step_sink(
         self,
         key: StepKey,
-        on_checkpoint: Callable[[StepKey, int, float], None] | None = None,
+        on_checkpoint: Callable[[StepKey, int, float, float], None] | None = None,
         opener: Callable[[Path], IO[bytes]] | None = None,
     ) -> StepSink:
         """A :class:`StepSink` appending step ``key``'s records to requests.csv.gz as they come.
 
-        ``on_checkpoint(key, records_written, wall_time)`` is called after each member is on
+        ``on_checkpoint(key, records_written, wall_time, step_started_at)`` is called after each member is on
         disk (the runner records it in meta.json).  ``opener`` opens the file for appending
         (tests inject a failing file).
         """
@@ -235,7 +235,7 @@ class StepSink:
         self,
         writer: RunWriter,
         key: StepKey,
-        on_checkpoint: Callable[[StepKey, int, float], None] | None,
+        on_checkpoint: Callable[[StepKey, int, float, float], None] | None,
         opener: Callable[[Path], IO[bytes]],
     ) -> None:
         self.writer, self.key, self.on_checkpoint, self.opener = writer, key, on_checkpoint, opener
@@ -244,6 +244,7 @@ class StepSink:
         self.buffered = 0
         self.written = 0
         self.last_flush = time.monotonic()
+        self.started_at = time.time()  # wall clock: the step's start for a report of a killed run
         self.failed: ResultsWriteError | None = None
 
     def write(self, records: Sequence[Any]) -> None:
@@ -284,7 +285,7 @@ class StepSink:
         self.text.seek(0)
         self.text.truncate()
         if self.on_checkpoint is not None:
-            self.on_checkpoint(self.key, self.written, time.time())
+            self.on_checkpoint(self.key, self.written, time.time(), self.started_at)
 
     def close(self) -> None:
         """Write the rest (the step ended); nothing after a failure."""

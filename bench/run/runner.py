@@ -159,7 +159,7 @@ async def _sweep_one(
     labels: np.ndarray | None,
     writer: RunWriter,
     events: RunEvents,
-    checkpoint: Callable[[StepKey, int, float], None] | None = None,
+    checkpoint: Callable[[StepKey, int, float, float], None] | None = None,
 ) -> None:
     classes: Counter[str] = Counter(outcome.error_classes)  # over the target's visits so far
     sweep = run_sweep(
@@ -385,15 +385,17 @@ def _pgids(target: Target) -> list[int]:
 
 def _checkpointer(
     meta: RunMeta, outcomes: Sequence[TargetOutcome], writer: RunWriter
-) -> Callable[[StepKey, int, float], None]:
+) -> Callable[[StepKey, int, float, float], None]:
     """What a streamed step's sink calls after each member it wrote: meta.json says how far the step got.
 
-    ``checkpoint`` in meta.json: the step (its key), the records of it on disk and when the last
-    were written (UTC); a run killed mid-step is read with it (``bench report``)."""
+    ``checkpoint`` in meta.json: the step (its key), when it started (epoch seconds: the
+    report's timeline places a killed step with it), the records of it on disk and when the
+    last were written (UTC); a run killed mid-step is read with it (``bench report``)."""
 
-    def checkpoint(key: StepKey, records_written: int, at: float) -> None:
+    def checkpoint(key: StepKey, records_written: int, at: float, step_started_at: float) -> None:
         meta.details["checkpoint"] = {
             "step": asdict(key),
+            "step_started_at": step_started_at,
             "records_written": records_written,
             "requests_written": writer.requests_written,
             "last_flush": utc_iso(at),

@@ -254,3 +254,14 @@ def test_a_restart_on_the_memory_engine_is_marked_as_one_outage(tmp_path):
     assert outage.start - timeline.t0 == pytest.approx(10.0, abs=0.2)
     refused = sum(r.error == "refused" for r in step.records)
     assert outage.requests == refused
+
+
+def test_windows_widen_for_a_p99_when_enough_windows_remain() -> None:
+    """A 33-minute soak at 50 req/s gets windows that hold a p99's 368 requests; a short run keeps 1 s."""
+    from bench.report.timeline_stats import P99_MIN_COUNT, window_seconds
+
+    assert window_seconds(1993.0) == 5.0  # by length alone: 250 requests a window, no p99
+    soak = window_seconds(1993.0, rate_rps=50.0)
+    assert soak == 10.0 and 50.0 * soak >= P99_MIN_COUNT and 1993.0 / soak >= 60
+    assert window_seconds(40.0, rate_rps=30.0) == 1.0  # a p99 window would leave 3 windows
+    assert window_seconds(3600.0, rate_rps=1000.0) == 10.0  # already 10,000 a window

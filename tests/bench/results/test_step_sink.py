@@ -63,7 +63,7 @@ def test_members_are_bounded_by_time_and_by_count_and_each_is_checkpointed(tmp_p
     seen = []
     step = _step(n=30, fail_every=0)
     with _writer(tmp_path) as writer:
-        sink = writer.step_sink(step.key, on_checkpoint=lambda key, n, at: seen.append((key, n)))
+        sink = writer.step_sink(step.key, on_checkpoint=lambda key, n, at, started: seen.append((key, n)))
         records = list(step.records)
         sink.write(records[:10])
         assert not writer.requests_path.exists()  # under both bounds: still buffered
