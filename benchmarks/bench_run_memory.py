@@ -65,7 +65,7 @@ class Cyclic(Sequence):
     def __len__(self) -> int:
         return self.n
 
-    def __getitem__(self, i):  # type: ignore[override]
+    def __getitem__(self, i):
         return self.values[i % len(self.values)]
 
 

@@ -96,7 +96,7 @@ class RecordColumns(Sequence[RequestRecord]):
         return RequestRecord(
             error=self.errors[int(a["error_code"][index])],
             error_detail=self.details[int(a["detail_code"][index])],
-            **values,  # type: ignore[arg-type]
+            **values,
         )
 
     def __iter__(self) -> Iterator[RequestRecord]:

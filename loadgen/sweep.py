@@ -239,5 +239,5 @@ class _StepRequests(Sequence[Request]):
     def __len__(self) -> int:
         return int(self.picks.size)
 
-    def __getitem__(self, seq: int) -> Request:  # type: ignore[override]
+    def __getitem__(self, seq: int) -> Request:
         return self.samples.request(int(self.picks[seq]))

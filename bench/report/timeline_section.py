@@ -110,7 +110,7 @@ def make_timeline(run: RunData, fig_dir: Path) -> TimelinePart | None:
     if run.request_frame is not None:
         frames: Any = [run.request_frame[list(TIMELINE_COLUMNS)]]
     else:
-        frames = iter_request_frames(run.requests_file, TIMELINE_COLUMNS)  # type: ignore[arg-type]
+        frames = iter_request_frames(run.requests_file, TIMELINE_COLUMNS)
     drop = run.dropped_modes
     try:
         for frame in frames:

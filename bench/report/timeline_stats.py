@@ -288,7 +288,7 @@ class TimelineAccumulator:
         for tl in self._timelines.values():
             parts = self._scatter_parts.pop(tl.target, [])
             if tl.scatter is not None and parts:
-                tl.scatter = tuple(np.concatenate(p) for p in zip(*parts, strict=True))  # type: ignore[assignment]
+                tl.scatter = tuple(np.concatenate(p) for p in zip(*parts, strict=True))
             tl.outages.sort(key=lambda o: o.start)
         return sorted(self._timelines.values(), key=lambda t: t.t0)
 

@@ -217,7 +217,7 @@ def test_an_offset_schedule_is_consumed_in_chunks_and_an_array_is_wrapped():
     with pytest.raises(ValueError, match="non-decreasing"):
         ArraySchedule([0.0, 1.0, 0.5])
     with pytest.raises(TypeError, match="OffsetSchedule"):
-        as_schedule("0,1,2")  # type: ignore[arg-type]
+        as_schedule("0,1,2")
 
 
 def test_run_step_takes_any_offset_schedule():
