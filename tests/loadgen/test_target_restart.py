@@ -174,7 +174,10 @@ def _check_recovery(name: str, records: list[RequestRecord], times: dict[str, An
     )
     # the outage was seen: requests sent between the stop and the new process listening
     # (at 100 req/s for the ~0.3 s or more a Python process takes to start) failed
-    in_outage = [r for r in records if times["down"] <= r.sent_s < times["up"] - 0.05]
+    # (``up`` is when the test saw the new process listening, some time after it began to: a
+    # request sent in the last 0.2 s before may already be answered -- seen on a CI run)
+    margin = min(0.2, (times["up"] - times["down"]) / 2)
+    in_outage = [r for r in records if times["down"] <= r.sent_s < times["up"] - margin]
     assert in_outage and all(r.error for r in in_outage), f"{name}: {times}"
     # before the stop and after the restart settled, everything succeeded
     before = [r for r in records if r.sent_s + r.service_s < times["stop"]]
@@ -200,6 +203,7 @@ def test_engine_survives_a_target_restart(name: str) -> None:
 
 
 @pytest.mark.slow  # ~6 s each: a 1.5 s hang before the kill
+@pytest.mark.timing  # its outage window needs the client's CPU on time: run alone, after the two-worker pass
 @pytest.mark.parametrize("name", ENGINES[:3])
 def test_engine_survives_a_hung_then_killed_target(name: str) -> None:
     """The target hangs (requests time out), is killed (open connections reset) and restarts."""
