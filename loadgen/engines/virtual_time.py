@@ -13,7 +13,10 @@ How: an ordinary selector loop with ``time()`` overridden and its selector wrapp
 the loop would block until its next timer, the wrapper polls real I/O without waiting and,
 if there is none, advances the clock by that timeout instead of sleeping.  With no timer
 pending it waits for real I/O as usual (e.g. a thread handing back a result), so the
-loop never spins.
+loop never spins.  While a thread started through ``run_in_executor`` (``asyncio.to_thread``:
+the streamed step's sink writes) is running, the clock stands still and the loop waits for
+the thread: otherwise a loaded machine, whose threads take longer, would see timers fire
+"during" a write that a quiet one does not (a CI run saw a step's deadline skipped).
 
 Limits (by design, not bugs): code that reads another clock (``time.monotonic``,
 ``time.perf_counter``) sees real time -- the modes read the engine's :meth:`clock`
@@ -53,6 +56,8 @@ class _JumpingSelector(selectors.BaseSelector):
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is None:  # no timer pending: only real I/O (a thread, a signal) can wake the loop
             return self._real.select(None)
+        if timeout > 0 and self._clock.threads_busy:  # a thread's result is due: wait for it
+            return self._real.select(None)
         ready = self._real.select(0)
         if not ready and timeout > 0:
             self._clock.advance(timeout)
@@ -73,7 +78,25 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
 
     def __init__(self, start: float = 0.0) -> None:
         self._virtual_now = float(start)
+        self.threads_busy = 0
         super().__init__(_JumpingSelector(self))
+
+    def run_in_executor(self, executor: Any, func: Any, *args: Any) -> asyncio.Future[Any]:
+        """Run ``func`` in a thread; the clock stands still until it is done.
+
+        Why: a thread (``asyncio.to_thread``: the step's sink writes) takes real time, and
+        if the clock jumped to the next timer meanwhile, a slow machine would see timers
+        fire "during" the write that a fast one does not -- the virtual times would depend
+        on the machine's load, which is what this loop exists to prevent.
+        """
+        future = super().run_in_executor(executor, func, *args)
+        self.threads_busy += 1
+
+        def done(_: asyncio.Future[Any]) -> None:
+            self.threads_busy -= 1
+
+        future.add_done_callback(done)
+        return future
 
     def time(self) -> float:
         return self._virtual_now

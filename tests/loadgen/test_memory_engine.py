@@ -62,6 +62,36 @@ def test_virtual_loop_still_waits_for_real_work_in_threads() -> None:
     assert run_virtual(main()) == ("done", 0.0)
 
 
+def test_virtual_clock_stands_still_while_a_thread_runs_even_with_timers_pending() -> None:
+    """A pending timer must not fire "during" a thread's real work: the order is the machine's load's otherwise.
+
+    The streamed step writes records in a thread while its deadline and drain timers wait;
+    on a loaded CI box the write took long enough for the clock to jump past the deadline.
+    """
+
+    def work() -> float:
+        time.sleep(0.2)  # longer than any select(0) poll: the old loop jumped to the timer here
+        return 1.0
+
+    async def main() -> tuple[list[str], float]:
+        loop = asyncio.get_running_loop()
+        order: list[str] = []
+
+        async def timer() -> None:
+            await asyncio.sleep(0.05)
+            order.append(f"timer at {loop.time():g}")
+
+        pending = asyncio.ensure_future(timer())
+        await asyncio.to_thread(work)
+        order.append(f"thread back at {loop.time():g}")
+        await pending
+        return order, loop.time()
+
+    order, end = run_virtual(main())
+    assert order == ["thread back at 0", "timer at 0.05"]
+    assert end == pytest.approx(0.05)
+
+
 def test_virtual_time_never_goes_back_and_says_what_it_is() -> None:
     loop = VirtualTimeLoop(start=5.0)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import math
+import time
 
 import numpy as np
 import pytest
@@ -152,6 +153,25 @@ def test_streamed_step_has_the_records_and_summary_of_the_old_code(mode, n, c, r
     _same(expected, summarize(streamed), VIRTUAL_ROUNDING)
     if bound < 10:
         assert any(r.error for r in old.records)  # the cut-off cases do cut something off
+
+
+class SlowSink(ListSink):
+    """A sink whose writes take real time, as a loaded machine's disk does."""
+
+    def write(self, records):
+        time.sleep(0.03)
+        super().write(records)
+
+
+def test_a_slow_sink_changes_no_record_the_cut_off_step_keeps():
+    """The CI failure this guards: a write in a thread took real time, the virtual clock jumped
+    past the step's deadline meanwhile, and a request cut off at 3.5 s got its full 5 s."""
+    mode, n, c, rate, bound, make = CASES[4]
+    old = _run(legacy_modes.run_step, make(), mode, n, c, rate, bound)
+    sink = SlowSink()
+    streamed = _run(run_step, make(), mode, n, c, rate, bound, sink=sink)
+    _same_records(old.records, streamed.records, VIRTUAL_ROUNDING)
+    _same(legacy_modes.summarize(old), summarize(streamed), VIRTUAL_ROUNDING)
 
 
 def test_a_long_step_reaches_the_sink_while_it_runs_not_only_at_its_end():
