@@ -17,6 +17,12 @@ the step) for contrast.
 
     python benchmarks/bench_run_memory.py --records 10000,100000,1000000,3000000
     python benchmarks/bench_run_memory.py --records 10000,100000,1000000 --path kept
+    python benchmarks/bench_run_memory.py --records 3000000 --trace 100000 [--exact-records 1000000]
+
+``--trace K`` samples the process's *current* RSS (``VmRSS``) every K completed requests
+while the step runs (the curve against the record count: growing until the step holds
+``EXACT_RECORDS`` rows, flat after); ``--exact-records`` lowers that cap to show the same
+shape on a shorter step.
 """
 
 from __future__ import annotations
@@ -69,9 +75,18 @@ class Cyclic(Sequence):
         return self.values[i % len(self.values)]
 
 
-def one(n: int, path: str, folder: Path) -> dict:
+def current_rss_mb() -> float:
+    """The process's resident memory now (``VmRSS``), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def one(n: int, path: str, folder: Path, trace_every: int = 0, exact_records: int = 0) -> dict:
     """Run one step of ``n`` requests; return its figures (called in a fresh process)."""
     from bench.results import RunWriter
+    from loadgen import record_columns
     from loadgen.engine import EngineOptions
     from loadgen.engines.memory_engine import MemoryEngine
     from loadgen.engines.virtual_time import run_virtual
@@ -86,6 +101,13 @@ def one(n: int, path: str, folder: Path) -> dict:
     key = StepKey(target="fake", mode="rate", n_requests=n, concurrency=CONNECTIONS, rate=RATE, trial=1)
     writer = RunWriter(folder / "run", "run", SUMMARY_COLUMNS)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if exact_records:
+        record_columns.EXACT_RECORDS = exact_records
+    trace: list[tuple[int, float]] = []
+
+    def progress(key, done, total, live):
+        if trace_every and (not trace or done - trace[-1][0] >= trace_every):
+            trace.append((done, round(current_rss_mb(), 1)))
 
     async def main():
         options = EngineOptions(base_url=target.base_url, max_connections=CONNECTIONS, timeout_s=30.0)
@@ -100,6 +122,7 @@ def one(n: int, path: str, folder: Path) -> dict:
                     offsets=UniformSchedule(n),
                     max_duration_s=n / RATE + 60,
                     sink=writer.step_sink(key),
+                    on_progress=progress,
                 )
             from tests.support import legacy_modes
 
@@ -134,6 +157,9 @@ def one(n: int, path: str, folder: Path) -> dict:
         "seconds": round(seconds, 1),
         "file_mb": round(writer.requests_path.stat().st_size / 2**20, 1),
         "held_mb": round(getattr(step.records, "nbytes", 0) / 2**20, 1),
+        "stride": getattr(step.records, "stride", 1),
+        "exact_records": record_columns.EXACT_RECORDS,
+        "trace": trace,
     }
 
 
@@ -141,16 +167,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", default="10000,100000,1000000")
     parser.add_argument("--path", choices=("stream", "kept"), default="stream")
+    parser.add_argument("--trace", type=int, default=0, help="sample the current RSS every K requests")
+    parser.add_argument("--exact-records", type=int, default=0, help="lower EXACT_RECORDS for this run")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one is not None:
         with tempfile.TemporaryDirectory(prefix="servebench-runmem-") as tmp:
-            print(json.dumps(one(args.one, args.path, Path(tmp))))
+            print(json.dumps(one(args.one, args.path, Path(tmp), args.trace, args.exact_records)))
         return
     print(f"load average before: {os.getloadavg()}")
     for n in (int(x) for x in args.records.split(",")):
         out = subprocess.run(
-            [sys.executable, __file__, "--one", str(n), "--path", args.path],
+            [sys.executable, __file__, "--one", str(n), "--path", args.path]
+            + ["--trace", str(args.trace), "--exact-records", str(args.exact_records)],
             capture_output=True,
             text=True,
             cwd=ROOT,

@@ -147,6 +147,8 @@ class _Step:
         self.t0 = math.nan  # the step's start on the engine's clock
         self.pending_write: asyncio.Future[None] | None = None  # the sink's write running in a thread
         self.live = LiveWindow(math.nan)
+        self.in_engine = 0  # requests handed to the engine and not yet answered
+        self.peak_in_engine = 0  # their most at once: a thinned step's peak in flight
 
     async def one(self, seq: int, offset: float | None) -> None:
         """Send request ``seq`` at ``offset`` from the step's start (None in closed loops: intended = sent)."""
@@ -156,6 +158,8 @@ class _Step:
         sent = self.clock()
         slot[0] = sent - self.t0 if offset is None else offset
         slot[1] = sent
+        self.in_engine += 1
+        self.peak_in_engine = max(self.peak_in_engine, self.in_engine)
         self.live.sent(sent)
         request = self.requests[seq]
         done = _Done(seq, slot[0], sent, len(request.body))
@@ -168,6 +172,7 @@ class _Step:
         else:
             done.status, done.body, done.bytes_in = response.status, response.body, response.bytes_in
         now = self.clock()
+        self.in_engine -= 1
         done.done = now
         self.live.done(now, now - self.t0 - slot[0], not done.error and 200 <= done.status < 300)
         del self.flight[seq]
@@ -360,7 +365,7 @@ async def _run(
     ends = [t_stop] if stopped_by_deadline else ([] if math.isnan(step.last_done) else [step.last_done])
     total_s = (max(ends) if ends else t_stop) - t0
     if step.columns is not None:
-        records: Sequence[RequestRecord] = step.columns.finish()
+        records: Sequence[RequestRecord] = step.columns.finish(peak_in_flight=step.peak_in_engine)
     else:
         records = tuple(sorted(step.kept, key=lambda r: r.seq))
     return StepResult(key=key, records=records, total_s=total_s, started_at=started_at, streamed=step.sink is not None)

@@ -107,7 +107,8 @@ class StepResult:
 
     ``records``: a tuple of every record, or for a step streamed to disk as it ran
     (``streamed``: its records are already in the results file) their compact columns
-    (:class:`loadgen.record_columns.RecordColumns`, a ``Sequence`` of the same records).
+    (:class:`loadgen.record_columns.RecordColumns`, a ``Sequence`` of the same records -- or,
+    for a step longer than ``EXACT_RECORDS``, of a one-in-``stride`` sample of them).
     """
 
     key: StepKey
@@ -115,3 +116,8 @@ class StepResult:
     total_s: float
     started_at: float  # wall-clock epoch seconds, for meta and plots over time
     streamed: bool = False
+
+    @property
+    def n_records(self) -> int:
+        """Requests in the step: ``len(records)``, or every request of a thinned step."""
+        return int(getattr(self.records, "n_records", len(self.records)))

@@ -155,13 +155,14 @@ def _growth(values: np.ndarray) -> float:
     return m_last - m_first
 
 
-def _rate_between_quarters(times: np.ndarray) -> float:
-    """Items per second between the first and last quarters' median times (``times`` in order)."""
+def _rate_between_quarters(times: np.ndarray, weight: int = 1) -> float:
+    """Items per second between the first and last quarters' median times (``times`` in order;
+    each stands for ``weight`` items: a thinned step's one-in-``stride`` sample)."""
     if len(times) < 2:
         return math.nan
     first, last = _quarters(len(times))
     gap = float(np.median(times[last]) - np.median(times[first]))
-    return (len(times) - (first.stop - first.start)) / gap if gap > 0 else math.nan
+    return weight * (len(times) - (first.stop - first.start)) / gap if gap > 0 else math.nan
 
 
 def _peak_in_flight(sent: np.ndarray, done: np.ndarray) -> int:
@@ -184,8 +185,21 @@ def _unfinished(step: StepResult, cols: RecordColumns, order: np.ndarray) -> np.
         return np.isnan(sent) | np.isnan(latency) | (timeout & (intended + latency >= end))
 
 
+def _largest(lags: np.ndarray, cols: RecordColumns) -> float:
+    """The largest send lag: the tally's exact one for a thinned step (the sample may miss it)."""
+    if cols.tally is not None:
+        return cols.tally.send_lag_max if math.isfinite(cols.tally.send_lag_max) else math.nan
+    return float(np.max(lags)) if lags.size else math.nan
+
+
 def analyze_open_loop(step: StepResult) -> OpenLoopVerdict | None:
-    """The open-loop verdict of a ``rate`` step; None for closed-loop modes (nothing is offered)."""
+    """The open-loop verdict of a ``rate`` step; None for closed-loop modes (nothing is offered).
+
+    A thinned step (:class:`~loadgen.record_columns.RecordColumns` with ``stride`` k > 1)
+    is judged on its one-in-k systematic sample -- quarter medians over hundreds of
+    thousands of requests -- with rates scaled by k, its largest send lag and its peak in
+    flight taken from the exact tally.
+    """
     if step.key.mode != "rate":
         return None
     cols = RecordColumns.of(step.records)
@@ -217,12 +231,15 @@ def analyze_open_loop(step: StepResult) -> OpenLoopVerdict | None:
     if n_records < 2:
         achieved = nan
     elif ok_mask.any():
-        achieved = _rate_between_quarters(intended[ok_mask] + latency[ok_mask])
+        achieved = _rate_between_quarters(intended[ok_mask] + latency[ok_mask], cols.stride)
     else:
         achieved = 0.0
 
     done = np.where(np.isnan(latency), step.total_s, intended + latency)
-    peak = _peak_in_flight(sent[was_sent], done[was_sent])
+    if cols.tally is not None:
+        peak = cols.tally.peak_in_flight
+    else:
+        peak = _peak_in_flight(sent[was_sent], done[was_sent])
     details: list[str] = []
     saturated = False
     if not math.isnan(tolerance):
@@ -238,10 +255,10 @@ def analyze_open_loop(step: StepResult) -> OpenLoopVerdict | None:
             details.append(FLAG_CLIENT_BEHIND)
     actual_lags = (sent - intended)[was_sent]
     return OpenLoopVerdict(
-        offered_rps=_rate_between_quarters(intended[due]),
+        offered_rps=_rate_between_quarters(intended[due], cols.stride),
         achieved_rps=achieved,
         send_lag_p50_s=float(np.median(actual_lags)) if actual_lags.size else nan,
-        send_lag_max_s=float(np.max(actual_lags)) if actual_lags.size else nan,
+        send_lag_max_s=_largest(actual_lags, cols),
         lag_growth_s=growth_send,
         answer_lag_growth_s=growth_answer,
         service_growth_s=growth_service,

@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from loadgen.cells import cell_count, cell_true
+from loadgen.log_histogram import LogHistogram
 from loadgen.record_columns import RecordColumns
 from loadgen.records import ERROR_CLASSES, RequestRecord, StepKey, StepResult
 from loadgen.saturation import SATURATION_DETAILS, analyze_open_loop
@@ -69,6 +70,8 @@ __all__ = [
     "FLAG_ERRORS",
     "FLAG_SATURATED",
     "STEP_FLAGS",
+    "FLAG_HISTOGRAM",
+    "histogram_latency_stats",
     "SUMMARY_COLUMNS",
     "StepSummary",
     "error_counts",
@@ -104,6 +107,8 @@ BOUND_COLUMNS: dict[str, tuple[str, str]] = {
 FLAG_ERRORS = "errors"  # some requests failed: latency statistics describe the survivors only
 FLAG_ALL_FAILED = "all_failed"  # no request succeeded: there is no result, only a failure
 FLAG_SATURATED = "saturated"  # open loop: the offered rate was not sustained
+#: Not a fault: the step outgrew EXACT_RECORDS, its percentiles come from a histogram (within 0.1 %).
+FLAG_HISTOGRAM = "histogram"
 STEP_FLAGS: tuple[str, ...] = (FLAG_ERRORS, FLAG_ALL_FAILED, FLAG_SATURATED)
 
 
@@ -315,6 +320,30 @@ def latency_stats(latencies: Sequence[float] | np.ndarray) -> dict[str, float]:
     return stats
 
 
+def histogram_latency_stats(histogram: LogHistogram) -> dict[str, float]:
+    """The columns of :func:`latency_stats` from a :class:`~loadgen.log_histogram.LogHistogram`.
+
+    The same percentiles (numpy's ``linear`` rule) and the same bound ranks as from the
+    sorted latencies; each order statistic read back within 0.1 % (min and max exact).
+    """
+    from loadgen.quantile_bounds import quantile_ci_ranks  # scipy: see latency_stats
+
+    n = len(histogram)
+    if n == 0:
+        return latency_stats(np.zeros(0))
+    stats: dict[str, float] = {"lat_mean_s": histogram.total / n, "lat_min_s": histogram.minimum}
+    values = histogram.percentiles(np.array([p for p, _ in LATENCY_PERCENTILES], dtype=np.float64))
+    for (_, suffix), value in zip(LATENCY_PERCENTILES, values, strict=True):
+        stats[f"lat_{suffix}_s"] = float(value)
+    stats["lat_max_s"] = histogram.maximum
+    nan = float("nan")
+    for p, suffix in LATENCY_PERCENTILES:
+        lower, upper = quantile_ci_ranks(n, p / 100.0, 1.0 - PERCENTILE_CONFIDENCE)
+        stats[f"lat_{suffix}_lo_s"] = float(histogram.value_at_ranks(np.array([lower]))[0]) if lower else nan
+        stats[f"lat_{suffix}_hi_s"] = float(histogram.value_at_ranks(np.array([upper]))[0]) if upper else nan
+    return stats
+
+
 def error_counts(records: Iterable[RequestRecord]) -> dict[str, int]:
     """Error class -> count, failures only, in :data:`ERROR_CLASSES` order (unknown last)."""
     return _ordered_counts(Counter(r.error for r in records if r.error))
@@ -402,19 +431,20 @@ def open_loop_stats(step: StepResult) -> dict[str, Any]:
 
 
 def summarize(step: StepResult) -> dict[str, Any]:
-    """One summary row (keys :data:`SUMMARY_COLUMNS`, in that order) for a step."""
+    """One summary row (keys :data:`SUMMARY_COLUMNS`, in that order) for a step.
+
+    A step thinned past :data:`loadgen.record_columns.EXACT_RECORDS` requests (its columns hold
+    one request in ``stride``) takes its counts from the exact tally and its latency
+    statistics from the tally's histogram (values within 0.1 %, ranks exact), and is flagged
+    :data:`FLAG_HISTOGRAM` so nobody reads its percentiles as exact order statistics.
+    """
     cols = RecordColumns.of(step.records)  # a streamed step's columns, or a small step's records as columns
-    n = len(cols)
-    ok = cols.ok()
-    ok_latencies = cols.column("latency_s")[ok]
-    n_ok = int(ok_latencies.size)
-    label, predicted, agree = cols.column("label"), cols.column("predicted"), cols.column("agree")
-    n_correct = int(np.count_nonzero(ok & (label >= 0) & (predicted == label)))
-    labelled = bool(np.any(label >= 0))
-    n_checked = int(np.count_nonzero(agree >= 0))
-    n_agree = int(np.count_nonzero(agree == 1))
-    counts = _ordered_counts({e: c for e, c in cols.error_counts().items() if e})
     key = step.key
+    if cols.tally is not None:
+        facts = _tally_facts(cols)
+    else:
+        facts = _column_facts(cols)
+    n, n_ok = facts["n"], facts["n_ok"]
     row: dict[str, Any] = {
         "target": key.target,
         "mode": key.mode,
@@ -427,17 +457,55 @@ def summarize(step: StepResult) -> dict[str, Any]:
         "throughput_rps": n_ok / step.total_s if step.total_s > 0 else float("nan"),
         "n_ok": n_ok,
         "errors": n - n_ok,
-        "errors_by_class": format_error_counts(counts),
-        **latency_stats(ok_latencies),
-        "n_correct": n_correct,
-        "accuracy": n_correct / n if n and labelled else float("nan"),
-        "accuracy_ok": n_correct / n_ok if n_ok and labelled else float("nan"),
-        "n_agree": n_agree,
-        "agreement": n_agree / n if n_checked else float("nan"),
-        "bytes_out": int(np.sum(cols.column("bytes_out"))),
-        "bytes_in": int(np.sum(cols.column("bytes_in"))),
+        "errors_by_class": format_error_counts(facts["counts"]),
+        **facts["latency"],
+        "n_correct": facts["n_correct"],
+        "accuracy": facts["n_correct"] / n if n and facts["labelled"] else float("nan"),
+        "accuracy_ok": facts["n_correct"] / n_ok if n_ok and facts["labelled"] else float("nan"),
+        "n_agree": facts["n_agree"],
+        "agreement": facts["n_agree"] / n if facts["n_checked"] else float("nan"),
+        "bytes_out": facts["bytes_out"],
+        "bytes_in": facts["bytes_in"],
         **open_loop_stats(step),
     }
-    row["flags"] = format_flags(step_flags(row))
+    flags = step_flags(row) | ({FLAG_HISTOGRAM} if cols.tally is not None else set())
+    row["flags"] = format_flags(flags)
     assert tuple(row) == SUMMARY_COLUMNS, "summary row and SUMMARY_COLUMNS drifted apart"
     return row
+
+
+def _column_facts(cols: RecordColumns) -> dict[str, Any]:
+    """The counts and latency statistics of a step from every one of its rows (exact)."""
+    ok = cols.ok()
+    ok_latencies = cols.column("latency_s")[ok]
+    label, predicted, agree = cols.column("label"), cols.column("predicted"), cols.column("agree")
+    return {
+        "n": len(cols),
+        "n_ok": int(ok_latencies.size),
+        "counts": _ordered_counts({e: c for e, c in cols.error_counts().items() if e}),
+        "latency": latency_stats(ok_latencies),
+        "n_correct": int(np.count_nonzero(ok & (label >= 0) & (predicted == label))),
+        "labelled": bool(np.any(label >= 0)),
+        "n_checked": int(np.count_nonzero(agree >= 0)),
+        "n_agree": int(np.count_nonzero(agree == 1)),
+        "bytes_out": int(np.sum(cols.column("bytes_out"))),
+        "bytes_in": int(np.sum(cols.column("bytes_in"))),
+    }
+
+
+def _tally_facts(cols: RecordColumns) -> dict[str, Any]:
+    """The same facts from a thinned step's exact tally (latencies from its histogram)."""
+    tally = cols.tally
+    assert tally is not None
+    return {
+        "n": tally.n,
+        "n_ok": len(tally.ok_latency),
+        "counts": _ordered_counts({e: c for e, c in tally.error_counts.items() if e}),
+        "latency": histogram_latency_stats(tally.ok_latency),
+        "n_correct": tally.n_correct,
+        "labelled": tally.labelled,
+        "n_checked": tally.n_checked,
+        "n_agree": tally.n_agree,
+        "bytes_out": tally.bytes_out,
+        "bytes_in": tally.bytes_in,
+    }

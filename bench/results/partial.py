@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from bench.results.chunks import iter_request_frames
-from loadgen.record_columns import RecordColumns
+from loadgen.record_columns import ColumnBuilder
 from loadgen.records import RECORD_COLUMNS, StepKey, StepResult
 from loadgen.stats import StepSummary, format_flags, step_flags, summarize
 
@@ -87,16 +87,18 @@ def partial_summary(
     """
     if any(s.key == key for s in done):
         return None
-    parts = []
+    builder = ColumnBuilder()  # bounded: a killed soak of any length is thinned past EXACT_RECORDS
+    found = False
     for frame in iter_request_frames(requests_file, columns=[*_KEY_COLUMNS, *RECORD_COLUMNS]):
         mask = np.ones(len(frame), dtype=bool)
         for column in _KEY_COLUMNS:
             mask &= (frame[column] == getattr(key, column)).to_numpy()
         if mask.any():
-            parts.append(frame.loc[mask, list(RECORD_COLUMNS)])
-    if not parts:
+            found = True
+            _add_frame(builder, frame.loc[mask, list(RECORD_COLUMNS)])
+    if not found:
         return None
-    records = _columns(pd.concat(parts, ignore_index=True))
+    records = builder.finish()
     ends = records.column("intended_s") + records.column("latency_s")
     total_s = float(np.nanmax(ends)) if np.any(~np.isnan(ends)) else math.nan
     started_at = math.nan
@@ -111,8 +113,8 @@ def partial_summary(
     return StepSummary.from_row(row)
 
 
-def _columns(frame: pd.DataFrame) -> RecordColumns:
-    """A frame of record columns as :class:`RecordColumns` (sorted by ``seq``), no record objects made."""
+def _add_frame(builder: ColumnBuilder, frame: pd.DataFrame) -> None:
+    """A frame of record columns into ``builder``, no record objects made."""
     arrays: dict[str, np.ndarray] = {
         name: frame[name].to_numpy(dtype=np.float64) for name in ("intended_s", "sent_s", "latency_s", "service_s")
     }
@@ -120,7 +122,6 @@ def _columns(frame: pd.DataFrame) -> RecordColumns:
         arrays[name] = frame[name].to_numpy(dtype=np.int64)
     error_codes, errors = pd.factorize(frame["error"].fillna("").astype(str))
     detail_codes, details = pd.factorize(frame["error_detail"].fillna("").astype(str))
-    arrays["error_code"] = error_codes.astype(np.int16)
-    arrays["detail_code"] = detail_codes.astype(np.int32)
-    order = np.argsort(arrays["seq"], kind="stable")
-    return RecordColumns({k: v[order] for k, v in arrays.items()}, list(errors), list(details))
+    arrays["error_code"] = error_codes
+    arrays["detail_code"] = detail_codes
+    builder.add_columns(arrays, list(errors), list(details))

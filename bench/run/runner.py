@@ -178,7 +178,7 @@ async def _sweep_one(
             if not step.streamed:  # a shard's step, or a run_sweep that does not stream
                 writer.append_requests(step.key, step.records)
             outcome.steps += 1
-            outcome.requests += len(step.records)
+            outcome.requests += step.n_records
             outcome.errors += int(row["errors"])
             classes.update(parse_error_counts(row["errors_by_class"] or ""))
             outcome.error_classes = dict(classes)

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 from loadgen import modes as modes_module
+from loadgen import record_columns
 from loadgen.engine import EngineOptions
 from loadgen.engines.memory_engine import MemoryEngine
 from loadgen.engines.virtual_time import run_virtual
@@ -24,7 +25,8 @@ from loadgen.pacing import ArraySchedule, as_schedule, schedule
 from loadgen.record_columns import BYTES_PER_RECORD, RecordColumns
 from loadgen.records import RequestRecord, StepKey, StepResult
 from loadgen.request import Request
-from loadgen.stats import summarize
+from loadgen.saturation import analyze_open_loop
+from loadgen.stats import FLAG_HISTOGRAM, summarize
 from tests.support import legacy_modes
 from tests.support.loadgen import MEMORY_URL, FakeTarget, digit_answer
 
@@ -265,3 +267,41 @@ def test_run_step_takes_any_offset_schedule():
     step = run_virtual(main())
     assert [r.intended_s for r in step.records] == pytest.approx([i / 100.0 for i in range(100)])
     assert all(r.ok for r in step.records)
+
+
+@pytest.mark.parametrize(
+    ("mode", "n", "c", "rate", "handler"),
+    [
+        ("rate", 3000, 100, 100.0, lambda: _handler(0.02, every=13, slow=0.5, bad_every=17)),
+        ("rate", 2000, 4, 200.0, lambda: _handler(0.05)),  # saturated by its connection cap
+        ("concurrent", 2000, 8, 0.0, lambda: _handler(0.01, every=7, slow=0.1)),
+    ],
+)
+def test_a_step_past_the_exact_cap_holds_a_sample_and_summarises_like_the_exact_step(
+    monkeypatch, mode, n, c, rate, handler
+):
+    """Bounded at any length: past EXACT_RECORDS the step keeps one request in ``stride`` and
+    an exact tally; its row's counts are exact, its percentiles within 0.1 %, its verdict the same."""
+    exact = _run(run_step, handler(), mode, n, c, rate, 600.0, sink=ListSink())
+    monkeypatch.setattr(record_columns, "EXACT_RECORDS", 300)
+    sink = ListSink()
+    thinned = _run(run_step, handler(), mode, n, c, rate, 600.0, sink=sink)
+
+    cols = thinned.records
+    stride = 2 ** math.ceil(math.log2(n / 300))  # the smallest doubling that holds <= 300 rows
+    assert isinstance(cols, RecordColumns) and cols.stride == stride and cols.tally is not None
+    assert 150 < len(cols) <= 300 and cols.n_records == thinned.n_records == n
+    assert [r.seq for r in cols] == list(range(0, n, stride))
+    assert len(sink.records) == n  # every record still reached the disk
+    want, got = summarize(exact), summarize(thinned)
+    for name in ("n_ok", "errors", "errors_by_class", "n_correct", "accuracy", "n_agree", "bytes_out", "bytes_in"):
+        assert got[name] == want[name] or (np.isnan(got[name]) and np.isnan(want[name])), name
+    for name in (c for c in want if c.startswith("lat_")):
+        assert got[name] == pytest.approx(want[name], rel=0.0011, nan_ok=True), name
+    assert got["saturated"] == want["saturated"]
+    assert got["send_lag_max_s"] == pytest.approx(want["send_lag_max_s"], abs=1e-12, nan_ok=True)
+    for name in ("offered_rps", "achieved_rps"):
+        assert got[name] == pytest.approx(want[name], rel=0.05, nan_ok=True), name
+    assert got["flags"].split(";") == [*filter(None, want["flags"].split(";")), FLAG_HISTOGRAM]
+    if mode == "rate":
+        assert analyze_open_loop(thinned).peak_in_flight == analyze_open_loop(exact).peak_in_flight
