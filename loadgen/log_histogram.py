@@ -14,6 +14,11 @@ them), and every value read back is clamped to them.
 Values below :data:`LOWEST` (1 ns: a virtual-time test's instant answer) count in an
 underflow bucket read back as the exact minimum; above :data:`HIGHEST` (a day) in an
 overflow bucket read back as the exact maximum.  ~15,000 buckets of int64: 120 KB.
+
+The report's timeline has its own, coarser histogram (:mod:`bench.report.timeline_hist`:
+2 % buckets, 931 per window, for hundreds of windows at once, read at 1 %); this one
+serves one step's summary row, whose percentiles are compared across runs and where
+0.1 % is the difference between one latency and the next.
 """
 
 from __future__ import annotations

@@ -46,14 +46,22 @@ from typing import Any
 
 import numpy as np
 
-from loadgen.classify import AnswerOutcome, classify_answer, classify_response, describe_exception
+from loadgen.classify import describe_exception
 from loadgen.engine import Engine, EngineError
 from loadgen.live import LiveStats, LiveWindow
 from loadgen.pacing import OffsetSchedule, as_schedule
 from loadgen.record_columns import ColumnBuilder, RecordSink
 from loadgen.records import RequestRecord, StepKey, StepResult
 from loadgen.request import Request
-from loadgen.samples import Answer
+from loadgen.step_records import (
+    AnswerCheck,
+    Done,
+    check_outcomes,
+    completed_record,
+    cut_record,
+    digit_outcomes,
+    sample_of,
+)
 from loadgen.throttle import make_throttle
 
 __all__ = ["MODES", "AnswerCheck", "Mode", "ProgressCallback", "run_step"]
@@ -84,9 +92,6 @@ MODES: tuple[str, ...] = tuple(m.value for m in Mode)
 #: ``on_progress(key, done, total, live)``: requests completed of the step's total, and the
 #: live figures over its last seconds (:class:`~loadgen.live.LiveStats`).
 ProgressCallback = Callable[[StepKey, int, int, LiveStats], None]
-#: ``check(seq, status, body)``: request ``seq``'s 2xx answer checked (raise when malformed).
-AnswerCheck = Callable[[int, int, bytes], Answer]
-_Outcomes = Callable[[int, int, bytes], AnswerOutcome]
 _PROGRESS_INTERVAL_S = 0.05  # at most 20 progress callbacks a second: the display is not the load
 #: Seconds between two drains of a streamed step (completed requests -> records -> sink).
 DRAIN_INTERVAL_S = 1.0
@@ -94,17 +99,6 @@ DRAIN_INTERVAL_S = 1.0
 DRAIN_SLICE = 256
 _OFFSET_CHUNK = 8192  # offsets taken from a schedule at a time
 _UNSENT_CHUNK = 8192  # records of never-sent requests built at a time at the step's end
-
-
-class _Done:
-    """A completed request, until the next drain makes it a record (times absolute, on the engine's clock)."""
-
-    __slots__ = ("body", "bytes_in", "bytes_out", "detail", "done", "error", "intended", "sent", "seq", "status")
-
-    def __init__(self, seq: int, intended: float, sent: float, bytes_out: int) -> None:
-        self.seq, self.intended, self.sent, self.bytes_out = seq, intended, sent, bytes_out
-        self.done = math.nan
-        self.status, self.body, self.bytes_in, self.error, self.detail = 0, b"", 0, "", ""
 
 
 class _Step:
@@ -122,7 +116,7 @@ class _Step:
         requests: Sequence[Request],
         max_rps: float,
         on_progress: ProgressCallback | None,
-        build: Callable[[Sequence[_Done], float], list[RequestRecord]],
+        build: Callable[[Sequence[Done], float], list[RequestRecord]],
         sink: RecordSink | None,
     ) -> None:
         self.engine = engine
@@ -131,7 +125,7 @@ class _Step:
         self.requests = requests
         self.n = len(requests)
         self.flight: dict[int, list[Any]] = {}
-        self.finished: list[_Done] = []
+        self.finished: list[Done] = []
         self.launched = 0
         self.completed = 0
         self.last_done = math.nan
@@ -162,7 +156,7 @@ class _Step:
         self.peak_in_engine = max(self.peak_in_engine, self.in_engine)
         self.live.sent(sent)
         request = self.requests[seq]
-        done = _Done(seq, slot[0], sent, len(request.body))
+        done = Done(seq, slot[0], sent, len(request.body))
         try:
             response = await self.engine.send(request)
         except EngineError as exc:
@@ -298,13 +292,13 @@ async def run_step(
         raise ValueError(f"concurrency must be >= 1, got {key.concurrency}")
 
     if check is not None:
-        outcome = _check_outcomes(check)
+        outcome = check_outcomes(check)
     else:
         assert decode is not None
-        outcome = _digit_outcomes(labels, decode)
+        outcome = digit_outcomes(labels, decode)
 
-    def build(batch: Sequence[_Done], t0: float) -> list[RequestRecord]:
-        return [_completed_record(d, t0, labels, samples, outcome) for d in batch]
+    def build(batch: Sequence[Done], t0: float) -> list[RequestRecord]:
+        return [completed_record(d, t0, labels, samples, outcome) for d in batch]
 
     step = _Step(engine, key, requests, max_rps, on_progress, build, sink)
     try:
@@ -398,7 +392,7 @@ def _cut_off(
     for seq in sorted(step.flight):
         intended, sent = step.flight[seq]  # intended: the offset (rate) or sent - t0 (closed loop), NaN unsent
         if sent is None:
-            batch.append(_cut_record(seq, intended, labels, samples, unsent))
+            batch.append(cut_record(seq, intended, labels, samples, unsent))
         else:
             batch.append(
                 RequestRecord(
@@ -414,7 +408,7 @@ def _cut_off(
                     bytes_in=0,
                     label=int(labels[seq]),
                     predicted=-1,
-                    sample=_sample(samples, seq),
+                    sample=sample_of(samples, seq),
                     agree=-1,
                 )
             )
@@ -428,84 +422,9 @@ def _cut_off(
     seq = step.launched
     batch = []
     for intended in rest:
-        batch.append(_cut_record(seq, float(intended), labels, samples, unsent))
+        batch.append(cut_record(seq, float(intended), labels, samples, unsent))
         seq += 1
         if len(batch) == _UNSENT_CHUNK:
             step.emit(batch)
             batch = []
     step.emit(batch)
-
-
-def _cut_record(
-    seq: int, intended: float, labels: Sequence[int], samples: Sequence[int] | None, detail: str
-) -> RequestRecord:
-    """A request never sent before the step ended."""
-    nan = math.nan
-    return RequestRecord(
-        seq=seq,
-        intended_s=intended,
-        sent_s=nan,
-        latency_s=nan,
-        service_s=nan,
-        status=0,
-        error="other",
-        error_detail=detail,
-        bytes_out=0,
-        bytes_in=0,
-        label=int(labels[seq]),
-        predicted=-1,
-        sample=_sample(samples, seq),
-        agree=-1,
-    )
-
-
-def _sample(samples: Sequence[int] | None, seq: int) -> int:
-    return int(samples[seq]) if samples is not None else -1
-
-
-def _completed_record(
-    d: _Done, t0: float, labels: Sequence[int], samples: Sequence[int] | None, outcome: _Outcomes
-) -> RequestRecord:
-    """A completed request's record: its answer classified and decoded (or its engine error)."""
-    intended = d.intended
-    predicted, agree = -1, -1
-    if d.error:
-        error, detail = d.error, d.detail
-    else:
-        error, detail, predicted, agree = outcome(d.seq, d.status, d.body)
-    return RequestRecord(
-        seq=d.seq,
-        intended_s=float(intended),
-        sent_s=float(d.sent - t0),
-        latency_s=float(d.done - t0 - intended),
-        service_s=float(d.done - d.sent),
-        status=int(d.status),
-        error=error,
-        error_detail=detail,
-        bytes_out=d.bytes_out,
-        bytes_in=int(d.bytes_in),
-        label=int(labels[d.seq]),
-        predicted=int(predicted),
-        sample=_sample(samples, d.seq),
-        agree=int(agree),
-    )
-
-
-def _digit_outcomes(labels: Sequence[int], decode: Callable[[int, bytes], int]) -> _Outcomes:
-    """Outcomes from a digit decoder (:func:`classify_response`): agree = the digit is ``labels[seq]``."""
-
-    def outcome(seq: int, status: int, body: bytes) -> AnswerOutcome:
-        error, detail, predicted = classify_response(status, body, decode)
-        agree = -1 if error else int(predicted == int(labels[seq]))
-        return AnswerOutcome(error, detail, predicted, agree)
-
-    return outcome
-
-
-def _check_outcomes(check: AnswerCheck) -> _Outcomes:
-    """Outcomes from a sample check (:func:`classify_answer`)."""
-
-    def outcome(seq: int, status: int, body: bytes) -> AnswerOutcome:
-        return classify_answer(status, body, lambda st, b: check(seq, st, b))
-
-    return outcome

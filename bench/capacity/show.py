@@ -19,20 +19,37 @@ from bench.config import BenchConfig
 from bench.console import Console, ProgressHandle
 from bench.results import RunData, RunWriter
 from ground.runmeta import RunMeta
-from loadgen.objective import CapacityConfig
+from loadgen.objective import CapacityConfig, Objective, parse_objective
 
-__all__ = ["capacity_phase", "plan_capacity", "print_capacity"]
+__all__ = ["capacity_phase", "plan_capacity", "print_capacity", "run_objective"]
 
 
 def plan_capacity(
     config: BenchConfig, modes: Sequence[str] | None, slo: str | None
 ) -> tuple[list[str] | None, CapacityConfig | None]:
     """(the ordinary sweep's modes -- None: as configured, []: none -- and the capacity settings
-    or None). Raises ValueError for ``--slo`` without ``capacity`` or a malformed objective."""
+    or None). Raises ValueError for a malformed objective (without the search, the
+    objective is the line drawn on the rate steps' timeline: see :func:`run_objective`)."""
     rest, wanted = split_modes(modes)
     if slo is not None and not wanted:
-        raise ValueError("--slo sets the objective of the capacity search: add --modes capacity")
+        parse_objective(slo)  # a typo fails here, before anything runs; run_objective checks the rest
     return rest, (capacity_config(config.capacity, slo) if wanted else None)
+
+
+def run_objective(slo: str | None, capacity: CapacityConfig | None, planned_modes: Sequence[str]) -> Objective | None:
+    """The run's latency objective, recorded in meta.json (``slo``) for the report's timeline:
+    the capacity search's, else ``--slo``'s, else None.  ``planned_modes``: the sweep's modes
+    (after the flags); ``--slo`` with neither the search nor a rate step is a ValueError."""
+    if capacity is not None:
+        return capacity.objective
+    if slo is None:
+        return None
+    if "rate" not in planned_modes:
+        raise ValueError(
+            "--slo sets the objective of the capacity search (add --modes capacity) or the line "
+            "drawn on a rate run's timeline (add --modes rate, or --rate/--duration)"
+        )
+    return parse_objective(slo)
 
 
 def _fmt_rps(value: float) -> str:

@@ -247,8 +247,9 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--slo",
         default=None,
-        help="with --modes capacity: the latency objective, e.g. p99=100ms "
-        "(default: [capacity] percentile and bound_ms; docs/capacity.md)",
+        help="the latency objective, e.g. p99=100ms: with --modes capacity, what the search finds the "
+        "highest rate for (default: [capacity] percentile and bound_ms; docs/capacity.md); with rate steps, "
+        "the line drawn on the report's timeline (docs/soak.md)",
     )
     add_sample_arguments(p)
     add_shard_arguments(p)

@@ -28,7 +28,16 @@ import pandas as pd
 
 from bench.results.partial import FLAG_PARTIAL
 from loadgen.cells import cell_count, cell_number
-from loadgen.stats import FLAG_ALL_FAILED, FLAG_ERRORS, FLAG_SATURATED, parse_error_counts, step_flags
+from loadgen.log_histogram import RELATIVE_ERROR
+from loadgen.record_columns import EXACT_RECORDS
+from loadgen.stats import (
+    FLAG_ALL_FAILED,
+    FLAG_ERRORS,
+    FLAG_HISTOGRAM,
+    FLAG_SATURATED,
+    parse_error_counts,
+    step_flags,
+)
 
 __all__ = [
     "FAILED_MARK",
@@ -65,6 +74,7 @@ def annotate_flags(summary: pd.DataFrame) -> pd.DataFrame:
     out["flag_all_failed"] = [FLAG_ALL_FAILED in f for f in flags]
     out["flag_saturated"] = [FLAG_SATURATED in f for f in flags]
     out["flag_partial"] = [FLAG_PARTIAL in f for f in flags]  # a sentence, not a cell mark: see flag_sentences
+    out["flag_histogram"] = [FLAG_HISTOGRAM in f for f in flags]  # a sentence too: the row is a result
     return out
 
 
@@ -155,7 +165,7 @@ def _step_name(row: Mapping[str, Any], trials: int) -> str:
 def flag_sentences(summary: pd.DataFrame, targets: Sequence[str], modes: Sequence[str]) -> list[str]:
     """One plain sentence per flagged row (each trial separately): which step, and why."""
     frame = annotate_flags(summary)
-    flagged = frame[frame["flag_errors"] | frame["flag_saturated"] | frame["flag_partial"]]
+    flagged = frame[frame["flag_errors"] | frame["flag_saturated"] | frame["flag_partial"] | frame["flag_histogram"]]
     if flagged.empty:
         return []
     trials = int(frame["trial"].nunique())
@@ -189,6 +199,12 @@ def flag_sentences(summary: pd.DataFrame, targets: Sequence[str], modes: Sequenc
             )
         if row["flag_saturated"]:
             reasons.append("saturated: " + _saturation_reason(row))
+        if row["flag_histogram"]:
+            reasons.append(
+                f"histogram: longer than the {EXACT_RECORDS:,} requests a step keeps exactly, so its "
+                "percentiles and their bounds come from a log histogram of every latency (each within "
+                f"{RELATIVE_ERROR:.1%}; counts exact)"
+            )
         out.append(f"{_step_name(row, trials)}: " + "; ".join(reasons) + ".")
     return out
 

@@ -15,6 +15,7 @@ timeline's columns, one chunk at a time into :class:`bench.report.timeline_stats
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,6 +101,21 @@ def _spans(summary: pd.DataFrame) -> list[StepSpan]:
     return spans
 
 
+def run_slo(details: Mapping[str, Any]) -> tuple[float, float] | None:
+    """(quantile in (0, 1), bound in s) of the run's objective from meta.json's ``slo``
+    (``bench run --slo``, or the capacity search's); None without one or when unreadable."""
+    slo = details.get("slo") if isinstance(details, Mapping) else None
+    if not isinstance(slo, Mapping):
+        return None
+    try:
+        percentile, bound = float(slo["percentile"]), float(slo["bound_s"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (0 < percentile < 100 and math.isfinite(bound) and bound > 0):
+        return None
+    return percentile / 100.0, bound
+
+
 def make_timeline(run: RunData, fig_dir: Path) -> TimelinePart | None:
     """Read the records for the timeline and draw its figures; None when the rule says no
     timeline (or the run has no records, or a long step never had an outage to show)."""
@@ -122,9 +138,10 @@ def make_timeline(run: RunData, fig_dir: Path) -> TimelinePart | None:
         return None
     part = TimelinePart(timelines, unplaced=len(acc.unplaced))
     colors = target_colors(run.targets)
+    slo = run_slo(run.meta.details)
     for tl in timelines:
         stem = f"timeline_{_safe(tl.target)}"
-        part.made += save_figure(fig_timeline(tl, colors.get(tl.target)), fig_dir / stem, FORMATS)
+        part.made += save_figure(fig_timeline(tl, colors.get(tl.target), slo), fig_dir / stem, FORMATS)
         part.figures.append((stem, f"{tl.target}: offered and achieved rate, p50/p99 and errors over the run"))
         if tl.scatter is not None:
             stem = f"scatter_{_safe(tl.target)}"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.capacity.run import with_capacity
-from bench.capacity.show import capacity_phase, plan_capacity
+from bench.capacity.show import capacity_phase, plan_capacity, run_objective
 from bench.config import BenchConfig, target_context
 from bench.console import Console
 from bench.hostnoise import noise_warnings, run_start_load
@@ -164,6 +164,7 @@ class _CheckedRun:
 
     plan: Any  # the SweepPlan; None when only the capacity search runs
     capacity: Any  # the capacity search's settings; None without `--modes capacity`
+    objective: Any  # the run's latency objective (--slo or the search's), drawn on the timeline; or None
     run_id: str
     cpu_plan: CpuPlan
     engine_name: str  # as asked: "auto" or an engine's name
@@ -215,7 +216,8 @@ def _check_run(config: BenchConfig, request: RunRequest, console: Console) -> _C
     refuse_existing_run(run_dir)  # a ResultsError naming the folder
     if plan is not None:  # a typo such as --rate 100000 --duration 2h fails here, before any request
         check_free_space(plan.planned_records(len(names)), config.results_dir)
-    return _CheckedRun(plan, capacity, run_id, cpu_plan, engine_name, names, run_dir)
+    objective = run_objective(request.slo, capacity, plan.modes if plan is not None else ())
+    return _CheckedRun(plan, capacity, objective, run_id, cpu_plan, engine_name, names, run_dir)
 
 
 def _retarget(config: BenchConfig, request: RunRequest) -> BenchConfig:
@@ -274,6 +276,9 @@ def _open_run(
         client_ceilings=other_ceilings,
         cpu_plan=checked.cpu_plan.describe(),
     )
+    if checked.objective is not None:  # the report's timeline draws it (bench/report/timeline_section.py)
+        o = checked.objective
+        meta.details["slo"] = {"percentile": o.percentile, "bound_s": o.bound_s, "label": o.describe()}
     shard_run = None
     if shard is not None:
         shard_run = shard.new_run()

@@ -257,12 +257,19 @@ def test_split_modes_and_slo() -> None:
         capacity_config(CapacityConfig(), "99th under 100ms")
 
 
-def test_plan_capacity_refuses_slo_without_the_mode() -> None:
-    from bench.capacity.show import plan_capacity
+def test_slo_needs_the_search_or_a_rate_step() -> None:
+    from bench.capacity.show import plan_capacity, run_objective
 
     config = parse_config("", Path("/tmp"))
+    modes, settings = plan_capacity(config, ["sequential"], "p99=100ms")
+    assert modes == ["sequential"] and settings is None
     with pytest.raises(ValueError, match="add --modes capacity"):
-        plan_capacity(config, ["sequential"], "p99=100ms")
+        run_objective("p99=100ms", None, ["sequential"])
+    # with rate steps and no search, the objective is the line on the timeline: accepted, recorded
+    assert run_objective("p99=100ms", None, ["sequential", "rate"]).describe() == "p99 <= 100 ms"
+    assert run_objective(None, None, ["rate"]) is None
+    with pytest.raises(ValueError, match="pNN=BOUND"):
+        plan_capacity(config, ["rate"], "99th=fast")
     modes, settings = plan_capacity(config, ["capacity"], "p95=20ms")
     assert modes == [] and settings.objective.describe() == "p95 <= 20 ms"
 

@@ -240,3 +240,16 @@ def test_rate_points_fall_back_to_rate_in_old_runs(flagged):
     points = rate_points(step_means(old))
     assert sorted(set(points["offered_"])) == [10.0, 20.0, 40.0]
     assert points["achieved_"].notna().all()
+
+
+def test_a_step_read_from_its_histogram_says_so_and_stays_a_result(flagged):
+    """A step past EXACT_RECORDS is not a fault: no cell mark, but a sentence saying how its percentiles were read."""
+    summary = flagged.summary.copy()
+    clean = summary.index[summary["flags"].fillna("") == ""][0]
+    summary.loc[clean, "flags"] = "histogram"
+    sentences = flag_sentences(summary, TARGETS, ["sequential", "concurrent", "rate"])
+    assert len(sentences) == 7
+    histogram = [s for s in sentences if "histogram:" in s]
+    assert len(histogram) == 1 and "each within 0.1%" in histogram[0] and "counts exact" in histogram[0]
+    step = summary.loc[clean]
+    assert f"N={int(step['n_requests'])}" in histogram[0]

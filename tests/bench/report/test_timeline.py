@@ -10,7 +10,13 @@ from bench.report.build import build_report
 from bench.report.document import Document, to_markdown
 from bench.report.drift import DriftBatches, DriftVerdict
 from bench.report.timeline_hist import N_BINS, RELATIVE_ERROR, bin_index, hist_quantiles, min_count_for
-from bench.report.timeline_section import add_timeline_section, make_timeline, timeline_warnings, wants_timeline
+from bench.report.timeline_section import (
+    add_timeline_section,
+    make_timeline,
+    run_slo,
+    timeline_warnings,
+    wants_timeline,
+)
 from bench.report.timeline_stats import StepSpan, TimelineAccumulator, window_seconds
 from bench.results import RunWriter, load_run
 from loadgen.quantile_bounds import quantile_ci_ranks
@@ -265,3 +271,29 @@ def test_windows_widen_for_a_p99_when_enough_windows_remain() -> None:
     assert soak == 10.0 and 50.0 * soak >= P99_MIN_COUNT and 1993.0 / soak >= 60
     assert window_seconds(40.0, rate_rps=30.0) == 1.0  # a p99 window would leave 3 windows
     assert window_seconds(3600.0, rate_rps=1000.0) == 10.0  # already 10,000 a window
+
+
+def test_the_runs_objective_is_drawn_on_its_timeline(tmp_path, monkeypatch):
+    """meta.json's ``slo`` (bench run --slo, or the capacity search's) becomes the dashed line of the latency panel."""
+    from bench.report import timeline_section
+    from bench.report.figures_timeline import fig_timeline
+
+    assert run_slo({"slo": {"percentile": 99.0, "bound_s": 0.015, "label": "p99 <= 15 ms"}}) == (0.99, 0.015)
+    for bad in ({}, {"slo": None}, {"slo": {"percentile": 99}}, {"slo": {"percentile": 100, "bound_s": 1}}):
+        assert run_slo(bad) is None
+    run = load_run(_write_run(tmp_path))
+    run.meta.details["slo"] = {"percentile": 99.0, "bound_s": 0.015, "label": "p99 <= 15 ms"}
+    drawn = []
+
+    def spy(tl, color=None, slo=None):
+        figure = fig_timeline(tl, color, slo)
+        drawn.append([line.get_label() for ax in figure.axes for line in ax.get_lines()])
+        return figure
+
+    monkeypatch.setattr(timeline_section, "fig_timeline", spy)
+    assert make_timeline(run, tmp_path / "figures") is not None
+    assert drawn and "SLO p99" in drawn[0]
+    del run.meta.details["slo"]
+    drawn.clear()
+    make_timeline(run, tmp_path / "figures2")
+    assert drawn and "SLO p99" not in drawn[0]
