@@ -33,12 +33,13 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from loadgen.records import StepKey, StepResult
+from loadgen.record_columns import RecordColumns, RecordSink
+from loadgen.records import RequestRecord, StepKey, StepResult
 from loadgen.shard import ShardSpec, StepShare, step_share
 
 __all__ = [
@@ -188,7 +189,11 @@ class ShardRun:
         cap as ``concurrency`` -- the limit this shard's requests were under.
         """
         due = self._due.pop(index) if index in self._due else self.schedule.scheduled(index)
-        records = tuple(dataclasses.replace(r, seq=r.seq + share.first) for r in result.records)
+        records: Sequence[RequestRecord]
+        if isinstance(result.records, RecordColumns):  # streamed: on disk renumbered already (ShardSink)
+            records = result.records.renumbered(share.first)
+        else:
+            records = tuple(dataclasses.replace(r, seq=r.seq + share.first) for r in result.records)
         self.starts.append(
             {
                 "step": index,
@@ -200,5 +205,37 @@ class ShardRun:
                 "total_s": float(result.total_s),
             }
         )
-        key = dataclasses.replace(share.key, concurrency=share.sent.concurrency)
-        return StepResult(key=key, records=records, total_s=result.total_s, started_at=result.started_at)
+        return StepResult(
+            key=recorded_key(share),
+            records=records,
+            total_s=result.total_s,
+            started_at=result.started_at,
+            streamed=result.streamed,
+        )
+
+    def sink(self, share: StepShare, make: Callable[[StepKey], RecordSink]) -> RecordSink:
+        """Where this shard's records of ``share`` stream as the step runs: ``make``'s sink for
+        the step they are recorded under, numbered within the whole step (``seq + first``)."""
+        return ShardSink(make(recorded_key(share)), share.first)
+
+
+def recorded_key(share: StepShare) -> StepKey:
+    """The step a shard's records and row are recorded under: the plan's (whole N, rate) with
+    this shard's own in-flight limit / connection cap as ``concurrency``."""
+    return dataclasses.replace(share.key, concurrency=share.sent.concurrency)
+
+
+class ShardSink:
+    """A :class:`~loadgen.record_columns.RecordSink` that numbers a shard's records within the
+    whole step (``seq + first``) on their way to ``inner``: a shard's step streams to disk as
+    a one-client step does, so a sharded soak is bounded too."""
+
+    def __init__(self, inner: RecordSink, first: int) -> None:
+        self.inner, self.first = inner, first
+
+    def write(self, records: Sequence[RequestRecord]) -> None:
+        first = self.first
+        self.inner.write([dataclasses.replace(r, seq=r.seq + first) for r in records] if first else records)
+
+    def close(self) -> None:
+        self.inner.close()

@@ -133,6 +133,12 @@ class RecordColumns(Sequence[RequestRecord]):
         self.stride = stride
         self.tally = tally
 
+    def renumbered(self, offset: int) -> RecordColumns:
+        """The same rows with ``seq + offset`` (a shard's records numbered within the whole step)."""
+        arrays = dict(self.arrays)
+        arrays["seq"] = self.arrays["seq"] + offset
+        return RecordColumns(arrays, self.errors, self.details, stride=self.stride, tally=self.tally)
+
     @property
     def n_records(self) -> int:
         """Requests in the step (the rows held, or all of them when thinned)."""

@@ -63,6 +63,7 @@ from loadgen.record_columns import RecordSink
 from loadgen.records import StepKey, StepResult
 from loadgen.request import Request, SweepSubject
 from loadgen.samples import MnistSamples, SampleSet
+from loadgen.shard import StepShare
 from loadgen.sweep_settings import SweepSettings
 
 __all__ = ["EngineFactory", "SweepPlan", "run_sweep"]
@@ -153,8 +154,9 @@ async def run_sweep(
     With ``shard``, each step sends only that shard's share and starts at the shard
     schedule's instant, after its warm-up (:mod:`loadgen.shard`, :mod:`loadgen.barrier`).
     With ``record_sink``, each step's records are streamed to ``record_sink(key)`` while it
-    runs (the result is then ``streamed``, holding compact columns); not with ``shard``,
-    whose records are renumbered after the step (:meth:`ShardRun.finish`).
+    runs (the result is then ``streamed``, holding compact columns); a shard's records go to
+    the sink of the step they are recorded under, numbered within the whole step
+    (:meth:`ShardRun.sink`).
     """
     if not target.base_url:
         raise ValueError(f"target {target.name!r} has no base_url: start it before sweeping")
@@ -225,9 +227,20 @@ async def run_sweep(
                 max_duration_s=plan.max_duration_s,
                 max_rps=plan.max_rps,
                 on_progress=on_progress,
-                sink=record_sink(key) if record_sink is not None and shard is None else None,
+                sink=_sink(record_sink, key, shard, share),
             )
         yield shard.finish(index, share, result) if shard is not None and share is not None else result
+
+
+def _sink(
+    record_sink: Callable[[StepKey], RecordSink] | None, key: StepKey, shard: ShardRun | None, share: StepShare | None
+) -> RecordSink | None:
+    """The step's record sink: ``record_sink(key)``, a shard's renumbering one, or None (records kept)."""
+    if record_sink is None:
+        return None
+    if shard is not None and share is not None:
+        return shard.sink(share, record_sink)
+    return record_sink(key)
 
 
 class _StepRequests(Sequence[Request]):

@@ -363,3 +363,56 @@ def test_a_step_that_fails_or_is_cancelled_still_closes_its_engine() -> None:
     assert run_virtual(cancelled())
     assert [e.state for e in _RecordingEngine.made] == ["closed", "closed"]
     assert [e.in_flight for e in _RecordingEngine.made] == [0, 0]
+
+
+def test_a_shards_steps_stream_to_its_sink_numbered_within_the_whole_step() -> None:
+    """A shard's records go to disk as they complete, as a one-client step's do (a sharded
+    soak is bounded too), under the step's recorded key and renumbered from the shard's first."""
+    from loadgen.barrier import ShardRun
+    from loadgen.shard import ShardSpec
+
+    plan = SweepPlan(
+        n_requests=(30,), modes=("concurrent", "rate"), trials=1, warmup=0, concurrency=4, rate_rps=200.0, seed=2
+    )
+
+    class Sink:
+        def __init__(self, key) -> None:
+            self.key, self.records, self.closed = key, [], False
+
+        def write(self, records) -> None:
+            self.records.extend(records)
+
+        def close(self) -> None:
+            self.closed = True
+
+    def sweep(spec: ShardSpec, streamed: bool) -> tuple[list[StepResult], list[Sink]]:
+        sinks: list[Sink] = []
+
+        def make(key) -> Sink:
+            sinks.append(Sink(key))
+            return sinks[-1]
+
+        async def main() -> list[StepResult]:
+            factory = MemoryEngine.factory(MemoryServer(), latency=0.001)
+            run = ShardRun(spec)
+            return [
+                s
+                async for s in run_sweep(
+                    target, factory, plan, IMAGES, LABELS, shard=run, record_sink=make if streamed else None
+                )
+            ]
+
+        target = FakeTarget(MEMORY_URL)
+        return run_virtual(main()), sinks
+
+    for index in (0, 1):
+        kept, _ = sweep(ShardSpec(index, 2), streamed=False)
+        streamed, sinks = sweep(ShardSpec(index, 2), streamed=True)
+        first = 0 if index == 0 else 15
+        for old, new, sink in zip(kept, streamed, sinks, strict=True):
+            assert not old.streamed and new.streamed and sink.closed
+            assert new.key == old.key == sink.key and new.key.concurrency == 2  # the plan's step, this shard's cap
+            assert [r.seq for r in new.records] == [r.seq for r in old.records] == list(range(first, first + 15))
+            assert sorted(r.seq for r in sink.records) == list(range(first, first + 15))
+            assert [r.label for r in new.records] == [r.label for r in old.records]
+            assert summarize(new)["n_ok"] == summarize(old)["n_ok"] == 15
