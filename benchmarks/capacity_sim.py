@@ -254,9 +254,27 @@ def run_cell(
         "not_found_by_a_cap": int(capped),
         "median_probes": float(np.median(probes)),
     }
+    row.update(_repeatability(c))
     for label, rate in server.capacity_at:
         row[f"valid_above_{label}_bound"] = int((valid & (c > rate)).sum())
     return row
+
+
+def _repeatability(caps: np.ndarray) -> dict[str, object]:
+    """Issue 21's repeatability test on simulated searches: consecutive triples of searches
+    (as a user runs three), how many give three capacities within +-10 % of their median, and
+    the spread (p10-p90 over the median) of every capacity found -- on a server that never
+    changes, so any spread is the rule's own, not the server's."""
+    triples = [caps[i : i + 3] for i in range(0, len(caps) - 2, 3)]
+    found = [t for t in triples if np.isfinite(t).all()]
+    within = sum(1 for t in found if np.max(np.abs(t - np.median(t))) <= 0.10 * np.median(t))
+    finite = caps[np.isfinite(caps)]
+    spread = (
+        f"{np.percentile(finite, 10) / np.median(finite):.2f}-{np.percentile(finite, 90) / np.median(finite):.2f}"
+        if finite.size
+        else "-"
+    )
+    return {"triples": len(triples), "triples_within_10pct": within, "capacity_p10_p90_over_median": spread}
 
 
 def _cp_hi(k: int, n: int) -> float:
@@ -374,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
         "median_requests",
         "median_probes",
         "not_found_by_a_cap",
+        "triples",
+        "triples_within_10pct",
+        "capacity_p10_p90_over_median",
     ] + [c for c in frame.columns if c.startswith("valid_above")]
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))

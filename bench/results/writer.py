@@ -81,8 +81,12 @@ def write_json_atomic(path: Path, data: Mapping[str, Any], redactor: Redactor | 
     if redactor:
         text = json.dumps(redactor.redact_data(json.loads(text)), indent=2, sort_keys=False)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a full disk must not leave a truncated meta.json.tmp beside the run
+        raise
 
 
 def write_meta_file(directory: Path, meta: RunMeta, redactor: Redactor | None = None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import errno
 import io
+import json
 from pathlib import Path
 
 import numpy as np
@@ -90,3 +91,22 @@ def test_a_full_disk_stops_the_run_and_keeps_what_was_written(tmp_path, monkeypa
     kept = read_requests(run_dir / "requests.csv.gz")
     assert len(kept) >= 20 and kept["seq"].tolist()[:20] == list(range(20))  # the first step, whole
     assert a.steps >= 1  # its summary row was written before the disk filled
+
+
+def test_a_meta_json_that_cannot_be_written_leaves_the_old_one_and_no_temp_file(tmp_path, monkeypatch):
+    """The checkpoint's meta.json rewrite on a full disk: the previous meta.json stays, no meta.json.tmp."""
+    target = tmp_path / "meta.json"
+    writer_module.write_json_atomic(target, {"status": "running"})
+    real_write_text = Path.write_text
+
+    def full(self, text, *args, **kwargs):
+        real_write_text(self, text[: len(text) // 2], *args, **kwargs)  # a partial write, then the disk is full
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full)
+    with pytest.raises(OSError) as caught:
+        writer_module.write_json_atomic(target, {"status": "complete"})
+    monkeypatch.undo()
+    assert caught.value.errno == errno.ENOSPC
+    assert json.loads(target.read_text()) == {"status": "running"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["meta.json"]
