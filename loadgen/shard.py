@@ -51,6 +51,7 @@ import numpy as np
 
 from loadgen.modes import Mode
 from loadgen.records import StepKey
+from loadgen.stages import StagedSchedule
 
 __all__ = [
     "SHARDABLE_MODES",
@@ -89,6 +90,7 @@ class _PlanLike(Protocol):
     seed: int
     rate_rps: float
     arrival: str
+    stages: tuple[Any, ...]
 
     def steps(self, target: str) -> list[StepKey]: ...
 
@@ -220,11 +222,17 @@ def shard_seed(seed: int, trial: int, n_requests: int, spec: ShardSpec) -> list[
     return [int(seed), _SHARD_SCHEDULE_STREAM, int(trial), int(n_requests), spec.count, spec.index]
 
 
-def shard_offsets(plan: _PlanLike, spec: ShardSpec, n_requests: int, trial: int) -> np.ndarray:
+def shard_offsets(plan: _PlanLike, spec: ShardSpec, n_requests: int, trial: int) -> np.ndarray | StagedSchedule:
     """Intended send offsets (s from the step's start, ascending) of ``spec``'s share of a rate step.
 
-    See the module docstring for the construction; the window is ``T = N / rate``.
+    See the module docstring for the construction; the window is ``T = N / rate``.  A step
+    with stages gets its share of the staged schedule, lazily (:class:`StagedSchedule` with
+    ``share``): the same construction on the stages' cumulative intensity.
     """
+    if plan.stages:
+        return StagedSchedule(
+            plan.stages, plan.arrival, seed=shard_seed(plan.seed, trial, n_requests, spec), share=(spec.index, spec.count)
+        )
     share = split_evenly(n_requests, spec.count)[spec.index][1]
     rate = float(plan.rate_rps)
     if plan.arrival == "uniform":
@@ -251,7 +259,7 @@ class StepShare:
     key: StepKey
     sent: StepKey
     first: int
-    offsets: np.ndarray | None
+    offsets: np.ndarray | StagedSchedule | None
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -205,9 +205,19 @@ class StagedSchedule:
     same seed, and the chunk size never changes an offset.
     """
 
-    def __init__(self, stages: Sequence[Stage], arrival: Arrival = "poisson", seed: Any = 0) -> None:
+    def __init__(
+        self, stages: Sequence[Stage], arrival: Arrival = "poisson", seed: Any = 0, share: tuple[int, int] = (0, 1)
+    ) -> None:
+        """``share = (i, K)``: shard ``i`` of ``K``'s part of the step (:mod:`loadgen.shard`):
+        ``uniform``, every K-th slot from ``i`` (the union is the one-client schedule);
+        ``poisson``, its ``n_i`` of the ``N`` independent draws of density ``r(t) / L(T)``
+        from its own ``seed`` (the union of K such shares is distributed as the one-client
+        schedule: N independent draws of that density, in order)."""
         if arrival not in ARRIVALS:
             raise ValueError(f"arrival must be one of {', '.join(ARRIVALS)}, got {arrival!r}")
+        index, count = share
+        if not 0 <= index < count:
+            raise ValueError(f"a share is shard i of K with 0 <= i < K, got {index} of {count}")
         validate_stages(stages, "stages")
         self.stages = tuple(stages)
         self.arrival: Arrival = arrival
@@ -216,7 +226,9 @@ class StagedSchedule:
         self.duration_s = float(segments[:, 1].sum())
         areas = _areas(segments)
         self.total_intensity = float(areas.sum())  # L(T)
-        self.n = planned_count(self.stages)
+        self.n_total = planned_count(self.stages)
+        self.share = (index, count)
+        self.n = len(range(index, self.n_total, count))  # split_evenly's count for shard i of K
         keep = areas > 0  # a stage at rate 0 (or of no length) holds no request, only time
         self._start, self._length, self._a, self._b = (segments[keep, i] for i in range(4))
         ends = np.cumsum(areas[keep])
@@ -253,7 +265,7 @@ class StagedSchedule:
         for start in range(0, self.n, size):
             index = np.arange(start, min(start + size, self.n), dtype=np.float64)
             if rng is None:
-                fraction = index / self.n
+                fraction = (index * self.share[1] + self.share[0]) / self.n_total
             else:
                 # log(1 - U_(i)) = log(1 - U_(i-1)) - E_i / (N - i + 1), E_i ~ Exp(1), i = index + 1
                 steps = -rng.standard_exponential(index.size) / (self.n - index)

@@ -86,9 +86,6 @@ def _loadgen(config: BenchConfig, args: argparse.Namespace, console: Console) ->
         clients=args.clients,
         step_interval_s=args.step_interval,
     )
-    if request.uses_stages(config):
-        console.error("[sweep] stages are not supported by sharded load yet: give --duration (or remove the stages)")
-        return 2
     return write_loadgen_manifests(
         config,
         request,

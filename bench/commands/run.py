@@ -310,9 +310,6 @@ def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> in
     except ValueError as exc:
         console.error(str(exc))
         return 2
-    if (request.clients is not None or shard is not None) and request.uses_stages(config):
-        console.error("stages are not supported with --clients or --shard yet: run one client, or use --duration")
-        return 2
     if (request.clients is not None or shard is not None) and (
         request.samples.input_data is not None
         or any(config.targets[n].input_data for n in request.target_names(config) if n in config.targets)

@@ -97,12 +97,6 @@ class RunRequest:
             stages=self.stages,
         )
 
-    def uses_stages(self, config: BenchConfig) -> bool:
-        """Whether this run's rate steps follow stages (``--stages``, or bench.toml's without ``--duration``)."""
-        if self.stages is not None:
-            return True
-        return self.duration_s is None and bool(config.sweep.stages)
-
 
 def sweep_overrides(
     config: BenchConfig,

@@ -267,8 +267,6 @@ def test_bad_sweep_flags_exit_2_before_anything_starts(tmp_path: Path, capsys, m
     err = capsys.readouterr().err
     # 120,000 records x 64 B x 1.25 = 9.6 MB: refused before anything starts, the estimate in the message
     assert "would write 120,000 records, about 9.6 MB on disk" in err and "has 5.0 MB free" in err, err
-    assert main(["--config", str(config), "run", "x", "--stages", "1m:5", "--clients", "2"]) == 2
-    assert "stages are not supported with --clients or --shard yet" in capsys.readouterr().err
     assert not (tmp_path / "results").exists()
 
 

@@ -166,3 +166,50 @@ def test_rate_step_share_carries_the_schedule_and_split_connections() -> None:
     assert [s.sent.concurrency for s in shares] == [2, 2]
     assert [len(s.offsets) for s in shares] == [5, 4]
     assert all(s.offsets.max() < 9 / 30.0 for s in shares)
+
+
+STAGES = (
+    {"duration": "20s", "start_rate": 0, "rate": 200},
+    {"duration": "40s", "rate": 200},
+    {"duration": "10s", "rate": 0},
+)
+
+
+def test_uniform_shards_of_a_staged_step_interleave_into_the_one_client_schedule() -> None:
+    plan = _plan(modes=("rate",), stages=STAGES, arrival="uniform")
+    (key,) = plan.steps("t")
+    parts = [_offsets(shard_offsets(plan, ShardSpec(i, 3), key.n_requests, trial=1)) for i in range(3)]
+    assert [p.size for p in parts] == [n for _, n in split_evenly(key.n_requests, 3)]
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), plan.offsets(key.n_requests, trial=1))
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_poisson_shards_of_a_staged_step_superpose_into_its_rate_curve(count: int) -> None:
+    """Each shard draws its n_i of the N independent points of density r(t) / L(T): the union is
+    distributed as the one-client staged schedule (checked against the curve's CDF), lazily, reproducibly."""
+    plan = _plan(modes=("rate",), stages=STAGES, seed=4)
+    (key,) = plan.steps("t")
+    n = key.n_requests  # L(T) = 0.5*20*200 + 40*200 + 0.5*10*200 = 11,000
+    assert n == 11_000
+    schedules = [shard_offsets(plan, ShardSpec(i, count), n, trial=1) for i in range(count)]
+    parts = [_offsets(s) for s in schedules]
+    assert [p.size for p in parts] == [size for _, size in split_evenly(n, count)]
+    assert all(np.all(np.diff(p) >= 0) and p.min() >= 0 and p.max() <= 70 for p in parts)
+    np.testing.assert_array_equal(parts[0], _offsets(shard_offsets(plan, ShardSpec(0, count), n, trial=1)))
+    assert not np.array_equal(parts[0][:100], parts[1][:100])  # the shards draw independently
+
+    def curve_cdf(t: np.ndarray) -> np.ndarray:  # L(t) / L(T) of the three stages
+        up = 0.5 * 200 * np.minimum(t, 20) ** 2 / 20
+        hold = 200 * np.clip(t - 20, 0, 40)
+        down_t = np.clip(t - 60, 0, 10)
+        down = 200 * down_t - 0.5 * 200 * down_t**2 / 10
+        return (up + hold + down) / 11_000
+
+    union = np.concatenate(parts)
+    assert stats.kstest(union, curve_cdf).pvalue > 0.01
+    for part in parts:
+        assert stats.kstest(part, curve_cdf).pvalue > 0.01
+
+
+def _offsets(schedule) -> np.ndarray:
+    return np.concatenate(list(schedule.chunks(997))) if hasattr(schedule, "chunks") else np.asarray(schedule)
