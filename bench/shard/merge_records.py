@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from bench.results import RunWriter
+from bench.results.chunks import ReadError
 from bench.shard.merge_checks import MergeError, ShardInput
 from bench.shard.step_frames import StepFrames
 from loadgen.record_columns import ColumnBuilder, RecordColumns
@@ -137,6 +138,36 @@ def _numbers(frame: pd.DataFrame, where: str) -> dict[str, np.ndarray]:
     return arrays
 
 
+def _add_chunk(
+    part: ShardPart,
+    key: StepKey,
+    frame: pd.DataFrame,
+    first: int,
+    seen: np.ndarray,
+    shift: float,
+    builder: ColumnBuilder,
+    writer: RunWriter,
+) -> bool:
+    """One chunk of ``part``'s records: marked in ``seen``, shifted, written and added; False (and
+    nothing written) when a ``seq`` is outside the shard's share."""
+    arrays = _numbers(frame, f"{part.shard.name}, {_label(key)}")
+    offset = arrays["seq"] - first
+    if np.any((offset < 0) | (offset >= seen.size)):
+        return False
+    seen[offset] = True
+    if shift != 0.0:
+        for name in _SHIFTED:
+            arrays[name] = arrays[name] + shift
+    errors, error_table = pd.factorize(frame["error"])
+    details, detail_table = pd.factorize(frame["error_detail"])
+    builder.add_columns({**arrays, "error_code": errors, "detail_code": details}, list(error_table), list(detail_table))
+    cells: dict[str, Any] = {name: arrays.get(name) for name in RECORD_COLUMNS}
+    cells.update(error=frame["error"].to_numpy(), error_detail=frame["error_detail"].to_numpy())
+    cells[SHARD_COLUMN] = np.full(len(frame), part.shard.index, dtype=np.int64)
+    writer.append_request_columns(key, cells)
+    return True
+
+
 def _stream_share(
     part: ShardPart, key: StepKey, stream: StepFrames, shift: float, builder: ColumnBuilder, writer: RunWriter
 ) -> int:
@@ -150,28 +181,13 @@ def _stream_share(
     seen = np.zeros(size, dtype=bool)
     found = 0
     exact = True
-    for frame in stream.take(lambda k: _same_step(k, key)):
-        found += len(frame)
-        if not exact:
-            continue  # counted for the message, no longer written
-        arrays = _numbers(frame, f"{shard.name}, {_label(key)}")
-        offset = arrays["seq"] - first
-        if np.any((offset < 0) | (offset >= size)):
-            exact = False
-            continue
-        seen[offset] = True
-        if shift != 0.0:
-            for name in _SHIFTED:
-                arrays[name] = arrays[name] + shift
-        errors, error_table = pd.factorize(frame["error"])
-        details, detail_table = pd.factorize(frame["error_detail"])
-        builder.add_columns(
-            {**arrays, "error_code": errors, "detail_code": details}, list(error_table), list(detail_table)
-        )
-        cells: dict[str, Any] = {name: arrays.get(name) for name in RECORD_COLUMNS}
-        cells.update(error=frame["error"].to_numpy(), error_detail=frame["error_detail"].to_numpy())
-        cells[SHARD_COLUMN] = np.full(len(frame), shard.index, dtype=np.int64)
-        writer.append_request_columns(key, cells)
+    try:
+        for frame in stream.take(lambda k: _same_step(k, key)):
+            found += len(frame)
+            if exact:
+                exact = _add_chunk(part, key, frame, first, seen, shift, builder, writer)
+    except ReadError as exc:
+        raise MergeError(f"{shard.name}: {exc}") from None
     if not (exact and found == size and seen.all()):  # size distinct seqs seen and no more rows: each once
         raise MergeError(
             f"{shard.name} has {found} records for {_label(key)}, not its share (requests {first} to "

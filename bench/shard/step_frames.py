@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bench.results.chunks import CHUNK_BYTES as _DEFAULT_CHUNK_BYTES
-from bench.results.chunks import iter_request_frames
+from bench.results.chunks import ReadError, iter_request_frames
 from loadgen.records import RECORD_COLUMNS, StepKey
 
 __all__ = ["CHUNK_BYTES", "KEY_COLUMNS", "StepFrames"]
@@ -36,24 +36,28 @@ def _leading_run(frame: pd.DataFrame) -> int:
     return len(frame) if same.all() else int(np.argmin(same))
 
 
-def _key_of(frame: pd.DataFrame) -> StepKey:
-    """The step key of ``frame``'s first row."""
+def _key_of(frame: pd.DataFrame, path: Path) -> StepKey:
+    """The step key of ``frame``'s first row; ReadError naming ``path`` when it is not one."""
     row = frame.iloc[0]
-    return StepKey(
-        target=str(row["target"]),
-        mode=str(row["mode"]),
-        n_requests=int(row["n_requests"]),
-        concurrency=int(row["concurrency"]),
-        rate=float(row["rate"]),
-        trial=int(row["trial"]),
-    )
+    try:
+        return StepKey(
+            target=str(row["target"]),
+            mode=str(row["mode"]),
+            n_requests=int(row["n_requests"]),
+            concurrency=int(row["concurrency"]),
+            rate=float(row["rate"]),
+            trial=int(row["trial"]),
+        )
+    except (TypeError, ValueError) as exc:
+        raise ReadError(f"{path}: a request row's step key is unreadable ({exc}): {dict(row)}") from None
 
 
 class StepFrames:
     """A shard's request rows step by step (file order), each step as a stream of chunks."""
 
     def __init__(self, path: Path) -> None:
-        self._frames = iter_request_frames(Path(path), columns=[*KEY_COLUMNS, *RECORD_COLUMNS], chunk_bytes=CHUNK_BYTES)
+        self.path = Path(path)
+        self._frames = iter_request_frames(self.path, columns=[*KEY_COLUMNS, *RECORD_COLUMNS], chunk_bytes=CHUNK_BYTES)
         self._pending: pd.DataFrame | None = None  # rows read and not yet handed over
 
     def _head(self) -> pd.DataFrame | None:
@@ -69,15 +73,15 @@ class StepFrames:
         of 0 requests, or a step the shard lacks: the caller's count check tells which).
 
         A step is the run of consecutive rows with one key; the generator must be consumed
-        before the next call.
+        before the next call. ReadError (naming the file) for rows that cannot be read.
         """
         head = self._head()
         if head is None:
             return
-        key = _key_of(head)
+        key = _key_of(head, self.path)
         if not same_step(key):
             return
-        while head is not None and _key_of(head) == key:
+        while head is not None and _key_of(head, self.path) == key:
             end = _leading_run(head)
             self._pending = head.iloc[end:]
             yield head.iloc[:end]
