@@ -27,7 +27,7 @@ from ground.runmeta import RunStatus
 from loadgen.barrier import StartSchedule
 from loadgen.record_columns import ColumnBuilder
 from loadgen.records import StepKey, StepResult
-from loadgen.shard import ShardSpec, step_share
+from loadgen.shard import ShardSpec, StepShare, step_share
 from loadgen.stats import SUMMARY_COLUMNS, summarize
 from loadgen.sweep import SweepPlan
 
@@ -41,11 +41,12 @@ ERRORS = (("timeout", 'no complete response within 30 s, "read" pending'), ("ref
 
 
 def _chunks(
-    share_first: int, n: int, key: StepKey, rng: np.random.Generator, chunk: int, completion_order: bool
+    share: StepShare, rng: np.random.Generator, chunk: int, completion_order: bool
 ) -> Iterator[dict[str, np.ndarray]]:
-    """Seeded record columns of one shard's share (``seq`` from ``share_first``), ``chunk`` rows at a time."""
-    window = key.n_requests / key.rate if key.mode == "rate" and key.rate > 0 else 0.0
-    intended_all = np.sort(rng.uniform(0.0, window, n)) if window else np.zeros(n)
+    """Seeded record columns of one shard's share (``seq`` from its first), ``chunk`` rows at a time;
+    a rate step's intended send times are the shard's own schedule (:func:`loadgen.shard.shard_offsets`)."""
+    share_first, n = share.first, share.sent.n_requests
+    intended_all = np.asarray(share.offsets, dtype=np.float64) if share.offsets is not None else np.zeros(n)
     for start in range(0, n, chunk):
         size = min(chunk, n - start)
         intended = intended_all[start : start + size]
@@ -69,7 +70,6 @@ def _chunks(
             "label": labels,
             "predicted": np.where(failed, -1, np.where(rng.random(size) < 0.02, (labels + 1) % 10, labels)),
             "sample": (share_first + start + np.arange(size)) % 1000,
-            "agree": np.where(failed, -1, 1),
         }
         columns["agree"] = np.where(failed, -1, (columns["predicted"] == labels).astype(np.int64))
         if completion_order:
@@ -112,7 +112,7 @@ def write_synthetic_shards(
             shard_key = StepKey(key.target, key.mode, key.n_requests, share.sent.concurrency, key.rate, key.trial)
             builder = ColumnBuilder()
             ends = []
-            for columns in _chunks(share.first, share.sent.n_requests, key, rng, chunk, completion_order):
+            for columns in _chunks(share, rng, chunk, completion_order):
                 writer.append_request_columns(shard_key, columns)
                 _add(builder, columns)
                 ends.append(float(np.max(columns["intended_s"] + columns["latency_s"])))
