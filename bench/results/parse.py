@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -46,7 +46,6 @@ __all__ = [
     "REQUEST_KEY_COLUMNS",
     "REQUIRED_SUMMARY_COLUMNS",
     "ReadError",
-    "iter_step_records",
     "StepSummary",
     "SummaryFile",
     "ok_latencies",
@@ -155,26 +154,6 @@ def request_records(frame: pd.DataFrame | None) -> dict[StepKey, tuple[RequestRe
             )
         )
     return {key: tuple(records) for key, records in grouped.items()}
-
-
-def iter_step_records(path: Path) -> Iterator[tuple[StepKey, tuple[RequestRecord, ...]]]:
-    """The requests of ``path`` step by step, in file order: each run of consecutive rows of one
-    step as its RequestRecords, read in bounded chunks (:func:`iter_request_frames`).
-
-    Memory: one step's records at a time (a step's rows are written together), not the run's.
-    """
-    pending_key: StepKey | None = None
-    pending: list[RequestRecord] = []
-    for frame in iter_request_frames(Path(path)):
-        for key, records in request_records(frame).items():
-            if key == pending_key:
-                pending.extend(records)
-                continue
-            if pending_key is not None:
-                yield pending_key, tuple(pending)
-            pending_key, pending = key, list(records)
-    if pending_key is not None:
-        yield pending_key, tuple(pending)
 
 
 def step_results(steps: Sequence[StepSummary], frame: pd.DataFrame | None) -> list[StepResult]:

@@ -26,9 +26,11 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
+
+import numpy as np
 
 from bench.results.header import scrub
 from bench.results.layout import (
@@ -102,7 +104,7 @@ class RunWriter:
 
     ``redactor`` is applied to every text cell and to meta.json before they are written.
     ``extra_request_columns`` follow the record columns in requests.csv.gz (``bench merge``
-    adds ``shard``); their cells come with each :meth:`append_requests`.  ``expected``: run
+    adds ``shard``); their cells come with each :meth:`append_request_columns`.  ``expected``: run
     markers the folder may already hold (``bench merge`` writes beside :data:`SHARDS_DIR`).
     """
 
@@ -154,21 +156,46 @@ class RunWriter:
             raise ResultsWriteError(self.summary_path, exc) from exc
         self.rows_written += 1
 
-    def append_requests(
-        self, key: StepKey, records: Iterable[Any], extra_cells: Sequence[Sequence[Any]] | None = None
-    ) -> None:
+    def append_requests(self, key: StepKey, records: Iterable[Any]) -> None:
         """All records of one step appended to requests.csv.gz as complete gzip members.
 
         A member holds at most :data:`ROWS_PER_MEMBER` records, so the text being compressed
         stays bounded however long the step (``records`` may be a generator); a step of up to
-        that many records is one member. ``extra_cells[i]`` holds record ``i``'s values of
-        the extra request columns.
+        that many records is one member. A file with extra request columns is written by
+        :meth:`append_request_columns` instead.
         """
-        if (extra_cells is None) != (self._extra_columns == 0):
+        if self._extra_columns:
             raise ResultsError(
-                f"requests.csv.gz has {self._extra_columns} extra column(s); give their cells "
-                "with every step, and only then"
+                f"requests.csv.gz has {self._extra_columns} extra column(s): append with append_request_columns"
             )
+        self._write_members(key, ([self._text(getattr(record, c)) for c in RECORD_COLUMNS] for record in records))
+
+    def append_request_columns(self, key: StepKey, columns: Mapping[str, Sequence[Any] | np.ndarray]) -> None:
+        """Records of step ``key`` given as columns -- one per name of :data:`RECORD_COLUMNS` and
+        per extra request column, all of one length (lists or numpy arrays) -- appended like
+        :meth:`append_requests` (the same text: numbers as Python writes them, NaN empty, text
+        redacted), without a record object per row. Call it once per chunk of a long step:
+        the rows of one call are what this method holds as Python values.
+        """
+        names = self.request_columns[len(REQUEST_KEY_COLUMNS) :]
+        missing = [name for name in names if name not in columns]
+        if missing:
+            raise ResultsError(f"request columns missing: {missing}")
+        lengths = {len(columns[name]) for name in names}
+        if len(lengths) > 1:
+            raise ResultsError(f"request columns of different lengths: {sorted(lengths)}")
+        total = lengths.pop() if lengths else 0
+
+        def rows() -> Iterator[tuple[Any, ...]]:  # Python values for one member's rows at a time
+            for start in range(0, total, ROWS_PER_MEMBER):
+                cells = [_column_cells(columns[name][start : start + ROWS_PER_MEMBER], self._text) for name in names]
+                yield from zip(*cells, strict=True)
+
+        self._write_members(key, rows())
+
+    def _write_members(self, key: StepKey, rows: Iterable[Sequence[Any]]) -> None:
+        """``rows`` (the cells after the key, ready to write) appended as gzip members of at most
+        ROWS_PER_MEMBER rows."""
         prefix = [self.run_id, key.target, key.mode, key.n_requests, key.concurrency, key.rate, key.trial]
         count = 0
         with self.requests_path.open("ab") as handle:
@@ -177,9 +204,8 @@ class RunWriter:
             if not self._requests_header_written:
                 writer.writerow(self.request_columns)
             in_member = 0
-            for i, record in enumerate(records):
-                extra = [self._text(v) for v in extra_cells[i]] if extra_cells is not None else []
-                writer.writerow(prefix + [self._text(getattr(record, c)) for c in RECORD_COLUMNS] + extra)
+            for row in rows:
+                writer.writerow(prefix + list(row))
                 count += 1
                 in_member += 1
                 if in_member == ROWS_PER_MEMBER:
@@ -295,6 +321,26 @@ class StepSink:
         """Write the rest (the step ended); nothing after a failure."""
         if self.failed is None and self.buffered:
             self.flush()
+
+
+def _column_cells(values: Sequence[Any] | np.ndarray, text: Callable[[Any], Any]) -> list[Any]:
+    """One column's cells as :meth:`RunWriter.append_requests` writes them: numbers as Python
+    numbers (NaN empty), every other value through ``text`` (once per distinct value)."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iub":
+        return values.tolist()
+    if isinstance(values, np.ndarray) and values.dtype.kind == "f":
+        cells = values.tolist()
+        return [c if c == c else "" for c in cells] if np.isnan(values).any() else cells
+    seen: dict[Any, Any] = {}
+    out = []
+    for value in values.tolist() if isinstance(values, np.ndarray) else values:
+        try:
+            out.append(seen[value])
+        except KeyError:
+            out.append(seen.setdefault(value, text(value)))
+        except TypeError:  # unhashable: no cache
+            out.append(text(value))
+    return out
 
 
 def _cell(value: Any) -> Any:

@@ -1,10 +1,27 @@
-"""One step of a sharded run, put back together from the shards' raw records. Pure.
+"""One step of a sharded run, put back together from the shards' raw records, chunk by chunk.
 
 Why from the raw records: statistics of a union are not statistics of statistics -- the
-p99 of two shards is not the mean of their p99s.  So each merged step is a plain
-:class:`~loadgen.records.StepResult` holding every shard's records, and the summary row is
-computed from it by :func:`loadgen.stats.summarize`, the same function a one-client run
-uses: the merged percentiles *are* the percentiles of the union (tested for equality).
+p99 of two shards is not the mean of their p99s.  So every shard's records of the step are
+fed, as numpy columns, to one :class:`~loadgen.record_columns.ColumnBuilder`, and the
+summary row is :func:`loadgen.stats.summarize` of what it holds, the same function a
+one-client run uses: the merged percentiles *are* the percentiles of the union (tested
+for equality).
+
+Memory: the records are never Python objects.  Each shard's rows of the step are read in
+bounded chunks (:class:`bench.shard.step_frames.StepFrames`); each chunk is checked, put
+on the common time line, appended to the merged requests.csv.gz (with the ``shard``
+column: shard 0's rows, then shard 1's, ..., each in its own file order) and added to the
+builder, then dropped.  The builder holds every row up to
+:data:`loadgen.record_columns.EXACT_RECORDS` (1 M, ~81 MB); a longer merged step keeps a
+one-in-``stride`` systematic sample (by ``seq``) plus an exact tally, like a one-client
+streamed step, and its row is flagged ``histogram`` (percentiles from a 0.1 % log
+histogram, counts exact).  Its peak in flight -- used only to tell ``connection_cap`` --
+is the sample's peak times the stride (an estimate: overlaps of the union cannot be
+counted without every record; a one-client step counts it live).
+
+Checks, per shard and step: one summary row (else refused, naming the shard and step),
+and records that are exactly its share (:func:`loadgen.shard.split_evenly`: requests
+``first .. first + size - 1``, each once -- kept as a bool array of ``size``).
 
 Times.  A record's ``intended_s``/``sent_s`` are seconds from its own shard's start of the
 step (each shard has its own monotonic clock).  To put the shards on one time line, each
@@ -18,43 +35,44 @@ latest start minus the earliest.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from loadgen.records import RequestRecord, StepKey, StepResult
+from bench.results import RunWriter
+from bench.results.chunks import ReadError
+from bench.shard.merge_checks import MergeError, ShardInput
+from bench.shard.step_frames import StepFrames
+from loadgen.record_columns import ColumnBuilder, RecordColumns
+from loadgen.records import RECORD_COLUMNS, StepKey, StepResult
+from loadgen.shard import split_evenly
+from loadgen.stats import format_flags, summarize
 
-__all__ = ["MergedFacts", "MergedStep", "ShardStep", "merge_step"]
+__all__ = ["SHARD_COLUMN", "MergedFacts", "ShardPart", "merge_step", "shard_part"]
+
+SHARD_COLUMN = "shard"
+_FLOATS = ("intended_s", "sent_s", "latency_s", "service_s")
+_SHIFTED = ("intended_s", "sent_s")
+_INTS = ("seq", "status", "bytes_out", "bytes_in", "label", "predicted", "sample", "agree")
 
 
 @dataclass(frozen=True)
-class ShardStep:
-    """One shard's part of one step: its records (own times) and when it started."""
+class ShardPart:
+    """One shard's part of one step as its summary row and meta.json record it."""
 
-    index: int
-    records: tuple[RequestRecord, ...]
+    shard: ShardInput
     started_at: float  # Unix seconds at the shard's zero of the step
     total_s: float  # the shard's own first intended send to last answer
     facts: dict[str, Any]  # per-shard figures to keep beside the merged step (offered, achieved, lateness)
 
 
 @dataclass(frozen=True)
-class MergedStep:
-    """The merged step: the union StepResult, which record came from which shard, and the start skew."""
-
-    result: StepResult
-    shard_of_record: tuple[int, ...]  # parallel to result.records
-    start_skew_s: float
-    shards: tuple[dict[str, Any], ...]
-
-
-@dataclass(frozen=True)
 class MergedFacts:
     """What the merge keeps of a merged step once it is written: no records, so a merge holds
-    one step's records at a time, however long the run."""
+    one step's columns (at most EXACT_RECORDS rows) at a time, however long the run."""
 
     key: StepKey
     requests: int  # records in the union
@@ -63,54 +81,167 @@ class MergedFacts:
     shards: tuple[dict[str, Any], ...]
 
 
-def _shifted(record: RequestRecord, shift: float) -> RequestRecord:
-    """``record`` on the common time line: its intended and actual send times moved by ``shift``."""
-    if shift == 0.0:
-        return record
-    return dataclasses.replace(record, intended_s=record.intended_s + shift, sent_s=record.sent_s + shift)
+def _label(key: StepKey) -> str:
+    return f"step {key.mode} N={key.n_requests} trial {key.trial}"
 
 
-def merge_step(key: StepKey, parts: Sequence[ShardStep]) -> MergedStep:
-    """The union of ``parts`` as one step of ``key`` (the plan's step: whole N, C and rate).
+def _same_step(found: StepKey, key: StepKey) -> bool:
+    """Whether ``found`` (a shard's) is the plan's step ``key``: a shard records its own share's
+    concurrency, which is not compared."""
+    return (found.target, found.mode, found.n_requests, found.trial, float(found.rate)) == (
+        key.target,
+        key.mode,
+        key.n_requests,
+        key.trial,
+        float(key.rate),
+    )
 
-    Records are ordered by ``seq`` (the shards number their records within the whole step,
-    so the numbers are unique); see the module docstring for the time line.
+
+def shard_part(shard: ShardInput, key: StepKey) -> ShardPart:
+    """``shard``'s summary row of the plan's step ``key`` (exactly one, else MergeError) and its figures."""
+    summaries = [s for s in shard.run.steps if _same_step(s.key, key)]
+    if len(summaries) != 1:
+        raise MergeError(
+            f"{shard.name} has {len(summaries)} summary rows for {_label(key)} (expected 1): an incomplete "
+            "or edited shard run"
+        )
+    row = summaries[0]
+    lateness = next(
+        (
+            s.get("late_s")
+            for s in (shard.run.meta.details["shard"].get("steps") or [])
+            if s.get("mode") == key.mode and s.get("n_requests") == key.n_requests and s.get("trial") == key.trial
+        ),
+        None,
+    )
+    facts = {
+        "concurrency": row.key.concurrency,
+        "offered_rps": row.offered_rps,
+        "achieved_rps": row.achieved_rps,
+        "late_s": lateness,
+        "flags": format_flags(row.flags),
+    }
+    return ShardPart(
+        shard=shard, started_at=float(row.started_at or 0.0), total_s=float(row.total_s or 0.0), facts=facts
+    )
+
+
+def _numbers(frame: pd.DataFrame, where: str) -> dict[str, np.ndarray]:
+    """The numeric record columns of ``frame`` as arrays; MergeError naming the column when one is not numbers."""
+    arrays: dict[str, np.ndarray] = {}
+    for names, dtype in ((_FLOATS, np.float64), (_INTS, np.int64)):
+        for name in names:
+            try:
+                arrays[name] = frame[name].astype(dtype).to_numpy()
+            except (TypeError, ValueError) as exc:
+                raise MergeError(f"{where}: requests.csv.gz column {name!r} is not all numbers ({exc})") from None
+    return arrays
+
+
+def _add_chunk(
+    part: ShardPart,
+    key: StepKey,
+    frame: pd.DataFrame,
+    first: int,
+    seen: np.ndarray,
+    shift: float,
+    builder: ColumnBuilder,
+    writer: RunWriter,
+) -> bool:
+    """One chunk of ``part``'s records: marked in ``seen``, shifted, written and added; False (and
+    nothing written) when a ``seq`` is outside the shard's share."""
+    arrays = _numbers(frame, f"{part.shard.name}, {_label(key)}")
+    offset = arrays["seq"] - first
+    if np.any((offset < 0) | (offset >= seen.size)):
+        return False
+    seen[offset] = True
+    if shift != 0.0:
+        for name in _SHIFTED:
+            arrays[name] = arrays[name] + shift
+    errors, error_table = pd.factorize(frame["error"])
+    details, detail_table = pd.factorize(frame["error_detail"])
+    builder.add_columns({**arrays, "error_code": errors, "detail_code": details}, list(error_table), list(detail_table))
+    cells: dict[str, Any] = {name: arrays.get(name) for name in RECORD_COLUMNS}
+    cells.update(error=frame["error"].to_numpy(), error_detail=frame["error_detail"].to_numpy())
+    cells[SHARD_COLUMN] = np.full(len(frame), part.shard.index, dtype=np.int64)
+    writer.append_request_columns(key, cells)
+    return True
+
+
+def _stream_share(
+    part: ShardPart, key: StepKey, stream: StepFrames, shift: float, builder: ColumnBuilder, writer: RunWriter
+) -> int:
+    """Check, shift, write and add ``part``'s records of step ``key`` chunk by chunk; their count.
+
+    MergeError when they are not exactly the shard's share (the message names the shard,
+    the step and the count found).
+    """
+    shard = part.shard
+    first, size = split_evenly(key.n_requests, shard.count)[shard.index]
+    seen = np.zeros(size, dtype=bool)
+    found = 0
+    exact = True
+    try:
+        for frame in stream.take(lambda k: _same_step(k, key)):
+            found += len(frame)
+            if exact:
+                exact = _add_chunk(part, key, frame, first, seen, shift, builder, writer)
+    except ReadError as exc:
+        raise MergeError(f"{shard.name}: {exc}") from None
+    if not (exact and found == size and seen.all()):  # size distinct seqs seen and no more rows: each once
+        raise MergeError(
+            f"{shard.name} has {found} records for {_label(key)}, not its share (requests {first} to "
+            f"{first + size - 1} of {key.n_requests})"
+        )
+    return found
+
+
+def _sampled_peak(columns: RecordColumns, total_s: float) -> int:
+    """A thinned step's peak in flight estimated from its sample: the most sampled requests in
+    flight at once (sent to done, :func:`loadgen.saturation.analyze_open_loop`'s rule) x stride."""
+    intended, sent, latency = (columns.column(n) for n in ("intended_s", "sent_s", "latency_s"))
+    was_sent = ~np.isnan(sent)
+    if not was_sent.any():
+        return 0
+    starts = np.sort(sent[was_sent])
+    ends = np.sort(np.where(np.isnan(latency), total_s, intended + latency)[was_sent])
+    finished = np.searchsorted(ends, starts, side="right")
+    return int(np.max(np.arange(1, starts.size + 1) - finished)) * columns.stride
+
+
+def merge_step(
+    key: StepKey, parts: Sequence[ShardPart], streams: Sequence[StepFrames], writer: RunWriter
+) -> MergedFacts:
+    """The union of ``parts`` as the plan's step ``key`` (whole N, C and rate): every record written
+    to ``writer`` with its shard, the summary row appended; what is kept of it returned.
+
+    ``streams[i]`` reads ``parts[i]``'s shard's records; see the module docstring for the
+    time line, the checks and the memory.
     """
     if not parts:
         raise ValueError(f"no shard has step {key}")
     earliest = min(p.started_at for p in parts)
     latest = max(p.started_at for p in parts)
-    tagged: list[tuple[int, int, RequestRecord]] = []
-    ends = []
-    for part in parts:
-        shift = part.started_at - earliest
-        ends.append(shift + part.total_s)
-        tagged += [(r.seq, part.index, _shifted(r, shift)) for r in part.records]
-    tagged.sort(key=lambda item: (item[0], item[1]))
-    seqs = [seq for seq, _, _ in tagged]
-    if len(set(seqs)) != len(seqs):
-        duplicates = sorted({s for s in seqs if seqs.count(s) > 1})[:5]
-        raise ValueError(
-            f"step {key.mode} N={key.n_requests} trial {key.trial}: request numbers {duplicates} "
-            "come from more than one shard (were these shards of one plan?)"
-        )
-    result = StepResult(
-        key=key, records=tuple(r for _, _, r in tagged), total_s=float(np.max(ends)), started_at=earliest
-    )
-    shard_facts = tuple(
+    builder = ColumnBuilder()
+    counts = [
+        _stream_share(part, key, stream, part.started_at - earliest, builder, writer)
+        for part, stream in zip(parts, streams, strict=True)
+    ]
+    total_s = float(np.max([p.started_at - earliest + p.total_s for p in parts]))
+    columns = builder.finish()
+    if columns.tally is not None:
+        columns.tally.peak_in_flight = _sampled_peak(columns, total_s)
+    row = summarize(StepResult(key=key, records=columns, total_s=total_s, started_at=earliest))
+    writer.append_summary(row)
+    shards = tuple(
         {
-            "index": p.index,
-            "n": len(p.records),
+            "index": p.shard.index,
+            "n": n,
             "started_at": p.started_at,
             "start_offset_s": p.started_at - earliest,
             "total_s": p.total_s,
             **p.facts,
         }
-        for p in sorted(parts, key=lambda p: p.index)
+        for p, n in sorted(zip(parts, counts, strict=True), key=lambda pn: pn[0].shard.index)
     )
-    return MergedStep(
-        result=result,
-        shard_of_record=tuple(i for _, i, _ in tagged),
-        start_skew_s=latest - earliest,
-        shards=shard_facts,
-    )
+    return MergedFacts(key, sum(counts), row, latest - earliest, shards)
