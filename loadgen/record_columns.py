@@ -85,7 +85,7 @@ class StepTally:
         self.bytes_out = 0
         self.bytes_in = 0
         self.send_lag_max = -np.inf
-        self.peak_in_flight = 0
+        self.peak_in_flight: int | None = None  # None: not counted live (a merged or partial step)
 
     def add(self, chunk: dict[str, np.ndarray], errors: Sequence[str]) -> None:
         """Fold one chunk of columns (``error_code`` indexing ``errors``) into the aggregates."""
@@ -282,11 +282,13 @@ class ColumnBuilder:
             code = table[text] = len(table)
         return code
 
-    def finish(self, peak_in_flight: int = 0) -> RecordColumns:
+    def finish(self, peak_in_flight: int | None = None) -> RecordColumns:
         """The columns of every record added (or the sample, when thinned), sorted by ``seq``.
 
         ``peak_in_flight``: the most requests in flight at once, counted live by the step
-        (kept in the tally; a thinned sample cannot count overlaps).
+        (kept in the tally; a thinned sample cannot count overlaps). None when nobody
+        counted it (a merge, a killed step's partial row): the saturation verdict then
+        estimates it from the sample (:func:`loadgen.saturation.analyze_open_loop`).
         """
         # One column at a time, its chunks dropped as it is joined and sorted: the peak is the
         # columns plus one column and the sort order, not two or three copies of everything.

@@ -197,8 +197,10 @@ def analyze_open_loop(step: StepResult) -> OpenLoopVerdict | None:
 
     A thinned step (:class:`~loadgen.record_columns.RecordColumns` with ``stride`` k > 1)
     is judged on its one-in-k systematic sample -- quarter medians over hundreds of
-    thousands of requests -- with rates scaled by k, its largest send lag and its peak in
-    flight taken from the exact tally.
+    thousands of requests -- with rates scaled by k, its largest send lag from the exact
+    tally and its peak in flight as the step counted it live (a merged or partial step,
+    which nobody counted live: the sample's peak x k, an estimate that only decides
+    ``connection_cap``).
     """
     if step.key.mode != "rate":
         return None
@@ -236,10 +238,10 @@ def analyze_open_loop(step: StepResult) -> OpenLoopVerdict | None:
         achieved = 0.0
 
     done = np.where(np.isnan(latency), step.total_s, intended + latency)
-    if cols.tally is not None:
-        peak = cols.tally.peak_in_flight
-    else:
-        peak = _peak_in_flight(sent[was_sent], done[was_sent])
+    if cols.tally is not None and cols.tally.peak_in_flight is not None:
+        peak = cols.tally.peak_in_flight  # counted live by the step
+    else:  # every record, or a thinned sample nobody counted live: its peak x stride, an estimate
+        peak = _peak_in_flight(sent[was_sent], done[was_sent]) * cols.stride
     details: list[str] = []
     saturated = False
     if not math.isnan(tolerance):

@@ -231,7 +231,10 @@ def shard_offsets(plan: _PlanLike, spec: ShardSpec, n_requests: int, trial: int)
     """
     if plan.stages:
         return StagedSchedule(
-            plan.stages, plan.arrival, seed=shard_seed(plan.seed, trial, n_requests, spec), share=(spec.index, spec.count)
+            plan.stages,
+            plan.arrival,
+            seed=shard_seed(plan.seed, trial, n_requests, spec),
+            share=(spec.index, spec.count),
         )
     share = split_evenly(n_requests, spec.count)[spec.index][1]
     rate = float(plan.rate_rps)

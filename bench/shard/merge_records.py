@@ -16,7 +16,7 @@ builder, then dropped.  The builder holds every row up to
 one-in-``stride`` systematic sample (by ``seq``) plus an exact tally, like a one-client
 streamed step, and its row is flagged ``histogram`` (percentiles from a 0.1 % log
 histogram, counts exact).  Its peak in flight -- used only to tell ``connection_cap`` --
-is the sample's peak times the stride (an estimate: overlaps of the union cannot be
+is the sample's peak times the stride, estimated by the saturation verdict (overlaps of the union cannot be
 counted without every record; a one-client step counts it live).
 
 Checks, per shard and step: one summary row (else refused, naming the shard and step),
@@ -46,7 +46,7 @@ from bench.results import RunWriter
 from bench.results.chunks import ReadError
 from bench.shard.merge_checks import MergeError, ShardInput
 from bench.shard.step_frames import StepFrames
-from loadgen.record_columns import ColumnBuilder, RecordColumns
+from loadgen.record_columns import ColumnBuilder
 from loadgen.records import RECORD_COLUMNS, StepKey, StepResult
 from loadgen.shard import split_evenly
 from loadgen.stats import format_flags, summarize
@@ -196,19 +196,6 @@ def _stream_share(
     return found
 
 
-def _sampled_peak(columns: RecordColumns, total_s: float) -> int:
-    """A thinned step's peak in flight estimated from its sample: the most sampled requests in
-    flight at once (sent to done, :func:`loadgen.saturation.analyze_open_loop`'s rule) x stride."""
-    intended, sent, latency = (columns.column(n) for n in ("intended_s", "sent_s", "latency_s"))
-    was_sent = ~np.isnan(sent)
-    if not was_sent.any():
-        return 0
-    starts = np.sort(sent[was_sent])
-    ends = np.sort(np.where(np.isnan(latency), total_s, intended + latency)[was_sent])
-    finished = np.searchsorted(ends, starts, side="right")
-    return int(np.max(np.arange(1, starts.size + 1) - finished)) * columns.stride
-
-
 def merge_step(
     key: StepKey, parts: Sequence[ShardPart], streams: Sequence[StepFrames], writer: RunWriter
 ) -> MergedFacts:
@@ -228,9 +215,7 @@ def merge_step(
         for part, stream in zip(parts, streams, strict=True)
     ]
     total_s = float(np.max([p.started_at - earliest + p.total_s for p in parts]))
-    columns = builder.finish()
-    if columns.tally is not None:
-        columns.tally.peak_in_flight = _sampled_peak(columns, total_s)
+    columns = builder.finish()  # no live peak in flight: the saturation verdict estimates it from the sample
     row = summarize(StepResult(key=key, records=columns, total_s=total_s, started_at=earliest))
     writer.append_summary(row)
     shards = tuple(
