@@ -163,7 +163,7 @@ def fig_timeline(tl: TargetTimeline, color: Any = None, slo: tuple[float, float]
         lat_ax.text(
             0.01,
             0.97,
-            "; ".join(notes),
+            "\n".join(notes),  # one per line: one long line ran under the legend
             transform=lat_ax.transAxes,
             fontsize=7,
             va="top",
