@@ -63,6 +63,7 @@ from ground.cpus import available_cpus, listed_cpus
 from loadgen.barrier import StartSchedule, StepGate, release_ready_steps
 from loadgen.engines import ENGINE_NAMES
 from loadgen.shard import ShardSpec
+from loadgen.stages import format_stages
 from loadgen.sweep import SweepPlan
 from targets.process import proc_table, spawn
 from targets.registry import build_targets
@@ -171,9 +172,12 @@ def shard_argv(
         "duration_s": "--duration",
         "concurrency": "--concurrency",
     }
+    stages = overrides.get("stages")
+    if stages:  # --stages: the shard sizes its share from them (its --duration would be the 0 they imply)
+        argv += ["--stages", format_stages(stages)]
     for name, flag in flags.items():
         value = overrides.get(name)
-        if value is None:
+        if value is None or (name == "duration_s" and stages):
             continue
         argv += [
             flag,

@@ -18,6 +18,7 @@ from bench.shard.processes import place_clients, shard_argv
 from bench.shard_run import check_schedule_flags
 from loadgen.barrier import StartSchedule
 from loadgen.shard import SHARD_INDEX_ENV, ShardSpec
+from loadgen.stages import parse_stages_text
 from loadgen.stats import LATENCY_PERCENTILES
 from tests.support.e2e import REPO, e2e_config, run_bench
 
@@ -92,6 +93,27 @@ def test_shard_argv_with_a_gate_has_no_start_time_and_parses(tmp_path: Path) -> 
     assert "--start-at" not in argv and "--step-interval" not in argv
     args = parse_args(argv[3:])
     assert args.step_gate == tmp_path / "gate" and args.start_at is None and args.requests == [64, 256]
+
+
+def test_shard_argv_passes_the_stages_not_the_duration_they_imply(tmp_path: Path) -> None:
+    """A staged run's overrides carry duration_s 0.0 (the stages size the step): the shard
+    gets --stages, never '--duration 0.0' (which its parser refuses)."""
+    stages = parse_stages_text("10s:0-20,10s:20")
+    argv = shard_argv(
+        config_path=tmp_path / "bench.toml",
+        target="greene-linserv",
+        spec=ShardSpec(0, 2),
+        schedule=StartSchedule(),
+        out=tmp_path / "out",
+        run_id="r1",
+        endpoint=None,
+        engine=None,
+        overrides={"modes": ["rate"], "duration_s": 0.0, "stages": stages, "concurrency": 8},
+        gate=tmp_path / "gate",
+    )
+    assert "--duration" not in argv
+    args = parse_args(argv[3:])
+    assert args.stages == stages and args.duration is None and args.concurrency == 8
 
 
 def test_shard_auto_reads_the_indexed_job_variable(monkeypatch) -> None:
