@@ -174,3 +174,28 @@ def iter_request_frames(
         frame = _parse(block, header, usecols, path)
         frame = normalise_requests(frame, path, required=())
         yield frame if columns is None else frame[list(columns)]
+
+
+#: The numeric record columns and their dtypes, as :class:`loadgen.record_columns.RecordColumns` holds them.
+RECORD_FLOATS = ("intended_s", "sent_s", "latency_s", "service_s")
+RECORD_INTS = ("seq", "status", "bytes_out", "bytes_in", "label", "predicted", "sample", "agree")
+
+
+def record_arrays(frame: pd.DataFrame, where: str) -> tuple[dict[str, np.ndarray], list[str], list[str]]:
+    """A frame of request rows as column arrays for ``ColumnBuilder.add_columns``: the numeric
+    columns, ``error_code``/``detail_code`` and the two text tables they index; no record objects.
+
+    The one conversion the readers of requests.csv.gz share (a killed step's partial row, the
+    merge). ReadError naming ``where`` and the column when a numeric column is not all numbers.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    for names, dtype in ((RECORD_FLOATS, np.float64), (RECORD_INTS, np.int64)):
+        for name in names:
+            try:
+                arrays[name] = frame[name].astype(dtype).to_numpy()
+            except (TypeError, ValueError) as exc:
+                raise ReadError(f"{where}: requests.csv.gz column {name!r} is not all numbers ({exc})") from None
+    error_codes, errors = pd.factorize(frame["error"].astype(str))
+    detail_codes, details = pd.factorize(frame["error_detail"].astype(str))
+    arrays["error_code"], arrays["detail_code"] = error_codes, detail_codes
+    return arrays, list(errors), list(details)

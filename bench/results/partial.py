@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from bench.results.chunks import iter_request_frames
+from bench.results.chunks import iter_request_frames, record_arrays
 from loadgen.record_columns import ColumnBuilder
 from loadgen.records import RECORD_COLUMNS, StepKey, StepResult
 from loadgen.stats import StepSummary, format_flags, step_flags, summarize
@@ -31,7 +30,6 @@ __all__ = ["FLAG_PARTIAL", "checkpointed_key", "checkpointed_start", "partial_su
 FLAG_PARTIAL = "partial"
 
 _KEY_COLUMNS = ("target", "mode", "n_requests", "concurrency", "rate", "trial")
-_INT_COLUMNS = ("seq", "status", "bytes_out", "bytes_in", "label", "predicted", "sample", "agree")
 
 
 def checkpointed_key(details: Mapping[str, Any]) -> StepKey | None:
@@ -95,7 +93,7 @@ def partial_summary(
             mask &= (frame[column] == getattr(key, column)).to_numpy()
         if mask.any():
             found = True
-            _add_frame(builder, frame.loc[mask, list(RECORD_COLUMNS)])
+            builder.add_columns(*record_arrays(frame.loc[mask, list(RECORD_COLUMNS)], str(requests_file)))
     if not found:
         return None
     records = builder.finish()
@@ -111,17 +109,3 @@ def partial_summary(
     row = summarize(StepResult(key=key, records=records, total_s=total_s, started_at=started_at))
     row["flags"] = format_flags(step_flags(row) | {FLAG_PARTIAL})
     return StepSummary.from_row(row)
-
-
-def _add_frame(builder: ColumnBuilder, frame: pd.DataFrame) -> None:
-    """A frame of record columns into ``builder``, no record objects made."""
-    arrays: dict[str, np.ndarray] = {
-        name: frame[name].to_numpy(dtype=np.float64) for name in ("intended_s", "sent_s", "latency_s", "service_s")
-    }
-    for name in _INT_COLUMNS:
-        arrays[name] = frame[name].to_numpy(dtype=np.int64)
-    error_codes, errors = pd.factorize(frame["error"].fillna("").astype(str))
-    detail_codes, details = pd.factorize(frame["error_detail"].fillna("").astype(str))
-    arrays["error_code"] = error_codes
-    arrays["detail_code"] = detail_codes
-    builder.add_columns(arrays, list(errors), list(details))

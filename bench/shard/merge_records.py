@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 
 from bench.results import RunWriter
-from bench.results.chunks import ReadError
+from bench.results.chunks import ReadError, record_arrays
 from bench.shard.merge_checks import MergeError, ShardInput
 from bench.shard.step_frames import StepFrames
 from loadgen.record_columns import ColumnBuilder
@@ -54,9 +54,7 @@ from loadgen.stats import format_flags, summarize
 __all__ = ["SHARD_COLUMN", "MergedFacts", "ShardPart", "merge_step", "shard_part"]
 
 SHARD_COLUMN = "shard"
-_FLOATS = ("intended_s", "sent_s", "latency_s", "service_s")
 _SHIFTED = ("intended_s", "sent_s")
-_INTS = ("seq", "status", "bytes_out", "bytes_in", "label", "predicted", "sample", "agree")
 
 
 @dataclass(frozen=True)
@@ -126,18 +124,6 @@ def shard_part(shard: ShardInput, key: StepKey) -> ShardPart:
     )
 
 
-def _numbers(frame: pd.DataFrame, where: str) -> dict[str, np.ndarray]:
-    """The numeric record columns of ``frame`` as arrays; MergeError naming the column when one is not numbers."""
-    arrays: dict[str, np.ndarray] = {}
-    for names, dtype in ((_FLOATS, np.float64), (_INTS, np.int64)):
-        for name in names:
-            try:
-                arrays[name] = frame[name].astype(dtype).to_numpy()
-            except (TypeError, ValueError) as exc:
-                raise MergeError(f"{where}: requests.csv.gz column {name!r} is not all numbers ({exc})") from None
-    return arrays
-
-
 def _add_chunk(
     part: ShardPart,
     key: StepKey,
@@ -150,7 +136,10 @@ def _add_chunk(
 ) -> bool:
     """One chunk of ``part``'s records: marked in ``seen``, shifted, written and added; False (and
     nothing written) when a ``seq`` is outside the shard's share."""
-    arrays = _numbers(frame, f"{part.shard.name}, {_label(key)}")
+    try:
+        arrays, error_table, detail_table = record_arrays(frame, f"{part.shard.name}, {_label(key)}")
+    except ReadError as exc:
+        raise MergeError(str(exc)) from None
     offset = arrays["seq"] - first
     if np.any((offset < 0) | (offset >= seen.size)):
         return False
@@ -158,9 +147,7 @@ def _add_chunk(
     if shift != 0.0:
         for name in _SHIFTED:
             arrays[name] = arrays[name] + shift
-    errors, error_table = pd.factorize(frame["error"])
-    details, detail_table = pd.factorize(frame["error_detail"])
-    builder.add_columns({**arrays, "error_code": errors, "detail_code": details}, list(error_table), list(detail_table))
+    builder.add_columns(arrays, error_table, detail_table)
     cells: dict[str, Any] = {name: arrays.get(name) for name in RECORD_COLUMNS}
     cells.update(error=frame["error"].to_numpy(), error_detail=frame["error_detail"].to_numpy())
     cells[SHARD_COLUMN] = np.full(len(frame), part.shard.index, dtype=np.int64)
