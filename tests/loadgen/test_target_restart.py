@@ -170,7 +170,8 @@ def _check_recovery(name: str, records: list[RequestRecord], times: dict[str, An
     errors = [r for r in records if r.error]
     kinds = {r.error for r in errors}
     assert kinds <= OUTAGE_ERRORS, (
-        f"{name}: outage errors classified as {kinds}: {[r.error_detail for r in errors][:3]}"
+        f"{name}: outage errors classified as {kinds}: "
+        f"{[(r.error, r.error_detail) for r in errors if r.error not in OUTAGE_ERRORS][:3]}"
     )
     # the outage was seen: requests sent between the stop and the new process listening
     # (at 100 req/s for the ~0.3 s or more a Python process takes to start) failed
