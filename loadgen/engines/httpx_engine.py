@@ -183,6 +183,15 @@ class HttpxEngine(Engine):
             raise EngineError("timeout", detail) from exc
         except (httpx.HTTPError, OSError) as exc:
             raise map_httpx_error(exc) from exc
+        except AttributeError as exc:
+            if "getpeername" not in str(exc):
+                raise
+            # anyio/httpcore asked a socket the peer had just reset for its address: the transport
+            # was already gone ("'NoneType' object has no attribute 'getpeername'", seen when a
+            # target is killed mid-request: tests/loadgen/test_target_restart.py). A reset, not a bug of ours.
+            raise EngineError(
+                "reset", f"the connection was closed under the request ({describe_exception(exc)})"
+            ) from exc
         finally:
             in_flight[shard] -= 1
             load[client] -= 1

@@ -277,3 +277,34 @@ def test_httpx_engine_recovers_from_cancelled_requests() -> None:
     # the shard clients keep their 12 ms httpx timeouts, which a loaded machine can still
     # exceed now and then; a dead pool fails all 20 (it did: 0 of 20 before the fix)
     assert ok >= 15, f"only {ok} of 20 requests succeeded after the churn against a server answering at once"
+
+
+def test_httpx_engine_calls_a_transport_gone_under_the_request_a_reset(monkeypatch) -> None:
+    """anyio/httpcore asking a just-reset socket for its address ("'NoneType' object has no
+    attribute 'getpeername'", seen once in a CI run's hang-then-kill test) is a reset, not 'other';
+    any other AttributeError is still a bug and propagates."""
+    httpx = pytest.importorskip("httpx")
+    from loadgen.engines.httpx_engine import HttpxEngine
+
+    async def main(message: str) -> BaseException:
+        engine = HttpxEngine(EngineOptions(base_url="http://127.0.0.1:9", max_connections=1, timeout_s=1.0))
+        await engine.open()
+        try:
+
+            async def gone(self, request, **kwargs):
+                raise AttributeError(message)
+
+            monkeypatch.setattr(httpx.AsyncClient, "send", gone)
+            try:
+                await engine.send(Request("GET", "/", b"", {}))
+            except BaseException as exc:
+                return exc
+            raise AssertionError("send did not fail")
+        finally:
+            monkeypatch.undo()
+            await engine.close()
+
+    reset = asyncio.run(main("'NoneType' object has no attribute 'getpeername'"))
+    assert isinstance(reset, EngineError) and reset.error == "reset" and "getpeername" in reset.detail
+    bug = asyncio.run(main("'Foo' object has no attribute 'bar'"))
+    assert isinstance(bug, AttributeError)
