@@ -50,8 +50,8 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.capacity_sim import STANDIN_FAST, STANDIN_SLOW, Server, facts, mm1  # noqa: E402
-from loadgen.capacity import ProbeOutcome, SearchSettings, violation  # noqa: E402
+from benchmarks.capacity_sim import STANDIN_FAST, STANDIN_SLOW, Server, facts, mm1
+from loadgen.capacity import ProbeOutcome, SearchSettings, violation
 
 RESULTS = ROOT / "benchmarks" / "results"
 Z = 1.959964
