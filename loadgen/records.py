@@ -7,9 +7,9 @@ recomputed. Times are seconds relative to the start of the step, from a monotoni
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "ERROR_CLASSES",
@@ -57,6 +57,19 @@ class StepKey:
     concurrency: int  # in-flight limit (1 for sequential; for rate mode the connection cap)
     rate: float  # req/s for rate mode, 0 otherwise
     trial: int
+
+    @classmethod
+    def from_mapping(cls, row: Mapping[str, Any]) -> StepKey:
+        """The key named by a requests.csv row or a meta.json ``step`` object; KeyError,
+        TypeError or ValueError when a field is missing or unreadable."""
+        return cls(
+            target=str(row["target"]),
+            mode=str(row["mode"]),
+            n_requests=int(row["n_requests"]),
+            concurrency=int(row["concurrency"]),
+            rate=float(row["rate"]),
+            trial=int(row["trial"]),
+        )
 
 
 @dataclass(frozen=True)

@@ -38,14 +38,7 @@ def checkpointed_key(details: Mapping[str, Any]) -> StepKey | None:
     if not isinstance(step, Mapping):
         return None
     try:
-        return StepKey(
-            target=str(step["target"]),
-            mode=str(step["mode"]),
-            n_requests=int(step["n_requests"]),
-            concurrency=int(step["concurrency"]),
-            rate=float(step["rate"]),
-            trial=int(step["trial"]),
-        )
+        return StepKey.from_mapping(step)
     except (KeyError, TypeError, ValueError):
         return None
 

@@ -40,14 +40,7 @@ def _key_of(frame: pd.DataFrame, path: Path) -> StepKey:
     """The step key of ``frame``'s first row; ReadError naming ``path`` when it is not one."""
     row = frame.iloc[0]
     try:
-        return StepKey(
-            target=str(row["target"]),
-            mode=str(row["mode"]),
-            n_requests=int(row["n_requests"]),
-            concurrency=int(row["concurrency"]),
-            rate=float(row["rate"]),
-            trial=int(row["trial"]),
-        )
+        return StepKey.from_mapping(row)
     except (TypeError, ValueError) as exc:
         raise ReadError(f"{path}: a request row's step key is unreadable ({exc}): {dict(row)}") from None
 
