@@ -167,6 +167,10 @@ def build_report(
             "Open loop: latency p50/p99 (bars: 95 % bounds; a hollow triangle is a lower bound only) and "
             "achieved throughput vs offered rate",
         )
+    # the timeline first: its pass over requests.csv.gz also builds the latency digest
+    timeline = make_timeline(run, fig_dir)  # None unless the run has long steps or an outage
+    if timeline is not None:
+        made += timeline.made
     latencies = run.latencies()  # read in bounded chunks: exact, one array per step
     has_cdf = bool(latencies)
     if has_cdf:
@@ -181,9 +185,6 @@ def build_report(
         "Failed requests, and answers correct (of those answered) per target",
     )
 
-    timeline = make_timeline(run, fig_dir)  # None unless the run has long steps or an outage
-    if timeline is not None:
-        made += timeline.made
     doc = _document(run, targets, modes, study, study_mode, ceiling, shown, has_cdf, timeline)
     made += add_capacity_section(doc, capacity, targets, fig_dir, run.run_id)  # also writes capacity.md
     md_path, html_path = out_dir / "report.md", out_dir / "report.html"

@@ -7,9 +7,10 @@ step of at least :data:`MIN_STEP_S` (2 min), or a target that answered nothing f
 confirmed from the records). The study's sweep
 (closed-loop steps of seconds) gets no timeline, so its report does not grow noise.
 
-How the records are read: :func:`bench.results.chunks.iter_request_frames` with only the
-timeline's columns, one chunk at a time into :class:`bench.report.timeline_stats.TimelineAccumulator`
-(fixed memory per target: windows x histogram buckets, plus at most 100,000 scatter points).
+How the records are read: :meth:`bench.results.load.RunData.scan_requests`, one bounded
+chunk at a time into :class:`bench.report.timeline_stats.TimelineAccumulator` (fixed memory
+per target: windows x histogram buckets, plus at most 100,000 scatter points); the same pass
+builds the report's latency digest, so a long run's requests.csv.gz is read once.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from bench.report.timeline_stats import (
     TimelineAccumulator,
 )
 from bench.results import RunData
-from bench.results.chunks import ReadError, iter_request_frames
+from bench.results.chunks import ReadError
 from ground.figures import save_figure
 from loadgen.stats import parse_error_counts
 
@@ -123,14 +124,8 @@ def make_timeline(run: RunData, fig_dir: Path) -> TimelinePart | None:
         return None
     long_steps = wants_timeline(run.summary.assign(errors_by_class=""))
     acc = TimelineAccumulator(_spans(run.summary), drift_min_s=DRIFT_MIN_S)
-    if run.request_frame is not None:
-        frames: Any = [run.request_frame[list(TIMELINE_COLUMNS)]]
-    else:
-        frames = iter_request_frames(run.requests_file, TIMELINE_COLUMNS)
-    drop = run.dropped_modes
-    try:
-        for frame in frames:
-            acc.add(frame[~frame["mode"].isin(drop)] if drop else frame)
+    try:  # one pass: the report's latency digest is built from the same chunks
+        run.scan_requests(acc.add, TIMELINE_COLUMNS)
     except ReadError:
         return None  # the rest of the report names an unreadable requests file
     timelines = acc.finish()

@@ -297,3 +297,31 @@ def test_the_runs_objective_is_drawn_on_its_timeline(tmp_path, monkeypatch):
     drawn.clear()
     make_timeline(run, tmp_path / "figures2")
     assert drawn and "SLO p99" not in drawn[0]
+
+
+def test_the_timeline_and_the_latency_digest_share_one_read_of_the_requests_file(tmp_path, monkeypatch):
+    """A long run's requests.csv.gz is decompressed once for the report: the timeline's pass
+    also builds the digest the latency CDF reads, and that digest is the one a separate read gives."""
+    import bench.results.load as load_module
+    from bench.results.digest import digest_requests
+
+    run_dir = _write_run(tmp_path)
+    expected = digest_requests(run_dir / "requests.csv.gz")
+    reads: list[tuple[str, ...]] = []
+    real = load_module.iter_request_frames
+
+    def counting(path, columns, *args, **kwargs):
+        reads.append(tuple(columns))
+        return real(path, columns, *args, **kwargs)
+
+    monkeypatch.setattr(load_module, "iter_request_frames", counting)
+    monkeypatch.setattr(load_module, "digest_requests", lambda *a, **k: pytest.fail("a second read of the file"))
+    run = load_run(run_dir)
+    part = make_timeline(run, tmp_path / "figures")
+    assert part is not None and len(reads) == 1
+    got = run.latencies()
+    assert got is not None and got.keys() == expected.keys()
+    for key, step in expected.items():
+        assert got[key].sent == step.sent
+        np.testing.assert_array_equal(got[key].ok, step.ok)
+    assert len(reads) == 1
