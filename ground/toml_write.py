@@ -3,8 +3,9 @@
 Why our own writer: Python reads TOML (``tomllib``) but cannot write it, and rendered
 manifests (a load-generator Job's bench.toml in a ConfigMap, a training Job's) must carry
 a configuration that servebench parses back exactly.  bench.toml only uses strings,
-integers, finite floats, booleans, lists of those, and (nested) tables, so that is all
-this writes; anything else is an error rather than text that reads back differently.
+integers, finite floats, booleans, lists of those, (nested) tables, and lists of inline
+tables (``[sweep] stages = [{duration = "2m", rate = 100}]``), so that is all this
+writes; anything else is an error rather than text that reads back differently.
 ``dumps(t)`` round-trips: ``tomllib.loads(dumps(t)) == t`` (tested).
 """
 
@@ -38,7 +39,8 @@ def _string(text: str) -> str:
 
 
 def toml_value(value: Any) -> str:
-    """One TOML value (no tables): string, int, finite float, bool, or a list of those."""
+    """One TOML value: string, int, finite float, bool, a list of those, or an inline table
+    (a mapping in a list, such as a stage of ``[sweep] stages``)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
@@ -51,6 +53,8 @@ def toml_value(value: Any) -> str:
         return _string(value)
     if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
     raise TomlWriteError(f"cannot write a {type(value).__name__} as a TOML value: {value!r}")
 
 

@@ -174,7 +174,7 @@ def sweep_request_fields(args: argparse.Namespace) -> dict[str, Any]:
         "rate_rps": args.rate,
         "duration_s": args.duration,
         "concurrency": args.concurrency,
-        "stages": getattr(args, "stages", None),  # `run` has --stages; `manifests loadgen` not yet
+        "stages": args.stages,
     }
 
 

@@ -26,6 +26,7 @@ from bench.commands.common import (
     positive_duration,
     positive_float,
     positive_int,
+    stages_flag,
     sweep_request_fields,
 )
 from bench.config import BenchConfig, ConfigError
@@ -190,6 +191,7 @@ LOADGEN_FLAGS = (
     "trials",
     "rate",
     "duration",
+    "stages",
     "concurrency",
 )
 
@@ -255,6 +257,14 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the shards' [sweep] duration_s per rate step (seconds or 90s, 30m, 2h, 1h30m); implies --modes rate",
     )
     lg.add_argument(
+        "--stages",
+        type=stages_flag,
+        default=None,
+        metavar="D:RATE,...",
+        help="the shards' [sweep] stages for each rate step (the whole rate, split over the shards), "
+        "e.g. 2m:0-100,30m:100,2m:0; implies --modes rate (docs/soak.md)",
+    )
+    lg.add_argument(
         "--concurrency",
         type=non_negative_int,
         default=None,
@@ -273,7 +283,7 @@ def _main(args: argparse.Namespace, config: BenchConfig, console: Console) -> in
     if args.target != "loadgen" and any(getattr(args, flag) is not None for flag in LOADGEN_FLAGS):
         console.error(
             "--clients, --step-interval, --pvc, --namespace, --image, --start-in and the plan flags "
-            "(--requests, --modes, --trials, --rate, --duration, --concurrency) belong to "
+            "(--requests, --modes, --trials, --rate, --duration, --stages, --concurrency) belong to "
             "`manifests loadgen TARGET`"
         )
         return 2

@@ -46,6 +46,22 @@ def test_keys_that_need_quotes_and_nested_tables() -> None:
     assert tomllib.loads(dumps(tables)) == tables
 
 
+def test_lists_of_inline_tables_round_trip_like_sweep_stages() -> None:
+    """bench.toml's ``[sweep] stages`` is a list of inline tables; a rendered loadgen Job's
+    bench.toml must carry it (it could not: "cannot write a dict as a TOML value")."""
+    tables = {
+        "sweep": {
+            "stages": [
+                {"duration": "2m", "start_rate": 0.0, "rate": 100.0},
+                {"duration": "30m", "rate": 100.0},
+                {"my key": {"nested": [1, 2]}},
+            ],
+            "modes": ["rate"],
+        }
+    }
+    assert tomllib.loads(dumps(tables)) == tables
+
+
 def test_header_lines_are_comments() -> None:
     text = dumps({"a": {"b": 1}}, header="first line\nsecond")
     assert text.startswith("# first line\n# second\n")

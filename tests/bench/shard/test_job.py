@@ -372,6 +372,38 @@ def test_cli_plan_flags_replace_the_shards_sweep_and_are_validated(tmp_path) -> 
     assert bad.returncode == 2 and "bogus" in bad.stderr, bad.stderr
 
 
+def test_cli_stages_flag_sets_the_shards_stages_and_rate_mode(tmp_path) -> None:
+    """`manifests loadgen --stages` as `bench run --stages`: the shards' bench.toml carries the
+    stages (which size the rate step, so duration_s 0) and rate mode; a malformed value exits 2."""
+    out = tmp_path / "out"
+    result = _cli(
+        tmp_path,
+        "manifests",
+        "loadgen",
+        "k8s-ibm",
+        "--clients",
+        "2",
+        "--stages",
+        "10s:0-20,30s:20",
+        "--step-interval",
+        "60",
+        "-o",
+        str(out),
+    )
+    assert result.returncode == 0, result.stderr
+    configmap = yaml.safe_load((out / "loadgen-configmap.yaml").read_text())
+    sweep = tomllib.loads(configmap["data"]["bench.toml"])["sweep"]
+    assert sweep["modes"] == ["rate"] and sweep["duration_s"] == 0.0
+    assert [(s["duration"], s.get("start_rate"), s["rate"]) for s in sweep["stages"]] == [
+        ("10s", 0.0, 20.0),
+        ("30s", None, 20.0),
+    ]
+    bad = _cli(tmp_path, "manifests", "loadgen", "k8s-ibm", "--clients", "2", "--stages", "10s")
+    assert bad.returncode == 2 and "--stages" in bad.stderr, bad.stderr
+    elsewhere = _cli(tmp_path, "manifests", "k8s-ibm", "--stages", "10s:5")
+    assert elsewhere.returncode == 2 and "--stages" in elsewhere.stderr, elsewhere.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
