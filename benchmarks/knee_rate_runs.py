@@ -92,26 +92,48 @@ def measure(run_dir: Path, bound_s: float, percentile: float, block_s: float) ->
 
 
 def per_target(rows: pd.DataFrame, target_share: float) -> dict[str, object]:
-    """Elasticity, rough knee and the cost of +-10 % from one target's runs."""
-    clean = rows[(rows["errors"] == 0) & ~rows["saturated"] & (rows["slow"] > 0)]
-    out: dict[str, object] = {"target": rows["target"].iloc[0], "runs_with_slow_requests": len(clean)}
-    e = knee = need = math.nan
-    if len(clean) >= 2:
-        x, y, w = np.log(clean["rate"].to_numpy(float)), np.log(clean["share"].to_numpy(float)), clean["slow"]
-        w = w.to_numpy(float)
-        xm, ym = np.average(x, weights=w), np.average(y, weights=w)
-        e = float(np.sum(w * (x - xm) * (y - ym)) / np.sum(w * (x - xm) ** 2))
-        if e > 0:
-            knee = float(math.exp(xm + (math.log(target_share) - ym) / e))
-            d = float(np.nanmax(clean["design_effect"].to_numpy(float)))
-            need = d * (1 - target_share) / target_share * (Z / (e * math.log(1.1))) ** 2
-    out.update(elasticity=e, knee_rps=knee, requests_for_10pct=need, minutes_at_knee=need / knee / 60)
+    """Local elasticities, the knee where the share crosses ``target_share`` and the cost of +-10 %.
+
+    The share is often flat (background bursts) below a steep queueing knee, so one slope
+    over every rate would average the two: the elasticity is taken between consecutive
+    rates (both with slow requests), the knee by log-log interpolation between the two
+    rates whose shares bracket ``target_share``, and the cost with the elasticity of that
+    pair and the larger design effect of the two."""
+    clean = rows[(rows["errors"] == 0) & ~rows["saturated"].astype(bool)].sort_values("rate")
+    out: dict[str, object] = {"target": rows["target"].iloc[0]}
+    pairs = []
+    for (_, a), (_, b) in zip(clean.iterrows(), clean.iloc[1:].iterrows(), strict=False):
+        if a["slow"] > 0 and b["slow"] > 0:
+            e = math.log(b["share"] / a["share"]) / math.log(b["rate"] / a["rate"])
+            pairs.append(f"{a['rate']:g}-{b['rate']:g}: {e:.3g}")
+    out["elasticity_between_rates"] = "; ".join(pairs) or "-"
+    knee = e = need = math.nan
+    below = clean[clean["share"] < target_share]
+    above = clean[clean["share"] >= target_share]
+    if not below.empty and not above.empty:
+        a, b = below.iloc[-1], above[above["rate"] > below.iloc[-1]["rate"]].head(1)
+        if not b.empty and a["slow"] > 0:
+            b = b.iloc[0]
+            e = math.log(b["share"] / a["share"]) / math.log(b["rate"] / a["rate"])
+            if e > 0:
+                knee = math.exp(math.log(a["rate"]) + math.log(target_share / a["share"]) / e)
+                d = float(np.nanmax([a["design_effect"], b["design_effect"], 1.0]))
+                need = d * (1 - target_share) / target_share * (Z / (e * math.log(1.1))) ** 2
+    out.update(
+        knee_rps=knee,
+        elasticity_at_knee=e,
+        requests_for_10pct=need,
+        minutes_at_knee=need / knee / 60 if knee == knee else math.nan,
+    )
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("plan", nargs="+", help="TARGET=RATE,RATE,...")
+    parser.add_argument("plan", nargs="*", help="TARGET=RATE,RATE,...")
+    parser.add_argument(
+        "--from-csv", default=None, help="re-analyse the runs of an earlier <out>.csv instead of running (same --out)"
+    )
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--block-seconds", type=float, default=5.0)
     parser.add_argument("--bound-ms", type=float, default=100.0)
@@ -122,8 +144,12 @@ def main(argv: list[str] | None = None) -> int:
     config = Path(args.config).resolve()
     results_dir = config.parent / "results"
     before, t0, stamp = facts(), time.perf_counter(), time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    rows = []
-    for item in args.plan:
+    rows: list[dict] = []
+    measured = None
+    if args.from_csv:
+        measured = pd.read_csv(args.from_csv)
+        rows = measured.drop(columns=["command", "date", "commit"]).to_dict("records")
+    for item in args.plan if measured is None else []:
         target, _, rates = item.partition("=")
         for rate in (float(r) for r in rates.split(",")):
             run_id = f"knee-{stamp}-{target}-{rate:g}"
@@ -156,16 +182,27 @@ def main(argv: list[str] | None = None) -> int:
     after = facts()
     cmd = "python benchmarks/knee_rate_runs.py " + " ".join(argv if argv is not None else sys.argv[1:])
     RESULTS.mkdir(parents=True, exist_ok=True)
-    frame.assign(command=cmd, date=after["date"], commit=before["commit"]).to_csv(
-        RESULTS / f"{args.out}.csv", index=False, float_format="%.5g"
-    )
+    if measured is None:
+        frame.assign(command=cmd, date=after["date"], commit=before["commit"]).to_csv(
+            RESULTS / f"{args.out}.csv", index=False, float_format="%.5g"
+        )
+        header = [
+            f"- command: `{cmd}`",
+            f"- date: {after['date']}, commit {before['commit']}",
+            f"- load average before / after: {before['loadavg']} / {after['loadavg']}; per run in the table",
+            f"- wall time: {time.perf_counter() - t0:.0f} s",
+        ]
+    else:
+        first = measured.iloc[0]
+        header = [
+            f"- command: `{first['command']}`",
+            f"- date: {first['date']}, commit {first['commit']}; load per run in the table",
+            f"- analysed by `{cmd}` ({after['date']}, commit {before['commit']})",
+        ]
     lines = [
         f"# The stand-ins' knees, measured: share over {args.bound_ms:g} ms against the rate",
         "",
-        f"- command: `{cmd}`",
-        f"- date: {after['date']}, commit {before['commit']}",
-        f"- load average before / after: {before['loadavg']} / {after['loadavg']}; per run in the table",
-        f"- wall time: {time.perf_counter() - t0:.0f} s",
+        *header,
         "",
         f"One `bench run TARGET --rate R --duration {args.seconds:g}s` per row (a fresh stand-in each). `share`: "
         f"successful requests over {args.bound_ms:g} ms (95 % Wilson interval); `design_effect`: batch means over "
@@ -173,10 +210,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         frame.drop(columns=["run_id"]).to_markdown(index=False, floatfmt=".4g"),
         "",
-        "Per target: `elasticity` e, the weighted slope of ln share on ln rate over the runs with slow requests; "
-        f"`knee_rps` where that line crosses {share:g} (rough); `requests_for_10pct` = D (1 - p) / p x (1.96 / "
-        "(e ln 1.1))^2 with the largest D measured: what an ideal estimator spending every request at the knee "
-        "needs to put the capacity within a factor 1.1 at 95 % (benchmarks/capacity_precision.py).",
+        "Per target: `elasticity_between_rates` e = d ln share / d ln rate between consecutive rates with slow "
+        f"requests; `knee_rps` where the share crosses {share:g}, interpolated (log-log) between the two rates "
+        "that bracket it (none: not bracketed); `requests_for_10pct` = D (1 - p) / p x (1.96 / (e ln 1.1))^2 with "
+        "that pair's e and larger D: what an ideal estimator spending every request at the knee needs to put the "
+        "capacity within a factor 1.1 at 95 % (benchmarks/capacity_precision.py).",
         "",
         targets.to_markdown(index=False, floatfmt=".4g"),
         "",
