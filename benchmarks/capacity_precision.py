@@ -32,7 +32,8 @@ under the bound at 0.9x and over it at 1.2x.
 Second table: the same elasticity read from the real stand-ins' committed probes
 (capacity_check_episodes_probes.csv, a quiet machine): each rate's pooled share over the
 bound, and the least-squares slope of ln share on ln rate over the rates with slow
-requests -- rough (few slow requests), but it shows which of them have a knee at all.
+requests -- rough (few slow requests, short looks); benchmarks/knee_rate_runs.py measures
+the same on 120 s rate runs, which is what docs/capacity.md quotes.
 Output: benchmarks/results/capacity_precision.md and .csv (command, date, commit, load).
 """
 
@@ -210,7 +211,9 @@ def main(argv: list[str] | None = None) -> int:
         "## The real stand-ins' share over 100 ms against the rate (their quiet-machine probes)",
         "",
         f"From `{Path(args.probes).name}` (3 searches per stand-in, pooled): each rate's `slow/judged` requests, "
-        "and the weighted least-squares slope of ln share on ln rate over the rates with slow requests (rough).",
+        "and the weighted least-squares slope of ln share on ln rate over the rates with slow requests (rough). "
+        "Superseded by 120 s rate runs (knee_rate_runs.md): looks of 2-8 s see the KServe stand-ins' stalls of "
+        "seconds or miss them, so their slopes here (near zero or negative) are noise; over 120 s the share rises.",
         "",
         real.to_markdown(index=False, floatfmt=".3g"),
         "",
