@@ -94,7 +94,7 @@ class RunData:
         """Feed ``consume`` every request row (``columns``, the dropped modes left out) in
         bounded chunks. When the digest (:meth:`latencies`) has not been read yet it is built
         in the same pass: one read of requests.csv.gz serves the report's latency CDF and its
-        timeline, not two (a 10 M-request file takes minutes to decompress and parse).
+        timeline, not two (a 10 M-request run's file is 337 MB of gzip: benchmarks/results/bench_memory.md).
         Raises :class:`~bench.results.parse.ReadError` when the file is unreadable."""
         drop, wanted = self.dropped_modes, list(columns)
         if self.request_frame is not None:
