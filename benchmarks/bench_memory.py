@@ -2,8 +2,9 @@
 
 Why: issue 25 wants a run of any length reported and compared in bounded memory (target:
 10 M request records under 1 GB). This script measures it the way a user meets it: each
-command is a separate ``python -m bench`` process timed by ``/usr/bin/time`` (its maximum
-resident set size, the RSS high-water mark, and its wall time).
+command is a separate ``python -m bench`` process measured by ``benchmarks/child_rss.py``
+(its peak resident set size -- the kernel's high-water mark from ``os.wait4``, the number
+``/usr/bin/time`` reported for the figures measured before that helper -- and its wall time).
 
 The runs are synthetic but in the project's own format, written by the real writer
 (:class:`bench.results.RunWriter`, summary rows from :func:`loadgen.stats.summarize`): 4
@@ -45,6 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.results import RunWriter
 from bench.results.header import new_meta
+from benchmarks.child_rss import run_measured
 from benchmarks.study_common import OUT_DIR, Scratch, loadavg
 from ground.runmeta import RunStatus
 from loadgen.records import RequestRecord, StepKey, StepResult
@@ -174,17 +176,6 @@ def scaled_copy(records: int, directory: Path, factor: float = 1.05) -> Path:
     return dst
 
 
-def _timed(cmd: list[str], log: Path, tree: Path) -> dict[str, Any]:
-    """Run ``cmd`` in ``tree`` under /usr/bin/time: exit code, wall seconds, peak RSS in MB."""
-    stats = log.with_suffix(".time")
-    with log.open("w") as out:
-        proc = subprocess.run(
-            ["/usr/bin/time", "-f", "%e %M", "-o", str(stats), *cmd], cwd=tree, stdout=out, stderr=subprocess.STDOUT
-        )
-    wall, max_kb = stats.read_text().split()[-2:]
-    return {"exit": proc.returncode, "wall_s": float(wall), "peak_mb": int(max_kb) / 1024}
-
-
 def measure(
     records: int, directory: Path, label: str, tree: Path = ROOT, only: frozenset[str] | None = None
 ) -> list[dict[str, Any]]:
@@ -211,7 +202,7 @@ def measure(
             if only and name not in only:
                 continue
             before = loadavg()
-            result = _timed([*base, *args], scratch.directory / f"{name}.log", tree)
+            result = run_measured([*base, *args], tree, scratch.directory / f"{name}.log")
             row = {
                 "label": label,
                 "command": name,

@@ -27,13 +27,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -41,6 +38,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.child_rss import run_measured
 from benchmarks.study_common import OUT_DIR, Scratch, loadavg
 
 SHARDS = 2
@@ -60,46 +58,6 @@ def generate(records: int, directory: Path) -> list[Path]:
     return write_synthetic_shards(out, plan, SHARDS, run_id=f"r{records}", chunk=200_000)
 
 
-def _watch(pid: int, limit_kb: int, deadline: float, stopped: list[str]) -> None:
-    """Kill ``pid``'s process group when its RSS passes ``limit_kb`` or the time passes ``deadline``."""
-    status = Path(f"/proc/{pid}/status")
-    while True:
-        try:
-            text = status.read_text()
-        except OSError:
-            return  # it ended
-        rss = next((int(line.split()[1]) for line in text.splitlines() if line.startswith("VmRSS:")), 0)
-        why = (
-            f"RSS {rss / 1024**2:.1f} GB > limit" if rss > limit_kb else "time limit" if time.time() > deadline else ""
-        )
-        if why:
-            stopped.append(why)
-            os.killpg(pid, signal.SIGKILL)
-            return
-        time.sleep(0.2)
-
-
-def _timed(cmd: list[str], tree: Path, log: Path, max_gb: float, max_min: float) -> dict[str, Any]:
-    """Run ``cmd`` in ``tree``: exit code, wall seconds, peak RSS (MB), and why it was stopped (or "")."""
-    stopped: list[str] = []
-    started = time.monotonic()
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, cwd=tree, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        watcher = threading.Thread(
-            target=_watch, args=(proc.pid, int(max_gb * 1024**2), time.time() + 60 * max_min, stopped), daemon=True
-        )
-        watcher.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-    watcher.join(timeout=5)
-    return {
-        "exit": proc.returncode,
-        "wall_s": round(time.monotonic() - started, 1),
-        "peak_mb": round(usage.ru_maxrss / 1024, 1),
-        "stopped": stopped[0] if stopped else "",
-    }
-
-
 def measure(records: int, directory: Path, label: str, tree: Path, max_gb: float, max_min: float) -> dict[str, Any]:
     """``bench merge`` of ``r<records>``'s shards by the code in ``tree``; one row."""
     shards = sorted((directory / f"r{records}").glob("*-shard*of*"))
@@ -113,7 +71,7 @@ def measure(records: int, directory: Path, label: str, tree: Path, max_gb: float
     cmd = [sys.executable, "-m", "bench", "--config", str(config), "-q", "merge", *map(str, shards), "-o", str(out_dir)]
     before = loadavg()
     try:
-        result = _timed(cmd, tree, scratch.directory / "merge.log", max_gb, max_min)
+        result = run_measured(cmd, tree, scratch.directory / "merge.log", max_gb, max_min)
         row = {
             "label": label,
             "command": "merge",
