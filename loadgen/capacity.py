@@ -17,18 +17,32 @@ still undecided after its last look is not met -- never rounded to met. A probe 
 violates, without any test, when the open loop was ``saturated`` (it did not keep up),
 when any request failed, or when none succeeded.
 
-The search:
+The search keeps a **bracket**: the highest rate *met* and the lowest rate above it that
+was *violated*. Rates left undecided inside it are where the objective's share of slow
+requests is too close to 1 - q for the budget to tell; they narrow nothing.
 
-1. **Ramp**: offer ``start_rps``, then multiply by ``growth`` while the rate is met. The
-   ramp never offers more than ``max_rate_rps`` (politeness cap or client ceiling); if the
-   first rate is not met, the ramp goes *down* by ``growth`` instead.
-2. **Bisect** between the highest met and the lowest not-met rate (geometric midpoints)
-   until ``not_met / met <= 1 + precision``.
+1. **Ramp**: offer ``start_rps``, then multiply by ``growth`` until a rate is violated
+   (an undecided rate does not end the ramp: it says neither side). The ramp never offers
+   more than ``max_rate_rps`` (politeness cap or client ceiling); while no rate is met,
+   the ramp goes *down* by ``growth`` from the lowest rate tried.
+2. **Bisect** the bracket (geometric midpoints) until ``violated / met <= 1 + precision``.
+   When undecided rates sit inside it, the wider of the two gaps at its ends -- from the
+   met rate to the first undecided one, from the last undecided one to the violated rate
+   -- is split, so every probe can still move an end; the search stops early when both
+   gaps are within ``sqrt(1 + precision)`` (nothing left a probe could settle).
 3. **Confirm**: a fresh probe (its own looks) at the found rate. **VALID** when it is
    met at the same confidence, **INVALID** when it is violated, **UNCONFIRMED** when it
    stays undecided or did not fit. Because the confirmation is new data tested at 1 -
    delta, a server that violates the objective at the found rate is called VALID with
    probability <= delta, however many rates the search tried before.
+
+Why the upper end is a *violated* rate, not any rate not met: by monotonicity of the
+latency in the rate, the capacity (the rate where the true pq crosses the bound) lies in
+[met, violated] unless one of the two verdicts is wrong -- each wrong with probability <=
+delta --, so the bracket is a confidence interval of the capacity and its width says how
+sure the answer is. An earlier driver bisected [met, not met]: an undecided rate closed
+the bracket, so the search stopped wherever the budget first failed to decide -- 14-65 %
+under the stand-ins' measured knees (benchmarks/results/knee_rate_runs.md).
 
 Caps: at most ``max_probes`` probes -- every look is a probe, one is kept for the
 confirmation's first look --, at most ``max_requests`` requests (the budget: evidence is
@@ -145,9 +159,25 @@ class _Search:
         self.on_record = on_record or (lambda record: None)
         self.rule = settings.rule
         self.records: list[ProbeRecord] = []
-        self.low: float | None = None  # highest rate that met the objective
-        self.high: float | None = None  # lowest rate not met (violated or undecided)
+        self.decisions: dict[float, str] = {}  # each search rate's final decision (its last probe's)
         self.stop = ""
+
+    @property
+    def low(self) -> float | None:
+        """The highest rate met (None: none yet)."""
+        met = [r for r, d in self.decisions.items() if d == SloDecision.MET.value]
+        return max(met) if met else None
+
+    @property
+    def high(self) -> float | None:
+        """The lowest rate violated above the highest met (None: none yet)."""
+        low = self.low
+        bad = [r for r, d in self.decisions.items() if d == SloDecision.VIOLATED.value and (low is None or r > low)]
+        return min(bad) if bad else None
+
+    def undecided_between(self, low: float, high: float) -> list[float]:
+        """The undecided rates strictly inside (low, high), ascending."""
+        return sorted(r for r, d in self.decisions.items() if d == SloDecision.UNDECIDED.value and low < r < high)
 
     @property
     def elapsed(self) -> float:
@@ -182,8 +212,11 @@ class _Search:
             self.stop = f"probe cap of {self.s.max_probes} probes (one kept for the confirmation)"
             return False
         confirm_rate = min(rate, self.low) if self.low is not None else rate
-        # the confirmation's reserve: the looks it needs before "met" is possible (floor of time)
-        confirm_looks = range(1, self.s.looks_to_meet(confirm_rate, self.objective.percentile) + 1)
+        # the confirmation's reserve: every look it may take, so a confirmation near the knee
+        # is not left undecided for want of room (reserving only the looks its floor of time
+        # needs left 35 of 45 simulated searches UNCONFIRMED at the M/M/1 knee: the highest
+        # rate met among many tried is often a lucky one that needs all its looks)
+        confirm_looks = range(1, self.s.max_looks + 1)
         reserve_requests = sum(self._requests(confirm_rate, k) for k in confirm_looks)
         need_requests = self._requests(rate, look) + (0 if confirming else reserve_requests)
         sent = self.requests_sent + (pending_requests or 0)
@@ -263,13 +296,38 @@ class _Search:
                 break
             look += 1
         if not confirming:
-            if record.met:
-                self.low = rate if self.low is None else max(self.low, rate)
-            else:
-                self.high = rate if self.high is None else min(self.high, rate)
+            self.decisions[rate] = record.decision
         if outcome.fatal:
             self.stop = f"the target stopped answering at {rate:.4g} req/s ({outcome.error_classes or 'no answers'})"
         return record
+
+
+def _next_step(search: _Search) -> tuple[str, float] | None:
+    """The next (phase, rate) to judge, or None with ``search.stop`` saying why not."""
+    s = search.s
+    rates = sorted(search.decisions)
+    low, high = search.low, search.high
+    if low is None:  # nothing met yet: down from the lowest rate tried
+        return "ramp", rates[0] / s.growth
+    if high is None:  # nothing violated above the met rate: up from the highest rate tried
+        if rates[-1] >= s.max_rate_rps:
+            search.stop = f"reached {s.max_rate_reason or 'the highest rate allowed'} ({s.max_rate_rps:.4g} req/s)"
+            return None
+        return "ramp", min(rates[-1] * s.growth, s.max_rate_rps)
+    if high / low <= 1 + s.precision:
+        search.stop = f"bracket within {s.precision:.0%}"
+        return None
+    inner = search.undecided_between(low, high)
+    if not inner:
+        return "bisect", math.sqrt(low * high)
+    lower_gap, upper_gap = inner[0] / low, high / inner[-1]
+    if max(lower_gap, upper_gap) <= math.sqrt(1 + s.precision):
+        listed = ", ".join(f"{r:.4g}" for r in inner)
+        search.stop = f"undecided at {listed} req/s between the met {low:.4g} and the violated {high:.4g} req/s"
+        return None
+    if lower_gap >= upper_gap:
+        return "bisect", math.sqrt(low * inner[0])
+    return "bisect", math.sqrt(inner[-1] * high)
 
 
 async def find_capacity(
@@ -279,31 +337,13 @@ async def find_capacity(
     once judged, through ``on_record`` (so a caller can write it at once)."""
     search = _Search(probe, objective, settings, on_record)
     s = settings
-    rate = min(s.start_rps, s.max_rate_rps)
-    # 1. ramp up from the start rate (or down, when the start is not met)
-    while search.fits(rate):
-        record = await search.run("ramp", rate)
+    step: tuple[str, float] | None = ("ramp", min(s.start_rps, s.max_rate_rps))
+    # 1 and 2: ramp until the bracket [met, violated] exists, then bisect it
+    while step is not None and search.fits(step[1]):
+        await search.run(*step)
         if search.stop:
             break
-        if record.met:
-            if search.high is not None:  # ramping down found the first good rate
-                break
-            if rate >= s.max_rate_rps:
-                search.stop = f"reached {s.max_rate_reason or 'the highest rate allowed'} ({s.max_rate_rps:.4g} req/s)"
-                break
-            rate = min(rate * s.growth, s.max_rate_rps)
-        else:
-            if search.low is not None:  # ramping up found the first bad rate
-                break
-            rate = rate / s.growth
-    # 2. bisect the bracket to the precision asked
-    while not search.stop and search.low is not None and search.high is not None:
-        if search.high / search.low <= 1 + s.precision:
-            break
-        mid = math.sqrt(search.low * search.high)
-        if not search.fits(mid):
-            break
-        await search.run("bisect", mid)
+        step = _next_step(search)
     precise = search.low is not None and search.high is not None and search.high / search.low <= 1 + s.precision
     # 3. confirm at the found rate with a fresh schedule and fresh looks
     fatal = any(r.outcome.fatal for r in search.records)

@@ -172,7 +172,7 @@ class CapacityResult:
     objective: Objective
     capacity_rps: float  # highest offered rate that met the objective (NaN: none did)
     verdict: str  # VALID | INVALID | UNCONFIRMED | NOT_FOUND
-    upper_rps: float  # lowest rate not met -- violated or undecided (NaN: none)
+    upper_rps: float  # lowest rate violated above the capacity: [capacity, upper] brackets it (NaN: none)
     precision_reached: bool
     stop_reason: str
     client_bound: bool

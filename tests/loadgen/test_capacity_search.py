@@ -105,19 +105,25 @@ def test_a_hard_knee_is_found_within_the_precision(capacity: float, precision: f
 def test_constant_latencies_near_the_bound_are_one_burst_so_the_capacity_is_where_they_stay_low() -> None:
     # every request takes ln(100) / (mu - rate): no send times, so requests over the cluster
     # level (0.3 x bound) in a row are one episode -- a whole probe of them is one burst,
-    # never "met"; the capacity is the rate whose latency stays at or under 30 ms
+    # never "met"; the capacity is the rate whose latency stays at or under 30 ms. Between
+    # that rate and the one whose latency passes the bound, every rate is undecided (no
+    # request over the bound, too few episodes to show "met"): the bracket's upper end is
+    # the first rate *violated*, and the search says which rates it could not settle.
     mu = 500.0
     low = mu - math.log(100) / (CLUSTER_FRACTION * 0.100)  # ~346.5 req/s
+    violated_from = mu - math.log(100) / 0.100  # ~453.9 req/s
     result = search(mm1(mu), precision=0.02, start_rps=20.0)
-    assert result.capacity_rps <= low < result.upper_rps
-    assert result.upper_rps / result.capacity_rps <= 1.02
+    assert result.capacity_rps <= low and result.capacity_rps > low / 1.02
+    assert violated_from < result.upper_rps <= violated_from * 1.02
+    assert result.upper_decision == "violated" and not result.precision_reached
+    assert result.stop_reason.startswith("undecided at ")
     assert result.verdict == "VALID"
     at = result.at_capacity.outcome
     assert at.latency_s <= CLUSTER_FRACTION * 0.100 and at.rate == result.capacity_rps
-    above = next(r for r in result.probes if r.spec.rate == result.upper_rps and r.final)
+    inside = [r for r in result.probes if r.final and result.capacity_rps < r.spec.rate < result.upper_rps]
+    assert inside and all(r.decision == "undecided" for r in inside)
     # each look is one run of slow requests: one episode per look
-    assert above.decision == "undecided"
-    assert above.evidence.cluster_size == pytest.approx(above.evidence.n / above.evidence.looks)
+    assert all(r.evidence.cluster_size == pytest.approx(r.evidence.n / r.evidence.looks) for r in inside)
 
 
 def test_ramp_is_geometric_then_bisection_is_geometric() -> None:
@@ -169,13 +175,14 @@ def test_the_probe_cap_is_respected_and_keeps_room_for_the_confirmation(max_prob
     assert "probe cap" in result.stop_reason
 
 
-@pytest.mark.parametrize("max_seconds", [10.0, 20.0, 40.0])
+@pytest.mark.parametrize("max_seconds", [25.0, 30.0, 40.0])
 def test_the_time_cap_is_respected(max_seconds: float) -> None:
     probe, calls = knee(1e9)
     result = search(probe, start_rps=100.0, max_seconds=max_seconds, min_seconds=2.0, min_requests=50)
     assert result.seconds <= max_seconds
     assert "time cap" in result.stop_reason
     assert result.confirmation is not None  # the reserve kept room for it
+    assert result.verdict == "VALID"
 
 
 @pytest.mark.parametrize("max_requests", [3_000, 6_000, 12_000])
@@ -469,7 +476,9 @@ def test_an_extension_that_does_not_fit_leaves_the_rate_undecided() -> None:
         lat[::100] = 0.150
         return dataclasses.replace(outcome(spec, 0.004), latencies_s=lat)
 
-    result = search(at_bound, start_rps=100.0, max_seconds=9.0)
+    # look 1 (408 requests, 4.1 s) and the confirmation's full reserve (408 + 408 + 816
+    # requests: 16.3 s) fit in 24 s; look 2 on top of them does not
+    result = search(at_bound, start_rps=100.0, max_seconds=24.0)
     assert len(result.probes) == 1 and result.probes[0].decision == "undecided"
     assert "no room for look 2" in result.probes[0].violation and result.verdict == "NOT_FOUND"
 
@@ -493,3 +502,25 @@ def test_the_confirmation_reserve_covers_the_looks_its_floor_of_time_needs() -> 
     assert settings.looks_to_meet(50.0, 99.0) == 1  # 408 requests at 50 req/s: 8 s
     assert settings.looks_to_meet(500.0, 99.0) == 2  # 2 s + 2 s
     assert SearchSettings(start_rps=10.0, min_met_seconds=60.0).looks_to_meet(500.0, 99.0) == 3  # capped
+
+
+def test_an_undecided_zone_does_not_close_the_bracket_whose_upper_end_is_violated() -> None:
+    # 4 ms up to 100 req/s; from there to 150 req/s exactly 1 % of requests take 150 ms (p99
+    # at the bound: never met, never violated); all slow above. The old driver stopped at
+    # the first undecided rate; the bracket's upper end must be a rate *violated*.
+    async def probe(spec: ProbeSpec) -> ProbeOutcome:
+        lat = np.full(spec.n_requests, 0.004)
+        if spec.rate > 150.0:
+            lat[:] = 0.5
+        elif spec.rate > 100.0:
+            lat[::100] = 0.150
+        return dataclasses.replace(outcome(spec, 0.004), latencies_s=lat)
+
+    result = search(probe, start_rps=40.0, max_requests=60_000, max_seconds=3600.0, max_probes=60)
+    assert result.verdict == "VALID"
+    assert 100.0 / 1.1 < result.capacity_rps <= 100.0
+    assert 150.0 < result.upper_rps <= 150.0 * 1.1 and result.upper_decision == "violated"
+    decisions = {r.spec.rate: r.decision for r in result.probes if r.final and r.spec.phase != "confirm"}
+    assert all(d == "undecided" for rate, d in decisions.items() if 100.0 < rate <= 150.0)
+    assert any(100.0 < rate <= 150.0 for rate in decisions)  # the ramp went through the zone
+    assert result.stop_reason.startswith("undecided at ") and not result.precision_reached
