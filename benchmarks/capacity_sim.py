@@ -199,6 +199,8 @@ def run_cell(
 ) -> dict[str, object]:
     limits = limits or {}
     verdicts, caps, secs, probes, reqs, capped = [], [], [], [], [], 0
+    uppers: list[float] = []
+    precise = 0
     start = server.true_capacity * 0.3 if math.isfinite(server.true_capacity) and server.true_capacity > 0 else 50.0
     start = start if math.isnan(server.start_rps) else server.start_rps
     for i in range(searches):
@@ -213,6 +215,8 @@ def run_cell(
         result = asyncio.run(find_capacity(_probe(server), server.objective, settings))
         verdicts.append(result.verdict)
         caps.append(result.capacity_rps)
+        uppers.append(result.upper_rps)
+        precise += bool(result.precision_reached)
         secs.append(result.seconds)
         probes.append(len(result.probes))
         reqs.append(sum(p.spec.n_requests for p in result.probes))
@@ -255,6 +259,7 @@ def run_cell(
         "median_probes": float(np.median(probes)),
     }
     row.update(_repeatability(c))
+    row.update(_bracket(c, np.array(uppers, dtype=float), server.true_capacity, precise))
     for label, rate in server.capacity_at:
         row[f"valid_above_{label}_bound"] = int((valid & (c > rate)).sum())
     return row
@@ -275,6 +280,22 @@ def _repeatability(caps: np.ndarray) -> dict[str, object]:
         else "-"
     )
     return {"triples": len(triples), "triples_within_10pct": within, "capacity_p10_p90_over_median": spread}
+
+
+def _bracket(caps: np.ndarray, uppers: np.ndarray, true_capacity: float, precise: int) -> dict[str, object]:
+    """The bracket [capacity, upper] as an interval of the true capacity: how often its upper
+    end (a rate *violated*) lies below the true capacity -- a wrong "violated" --, how often
+    both ends exist and hold the true capacity, and its median width (upper / capacity)."""
+    both = np.isfinite(caps) & np.isfinite(uppers)
+    known = math.isfinite(true_capacity) and true_capacity > 0
+    width = float(np.median(uppers[both] / caps[both])) if both.any() else math.nan
+    return {
+        "precision_reached": int(precise),
+        "bracketed": int(both.sum()),
+        "bracket_holds_true": int((both & (caps <= true_capacity) & (uppers > true_capacity)).sum()) if known else -1,
+        "upper_below_true": int((np.isfinite(uppers) & (uppers <= true_capacity)).sum()) if known else -1,
+        "median_bracket_width": width,
+    }
 
 
 def _cp_hi(k: int, n: int) -> float:
@@ -371,7 +392,10 @@ def main(argv: list[str] | None = None) -> int:
         "Search defaults (SearchSettings) except `confidence`; max_looks 3. False VALID: a VALID verdict on a "
         "server violating the objective (queue: a VALID capacity above lambda*); `fv CI95 hi`: upper end of "
         "its 95 % Clopper-Pearson interval. Detection: VALID on a meeting server (queue: VALID at or below "
-        "lambda*).",
+        "lambda*). Bracket [capacity, upper] (upper: the lowest rate *violated* above the capacity; "
+        "-1: no true capacity to compare): `bracketed` searches with both ends, `bracket_holds_true` "
+        "of them holding lambda*, `upper_below_true` a violated rate at or under lambda* (a wrong "
+        "violated), `median_bracket_width` upper / capacity.",
         "",
     ]
     cols = [
@@ -395,6 +419,11 @@ def main(argv: list[str] | None = None) -> int:
         "triples",
         "triples_within_10pct",
         "capacity_p10_p90_over_median",
+        "precision_reached",
+        "bracketed",
+        "bracket_holds_true",
+        "upper_below_true",
+        "median_bracket_width",
     ] + [c for c in frame.columns if c.startswith("valid_above")]
     lines.append("| " + " | ".join(cols) + " |")
     lines.append("|" + "---|" * len(cols))

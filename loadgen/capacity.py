@@ -24,7 +24,8 @@ requests is too close to 1 - q for the budget to tell; they narrow nothing.
 1. **Ramp**: offer ``start_rps``, then multiply by ``growth`` until a rate is violated
    (an undecided rate does not end the ramp: it says neither side). The ramp never offers
    more than ``max_rate_rps`` (politeness cap or client ceiling); while no rate is met,
-   the ramp goes *down* by ``growth`` from the lowest rate tried.
+   the ramp goes *down* by ``growth`` from the lowest rate tried (by ``sqrt(growth)``
+   when that rate was undecided: the knee is near it).
 2. **Bisect** the bracket (geometric midpoints) until ``violated / met <= 1 + precision``.
    When undecided rates sit inside it, the wider of the two gaps at its ends -- from the
    met rate to the first undecided one, from the last undecided one to the violated rate
@@ -307,8 +308,11 @@ def _next_step(search: _Search) -> tuple[str, float] | None:
     s = search.s
     rates = sorted(search.decisions)
     low, high = search.low, search.high
-    if low is None:  # nothing met yet: down from the lowest rate tried
-        return "ramp", rates[0] / s.growth
+    if low is None:  # nothing met yet: down from the lowest rate tried -- by half the
+        # factor when that rate was undecided (near the knee: a factor 2 down cost the Flask
+        # stand-ins a 34 s look at half their knee for nothing)
+        near = search.decisions[rates[0]] == SloDecision.UNDECIDED.value
+        return "ramp", rates[0] / (math.sqrt(s.growth) if near else s.growth)
     if high is None:  # nothing violated above the met rate: up from the highest rate tried
         if rates[-1] >= s.max_rate_rps:
             search.stop = f"reached {s.max_rate_reason or 'the highest rate allowed'} ({s.max_rate_rps:.4g} req/s)"

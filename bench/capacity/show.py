@@ -98,7 +98,7 @@ def capacity_phase(
         upper = (
             ""
             if math.isnan(result.upper_rps)
-            else (f", not met at {_fmt_rps(result.upper_rps)} req/s ({result.upper_decision})")
+            else (f", {result.upper_decision or 'not met'} at {_fmt_rps(result.upper_rps)} req/s")
         )
         console.info(
             f"[{target}] capacity under {result.objective.describe()}: {_fmt_rps(result.capacity_rps)} "

@@ -75,14 +75,15 @@ def _verdicts(part: pd.DataFrame) -> str:
 
 
 def _bracket(row: Any) -> str:
-    """``176-192 (192: violated)``: the capacity lies between the met rate and the next one tried."""
+    """``176-192 (192: violated)``: the capacity lies between the met rate and the lowest rate
+    violated above it (files from before 2026-12-07: the lowest rate not met)."""
     low, high = num(row.capacity_rps), num(row.upper_rps)
     how = str(getattr(row, "upper_decision", "") or "")
     how = "" if how in ("", "nan") else f" ({rps(high)}: {how})"
     if math.isnan(low) and math.isnan(high):
         return "-"
     if math.isnan(high):
-        return f">= {rps(low)} (none failed)"
+        return f">= {rps(low)} (none violated)"
     if math.isnan(low):
         return f"< {rps(high)}{how}"
     return f"{rps(low)}-{rps(high)}{how}"

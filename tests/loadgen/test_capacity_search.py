@@ -524,3 +524,23 @@ def test_an_undecided_zone_does_not_close_the_bracket_whose_upper_end_is_violate
     assert all(d == "undecided" for rate, d in decisions.items() if 100.0 < rate <= 150.0)
     assert any(100.0 < rate <= 150.0 for rate in decisions)  # the ramp went through the zone
     assert result.stop_reason.startswith("undecided at ") and not result.precision_reached
+
+
+def test_the_ramp_steps_down_by_half_the_factor_from_an_undecided_rate() -> None:
+    # met up to 60 req/s, exactly 1 % slow (undecided) up to 120, all slow above: from an
+    # undecided start the ramp goes down by sqrt(2), from a violated one by 2
+    async def probe(spec: ProbeSpec) -> ProbeOutcome:
+        lat = np.full(spec.n_requests, 0.004)
+        if spec.rate > 120.0:
+            lat[:] = 0.5
+        elif spec.rate > 60.0:
+            lat[::100] = 0.150
+        return dataclasses.replace(outcome(spec, 0.004), latencies_s=lat)
+
+    def first_rates(start: float) -> list[float]:
+        result = search(probe, start_rps=start, max_requests=60_000, max_seconds=3600.0, max_probes=60)
+        ramp = [r.spec.rate for r in result.probes if r.final and r.spec.phase == "ramp"]
+        return ramp[:3]
+
+    assert first_rates(100.0) == pytest.approx([100.0, 100.0 / math.sqrt(2), 50.0])
+    assert first_rates(200.0)[:2] == pytest.approx([200.0, 100.0])
