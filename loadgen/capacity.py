@@ -49,8 +49,8 @@ Caps: at most ``max_probes`` probes -- every look is a probe, one is kept for th
 confirmation's first look --, at most ``max_requests`` requests (the budget: evidence is
 counted in requests, so a slow target gets the same statistical reach as a fast one,
 only over more seconds), and ``max_seconds`` of probing (a wall-clock safety cap). A
-look starts only if its requests and its planned length, plus the confirmation's first
-look for a search probe, fit in what is left of both. A probe marked ``fatal`` (the
+look starts only if its requests and its planned length, plus -- for a search probe --
+every look the confirmation may take, fit in what is left of both. A probe marked ``fatal`` (the
 target stopped answering) ends the search at once. A capacity at or above half the
 client's calibrated ceiling is flagged ``client_bound``.
 

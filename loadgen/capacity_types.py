@@ -79,16 +79,6 @@ class SearchSettings:
         """How long look ``look``'s schedule lasts at ``rate`` (its requests over the rate)."""
         return self.requests_for(rate, percentile, look) / rate
 
-    def looks_to_meet(self, rate: float, percentile: float = 50.0) -> int:
-        """Fewest looks at ``rate`` whose arrivals span ``min_met_seconds`` (at most
-        ``max_looks``): what a confirmation must have room for to be able to say "met"."""
-        seconds = 0.0
-        for look in range(1, self.max_looks + 1):
-            seconds += self.planned_seconds(rate, percentile, look)
-            if seconds >= self.min_met_seconds:
-                return look
-        return self.max_looks
-
 
 @dataclass(frozen=True)
 class ProbeSpec:

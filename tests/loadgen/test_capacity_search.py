@@ -497,11 +497,15 @@ def test_a_fast_rate_needs_the_floor_of_time_before_it_is_met() -> None:
     assert first[1].evidence.span_s >= 4.0 - 0.01
 
 
-def test_the_confirmation_reserve_covers_the_looks_its_floor_of_time_needs() -> None:
-    settings = SearchSettings(start_rps=10.0)  # min_met_seconds 4, min_seconds 2, first look >= 408
-    assert settings.looks_to_meet(50.0, 99.0) == 1  # 408 requests at 50 req/s: 8 s
-    assert settings.looks_to_meet(500.0, 99.0) == 2  # 2 s + 2 s
-    assert SearchSettings(start_rps=10.0, min_met_seconds=60.0).looks_to_meet(500.0, 99.0) == 3  # capped
+@pytest.mark.parametrize("max_requests", [4_000, 9_000])
+def test_every_search_look_leaves_room_for_all_the_confirmations_looks(max_requests: int) -> None:
+    # the search's looks stop while the confirmation's three looks (408 + 408 + 816 requests
+    # at p99 / 95 %) still fit, so a confirmation near the knee is never cut short by the budget
+    probe, calls = knee(1e9)
+    result = search(probe, start_rps=100.0, max_requests=max_requests)
+    searched = sum(c.n_requests for c in calls if c.phase != "confirm")
+    assert searched + 408 + 408 + 816 <= max_requests
+    assert "request budget" in result.stop_reason and result.verdict == "VALID"
 
 
 def test_an_undecided_zone_does_not_close_the_bracket_whose_upper_end_is_violated() -> None:
