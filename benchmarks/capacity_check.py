@@ -27,7 +27,9 @@ temporary copy of bench.toml (next to it, removed afterwards) sets ``[sweep] rat
 and ``n_requests``. Results: a table on stdout and ``benchmarks/out/capacity_check.json``
 (plus a timestamped copy), with wall times and the load average before and after each
 part -- on a shared machine, figures are only as quiet as the machine was -- and, to be
-committed, ``benchmarks/results/capacity_check.md`` (command, date, commit, load).
+committed, ``benchmarks/results/capacity_check.md`` (command, date, commit, load; ``--out
+NAME`` for another name) with every search's row and every look beside it
+(``NAME_searches.csv``, ``NAME_probes.csv``).
 This is a standalone script (its own argparse), not a test.
 """
 
@@ -330,6 +332,12 @@ def main(argv: list[str] | None = None) -> int:
         "show 'met' (default: %(default)s)",
     )
     parser.add_argument("--no-cross-check", action="store_true", help="only the repeated searches")
+    parser.add_argument(
+        "--out",
+        default="capacity_check",
+        help="name of the results under benchmarks/results/: NAME.md, NAME_searches.csv (every "
+        "search's capacity.csv row) and NAME_probes.csv (every look) (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if args.searches < 1 or not args.cross_seconds > 0:
         parser.error("--searches must be >= 1 and --cross-seconds > 0")
@@ -395,14 +403,27 @@ def main(argv: list[str] | None = None) -> int:
     (OUT_DIR / "capacity_check.json").write_text(text + "\n")
     (OUT_DIR / f"capacity_check-{stamp}.json").write_text(text + "\n")
     write_markdown(
-        report, "python benchmarks/capacity_check.py " + " ".join(argv if argv is not None else sys.argv[1:])
+        report, "python benchmarks/capacity_check.py " + " ".join(argv if argv is not None else sys.argv[1:]), args.out
     )
-    print(f"wrote {OUT_DIR / 'capacity_check.json'} (and a timestamped copy) and {RESULTS / 'capacity_check.md'}")
+    write_rows(results_dir, [run["run_id"] for run in report["search"]["runs"]], args.out)
+    print(
+        f"wrote {OUT_DIR / 'capacity_check.json'} (and a timestamped copy) and {RESULTS / args.out}.md, "
+        "_searches.csv, _probes.csv"
+    )
     return 0
 
 
-def write_markdown(report: dict[str, Any], command: str) -> None:
-    """benchmarks/results/capacity_check.md: what anyone needs to re-read the figures."""
+def write_rows(results_dir: Path, run_ids: list[str], name: str) -> None:
+    """NAME_searches.csv and NAME_probes.csv: every search's capacity.csv row and every look,
+    gathered from the search runs, so the md's figures can be re-read without the runs."""
+    for suffix, csv_name in (("searches", "capacity.csv"), ("probes", "capacity_probes.csv")):
+        frames = [pd.read_csv(results_dir / r / csv_name) for r in run_ids if (results_dir / r / csv_name).is_file()]
+        if frames:
+            pd.concat(frames, ignore_index=True).to_csv(RESULTS / f"{name}_{suffix}.csv", index=False)
+
+
+def write_markdown(report: dict[str, Any], command: str, name: str = "capacity_check") -> None:
+    """benchmarks/results/NAME.md: what anyone needs to re-read the figures."""
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
     ).stdout.strip()
@@ -454,7 +475,7 @@ def write_markdown(report: dict[str, Any], command: str) -> None:
             f"{cells[1]} | {cross.get(target, {}).get('consistent', '-')} |"
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "capacity_check.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{name}.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
