@@ -179,7 +179,8 @@ def capacity_legend(cap: CapacityData) -> list[str]:
         f"{'<= 1 - confidence' if conf.empty else f'<= {(1 - num(conf.iloc[0])) * 100:.4g} %'}); INVALID = it violated "
         "it; UNCONFIRMED = it stayed undecided or did not fit the caps; NOT_FOUND = no rate was met.",
         "bracket: the met rate and the lowest rate violated above it -- the capacity lies between them unless "
-        "a verdict erred (runs before 2026-12-07: the lowest rate not met, undecided included). Bounds: distribution-free bounds of the percentile at the capacity; "
+        "a verdict erred (runs before 2026-12-07: the lowest rate not met, undecided included). "
+        "Bounds: distribution-free bounds of the percentile at the capacity; "
         "evidence: successful requests over the bound out of those judged (fewer 'effective' when latencies "
         "were autocorrelated).",
     ]
