@@ -508,19 +508,28 @@ def test_every_search_look_leaves_room_for_all_the_confirmations_looks(max_reque
     assert "request budget" in result.stop_reason and result.verdict == "VALID"
 
 
+def undecided_zone(met_up_to: float, undecided_up_to: float):
+    """4 ms up to ``met_up_to`` req/s; above it, up to ``undecided_up_to``, exactly 1 % of
+    requests take 150 ms (p99 at the bound: never met, never violated); all slow above."""
+
+    async def probe(spec: ProbeSpec) -> ProbeOutcome:
+        lat = np.full(spec.n_requests, 0.004)
+        if spec.rate > undecided_up_to:
+            lat[:] = 0.5
+        elif spec.rate > met_up_to:
+            lat[::100] = 0.150
+        return dataclasses.replace(outcome(spec, 0.004), latencies_s=lat)
+
+    return probe
+
+
 def test_an_undecided_zone_does_not_close_the_bracket_whose_upper_end_is_violated() -> None:
     # 4 ms up to 100 req/s; from there to 150 req/s exactly 1 % of requests take 150 ms (p99
     # at the bound: never met, never violated); all slow above. The old driver stopped at
     # the first undecided rate; the bracket's upper end must be a rate *violated*.
-    async def probe(spec: ProbeSpec) -> ProbeOutcome:
-        lat = np.full(spec.n_requests, 0.004)
-        if spec.rate > 150.0:
-            lat[:] = 0.5
-        elif spec.rate > 100.0:
-            lat[::100] = 0.150
-        return dataclasses.replace(outcome(spec, 0.004), latencies_s=lat)
-
-    result = search(probe, start_rps=40.0, max_requests=60_000, max_seconds=3600.0, max_probes=60)
+    result = search(
+        undecided_zone(100.0, 150.0), start_rps=40.0, max_requests=60_000, max_seconds=3600.0, max_probes=60
+    )
     assert result.verdict == "VALID"
     assert 100.0 / 1.1 < result.capacity_rps <= 100.0
     assert 150.0 < result.upper_rps <= 150.0 * 1.1 and result.upper_decision == "violated"
@@ -533,13 +542,7 @@ def test_an_undecided_zone_does_not_close_the_bracket_whose_upper_end_is_violate
 def test_the_ramp_steps_down_by_half_the_factor_from_an_undecided_rate() -> None:
     # met up to 60 req/s, exactly 1 % slow (undecided) up to 120, all slow above: from an
     # undecided start the ramp goes down by sqrt(2), from a violated one by 2
-    async def probe(spec: ProbeSpec) -> ProbeOutcome:
-        lat = np.full(spec.n_requests, 0.004)
-        if spec.rate > 120.0:
-            lat[:] = 0.5
-        elif spec.rate > 60.0:
-            lat[::100] = 0.150
-        return dataclasses.replace(outcome(spec, 0.004), latencies_s=lat)
+    probe = undecided_zone(60.0, 120.0)
 
     def first_rates(start: float) -> list[float]:
         result = search(probe, start_rps=start, max_requests=60_000, max_seconds=3600.0, max_probes=60)
